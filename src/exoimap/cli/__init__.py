@@ -1,0 +1,46 @@
+"""The ``exoimap`` command. Thin: parsing, printing and exit codes; the work is in the library.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in needed,
+4 finished but some items failed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from exoimap.cli import config_cmd
+from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.errors import ExoimapError
+from exoimap.logs import redact
+
+__all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", "main"]
+
+# Sub-commands: one line each.
+app.add_typer(config_cmd.app, name="config")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script calls this)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ExoimapError as exc:
+        print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
+        return exit_code_for(exc)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        print("exoimap: aborted", file=sys.stderr)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
+        return int(exc.exit_code)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Logging: readable lines on stderr, JSON lines in a file, and nothing secret in either.
+
+Every record passes through :func:`redact` before it is formatted, on every handler. It
+removes whatever looks like a bearer token, a JWT, a Microsoft refresh token, an XOAUTH2
+blob, an Entra client secret, or the value of a ``password=``/``secret=``/``token=`` pair,
+and also the exact value of every :class:`~exoimap.secrets.Secret` created in this process.
+So a bug that passes a revealed token to a logger still cannot leak it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from exoimap.secrets import MASK, known_secret_values
+
+__all__ = ["JsonLinesFormatter", "RedactingFilter", "redact", "setup_logging"]
+
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # JWT / JWS / JWE: base64url header starting with {" plus at least one more part
+    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_.-]*"),
+    # Authorization: Bearer <anything>
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/=]{8,}"),
+    # XOAUTH2 / OAUTHBEARER initial responses: base64 of "user=" / "n,a=" / "n,,"
+    re.compile(r"\b(?:dXNlcj|bixh|biws)[A-Za-z0-9+/=]{16,}"),
+    # Microsoft refresh tokens ("0.A...", "1.A...", "M.C5..." for MSA)
+    re.compile(r"\b(?:[01]\.A|M\.C\d)[A-Za-z0-9_*!$.\-]{40,}"),
+    # Entra client secret values: 3 chars, a digit, "Q~", then 31-34 chars
+    re.compile(r"\b[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}"),
+    # Any long base64url run that is not plain hex (hashes stay readable)
+    re.compile(r"(?<![A-Za-z0-9_\-])(?![0-9a-f]+\b)[A-Za-z0-9_\-]{100,}={0,2}"),
+)
+# key=value, key: value, "key": "value" for secret-looking keys
+_KEYED = re.compile(
+    r"""(?ix)
+    (["']?(?:password|passwd|passphrase|secret|client_secret|access_token|refresh_token|
+           id_token|token|assertion|client_assertion|code_verifier|device_code|auth)["']?
+     \s*[:=]\s*)
+    (?:"[^"]*"|'[^']*'|[^\s,;&}]+)
+    """
+)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with anything that looks like a secret replaced by ``***``."""
+    if not text:
+        return text
+    for value in known_secret_values():
+        if value in text:
+            text = text.replace(value, MASK)
+    text = _KEYED.sub(lambda m: m.group(1) + MASK, text)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Formats each record's message once, redacts it, and freezes the result."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not hide the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(formatted)
+            record.exc_info = None
+        return True
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
+
+    _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else _jsonable(value)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
+
+def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
+    """Configure the ``exoimap`` logger.
+
+    ``verbosity``: -1 (``-q``) errors only, 0 warnings, 1 (``-v``) info, 2+ (``-vv``) debug.
+    ``log_file``: JSON lines, created 0600, always at debug level.
+    """
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    if verbosity < -1:
+        level = logging.CRITICAL
+    logger = logging.getLogger("exoimap")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(level)
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stderr.addFilter(RedactingFilter())
+    logger.addHandler(stderr)
+
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        os.chmod(log_file, 0o600)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(JsonLinesFormatter())
+        file_handler.addFilter(RedactingFilter())
+        logger.addHandler(file_handler)

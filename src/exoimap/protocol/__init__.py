@@ -1,0 +1,1 @@
+"""Sans-I/O IMAP protocol core: bytes in, events out."""
