@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from exoimap.cli import config_cmd
@@ -29,16 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     except ExoimapError as exc:
         print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("exoimap: aborted", file=sys.stderr)
         return EXIT_FAILURE
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
-    except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
-        return int(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors (typer vendors click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     return 0
 
 

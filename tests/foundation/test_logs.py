@@ -1,0 +1,89 @@
+"""Log redaction: nothing that looks like a secret reaches stderr or the JSON log file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from exoimap.logs import redact, setup_logging
+from exoimap.secrets import Secret
+
+JWT = (
+    "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFCQyIsImFsZyI6IlJTMjU2In0."
+    "eyJhdWQiOiJodHRwczovL291dGxvb2sub2ZmaWNlLmNvbSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+)
+REFRESH = "0.AXoA" + "q" * 30 + "-Zz_" + "k" * 80
+CLIENT_SECRET = "abc8Q~" + "x" * 34
+XOAUTH2 = base64.b64encode(b"user=a@b.c\x01auth=Bearer " + JWT.encode() + b"\x01\x01").decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        (f"got token {JWT} ok", JWT),
+        (f"Authorization: Bearer {REFRESH[:40]}", REFRESH[:40]),
+        (f"refresh {REFRESH}", REFRESH),
+        (f"secret is {CLIENT_SECRET}", CLIENT_SECRET),
+        (f"C: A1 AUTHENTICATE XOAUTH2 {XOAUTH2}", XOAUTH2),
+        ("password=hunter2hunter2 next", "hunter2hunter2"),
+        ('{"client_secret": "s3cr3t-value", "x": 1}', "s3cr3t-value"),
+        ("passphrase: correct-horse-battery", "correct-horse-battery"),
+        ("opaque " + "A" * 120, "A" * 120),
+    ],
+)
+def test_redact_removes_secret_looking_values(text: str, leak: str) -> None:
+    cleaned = redact(text)
+    assert leak not in cleaned
+    assert "***" in cleaned
+
+
+def test_redact_keeps_ordinary_text_and_hashes() -> None:
+    sha = "a" * 64
+    text = f"synced 1200 messages from INBOX for alice@contoso.com, sha256 {sha}"
+    assert redact(text) == text
+
+
+def test_redact_scrubs_known_secret_values_of_any_shape() -> None:
+    odd = "plain words but secret"
+    Secret(odd)
+    assert redact(f"oops: {odd}!") == "oops: ***!"
+
+
+def test_handlers_redact_args_exceptions_and_extras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "logs" / "exoimap.log"
+    setup_logging(2, log_file)
+    logger = logging.getLogger("exoimap.test")
+    logger.debug("token %s", JWT, extra={"header": f"Bearer {REFRESH}"})
+    try:
+        raise RuntimeError(f"failed with refresh token {REFRESH}")
+    except RuntimeError:
+        logger.exception("refresh failed")
+    for handler in logging.getLogger("exoimap").handlers:
+        handler.flush()
+    err = capsys.readouterr().err
+    content = log_file.read_text()
+    for output in (err, content):
+        assert JWT not in output
+        assert REFRESH not in output
+        assert "***" in output
+    records = [json.loads(line) for line in content.splitlines()]
+    assert records[0]["level"] == "debug"
+    assert records[0]["header"] == "Bearer ***"
+    assert "RuntimeError" in records[1]["exception"]
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+
+
+def test_verbosity_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging(-1, None)
+    logging.getLogger("exoimap.x").warning("quiet warning")
+    assert "quiet warning" not in capsys.readouterr().err
+    setup_logging(1, None)
+    logging.getLogger("exoimap.x").info("loud info")
+    assert "loud info" in capsys.readouterr().err

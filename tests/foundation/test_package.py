@@ -1,0 +1,36 @@
+"""The package surface: py.typed, __all__, and the layout rules of the architecture."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import exoimap
+
+SRC = Path(exoimap.__file__).parent
+
+
+def test_public_api_names_exist() -> None:
+    for name in exoimap.__all__:
+        assert hasattr(exoimap, name), name
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (SRC / "py.typed").exists()
+
+
+def test_every_subpackage_lists_its_public_api() -> None:
+    for init in SRC.rglob("__init__.py"):
+        module_name = ".".join(init.parent.relative_to(SRC.parent).parts)
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
+
+
+def test_modules_stay_small() -> None:
+    too_long = {
+        str(p.relative_to(SRC)): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 700
+    }
+    assert not too_long, f"modules over 700 lines (split them): {too_long}"
