@@ -25,7 +25,13 @@ from exoimap.protocol.events import (
     NeedData,
 )
 from exoimap.protocol.framing import Framer, literal_marker
-from exoimap.protocol.parse import parse_fetch_prefix, parse_response
+from exoimap.protocol.parse import (
+    FetchPrefix,
+    fast_fetch,
+    finish_fetch,
+    parse_fetch_prefix,
+    parse_response,
+)
 from exoimap.protocol.reader import StreamedLiteral
 from exoimap.protocol.serialize import WAIT, Piece, serialize_command
 from exoimap.protocol.types import (
@@ -96,7 +102,8 @@ class ClientConnection:
         self._literals: list[bytes | StreamedLiteral] = []
         self._response_bytes = 0
         self._pending_literal = 0
-        self._streamed = False
+        self._resume: FetchPrefix | None = None  # the FETCH being streamed
+        self._resume_at = 0  # index of the first part after its last streamed literal
         self._eof = False
         # Sending.
         self._in_flight: dict[str, c.Command] = {}
@@ -259,17 +266,23 @@ class ClientConnection:
             line = framer.read_line()
             if line is None:
                 return self._need_data()
+            if not self._parts and self.greeted:
+                fast = fast_fetch(line)  # the common "* n FETCH (UID u FLAGS (...))"
+                if fast is not None:
+                    return fast
             self._response_bytes += len(line)
             if self._response_bytes > self._max_response:
                 raise RemoteProtocolError("a response larger than the configured maximum")
             self._parts.append(line)
             marker = literal_marker(line) if line.endswith(b"}") else None
             if marker is None:
-                parts, literals, streamed = self._parts, self._literals, self._streamed
-                self._parts, self._literals, self._streamed = [], [], False
+                parts, literals, resume = self._parts, self._literals, self._resume
+                self._parts, self._literals, self._resume = [], [], None
                 self._response_bytes = 0
-                response = parse_response(parts, literals)
-                return self._handle(response, streamed)
+                if resume is not None:
+                    at = self._resume_at
+                    return FetchEnd(finish_fetch(resume, parts[at:], literals[at:]))
+                return self._handle(parse_response(parts, literals))
             size = marker.size
             framer.check_literal(size)
             if (
@@ -294,17 +307,21 @@ class ClientConnection:
 
     def _try_stream(self, size: int) -> FetchStart | None:
         placeholder = StreamedLiteral(size)
+        at = self._resume_at if self._resume is not None else 0
         try:
-            prefix = parse_fetch_prefix(self._parts, [*self._literals, placeholder])
+            prefix = parse_fetch_prefix(
+                self._parts[at:], [*self._literals[at:], placeholder], self._resume
+            )
         except RemoteProtocolError:
             return None  # not a body item: buffer it (the final parse decides)
         self._literals.append(placeholder)
         self._framer.start_stream(size)
         self._state = _STREAM
-        self._streamed = True
+        self._resume = prefix
+        self._resume_at = len(self._parts)
         return FetchStart(prefix.fetch, prefix.body)
 
-    def _handle(self, response: Response, streamed: bool) -> ClientEvent:
+    def _handle(self, response: Response) -> ClientEvent:
         if not self.greeted:
             if (
                 isinstance(response, StatusResponse)
@@ -316,7 +333,7 @@ class ClientConnection:
                 return Greeting(response)
             raise RemoteProtocolError("the server did not start with a greeting")
         if isinstance(response, FetchResponse):
-            return FetchEnd(response) if streamed else response
+            return response
         if isinstance(response, StatusResponse):
             self._note_status(response)
             if response.tag is not None:

@@ -51,11 +51,14 @@ from exoimap.protocol.types import (
     UnknownResponse,
     Value,
     VanishedResponse,
+    fetch_response_from,
 )
 from exoimap.protocol.utf7 import decode_mailbox_lenient
 
 __all__ = [
     "FetchPrefix",
+    "fast_fetch",
+    "finish_fetch",
     "parse_fetch_prefix",
     "parse_resp_text",
     "parse_response",
@@ -67,14 +70,13 @@ _TAG_RE = re.compile(rb'[^\x00-\x20\x7f(){%*"\\+]+')
 _STATUS_NAMES = {s.value.encode(): s for s in Status}
 _BODY_ITEMS = frozenset({"BODY", "BINARY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _FETCH_ITEM_RE = re.compile(rb"([A-Za-z0-9.\-]+)(?:\[([^\]]*)\](?:<(\d{1,20})>)?)?")
-_FLAG = rb"\\?[A-Za-z0-9$_.\-]+"
-_FAST_FLAGS = rb"((?:" + _FLAG + rb"(?: " + _FLAG + rb")*)?)"
-_FAST_FETCH_UF = re.compile(
-    rb"\* (\d{1,10}) FETCH \(UID (\d{1,10}) FLAGS \(" + _FAST_FLAGS + rb"\)\)"
+_FAST_FLAG_LIST = re.compile(rb"(?:\\?[A-Za-z0-9$_.\-]+(?: \\?[A-Za-z0-9$_.\-]+)*)?")
+_SIMPLE_ITEM = re.compile(
+    rb" ?(?:(UID|RFC822\.SIZE) (\d{1,20})|FLAGS \(([^()]*)\)"
+    rb'|INTERNALDATE "([^"\\\r\n]*)"|MODSEQ \((\d{1,20})\))(?=[ )])'
 )
-_FAST_FETCH_FU = re.compile(
-    rb"\* (\d{1,10}) FETCH \(FLAGS \(" + _FAST_FLAGS + rb"\) UID (\d{1,10})\)"
-)
+_FAST_FETCH_UF = re.compile(rb"\* (\d{1,10}) FETCH \(UID (\d{1,10}) FLAGS \(([^()]*)\)\)")
+_FAST_FETCH_FU = re.compile(rb"\* (\d{1,10}) FETCH \(FLAGS \(([^()]*)\) UID (\d{1,10})\)")
 
 
 def parse_tag(r: Reader) -> str:
@@ -284,36 +286,67 @@ def _vanished(r: Reader) -> VanishedResponse:
 # --- FETCH ---------------------------------------------------------------------------------
 
 
-class FetchPrefix:
-    """What is known when a FETCH reaches a literal to be streamed."""
-
-    __slots__ = ("body", "fetch")
-
-    def __init__(self, fetch: FetchResponse, body: BodyData) -> None:
-        self.fetch = fetch
-        self.body = body
-
-
 class _FetchBuilder:
     __slots__ = ("bodies", "extra", "fields")
 
-    def __init__(self) -> None:
-        self.fields: dict[str, object] = {}
+    def __init__(self, seq: int) -> None:
+        self.fields: dict[str, object] = {"seq": seq}
         self.bodies: list[BodyData] = []
         self.extra: list[tuple[str, Value]] = []
 
-    def build(self, seq: int) -> FetchResponse:
-        return FetchResponse(seq, bodies=tuple(self.bodies), extra=tuple(self.extra), **self.fields)  # type: ignore[arg-type]  # keys are FetchResponse field names
+    def build(self) -> FetchResponse:
+        fields = self.fields
+        if self.bodies:
+            fields["bodies"] = tuple(self.bodies)
+        if self.extra:
+            fields["extra"] = tuple(self.extra)
+        return fetch_response_from(fields)
 
 
-def _fetch_items(r: Reader, seq: int, prefix: bool) -> FetchResponse | FetchPrefix:
-    b = _FetchBuilder()
-    r.expect(b"(")
+class FetchPrefix:
+    """A FETCH response parsed up to a literal that is being streamed: ``fetch`` has the
+    items before it, ``body`` describes the literal. Parsing resumes from here."""
+
+    __slots__ = ("body", "builder", "fetch")
+
+    def __init__(self, fetch: FetchResponse, body: BodyData, builder: _FetchBuilder) -> None:
+        self.fetch = fetch
+        self.body = body
+        self.builder = builder
+
+
+def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | FetchPrefix:
+    """Items up to the closing parenthesis (the reader is just after ``(`` or after a
+    streamed literal). In ``prefix`` mode, stop at a streamed literal ending the input."""
+    fields = b.fields
     while True:
+        # The plain items (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ) in one regex each.
+        m = _SIMPLE_ITEM.match(r.line, r.pos)
+        while m is not None:
+            kind = m.lastindex
+            if kind == 2:
+                if m.group(1) == b"UID":
+                    uid = int(m.group(2))
+                    if not uid:
+                        raise r.error("UID 0")
+                    fields["uid"] = uid
+                else:
+                    fields["rfc822_size"] = int(m.group(2))
+            elif kind == 3:
+                flags = _FLAGS_CACHE.get(m.group(3))
+                if flags is None:
+                    break  # unusual flags: the general code below reads them
+                fields["flags"] = flags
+            elif kind == 4:
+                fields["internal_date"] = dec(m.group(4))
+            else:
+                fields["modseq"] = int(m.group(5))
+            r.pos = m.end()
+            m = _SIMPLE_ITEM.match(r.line, r.pos)
         r.skip_spaces()
         if r.maybe(b")"):
             r.end()
-            return b.build(seq)
+            return b.build()
         m = _FETCH_ITEM_RE.match(r.line, r.pos)
         if m is None:
             raise r.error("expected a FETCH item")
@@ -334,7 +367,11 @@ def _fetch_items(r: Reader, seq: int, prefix: bool) -> FetchResponse | FetchPref
                 if isinstance(data, StreamedLiteral):
                     item = BodyData(section_text, origin, None, name, True, data.size)
                     if prefix and r.is_last_part():
-                        return FetchPrefix(b.build(seq), item)
+                        known = _FetchBuilder(0)
+                        known.fields = dict(fields)
+                        known.bodies, known.extra = list(b.bodies), list(b.extra)
+                        b.bodies.append(item)
+                        return FetchPrefix(known.build(), item, b)
                 else:
                     item = BodyData(section_text, origin, data, name, False, len(data))
             else:
@@ -343,48 +380,75 @@ def _fetch_items(r: Reader, seq: int, prefix: bool) -> FetchResponse | FetchPref
                 item = BodyData(section_text, origin, value, name, False, size)
             b.bodies.append(item)
         elif name == "UID":
-            b.fields["uid"] = r.nz_number()
+            fields["uid"] = r.nz_number()
         elif name == "FLAGS":
-            b.fields["flags"] = r.flag_list()
+            start = r.pos
+            fields["flags"] = flags = r.flag_list()
+            raw = r.line[start + 1 : r.pos - 1]
+            if len(_FLAGS_CACHE) < 1024 and _FAST_FLAG_LIST.fullmatch(raw):
+                _FLAGS_CACHE[raw] = flags
         elif name == "RFC822.SIZE":
-            b.fields["rfc822_size"] = r.number()
+            fields["rfc822_size"] = r.number()
         elif name == "INTERNALDATE":
-            b.fields["internal_date"] = dec(r.quoted())
+            fields["internal_date"] = dec(r.quoted())
         elif name == "MODSEQ":
             r.expect(b"(")
-            b.fields["modseq"] = r.number()
+            fields["modseq"] = r.number()
             r.expect(b")")
         elif name == "ENVELOPE":
-            b.fields["envelope"] = envelope_from_value(r.value())
+            fields["envelope"] = envelope_from_value(r.value())
         elif name in ("BODYSTRUCTURE", "BODY"):
-            b.fields["body_structure"] = body_structure_from_value(r.value())
+            fields["body_structure"] = body_structure_from_value(r.value())
         else:
             b.extra.append((name, r.value()))
 
 
 def _fetch(r: Reader, seq: int) -> FetchResponse:
-    result = _fetch_items(r, seq, prefix=False)
+    r.expect(b"(")
+    result = _fetch_items(r, _FetchBuilder(seq), prefix=False)
     assert isinstance(result, FetchResponse)
     return result
 
 
 def parse_fetch_prefix(
-    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+    parts: list[bytes],
+    literals: Sequence[bytes | StreamedLiteral],
+    resume: FetchPrefix | None = None,
 ) -> FetchPrefix:
-    """Parse a FETCH response up to the streamed literal that ends ``parts``.
+    """Parse a FETCH response up to the streamed literal that ends ``parts``; with
+    ``resume``, ``parts`` and ``literals`` are what followed the previous streamed literal.
 
     Raises :class:`RemoteProtocolError` if that literal is not the value of a body item.
     """
     r = Reader([*parts, b""], literals)
-    r.expect(b"* ")
-    seq = r.nz_number()
-    r.sp()
-    if r.line[r.pos : r.pos + 6].upper() != b"FETCH ":
-        raise r.error("expected FETCH")
-    r.pos += 6
-    result = _fetch_items(r, seq, prefix=True)
-    if not isinstance(result, FetchPrefix):
-        raise r.error("a large literal outside a body item")
+    if resume is None:
+        r.expect(b"* ")
+        seq = r.nz_number()
+        r.sp()
+        if r.line[r.pos : r.pos + 7].upper() != b"FETCH (":
+            raise r.error("expected FETCH")
+        r.pos += 7
+        builder = _FetchBuilder(seq)
+    else:
+        builder = resume.builder
+        saved = (dict(builder.fields), list(builder.bodies), list(builder.extra))
+    try:
+        result = _fetch_items(r, builder, prefix=True)
+        if not isinstance(result, FetchPrefix):
+            raise r.error("a large literal outside a body item")
+    except RemoteProtocolError:
+        if resume is not None:  # leave the resumable state as it was
+            builder.fields, builder.bodies, builder.extra = saved
+        raise
+    return result
+
+
+def finish_fetch(
+    resume: FetchPrefix, parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> FetchResponse:
+    """The complete FETCH response, from what followed the last streamed literal."""
+    result = _fetch_items(Reader(parts, literals), resume.builder, prefix=False)
+    assert isinstance(result, FetchResponse)
     return result
 
 
@@ -457,7 +521,7 @@ def parse_response(parts: list[bytes], literals: Sequence[bytes | StreamedLitera
     """One response from its framed parts (lines without CRLF, and literals)."""
     line = parts[0]
     if len(parts) == 1:
-        fast = _fast_fetch(line)
+        fast = fast_fetch(line)
         if fast is not None:
             return fast
     r = Reader(parts, literals)
@@ -497,18 +561,28 @@ def parse_response_line(data: bytes) -> Response:
     return parse_response(parts, literals)
 
 
-def _fast_fetch(line: bytes) -> FetchResponse | None:
+def fast_fetch(line: bytes) -> FetchResponse | None:
     """The common ``* n FETCH (UID u FLAGS (...))`` line without the general parser."""
     if not line.startswith(b"* "):
         return None
     m = _FAST_FETCH_UF.fullmatch(line)
     if m is not None:
-        seq, uid, flags = m.group(1), m.group(2), m.group(3)
+        seq, uid, flags = m.groups()
     else:
         m = _FAST_FETCH_FU.fullmatch(line)
         if m is None:
             return None
-        seq, flags, uid = m.group(1), m.group(2), m.group(3)
+        seq, flags, uid = m.groups()
     if seq[0] == 0x30 or uid[0] == 0x30:
         return None  # zero or leading zeros: let the general parser decide
-    return FetchResponse(int(seq), uid=int(uid), flags=tuple(dec(flags).split()))
+    flag_tuple = _FLAGS_CACHE.get(flags)
+    if flag_tuple is None:
+        if not _FAST_FLAG_LIST.fullmatch(flags):
+            return None  # unusual flags: the general parser decides
+        if len(_FLAGS_CACHE) > 1024:
+            _FLAGS_CACHE.clear()
+        flag_tuple = _FLAGS_CACHE[flags] = tuple(dec(flags).split())
+    return fetch_response_from({"seq": int(seq), "uid": int(uid), "flags": flag_tuple})
+
+
+_FLAGS_CACHE: dict[bytes, tuple[str, ...]] = {}
