@@ -327,6 +327,10 @@ class ArchiveStore:
 
     # --- archive-only operations ---------------------------------------------------------
 
+    def folder_records(self) -> list[FolderRow]:
+        """Every folder's index row (with the source state recorded by the engine)."""
+        return self._index.folders()
+
     def folder_record(self, name: str) -> FolderRow | None:
         """The index row of a folder (with the source state recorded by the engine)."""
         return self._index.folder(name)
