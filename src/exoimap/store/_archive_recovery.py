@@ -32,7 +32,6 @@ from exoimap.store._archive_index import Index, MessageRow, flags_text, map_sqli
 from exoimap.store._maildir import (
     decode_folder_dir,
     flags_from_letters,
-    fsync_dir,
     letters_for,
     parse_base,
     split_name,
@@ -130,7 +129,7 @@ def apply_append(store: ArchiveStore, record: dict[str, Any], *, crash: bool = F
         rows.append(_row_from_json(entry))
         if crash and number == len(entries) // 2:
             store.crash_point("append.renamed_some")
-    fsync_dir(cur)
+    store.sync_dir(cur)
     store.crash_point("append.renamed")
     adopts = record.get("adopt", [])
     adopted = {r.uid: r for r in index.messages(folder_id, [a[0] for a in adopts])}
@@ -203,7 +202,7 @@ def apply_rename(store: ArchiveStore, moves: list[list[Any]]) -> None:
         old_path, new_path = store.maildir / old_dir, store.maildir / new_dir
         if old_path.exists() and not new_path.exists():
             os.rename(old_path, new_path)
-    fsync_dir(store.maildir)
+    store.sync_dir(store.maildir)
     store.crash_point("rename.moved")
     try:
         with index.tx() as db:
@@ -264,12 +263,12 @@ def replay_journals(store: ArchiveStore) -> list[str]:
 # --- the index: open, or set aside and rebuild ---------------------------------------------
 
 
-def open_index(base: Path) -> tuple[Index, list[str]]:
+def open_index(base: Path, *, durable: bool = True) -> tuple[Index, list[str]]:
     """Open ``base/index.sqlite``; if it is damaged, keep it aside and rebuild it."""
     path = base / "index.sqlite"
     index: Index | None = None
     try:
-        index = Index(path)
+        index = Index(path, durable=durable)
         index.check_and_init()
         return index, []
     except sqlite3.DatabaseError as exc:
@@ -282,7 +281,7 @@ def open_index(base: Path) -> tuple[Index, list[str]]:
         source = Path(str(path) + suffix)
         if source.exists():
             os.replace(source, Path(str(kept) + suffix))
-    index = Index(path)
+    index = Index(path, durable=durable)
     index.check_and_init()
     count, folders = _rebuild(base / "maildir", index)
     return index, [

@@ -199,7 +199,15 @@ def _syncfs(fd: int) -> bool:
     return True
 
 
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="exoimap-fsync")
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """A per-process pool (a forked child must not use its parent's dead threads)."""
+    global _pool  # noqa: PLW0603 - one pool per process, created lazily
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync"))
+    return _pool[1]
 
 
 def _fsync_file(path: Path) -> None:
@@ -212,7 +220,7 @@ def _fsync_file(path: Path) -> None:
 
 def fsync_paths(paths: list[Path], *, mode: str = "pool") -> None:
     """Make the contents of ``paths`` durable: ``syncfs`` once, or ``fsync`` each."""
-    if not paths:
+    if not paths or mode == "none":
         return
     if mode == "syncfs":
         fd = os.open(paths[0].parent, os.O_RDONLY)
@@ -225,7 +233,7 @@ def fsync_paths(paths: list[Path], *, mode: str = "pool") -> None:
         for path in paths:
             _fsync_file(path)
         return
-    for _ in _POOL.map(_fsync_file, paths):
+    for _ in _executor().map(_fsync_file, paths):
         pass
 
 
@@ -237,16 +245,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old or the new content."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old or the new content.
+
+    ``durable=False`` skips the fsyncs: still atomic for a killed process, not for power loss.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)

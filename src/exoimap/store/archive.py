@@ -28,17 +28,14 @@ emptied. A damaged index is set aside and rebuilt from the files (see
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import fcntl
-import hashlib
 import itertools
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +45,15 @@ from exoimap.errors import (
     MessageError,
     StoreError,
     StoreLocked,
+    StoreUnavailable,
 )
 from exoimap.store import _archive_recovery as recovery
+from exoimap.store._archive_append import append_batch
 from exoimap.store._archive_index import FolderRow, Index, MessageRow, map_sqlite_error
 from exoimap.store._maildir import (
     atomic_write,
     encode_folder_dir,
-    file_base,
     fsync_dir,
-    fsync_paths,
     letters_for,
     map_os_error,
 )
@@ -73,7 +70,6 @@ from exoimap.store.base import (
     is_inbox,
     normalize_flags,
 )
-from exoimap.store.memory import parse_message_id
 
 __all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "Writer"]
 
@@ -87,14 +83,6 @@ _READ_CHUNK = 256 * 1024
 
 def _iso(when: _dt.datetime) -> str:
     return when.isoformat()
-
-
-@dataclass(slots=True)
-class _Staged:
-    row: MessageRow
-    tmp: Path
-    final_name: str
-    adopt_uid: int | None = None  # matched an unanchored message: no new file
 
 
 class ArchiveStore:
@@ -121,6 +109,9 @@ class ArchiveStore:
         self._journal_seq = itertools.count(1)
         #: Human-readable notes about what recovery did when the archive was opened.
         self.recovery_notes: list[str] = []
+        # set when a journaled operation failed half-way: only reopening (which rolls the
+        # journal forward) may continue, so nothing is written on top of a half-done batch
+        self._broken: str | None = None
         self._caps = Capabilities(
             condstore=False,
             uidplus=True,
@@ -146,8 +137,12 @@ class ArchiveStore:
         """Lock, recover and open the archive at ``root`` (created when missing).
 
         ``fsync_mode`` is ``pool`` (fsync files from a thread pool), ``syncfs`` (one
-        ``syncfs(2)`` per batch, Linux) or ``serial``.
+        ``syncfs(2)`` per batch, Linux), ``serial``, or ``none``: no fsync at all and
+        SQLite ``synchronous=OFF``, which survives a killed process but NOT a power loss
+        or kernel crash (for tests and scratch archives only).
         """
+        if fsync_mode not in ("pool", "syncfs", "serial", "none"):
+            raise StoreError(f"unknown fsync mode {fsync_mode!r}")
         base = Path(root)
         if not base.exists() and not create:
             raise StoreError(f"no archive at {base}")
@@ -161,7 +156,7 @@ class ArchiveStore:
             raise map_os_error(exc, f"creating the archive at {base}") from exc
         lock_fd = _take_lock(base / "lock")
         try:
-            index, notes = recovery.open_index(base)
+            index, notes = recovery.open_index(base, durable=fsync_mode != "none")
             store = cls(
                 base,
                 index,
@@ -206,6 +201,15 @@ class ArchiveStore:
     def index(self) -> Index:
         return self._index
 
+    @property
+    def durable(self) -> bool:
+        return self.fsync_mode != "none"
+
+    def sync_dir(self, path: Path) -> None:
+        """Make renames in ``path`` durable (skipped with ``fsync_mode="none"``)."""
+        if self.durable:
+            fsync_dir(path)
+
     def crash_point(self, name: str) -> None:
         if self._crash_hook is not None:
             self._crash_hook(name)
@@ -213,10 +217,34 @@ class ArchiveStore:
     def folder_dir(self, row: FolderRow) -> Path:
         return self.maildir / row.dirname
 
+    def check_usable(self) -> None:
+        if self._broken is not None:
+            raise StoreUnavailable(
+                f"the archive {self.root} stopped after an error ({self._broken}); "
+                "open it again to finish the interrupted work",
+                retryable=True,
+            )
+
+    @contextmanager
+    def journaled(self, record: dict[str, Any]) -> Iterator[None]:
+        """Write ``record`` durably, run the body, then drop the record.
+
+        If the body fails, the record stays for the next open to roll forward and this
+        store refuses further writes."""
+        self.check_usable()
+        path = self.write_journal(record)
+        self.crash_point(f"{record['op']}.journaled")
+        try:
+            yield
+        except BaseException as exc:
+            self._broken = f"{type(exc).__name__}: {exc}"
+            raise
+        path.unlink()
+
     def write_journal(self, record: dict[str, Any]) -> Path:
         path = self.journal_dir / f"{os.getpid()}-{next(self._journal_seq):08d}.json"
         try:
-            atomic_write(path, json.dumps(record).encode())
+            atomic_write(path, json.dumps(record).encode(), durable=self.durable)
         except OSError as exc:
             raise map_os_error(exc, "writing the archive journal") from exc
         return path
@@ -265,6 +293,7 @@ class ArchiveStore:
         return self._open(name)
 
     async def create_folder(self, name: str, *, role: SpecialUse | None = None) -> None:
+        self.check_usable()
         if self._index.folder(name) is not None:
             raise FolderError(f"folder {name!r} already exists in the archive", folder=name)
         parts = name.split("/")
@@ -278,9 +307,10 @@ class ArchiveStore:
                 for sub in ("cur", "new", "tmp"):
                     (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
                 (path / "maildirfolder").touch()
-                fsync_dir(self.maildir)
+                self.sync_dir(self.maildir)
             except OSError as exc:
                 raise map_os_error(exc, f"creating folder {partial!r}", folder=partial) from exc
+            self.crash_point("create.dirs")
             own_role = role.value if role and depth == len(parts) else None
             try:
                 with self._index.tx() as db:
@@ -304,20 +334,16 @@ class ArchiveStore:
         parent = new.rpartition("/")[0]
         if parent and self._index.folder(parent) is None:
             await self.create_folder(parent)
-        journal = self.write_journal({"op": "rename", "moves": moves})
-        self.crash_point("rename.journaled")
-        recovery.apply_rename(self, moves)
-        self.crash_point("rename.applied")
-        journal.unlink()
+        with self.journaled({"op": "rename", "moves": moves}):
+            recovery.apply_rename(self, moves)
+            self.crash_point("rename.applied")
 
     async def delete_folder(self, name: str) -> None:
         row = self._row(name)
         if is_inbox(name):
             raise FolderError("INBOX cannot be deleted", folder=name)
-        journal = self.write_journal({"op": "delete", "folder_id": row.id, "dir": row.dirname})
-        self.crash_point("delete.journaled")
-        recovery.apply_delete(self, row.id, row.dirname)
-        journal.unlink()
+        with self.journaled({"op": "delete", "folder_id": row.id, "dir": row.dirname}):
+            recovery.apply_delete(self, row.id, row.dirname)
 
     async def close(self) -> None:
         if self._lock_fd is not None:
@@ -340,21 +366,25 @@ class ArchiveStore:
     ) -> None:
         """Record the source folder's state after a successful sync (and clear ``gone``)."""
         row = self._row(name)
+        self.check_usable()
         with self._index.tx() as db:
             db.execute(
                 "UPDATE folders SET source_uidvalidity=?, source_uidnext=?, source_modseq=?, "
                 "gone_at=NULL WHERE id=?",
                 (uidvalidity, uidnext, modseq, row.id),
             )
+        self.crash_point("source.committed")
 
     async def mark_folder_gone(self, name: str, when: _dt.datetime) -> None:
         """Record that the source folder was seen deleted (its messages stay)."""
         row = self._row(name)
+        self.check_usable()
         with self._index.tx() as db:
             db.execute(
                 "UPDATE folders SET gone_at=? WHERE id=? AND gone_at IS NULL",
                 (_iso(when), row.id),
             )
+        self.crash_point("folder_gone.committed")
 
     def verify_files(self, *, deep: bool = False) -> recovery.FileReport:
         """Compare the files with the index (``deep``: re-hash every file)."""
@@ -430,7 +460,7 @@ class ArchiveFolder:
         unknown or stale (after a UIDVALIDITY change) is not stored twice: that message is
         re-pointed at the item's origin and its UID returned.
         """
-        return await _append_batch(self, items, adopt_unanchored)
+        return await append_batch(self._store, self._id, items, adopt_unanchored)
 
     async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
         rows = self._index.messages(self._id, list(changes))
@@ -441,38 +471,37 @@ class ArchiveFolder:
                 todo.append([row.uid, sorted(new), row.file, letters_for(new)])
         if not todo:
             return
-        journal = self._store.write_journal({"op": "flags", "folder_id": self._id, "changes": todo})
-        self._store.crash_point("flags.journaled")
-        recovery.apply_flags(self._store, self._id, todo)
-        self._store.crash_point("flags.applied")
-        journal.unlink()
+        with self._store.journaled({"op": "flags", "folder_id": self._id, "changes": todo}):
+            recovery.apply_flags(self._store, self._id, todo)
+            self._store.crash_point("flags.applied")
 
     async def expunge(self, uids: Sequence[int]) -> None:
         rows = self._index.messages(self._id, uids)
         if not rows:
             return
-        journal = self._store.write_journal(
-            {"op": "expunge", "folder_id": self._id, "entries": [[r.uid, r.file] for r in rows]}
-        )
-        self._store.crash_point("expunge.journaled")
-        recovery.apply_expunge(self._store, self._id, [[r.uid, r.file] for r in rows])
-        journal.unlink()
+        entries = [[r.uid, r.file] for r in rows]
+        with self._store.journaled({"op": "expunge", "folder_id": self._id, "entries": entries}):
+            recovery.apply_expunge(self._store, self._id, entries)
 
     async def set_origins(self, origins: Mapping[int, MessageRef]) -> None:
+        self._store.check_usable()
         with self._index.tx() as db:
             db.executemany(
                 "UPDATE messages SET origin_uidvalidity=?, origin_uid=?, state='stored', "
                 "gone_at=NULL WHERE folder_id=? AND uid=?",
                 [(ref.uidvalidity, ref.uid, self._id, uid) for uid, ref in origins.items()],
             )
+        self._store.crash_point("origins.committed")
 
     async def mark_gone(self, uids: Sequence[int], when: _dt.datetime) -> None:
+        self._store.check_usable()
         with self._index.tx() as db:
             db.executemany(
                 "UPDATE messages SET state='gone', gone_at=? "
                 "WHERE folder_id=? AND uid=? AND gone_at IS NULL",
                 [(_iso(when), self._id, uid) for uid in uids],
             )
+        self._store.crash_point("gone.committed")
 
     def missing_files(self) -> list[int]:
         """UIDs whose file is not in ``cur/`` or ``new/`` (one directory scan)."""
@@ -485,6 +514,7 @@ class ArchiveFolder:
 
     async def forget(self, uids: Sequence[int]) -> None:
         """Drop index rows (used for messages whose file is missing, before re-fetching)."""
+        self._store.check_usable()
         with self._index.tx() as db:
             db.executemany(
                 "DELETE FROM messages WHERE folder_id=? AND uid=?",
@@ -531,157 +561,3 @@ def _take_lock(path: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
-
-
-async def _append_batch(
-    folder: ArchiveFolder, items: AsyncIterable[AppendItem], adopt_unanchored: bool
-) -> list[int]:
-    store = folder._store
-    index = store.index
-    row = folder._row()
-    directory = store.folder_dir(row)
-    next_uid = row.uidnext
-    unanchored: dict[tuple[str, int], list[int]] = {}
-    if adopt_unanchored:
-        for existing in index.messages(row.id):
-            unanchored.setdefault((existing.sha256, existing.size), []).append(existing.uid)
-    staged: list[_Staged] = []
-    failure: BaseException | None = None
-    try:
-        async for item in items:
-            staged.append(await _stage(store, directory, row, next_uid, item))
-            next_uid += 1
-            last = staged[-1]
-            candidates = unanchored.get((last.row.sha256, last.row.size))
-            if candidates and item.origin is not None:
-                last.adopt_uid = candidates.pop(0)
-    except (asyncio.CancelledError, KeyboardInterrupt, StoreError) as exc:
-        if not isinstance(exc, MessageError):
-            _discard(staged)
-            raise
-        failure = exc
-    except Exception as exc:  # the source failed mid-batch: keep what arrived whole
-        failure = exc
-    if adopt_unanchored and staged:
-        _restrict_adoptions(index, row.id, staged)
-    try:
-        await _commit(store, row, staged)
-    except BaseException:
-        _discard(staged)
-        raise
-    if failure is not None:
-        raise failure
-    return [s.adopt_uid if s.adopt_uid is not None else s.row.uid for s in staged]
-
-
-def _restrict_adoptions(index: Index, folder_id: int, staged: list[_Staged]) -> None:
-    """Only messages whose origin is unknown or from another UIDVALIDITY may be adopted."""
-    wanted = [s.adopt_uid for s in staged if s.adopt_uid is not None]
-    rows = {r.uid: r for r in index.messages(folder_id, wanted)}
-    for item in staged:
-        if item.adopt_uid is None:
-            continue
-        existing = rows.get(item.adopt_uid)
-        stale = existing is not None and (
-            existing.origin_uidvalidity is None
-            or existing.origin_uidvalidity != item.row.origin_uidvalidity
-        )
-        if not stale:
-            item.adopt_uid = None
-
-
-async def _stage(
-    store: ArchiveStore, directory: Path, row: FolderRow, uid: int, item: AppendItem
-) -> _Staged:
-    date = item.internal_date or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if date.tzinfo is None:
-        raise MessageError("internal date must be timezone-aware", folder=row.name)
-    tmp = directory / "tmp" / f"{uid}.{os.getpid()}.exoimap"
-    digest = hashlib.sha256()
-    head = bytearray()
-    size = 0
-    origin_uid = item.origin.uid if item.origin else None
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
-    try:
-        async for chunk in item.chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[store._write(fd, view) :]
-            digest.update(chunk)
-            size += len(chunk)
-            if len(head) < 65536:
-                head += chunk[: 65536 - len(head)]
-    except OSError as exc:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    if size != item.size:
-        tmp.unlink(missing_ok=True)
-        raise MessageError(
-            f"message body was {size} bytes but {item.size} were announced",
-            folder=row.name,
-            uid=origin_uid,
-        )
-    epoch = int(date.timestamp())
-    os.utime(tmp, (epoch, epoch))
-    flags = normalize_flags(item.flags)
-    base = file_base(epoch, row.uidvalidity, uid, size)
-    message_row = MessageRow(
-        uid=uid,
-        sha256=digest.hexdigest(),
-        size=size,
-        message_id=item.message_id or parse_message_id(bytes(head)),
-        internal_date=_iso(date),
-        flags=flags,
-        file=base,
-        origin_uidvalidity=item.origin.uidvalidity if item.origin else None,
-        origin_uid=origin_uid,
-        state="stored",
-        gone_at=None,
-    )
-    return _Staged(row=message_row, tmp=tmp, final_name=f"{base}:2,{letters_for(flags)}")
-
-
-def _discard(staged: list[_Staged]) -> None:
-    for item in staged:
-        item.tmp.unlink(missing_ok=True)
-
-
-async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) -> None:
-    if not staged:
-        return
-    new_files = [s for s in staged if s.adopt_uid is None]
-    for item in staged:
-        if item.adopt_uid is not None:
-            item.tmp.unlink(missing_ok=True)
-    store.crash_point("append.written")
-    try:
-        await asyncio.to_thread(fsync_paths, [s.tmp for s in new_files], mode=store.fsync_mode)
-    except OSError as exc:
-        raise map_os_error(exc, "flushing messages to disk", folder=row.name) from exc
-    store.crash_point("append.synced")
-    record = {
-        "op": "append",
-        "folder_id": row.id,
-        "dir": row.dirname,
-        "uidnext": max(s.row.uid for s in staged) + 1,
-        "entries": [recovery.row_to_json(s.row, s.tmp.name, s.final_name) for s in new_files],
-        "adopt": [
-            [s.adopt_uid, s.row.origin_uidvalidity, s.row.origin_uid, sorted(s.row.flags)]
-            for s in staged
-            if s.adopt_uid is not None
-        ],
-    }
-    journal = store.write_journal(record)
-    store.crash_point("append.journaled")
-    recovery.apply_append(store, record, crash=True)
-    journal.unlink()
-    store.crash_point("append.done")
