@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from exoimap import audit
+from exoimap.audit.log import Entry
 from exoimap.secrets import Secret
 
 KEY = Secret(b"K" * 32)
@@ -30,3 +31,12 @@ def make_log(tmp_path: Path) -> Callable[..., Path]:
 
 def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
+
+
+def append_at(directory: Path, *timed: tuple[str, audit.AuditEvent]) -> None:
+    """Write events with chosen times (the report looks at when things happened)."""
+    log = audit.AuditLog(directory, KEY)
+    try:
+        log.append([Entry(t, event, "ann", None, "run-t") for t, event in timed])
+    finally:
+        log.close()
