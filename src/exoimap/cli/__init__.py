@@ -26,7 +26,10 @@ app.add_typer(audit.app, name="audit")
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns (not raises) the code of `typer.Exit(n)`.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except ExoimapError as exc:
         print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)
