@@ -356,3 +356,71 @@ def test_concurrent_processes_share_one_chain(tmp_path: Path) -> None:
     assert {name: accounts.count(name) for name in ("p1", "p2", "p3")} == dict.fromkeys(
         ("p1", "p2", "p3"), 150
     )
+
+
+CRASHING_WRITER = """
+import os, sys
+from pathlib import Path
+from exoimap import audit
+from exoimap.audit import log as audit_log
+from exoimap.secrets import Secret
+
+directory, target, crash_at = Path(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
+writes = 0
+real_write = os.write
+
+def write_then_die(fd, data):
+    # The power goes out halfway through a write: half of it reaches the file.
+    global writes
+    writes += target in bytes(data)
+    if writes == crash_at:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        os._exit(9)
+    return real_write(fd, data)
+
+audit_log.os.write = write_then_die
+log = audit.AuditLog(directory, Secret(b"K" * 32), max_file_bytes=1500)
+auditor = audit.Auditor(log, batch_size=3)
+for n in range(100):
+    auditor.emit(audit.ArchiveRead(account="work", messages=n))
+"""
+
+
+def crash_writer(directory: Path, target: bytes, crash_at: int) -> None:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", CRASHING_WRITER, str(directory), target.decode(), str(crash_at)]
+    child = subprocess.run(argv, check=False, timeout=60)
+    assert child.returncode == 9
+
+
+def test_real_crash_mid_write_with_rotation(tmp_path: Path) -> None:
+    """A writer process dies halfway through writing a batch of records; the torn line is
+    reported, then the next writer sets it aside, records that, and the chain continues."""
+    directory = tmp_path / "audit"
+    crash_writer(directory, b'"event":', 9)  # the 9th batch: the log has rotated by then
+    files = sorted(directory.glob("audit-*.jsonl"))
+    assert len(files) > 1
+    result = audit.verify_log(directory, KEY)
+    assert result.problem is not None
+    assert result.problem.kind == "torn"
+    assert result.problem.record == result.records + 1
+
+    write_events(directory, 2)
+    after = audit.verify_log(directory, KEY)
+    assert after.ok, after.problem
+    assert after.records == result.records + 3  # the recovery note and the two new events
+    assert any("recovered after a torn write" in n for n in after.notices)
+    assert list(directory.glob("audit-*.jsonl.torn-1"))
+
+
+def test_real_crash_mid_checkpoint(tmp_path: Path) -> None:
+    """Dying while the checkpoint is rewritten loses nothing: the old one stays in place."""
+    directory = tmp_path / "audit"
+    crash_writer(directory, b'"file": ', 5)  # only the checkpoint has this
+    result = audit.verify_log(directory, KEY)
+    assert result.ok, result.problem
+    assert any("after the last checkpoint" in n for n in result.notices)
+    write_events(directory, 2)
+    assert audit.verify_log(directory, KEY).ok

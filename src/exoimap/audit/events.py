@@ -16,11 +16,12 @@ added by the writer in :mod:`exoimap.audit.log`; events carry only what happened
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, get_args
 
 from exoimap.logs import redact
-from exoimap.secrets import Secret
+from exoimap.secrets import Secret, known_secret_values
 
 __all__ = [
     "EVENT_NAMES",
@@ -67,19 +68,39 @@ class AuditEvent:
             raise TypeError("AuditEvent is abstract: use one of its subclasses")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            checked = _checked(type(self).__name__, f.name, value)
+        owner = type(self).__name__
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            checked = _checked(owner, name, value)
             if checked is not value:
-                object.__setattr__(self, f.name, checked)
+                object.__setattr__(self, name, checked)
 
     def data(self) -> dict[str, FieldValue]:
         """The event's own fields (everything except ``account`` and ``outcome``)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("account", "outcome")
-        }
+        return {name: getattr(self, name) for name in _field_names(type(self))[2:]}
+
+
+_FIELD_NAMES: dict[type[AuditEvent], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[AuditEvent]) -> tuple[str, ...]:
+    """``account``, ``outcome``, then the class's own fields in declaration order."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        rest = [f.name for f in dataclasses.fields(cls) if f.name not in ("account", "outcome")]
+        names = _FIELD_NAMES[cls] = ("account", "outcome", *rest)
+    return names
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_cached(text: str, known_secrets: int) -> str:
+    # The number of known secret values is part of the key: it only grows, so an entry
+    # made before a new Secret existed is never reused after.
+    return redact(text)
+
+
+def _redacted(text: str) -> str:
+    return _redact_cached(text, len(known_secret_values()))
 
 
 def _checked(owner: str, name: str, value: object) -> Any:
@@ -88,7 +109,7 @@ def _checked(owner: str, name: str, value: object) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
-        return redact(value)
+        return _redacted(value)
     if isinstance(value, (tuple, list)):
         items = []
         for item in value:
@@ -96,7 +117,7 @@ def _checked(owner: str, name: str, value: object) -> Any:
                 raise TypeError(f"{owner}.{name}: a Secret never goes into an audit event")
             if not isinstance(item, str):
                 raise TypeError(f"{owner}.{name}: list items must be strings, not {type(item)}")
-            items.append(redact(item))
+            items.append(_redacted(item))
         return tuple(items)
     raise TypeError(f"{owner}.{name}: {type(value).__name__} is not an allowed field type")
 
