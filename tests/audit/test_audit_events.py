@@ -170,3 +170,20 @@ def test_records_are_single_json_lines(tmp_path: Path) -> None:
     assert raw.count(b"\n") == 1
     assert raw.isascii()
     assert json.loads(raw)["data"]["folder"] == "Inbox\nwith newline \u2028 and é"
+
+
+def test_auditing_installs_and_restores(tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    seen: list[str] = []
+
+    def command() -> None:
+        with audit.auditing(paths, listeners=[lambda e: seen.append(e.name)]):
+            audit.emit(audit.ArchiveRestored(account="w", target="INBOX", messages=1))
+            audit.emit(audit.ArchiveVerified(account="w", messages=5))
+            raise RuntimeError("the command failed; its records must still be on disk")
+
+    with pytest.raises(RuntimeError):
+        command()
+    assert audit.current_auditor().log is None
+    assert seen == ["archive.restored", "archive.verified"]
+    assert [r.event for r in audit.read_records(paths.audit_dir)] == seen

@@ -15,6 +15,7 @@ from __future__ import annotations
 from exoimap.audit.auditor import (
     Auditor,
     acting_as,
+    auditing,
     current_auditor,
     emit,
     new_correlation_id,
@@ -76,6 +77,7 @@ __all__ = [
     "VaultChanged",
     "VerifyResult",
     "acting_as",
+    "auditing",
     "current_auditor",
     "emit",
     "load_audit_key",

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -38,6 +38,7 @@ from exoimap.secrets import Secret
 __all__ = [
     "Auditor",
     "acting_as",
+    "auditing",
     "current_auditor",
     "emit",
     "new_correlation_id",
@@ -212,3 +213,26 @@ def open_auditor(
         os_user=user,
     )
     return Auditor(log, correlation_id=run, user=user)
+
+
+@contextlib.contextmanager
+def auditing(
+    paths: Paths,
+    config: AuditConfig | None = None,
+    *,
+    key: Secret[bytes] | None = None,
+    listeners: Iterable[Listener] = (),
+) -> Iterator[Auditor]:
+    """Open the installation's auditor and make it the process's for the block; flush and
+    close it at the end, even on error. What a CLI command or a console worker wraps its
+    work in (``listeners=[METRICS.observe_event]`` to feed the metrics)."""
+    auditor = open_auditor(paths, config, key=key)
+    for listener in listeners:
+        auditor.add_listener(listener)
+    previous = _process_auditor
+    set_auditor(auditor)
+    try:
+        yield auditor
+    finally:
+        set_auditor(previous)
+        auditor.close()
