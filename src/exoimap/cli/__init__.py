@@ -10,22 +10,28 @@ import sys
 
 import typer
 
-from exoimap.cli import config_cmd, sandbox
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.cli.audit import app as audit_app
+from exoimap.cli.config_cmd import app as config_app
+from exoimap.cli.sandbox import app as sandbox_app
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
 
 __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", "main"]
 
-# Sub-commands: one line each.
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(sandbox.app, name="sandbox")
+# Sub-commands: one line each (one import line each, so parallel work merges cleanly).
+app.add_typer(config_app, name="config")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(audit_app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns (not raises) the code of `typer.Exit(n)`.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except ExoimapError as exc:
         print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)
