@@ -413,6 +413,10 @@ def test_real_crash_mid_write_with_rotation(tmp_path: Path) -> None:
     assert after.records == result.records + 3  # the recovery note and the two new events
     assert any("recovered after a torn write" in n for n in after.notices)
     assert list(directory.glob("audit-*.jsonl.torn-1"))
+    assert not any("no audit.recovered record" in n for n in after.notices)
+    stray = directory / "audit-000001.jsonl.torn-9"
+    stray.write_bytes(b'{"seq":')
+    assert any("torn-9 holds a torn line" in n for n in audit.verify_log(directory, KEY).notices)
 
 
 def test_real_crash_mid_checkpoint(tmp_path: Path) -> None:
@@ -424,3 +428,16 @@ def test_real_crash_mid_checkpoint(tmp_path: Path) -> None:
     assert any("after the last checkpoint" in n for n in result.notices)
     write_events(directory, 2)
     assert audit.verify_log(directory, KEY).ok
+
+
+def test_writer_leaves_a_tampered_torn_log_untouched(make_log: MakeLog) -> None:
+    """Cut into a checkpointed record: the writer refuses and does not 'repair' anything."""
+    directory = make_log(20)
+    path = first_file(directory)
+    damaged = path.read_bytes()[:-300]
+    path.write_bytes(damaged)
+    with pytest.raises(AuditChainBroken) as caught:
+        audit.AuditLog(directory, KEY)
+    assert caught.value.kind == "truncated"
+    assert path.read_bytes() == damaged
+    assert not list(directory.glob("*.torn-*"))

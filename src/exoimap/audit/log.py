@@ -390,7 +390,6 @@ class AuditLog:
             )
         index, path = files[-1]
         last, torn = _read_last_line(path)
-        recovery = self._set_aside_torn(path, torn) if torn else None
         if last is None:  # an empty newest file: the chain ends in the one before
             for _, earlier in reversed(files[:-1]):
                 last, _ = _read_last_line(earlier)
@@ -416,6 +415,9 @@ class AuditLog:
                 record=seq + 1 if kind == "truncated" else seq,
                 kind=kind,
             )
+        # Only a log that checks out up to its last complete line is repaired: a torn line
+        # is moved aside (never deleted) and the move is recorded in the chain.
+        recovery = self._set_aside_torn(path, torn) if torn else None
         st = path.stat()
         self._tail = _Tail(index, st.st_size, st.st_ino, seq, digest)
         if recovery is not None:
