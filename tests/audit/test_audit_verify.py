@@ -441,3 +441,21 @@ def test_writer_leaves_a_tampered_torn_log_untouched(make_log: MakeLog) -> None:
     assert caught.value.kind == "truncated"
     assert path.read_bytes() == damaged
     assert not list(directory.glob("*.torn-*"))
+
+
+def test_checkpoint_failure_keeps_the_records(
+    make_log: MakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint that cannot be replaced (here: a folder in the way of the temp file)
+    does not make the writer fail a batch whose records are already durable."""
+    directory = make_log(5)
+    blocker = directory / "audit.checkpoint.new"
+    blocker.mkdir()
+    with caplog.at_level("WARNING", logger="exoimap.audit.log"):
+        write_events(directory, 3)
+    assert "checkpoint not updated" in caplog.text
+    blocker.rmdir()
+    result = audit.verify_log(directory, KEY)
+    assert result.ok
+    assert result.records == 8
+    assert any("3 record(s) after the last checkpoint" in n for n in result.notices)
