@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -459,3 +460,49 @@ def test_checkpoint_failure_keeps_the_records(
     assert result.ok
     assert result.records == 8
     assert any("3 record(s) after the last checkpoint" in n for n in result.notices)
+
+
+def test_disk_full_in_the_middle_of_a_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up after a batch's first file was written and before the next one:
+    the error is DiskFull, and the retry writes the rest once (no duplicate, no gap)."""
+    import errno
+
+    from exoimap.audit import log as log_module
+    from exoimap.errors import DiskFull
+
+    directory = tmp_path / "audit"
+    auditor = audit.Auditor(audit.AuditLog(directory, KEY, max_file_bytes=2500), batch_size=10)
+    real_write = os.write
+    record_writes = 0
+
+    def disk_fills(fd: int, data: bytes) -> int:
+        nonlocal record_writes
+        if b'"event":' in bytes(data):
+            record_writes += 1
+            if record_writes == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(log_module.os, "write", disk_fills)
+    for n in range(9):
+        auditor.emit(audit.ArchiveRead(account="work", folder=f"F{n}"))
+    with pytest.raises(DiskFull):
+        auditor.emit(audit.ArchiveRead(account="work", folder="F9"))  # the batch is full
+    monkeypatch.undo()
+    auditor.close()
+
+    folders = [r.data["folder"] for r in audit.read_records(directory)]
+    assert folders == [f"F{n}" for n in range(10)]
+    assert len(list(directory.glob("audit-*.jsonl"))) > 1
+    assert audit.verify_log(directory, KEY).ok
+
+
+def test_unreadable_log_is_a_clear_error(make_log: MakeLog) -> None:
+    from exoimap.errors import StoreUnavailable
+
+    directory = make_log(3)
+    (directory / "audit-000002.jsonl").mkdir()  # not a file
+    with pytest.raises(StoreUnavailable, match="reading the end of the audit log"):
+        audit.AuditLog(directory, KEY)

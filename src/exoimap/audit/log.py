@@ -332,6 +332,9 @@ class AuditLog:
         self.max_file_bytes = max_file_bytes
         self._mutex = threading.Lock()
         self._tail: _Tail | None = None
+        #: How many entries of the last ``append`` reached the disk (all of them unless it
+        #: raised part-way through a rotation), so a retry does not write them twice.
+        self.durable_in_last_append = 0
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(directory, 0o700)
@@ -340,7 +343,10 @@ class AuditLog:
             raise _os_error(exc, f"opening {directory}") from None
         # Check the tail now, so a broken log stops a command before it does any work.
         with self._locked():
-            self._load_tail()
+            try:
+                self._load_tail()
+            except OSError as exc:
+                raise _os_error(exc, "reading the end of the audit log") from None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -458,27 +464,33 @@ class AuditLog:
         if not entries:
             return self._tail.seq if self._tail else 0
         with self._locked():
-            self._current_tail()
+            self.durable_in_last_append = 0
+            try:
+                self._current_tail()
+            except OSError as exc:
+                raise _os_error(exc, "reading the end of the audit log") from None
             return self._append_locked(entries, self._key.reveal())
 
     def _append_locked(self, entries: Sequence[Entry], key: bytes) -> int:
-        tail = self._tail
-        if tail is None:  # pragma: no cover - _load_tail always runs first
-            raise RuntimeError("the audit tail was not loaded")
+        tail = self._tail or self._load_tail()
         seq, prev = tail.seq, tail.hash
         index, size = tail.index, tail.size
         chunk: list[bytes] = []
         chunk_bytes = 0
+        self.durable_in_last_append = 0
         for entry in entries:
             seq += 1
             line, prev = _encode(seq, entry, prev, key)
             if size + chunk_bytes > 0 and size + chunk_bytes + len(line) > self.max_file_bytes:
                 if chunk:
                     self._write_chunk(index, chunk)
+                    self.durable_in_last_append += len(chunk)
+                    self._tail = None  # if the next file fails, reload the tail from disk
                 index, size, chunk, chunk_bytes = index + 1, 0, [], 0
             chunk.append(line)
             chunk_bytes += len(line)
         inode = self._write_chunk(index, chunk)
+        self.durable_in_last_append += len(chunk)
         size += chunk_bytes
         self._tail = _Tail(index, size, inode, seq, prev)
         try:
