@@ -506,3 +506,7 @@ def test_unreadable_log_is_a_clear_error(make_log: MakeLog) -> None:
     (directory / "audit-000002.jsonl").mkdir()  # not a file
     with pytest.raises(StoreUnavailable, match="reading the end of the audit log"):
         audit.AuditLog(directory, KEY)
+    with pytest.raises(StoreUnavailable, match="cannot read the audit log"):
+        audit.verify_log(directory, KEY)
+    with pytest.raises(StoreUnavailable, match="cannot read"):
+        list(audit.read_records(directory))

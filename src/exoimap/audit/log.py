@@ -73,6 +73,7 @@ __all__ = [
     "audit_files",
     "parse_line",
     "read_checkpoint",
+    "read_lines",
     "read_records",
 ]
 
@@ -196,13 +197,25 @@ def iter_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
                 yield raw, False
 
 
+def read_lines(directory: Path) -> Iterator[tuple[bytes, AuditRecord]]:
+    """Each well-formed record in chain order with its exact line, skipping torn or garbled
+    lines (no verification: see ``verify_log``)."""
+    for _, path in audit_files(directory):
+        try:
+            for line, complete in iter_lines(path):
+                record = parse_line(line) if complete else None
+                if record is not None:
+                    yield line, record
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot read {path}: {exc.strerror or exc}", retryable=False
+            ) from None
+
+
 def read_records(directory: Path) -> Iterator[AuditRecord]:
     """Every well-formed record in chain order (no verification; see ``verify_log``)."""
-    for _, path in audit_files(directory):
-        for line, _complete in iter_lines(path):
-            record = parse_line(line)
-            if record is not None:
-                yield record
+    for _, record in read_lines(directory):
+        yield record
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from exoimap.audit.log import (
     read_checkpoint,
     record_mac,
 )
-from exoimap.errors import AuditChainBroken
+from exoimap.errors import AuditChainBroken, StoreUnavailable
 from exoimap.secrets import Secret
 
 __all__ = ["Problem", "VerifyResult", "verify_log"]
@@ -115,6 +115,15 @@ def _seq_appears(lines: Iterator[_Line], seq: int, key: bytes | None) -> bool:
 
 def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     """Check every record and the checkpoint; stop at the first problem."""
+    try:
+        return _verify(directory, key)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot read the audit log in {directory}: {exc.strerror or exc}", retryable=False
+        ) from None
+
+
+def _verify(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     raw_key = key.reveal() if key is not None else None
     files = audit_files(directory)
     expected_seq, expected_prev = 1, GENESIS_HASH
