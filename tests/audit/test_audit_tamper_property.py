@@ -41,7 +41,7 @@ def verdict(lines: list[bytes]) -> tuple[str | None, int | None]:
 
 
 index = st.integers(min_value=0, max_value=COUNT - 1)
-fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fast

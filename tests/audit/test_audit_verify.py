@@ -347,16 +347,14 @@ def test_concurrent_processes_share_one_chain(tmp_path: Path) -> None:
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", script, str(directory), name])
-        for name in ("p1", "p2", "p3")
+        for name in ("p1", "p2")
     ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
     result = audit.verify_log(directory, KEY)
     assert result.ok, result.problem
-    assert result.records == 240
+    assert result.records == 160
     accounts = [r.account for r in audit.read_records(directory)]
-    assert {name: accounts.count(name) for name in ("p1", "p2", "p3")} == dict.fromkeys(
-        ("p1", "p2", "p3"), 80
-    )
+    assert {name: accounts.count(name) for name in ("p1", "p2")} == {"p1": 80, "p2": 80}
 
 
 CRASHING_WRITER = """
