@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from exoimap.cli import config_cmd
+from exoimap.cli import account, config_cmd, signin, token_cmd, vault_cmd
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
@@ -20,6 +20,11 @@ __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", 
 
 # Sub-commands: one line each.
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(account.app, name="account")
+app.command("login")(signin.login)
+app.command("logout")(signin.logout)
+app.add_typer(token_cmd.app, name="token")
+app.add_typer(vault_cmd.app, name="vault")
 
 
 def main(argv: list[str] | None = None) -> int:
