@@ -42,6 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
+    except typer.TyperException as exc:  # typer >= 0.2x raises its own vendored click errors
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:  # pragma: no cover - every vendored usage error has show()
+            print(f"exoimap: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except typer.Abort:
+        print("exoimap: aborted", file=sys.stderr)
+        return EXIT_FAILURE
     except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
         return int(exc.exit_code)
     return 0
