@@ -333,6 +333,7 @@ class MsalAdapter:
                     scopes=self.scopes,
                     redirect_uri=listener.redirect_uri,
                     login_hint=self.account.email,
+                    response_mode="form_post",
                 )
             )
             url = str(flow["auth_uri"])

@@ -1,7 +1,7 @@
 """A one-shot loopback HTTP listener for the browser sign-in's redirect (RFC 8252 §7.3).
 
 It binds 127.0.0.1 on a port the OS chooses, waits for the single redirect that carries
-``code`` and ``state`` (or ``error``), answers with a short page, and stops. Our own
+``code`` and ``state`` (or ``error``) in a query or a ``form_post`` body, answers with a short page, and stops. Our own
 listener (rather than MSAL's) lets the caller print the URL on machines without a browser,
 and lets tests drive the sign-in page with an HTTP client.
 """
@@ -23,11 +23,30 @@ _DONE_PAGE = (
 )
 
 
+_MAX_BODY = 64 * 1024
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        query = parse_qs(urlsplit(self.path).query)
+        self._answer(parse_qs(urlsplit(self.path).query))
+
+    def do_POST(self) -> None:
+        """``response_mode=form_post`` (RFC 9700 §4.3.1): the code never sits in a URL."""
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY:
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        self._answer(parse_qs(body))
+
+    def _answer(self, query: dict[str, list[str]]) -> None:
         params = {k: v[0] for k, v in query.items() if v}
         if "code" not in params and "error" not in params:
             # Browsers also ask for /favicon.ico and the like: not the redirect.
