@@ -134,6 +134,11 @@ def certificate_credential(path: Path, passphrase: Secret[str] | None) -> dict[s
         ) from None
     except ValueError as exc:
         text = str(exc).lower()
+        if ("password" in text or "decrypt" in text or "mac" in text) and password is None:
+            raise InvalidClientCredentials(
+                f"{path} is encrypted",
+                fix="Store its passphrase with `exoimap account set-secret NAME`.",
+            ) from None
         if "password" in text or "decrypt" in text or "mac" in text:
             raise InvalidClientCredentials(
                 f"the passphrase stored for {path} does not open it",

@@ -1,9 +1,9 @@
 """A one-shot loopback HTTP listener for the browser sign-in's redirect (RFC 8252 §7.3).
 
 It binds 127.0.0.1 on a port the OS chooses, waits for the single redirect that carries
-``code`` and ``state`` (or ``error``) in a query or a ``form_post`` body, answers with a short page, and stops. Our own
-listener (rather than MSAL's) lets the caller print the URL on machines without a browser,
-and lets tests drive the sign-in page with an HTTP client.
+``code`` and ``state`` (or ``error``) in a query or a ``form_post`` body, answers with a
+short page, and stops. Our own listener (rather than MSAL's) lets the caller print the URL
+on machines without a browser, and lets tests drive the sign-in page with an HTTP client.
 """
 
 from __future__ import annotations
