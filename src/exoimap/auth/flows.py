@@ -241,9 +241,7 @@ class MsalAdapter:
             except TransientAuthError as exc:
                 if attempt == len(delays):
                     raise
-                logger.warning(
-                    "account %s: %s; retrying in %.1f s", self.account.name, exc, delays[attempt]
-                )
+                logger.warning("%s Retrying in %.1f s.", exc, delays[attempt])
                 self._retry.sleep(delays[attempt])
                 self._http_cache.clear()  # MSAL would otherwise replay the cached failure
         raise AssertionError("unreachable")  # pragma: no cover

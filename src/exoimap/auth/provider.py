@@ -279,6 +279,8 @@ class TokenProvider:
             try:
                 self._warn_if_inactive(cache)
                 self._prune(cache, min_validity)
+                # Persist only what MSAL changes: a failed refresh leaves the vault untouched.
+                cache.has_state_changed = False
                 app = adapter.build(cache)
                 if adapter.app_only:
                     result: Mapping[str, Any] | None = adapter.client_token(app)
