@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,12 +249,12 @@ class FaultyTokenEndpoint:
 
 
 @pytest.fixture
-def own_idp(tmp_path: Path) -> Iterator[tuple[IdentitySandbox, FaultyTokenEndpoint]]:
+def own_idp(tmp_path: Path) -> tuple[IdentitySandbox, FaultyTokenEndpoint]:
     """A sandbox this test may stop, restart and put faults in front of."""
     sandbox = IdentitySandbox.open(tmp_path / "own-idp")
     faults = FaultyTokenEndpoint(sandbox.app)
     sandbox.app = faults  # type: ignore[assignment]
-    yield sandbox, faults
+    return sandbox, faults
 
 
 class Sleeps:
