@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from exoimap.cli import account, config_cmd, signin, token_cmd, vault_cmd
+from exoimap.cli import account, config_cmd, sandbox, signin, token_cmd, vault_cmd
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
@@ -25,6 +25,7 @@ app.command("login")(signin.login)
 app.command("logout")(signin.logout)
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(vault_cmd.app, name="vault")
+app.add_typer(sandbox.app, name="sandbox")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+import jwt
+
 from exoimap.sandbox.identity import pages
 from exoimap.sandbox.identity.aadsts import AadstsError, error_body
 from exoimap.sandbox.identity.core import AuthCode, IdentityCore
@@ -51,6 +53,7 @@ class Transaction:
     raw_scope: str
     created_at: float = field(default_factory=time.monotonic)
     redirect_uri: str = ""
+    given_redirect_uri: str = ""  # as the request sent it ("" when absent)
     response_mode: str = "query"
     state: str | None = None
     nonce: str | None = None
@@ -101,7 +104,9 @@ class SignIn:
             app = self.core.resolve_app(params.get("client_id"), tenant)
         except AadstsError as exc:
             return Outcome(pages.error_page(exc.code or 0, exc.description), 400)
-        redirect_uri = params.get("redirect_uri", "")
+        given_redirect = params.get("redirect_uri", "")
+        # Without redirect_uri Entra uses the app's first registered one.
+        redirect_uri = given_redirect or (app.redirect_uris[0] if app.redirect_uris else "")
         if not redirect_uri_matches(app.redirect_uris, redirect_uri):
             mismatch = AadstsError(50011, redirect_uri=redirect_uri, client_id=app.client_id)
             return Outcome(pages.error_page(50011, mismatch.description), 400)
@@ -109,6 +114,7 @@ class SignIn:
             "authorize", tenant, app, ScopeRequest(None, None, "", (), False, frozenset()), ""
         )
         txn.redirect_uri = redirect_uri
+        txn.given_redirect_uri = given_redirect
         txn.response_mode = params.get("response_mode", "query")
         txn.state = params.get("state")
         if params.get("response_type") != "code":
@@ -166,9 +172,14 @@ class SignIn:
     def device_code_entry(self, form: dict[str, str], action: str) -> Outcome:
         """``POST /devicelogin`` with ``otc``: find the pending device code, then sign in."""
         user_code = form.get("otc", "").strip().upper()
+        wanted = user_code.encode()
         directory = self.core.store.current()
         flow = next(
-            (d for d in directory.device_codes if hmac.compare_digest(d.user_code, user_code)),
+            (
+                d
+                for d in directory.device_codes
+                if hmac.compare_digest(d.user_code.encode(), wanted)
+            ),
             None,
         )
         if flow is None or flow.status != "pending" or flow.expires_at <= self.core.store.now():
@@ -252,7 +263,7 @@ class SignIn:
                 client_id=txn.app.client_id,
                 tenant_id=tenant.tenant_id,
                 user_oid=txn.user.oid,
-                redirect_uri=txn.redirect_uri,
+                redirect_uri=txn.given_redirect_uri,
                 scope=txn.raw_scope,
                 code_challenge=txn.code_challenge,
                 code_challenge_method=txn.code_challenge_method,
@@ -339,8 +350,6 @@ class SignIn:
     ) -> tuple[User, float, bool] | None:
         if not value:
             return None
-        import jwt
-
         try:
             claims = jwt.decode(
                 value,
