@@ -128,6 +128,8 @@ def test_nothing_secret_is_written_or_printed_in_clear(
         f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records
     )
     assert "Signed in 'daemon'" in texts["stdout"]
+    assert "roles:     IMAP.AccessAsApp" in texts["stdout"]  # token show: claims, no token
+    assert "audience:  https://outlook.office365.com" in texts["stdout"]
     secrets = [s for s in set(secrets) if len(s) >= 8]
     assert len(secrets) >= 12
     # Look for the whole value and for every 24-character piece of it (stride 48), so a

@@ -3,9 +3,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,32 +285,37 @@ def test_bad_entry_names_are_refused(vault: Vault, name: str) -> None:
         vault.save_token_cache(name, Secret(CACHE))
 
 
-def _hold_lock(
-    directory: str,
-    ready: multiprocessing.synchronize.Event,
-    release: multiprocessing.synchronize.Event,
-) -> None:
-    with Vault(Path(directory)).lock("work"):
-        ready.set()
-        release.wait(10)
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from exoimap.auth.vault import Vault
+with Vault(Path(sys.argv[1])).lock("work"):
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
 
 
 def test_lock_excludes_another_process(vault: Vault) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_hold_lock, args=(str(vault.directory), ready, release))
-    child.start()
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(vault.directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
     try:
-        assert ready.wait(10)
+        assert child.stdout.readline().strip() == "locked"
         fd = os.open(vault.directory / "locks" / "work.lock", os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            release.set()
-            child.join(10)
+            child.stdin.write("release\n")
+            child.stdin.flush()
+            assert child.wait(10) == 0
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the child let go
         finally:
             os.close(fd)
     finally:
-        release.set()
-        child.join(10)
+        child.kill()
+        child.wait(10)

@@ -222,3 +222,24 @@ def test_no_key_source_fails_clearly(
     err = capsys.readouterr().err
     assert "EXOIMAP_VAULT_PASSPHRASE" in err
     assert not (home / "vault" / "account-secret").exists()
+
+
+def test_add_asks_for_missing_values_in_a_terminal(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exoimap.cli import account
+
+    monkeypatch.setattr(account, "_interactive", lambda: True)  # as if stdin were a terminal
+    answers = "ada@contoso.example\nclient-secret\ngcc-high\napp-1234\ncontoso.example\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answers))
+    assert main(["account", "add", "asked"]) == 0
+    assert config(home)["accounts"]["asked"] == {  # type: ignore[index]
+        "email": "ada@contoso.example",
+        "cloud": "gcc-high",
+        "tenant": "contoso.example",
+        "client_id": "app-1234",
+        "flow": "client-secret",
+    }
+    out = capsys.readouterr().out
+    assert "-ExchangeEnvironmentName O365USGovGCCHigh" in out
+    assert "login.microsoftonline.us/contoso.example/v2.0/adminconsent" in out
