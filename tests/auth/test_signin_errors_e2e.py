@@ -18,6 +18,7 @@ from exoimap.auth.flows import RetryPolicy
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
 from exoimap.errors import (
+    AppMisconfigured,
     ConsentRequired,
     InsufficientPermission,
     InteractionRequired,
@@ -26,7 +27,7 @@ from exoimap.errors import (
     TokenExpiredOrRevoked,
     TransientAuthError,
 )
-from exoimap.sandbox.identity import DAEMON_APP, IdentitySandbox, RunningIdentity
+from exoimap.sandbox.identity import DAEMON_APP, PUBLIC_APP, IdentitySandbox, RunningIdentity
 from exoimap.secrets import Secret
 
 from .conftest import DeviceApprover, new_user, sandbox_account
@@ -151,6 +152,19 @@ def test_unknown_tenant(idp: RunningIdentity, vault: Vault) -> None:
     account = sandbox_account(idp, new_user(idp), authority=authority)
     with pytest.raises(TenantOrAppNotFound, match="tenant"):
         TokenProvider(account, vault=vault, say=lambda _: None).login()
+
+
+def test_public_app_used_for_app_only(idp: RunningIdentity, vault: Vault) -> None:
+    public = idp.sandbox.directory.find_app(PUBLIC_APP)
+    assert public is not None
+    vault.set_account_secret("acct", Secret("abc8Q~a-secret-for-a-public-client-app-00"))
+    account = sandbox_account(
+        idp, f"alice@{idp.tenant_domain}", flow="client-secret", client_id=public.client_id
+    )
+    with pytest.raises(AppMisconfigured) as info:
+        TokenProvider(account, vault=vault).login()
+    assert info.value.code == 700025
+    assert "public client" in str(info.value)
 
 
 def test_declined_device_sign_in(idp: RunningIdentity, vault: Vault) -> None:

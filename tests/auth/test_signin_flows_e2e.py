@@ -5,6 +5,7 @@ PFX); refresh and refresh-token rotation persisted in the vault."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -265,3 +266,10 @@ def test_logout_removes_local_tokens(idp: RunningIdentity, vault: Vault) -> None
     assert provider.logout() is True
     assert not vault.has_token_cache("acct")
     assert provider.logout() is False
+
+
+def test_no_display_means_no_browser_is_started() -> None:
+    from exoimap.auth.provider import open_system_browser
+
+    if sys.platform.startswith("linux"):
+        assert open_system_browser("https://example.invalid/", environ={}) is False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from exoimap.config import AccountConfig
 from exoimap.errors import AuthError, ConfigError, TokenExpiredOrRevoked
 from exoimap.secrets import Secret
 
-__all__ = ["REFRESH_TOKEN_INACTIVITY_LIMIT", "TokenInfo", "TokenProvider"]
+__all__ = ["REFRESH_TOKEN_INACTIVITY_LIMIT", "TokenInfo", "TokenProvider", "open_system_browser"]
 
 logger = logging.getLogger("exoimap.auth")
 
@@ -63,6 +64,21 @@ def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def open_system_browser(url: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Open ``url`` in a graphical browser; False when there is none.
+
+    Without a display (SSH, containers) Python's ``webbrowser`` would start a text browser
+    such as lynx in this very terminal and wait for it; then we only print the URL.
+    """
+    env = os.environ if environ is None else environ
+    if sys.platform.startswith("linux") and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
 class TokenProvider:
     """Access tokens (and the server to use them on) for one configured account."""
 
@@ -73,7 +89,7 @@ class TokenProvider:
         vault: Vault | None = None,
         say: Callable[[str], None] = _stderr,
         retry: RetryPolicy | None = None,
-        open_browser: Callable[[str], bool] = webbrowser.open,
+        open_browser: Callable[[str], bool] = open_system_browser,
         http_timeout: float = 30.0,
         browser_timeout: float = 300.0,
         command_timeout: float = 120.0,
