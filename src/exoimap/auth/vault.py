@@ -478,6 +478,9 @@ class Vault:
             raise ConfigError("an empty secret was not stored")
         self._write("account-secret", account, secret.reveal().encode("utf-8"))
 
+    def has_account_secret(self, account: str) -> bool:
+        return self._entry_path("account-secret", account).exists()
+
     def delete_account_secret(self, account: str) -> bool:
         return self._delete("account-secret", account)
 

@@ -149,7 +149,7 @@ def list_accounts() -> None:
         if account.flow == "token-command":
             state = "token from command"
         elif account.mechanism in ("plain", "login"):
-            state = "password stored" if _has_secret(vault, name) else "no password stored"
+            state = "password stored" if vault.has_account_secret(name) else "no password stored"
         elif vault.has_token_cache(name):
             state = "signed in"
             last = _last_used(account, vault)
@@ -161,10 +161,6 @@ def list_accounts() -> None:
         else:
             state = "not signed in"
         typer.echo(f"{name}\t{account.email}\t{account.cloud}\t{account.flow}\t{state}")
-
-
-def _has_secret(vault: Vault, name: str) -> bool:
-    return (vault.directory / "account-secret" / f"{name}.bin").exists()
 
 
 def _last_used(account: Any, vault: Vault) -> float | None:

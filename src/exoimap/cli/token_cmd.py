@@ -23,7 +23,8 @@ def show(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
     if claims is None:
         typer.echo("token:     opaque (not a JWT): no claims to show")
     else:
-        typer.echo(f"user:      {claims.user or '(app-only)' if claims.app_only else claims.user}")
+        user = claims.user or ("(app-only: no user)" if claims.app_only else "(not in the token)")
+        typer.echo(f"user:      {user}")
         typer.echo(f"audience:  {claims.audience}")
         if claims.scopes:
             typer.echo(f"scopes:    {' '.join(claims.scopes)}")
