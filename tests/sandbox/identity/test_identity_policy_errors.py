@@ -46,7 +46,7 @@ def test_user_consent_disabled_redirects_consent_required(world: World) -> None:
         "no-consent-" + domain, public=True, tenant=domain, redirect_uris=["http://localhost"]
     )
     client = world.public(app, authority=f"{world.idp.base_url}/{tenant.tenant_id}")
-    flow = client.initiate_auth_code_flow([IMAP_SCOPE])
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], response_mode="form_post")
     page = world.http.get(flow["auth_uri"], allow_redirects=False)
     final = drive(world.http, page, upn=user.upn, password=password)
     params = redirect_params(final)

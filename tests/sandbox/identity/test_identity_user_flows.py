@@ -17,6 +17,9 @@ from exoimap.sandbox.identity import EXCHANGE_AUDIENCES, InvalidAccessToken
 
 from .conftest import IMAP_SCOPE, World, aadsts, drive, form_fields, redirect_params, step_of
 
+# Several tests use response_mode=query on purpose (Entra's default); MSAL warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
+
 
 def _claims(token: str) -> dict[str, object]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
