@@ -164,6 +164,11 @@ def test_up_writes_sandbox_json_approve_live_admin_and_ctrl_c(
     assert daemon["client_secret"] not in info.stdout
     assert '"password": "***"' in info.stdout
 
+    # a second `up` on the same folder while the first runs is refused
+    second = run("up", "--state", str(state))
+    assert second.returncode == 2
+    assert "already running" in second.stderr
+
     rc, out = server.stop()
     assert rc == 0
     assert "stopped" in out
