@@ -67,7 +67,7 @@ class Up:
             if line.startswith("Press Ctrl-C"):
                 break
         else:
-            raise AssertionError("sandbox up ended early: " + self.process.stderr.read())  # type: ignore[union-attr]
+            raise AssertionError("sandbox up ended early: " + self.process.stderr.read())
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGINT)
