@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from exoimap.config import Paths
-from exoimap.sandbox.state import SANDBOX_JSON
+from exoimap.sandbox.state import SANDBOX_JSON, serving_lock
 from exoimap.secrets import MASK
 
 if TYPE_CHECKING:
@@ -70,6 +70,14 @@ def up(
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
 ) -> None:
     """Run the sandbox until Ctrl-C; write STATE/sandbox.json for scripts."""
+    with serving_lock(_state(state)):
+        _serve(state, host, port)
+    typer.echo("exoimap sandbox: stopped")
+
+
+def _serve(state: Path | None, host: str, port: int) -> None:
+    import asyncio
+
     sandbox = _open(state)
     sock = sandbox.bind(host, port)
     url = sandbox.base_url_for(sock)
@@ -78,15 +86,12 @@ def up(
     typer.echo(f"CA file: {sandbox.ca.cert_file}")
     typer.echo(f"details (users, apps, secrets): {path}")
     typer.echo("Press Ctrl-C to stop.")
-    import asyncio
-
     try:
         asyncio.run(sandbox.serve(sock))
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
-    typer.echo("exoimap sandbox: stopped")
 
 
 @app.command("info")
