@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
         return int(exc.exit_code)
     except KeyboardInterrupt:  # e.g. Ctrl-C while a device-code sign-in waits
-        print("exoimap: interrupted; nothing stored was changed", file=sys.stderr)
+        print("exoimap: interrupted", file=sys.stderr)
         return 130
     return 0
 
