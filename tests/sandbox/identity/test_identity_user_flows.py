@@ -17,6 +17,9 @@ from exoimap.sandbox.identity import EXCHANGE_AUDIENCES, InvalidAccessToken
 
 from .conftest import IMAP_SCOPE, World, aadsts, drive, form_fields, redirect_params, step_of
 
+# Several tests use response_mode=query on purpose (Entra's default); MSAL warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
+
 
 def _claims(token: str) -> dict[str, object]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
@@ -348,3 +351,66 @@ def test_msal_with_domain_authority_and_hash_check(world: World) -> None:
     assert result["id_token_claims"]["tid"] == world.idp.tenant_id
     assert hashlib.sha256(result["access_token"].encode()).hexdigest()
     assert isinstance(client, msal.PublicClientApplication)
+
+
+def test_lifetimes_are_configurable(world: World) -> None:
+    world.idp.admin.configure(access_token_lifetime=120)
+    try:
+        result = world.device_token(world.public(), [IMAP_SCOPE])
+    finally:
+        world.idp.admin.configure(access_token_lifetime=3599)
+    assert result["expires_in"] == 120
+    claims = _claims(result["access_token"])
+    assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize("segment", ["organizations", "common"])
+def test_multi_tenant_authority_for_user_flows(world: World, segment: str) -> None:
+    client = world.public(authority=f"{world.idp.base_url}/{segment}")
+    result = world.device_token(client, [IMAP_SCOPE])
+    assert "access_token" in result, result
+    assert _claims(result["access_token"])["tid"] == world.idp.tenant_id
+
+
+def test_confidential_web_app_auth_code_with_secret(world: World) -> None:
+    app = world.new_app(
+        public=False, redirect_uris=["http://localhost"], delegated=[IMAP_SCOPE], admin_consent=True
+    )
+    secret = world.idp.admin.add_client_secret(app.name)
+    client = world.confidential(app.client_id, secret.value)
+    flow, response = world.browser_sign_in(client, [IMAP_SCOPE])
+    result = client.acquire_token_by_auth_code_flow(flow, response)
+    assert _claims(result["access_token"])["appidacr"] == "1"
+    impostor = world.confidential(app.client_id, "wrong")
+    flow, response = world.browser_sign_in(impostor, [IMAP_SCOPE])
+    assert aadsts(impostor.acquire_token_by_auth_code_flow(flow, response)) == 7000215
+
+
+def test_public_client_presenting_a_secret_is_700025(world: World) -> None:
+    response = world.http.post(
+        f"{world.idp.authority}/oauth2/v2.0/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": world.app.client_id,
+            "client_secret": "not-for-public-clients",
+            "refresh_token": "0.Ax",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error_codes"] == [700025]
+
+
+def test_mfa_step_cannot_be_skipped(world: World) -> None:
+    user, password = world.new_user(mfa=True)
+    client = world.public()
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], response_mode="form_post")
+    page = world.http.get(flow["auth_uri"], allow_redirects=False)
+    action, fields = form_fields(page.text)
+    mfa_page = world.http.post(action, data={**fields, "login": user.upn, "passwd": password})
+    assert step_of(mfa_page.text) == "mfa"
+    _action, mfa_fields = form_fields(mfa_page.text)
+    skipped = world.http.post(
+        action, data={**mfa_fields, "step": "consent", "action": "accept"}, allow_redirects=False
+    )
+    assert skipped.status_code == 400
+    assert "Unexpected step" in skipped.text
