@@ -11,7 +11,7 @@ import pytest
 from exoimap import audit
 from exoimap.audit import events
 from exoimap.config import AuditConfig, Paths
-from exoimap.errors import ConfigError
+from exoimap.errors import ConfigError, ExoimapError
 from exoimap.secrets import Secret
 
 from .conftest import KEY
@@ -187,3 +187,24 @@ def test_auditing_installs_and_restores(tmp_path: Path) -> None:
     assert audit.current_auditor().log is None
     assert seen == ["archive.restored", "archive.verified"]
     assert [r.event for r in audit.read_records(paths.audit_dir)] == seen
+
+
+def test_audit_key_lives_in_the_vault_when_it_can_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exoimap.auth import vault as vault_module
+    from exoimap.auth.vault import ScryptParams, Vault
+
+    monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "audit key test passphrase")
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    key = audit.load_audit_key(paths)
+    assert not (paths.vault_dir / "audit.key").exists()
+    assert Vault.from_paths(paths).get_secret("audit-hmac-key") == key
+    assert audit.load_audit_key(paths, create=False) == key
+
+    # The vault exists but cannot be opened now: an error, never a second key in a file.
+    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
+    with pytest.raises(ExoimapError, match=r"passphrase|key"):
+        audit.load_audit_key(paths)
+    assert not (paths.vault_dir / "audit.key").exists()

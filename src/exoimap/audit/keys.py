@@ -1,28 +1,74 @@
 """Where the audit key comes from.
 
-The key authenticates the audit log (record MACs and the checkpoint). It belongs in the
-encrypted vault; until the vault is wired in, :func:`load_audit_key` keeps a random 32-byte
-key in ``<vault dir>/audit.key`` (0600, in a 0700 folder). This is the ONE place that knows
-where the key lives: change it here and every writer and verifier follows.
+The key authenticates the audit log (record MACs and the checkpoint). This is the ONE place
+that knows where it lives; every writer and verifier asks :func:`load_audit_key`.
+
+The choice is made once and then kept, because a log can only be verified with the key it
+was written with:
+
+1. if ``<vault dir>/audit.key`` exists, it is used (0600, in a 0700 folder);
+2. otherwise, if the encrypted vault exists or can be opened without a prompt (OS keyring,
+   ``EXOIMAP_VAULT_PASSPHRASE``, a key file), the key is a vault secret
+   (:meth:`exoimap.auth.vault.Vault.audit_hmac_key`), encrypted at rest;
+3. otherwise (no vault at all, e.g. an account that only uses ``token-command``), a random key
+   is written to ``audit.key`` and a warning says that it is protected only by file
+   permissions. Set up the vault before the first audited command to avoid that.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exoimap.config import Paths
-from exoimap.errors import ConfigError
+from exoimap.errors import ConfigError, VaultKeyError
 from exoimap.secrets import Secret
 
 __all__ = ["KEY_BYTES", "load_audit_key"]
 
 KEY_BYTES = 32
+_log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the vault is imported lazily: most audit readers never need it
+    from exoimap.auth.vault import Vault
 
 
 def load_audit_key(paths: Paths, *, create: bool = True) -> Secret[bytes]:
     """Read the audit key, creating it on first use when ``create`` is true."""
     path = paths.vault_dir / "audit.key"
+    if not path.exists():
+        from exoimap.auth.vault import Vault
+
+        vault = Vault.from_paths(paths)
+        if vault.exists() or create:
+            try:
+                return vault.audit_hmac_key() if create else _existing_vault_key(vault)
+            except VaultKeyError:
+                if vault.exists():
+                    raise  # the key is in the vault: never fork it into a second file
+        _log.warning(
+            "the vault has no key source, so the audit key is kept in %s, protected only by "
+            "file permissions (see `exoimap vault status`)",
+            path,
+        )
+    return _file_key(paths, path, create=create)
+
+
+def _existing_vault_key(vault: Vault) -> Secret[bytes]:
+    key = vault.get_secret("audit-hmac-key")
+    if key is None:
+        raise ConfigError(
+            "there is no audit key yet (it is made the first time something is audited); "
+            "without it only the unkeyed checks can run (`exoimap audit verify --no-key`)",
+            path=str(vault.directory),
+        )
+    return key
+
+
+def _file_key(paths: Paths, path: Path, *, create: bool) -> Secret[bytes]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -47,7 +93,7 @@ def load_audit_key(paths: Paths, *, create: bool = True) -> Secret[bytes]:
         try:
             os.link(temp, path)
         except FileExistsError:
-            return load_audit_key(paths, create=False)
+            return _file_key(paths, path, create=False)
         finally:
             os.unlink(temp)
         return Secret(key)

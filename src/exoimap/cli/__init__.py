@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from exoimap.cli.account import app as account_app
@@ -38,7 +37,7 @@ app.add_typer(sandbox_app, name="sandbox")
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     try:
-        # With standalone_mode=False click returns (not raises) the code of `typer.Exit(n)`.
+        # With standalone_mode=False the code of `typer.Exit(n)` is returned, not raised.
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool):
             return result
@@ -50,16 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("exoimap: aborted", file=sys.stderr)
         return EXIT_FAILURE
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
-    except typer.TyperException as exc:  # usage errors (typer vendors click)
+    except typer.TyperException as exc:  # usage errors: typer raises its own vendored click's
         show = getattr(exc, "show", None)
         if callable(show):
             show()
-        return int(getattr(exc, "exit_code", EXIT_USAGE))
+        else:  # pragma: no cover - every vendored usage error has show()
+            print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # e.g. Ctrl-C while a device-code sign-in waits
+        print("exoimap: interrupted", file=sys.stderr)
+        return 130
     return 0
-
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
