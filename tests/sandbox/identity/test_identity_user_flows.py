@@ -414,3 +414,16 @@ def test_mfa_step_cannot_be_skipped(world: World) -> None:
     )
     assert skipped.status_code == 400
     assert "Unexpected step" in skipped.text
+
+
+def test_user_flows_refuse_application_permissions(world: World) -> None:
+    app_only = "https://outlook.office365.com/IMAP.AccessAsApp"
+    client = world.public()
+    flow = client.initiate_device_flow([app_only])
+    assert flow["error"] == "invalid_scope"
+    assert flow["error_codes"] == [70011]
+    auth = client.initiate_auth_code_flow([app_only], response_mode="form_post")
+    page = world.http.get(auth["auth_uri"], allow_redirects=False)
+    params = redirect_params(page)
+    assert params["error"] == "invalid_scope"
+    assert params["error_description"].startswith("AADSTS70011: ")

@@ -122,6 +122,7 @@ class SignIn:
             return self._error_redirect(txn, "unsupported_response_type", None)
         try:
             txn.scope = parse_scopes(params.get("scope"), tenant=segment)
+            txn.scope.require_delegated()
         except AadstsError as exc:
             return self._error_redirect(txn, exc.error, exc)
         txn.raw_scope = params.get("scope", "")
