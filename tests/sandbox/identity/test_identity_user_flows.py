@@ -427,3 +427,21 @@ def test_user_flows_refuse_application_permissions(world: World) -> None:
     params = redirect_params(page)
     assert params["error"] == "invalid_scope"
     assert params["error_description"].startswith("AADSTS70011: ")
+
+
+def test_logout_clears_the_session_and_never_redirects_elsewhere(world: World) -> None:
+    client = world.public()
+    world.browser_sign_in(client, [IMAP_SCOPE])
+    logout = f"{world.idp.authority}/oauth2/v2.0/logout"
+    evil = world.http.get(
+        logout, params={"post_logout_redirect_uri": "https://evil.example/"}, allow_redirects=False
+    )
+    assert evil.status_code == 200
+    assert "signed out" in evil.text
+    back = world.http.get(
+        logout, params={"post_logout_redirect_uri": "http://localhost:8400"}, allow_redirects=False
+    )
+    assert back.headers["location"] == "http://localhost:8400"
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], prompt="none", response_mode="form_post")
+    silent = world.http.get(flow["auth_uri"], allow_redirects=False)
+    assert redirect_params(silent)["error"] == "login_required"

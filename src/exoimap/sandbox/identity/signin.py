@@ -27,7 +27,7 @@ from exoimap.sandbox.identity.core import AuthCode, IdentityCore
 from exoimap.sandbox.identity.model import AppRegistration, Tenant, User
 from exoimap.sandbox.identity.scopes import ScopeRequest, parse_scopes
 
-__all__ = ["Outcome", "SignIn"]
+__all__ = ["Outcome", "SignIn", "redirect_uri_matches"]
 
 _TXN_LIFETIME = 600.0
 SESSION_COOKIE = "ESTSAUTH"
