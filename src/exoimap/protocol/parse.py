@@ -216,7 +216,7 @@ def _esearch(r: Reader) -> ESearchResponse:
         if name in ("MIN", "MAX", "COUNT", "MODSEQ"):
             fields[name.lower()] = r.number()
         elif name == "ALL":
-            fields["all"] = SequenceSet.parse(dec(r.atom()))
+            fields["all"] = SequenceSet.parse(r.sequence_set_text())
         else:
             r.value()  # an extension we do not interpret
     return ESearchResponse(**fields)  # type: ignore[arg-type]  # keys are the field names
@@ -278,7 +278,7 @@ def _vanished(r: Reader) -> VanishedResponse:
         r.expect(b"EARLIER)")
         r.sp()
         earlier = True
-    uids = SequenceSet.parse(dec(r.atom()))
+    uids = SequenceSet.parse(r.sequence_set_text())
     r.end()
     return VanishedResponse(uids, earlier)
 
@@ -462,6 +462,8 @@ def _untagged(r: Reader) -> Response:
         r.sp()
         kind = r.atom().upper()
         if kind == b"FETCH":
+            if n == 0:
+                raise r.error("FETCH for message 0")
             r.sp()
             return _fetch(r, n)
         r.end()
