@@ -26,8 +26,10 @@ from exoimap.protocol.events import (
 )
 from exoimap.protocol.framing import Framer, literal_marker
 from exoimap.protocol.parse import (
+    FAST_FETCH,
     FetchPrefix,
     fast_fetch,
+    fast_fetch_match,
     finish_fetch,
     parse_fetch_prefix,
     parse_response,
@@ -60,6 +62,7 @@ ClientEvent = (
 _LINE, _LITERAL, _STREAM = 0, 1, 2
 _HUGE = 1 << 62
 _LITERAL_MINUS_MAX = 4096
+_BATCH = 256
 
 
 class ClientConnection:
@@ -105,6 +108,7 @@ class ClientConnection:
         self._resume: FetchPrefix | None = None  # the FETCH being streamed
         self._resume_at = 0  # index of the first part after its last streamed literal
         self._eof = False
+        self._ready: deque[FetchResponse] = deque()
         # Sending.
         self._in_flight: dict[str, c.Command] = {}
         self._out: deque[tuple[str, Piece]] = deque()
@@ -246,6 +250,8 @@ class ClientConnection:
 
     def next_event(self) -> ClientEvent:
         """The next event, or :data:`NEED_DATA` when more bytes are needed."""
+        if self._ready:
+            return self._ready.popleft()
         framer = self._framer
         while True:
             if self._state == _STREAM:
@@ -269,6 +275,7 @@ class ClientConnection:
             if not self._parts and self.greeted:
                 fast = fast_fetch(line)  # the common "* n FETCH (UID u FLAGS (...))"
                 if fast is not None:
+                    self._batch_fast_fetches()
                     return fast
             self._response_bytes += len(line)
             if self._response_bytes > self._max_response:
@@ -304,6 +311,16 @@ class ClientConnection:
                 raise RemoteProtocolError("a response larger than the configured maximum")
             self._pending_literal = size
             self._state = _LITERAL
+
+    def _batch_fast_fetches(self) -> None:
+        """Queue the flag-only FETCH lines that follow (a flags scan sends thousands)."""
+        ready = self._ready
+        for m in self._framer.match_lines(FAST_FETCH, _BATCH):
+            response = fast_fetch_match(m)
+            if response is None:
+                self._framer.rewind(m.start())
+                return
+            ready.append(response)
 
     def _try_stream(self, size: int) -> FetchStart | None:
         placeholder = StreamedLiteral(size)

@@ -57,7 +57,9 @@ from exoimap.protocol.utf7 import decode_mailbox_lenient
 
 __all__ = [
     "FetchPrefix",
+    "FAST_FETCH",
     "fast_fetch",
+    "fast_fetch_match",
     "finish_fetch",
     "parse_fetch_prefix",
     "parse_resp_text",
@@ -75,8 +77,11 @@ _SIMPLE_ITEM = re.compile(
     rb" ?(?:(UID|RFC822\.SIZE) (\d{1,20})|FLAGS \(([^()]*)\)"
     rb'|INTERNALDATE "([^"\\\r\n]*)"|MODSEQ \((\d{1,20})\))(?=[ )])'
 )
-_FAST_FETCH_UF = re.compile(rb"\* (\d{1,10}) FETCH \(UID (\d{1,10}) FLAGS \(([^()]*)\)\)")
-_FAST_FETCH_FU = re.compile(rb"\* (\d{1,10}) FETCH \(FLAGS \(([^()]*)\) UID (\d{1,10})\)")
+#: ``* n FETCH (UID u FLAGS (...))`` or with FLAGS first (the flags are checked separately).
+FAST_FETCH = re.compile(
+    rb"\* ([1-9]\d{0,9}) FETCH \((?:UID ([1-9]\d{0,9}) FLAGS \(([^()]*)\)"
+    rb"|FLAGS \(([^()]*)\) UID ([1-9]\d{0,9}))\)"
+)
 
 
 def parse_tag(r: Reader) -> str:
@@ -565,26 +570,30 @@ def parse_response_line(data: bytes) -> Response:
 
 def fast_fetch(line: bytes) -> FetchResponse | None:
     """The common ``* n FETCH (UID u FLAGS (...))`` line without the general parser."""
-    if not line.startswith(b"* "):
-        return None
-    m = _FAST_FETCH_UF.fullmatch(line)
-    if m is not None:
-        seq, uid, flags = m.groups()
-    else:
-        m = _FAST_FETCH_FU.fullmatch(line)
-        if m is None:
-            return None
-        seq, flags, uid = m.groups()
-    if seq[0] == 0x30 or uid[0] == 0x30:
-        return None  # zero or leading zeros: let the general parser decide
+    m = FAST_FETCH.fullmatch(line)
+    return None if m is None else fast_fetch_match(m)
+
+
+def fast_fetch_match(m: re.Match[bytes]) -> FetchResponse | None:
+    """The response for a :data:`FAST_FETCH` match; None if its flags are unusual (then
+    the general parser must read the line)."""
+    seq, uid, flags, flags_first, uid_last = m.groups()
+    if uid is None:
+        uid, flags = uid_last, flags_first
     flag_tuple = _FLAGS_CACHE.get(flags)
     if flag_tuple is None:
         if not _FAST_FLAG_LIST.fullmatch(flags):
-            return None  # unusual flags: the general parser decides
+            return None
         if len(_FLAGS_CACHE) > 1024:
             _FLAGS_CACHE.clear()
         flag_tuple = _FLAGS_CACHE[flags] = tuple(dec(flags).split())
-    return fetch_response_from({"seq": int(seq), "uid": int(uid), "flags": flag_tuple})
+    response: FetchResponse = _new_object(FetchResponse)
+    state = response.__dict__
+    state["seq"] = int(seq)
+    state["uid"] = int(uid)
+    state["flags"] = flag_tuple
+    return response
 
 
+_new_object = object.__new__
 _FLAGS_CACHE: dict[bytes, tuple[str, ...]] = {}
