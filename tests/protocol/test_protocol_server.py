@@ -19,6 +19,7 @@ from exoimap.protocol import (
     AuthenticateResponse,
     BadCommand,
     BareResponseCode,
+    BodyData,
     ClientConnection,
     CommandDone,
     CommandReceived,
@@ -335,3 +336,15 @@ def test_client_and_server_in_memory() -> None:
     client.send(Done())
     _, requests = run(client, server)
     assert requests == [IdleDone(t_idle)]
+
+
+def test_large_fetch_body_is_sent_without_copying() -> None:
+    body = b"m" * 100_000
+    server = ServerConnection()
+    server.send(FetchResponse(3, uid=9, flags=("\\Seen",), bodies=(BodyData("", None, body),)))
+    pieces = server.pieces_to_send()
+    assert pieces[1] is body
+    assert (
+        b"".join(pieces) == b"* 3 FETCH (UID 9 FLAGS (\\Seen) BODY[] {100000}\r\n" + body + b")\r\n"
+    )
+    assert server.data_to_send() == b""

@@ -214,19 +214,23 @@ class ClientConnection:
     def data_to_send(self) -> bytes:
         """Bytes to write to the server now (a synchronising literal stays queued until the
         server's ``+``)."""
+        return b"".join(self.pieces_to_send())
+
+    def pieces_to_send(self) -> list[bytes]:
+        """Like :meth:`data_to_send`, as pieces for ``transport.writelines`` (a large APPEND
+        message is handed over without being copied)."""
         if self._waiting_tag is not None:
-            return b""
-        out = bytearray()
-        while self._out:
-            tag, piece = self._out[0]
+            return []
+        out: list[bytes] = []
+        queue = self._out
+        while queue:
+            tag, piece = queue.popleft()
             if piece is WAIT:
                 self._waiting_tag = tag
-                self._out.popleft()
                 break
             assert isinstance(piece, bytes)
-            out += piece
-            self._out.popleft()
-        return bytes(out)
+            out.append(piece)
+        return out
 
     # --- receiving -----------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ __all__ = [
     "enc",
     "serialize_command",
     "serialize_response",
+    "serialize_response_pieces",
     "serialize_value",
 ]
 
@@ -79,6 +80,7 @@ _QUOTABLE = re.compile(rb"[\x20-\x7e]*\Z")
 _FLAG_OK = re.compile(rb'\\?[^\x00-\x20\x7f(){%*"\\\]]+\Z|\\\*\Z')
 _EXCHANGE_QUOTE = frozenset(b"(){ %*]")
 _MAX_QUOTED = 1024
+_INLINE_LITERAL = 4096
 
 
 def enc(text: str) -> bytes:
@@ -112,13 +114,19 @@ class _Writer:
         self.text += data
 
     def literal(self, data: bytes) -> None:
-        if len(data) <= self.literal_plus_max:
-            self.text += b"{%d+}\r\n" % len(data)
+        sync = len(data) > self.literal_plus_max
+        self.text += b"{%d}\r\n" % len(data) if sync else b"{%d+}\r\n" % len(data)
+        if sync:
+            self.pieces += [bytes(self.text), WAIT]
+            self.text = bytearray()
+        if len(data) > _INLINE_LITERAL:
+            # Large data (a message) stays its own piece: never copied here.
+            if self.text:
+                self.pieces.append(bytes(self.text))
+                self.text = bytearray()
+            self.pieces.append(data)
+        else:
             self.text += data
-            return
-        self.text += b"{%d}\r\n" % len(data)
-        self.pieces += [bytes(self.text), WAIT]
-        self.text = bytearray(data)
 
     def string(self, data: bytes) -> None:
         if len(data) <= _MAX_QUOTED and _QUOTABLE.match(data):
@@ -419,8 +427,10 @@ def _namespace(ns: NamespaceList) -> bytes:
     return b"(" + b"".join(items) + b")"
 
 
-def _fetch(f: FetchResponse) -> bytes:
+def _fetch(f: FetchResponse) -> list[bytes]:
+    """The response as pieces; large body data stays a piece of its own (not copied)."""
     items: list[bytes] = []
+    big: dict[int, bytes] = {}
     if f.uid is not None:
         items.append(b"UID %d" % f.uid)
     if f.flags is not None:
@@ -445,13 +455,33 @@ def _fetch(f: FetchResponse) -> bytes:
                 name += b"<%d>" % body.origin
         if body.data is None:
             items.append(name + b" NIL")
-        elif body.name == "BINARY" and b"\x00" in body.data:
-            items.append(name + b" ~{%d}\r\n" % len(body.data) + body.data)
+            continue
+        marker = b" ~{%d}\r\n" if body.name == "BINARY" and b"\x00" in body.data else b" {%d}\r\n"
+        if len(body.data) > _INLINE_LITERAL:
+            big[len(items)] = body.data
+            items.append(name + marker % len(body.data))
         else:
-            items.append(name + b" {%d}\r\n" % len(body.data) + body.data)
+            items.append(name + marker % len(body.data) + body.data)
     for key, value in f.extra:
         items.append(_atom(key, "fetch item") + b" " + serialize_value(value))
-    return b"* %d FETCH (" % f.seq + b" ".join(items) + b")"
+    pieces: list[bytes] = []
+    text = b"* %d FETCH (" % f.seq
+    for i, item in enumerate(items):
+        text += (b" " if i else b"") + item
+        data = big.get(i)
+        if data is not None:
+            pieces += [text, data]
+            text = b""
+    pieces.append(text + b")\r\n")
+    return pieces
+
+
+def serialize_response_pieces(response: Response) -> list[bytes]:
+    """Like :func:`serialize_response`, but large FETCH body data stays a separate piece, so
+    a 150 MB message is not copied to build the response."""
+    if isinstance(response, FetchResponse):
+        return _fetch(response)
+    return [serialize_response(response)]
 
 
 def serialize_response(response: Response) -> bytes:
@@ -468,7 +498,7 @@ def serialize_response(response: Response) -> bytes:
     elif isinstance(r, BareResponseCode):
         out = _code(r.code) + (b" " + _no_crlf(enc(r.text), "text") if r.text else b"")
     elif isinstance(r, FetchResponse):
-        out = _fetch(r)
+        return b"".join(_fetch(r))
     elif isinstance(r, CapabilityResponse | EnabledResponse):
         name = b"* CAPABILITY" if isinstance(r, CapabilityResponse) else b"* ENABLED"
         out = b" ".join([name, *(_atom(x, "capability") for x in r.capabilities)])

@@ -37,7 +37,7 @@ from exoimap.protocol.parse_command import (
     recover_tag,
 )
 from exoimap.protocol.reader import StreamedLiteral
-from exoimap.protocol.serialize import serialize_response
+from exoimap.protocol.serialize import serialize_response, serialize_response_pieces
 from exoimap.protocol.types import ContinuationRequest, Response, StatusResponse
 
 __all__ = ["ServerConnection", "ServerEvent"]
@@ -73,7 +73,7 @@ class ServerConnection:
         self._continuation = literal_continuation or ContinuationRequest(
             "Ready for additional command text."
         )
-        self._out = bytearray()
+        self._out: list[bytes] = []
         self._state = _LINE
         self._parts: list[bytes] = []
         self._literals: list[bytes | StreamedLiteral] = []
@@ -88,7 +88,7 @@ class ServerConnection:
     def send(self, response: Response) -> None:
         """Queue a response. A tagged response ends an AUTHENTICATE or IDLE with that tag; a
         continuation request or tagged answer settles a waiting APPEND."""
-        data = serialize_response(response)
+        data = serialize_response_pieces(response)
         if self._state == _APPEND_WAIT and self._append is not None:
             if isinstance(response, ContinuationRequest):
                 self._framer.start_stream(self._append[1].size or 0)
@@ -105,12 +105,19 @@ class ServerConnection:
 
     def send_raw(self, data: bytes) -> None:
         """Queue bytes exactly as given (for fault injection and byte-exact replays)."""
-        self._out += data
+        self._out.append(bytes(data))
 
     def data_to_send(self) -> bytes:
-        data = bytes(self._out)
+        """Everything queued, as one bytes object."""
+        data = b"".join(self._out)
         self._out.clear()
         return data
+
+    def pieces_to_send(self) -> list[bytes]:
+        """Everything queued, as pieces (for ``transport.writelines``: large message
+        bodies are not copied)."""
+        pieces, self._out = self._out, []
+        return pieces
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -181,7 +188,7 @@ class ServerConnection:
                     raise RemoteProtocolError(f"a literal of {marker.size} bytes is too large")
                 return self._bad(b"\r\n".join(self._parts), "a literal too large")
             if marker.synchronizing:
-                self._out += serialize_response(self._continuation)
+                self._out.append(serialize_response(self._continuation))
             self._pending_literal = marker.size
             self._state = _LITERAL
 
