@@ -3,12 +3,20 @@ the whole-message parsers and through the connections (fed byte by byte)."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exoimap.protocol import (
+    BodyChunk,
     ClientConnection,
     CommandReceived,
     ContinuationRequest,
+    FetchEnd,
+    FetchResponse,
+    FetchStart,
     Idle,
     Noop,
     ServerConnection,
@@ -21,7 +29,7 @@ from exoimap.protocol import (
 from exoimap.protocol.serialize import WAIT
 
 from .protocol_helpers import GREETING, drain, feed
-from .protocol_strategies import commands, responses
+from .protocol_strategies import commands, fetch_responses, responses
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -79,3 +87,40 @@ def test_response_round_trip_through_client_connection(response) -> None:
         assert event.response == response
     else:
         assert event == response
+
+
+@SETTINGS
+@given(fetch_responses, st.integers(0, 40), st.lists(st.integers(1, 400), max_size=5))
+def test_streamed_fetch_reassembles_to_the_whole_response(response, threshold, cuts) -> None:
+    """Whatever the threshold and the piece boundaries, FetchStart/BodyChunk/FetchEnd carry
+    exactly what the whole response holds."""
+    data = serialize_response(response)
+    client = ClientConnection(stream_threshold=threshold)
+    client.receive_data(GREETING)
+    drain(client)
+    events = []
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    for a, b in itertools.pairwise(points):
+        client.receive_data(data[a:b])
+        events += drain(client)
+    last = events[-1]
+    if isinstance(last, FetchResponse):
+        assert events == [response]
+        return
+    assert isinstance(last, FetchEnd)
+    streamed: list[bytes] = []
+    for event in events[:-1]:
+        if isinstance(event, FetchStart):
+            assert event.seq == response.seq
+            assert event.body.size >= threshold
+            streamed.append(b"")
+        else:
+            assert isinstance(event, BodyChunk)
+            streamed[-1] += bytes(event.data)
+    chunks = iter(streamed)
+    bodies = tuple(
+        dataclasses.replace(b, data=next(chunks), streamed=False) if b.streamed else b
+        for b in last.fetch.bodies
+    )
+    assert dataclasses.replace(last.fetch, bodies=bodies) == response
+    assert next(chunks, None) is None

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from exoimap.errors import RemoteProtocolError
+from exoimap.errors import LocalProtocolError, RemoteProtocolError
 from exoimap.protocol import (
     NEED_DATA,
     Append,
@@ -348,3 +348,29 @@ def test_large_fetch_body_is_sent_without_copying() -> None:
         b"".join(pieces) == b"* 3 FETCH (UID 9 FLAGS (\\Seen) BODY[] {100000}\r\n" + body + b")\r\n"
     )
     assert server.data_to_send() == b""
+
+
+def test_streamed_fetch_from_the_server_reaches_a_client() -> None:
+    body = b"Subject: big\r\n\r\n" + b"q" * 200_000
+    server = ServerConnection()
+    server.send(StatusResponse(None, Status.OK, None, "ready"))
+    server.send_fetch_start(FetchResponse(4, uid=44), BodyData("", None), len(body))
+    with pytest.raises(LocalProtocolError):
+        server.send(ExistsResponse(1))
+    server.send_body_data(body[:1000])
+    with pytest.raises(LocalProtocolError):
+        server.send_fetch_end()
+    server.send_body_data(body[1000:])
+    with pytest.raises(LocalProtocolError):
+        server.send_body_data(b"x")
+    server.send_fetch_end(FetchResponse(4, flags=("\\Seen",)))
+    wire = server.data_to_send()
+    assert wire.endswith(b"q FLAGS (\\Seen))\r\n")
+    client = ClientConnection()
+    client.receive_data(wire)
+    events = drain(client)
+    assert isinstance(events[0], Greeting)
+    assert events[1].uid == 44
+    assert b"".join(bytes(e.data) for e in events[2:-1]) == body
+    assert events[-1].fetch.flags == ("\\Seen",)
+    assert events[-1].fetch.body().size == len(body)

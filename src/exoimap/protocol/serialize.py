@@ -20,6 +20,7 @@ from exoimap.protocol.structure import body_structure_to_value, envelope_to_valu
 from exoimap.protocol.types import (
     AppendUidCode,
     BareResponseCode,
+    BodyData,
     CapabilityCode,
     CapabilityResponse,
     ContinuationRequest,
@@ -53,6 +54,8 @@ __all__ = [
     "WAIT",
     "Piece",
     "enc",
+    "fetch_head",
+    "fetch_tail",
     "serialize_command",
     "serialize_response",
     "serialize_response_pieces",
@@ -427,8 +430,17 @@ def _namespace(ns: NamespaceList) -> bytes:
     return b"(" + b"".join(items) + b")"
 
 
-def _fetch(f: FetchResponse) -> list[bytes]:
-    """The response as pieces; large body data stays a piece of its own (not copied)."""
+def _body_name(body: BodyData) -> bytes:
+    name = _atom(body.name, "fetch item")
+    if body.name in ("BODY", "BINARY"):
+        name += b"[" + _no_crlf(enc(body.section), "a body section") + b"]"
+        if body.origin is not None:
+            name += b"<%d>" % body.origin
+    return name
+
+
+def _fetch_items(f: FetchResponse) -> tuple[list[bytes], dict[int, bytes]]:
+    """The serialised items, and the large body data to send after item ``i``'s marker."""
     items: list[bytes] = []
     big: dict[int, bytes] = {}
     if f.uid is not None:
@@ -448,11 +460,7 @@ def _fetch(f: FetchResponse) -> list[bytes]:
     for body in f.bodies:
         if body.streamed:
             raise LocalProtocolError("a streamed body has no data to send")
-        name = _atom(body.name, "fetch item")
-        if body.name in ("BODY", "BINARY"):
-            name += b"[" + _no_crlf(enc(body.section), "a body section") + b"]"
-            if body.origin is not None:
-                name += b"<%d>" % body.origin
+        name = _body_name(body)
         if body.data is None:
             items.append(name + b" NIL")
             continue
@@ -464,6 +472,12 @@ def _fetch(f: FetchResponse) -> list[bytes]:
             items.append(name + marker % len(body.data) + body.data)
     for key, value in f.extra:
         items.append(_atom(key, "fetch item") + b" " + serialize_value(value))
+    return items, big
+
+
+def _fetch(f: FetchResponse) -> list[bytes]:
+    """The response as pieces; large body data stays a piece of its own (not copied)."""
+    items, big = _fetch_items(f)
     pieces: list[bytes] = []
     text = b"* %d FETCH (" % f.seq
     for i, item in enumerate(items):
@@ -474,6 +488,30 @@ def _fetch(f: FetchResponse) -> list[bytes]:
             text = b""
     pieces.append(text + b")\r\n")
     return pieces
+
+
+def fetch_head(fetch: FetchResponse, body: BodyData, size: int) -> bytes:
+    """The start of a FETCH response whose ``body`` literal of ``size`` bytes is sent next:
+    ``* seq FETCH (<fetch's items> BODY[section] {size}`` CRLF. Finish with the body data
+    and :func:`fetch_tail`."""
+    items, big = _fetch_items(fetch)
+    if big:
+        raise LocalProtocolError("only small items may come before a streamed body")
+    if size < 0:
+        raise LocalProtocolError("a negative literal size")
+    items.append(_body_name(body) + b" {%d}\r\n" % size)
+    return b"* %d FETCH (" % fetch.seq + b" ".join(items)
+
+
+def fetch_tail(trailing: FetchResponse | None = None) -> bytes:
+    """The end of a FETCH started with :func:`fetch_head`: items after the body (``seq`` is
+    ignored) and the closing parenthesis."""
+    if trailing is None:
+        return b")\r\n"
+    items, big = _fetch_items(trailing)
+    if big:
+        raise LocalProtocolError("only small items may follow a streamed body")
+    return b"".join(b" " + item for item in items) + b")\r\n"
 
 
 def serialize_response_pieces(response: Response) -> list[bytes]:
