@@ -135,7 +135,8 @@ from exoimap.protocol.events import (
 )
 from exoimap.protocol.parse import parse_response_line
 from exoimap.protocol.parse_command import parse_command_line
-from exoimap.protocol.serialize import exchange_mailbox, serialize_command, serialize_response
+from exoimap.protocol.serialize import exchange_mailbox, serialize_response
+from exoimap.protocol.serialize_command import serialize_command
 from exoimap.protocol.server import ServerConnection, ServerEvent
 from exoimap.protocol.types import (
     Address,

@@ -25,17 +25,18 @@ from exoimap.protocol.events import (
     NeedData,
 )
 from exoimap.protocol.framing import Framer, literal_marker
-from exoimap.protocol.parse import (
+from exoimap.protocol.parse import parse_response
+from exoimap.protocol.parse_fetch import (
     FAST_FETCH,
     FetchPrefix,
     fast_fetch,
     fast_fetch_match,
     finish_fetch,
     parse_fetch_prefix,
-    parse_response,
 )
 from exoimap.protocol.reader import StreamedLiteral
-from exoimap.protocol.serialize import WAIT, Piece, serialize_command
+from exoimap.protocol.serialize import WAIT, Piece
+from exoimap.protocol.serialize_command import serialize_command
 from exoimap.protocol.types import (
     CapabilityCode,
     CapabilityResponse,
