@@ -31,7 +31,7 @@ from exoimap.protocol.serialize import WAIT
 from .protocol_helpers import GREETING, drain, feed
 from .protocol_strategies import commands, fetch_responses, responses
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def wire(pieces) -> bytes:

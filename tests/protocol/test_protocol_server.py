@@ -374,3 +374,15 @@ def test_streamed_fetch_from_the_server_reaches_a_client() -> None:
     assert b"".join(bytes(e.data) for e in events[2:-1]) == body
     assert events[-1].fetch.flags == ("\\Seen",)
     assert events[-1].fetch.body().size == len(body)
+
+
+def test_append_with_the_mailbox_in_a_literal() -> None:
+    server = ServerConnection(max_buffered_literal=100)
+    server.receive_data(b"A1 APPEND {8}\r\n")
+    assert drain(server) == []
+    assert server.data_to_send() == b"+ Ready for additional command text.\r\n"
+    server.receive_data(b'Say "hi" (\\Draft) {1000+}\r\n' + b"m" * 1000 + b"\r\n")
+    start, *chunks, end = drain(server)
+    assert start == AppendStart("A1", Append('Say "hi"', None, ("\\Draft",), None, 1000), False)
+    assert sum(len(c.data) for c in chunks) == 1000
+    assert end == AppendEnd("A1", start.command)

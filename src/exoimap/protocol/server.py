@@ -208,7 +208,7 @@ class ServerConnection:
             if marker is None:
                 return self._complete()
             framer.check_literal(marker.size)
-            append = parse_append_prefix(self._parts)
+            append = parse_append_prefix(self._parts, self._literals)
             if append is not None:
                 tag, command = append
                 self._append = append
