@@ -116,6 +116,8 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
         r.pos = m.end()
         name = m.group(1).decode("ascii").upper()
         section = m.group(2)
+        if section is not None and name.endswith(".PEEK"):
+            name = name[:-5]  # some servers echo BODY.PEEK[...]; it means BODY[...]
         r.sp()
         if section is not None or (name in _BODY_ITEMS and name not in ("BODY", "BINARY")):
             origin = None if m.group(3) is None else int(m.group(3))
