@@ -117,6 +117,32 @@ def _search_keys(r: Reader, depth: int) -> tuple[c.SearchKey, ...]:
             keys.append(dec(m.group()))
 
 
+def _select_params(r: Reader) -> tuple[bool, c.QResync | None]:
+    """``(CONDSTORE)`` and/or ``(QRESYNC (uidvalidity modseq [known-uids]))``."""
+    condstore, qresync = False, None
+    if not r.maybe(b" ("):
+        return condstore, qresync
+    while True:
+        name = r.atom().upper()
+        if name == b"CONDSTORE":
+            condstore = True
+        elif name == b"QRESYNC":
+            r.expect(b" (")
+            validity = r.nz_number()
+            r.sp()
+            modseq = r.number()
+            known = None
+            if r.maybe(b" "):
+                known = SequenceSet.parse(r.sequence_set_text())
+            r.expect(b")")
+            qresync = c.QResync(validity, modseq, known)
+        else:
+            raise r.error("unknown SELECT parameter")
+        if r.maybe(b")"):
+            return condstore, qresync
+        r.sp()
+
+
 def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
     r.sp()
     mailbox = _mailbox(r)
@@ -139,7 +165,13 @@ def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
         command: c.Command = simple()
         return command
     one = _ONE_MAILBOX.get(name)
-    if one is not None and not uid:
+    if name in (b"SELECT", b"EXAMINE") and not uid:
+        r.sp()
+        mailbox = _mailbox(r)
+        condstore, qresync = _select_params(r)
+        kind = c.Select if name == b"SELECT" else c.Examine
+        command = kind(mailbox, condstore, qresync)
+    elif one is not None and not uid:
         r.sp()
         command = one(_mailbox(r))
     elif name == b"LOGIN" and not uid:
@@ -199,13 +231,19 @@ def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
         else:
             fetch_items.append(_fetch_item(r))
         changed_since = None
+        vanished = False
         if r.maybe(b" ("):
             if r.line[r.pos : r.pos + 13].upper() != b"CHANGEDSINCE ":
                 raise r.error("expected CHANGEDSINCE")
             r.pos += 13
             changed_since = r.number()
+            vanished = r.line[r.pos : r.pos + 9].upper() == b" VANISHED"
+            if vanished:
+                r.pos += 9
+                if not uid:
+                    raise r.error("VANISHED without UID FETCH")
             r.expect(b")")
-        command = c.Fetch(seq, tuple(fetch_items), uid, changed_since)
+        command = c.Fetch(seq, tuple(fetch_items), uid, changed_since, vanished)
     elif name == b"SEARCH":
         r.sp()
         charset = None
@@ -296,7 +334,7 @@ def parse_command(
     parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
 ) -> c.TaggedCommand:
     """One command from its framed parts."""
-    r = Reader(parts, literals)
+    r = Reader(parts, literals, quote_input=False)
     tag = parse_tag(r)
     r.sp()
     name = r.atom().upper()
@@ -310,23 +348,22 @@ def parse_command(
     return c.TaggedCommand(tag, _body(r, name, uid))
 
 
-def parse_append_prefix(parts: list[bytes]) -> tuple[str, c.Append] | None:
-    """If ``parts`` (ending at a literal marker) is an APPEND waiting for its message,
-    the tag and the command (``message=None``, ``size`` set); otherwise None."""
-    if len(parts) != 1:
-        return None
-    line = parts[0]
-    marker = literal_marker(line)
+def parse_append_prefix(
+    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> tuple[str, c.Append] | None:
+    """If ``parts`` (the last one ending at a literal marker) is an APPEND waiting for its
+    message, the tag and the command (``message=None``, ``size`` set); otherwise None."""
+    marker = literal_marker(parts[-1])
     if marker is None:
         return None
-    r = Reader([line[: marker.start], b""], [b""])
+    r = Reader([*parts[:-1], parts[-1][: marker.start]], literals, quote_input=False)
     try:
         tag = parse_tag(r)
         r.sp()
         if r.atom().upper() != b"APPEND":
             return None
         mailbox, flags, date = _append_args(r)
-        if not r.at_line_end():
+        if not r.at_line_end() or r.idx != len(parts) - 1:
             return None
         return tag, c.Append(mailbox, None, flags, date, marker.size)
     except RemoteProtocolError:
@@ -337,7 +374,7 @@ def parse_authenticate_line(line: bytes) -> Secret[bytes] | None:
     """The decoded answer line of an AUTHENTICATE exchange; None for the ``*`` cancel."""
     if line.strip() == b"*":
         return None
-    return _base64(Reader([line], []), line.strip())
+    return _base64(Reader([line], [], quote_input=False), line.strip())
 
 
 def parse_command_line(data: bytes) -> c.TaggedCommand:
