@@ -41,7 +41,12 @@ from tests.sync.scenarios import (
 # step (the initial backup) is the same in every scenario, so only the first scenario
 # kills it; the others kill only their later steps.
 KILL_SCENARIOS = [
-    (dataclasses.replace(s, policy=dataclasses.replace(s.policy, max_parallel_folders=1)), first)
+    (
+        dataclasses.replace(
+            s, policy=dataclasses.replace(s.policy, max_parallel_folders=1, batch_messages=4)
+        ),
+        first,
+    )
     for s, first in (
         (SCENARIOS[0], 0),
         *((s, 1) for s in SCENARIOS if s.name in {"uidvalidity_reset", "folder_renamed", "mirror"}),

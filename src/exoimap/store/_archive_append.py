@@ -174,7 +174,6 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
         await asyncio.to_thread(fsync_paths, [s.tmp for s in new_files], mode=store.fsync_mode)
     except OSError as exc:
         raise map_os_error(exc, "flushing messages to disk", folder=row.name) from exc
-    store.crash_point("append.synced")
     record = {
         "op": "append",
         "folder_id": row.id,
@@ -189,4 +188,3 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
     }
     with store.journaled(record):
         recovery.apply_append(store, record, crash=True)
-    store.crash_point("append.done")

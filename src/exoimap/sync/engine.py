@@ -98,7 +98,7 @@ async def backup(
         clock=clock,
         abort=asyncio.Event(),
     )
-    journal = RunJournal(archive.root / "runs")
+    journal = RunJournal(archive.root / "runs", durable=archive.durable)
     for earlier in journal.begin({"mode": "backup", "mirror": policy.mirror}):
         run.emit("previous_run_interrupted", run=earlier.get("run"), pid=earlier.get("pid"))
     if archive.recovery_notes:
@@ -196,12 +196,13 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         if (
             source.capabilities.condstore
             and not rematch
+            and not missing
             and record is not None
             and record.source_uidvalidity == state.uidvalidity
             and record.source_modseq is not None
             and state.highest_modseq is not None
         ):
-            if state.highest_modseq == record.source_modseq and not missing:
+            if state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
         listing = await source_folder.list_messages(changed_since=since, detail=rematch)
