@@ -129,7 +129,11 @@ async def _stage(
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
+    epoch = int(date.timestamp())
+    try:
+        os.utime(fd, (epoch, epoch))  # mtime = INTERNALDATE, as Maildir readers expect
+    finally:
+        os.close(fd)
     if size != item.size:
         tmp.unlink(missing_ok=True)
         raise MessageError(
@@ -137,8 +141,6 @@ async def _stage(
             folder=row.name,
             uid=origin_uid,
         )
-    epoch = int(date.timestamp())
-    os.utime(tmp, (epoch, epoch))
     flags = normalize_flags(item.flags)
     base = file_base(epoch, row.uidvalidity, uid, size)
     message_row = MessageRow(
@@ -187,4 +189,4 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
         ],
     }
     with store.journaled(record):
-        recovery.apply_append(store, record, crash=True)
+        recovery.apply_append(store, record, live=True)

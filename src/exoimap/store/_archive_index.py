@@ -224,6 +224,11 @@ class Index:
             for r in rows
         ]
 
+    def files(self, folder_id: int) -> list[tuple[int, str]]:
+        """``(uid, file base)`` of every message in a folder."""
+        rows = self._db.execute("SELECT uid, file FROM messages WHERE folder_id=?", (folder_id,))
+        return [(int(uid), str(base)) for uid, base in rows]
+
     def count(self, folder_id: int) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM messages WHERE folder_id=?", (folder_id,)

@@ -99,8 +99,12 @@ def _find(directory: Path, base: str) -> Path | None:
 # --- journaled operations ------------------------------------------------------------------
 
 
-def apply_append(store: ArchiveStore, record: dict[str, Any], *, crash: bool = False) -> list[str]:
-    """Move journaled files into ``cur/`` and commit their rows (idempotent)."""
+def apply_append(store: ArchiveStore, record: dict[str, Any], *, live: bool = False) -> list[str]:
+    """Move journaled files into ``cur/`` and commit their rows (idempotent).
+
+    ``live`` is the normal path right after the journal was written (every file is in
+    ``tmp/``); otherwise this is recovery, which checks where each file got to and its
+    SHA-256 before adopting it."""
     index = store.index
     folder_id = record["folder_id"]
     directory = store.maildir / record["dir"]
@@ -114,20 +118,22 @@ def apply_append(store: ArchiveStore, record: dict[str, Any], *, crash: bool = F
             continue
         final = cur / entry["final"]
         tmp = directory / "tmp" / entry["tmp"]
-        if not final.exists():
+        if live:
+            os.rename(tmp, final)
+        elif not final.exists():
             if not tmp.exists():
                 notes.append(f"message file {entry['final']} never reached the disk; refetch")
                 continue
-            if not crash and _sha256_of(tmp) != entry["sha256"]:
+            if _sha256_of(tmp) != entry["sha256"]:
                 notes.append(f"message file {entry['tmp']} is damaged; it will be fetched again")
                 continue
             os.rename(tmp, final)
-        elif not crash and _sha256_of(final) != entry["sha256"]:
+        elif _sha256_of(final) != entry["sha256"]:
             notes.append(f"message file {entry['final']} is damaged; it will be fetched again")
             os.rename(final, store.root / "damaged" / entry["final"])
             continue
         rows.append(_row_from_json(entry))
-        if crash and number == len(entries) // 2:
+        if live and number == len(entries) // 2:
             store.crash_point("append.renamed_some")
     store.sync_dir(cur)
     store.crash_point("append.renamed")

@@ -510,7 +510,7 @@ class ArchiveFolder:
         for sub in ("cur", "new"):
             for entry in os.scandir(directory / sub):
                 bases.add(entry.name.partition(":")[0])
-        return [r.uid for r in self._index.messages(self._id) if r.file not in bases]
+        return [uid for uid, base in self._index.files(self._id) if base not in bases]
 
     async def forget(self, uids: Sequence[int]) -> None:
         """Drop index rows (used for messages whose file is missing, before re-fetching)."""
