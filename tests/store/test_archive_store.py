@@ -175,6 +175,34 @@ def test_corrupt_index_is_kept_aside_and_rebuilt(tmp_path: Path) -> None:
     _run(check)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "empty", "delete"])
+def test_lost_index_is_rebuilt_not_refilled(damage: str, tmp_path: Path) -> None:
+    """A truncated, emptied or deleted index with message files present is rebuilt."""
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    index = tmp_path / "index.sqlite"
+    if damage == "truncate":
+        index.write_bytes(index.read_bytes()[:3000])
+    elif damage == "empty":
+        index.write_bytes(b"")
+    else:
+        index.unlink()
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert len(archive.recovery_notes) == 1
+            assert "rebuilt from 6 message files" in archive.recovery_notes[0]
+            report = await backup(src, archive)
+            assert report.ok
+            assert report.fetched == 0
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
 def test_file_deleted_by_hand_is_found_and_fetched_again(tmp_path: Path) -> None:
     src = _source(3)
     _run(lambda: _backup(src, tmp_path))

@@ -76,7 +76,7 @@ __all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "Writer"]
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
 #: ``os.write``-like function used for message bodies (tests inject ENOSPC).
-Writer = Callable[[int, memoryview], int]
+Writer = Callable[[int, bytes | memoryview], int]
 
 _READ_CHUNK = 256 * 1024
 
@@ -412,9 +412,8 @@ class ArchiveFolder:
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
     ) -> MessageListing:
-        rows = self._index.messages(self._id)
         state = await self.state()
-        return MessageListing(state=state, messages=[_info(r) for r in rows], complete=True)
+        return MessageListing(state=state, messages=self._index.infos(self._id), complete=True)
 
     def _path_of(self, row: MessageRow) -> Path:
         return (

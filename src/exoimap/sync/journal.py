@@ -37,7 +37,7 @@ class RunJournal:
         self.directory = directory
         self.durable = durable
         self.run_id = (
-            _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+            _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:8]
         )
         self._path = directory / f"{self.run_id}.json"
 
