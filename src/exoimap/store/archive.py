@@ -10,6 +10,16 @@ Layout of an archive directory::
     <root>/damaged/            damaged index files kept aside after a rebuild
     <root>/lock                held (flock) by the process using the archive
 
+Dovecot (checked with 2.3.19) serves the Maildir++ tree as it is, flags and sizes
+included; with folder names holding ``.``, ``\\`` or a leading ``~`` it needs::
+
+    mail_location = maildir:<root>/maildir
+    mail_plugins = $mail_plugins listescape
+    namespace inbox {
+      inbox = yes
+      separator = /
+    }
+
 Every message file holds exactly the bytes of ``BODY[]``; its SHA-256, size, Message-ID,
 internal date (also the file's mtime), flags (also in the name, ``:2,FRS``), where it came
 from (``origin``: source UIDVALIDITY and UID) and whether it was seen deleted on the source
