@@ -35,9 +35,11 @@ class FaultyStore(MemoryStore):
 
 
 class _FaultyFolder(MemoryFolder):
+    broken_uid: int | None = 2
+
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         async for message in super().fetch(uids):
-            if self.name == "INBOX" and message.uid == 2:
+            if self.name == "INBOX" and message.uid == self.broken_uid:
                 raise MessageError("the server could not convert UID 2", folder="INBOX", uid=2)
             yield message
 
@@ -252,6 +254,31 @@ def test_slow_disk_backpressure_keeps_everything(
         archive = ArchiveStore.open(tmp_path)
         try:
             assert (await backup(src, archive)).fetched == 11
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_message_is_retried_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even with CONDSTORE/QRESYNC (incremental listings), a message that failed is
+    fetched by the next run once the source delivers it."""
+    src = _source(FaultyStore)
+    src.delete_folder_now("Broken")
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            first = await backup(src, archive)
+            assert first.partial
+            assert first.fetched == 6
+            monkeypatch.setattr(_FaultyFolder, "broken_uid", None)
+            second = await backup(src, archive)
+            assert second.ok
+            assert second.fetched == 1
             assert (await verify(src, archive, deep=True)).ok
         finally:
             await archive.close()

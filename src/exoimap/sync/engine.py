@@ -195,6 +195,7 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         since: int | None = None
         if (
             source.capabilities.condstore
+            and source.capabilities.qresync  # without VANISHED, expunges would go unseen
             and not rematch
             and not missing
             and record is not None
@@ -249,7 +250,8 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
             report.archive,
             uidvalidity=uidvalidity,
             uidnext=listing.state.uidnext,
-            modseq=listing.state.highest_modseq,
+            # after a failed message, the next run must list everything again to retry it
+            modseq=listing.state.highest_modseq if report.ok else None,
         )
 
 
