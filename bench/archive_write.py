@@ -60,6 +60,7 @@ class SyntheticFolder:
         self.uidvalidity = uidvalidity
         self.sizes = sizes
         self.date = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        self._listing: list[MessageInfo] | None = None
 
     @property
     def name(self) -> str:
@@ -71,11 +72,13 @@ class SyntheticFolder:
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
     ) -> MessageListing:
-        messages = [
-            MessageInfo(uid=uid, flags=frozenset({"\\Seen"}) if uid % 3 else frozenset())
-            for uid in range(1, len(self.sizes) + 1)
-        ]
-        return MessageListing(state=await self.state(), messages=messages)
+        if self._listing is None:  # the source's own cost is not what this measures
+            seen, unseen = frozenset({"\\Seen"}), frozenset()
+            self._listing = [
+                MessageInfo(uid=uid, flags=seen if uid % 3 else unseen)
+                for uid in range(1, len(self.sizes) + 1)
+            ]
+        return MessageListing(state=await self.state(), messages=self._listing)
 
     def _header(self, uid: int) -> bytes:
         return (

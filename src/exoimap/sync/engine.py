@@ -98,7 +98,8 @@ async def backup(
         clock=clock,
         abort=asyncio.Event(),
     )
-    journal = RunJournal(archive.root / "runs", durable=archive.durable)
+    # run records are informational: atomic (write-new + rename) but not worth an fsync
+    journal = RunJournal(archive.root / "runs", durable=False)
     for earlier in journal.begin({"mode": "backup", "mirror": policy.mirror}):
         run.emit("previous_run_interrupted", run=earlier.get("run"), pid=earlier.get("pid"))
     if archive.recovery_notes:
@@ -192,6 +193,8 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         record = archive.folder_record(report.archive)
         state = await source_folder.state()
         rematch = needs_rematch(stored, state.uidvalidity)
+        if rematch:  # matching needs Message-IDs, sizes and dates
+            stored = (await archive_folder.list_messages(detail=True)).messages
         since: int | None = None
         if (
             source.capabilities.condstore
