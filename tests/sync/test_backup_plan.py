@@ -166,3 +166,26 @@ def test_estimated_sizes_match_by_internal_date() -> None:
     exact = plan_messages(8, source, stored, exact_sizes=True)
     assert exact.fetch == [1]
     assert exact.gone_unless_adopted == [10]
+
+
+def test_excluded_unselectable_and_parent_folders_are_not_gone() -> None:
+    plan = plan_folders(
+        [
+            FolderInfo("INBOX", "/"),
+            FolderInfo("Junk", "/"),
+            FolderInfo("P/Q", "/"),
+            FolderInfo("R", "/", selectable=False),
+        ],
+        {},
+        [
+            ArchivedFolder("INBOX", 1, False),
+            ArchivedFolder("Junk", 2, False),  # excluded now: keep, even when mirroring
+            ArchivedFolder("P", None, False),  # implicit parent of P/Q
+            ArchivedFolder("P/Q", 3, False),
+            ArchivedFolder("R", 4, False),  # became \\Noselect
+        ],
+        BackupPolicy(mirror=True, include=lambda n: n != "Junk"),
+    )
+    assert plan.gone == []
+    assert plan.deletes == []
+    assert [p for p, _ in plan.pairs] == ["INBOX", "P/Q"]

@@ -132,13 +132,19 @@ def plan_folders(
     """
     plan = FolderPlan()
     wanted: dict[str, FolderInfo] = {}
+    # everything the source still has: also folders left out by ``include``, folders that
+    # cannot be selected, and the parents of every folder (never "gone" while it exists)
+    present: set[str] = set()
     for info in source:
+        name = archive_name(info.name, info.delimiter)
+        parts = name.split("/")
+        present.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
         if not info.selectable or (policy.include and not policy.include(info.name)):
             continue
-        wanted[archive_name(info.name, info.delimiter)] = info
+        wanted[name] = info
     names = {a.name for a in archive}
     vanished = {
-        a.name: a for a in archive if a.name not in wanted and not is_inbox(a.name) and not a.gone
+        a.name: a for a in archive if a.name not in present and not is_inbox(a.name) and not a.gone
     }
     new = sorted((n for n in wanted if n not in names), key=lambda n: (n.count("/"), n))
     for name in new:
