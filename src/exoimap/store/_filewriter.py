@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["PENDING_LIMIT", "FileWriter"]
 
 #: Bytes queued for the thread before the producer waits.
-PENDING_LIMIT = 16 * 1024 * 1024
+PENDING_LIMIT = 8 * 1024 * 1024
 
 Write = Callable[[int, bytes | memoryview], int]
 
