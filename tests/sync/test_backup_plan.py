@@ -189,3 +189,21 @@ def test_excluded_unselectable_and_parent_folders_are_not_gone() -> None:
     assert plan.gone == []
     assert plan.deletes == []
     assert [p for p, _ in plan.pairs] == ["INBOX", "P/Q"]
+
+
+def test_match_by_content_and_apply() -> None:
+    from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content
+
+    pairs = match_by_content(
+        {"New": {"a", "b", "c", "d"}, "Other": {"x"}, "Empty": set()},
+        {"Old": {"a", "b", "c", "z"}, "Gone": {"q"}, "Twin1": {"x", "y"}, "Twin2": {"x", "w"}},
+    )
+    assert pairs == [("Old", "New")]  # Other ties between Twin1 and Twin2: no guess
+    plan = FolderPlan(
+        creates=[("New", None), ("New/Kid", None), ("Other", None)],
+        gone=["Old", "Old/Kid", "Old/Lost"],
+    )
+    apply_content_renames(plan, pairs)
+    assert plan.renames == [("Old", "New")]
+    assert plan.creates == [("Other", None)]
+    assert sorted(plan.gone) == ["New/Lost"]
