@@ -27,7 +27,6 @@ Durability
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import ctypes.util
 import errno
@@ -37,7 +36,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from exoimap.errors import DiskFull, StoreError
+from exoimap.errors import DiskFull, RemoteProtocolError, StoreError
+from exoimap.protocol.utf7 import decode_mailbox, encode_mailbox
 
 __all__ = [
     "FLAG_LETTERS",
@@ -70,11 +70,6 @@ _LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
 # --- modified UTF-7 ----------------------------------------------------------------------
 
 
-def _b64_utf16(text: str) -> str:
-    raw = base64.b64encode(text.encode("utf-16-be")).decode("ascii")
-    return "&" + raw.rstrip("=").replace("/", ",") + "-"
-
-
 _ESCAPES = {"\\": "\\5c", ".": "\\2e"}
 
 
@@ -99,44 +94,14 @@ def _decode_segment(encoded: str) -> str:
 
 
 def _mutf7_encode(segment: str) -> str:
-    out: list[str] = []
-    pending: list[str] = []
-    for char in segment:
-        if 0x20 <= ord(char) <= 0x7E:
-            if pending:
-                out.append(_b64_utf16("".join(pending)))
-                pending.clear()
-            out.append("&-" if char == "&" else char)
-        else:
-            pending.append(char)
-    if pending:
-        out.append(_b64_utf16("".join(pending)))
-    return "".join(out)
+    return encode_mailbox(segment).decode("ascii")
 
 
 def _mutf7_decode(encoded: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(encoded):
-        char = encoded[index]
-        if char != "&":
-            out.append(char)
-            index += 1
-            continue
-        end = encoded.find("-", index)
-        if end < 0:
-            raise StoreError(f"bad modified UTF-7 in folder directory {encoded!r}")
-        chunk = encoded[index + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            padded = chunk.replace(",", "/") + "=" * (-len(chunk) % 4)
-            try:
-                out.append(base64.b64decode(padded).decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise StoreError(f"bad modified UTF-7 in folder directory {encoded!r}") from exc
-        index = end + 1
-    return "".join(out)
+    try:
+        return decode_mailbox(encoded.encode("ascii"))
+    except (UnicodeEncodeError, RemoteProtocolError) as exc:
+        raise StoreError(f"bad modified UTF-7 in folder directory {encoded!r}") from exc
 
 
 def encode_folder_dir(name: str) -> str:
