@@ -36,6 +36,10 @@ __all__ = [
     "IDLE_CONTINUATION",
     "INVALID_STATE",
     "LOGIN_FAILED",
+    "LITERAL_CONTINUATION",
+    "FOLDER_NOT_FOUND",
+    "MESSAGE_TOO_LARGE",
+    "COMMAND_FAILED",
     "NAMESPACE_RESPONSE",
     "NOT_CONNECTED",
     "PERMANENT_FLAGS_TEXT",
@@ -100,6 +104,14 @@ AUTH_FAILED = "AUTHENTICATE failed."
 BYE_AFTER_AUTH_FAILURES = "Connection is closed. 14"
 #: 1.4 [C] S5: the client answered ``*`` to the continuation.
 AUTH_CANCELLED = "The AUTH protocol exchange was canceled by the client."
+#: [U]: the continuation for a synchronising literal (APPEND); no capture shows Exchange's.
+LITERAL_CONTINUATION = "Ready for additional command text."
+#: [U]: the target of COPY/MOVE/APPEND does not exist (sent after ``[TRYCREATE]``).
+FOLDER_NOT_FOUND = "The requested item could not be found."
+#: [U]: APPEND larger than the mailbox's maximum receive size (1.10).
+MESSAGE_TOO_LARGE = "The maximum message size has been exceeded."
+#: [U]: a mailbox command that failed (CREATE of an existing name, DELETE of INBOX, ...).
+COMMAND_FAILED = "{command} failed."
 #: 1.4 [C] S4/S5: the continuation for AUTHENTICATE without SASL-IR is a bare ``+``.
 AUTH_CONTINUATION = ""
 #: 1.4 [C]: LOGIN failure (LOGIN success is ``completed("LOGIN")``).
