@@ -140,6 +140,12 @@ CATALOG: dict[int, ErrorSpec] = {
         "the tenant or consented to by any user in the tenant. You might have sent your "
         "authentication request to the wrong tenant.",
     ),
+    501481: ErrorSpec(
+        "invalid_grant",
+        400,
+        "The Code_Verifier does not match the code_challenge supplied in the authorization "
+        "request.",
+    ),
     700016: ErrorSpec(
         "unauthorized_client",
         400,

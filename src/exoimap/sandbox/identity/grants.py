@@ -184,7 +184,7 @@ def _redeem_code(
         raise AadstsError(54005)
     if code.expires_at <= core.store.now():
         raise AadstsError(70008)
-    if form.get("redirect_uri") != code.redirect_uri:
+    if form.get("redirect_uri", "") != code.redirect_uri:
         raise AadstsError(50011, redirect_uri=form.get("redirect_uri"), client_id=app.client_id)
     if not verify_pkce(code, form.get("code_verifier")):
         raise AadstsError(501481)

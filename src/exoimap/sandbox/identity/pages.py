@@ -124,7 +124,7 @@ def device_code_page(action: str, error: str | None = None) -> str:
     body = (
         f"<h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>"
         f'{_error(error)}<form method=post action="{escape(action)}">'
-        "<input type=hidden name=step value=code>"
+        '<input type=hidden name="step" value="code">'
         "<input type=text name=otc placeholder=Code autocomplete=off>"
         "<button type=submit>Next</button></form>"
     )

@@ -35,7 +35,12 @@ from exoimap.sandbox.identity.model import Directory, Tenant
 from exoimap.sandbox.identity.seed import app_cert_folder
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import AccessTokenVerifier, SigningKey
-from exoimap.sandbox.state import SANDBOX_JSON, ensure_private_dir, write_private_json
+from exoimap.sandbox.state import (
+    SANDBOX_JSON,
+    ensure_private_dir,
+    read_sandbox_json,
+    write_private_json,
+)
 
 __all__ = ["IdentitySandbox", "RunningIdentity"]
 
@@ -237,6 +242,21 @@ class IdentitySandbox:
         path = self.state_dir / SANDBOX_JSON
         write_private_json(path, self.sandbox_json(base_url, extra))
         return path
+
+    def refresh_sandbox_json(self) -> Path | None:
+        """Rewrite an existing ``sandbox.json`` after an admin change (new users, apps,
+        secrets), keeping what other halves added (``imap_host``, ``imap_port``)."""
+        path = self.state_dir / SANDBOX_JSON
+        if not path.exists():
+            return None
+        current = read_sandbox_json(self.state_dir)
+        base_url = current.get("identity_url")
+        if not isinstance(base_url, str):
+            return None
+        mine = set(self.sandbox_json(base_url))
+        extra = {k: v for k, v in current.items() if k not in mine}
+        extra["pid"] = current.get("pid")
+        return self.write_sandbox_json(base_url, extra)
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """``sandbox up``: bind, write ``sandbox.json``, serve until Ctrl-C."""

@@ -51,6 +51,7 @@ class Transaction:
     raw_scope: str
     created_at: float = field(default_factory=time.monotonic)
     redirect_uri: str = ""
+    given_redirect_uri: str = ""  # as the request sent it ("" when absent)
     response_mode: str = "query"
     state: str | None = None
     nonce: str | None = None
@@ -101,7 +102,9 @@ class SignIn:
             app = self.core.resolve_app(params.get("client_id"), tenant)
         except AadstsError as exc:
             return Outcome(pages.error_page(exc.code or 0, exc.description), 400)
-        redirect_uri = params.get("redirect_uri", "")
+        given_redirect = params.get("redirect_uri", "")
+        # Without redirect_uri Entra uses the app's first registered one.
+        redirect_uri = given_redirect or (app.redirect_uris[0] if app.redirect_uris else "")
         if not redirect_uri_matches(app.redirect_uris, redirect_uri):
             mismatch = AadstsError(50011, redirect_uri=redirect_uri, client_id=app.client_id)
             return Outcome(pages.error_page(50011, mismatch.description), 400)
@@ -109,6 +112,7 @@ class SignIn:
             "authorize", tenant, app, ScopeRequest(None, None, "", (), False, frozenset()), ""
         )
         txn.redirect_uri = redirect_uri
+        txn.given_redirect_uri = given_redirect
         txn.response_mode = params.get("response_mode", "query")
         txn.state = params.get("state")
         if params.get("response_type") != "code":
@@ -252,7 +256,7 @@ class SignIn:
                 client_id=txn.app.client_id,
                 tenant_id=tenant.tenant_id,
                 user_oid=txn.user.oid,
-                redirect_uri=txn.redirect_uri,
+                redirect_uri=txn.given_redirect_uri,
                 scope=txn.raw_scope,
                 code_challenge=txn.code_challenge,
                 code_challenge_method=txn.code_challenge_method,
