@@ -22,7 +22,7 @@ class Cause(enum.Enum):
 
     OK = "ok"
     MALFORMED = "malformed XOAUTH2 response"
-    BAD_TOKEN = "bad signature or not a sandbox token"
+    BAD_TOKEN = "bad signature or not a sandbox token"  # noqa: S105 (a reason)
     EXPIRED = "token expired"
     WRONG_AUDIENCE = "audience is not Exchange Online"
     MISSING_PERMISSION = "token lacks IMAP.AccessAsUser.All / IMAP.AccessAsApp"
@@ -31,7 +31,7 @@ class Cause(enum.Enum):
     NO_MAILBOX_ACCESS = "principal has no FullAccess on the mailbox"
     UNKNOWN_MAILBOX = "no such mailbox"
     BASIC_AUTH_DISABLED = "basic authentication is disabled"
-    BAD_PASSWORD = "wrong user name or password"
+    BAD_PASSWORD = "wrong user name or password"  # noqa: S105 (a reason)
 
 
 class IdentityView(Protocol):

@@ -223,7 +223,8 @@ _SITES = (
 
 
 def front_end_fqdn(seed: int = 0) -> str:
-    """A front-end name following the real pattern, e.g. ``MWHPR21CA0060.namprd21.prod.outlook.com``."""
+    """A front-end name following the real pattern (1.2), such as
+    ``MWHPR21CA0060.namprd21.prod.outlook.com``."""
     rng = random.Random(seed)  # noqa: S311 (a made-up host name, not a secret)
     site, region = rng.choice(_SITES)
     number = rng.randint(1, 22)

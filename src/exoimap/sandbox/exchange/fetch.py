@@ -89,7 +89,8 @@ def internal_date_text(when: _dt.datetime) -> str:
     minutes = abs(minutes)
     return (
         f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} "
+        f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
     )
 
 
@@ -106,7 +107,9 @@ def _flags(flags: frozenset[str]) -> bytes:
 
 
 def _split_addresses(value: str) -> list[str]:
-    out, current, depth, quoted = [], [], 0, False
+    out: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in value:
         if char == '"' and (not current or current[-1] != "\\"):
             quoted = not quoted
@@ -312,7 +315,9 @@ def render_fetch(
         elif item == "FLAGS":
             out.append(b"FLAGS " + _flags(message.flags))
         elif item == "INTERNALDATE":
-            out.append(b'INTERNALDATE "' + internal_date_text(message.internal_date).encode() + b'"')
+            out.append(
+                b'INTERNALDATE "' + internal_date_text(message.internal_date).encode() + b'"'
+            )
         elif item == "RFC822.SIZE":
             size = len(message.data)
             out.append(b"RFC822.SIZE %d" % (estimated_size(size) if estimate_size else size))

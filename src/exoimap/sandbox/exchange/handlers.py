@@ -35,7 +35,7 @@ _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
 )}  # fmt: skip
 _DATE = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
-_QUOTE_CHARS = set('() {%*]')
+_QUOTE_CHARS = set("() {%*]")
 
 
 def folder_messages(box: Mailbox, folder: str) -> dict[int, Any]:
@@ -178,7 +178,7 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
         if special:
             attributes.append(special)
         session.raw(
-            b"* %s (%s) \"/\" " % (name.encode(), " ".join(attributes).encode())
+            b'* %s (%s) "/" ' % (name.encode(), " ".join(attributes).encode())
             + list_name(folder)
             + b"\r\n"
         )
@@ -399,9 +399,9 @@ def _store(session: Session, box: Mailbox, tag: str, command: c.Store) -> None:
             record = messages.get(uid)
             if record is None:
                 continue
-            flags = " ".join(sorted(record.flags)).encode()
+            shown = " ".join(sorted(record.flags)).encode()
             suffix = b" UID %d" % uid if command.uid else b""
-            session.raw(b"* %d FETCH (FLAGS (%s)%s)\r\n" % (seq, flags, suffix))
+            session.raw(b"* %d FETCH (FLAGS (%s)%s)\r\n" % (seq, shown, suffix))
     session.ok(tag, "STORE")
 
 
@@ -445,7 +445,9 @@ def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) ->
             str(code.source_uids).encode(),
             str(code.destination_uids).encode(),
         )
-        session.raw((line if session.settings.bare_copyuid else b"* OK " + line + b" Moved.") + b"\r\n")
+        session.raw(
+            (line if session.settings.bare_copyuid else b"* OK " + line + b" Moved.") + b"\r\n"
+        )
     session.push_updates()
     session.ok(tag, "MOVE")
 

@@ -129,7 +129,9 @@ class Mailboxes:
         )
         for name, role in BUSINESS_FOLDERS:
             store.create_folder_now(name, role=role)
-        return Mailbox(upn, store, set(store.folder_names()), ThrottleWindow(self.settings.throttle))
+        return Mailbox(
+            upn, store, set(store.folder_names()), ThrottleWindow(self.settings.throttle)
+        )
 
     def _path(self, upn: str) -> Path | None:
         if self.folder is None:

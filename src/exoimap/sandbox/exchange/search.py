@@ -102,7 +102,7 @@ class _Parser:
             tests.append(self.one())
         return lambda item: all(t(item) for t in tests)
 
-    def one(self) -> Test:  # noqa: C901 - one branch per search key, as in RFC 3501
+    def one(self) -> Test:  # one branch per search key, as in RFC 3501
         key = self.take()
         if isinstance(key, tuple):
             inner = _Parser(key, self.max_uid, self.max_seq).all()

@@ -86,13 +86,13 @@ class ExchangeImapServer:
         self._sessions.add(session)
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
+            self._tasks.add(task)
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
             if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+                self._tasks.discard(task)
 
     @property
     def connections(self) -> int:
@@ -185,7 +185,12 @@ class ExchangeControl:
         )
 
     def set_flags(
-        self, mailbox: str, folder: str, uids: Sequence[int], flags: Sequence[str], mode: str = "set"
+        self,
+        mailbox: str,
+        folder: str,
+        uids: Sequence[int],
+        flags: Sequence[str],
+        mode: str = "set",
     ) -> dict[int, frozenset[str]]:
         """Another client changes flags (``mode``: set, add, remove)."""
         store = self.server.mailboxes.get(mailbox).store

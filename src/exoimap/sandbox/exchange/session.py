@@ -287,7 +287,9 @@ class Session:
             words = raw.split(None, 2)
             name = words[1].upper() if len(words) > 1 else b""
             text = (
-                texts.COMMAND_ARGUMENT_ERROR_12 if name in _KNOWN_COMMANDS else texts.COMMAND_ERROR_12
+                texts.COMMAND_ARGUMENT_ERROR_12
+                if name in _KNOWN_COMMANDS
+                else texts.COMMAND_ERROR_12
             )
         if event.tag == self.idle_tag:
             self.idle_tag = None

@@ -143,7 +143,7 @@ BYE_SERVER_UNAVAILABLE = "Connection closed."
 #: 1.4/1.9 [C] S5 ``TimeoutErrorString``: idle timeout.
 BYE_IDLE_TIMEOUT = "Connection is closed. 13"
 #: 1.4/1.5 [C] aioimaplib #83, imap-backup #198: the token expired during the session.
-BYE_TOKEN_EXPIRED = "Session invalidated - AccessTokenExpired"
+BYE_TOKEN_EXPIRED = "Session invalidated - AccessTokenExpired"  # noqa: S105 (not a secret)
 #: 1.4 [C] S5: SELECT/EXAMINE of a folder that does not exist (``<name> doesn't exist.``).
 SELECT_DOES_NOT_EXIST = "{name} doesn't exist."
 #: 1.4 [C] S5: SELECT access denied.
