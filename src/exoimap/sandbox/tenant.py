@@ -110,6 +110,26 @@ class SandboxTenant:
         session.trust_env = False
         return session
 
+    @contextlib.contextmanager
+    def extra_server(
+        self, settings: ExchangeSettings, *, share_mailboxes: bool = False
+    ) -> Iterator[ExchangeControl]:
+        """Another IMAP server on the tenant's loop with other settings (timeouts, limits,
+        quirks), trusting the same identity half. Its mailboxes are fresh unless
+        ``share_mailboxes``."""
+        loop = self.server.loop
+        if loop is None:
+            raise NetworkError("the sandbox tenant is not running")
+        mailboxes = self.server.mailboxes if share_mailboxes else Mailboxes(settings)
+        server = ExchangeImapServer(
+            self.identity, settings, ssl_context=self.server.ssl_context, mailboxes=mailboxes
+        )
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
+        try:
+            yield ExchangeControl(server)
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+
     def mailbox_summary(self) -> dict[str, dict[str, int]]:
         """Messages per folder of every mailbox (for ``sandbox.json``)."""
 

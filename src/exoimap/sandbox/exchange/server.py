@@ -142,6 +142,14 @@ class ExchangeControl:
     def faults(self) -> Faults:
         return self.server.faults
 
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
     def _call(self, function: Callable[[], T]) -> T:
         loop = self.server.loop
         if loop is None:
