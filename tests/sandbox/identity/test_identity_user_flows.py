@@ -322,7 +322,7 @@ def test_access_token_verifier_rejects_expired_wrong_audience_and_forged(world: 
         verifier.verify(token, now=claims.expires_at + 1)
     with pytest.raises(InvalidAccessToken, match="audience"):
         verifier.verify(token, audiences=["https://graph.microsoft.com"])
-    head, body, signature = token.split(".")
+    head, _body, signature = token.split(".")
     forged_body = base64.urlsafe_b64encode(
         json.dumps({**_claims(token), "upn": "mallory@contoso.onmicrosoft.com"}).encode()
     ).rstrip(b"=")

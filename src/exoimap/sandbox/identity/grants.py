@@ -107,13 +107,14 @@ def _check_assertion(core: IdentityCore, app: AppRegistration, assertion: str, u
         raise AadstsError(700027, detail="The assertion is not a well-formed JWT.") from None
     alg = header.get("alg")
     if alg == "RS256" and "x5t" in header:
-        wanted, attr = str(header["x5t"]), "sha1"
+        wanted, attr = str(header["x5t"]).rstrip("="), "sha1"
     elif alg == "PS256" and "x5t#S256" in header:
-        wanted, attr = str(header["x5t#S256"]), "sha256"
+        wanted, attr = str(header["x5t#S256"]).rstrip("="), "sha256"
     else:
         raise AadstsError(
             700027, detail="Use RS256 with 'x5t' or PS256 with 'x5t#S256' in the header."
         )
+    # MSAL pads the base64url thumbprint; the JWS spec does not: accept both.
     now = core.store.now()
     for cert in app.certificates:
         thumb = cert.thumbprint_sha1 if attr == "sha1" else cert.thumbprint_sha256
