@@ -7,6 +7,7 @@ directory file, which a running ``up`` picks up at its next request, and refresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -65,27 +66,45 @@ def _done(admin: SandboxAdmin, message: str) -> None:
 
 @app.command("up")
 def up(
+    *,
     state: StateOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option(help="Identity (HTTPS) port (0: any free port).")] = 0,
+    imap_port: Annotated[int, typer.Option(help="IMAP (implicit TLS) port (0: any).")] = 0,
+    messages: Annotated[
+        int, typer.Option(help="Messages generated into each empty demo mailbox.")
+    ] = 200,
+    persist: Annotated[
+        bool, typer.Option(help="Keep mailboxes in STATE/mailboxes across restarts.")
+    ] = True,
+    basic_auth: Annotated[
+        bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
+    ] = False,
 ) -> None:
-    """Run the sandbox until Ctrl-C; write STATE/sandbox.json for scripts."""
-    sandbox = _open(state)
-    sock = sandbox.bind(host, port)
-    url = sandbox.base_url_for(sock)
-    path = sandbox.write_sandbox_json(url)
-    typer.echo(f"exoimap sandbox: identity at {url}/{sandbox.default_tenant().tenant_id}")
-    typer.echo(f"CA file: {sandbox.ca.cert_file}")
-    typer.echo(f"details (users, apps, secrets): {path}")
-    typer.echo("Press Ctrl-C to stop.")
+    """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
     import asyncio
 
-    try:
-        asyncio.run(sandbox.serve(sock))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    from exoimap.sandbox.exchange.config import ExchangeSettings
+    from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
+
+    _open(state)  # first use: create the CA, keys and demo tenant
+    options = TenantOptions(
+        exchange=ExchangeSettings(host=host, port=imap_port, allow_basic_auth=basic_auth),
+        identity_host=host,
+        identity_port=port,
+        seed_messages=messages,
+        persist=persist,
+    )
+
+    def ready(tenant: SandboxTenant) -> None:
+        typer.echo(f"exoimap sandbox: identity at {tenant.authority}")
+        typer.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        typer.echo(f"CA file: {tenant.ca_file}")
+        typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
+        typer.echo("Press Ctrl-C to stop.")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(_state(state), options, ready=ready, stop=None))
     typer.echo("exoimap sandbox: stopped")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from exoimap.errors import NetworkError
+from exoimap.errors import AuthError, ConfigError, NetworkError
 from exoimap.sandbox.ca import LocalCA
 from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
@@ -34,7 +34,19 @@ from exoimap.sandbox.faults import Faults
 from exoimap.sandbox.identity import IdentitySandbox, SandboxAdmin
 from exoimap.sandbox.seed import SeedOptions, seed_store
 
-__all__ = ["SandboxTenant", "TenantOptions", "running_tenant", "serve", "start_halves"]
+#: Scopes for sandbox IMAP tokens, as for Exchange Online (3.7).
+DELEGATED_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
+APP_ONLY_SCOPE = "https://outlook.office365.com/.default"
+
+__all__ = [
+    "APP_ONLY_SCOPE",
+    "DELEGATED_SCOPE",
+    "SandboxTenant",
+    "TenantOptions",
+    "running_tenant",
+    "serve",
+    "start_halves",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,52 @@ class SandboxTenant:
         session.trust_env = False
         return session
 
+    def app_token(self, app: str, scope: str = APP_ONLY_SCOPE) -> str:
+        """An app-only access token for ``app`` (name or client id) through real MSAL
+        (client credentials with a fresh client secret)."""
+        import msal
+
+        registration = self.identity.directory.find_app(app)
+        if registration is None:
+            raise ConfigError(f"no app {app!r} in the sandbox", key="app")
+        secret = self.admin.add_client_secret(registration.name, display_name="testing")
+        client = msal.ConfidentialClientApplication(
+            registration.client_id,
+            client_credential=secret.value,
+            authority=self.authority,
+            http_client=self.http_session(),
+            instance_discovery=False,
+        )
+        result = client.acquire_token_for_client([scope])
+        return _token_of(result)
+
+    def user_token(
+        self, upn: str, scope: str = DELEGATED_SCOPE, app: str = "exoimap-public"
+    ) -> str:
+        """A delegated access token for ``upn`` through real MSAL: the device code flow,
+        approved as that user through the admin API (no browser)."""
+        import msal
+
+        registration = self.identity.directory.find_app(app)
+        if registration is None:
+            raise ConfigError(f"no app {app!r} in the sandbox", key="app")
+        client = msal.PublicClientApplication(
+            registration.client_id,
+            authority=self.authority,
+            http_client=self.http_session(),
+            instance_discovery=False,
+        )
+        flow = client.initiate_device_flow(scopes=[scope])
+        if "user_code" not in flow:
+            raise AuthError(f"the sandbox refused the device code request: {flow.get('error')}")
+        self.admin.approve_device_code(flow["user_code"], upn=upn)
+        return _token_of(client.acquire_token_by_device_flow(flow))
+
+    @staticmethod
+    def xoauth2(user: str, token: str) -> bytes:
+        """The XOAUTH2 initial response (raw, not base64) for ``user`` and ``token``."""
+        return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
     @contextlib.contextmanager
     def extra_server(
         self, settings: ExchangeSettings, *, share_mailboxes: bool = False
@@ -142,6 +200,13 @@ class SandboxTenant:
             return out
 
         return self.exchange.run(collect)  # type: ignore[no-any-return]
+
+
+def _token_of(result: dict[str, Any]) -> str:
+    token = result.get("access_token")
+    if not isinstance(token, str):
+        raise AuthError(f"the sandbox refused the token request: {result.get('error')}")
+    return token
 
 
 def _imap_context(identity: IdentitySandbox, settings: ExchangeSettings) -> ssl.SSLContext:
@@ -193,12 +258,10 @@ async def start_halves(
 def sandbox_json_extra(tenant: SandboxTenant) -> dict[str, Any]:
     """What the IMAP half adds to ``sandbox.json``."""
     return {
-        "imap": {
-            "host": tenant.imap_host,
-            "port": tenant.imap_port,
-            "server_name": tenant.server.settings.server_name,
-            "tls": "implicit",
-        },
+        "imap_host": tenant.imap_host,
+        "imap_port": tenant.imap_port,
+        "imap_server_name": tenant.server.settings.server_name,
+        "imap_tls": "implicit",
         "mailboxes": tenant.mailbox_summary(),
     }
 

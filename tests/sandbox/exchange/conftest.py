@@ -10,22 +10,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import msal
 import pytest
 
-from exoimap.sandbox.exchange.config import ExchangeSettings
-from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, running_tenant
+from exoimap.sandbox.tenant import SandboxTenant
 
 DELEGATED_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_SCOPE = "https://outlook.office365.com/.default"
 
 
 @pytest.fixture(scope="session")
-def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxTenant]:
-    options = TenantOptions(exchange=ExchangeSettings.for_tests(), seed_messages=40)
-    with running_tenant(tmp_path_factory.mktemp("tenant") / "state", options) as running:
-        running.admin.configure(device_code_interval=1, device_code_lifetime=120)
-        yield running
+def tenant(sandbox_tenant: SandboxTenant) -> SandboxTenant:
+    """The plugin's session tenant (``exoimap.testing``): these tests exercise it too."""
+    return sandbox_tenant
 
 
 @pytest.fixture(scope="session")
@@ -40,39 +36,14 @@ def bob(tenant: SandboxTenant) -> str:
 
 def app_token(tenant: SandboxTenant, app: str, scope: str = APP_SCOPE) -> str:
     """Client-credentials token for ``app`` (name), through real MSAL."""
-    registration = tenant.admin.directory.find_app(app)
-    assert registration is not None
-    secret = tenant.admin.add_client_secret(app)
-    client = msal.ConfidentialClientApplication(
-        registration.client_id,
-        client_credential=secret.value,
-        authority=tenant.authority,
-        http_client=tenant.http_session(),
-        instance_discovery=False,
-    )
-    result = client.acquire_token_for_client([scope])
-    assert "access_token" in result, result
-    return str(result["access_token"])
+    return tenant.app_token(app, scope)
 
 
 def user_token(
     tenant: SandboxTenant, upn: str, scope: str = DELEGATED_SCOPE, app: str = "exoimap-public"
 ) -> str:
     """Delegated token for ``upn`` via MSAL's device code flow, approved by the admin API."""
-    registration = tenant.admin.directory.find_app(app)
-    assert registration is not None
-    client = msal.PublicClientApplication(
-        registration.client_id,
-        authority=tenant.authority,
-        http_client=tenant.http_session(),
-        instance_discovery=False,
-    )
-    flow = client.initiate_device_flow(scopes=[scope])
-    assert "user_code" in flow, flow
-    tenant.admin.approve_device_code(flow["user_code"], upn=upn)
-    result = client.acquire_token_by_device_flow(flow)
-    assert "access_token" in result, result
-    return str(result["access_token"])
+    return tenant.user_token(upn, scope, app)
 
 
 def new_daemon(

@@ -166,3 +166,10 @@ def test_append_limit_and_trycreate(session: Raw) -> None:
     assert session.line() == b"p1 NO [TRYCREATE] The requested item could not be found."
     session.send("p2 APPEND INBOX {157286401}")
     assert session.line() == b"p2 NO The maximum message size has been exceeded."
+
+
+def test_plugin_sandbox_imap_fixture(sandbox_imap: imaplib.IMAP4_SSL) -> None:
+    status, data = sandbox_imap.select("INBOX")
+    assert status == "OK"
+    assert int(data[0]) >= 0
+    assert sandbox_imap.noop()[0] == "OK"
