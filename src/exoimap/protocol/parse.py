@@ -14,14 +14,13 @@ from collections.abc import Sequence
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.framing import split_message
+from exoimap.protocol.parse_fetch import fast_fetch, parse_fetch
 from exoimap.protocol.reader import Reader, StreamedLiteral, dec
-from exoimap.protocol.structure import body_structure_from_value, envelope_from_value
 from exoimap.protocol.types import (
     KNOWN_CODES,
     NUMBER_CODES,
     AppendUidCode,
     BareResponseCode,
-    BodyData,
     CapabilityCode,
     CapabilityResponse,
     ContinuationRequest,
@@ -30,7 +29,6 @@ from exoimap.protocol.types import (
     ESearchResponse,
     ExistsResponse,
     ExpungeResponse,
-    FetchResponse,
     FlagsResponse,
     IdResponse,
     ListResponse,
@@ -49,14 +47,11 @@ from exoimap.protocol.types import (
     StatusData,
     StatusResponse,
     UnknownResponse,
-    Value,
     VanishedResponse,
 )
 from exoimap.protocol.utf7 import decode_mailbox_lenient
 
 __all__ = [
-    "FetchPrefix",
-    "parse_fetch_prefix",
     "parse_resp_text",
     "parse_response",
     "parse_response_line",
@@ -65,16 +60,6 @@ __all__ = [
 
 _TAG_RE = re.compile(rb'[^\x00-\x20\x7f(){%*"\\+]+')
 _STATUS_NAMES = {s.value.encode(): s for s in Status}
-_BODY_ITEMS = frozenset({"BODY", "BINARY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
-_FETCH_ITEM_RE = re.compile(rb"([A-Za-z0-9.\-]+)(?:\[([^\]]*)\](?:<(\d{1,20})>)?)?")
-_FLAG = rb"\\?[A-Za-z0-9$_.\-]+"
-_FAST_FLAGS = rb"((?:" + _FLAG + rb"(?: " + _FLAG + rb")*)?)"
-_FAST_FETCH_UF = re.compile(
-    rb"\* (\d{1,10}) FETCH \(UID (\d{1,10}) FLAGS \(" + _FAST_FLAGS + rb"\)\)"
-)
-_FAST_FETCH_FU = re.compile(
-    rb"\* (\d{1,10}) FETCH \(FLAGS \(" + _FAST_FLAGS + rb"\) UID (\d{1,10})\)"
-)
 
 
 def parse_tag(r: Reader) -> str:
@@ -214,7 +199,7 @@ def _esearch(r: Reader) -> ESearchResponse:
         if name in ("MIN", "MAX", "COUNT", "MODSEQ"):
             fields[name.lower()] = r.number()
         elif name == "ALL":
-            fields["all"] = SequenceSet.parse(dec(r.atom()))
+            fields["all"] = SequenceSet.parse(r.sequence_set_text())
         else:
             r.value()  # an extension we do not interpret
     return ESearchResponse(**fields)  # type: ignore[arg-type]  # keys are the field names
@@ -276,116 +261,9 @@ def _vanished(r: Reader) -> VanishedResponse:
         r.expect(b"EARLIER)")
         r.sp()
         earlier = True
-    uids = SequenceSet.parse(dec(r.atom()))
+    uids = SequenceSet.parse(r.sequence_set_text())
     r.end()
     return VanishedResponse(uids, earlier)
-
-
-# --- FETCH ---------------------------------------------------------------------------------
-
-
-class FetchPrefix:
-    """What is known when a FETCH reaches a literal to be streamed."""
-
-    __slots__ = ("body", "fetch")
-
-    def __init__(self, fetch: FetchResponse, body: BodyData) -> None:
-        self.fetch = fetch
-        self.body = body
-
-
-class _FetchBuilder:
-    __slots__ = ("bodies", "extra", "fields")
-
-    def __init__(self) -> None:
-        self.fields: dict[str, object] = {}
-        self.bodies: list[BodyData] = []
-        self.extra: list[tuple[str, Value]] = []
-
-    def build(self, seq: int) -> FetchResponse:
-        return FetchResponse(seq, bodies=tuple(self.bodies), extra=tuple(self.extra), **self.fields)  # type: ignore[arg-type]  # keys are FetchResponse field names
-
-
-def _fetch_items(r: Reader, seq: int, prefix: bool) -> FetchResponse | FetchPrefix:
-    b = _FetchBuilder()
-    r.expect(b"(")
-    while True:
-        r.skip_spaces()
-        if r.maybe(b")"):
-            r.end()
-            return b.build(seq)
-        m = _FETCH_ITEM_RE.match(r.line, r.pos)
-        if m is None:
-            raise r.error("expected a FETCH item")
-        r.pos = m.end()
-        name = m.group(1).decode("ascii").upper()
-        section = m.group(2)
-        r.sp()
-        if section is not None or (name in _BODY_ITEMS and name not in ("BODY", "BINARY")):
-            origin = None if m.group(3) is None else int(m.group(3))
-            section_text = "" if section is None else dec(section)
-            if name == "BINARY.SIZE":
-                b.extra.append((f"BINARY.SIZE[{section_text}]", r.number()))
-                continue
-            if name not in _BODY_ITEMS:
-                raise r.error(f"unknown FETCH item {name}[")
-            if r.at_literal():
-                data = r.literal()
-                if isinstance(data, StreamedLiteral):
-                    item = BodyData(section_text, origin, None, name, True, data.size)
-                    if prefix and r.is_last_part():
-                        return FetchPrefix(b.build(seq), item)
-                else:
-                    item = BodyData(section_text, origin, data, name, False, len(data))
-            else:
-                value = r.nstring()
-                size = None if value is None else len(value)
-                item = BodyData(section_text, origin, value, name, False, size)
-            b.bodies.append(item)
-        elif name == "UID":
-            b.fields["uid"] = r.nz_number()
-        elif name == "FLAGS":
-            b.fields["flags"] = r.flag_list()
-        elif name == "RFC822.SIZE":
-            b.fields["rfc822_size"] = r.number()
-        elif name == "INTERNALDATE":
-            b.fields["internal_date"] = dec(r.quoted())
-        elif name == "MODSEQ":
-            r.expect(b"(")
-            b.fields["modseq"] = r.number()
-            r.expect(b")")
-        elif name == "ENVELOPE":
-            b.fields["envelope"] = envelope_from_value(r.value())
-        elif name in ("BODYSTRUCTURE", "BODY"):
-            b.fields["body_structure"] = body_structure_from_value(r.value())
-        else:
-            b.extra.append((name, r.value()))
-
-
-def _fetch(r: Reader, seq: int) -> FetchResponse:
-    result = _fetch_items(r, seq, prefix=False)
-    assert isinstance(result, FetchResponse)
-    return result
-
-
-def parse_fetch_prefix(
-    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
-) -> FetchPrefix:
-    """Parse a FETCH response up to the streamed literal that ends ``parts``.
-
-    Raises :class:`RemoteProtocolError` if that literal is not the value of a body item.
-    """
-    r = Reader([*parts, b""], literals)
-    r.expect(b"* ")
-    seq = r.nz_number()
-    r.sp()
-    if r.line[r.pos : r.pos + 6].upper() != b"FETCH ":
-        raise r.error("expected FETCH")
-    r.pos += 6
-    result = _fetch_items(r, seq, prefix=True)
-    if not isinstance(result, FetchPrefix):
-        raise r.error("a large literal outside a body item")
-    return result
 
 
 # --- dispatch ------------------------------------------------------------------------------
@@ -398,8 +276,10 @@ def _untagged(r: Reader) -> Response:
         r.sp()
         kind = r.atom().upper()
         if kind == b"FETCH":
+            if n == 0:
+                raise r.error("FETCH for message 0")
             r.sp()
-            return _fetch(r, n)
+            return parse_fetch(r, n)
         r.end()
         if kind == b"EXISTS":
             return ExistsResponse(n)
@@ -457,7 +337,7 @@ def parse_response(parts: list[bytes], literals: Sequence[bytes | StreamedLitera
     """One response from its framed parts (lines without CRLF, and literals)."""
     line = parts[0]
     if len(parts) == 1:
-        fast = _fast_fetch(line)
+        fast = fast_fetch(line)
         if fast is not None:
             return fast
     r = Reader(parts, literals)
@@ -495,20 +375,3 @@ def parse_response_line(data: bytes) -> Response:
     """Parse one complete response given as bytes with literals inline (tests and tools)."""
     parts, literals = split_message(data)
     return parse_response(parts, literals)
-
-
-def _fast_fetch(line: bytes) -> FetchResponse | None:
-    """The common ``* n FETCH (UID u FLAGS (...))`` line without the general parser."""
-    if not line.startswith(b"* "):
-        return None
-    m = _FAST_FETCH_UF.fullmatch(line)
-    if m is not None:
-        seq, uid, flags = m.group(1), m.group(2), m.group(3)
-    else:
-        m = _FAST_FETCH_FU.fullmatch(line)
-        if m is None:
-            return None
-        seq, flags, uid = m.group(1), m.group(2), m.group(3)
-    if seq[0] == 0x30 or uid[0] == 0x30:
-        return None  # zero or leading zeros: let the general parser decide
-    return FetchResponse(int(seq), uid=int(uid), flags=tuple(dec(flags).split()))

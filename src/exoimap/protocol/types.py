@@ -471,10 +471,14 @@ class BodyData:
     size: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FetchResponse:
     """``* seq FETCH (...)`` with the items we interpret as fields; others are in ``extra``
-    as ``(NAME, value)`` pairs."""
+    as ``(NAME, value)`` pairs.
+
+    (No ``__slots__`` here: the parser builds these through the instance ``__dict__``,
+    4x faster than the frozen ``__init__``, which matters at 150,000 lines/s.)
+    """
 
     seq: int
     uid: int | None = None
@@ -493,6 +497,19 @@ class FetchResponse:
             if item.section == section and item.name in ("BODY", "BINARY"):
                 return item
         return None
+
+
+_new_object = object.__new__
+
+
+def fetch_response_from(fields: dict[str, object]) -> FetchResponse:
+    """A FetchResponse from field values (``seq`` required) without the frozen
+    ``__init__``'s per-field ``object.__setattr__`` calls: fields left out fall back to the
+    class attributes, which the dataclass sets to the defaults. For the parser only:
+    ``fields`` must hold valid FetchResponse field names and types."""
+    response: FetchResponse = _new_object(FetchResponse)
+    response.__dict__.update(fields)
+    return response
 
 
 Response = (
