@@ -49,7 +49,7 @@ def test_exact_count_and_crlf_only() -> None:
 
 @pytest.fixture(scope="module")
 def sample() -> list:  # type: ignore[type-arg]
-    return list(generate(SeedOptions(messages=1500, seed=11)))
+    return list(generate(SeedOptions(messages=1000, seed=11)))
 
 
 def test_sizes_look_like_real_mail(sample: list) -> None:  # type: ignore[type-arg]
@@ -73,7 +73,7 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
     encodings: set[str] = set()
     non_ascii_subjects = 0
     latin1_text = 0
-    for m in sample[:250]:
+    for m in sample[:150]:
         msg = email.message_from_bytes(m.data, policy=email.policy.default)
         reply_to = msg.get("In-Reply-To")
         if reply_to and str(reply_to) in ids:
@@ -92,8 +92,8 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
             if part.get_content_charset() == "iso-8859-1":
                 latin1_text += 1
                 assert "Hi," in part.get_content()
-    assert replies_to_known > 20
-    assert non_ascii_subjects > 8
+    assert replies_to_known > 12
+    assert non_ascii_subjects > 5
     assert len(attachments) >= 5
     assert {"8bit", "quoted-printable", "base64"} <= encodings
     assert latin1_text > 0
