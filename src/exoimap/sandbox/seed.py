@@ -567,7 +567,9 @@ def write_maildir(
             report.folders[message.folder] += 1
         folders = sorted(f for f in report.folders if f.upper() != "INBOX")
         (base / "subscriptions").write_text(
-            "".join(_mutf7(f) + "\n" for f in ["INBOX", *folders]), encoding="utf-8"
+            # one name a line, in the storage's own hierarchy separator (Dovecot Maildir++)
+            "".join(_mutf7(f).replace("/", ".") + "\n" for f in ["INBOX", *folders]),
+            encoding="utf-8",
         )
     except OSError as exc:
         raise StoreError(f"cannot write the seeded Maildir under {base}: {exc}") from exc

@@ -216,6 +216,11 @@ class Session:
                 await self.flush()
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except Exception:  # a bug must cost one connection, not the server
+            log.exception("sandbox IMAP: internal error; closing the connection")
+            with contextlib.suppress(Exception):
+                self.close_with(texts.BYE_SERVER_UNAVAILABLE)
+                await self.flush()
         finally:
             await self._cleanup()
 
