@@ -108,6 +108,25 @@ def up(
     typer.echo("exoimap sandbox: stopped")
 
 
+@app.command("seed-maildir")
+def seed_maildir(
+    path: Annotated[Path, typer.Argument(help="Maildir++ root to write (created if missing).")],
+    messages: Annotated[int, typer.Option(help="How many messages.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same mail).")] = 0,
+    owner: Annotated[str, typer.Option(help="The mailbox owner's address.")] = (
+        "adele@contoso.example"
+    ),
+) -> None:
+    """Write a generated, realistic mailbox as Maildir++ (e.g. for Dovecot)."""
+    from exoimap.sandbox.seed import SeedOptions, write_maildir
+
+    report = write_maildir(path, SeedOptions(messages=messages, seed=seed, owner_address=owner))
+    typer.echo(
+        f"wrote {report.messages} messages ({report.bytes / 1e6:.1f} MB) "
+        f"in {len(report.folders)} folders under {path}"
+    )
+
+
 @app.command("info")
 def info(state: StateOption = None) -> None:
     """Print sandbox.json without the passwords and secrets."""

@@ -108,3 +108,10 @@ def test_persisted_mailboxes_survive_a_restart_without_reseeding(tmp_path: Path)
             lambda: tenant.server.mailboxes.get(alice).store.message_bytes("INBOX", uid)
         )
         assert data.endswith(b"across restarts\r\n")
+
+
+def test_seed_maildir_command(tmp_path: Path) -> None:
+    from exoimap.cli import main
+
+    assert main(["sandbox", "seed-maildir", str(tmp_path / "md"), "--messages", "25"]) == 0
+    assert len(list((tmp_path / "md").rglob("cur/*"))) == 25
