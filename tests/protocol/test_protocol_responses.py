@@ -232,6 +232,8 @@ def test_fetch_body_sections() -> None:
     )
     assert f.body("TEXT").data is None
     assert f.body("nope") is None
+    echoed = one(b"* 2 FETCH (UID 3 BODY.PEEK[HEADER] {2}\r\nab)")
+    assert echoed.body("HEADER") == BodyData("HEADER", None, b"ab", "BODY", False, 2)
 
 
 def test_fetch_envelope_with_literals_and_nil() -> None:

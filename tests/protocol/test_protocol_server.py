@@ -386,3 +386,15 @@ def test_append_with_the_mailbox_in_a_literal() -> None:
     assert start == AppendStart("A1", Append('Say "hi"', None, ("\\Draft",), None, 1000), False)
     assert sum(len(c.data) for c in chunks) == 1000
     assert end == AppendEnd("A1", start.command)
+
+
+def test_bad_command_reasons_never_quote_credentials() -> None:
+    server = ServerConnection()
+    server.receive_data(b"A1 LOGIN user hunter2secret extra\r\nA2 AUTHENTICATE PLAIN\r\n")
+    server.receive_data(b"hunter2secret!!\r\n")
+    bad_login, _, bad_answer = drain(server)
+    assert isinstance(bad_login, BadCommand)
+    assert isinstance(bad_answer, BadCommand)
+    for event in (bad_login, bad_answer):
+        assert "hunter2" not in event.reason
+        assert "hunter2" not in repr(event)

@@ -64,7 +64,9 @@ Server events are :class:`CommandReceived` (tag + typed command), :class:`BadCom
 a synchronising literal, or a tagged NO), :class:`AppendChunk`..., :class:`AppendEnd`.
 ``send()`` serialises any response, with exact texts (``ContinuationRequest(None)`` is a
 bare ``+``; ``StatusData(trailing_space=True)`` reproduces Exchange's STATUS quirk; LIST
-names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes as given.
+names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes as given;
+``send_fetch_start/send_body_data/send_fetch_end`` stream a large body out.
+:func:`search_tree` turns SEARCH criteria into a tree to evaluate.
 
 Errors: malformed input raises :class:`exoimap.errors.RemoteProtocolError` (never
 IndexError/ValueError/UnicodeError); invalid requests from our own code raise
@@ -135,6 +137,14 @@ from exoimap.protocol.events import (
 )
 from exoimap.protocol.parse import parse_response_line
 from exoimap.protocol.parse_command import parse_command_line
+from exoimap.protocol.search import (
+    SearchAnd,
+    SearchKeyword,
+    SearchNode,
+    SearchNot,
+    SearchOr,
+    search_tree,
+)
 from exoimap.protocol.serialize import exchange_mailbox, serialize_response
 from exoimap.protocol.serialize_command import serialize_command
 from exoimap.protocol.server import ServerConnection, ServerEvent
@@ -251,7 +261,12 @@ __all__ = [
     "Response",
     "ResponseCode",
     "Search",
+    "SearchAnd",
     "SearchKey",
+    "SearchKeyword",
+    "SearchNode",
+    "SearchNot",
+    "SearchOr",
     "SearchResponse",
     "Select",
     "SequenceSet",
@@ -279,6 +294,7 @@ __all__ = [
     "parse_command_line",
     "parse_response_line",
     "serialize_command",
+    "search_tree",
     "serialize_response",
     "session_invalidated_reason",
     "throttle_backoff",

@@ -76,6 +76,10 @@ class ClientConnection:
     FetchEnd; ``stream_threshold=None`` buffers them (within ``max_buffered_literal``).
     ``literal_plus``: True/False forces non-synchronising literals on/off; None follows the
     server's CAPABILITY (LITERAL+, LITERAL-).
+
+    After :class:`~exoimap.errors.RemoteProtocolError` the stream cannot be trusted any
+    more: close the connection. ``capabilities`` follows the latest CAPABILITY response or
+    code; ``bye`` holds the BYE the server sent, if any.
     """
 
     def __init__(

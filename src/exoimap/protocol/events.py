@@ -140,7 +140,10 @@ class CommandReceived:
 @dataclass(frozen=True, slots=True)
 class BadCommand:
     """A command line that could not be parsed. ``tag`` is None when even the tag was
-    unreadable; answer with ``tag BAD ...`` (or ``* BAD ...``). The connection goes on."""
+    unreadable; answer with ``tag BAD ...`` (or ``* BAD ...``). The connection goes on.
+
+    ``reason`` never quotes the line; ``raw`` is the line itself and may hold a password or
+    token (a malformed LOGIN): do not log it."""
 
     tag: str | None
     raw: bytes = field(repr=False)

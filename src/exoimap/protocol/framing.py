@@ -11,16 +11,16 @@ holding it whole. While a streamed literal is pending and the buffer is empty, i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from exoimap.errors import RemoteProtocolError
 
 __all__ = ["Framer", "LiteralMarker", "literal_marker", "split_message"]
 
 
-@dataclass(frozen=True, slots=True)
-class LiteralMarker:
-    """The ``{n}``, ``{n+}`` or ``~{n}`` that ends a line part."""
+class LiteralMarker(NamedTuple):
+    """The ``{n}``, ``{n+}`` or ``~{n}`` that ends a line part (a NamedTuple: built for
+    every literal, so it must be cheap)."""
 
     size: int
     synchronizing: bool

@@ -85,9 +85,9 @@ def _parse_code(inner: bytes) -> ResponseCode:
         if name in NUMBER_CODES and args_raw.isdigit() and len(args_raw) <= 20:
             return NumberCode(name, int(args_raw))
         if name == "PERMANENTFLAGS" and args.startswith("(") and args.endswith(")"):
-            return PermanentFlagsCode(tuple(args[1:-1].split()))
+            return PermanentFlagsCode(_words(args[1:-1]))
         if name == "CAPABILITY":
-            return CapabilityCode(tuple(args.split()))
+            return CapabilityCode(_words(args))
         if name == "APPENDUID":
             validity, uids = args.split(" ")
             if validity.isdigit():
@@ -122,11 +122,16 @@ def parse_resp_text(r: Reader) -> tuple[ResponseCode | None, str]:
 # --- untagged responses --------------------------------------------------------------------
 
 
+def _words(text: str) -> tuple[str, ...]:
+    """Space-separated words (only ASCII spaces separate: other whitespace is data)."""
+    return tuple(word for word in text.split(" ") if word)
+
+
 def _caps(r: Reader) -> tuple[str, ...]:
     text = r.rest()
     if not r.is_last_part():
         raise r.error("a literal in a capability list")
-    return tuple(dec(text).split())
+    return _words(dec(text))
 
 
 def _mailbox(r: Reader) -> str:

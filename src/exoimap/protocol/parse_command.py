@@ -296,7 +296,7 @@ def parse_command(
     parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
 ) -> c.TaggedCommand:
     """One command from its framed parts."""
-    r = Reader(parts, literals)
+    r = Reader(parts, literals, quote_input=False)
     tag = parse_tag(r)
     r.sp()
     name = r.atom().upper()
@@ -318,7 +318,7 @@ def parse_append_prefix(
     marker = literal_marker(parts[-1])
     if marker is None:
         return None
-    r = Reader([*parts[:-1], parts[-1][: marker.start], b""], [*literals, b""])
+    r = Reader([*parts[:-1], parts[-1][: marker.start]], literals, quote_input=False)
     try:
         tag = parse_tag(r)
         r.sp()
@@ -336,7 +336,7 @@ def parse_authenticate_line(line: bytes) -> Secret[bytes] | None:
     """The decoded answer line of an AUTHENTICATE exchange; None for the ``*`` cancel."""
     if line.strip() == b"*":
         return None
-    return _base64(Reader([line], []), line.strip())
+    return _base64(Reader([line], [], quote_input=False), line.strip())
 
 
 def parse_command_line(data: bytes) -> c.TaggedCommand:

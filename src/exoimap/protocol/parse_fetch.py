@@ -28,6 +28,17 @@ _SIMPLE_ITEM = re.compile(
     rb" ?(?:(UID|RFC822\.SIZE) (\d{1,20})|FLAGS \(([^()]*)\)"
     rb'|INTERNALDATE "([^"\\\r\n]*)"|MODSEQ \((\d{1,20})\))(?=[ )])'
 )
+_FLAG = rb"\\?[A-Za-z0-9$_.\-]+"
+# The usual start of a FETCH whose body is streamed, matched in one go:
+# "* n FETCH (UID u FLAGS (...) INTERNALDATE "..." RFC822.SIZE n BODY[] {n}" (any order).
+_FAST_PREFIX = re.compile(
+    rb"\* ([1-9]\d{0,9}) FETCH \((?:(?:UID ([1-9]\d{0,9})|FLAGS \(((?:"
+    + _FLAG
+    + rb"(?: "
+    + _FLAG
+    + rb')*)?)\)|INTERNALDATE "([^"\\\r\n]*)"|RFC822\.SIZE (\d{1,20})) )*'
+    rb"(BODY|BINARY)\[([^\]\r\n]*)\](?:<(\d{1,20})>)? ~?\{(\d{1,20})\}"
+)
 #: ``* n FETCH (UID u FLAGS (...))`` or with FLAGS first (the flags are checked separately).
 FAST_FETCH = re.compile(
     rb"\* ([1-9]\d{0,9}) FETCH \((?:UID ([1-9]\d{0,9}) FLAGS \(([^()]*)\)"
@@ -105,6 +116,8 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
         r.pos = m.end()
         name = m.group(1).decode("ascii").upper()
         section = m.group(2)
+        if section is not None and name.endswith(".PEEK"):
+            name = name[:-5]  # some servers echo BODY.PEEK[...]; it means BODY[...]
         r.sp()
         if section is not None or (name in _BODY_ITEMS and name not in ("BODY", "BINARY")):
             origin = None if m.group(3) is None else int(m.group(3))
@@ -155,6 +168,36 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
             b.extra.append((name, r.value()))
 
 
+def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
+    seq, uid, flags, date, size, name, section, origin, literal_size = m.groups()
+    fields: dict[str, object] = {"seq": int(seq)}
+    if uid is not None:
+        fields["uid"] = int(uid)
+    if flags is not None:
+        flag_tuple = _FLAGS_CACHE.get(flags)
+        if flag_tuple is None:
+            flag_tuple = tuple(dec(flags).split())
+            if len(_FLAGS_CACHE) < 1024:
+                _FLAGS_CACHE[flags] = flag_tuple
+        fields["flags"] = flag_tuple
+    if date is not None:
+        fields["internal_date"] = dec(date)
+    if size is not None:
+        fields["rfc822_size"] = int(size)
+    item = BodyData(
+        dec(section),
+        None if origin is None else int(origin),
+        None,
+        name.decode("ascii"),
+        True,
+        int(literal_size),
+    )
+    builder = _FetchBuilder(0)
+    builder.fields = fields
+    builder.bodies.append(item)
+    return FetchPrefix(fetch_response_from(dict(fields)), item, builder)
+
+
 def parse_fetch(r: Reader, seq: int) -> FetchResponse:
     """The items of ``* seq FETCH (...)``, the reader being just before ``(``."""
     r.expect(b"(")
@@ -173,6 +216,10 @@ def parse_fetch_prefix(
 
     Raises :class:`RemoteProtocolError` if that literal is not the value of a body item.
     """
+    if resume is None and len(parts) == 1:
+        m = _FAST_PREFIX.fullmatch(parts[0])
+        if m is not None:
+            return _fast_prefix(m)
     r = Reader([*parts, b""], literals)
     if resume is None:
         r.expect(b"* ")
@@ -200,6 +247,8 @@ def finish_fetch(
     resume: FetchPrefix, parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
 ) -> FetchResponse:
     """The complete FETCH response, from what followed the last streamed literal."""
+    if len(parts) == 1 and parts[0] == b")":
+        return resume.builder.build()
     result = _fetch_items(Reader(parts, literals), resume.builder, prefix=False)
     assert isinstance(result, FetchResponse)
     return result

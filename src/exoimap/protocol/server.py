@@ -79,6 +79,9 @@ class ServerConnection:
         max_buffered_literal: int = 64 << 10,
         literal_continuation: ContinuationRequest | None = None,
     ) -> None:
+        """``literal_continuation`` is what answers a synchronising literal inside an ordinary
+        command; the default text is the one Exchange is believed to send (not confirmed
+        by the spec, hence configurable)."""
         self._framer = Framer(max_line_length=max_line_length, max_literal_size=max_literal_size)
         self._max_buffered_literal = max_buffered_literal
         self._continuation = literal_continuation or ContinuationRequest(
