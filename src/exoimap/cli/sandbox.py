@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from exoimap.config import Paths
-from exoimap.sandbox.state import SANDBOX_JSON
+from exoimap.sandbox.state import SANDBOX_JSON, serving_lock
 from exoimap.secrets import MASK
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def up(
         typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
         typer.echo("Press Ctrl-C to stop.")
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with serving_lock(_state(state)), contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(_state(state), options, ready=ready, stop=None))
     typer.echo("exoimap sandbox: stopped")
 

@@ -88,6 +88,9 @@ def drive(
 
 
 def redirect_params(response: requests.Response) -> dict[str, str]:
+    """What the app receives: the query of a 302, or the fields of a form_post page."""
+    if response.status_code == 200 and "document.forms[0].submit()" in response.text:
+        return form_fields(response.text)[1]
     assert response.status_code == 302, response.text
     return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
@@ -145,6 +148,7 @@ class World:
         **flow_kwargs: Any,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """MSAL's auth code flow with the pages driven over HTTP; returns (flow, response)."""
+        flow_kwargs.setdefault("response_mode", "form_post")
         flow = client.initiate_auth_code_flow(
             scopes, redirect_uri="http://localhost:8400", **flow_kwargs
         )

@@ -100,11 +100,12 @@ def consent_page(
     return _page("Permissions requested", body)
 
 
-def error_page(code: int, description: str) -> str:
+def error_page(code: int | None, description: str) -> str:
     """A sign-in error Microsoft shows on its own page instead of redirecting."""
+    prefix = f"AADSTS{code}: " if code else ""
     body = (
         "<h1>Sorry, but we're having trouble signing you in.</h1>"
-        f"<p class=error id=error>AADSTS{code}: {escape(description)}</p>"
+        f"<p class=error id=error>{prefix}{escape(description)}</p>"
     )
     return _page("Sign in error", body)
 
