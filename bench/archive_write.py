@@ -60,6 +60,7 @@ class SyntheticFolder:
         self.uidvalidity = uidvalidity
         self.sizes = sizes
         self.date = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        self._listing: list[MessageInfo] | None = None
 
     @property
     def name(self) -> str:
@@ -71,11 +72,13 @@ class SyntheticFolder:
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
     ) -> MessageListing:
-        messages = [
-            MessageInfo(uid=uid, flags=frozenset({"\\Seen"}) if uid % 3 else frozenset())
-            for uid in range(1, len(self.sizes) + 1)
-        ]
-        return MessageListing(state=await self.state(), messages=messages)
+        if self._listing is None:  # the source's own cost is not what this measures
+            seen, unseen = frozenset({"\\Seen"}), frozenset()
+            self._listing = [
+                MessageInfo(uid=uid, flags=seen if uid % 3 else unseen)
+                for uid in range(1, len(self.sizes) + 1)
+            ]
+        return MessageListing(state=await self.state(), messages=self._listing)
 
     def _header(self, uid: int) -> bytes:
         return (
@@ -182,9 +185,11 @@ async def run(args: argparse.Namespace) -> None:
 
     archive = ArchiveStore.open(work, fsync_mode=args.fsync_mode)
     before = resource.getrusage(resource.RUSAGE_SELF)
+    loop_cpu = time.thread_time()
     t0 = time.perf_counter()
     report = await backup(source, archive, policy)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
+    loop_cpu = time.thread_time() - loop_cpu
     after = resource.getrusage(resource.RUSAGE_SELF)
     user = after.ru_utime - before.ru_utime
     system = after.ru_stime - before.ru_stime
@@ -193,7 +198,7 @@ async def run(args: argparse.Namespace) -> None:
     await archive.close()
     print(
         f"full backup : {wall:6.2f} s wall, CPU {user:5.2f} s user + {system:5.2f} s system, "
-        f"{args.messages / wall:6.0f} msg/s, "
+        f"event-loop thread {loop_cpu:5.2f} s, {args.messages / wall:6.0f} msg/s, "
         f"{mb / wall:6.1f} MB/s, peak RSS {_peak_rss_mb():.0f} MB"
     )
 

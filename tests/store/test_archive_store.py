@@ -49,7 +49,8 @@ async def _backup(src: MemoryStore, root: Path, **kw: object) -> object:
 def test_known_folder_encodings() -> None:
     assert encode_folder_dir("INBOX") == ""
     assert encode_folder_dir("Entwürfe") == ".Entw&APw-rfe"
-    assert encode_folder_dir("a.b/c&d") == ".a&AC4-b.c&-d"
+    assert encode_folder_dir("a.b/c&d") == ".a\\2eb.c&-d"
+    assert encode_folder_dir("~x\\y/~") == ".\\7ex\\5cy.\\7e"
     assert decode_folder_dir(".Entw&APw-rfe.x") == "Entwürfe/x"
 
 
@@ -69,7 +70,7 @@ def test_files_are_maildir_plus_plus(tmp_path: Path) -> None:
     src = _source(2)
     _run(lambda: _backup(src, tmp_path))
     maildir = tmp_path / "maildir"
-    sub = maildir / ".Entw&APw-rfe.a&AC4-b"
+    sub = maildir / ".Entw&APw-rfe.a\\2eb"
     assert (sub / "maildirfolder").exists()
     assert (maildir / ".Entw&APw-rfe" / "maildirfolder").exists()
     inbox = sorted(os.listdir(maildir / "cur"))

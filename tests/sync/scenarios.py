@@ -154,7 +154,7 @@ def snapshot(root: Path) -> Snapshot:
             out: Snapshot = {}
             for info in await archive.list_folders():
                 async with archive.open_folder(info.name) as folder:
-                    messages = (await folder.list_messages()).messages
+                    messages = (await folder.list_messages(detail=True)).messages
                     bodies = {}
                     async for fetched in folder.fetch([m.uid for m in messages]):
                         bodies[fetched.uid] = b"".join([c async for c in fetched.chunks])

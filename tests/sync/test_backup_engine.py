@@ -35,9 +35,11 @@ class FaultyStore(MemoryStore):
 
 
 class _FaultyFolder(MemoryFolder):
+    broken_uid: int | None = 2
+
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         async for message in super().fetch(uids):
-            if self.name == "INBOX" and message.uid == 2:
+            if self.name == "INBOX" and message.uid == self.broken_uid:
                 raise MessageError("the server could not convert UID 2", folder="INBOX", uid=2)
             yield message
 
@@ -206,6 +208,78 @@ def test_mirror_deletes_what_the_source_deleted(tmp_path: Path) -> None:
             assert not (tmp_path / "maildir" / ".Fine").exists()
             assert sum(f.expunged for f in mirrored.folders) == 1
             assert (await archive.folder_state("INBOX")).exists == 3
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_uidvalidity_reset_and_rename_download_only_new_messages(tmp_path: Path) -> None:
+    src = _source()
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            first = await backup(src, archive)
+            assert first.fetched == 10
+            src.reset_uidvalidity("INBOX")
+            src.add_message("INBOX", sample_message(77))
+            src.rename_folder_now("Fine", "Renamed")
+            src.add_message("Renamed", sample_message(78))
+            second = await backup(src, archive)
+            assert second.ok
+            assert second.renamed == [("Fine", "Renamed")]
+            by_name = {f.source: f for f in second.folders}
+            assert (by_name["INBOX"].fetched, by_name["INBOX"].rematched) == (1, 4)
+            assert by_name["Renamed"].fetched == 1
+            assert second.fetched == 2
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_slow_disk_backpressure_keeps_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny queue limit the producer waits for the writer thread; nothing is lost."""
+    from exoimap.store import _filewriter
+
+    monkeypatch.setattr(_filewriter, "PENDING_LIMIT", 1000)
+    src = _source()
+    src.add_message("INBOX", sample_message(99, 300_000))
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert (await backup(src, archive)).fetched == 11
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_message_is_retried_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even with CONDSTORE/QRESYNC (incremental listings), a message that failed is
+    fetched by the next run once the source delivers it."""
+    src = _source(FaultyStore)
+    src.delete_folder_now("Broken")
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            first = await backup(src, archive)
+            assert first.partial
+            assert first.fetched == 6
+            monkeypatch.setattr(_FaultyFolder, "broken_uid", None)
+            second = await backup(src, archive)
+            assert second.ok
+            assert second.fetched == 1
+            assert (await verify(src, archive, deep=True)).ok
         finally:
             await archive.close()
 

@@ -1,6 +1,7 @@
 """The archive's group commit of appended messages (see :mod:`exoimap.store.archive`).
 
-Each item streams into ``tmp/`` while its SHA-256 is computed; then the whole batch is
+Each item streams into ``tmp/`` (written and hashed by a :class:`FileWriter` thread, so
+the event loop keeps reading the source); then the whole batch is
 flushed at once, described in a journal record, renamed into ``cur/`` and committed to the
 index in one transaction (:func:`exoimap.store._archive_recovery.apply_append`, which
 recovery runs again for records left by a crash).
@@ -11,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
-import hashlib
 import os
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from exoimap.errors import MessageError, StoreError
 from exoimap.store import _archive_recovery as recovery
 from exoimap.store._archive_index import FolderRow, Index, MessageRow
+from exoimap.store._filewriter import FileWriter
 from exoimap.store._maildir import file_base, fsync_paths, letters_for, map_os_error
 from exoimap.store.base import AppendItem, normalize_flags
 from exoimap.store.memory import parse_message_id
@@ -35,6 +36,7 @@ class _Staged:
     row: MessageRow
     tmp: str  # a path (str: this is the hot path, pathlib costs)
     final_name: str
+    token: int  # the FileWriter's handle
     adopt_uid: int | None = None  # matched an unanchored message: no new file
 
 
@@ -47,29 +49,32 @@ async def append_batch(
     row = index.folder_by_id(folder_id)
     tmp_dir = os.path.join(store.folder_dir(row), "tmp")
     next_uid = row.uidnext
-    unanchored: dict[tuple[str, int], list[int]] = {}
-    if adopt_unanchored:
-        for existing in index.messages(row.id):
-            unanchored.setdefault((existing.sha256, existing.size), []).append(existing.uid)
+    writer = FileWriter(store._write)
     staged: list[_Staged] = []
     failure: BaseException | None = None
     try:
         async for item in items:
-            staged.append(await _stage(store, tmp_dir, row, next_uid, item))
+            staged.append(await _stage(writer, tmp_dir, row, next_uid, item))
             next_uid += 1
-            last = staged[-1]
-            candidates = unanchored.get((last.row.sha256, last.row.size))
-            if candidates and item.origin is not None:
-                last.adopt_uid = candidates.pop(0)
     except (asyncio.CancelledError, KeyboardInterrupt, StoreError) as exc:
         if not isinstance(exc, MessageError):
-            _discard(staged)
+            await _abandon(writer)
             raise
         failure = exc
     except Exception as exc:  # the source failed mid-batch: keep what arrived whole
         failure = exc
+    try:
+        await asyncio.to_thread(writer.finish)
+    except BaseException:
+        writer.remove_all()
+        raise
+    if writer.error is not None:
+        writer.remove_all()
+        raise map_os_error(writer.error, f"writing messages into {row.name!r}", folder=row.name)
+    for done in staged:
+        done.row = replace(done.row, sha256=writer.digests[done.token])
     if adopt_unanchored and staged:
-        _restrict_adoptions(index, row.id, staged)
+        _match_unanchored(index, row.id, staged)
     try:
         await _commit(store, row, staged)
     except BaseException:
@@ -81,75 +86,69 @@ async def append_batch(
     return [s.adopt_uid if s.adopt_uid is not None else s.row.uid for s in staged]
 
 
-def _restrict_adoptions(index: Index, folder_id: int, staged: list[_Staged]) -> None:
-    """Only messages whose origin is unknown or from another UIDVALIDITY may be adopted."""
-    wanted = [s.adopt_uid for s in staged if s.adopt_uid is not None]
-    rows = {r.uid: r for r in index.messages(folder_id, wanted)}
+async def _abandon(writer: FileWriter) -> None:
+    try:
+        await asyncio.shield(asyncio.to_thread(writer.finish))
+    finally:
+        writer.remove_all()
+
+
+def _match_unanchored(index: Index, folder_id: int, staged: list[_Staged]) -> None:
+    """Items whose bytes equal a stored message whose origin is unknown or from another
+    UIDVALIDITY adopt that message instead of being stored twice."""
+    pool: dict[tuple[str, int], list[MessageRow]] = {}
+    for existing in index.messages(folder_id):
+        pool.setdefault((existing.sha256, existing.size), []).append(existing)
     for item in staged:
-        if item.adopt_uid is None:
+        if item.row.origin_uid is None:
             continue
-        existing = rows.get(item.adopt_uid)
-        stale = existing is not None and (
-            existing.origin_uidvalidity is None
-            or existing.origin_uidvalidity != item.row.origin_uidvalidity
-        )
-        if not stale:
-            item.adopt_uid = None
+        for candidate in pool.get((item.row.sha256, item.row.size), []):
+            if candidate.origin_uidvalidity != item.row.origin_uidvalidity:
+                item.adopt_uid = candidate.uid
+                pool[(item.row.sha256, item.row.size)].remove(candidate)
+                break
 
 
 async def _stage(
-    store: ArchiveStore, tmp_dir: str, row: FolderRow, uid: int, item: AppendItem
+    writer: FileWriter, tmp_dir: str, row: FolderRow, uid: int, item: AppendItem
 ) -> _Staged:
     date = item.internal_date or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     if date.tzinfo is None:
         raise MessageError("internal date must be timezone-aware", folder=row.name)
     tmp = f"{tmp_dir}/{uid}.{os.getpid()}.exoimap"
-    digest = hashlib.sha256()
     head = bytearray()
     size = 0
     origin_uid = item.origin.uid if item.origin else None
+    token = writer.open(tmp)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
-    try:
-        write = store._write
         async for chunk in item.chunks:
-            length = len(chunk)
-            written = write(fd, chunk)
-            if written != length:  # short write: finish it
-                view = memoryview(chunk)[written:]
-                while view:
-                    view = view[write(fd, view) :]
-            digest.update(chunk)
+            writer.write(token, chunk)
             if size < 65536:
                 head += chunk[: 65536 - size]
-            size += length
-    except OSError as exc:
-        os.close(fd)
-        _unlink(tmp)
-        raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
+            size += len(chunk)
+            if writer.congested:
+                await writer.wait_for_room()
+            if writer.error is not None:
+                raise map_os_error(
+                    writer.error, f"writing a message into {row.name!r}", folder=row.name
+                )
     except BaseException:
-        os.close(fd)
-        _unlink(tmp)
+        writer.discard(token)
         raise
-    epoch = int(date.timestamp())
-    try:
-        os.utime(fd, (epoch, epoch))  # mtime = INTERNALDATE, as Maildir readers expect
-    finally:
-        os.close(fd)
     if size != item.size:
-        _unlink(tmp)
+        writer.discard(token)
         raise MessageError(
             f"message body was {size} bytes but {item.size} were announced",
             folder=row.name,
             uid=origin_uid,
         )
+    epoch = int(date.timestamp())
+    writer.close(token, epoch)  # mtime = INTERNALDATE, as Maildir readers expect
     flags = normalize_flags(item.flags)
     base = file_base(epoch, row.uidvalidity, uid, size)
     message_row = MessageRow(
         uid=uid,
-        sha256=digest.hexdigest(),
+        sha256="",  # filled in when the writer is done
         size=size,
         message_id=item.message_id or parse_message_id(bytes(head)),
         internal_date=date.isoformat(),
@@ -160,7 +159,9 @@ async def _stage(
         state="stored",
         gone_at=None,
     )
-    return _Staged(row=message_row, tmp=tmp, final_name=f"{base}:2,{letters_for(flags)}")
+    return _Staged(
+        row=message_row, tmp=tmp, final_name=f"{base}:2,{letters_for(flags)}", token=token
+    )
 
 
 def _unlink(path: str) -> None:

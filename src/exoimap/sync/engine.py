@@ -98,7 +98,8 @@ async def backup(
         clock=clock,
         abort=asyncio.Event(),
     )
-    journal = RunJournal(archive.root / "runs", durable=archive.durable)
+    # run records are informational: atomic (write-new + rename) but not worth an fsync
+    journal = RunJournal(archive.root / "runs", durable=False)
     for earlier in journal.begin({"mode": "backup", "mirror": policy.mirror}):
         run.emit("previous_run_interrupted", run=earlier.get("run"), pid=earlier.get("pid"))
     if archive.recovery_notes:
@@ -192,9 +193,12 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         record = archive.folder_record(report.archive)
         state = await source_folder.state()
         rematch = needs_rematch(stored, state.uidvalidity)
+        if rematch:  # matching needs Message-IDs, sizes and dates
+            stored = (await archive_folder.list_messages(detail=True)).messages
         since: int | None = None
         if (
             source.capabilities.condstore
+            and source.capabilities.qresync  # without VANISHED, expunges would go unseen
             and not rematch
             and not missing
             and record is not None
@@ -249,7 +253,8 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
             report.archive,
             uidvalidity=uidvalidity,
             uidnext=listing.state.uidnext,
-            modseq=listing.state.highest_modseq,
+            # after a failed message, the next run must list everything again to retry it
+            modseq=listing.state.highest_modseq if report.ok else None,
         )
 
 
