@@ -66,7 +66,7 @@ def test_connection_limit_per_mailbox(tenant: SandboxTenant, alice: str, alice_t
             ]
             clients[0].command("z", "LOGOUT")
             clients[0].close()
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             while server.run(lambda: server.server.mailboxes.get(alice).connections) > 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
@@ -117,7 +117,7 @@ def test_idle_timeouts(tenant: SandboxTenant, alice: str, alice_token: str) -> N
             client.line()
             start = time.monotonic()
             assert client.line() == b"* BYE Connection is closed. 13"
-            assert 0.25 < time.monotonic() - start < 3
+            assert 0.25 < time.monotonic() - start < 15
             assert client.closed()
         finally:
             client.close()
