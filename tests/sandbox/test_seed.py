@@ -88,7 +88,8 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
             encodings.add(str(part.get("Content-Transfer-Encoding", "7bit")).lower())
             if part.get_content_disposition() == "attachment":
                 attachments.add(part.get_content_type())
-                assert len(part.get_payload(decode=True)) > 0
+                payload = part.get_payload(decode=True)
+                assert len(payload) == int(part.get_param("size", header="content-disposition"))
             if part.get_content_charset() == "iso-8859-1":
                 latin1_text += 1
                 assert "Hi," in part.get_content()
