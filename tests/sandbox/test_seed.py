@@ -146,3 +146,13 @@ def test_bad_options_are_config_errors() -> None:
         SeedOptions(
             start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
         )
+
+
+def test_module_docstring_example_runs() -> None:
+    import doctest
+
+    from exoimap.sandbox import seed
+
+    result = doctest.testmod(seed)
+    assert result.attempted >= 2
+    assert result.failed == 0
