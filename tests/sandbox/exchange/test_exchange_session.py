@@ -166,6 +166,9 @@ def test_append_limit_and_trycreate(session: Raw) -> None:
     assert session.line() == b"p1 NO [TRYCREATE] The requested item could not be found."
     session.send("p2 APPEND INBOX {157286401}")
     assert session.line() == b"p2 NO The maximum message size has been exceeded."
+    session.send("p3 APPEND INBOX {3000000000}")
+    assert session.line() == b"p3 NO The maximum message size has been exceeded."
+    assert session.command("p4", "NOOP") == [b"p4 OK NOOP completed."]
 
 
 def test_plugin_sandbox_imap_fixture(sandbox_imap: imaplib.IMAP4_SSL) -> None:

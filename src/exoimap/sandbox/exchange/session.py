@@ -108,7 +108,9 @@ class Session:
         self.writer = writer
         self.conn = ServerConnection(
             max_line_length=max(self.settings.max_command_size, 1024),
-            max_literal_size=self.settings.max_message_size + 1,
+            # any announced size gets an answer (NO for a message over the limit); only
+            # APPEND literals can be this big, and they stream (bounded memory)
+            max_literal_size=1 << 40,
             literal_continuation=ContinuationRequest(texts.LITERAL_CONTINUATION),
         )
         self.state = SessionState.NOT_AUTHENTICATED
