@@ -216,3 +216,13 @@ def test_expunge_close_and_error_texts(session: Raw, tenant: SandboxTenant, alic
     ]
     assert session.command("d4", "DELETE Bin") == [b"d4 OK DELETE completed."]
     assert session.command("d5", b"NOOP \xc3\xa9") == [b"d5 BAD Command Error. 11"]
+
+
+def test_own_rename_and_delete_of_the_selected_folder(session: Raw) -> None:
+    session.command("r0", "CREATE Temp")
+    session.command("r1", "SELECT Temp")
+    assert session.command("r2", "RENAME Temp Temp2") == [b"r2 OK RENAME completed."]
+    assert session.command("r3", "NOOP") == [b"r3 OK NOOP completed."]
+    assert session.command("r4", "DELETE Temp2") == [b"r4 OK DELETE completed."]
+    assert session.command("r5", "NOOP") == [b"r5 OK NOOP completed."]
+    assert session.command("r6", "SELECT Temp2") == [b"r6 NO Temp2 doesn't exist."]

@@ -276,6 +276,8 @@ def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
                 session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
                 return
             store.delete_folder_now(folder)
+            if session.selected == folder:
+                _deselect(session)  # our own DELETE: no BYE, just no folder any more
             box.subscribed.discard(folder)
         elif isinstance(command, c.Rename):
             folder = _canonical(box, command.mailbox)
@@ -283,6 +285,9 @@ def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
                 session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
                 return
             store.rename_folder_now(folder, command.new_name)
+            if session.selected == folder:
+                session.selected = command.new_name  # our own RENAME keeps the selection
+                session.invalidated = False
             for name in list(box.subscribed):
                 if name == folder or name.startswith(folder + "/"):
                     box.subscribed.discard(name)
