@@ -80,16 +80,33 @@ def up(
     basic_auth: Annotated[
         bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
     ] = False,
+    imap_settings: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of IMAP behaviour switches (see docs/sandbox.md)."),
+    ] = None,
 ) -> None:
     """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
     import asyncio
+    import tomllib
 
+    from exoimap.errors import ConfigError
     from exoimap.sandbox.exchange.config import ExchangeSettings
     from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
 
+    table: dict[str, object] = {}
+    if imap_settings is not None:
+        try:
+            table = tomllib.loads(imap_settings.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the IMAP settings: {exc}", path=str(imap_settings)
+            ) from None
+    table.update(host=host, port=imap_port)
+    if basic_auth:
+        table["allow_basic_auth"] = True
     _open(state)  # first use: create the CA, keys and demo tenant
     options = TenantOptions(
-        exchange=ExchangeSettings(host=host, port=imap_port, allow_basic_auth=basic_auth),
+        exchange=ExchangeSettings.from_mapping(table),
         identity_host=host,
         identity_port=port,
         seed_messages=messages,

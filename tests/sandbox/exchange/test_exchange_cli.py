@@ -20,9 +20,13 @@ from exoimap.sandbox.tenant import TenantOptions, running_tenant
 
 def _start(state: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "EXOIMAP_HOME": str(state.parent / "home")}
+    settings = state.parent / "imap.toml"
+    settings.write_text(
+        'capability_profile = "basic-auth-disabled"\n[throttle]\nmax_bytes = 900000000\n'
+    )
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "exoimap"), "sandbox", "up", "--state", str(state),
-         "--messages", "15"],
+         "--messages", "15", "--imap-settings", str(settings)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -69,6 +73,7 @@ def _inbox_count(document: dict) -> int:  # type: ignore[type-arg]
         document["imap_host"], document["imap_port"], ssl_context=context, timeout=10
     )
     with client:
+        assert "LOGINDISABLED" in client.capabilities  # from --imap-settings
         client.authenticate(
             "XOAUTH2",
             lambda _: f"user={alice}\x01auth=Bearer {token['access_token']}\x01\x01".encode(),
