@@ -52,6 +52,17 @@ def test_select_and_examine_texts(session: Raw, tenant: SandboxTenant, alice: st
     assert session.command("s3", "SELECT Nowhere") == [b"s3 NO Nowhere doesn't exist."]
 
 
+def test_list_marks_folders_with_unseen_mail(
+    session: Raw, tenant: SandboxTenant, alice: str
+) -> None:
+    assert session.command("m1", 'LIST "" Journal')[0] == b'* LIST (\\HasNoChildren) "/" Journal'
+    tenant.exchange.deliver(alice, b"Subject: new\r\n\r\nx\r\n", folder="Journal")
+    assert session.command("m2", 'LIST "" Journal') == [
+        b'* LIST (\\Marked \\HasNoChildren) "/" Journal',
+        b"m2 OK LIST completed.",
+    ]
+
+
 def test_list_lsub_status_texts(session: Raw) -> None:
     assert session.command("l0", 'CREATE "Team/Z&APw-rich (alt)"') == [b"l0 OK CREATE completed."]
     lines = session.command("l1", 'LIST "" "*"')
