@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msal
 import requests
@@ -33,15 +34,15 @@ def _start(state: Path) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _document(state: Path, process: subprocess.Popen[bytes]) -> dict:  # type: ignore[type-arg]
+def _document(state: Path, process: subprocess.Popen[bytes]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     path = state / "sandbox.json"
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read() if process.stdout else b""
         if path.exists():
-            document = json.loads(path.read_text())
+            document: dict[str, Any] = json.loads(path.read_text())
             if document.get("pid") == process.pid and "imap_port" in document:
-                return document  # type: ignore[no-any-return]
+                return document
         time.sleep(0.05)
     raise AssertionError("sandbox.json was not written")
 
@@ -52,7 +53,7 @@ def _stop(process: subprocess.Popen[bytes]) -> bytes:
     return out
 
 
-def _inbox_count(document: dict) -> int:  # type: ignore[type-arg]
+def _inbox_count(document: dict[str, Any]) -> int:
     daemon = next(a for a in document["apps"] if a["name"] == "exoimap-daemon")
     session = requests.Session()
     session.verify = document["ca_file"]

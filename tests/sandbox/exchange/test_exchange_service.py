@@ -142,7 +142,9 @@ def test_quirk_switches(tenant: SandboxTenant, alice: str, alice_token: str) -> 
             assert lines[0] == b"* STATUS INBOX (MESSAGES 1) "
             client.command("x", "SELECT INBOX")
             size = client.command("f", f"UID FETCH {uid} (RFC822.SIZE)")[0]
-            reported = int(re.search(rb"RFC822.SIZE (\d+)", size).group(1))  # type: ignore[union-attr]
+            found = re.search(rb"RFC822.SIZE (\d+)", size)
+            assert found is not None
+            reported = int(found.group(1))
             assert reported != len(MESSAGE)
             lines = client.command("m", f"UID MOVE {uid} Archive")
             assert re.fullmatch(rb"\[COPYUID \d+ %d 1\]" % uid, lines[0])

@@ -16,6 +16,7 @@ from exoimap.protocol.types import (
     ContinuationRequest,
     CopyUidCode,
     OtherCode,
+    ResponseCode,
     SequenceSet,
     SimpleCode,
     Status,
@@ -504,7 +505,7 @@ async def append_start(session: Session, tag: str, command: c.Append, sync: bool
     session.append = (tag, command)
     session.append_data = bytearray()
     session.append_refused = True
-    refusal: tuple[Status, str, object] | None = None
+    refusal: tuple[Status, str, ResponseCode | None] | None = None
     if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
         refusal = (Status.BAD, texts.INVALID_STATE, None)
     elif (command.size or 0) > session.settings.max_message_size:
