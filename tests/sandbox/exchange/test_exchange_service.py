@@ -110,7 +110,7 @@ def test_throttling_by_messages(tenant: SandboxTenant, alice: str, alice_token: 
 
 
 def test_idle_timeouts(tenant: SandboxTenant, alice: str, alice_token: str) -> None:
-    settings = ExchangeSettings.for_tests(preauth_timeout=0.3, authenticated_timeout=0.5)
+    settings = ExchangeSettings.for_tests(preauth_timeout=0.3, authenticated_timeout=1.0)
     with tenant.extra_server(settings) as server:
         client = Raw.connect(tenant, server.port)
         try:
