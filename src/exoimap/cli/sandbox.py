@@ -120,8 +120,20 @@ def up(
         typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
         typer.echo("Press Ctrl-C to stop.")
 
-    with serving_lock(_state(state)), contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(_state(state), options, ready=ready, stop=None))
+    import signal
+
+    def after_serving(signum: int, frame: object) -> None:
+        # The identity server catches SIGTERM, stops, then re-raises it; by then the
+        # shutdown (which saves the mailboxes) is under way, so the default action
+        # (kill the process at once) must not run.
+        return None
+
+    previous = signal.signal(signal.SIGTERM, after_serving)
+    try:
+        with serving_lock(_state(state)), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(_state(state), options, ready=ready, stop=None))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo("exoimap sandbox: stopped")
 
 

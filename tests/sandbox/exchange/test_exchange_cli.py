@@ -48,7 +48,7 @@ def _document(state: Path, process: subprocess.Popen[bytes]) -> dict[str, Any]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> bytes:
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # as a service manager stops it
     out, _ = process.communicate(timeout=30)
     return out
 
@@ -99,6 +99,8 @@ def test_sandbox_up_runs_both_halves_and_saves_mailboxes(tmp_path: Path) -> None
     finally:
         out = _stop(process)
     assert b"IMAP at 127.0.0.1:" in out
+    assert out.rstrip().endswith(b"exoimap sandbox: stopped")
+    assert b"Traceback" not in out
     assert (state / "mailboxes" / alice / "index.json").exists()
 
 
