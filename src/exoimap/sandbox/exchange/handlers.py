@@ -194,7 +194,8 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
 def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
     folder = _canonical(box, command.mailbox)
     if folder is None:
-        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=command.mailbox))
+        shown = encode_mailbox(command.mailbox).decode("ascii")
+        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=shown))
         return
     state = box.store._get(folder)
     values = {
