@@ -160,8 +160,13 @@ def seed_maildir(
 def info(state: StateOption = None) -> None:
     """Print sandbox.json without the passwords and secrets."""
     path = _state(state) / SANDBOX_JSON
+    from exoimap.errors import ConfigError
     from exoimap.sandbox.state import read_sandbox_json
 
+    if not path.exists():
+        raise ConfigError(
+            "no sandbox.json yet: start the sandbox with `exoimap sandbox up`", path=str(path)
+        )
     document = read_sandbox_json(path.parent)
     for user in document.get("users", []):
         user["password"] = MASK

@@ -15,7 +15,13 @@ import msal
 import pytest
 import requests
 
-from exoimap.sandbox.identity import AppRegistration, IdentitySandbox, RunningIdentity, User
+from exoimap.sandbox.identity import (
+    AppRegistration,
+    IdentitySandbox,
+    RunningIdentity,
+    SignInRobot,
+    User,
+)
 
 IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_SCOPE = "https://outlook.office365.com/.default"
@@ -152,11 +158,10 @@ class World:
         flow = client.initiate_auth_code_flow(
             scopes, redirect_uri="http://localhost:8400", **flow_kwargs
         )
-        first = self.http.get(flow["auth_uri"], allow_redirects=False)
-        final = drive(
-            self.http, first, upn=upn or self.user.upn, password=password or self.password
-        )
-        return flow, redirect_params(final)
+        robot = SignInRobot(self.http)
+        outcome = robot.sign_in(flow["auth_uri"], upn or self.user.upn, password or self.password)
+        assert outcome.redirect_uri == "http://localhost:8400", outcome
+        return flow, outcome.params
 
     def device_token(self, client: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         flow = client.initiate_device_flow(scopes)

@@ -318,7 +318,7 @@ def device_code_request(
     if not app.public and not app.allow_public_client_flows:
         raise AadstsError(7000218)
     raw_scope = form.get("scope", "")
-    parse_scopes(raw_scope, tenant=tenant.domain)
+    parse_scopes(raw_scope, tenant=tenant.domain).require_delegated()
     settings = core.store.current().settings
     now = core.store.now()
     user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(9))

@@ -18,6 +18,7 @@ __all__ = [
     "form_post_page",
     "login_page",
     "mfa_page",
+    "signed_out_page",
 ]
 
 _STYLE = (
@@ -142,3 +143,8 @@ def device_done_page(app_name: str, approved: bool) -> str:
     else:
         text = "You have declined to sign in to the application. You may now close this window."
     return _page(app_name, f"<h1>{escape(app_name)}</h1><p id=result>{text}</p>")
+
+
+def signed_out_page() -> str:
+    """After ``logout`` without a (registered) ``post_logout_redirect_uri``."""
+    return _page("Signed out", "<h1>You signed out of your account</h1>")

@@ -27,7 +27,7 @@ from exoimap.sandbox.identity.core import AuthCode, IdentityCore
 from exoimap.sandbox.identity.model import AppRegistration, Tenant, User
 from exoimap.sandbox.identity.scopes import ScopeRequest, parse_scopes
 
-__all__ = ["Outcome", "SignIn"]
+__all__ = ["Outcome", "SignIn", "redirect_uri_matches"]
 
 _TXN_LIFETIME = 600.0
 SESSION_COOKIE = "ESTSAUTH"
@@ -122,6 +122,7 @@ class SignIn:
             return self._error_redirect(txn, "unsupported_response_type", None)
         try:
             txn.scope = parse_scopes(params.get("scope"), tenant=segment)
+            txn.scope.require_delegated()
         except AadstsError as exc:
             return self._error_redirect(txn, exc.error, exc)
         txn.raw_scope = params.get("scope", "")
