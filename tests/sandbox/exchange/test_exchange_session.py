@@ -227,6 +227,14 @@ def test_expunge_close_and_error_texts(session: Raw, tenant: SandboxTenant, alic
     ]
     assert session.command("d4", "DELETE Bin") == [b"d4 OK DELETE completed."]
     assert session.command("d5", b"NOOP \xc3\xa9") == [b"d5 BAD Command Error. 11"]
+    # no CONDSTORE / QRESYNC on Exchange (1.3)
+    assert session.command("d6", "SELECT INBOX (CONDSTORE)") == [
+        b"d6 BAD Command Argument Error. 12"
+    ]
+    session.command("d7", "SELECT INBOX")  # a good command resets the bad-command count
+    assert session.command("d8", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5)") == [
+        b"d8 BAD Command Argument Error. 12"
+    ]
 
 
 def test_own_rename_and_delete_of_the_selected_folder(session: Raw) -> None:

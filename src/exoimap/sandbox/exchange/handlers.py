@@ -125,7 +125,21 @@ async def mailbox_command(session: Session, tag: str, command: c.Command) -> Non
         session.tagged(tag, Status.NO, texts.SERVER_UNAVAILABLE)
 
 
+def _uses_condstore(command: c.Command) -> bool:
+    """CONDSTORE/QRESYNC arguments: Exchange has neither (1.3), so they are bad arguments."""
+    if isinstance(command, c.Select | c.Examine):
+        return command.condstore or command.qresync is not None
+    if isinstance(command, c.Fetch):
+        return command.changed_since is not None or command.vanished
+    if isinstance(command, c.Store):
+        return command.unchanged_since is not None
+    return False
+
+
 async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command) -> None:
+    if _uses_condstore(command):
+        session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_12)
+        return
     if isinstance(command, c.List | c.Lsub):
         _list(session, box, tag, command)
     elif isinstance(command, c.StatusCommand):
