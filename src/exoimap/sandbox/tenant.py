@@ -60,6 +60,8 @@ class TenantOptions:
     seed_messages: int = 0
     #: Keep mailboxes in ``<state>/mailboxes`` across restarts.
     persist: bool = False
+    #: With ``persist``: also save changed mailboxes this often (seconds), not only at exit.
+    autosave_seconds: float = 30.0
 
 
 @dataclass
@@ -267,6 +269,14 @@ def sandbox_json_extra(tenant: SandboxTenant) -> dict[str, Any]:
     }
 
 
+async def _autosave(server: ExchangeImapServer, interval: float) -> None:
+    """Save changed mailboxes every ``interval`` seconds (a crash loses at most that)."""
+    while True:
+        await asyncio.sleep(interval)
+        if server.mailboxes.dirty:
+            server.mailboxes.save()
+
+
 async def serve(
     state_dir: Path,
     options: TenantOptions,
@@ -288,9 +298,15 @@ async def serve(
             identity.write_sandbox_json(url, await asyncio.to_thread(sandbox_json_extra, tenant))
             if ready is not None:
                 ready(tenant)
+            saver = None
+            if options.persist and options.autosave_seconds > 0:
+                saver = group.create_task(_autosave(server, options.autosave_seconds))
             if stop is not None:
                 await stop.wait()
                 identity.stop(force=True)
+            await serving
+            if saver is not None:
+                saver.cancel()
     finally:
         await server.stop()
         sock.close()

@@ -15,8 +15,10 @@ from typing import Any
 import msal
 import requests
 
+from exoimap.errors import StoreError
 from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.tenant import TenantOptions, running_tenant
+from exoimap.store.memory import MemoryStore
 
 
 def _start(state: Path) -> subprocess.Popen[bytes]:
@@ -105,11 +107,23 @@ def test_sandbox_up_runs_both_halves_and_saves_mailboxes(tmp_path: Path) -> None
 
 
 def test_persisted_mailboxes_survive_a_restart_without_reseeding(tmp_path: Path) -> None:
-    options = TenantOptions(exchange=ExchangeSettings.for_tests(), seed_messages=5, persist=True)
+    options = TenantOptions(
+        exchange=ExchangeSettings.for_tests(), seed_messages=5, persist=True, autosave_seconds=0.1
+    )
     with running_tenant(tmp_path / "state", options) as tenant:
         alice = tenant.users[0][0]
         uid = tenant.exchange.deliver(alice, b"Subject: kept\r\n\r\nacross restarts\r\n")
         before = tenant.mailbox_summary()[alice]
+        folder = tmp_path / "state" / "mailboxes" / alice
+        deadline = time.monotonic() + 20
+        while True:  # autosave writes it while the sandbox runs (a crash would keep it)
+            try:
+                if MemoryStore.load(folder).message_bytes("INBOX", uid).endswith(b"restarts\r\n"):
+                    break
+            except StoreError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     with running_tenant(tmp_path / "state", options) as tenant:
         assert tenant.mailbox_summary()[alice] == before
         data = tenant.exchange.run(

@@ -107,6 +107,8 @@ class Mailboxes:
         self.settings = settings
         self.folder = ensure_private_dir(folder) if folder is not None else None
         self._boxes: dict[str, Mailbox] = {}
+        #: Some mailbox changed since the last :meth:`save`.
+        self.dirty = False
 
     def get(self, upn: str) -> Mailbox:
         key = upn.lower()
@@ -114,7 +116,12 @@ class Mailboxes:
         if box is None:
             box = self._load(key) or self._new(key)
             self._boxes[key] = box
+            box.store.add_listener(self._changed)
+            self.dirty = True
         return box
+
+    def _changed(self, event: object) -> None:
+        self.dirty = True
 
     def __contains__(self, upn: str) -> bool:
         return upn.lower() in self._boxes
@@ -153,6 +160,7 @@ class Mailboxes:
 
     def save(self) -> None:
         """Write every mailbox to the state folder (no-op without one)."""
+        self.dirty = False
         for box in self._boxes.values():
             path = self._path(box.upn)
             if path is None:
