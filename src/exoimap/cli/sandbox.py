@@ -7,6 +7,7 @@ directory file, which a running ``up`` picks up at its next request, and refresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -65,33 +66,94 @@ def _done(admin: SandboxAdmin, message: str) -> None:
 
 @app.command("up")
 def up(
+    *,
     state: StateOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option(help="Identity (HTTPS) port (0: any free port).")] = 0,
+    imap_port: Annotated[int, typer.Option(help="IMAP (implicit TLS) port (0: any).")] = 0,
+    messages: Annotated[
+        int, typer.Option(help="Messages generated into each empty demo mailbox.")
+    ] = 200,
+    persist: Annotated[
+        bool, typer.Option(help="Keep mailboxes in STATE/mailboxes across restarts.")
+    ] = True,
+    basic_auth: Annotated[
+        bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
+    ] = False,
+    imap_settings: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of IMAP behaviour switches (see docs/sandbox.md)."),
+    ] = None,
 ) -> None:
-    """Run the sandbox until Ctrl-C; write STATE/sandbox.json for scripts."""
-    with serving_lock(_state(state)):
-        _serve(state, host, port)
+    """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
+    import asyncio
+    import tomllib
+
+    from exoimap.errors import ConfigError
+    from exoimap.sandbox.exchange.config import ExchangeSettings
+    from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
+
+    table: dict[str, object] = {}
+    if imap_settings is not None:
+        try:
+            table = tomllib.loads(imap_settings.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the IMAP settings: {exc}", path=str(imap_settings)
+            ) from None
+    table.update(host=host, port=imap_port)
+    if basic_auth:
+        table["allow_basic_auth"] = True
+    _open(state)  # first use: create the CA, keys and demo tenant
+    options = TenantOptions(
+        exchange=ExchangeSettings.from_mapping(table),
+        identity_host=host,
+        identity_port=port,
+        seed_messages=messages,
+        persist=persist,
+    )
+
+    def ready(tenant: SandboxTenant) -> None:
+        typer.echo(f"exoimap sandbox: identity at {tenant.authority}")
+        typer.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        typer.echo(f"CA file: {tenant.ca_file}")
+        typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
+        typer.echo("Press Ctrl-C to stop.")
+
+    import signal
+
+    def after_serving(signum: int, frame: object) -> None:
+        # The identity server catches SIGTERM, stops, then re-raises it; by then the
+        # shutdown (which saves the mailboxes) is under way, so the default action
+        # (kill the process at once) must not run.
+        return None
+
+    previous = signal.signal(signal.SIGTERM, after_serving)
+    try:
+        with serving_lock(_state(state)), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(_state(state), options, ready=ready, stop=None))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo("exoimap sandbox: stopped")
 
 
-def _serve(state: Path | None, host: str, port: int) -> None:
-    import asyncio
+@app.command("seed-maildir")
+def seed_maildir(
+    path: Annotated[Path, typer.Argument(help="Maildir++ root to write (created if missing).")],
+    messages: Annotated[int, typer.Option(help="How many messages.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same mail).")] = 0,
+    owner: Annotated[str, typer.Option(help="The mailbox owner's address.")] = (
+        "adele@contoso.example"
+    ),
+) -> None:
+    """Write a generated, realistic mailbox as Maildir++ (e.g. for Dovecot)."""
+    from exoimap.sandbox.seed import SeedOptions, write_maildir
 
-    sandbox = _open(state)
-    sock = sandbox.bind(host, port)
-    url = sandbox.base_url_for(sock)
-    path = sandbox.write_sandbox_json(url)
-    typer.echo(f"exoimap sandbox: identity at {url}/{sandbox.default_tenant().tenant_id}")
-    typer.echo(f"CA file: {sandbox.ca.cert_file}")
-    typer.echo(f"details (users, apps, secrets): {path}")
-    typer.echo("Press Ctrl-C to stop.")
-    try:
-        asyncio.run(sandbox.serve(sock))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    report = write_maildir(path, SeedOptions(messages=messages, seed=seed, owner_address=owner))
+    typer.echo(
+        f"wrote {report.messages} messages ({report.bytes / 1e6:.1f} MB) "
+        f"in {len(report.folders)} folders under {path}"
+    )
 
 
 @app.command("info")
