@@ -197,7 +197,7 @@ class SandboxTenant:
             out: dict[str, dict[str, int]] = {}
             for box in self.server.mailboxes.all():
                 out[box.upn] = {
-                    name: len(box.store._get(name).messages) for name in box.store.folder_names()
+                    name: len(box.store.record(name).messages) for name in box.store.folder_names()
                 }
             return out
 
@@ -224,7 +224,7 @@ def _seed(identity: IdentitySandbox, mailboxes: Mailboxes, count: int) -> None:
         box = mailboxes.get(user.upn)  # every user has a mailbox, listed in sandbox.json
         if count <= 0:
             continue
-        if any(box.store._get(n).messages for n in box.store.folder_names()):
+        if any(box.store.record(n).messages for n in box.store.folder_names()):
             continue  # persisted mail: keep it
         options = SeedOptions(
             messages=count,

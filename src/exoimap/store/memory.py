@@ -46,7 +46,14 @@ from exoimap.store.base import (
     normalize_flags,
 )
 
-__all__ = ["EventKind", "MemoryFolder", "MemoryStore", "StoreEvent"]
+__all__ = [
+    "EventKind",
+    "FolderRecord",
+    "MemoryFolder",
+    "MemoryStore",
+    "MessageRecord",
+    "StoreEvent",
+]
 
 _FORMAT_VERSION = 1
 
@@ -75,7 +82,9 @@ class StoreEvent:
 
 
 @dataclass(slots=True)
-class _Message:
+class MessageRecord:
+    """One stored message (see :meth:`MemoryStore.record`)."""
+
     data: bytes
     flags: frozenset[str]
     internal_date: _dt.datetime
@@ -84,12 +93,14 @@ class _Message:
 
 
 @dataclass(slots=True)
-class _Folder:
+class FolderRecord:
+    """One folder's live state: messages by UID, role, UIDVALIDITY, UIDNEXT, MODSEQ."""
+
     name: str
     role: SpecialUse | None
     uidvalidity: int
     uidnext: int = 1
-    messages: dict[int, _Message] = field(default_factory=dict)
+    messages: dict[int, MessageRecord] = field(default_factory=dict)
     highest_modseq: int = 1
     # (modseq, uid) of expunges, for QRESYNC-style VANISHED answers
     expunged: list[tuple[int, int]] = field(default_factory=list)
@@ -142,7 +153,7 @@ class MemoryStore:
             condstore=True, qresync=True, uidplus=True, move=True, max_connections=8
         )
         self.chunk_size = chunk_size
-        self._folders: dict[str, _Folder] = {}
+        self._folders: dict[str, FolderRecord] = {}
         self._listeners: list[Callable[[StoreEvent], None]] = []
         if create_inbox:
             self._create("INBOX", SpecialUse.INBOX)
@@ -249,7 +260,7 @@ class MemoryStore:
         date = (internal_date or _now()).replace(microsecond=0)
         if date.tzinfo is None:
             raise MessageError("internal date must be timezone-aware", folder=folder)
-        target.messages[uid] = _Message(
+        target.messages[uid] = MessageRecord(
             data=data,
             flags=self._keep_flags(normalize_flags(flags)),
             internal_date=date,
@@ -433,7 +444,7 @@ class MemoryStore:
                 create_inbox=False,
             )
             for entry in index["folders"]:
-                folder = _Folder(
+                folder = FolderRecord(
                     name=entry["name"],
                     role=SpecialUse(entry["role"]) if entry["role"] else None,
                     uidvalidity=entry["uidvalidity"],
@@ -442,7 +453,7 @@ class MemoryStore:
                 )
                 for item in entry["messages"]:
                     data = (root / "blobs" / item["sha256"]).read_bytes()
-                    folder.messages[item["uid"]] = _Message(
+                    folder.messages[item["uid"]] = MessageRecord(
                         data=data,
                         flags=frozenset(item["flags"]),
                         internal_date=_dt.datetime.fromisoformat(item["internal_date"]),
@@ -462,10 +473,12 @@ class MemoryStore:
         return value
 
     def _create(self, name: str, role: SpecialUse | None) -> None:
-        self._folders[name] = _Folder(name=name, role=role, uidvalidity=self._take_uidvalidity())
+        self._folders[name] = FolderRecord(
+            name=name, role=role, uidvalidity=self._take_uidvalidity()
+        )
         self._emit(StoreEvent(EventKind.FOLDER_CREATED, name))
 
-    def _find(self, name: str) -> _Folder | None:
+    def _find(self, name: str) -> FolderRecord | None:
         if is_inbox(name):
             for key, folder in self._folders.items():
                 if is_inbox(key):
@@ -473,7 +486,13 @@ class MemoryStore:
             return None
         return self._folders.get(name)
 
-    def _get(self, name: str) -> _Folder:
+    def record(self, name: str) -> FolderRecord:
+        """The live record of a folder, for servers built on this store (the sandbox IMAP
+        server reads messages, role and UIDVALIDITY without copying). Read it, never change
+        it: every change goes through the store's methods so listeners hear of it."""
+        return self._get(name)
+
+    def _get(self, name: str) -> FolderRecord:
         folder = self._find(name)
         if folder is None:
             raise FolderNotFound(f"folder {name!r} does not exist", folder=name)
@@ -484,7 +503,7 @@ class MemoryStore:
             return flags
         return flags & self._caps.permanent_flags
 
-    def _state(self, folder: _Folder) -> FolderState:
+    def _state(self, folder: FolderRecord) -> FolderState:
         return FolderState(
             name=folder.name,
             uidvalidity=folder.uidvalidity,
@@ -497,7 +516,7 @@ class MemoryStore:
         for listener in list(self._listeners):
             listener(event)
 
-    def _messages(self, name: str) -> Iterator[tuple[int, _Message]]:
+    def _messages(self, name: str) -> Iterator[tuple[int, MessageRecord]]:
         folder = self._get(name)
         yield from sorted(folder.messages.items())
 

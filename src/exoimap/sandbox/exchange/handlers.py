@@ -47,7 +47,7 @@ _QUOTE_CHARS = set("() {%*]")
 def folder_messages(box: Mailbox, folder: str) -> dict[int, Any]:
     """The folder's message records by UID (read directly: the server runs on the store's
     own event loop and needs flags, dates and bytes without copying)."""
-    return box.store._get(folder).messages
+    return box.store.record(folder).messages
 
 
 def list_name(name: str) -> bytes:
@@ -194,7 +194,7 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
             attributes.append("\\Marked")
         children = any(n.startswith(folder + "/") for n in names)
         attributes.append("\\HasChildren" if children else "\\HasNoChildren")
-        special = special_use_attribute(box.store._get(folder).role)
+        special = special_use_attribute(box.store.record(folder).role)
         if special:
             attributes.append(special)
         session.raw(
@@ -211,7 +211,7 @@ def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) 
         shown = encode_mailbox(command.mailbox).decode("ascii")
         session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=shown))
         return
-    state = box.store._get(folder)
+    state = box.store.record(folder)
     values = {
         "MESSAGES": len(state.messages),
         "RECENT": 0,
@@ -254,7 +254,7 @@ def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Exam
         shown = encode_mailbox(command.mailbox).decode("ascii")
         session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=shown))
         return
-    record = box.store._get(folder)
+    record = box.store.record(folder)
     uids = sorted(record.messages)
     session.selected = folder
     session.readonly = isinstance(command, c.Examine)
@@ -458,7 +458,7 @@ def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) ->
     code = None
     if mapping:
         code = CopyUidCode(
-            box.store._get(dest).uidvalidity,
+            box.store.record(dest).uidvalidity,
             SequenceSet.of(*mapping.keys()),
             SequenceSet.of(*mapping.values()),
         )
@@ -572,6 +572,6 @@ async def append_end(session: Session, tag: str) -> None:
         session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command="APPEND"))
         return
     _charge(session, 1, len(data))
-    uidvalidity = box.store._get(folder).uidvalidity
+    uidvalidity = box.store.record(folder).uidvalidity
     session.push_updates()
     session.ok(tag, "APPEND", AppendUidCode(uidvalidity, SequenceSet.of(uid)))
