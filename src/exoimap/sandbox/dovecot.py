@@ -235,7 +235,7 @@ class DovecotServer:
 
     def _write_config(self) -> None:
         root = self.root
-        for sub in ("run", "state", "log", f"keys/default/RS256", "mail"):
+        for sub in ("run", "state", "log", "keys/default/RS256", "mail"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         mail = root / "mail"
         mail_user, mail_group = ("nobody", "nogroup") if self._as_root else _current_ids()
@@ -273,7 +273,7 @@ class DovecotServer:
 
     def add_user(self, user: str, password: str | None = None) -> Secret[str]:
         """Add a password user (Dovecot re-reads the file); returns the password."""
-        pw = password if password is not None else f"{user.split('@')[0]}-pass"
+        pw = password if password is not None else f"{user.split('@', maxsplit=1)[0]}-pass"
         self._users[user.lower()] = pw
         self._write_users()
         return Secret(pw)
@@ -332,7 +332,8 @@ class DovecotServer:
         for sub in ("cur", "new", "tmp"):
             (box / sub).mkdir(parents=True, exist_ok=True)
         stamp = (when or dt.datetime.now(dt.UTC)).timestamp()
-        name = f"{int(stamp)}.M{serial}P{os.getpid()}.exoimap,S={len(content)}:2,{''.join(sorted(flags))}"
+        info = "".join(sorted(flags))
+        name = f"{int(stamp)}.M{serial}P{os.getpid()}.exoimap,S={len(content)}:2,{info}"
         path = box / "cur" / name
         path.write_bytes(content)
         os.utime(path, (stamp, stamp))  # Dovecot takes INTERNALDATE from the mtime
