@@ -81,7 +81,9 @@ FETCH_ITEMS: tuple[c.FetchItem, ...] = (
     "RFC822.SIZE",
     c.BodySection(peek=True),
 )
-_MONTHS = {m: i for i, m in enumerate(("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC").split(), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC").split(), 1)
+}
 #: Keep UID sets well under Exchange's 10240-byte command limit.
 _MAX_SET_TEXT = 6000
 
@@ -195,9 +197,7 @@ class ImapClient:
             self._on_event(event)
 
     def _note(self, kind: str, detail: str, wait: float | None = None) -> None:
-        self._emit(
-            NetEvent(kind, self.endpoint.host, self.endpoint.port, detail=detail, wait=wait)
-        )
+        self._emit(NetEvent(kind, self.endpoint.host, self.endpoint.port, detail=detail, wait=wait))
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -328,9 +328,7 @@ class ImapClient:
 
         return await self.run(go)
 
-    async def in_folder(
-        self, name: str, operation: Callable[[ImapSession], Awaitable[T]]
-    ) -> T:
+    async def in_folder(self, name: str, operation: Callable[[ImapSession], Awaitable[T]]) -> T:
         """Run ``operation`` with ``name`` selected (re-selected after a reconnect)."""
 
         async def go(s: ImapSession) -> T:
@@ -427,7 +425,9 @@ class ImapClient:
             in_flight.popleft()
             session.check_throttle(reply)
             if not reply.ok:
-                raise FolderError(f"UID FETCH in {folder!r} failed: {reply.done.text}", folder=folder)
+                raise FolderError(
+                    f"UID FETCH in {folder!r} failed: {reply.done.text}", folder=folder
+                )
             send_more()
         if waiting:
             raise _Rotate()
@@ -505,7 +505,9 @@ class ImapClient:
                 if session.selected != folder:
                     await self._select(session, folder, read_only=False)
                 part = c.BodySection(peek=True, partial=(offset, size - offset))
-                tag = session.send(c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True)
+                tag = session.send(
+                    c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True
+                )
                 while (item := await session.next_fetch_item(tag)) is not None:
                     if isinstance(item, bytes):
                         offset += len(item)

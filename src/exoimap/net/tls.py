@@ -11,6 +11,7 @@ never replaces them.
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,16 @@ from pathlib import Path
 from exoimap.errors import ConfigError, TLSRefused
 
 __all__ = ["TLSPolicy", "map_ssl_error", "tls_version_name"]
+
+_ENV_VARS = ("SSL_CERT_FILE",)
+_CONTEXTS: dict[tuple[Path | None, float | None], ssl.SSLContext] = {}
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,16 @@ class TLSPolicy:
     starttls: bool = False
 
     def context(self) -> ssl.SSLContext:
-        """A fresh client context enforcing the policy."""
+        """A client context enforcing the policy (built once per CA file version: loading
+        the system store costs about 0.1 s, and a context is safe to share)."""
+        key = (self.ca_file, _mtime(self.ca_file))
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = self._build()
+            _CONTEXTS[key] = ctx
+        return ctx
+
+    def _build(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -42,8 +62,10 @@ class TLSPolicy:
         # load_default_certs honours SSL_CERT_FILE/SSL_CERT_DIR when set, which may point at a
         # single private bundle; load the distribution's store as well so public roots stay.
         paths = ssl.get_default_verify_paths()
-        for cafile in {paths.openssl_cafile, paths.cafile}:
-            if cafile and Path(cafile).is_file():
+        loaded = {os.path.realpath(os.environ[v]) for v in _ENV_VARS if os.environ.get(v)}
+        for cafile in (paths.openssl_cafile, paths.cafile):
+            if cafile and Path(cafile).is_file() and os.path.realpath(cafile) not in loaded:
+                loaded.add(os.path.realpath(cafile))
                 ctx.load_verify_locations(cafile=cafile)
         if self.ca_file is not None:
             try:
