@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,9 +20,7 @@ def dovecot() -> Iterator[DovecotServer]:
 @pytest.fixture
 def mailbox(dovecot: DovecotServer) -> str:
     """A fresh, empty mailbox user for one test."""
-    user = f"u{uuid.uuid4().hex[:12]}@lab.test"
-    dovecot.add_user(user)
-    return user
+    return dovecot.new_mailbox()
 
 
 @pytest.fixture

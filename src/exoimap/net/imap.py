@@ -46,7 +46,7 @@ from exoimap.errors import (
     Throttled,
 )
 from exoimap.net.credentials import Credentials, OAuth2Credentials, TokenSource
-from exoimap.net.recovery import Backoff, refresh_due
+from exoimap.net.recovery import Backoff, refresh_deadline
 from exoimap.net.session import Endpoint, EventSink, ImapSession, NetEvent, Reply
 from exoimap.protocol import commands as c
 from exoimap.protocol.events import FetchEnd, FetchStart
@@ -218,13 +218,15 @@ class ImapClient:
         except BaseException:
             await session.close()
             raise
+        if isinstance(self.credentials, OAuth2Credentials):
+            session.refresh_at = refresh_deadline(
+                session.token_expires_at, self._clock(), self.retry.refresh_margin
+            )
         self.sessions_opened += 1
         return session
 
     def _refresh_due(self, session: ImapSession) -> bool:
-        if not isinstance(self.credentials, OAuth2Credentials):
-            return False
-        return refresh_due(session.token_expires_at, self._clock(), self.retry.refresh_margin)
+        return session.refresh_at is not None and self._clock() >= session.refresh_at
 
     async def session(self) -> ImapSession:
         """A live, signed-in session (reconnecting or refreshing first when needed)."""
@@ -504,6 +506,7 @@ class ImapClient:
                 session = await self.session()
                 if session.selected != folder:
                     await self._select(session, folder, read_only=False)
+                self._note("resume", f"message {uid}: continuing at byte {offset} of {size}")
                 part = c.BodySection(peek=True, partial=(offset, size - offset))
                 tag = session.send(
                     c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True

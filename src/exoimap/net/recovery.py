@@ -15,7 +15,7 @@ __all__ = [
     "Backoff",
     "bye_error",
     "parse_throttle",
-    "refresh_due",
+    "refresh_deadline",
 ]
 
 _THROTTLE = re.compile(
@@ -41,10 +41,14 @@ def bye_error(text: str) -> SessionInvalidated | None:
     return SessionInvalidated((m.group(1) or "unknown").strip())
 
 
-def refresh_due(expires_at: float | None, now: float, margin: float) -> bool:
-    """Whether a session whose token expires at ``expires_at`` (epoch seconds) must be
-    re-established now, ``margin`` seconds ahead of expiry."""
-    return expires_at is not None and now >= expires_at - margin
+def refresh_deadline(expires_at: float | None, opened_at: float, margin: float) -> float | None:
+    """When a session signed in at ``opened_at`` with a token expiring at ``expires_at``
+    (epoch seconds) should be re-established: ``margin`` seconds before expiry, but never
+    before half of the token's remaining life, so a short-lived token cannot make the
+    client reconnect in a loop. None when the expiry is unknown."""
+    if expires_at is None:
+        return None
+    return max(expires_at - margin, opened_at + (expires_at - opened_at) / 2)
 
 
 @dataclass

@@ -139,6 +139,9 @@ class ImapSession:
         self.mechanism: str | None = None
         self.selected: str | None = None
         self.token_expires_at: float | None = None
+        #: When the client should replace this session (token refresh); set by the client.
+        self.refresh_at: float | None = None
+        self.commands_sent = 0
         self._pending: dict[str, _Pending] = {}
         self._error: BaseException | None = None
         self._consecutive_bad = 0
@@ -298,6 +301,7 @@ class ImapSession:
         """Queue a command and write it out; returns its tag (see :meth:`wait`)."""
         self._check_usable()
         tag = self.conn.send(command)
+        self.commands_sent += 1
         self._pending[tag] = _Pending(command, items=deque() if stream else None)
         self._flush()
         return tag

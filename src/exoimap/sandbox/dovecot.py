@@ -161,7 +161,13 @@ class DovecotServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        users: dict[str, str] | None = None,
+        *,
+        spare_users: int = 64,
+    ) -> None:
         if not dovecot_available():
             raise ConfigError("Dovecot is not installed: apt-get install dovecot-imapd")
         self._own_root = root is None
@@ -172,6 +178,11 @@ class DovecotServer:
         self.imaps_port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._users: dict[str, str] = dict(DEFAULT_USERS if users is None else users)
+        # Dovecot re-reads the users file at most once a second, so tests get fresh
+        # mailboxes from users written before start.
+        self._spare = [f"box{n:04d}@lab.test" for n in range(spare_users)]
+        for name in self._spare:
+            self._users[name] = f"{name.split('@', 1)[0]}-pass"
         self._as_root = os.geteuid() == 0
         self.ca = LocalCA(self.root / "tls", "exoimap Dovecot test CA")
         self.ca.issue(("localhost", "127.0.0.1"), stem="server")
@@ -271,8 +282,17 @@ class DovecotServer:
 
     # --- users and tokens -------------------------------------------------------------
 
+    def new_mailbox(self) -> str:
+        """A user nobody used yet (from the spare users written at start)."""
+        if not self._spare:
+            name = f"box{len(self._users):04d}@lab.test"
+            self.add_user(name)
+            time.sleep(1.1)  # let Dovecot's once-a-second re-read see the new user
+            return name
+        return self._spare.pop(0)
+
     def add_user(self, user: str, password: str | None = None) -> Secret[str]:
-        """Add a password user (Dovecot re-reads the file); returns the password."""
+        """Add a password user; Dovecot sees it within about a second."""
         pw = password if password is not None else f"{user.split('@', maxsplit=1)[0]}-pass"
         self._users[user.lower()] = pw
         self._write_users()
