@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 
 import pytest
@@ -79,9 +78,11 @@ async def test_xoauth2_sign_in_and_audit_events(
     kinds = [e.kind for e in events]
     assert kinds == ["connect", "auth", "disconnect"]
     auth = events[1]
-    assert auth.mechanism == "XOAUTH2" and auth.user == mailbox
+    assert auth.mechanism == "XOAUTH2"
+    assert auth.user == mailbox
     assert auth.tls_version in ("TLSv1.2", "TLSv1.3")
-    assert auth.host == "127.0.0.1" and auth.bytes_out > 500  # the token went out
+    assert auth.host == "127.0.0.1"
+    assert auth.bytes_out > 500  # the token went out
     assert events[2].bytes_in >= auth.bytes_in
     token = (await tokens.access_token()).reveal()
     assert all(token not in repr(e) and token[-20:] not in repr(e) for e in events)
@@ -140,7 +141,7 @@ async def test_fetch_streams_every_message_exactly_in_few_commands(
         used = (await client.session()).commands_sent - before
     assert [got[u] for u in range(1, 31)] == expected
     assert used == 4  # 30 messages in batches of 8: one UID FETCH per batch
-    assert seen[0].flags and "\\Flagged" in seen[0].flags
+    assert "\\Flagged" in seen[0].flags
     assert seen[1].internal_date == WHEN
 
 
@@ -178,7 +179,8 @@ async def test_fetch_resumes_after_dropped_connections(
     assert sum(e.kind == "retry" for e in events) == len(cuts)
     resumes = [e.detail for e in events if e.kind == "resume"]
     if cuts == [60_000]:  # the cut fell inside message 2's body: only its rest was fetched
-        assert len(resumes) == 1 and resumes[0].startswith("message 2: continuing at byte ")
+        assert len(resumes) == 1
+        assert resumes[0].startswith("message 2: continuing at byte ")
 
 
 async def test_session_is_renewed_before_the_token_expires(
@@ -214,4 +216,5 @@ async def test_session_is_renewed_before_the_token_expires(
     assert client.sessions_opened >= 4
     assert sum(e.kind == "refresh" for e in events) == client.sessions_opened - 1
     assert not any(e.kind == "retry" for e in events)
-    assert tokens.calls == 0 and short.calls == client.sessions_opened
+    assert tokens.calls == 0
+    assert short.calls == client.sessions_opened

@@ -107,9 +107,8 @@ def xoauth2_message(user: str, token: Secret[str]) -> Secret[bytes]:
 def oauthbearer_message(user: str, token: Secret[str], host: str, port: int) -> Secret[bytes]:
     """RFC 7628: ``n,a=<user>,^Ahost=..^Aport=..^Aauth=Bearer <token>^A^A``."""
     safe_user = user.replace("=", "=3D").replace(",", "=2C")
-    return Secret(
-        f"n,a={safe_user},\x01host={host}\x01port={port}\x01auth=Bearer {token.reveal()}\x01\x01".encode()
-    )
+    fields = f"host={host}\x01port={port}\x01auth=Bearer {token.reveal()}"
+    return Secret(f"n,a={safe_user},\x01{fields}\x01\x01".encode())
 
 
 def plain_message(user: str, password: Secret[str]) -> Secret[bytes]:

@@ -82,7 +82,10 @@ FETCH_ITEMS: tuple[c.FetchItem, ...] = (
     c.BodySection(peek=True),
 )
 _MONTHS = {
-    m: i for i, m in enumerate(("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC").split(), 1)
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+    )
 }
 #: Keep UID sets well under Exchange's 10240-byte command limit.
 _MAX_SET_TEXT = 6000

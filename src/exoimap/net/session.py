@@ -352,7 +352,9 @@ class ImapSession:
 
     def _flush(self) -> None:
         data = self.conn.data_to_send()
-        if data:
+        if data and not self.transport.closed:
+            # When the server has closed, the bytes are dropped: reading what it sent before
+            # closing (messages, then BYE or the end) raises the error that says why.
             self.transport.write(data)
 
     async def drain(self) -> None:
@@ -382,12 +384,13 @@ class ImapSession:
                         data = await self._read()
                         self.conn.receive_data(data)
                         continue
+                    self._dispatch(event)
                 except ConnectionLost as exc:
+                    self.transport.abort()
                     raise self._fail(exc) from None
                 except RemoteProtocolError as exc:
                     self.transport.abort()
                     raise self._fail(exc) from None
-                self._dispatch(event)
 
     def _fail(self, exc: BaseException) -> BaseException:
         if self._error is None:
@@ -439,7 +442,10 @@ class ImapSession:
         if isinstance(event, ConnectionClosed):
             raise ConnectionLost(f"{self.endpoint.host} closed the connection")
         if isinstance(event, StatusResponse) and event.status is Status.BYE:
-            return  # remembered by the connection; acted on when the socket closes
+            if not any(isinstance(p.command, c.Logout) for p in self._pending.values()):
+                # The server is ending the session: fail now rather than wait for the close.
+                raise bye_error(event.text) or ConnectionLost(f"the server said BYE: {event.text}")
+            return
         response = cast(Response, event)
         for pending in self._pending.values():
             pending.untagged.append(response)
@@ -467,4 +473,6 @@ class ImapSession:
 
     @property
     def alive(self) -> bool:
-        return self._error is None and not self.transport.closed
+        """False once the session failed or was closed. A server's close alone does not
+        count until the data received before it has been read."""
+        return self._error is None

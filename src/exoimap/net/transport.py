@@ -168,14 +168,15 @@ async def _read_line(proto: _Protocol, buffer: bytearray, where: str) -> bytes:
 
 
 async def _starttls(
-    loop: asyncio.AbstractEventLoop,
     transport: asyncio.Transport,
     proto: _Protocol,
     ctx: ssl.SSLContext,
+    *,
     host: str,
     port: int,
     timeout: float,
 ) -> asyncio.Transport:
+    loop = asyncio.get_running_loop()
     where = f"{host}:{port}"
     buffer = bytearray()
     greeting = await _read_line(proto, buffer, where)
@@ -232,7 +233,9 @@ async def open_transport(
             if policy.starttls:
                 transport, proto = await loop.create_connection(_Protocol, host, port)
                 try:
-                    transport = await _starttls(loop, transport, proto, ctx, host, port, timeout)
+                    transport = await _starttls(
+                        transport, proto, ctx, host=host, port=port, timeout=timeout
+                    )
                 except BaseException:
                     transport.abort()
                     raise
