@@ -1,0 +1,353 @@
+"""Typed IMAP commands (frozen dataclasses), built by the client and parsed by the server.
+
+Commands carry no tag: :meth:`ClientConnection.send` assigns one and the server delivers it
+next to the command in :class:`~exoimap.protocol.events.CommandReceived`. Credentials are
+:class:`~exoimap.secrets.Secret` values, so a command's ``repr`` never shows them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from dataclasses import dataclass, field
+
+from exoimap.errors import LocalProtocolError
+from exoimap.protocol.types import SequenceSet
+from exoimap.secrets import Secret
+
+__all__ = [
+    "Append",
+    "Authenticate",
+    "AuthenticateResponse",
+    "BodySection",
+    "Capability",
+    "Close",
+    "Command",
+    "Copy",
+    "Create",
+    "Delete",
+    "Done",
+    "Enable",
+    "Examine",
+    "Expunge",
+    "Fetch",
+    "FetchItem",
+    "Id",
+    "Idle",
+    "List",
+    "Login",
+    "Logout",
+    "Lsub",
+    "Move",
+    "Namespace",
+    "Noop",
+    "Rename",
+    "Search",
+    "SearchKey",
+    "Select",
+    "StatusCommand",
+    "Store",
+    "StoreMode",
+    "Subscribe",
+    "TaggedCommand",
+    "UidExpunge",
+    "Unselect",
+    "Unsubscribe",
+    "format_internal_date",
+]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_internal_date(when: _dt.datetime) -> str:
+    """IMAP ``date-time`` text (``28-Nov-2026 06:00:00 +0000``) for an aware datetime."""
+    offset = when.utcoffset()
+    if offset is None:
+        raise LocalProtocolError("APPEND dates must be timezone-aware")
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    zone = f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    return (
+        f"{when.day:2d}-{_MONTHS[when.month - 1]}-{when.year:04d} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {zone}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Noop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """IDLE; end it with :class:`Done` after the server's continuation request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The ``DONE`` line that ends IDLE (not a tagged command)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    password: Secret[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """``AUTHENTICATE mechanism [initial-response]``.
+
+    ``initial_response`` is the raw (not base64) SASL message, sent inline (SASL-IR) when
+    given; an empty one is sent as ``=``. Without it the server answers ``+`` and the client
+    sends :class:`AuthenticateResponse`.
+    """
+
+    mechanism: str
+    initial_response: Secret[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticateResponse:
+    """The client's answer to a ``+`` challenge during AUTHENTICATE: raw SASL bytes (sent
+    base64), or ``data=None`` to cancel (``*``)."""
+
+    data: Secret[bytes] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Examine:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    mailbox: str
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class List:
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lsub:
+    reference: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCommand:
+    """``STATUS mailbox (MESSAGES UIDNEXT ...)``."""
+
+    mailbox: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BodySection:
+    """``BODY[section]<start.length>``, ``BODY.PEEK[...]`` or ``BINARY[.PEEK][...]``."""
+
+    section: str = ""
+    peek: bool = False
+    partial: tuple[int, int] | None = None
+    binary: bool = False
+
+
+#: A fetch item: a plain name (``UID``, ``FLAGS``, ``INTERNALDATE``, ``RFC822.SIZE``,
+#: ``ENVELOPE``, ``BODYSTRUCTURE``, ``MODSEQ``, ``ALL``...) or a body section.
+FetchItem = str | BodySection
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    sequence_set: SequenceSet
+    items: tuple[FetchItem, ...]
+    uid: bool = False
+    changed_since: int | None = None
+
+
+#: A search key: an atom or string argument, or a parenthesised group of keys.
+SearchKey = str | tuple["SearchKey", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """``[UID] SEARCH [CHARSET x] criteria``; ``criteria`` are the tokens as written, e.g.
+    ``("UID", "5:*")`` or ``("HEADER", "Message-ID", "<x@y>")``."""
+
+    criteria: tuple[SearchKey, ...]
+    uid: bool = False
+    charset: str | None = None
+
+
+class StoreMode(enum.Enum):
+    SET = ""
+    ADD = "+"
+    REMOVE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    sequence_set: SequenceSet
+    flags: tuple[str, ...]
+    mode: StoreMode = StoreMode.SET
+    silent: bool = False
+    uid: bool = False
+    unchanged_since: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    sequence_set: SequenceSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    sequence_set: SequenceSet
+    mailbox: str
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UidExpunge:
+    sequence_set: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """``APPEND mailbox [(flags)] [date] {size}``.
+
+    ``message`` holds the whole message; for large messages leave it None, give ``size``,
+    and feed the bytes with :meth:`ClientConnection.send_literal_data` (client side). On the
+    server side an APPEND arrives as events (:class:`AppendStart`, chunks, :class:`AppendEnd`)
+    and ``message`` is None there.
+    """
+
+    mailbox: str
+    message: bytes | None = field(default=None, repr=False)
+    flags: tuple[str, ...] = ()
+    date: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.message is not None:
+            if self.size is None:
+                object.__setattr__(self, "size", len(self.message))
+            elif self.size != len(self.message):
+                raise LocalProtocolError("APPEND size does not match the message length")
+        elif self.size is None or self.size < 0:
+            raise LocalProtocolError("APPEND needs the message or its size")
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Id:
+    """``ID ("name" "value" ...)``, or ``ID NIL`` when ``params`` is None."""
+
+    params: tuple[tuple[str, str | None], ...] | None = None
+
+
+Command = (
+    Capability
+    | Noop
+    | Logout
+    | Namespace
+    | Close
+    | Unselect
+    | Expunge
+    | Idle
+    | Login
+    | Authenticate
+    | Select
+    | Examine
+    | Create
+    | Delete
+    | Rename
+    | Subscribe
+    | Unsubscribe
+    | List
+    | Lsub
+    | StatusCommand
+    | Fetch
+    | Search
+    | Store
+    | Copy
+    | Move
+    | UidExpunge
+    | Append
+    | Enable
+    | Id
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedCommand:
+    """A command with its tag, as the server parser returns it."""
+
+    tag: str
+    command: Command

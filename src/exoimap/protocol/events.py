@@ -1,0 +1,210 @@
+"""Events that :meth:`ClientConnection.next_event` and :meth:`ServerConnection.next_event`
+return, besides the plain response types of :mod:`.types`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from exoimap.protocol.commands import Append, Command
+from exoimap.protocol.types import (
+    BodyData,
+    FetchResponse,
+    ResponseCode,
+    Status,
+    StatusResponse,
+)
+from exoimap.secrets import Secret
+
+__all__ = [
+    "NEED_DATA",
+    "AppendChunk",
+    "AppendEnd",
+    "AppendStart",
+    "AuthenticateData",
+    "BadCommand",
+    "BodyChunk",
+    "CommandDone",
+    "CommandReceived",
+    "ConnectionClosed",
+    "FetchEnd",
+    "FetchStart",
+    "Greeting",
+    "IdleDone",
+    "NeedData",
+    "session_invalidated_reason",
+    "throttle_backoff",
+]
+
+
+class NeedData:
+    """Returned by ``next_event()`` when more bytes must be received first."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the connection (``receive_data(b"")``) between messages."""
+
+
+# --- client side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """The server's first line: untagged OK, PREAUTH or BYE."""
+
+    response: StatusResponse
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDone:
+    """The tagged OK/NO/BAD that completes the command sent with ``tag``."""
+
+    tag: str
+    command: Command
+    response: StatusResponse
+
+    @property
+    def status(self) -> Status:
+        return self.response.status
+
+    @property
+    def ok(self) -> bool:
+        return self.response.status is Status.OK
+
+    @property
+    def code(self) -> ResponseCode | None:
+        return self.response.code
+
+    @property
+    def text(self) -> str:
+        return self.response.text
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStart:
+    """A FETCH response reached a body literal that will arrive as :class:`BodyChunk` events.
+
+    ``fetch`` holds the items that came before the literal (UID and FLAGS may come before or
+    after it; :class:`FetchEnd` has them all); ``body`` names the section and its ``size``.
+    A FETCH with several large body items has one FetchStart per item and one FetchEnd.
+    """
+
+    fetch: FetchResponse
+    body: BodyData
+
+    @property
+    def seq(self) -> int:
+        return self.fetch.seq
+
+    @property
+    def uid(self) -> int | None:
+        return self.fetch.uid
+
+
+@dataclass(frozen=True, slots=True)
+class BodyChunk:
+    """A piece of the literal announced by the last :class:`FetchStart` (or, on the server,
+    :class:`AppendStart`). ``data`` may be a ``memoryview`` of the received bytes."""
+
+    data: bytes | memoryview = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchEnd:
+    """The FETCH response is complete; streamed bodies have ``data=None`` and their size."""
+
+    fetch: FetchResponse
+
+
+# --- server side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReceived:
+    tag: str
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class BadCommand:
+    """A command line that could not be parsed. ``tag`` is None when even the tag was
+    unreadable; answer with ``tag BAD ...`` (or ``* BAD ...``). The connection goes on."""
+
+    tag: str | None
+    raw: bytes = field(repr=False)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticateData:
+    """The client's answer to a ``+`` during AUTHENTICATE: decoded bytes, or None when the
+    client cancelled with ``*``."""
+
+    tag: str
+    data: Secret[bytes] | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdleDone:
+    """The client sent ``DONE`` to end the IDLE command ``tag``."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendStart:
+    """An APPEND announced its message (``command.size`` bytes, ``command.message`` None).
+
+    For a synchronising literal (``synchronizing=True``) the client waits: send a
+    :class:`~exoimap.protocol.types.ContinuationRequest` to receive the message, or a tagged
+    NO/BAD to refuse it. Then come :class:`BodyChunk` events and :class:`AppendEnd`.
+    """
+
+    tag: str
+    command: Append
+    synchronizing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppendChunk:
+    data: bytes | memoryview = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEnd:
+    """The APPEND's message is complete; answer the command ``tag``."""
+
+    tag: str
+    command: Append
+
+
+# --- helpers for Exchange texts ------------------------------------------------------------
+
+_BACKOFF_RE = re.compile(r"Suggested Backoff Time: (\d{1,12}) milliseconds", re.IGNORECASE)
+_INVALIDATED_RE = re.compile(r"Session invalidated - (.*)\Z", re.IGNORECASE)
+
+
+def throttle_backoff(response: StatusResponse) -> float | None:
+    """Seconds to wait from Exchange's ``NO|BAD Request is throttled. Suggested Backoff
+    Time: <ms> milliseconds``; None if the response is not a throttling answer."""
+    m = _BACKOFF_RE.search(response.text)
+    if m is None or "throttled" not in response.text.lower():
+        return None
+    return int(m.group(1)) / 1000.0
+
+
+def session_invalidated_reason(response: StatusResponse) -> str | None:
+    """The reason of ``* BYE Session invalidated - <reason>`` (e.g. AccessTokenExpired)."""
+    if response.status is not Status.BYE:
+        return None
+    m = _INVALIDATED_RE.match(response.text)
+    return None if m is None else m.group(1).strip()
