@@ -3,7 +3,8 @@
 A :class:`TokenSource` is anything with an async ``access_token()`` returning
 ``Secret[str]`` and an ``expires_at`` (epoch seconds or an aware datetime, None when
 unknown); the sign-in layer's token providers fit it. The SASL messages are built here and
-stay inside :class:`~exoimap.secrets.Secret` until the protocol layer writes them.
+are built by :mod:`exoimap.protocol.sasl` and stay inside :class:`~exoimap.secrets.Secret`
+until the protocol layer writes them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "expiry_seconds",
-    "oauthbearer_message",
-    "plain_message",
-    "xoauth2_message",
 ]
 
 
@@ -97,20 +95,3 @@ class PasswordCredentials:
 
 
 Credentials = OAuth2Credentials | PasswordCredentials
-
-
-def xoauth2_message(user: str, token: Secret[str]) -> Secret[bytes]:
-    """``user=<user>^Aauth=Bearer <token>^A^A`` (before base64)."""
-    return Secret(f"user={user}\x01auth=Bearer {token.reveal()}\x01\x01".encode())
-
-
-def oauthbearer_message(user: str, token: Secret[str], host: str, port: int) -> Secret[bytes]:
-    """RFC 7628: ``n,a=<user>,^Ahost=..^Aport=..^Aauth=Bearer <token>^A^A``."""
-    safe_user = user.replace("=", "=3D").replace(",", "=2C")
-    fields = f"host={host}\x01port={port}\x01auth=Bearer {token.reveal()}"
-    return Secret(f"n,a={safe_user},\x01{fields}\x01\x01".encode())
-
-
-def plain_message(user: str, password: Secret[str]) -> Secret[bytes]:
-    """RFC 4616: ``\\0<user>\\0<password>`` (no separate authorization identity)."""
-    return Secret(f"\x00{user}\x00{password.reveal()}".encode())

@@ -31,15 +31,13 @@ from exoimap.net.credentials import (
     Credentials,
     OAuth2Credentials,
     expiry_seconds,
-    oauthbearer_message,
-    plain_message,
-    xoauth2_message,
 )
 from exoimap.net.explain import explain_auth_failure, is_not_connected
 from exoimap.net.recovery import bye_error, parse_throttle
 from exoimap.net.tls import TLSPolicy
 from exoimap.net.transport import Transport, open_transport
 from exoimap.protocol import commands as c
+from exoimap.protocol import sasl
 from exoimap.protocol.client import ClientConnection
 from exoimap.protocol.events import (
     NEED_DATA,
@@ -242,13 +240,13 @@ class ImapSession:
             token = await credentials.tokens.access_token()
             self.token_expires_at = expiry_seconds(credentials.tokens)
             if mechanism == "XOAUTH2":
-                message = xoauth2_message(credentials.user, token)
+                message = sasl.xoauth2(credentials.user, token)
             else:
-                message = oauthbearer_message(
-                    credentials.user, token, self.endpoint.host, self.endpoint.port
+                message = sasl.oauthbearer(
+                    credentials.user, token, host=self.endpoint.host, port=self.endpoint.port
                 )
         else:
-            message = plain_message(credentials.user, credentials.password)
+            message = sasl.plain(credentials.user, credentials.password)
         inline = "SASL-IR" in caps
         tag = self.send(c.Authenticate(mechanism, message if inline else None))
         pending = self._pending[tag]
