@@ -1,0 +1,339 @@
+"""The store abstraction: what the sync engine may ask of any mail store.
+
+A *store* holds folders of messages with UIDs: Exchange Online over IMAP
+(:mod:`exoimap.store.remote`), the local archive (:mod:`exoimap.store.archive`) and the
+in-memory reference store (:mod:`exoimap.store.memory`). The sync engine sees only these
+protocols and treats both sides alike.
+
+Contract (every implementation passes :mod:`exoimap.store.conformance`):
+
+Names
+    Folder names are ``str`` (Unicode, already decoded from modified UTF-7), full paths
+    whose segments are joined by :attr:`Store.delimiter`. ``"INBOX"`` is the inbox in every
+    store and is matched case-insensitively, like IMAP.
+
+UIDs
+    Inside one folder, a message is named by ``MessageRef(uidvalidity, uid)``. UIDs are
+    positive, strictly ascending in the order messages were added, and never reused while
+    ``uidvalidity`` stays the same. A new ``uidvalidity`` means every old UID is void.
+    ``FolderState.uidnext`` is greater than every UID ever given in that folder.
+
+Flags
+    ``frozenset[str]`` of IMAP flag atoms: the system flags spelled as in :data:`SYSTEM_FLAGS`
+    (``\\Seen``, ...) and keywords (``$Forwarded``, ``work``). ``\\Recent`` is never part of
+    a store's flags. A store whose :attr:`Capabilities.custom_keywords` is false may drop
+    keywords outside :attr:`Capabilities.permanent_flags` silently (Exchange keeps only
+    the system flags and ``$MDNSent``).
+
+Dates
+    Internal dates are timezone-aware :class:`datetime.datetime` with whole seconds.
+
+Bodies are streams
+    :meth:`Folder.fetch` takes MANY UIDs and yields one :class:`FetchedMessage` per UID
+    that still exists, in ascending UID order; UIDs that no longer exist are skipped
+    silently. Each body arrives as an async iterator of ``bytes`` chunks, so memory stays
+    bounded whatever the size. The consumer must finish (or abandon) one message's
+    ``chunks`` before asking for the next message; a store drains what was not read.
+    Concatenated, the chunks are exactly ``BODY[]`` and ``size`` is its exact length.
+    :meth:`Folder.append` takes an async iterable of :class:`AppendItem` (each again a chunk
+    stream with its exact ``size``, as IMAP APPEND needs the literal length up front) and
+    returns the new UIDs in the same order. A store may group the items (pipelined APPENDs,
+    or one durable group commit in the archive): when ``append`` returns, every item is
+    stored durably; if it raises, a prefix of the items may be stored.
+
+Listing
+    :meth:`Folder.list_messages` returns ``(uid, flags)`` for all messages, plus size,
+    internal date and Message-ID when ``detail=True`` (more expensive on IMAP). With
+    ``changed_since=modseq`` a store that supports CONDSTORE/QRESYNC may return only the
+    messages changed since then, with ``complete=False`` and the expunged UIDs in
+    ``vanished`` when it knows them; a store that cannot, returns everything with
+    ``complete=True``.
+
+Errors
+    Every failure is an :class:`exoimap.errors.StoreError` subclass whose ``scope`` says
+    whether one message, one folder or the whole store is affected, and whose
+    ``retryable`` says whether trying again may help: :class:`~exoimap.errors.MessageError`,
+    :class:`~exoimap.errors.FolderError` / :class:`~exoimap.errors.FolderNotFound`,
+    :class:`~exoimap.errors.StoreUnavailable`, :class:`~exoimap.errors.StoreLocked`,
+    :class:`~exoimap.errors.DiskFull`. Network-level errors of a remote store are raised as
+    they are (:class:`~exoimap.errors.NetworkError` is retryable).
+
+Origins (optional)
+    A store that can remember where a message came from (``Capabilities.records_origin``,
+    the archive) stores :attr:`AppendItem.origin` atomically with the message and returns it
+    as :attr:`MessageInfo.origin`; the sync engine keeps its backup state that way, so a
+    crash can never separate a stored message from the record of where it came from.
+    Such a store implements :class:`OriginTracking` on its folders.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "SYSTEM_FLAGS",
+    "AppendItem",
+    "Capabilities",
+    "FetchedMessage",
+    "Folder",
+    "FolderInfo",
+    "FolderState",
+    "MessageInfo",
+    "MessageListing",
+    "MessageRef",
+    "OriginTracking",
+    "SpecialUse",
+    "Store",
+    "chunks_of",
+    "is_inbox",
+    "normalize_flags",
+]
+
+#: The IMAP system flags, in their canonical spelling. ``\\Recent`` is session state, not
+#: a stored flag, so it is not here.
+SYSTEM_FLAGS: frozenset[str] = frozenset(
+    {"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"}
+)
+_CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS}
+
+
+def normalize_flags(flags: Sequence[str] | frozenset[str] | set[str]) -> frozenset[str]:
+    """Spell system flags canonically (IMAP flags are case-insensitive) and drop ``\\Recent``."""
+    out: set[str] = set()
+    for flag in flags:
+        low = flag.lower()
+        if low == "\\recent":
+            continue
+        out.add(_CANONICAL.get(low, flag))
+    return frozenset(out)
+
+
+def is_inbox(name: str) -> bool:
+    """``INBOX`` is case-insensitive in IMAP; every other name is case-sensitive."""
+    return name.upper() == "INBOX"
+
+
+class SpecialUse(enum.Enum):
+    """A folder's role (RFC 6154 special-use, plus the inbox)."""
+
+    INBOX = "inbox"
+    SENT = "sent"
+    DRAFTS = "drafts"
+    TRASH = "trash"
+    JUNK = "junk"
+    ARCHIVE = "archive"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """One message: its UID, valid only together with the folder's UIDVALIDITY."""
+
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can do; the engine adapts to these instead of guessing."""
+
+    #: CONDSTORE: per-message MODSEQ and ``list_messages(changed_since=...)``.
+    condstore: bool = False
+    #: QRESYNC: ``changed_since`` listings also report expunged UIDs (``vanished``).
+    qresync: bool = False
+    #: UIDPLUS: ``append`` can report the new UIDs.
+    uidplus: bool = True
+    #: MOVE is atomic on the server.
+    move: bool = False
+    #: Arbitrary keywords can be stored (PERMANENTFLAGS has ``\\*``).
+    custom_keywords: bool = True
+    #: Flags kept permanently when ``custom_keywords`` is false.
+    permanent_flags: frozenset[str] = SYSTEM_FLAGS
+    #: ``MessageInfo.size`` from a listing equals the exact BODY[] length (Exchange: estimate).
+    exact_sizes: bool = True
+    #: The store keeps :attr:`AppendItem.origin` with each message (see :class:`OriginTracking`).
+    records_origin: bool = False
+    #: How many folders may be worked on at once (IMAP: connections allowed).
+    max_connections: int = 4
+    #: Largest message ``append`` accepts, in bytes; ``None`` when unlimited.
+    max_message_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """One folder as listed (LIST): name, hierarchy delimiter, role, whether selectable."""
+
+    name: str
+    delimiter: str | None
+    role: SpecialUse | None = None
+    selectable: bool = True
+    #: Archive only: when the folder was last seen gone from the source.
+    gone_at: _dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """A folder's counters, cheap to get (STATUS / SELECT)."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    #: HIGHESTMODSEQ when the store supports CONDSTORE, else ``None``.
+    highest_modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """A message's metadata. ``size``, ``internal_date``, ``message_id`` may be ``None``
+    unless the listing was asked for ``detail``; ``message_id`` is ``None`` when the
+    message has no Message-ID header."""
+
+    uid: int
+    flags: frozenset[str]
+    size: int | None = None
+    internal_date: _dt.datetime | None = None
+    message_id: str | None = None
+    modseq: int | None = None
+    #: Stores with ``records_origin``: where the message was copied from.
+    origin: MessageRef | None = None
+    #: Archive only: when the message was seen gone from the source.
+    gone_at: _dt.datetime | None = None
+    #: Archive only: hex SHA-256 of the stored bytes.
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageListing:
+    """The answer of :meth:`Folder.list_messages`.
+
+    ``complete`` is true when ``messages`` holds every message in the folder; otherwise it
+    holds those changed since the asked modseq and ``vanished`` the UIDs expunged since
+    then (``None`` when the store cannot tell)."""
+
+    state: FolderState
+    messages: list[MessageInfo]
+    complete: bool = True
+    vanished: frozenset[int] | None = None
+
+
+@dataclass(slots=True)
+class FetchedMessage:
+    """One message from :meth:`Folder.fetch`; ``chunks`` yields exactly ``size`` bytes."""
+
+    uid: int
+    flags: frozenset[str]
+    internal_date: _dt.datetime
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(slots=True)
+class AppendItem:
+    """One message to append: exactly ``size`` bytes from ``chunks``."""
+
+    chunks: AsyncIterable[bytes]
+    size: int
+    flags: frozenset[str] = frozenset()
+    internal_date: _dt.datetime | None = None
+    #: Where this message came from (kept by stores with ``records_origin``).
+    origin: MessageRef | None = None
+    #: Message-ID, when the caller knows it (saves the store parsing headers).
+    message_id: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Folder(Protocol):
+    """An open folder (on IMAP: a connection with the folder selected)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def state(self) -> FolderState:
+        """Fresh counters (IMAP: NOOP / STATUS)."""
+        ...
+
+    async def list_messages(
+        self, *, changed_since: int | None = None, detail: bool = False
+    ) -> MessageListing:
+        """Flags of every message (or those changed since ``changed_since``)."""
+        ...
+
+    def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
+        """Stream the bodies of ``uids`` (ascending; missing UIDs skipped)."""
+        ...
+
+    async def append(self, items: AsyncIterable[AppendItem]) -> list[int]:
+        """Store every item; return their new UIDs in order (durable on return)."""
+        ...
+
+    async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
+        """Replace the flags of each UID (missing UIDs are ignored)."""
+        ...
+
+    async def expunge(self, uids: Sequence[int]) -> None:
+        """Remove these messages for good (missing UIDs are ignored)."""
+        ...
+
+
+class Store(Protocol):
+    """A mail store: folders of messages with UIDs."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def delimiter(self) -> str:
+        """The hierarchy delimiter used in folder names."""
+        ...
+
+    async def list_folders(self) -> list[FolderInfo]:
+        """Every folder (selectable or not)."""
+        ...
+
+    async def folder_state(self, name: str) -> FolderState:
+        """One folder's counters without opening it for work (IMAP: STATUS)."""
+        ...
+
+    def open_folder(self, name: str) -> AbstractAsyncContextManager[Folder]:
+        """Open a folder for work; raises FolderNotFound when it does not exist."""
+        ...
+
+    async def create_folder(self, name: str, *, role: SpecialUse | None = None) -> None:
+        """Create a folder (and missing parents); FolderError if it exists."""
+        ...
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        """Rename a folder and its children, keeping UIDVALIDITY and UIDs."""
+        ...
+
+    async def delete_folder(self, name: str) -> None:
+        """Delete a folder and its messages (not its children)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections, locks and files; idempotent."""
+        ...
+
+
+@runtime_checkable
+class OriginTracking(Protocol):
+    """Extra folder operations of a store with ``records_origin`` (the archive)."""
+
+    async def set_origins(self, origins: Mapping[int, MessageRef]) -> None:
+        """Re-point messages at new source refs (after a source UIDVALIDITY change)."""
+        ...
+
+    async def mark_gone(self, uids: Sequence[int], when: _dt.datetime) -> None:
+        """Record that these messages were seen deleted on the source at ``when``."""
+        ...
+
+
+async def chunks_of(data: bytes, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+    """Yield ``data`` as chunks (helper for callers that already hold the bytes)."""
+    for start in range(0, len(data), chunk_size):
+        yield data[start : start + chunk_size]

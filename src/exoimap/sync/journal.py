@@ -1,0 +1,82 @@
+"""The run journal: which sync runs started, which finished, which were interrupted.
+
+Crash safety of the data itself lives where the atomic unit is, in the target store: the
+archive writes a journal record for every batch before touching its files and rolls it
+forward when it is opened again (see :mod:`exoimap.store.archive`). Because the backup state
+(which source message each archive message came from) is committed in the same index
+transaction as the message, a resumed run simply plans again and continues; there is no
+second state file that could disagree.
+
+This module records runs on top of that: :meth:`RunJournal.begin` writes
+``runs/<id>.json`` atomically (write-new, fsync, rename, fsync dir) and returns the runs
+that never finished; :meth:`RunJournal.finish` replaces it with the summary. A resumed run
+reports "the previous run was interrupted" from it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from exoimap.errors import StoreError
+from exoimap.store._maildir import atomic_write, map_os_error
+
+__all__ = ["RunJournal", "atomic_write"]
+
+_KEEP_RUNS = 50
+
+
+class RunJournal:
+    """Start / finish records of sync runs in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.run_id = (
+            _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        )
+        self._path = directory / f"{self.run_id}.json"
+
+    def begin(self, detail: dict[str, Any]) -> list[dict[str, Any]]:
+        """Record this run's start; return earlier runs that never finished (and close them)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            interrupted = []
+            for path in sorted(self.directory.glob("*.json")):
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if "finished" not in record:
+                    interrupted.append(record)
+                    record["finished"] = None
+                    record["interrupted"] = True
+                    atomic_write(path, json.dumps(record).encode())
+            record = {
+                "run": self.run_id,
+                "pid": os.getpid(),
+                "started": _dt.datetime.now(_dt.UTC).isoformat(),
+                **detail,
+            }
+            atomic_write(self._path, json.dumps(record).encode())
+            self._prune()
+        except OSError as exc:
+            raise map_os_error(exc, "writing the run journal") from exc
+        except ValueError as exc:
+            raise StoreError(f"unreadable run journal in {self.directory}: {exc}") from exc
+        return interrupted
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """Record that this run finished, with its summary."""
+        try:
+            record = json.loads(self._path.read_text(encoding="utf-8"))
+            record["finished"] = _dt.datetime.now(_dt.UTC).isoformat()
+            record["summary"] = summary
+            atomic_write(self._path, json.dumps(record).encode())
+        except OSError as exc:
+            raise map_os_error(exc, "writing the run journal") from exc
+
+    def _prune(self) -> None:
+        runs = sorted(self.directory.glob("*.json"))
+        for path in runs[:-_KEEP_RUNS]:
+            path.unlink()

@@ -1,0 +1,123 @@
+"""What a sync run reports: per-folder counts and errors, progress and audit events."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exoimap.errors import ExoimapError
+
+__all__ = [
+    "AuditEvent",
+    "AuditHook",
+    "FolderReport",
+    "Progress",
+    "ProgressCallback",
+    "SyncReport",
+]
+
+
+@dataclass(slots=True)
+class FolderReport:
+    """What happened to one folder."""
+
+    source: str
+    archive: str
+    fetched: int = 0
+    bytes: int = 0
+    flags_changed: int = 0
+    rematched: int = 0
+    gone: int = 0
+    expunged: int = 0
+    refetched_missing: int = 0
+    planned: int = 0
+    errors: list[ExoimapError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """The result of :func:`exoimap.sync.backup`; ``partial`` means some folders failed
+    (the CLI turns that into exit code 4)."""
+
+    started: _dt.datetime
+    finished: _dt.datetime | None = None
+    folders: list[FolderReport] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    folders_gone: list[str] = field(default_factory=list)
+    folders_deleted: list[str] = field(default_factory=list)
+    recovery_notes: list[str] = field(default_factory=list)
+    errors: list[ExoimapError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(f.ok for f in self.folders)
+
+    @property
+    def partial(self) -> bool:
+        return not self.ok
+
+    @property
+    def fetched(self) -> int:
+        return sum(f.fetched for f in self.folders)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.folders)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain numbers, for logs and the audit trail."""
+        return {
+            "folders": len(self.folders),
+            "failed_folders": sum(1 for f in self.folders if not f.ok),
+            "fetched": self.fetched,
+            "bytes": self.bytes,
+            "flags_changed": sum(f.flags_changed for f in self.folders),
+            "rematched": sum(f.rematched for f in self.folders),
+            "gone": sum(f.gone for f in self.folders),
+            "expunged": sum(f.expunged for f in self.folders),
+            "refetched_missing": sum(f.refetched_missing for f in self.folders),
+            "created": len(self.created),
+            "renamed": len(self.renamed),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress update: the current folder's and the whole run's numbers so far.
+
+    ``total_planned`` grows while folders are planned; a bar can use it as its total."""
+
+    folder: str
+    folder_done: int
+    folder_planned: int
+    folder_bytes: int
+    total_done: int
+    total_planned: int
+    total_bytes: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One auditable thing the engine did (``kind`` names it; ``detail`` has plain values).
+
+    Kinds: ``backup_started``, ``backup_finished``, ``recovered``, ``previous_run_interrupted``,
+    ``folder_created``, ``folder_renamed``, ``folder_gone``, ``folder_deleted``,
+    ``messages_stored``, ``flags_changed``, ``messages_rematched``, ``messages_gone``,
+    ``messages_expunged``, ``missing_files_refetched``, ``folder_failed``."""
+
+    kind: str
+    folder: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+AuditHook = Callable[[AuditEvent], None]
