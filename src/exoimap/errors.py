@@ -312,7 +312,8 @@ class AuditChainBroken(IntegrityError):
     """The audit log's hash chain or keyed checkpoint does not verify.
 
     ``record`` is the 1-based number of the first bad record and ``kind`` one of
-    ``modified``, ``inserted``, ``deleted``, ``reordered``, ``truncated``, ``torn``.
+    ``modified``, ``inserted``, ``deleted``, ``reordered``, ``truncated``, ``torn``, or
+    ``checkpoint`` (the keyed checkpoint is missing, unreadable or forged; ``record`` None).
     """
 
     def __init__(self, message: str, *, record: int | None = None, kind: str | None = None) -> None:

@@ -1,1 +1,91 @@
-"""exoimap.audit."""
+"""exoimap.audit: a tamper-evident record of every sign-in, connection, transfer and
+archive access, with nothing secret in it.
+
+Emitting (what library code calls)::
+
+    from exoimap import audit
+    audit.emit(audit.ImapConnected(account="work", host=host, tls_version="TLSv1.3"))
+
+Events are typed (:mod:`exoimap.audit.events`); the log is hash-chained and keyed
+(:mod:`exoimap.audit.log`, tamper model in its docstring); :func:`verify_log` checks it.
+"""
+
+from __future__ import annotations
+
+from exoimap.audit.auditor import (
+    Auditor,
+    acting_as,
+    auditing,
+    current_auditor,
+    emit,
+    new_correlation_id,
+    open_auditor,
+    os_user,
+    set_auditor,
+    use_auditor,
+)
+from exoimap.audit.events import (
+    EVENT_NAMES,
+    OUTCOMES,
+    AccessDenied,
+    ArchiveExported,
+    ArchiveRead,
+    ArchiveRestored,
+    ArchiveVerified,
+    AuditEvent,
+    AuditRecovered,
+    ConfigChanged,
+    FolderSynced,
+    ImapAuthenticated,
+    ImapAuthFailed,
+    ImapClosed,
+    ImapConnected,
+    Outcome,
+    TokenFailed,
+    TokenRefreshed,
+    TokenRequested,
+    VaultChanged,
+)
+from exoimap.audit.keys import load_audit_key
+from exoimap.audit.log import AuditLog, AuditRecord, read_records
+from exoimap.audit.verify import Problem, VerifyResult, verify_log
+
+__all__ = [
+    "EVENT_NAMES",
+    "OUTCOMES",
+    "AccessDenied",
+    "ArchiveExported",
+    "ArchiveRead",
+    "ArchiveRestored",
+    "ArchiveVerified",
+    "AuditEvent",
+    "AuditLog",
+    "AuditRecord",
+    "AuditRecovered",
+    "Auditor",
+    "ConfigChanged",
+    "FolderSynced",
+    "ImapAuthFailed",
+    "ImapAuthenticated",
+    "ImapClosed",
+    "ImapConnected",
+    "Outcome",
+    "Problem",
+    "TokenFailed",
+    "TokenRefreshed",
+    "TokenRequested",
+    "VaultChanged",
+    "VerifyResult",
+    "acting_as",
+    "auditing",
+    "current_auditor",
+    "emit",
+    "load_audit_key",
+    "new_correlation_id",
+    "open_auditor",
+    "os_user",
+    "read_records",
+    "set_auditor",
+    "use_auditor",
+    "verify_log",
+]

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from exoimap.cli import config_cmd
+from exoimap.cli import audit, config_cmd
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
@@ -19,12 +19,16 @@ __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", 
 
 # Sub-commands: one line each.
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(audit.app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script calls this)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns (not raises) the code of `typer.Exit(n)`.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except ExoimapError as exc:
         print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)

@@ -1,0 +1,354 @@
+"""Typed audit events: a closed vocabulary, and no room for a secret.
+
+Each event is a frozen dataclass with a fixed ``name`` (``token.requested``,
+``imap.connected``, ...) and typed fields. Building one checks every field:
+
+* a :class:`~exoimap.secrets.Secret` anywhere is a ``TypeError`` (a secret has no business in
+  an audit record, even masked: it means the caller passed the wrong thing);
+* a value of the wrong type (a dict, bytes, an object) is a ``TypeError``;
+* every string goes through :func:`exoimap.logs.redact`, so a token or password pasted into
+  a free-text field (an error message, a folder name) is stored as ``***``.
+
+The envelope that every record gets (time, actor, run id, sequence number, hash chain) is
+added by the writer in :mod:`exoimap.audit.log`; events carry only what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Literal, get_args
+
+from exoimap.logs import redact
+from exoimap.secrets import Secret, known_secret_values
+
+__all__ = [
+    "EVENT_NAMES",
+    "OUTCOMES",
+    "AccessDenied",
+    "ArchiveExported",
+    "ArchiveRead",
+    "ArchiveRestored",
+    "ArchiveVerified",
+    "AuditEvent",
+    "AuditRecovered",
+    "ConfigChanged",
+    "FolderSynced",
+    "ImapAuthFailed",
+    "ImapAuthenticated",
+    "ImapClosed",
+    "ImapConnected",
+    "Outcome",
+    "TokenFailed",
+    "TokenRefreshed",
+    "TokenRequested",
+    "VaultChanged",
+    "event_class",
+]
+
+Outcome = Literal["success", "failure", "denied"]
+OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+
+# A JSON scalar or a list of strings: the only shapes an event field may have.
+FieldValue = str | int | float | bool | None | tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEvent:
+    """Base of every audit event. Subclasses set ``name`` and add typed fields."""
+
+    name: ClassVar[str] = ""
+    #: The configured account name (``[accounts.NAME]``) the event concerns, if any.
+    account: str | None = None
+    outcome: Outcome = "success"
+
+    def __post_init__(self) -> None:
+        if not type(self).name:
+            raise TypeError("AuditEvent is abstract: use one of its subclasses")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}")
+        owner = type(self).__name__
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            checked = _checked(owner, name, value)
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+
+    def data(self) -> dict[str, FieldValue]:
+        """The event's own fields (everything except ``account`` and ``outcome``)."""
+        return {name: getattr(self, name) for name in _field_names(type(self))[2:]}
+
+
+_FIELD_NAMES: dict[type[AuditEvent], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[AuditEvent]) -> tuple[str, ...]:
+    """``account``, ``outcome``, then the class's own fields in declaration order."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        rest = [f.name for f in dataclasses.fields(cls) if f.name not in ("account", "outcome")]
+        names = _FIELD_NAMES[cls] = ("account", "outcome", *rest)
+    return names
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_cached(text: str, known_secrets: int) -> str:
+    # The number of known secret values is part of the key: it only grows, so an entry
+    # made before a new Secret existed is never reused after.
+    return redact(text)
+
+
+def _redacted(text: str) -> str:
+    return _redact_cached(text, len(known_secret_values()))
+
+
+def _checked(owner: str, name: str, value: object) -> Any:
+    if isinstance(value, Secret):
+        raise TypeError(f"{owner}.{name}: a Secret never goes into an audit event")
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _redacted(value)
+    if isinstance(value, (tuple, list)):
+        items = []
+        for item in value:
+            if isinstance(item, Secret):
+                raise TypeError(f"{owner}.{name}: a Secret never goes into an audit event")
+            if not isinstance(item, str):
+                raise TypeError(f"{owner}.{name}: list items must be strings, not {type(item)}")
+            items.append(_redacted(item))
+        return tuple(items)
+    raise TypeError(f"{owner}.{name}: {type(value).__name__} is not an allowed field type")
+
+
+# --- sign-in ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRequested(AuditEvent):
+    """A token was obtained from the identity platform (interactively or not)."""
+
+    name: ClassVar[str] = "token.requested"
+    flow: str
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    tenant: str | None = None
+    from_cache: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRefreshed(AuditEvent):
+    """An access token was renewed with a refresh token."""
+
+    name: ClassVar[str] = "token.refreshed"
+    flow: str
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    tenant: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenFailed(AuditEvent):
+    """Getting or renewing a token failed; ``aadsts`` is Microsoft's code when given."""
+
+    name: ClassVar[str] = "token.failed"
+    outcome: Outcome = "failure"
+    flow: str
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ()
+    tenant: str | None = None
+    aadsts: int | None = None
+    error: str = ""
+
+
+# --- IMAP connections ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImapConnected(AuditEvent):
+    """A TCP+TLS connection to an IMAP server was established."""
+
+    name: ClassVar[str] = "imap.connected"
+    host: str
+    port: int = 993
+    tls_version: str | None = None
+    connection: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImapAuthenticated(AuditEvent):
+    """The IMAP server accepted our credentials."""
+
+    name: ClassVar[str] = "imap.authenticated"
+    host: str
+    mechanism: str
+    username: str | None = None
+    connection: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImapAuthFailed(AuditEvent):
+    """The IMAP server refused our credentials."""
+
+    name: ClassVar[str] = "imap.auth_failed"
+    outcome: Outcome = "failure"
+    host: str
+    mechanism: str
+    username: str | None = None
+    error: str = ""
+    connection: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImapClosed(AuditEvent):
+    """A connection ended; ``bytes_sent``/``bytes_received`` count what crossed the wire."""
+
+    name: ClassVar[str] = "imap.closed"
+    host: str
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    reason: str = ""
+    connection: str | None = None
+
+
+# --- data transfer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderSynced(AuditEvent):
+    """One folder was synchronised between two stores."""
+
+    name: ClassVar[str] = "sync.folder"
+    folder: str
+    source: str = ""
+    target: str = ""
+    copied: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+
+
+# --- archive ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveRead(AuditEvent):
+    """Messages were read out of the local archive."""
+
+    name: ClassVar[str] = "archive.read"
+    folder: str | None = None
+    messages: int = 0
+    bytes: int = 0
+    purpose: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveExported(AuditEvent):
+    """Messages left the archive to a file or another program."""
+
+    name: ClassVar[str] = "archive.exported"
+    destination: str
+    format: str = ""
+    folder: str | None = None
+    messages: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveVerified(AuditEvent):
+    """The archive was checked against its recorded hashes."""
+
+    name: ClassVar[str] = "archive.verified"
+    messages: int = 0
+    mismatches: int = 0
+    missing: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveRestored(AuditEvent):
+    """Messages were restored from the archive to a mailbox."""
+
+    name: ClassVar[str] = "archive.restored"
+    target: str
+    folder: str | None = None
+    messages: int = 0
+    bytes: int = 0
+
+
+# --- administration --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigChanged(AuditEvent):
+    """The configuration changed (``key`` is dotted, the value itself is not recorded)."""
+
+    name: ClassVar[str] = "config.changed"
+    key: str
+    action: str = "set"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultChanged(AuditEvent):
+    """Something in the encrypted vault was added, replaced or removed."""
+
+    name: ClassVar[str] = "vault.changed"
+    item: str
+    action: str = "set"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessDenied(AuditEvent):
+    """An operation was refused (policy, role, scope, lock)."""
+
+    name: ClassVar[str] = "access.denied"
+    outcome: Outcome = "denied"
+    action: str
+    resource: str = ""
+    reason: str = ""
+
+
+# --- written by the audit log itself ---------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecovered(AuditEvent):
+    """The writer found a torn last line (a crash mid-write) and set it aside."""
+
+    name: ClassVar[str] = "audit.recovered"
+    torn_bytes: int
+    torn_sha256: str
+    set_aside: str
+    file: str = field(default="")
+
+
+_CLASSES: Final[tuple[type[AuditEvent], ...]] = (
+    TokenRequested,
+    TokenRefreshed,
+    TokenFailed,
+    ImapConnected,
+    ImapAuthenticated,
+    ImapAuthFailed,
+    ImapClosed,
+    FolderSynced,
+    ArchiveRead,
+    ArchiveExported,
+    ArchiveVerified,
+    ArchiveRestored,
+    ConfigChanged,
+    VaultChanged,
+    AccessDenied,
+    AuditRecovered,
+)
+_BY_NAME: Final[dict[str, type[AuditEvent]]] = {cls.name: cls for cls in _CLASSES}
+
+#: Every event name an audit record can carry.
+EVENT_NAMES: Final[tuple[str, ...]] = tuple(_BY_NAME)
+
+
+def event_class(name: str) -> type[AuditEvent]:
+    """The event class for an event name; ``KeyError`` if the name is not in the vocabulary."""
+    return _BY_NAME[name]

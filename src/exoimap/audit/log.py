@@ -1,0 +1,518 @@
+"""The audit log on disk: append-only JSON lines, hash-chained, keyed, rotated.
+
+Format
+    Files ``audit-000001.jsonl``, ``audit-000002.jsonl``, ... in the audit directory (0700,
+    files 0600). One record per line::
+
+        {"seq":7,"time":"...Z","event":"token.requested","outcome":"success","account":"work",
+         "actor":{"os_user":"ann","console_user":null},"run":"3f2a...","data":{...},
+         "prev":"<hash of record 6>","hash":"<SHA-256 of this line up to prev>","mac":"<HMAC>"}
+
+    ``hash`` is the SHA-256 of the exact bytes of the line with the ``hash`` and ``mac``
+    members removed (the body ends at ``"prev":"..."}``), so verifying never re-serialises
+    JSON. ``prev`` links each record to the one before it across files: rotation starts a
+    new file whose first record points at the last record of the previous file. ``seq``
+    counts from 1 over the whole chain. ``mac`` is HMAC-SHA256 of the record hash under the
+    audit key (see :mod:`exoimap.audit.keys`).
+
+    ``audit.checkpoint`` holds the number and hash of the last record made durable, and the
+    file it is in, with an HMAC under the same key. It is replaced (write new, fsync, rename)
+    after every fsync'd batch, and created (for record 0) before the first record is written.
+
+Tamper model (what :func:`exoimap.audit.verify.verify_log` can and cannot tell)
+    Without the key, anyone who can write the directory can still be *caught*:
+
+    * editing a record, even recomputing its hash and every later hash (the MACs no longer
+      match), inserting, deleting or reordering records (``seq``/``prev`` break);
+    * cutting records off the end, or deleting the newest files (the checkpoint names a
+      record that is gone), deleting or forging the checkpoint;
+    * a torn last line (a crash mid-write) is reported as such, never taken as a record.
+
+    It cannot detect:
+
+    * anything done by someone who holds the audit key (they can write a new valid chain);
+    * deleting the whole directory, or rolling back the directory *and* the checkpoint to an
+      older copy of both. Export the log (``exoimap audit export``) to another system to
+      guard against those;
+    * events that were still buffered in memory when the process died (the writer fsyncs in
+      batches; failures and denials are flushed at once).
+
+Several processes may append to one log: each batch is written under an exclusive
+``flock`` on ``audit.lock``, and a writer re-reads the tail whenever another process wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from exoimap.audit.events import AuditEvent, AuditRecovered
+from exoimap.errors import AuditChainBroken, DiskFull, StoreUnavailable
+from exoimap.secrets import Secret
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "GENESIS_HASH",
+    "AuditLog",
+    "AuditRecord",
+    "Checkpoint",
+    "Entry",
+    "audit_files",
+    "parse_line",
+    "read_checkpoint",
+    "read_records",
+]
+
+GENESIS_HASH: Final = "0" * 64
+CHECKPOINT_NAME: Final = "audit.checkpoint"
+LOCK_NAME: Final = "audit.lock"
+_FILE_RE: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
+# ',"hash":"<64 hex>","mac":"<64 hex>"}' : a fixed-length tail after the hashed body.
+_SUFFIX_LEN: Final = len(',"hash":"') + 64 + len('","mac":"') + 64 + len('"}')
+_RECORD_TAG: Final = b"exoimap-audit-record\x00"
+_CHECKPOINT_TAG: Final = b"exoimap-audit-checkpoint\x00"
+
+
+def file_name(index: int) -> str:
+    return f"audit-{index:06d}.jsonl"
+
+
+def audit_files(directory: Path) -> list[tuple[int, Path]]:
+    """The log files in chain order (by their number)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _FILE_RE.match(name)
+        if match:
+            found.append((int(match.group(1)), directory / name))
+    return sorted(found)
+
+
+def record_mac(key: bytes, record_hash: str) -> str:
+    return hmac.digest(key, _RECORD_TAG + record_hash.encode("ascii"), "sha256").hex()
+
+
+def checkpoint_mac(key: bytes, seq: int, record_hash: str, file: str) -> str:
+    message = _CHECKPOINT_TAG + f"{seq}\x00{record_hash}\x00{file}".encode()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One parsed record. ``hash_ok`` says whether the line matches its own hash."""
+
+    seq: int
+    time: str
+    event: str
+    outcome: str
+    account: str | None
+    actor: dict[str, Any]
+    run: str
+    data: dict[str, Any]
+    prev: str
+    hash: str
+    mac: str
+    hash_ok: bool
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromisoformat(self.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "event": self.event,
+            "outcome": self.outcome,
+            "account": self.account,
+            "actor": self.actor,
+            "run": self.run,
+            "data": self.data,
+            "prev": self.prev,
+            "hash": self.hash,
+        }
+
+
+def parse_line(line: bytes) -> AuditRecord | None:
+    """Parse one line (without its newline); ``None`` if it is not a well-formed record."""
+    if len(line) <= _SUFFIX_LEN or not line.endswith(b'"}'):
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    try:
+        seq, prev, rec_hash, mac = obj["seq"], obj["prev"], obj["hash"], obj["mac"]
+        if not (isinstance(seq, int) and isinstance(prev, str) and isinstance(rec_hash, str)):
+            return None
+        body = line[:-_SUFFIX_LEN] + b"}"
+        hash_ok = hmac.compare_digest(hashlib.sha256(body).hexdigest(), rec_hash)
+        return AuditRecord(
+            seq=seq,
+            time=str(obj["time"]),
+            event=str(obj["event"]),
+            outcome=str(obj["outcome"]),
+            account=obj.get("account"),
+            actor=dict(obj.get("actor") or {}),
+            run=str(obj.get("run", "")),
+            data=dict(obj.get("data") or {}),
+            prev=prev,
+            hash=rec_hash,
+            mac=str(mac),
+            hash_ok=hash_ok,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def iter_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
+    """Each line of a file without its newline, and whether it had one."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            if raw.endswith(b"\n"):
+                yield raw[:-1], True
+            else:
+                yield raw, False
+
+
+def read_records(directory: Path) -> Iterator[AuditRecord]:
+    """Every well-formed record in chain order (no verification; see ``verify_log``)."""
+    for _, path in audit_files(directory):
+        for line, _complete in iter_lines(path):
+            record = parse_line(line)
+            if record is not None:
+                yield record
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    file: str
+    mac: str
+
+    def valid(self, key: bytes) -> bool:
+        expected = checkpoint_mac(key, self.seq, self.hash, self.file)
+        return hmac.compare_digest(expected, self.mac)
+
+
+def read_checkpoint(directory: Path) -> Checkpoint | None:
+    """The checkpoint, ``None`` when absent; raises ``AuditChainBroken`` if unreadable."""
+    try:
+        raw = (directory / CHECKPOINT_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        obj = json.loads(raw)
+        return Checkpoint(
+            seq=int(obj["seq"]), hash=str(obj["hash"]), file=str(obj["file"]), mac=str(obj["mac"])
+        )
+    except (ValueError, KeyError, TypeError):
+        raise AuditChainBroken(
+            "the audit checkpoint is unreadable: it was damaged or replaced", kind="checkpoint"
+        ) from None
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An event waiting to be written, with the envelope fixed when it was emitted."""
+
+    time: str
+    event: AuditEvent
+    os_user: str
+    console_user: str | None
+    run: str
+
+
+@dataclass
+class _Tail:
+    index: int  # number of the file the next record goes to
+    size: int
+    inode: int
+    seq: int
+    hash: str
+
+
+def _encode(seq: int, entry: Entry, prev: str, key: bytes) -> tuple[bytes, str]:
+    event = entry.event
+    body = {
+        "seq": seq,
+        "time": entry.time,
+        "event": event.name,
+        "outcome": event.outcome,
+        "account": event.account,
+        "actor": {"os_user": entry.os_user, "console_user": entry.console_user},
+        "run": entry.run,
+        "data": event.data(),
+        "prev": prev,
+    }
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    digest = hashlib.sha256(text).hexdigest()
+    mac = record_mac(key, digest)
+    line = text[:-1] + f',"hash":"{digest}","mac":"{mac}"}}\n'.encode("ascii")
+    return line, digest
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _os_error(exc: OSError, what: str) -> Exception:
+    if exc.errno == errno.ENOSPC:
+        return DiskFull(f"no space left while {what}; the audit log kept every earlier record")
+    return StoreUnavailable(f"audit log: {what} failed: {exc.strerror}", retryable=False)
+
+
+def _read_last_line(path: Path) -> tuple[bytes | None, bytes]:
+    """The last complete line of a file (without newline) and any torn bytes after it."""
+    with path.open("rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        tail = b""
+        while position > 0 and tail.count(b"\n") < 2:
+            step = min(8192, position)
+            position -= step
+            handle.seek(position)
+            tail = handle.read(step) + tail
+    cut = tail.rfind(b"\n")
+    torn = tail[cut + 1 :]
+    if cut < 0:
+        return None, torn
+    complete = tail[:cut]
+    last = complete[complete.rfind(b"\n") + 1 :]
+    return (last or None), torn
+
+
+class AuditLog:
+    """Appends batches of entries to the chain. Thread- and process-safe."""
+
+    def __init__(
+        self,
+        directory: Path,
+        key: Secret[bytes],
+        *,
+        max_file_bytes: int = 64 * 1024 * 1024,
+        run: str = "",
+        os_user: str = "",
+    ) -> None:
+        if not isinstance(key, Secret):
+            raise TypeError("the audit key must be a Secret[bytes]")
+        self.directory = directory
+        # The envelope of records the log writes on its own (a torn-write recovery note).
+        self.run = run
+        self.os_user = os_user
+        self._key = key
+        self.max_file_bytes = max_file_bytes
+        self._mutex = threading.Lock()
+        self._tail: _Tail | None = None
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(directory, 0o700)
+            self._lock_fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _os_error(exc, f"opening {directory}") from None
+        # Check the tail now, so a broken log stops a command before it does any work.
+        with self._locked():
+            self._load_tail()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    # The tail: where the chain ends, checked against the checkpoint.
+
+    def _current_tail(self) -> _Tail:
+        files = audit_files(self.directory)
+        cached = self._tail
+        if cached is not None and files and files[-1][0] == cached.index:
+            st = files[-1][1].stat()
+            if st.st_ino == cached.inode and st.st_size == cached.size:
+                return cached
+        return self._load_tail()
+
+    def _load_tail(self) -> _Tail:
+        key = self._key.reveal()
+        checkpoint = read_checkpoint(self.directory)
+        files = audit_files(self.directory)
+        if not files:
+            if checkpoint is not None and checkpoint.seq > 0:
+                raise AuditChainBroken(
+                    f"the audit files are gone but the checkpoint records {checkpoint.seq} "
+                    "records; run `exoimap audit verify`",
+                    record=1,
+                    kind="truncated",
+                )
+            if checkpoint is None:
+                self._write_checkpoint(0, GENESIS_HASH, "")
+            self._tail = _Tail(1, 0, 0, 0, GENESIS_HASH)
+            return self._tail
+        if checkpoint is None:
+            raise AuditChainBroken(
+                "the audit checkpoint is missing; run `exoimap audit verify`", kind="checkpoint"
+            )
+        if not checkpoint.valid(key):
+            raise AuditChainBroken(
+                "the audit checkpoint does not authenticate; run `exoimap audit verify`",
+                kind="checkpoint",
+            )
+        index, path = files[-1]
+        last, torn = _read_last_line(path)
+        recovery = self._set_aside_torn(path, torn) if torn else None
+        if last is None:  # an empty newest file: the chain ends in the one before
+            for _, earlier in reversed(files[:-1]):
+                last, _ = _read_last_line(earlier)
+                if last is not None:
+                    break
+        seq, digest = 0, GENESIS_HASH
+        if last is not None:
+            record = parse_line(last)
+            mac_ok = record is not None and hmac.compare_digest(
+                record.mac, record_mac(key, record.hash)
+            )
+            if record is None or not record.hash_ok or not mac_ok:
+                raise AuditChainBroken(
+                    "the last audit record does not verify; run `exoimap audit verify`",
+                    kind="modified",
+                )
+            seq, digest = record.seq, record.hash
+        if seq < checkpoint.seq or (seq == checkpoint.seq and digest != checkpoint.hash):
+            kind = "truncated" if seq < checkpoint.seq else "modified"
+            raise AuditChainBroken(
+                f"the audit log ends at record {seq} but its checkpoint records "
+                f"{checkpoint.seq}; run `exoimap audit verify`",
+                record=seq + 1 if kind == "truncated" else seq,
+                kind=kind,
+            )
+        st = path.stat()
+        self._tail = _Tail(index, st.st_size, st.st_ino, seq, digest)
+        if recovery is not None:
+            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            self._append_locked([Entry(now, recovery, self.os_user, None, self.run)], key)
+        return self._tail
+
+    def _set_aside_torn(self, path: Path, torn: bytes) -> AuditRecovered:
+        """Move a torn last line to ``<file>.torn-N``; the caller notes it in the chain."""
+        size = path.stat().st_size
+        n = 1
+        while (aside := path.with_name(f"{path.name}.torn-{n}")).exists():
+            n += 1
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, torn)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with path.open("r+b") as handle:
+            handle.truncate(size - len(torn))
+            os.fsync(handle.fileno())
+        _fsync_dir(self.directory)
+        return AuditRecovered(
+            torn_bytes=len(torn),
+            torn_sha256=hashlib.sha256(torn).hexdigest(),
+            set_aside=aside.name,
+            file=path.name,
+        )
+
+    # Appending.
+
+    def append(self, entries: Sequence[Entry]) -> int:
+        """Write ``entries`` durably (one fsync per file touched); return the last seq."""
+        if not entries:
+            return self._tail.seq if self._tail else 0
+        with self._locked():
+            self._current_tail()
+            return self._append_locked(entries, self._key.reveal())
+
+    def _append_locked(self, entries: Sequence[Entry], key: bytes) -> int:
+        tail = self._tail
+        if tail is None:  # pragma: no cover - _load_tail always runs first
+            raise RuntimeError("the audit tail was not loaded")
+        seq, prev = tail.seq, tail.hash
+        index, size = tail.index, tail.size
+        chunk: list[bytes] = []
+        chunk_bytes = 0
+        for entry in entries:
+            seq += 1
+            line, prev = _encode(seq, entry, prev, key)
+            if size + chunk_bytes > 0 and size + chunk_bytes + len(line) > self.max_file_bytes:
+                if chunk:
+                    self._write_chunk(index, chunk)
+                index, size, chunk, chunk_bytes = index + 1, 0, [], 0
+            chunk.append(line)
+            chunk_bytes += len(line)
+        inode = self._write_chunk(index, chunk)
+        size += chunk_bytes
+        self._write_checkpoint(seq, prev, file_name(index))
+        self._tail = _Tail(index, size, inode, seq, prev)
+        return seq
+
+    def _write_chunk(self, index: int, lines: list[bytes]) -> int:
+        path = self.directory / file_name(index)
+        try:
+            created = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                data = memoryview(b"".join(lines))
+                while data:
+                    written = os.write(fd, data)
+                    data = data[written:]
+                os.fsync(fd)
+                inode = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.directory)
+            return inode
+        except OSError as exc:
+            raise _os_error(exc, f"writing {path.name}") from None
+
+    def _write_checkpoint(self, seq: int, record_hash: str, file: str) -> None:
+        mac = checkpoint_mac(self._key.reveal(), seq, record_hash, file)
+        text = json.dumps({"seq": seq, "hash": record_hash, "file": file, "mac": mac})
+        final = self.directory / CHECKPOINT_NAME
+        temp = self.directory / (CHECKPOINT_NAME + ".new")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, text.encode("ascii") + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            # No directory fsync: if a crash loses the rename, the old checkpoint stays and
+            # verify accepts the newer records by their MACs (it notes them).
+            os.replace(temp, final)
+        except OSError as exc:
+            raise _os_error(exc, "writing the audit checkpoint") from None

@@ -1,0 +1,189 @@
+"""Events are typed, secrets cannot get in, and the emitting API stamps and batches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from exoimap import audit
+from exoimap.audit import events
+from exoimap.config import AuditConfig, Paths
+from exoimap.errors import ConfigError
+from exoimap.secrets import Secret
+
+from .conftest import KEY
+
+
+def test_secret_values_are_rejected() -> None:
+    with pytest.raises(TypeError, match="Secret"):
+        audit.TokenFailed(flow="device", error=Secret("an access token"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Secret"):
+        audit.TokenRequested(flow="device", scopes=("IMAP", Secret("x" * 10)))  # type: ignore[arg-type]
+
+
+def test_wrong_types_are_rejected() -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        audit.ImapConnected(host=b"imap")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dict"):
+        audit.ConfigChanged(key={"a": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="outcome"):
+        audit.ArchiveRead(outcome="maybe")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="abstract"):
+        audit.AuditEvent()
+
+
+def test_strings_are_redacted() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJl"
+    event = audit.TokenFailed(
+        flow="device",
+        error=f"AADSTS50126 password=hunter22 Bearer {jwt}",
+        scopes=(f"refresh_token={jwt}",),
+    )
+    assert "hunter22" not in event.error
+    assert jwt not in event.error
+    assert "AADSTS50126" in event.error
+    assert jwt not in event.scopes[0]
+
+
+def test_vocabulary_is_closed() -> None:
+    assert set(audit.EVENT_NAMES) == {
+        "token.requested", "token.refreshed", "token.failed",
+        "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
+        "sync.folder", "archive.read", "archive.exported", "archive.verified",
+        "archive.restored", "config.changed", "vault.changed", "access.denied",
+        "audit.recovered",
+    }  # fmt: skip
+    assert events.event_class("imap.closed") is audit.ImapClosed
+    assert audit.TokenFailed(flow="x").outcome == "failure"
+    assert audit.AccessDenied(action="export").outcome == "denied"
+
+
+def test_envelope_is_stamped(tmp_path: Path) -> None:
+    log = audit.AuditLog(tmp_path / "a", KEY)
+    with audit.Auditor(log, correlation_id="run-42", user="ann") as auditor:
+        auditor.emit(audit.ImapConnected(account="work", host="outlook.office365.com"))
+        with audit.acting_as("console-admin"):
+            auditor.emit(audit.ArchiveExported(account="work", destination="/tmp/x.mbox"))
+    first, second = audit.read_records(tmp_path / "a")
+    assert first.run == "run-42"
+    assert first.actor == {"os_user": "ann", "console_user": None}
+    assert second.actor["console_user"] == "console-admin"
+    assert first.account == "work"
+    assert first.data["host"] == "outlook.office365.com"
+    assert first.time.endswith("Z")
+    assert first.when.tzinfo is not None
+
+
+def test_failures_are_durable_at_once_successes_are_batched(tmp_path: Path) -> None:
+    directory = tmp_path / "a"
+    auditor = audit.Auditor(audit.AuditLog(directory, KEY), batch_size=100, max_delay=3600)
+    auditor.emit(audit.ImapConnected(host="h"))
+    assert list(audit.read_records(directory)) == []
+    auditor.emit(audit.ImapAuthFailed(host="h", mechanism="XOAUTH2"))
+    assert [r.event for r in audit.read_records(directory)] == [
+        "imap.connected",
+        "imap.auth_failed",
+    ]
+    auditor.emit(audit.ImapClosed(host="h"))
+    auditor.flush()
+    assert len(list(audit.read_records(directory))) == 3
+
+
+def test_max_delay_flushes(tmp_path: Path) -> None:
+    directory = tmp_path / "a"
+    auditor = audit.Auditor(audit.AuditLog(directory, KEY), batch_size=100, max_delay=0)
+    auditor.emit(audit.ImapConnected(host="h"))
+    assert len(list(audit.read_records(directory))) == 1
+
+
+def test_default_auditor_checks_but_writes_nothing() -> None:
+    assert audit.current_auditor().log is None
+    audit.emit(audit.ImapConnected(host="h"))
+    with pytest.raises(TypeError):
+        audit.emit(audit.ImapConnected(host=Secret("pw-123456")))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        audit.emit("token.requested")  # type: ignore[arg-type]
+
+
+def test_use_auditor_and_set_auditor(tmp_path: Path) -> None:
+    process = audit.Auditor(audit.AuditLog(tmp_path / "p", KEY), batch_size=1)
+    scoped = audit.Auditor(audit.AuditLog(tmp_path / "s", KEY), batch_size=1)
+    audit.set_auditor(process)
+    try:
+        audit.emit(audit.VaultChanged(item="client-secret", action="set"))
+        with audit.use_auditor(scoped):
+
+            async def task() -> None:
+                audit.emit(audit.ConfigChanged(key="accounts.work.flow"))
+
+            asyncio.run(task())
+        audit.emit(audit.VaultChanged(item="client-secret", action="removed"))
+    finally:
+        audit.set_auditor(None)
+    assert [r.data["action"] for r in audit.read_records(tmp_path / "p")] == ["set", "removed"]
+    assert [r.event for r in audit.read_records(tmp_path / "s")] == ["config.changed"]
+    assert audit.current_auditor().log is None
+
+
+def test_listener_sees_every_event(tmp_path: Path) -> None:
+    seen: list[str] = []
+    auditor = audit.Auditor(None)
+    auditor.add_listener(lambda e: seen.append(e.name))
+    auditor.emit(audit.ArchiveVerified(messages=3))
+    assert seen == ["archive.verified"]
+
+
+def test_open_auditor_uses_config_and_key_file(tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    with audit.open_auditor(paths, AuditConfig(max_file_bytes=900)) as auditor:
+        for n in range(10):
+            auditor.emit(audit.ArchiveRead(account="w", messages=n))
+    key_file = paths.vault_dir / "audit.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert paths.vault_dir.stat().st_mode & 0o777 == 0o700
+    key = audit.load_audit_key(paths)
+    assert len(key.reveal()) == 32
+    assert key == audit.load_audit_key(paths)
+    assert len(list(paths.audit_dir.glob("audit-*.jsonl"))) > 1
+    assert audit.verify_log(paths.audit_dir, key).ok
+    disabled = audit.open_auditor(paths, AuditConfig(enabled=False))
+    assert disabled.log is None
+
+
+def test_bad_key_file(tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no audit key"):
+        audit.load_audit_key(paths, create=False)
+    paths.vault_dir.mkdir(parents=True)
+    (paths.vault_dir / "audit.key").write_bytes(b"short")
+    with pytest.raises(ConfigError, match="32 bytes"):
+        audit.load_audit_key(paths)
+
+
+def test_records_are_single_json_lines(tmp_path: Path) -> None:
+    with audit.Auditor(audit.AuditLog(tmp_path / "a", KEY)) as auditor:
+        auditor.emit(audit.FolderSynced(folder="Inbox\nwith newline \u2028 and é", bytes=1))
+    raw = (tmp_path / "a" / "audit-000001.jsonl").read_bytes()
+    assert raw.count(b"\n") == 1
+    assert raw.isascii()
+    assert json.loads(raw)["data"]["folder"] == "Inbox\nwith newline \u2028 and é"
+
+
+def test_auditing_installs_and_restores(tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    seen: list[str] = []
+
+    def command() -> None:
+        with audit.auditing(paths, listeners=[lambda e: seen.append(e.name)]):
+            audit.emit(audit.ArchiveRestored(account="w", target="INBOX", messages=1))
+            audit.emit(audit.ArchiveVerified(account="w", messages=5))
+            raise RuntimeError("the command failed; its records must still be on disk")
+
+    with pytest.raises(RuntimeError):
+        command()
+    assert audit.current_auditor().log is None
+    assert seen == ["archive.restored", "archive.verified"]
+    assert [r.event for r in audit.read_records(paths.audit_dir)] == seen
