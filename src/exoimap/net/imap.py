@@ -160,8 +160,11 @@ class ImapClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        account: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: The configured account name, recorded in audit events.
+        self.account = account
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
         self._on_event = on_event
@@ -213,7 +216,7 @@ class ImapClient:
     # --- sessions -------------------------------------------------------------------------
 
     async def _connect(self) -> ImapSession:
-        session = await ImapSession.open(self.endpoint, self._emit)
+        session = await ImapSession.open(self.endpoint, self._emit, account=self.account)
         try:
             await session.authenticate(self.credentials)
             for extension in sorted(self._enabled):

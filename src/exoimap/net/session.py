@@ -13,12 +13,14 @@ driven by one task at a time.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from exoimap import audit
 from exoimap.errors import (
     ConnectionLost,
     ImapAuthenticationFailed,
@@ -125,9 +127,17 @@ class ImapSession:
     """A connected (and, after :meth:`authenticate`, signed-in) IMAP session."""
 
     def __init__(
-        self, transport: Transport, conn: ClientConnection, endpoint: Endpoint, emit: EventSink
+        self,
+        transport: Transport,
+        conn: ClientConnection,
+        endpoint: Endpoint,
+        emit: EventSink,
+        account: str | None = None,
     ) -> None:
         self.transport = transport
+        self.account = account
+        #: Ties this connection's audit records together.
+        self.connection_id = secrets.token_hex(6)
         self.conn = conn
         self.endpoint = endpoint
         self._emit = emit
@@ -149,7 +159,9 @@ class ImapSession:
     # --- opening --------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, endpoint: Endpoint, emit: EventSink) -> ImapSession:
+    async def open(
+        cls, endpoint: Endpoint, emit: EventSink, *, account: str | None = None
+    ) -> ImapSession:
         """Connect with verified TLS, read the greeting and the capabilities."""
         transport = await open_transport(
             endpoint.host, endpoint.port, endpoint.tls, timeout=endpoint.connect_timeout
@@ -158,7 +170,7 @@ class ImapSession:
         if endpoint.tls.starttls:
             # The plain-text greeting was consumed before TLS; its capabilities are void.
             conn.receive_data(b"* OK TLS established\r\n")
-        session = cls(transport, conn, endpoint, emit)
+        session = cls(transport, conn, endpoint, emit, account)
         try:
             async with asyncio.timeout(endpoint.connect_timeout):
                 await session._read_greeting()
@@ -201,6 +213,7 @@ class ImapSession:
     # --- events ---------------------------------------------------------------------------
 
     def _event(self, kind: str, *, detail: str = "", wait: float | None = None) -> None:
+        self._audit(kind, detail)
         self._emit(
             NetEvent(
                 kind=kind,
@@ -215,6 +228,47 @@ class ImapSession:
                 wait=wait,
             )
         )
+
+    def _audit(self, kind: str, detail: str) -> None:
+        host, conn_id = self.endpoint.host, self.connection_id
+        event: audit.AuditEvent
+        if kind == "connect":
+            event = audit.ImapConnected(
+                account=self.account,
+                host=host,
+                port=self.endpoint.port,
+                tls_version=self.transport.tls_version,
+                connection=conn_id,
+            )
+        elif kind == "auth":
+            event = audit.ImapAuthenticated(
+                account=self.account,
+                host=host,
+                mechanism=self.mechanism or "",
+                username=self.user,
+                connection=conn_id,
+            )
+        elif kind == "auth_failed":
+            event = audit.ImapAuthFailed(
+                account=self.account,
+                host=host,
+                mechanism=self.mechanism or "",
+                username=self.user,
+                error=detail,
+                connection=conn_id,
+            )
+        elif kind == "disconnect":
+            event = audit.ImapClosed(
+                account=self.account,
+                host=host,
+                bytes_sent=self.transport.bytes_out,
+                bytes_received=self.transport.bytes_in,
+                reason=detail,
+                connection=conn_id,
+            )
+        else:
+            return
+        audit.emit(event)
 
     # --- authentication -------------------------------------------------------------------
 
