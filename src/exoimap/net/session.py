@@ -16,7 +16,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -25,6 +25,7 @@ from exoimap.errors import (
     ConnectionLost,
     ImapAuthenticationFailed,
     LocalProtocolError,
+    MessageError,
     RemoteProtocolError,
     SessionInvalidated,
     TLSRefused,
@@ -390,6 +391,48 @@ class ImapSession:
         assert items is not None
         await self._pump(lambda: bool(items) or pending.done is not None)
         return items.popleft() if items else None
+
+    async def send_append(self, command: c.Append, chunks: AsyncIterable[bytes]) -> str:
+        """Send an APPEND whose message (``command.size`` bytes, ``message=None``) comes from
+        ``chunks``, with flow control; returns the tag (see :meth:`wait`). Raises
+        :class:`MessageError` and closes the session if the chunks do not add up to the
+        announced size (the connection is then out of step)."""
+        tag = self.send(command)
+        pending = self._pending[tag]
+        if command.size and "LITERAL+" not in self.capabilities:
+            # A synchronising literal: wait for the server's "+" (or its refusal).
+            await self._pump(lambda: pending.done is not None or not self._literal_held())
+            if pending.done is not None:
+                return tag
+        sent = 0
+        size = command.size or 0
+        try:
+            async for chunk in chunks:
+                if sent + len(chunk) > size:
+                    raise MessageError(
+                        f"the message is longer than the {size} bytes announced",
+                        retryable=False,
+                    )
+                self.conn.send_literal_data(chunk)
+                sent += len(chunk)
+                self._flush()
+                await self.transport.drain()
+        except BaseException:
+            self._error = ConnectionLost("an APPEND was interrupted; the session is closed")
+            self.transport.abort()
+            raise
+        if sent != size:
+            self._error = ConnectionLost("an APPEND was short; the session is closed")
+            self.transport.abort()
+            raise MessageError(
+                f"the message has {sent} bytes, not the {size} announced", retryable=False
+            )
+        self._flush()
+        return tag
+
+    def _literal_held(self) -> bool:
+        # The protocol core holds a synchronising literal back until the server's "+".
+        return getattr(self.conn, "_waiting_tag", None) is not None
 
     def _check_usable(self) -> None:
         if self._error is not None:

@@ -79,7 +79,8 @@ userdb {{
   args = username_format=%Lu {root}/users
   default_fields = uid={mail_user} gid={mail_group} home={mail}/%Lu
 }}
-mail_location = maildir:~/Maildir
+# LAYOUT=fs: folder names may contain dots (Maildir++ uses them as separators)
+mail_location = maildir:~/Maildir:LAYOUT=fs
 namespace inbox {{
   inbox = yes
   separator = /
@@ -332,9 +333,9 @@ class DovecotServer:
     # --- mail -------------------------------------------------------------------------
 
     def maildir(self, user: str, folder: str = "INBOX") -> Path:
-        """The Maildir++ folder of ``user`` (``INBOX`` or a name like ``Archive``)."""
+        """The Maildir folder of ``user`` (``INBOX`` or a name like ``Archive/2024``)."""
         base = self.root / "mail" / user.lower() / "Maildir"
-        return base if folder.upper() == "INBOX" else base / ("." + folder.replace("/", "."))
+        return base if folder.upper() == "INBOX" else base.joinpath(*folder.split("/"))
 
     def write_message(
         self,
