@@ -7,6 +7,7 @@
   token refresh, throttling, resumable pipelined fetch).
 """
 
+from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.credentials import (
     Credentials,
     OAuth2Credentials,
@@ -19,6 +20,7 @@ from exoimap.net.session import Endpoint, ImapSession, NetEvent
 from exoimap.net.tls import TLSPolicy
 
 __all__ = [
+    "AccountProvider",
     "Credentials",
     "Endpoint",
     "FetchedBody",
@@ -32,4 +34,5 @@ __all__ = [
     "StaticToken",
     "TLSPolicy",
     "TokenSource",
+    "connection_for",
 ]
