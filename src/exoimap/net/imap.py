@@ -161,6 +161,7 @@ class ImapClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         account: str | None = None,
+        enable: tuple[str, ...] = (),
     ) -> None:
         self.endpoint = endpoint
         #: The configured account name, recorded in audit events.
@@ -172,7 +173,8 @@ class ImapClient:
         self._clock = clock
         self._session: ImapSession | None = None
         self._uidvalidity: dict[str, int] = {}
-        self._enabled: set[str] = set()
+        #: Extensions to ENABLE on every session when the server offers them.
+        self._enabled: set[str] = {e.upper() for e in enable}
         self.sessions_opened = 0
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -219,8 +221,9 @@ class ImapClient:
         session = await ImapSession.open(self.endpoint, self._emit, account=self.account)
         try:
             await session.authenticate(self.credentials)
-            for extension in sorted(self._enabled):
-                await session.command(c.Enable((extension,)))
+            wanted = sorted(e for e in self._enabled if e in session.capabilities)
+            if wanted and "ENABLE" in session.capabilities:
+                await session.command(c.Enable(tuple(wanted)))
         except BaseException:
             await session.close()
             raise

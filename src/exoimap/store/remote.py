@@ -133,7 +133,12 @@ class RemoteImapStore:
     ) -> None:
         def factory() -> ImapClient:
             return ImapClient(
-                endpoint, credentials, retry=retry, on_event=on_event, account=account
+                endpoint,
+                credentials,
+                retry=retry,
+                on_event=on_event,
+                account=account,
+                enable=("CONDSTORE",),  # only sent where offered (not on Exchange)
             )
 
         self._pool = _Pool(factory, max(1, max_connections))
@@ -186,9 +191,7 @@ class RemoteImapStore:
                 if isinstance(response, ListResponse) and response.delimiter:
                     self._delimiter = response.delimiter
             permanent = mailbox_status("INBOX", inbox, True).permanent_flags
-            condstore = "CONDSTORE" in caps or "QRESYNC" in caps
-            if condstore:
-                await client.enable("CONDSTORE")
+            condstore = "CONDSTORE" in caps
             self._caps = Capabilities(
                 condstore=condstore,
                 qresync=False,  # VANISHED needs QRESYNC SELECT parameters we do not send yet
