@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from exoimap.cli import audit, config_cmd
+from exoimap.cli import audit, config_cmd, sandbox
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
@@ -20,6 +20,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", 
 # Sub-commands: one line each.
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit.app, name="audit")
+app.add_typer(sandbox.app, name="sandbox")
 
 
 def main(argv: list[str] | None = None) -> int:

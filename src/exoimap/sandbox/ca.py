@@ -1,0 +1,191 @@
+"""A local certificate authority for the sandbox's TLS servers.
+
+The CA lives in ``<state>/ca/`` (``ca.pem`` public, ``ca-key.pem`` 0600) and is created on
+first use, then reused, so clients that trust ``ca.pem`` keep trusting every later run.
+Server certificates are issued for ``127.0.0.1``, ``::1`` and ``localhost`` plus any extra
+names (the IMAP half asks for its own host names). EC P-256 keys keep generation fast.
+
+Example::
+
+    ca = LocalCA.load_or_create(state_dir / "ca")
+    cert_file, key_file = ca.issue_server_cert(state_dir / "tls", "identity")
+    ssl_context = ca.server_ssl_context(cert_file, key_file)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from exoimap.errors import ConfigError
+from exoimap.sandbox.state import ensure_private_dir, write_private_bytes
+
+__all__ = ["DEFAULT_SERVER_NAMES", "LocalCA"]
+
+DEFAULT_SERVER_NAMES = ("127.0.0.1", "::1", "localhost")
+_CA_DAYS = 3650
+_SERVER_DAYS = 825
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@dataclass(frozen=True)
+class LocalCA:
+    """A CA certificate and its key, stored in ``folder``."""
+
+    folder: Path
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_file(self) -> Path:
+        """The CA certificate (PEM) that clients must trust."""
+        return self.folder / "ca.pem"
+
+    @classmethod
+    def load_or_create(cls, folder: Path, common_name: str = "exoimap sandbox CA") -> LocalCA:
+        """Load the CA from ``folder``, creating it (0700 folder, 0600 key) when absent."""
+        ensure_private_dir(folder)
+        cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
+        if cert_path.exists() and key_path.exists():
+            try:
+                certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"unreadable CA: {type(exc).__name__}", path=str(folder)
+                ) from None
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ConfigError("the CA key is not an EC key", path=str(key_path))
+            return cls(folder, certificate, key)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = _now()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=_CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        write_private_bytes(key_path, _pem_key(key))
+        write_private_bytes(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+        return cls(folder, certificate, key)
+
+    def issue_server_cert(
+        self, folder: Path, stem: str, extra_names: tuple[str, ...] = ()
+    ) -> tuple[Path, Path]:
+        """Write ``<stem>.pem`` and ``<stem>-key.pem`` (0600) into ``folder`` and return both.
+
+        The certificate covers ``127.0.0.1``, ``::1``, ``localhost`` and ``extra_names``
+        (IP addresses or DNS names). An existing pair is reused when it still covers them.
+        """
+        ensure_private_dir(folder)
+        cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
+        names = tuple(dict.fromkeys((*DEFAULT_SERVER_NAMES, *extra_names)))
+        if cert_path.exists() and key_path.exists() and self._still_good(cert_path, names):
+            return cert_path, key_path
+        key = ec.generate_private_key(ec.SECP256R1())
+        alt_names: list[x509.GeneralName] = []
+        for value in names:
+            try:
+                alt_names.append(x509.IPAddress(ipaddress.ip_address(value)))
+            except ValueError:
+                alt_names.append(x509.DNSName(value))
+        now = _now()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=_SERVER_DAYS))
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        write_private_bytes(key_path, _pem_key(key))
+        write_private_bytes(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+        return cert_path, key_path
+
+    def _still_good(self, cert_path: Path, names: tuple[str, ...]) -> bool:
+        try:
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except (OSError, ValueError, x509.ExtensionNotFound):
+            return False
+        present = {str(v) for v in san.value.get_values_for_type(x509.IPAddress)}
+        present |= set(san.value.get_values_for_type(x509.DNSName))
+        wanted = {str(ipaddress.ip_address(n)) if _is_ip(n) else n for n in names}
+        return (
+            certificate.issuer == self.certificate.subject
+            and wanted <= present
+            and certificate.not_valid_after_utc > _now() + dt.timedelta(days=1)
+        )
+
+    @staticmethod
+    def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+        """A TLS 1.2+ server context for the issued certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only this CA."""
+        context = ssl.create_default_context(cafile=str(self.cert_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

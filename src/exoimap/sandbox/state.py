@@ -1,0 +1,85 @@
+"""The sandbox state folder and its ``sandbox.json``.
+
+A state folder (mode 0700) holds everything a sandbox needs to come back as it was: the
+local CA, the token-signing key, the tenant directory and ``sandbox.json``, the file a script
+reads to use a running sandbox without reading logs. Files that hold secrets are 0600 and
+are written atomically (write a temporary file, fsync, rename), so a crash never leaves a
+half-written file behind.
+
+``sandbox.json`` keys: ``authority``, ``ca_file``, ``tenant_id``, ``tenant_domain``,
+``users`` (``upn``, ``password``), ``apps`` (``name``, ``client_id``, ``type`` and, for
+confidential apps, ``client_secret`` and/or ``certificate_file`` + ``private_key_file``),
+``identity_url``, ``pid``; the IMAP half adds ``imap_host`` and ``imap_port``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from exoimap.errors import ConfigError
+
+__all__ = [
+    "SANDBOX_JSON",
+    "ensure_private_dir",
+    "read_json",
+    "read_sandbox_json",
+    "write_private_bytes",
+    "write_private_json",
+]
+
+SANDBOX_JSON = "sandbox.json"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (missing parents too, all 0700) and make it 0700."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``; the file is 0600 from the first byte."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_private_json(path: Path, document: object) -> None:
+    """Atomically write ``document`` as indented JSON, mode 0600."""
+    write_private_bytes(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, turning every failure into a :class:`ConfigError` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read: {type(exc).__name__}", path=str(path)) from None
+
+
+def read_sandbox_json(state_dir: Path) -> dict[str, Any]:
+    """The ``sandbox.json`` of a state folder (written by ``exoimap sandbox up``)."""
+    document = read_json(state_dir / SANDBOX_JSON)
+    if not isinstance(document, dict):
+        raise ConfigError("not a JSON object", path=str(state_dir / SANDBOX_JSON))
+    return document
