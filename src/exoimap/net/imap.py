@@ -371,6 +371,7 @@ class ImapClient:
                 async for message in self._fetch_pipelined(session, folder, todo, delivered, items):
                     yield message
                     backoff.reset()
+                    throttles = 0  # progress: the server lets us through again
                 return
             except _Rotate:
                 continue
