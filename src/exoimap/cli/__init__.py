@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
-from exoimap.cli import audit, config_cmd, sandbox
+from exoimap.cli import account, audit, config_cmd, sandbox, signin, token_cmd, vault_cmd
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
@@ -20,6 +21,11 @@ __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", 
 # Sub-commands: one line each.
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit.app, name="audit")
+app.add_typer(account.app, name="account")
+app.command("login")(signin.login)
+app.command("logout")(signin.logout)
+app.add_typer(token_cmd.app, name="token")
+app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(sandbox.app, name="sandbox")
 
 
@@ -38,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("exoimap: aborted", file=sys.stderr)
         return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
     except typer.TyperException as exc:  # usage errors (typer vendors click)
         show = getattr(exc, "show", None)
         if callable(show):

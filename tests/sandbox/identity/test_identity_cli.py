@@ -8,13 +8,15 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import msal
 import pytest
 import requests
 
+from exoimap.cli import main
 from exoimap.sandbox.identity import PUBLIC_APP
 
 EXOIMAP = str(Path(sys.executable).parent / "exoimap")
@@ -25,15 +27,28 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "EXOIMAP_HOME": str(tmp_path / "home")}
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [EXOIMAP, "sandbox", *args],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Ran]:
+    """Run ``exoimap sandbox ...`` in this process: a process apart from ``up``, like a
+    second terminal, without paying the interpreter start-up for every command."""
+    monkeypatch.setenv("EXOIMAP_HOME", str(tmp_path / "home"))
+
+    def call(*args: str) -> Ran:
+        capsys.readouterr()
+        code = main(["sandbox", *args])
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return call
 
 
 class Up:
@@ -83,7 +98,7 @@ def _client(document: dict[str, object], session: requests.Session) -> msal.Clie
 
 
 def test_up_writes_sandbox_json_approve_live_admin_and_ctrl_c(
-    up: tuple[Up, Path], tmp_path: Path
+    up: tuple[Up, Path], tmp_path: Path, run: Callable[..., Ran]
 ) -> None:
     server, state = up
     path = state / "sandbox.json"
@@ -107,21 +122,20 @@ def test_up_writes_sandbox_json_approve_live_admin_and_ctrl_c(
 
     # approve from "another terminal"
     flow = client.initiate_device_flow([IMAP])
-    approved = _run(tmp_path, "approve", flow["user_code"], "--state", str(state))
+    approved = run("approve", flow["user_code"], "--state", str(state))
     assert approved.returncode == 0, approved.stderr
     assert "approved" in approved.stdout
     result = client.acquire_token_by_device_flow(flow)
     assert result["id_token_claims"]["preferred_username"] == "alice@contoso.onmicrosoft.com"
 
     # an admin change made by another process takes effect on the running server
-    added = _run(tmp_path, "user", "add", "dave@contoso.onmicrosoft.com", "--state", str(state))
+    added = run("user", "add", "dave@contoso.onmicrosoft.com", "--state", str(state))
     assert added.returncode == 0, added.stderr
     refreshed = json.loads(path.read_text())
     assert "dave@contoso.onmicrosoft.com" in {u["upn"] for u in refreshed["users"]}
     assert refreshed["identity_url"] == document["identity_url"]
     flow = client.initiate_device_flow([IMAP])
-    as_dave = _run(
-        tmp_path,
+    as_dave = run(
         "approve",
         flow["user_code"],
         "--as",
@@ -134,18 +148,18 @@ def test_up_writes_sandbox_json_approve_live_admin_and_ctrl_c(
     assert result["id_token_claims"]["preferred_username"] == "dave@contoso.onmicrosoft.com"
 
     # a wrong code is a clear error, not a traceback
-    wrong = _run(tmp_path, "approve", "NOPENOPE1", "--state", str(state))
+    wrong = run("approve", "NOPENOPE1", "--state", str(state))
     assert wrong.returncode == 2
     assert "no pending device code" in wrong.stderr
     assert "Traceback" not in wrong.stderr
 
     # fail-next from the CLI reaches the running server; info hides secrets
-    failed = _run(tmp_path, "fail-next", "50076", "--state", str(state))
+    failed = run("fail-next", "50076", "--state", str(state))
     assert failed.returncode == 0, failed.stderr
     flow = client.initiate_device_flow([IMAP])
-    assert _run(tmp_path, "approve", flow["user_code"], "--state", str(state)).returncode == 0
+    assert run("approve", flow["user_code"], "--state", str(state)).returncode == 0
     assert client.acquire_token_by_device_flow(flow)["error_codes"] == [50076]
-    info = _run(tmp_path, "info", "--state", str(state))
+    info = run("info", "--state", str(state))
     assert info.returncode == 0
     assert daemon["client_secret"] not in info.stdout
     assert '"password": "***"' in info.stdout

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 import uvicorn
 
 from exoimap.errors import ConfigError, NetworkError
@@ -66,6 +67,20 @@ class RunningIdentity:
     def authority(self) -> str:
         """The full authority URL with the default tenant's id, for MSAL."""
         return f"{self.base_url}/{self.tenant_id}"
+
+    def document(self) -> dict[str, Any]:
+        """What ``sandbox.json`` would say now: users with passwords, apps with secrets."""
+        return self.sandbox.sandbox_json(self.base_url)
+
+    def requests_session(self) -> requests.Session:
+        """A ``requests`` session that trusts the sandbox CA, for MSAL's ``http_client``.
+
+        ``trust_env`` is off because ``REQUESTS_CA_BUNDLE`` would otherwise override
+        ``verify`` (and MSAL's own ``verify=``). Close it when done."""
+        session = requests.Session()
+        session.verify = str(self.ca_file)
+        session.trust_env = False
+        return session
 
 
 class IdentitySandbox:
@@ -161,6 +176,12 @@ class IdentitySandbox:
     @property
     def started(self) -> bool:
         return self._server is not None and self._server.started
+
+    async def wait_started(self, timeout: float = 10.0) -> None:
+        """Return once :meth:`serve` accepts connections (uvicorn only exposes a flag)."""
+        async with asyncio.timeout(timeout):
+            while not self.started:
+                await asyncio.sleep(0.005)
 
     def stop(self, *, force: bool = False) -> None:
         """Ask :meth:`serve` to finish (thread-safe). ``force`` does not wait for idle
