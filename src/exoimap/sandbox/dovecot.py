@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -135,6 +136,18 @@ username_attribute = upn
 username_format = %Lu
 issuers = {issuer}
 scope = {scope}
+"""
+
+
+_MINT_SCRIPT = f"""
+import sys, time, uuid, jwt
+key, user, lifetime = sys.argv[1], sys.argv[2], int(sys.argv[3])
+now = int(time.time())
+claims = dict(iss={ISSUER!r}, sub=str(uuid.uuid5(uuid.NAMESPACE_DNS, user)), upn=user,
+              aud="https://outlook.office.com", scp={SCOPE!r}, scope={SCOPE!r},
+              iat=now - 5, nbf=now - 5, exp=now + lifetime)
+print(jwt.encode(claims, open(key).read(), algorithm="RS256",
+                 headers=dict(typ="JWT", kid={KEY_ID!r})))
 """
 
 
@@ -329,6 +342,21 @@ class DovecotServer:
             claims, self._signing_key, algorithm="RS256", headers={"typ": "JWT", "kid": KEY_ID}
         )
         return Secret(token)
+
+    def token_command(self, user: str, lifetime: float = 3600) -> tuple[str, ...]:
+        """A token command (``token_command`` in an account's config) printing a JWT this
+        server accepts for ``user``: Python with PyJWT, reading the signing key (0600)."""
+        key_file = self.root / "jwt-signing.key"
+        if not key_file.exists():
+            pem = self._signing_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+        return (sys.executable, "-c", _MINT_SCRIPT, str(key_file), user, str(int(lifetime)))
 
     # --- mail -------------------------------------------------------------------------
 
