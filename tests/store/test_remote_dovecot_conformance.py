@@ -3,6 +3,7 @@ does what only a remote store does (move, UIDPLUS, CONDSTORE, the connection poo
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 
@@ -131,3 +132,53 @@ def test_move_reports_new_uids(dovecot: DovecotServer) -> None:
         assert got == {mapping[uids[0]]: sample_message(0), mapping[uids[1]]: sample_message(1)}
 
     run_check(check, _factory(dovecot, dovecot.new_mailbox()))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("check", IMAP_SAFE_CHECKS, ids=lambda c: c.__name__)
+def test_conformance_without_uidplus_move_condstore(check: Check, dovecot: DovecotServer) -> None:
+    # The fallbacks: new UIDs found by SEARCH, MOVE as COPY + expunge, full flag listings.
+    user = dovecot.new_mailbox()
+    endpoint = Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file))
+    creds = PasswordCredentials(user, dovecot.password(user))
+
+    async def make() -> RemoteImapStore:
+        store = await RemoteImapStore.connect(
+            endpoint, creds, ignore_extensions=("UIDPLUS", "MOVE", "CONDSTORE")
+        )
+        assert not store.capabilities.uidplus
+        assert not store.capabilities.condstore
+        return store
+
+    run_check(check, make)
+
+
+def test_pool_stays_within_its_connection_limit(dovecot: DovecotServer) -> None:
+    user = dovecot.new_mailbox()
+    endpoint = Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file))
+    creds = PasswordCredentials(user, dovecot.password(user))
+    connects: list[object] = []
+
+    async def main() -> None:
+        store = await RemoteImapStore.connect(
+            endpoint, creds, max_connections=2, on_event=lambda e: connects.append(e.kind)
+        )
+        open_now = 0
+        most = 0
+
+        async def work(name: str) -> None:
+            nonlocal open_now, most
+            async with store.open_folder(name) as folder:
+                open_now += 1
+                most = max(most, open_now)
+                await folder.state()
+                await asyncio.sleep(0.05)
+                open_now -= 1
+
+        try:
+            await asyncio.gather(*(work(n) for n in ("INBOX", "Sent", "Trash", "Drafts", "Junk")))
+        finally:
+            await store.close()
+        assert most == 2
+
+    asyncio.run(main())
+    assert connects.count("connect") == 2

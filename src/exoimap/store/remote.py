@@ -61,6 +61,9 @@ _ROLES = {
 }
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*?)\r?$", re.IGNORECASE | re.MULTILINE | re.DOTALL)
 _APPEND_WINDOW = 8
+_HEADER_SNIFF = 64 * 1024
+#: Most connections one store opens to a mailbox.
+MAX_CONNECTIONS = 8
 _STORE_BATCH = 500
 
 
@@ -130,7 +133,11 @@ class RemoteImapStore:
         retry: RetryPolicy | None = None,
         on_event: EventSink | None = None,
         account: str | None = None,
+        ignore_extensions: tuple[str, ...] = (),
     ) -> None:
+        ignored = frozenset(e.upper() for e in ignore_extensions)
+        enable = () if "CONDSTORE" in ignored else ("CONDSTORE",)
+
         def factory() -> ImapClient:
             return ImapClient(
                 endpoint,
@@ -138,11 +145,14 @@ class RemoteImapStore:
                 retry=retry,
                 on_event=on_event,
                 account=account,
-                enable=("CONDSTORE",),  # only sent where offered (not on Exchange)
+                enable=enable,  # only sent where offered (not on Exchange)
             )
 
-        self._pool = _Pool(factory, max(1, max_connections))
-        self._max_connections = max(1, max_connections)
+        # Exchange allows about 20 connections per mailbox; stay well below.
+        self._max_connections = max(1, min(max_connections, MAX_CONNECTIONS))
+        self._pool = _Pool(factory, self._max_connections)
+        #: Extensions not to use even when offered (tests of the fallbacks, broken servers).
+        self._ignored = ignored
         self._caps: Capabilities = Capabilities()
         self._delimiter = "/"
         self.exchange = False
@@ -157,6 +167,7 @@ class RemoteImapStore:
         retry: RetryPolicy | None = None,
         on_event: EventSink | None = None,
         account: str | None = None,
+        ignore_extensions: tuple[str, ...] = (),
     ) -> RemoteImapStore:
         """Sign in once, learn the server's capabilities and hierarchy delimiter."""
         store = cls(
@@ -166,6 +177,7 @@ class RemoteImapStore:
             retry=retry,
             on_event=on_event,
             account=account,
+            ignore_extensions=ignore_extensions,
         )
         try:
             await store._probe()
@@ -185,7 +197,7 @@ class RemoteImapStore:
                 return listing, inbox
 
             listing, inbox = await client.run(probe)
-            caps = client.capabilities
+            caps = client.capabilities - self._ignored
             self.exchange = client.exchange
             for response in listing.untagged:
                 if isinstance(response, ListResponse) and response.delimiter:
@@ -342,6 +354,29 @@ async def _status(client: ImapClient, name: str, condstore: bool) -> FolderState
     raise FolderError(f"STATUS {name!r} gave no data", folder=name)
 
 
+class _Sniffer:
+    """Passes message chunks through, noting the Message-ID from the header on the way
+    (needed to find an appended message without UIDPLUS)."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], message_id: str | None, *, active: bool):
+        self._chunks = chunks
+        self.message_id = message_id
+        self._head = bytearray() if active and message_id is None else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            if self._head is not None:
+                self._head += chunk[: _HEADER_SNIFF - len(self._head)]
+                end = self._head.find(b"\r\n\r\n")
+                if end >= 0 or len(self._head) >= _HEADER_SNIFF:
+                    self.message_id = _message_id(bytes(self._head[: end if end >= 0 else None]))
+                    self._head = None
+            yield chunk
+        if self._head is not None:
+            self.message_id = _message_id(bytes(self._head))
+            self._head = None
+
+
 class RemoteFolder:
     """A selected folder on its own connection."""
 
@@ -411,16 +446,18 @@ class RemoteFolder:
             )
 
     async def append(self, items: AsyncIterable[AppendItem]) -> list[int]:
-        """APPEND each item (pipelined, several in flight) and return the new UIDs."""
+        """APPEND each item and return the new UIDs: pipelined (several in flight) with
+        UIDPLUS, one at a time with a UID SEARCH after each otherwise."""
         session = await self._client.session()
-        caps = self._store.capabilities
-        before = await self.state() if not caps.uidplus else None
-        tags: list[tuple[str, AppendItem]] = []
+        uidplus = self._store.capabilities.uidplus
+        last_uid = 0 if uidplus else (await self.state()).uidnext - 1
+        tags: list[tuple[str, _Sniffer]] = []
         uids: list[int] = []
 
         async def settle(limit: int) -> None:
+            nonlocal last_uid
             while len(tags) > limit:
-                tag, item = tags.pop(0)
+                tag, sniffer = tags.pop(0)
                 reply = await session.wait(tag)
                 session.check_throttle(reply)
                 if not reply.ok:
@@ -430,37 +467,37 @@ class RemoteFolder:
                         retryable=False,
                     )
                 code = reply.done.code
-                if isinstance(code, AppendUidCode):
+                if uidplus and isinstance(code, AppendUidCode):
                     uids.extend(code.uids)
                 else:
-                    uids.append(await self._find_uid(session, item, before))
+                    last_uid = await self._find_uid(session, last_uid + 1, sniffer.message_id)
+                    uids.append(last_uid)
 
         async for item in items:
             flags = tuple(sorted(f for f in item.flags if f.lower() != "\\recent"))
             date = format_internal_date(item.internal_date) if item.internal_date else None
             command = c.Append(self._name, None, flags, date, item.size)
-            tags.append((await session.send_append(command, item.chunks), item))
-            await settle(_APPEND_WINDOW)
+            sniffer = _Sniffer(item.chunks, item.message_id, active=not uidplus)
+            tags.append((await session.send_append(command, sniffer.chunks()), sniffer))
+            await settle(_APPEND_WINDOW if uidplus else 0)
         await settle(0)
         return uids
 
-    async def _find_uid(
-        self, session: ImapSession, item: AppendItem, before: FolderState | None
-    ) -> int:
-        """Without UIDPLUS: the new message's UID by searching above the old UIDNEXT."""
-        start = before.uidnext if before is not None else 1
+    async def _find_uid(self, session: ImapSession, start: int, message_id: str | None) -> int:
+        """Without UIDPLUS: the UID of the message just appended, searched above the last
+        known UID (and by Message-ID when there is one)."""
         criteria: tuple[c.SearchKey, ...] = ("UID", f"{start}:*")
-        if item.message_id:
-            criteria += ("HEADER", "Message-ID", item.message_id)
+        if message_id:
+            criteria += ("HEADER", "Message-ID", message_id)
         reply = await session.command(c.Search(criteria, uid=True))
         found = [n for r in reply.untagged if isinstance(r, SearchResponse) for n in r.numbers]
-        found = [n for n in found if n >= start]
+        found = [n for n in found if n >= start]  # "n:*" also matches the highest UID below n
         if not found:
             raise MessageError(
                 f"the server stored a message in {self._name!r} but its UID could not be found",
                 folder=self._name,
             )
-        return max(found)
+        return min(found)
 
     async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
         groups: dict[frozenset[str], list[int]] = {}
