@@ -87,6 +87,7 @@ _MONTHS = {
         ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
     )
 }
+_ZONES: dict[str, dt.timezone] = {}
 #: Keep UID sets well under Exchange's 10240-byte command limit.
 _MAX_SET_TEXT = 6000
 
@@ -94,13 +95,25 @@ _MAX_SET_TEXT = 6000
 def parse_internal_date(text: str) -> dt.datetime:
     """IMAP ``date-time`` (``28-Nov-2026 06:10:28 +0000``) as an aware datetime."""
     try:
-        date, clock, zone = text.strip().split(" ")
-        day, month, year = date.split("-")
-        hh, mm, ss = (int(x) for x in clock.split(":"))
-        sign = -1 if zone[0] == "-" else 1
-        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        day, month, rest = text.strip().split("-", 2)  # rest: "2026 06:10:28 +0000"
+        zone = rest[14:19]
+        tz = _ZONES.get(zone)
+        if tz is None:
+            sign = -1 if zone[0] == "-" else 1
+            minutes = int(zone[1:3]) * 60 + int(zone[3:5])
+            if zone[0] not in "+-" or len(zone) != 5:
+                raise ValueError(zone)
+            tz = _ZONES[zone] = dt.timezone(dt.timedelta(minutes=sign * minutes))
+        if rest[4] != " " or rest[7] != ":" or rest[10] != ":" or rest[13] != " ":
+            raise ValueError(rest)
         return dt.datetime(
-            int(year), _MONTHS[month.upper()], int(day), hh, mm, ss, tzinfo=dt.timezone(offset)
+            int(rest[0:4]),
+            _MONTHS[month.upper()],
+            int(day),
+            int(rest[5:7]),
+            int(rest[8:10]),
+            int(rest[11:13]),
+            tzinfo=tz,
         )
     except (ValueError, KeyError, IndexError):
         raise RemoteProtocolError(f"invalid INTERNALDATE {text[:40]!r}") from None

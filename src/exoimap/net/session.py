@@ -389,7 +389,8 @@ class ImapSession:
         pending = self._pending[tag]
         items = pending.items
         assert items is not None
-        await self._pump(lambda: bool(items) or pending.done is not None)
+        if not items and pending.done is None:
+            await self._pump(lambda: bool(items) or pending.done is not None)
         return items.popleft() if items else None
 
     async def send_append(self, command: c.Append, chunks: AsyncIterable[bytes]) -> str:
@@ -468,6 +469,8 @@ class ImapSession:
             ) from None
 
     async def _pump(self, ready: Callable[[], bool]) -> None:
+        if ready():
+            return
         async with self._pump_lock:
             while not ready():
                 if self._error is not None:
