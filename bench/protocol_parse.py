@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -87,11 +87,13 @@ def fetch_stream(count: int, total: int) -> tuple[list[bytes], int]:
     return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)], body_bytes
 
 
-def run_fetch_stream(pieces: list[bytes]) -> tuple[float, int, int]:
+def run_fetch_stream(pieces: list[bytes]) -> tuple[float, float, int, int]:
+    """(wall seconds, CPU seconds, messages, body bytes received)."""
     conn = ClientConnection(stream_threshold=0)
     conn.send(fetch_command())
     messages = 0
     received = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     for piece in pieces:
         conn.receive_data(piece)
@@ -104,7 +106,7 @@ def run_fetch_stream(pieces: list[bytes]) -> tuple[float, int, int]:
             elif isinstance(event, FetchEnd):
                 messages += 1
     elapsed = time.perf_counter() - start
-    return elapsed, messages, received
+    return elapsed, time.process_time() - cpu, messages, received
 
 
 def fetch_command() -> Fetch:
@@ -127,9 +129,11 @@ def flags_lines(count: int) -> list[bytes]:
     return [raw[i : i + CHUNK] for i in range(0, len(raw), CHUNK)]
 
 
-def run_flags(pieces: list[bytes]) -> tuple[float, int]:
+def run_flags(pieces: list[bytes]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, FETCH responses)."""
     conn = ClientConnection()
     lines = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     for piece in pieces:
         conn.receive_data(piece)
@@ -139,7 +143,7 @@ def run_flags(pieces: list[bytes]) -> tuple[float, int]:
                 break
             if isinstance(event, FetchResponse):
                 lines += 1
-    return time.perf_counter() - start, lines
+    return time.perf_counter() - start, time.process_time() - cpu, lines
 
 
 _MEMORY_CHILD = """
@@ -188,36 +192,55 @@ def run_memory(size: int) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
+def best_of(runs: int, fn, *args):  # type: ignore[no-untyped-def]
+    """The least wall time and the least CPU time over ``runs`` runs (other processes on a
+    shared machine only ever make a run slower), with the last run's counts."""
+    results = [fn(*args) for _ in range(runs)]
+    return (min(r[0] for r in results), min(r[1] for r in results), *results[-1][2:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--megabytes", type=int, default=600)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--literal-mb", type=int, default=150)
+    parser.add_argument("--runs", type=int, default=3, help="repeat each timing, keep the best")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     t0 = time.perf_counter()
     pieces, body_bytes = fetch_stream(args.messages, args.megabytes * 1_000_000)
     total = sum(len(p) for p in pieces)
     gen = time.perf_counter() - t0
     print(f"generated FETCH stream: {total / 1e6:.0f} MB in {len(pieces)} pieces ({gen:.1f} s)")
-    elapsed, messages, received = run_fetch_stream(pieces)
+    elapsed, cpu, messages, received = best_of(args.runs, run_fetch_stream, pieces)
     assert messages == args.messages, messages
     assert received == body_bytes, (received, body_bytes)
     del pieces
-    rate = total / elapsed / 1e6
+    rate, cpu_rate = total / elapsed / 1e6, total / cpu / 1e6
 
     flag_pieces = flags_lines(args.lines)
-    flags_elapsed, lines = run_flags(flag_pieces)
+    flags_elapsed, flags_cpu, lines = best_of(args.runs + 2, run_flags, flag_pieces)
     assert lines == args.lines
-    line_rate = lines / flags_elapsed
+    line_rate, line_cpu_rate = lines / flags_elapsed, lines / flags_cpu
 
     peak, rss_growth = run_memory(args.literal_mb * 1_000_000)
 
     rows = [
-        ("FETCH stream, bodies as chunks", f"{rate:,.0f} MB/s", ">= 400 MB/s", rate >= 400),
+        (
+            "FETCH stream, bodies as chunks",
+            f"{rate:,.0f} MB/s wall, {cpu_rate:,.0f} MB/s CPU",
+            ">= 400 MB/s",
+            rate >= 400,
+        ),
         ("", f"{messages} msgs, {total / 1e6:,.0f} MB, {elapsed:.2f} s", "", None),
-        ("FETCH UID+FLAGS lines", f"{line_rate:,.0f} lines/s", ">= 150,000", line_rate >= 150_000),
+        (
+            "FETCH UID+FLAGS lines",
+            f"{line_rate:,.0f}/s wall, {line_cpu_rate:,.0f}/s CPU",
+            ">= 150,000/s",
+            line_rate >= 150_000,
+        ),
         (
             f"one {args.literal_mb} MB literal: tracemalloc peak",
             f"{peak / 1e6:.2f} MB",
@@ -227,13 +250,14 @@ def main() -> None:
         ("  ru_maxrss growth", f"{rss_growth / 1e6:.2f} MB", "< 30 MB", rss_growth < 30e6),
     ]
     print()
-    print(f"{'measurement':42} {'result':32} {'target':12} ok")
+    print(f"{'measurement':42} {'result':40} {'target':13} ok")
     for name, result, target, ok in rows:
         flag = "" if ok is None else ("yes" if ok else "NO")
-        print(f"{name:42} {result:32} {target:12} {flag}")
+        print(f"{name:42} {result:40} {target:13} {flag}")
     print(
-        f"\n(python {sys.version.split()[0]}, one core; max RSS of this process "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+        f"\n(python {sys.version.split()[0]}, one core, best of {args.runs}+ runs; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: other "
+        "processes on the machine lower the wall-clock rates)"
     )
 
 

@@ -296,7 +296,7 @@ def parse_command(
     parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
 ) -> c.TaggedCommand:
     """One command from its framed parts."""
-    r = Reader(parts, literals)
+    r = Reader(parts, literals, quote_input=False)
     tag = parse_tag(r)
     r.sp()
     name = r.atom().upper()
@@ -310,23 +310,22 @@ def parse_command(
     return c.TaggedCommand(tag, _body(r, name, uid))
 
 
-def parse_append_prefix(parts: list[bytes]) -> tuple[str, c.Append] | None:
-    """If ``parts`` (ending at a literal marker) is an APPEND waiting for its message,
-    the tag and the command (``message=None``, ``size`` set); otherwise None."""
-    if len(parts) != 1:
-        return None
-    line = parts[0]
-    marker = literal_marker(line)
+def parse_append_prefix(
+    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> tuple[str, c.Append] | None:
+    """If ``parts`` (the last one ending at a literal marker) is an APPEND waiting for its
+    message, the tag and the command (``message=None``, ``size`` set); otherwise None."""
+    marker = literal_marker(parts[-1])
     if marker is None:
         return None
-    r = Reader([line[: marker.start], b""], [b""])
+    r = Reader([*parts[:-1], parts[-1][: marker.start]], literals, quote_input=False)
     try:
         tag = parse_tag(r)
         r.sp()
         if r.atom().upper() != b"APPEND":
             return None
         mailbox, flags, date = _append_args(r)
-        if not r.at_line_end():
+        if not r.at_line_end() or r.idx != len(parts) - 1:
             return None
         return tag, c.Append(mailbox, None, flags, date, marker.size)
     except RemoteProtocolError:
@@ -337,7 +336,7 @@ def parse_authenticate_line(line: bytes) -> Secret[bytes] | None:
     """The decoded answer line of an AUTHENTICATE exchange; None for the ``*`` cancel."""
     if line.strip() == b"*":
         return None
-    return _base64(Reader([line], []), line.strip())
+    return _base64(Reader([line], [], quote_input=False), line.strip())
 
 
 def parse_command_line(data: bytes) -> c.TaggedCommand:

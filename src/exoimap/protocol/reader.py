@@ -26,6 +26,7 @@ ASTRING_RE = re.compile(rb'[^\x00-\x20\x7f(){%*"\\]+')
 LOOSE_NAME_RE = re.compile(rb'[^ \r\n(){"]+')
 FLAG_RE = re.compile(rb'\\?[^\x00-\x20\x7f(){%*"\\\]]+|\\\*')
 NUMBER_RE = re.compile(rb"\d{1,20}")
+SEQUENCE_SET_RE = re.compile(rb"[0-9*:,]+")
 QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n]|\\[^\r\n])*)"')
 UNESCAPE_RE = re.compile(rb"\\(.)")
 VALUE_ATOM_RE = re.compile(rb'[^\x00-\x20\x7f()"{]+')
@@ -46,18 +47,40 @@ class StreamedLiteral:
 
 
 class Reader:
-    __slots__ = ("idx", "line", "literals", "parts", "pos")
+    __slots__ = (
+        "_marker_at",
+        "_marker_idx",
+        "idx",
+        "line",
+        "literals",
+        "parts",
+        "pos",
+        "quote_input",
+    )
 
-    def __init__(self, parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]) -> None:
+    def __init__(
+        self,
+        parts: list[bytes],
+        literals: Sequence[bytes | StreamedLiteral],
+        *,
+        quote_input: bool = True,
+    ) -> None:
+        #: Whether error messages quote the input around the error. Off for client commands,
+        #: which may carry passwords and tokens.
+        self.quote_input = quote_input
         self.parts = parts
         self.literals = literals
         self.idx = 0
         self.line = parts[0]
         self.pos = 0
+        self._marker_idx = -1
+        self._marker_at = -1
 
     # --- errors and position -------------------------------------------------------------
 
     def error(self, what: str) -> RemoteProtocolError:
+        if not self.quote_input:
+            return RemoteProtocolError(f"{what} at byte {self.pos}")
         snippet = self.line[max(0, self.pos - 20) : self.pos + 40]
         return RemoteProtocolError(f"{what} at byte {self.pos}: {snippet!r}")
 
@@ -125,6 +148,9 @@ class Reader:
     def flag(self) -> bytes:
         return self._match(FLAG_RE, "a flag")
 
+    def sequence_set_text(self) -> str:
+        return self._match(SEQUENCE_SET_RE, "a sequence set").decode("ascii")
+
     def number(self) -> int:
         return int(self._match(NUMBER_RE, "a number"))
 
@@ -144,16 +170,22 @@ class Reader:
             return UNESCAPE_RE.sub(rb"\1", raw)
         return raw
 
+    def _marker_start(self) -> int:
+        """Where the current part's literal marker starts (-1 if no literal follows it)."""
+        if self._marker_idx != self.idx:
+            marker = None if self.is_last_part() else literal_marker(self.line)
+            self._marker_at = -1 if marker is None else marker.start
+            self._marker_idx = self.idx
+        return self._marker_at
+
     def at_literal(self) -> bool:
         c = self.peek()
         if c not in (0x7B, 0x7E):  # "{", "~"
             return False
-        marker = literal_marker(self.line)
-        return marker is not None and marker.start == self.pos and not self.is_last_part()
+        return self._marker_start() == self.pos
 
     def literal(self) -> bytes | StreamedLiteral:
-        marker = literal_marker(self.line)
-        if marker is None or marker.start != self.pos or self.is_last_part():
+        if self._marker_start() != self.pos:
             raise self.error("expected a literal")
         data = self.literals[self.idx]
         self.idx += 1
@@ -176,7 +208,7 @@ class Reader:
         c = self.peek()
         if c == 0x22:
             return self.quoted()
-        if c in (0x7B, 0x7E):
+        if c in (0x7B, 0x7E) and self.at_literal():
             return self.literal_bytes()
         return self._match(ASTRING_RE, "an atom or string")
 
@@ -193,7 +225,7 @@ class Reader:
         c = self.peek()
         if c == 0x22:
             return self.quoted()
-        if c in (0x7B, 0x7E):
+        if c in (0x7B, 0x7E) and self.at_literal():
             return self.literal_bytes()
         if self.line.startswith((b"NIL", b"nil", b"Nil"), self.pos):
             self.pos += 3
