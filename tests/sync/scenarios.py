@@ -146,7 +146,7 @@ def snapshot(root: Path) -> Snapshot:
     """The archive's content without archive UIDs or times: what must match across runs."""
 
     async def main() -> Snapshot:
-        archive = ArchiveStore.open(root)
+        archive = ArchiveStore.open(root, fsync_mode="none")  # reads only
         try:
             report = archive.verify_files(deep=True)
             assert report.ok, report
@@ -154,7 +154,7 @@ def snapshot(root: Path) -> Snapshot:
             out: Snapshot = {}
             for info in await archive.list_folders():
                 async with archive.open_folder(info.name) as folder:
-                    messages = (await folder.list_messages()).messages
+                    messages = (await folder.list_messages(detail=True)).messages
                     bodies = {}
                     async for fetched in folder.fetch([m.uid for m in messages]):
                         bodies[fetched.uid] = b"".join([c async for c in fetched.chunks])

@@ -7,6 +7,7 @@ by :func:`map_sqlite_error`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap.errors import DiskFull, StoreError, StoreLocked
+from exoimap.store.base import MessageInfo, MessageRef
 
 __all__ = ["FolderRow", "Index", "MessageRow", "map_sqlite_error"]
 
@@ -223,6 +225,67 @@ class Index:
             )
             for r in rows
         ]
+
+    def infos(self, folder_id: int, *, detail: bool = True) -> list[MessageInfo]:
+        """Every message of a folder as the Store protocol shows it (the no-change resync
+        reads this for every message, so it builds the objects directly; without
+        ``detail`` only UID, flags, origin and gone are filled in)."""
+        if not detail:
+            return self._lean_infos(folder_id)
+        rows = self._db.execute(
+            "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
+            "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
+            (folder_id,),
+        )
+        parse = _dt.datetime.fromisoformat
+        flag_sets: dict[str, frozenset[str]] = {}
+        out = []
+        for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in rows:
+            flag_set = flag_sets.get(flags)
+            if flag_set is None:
+                flag_set = flag_sets[flags] = _flags(flags)
+            out.append(
+                MessageInfo(
+                    uid,
+                    flag_set,
+                    size,
+                    parse(date),
+                    message_id,
+                    None,
+                    MessageRef(origin_uv, origin_uid) if origin_uid is not None else None,
+                    parse(gone_at) if gone_at else None,
+                    sha,
+                )
+            )
+        return out
+
+    def _lean_infos(self, folder_id: int) -> list[MessageInfo]:
+        rows = self._db.execute(
+            "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at FROM messages "
+            "WHERE folder_id=? ORDER BY uid",
+            (folder_id,),
+        )
+        parse = _dt.datetime.fromisoformat
+        flag_sets: dict[str, frozenset[str]] = {}
+        out = []
+        for uid, flags, origin_uv, origin_uid, gone_at in rows:
+            flag_set = flag_sets.get(flags)
+            if flag_set is None:
+                flag_set = flag_sets[flags] = _flags(flags)
+            origin = None
+            if origin_uid is not None:
+                origin = MessageRef(origin_uv, origin_uid)
+            info = MessageInfo(uid, flag_set, origin=origin)
+            if gone_at:
+                info.gone_at = parse(gone_at)
+            out.append(info)
+        return out
+
+    def files(self, folder_id: int) -> list[tuple[int, str]]:
+        """``(uid, file base)`` of every message in a folder."""
+        cursor = self._db.execute("SELECT uid, file FROM messages WHERE folder_id=?", (folder_id,))
+        rows: list[tuple[int, str]] = cursor.fetchall()
+        return rows
 
     def count(self, folder_id: int) -> int:
         row = self._db.execute(

@@ -5,9 +5,12 @@ Folder names
     Maildir root (``cur/ new/ tmp/``) and every other folder is a directory ``.A.B.C`` in
     the root (Maildir++), each with an empty ``maildirfolder`` file. Each name segment is
     encoded in IMAP modified UTF-7 (RFC 3501 section 5.1.3), which is what Dovecot uses by
-    default for Maildir++, with one addition: ``.`` inside a segment (it would read as a
-    hierarchy separator) is written in its base64 form ``&AC4-``. Any modified UTF-7
-    decoder (Dovecot, mutt, this module) reads that back as ``.``, so names round-trip.
+    default for Maildir++. Characters Maildir++ cannot hold in a segment are then escaped
+    the way Dovecot's ``listescape`` plugin does, as ``\\NN`` hex codes: ``.`` (the
+    on-disk separator) as ``\\2e``, the escape character ``\\`` itself as ``\\5c``, and a
+    leading ``~`` as ``\\7e``. Dovecot reads such an archive as it is; names with those
+    characters need ``mail_plugins = $mail_plugins listescape`` and a namespace
+    ``separator = /`` (what Exchange uses too).
 
 Message files
     ``<internal date epoch>.A<uidvalidity>U<uid>.exoimap,S=<size>:2,<flags>`` in ``cur/``.
@@ -30,7 +33,7 @@ import ctypes.util
 import errno
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,11 +75,34 @@ def _b64_utf16(text: str) -> str:
     return "&" + raw.rstrip("=").replace("/", ",") + "-"
 
 
+_ESCAPES = {"\\": "\\5c", ".": "\\2e"}
+
+
+def _escape(encoded: str) -> str:
+    out = "".join(_ESCAPES.get(char, char) for char in encoded)
+    return "\\7e" + out[1:] if out.startswith("~") else out
+
+
+def _unescape(escaped: str) -> str:
+    def hex_code(match: re.Match[str]) -> str:
+        return chr(int(match.group(1), 16))
+
+    return re.sub(r"\\([0-9a-fA-F]{2})", hex_code, escaped)
+
+
 def _encode_segment(segment: str) -> str:
+    return _escape(_mutf7_encode(segment))
+
+
+def _decode_segment(encoded: str) -> str:
+    return _mutf7_decode(_unescape(encoded))
+
+
+def _mutf7_encode(segment: str) -> str:
     out: list[str] = []
     pending: list[str] = []
     for char in segment:
-        if 0x20 <= ord(char) <= 0x7E and char != ".":
+        if 0x20 <= ord(char) <= 0x7E:
             if pending:
                 out.append(_b64_utf16("".join(pending)))
                 pending.clear()
@@ -88,7 +114,7 @@ def _encode_segment(segment: str) -> str:
     return "".join(out)
 
 
-def _decode_segment(encoded: str) -> str:
+def _mutf7_decode(encoded: str) -> str:
     out: list[str] = []
     index = 0
     while index < len(encoded):
@@ -210,7 +236,7 @@ def _executor() -> ThreadPoolExecutor:
     return _pool[1]
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -218,12 +244,12 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_paths(paths: list[Path], *, mode: str = "pool") -> None:
+def fsync_paths(paths: Sequence[str | Path], *, mode: str = "pool") -> None:
     """Make the contents of ``paths`` durable: ``syncfs`` once, or ``fsync`` each."""
     if not paths or mode == "none":
         return
     if mode == "syncfs":
-        fd = os.open(paths[0].parent, os.O_RDONLY)
+        fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY)
         try:
             if _syncfs(fd):
                 return

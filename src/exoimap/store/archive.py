@@ -10,6 +10,16 @@ Layout of an archive directory::
     <root>/damaged/            damaged index files kept aside after a rebuild
     <root>/lock                held (flock) by the process using the archive
 
+Dovecot (checked with 2.3.19) serves the Maildir++ tree as it is, flags and sizes
+included; with folder names holding ``.``, ``\\`` or a leading ``~`` it needs::
+
+    mail_location = maildir:<root>/maildir
+    mail_plugins = $mail_plugins listescape
+    namespace inbox {
+      inbox = yes
+      separator = /
+    }
+
 Every message file holds exactly the bytes of ``BODY[]``; its SHA-256, size, Message-ID,
 internal date (also the file's mtime), flags (also in the name, ``:2,FRS``), where it came
 from (``origin``: source UIDVALIDITY and UID) and whether it was seen deleted on the source
@@ -76,7 +86,7 @@ __all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "Writer"]
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
 #: ``os.write``-like function used for message bodies (tests inject ENOSPC).
-Writer = Callable[[int, memoryview], int]
+Writer = Callable[[int, bytes | memoryview], int]
 
 _READ_CHUNK = 256 * 1024
 
@@ -367,6 +377,13 @@ class ArchiveStore:
         """Record the source folder's state after a successful sync (and clear ``gone``)."""
         row = self._row(name)
         self.check_usable()
+        if (row.source_uidvalidity, row.source_uidnext, row.source_modseq, row.gone_at) == (
+            uidvalidity,
+            uidnext,
+            modseq,
+            None,
+        ):
+            return  # nothing changed: a no-change resync commits nothing
         with self._index.tx() as db:
             db.execute(
                 "UPDATE folders SET source_uidvalidity=?, source_uidnext=?, source_modseq=?, "
@@ -412,9 +429,9 @@ class ArchiveFolder:
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
     ) -> MessageListing:
-        rows = self._index.messages(self._id)
         state = await self.state()
-        return MessageListing(state=state, messages=[_info(r) for r in rows], complete=True)
+        messages = self._index.infos(self._id, detail=detail)
+        return MessageListing(state=state, messages=messages, complete=True)
 
     def _path_of(self, row: MessageRow) -> Path:
         return (
@@ -506,11 +523,10 @@ class ArchiveFolder:
     def missing_files(self) -> list[int]:
         """UIDs whose file is not in ``cur/`` or ``new/`` (one directory scan)."""
         directory = self._store.folder_dir(self._row())
-        bases: set[str] = set()
-        for sub in ("cur", "new"):
-            for entry in os.scandir(directory / sub):
-                bases.add(entry.name.partition(":")[0])
-        return [r.uid for r in self._index.messages(self._id) if r.file not in bases]
+        bases = {
+            name.partition(":")[0] for sub in ("cur", "new") for name in os.listdir(directory / sub)
+        }
+        return [uid for uid, base in self._index.files(self._id) if base not in bases]
 
     async def forget(self, uids: Sequence[int]) -> None:
         """Drop index rows (used for messages whose file is missing, before re-fetching)."""

@@ -167,13 +167,13 @@ def plan_folders(
     return plan
 
 
-def _anchored(message: MessageInfo, uidvalidity: int) -> bool:
-    return message.origin is not None and message.origin.uidvalidity == uidvalidity
-
-
 def needs_rematch(archive: Sequence[MessageInfo], source_uidvalidity: int) -> bool:
     """True when some archive message has an unknown or stale origin."""
-    return any(not _anchored(m, source_uidvalidity) for m in archive if m.gone_at is None)
+    for message in archive:
+        origin = message.origin
+        if message.gone_at is None and (origin is None or origin.uidvalidity != source_uidvalidity):
+            return True
+    return False
 
 
 def plan_messages(
@@ -187,9 +187,11 @@ def plan_messages(
     plan = MessagePlan()
     anchored: dict[int, MessageInfo] = {}
     unanchored: list[MessageInfo] = []
-    for message in archive:
-        if message.origin is not None and _anchored(message, source_uidvalidity):
-            anchored.setdefault(message.origin.uid, message)
+    for message in archive:  # a no-change resync runs this for every message: kept lean
+        origin = message.origin
+        if origin is not None and origin.uidvalidity == source_uidvalidity:
+            if origin.uid not in anchored:
+                anchored[origin.uid] = message
         elif message.gone_at is None:
             unanchored.append(message)
     candidates: list[MessageInfo] = []

@@ -72,7 +72,7 @@ async def verify(source: Store, archive: ArchiveStore, *, deep: bool = False) ->
             listing = await source_folder.list_messages(detail=True)
             uidvalidity = listing.state.uidvalidity
             async with archive.open_folder(name) as archive_folder:
-                stored = (await archive_folder.list_messages()).messages
+                stored = (await archive_folder.list_messages(detail=True)).messages
             by_origin = {
                 m.origin.uid: m
                 for m in stored

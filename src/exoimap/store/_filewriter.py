@@ -1,0 +1,131 @@
+"""Write message files on a background thread, so the event loop keeps reading the network.
+
+The event loop hands over chunks (a queue put, about a microsecond); the thread opens,
+writes, hashes (SHA-256) and closes the files, all of which release the GIL. Memory stays
+bounded: when more than :data:`PENDING_LIMIT` bytes wait, the producer awaits until the
+thread catches up. One writer serves one append batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["PENDING_LIMIT", "FileWriter"]
+
+#: Bytes queued for the thread before the producer waits.
+PENDING_LIMIT = 16 * 1024 * 1024
+
+Write = Callable[[int, bytes | memoryview], int]
+
+
+class FileWriter:
+    """A thread that writes, hashes and closes files in the order they were handed over."""
+
+    def __init__(self, write: Write) -> None:
+        self._write = write
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._room = threading.Condition()
+        self._next = 0
+        self._paths: dict[int, str] = {}
+        self.digests: dict[int, str] = {}
+        #: The first OSError the thread met; every later operation is skipped.
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="exoimap-writer", daemon=True)
+        self._thread.start()
+
+    # --- producer side (the event loop) --------------------------------------------------
+
+    def open(self, path: str) -> int:
+        self._next += 1
+        self._paths[self._next] = path
+        self._queue.put(("open", self._next, path))
+        return self._next
+
+    def write(self, token: int, chunk: bytes) -> None:
+        with self._room:
+            self._pending += len(chunk)
+        self._queue.put(("data", token, chunk))
+
+    @property
+    def congested(self) -> bool:
+        return self._pending > PENDING_LIMIT
+
+    async def wait_for_room(self) -> None:
+        await asyncio.to_thread(self._wait_for_room)
+
+    def close(self, token: int, mtime: int) -> None:
+        self._queue.put(("close", token, mtime))
+
+    def discard(self, token: int) -> None:
+        self._queue.put(("discard", token))
+
+    def finish(self) -> None:
+        """Wait until everything handed over is written (blocking: call from a thread)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def remove_all(self) -> None:
+        """After :meth:`finish`: delete every file this writer created."""
+        for path in self._paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def _wait_for_room(self) -> None:
+        with self._room:
+            while self._pending > PENDING_LIMIT // 2 and self._thread.is_alive():
+                self._room.wait(0.5)
+
+    def _run(self) -> None:
+        files: dict[int, tuple[int, Any]] = {}
+        while (op := self._queue.get()) is not None:
+            kind, token = op[0], op[1]
+            if kind == "data":
+                with self._room:
+                    self._pending -= len(op[2])
+                    self._room.notify_all()
+            if self.error is not None:
+                continue
+            try:
+                if kind == "open":
+                    fd = os.open(op[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    files[token] = (fd, hashlib.sha256())
+                elif kind == "data":
+                    fd, digest = files[token]
+                    chunk = op[2]
+                    written = self._write(fd, chunk)
+                    if written != len(chunk):
+                        view = memoryview(chunk)[written:]
+                        while view:
+                            view = view[self._write(fd, view) :]
+                    digest.update(chunk)
+                elif kind == "close":
+                    fd, digest = files.pop(token)
+                    try:
+                        os.utime(fd, (op[2], op[2]))
+                    finally:
+                        os.close(fd)
+                    self.digests[token] = digest.hexdigest()
+                elif kind == "discard":
+                    if token in files:
+                        os.close(files.pop(token)[0])
+                    os.unlink(self._paths[token])
+            except OSError as exc:
+                self.error = exc
+                for fd, _digest in files.values():
+                    os.close(fd)
+                files.clear()
+        for fd, _digest in files.values():
+            os.close(fd)
+        with self._room:
+            self._pending = 0
+            self._room.notify_all()
