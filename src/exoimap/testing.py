@@ -25,7 +25,7 @@ without configuration. Nothing starts unless a test asks for a fixture.
     * ``extra_server(settings)``: another IMAP server with other behaviour switches.
 
     Each user's mailbox starts with the Exchange folder set and generated mail
-    (``--exoimap-seed-messages``, default 20). Timeouts are short (5 s).
+    (``--exoimap-seed-messages``, default 20). Idle timeouts are 30 s.
 
 ``sandbox_imap`` (function scope)
     A connected, signed-in ``imaplib.IMAP4_SSL`` for the first demo user (XOAUTH2 with a
@@ -73,7 +73,7 @@ def sandbox_tenant(
     from exoimap.sandbox.tenant import TenantOptions, running_tenant
 
     options = TenantOptions(
-        exchange=ExchangeSettings.for_tests(),
+        exchange=ExchangeSettings.for_tests(authenticated_timeout=30.0, preauth_timeout=30.0),
         seed_messages=int(pytestconfig.getoption("--exoimap-seed-messages")),
     )
     with running_tenant(tmp_path_factory.mktemp("exoimap-sandbox") / "state", options) as tenant:

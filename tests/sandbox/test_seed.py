@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from exoimap.errors import ConfigError
-from exoimap.sandbox._utf7 import decode_mutf7, encode_mutf7
+from exoimap.protocol.utf7 import decode_mailbox
 from exoimap.sandbox.seed import (
     SeedOptions,
     generate,
@@ -49,7 +49,7 @@ def test_exact_count_and_crlf_only() -> None:
 
 @pytest.fixture(scope="module")
 def sample() -> list:  # type: ignore[type-arg]
-    return list(generate(SeedOptions(messages=1500, seed=11)))
+    return list(generate(SeedOptions(messages=1000, seed=11)))
 
 
 def test_sizes_look_like_real_mail(sample: list) -> None:  # type: ignore[type-arg]
@@ -73,7 +73,7 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
     encodings: set[str] = set()
     non_ascii_subjects = 0
     latin1_text = 0
-    for m in sample[:250]:
+    for m in sample[:150]:
         msg = email.message_from_bytes(m.data, policy=email.policy.default)
         reply_to = msg.get("In-Reply-To")
         if reply_to and str(reply_to) in ids:
@@ -92,8 +92,8 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
             if part.get_content_charset() == "iso-8859-1":
                 latin1_text += 1
                 assert "Hi," in part.get_content()
-    assert replies_to_known > 20
-    assert non_ascii_subjects > 8
+    assert replies_to_known > 12
+    assert non_ascii_subjects > 5
     assert len(attachments) >= 5
     assert {"8bit", "quoted-printable", "base64"} <= encodings
     assert latin1_text > 0
@@ -125,7 +125,7 @@ def test_write_maildir_round_trips(tmp_path: Path) -> None:
         folder_dir = maildir_folder_path(tmp_path, m.folder)
         assert found[m.data] == (folder_dir.name, "".join(sorted(letters[f] for f in m.flags)))
     box = mailbox.Maildir(tmp_path, create=False)
-    listed = {decode_mutf7(name).replace(".", "/") for name in box.list_folders()}
+    listed = {decode_mailbox(name.encode()).replace(".", "/") for name in box.list_folders()}
     assert listed == {f for f in report.folders if f != "INBOX"}
     assert (tmp_path / "subscriptions").read_text().splitlines()[0] == "INBOX"
 
@@ -145,10 +145,3 @@ def test_bad_options_are_config_errors() -> None:
         SeedOptions(
             start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
         )
-
-
-def test_modified_utf7_vectors() -> None:
-    assert encode_mutf7("~peter/mail/台北/日本語") == "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
-    assert decode_mutf7("~peter/mail/&U,BTFw-/&ZeVnLIqe-") == "~peter/mail/台北/日本語"
-    assert encode_mutf7("R&D Zürich") == "R&-D Z&APw-rich"
-    assert decode_mutf7("R&-D Z&APw-rich") == "R&D Zürich"

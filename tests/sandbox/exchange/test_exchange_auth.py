@@ -201,3 +201,17 @@ def test_expired_token_ends_the_session_on_the_next_command(
     finally:
         tenant.admin.advance_clock(-2 * 3600)  # other tests share the tenant
         client.close()
+
+
+def test_tokens_never_reach_the_logs(
+    tenant: SandboxTenant, alice: str, bob: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    token = app_token(tenant, "exoimap-daemon")
+    assert _auth_lines(tenant, alice, token)[-1] == b"a1 OK AUTHENTICATE completed."
+    assert _auth_lines(tenant, bob, token)[-1] == b"a1 OK AUTHENTICATE completed."
+    # a user= that is no mailbox of the tenant ([U] mapping, default: refused)
+    assert _auth_lines(tenant, "nobody@contoso.onmicrosoft.com", token) == [AUTH_FAILED]
+    assert "signed in" in caplog.text  # the server did log the sign-ins...
+    assert token not in caplog.text  # ...without the token
+    assert token[-40:] not in caplog.text

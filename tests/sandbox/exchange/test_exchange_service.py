@@ -37,10 +37,19 @@ def test_idle_pushes_changes_from_another_client(
             assert client.line() == b"* 1 EXPUNGE"
             server.move(alice, "INBOX", [third], "Archive")
             assert client.line() == b"* 2 EXPUNGE"
+            other = signed_in(tenant, alice, alice_token, server.port)  # a second IMAP client
+            try:
+                other.command("o1", "SELECT INBOX")
+                other.command("o2", f"UID STORE {second} +FLAGS.SILENT (\\Seen)")
+                assert client.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Seen))"
+                other.command("o3", "APPEND INBOX {3+}\r\nx\r\n")
+                assert client.line() == b"* 2 EXISTS"
+            finally:
+                other.close()
             client.send("DONE")
             assert client.line() == b"i OK IDLE completed."
-            assert client.command("n", "UID SEARCH ALL") == [
-                b"* SEARCH %d" % second,
+            assert client.command("n", "UID SEARCH UNSEEN") == [
+                b"* SEARCH %d" % (third + 1),  # the appended message
                 b"n OK SEARCH completed.",
             ]
         finally:

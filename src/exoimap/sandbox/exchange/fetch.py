@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from exoimap.errors import RemoteProtocolError
 from exoimap.sandbox.exchange.mime import Part, nstring, parse_message, quote
 
-__all__ = ["FetchRequest", "MessageView", "expand_items", "render_fetch"]
+__all__ = [
+    "FetchRequest",
+    "MessageView",
+    "expand_items",
+    "render_fetch",
+    "render_fetch_pieces",
+]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MACROS = {
@@ -289,7 +295,20 @@ def render_fetch(
     estimate_size: bool,
 ) -> bytes:
     """``* seq FETCH (...)`` CRLF for one message."""
-    out: list[bytes] = []
+    return b"".join(
+        render_fetch_pieces(message, items, uid_first=uid_first, estimate_size=estimate_size)
+    )
+
+
+def render_fetch_pieces(
+    message: MessageView,
+    items: Sequence[str | FetchRequest],
+    *,
+    uid_first: bool,
+    estimate_size: bool,
+) -> list[bytes]:
+    """The same as :func:`render_fetch` as pieces: message bodies are not copied."""
+    out: list[bytes | tuple[bytes, bytes]] = []
     root: Part | None = None
     seen_uid = False
     if uid_first:
@@ -297,16 +316,19 @@ def render_fetch(
         seen_uid = True
     for item in items:
         if isinstance(item, FetchRequest):
-            if root is None:
-                root = parse_message(message.data)
-            body = section_bytes(root, message.data, item.section)
+            if not item.section:
+                body = message.data  # BODY[]: no need to split the MIME tree
+            else:
+                if root is None:
+                    root = parse_message(message.data)
+                body = section_bytes(root, message.data, item.section)
             origin = ""
             if item.partial is not None:
                 start, length = item.partial
                 body = body[start : start + length]
                 origin = f"<{start}>"
             name = f"BODY[{item.section}]{origin}".encode()
-            out.append(name + b" {%d}\r\n" % len(body) + body)
+            out.append((name + b" {%d}\r\n" % len(body), body))
             continue
         if item == "UID":
             if not seen_uid:
@@ -337,5 +359,18 @@ def render_fetch(
                 "RFC822.HEADER": root.header,
                 "RFC822.TEXT": root.body,
             }[item]
-            out.append(item.encode() + b" {%d}\r\n" % len(chosen) + chosen)
-    return b"* %d FETCH (" % message.seq + b" ".join(out) + b")\r\n"
+            out.append((item.encode() + b" {%d}\r\n" % len(chosen), chosen))
+    pieces: list[bytes] = []
+    small = bytearray(b"* %d FETCH (" % message.seq)
+    for index, entry in enumerate(out):
+        if index:
+            small += b" "
+        if isinstance(entry, tuple):
+            small += entry[0]
+            pieces += (bytes(small), entry[1])
+            small = bytearray()
+        else:
+            small += entry
+    small += b")\r\n"
+    pieces.append(bytes(small))
+    return pieces

@@ -22,7 +22,12 @@ from exoimap.protocol.types import (
 )
 from exoimap.protocol.utf7 import encode_mailbox
 from exoimap.sandbox.exchange import texts
-from exoimap.sandbox.exchange.fetch import FetchRequest, MessageView, expand_items, render_fetch
+from exoimap.sandbox.exchange.fetch import (
+    FetchRequest,
+    MessageView,
+    expand_items,
+    render_fetch_pieces,
+)
 from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
 from exoimap.sandbox.exchange.search import SearchItem, search
 
@@ -344,17 +349,17 @@ async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> 
             if "FLAGS" not in wanted:
                 wanted.append("FLAGS")
         view = MessageView(uid, seq, record.flags, record.internal_date, record.data)
-        data = render_fetch(
+        pieces = render_fetch_pieces(
             view,
             wanted,
             uid_first=command.uid,
             estimate_size=session.settings.estimated_rfc822_size,
         )
-        session.raw(data)
+        session.raw_pieces(pieces)
         if bodies:
             served += 1
             size += len(record.data)
-        if len(data) > 65536:
+        if session.pending_size > 256 * 1024:
             await session.flush()
             if session.closing:
                 return

@@ -30,6 +30,7 @@ from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
 from exoimap.sandbox.exchange.session import Session
 from exoimap.sandbox.faults import Faults
+from exoimap.store.memory import MemoryStore
 
 __all__ = ["ExchangeControl", "ExchangeImapServer"]
 
@@ -167,6 +168,9 @@ class ExchangeControl:
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(run(), loop)
         return future.result(30)
 
+    def _store(self, mailbox: str) -> MemoryStore:
+        return self.server.mailboxes.get(mailbox).store
+
     def restart(self) -> None:
         """Restart the server (every connection drops; same port)."""
         loop = self.server.loop
@@ -187,9 +191,10 @@ class ExchangeControl:
         internal_date: _dt.datetime | None = None,
     ) -> int:
         """New mail arrives in ``folder``; returns its UID."""
-        store = self.server.mailboxes.get(mailbox).store
         return self._call(
-            lambda: store.add_message(folder, data, flags=flags, internal_date=internal_date)
+            lambda: self._store(mailbox).add_message(
+                folder, data, flags=flags, internal_date=internal_date
+            )
         )
 
     def set_flags(
@@ -201,23 +206,21 @@ class ExchangeControl:
         mode: str = "set",
     ) -> dict[int, frozenset[str]]:
         """Another client changes flags (``mode``: set, add, remove)."""
-        store = self.server.mailboxes.get(mailbox).store
-        return self._call(lambda: store.store_flags(folder, uids, frozenset(flags), mode))
+        return self._call(
+            lambda: self._store(mailbox).store_flags(folder, uids, frozenset(flags), mode)
+        )
 
     def delete(self, mailbox: str, folder: str, uids: Sequence[int]) -> list[int]:
         """Another client deletes (expunges) messages."""
-        store = self.server.mailboxes.get(mailbox).store
-        return self._call(lambda: store.expunge_now(folder, uids))
+        return self._call(lambda: self._store(mailbox).expunge_now(folder, uids))
 
     def move(self, mailbox: str, folder: str, uids: Sequence[int], dest: str) -> dict[int, int]:
         """Another client moves messages; returns old UID -> new UID."""
-        store = self.server.mailboxes.get(mailbox).store
-        return self._call(lambda: store.move_now(folder, uids, dest))
+        return self._call(lambda: self._store(mailbox).move_now(folder, uids, dest))
 
     def reset_uidvalidity(self, mailbox: str, folder: str) -> int:
         """Give ``folder`` a new UIDVALIDITY (renumbering its messages)."""
-        store = self.server.mailboxes.get(mailbox).store
-        return self._call(lambda: store.reset_uidvalidity(folder))
+        return self._call(lambda: self._store(mailbox).reset_uidvalidity(folder))
 
     def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run any function on the server's loop (for what the methods above lack)."""

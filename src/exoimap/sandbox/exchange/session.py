@@ -62,6 +62,29 @@ _SELECTED = (
 )  # fmt: skip
 
 
+def _coalesce(pieces: list[bytes], limit: int = 256 * 1024) -> list[bytes]:
+    """Join runs of small pieces (each TLS write costs a record or more); big bodies stay
+    separate so they are not copied."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    run_size = 0
+    for piece in pieces:
+        if len(piece) >= limit:
+            if run:
+                out.append(b"".join(run))
+                run, run_size = [], 0
+            out.append(piece)
+            continue
+        run.append(piece)
+        run_size += len(piece)
+        if run_size >= limit:
+            out.append(b"".join(run))
+            run, run_size = [], 0
+    if run:
+        out.append(b"".join(run))
+    return out
+
+
 class SessionState(enum.Enum):
     NOT_AUTHENTICATED = "not-authenticated"
     AUTHENTICATED = "authenticated"
@@ -95,6 +118,9 @@ class Session:
         self.auth_failures = 0
         self.closing = False
         self.sent_bytes = 0
+        # bytes queued outside the protocol core's buffer (FETCH bodies), in order
+        self.pending: list[bytes] = []
+        self.pending_size = 0
         # selected folder view
         self.selected: str | None = None
         self.readonly = False
@@ -132,20 +158,34 @@ class Session:
     def ok(self, tag: str, command: str, code: object = None) -> None:
         self.tagged(tag, Status.OK, texts.completed(command), code)
 
+    def raw_pieces(self, pieces: list[bytes]) -> None:
+        """Queue bytes (big message bodies) without copying them into one buffer."""
+        queued = self.conn.data_to_send()
+        if queued:
+            self.pending.append(queued)
+            self.pending_size += len(queued)
+        self.pending += pieces
+        self.pending_size += sum(len(p) for p in pieces)
+
     async def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if not data:
+        pieces = self.pending
+        tail = self.conn.data_to_send()
+        if tail:
+            pieces.append(tail)
+        size = self.pending_size + len(tail)
+        self.pending, self.pending_size = [], 0
+        if not size:
             return
         await self.server.faults.before_write()
-        allowed = self.server.faults.allowed_bytes(self.sent_bytes, len(data))
-        if allowed < len(data):
-            self.writer.write(data[:allowed])
+        allowed = self.server.faults.allowed_bytes(self.sent_bytes, size)
+        if allowed < size:
+            self.writer.write(b"".join(pieces)[:allowed])
             self.sent_bytes += allowed
             self.writer.transport.abort()
             self.closing = True
             return
-        self.writer.write(data)
-        self.sent_bytes += len(data)
+        self.writer.writelines(_coalesce(pieces))
+        self.sent_bytes += size
         await self.writer.drain()
 
     def close_with(self, text: str) -> None:
@@ -176,6 +216,11 @@ class Session:
                 await self.flush()
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except Exception:  # a bug must cost one connection, not the server
+            log.exception("sandbox IMAP: internal error; closing the connection")
+            with contextlib.suppress(Exception):
+                self.close_with(texts.BYE_SERVER_UNAVAILABLE)
+                await self.flush()
         finally:
             await self._cleanup()
 
