@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -218,3 +219,22 @@ async def test_session_is_renewed_before_the_token_expires(
     assert not any(e.kind == "retry" for e in events)
     assert tokens.calls == 0
     assert short.calls == client.sessions_opened
+
+
+async def test_slow_consumer_pauses_the_socket_and_memory_stays_bounded(
+    dovecot: DovecotServer, mailbox: str, endpoint: Endpoint
+) -> None:
+    from exoimap.net.transport import HIGH_WATER
+
+    [big] = _seed(dovecot, mailbox, [6_000_000])
+    creds = PasswordCredentials(mailbox, dovecot.password(mailbox))
+    async with ImapClient(endpoint, creds) as client:
+        got = bytearray()
+        async for message in client.fetch("INBOX", [1]):
+            async for chunk in message.chunks:
+                got += chunk
+                await asyncio.sleep(0.002)  # a slow disk
+        transport = (await client.session()).transport
+        assert transport.pauses >= 1
+        assert transport.peak_buffered < HIGH_WATER + (512 << 10)
+    assert bytes(got) == big

@@ -37,6 +37,9 @@ class _Protocol(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.paused = False
+        #: Statistics: most bytes ever buffered, and how often reading was paused.
+        self.peak_buffered = 0
+        self.pauses = 0
         self._waiter: asyncio.Future[None] | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -48,8 +51,10 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
+        self.peak_buffered = max(self.peak_buffered, self.buffered)
         if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
+            self.pauses += 1
             self.transport.pause_reading()
         self._wake()
 
@@ -107,6 +112,16 @@ class Transport:
     def tls_version(self) -> str | None:
         obj = self._transport.get_extra_info("ssl_object")
         return obj.version() if isinstance(obj, ssl.SSLObject) else None
+
+    @property
+    def peak_buffered(self) -> int:
+        """The most received bytes ever waiting for the reader (bounded by flow control)."""
+        return self._protocol.peak_buffered
+
+    @property
+    def pauses(self) -> int:
+        """How many times the socket was paused because the reader fell behind."""
+        return self._protocol.pauses
 
     @property
     def encrypted(self) -> bool:
