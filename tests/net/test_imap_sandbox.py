@@ -237,3 +237,34 @@ async def test_append_learns_uids_and_flags_round_trip(
             assert flags == {1: {"\\Seen"}, 2: {"\\Flagged"}, 3: {"\\Seen"}}
     finally:
         await store.close()
+
+
+async def test_exchange_quirks_are_handled(
+    sandbox_tenant: SandboxTenant, alice_token: Secret[str]
+) -> None:
+    # Bare "[COPYUID ...]" lines, STATUS with a trailing space, estimated RFC822.SIZE.
+    settings = ExchangeSettings.for_tests(
+        bare_copyuid=True, status_trailing_space=True, estimated_rfc822_size=True
+    )
+    with sandbox_tenant.extra_server(settings) as control:
+        datas = [sample_message(n, 3_000 + 7_000 * n) for n in range(3)]
+        for data in datas:
+            control.deliver(ALICE, data, folder="INBOX")
+        creds = OAuth2Credentials(ALICE, StaticToken(alice_token))
+        store = await RemoteImapStore.connect(_endpoint(sandbox_tenant, control.port), creds)
+        try:
+            assert (await store.folder_state("INBOX")).exists == 3
+            async with store.open_folder("INBOX") as inbox:
+                sizes = {}
+                async for m in inbox.fetch([1, 2, 3]):
+                    body = b"".join([c async for c in m.chunks])
+                    assert m.size == len(body)
+                    sizes[m.uid] = len(body)
+                assert sizes == {u: len(d) for u, d in zip((1, 2, 3), datas, strict=True)}
+                mapping = await inbox.move([1, 3], "Archive")
+            assert sorted(mapping) == [1, 3]
+            async with store.open_folder("Archive") as archive:
+                moved = {m.uid async for m in archive.fetch(list(mapping.values()))}
+            assert moved == set(mapping.values())
+        finally:
+            await store.close()

@@ -16,14 +16,7 @@ operations on it. Without the caller's help it
 Sign-in failures (:class:`~exoimap.errors.ImapAuthenticationFailed`) and TLS refusals are
 never retried.
 
-Example::
-
-    client = ImapClient(Endpoint("outlook.office365.com"), OAuth2Credentials(user, tokens))
-    async with client:
-        info = await client.select("INBOX")
-        async for message in client.fetch("INBOX", uids):
-            async for chunk in message.chunks:
-                archive.write(chunk)
+See ``docs/network.md`` for the behaviour in user terms.
 """
 
 from __future__ import annotations
