@@ -238,3 +238,18 @@ async def test_slow_consumer_pauses_the_socket_and_memory_stays_bounded(
         assert transport.pauses >= 1
         assert transport.peak_buffered < HIGH_WATER + (512 << 10)
     assert bytes(got) == big
+
+
+async def test_stopping_a_fetch_early_leaves_the_client_usable(
+    dovecot: DovecotServer, mailbox: str, endpoint: Endpoint
+) -> None:
+    expected = _seed(dovecot, mailbox, [200_000] * 6)
+    creds = PasswordCredentials(mailbox, dovecot.password(mailbox))
+    async with ImapClient(endpoint, creds, retry=RetryPolicy(fetch_batch=2)) as client:
+        fetch = client.fetch("INBOX", range(1, 7))
+        first = await anext(fetch)
+        assert first.uid == 1
+        await fetch.aclose()  # the rest of the batches is still on the wire
+        got = await _collect(client, range(5, 7))
+        assert got == {5: expected[4], 6: expected[5]}
+        assert client.sessions_opened == 2  # the half-read connection was dropped

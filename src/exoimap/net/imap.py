@@ -22,11 +22,12 @@ See ``docs/network.md`` for the behaviour in user terms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
@@ -246,6 +247,11 @@ class ImapClient:
     async def session(self) -> ImapSession:
         """A live, signed-in session (reconnecting or refreshing first when needed)."""
         current = self._session
+        if current is not None and current.busy:
+            # A fetch was abandoned half way: its responses are still coming. Start afresh.
+            self._session = None
+            await current.close()
+            current = None
         if current is not None and current.alive and not self._refresh_due(current):
             return current
         if current is not None and current.alive:
@@ -364,6 +370,24 @@ class ImapClient:
         longer exist are skipped. Survives drops, token expiry and throttling (see module)."""
         remaining = sorted(set(uids))
         delivered: set[int] = set()
+        inner = self._fetch_with_recovery(folder, remaining, delivered, items)
+        try:
+            async with contextlib.aclosing(inner):
+                async for message in inner:
+                    yield message
+        finally:
+            session = self._session
+            if session is not None and session.busy:
+                # The consumer stopped early: drop the connection rather than read the rest.
+                await self._drop()
+
+    async def _fetch_with_recovery(
+        self,
+        folder: str,
+        remaining: list[int],
+        delivered: set[int],
+        items: tuple[c.FetchItem, ...],
+    ) -> AsyncGenerator[FetchedBody, None]:
         backoff = self._backoff()
         throttles = 0
         while True:

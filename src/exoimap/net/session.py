@@ -570,6 +570,11 @@ class ImapSession:
         await self.transport.close()
 
     @property
+    def busy(self) -> bool:
+        """Whether a streaming FETCH on this session has not completed yet."""
+        return any(p.items is not None for p in self._pending.values())
+
+    @property
     def alive(self) -> bool:
         """False once the session failed or was closed. A server's close alone does not
         count until the data received before it has been read."""
