@@ -365,7 +365,7 @@ class ImapClient:
 
     async def fetch(
         self, folder: str, uids: Sequence[int], *, items: tuple[c.FetchItem, ...] = FETCH_ITEMS
-    ) -> AsyncIterator[FetchedBody]:
+    ) -> AsyncGenerator[FetchedBody, None]:
         """Stream the messages ``uids`` of ``folder`` in pipelined batches; UIDs that no
         longer exist are skipped. Survives drops, token expiry and throttling (see module)."""
         remaining = sorted(set(uids))

@@ -436,14 +436,16 @@ class RemoteFolder:
         return MessageListing(state, messages, complete=since is None, vanished=None)
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
-        async for body in self._client.fetch(self._name, uids):
-            yield FetchedMessage(
-                uid=body.uid,
-                flags=normalize_flags(body.flags),
-                internal_date=body.internal_date,
-                size=body.size,
-                chunks=body.chunks,
-            )
+        bodies = self._client.fetch(self._name, uids)
+        async with contextlib.aclosing(bodies):  # an early stop drops the half-read connection
+            async for body in bodies:
+                yield FetchedMessage(
+                    uid=body.uid,
+                    flags=normalize_flags(body.flags),
+                    internal_date=body.internal_date,
+                    size=body.size,
+                    chunks=body.chunks,
+                )
 
     async def append(self, items: AsyncIterable[AppendItem]) -> list[int]:
         """APPEND each item and return the new UIDs: pipelined (several in flight) with
