@@ -5,11 +5,11 @@ expiry, restarts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from exoimap.errors import ImapAuthenticationFailed
+from exoimap.errors import ImapAuthenticationFailed, MessageError
 from exoimap.net.credentials import OAuth2Credentials, StaticToken
 from exoimap.net.imap import Endpoint, ImapClient, RetryPolicy
 from exoimap.net.session import NetEvent
@@ -268,3 +268,26 @@ async def test_exchange_quirks_are_handled(
             assert moved == set(mapping.values())
         finally:
             await store.close()
+
+
+async def test_oversized_append_is_refused_before_upload(
+    sandbox_tenant: SandboxTenant, fresh_server: ExchangeControl, alice_token: Secret[str]
+) -> None:
+    creds = OAuth2Credentials(ALICE, StaticToken(alice_token))
+    store = await RemoteImapStore.connect(_endpoint(sandbox_tenant, fresh_server.port), creds)
+    too_big = 150 * 1024 * 1024 + 1
+
+    async def never() -> AsyncIterator[bytes]:
+        raise AssertionError("the body must not be read")
+        yield b""  # pragma: no cover
+
+    async def items() -> AsyncIterator[AppendItem]:
+        yield AppendItem(never(), too_big)
+
+    try:
+        async with store.open_folder("INBOX") as folder:
+            with pytest.raises(MessageError, match="larger than"):
+                await folder.append(items())
+            assert (await folder.state()).exists == 0  # and the connection still works
+    finally:
+        await store.close()

@@ -475,7 +475,16 @@ class RemoteFolder:
                     last_uid = await self._find_uid(session, last_uid + 1, sniffer.message_id)
                     uids.append(last_uid)
 
+        limit = self._store.capabilities.max_message_size
         async for item in items:
+            if limit is not None and item.size > limit:
+                await settle(0)
+                raise MessageError(
+                    f"a message of {item.size} bytes is larger than the {limit} bytes the "
+                    f"server accepts",
+                    folder=self._name,
+                    retryable=False,
+                )
             flags = tuple(sorted(f for f in item.flags if f.lower() != "\\recent"))
             date = format_internal_date(item.internal_date) if item.internal_date else None
             command = c.Append(self._name, None, flags, date, item.size)
