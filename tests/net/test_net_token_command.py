@@ -28,7 +28,8 @@ async def test_token_command_flow_signs_in_to_dovecot(dovecot: DovecotServer, ma
         ca_file=dovecot.ca_file,
     )
     provider = TokenProvider(account)
-    endpoint, credentials = connection_for(provider, ca_file=account.ca_file, min_validity=60)
+    endpoint, credentials = connection_for(provider, min_validity=60)
+    assert endpoint.tls.ca_file == dovecot.ca_file  # taken from the account
     assert isinstance(credentials, OAuth2Credentials)
     assert credentials.mechanism == "XOAUTH2"
     async with ImapClient(endpoint, credentials, account="lab") as client:

@@ -62,7 +62,11 @@ class ProviderTokens:
 def connection_for(
     provider: AccountProvider, *, ca_file: Path | None = None, min_validity: float = 600.0
 ) -> tuple[Endpoint, Credentials]:
-    """The endpoint and credentials for the provider's account."""
+    """The endpoint and credentials for the provider's account. ``ca_file`` defaults to
+    the account's configured one (``provider.account.ca_file``) when there is one."""
+    if ca_file is None:
+        configured = getattr(getattr(provider, "account", None), "ca_file", None)
+        ca_file = configured if isinstance(configured, Path) else None
     endpoint = Endpoint(
         provider.imap_host,
         provider.imap_port,
