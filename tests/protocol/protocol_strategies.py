@@ -94,6 +94,8 @@ search_key = st.recursive(
     search_token, lambda inner: st.lists(inner, max_size=3).map(tuple), max_leaves=6
 )
 
+qresync = st.builds(c.QResync, nz32, number, st.one_of(st.none(), sequence_set))
+
 commands = st.one_of(
     st.sampled_from(
         [c.Capability(), c.Noop(), c.Logout(), c.Namespace(), c.Close(), c.Unselect(), c.Expunge()]
@@ -101,8 +103,8 @@ commands = st.one_of(
     st.sampled_from([c.Idle()]),
     st.builds(c.Login, text, text.map(Secret)),
     st.builds(c.Authenticate, upper_atom, st.one_of(st.none(), st.binary(max_size=40).map(Secret))),
-    st.builds(c.Select, mailbox),
-    st.builds(c.Examine, mailbox),
+    st.builds(c.Select, mailbox, st.booleans(), st.one_of(st.none(), qresync)),
+    st.builds(c.Examine, mailbox, st.booleans(), st.one_of(st.none(), qresync)),
     st.builds(c.Create, mailbox),
     st.builds(c.Delete, mailbox),
     st.builds(c.Subscribe, mailbox),
@@ -117,6 +119,14 @@ commands = st.one_of(
         st.lists(fetch_item, min_size=1, max_size=4).map(tuple),
         st.booleans(),
         st.one_of(st.none(), number),
+    ),
+    st.builds(
+        c.Fetch,
+        sequence_set,
+        st.lists(fetch_item, min_size=1, max_size=4).map(tuple),
+        st.just(True),
+        number,
+        st.booleans(),
     ),
     st.builds(
         c.Search,

@@ -371,3 +371,19 @@ def test_large_append_message_is_queued_without_copying() -> None:
     assert pieces[0] == f"{tag} APPEND INBOX {{50000+}}\r\n".encode()
     assert pieces[1] is message
     assert pieces[2] == b"\r\n"
+
+
+def test_no_other_commands_during_authenticate_or_idle() -> None:
+    conn = greeted()
+    tag = conn.send(Authenticate("XOAUTH2"))
+    with pytest.raises(LocalProtocolError):
+        conn.send(Noop())
+    conn.receive_data(f"{tag} NO AUTHENTICATE failed.\r\n".encode())
+    drain(conn)
+    idle = conn.send(Idle())
+    with pytest.raises(LocalProtocolError):
+        conn.send(Capability())
+    conn.send(Done())
+    conn.receive_data(f"{idle} OK IDLE completed.\r\n".encode())
+    drain(conn)
+    assert conn.send(Noop()).startswith("A")

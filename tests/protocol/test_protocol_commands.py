@@ -31,6 +31,7 @@ from exoimap.protocol import (
     Move,
     Namespace,
     Noop,
+    QResync,
     Rename,
     Search,
     Select,
@@ -69,6 +70,21 @@ CASES = [
     (Authenticate("PLAIN"), b"AUTHENTICATE PLAIN"),
     (Select("INBOX"), b"SELECT INBOX"),
     (Select("Sent Items"), b'SELECT "Sent Items"'),
+    (Select("INBOX", condstore=True), b"SELECT INBOX (CONDSTORE)"),
+    (
+        Examine(
+            "INBOX", qresync=QResync(67890007, 20050715194045000, SequenceSet.parse("41,43:211"))
+        ),
+        b"EXAMINE INBOX (QRESYNC (67890007 20050715194045000 41,43:211))",
+    ),
+    (
+        Select("x", condstore=True, qresync=QResync(1, 2)),
+        b"SELECT x (CONDSTORE QRESYNC (1 2))",
+    ),
+    (
+        Fetch(SequenceSet.range(1, 100), ("FLAGS",), uid=True, changed_since=5, vanished=True),
+        b"UID FETCH 1:100 (FLAGS) (CHANGEDSINCE 5 VANISHED)",
+    ),
     (Examine("Entwürfe"), b"EXAMINE Entw&APw-rfe"),
     (Create("A&B"), b"CREATE A&-B"),
     (Delete("NIL"), b'DELETE "NIL"'),
@@ -187,6 +203,8 @@ def test_invalid_commands_are_local_errors() -> None:
     with pytest.raises(LocalProtocolError):
         serialize_command("bad tag", Noop())
     with pytest.raises(LocalProtocolError):
+        Fetch(SequenceSet.of(1), ("FLAGS",), uid=True, vanished=True)
+    with pytest.raises(LocalProtocolError):
         Append("INBOX")
     with pytest.raises(LocalProtocolError):
         Append("INBOX", b"abc", size=4)
@@ -234,6 +252,9 @@ def test_credentials_never_show_in_repr() -> None:
         b"A1 AUTHENTICATE PLAIN !!!",
         b"A1 ENABLE",
         b"A1 NOOP extra",
+        b"A1 SELECT INBOX (FROB)",
+        b"A1 SELECT INBOX (QRESYNC (0 1))",
+        b"A1 FETCH 1 (FLAGS) (CHANGEDSINCE 5 VANISHED)",
         b'A1 ID ("a")',
         b"A1 SEARCH " + b"(" * 100 + b"ALL" + b")" * 100,
         b"* NOOP",

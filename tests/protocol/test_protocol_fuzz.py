@@ -28,7 +28,7 @@ from .protocol_helpers import GREETING, load_corpus
 
 # FUZZ_EXAMPLES=5000 for a longer hunt (the suite keeps it quick).
 SETTINGS = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -33,7 +33,7 @@ from .protocol_helpers import GREETING, drain, feed
 from .protocol_strategies import commands, fetch_responses, responses
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("ROUNDTRIP_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("ROUNDTRIP_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

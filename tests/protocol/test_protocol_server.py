@@ -311,10 +311,11 @@ def test_client_and_server_in_memory() -> None:
     _, requests = run(client, server)
     assert parse_xoauth2(requests[0].data.reveal()).user == "a@b.c"
     server.send(StatusResponse(t_auth, Status.OK, None, "AUTHENTICATE completed."))
+    events, _ = run(client, server)
+    assert events[0].ok
     t_append = client.send(Append("INBOX", MESSAGE))
     t_noop = client.send(Noop())
     events, requests = run(client, server)
-    assert events[0].ok
     assert isinstance(requests[0], AppendStart)
     server.send(ContinuationRequest("Ready for additional command text."))
     events, requests = run(client, server)

@@ -53,7 +53,7 @@ Server (``exoimap.sandbox.exchange`` and the proxy build on this):
 >>> server = ServerConnection()
 >>> server.receive_data(b'a1 SELECT "Sent Items"\r\n')
 >>> server.next_event()
-CommandReceived(tag='a1', command=Select(mailbox='Sent Items'))
+CommandReceived(tag='a1', command=Select(mailbox='Sent Items', condstore=False, qresync=None))
 >>> server.send(StatusResponse("a1", Status.OK, SimpleCode("READ-WRITE"), "SELECT completed."))
 >>> server.data_to_send()
 b'a1 OK [READ-WRITE] SELECT completed.\r\n'
@@ -101,6 +101,7 @@ from exoimap.protocol.commands import (
     Move,
     Namespace,
     Noop,
+    QResync,
     Rename,
     Search,
     SearchKey,
@@ -256,6 +257,7 @@ __all__ = [
     "NumberCode",
     "OtherCode",
     "PermanentFlagsCode",
+    "QResync",
     "RecentResponse",
     "Rename",
     "Response",

@@ -159,6 +159,10 @@ class ClientConnection:
             line = b"*" if data is None else base64.b64encode(data.reveal())
             self._out.append((self._auth_tag, line + b"\r\n"))
             return self._auth_tag
+        if self._auth_tag is not None:
+            raise LocalProtocolError("wait for AUTHENTICATE to complete before other commands")
+        if self._idle_tag is not None:
+            raise LocalProtocolError("end IDLE with Done before other commands")
         tag = next(self._tags)
         streaming_append = isinstance(command, c.Append) and command.message is None
         if streaming_append:

@@ -41,6 +41,7 @@ __all__ = [
     "Move",
     "Namespace",
     "Noop",
+    "QResync",
     "Rename",
     "Search",
     "SearchKey",
@@ -150,13 +151,28 @@ class AuthenticateResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class QResync:
+    """``QRESYNC (uidvalidity modseq [known-uids])`` for SELECT/EXAMINE (RFC 7162)."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select:
+    """``SELECT mailbox [(CONDSTORE) | (QRESYNC (...))]``."""
+
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Examine:
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +242,12 @@ class Fetch:
     items: tuple[FetchItem, ...]
     uid: bool = False
     changed_since: int | None = None
+    #: QRESYNC: also report expunged UIDs as VANISHED (needs ``changed_since`` and ``uid``).
+    vanished: bool = False
+
+    def __post_init__(self) -> None:
+        if self.vanished and (self.changed_since is None or not self.uid):
+            raise LocalProtocolError("VANISHED needs UID FETCH with CHANGEDSINCE")
 
 
 #: A search key: an atom or string argument, or a parenthesised group of keys.

@@ -117,6 +117,32 @@ def _search_keys(r: Reader, depth: int) -> tuple[c.SearchKey, ...]:
             keys.append(dec(m.group()))
 
 
+def _select_params(r: Reader) -> tuple[bool, c.QResync | None]:
+    """``(CONDSTORE)`` and/or ``(QRESYNC (uidvalidity modseq [known-uids]))``."""
+    condstore, qresync = False, None
+    if not r.maybe(b" ("):
+        return condstore, qresync
+    while True:
+        name = r.atom().upper()
+        if name == b"CONDSTORE":
+            condstore = True
+        elif name == b"QRESYNC":
+            r.expect(b" (")
+            validity = r.nz_number()
+            r.sp()
+            modseq = r.number()
+            known = None
+            if r.maybe(b" "):
+                known = SequenceSet.parse(r.sequence_set_text())
+            r.expect(b")")
+            qresync = c.QResync(validity, modseq, known)
+        else:
+            raise r.error("unknown SELECT parameter")
+        if r.maybe(b")"):
+            return condstore, qresync
+        r.sp()
+
+
 def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
     r.sp()
     mailbox = _mailbox(r)
@@ -139,7 +165,13 @@ def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
         command: c.Command = simple()
         return command
     one = _ONE_MAILBOX.get(name)
-    if one is not None and not uid:
+    if name in (b"SELECT", b"EXAMINE") and not uid:
+        r.sp()
+        mailbox = _mailbox(r)
+        condstore, qresync = _select_params(r)
+        kind = c.Select if name == b"SELECT" else c.Examine
+        command = kind(mailbox, condstore, qresync)
+    elif one is not None and not uid:
         r.sp()
         command = one(_mailbox(r))
     elif name == b"LOGIN" and not uid:
@@ -199,13 +231,19 @@ def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
         else:
             fetch_items.append(_fetch_item(r))
         changed_since = None
+        vanished = False
         if r.maybe(b" ("):
             if r.line[r.pos : r.pos + 13].upper() != b"CHANGEDSINCE ":
                 raise r.error("expected CHANGEDSINCE")
             r.pos += 13
             changed_since = r.number()
+            vanished = r.line[r.pos : r.pos + 9].upper() == b" VANISHED"
+            if vanished:
+                r.pos += 9
+                if not uid:
+                    raise r.error("VANISHED without UID FETCH")
             r.expect(b")")
-        command = c.Fetch(seq, tuple(fetch_items), uid, changed_since)
+        command = c.Fetch(seq, tuple(fetch_items), uid, changed_since, vanished)
     elif name == b"SEARCH":
         r.sp()
         charset = None

@@ -142,7 +142,17 @@ def _command_body(w: _Writer, cmd: c.Command) -> None:
         if cmd.initial_response is not None:
             raw = cmd.initial_response.reveal()
             w.add(b" " + (base64.b64encode(raw) if raw else b"="))
-    elif isinstance(cmd, c.Select | c.Examine | c.Create | c.Delete | c.Subscribe):
+    elif isinstance(cmd, c.Select | c.Examine):
+        w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
+        w.mailbox(cmd.mailbox)
+        params = [b"CONDSTORE"] if cmd.condstore else []
+        if cmd.qresync is not None:
+            q = cmd.qresync
+            known = b"" if q.known_uids is None else b" " + str(q.known_uids).encode()
+            params.append(b"QRESYNC (%d %d%s)" % (q.uidvalidity, q.modseq, known))
+        if params:
+            w.add(b" (" + b" ".join(params) + b")")
+    elif isinstance(cmd, c.Create | c.Delete | c.Subscribe):
         w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
         w.mailbox(cmd.mailbox)
     elif isinstance(cmd, c.Unsubscribe):
@@ -173,7 +183,8 @@ def _command_body(w: _Writer, cmd: c.Command) -> None:
         w.add(str(cmd.sequence_set).encode())
         w.add(b" (" + b" ".join(_fetch_item(i) for i in cmd.items) + b")")
         if cmd.changed_since is not None:
-            w.add(b" (CHANGEDSINCE %d)" % cmd.changed_since)
+            vanished = b" VANISHED" if cmd.vanished else b""
+            w.add(b" (CHANGEDSINCE %d%s)" % (cmd.changed_since, vanished))
     elif isinstance(cmd, c.Search):
         w.add(b"UID SEARCH" if cmd.uid else b"SEARCH")
         if cmd.charset is not None:
