@@ -83,6 +83,15 @@ def step_rename(src: MemoryStore) -> None:
     _add(src, "Job/Projects", 23)
 
 
+def step_rename_by_moving(src: MemoryStore) -> None:
+    """A rename that also changes UIDVALIDITY: new folders, messages moved, old ones gone."""
+    src.create_folder_now("Job/Projects")
+    src.move_now("Work/Projects", [1, 2, 3], "Job/Projects")
+    src.delete_folder_now("Work/Projects")
+    src.delete_folder_now("Work")
+    _add(src, "Job/Projects", 24)
+
+
 def step_delete_folder(src: MemoryStore) -> None:
     src.delete_folder_now("Sent Items")
     src.expunge_now("INBOX", [4])
@@ -103,6 +112,7 @@ SCENARIOS = [
     Scenario("new_flags_expunge", [step_initial, step_changes]),
     Scenario("uidvalidity_reset", [step_initial, step_changes, step_reset_uidvalidity]),
     Scenario("folder_renamed", [step_initial, step_rename]),
+    Scenario("folder_renamed_new_uidvalidity", [step_initial, step_rename_by_moving]),
     Scenario("folder_deleted", [step_initial, step_delete_folder]),
     Scenario(
         "mirror",

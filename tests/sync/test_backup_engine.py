@@ -284,3 +284,27 @@ def test_a_failed_message_is_retried_by_the_next_run(
             await archive.close()
 
     asyncio.run(main())
+
+
+def test_rename_that_changes_uidvalidity_is_found_by_content(tmp_path: Path) -> None:
+    from tests.sync.scenarios import step_initial, step_rename_by_moving
+
+    src = MemoryStore()
+    step_initial(src)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            await backup(src, archive)
+            step_rename_by_moving(src)
+            report = await backup(src, archive)
+            assert report.ok
+            assert report.renamed == [("Work/Projects", "Job/Projects")]
+            assert report.folders_gone == ["Work"]  # empty: nothing to recognise it by
+            projects = next(f for f in report.folders if f.source == "Job/Projects")
+            assert (projects.fetched, projects.rematched) == (1, 3)
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())

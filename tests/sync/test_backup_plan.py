@@ -166,3 +166,44 @@ def test_estimated_sizes_match_by_internal_date() -> None:
     exact = plan_messages(8, source, stored, exact_sizes=True)
     assert exact.fetch == [1]
     assert exact.gone_unless_adopted == [10]
+
+
+def test_excluded_unselectable_and_parent_folders_are_not_gone() -> None:
+    plan = plan_folders(
+        [
+            FolderInfo("INBOX", "/"),
+            FolderInfo("Junk", "/"),
+            FolderInfo("P/Q", "/"),
+            FolderInfo("R", "/", selectable=False),
+        ],
+        {},
+        [
+            ArchivedFolder("INBOX", 1, False),
+            ArchivedFolder("Junk", 2, False),  # excluded now: keep, even when mirroring
+            ArchivedFolder("P", None, False),  # implicit parent of P/Q
+            ArchivedFolder("P/Q", 3, False),
+            ArchivedFolder("R", 4, False),  # became \\Noselect
+        ],
+        BackupPolicy(mirror=True, include=lambda n: n != "Junk"),
+    )
+    assert plan.gone == []
+    assert plan.deletes == []
+    assert [p for p, _ in plan.pairs] == ["INBOX", "P/Q"]
+
+
+def test_match_by_content_and_apply() -> None:
+    from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content
+
+    pairs = match_by_content(
+        {"New": {"a", "b", "c", "d"}, "Other": {"x"}, "Empty": set()},
+        {"Old": {"a", "b", "c", "z"}, "Gone": {"q"}, "Twin1": {"x", "y"}, "Twin2": {"x", "w"}},
+    )
+    assert pairs == [("Old", "New")]  # Other ties between Twin1 and Twin2: no guess
+    plan = FolderPlan(
+        creates=[("New", None), ("New/Kid", None), ("Other", None)],
+        gone=["Old", "Old/Kid", "Old/Lost"],
+    )
+    apply_content_renames(plan, pairs)
+    assert plan.renames == [("Old", "New")]
+    assert plan.creates == [("Other", None)]
+    assert sorted(plan.gone) == ["New/Lost"]

@@ -200,5 +200,14 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
             if s.adopt_uid is not None
         ],
     }
-    with store.journaled(record):
-        recovery.apply_append(store, record, live_rows=[s.row for s in new_files])
+    store.check_usable()
+    # the journal write and the renames are file system work: off the event loop
+    journal = await asyncio.to_thread(store.write_journal, record)
+    store.crash_point("append.journaled")
+    try:
+        await asyncio.to_thread(recovery.place_live, store, record)
+        recovery.commit_append(store, record, [s.row for s in new_files])
+    except BaseException as exc:
+        store.mark_broken(exc)
+        raise
+    journal.unlink()

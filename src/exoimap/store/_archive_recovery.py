@@ -99,14 +99,25 @@ def _find(directory: Path, base: str) -> Path | None:
 # --- journaled operations ------------------------------------------------------------------
 
 
-def apply_append(
-    store: ArchiveStore, record: dict[str, Any], *, live_rows: list[MessageRow] | None = None
-) -> list[str]:
-    """Move journaled files into ``cur/`` and commit their rows (idempotent).
+def place_live(store: ArchiveStore, record: dict[str, Any]) -> None:
+    """The normal path, right after the journal was written: every file of the batch is
+    in ``tmp/`` and flushed; rename them into ``cur/`` and flush the directory. Touches no
+    index, so it runs on a worker thread."""
+    directory = store.maildir / record["dir"]
+    tmp_dir, cur_dir = str(directory / "tmp"), str(directory / "cur")
+    entries = record["entries"]
+    half = len(entries) // 2
+    for number, entry in enumerate(entries):
+        os.rename(f"{tmp_dir}/{entry['tmp']}", f"{cur_dir}/{entry['final']}")
+        if number == half:
+            store.crash_point("append.renamed_some")
+    store.sync_dir(directory / "cur")
+    store.crash_point("append.renamed")
 
-    ``live_rows`` is given on the normal path right after the journal was written (every
-    file is then in ``tmp/``); without it this is recovery, which checks where each file
-    got to and its SHA-256 before adopting it."""
+
+def apply_append(store: ArchiveStore, record: dict[str, Any]) -> list[str]:
+    """Recovery of an append record: adopt every file that got to ``tmp/`` or ``cur/``
+    (after checking its SHA-256) and commit its row (idempotent)."""
     index = store.index
     folder_id = record["folder_id"]
     directory = store.maildir / record["dir"]
@@ -114,36 +125,34 @@ def apply_append(
     entries = record["entries"]
     rows: list[MessageRow] = []
     notes: list[str] = []
-    if live_rows is not None:
-        tmp_dir, cur_dir = str(directory / "tmp"), str(cur)
-        half = len(entries) // 2
-        for number, entry in enumerate(entries):
-            os.rename(f"{tmp_dir}/{entry['tmp']}", f"{cur_dir}/{entry['final']}")
-            if number == half:
-                store.crash_point("append.renamed_some")
-        rows = live_rows
-    else:
-        known = {r.uid for r in index.messages(folder_id, [e["uid"] for e in entries])}
-        for entry in entries:
-            if entry["uid"] in known:
+    known = {r.uid for r in index.messages(folder_id, [e["uid"] for e in entries])}
+    for entry in entries:
+        if entry["uid"] in known:
+            continue
+        final = cur / entry["final"]
+        tmp = directory / "tmp" / entry["tmp"]
+        if not final.exists():
+            if not tmp.exists():
+                notes.append(f"message file {entry['final']} never reached the disk; refetch")
                 continue
-            final = cur / entry["final"]
-            tmp = directory / "tmp" / entry["tmp"]
-            if not final.exists():
-                if not tmp.exists():
-                    notes.append(f"message file {entry['final']} never reached the disk; refetch")
-                    continue
-                if _sha256_of(tmp) != entry["sha256"]:
-                    notes.append(f"message file {entry['tmp']} is damaged; it is fetched again")
-                    continue
-                os.rename(tmp, final)
-            elif _sha256_of(final) != entry["sha256"]:
-                notes.append(f"message file {entry['final']} is damaged; it is fetched again")
-                os.rename(final, store.root / "damaged" / entry["final"])
+            if _sha256_of(tmp) != entry["sha256"]:
+                notes.append(f"message file {entry['tmp']} is damaged; it is fetched again")
                 continue
-            rows.append(_row_from_json(entry))
+            os.rename(tmp, final)
+        elif _sha256_of(final) != entry["sha256"]:
+            notes.append(f"message file {entry['final']} is damaged; it is fetched again")
+            os.rename(final, store.root / "damaged" / entry["final"])
+            continue
+        rows.append(_row_from_json(entry))
     store.sync_dir(cur)
-    store.crash_point("append.renamed")
+    commit_append(store, record, rows)
+    return notes
+
+
+def commit_append(store: ArchiveStore, record: dict[str, Any], rows: list[MessageRow]) -> None:
+    """Commit a batch's rows and adoptions in one index transaction."""
+    index = store.index
+    folder_id = record["folder_id"]
     adopts = record.get("adopt", [])
     adopted = {r.uid: r for r in index.messages(folder_id, [a[0] for a in adopts])}
     flag_changes: list[list[Any]] = []
@@ -165,7 +174,6 @@ def apply_append(
     store.crash_point("append.committed")
     if flag_changes:
         apply_flags(store, folder_id, flag_changes)
-    return notes
 
 
 def apply_flags(store: ArchiveStore, folder_id: int, changes: list[list[Any]]) -> None:

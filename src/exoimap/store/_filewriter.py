@@ -14,13 +14,14 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["PENDING_LIMIT", "FileWriter"]
 
 #: Bytes queued for the thread before the producer waits.
-PENDING_LIMIT = 16 * 1024 * 1024
+PENDING_LIMIT = 8 * 1024 * 1024
 
 Write = Callable[[int, bytes | memoryview], int]
 
@@ -31,8 +32,10 @@ class FileWriter:
     def __init__(self, write: Write) -> None:
         self._write = write
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._pending = 0
-        self._room = threading.Condition()
+        # bytes handed over / bytes taken by the thread: each written by one side only,
+        # so no lock is needed on the hot path
+        self._queued = 0
+        self._taken = 0
         self._next = 0
         self._paths: dict[int, str] = {}
         self.digests: dict[int, str] = {}
@@ -50,13 +53,12 @@ class FileWriter:
         return self._next
 
     def write(self, token: int, chunk: bytes) -> None:
-        with self._room:
-            self._pending += len(chunk)
+        self._queued += len(chunk)
         self._queue.put(("data", token, chunk))
 
     @property
     def congested(self) -> bool:
-        return self._pending > PENDING_LIMIT
+        return self._queued - self._taken > PENDING_LIMIT
 
     async def wait_for_room(self) -> None:
         await asyncio.to_thread(self._wait_for_room)
@@ -81,18 +83,15 @@ class FileWriter:
     # --- the thread -------------------------------------------------------------------------
 
     def _wait_for_room(self) -> None:
-        with self._room:
-            while self._pending > PENDING_LIMIT // 2 and self._thread.is_alive():
-                self._room.wait(0.5)
+        while self._queued - self._taken > PENDING_LIMIT // 2 and self._thread.is_alive():
+            time.sleep(0.002)
 
     def _run(self) -> None:
         files: dict[int, tuple[int, Any]] = {}
         while (op := self._queue.get()) is not None:
             kind, token = op[0], op[1]
             if kind == "data":
-                with self._room:
-                    self._pending -= len(op[2])
-                    self._room.notify_all()
+                self._taken += len(op[2])
             if self.error is not None:
                 continue
             try:
@@ -126,6 +125,3 @@ class FileWriter:
                 files.clear()
         for fd, _digest in files.values():
             os.close(fd)
-        with self._room:
-            self._pending = 0
-            self._room.notify_all()

@@ -247,9 +247,13 @@ class ArchiveStore:
         try:
             yield
         except BaseException as exc:
-            self._broken = f"{type(exc).__name__}: {exc}"
+            self.mark_broken(exc)
             raise
         path.unlink()
+
+    def mark_broken(self, exc: BaseException) -> None:
+        """A journaled operation failed half-way: refuse writes until reopened."""
+        self._broken = f"{type(exc).__name__}: {exc}"
 
     def write_journal(self, record: dict[str, Any]) -> Path:
         path = self.journal_dir / f"{os.getpid()}-{next(self._journal_seq):08d}.json"

@@ -145,7 +145,9 @@ class Capabilities:
     condstore: bool = False
     #: QRESYNC: ``changed_since`` listings also report expunged UIDs (``vanished``).
     qresync: bool = False
-    #: UIDPLUS: ``append`` can report the new UIDs.
+    #: UIDPLUS: the server reports new UIDs (APPENDUID/COPYUID). ``append`` must return the
+    #: UIDs either way; without UIDPLUS a store finds them another way (UIDNEXT before and
+    #: after when nothing else appends, or a search by Message-ID).
     uidplus: bool = True
     #: MOVE is atomic on the server.
     move: bool = False

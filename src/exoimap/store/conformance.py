@@ -9,7 +9,13 @@ Use from pytest::
 
     @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
     def test_conformance(check, tmp_path):
-        run_check(check, lambda: ArchiveStore.open(tmp_path / "a"))
+        async def factory() -> Store:
+            return ArchiveStore.open(tmp_path / "a")
+
+        run_check(check, factory)
+
+A store that needs a running server (the remote store against the sandbox) can open its
+connection inside ``factory``; ``run_check`` awaits it in the same event loop as the check.
 
 ``run_check`` opens the store with the factory, runs the check and always closes it.
 """

@@ -104,20 +104,24 @@ def parse_message_id(head: bytes) -> str | None:
     end = head.find(b"\r\n\r\n")
     if end < 0:
         end = head.find(b"\n\n")
-    header = head if end < 0 else head[:end]
-    lines = header.split(b"\n")
-    for index, line in enumerate(lines):
-        if line[:11].lower() == b"message-id:":
-            value = line[11:]
-            # unfold continuation lines
-            for more in lines[index + 1 :]:
-                if more[:1] in (b" ", b"\t"):
-                    value += more
-                else:
-                    break
-            text = value.decode("ascii", "replace").strip()
-            return text or None
-    return None
+    header = head if end < 0 else head[: end + 1]
+    lower = header.lower()
+    start = 0 if lower.startswith(b"message-id:") else lower.find(b"\nmessage-id:") + 1
+    if start == 0 and not lower.startswith(b"message-id:"):
+        return None
+    value_start = start + len(b"message-id:")
+    stop = value_start
+    while True:  # the value runs to the end of the line, plus folded continuation lines
+        newline = header.find(b"\n", stop)
+        if newline < 0:
+            stop = len(header)
+            break
+        stop = newline + 1
+        if header[stop : stop + 1] not in (b" ", b"\t"):
+            break
+    text = header[value_start:stop].decode("ascii", "replace")
+    text = " ".join(text.split())
+    return text or None
 
 
 class MemoryStore:

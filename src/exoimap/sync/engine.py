@@ -30,8 +30,11 @@ from exoimap.sync.journal import RunJournal
 from exoimap.sync.plan import (
     ArchivedFolder,
     BackupPolicy,
+    FolderPlan,
     MessagePlan,
+    apply_content_renames,
     archive_name,
+    match_by_content,
     needs_rematch,
     plan_folders,
     plan_messages,
@@ -142,6 +145,8 @@ async def _sync_folder_list(run: _Run) -> list[tuple[str, str]]:
         [ArchivedFolder(r.name, r.source_uidvalidity, r.gone_at is not None) for r in records],
         run.policy,
     )
+    if plan.creates and (plan.gone or plan.deletes):
+        await _renames_by_content(run, plan)
     for old, new in plan.renames:
         await archive.rename_folder(old, new)
         run.report.renamed.append((old, new))
@@ -160,6 +165,25 @@ async def _sync_folder_list(run: _Run) -> list[tuple[str, str]]:
         run.report.folders_deleted.append(name)
         run.emit("folder_deleted", name)
     return plan.pairs
+
+
+async def _renames_by_content(run: _Run, plan: FolderPlan) -> None:
+    """New and vanished folders at once: compare their Message-IDs (a rename that also
+    changed UIDVALIDITY). Costs a detailed listing of those folders only."""
+    source_of = {archive: source for source, archive in plan.pairs}
+    new_ids: dict[str, set[str]] = {}
+    for name, _role in plan.creates:
+        if name not in source_of:
+            continue
+        async with run.source.open_folder(source_of[name]) as folder:
+            listing = await folder.list_messages(detail=True)
+        new_ids[name] = {m.message_id for m in listing.messages if m.message_id}
+    old_ids: dict[str, set[str]] = {}
+    for name in [*plan.gone, *plan.deletes]:
+        async with run.archive.open_folder(name) as archived:
+            stored = (await archived.list_messages(detail=True)).messages
+        old_ids[name] = {m.message_id for m in stored if m.message_id and m.gone_at is None}
+    apply_content_renames(plan, match_by_content(new_ids, old_ids))
 
 
 async def _folder_task(run: _Run, gate: asyncio.Semaphore, report: FolderReport) -> None:

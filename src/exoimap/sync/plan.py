@@ -22,13 +22,15 @@ Backup rules (source -> archive):
   delimiter becomes ``/``; a ``/`` inside a source name segment becomes U+2215 DIVISION SLASH). A
   new source folder whose UIDVALIDITY equals the last recorded UIDVALIDITY of exactly one
   archive folder that vanished from the source is a rename: the archive folder is renamed,
-  nothing is downloaded again. Vanished folders are marked gone (kept), or deleted with
-  ``mirror=True``.
+  nothing is downloaded again. When UIDVALIDITY changed too, a new folder whose
+  Message-IDs mostly (at least half) match those of exactly one vanished folder is a rename
+  as well (:func:`match_by_content`); its messages are then matched again by Message-ID.
+  Vanished folders are marked gone (kept), or deleted with ``mirror=True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exoimap.store.base import (
@@ -45,7 +47,9 @@ __all__ = [
     "BackupPolicy",
     "FolderPlan",
     "MessagePlan",
+    "apply_content_renames",
     "archive_name",
+    "match_by_content",
     "needs_rematch",
     "plan_folders",
     "plan_messages",
@@ -132,13 +136,19 @@ def plan_folders(
     """
     plan = FolderPlan()
     wanted: dict[str, FolderInfo] = {}
+    # everything the source still has: also folders left out by ``include``, folders that
+    # cannot be selected, and the parents of every folder (never "gone" while it exists)
+    present: set[str] = set()
     for info in source:
+        name = archive_name(info.name, info.delimiter)
+        parts = name.split("/")
+        present.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
         if not info.selectable or (policy.include and not policy.include(info.name)):
             continue
-        wanted[archive_name(info.name, info.delimiter)] = info
+        wanted[name] = info
     names = {a.name for a in archive}
     vanished = {
-        a.name: a for a in archive if a.name not in wanted and not is_inbox(a.name) and not a.gone
+        a.name: a for a in archive if a.name not in present and not is_inbox(a.name) and not a.gone
     }
     new = sorted((n for n in wanted if n not in names), key=lambda n: (n.count("/"), n))
     for name in new:
@@ -237,6 +247,48 @@ def plan_messages(
         )
     plan.fetch.sort()
     return plan
+
+
+def match_by_content(
+    new: Mapping[str, set[str]], vanished: Mapping[str, set[str]], *, threshold: float = 0.5
+) -> list[tuple[str, str]]:
+    """``(vanished, new)`` folder pairs whose Message-IDs mostly agree: the share of common
+    IDs in the smaller set is at least ``threshold`` and no other vanished folder ties."""
+    pairs: list[tuple[str, str]] = []
+    used: set[str] = set()
+    for name in sorted(new):
+        ids = new[name]
+        best: str | None = None
+        best_score = 0.0
+        tie = False
+        for old in sorted(vanished):
+            old_ids = vanished[old]
+            if old in used or not ids or not old_ids:
+                continue
+            score = len(ids & old_ids) / min(len(ids), len(old_ids))
+            if score > best_score:
+                best, best_score, tie = old, score, False
+            elif score == best_score and score > 0:
+                tie = True
+        if best is not None and best_score >= threshold and not tie:
+            pairs.append((best, name))
+            used.add(best)
+    return pairs
+
+
+def apply_content_renames(plan: FolderPlan, pairs: Sequence[tuple[str, str]]) -> None:
+    """Turn create + gone/delete pairs into renames (children move along)."""
+    for old, new in pairs:
+        plan.renames.append((old, new))
+        created = {name for name, _role in plan.creates}
+        for bucket in (plan.gone, plan.deletes):
+            for before in [n for n in bucket if n == old or n.startswith(old + "/")]:
+                bucket.remove(before)
+                after = new + before[len(old) :]
+                if after in created:
+                    plan.creates = [c for c in plan.creates if c[0] != after]
+                else:
+                    bucket.append(after)  # a child the source deleted: still gone
 
 
 def _key(message: MessageInfo, exact_sizes: bool) -> tuple[object, ...]:
