@@ -15,6 +15,7 @@ import pytest
 from exoimap.errors import ConfigError
 from exoimap.protocol.utf7 import decode_mailbox
 from exoimap.sandbox.seed import (
+    SeedMessage,
     SeedOptions,
     generate,
     maildir_folder_path,
@@ -48,25 +49,25 @@ def test_exact_count_and_crlf_only() -> None:
 
 
 @pytest.fixture(scope="module")
-def sample() -> list:  # type: ignore[type-arg]
+def sample() -> list[SeedMessage]:
     return list(generate(SeedOptions(messages=1000, seed=11)))
 
 
-def test_sizes_look_like_real_mail(sample: list) -> None:  # type: ignore[type-arg]
+def test_sizes_look_like_real_mail(sample: list[SeedMessage]) -> None:
     sizes = [len(m.data) for m in sample]
     assert 6_000 < statistics.median(sizes) < 16_000
     assert 18_000 < statistics.mean(sizes) < 60_000
     assert sum(s > 1_000_000 for s in sizes) >= 1  # the multi-MB tail
 
 
-def test_dates_spread_over_years_and_roughly_ascend(sample: list) -> None:  # type: ignore[type-arg]
+def test_dates_spread_over_years_and_roughly_ascend(sample: list[SeedMessage]) -> None:
     years = {m.internal_date.year for m in sample}
     assert len(years) >= 6
     first, last = sample[0].internal_date, sample[-1].internal_date
     assert last - first > dt.timedelta(days=365 * 5)
 
 
-def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignore[type-arg]
+def test_threads_attachments_and_encodings(sample: list[SeedMessage]) -> None:
     ids: set[str] = set()
     replies_to_known = 0
     attachments: set[str] = set()
@@ -88,7 +89,8 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
             encodings.add(str(part.get("Content-Transfer-Encoding", "7bit")).lower())
             if part.get_content_disposition() == "attachment":
                 attachments.add(part.get_content_type())
-                assert len(part.get_payload(decode=True)) > 0
+                payload = part.get_payload(decode=True)
+                assert len(payload) == int(part.get_param("size", header="content-disposition"))
             if part.get_content_charset() == "iso-8859-1":
                 latin1_text += 1
                 assert "Hi," in part.get_content()
@@ -99,7 +101,7 @@ def test_threads_attachments_and_encodings(sample: list) -> None:  # type: ignor
     assert latin1_text > 0
 
 
-def test_folders_and_flags(sample: list) -> None:  # type: ignore[type-arg]
+def test_folders_and_flags(sample: list[SeedMessage]) -> None:
     folders = {m.folder for m in sample}
     assert {"INBOX", "Sent Items", "Deleted Items", "Drafts", "Junk Email", "Archive"} <= folders
     assert any(not f.isascii() for f in folders)
@@ -145,3 +147,13 @@ def test_bad_options_are_config_errors() -> None:
         SeedOptions(
             start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
         )
+
+
+def test_module_docstring_example_runs() -> None:
+    import doctest
+
+    from exoimap.sandbox import seed
+
+    result = doctest.testmod(seed)
+    assert result.attempted >= 2
+    assert result.failed == 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from exoimap.config import Paths
-from exoimap.sandbox.state import SANDBOX_JSON
+from exoimap.sandbox.state import SANDBOX_JSON, serving_lock
 from exoimap.secrets import MASK
 
 if TYPE_CHECKING:
@@ -80,16 +80,33 @@ def up(
     basic_auth: Annotated[
         bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
     ] = False,
+    imap_settings: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of IMAP behaviour switches (see docs/sandbox.md)."),
+    ] = None,
 ) -> None:
     """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
     import asyncio
+    import tomllib
 
+    from exoimap.errors import ConfigError
     from exoimap.sandbox.exchange.config import ExchangeSettings
     from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
 
+    table: dict[str, object] = {}
+    if imap_settings is not None:
+        try:
+            table = tomllib.loads(imap_settings.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the IMAP settings: {exc}", path=str(imap_settings)
+            ) from None
+    table.update(host=host, port=imap_port)
+    if basic_auth:
+        table["allow_basic_auth"] = True
     _open(state)  # first use: create the CA, keys and demo tenant
     options = TenantOptions(
-        exchange=ExchangeSettings(host=host, port=imap_port, allow_basic_auth=basic_auth),
+        exchange=ExchangeSettings.from_mapping(table),
         identity_host=host,
         identity_port=port,
         seed_messages=messages,
@@ -103,17 +120,53 @@ def up(
         typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
         typer.echo("Press Ctrl-C to stop.")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(_state(state), options, ready=ready, stop=None))
+    import signal
+
+    def after_serving(signum: int, frame: object) -> None:
+        # The identity server catches SIGTERM, stops, then re-raises it; by then the
+        # shutdown (which saves the mailboxes) is under way, so the default action
+        # (kill the process at once) must not run.
+        return None
+
+    previous = signal.signal(signal.SIGTERM, after_serving)
+    try:
+        with serving_lock(_state(state)), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(_state(state), options, ready=ready, stop=None))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo("exoimap sandbox: stopped")
+
+
+@app.command("seed-maildir")
+def seed_maildir(
+    path: Annotated[Path, typer.Argument(help="Maildir++ root to write (created if missing).")],
+    messages: Annotated[int, typer.Option(help="How many messages.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same mail).")] = 0,
+    owner: Annotated[str, typer.Option(help="The mailbox owner's address.")] = (
+        "adele@contoso.example"
+    ),
+) -> None:
+    """Write a generated, realistic mailbox as Maildir++ (e.g. for Dovecot)."""
+    from exoimap.sandbox.seed import SeedOptions, write_maildir
+
+    report = write_maildir(path, SeedOptions(messages=messages, seed=seed, owner_address=owner))
+    typer.echo(
+        f"wrote {report.messages} messages ({report.bytes / 1e6:.1f} MB) "
+        f"in {len(report.folders)} folders under {path}"
+    )
 
 
 @app.command("info")
 def info(state: StateOption = None) -> None:
     """Print sandbox.json without the passwords and secrets."""
     path = _state(state) / SANDBOX_JSON
+    from exoimap.errors import ConfigError
     from exoimap.sandbox.state import read_sandbox_json
 
+    if not path.exists():
+        raise ConfigError(
+            "no sandbox.json yet: start the sandbox with `exoimap sandbox up`", path=str(path)
+        )
     document = read_sandbox_json(path.parent)
     for user in document.get("users", []):
         user["password"] = MASK

@@ -261,12 +261,18 @@ class _Generator:
         blocks, rest = divmod(raw_size, _POOL_BLOCK)
         for _ in range(blocks):
             pieces.append(self.rng.choice(self.pool))
-        if rest:
-            pieces.append(self._wrapped(self.rng.randbytes(rest)))
-        return blocks * _POOL_BLOCK + rest, pieces
+        lines, tail = divmod(rest, 57)
+        if lines:
+            # the first n lines of a block encode its first n * 57 bytes (76 chars + CRLF)
+            pieces.append(self.rng.choice(self.pool)[: lines * 78])
+        if tail:
+            pieces.append(self._wrapped(self.rng.randbytes(tail)))
+        return raw_size, pieces
 
     def _attachment(self, size: int, boundary: str) -> list[bytes]:
         ext, ctype, magic = self.rng.choice(corpus.ATTACHMENT_TYPES)
+        if ctype.startswith("text/") and size > 150_000:
+            ext, ctype, magic = corpus.ATTACHMENT_TYPES[0]  # big attachments are binary
         name = f"{self.rng.choice(corpus.SUBJECT_TOPICS).replace(' ', '_')}.{ext}"
         if self.rng.random() < 0.15:
             name = f"Übersicht_{self.rng.randint(1, 99)}.{ext}"

@@ -14,9 +14,12 @@ confidential apps, ``client_secret`` and/or ``certificate_file`` + ``private_key
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from exoimap.errors import ConfigError
 
 __all__ = [
     "SANDBOX_JSON",
+    "serving_lock",
     "ensure_private_dir",
     "read_json",
     "read_sandbox_json",
@@ -83,3 +87,23 @@ def read_sandbox_json(state_dir: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigError("not a JSON object", path=str(state_dir / SANDBOX_JSON))
     return document
+
+
+@contextlib.contextmanager
+def serving_lock(state_dir: Path) -> Iterator[None]:
+    """Held while a sandbox serves a state folder: a second ``up`` on it fails clearly
+    instead of overwriting ``sandbox.json`` under the first one."""
+    ensure_private_dir(state_dir)
+    fd = os.open(state_dir / "serving.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                "a sandbox is already running on this state folder; stop it first or use "
+                "another --state",
+                path=str(state_dir),
+            ) from None
+        yield
+    finally:
+        os.close(fd)

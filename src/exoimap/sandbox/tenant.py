@@ -199,7 +199,8 @@ class SandboxTenant:
                 }
             return out
 
-        return self.exchange.run(collect)  # type: ignore[no-any-return]
+        summary: dict[str, dict[str, int]] = self.exchange.run(collect)
+        return summary
 
 
 def _token_of(result: dict[str, Any]) -> str:

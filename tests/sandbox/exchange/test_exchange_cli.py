@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msal
 import requests
@@ -20,35 +21,39 @@ from exoimap.sandbox.tenant import TenantOptions, running_tenant
 
 def _start(state: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "EXOIMAP_HOME": str(state.parent / "home")}
+    settings = state.parent / "imap.toml"
+    settings.write_text(
+        'capability_profile = "basic-auth-disabled"\n[throttle]\nmax_bytes = 900000000\n'
+    )
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "exoimap"), "sandbox", "up", "--state", str(state),
-         "--messages", "15"],
+         "--messages", "15", "--imap-settings", str(settings)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
-def _document(state: Path, process: subprocess.Popen[bytes]) -> dict:  # type: ignore[type-arg]
+def _document(state: Path, process: subprocess.Popen[bytes]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     path = state / "sandbox.json"
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read() if process.stdout else b""
         if path.exists():
-            document = json.loads(path.read_text())
+            document: dict[str, Any] = json.loads(path.read_text())
             if document.get("pid") == process.pid and "imap_port" in document:
-                return document  # type: ignore[no-any-return]
+                return document
         time.sleep(0.05)
     raise AssertionError("sandbox.json was not written")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> bytes:
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # as a service manager stops it
     out, _ = process.communicate(timeout=30)
     return out
 
 
-def _inbox_count(document: dict) -> int:  # type: ignore[type-arg]
+def _inbox_count(document: dict[str, Any]) -> int:
     daemon = next(a for a in document["apps"] if a["name"] == "exoimap-daemon")
     session = requests.Session()
     session.verify = document["ca_file"]
@@ -69,6 +74,7 @@ def _inbox_count(document: dict) -> int:  # type: ignore[type-arg]
         document["imap_host"], document["imap_port"], ssl_context=context, timeout=10
     )
     with client:
+        assert "LOGINDISABLED" in client.capabilities  # from --imap-settings
         client.authenticate(
             "XOAUTH2",
             lambda _: f"user={alice}\x01auth=Bearer {token['access_token']}\x01\x01".encode(),
@@ -93,6 +99,8 @@ def test_sandbox_up_runs_both_halves_and_saves_mailboxes(tmp_path: Path) -> None
     finally:
         out = _stop(process)
     assert b"IMAP at 127.0.0.1:" in out
+    assert out.rstrip().endswith(b"exoimap sandbox: stopped")
+    assert b"Traceback" not in out
     assert (state / "mailboxes" / alice / "index.json").exists()
 
 
@@ -108,3 +116,10 @@ def test_persisted_mailboxes_survive_a_restart_without_reseeding(tmp_path: Path)
             lambda: tenant.server.mailboxes.get(alice).store.message_bytes("INBOX", uid)
         )
         assert data.endswith(b"across restarts\r\n")
+
+
+def test_seed_maildir_command(tmp_path: Path) -> None:
+    from exoimap.cli import main
+
+    assert main(["sandbox", "seed-maildir", str(tmp_path / "md"), "--messages", "25"]) == 0
+    assert len(list((tmp_path / "md").rglob("cur/*"))) == 25

@@ -12,6 +12,7 @@ from exoimap.protocol import (
     BodySection,
     Capability,
     ClientConnection,
+    Command,
     Fetch,
     Select,
     SequenceSet,
@@ -45,8 +46,8 @@ class Client:
             if isinstance(event, CommandDone) and event.tag == until_tag:
                 return out
 
-    def run(self, *commands: object) -> list[object]:
-        tags = [self.conn.send(command) for command in commands]  # type: ignore[arg-type]
+    def run(self, *commands: Command) -> list[object]:
+        tags = [self.conn.send(command) for command in commands]
         self.sock.sendall(self.conn.data_to_send())
         out: list[object] = []
         for tag in tags:
@@ -88,8 +89,10 @@ def test_protocol_core_client(tenant: SandboxTenant, alice: str, alice_token: st
                 assert event.fetch.uid is not None
                 bodies[event.fetch.uid] = current
             elif isinstance(event, FetchResponse) and event.uid is not None:
-                body = event.body()  # type: ignore[attr-defined]
-                bodies[event.uid] = body
+                item = event.body()
+                assert item is not None
+                assert item.data is not None
+                bodies[event.uid] = item.data
         assert big in bodies.values()
         done = events[-1]
         assert isinstance(done, CommandDone)

@@ -66,7 +66,7 @@ def test_connection_limit_per_mailbox(tenant: SandboxTenant, alice: str, alice_t
             ]
             clients[0].command("z", "LOGOUT")
             clients[0].close()
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             while server.run(lambda: server.server.mailboxes.get(alice).connections) > 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
@@ -110,14 +110,14 @@ def test_throttling_by_messages(tenant: SandboxTenant, alice: str, alice_token: 
 
 
 def test_idle_timeouts(tenant: SandboxTenant, alice: str, alice_token: str) -> None:
-    settings = ExchangeSettings.for_tests(preauth_timeout=0.3, authenticated_timeout=0.5)
+    settings = ExchangeSettings.for_tests(preauth_timeout=0.3, authenticated_timeout=1.0)
     with tenant.extra_server(settings) as server:
         client = Raw.connect(tenant, server.port)
         try:
             client.line()
             start = time.monotonic()
             assert client.line() == b"* BYE Connection is closed. 13"
-            assert 0.25 < time.monotonic() - start < 3
+            assert 0.25 < time.monotonic() - start < 15
             assert client.closed()
         finally:
             client.close()
@@ -142,7 +142,9 @@ def test_quirk_switches(tenant: SandboxTenant, alice: str, alice_token: str) -> 
             assert lines[0] == b"* STATUS INBOX (MESSAGES 1) "
             client.command("x", "SELECT INBOX")
             size = client.command("f", f"UID FETCH {uid} (RFC822.SIZE)")[0]
-            reported = int(re.search(rb"RFC822.SIZE (\d+)", size).group(1))  # type: ignore[union-attr]
+            found = re.search(rb"RFC822.SIZE (\d+)", size)
+            assert found is not None
+            reported = int(found.group(1))
             assert reported != len(MESSAGE)
             lines = client.command("m", f"UID MOVE {uid} Archive")
             assert re.fullmatch(rb"\[COPYUID \d+ %d 1\]" % uid, lines[0])

@@ -52,6 +52,17 @@ def test_select_and_examine_texts(session: Raw, tenant: SandboxTenant, alice: st
     assert session.command("s3", "SELECT Nowhere") == [b"s3 NO Nowhere doesn't exist."]
 
 
+def test_list_marks_folders_with_unseen_mail(
+    session: Raw, tenant: SandboxTenant, alice: str
+) -> None:
+    assert session.command("m1", 'LIST "" Journal')[0] == b'* LIST (\\HasNoChildren) "/" Journal'
+    tenant.exchange.deliver(alice, b"Subject: new\r\n\r\nx\r\n", folder="Journal")
+    assert session.command("m2", 'LIST "" Journal') == [
+        b'* LIST (\\Marked \\HasNoChildren) "/" Journal',
+        b"m2 OK LIST completed.",
+    ]
+
+
 def test_list_lsub_status_texts(session: Raw) -> None:
     assert session.command("l0", 'CREATE "Team/Z&APw-rich (alt)"') == [b"l0 OK CREATE completed."]
     lines = session.command("l1", 'LIST "" "*"')
@@ -166,6 +177,9 @@ def test_append_limit_and_trycreate(session: Raw) -> None:
     assert session.line() == b"p1 NO [TRYCREATE] The requested item could not be found."
     session.send("p2 APPEND INBOX {157286401}")
     assert session.line() == b"p2 NO The maximum message size has been exceeded."
+    session.send("p3 APPEND INBOX {3000000000}")
+    assert session.line() == b"p3 NO The maximum message size has been exceeded."
+    assert session.command("p4", "NOOP") == [b"p4 OK NOOP completed."]
 
 
 def test_plugin_sandbox_imap_fixture(sandbox_imap: imaplib.IMAP4_SSL) -> None:
@@ -213,3 +227,21 @@ def test_expunge_close_and_error_texts(session: Raw, tenant: SandboxTenant, alic
     ]
     assert session.command("d4", "DELETE Bin") == [b"d4 OK DELETE completed."]
     assert session.command("d5", b"NOOP \xc3\xa9") == [b"d5 BAD Command Error. 11"]
+    # no CONDSTORE / QRESYNC on Exchange (1.3)
+    assert session.command("d6", "SELECT INBOX (CONDSTORE)") == [
+        b"d6 BAD Command Argument Error. 12"
+    ]
+    session.command("d7", "SELECT INBOX")  # a good command resets the bad-command count
+    assert session.command("d8", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5)") == [
+        b"d8 BAD Command Argument Error. 12"
+    ]
+
+
+def test_own_rename_and_delete_of_the_selected_folder(session: Raw) -> None:
+    session.command("r0", "CREATE Temp")
+    session.command("r1", "SELECT Temp")
+    assert session.command("r2", "RENAME Temp Temp2") == [b"r2 OK RENAME completed."]
+    assert session.command("r3", "NOOP") == [b"r3 OK NOOP completed."]
+    assert session.command("r4", "DELETE Temp2") == [b"r4 OK DELETE completed."]
+    assert session.command("r5", "NOOP") == [b"r5 OK NOOP completed."]
+    assert session.command("r6", "SELECT Temp2") == [b"r6 NO Temp2 doesn't exist."]

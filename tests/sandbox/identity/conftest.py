@@ -15,7 +15,13 @@ import msal
 import pytest
 import requests
 
-from exoimap.sandbox.identity import AppRegistration, IdentitySandbox, RunningIdentity, User
+from exoimap.sandbox.identity import (
+    AppRegistration,
+    IdentitySandbox,
+    RunningIdentity,
+    SignInRobot,
+    User,
+)
 
 IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 APP_ONLY_SCOPE = "https://outlook.office365.com/.default"
@@ -88,6 +94,9 @@ def drive(
 
 
 def redirect_params(response: requests.Response) -> dict[str, str]:
+    """What the app receives: the query of a 302, or the fields of a form_post page."""
+    if response.status_code == 200 and "document.forms[0].submit()" in response.text:
+        return form_fields(response.text)[1]
     assert response.status_code == 302, response.text
     return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
@@ -145,14 +154,14 @@ class World:
         **flow_kwargs: Any,
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """MSAL's auth code flow with the pages driven over HTTP; returns (flow, response)."""
+        flow_kwargs.setdefault("response_mode", "form_post")
         flow = client.initiate_auth_code_flow(
             scopes, redirect_uri="http://localhost:8400", **flow_kwargs
         )
-        first = self.http.get(flow["auth_uri"], allow_redirects=False)
-        final = drive(
-            self.http, first, upn=upn or self.user.upn, password=password or self.password
-        )
-        return flow, redirect_params(final)
+        robot = SignInRobot(self.http)
+        outcome = robot.sign_in(flow["auth_uri"], upn or self.user.upn, password or self.password)
+        assert outcome.redirect_uri == "http://localhost:8400", outcome
+        return flow, outcome.params
 
     def device_token(self, client: msal.ClientApplication, scopes: list[str]) -> dict[str, Any]:
         flow = client.initiate_device_flow(scopes)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,7 +28,7 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.posted: list[dict[str, str]] = []
 
-    def post(self, url: Any, data: Any = None, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def post(self, url: Any, data: Any = None, **kwargs: Any) -> requests.Response:
         if isinstance(data, dict):
             self.posted.append(
                 {str(k): v.decode() if isinstance(v, bytes) else str(v) for k, v in data.items()}
@@ -201,7 +204,9 @@ def test_client_credentials_on_common_is_9001023(world: World) -> None:
     client = world.confidential(
         app.client_id, secret.value, authority=f"{world.idp.base_url}/common"
     )
-    assert aadsts(client.acquire_token_for_client([APP_ONLY_SCOPE])) == 9001023
+    with pytest.warns(DeprecationWarning, match="/common"):  # MSAL warns, Entra refuses
+        result = client.acquire_token_for_client([APP_ONLY_SCOPE])
+    assert aadsts(result) == 9001023
 
 
 def test_unknown_app_is_700016(world: World) -> None:
@@ -281,3 +286,40 @@ def _with_session(world: World, client_id: str, credential: Any, session: reques
         http_client=session,
         instance_discovery=False,
     )
+
+
+def _assertion(files: CertificateFiles, client_id: str, audience: str, **extra: Any) -> str:
+    key = serialization.load_pem_private_key(files.private_key_file.read_bytes(), None)
+    now = int(time.time())
+    claims = {"aud": audience, "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4())}
+    claims |= {"nbf": now, "iat": now, "exp": now + 600, **extra}
+    x5t = base64.urlsafe_b64encode(bytes.fromhex(files.thumbprint_sha1)).decode().rstrip("=")
+    return jwt.encode(claims, key, algorithm="RS256", headers={"x5t": x5t})
+
+
+def test_hand_made_assertions(world: World, tmp_path: Path) -> None:
+    app = _daemon(world)
+    files = _certificate(world, app, tmp_path)
+    endpoint = f"{world.idp.authority}/oauth2/v2.0/token"
+
+    def post(assertion: str) -> requests.Response:
+        return world.http.post(
+            endpoint,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": app.client_id,
+                "scope": APP_ONLY_SCOPE,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
+
+    by_domain = f"{world.idp.base_url}/{world.idp.tenant_domain}/oauth2/v2.0/token"
+    assert post(_assertion(files, app.client_id, by_domain)).status_code == 200
+    wrong_aud = post(_assertion(files, app.client_id, "https://example.com/token"))
+    assert wrong_aud.status_code == 401
+    assert wrong_aud.json()["error_codes"] == [700027]
+    expired = post(_assertion(files, app.client_id, endpoint, exp=int(time.time()) - 3600))
+    assert expired.json()["error_codes"] == [700024]
+    other_issuer = post(_assertion(files, app.client_id, endpoint, iss="someone-else"))
+    assert other_issuer.json()["error_codes"] == [700027]

@@ -67,7 +67,7 @@ class Up:
             if line.startswith("Press Ctrl-C"):
                 break
         else:
-            raise AssertionError("sandbox up ended early: " + self.process.stderr.read())  # type: ignore[union-attr]
+            raise AssertionError("sandbox up ended early: " + self.process.stderr.read())
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGINT)
@@ -163,6 +163,11 @@ def test_up_writes_sandbox_json_approve_live_admin_and_ctrl_c(
     assert info.returncode == 0
     assert daemon["client_secret"] not in info.stdout
     assert '"password": "***"' in info.stdout
+
+    # a second `up` on the same folder while the first runs is refused
+    second = run("up", "--state", str(state))
+    assert second.returncode == 2
+    assert "already running" in second.stderr
 
     rc, out = server.stop()
     assert rc == 0

@@ -148,6 +148,10 @@ def test_admin_rejects_bad_input_and_changes_nothing(admin: SandboxAdmin) -> Non
         admin.add_client_secret("pub")
     with pytest.raises(ConfigError, match="unknown settings"):
         admin.configure(colour="blue")
+    with pytest.raises(ConfigError, match=">= 1"):
+        admin.configure(device_code_interval=0)  # MSAL would poll in a busy loop
+    with pytest.raises(ConfigError, match="number of seconds"):
+        admin.configure(access_token_lifetime="soon")
     assert admin.store.path.read_bytes() == before
     admin.create_user(f"amy@{DOMAIN}")
     admin.create_app("unregistered", public=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import msal
 import pytest
 
 from exoimap.errors import ConfigError
@@ -16,11 +17,11 @@ from .conftest import APP_ONLY_SCOPE, IMAP_SCOPE, World, aadsts, drive, redirect
 SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 
 
-def _silent_refresh(world: World, client: object, scopes: list[str]) -> dict[str, object]:
-    account = client.get_accounts()[0]  # type: ignore[attr-defined]
-    result = client.acquire_token_silent_with_error(  # type: ignore[attr-defined]
-        scopes, account=account, force_refresh=True
-    )
+def _silent_refresh(
+    world: World, client: msal.ClientApplication, scopes: list[str]
+) -> dict[str, object]:
+    account = client.get_accounts()[0]
+    result = client.acquire_token_silent_with_error(scopes, account=account, force_refresh=True)
     assert result is not None
     return dict(result)
 
@@ -46,7 +47,7 @@ def test_user_consent_disabled_redirects_consent_required(world: World) -> None:
         "no-consent-" + domain, public=True, tenant=domain, redirect_uris=["http://localhost"]
     )
     client = world.public(app, authority=f"{world.idp.base_url}/{tenant.tenant_id}")
-    flow = client.initiate_auth_code_flow([IMAP_SCOPE])
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], response_mode="form_post")
     page = world.http.get(flow["auth_uri"], allow_redirects=False)
     final = drive(world.http, page, upn=user.upn, password=password)
     params = redirect_params(final)

@@ -13,9 +13,12 @@ import jwt
 import msal
 import pytest
 
-from exoimap.sandbox.identity import EXCHANGE_AUDIENCES, InvalidAccessToken
+from exoimap.sandbox.identity import EXCHANGE_AUDIENCES, InvalidAccessToken, SignInRobot
 
 from .conftest import IMAP_SCOPE, World, aadsts, drive, form_fields, redirect_params, step_of
+
+# Several tests use response_mode=query on purpose (Entra's default); MSAL warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
 
 
 def _claims(token: str) -> dict[str, object]:
@@ -358,7 +361,7 @@ def test_lifetimes_are_configurable(world: World) -> None:
         world.idp.admin.configure(access_token_lifetime=3599)
     assert result["expires_in"] == 120
     claims = _claims(result["access_token"])
-    assert claims["exp"] - claims["iat"] == 120  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 120
 
 
 @pytest.mark.parametrize("segment", ["organizations", "common"])
@@ -395,3 +398,83 @@ def test_public_client_presenting_a_secret_is_700025(world: World) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error_codes"] == [700025]
+
+
+def test_mfa_step_cannot_be_skipped(world: World) -> None:
+    user, password = world.new_user(mfa=True)
+    client = world.public()
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], response_mode="form_post")
+    page = world.http.get(flow["auth_uri"], allow_redirects=False)
+    action, fields = form_fields(page.text)
+    mfa_page = world.http.post(action, data={**fields, "login": user.upn, "passwd": password})
+    assert step_of(mfa_page.text) == "mfa"
+    _action, mfa_fields = form_fields(mfa_page.text)
+    skipped = world.http.post(
+        action, data={**mfa_fields, "step": "consent", "action": "accept"}, allow_redirects=False
+    )
+    assert skipped.status_code == 400
+    assert "Unexpected step" in skipped.text
+
+
+def test_user_flows_refuse_application_permissions(world: World) -> None:
+    app_only = "https://outlook.office365.com/IMAP.AccessAsApp"
+    client = world.public()
+    flow = client.initiate_device_flow([app_only])
+    assert flow["error"] == "invalid_scope"
+    assert flow["error_codes"] == [70011]
+    auth = client.initiate_auth_code_flow([app_only], response_mode="form_post")
+    page = world.http.get(auth["auth_uri"], allow_redirects=False)
+    params = redirect_params(page)
+    assert params["error"] == "invalid_scope"
+    assert params["error_description"].startswith("AADSTS70011: ")
+
+
+def test_logout_clears_the_session_and_never_redirects_elsewhere(world: World) -> None:
+    client = world.public()
+    world.browser_sign_in(client, [IMAP_SCOPE])
+    logout = f"{world.idp.authority}/oauth2/v2.0/logout"
+    evil = world.http.get(
+        logout, params={"post_logout_redirect_uri": "https://evil.example/"}, allow_redirects=False
+    )
+    assert evil.status_code == 200
+    assert "signed out" in evil.text
+    back = world.http.get(
+        logout, params={"post_logout_redirect_uri": "http://localhost:8400"}, allow_redirects=False
+    )
+    assert back.headers["location"] == "http://localhost:8400"
+    flow = client.initiate_auth_code_flow([IMAP_SCOPE], prompt="none", response_mode="form_post")
+    silent = world.http.get(flow["auth_uri"], allow_redirects=False)
+    assert redirect_params(silent)["error"] == "login_required"
+
+
+def test_sign_in_robot_device_login_and_failures(world: World) -> None:
+    robot = SignInRobot(world.http)
+    client = world.public()
+    flow = client.initiate_device_flow([IMAP_SCOPE])
+    done = robot.device_login(
+        flow["verification_uri"], flow["user_code"], world.user.upn, world.password
+    )
+    assert done.page is not None
+    assert "You have signed in" in done.page
+    assert "access_token" in client.acquire_token_by_device_flow(flow)
+    flow = client.initiate_device_flow([IMAP_SCOPE])
+    declined = robot.device_login(
+        flow["verification_uri"], flow["user_code"], world.user.upn, world.password, approve=False
+    )
+    assert declined.page is not None
+    assert "declined" in declined.page
+    bad_code = robot.device_login(flow["verification_uri"], "WRONGCODE", world.user.upn, "x")
+    assert bad_code.error is not None
+    assert "didn't work" in bad_code.error
+    # The device login left a session cookie in world.http: a fresh robot must sign in.
+    fresh = SignInRobot(world.idp.requests_session())
+    auth = client.initiate_auth_code_flow([IMAP_SCOPE], response_mode="form_post")
+    wrong = fresh.sign_in(auth["auth_uri"], world.user.upn, "wrong password")
+    assert wrong.status == 400
+    assert wrong.error == "Your account or password is incorrect."
+    query = client.initiate_auth_code_flow([IMAP_SCOPE], redirect_uri="http://localhost:8401")
+    result = fresh.sign_in(query["auth_uri"], world.user.upn, world.password)
+    assert result.redirect_uri == "http://localhost:8401"
+    assert result.params["state"] == query["state"]
+    assert "access_token" in client.acquire_token_by_auth_code_flow(query, result.params)
+    fresh.session.close()

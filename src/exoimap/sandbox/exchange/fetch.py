@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
+from exoimap.protocol.commands import FetchItem
 from exoimap.sandbox.exchange.mime import Part, nstring, parse_message, quote
 
 __all__ = [
@@ -66,7 +67,7 @@ class MessageView:
     data: bytes
 
 
-def expand_items(items: Sequence[object]) -> list[str | FetchRequest]:
+def expand_items(items: Sequence[FetchItem]) -> list[str | FetchRequest]:
     """Normalise the protocol core's fetch items; raises RemoteProtocolError when unknown."""
     out: list[str | FetchRequest] = []
     for item in items:
@@ -79,12 +80,12 @@ def expand_items(items: Sequence[object]) -> list[str | FetchRequest]:
             else:
                 raise RemoteProtocolError(f"unsupported FETCH item {item!r}")
             continue
-        section = getattr(item, "section", None)
-        if section is None or getattr(item, "binary", False):
-            raise RemoteProtocolError("unsupported FETCH item")
-        if not _SECTION.match(section.strip()):
+        if item.binary:  # BINARY is not advertised by Exchange
+            raise RemoteProtocolError("unsupported FETCH item BINARY")
+        section = item.section.strip()
+        if not _SECTION.match(section):
             raise RemoteProtocolError(f"invalid section {section!r}")
-        out.append(FetchRequest(section.strip(), bool(getattr(item, "peek", False)), item.partial))  # type: ignore[attr-defined]
+        out.append(FetchRequest(section, item.peek, item.partial))
     return out
 
 

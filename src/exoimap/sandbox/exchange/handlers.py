@@ -16,6 +16,7 @@ from exoimap.protocol.types import (
     ContinuationRequest,
     CopyUidCode,
     OtherCode,
+    ResponseCode,
     SequenceSet,
     SimpleCode,
     Status,
@@ -124,7 +125,21 @@ async def mailbox_command(session: Session, tag: str, command: c.Command) -> Non
         session.tagged(tag, Status.NO, texts.SERVER_UNAVAILABLE)
 
 
+def _uses_condstore(command: c.Command) -> bool:
+    """CONDSTORE/QRESYNC arguments: Exchange has neither (1.3), so they are bad arguments."""
+    if isinstance(command, c.Select | c.Examine):
+        return command.condstore or command.qresync is not None
+    if isinstance(command, c.Fetch):
+        return command.changed_since is not None or command.vanished
+    if isinstance(command, c.Store):
+        return command.unchanged_since is not None
+    return False
+
+
 async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command) -> None:
+    if _uses_condstore(command):
+        session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_12)
+        return
     if isinstance(command, c.List | c.Lsub):
         _list(session, box, tag, command)
     elif isinstance(command, c.StatusCommand):
@@ -193,7 +208,8 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
 def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
     folder = _canonical(box, command.mailbox)
     if folder is None:
-        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=command.mailbox))
+        shown = encode_mailbox(command.mailbox).decode("ascii")
+        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=shown))
         return
     state = box.store._get(folder)
     values = {
@@ -276,6 +292,8 @@ def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
                 session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
                 return
             store.delete_folder_now(folder)
+            if session.selected == folder:
+                _deselect(session)  # our own DELETE: no BYE, just no folder any more
             box.subscribed.discard(folder)
         elif isinstance(command, c.Rename):
             folder = _canonical(box, command.mailbox)
@@ -283,6 +301,9 @@ def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
                 session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
                 return
             store.rename_folder_now(folder, command.new_name)
+            if session.selected == folder:
+                session.selected = command.new_name  # our own RENAME keeps the selection
+                session.invalidated = False
             for name in list(box.subscribed):
                 if name == folder or name.startswith(folder + "/"):
                     box.subscribed.discard(name)
@@ -499,7 +520,7 @@ async def append_start(session: Session, tag: str, command: c.Append, sync: bool
     session.append = (tag, command)
     session.append_data = bytearray()
     session.append_refused = True
-    refusal: tuple[Status, str, object] | None = None
+    refusal: tuple[Status, str, ResponseCode | None] | None = None
     if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
         refusal = (Status.BAD, texts.INVALID_STATE, None)
     elif (command.size or 0) > session.settings.max_message_size:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exoimap.errors import ExoimapError, RemoteProtocolError
 from exoimap.protocol import commands as c
@@ -29,7 +29,13 @@ from exoimap.protocol.events import (
     NeedData,
 )
 from exoimap.protocol.server import ServerConnection
-from exoimap.protocol.types import ContinuationRequest, Response, Status, StatusResponse
+from exoimap.protocol.types import (
+    ContinuationRequest,
+    Response,
+    ResponseCode,
+    Status,
+    StatusResponse,
+)
 from exoimap.sandbox.exchange import handlers, texts
 from exoimap.sandbox.exchange.auth import AuthDecision, Cause
 from exoimap.sandbox.exchange.config import AuthOutcome
@@ -108,7 +114,9 @@ class Session:
         self.writer = writer
         self.conn = ServerConnection(
             max_line_length=max(self.settings.max_command_size, 1024),
-            max_literal_size=self.settings.max_message_size + 1,
+            # any announced size gets an answer (NO for a message over the limit); only
+            # APPEND literals can be this big, and they stream (bounded memory)
+            max_literal_size=1 << 40,
             literal_continuation=ContinuationRequest(texts.LITERAL_CONTINUATION),
         )
         self.state = SessionState.NOT_AUTHENTICATED
@@ -138,7 +146,7 @@ class Session:
         self.append: tuple[str, c.Append] | None = None
         self.append_data = bytearray()
         self.append_refused = False
-        self.append_error: tuple[Status, str, object] | None = None
+        self.append_error: tuple[Status, str, ResponseCode | None] | None = None
         self._read_task: asyncio.Task[bytes] | None = None
 
     # --- output -------------------------------------------------------------------------
@@ -152,10 +160,10 @@ class Session:
     def untagged(self, text: str) -> None:
         self.conn.send_raw(b"* " + text.encode("utf-8") + b"\r\n")
 
-    def tagged(self, tag: str, status: Status, text: str, code: object = None) -> None:
-        self.conn.send(StatusResponse(tag, status, code, text))  # type: ignore[arg-type]
+    def tagged(self, tag: str, status: Status, text: str, code: ResponseCode | None = None) -> None:
+        self.conn.send(StatusResponse(tag, status, code, text))
 
-    def ok(self, tag: str, command: str, code: object = None) -> None:
+    def ok(self, tag: str, command: str, code: ResponseCode | None = None) -> None:
         self.tagged(tag, Status.OK, texts.completed(command), code)
 
     def raw_pieces(self, pieces: list[bytes]) -> None:
@@ -253,11 +261,11 @@ class Session:
         while True:
             if self._read_task is None:
                 self._read_task = asyncio.ensure_future(self.reader.read(65536))
-            waiters: set[asyncio.Future[object]] = {self._read_task}  # type: ignore[arg-type]
+            waiters: set[asyncio.Future[Any]] = {self._read_task}
             change: asyncio.Task[bool] | None = None
             if self.idle_tag is not None:
                 change = asyncio.ensure_future(self.changed.wait())
-                waiters.add(change)  # type: ignore[arg-type]
+                waiters.add(change)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 if change is not None:

@@ -31,6 +31,9 @@ For the IMAP half (same process or another one reading the same state folder)::
         group.create_task(sandbox.serve(sock))
         ...                                            # sandbox.stop() ends serve()
 
+Browser sign-in without a browser: :class:`SignInRobot` answers the sign-in, MFA, consent
+and device-login pages over HTTP and returns what the app would receive.
+
 Main types: :class:`IdentitySandbox` (state folder, server, admin),
 :class:`SandboxAdmin` (users, apps, secrets, certificates, grants, mailbox permissions,
 revocation, error injection, device-code approval, clock), :class:`Directory` and its
@@ -56,6 +59,7 @@ from exoimap.sandbox.identity.model import (
     Tenant,
     User,
 )
+from exoimap.sandbox.identity.robot import SignInOutcome, SignInRobot
 from exoimap.sandbox.identity.scopes import EXCHANGE_APP_ID, GRAPH_APP_ID
 from exoimap.sandbox.identity.seed import DAEMON_APP, DEMO_DOMAIN, PUBLIC_APP
 from exoimap.sandbox.identity.store import DirectoryStore
@@ -116,6 +120,8 @@ __all__ = [
     "RunningIdentity",
     "SandboxAdmin",
     "Settings",
+    "SignInOutcome",
+    "SignInRobot",
     "SigningKey",
     "Tenant",
     "User",

@@ -383,6 +383,15 @@ class SandboxAdmin:
         unknown = set(changes) - allowed
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}", key="settings")
+        for name, value in changes.items():
+            optional = name == "refresh_token_max_age" and value is None
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not optional and not number:
+                raise ConfigError(f"{name} must be a number of seconds", key=name)
+            if name == "device_code_interval" and (not isinstance(value, int) or value < 1):
+                raise ConfigError("device_code_interval must be a whole number >= 1", key=name)
+            if name.endswith(("lifetime", "inactivity")) and value <= 0:
+                raise ConfigError(f"{name} must be positive", key=name)
         with self.store.transaction() as directory:
             for name, value in changes.items():
                 setattr(directory.settings, name, value)

@@ -190,10 +190,7 @@ class IdentityCore:
             raise AadstsError(53003)
         if user.mfa_required and not grant.mfa:
             raise AadstsError(50076, resource=resource.app_id if resource else "")
-        if resource is not None:
-            for name in scope.permissions:
-                if name not in resource.delegated:
-                    raise AadstsError(70011, scope=f"{scope.prefix}/{name}")
+        scope.require_delegated()
         if self.missing_consent(tenant, app, user, scope):
             raise AadstsError(65001, client_id=app.client_id, app_name=app.name)
         granted = self._granted(tenant, app, user, scope)

@@ -32,9 +32,14 @@ from starlette.routing import Route
 
 from exoimap.sandbox.identity import pages
 from exoimap.sandbox.identity.aadsts import AadstsError, error_body
-from exoimap.sandbox.identity.core import MULTI_TENANT_SEGMENTS, IdentityCore
+from exoimap.sandbox.identity.core import IdentityCore
 from exoimap.sandbox.identity.grants import device_code_request, token_request
-from exoimap.sandbox.identity.signin import SESSION_COOKIE, Outcome, SignIn
+from exoimap.sandbox.identity.signin import (
+    SESSION_COOKIE,
+    Outcome,
+    SignIn,
+    redirect_uri_matches,
+)
 
 __all__ = ["build_app", "discovery_document"]
 
@@ -227,21 +232,20 @@ def build_app(core: IdentityCore) -> Starlette:
         return _send(await run_in_threadpool(signin.post, form, action))
 
     async def logout(request: Request) -> Response:
-        target = request.query_params.get("post_logout_redirect_uri")
+        target = request.query_params.get("post_logout_redirect_uri", "")
+        registered = [
+            u for t in core.store.current().tenants for a in t.apps for u in a.redirect_uris
+        ]
         response: Response
-        if target:
+        if target and redirect_uri_matches(registered, target):  # never an open redirect
             response = RedirectResponse(target, status_code=302)
         else:
-            response = HTMLResponse(
-                pages.device_done_page("Sign out", False).replace(
-                    "You have declined to sign in to the application.", "You signed out."
-                )
-            )
+            response = HTMLResponse(pages.signed_out_page())
         response.delete_cookie(SESSION_COOKIE)
         return response
 
     async def health(request: Request) -> Response:
-        return _json({"status": "ok", "multi_tenant": sorted(MULTI_TENANT_SEGMENTS)})
+        return _json({"status": "ok"})
 
     routes = [
         Route("/_sandbox/health", health),

@@ -86,7 +86,7 @@ def _authenticate_client(
     if assertion:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise AadstsError(900144, param="client_assertion_type")
-        _check_assertion(core, app, assertion, endpoint_url)
+        _check_assertion(core, app, assertion, _audiences(core, app, endpoint_url))
         return "2"
     if secret:
         now = core.store.now()
@@ -101,7 +101,21 @@ def _authenticate_client(
     raise AadstsError(7000218)
 
 
-def _check_assertion(core: IdentityCore, app: AppRegistration, assertion: str, url: str) -> None:
+def _audiences(core: IdentityCore, app: AppRegistration, endpoint_url: str) -> list[str]:
+    """Token endpoint URLs an assertion may name: the one called, and the tenant's own under
+    its id and domain (v2.0 and v1 paths), as Entra accepts."""
+    base = endpoint_url.split("/", 3)
+    root = "/".join(base[:3])
+    tenant = core.tenant_of(app)
+    urls = [endpoint_url]
+    for name in (tenant.tenant_id, tenant.domain):
+        urls += [f"{root}/{name}/oauth2/v2.0/token", f"{root}/{name}/oauth2/token"]
+    return urls
+
+
+def _check_assertion(
+    core: IdentityCore, app: AppRegistration, assertion: str, audiences: list[str]
+) -> None:
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
@@ -127,12 +141,12 @@ def _check_assertion(core: IdentityCore, app: AppRegistration, assertion: str, u
                 assertion,
                 public_key,  # type: ignore[arg-type]  # an RSA key: the thumbprint matched
                 algorithms=[alg],
-                audience=url,
+                audience=audiences,
                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
         except jwt.InvalidAudienceError:
             raise AadstsError(
-                700027, detail=f"The audience must be the token endpoint {url}."
+                700027, detail=f"The audience must be the token endpoint {audiences[0]}."
             ) from None
         except jwt.PyJWTError:
             raise AadstsError(700027, detail="The signature does not verify.") from None
@@ -304,7 +318,7 @@ def device_code_request(
     if not app.public and not app.allow_public_client_flows:
         raise AadstsError(7000218)
     raw_scope = form.get("scope", "")
-    parse_scopes(raw_scope, tenant=tenant.domain)
+    parse_scopes(raw_scope, tenant=tenant.domain).require_delegated()
     settings = core.store.current().settings
     now = core.store.now()
     user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(9))

@@ -18,6 +18,7 @@ __all__ = [
     "form_post_page",
     "login_page",
     "mfa_page",
+    "signed_out_page",
 ]
 
 _STYLE = (
@@ -100,11 +101,12 @@ def consent_page(
     return _page("Permissions requested", body)
 
 
-def error_page(code: int, description: str) -> str:
+def error_page(code: int | None, description: str) -> str:
     """A sign-in error Microsoft shows on its own page instead of redirecting."""
+    prefix = f"AADSTS{code}: " if code else ""
     body = (
         "<h1>Sorry, but we're having trouble signing you in.</h1>"
-        f"<p class=error id=error>AADSTS{code}: {escape(description)}</p>"
+        f"<p class=error id=error>{prefix}{escape(description)}</p>"
     )
     return _page("Sign in error", body)
 
@@ -141,3 +143,8 @@ def device_done_page(app_name: str, approved: bool) -> str:
     else:
         text = "You have declined to sign in to the application. You may now close this window."
     return _page(app_name, f"<h1>{escape(app_name)}</h1><p id=result>{text}</p>")
+
+
+def signed_out_page() -> str:
+    """After ``logout`` without a (registered) ``post_logout_redirect_uri``."""
+    return _page("Signed out", "<h1>You signed out of your account</h1>")

@@ -106,6 +106,14 @@ class ScopeRequest:
     default: bool  # ".default" was requested
     oidc: frozenset[str]
 
+    def require_delegated(self) -> None:
+        """AADSTS70011 when a user flow asks for an application-only permission."""
+        if self.resource is None:
+            return
+        for name in self.permissions:
+            if name not in self.resource.delegated:
+                raise AadstsError(70011, scope=f"{self.prefix}/{name}" if self.prefix else name)
+
     def echo(self, granted: tuple[str, ...]) -> str:
         """The response's ``scope``: the granted permissions, written as the client wrote them."""
         written = [f"{self.prefix}/{name}" if self.prefix else name for name in granted]

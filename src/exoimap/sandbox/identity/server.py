@@ -3,7 +3,8 @@ the CA, the signing key and the admin API, and serves it with uvicorn over HTTPS
 
 Three ways to run it:
 
-* ``exoimap sandbox up`` (the CLI) calls :meth:`IdentitySandbox.serve_forever`.
+* ``exoimap sandbox up`` (the CLI): :meth:`IdentitySandbox.bind`, write ``sandbox.json``,
+  then :meth:`IdentitySandbox.serve` under :func:`exoimap.sandbox.state.serving_lock`.
 * One event loop with other servers (the IMAP half): bind with :meth:`IdentitySandbox.bind`,
   then ``await sandbox.serve(sock)`` in the same ``asyncio.TaskGroup`` as the IMAP server;
   :meth:`IdentitySandbox.stop` (or SIGINT) ends it.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -38,8 +38,6 @@ from exoimap.sandbox.identity.tokens import AccessTokenVerifier, SigningKey
 from exoimap.sandbox.state import ensure_private_dir
 
 __all__ = ["IdentitySandbox", "RunningIdentity"]
-
-log = logging.getLogger("exoimap.sandbox.identity")
 
 
 @dataclass(frozen=True)
@@ -232,16 +230,3 @@ class IdentitySandbox:
     def refresh_sandbox_json(self) -> Path | None:
         """Rewrite an existing ``sandbox.json`` after an admin change."""
         return publish.refresh_sandbox_json(self.store)
-
-    def serve_forever(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """``sandbox up``: bind, write ``sandbox.json``, serve until Ctrl-C."""
-        sock = self.bind(host, port)
-        url = self.base_url_for(sock)
-        self.write_sandbox_json(url)
-        log.info("sandbox identity server at %s", url)
-        try:
-            asyncio.run(self.serve(sock))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sock.close()

@@ -27,7 +27,7 @@ from exoimap.sandbox.identity.core import AuthCode, IdentityCore
 from exoimap.sandbox.identity.model import AppRegistration, Tenant, User
 from exoimap.sandbox.identity.scopes import ScopeRequest, parse_scopes
 
-__all__ = ["Outcome", "SignIn"]
+__all__ = ["Outcome", "SignIn", "redirect_uri_matches"]
 
 _TXN_LIFETIME = 600.0
 SESSION_COOKIE = "ESTSAUTH"
@@ -64,6 +64,7 @@ class Transaction:
     user_code: str | None = None
     user: User | None = None
     mfa: bool = False
+    awaiting: str = "login"  # the step whose page was shown last
     auth_time: float = 0.0
 
 
@@ -103,7 +104,7 @@ class SignIn:
             tenant = self.core.resolve_tenant(segment)
             app = self.core.resolve_app(params.get("client_id"), tenant)
         except AadstsError as exc:
-            return Outcome(pages.error_page(exc.code or 0, exc.description), 400)
+            return Outcome(pages.error_page(exc.code, exc.description), 400)
         given_redirect = params.get("redirect_uri", "")
         # Without redirect_uri Entra uses the app's first registered one.
         redirect_uri = given_redirect or (app.redirect_uris[0] if app.redirect_uris else "")
@@ -121,6 +122,7 @@ class SignIn:
             return self._error_redirect(txn, "unsupported_response_type", None)
         try:
             txn.scope = parse_scopes(params.get("scope"), tenant=segment)
+            txn.scope.require_delegated()
         except AadstsError as exc:
             return self._error_redirect(txn, exc.error, exc)
         txn.raw_scope = params.get("scope", "")
@@ -149,13 +151,15 @@ class SignIn:
         txn = self._load(txn_id)
         if txn is None:
             return Outcome(
-                pages.error_page(0, "This sign-in has expired. Start again from the app."), 400
+                pages.error_page(None, "This sign-in has expired. Start again from the app."), 400
             )
         step = form.get("step")
+        if step != txn.awaiting:  # pages must be answered in order (no skipping MFA)
+            return Outcome(
+                pages.error_page(None, "Unexpected step. Start again from the app."), 400
+            )
         if step == "login":
             return self._login(txn_id, txn, form, action)
-        if txn.user is None:
-            return Outcome(self._login_html(txn_id, txn, action, None))
         if step == "mfa":
             if form.get("action") != "approve":
                 return self._deny(txn_id, txn)
@@ -165,7 +169,7 @@ class SignIn:
             if form.get("action") != "accept":
                 return self._deny(txn_id, txn)
             return self._finish(txn_id, txn, consented=True)
-        return Outcome(pages.error_page(0, "Unknown step."), 400)
+        return Outcome(pages.error_page(None, "Unknown step."), 400)
 
     # --- device login ----------------------------------------------------------------------
 
@@ -218,6 +222,7 @@ class SignIn:
         if txn.user.mfa_required and not txn.mfa:
             if txn.prompt == "none":
                 return self._error_redirect(txn, "interaction_required", AadstsError(50076))
+            txn.awaiting = "mfa"
             return Outcome(pages.mfa_page(action, {"txn": txn_id, "step": "mfa"}, txn.user.upn))
         return self._after_mfa(txn_id, txn, action)
 
@@ -226,6 +231,7 @@ class SignIn:
         tenant = self.core.tenant_of(txn.app)
         missing = self.core.missing_consent(tenant, txn.app, txn.user, txn.scope)
         hidden = {"txn": txn_id, "step": "consent"}
+        txn.awaiting = "consent"
         if txn.kind == "device":
             shown = _describe(txn.scope) or ["Sign you in"]
             return Outcome(
@@ -312,6 +318,7 @@ class SignIn:
         return Outcome(redirect=txn.redirect_uri + separator + urlencode(fields))
 
     def _login_html(self, txn_id: str, txn: Transaction, action: str, error: str | None) -> str:
+        txn.awaiting = "login"
         hidden = {"txn": txn_id, "step": "login"}
         return pages.login_page(action, hidden, txn.app.name, txn.login_hint, error)
 

@@ -7,6 +7,12 @@ the directory, and writes it back atomically. Readers call :meth:`DirectoryStore
 which reloads only when the file's identity (inode, size, mtime) changed. So
 ``exoimap sandbox user add`` in one terminal takes effect on the running ``sandbox up`` in
 another at its next request, with no admin port to protect.
+
+A transaction changes the live object in place while holding the lock that
+:meth:`DirectoryStore.current` takes, so no reader starts in the middle of a change (a
+reader still holding the object from before sees the change as it happens; copying on
+every write cost more than it was worth). A block that fails is thrown away: the next
+read reloads the file.
 """
 
 from __future__ import annotations

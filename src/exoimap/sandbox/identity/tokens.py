@@ -141,10 +141,11 @@ class SigningKey:
 
     def sign(self, claims: Mapping[str, Any], *, header_nonce: bool = False) -> str:
         """Sign ``claims`` with RS256; ``header_nonce`` adds EXO's header ``nonce``."""
-        headers: dict[str, Any] = {"typ": "JWT", "kid": self.kid}
-        if header_nonce:
-            headers = {"typ": "JWT", "nonce": b64url(secrets.token_bytes(32)), "x5t": self.kid}
-            headers["kid"] = self.kid
+        headers: dict[str, Any] = {"typ": "JWT"}
+        if header_nonce:  # EXO's header order: typ, nonce, alg, x5t, kid
+            headers["nonce"] = b64url(secrets.token_bytes(32))
+            headers["x5t"] = self.kid
+        headers["kid"] = self.kid
         return jwt.encode(dict(claims), self.private_key, algorithm="RS256", headers=headers)
 
     def mint_refresh_token(self, payload: Mapping[str, Any]) -> str:
