@@ -49,6 +49,7 @@ def test_session_invalidated_bye() -> None:
     [
         (10_000.0, 0.0, 300.0, 9_700.0),  # usual: margin before expiry
         (400.0, 0.0, 300.0, 200.0),  # short token: half its life, never a reconnect loop
+        (10.0, 0.0, 300.0, 30.0),  # nearly expired: kept 30 s (the server may end it first)
         (None, 0.0, 300.0, None),
     ],
 )

@@ -436,10 +436,14 @@ class ImapClient:
         waiting = self._batches(uids)
         in_flight: deque[str] = deque()
 
+        sent = 0
+
         def send_more() -> None:
+            nonlocal sent
             while waiting and len(in_flight) < self.retry.fetch_depth:
-                if self._refresh_due(session):
+                if sent and self._refresh_due(session):
                     return  # let the running commands finish; the caller rotates the session
+                sent += 1
                 batch = waiting.popleft()
                 cmd = c.Fetch(SequenceSet.of(*batch), items, uid=True)
                 in_flight.append(session.send(cmd, stream=True))

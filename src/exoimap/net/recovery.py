@@ -18,6 +18,8 @@ __all__ = [
     "refresh_deadline",
 ]
 
+#: A session is kept at least this long, whatever the token says (no reconnect loops).
+_MIN_SESSION = 30.0
 _THROTTLE = re.compile(
     r"Request is throttled\.\s*Suggested Backoff Time:\s*(\d+)\s*milliseconds", re.IGNORECASE
 )
@@ -48,7 +50,7 @@ def refresh_deadline(expires_at: float | None, opened_at: float, margin: float) 
     client reconnect in a loop. None when the expiry is unknown."""
     if expires_at is None:
         return None
-    return max(expires_at - margin, opened_at + (expires_at - opened_at) / 2)
+    return max(expires_at - margin, opened_at + max((expires_at - opened_at) / 2, _MIN_SESSION))
 
 
 @dataclass
