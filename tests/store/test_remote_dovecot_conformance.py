@@ -99,6 +99,7 @@ def test_capabilities_and_roles(dovecot: DovecotServer) -> None:
     async def check(store: RemoteImapStore) -> None:
         caps = store.capabilities
         assert caps.condstore
+        assert caps.qresync
         assert caps.uidplus
         assert caps.move
         assert caps.custom_keywords

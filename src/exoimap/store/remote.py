@@ -36,6 +36,7 @@ from exoimap.protocol.types import (
     SequenceSet,
     SimpleCode,
     StatusData,
+    VanishedResponse,
 )
 from exoimap.store.base import (
     AppendItem,
@@ -136,7 +137,7 @@ class RemoteImapStore:
         ignore_extensions: tuple[str, ...] = (),
     ) -> None:
         ignored = frozenset(e.upper() for e in ignore_extensions)
-        enable = () if "CONDSTORE" in ignored else ("CONDSTORE",)
+        enable = tuple(e for e in ("CONDSTORE", "QRESYNC") if e not in ignored)
 
         def factory() -> ImapClient:
             return ImapClient(
@@ -206,7 +207,7 @@ class RemoteImapStore:
             condstore = "CONDSTORE" in caps
             self._caps = Capabilities(
                 condstore=condstore,
-                qresync=False,  # VANISHED needs QRESYNC SELECT parameters we do not send yet
+                qresync=condstore and "QRESYNC" in caps,
                 uidplus="UIDPLUS" in caps,
                 move="MOVE" in caps,
                 custom_keywords="\\*" in permanent,
@@ -406,7 +407,10 @@ class RemoteFolder:
         if detail:
             items += ["RFC822.SIZE", "INTERNALDATE"]
             items.append(c.BodySection("HEADER.FIELDS (MESSAGE-ID)", peek=True))
-        command = c.Fetch(SequenceSet.all(), tuple(items), uid=True, changed_since=since)
+        vanished = since is not None and caps.qresync
+        command = c.Fetch(
+            SequenceSet.all(), tuple(items), uid=True, changed_since=since, vanished=vanished
+        )
 
         async def go(s: ImapSession) -> Reply:
             reply = await s.command(command)
@@ -433,7 +437,15 @@ class RemoteFolder:
                 )
             )
         messages.sort(key=lambda m: m.uid)
-        return MessageListing(state, messages, complete=since is None, vanished=None)
+        gone: frozenset[int] | None = None
+        if vanished:
+            gone = frozenset(
+                uid
+                for r in reply.untagged
+                if isinstance(r, VanishedResponse) and r.earlier
+                for uid in r.uids
+            )
+        return MessageListing(state, messages, complete=since is None, vanished=gone)
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         bodies = self._client.fetch(self._name, uids)
