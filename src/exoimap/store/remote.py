@@ -399,8 +399,8 @@ class RemoteFolder:
         caps = self._store.capabilities
         state = await self.state()
         since = changed_since if caps.condstore else None
-        if state.exists == 0:
-            return MessageListing(state, [], complete=since is None, vanished=None)
+        if state.exists == 0:  # an empty folder is fully known: whatever was there is gone
+            return MessageListing(state, [], complete=True, vanished=None)
         items: list[c.FetchItem] = ["UID", "FLAGS"]
         if caps.condstore:
             items.append("MODSEQ")
