@@ -15,6 +15,7 @@ from exoimap.store.base import (
     Store,
 )
 from exoimap.store.memory import MemoryStore
+from exoimap.store.remote import RemoteFolder, RemoteImapStore
 
 __all__ = [
     "AppendItem",
@@ -29,6 +30,8 @@ __all__ = [
     "MessageInfo",
     "MessageListing",
     "MessageRef",
+    "RemoteFolder",
+    "RemoteImapStore",
     "SpecialUse",
     "Store",
 ]
