@@ -118,8 +118,10 @@ def test_synchronising_literal_waits_for_continuation() -> None:
     later = conn2.send(Noop())
     assert conn2.data_to_send() == f"{tag} APPEND INBOX (\\Seen) {{18}}\r\n".encode()
     assert conn2.data_to_send() == b""  # held back until "+"
+    assert conn2.literal_held
     conn2.receive_data(b"+ Ready for additional command text.\r\n")
     assert conn2.next_event() is NEED_DATA  # consumed internally
+    assert not conn2.literal_held
     assert conn2.data_to_send() == b"Subject: x\r\n\r\nbody\r\n" + f"{later} NOOP\r\n".encode()
 
 

@@ -433,7 +433,7 @@ class ImapSession:
 
     def _literal_held(self) -> bool:
         # The protocol core holds a synchronising literal back until the server's "+".
-        return getattr(self.conn, "_waiting_tag", None) is not None
+        return self.conn.literal_held
 
     def _check_usable(self) -> None:
         if self._error is not None:

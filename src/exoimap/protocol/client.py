@@ -130,6 +130,12 @@ class ClientConnection:
         """Commands sent and not yet completed, by tag (a copy)."""
         return dict(self._in_flight)
 
+    @property
+    def literal_held(self) -> bool:
+        """Whether output is held back until the server's ``+`` for a synchronising literal
+        (so a caller streaming a large APPEND knows to wait for the continuation)."""
+        return self._waiting_tag is not None
+
     def _literal_plus_max(self) -> int:
         if self._literal_plus is True:
             return _HUGE
