@@ -38,6 +38,7 @@ __all__ = [
     "Paths",
     "load_config",
     "parse_config",
+    "write_account",
 ]
 
 APP = "exoimap"
@@ -391,3 +392,41 @@ def account_to_table(account: AccountConfig) -> dict[str, Any]:
             value = list(value)
         table[f.name] = value
     return table
+
+
+def write_account(
+    account: AccountConfig, paths: Paths | None = None, *, replace: bool = False
+) -> Path:
+    """Add (or with ``replace``, overwrite) one ``[accounts.NAME]`` table in ``config.toml``,
+    keeping everything else in the file. The whole result is validated before it is written,
+    and the file is replaced atomically."""
+    import tomli_w
+
+    paths = paths or Paths.from_env()
+    path = paths.config_file
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        data = {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot update the file: {exc}", path=str(path)) from None
+    accounts = data.setdefault("accounts", {})
+    if not isinstance(accounts, dict):
+        raise ConfigError("expected [accounts.NAME] tables", path=str(path), key="accounts")
+    if account.name in accounts and not replace:
+        raise ConfigError(
+            "an account with this name already exists (use --replace to overwrite it)",
+            path=str(path),
+            key=f"accounts.{account.name}",
+        )
+    accounts[account.name] = account_to_table(account)
+    parse_config(data, path)  # never write a file that would not load
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(tomli_w.dumps(data))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path

@@ -14,9 +14,11 @@ boundary where they occur, so callers never need to catch anything else.
     │   ├── TokenExpiredOrRevoked        refresh token expired or revoked: sign in again
     │   ├── InvalidClientCredentials     bad, expired or missing client secret / certificate
     │   ├── TenantOrAppNotFound          unknown tenant, app or resource principal
+    │   ├── AppMisconfigured             the app registration does not allow this flow
     │   ├── InsufficientPermission       a token without the IMAP permission
     │   ├── ImapAuthenticationFailed     the IMAP server refused the credentials
     │   └── TransientAuthError           network, 5xx or 429 from the identity platform
+    ├── VaultKeyError                    the vault key is wrong or cannot be obtained
     ├── ProtocolError                    IMAP protocol violations
     │   ├── RemoteProtocolError          the server sent something we cannot parse
     │   └── LocalProtocolError           we were asked to send something invalid
@@ -47,6 +49,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AppMisconfigured",
     "AuditChainBroken",
     "AuthError",
     "ConfigError",
@@ -77,6 +80,7 @@ __all__ = [
     "Throttled",
     "TokenExpiredOrRevoked",
     "TransientAuthError",
+    "VaultKeyError",
     "VaultTampered",
 ]
 
@@ -147,6 +151,11 @@ class TenantOrAppNotFound(AuthError):
     """The tenant, the application or the resource principal does not exist."""
 
 
+class AppMisconfigured(AuthError):
+    """The app registration does not allow what was asked (redirect URI, public client
+    flows, grant type on /common)."""
+
+
 class InsufficientPermission(AuthError):
     """A token was issued but lacks the IMAP permission, or the mailbox is not accessible."""
 
@@ -172,6 +181,13 @@ class TransientAuthError(AuthError):
     """A temporary failure talking to the identity platform; retry later."""
 
     retryable = True
+
+
+# --- vault -------------------------------------------------------------------------------
+
+
+class VaultKeyError(ExoimapError):
+    """The vault key is wrong (bad passphrase, other key file) or no key source is usable."""
 
 
 # --- protocol ----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def step_initial(src: MemoryStore) -> None:
     src.create_folder_now("Sent Items", role=SpecialUse.SENT)
     for n in range(1, 7):
         _add(src, "INBOX", n, flags=["\\Seen"] if n % 2 else [])
-    _add(src, "INBOX", 7, size=1_500_000, flags=["\\Flagged"])
+    _add(src, "INBOX", 7, size=300_000, flags=["\\Flagged"])
     for n in range(20, 23):
         _add(src, "Work/Projects", n)
     for n in range(30, 32):

@@ -3,7 +3,8 @@
 1. normal: each step, then a backup; the archive must match the source.
 2. rerun: a second backup right after must change nothing.
 3. replay: the backup dies in-process right after each journal record is written; the
-   archive is reopened (rolling the journal forward) and the backup resumed.
+   archive is reopened (rolling the journal forward) and the backup resumed. (Process
+   death needs no fsync to be survived, so these runs use ``fsync_mode="none"``.)
 4. kill: the backup process is killed (os._exit) at every crash point in turn and resumed
    in a fresh process (tests/sync/test_backup_crash.py).
 
@@ -64,12 +65,12 @@ def test_replay_after_each_journal_record(scenario: Scenario, tmp_path: Path) ->
         step(src)
         before = tmp_path / f"before-{number}"
         shutil.copytree(clean, before) if clean.exists() else before.mkdir()
-        run_backup(src, clean, scenario.policy)
+        run_backup(src, clean, scenario.policy, fsync_mode="none")
         expected = snapshot(clean)
         points: list[str] = []
         probe = tmp_path / f"probe-{number}"
         shutil.copytree(before, probe)
-        run_backup(src, probe, scenario.policy, counting_hook(points))
+        run_backup(src, probe, scenario.policy, counting_hook(points), fsync_mode="none")
         journaled = sum(1 for p in points if p.endswith(".journaled"))
         for crash_at in range(1, journaled + 1):
             work = tmp_path / f"replay-{number}-{crash_at}"
@@ -81,7 +82,8 @@ def test_replay_after_each_journal_record(scenario: Scenario, tmp_path: Path) ->
                     work,
                     scenario.policy,
                     counting_hook(seen, crash_at=crash_at, suffix=".journaled"),
+                    fsync_mode="none",
                 )
-            report = run_backup(src, work, scenario.policy)
+            report = run_backup(src, work, scenario.policy, fsync_mode="none")
             assert report.ok, [f.errors for f in report.folders]
             assert snapshot(work) == expected, crash_at

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.cli.account import app as account_app
 from exoimap.cli.audit import app as audit_app
 from exoimap.cli.config_cmd import app as config_app
 from exoimap.cli.sandbox import app as sandbox_app
+from exoimap.cli.signin import login, logout
+from exoimap.cli.token_cmd import app as token_app
+from exoimap.cli.vault_cmd import app as vault_app
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
 
@@ -21,8 +26,13 @@ __all__ = ["EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", 
 
 # Sub-commands: one line each (one import line each, so parallel work merges cleanly).
 app.add_typer(config_app, name="config")
-app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(account_app, name="account")
+app.command("login")(login)
+app.command("logout")(logout)
+app.add_typer(token_app, name="token")
+app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("exoimap: aborted", file=sys.stderr)
         return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
     except typer.TyperException as exc:  # usage errors (typer vendors click)
         show = getattr(exc, "show", None)
         if callable(show):

@@ -7,6 +7,7 @@ directory file, which a running ``up`` picks up at its next request, and refresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +20,7 @@ from exoimap.secrets import MASK
 
 if TYPE_CHECKING:
     from exoimap.sandbox.identity import IdentitySandbox
+    from exoimap.sandbox.identity.admin import SandboxAdmin
 
 app = typer.Typer(help="Run and administer the offline sandbox tenant.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of the sandbox tenant.", no_args_is_help=True)
@@ -44,35 +46,65 @@ def _open(state: Path | None) -> IdentitySandbox:
     return IdentitySandbox.open(_state(state))
 
 
-def _done(state: Path | None, message: str) -> None:
-    sandbox = _open(state)
-    sandbox.refresh_sandbox_json()
+def _admin(state: Path | None) -> SandboxAdmin:
+    """The admin API on the directory file alone (no keys, no server: quick to start)."""
+    from exoimap.sandbox.identity.admin import SandboxAdmin
+    from exoimap.sandbox.identity.store import DirectoryStore
+
+    folder = _state(state)
+    if not (folder / "directory.json").exists():
+        _open(state)  # first use: create the CA, keys and demo tenant
+    return SandboxAdmin(DirectoryStore(folder))
+
+
+def _done(admin: SandboxAdmin, message: str) -> None:
+    from exoimap.sandbox.identity.publish import refresh_sandbox_json
+
+    refresh_sandbox_json(admin.store)
     typer.echo(message)
 
 
 @app.command("up")
 def up(
+    *,
     state: StateOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option(help="Identity (HTTPS) port (0: any free port).")] = 0,
+    imap_port: Annotated[int, typer.Option(help="IMAP (implicit TLS) port (0: any).")] = 0,
+    messages: Annotated[
+        int, typer.Option(help="Messages generated into each empty demo mailbox.")
+    ] = 200,
+    persist: Annotated[
+        bool, typer.Option(help="Keep mailboxes in STATE/mailboxes across restarts.")
+    ] = True,
+    basic_auth: Annotated[
+        bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
+    ] = False,
 ) -> None:
-    """Run the sandbox until Ctrl-C; write STATE/sandbox.json for scripts."""
-    sandbox = _open(state)
-    sock = sandbox.bind(host, port)
-    url = sandbox.base_url_for(sock)
-    path = sandbox.write_sandbox_json(url)
-    typer.echo(f"exoimap sandbox: identity at {url}/{sandbox.default_tenant().tenant_id}")
-    typer.echo(f"CA file: {sandbox.ca.cert_file}")
-    typer.echo(f"details (users, apps, secrets): {path}")
-    typer.echo("Press Ctrl-C to stop.")
+    """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
     import asyncio
 
-    try:
-        asyncio.run(sandbox.serve(sock))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    from exoimap.sandbox.exchange.config import ExchangeSettings
+    from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
+
+    _open(state)  # first use: create the CA, keys and demo tenant
+    options = TenantOptions(
+        exchange=ExchangeSettings(host=host, port=imap_port, allow_basic_auth=basic_auth),
+        identity_host=host,
+        identity_port=port,
+        seed_messages=messages,
+        persist=persist,
+    )
+
+    def ready(tenant: SandboxTenant) -> None:
+        typer.echo(f"exoimap sandbox: identity at {tenant.authority}")
+        typer.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        typer.echo(f"CA file: {tenant.ca_file}")
+        typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
+        typer.echo("Press Ctrl-C to stop.")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(_state(state), options, ready=ready, stop=None))
     typer.echo("exoimap sandbox: stopped")
 
 
@@ -99,8 +131,7 @@ def approve(
     state: StateOption = None,
 ) -> None:
     """Approve (or decline) a pending device code, as the user would in a browser."""
-    sandbox = _open(state)
-    flow = sandbox.admin.approve_device_code(user_code, upn=as_user, approve=not decline)
+    flow = _admin(state).approve_device_code(user_code, upn=as_user, approve=not decline)
     typer.echo(f"device code {flow.user_code}: {flow.status}")
 
 
@@ -113,7 +144,7 @@ def fail_next(
     state: StateOption = None,
 ) -> None:
     """Make the next token request(s) fail with an AADSTS error."""
-    _open(state).admin.fail_next(code, upn=user, app=app_name, count=count)
+    _admin(state).fail_next(code, upn=user, app=app_name, count=count)
     typer.echo(f"the next {count} matching token request(s) will fail with AADSTS{code}")
 
 
@@ -128,8 +159,9 @@ def user_add(
     state: StateOption = None,
 ) -> None:
     """Create a user (the password is written to sandbox.json, not printed)."""
-    created = _open(state).admin.create_user(upn, password=password, mfa_required=mfa)
-    _done(state, f"user {created.upn} created (oid {created.oid})")
+    admin = _admin(state)
+    created = admin.create_user(upn, password=password, mfa_required=mfa)
+    _done(admin, f"user {created.upn} created (oid {created.oid})")
 
 
 @user_app.command("set")
@@ -142,14 +174,15 @@ def user_set(
     state: StateOption = None,
 ) -> None:
     """Change a user's MFA requirement or Conditional Access block."""
-    _open(state).admin.set_user_flags(upn, mfa_required=mfa, blocked_by_conditional_access=blocked)
-    _done(state, f"user {upn} updated")
+    admin = _admin(state)
+    admin.set_user_flags(upn, mfa_required=mfa, blocked_by_conditional_access=blocked)
+    _done(admin, f"user {upn} updated")
 
 
 @user_app.command("revoke")
 def user_revoke(upn: str, state: StateOption = None) -> None:
     """Revoke a user's sessions: their refresh tokens stop working (AADSTS50173)."""
-    _open(state).admin.revoke_sessions(upn)
+    _admin(state).revoke_sessions(upn)
     typer.echo(f"sessions of {upn} revoked")
 
 
@@ -169,7 +202,8 @@ def app_add(
 ) -> None:
     """Register an app (permissions as full scope strings, e.g.
     https://outlook.office.com/IMAP.AccessAsUser.All)."""
-    created = _open(state).admin.create_app(
+    admin = _admin(state)
+    created = admin.create_app(
         name,
         public=public,
         redirect_uris=redirect_uri or [],
@@ -177,7 +211,7 @@ def app_add(
         application=application or [],
         admin_consent=admin_consent,
     )
-    _done(state, f"app {created.name} created: client id {created.client_id}")
+    _done(admin, f"app {created.name} created: client id {created.client_id}")
 
 
 @app_app.command("secret")
@@ -187,8 +221,9 @@ def app_secret(
     state: StateOption = None,
 ) -> None:
     """Add a client secret (its value goes to sandbox.json)."""
-    secret = _open(state).admin.add_client_secret(name, lifetime=days * 86400)
-    _done(state, f"secret {secret.secret_id} added to {name}")
+    admin = _admin(state)
+    secret = admin.add_client_secret(name, lifetime=days * 86400)
+    _done(admin, f"secret {secret.secret_id} added to {name}")
 
 
 @app_app.command("cert")
@@ -197,9 +232,10 @@ def app_cert(name: str, state: StateOption = None) -> None:
     from exoimap.sandbox.identity.seed import app_cert_folder
 
     folder = app_cert_folder(_state(state), name)
-    files = _open(state).admin.add_certificate(name, folder)
+    admin = _admin(state)
+    files = admin.add_certificate(name, folder)
     _done(
-        state,
+        admin,
         f"certificate {files.certificate_file}\nprivate key {files.private_key_file}\n"
         f"SHA-1 thumbprint {files.thumbprint_sha1}\nSHA-256 thumbprint {files.thumbprint_sha256}",
     )
@@ -217,13 +253,14 @@ def app_grant(
     state: StateOption = None,
 ) -> None:
     """Add API permissions and grant (or withdraw) admin consent."""
-    _open(state).admin.grant(
+    admin = _admin(state)
+    admin.grant(
         name,
         delegated=delegated or [],
         application=application or [],
         admin_consent=admin_consent,
     )
-    _done(state, f"app {name} updated")
+    _done(admin, f"app {name} updated")
 
 
 # --- Exchange ---------------------------------------------------------------------------------
@@ -236,19 +273,19 @@ def exchange_register(
     state: StateOption = None,
 ) -> None:
     """New-ServicePrincipal for an app."""
-    principal = _open(state).admin.register_exchange_principal(name, object_id=object_id)
+    principal = _admin(state).register_exchange_principal(name, object_id=object_id)
     typer.echo(f"service principal {principal.object_id} registered for {principal.app_id}")
 
 
 @mailbox_app.command("grant")
 def exchange_grant(mailbox: str, principal: str, state: StateOption = None) -> None:
     """Add-MailboxPermission -AccessRights FullAccess (principal: app, UPN or object id)."""
-    _open(state).admin.add_mailbox_permission(mailbox, principal)
+    _admin(state).add_mailbox_permission(mailbox, principal)
     typer.echo(f"{principal} has FullAccess on {mailbox}")
 
 
 @mailbox_app.command("revoke")
 def exchange_revoke(mailbox: str, principal: str, state: StateOption = None) -> None:
     """Remove-MailboxPermission."""
-    _open(state).admin.remove_mailbox_permission(mailbox, principal)
+    _admin(state).remove_mailbox_permission(mailbox, principal)
     typer.echo(f"{principal} no longer has access to {mailbox}")

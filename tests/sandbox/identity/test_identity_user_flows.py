@@ -348,3 +348,50 @@ def test_msal_with_domain_authority_and_hash_check(world: World) -> None:
     assert result["id_token_claims"]["tid"] == world.idp.tenant_id
     assert hashlib.sha256(result["access_token"].encode()).hexdigest()
     assert isinstance(client, msal.PublicClientApplication)
+
+
+def test_lifetimes_are_configurable(world: World) -> None:
+    world.idp.admin.configure(access_token_lifetime=120)
+    try:
+        result = world.device_token(world.public(), [IMAP_SCOPE])
+    finally:
+        world.idp.admin.configure(access_token_lifetime=3599)
+    assert result["expires_in"] == 120
+    claims = _claims(result["access_token"])
+    assert claims["exp"] - claims["iat"] == 120  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("segment", ["organizations", "common"])
+def test_multi_tenant_authority_for_user_flows(world: World, segment: str) -> None:
+    client = world.public(authority=f"{world.idp.base_url}/{segment}")
+    result = world.device_token(client, [IMAP_SCOPE])
+    assert "access_token" in result, result
+    assert _claims(result["access_token"])["tid"] == world.idp.tenant_id
+
+
+def test_confidential_web_app_auth_code_with_secret(world: World) -> None:
+    app = world.new_app(
+        public=False, redirect_uris=["http://localhost"], delegated=[IMAP_SCOPE], admin_consent=True
+    )
+    secret = world.idp.admin.add_client_secret(app.name)
+    client = world.confidential(app.client_id, secret.value)
+    flow, response = world.browser_sign_in(client, [IMAP_SCOPE])
+    result = client.acquire_token_by_auth_code_flow(flow, response)
+    assert _claims(result["access_token"])["appidacr"] == "1"
+    impostor = world.confidential(app.client_id, "wrong")
+    flow, response = world.browser_sign_in(impostor, [IMAP_SCOPE])
+    assert aadsts(impostor.acquire_token_by_auth_code_flow(flow, response)) == 7000215
+
+
+def test_public_client_presenting_a_secret_is_700025(world: World) -> None:
+    response = world.http.post(
+        f"{world.idp.authority}/oauth2/v2.0/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": world.app.client_id,
+            "client_secret": "not-for-public-clients",
+            "refresh_token": "0.Ax",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error_codes"] == [700025]

@@ -39,6 +39,8 @@ records, :class:`AccessTokenVerifier` / :class:`AccessTokenClaims`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from exoimap.sandbox.identity.aadsts import CATALOG, AadstsError
 from exoimap.sandbox.identity.admin import CertificateFiles, SandboxAdmin, generate_password
 from exoimap.sandbox.identity.model import (
@@ -56,7 +58,6 @@ from exoimap.sandbox.identity.model import (
 )
 from exoimap.sandbox.identity.scopes import EXCHANGE_APP_ID, GRAPH_APP_ID
 from exoimap.sandbox.identity.seed import DAEMON_APP, DEMO_DOMAIN, PUBLIC_APP
-from exoimap.sandbox.identity.server import IdentitySandbox, RunningIdentity
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import (
     AccessTokenClaims,
@@ -64,6 +65,20 @@ from exoimap.sandbox.identity.tokens import (
     InvalidAccessToken,
     SigningKey,
 )
+
+if TYPE_CHECKING:
+    from exoimap.sandbox.identity.server import IdentitySandbox, RunningIdentity
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in Starlette and uvicorn; admin commands and the IMAP half's token
+    # checks do not need them, so load it on first use.
+    if name in ("IdentitySandbox", "RunningIdentity"):
+        from exoimap.sandbox.identity import server
+
+        return getattr(server, name)
+    raise AttributeError(name)
+
 
 #: Audiences Exchange Online accepts for IMAP (the resource as requested; see the spec 3.8).
 EXCHANGE_AUDIENCES = frozenset(

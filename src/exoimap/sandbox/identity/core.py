@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import secrets
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from exoimap.sandbox.identity.aadsts import AadstsError
-from exoimap.sandbox.identity.model import AppRegistration, Directory, Tenant, User
+from exoimap.sandbox.identity.model import AppRegistration, Tenant, User
 from exoimap.sandbox.identity.scopes import Permission, ScopeRequest
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import SigningKey, client_info, pairwise_subject
@@ -155,7 +154,7 @@ class IdentityCore:
                 break
             else:
                 return
-        raise _injected(code, app, user, directory)
+        raise _injected(code, app, user)
 
     # --- authorization codes ----------------------------------------------------------------
 
@@ -171,6 +170,15 @@ class IdentityCore:
     def take_code(self, value: str) -> AuthCode | None:
         with self._lock:
             return self._memory.codes.get(value)
+
+    def claim_code(self, code: AuthCode) -> bool:
+        """Mark a code redeemed; False if it already was (one redemption, even when racing).
+        A failed redemption also uses the code up, so a wrong verifier cannot be retried."""
+        with self._lock:
+            if code.redeemed:
+                return False
+            code.redeemed = True
+            return True
 
     # --- minting ----------------------------------------------------------------------------
 
@@ -322,9 +330,8 @@ class IdentityCore:
     issuer_base: str = "https://login.microsoftonline.com"
 
 
-def _injected(
-    code: int, app: AppRegistration, user: User | None, directory: Directory
-) -> AadstsError:
+def _injected(code: int, app: AppRegistration, user: User | None) -> AadstsError:
+    """The error an admin injected, with the placeholders its text needs."""
     fields: Mapping[str, Any] = {
         "client_id": app.client_id,
         "app_name": app.name,
@@ -338,9 +345,4 @@ def _injected(
         "scope": "(sandbox)",
         "detail": "(injected by the sandbox admin)",
     }
-    del directory
     return AadstsError(code, **fields)
-
-
-def new_guid() -> str:
-    return str(uuid.uuid4())

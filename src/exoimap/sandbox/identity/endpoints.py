@@ -1,5 +1,8 @@
 """The Starlette application: Microsoft's paths on top of the flows.
 
+Flow work (signing, directory writes with fsync) runs in Starlette's thread pool so that a
+server sharing the event loop (the sandbox's IMAP half) is never stalled by it.
+
 Paths (``T`` is a tenant id, a verified domain, ``common`` or ``organizations``)::
 
     GET  /T/v2.0/.well-known/openid-configuration     OIDC discovery
@@ -22,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -182,17 +186,18 @@ def build_app(core: IdentityCore) -> Starlette:
     async def authorize(request: Request) -> Response:
         action = str(request.url.replace(query=""))
         if request.method == "POST":
-            return _send(signin.post(await _form(request), action))
+            return _send(await run_in_threadpool(signin.post, await _form(request), action))
         params = dict(request.query_params)
         session = request.cookies.get(SESSION_COOKIE)
-        return _send(signin.authorize(request.path_params["tenant"], params, action, session))
+        segment = request.path_params["tenant"]
+        return _send(await run_in_threadpool(signin.authorize, segment, params, action, session))
 
     async def token(request: Request) -> Response:
         form = await _form(request)
         url = str(request.url.replace(query=""))
         try:
-            body = token_request(
-                core, request.path_params["tenant"], form, url, _basic_auth(request)
+            body = await run_in_threadpool(
+                token_request, core, request.path_params["tenant"], form, url, _basic_auth(request)
             )
         except AadstsError as exc:
             return _aadsts(exc, request)
@@ -201,8 +206,12 @@ def build_app(core: IdentityCore) -> Starlette:
     async def devicecode(request: Request) -> Response:
         form = await _form(request)
         try:
-            body = device_code_request(
-                core, request.path_params["tenant"], form, f"{_base(request)}/devicelogin"
+            body = await run_in_threadpool(
+                device_code_request,
+                core,
+                request.path_params["tenant"],
+                form,
+                f"{_base(request)}/devicelogin",
             )
         except AadstsError as exc:
             return _aadsts(exc, request)
@@ -214,8 +223,8 @@ def build_app(core: IdentityCore) -> Starlette:
             return _send(Outcome(pages.device_code_page(action)))
         form = await _form(request)
         if form.get("step") == "code":
-            return _send(signin.device_code_entry(form, action))
-        return _send(signin.post(form, action))
+            return _send(await run_in_threadpool(signin.device_code_entry, form, action))
+        return _send(await run_in_threadpool(signin.post, form, action))
 
     async def logout(request: Request) -> Response:
         target = request.query_params.get("post_logout_redirect_uri")

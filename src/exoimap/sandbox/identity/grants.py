@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -181,7 +182,7 @@ def _redeem_code(
     code = core.take_code(value)
     if code is None or code.client_id != app.client_id or code.tenant_id != tenant.tenant_id:
         raise AadstsError(70000)
-    if code.redeemed:
+    if not core.claim_code(code):
         raise AadstsError(54005)
     if code.expires_at <= core.store.now():
         raise AadstsError(70008)
@@ -189,7 +190,6 @@ def _redeem_code(
         raise AadstsError(50011, redirect_uri=form.get("redirect_uri"), client_id=app.client_id)
     if not verify_pkce(code, form.get("code_verifier")):
         raise AadstsError(501481)
-    code.redeemed = True
     user = core.store.current().find_user_by_oid(code.user_oid)
     if user is None:
         raise AadstsError(70000)
@@ -259,34 +259,36 @@ def _device_code(
     value = form.get("device_code")
     if not value:
         raise AadstsError(900144, param="device_code")
-    directory = core.store.current()
-    flow = next(
-        (d for d in directory.device_codes if hmac.compare_digest(d.device_code, value)), None
-    )
-    if flow is None or flow.client_id != app.client_id:
-        raise AadstsError(70018)
-    if flow.status == "redeemed":
-        raise AadstsError(54005)
-    if flow.expires_at <= core.store.now():
-        raise AadstsError(70019)
-    if flow.status == "declined":
-        raise AadstsError(65004)
-    if flow.status != "approved" or flow.user_oid is None:
-        raise AadstsError(70016)
-    user = directory.find_user_by_oid(flow.user_oid)
+    wanted = value.encode()
+    # Check and claim in one transaction, so two concurrent polls cannot both redeem it.
+    with core.store.transaction() as directory:
+        flow = next(
+            (
+                d
+                for d in directory.device_codes
+                if hmac.compare_digest(d.device_code.encode(), wanted)
+            ),
+            None,
+        )
+        if flow is None or flow.client_id != app.client_id:
+            raise AadstsError(70018)
+        if flow.status == "redeemed":
+            raise AadstsError(54005)
+        if flow.expires_at <= core.store.now():
+            raise AadstsError(70019)
+        if flow.status == "declined":
+            raise AadstsError(65004)
+        if flow.status != "approved" or flow.user_oid is None:
+            raise AadstsError(70016)
+        flow.status = "redeemed"
+        user = directory.find_user_by_oid(flow.user_oid)
+        scope_text, mfa, auth_time = flow.scope, flow.mfa, flow.created_at
     if user is None:
         raise AadstsError(70018)
     core.raise_injected(app, user)
-    scope = parse_scopes(flow.scope, tenant=tenant.domain)
-    grant = UserGrant(
-        tenant, app, user, scope, flow.mfa, flow.created_at, appidacr, None, want_info
-    )
-    response = core.user_token_response(grant)
-    with core.store.transaction() as directory:
-        for entry in directory.device_codes:
-            if entry.user_code == flow.user_code:
-                entry.status = "redeemed"
-    return response
+    scope = parse_scopes(scope_text, tenant=tenant.domain)
+    grant = UserGrant(tenant, app, user, scope, mfa, auth_time, appidacr, None, want_info)
+    return core.user_token_response(grant)
 
 
 # --- device code endpoint -----------------------------------------------------------------------
@@ -333,6 +335,4 @@ def device_code_request(
 
 
 def _stamp(epoch: float) -> str:
-    import time
-
     return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(epoch))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,23 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 import uvicorn
 
 from exoimap.errors import ConfigError, NetworkError
 from exoimap.sandbox.ca import LocalCA
+from exoimap.sandbox.identity import publish
 from exoimap.sandbox.identity.admin import SandboxAdmin
 from exoimap.sandbox.identity.core import IdentityCore
 from exoimap.sandbox.identity.endpoints import build_app
 from exoimap.sandbox.identity.model import Directory, Tenant
-from exoimap.sandbox.identity.seed import app_cert_folder
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import AccessTokenVerifier, SigningKey
-from exoimap.sandbox.state import (
-    SANDBOX_JSON,
-    ensure_private_dir,
-    read_sandbox_json,
-    write_private_json,
-)
+from exoimap.sandbox.state import ensure_private_dir
 
 __all__ = ["IdentitySandbox", "RunningIdentity"]
 
@@ -72,6 +67,20 @@ class RunningIdentity:
     def authority(self) -> str:
         """The full authority URL with the default tenant's id, for MSAL."""
         return f"{self.base_url}/{self.tenant_id}"
+
+    def document(self) -> dict[str, Any]:
+        """What ``sandbox.json`` would say now: users with passwords, apps with secrets."""
+        return self.sandbox.sandbox_json(self.base_url)
+
+    def requests_session(self) -> requests.Session:
+        """A ``requests`` session that trusts the sandbox CA, for MSAL's ``http_client``.
+
+        ``trust_env`` is off because ``REQUESTS_CA_BUNDLE`` would otherwise override
+        ``verify`` (and MSAL's own ``verify=``). Close it when done."""
+        session = requests.Session()
+        session.verify = str(self.ca_file)
+        session.trust_env = False
+        return session
 
 
 class IdentitySandbox:
@@ -168,6 +177,12 @@ class IdentitySandbox:
     def started(self) -> bool:
         return self._server is not None and self._server.started
 
+    async def wait_started(self, timeout: float = 10.0) -> None:
+        """Return once :meth:`serve` accepts connections (uvicorn only exposes a flag)."""
+        async with asyncio.timeout(timeout):
+            while not self.started:
+                await asyncio.sleep(0.005)
+
     def stop(self, *, force: bool = False) -> None:
         """Ask :meth:`serve` to finish (thread-safe). ``force`` does not wait for idle
         keep-alive connections, whose TLS shutdown would otherwise hold it for seconds."""
@@ -208,58 +223,15 @@ class IdentitySandbox:
 
     def sandbox_json(self, base_url: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The document ``sandbox up`` writes to ``<state>/sandbox.json``."""
-        tenant = self.default_tenant()
-        apps: list[dict[str, Any]] = []
-        for app in tenant.apps:
-            entry: dict[str, Any] = {"name": app.name, "client_id": app.client_id, "type": app.type}
-            now = self.now()
-            live = [s for s in app.secrets if s.expires_at > now]
-            if live:
-                entry["client_secret"] = live[-1].value
-            for cert in app.certificates:
-                folder = app_cert_folder(self.state_dir, app.name)
-                cert_file = folder / f"{cert.thumbprint_sha1[:8]}.pem"
-                key_file = folder / f"{cert.thumbprint_sha1[:8]}-key.pem"
-                if cert_file.exists() and key_file.exists():
-                    entry["certificate_file"] = str(cert_file)
-                    entry["private_key_file"] = str(key_file)
-                    entry["certificate_thumbprint"] = cert.thumbprint_sha1
-            if app.redirect_uris:
-                entry["redirect_uris"] = list(app.redirect_uris)
-            apps.append(entry)
-        document: dict[str, Any] = {
-            "authority": f"{base_url}/{tenant.tenant_id}",
-            "identity_url": base_url,
-            "ca_file": str(self.ca.cert_file),
-            "tenant_id": tenant.tenant_id,
-            "tenant_domain": tenant.domain,
-            "users": [{"upn": u.upn, "password": u.password} for u in tenant.users],
-            "apps": apps,
-            "pid": os.getpid(),
-        }
-        document.update(extra or {})
-        return document
+        return publish.sandbox_document(self.store, base_url, extra)
 
     def write_sandbox_json(self, base_url: str, extra: dict[str, Any] | None = None) -> Path:
         """Write ``<state>/sandbox.json`` (0600) and return its path."""
-        path = self.state_dir / SANDBOX_JSON
-        write_private_json(path, self.sandbox_json(base_url, extra))
-        return path
+        return publish.write_sandbox_json(self.store, base_url, extra)
 
     def refresh_sandbox_json(self) -> Path | None:
-        """Rewrite an existing ``sandbox.json`` after an admin change (new users, apps,
-        secrets), keeping what other halves added (``imap_host``, ``imap_port``)."""
-        path = self.state_dir / SANDBOX_JSON
-        if not path.exists():
-            return None
-        current = read_sandbox_json(self.state_dir)
-        base_url = current.get("identity_url")
-        if not isinstance(base_url, str):
-            return None
-        mine = set(self.sandbox_json(base_url))
-        extra = {k: v for k, v in current.items() if k not in mine}
-        extra["pid"] = current.get("pid")
-        return self.write_sandbox_json(base_url, extra)
+        """Rewrite an existing ``sandbox.json`` after an admin change."""
+        return publish.refresh_sandbox_json(self.store)
 
     def serve_forever(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """``sandbox up``: bind, write ``sandbox.json``, serve until Ctrl-C."""

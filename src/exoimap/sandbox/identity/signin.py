@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+import jwt
+
 from exoimap.sandbox.identity import pages
 from exoimap.sandbox.identity.aadsts import AadstsError, error_body
 from exoimap.sandbox.identity.core import AuthCode, IdentityCore
@@ -170,9 +172,14 @@ class SignIn:
     def device_code_entry(self, form: dict[str, str], action: str) -> Outcome:
         """``POST /devicelogin`` with ``otc``: find the pending device code, then sign in."""
         user_code = form.get("otc", "").strip().upper()
+        wanted = user_code.encode()
         directory = self.core.store.current()
         flow = next(
-            (d for d in directory.device_codes if hmac.compare_digest(d.user_code, user_code)),
+            (
+                d
+                for d in directory.device_codes
+                if hmac.compare_digest(d.user_code.encode(), wanted)
+            ),
             None,
         )
         if flow is None or flow.status != "pending" or flow.expires_at <= self.core.store.now():
@@ -343,8 +350,6 @@ class SignIn:
     ) -> tuple[User, float, bool] | None:
         if not value:
             return None
-        import jwt
-
         try:
             claims = jwt.decode(
                 value,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from exoimap.sandbox.identity.model import Directory, directory_from_json, directory_to_json
-from exoimap.sandbox.state import ensure_private_dir, read_json, write_private_json
+from exoimap.sandbox.state import ensure_private_dir, read_json, write_private_bytes
 
 __all__ = ["DIRECTORY_FILE", "DirectoryStore"]
 
@@ -67,7 +68,8 @@ class DirectoryStore:
             directory = self._directory
             try:
                 yield directory
-                write_private_json(self.path, directory_to_json(directory))
+                text = json.dumps(directory_to_json(directory), separators=(",", ":"))
+                write_private_bytes(self.path, text.encode())
             except BaseException:
                 self._stamp = (-1, -1, -1)  # drop the half-made change: reload next time
                 raise

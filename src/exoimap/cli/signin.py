@@ -1,0 +1,45 @@
+"""``exoimap login NAME`` and ``exoimap logout NAME``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from exoimap.auth.provider import TokenInfo, TokenProvider
+from exoimap.auth.vault import Vault, terminal_prompt
+from exoimap.config import load_config
+
+
+def provider_for(name: str) -> TokenProvider:
+    """The account's token provider, with a vault that may ask for its passphrase."""
+    account = load_config().account(name)
+    return TokenProvider(account, vault=Vault.from_paths(prompt=terminal_prompt()))
+
+
+def describe_expiry(info: TokenInfo) -> str:
+    if info.expires_at == float("inf"):
+        return "unknown expiry"
+    left = info.expires_at - time.time()
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(info.expires_at))
+    return f"valid until {when} ({left / 60:.0f} min)"
+
+
+def login(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+    """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted."""
+    provider = provider_for(name)
+    info = provider.login()
+    who = info.claims.user if info.claims and info.claims.user else provider.username
+    typer.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")
+    for warning in info.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def logout(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+    """Remove the account's stored tokens from this computer (the config stays)."""
+    provider = TokenProvider(load_config().account(name), vault=Vault.from_paths())
+    if provider.logout():
+        typer.echo(f"Removed the stored sign-in of {name!r}.")
+    else:
+        typer.echo(f"{name!r} had no stored sign-in.")

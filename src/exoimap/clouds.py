@@ -1,0 +1,172 @@
+"""Endpoints per Microsoft cloud: the user names a cloud, never URLs.
+
+Each cloud brings its Entra sign-in host, its Exchange Online IMAP host and the resource
+that prefixes the IMAP scopes. Delegated and app-only scopes use different resource names
+in Microsoft's documentation (``outlook.office.com`` and ``outlook.office365.com``); both are
+kept so each flow asks for exactly what the documentation prescribes.
+
+Sources and confidence (see docs/setup-microsoft-365.md): worldwide is documented by
+Microsoft; China's sign-in host is documented, its IMAP host and resource are reported by
+third-party clients; the US Government hosts are reported by third-party clients (the DoD
+delegated resource in particular is unconfirmed).
+
+``custom`` is for anything else with a Microsoft-compatible identity platform, chiefly the
+offline sandbox: the authority URL and IMAP host come from the account's configuration,
+and the resources default to the worldwide names (which the sandbox emulates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from exoimap.errors import ConfigError
+
+__all__ = [
+    "CLOUD_NAMES",
+    "EXCHANGE_APP_ID",
+    "Cloud",
+    "get_cloud",
+    "resolve_cloud",
+]
+
+#: The application id of "Office 365 Exchange Online" (the API that owns IMAP permissions).
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Where one Microsoft cloud signs users in and serves IMAP."""
+
+    name: str
+    #: Entra host name, e.g. ``login.microsoftonline.com`` (``host:port`` for custom clouds).
+    authority_host: str
+    imap_host: str
+    #: Resource for delegated scopes: ``<resource>/IMAP.AccessAsUser.All``.
+    delegated_resource: str
+    #: Resource for app-only scopes: ``<resource>/.default``.
+    app_resource: str
+    imap_port: int = 993
+    #: For custom clouds: the full authority URL (``https://host[:port]/<tenant>``).
+    authority_url: str | None = None
+
+    @property
+    def delegated_scope(self) -> str:
+        return f"{self.delegated_resource}/IMAP.AccessAsUser.All"
+
+    @property
+    def app_scope(self) -> str:
+        return f"{self.app_resource}/.default"
+
+    @property
+    def accepted_audiences(self) -> frozenset[str]:
+        """Token ``aud`` values that Exchange accepts for IMAP in this cloud."""
+        return frozenset(
+            {
+                self.delegated_resource,
+                self.app_resource,
+                f"https://{self.imap_host}",
+                EXCHANGE_APP_ID,
+            }
+        )
+
+    def authority(self, tenant: str | None) -> str:
+        """The authority URL MSAL is built with."""
+        if self.authority_url is not None:
+            return self.authority_url
+        return f"https://{self.authority_host}/{tenant or 'organizations'}"
+
+    def admin_consent_url(self, tenant: str | None, client_id: str) -> str:
+        """The page where a tenant administrator grants consent to this app."""
+        base = self.authority(tenant)
+        return f"{base}/v2.0/adminconsent?client_id={client_id}&scope={self.app_resource}/.default"
+
+
+_KNOWN: dict[str, Cloud] = {
+    "worldwide": Cloud(
+        name="worldwide",
+        authority_host="login.microsoftonline.com",
+        imap_host="outlook.office365.com",
+        delegated_resource="https://outlook.office.com",
+        app_resource="https://outlook.office365.com",
+    ),
+    "gcc-high": Cloud(
+        name="gcc-high",
+        authority_host="login.microsoftonline.us",
+        imap_host="outlook.office365.us",
+        delegated_resource="https://outlook.office365.us",
+        app_resource="https://outlook.office365.us",
+    ),
+    "dod": Cloud(
+        name="dod",
+        authority_host="login.microsoftonline.us",
+        imap_host="outlook-dod.office365.us",
+        delegated_resource="https://outlook-dod.office365.us",
+        app_resource="https://outlook-dod.office365.us",
+    ),
+    "china": Cloud(
+        name="china",
+        authority_host="login.partner.microsoftonline.cn",
+        imap_host="partner.outlook.cn",
+        delegated_resource="https://partner.outlook.cn",
+        app_resource="https://partner.outlook.cn",
+    ),
+}
+# GCC ("moderate") runs in the worldwide cloud.
+_KNOWN["gcc"] = Cloud(**{**_KNOWN["worldwide"].__dict__, "name": "gcc"})
+
+#: Every cloud name the configuration accepts.
+CLOUD_NAMES: tuple[str, ...] = ("worldwide", "gcc", "gcc-high", "dod", "china", "custom")
+
+
+def get_cloud(name: str) -> Cloud:
+    """A named public cloud (not ``custom``, which needs the account's values)."""
+    try:
+        return _KNOWN[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown cloud {name!r} (known: {', '.join(CLOUD_NAMES)})", key="cloud"
+        ) from None
+
+
+def resolve_cloud(
+    name: str,
+    *,
+    authority: str | None = None,
+    imap_host: str | None = None,
+    imap_port: int | None = None,
+) -> Cloud:
+    """The cloud for an account: a named cloud, optionally with a different IMAP host or
+    port, or a ``custom`` cloud built from an authority URL and an IMAP host."""
+    if name != "custom":
+        cloud = get_cloud(name)
+        if imap_host or imap_port:
+            cloud = Cloud(
+                **{
+                    **cloud.__dict__,
+                    "imap_host": imap_host or cloud.imap_host,
+                    "imap_port": imap_port or cloud.imap_port,
+                }
+            )
+        return cloud
+    if not imap_host:
+        raise ConfigError("cloud 'custom' needs imap_host", key="imap_host")
+    worldwide = _KNOWN["worldwide"]
+    host = ""
+    if authority is not None:
+        parts = urlsplit(authority)
+        if parts.scheme != "https" or not parts.netloc or parts.path.strip("/") == "":
+            raise ConfigError(
+                f"{authority!r} must look like https://host[:port]/<tenant>", key="authority"
+            )
+        host = parts.netloc
+        authority = authority.rstrip("/")
+    return Cloud(
+        name="custom",
+        authority_host=host,
+        imap_host=imap_host,
+        imap_port=imap_port or 993,
+        delegated_resource=worldwide.delegated_resource,
+        app_resource=worldwide.app_resource,
+        authority_url=authority,
+    )

@@ -1,0 +1,582 @@
+"""The resilient async IMAP client: reconnects, refreshes, waits out throttling, resumes.
+
+:class:`ImapClient` keeps one signed-in :class:`~exoimap.net.session.ImapSession` and runs
+operations on it. Without the caller's help it
+
+- reconnects after a dropped connection or a ``BYE``, with exponential backoff and jitter,
+  and re-selects the folder it was working in (checking that UIDVALIDITY did not change);
+- re-establishes the session shortly before the access token expires (Exchange would end it
+  with ``* BYE Session invalidated - AccessTokenExpired``), and if that BYE comes anyway,
+  continues on a new session;
+- waits the backoff a throttling answer suggests, reported as a ``throttled`` event;
+- fetches bodies with pipelined ``UID FETCH`` batches and, after a drop, resumes: messages
+  already delivered are not fetched again and a message cut off half way continues from
+  the byte where it stopped (``BODY.PEEK[]<offset>``).
+
+Sign-in failures (:class:`~exoimap.errors.ImapAuthenticationFailed`) and TLS refusals are
+never retried.
+
+Example::
+
+    client = ImapClient(Endpoint("outlook.office365.com"), OAuth2Credentials(user, tokens))
+    async with client:
+        info = await client.select("INBOX")
+        async for message in client.fetch("INBOX", uids):
+            async for chunk in message.chunks:
+                archive.write(chunk)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TypeVar
+
+from exoimap.errors import (
+    ConnectionLost,
+    FolderError,
+    FolderNotFound,
+    RemoteProtocolError,
+    Throttled,
+)
+from exoimap.net.credentials import Credentials, OAuth2Credentials, TokenSource
+from exoimap.net.recovery import Backoff, refresh_deadline
+from exoimap.net.session import Endpoint, EventSink, ImapSession, NetEvent, Reply
+from exoimap.protocol import commands as c
+from exoimap.protocol.events import FetchEnd, FetchStart
+from exoimap.protocol.types import (
+    ExistsResponse,
+    FetchResponse,
+    NumberCode,
+    PermanentFlagsCode,
+    SequenceSet,
+    SimpleCode,
+    StatusResponse,
+)
+
+__all__ = [
+    "Endpoint",
+    "FetchedBody",
+    "ImapClient",
+    "MailboxStatus",
+    "NetEvent",
+    "RetryPolicy",
+    "TokenSource",
+    "parse_internal_date",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FETCH_ITEMS: tuple[c.FetchItem, ...] = (
+    "UID",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822.SIZE",
+    c.BodySection(peek=True),
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+    )
+}
+#: Keep UID sets well under Exchange's 10240-byte command limit.
+_MAX_SET_TEXT = 6000
+
+
+def parse_internal_date(text: str) -> dt.datetime:
+    """IMAP ``date-time`` (``28-Nov-2026 06:10:28 +0000``) as an aware datetime."""
+    try:
+        date, clock, zone = text.strip().split(" ")
+        day, month, year = date.split("-")
+        hh, mm, ss = (int(x) for x in clock.split(":"))
+        sign = -1 if zone[0] == "-" else 1
+        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        return dt.datetime(
+            int(year), _MONTHS[month.upper()], int(day), hh, mm, ss, tzinfo=dt.timezone(offset)
+        )
+    except (ValueError, KeyError, IndexError):
+        raise RemoteProtocolError(f"invalid INTERNALDATE {text[:40]!r}") from None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How persistent the client is."""
+
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_attempts: int = 8
+    #: Re-establish the session this many seconds before the token expires.
+    refresh_margin: float = 300.0
+    #: Longest throttling wait accepted; a longer suggestion is raised as Throttled.
+    max_throttle_wait: float = 900.0
+    max_throttle_retries: int = 10
+    #: Messages per UID FETCH command and commands kept in flight.
+    fetch_batch: int = 500
+    fetch_depth: int = 2
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    """What SELECT/EXAMINE reported."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highest_modseq: int | None = None
+    permanent_flags: tuple[str, ...] = ()
+    read_only: bool = False
+
+
+@dataclass
+class FetchedBody:
+    """One fetched message: metadata first, then ``chunks`` yields exactly ``size`` bytes."""
+
+    uid: int
+    flags: tuple[str, ...]
+    internal_date: dt.datetime
+    size: int
+    chunks: AsyncIterator[bytes] = field(repr=False)
+    modseq: int | None = None
+
+
+class ImapClient:
+    """A self-healing connection to one mailbox (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        *,
+        on_event: EventSink | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        account: str | None = None,
+        enable: tuple[str, ...] = (),
+    ) -> None:
+        self.endpoint = endpoint
+        #: The configured account name, recorded in audit events.
+        self.account = account
+        self.credentials = credentials
+        self.retry = retry or RetryPolicy()
+        self._on_event = on_event
+        self._sleep = sleep
+        self._clock = clock
+        self._session: ImapSession | None = None
+        self._uidvalidity: dict[str, int] = {}
+        #: Extensions to ENABLE on every session when the server offers them.
+        self._enabled: set[str] = {e.upper() for e in enable}
+        self.sessions_opened = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ImapClient:
+        await self.session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.logout()
+
+    def _emit(self, event: NetEvent) -> None:
+        if event.kind in ("throttled", "retry", "refresh"):
+            log.warning("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
+        else:
+            log.info("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _note(self, kind: str, detail: str, wait: float | None = None) -> None:
+        self._emit(NetEvent(kind, self.endpoint.host, self.endpoint.port, detail=detail, wait=wait))
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._session.capabilities if self._session is not None else frozenset()
+
+    @property
+    def exchange(self) -> bool:
+        return self._session is not None and self._session.exchange
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def _connect(self) -> ImapSession:
+        session = await ImapSession.open(self.endpoint, self._emit, account=self.account)
+        try:
+            await session.authenticate(self.credentials)
+            wanted = sorted(e for e in self._enabled if e in session.capabilities)
+            if wanted and "ENABLE" in session.capabilities:
+                await session.command(c.Enable(tuple(wanted)))
+        except BaseException:
+            await session.close()
+            raise
+        if isinstance(self.credentials, OAuth2Credentials):
+            session.refresh_at = refresh_deadline(
+                session.token_expires_at, self._clock(), self.retry.refresh_margin
+            )
+        self.sessions_opened += 1
+        return session
+
+    def _refresh_due(self, session: ImapSession) -> bool:
+        return session.refresh_at is not None and self._clock() >= session.refresh_at
+
+    async def session(self) -> ImapSession:
+        """A live, signed-in session (reconnecting or refreshing first when needed)."""
+        current = self._session
+        if current is not None and current.alive and not self._refresh_due(current):
+            return current
+        if current is not None and current.alive:
+            self._note("refresh", "re-establishing the session before the access token expires")
+            self._session = None
+            await current.logout()
+        elif current is not None:
+            self._session = None
+            await current.close()
+        backoff = self._backoff()
+        while True:
+            try:
+                self._session = await self._connect()
+                return self._session
+            except ConnectionLost as exc:
+                await self._wait_retry(backoff, exc)
+
+    def _backoff(self) -> Backoff:
+        r = self.retry
+        return Backoff(base=r.backoff_base, cap=r.backoff_cap, max_attempts=r.max_attempts)
+
+    async def _wait_retry(self, backoff: Backoff, exc: BaseException) -> None:
+        delay = backoff.next_delay()
+        if delay is None:
+            raise exc
+        self._note("retry", f"{exc}; retrying in {delay:.2f} s", wait=delay)
+        await self._sleep(delay)
+
+    async def _wait_throttle(self, exc: Throttled, count: int) -> None:
+        if count > self.retry.max_throttle_retries or exc.backoff > self.retry.max_throttle_wait:
+            raise exc
+        self._note("retry", f"throttled; waiting {exc.backoff:g} s as the server asks", exc.backoff)
+        await self._sleep(exc.backoff)
+
+    async def _drop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def run(self, operation: Callable[[ImapSession], Awaitable[T]]) -> T:
+        """Run ``operation`` on a live session, retrying it after drops and throttling.
+        The operation must be safe to repeat (reads, flag sets, idempotent changes)."""
+        backoff = self._backoff()
+        throttles = 0
+        while True:
+            session = await self.session()
+            try:
+                return await operation(session)
+            except Throttled as exc:
+                throttles += 1
+                await self._wait_throttle(exc, throttles)
+            except ConnectionLost as exc:
+                await self._drop()
+                await self._wait_retry(backoff, exc)
+
+    # --- folders --------------------------------------------------------------------------
+
+    async def enable(self, extension: str) -> bool:
+        """ENABLE an extension (CONDSTORE, QRESYNC) on this and every later session."""
+        if extension.upper() not in self.capabilities:
+            return False
+        self._enabled.add(extension.upper())
+
+        async def go(s: ImapSession) -> Reply:
+            return await s.command(c.Enable((extension.upper(),)))
+
+        return (await self.run(go)).ok
+
+    async def _select(self, session: ImapSession, name: str, read_only: bool) -> MailboxStatus:
+        cmd: c.Command = c.Examine(name) if read_only else c.Select(name)
+        session.selected = None
+        reply = await session.command(cmd)
+        if not reply.ok:
+            if "doesn't exist" in reply.done.text or "NONEXISTENT" in repr(reply.done.code):
+                raise FolderNotFound(f"no folder {name!r}: {reply.done.text}", folder=name)
+            raise FolderError(f"cannot open folder {name!r}: {reply.done.text}", folder=name)
+        status = mailbox_status(name, reply, read_only)
+        known = self._uidvalidity.get(name)
+        if known is not None and known != status.uidvalidity:
+            self._uidvalidity[name] = status.uidvalidity
+            raise FolderError(
+                f"the UIDVALIDITY of {name!r} changed from {known} to {status.uidvalidity}: "
+                "every UID known for it is void and must be listed again",
+                folder=name,
+                retryable=True,
+            )
+        self._uidvalidity[name] = status.uidvalidity
+        session.selected = name
+        return status
+
+    async def select(self, name: str, *, read_only: bool = False) -> MailboxStatus:
+        """Open ``name``; later operations in it re-select it after a reconnect."""
+        self._uidvalidity.pop(name, None)
+
+        async def go(s: ImapSession) -> MailboxStatus:
+            return await self._select(s, name, read_only)
+
+        return await self.run(go)
+
+    async def in_folder(self, name: str, operation: Callable[[ImapSession], Awaitable[T]]) -> T:
+        """Run ``operation`` with ``name`` selected (re-selected after a reconnect)."""
+
+        async def go(s: ImapSession) -> T:
+            if s.selected != name:
+                await self._select(s, name, read_only=False)
+            return await operation(s)
+
+        return await self.run(go)
+
+    # --- fetching -------------------------------------------------------------------------
+
+    async def fetch(
+        self, folder: str, uids: Sequence[int], *, items: tuple[c.FetchItem, ...] = FETCH_ITEMS
+    ) -> AsyncIterator[FetchedBody]:
+        """Stream the messages ``uids`` of ``folder`` in pipelined batches; UIDs that no
+        longer exist are skipped. Survives drops, token expiry and throttling (see module)."""
+        remaining = sorted(set(uids))
+        delivered: set[int] = set()
+        backoff = self._backoff()
+        throttles = 0
+        while True:
+            todo = [u for u in remaining if u not in delivered]
+            if not todo:
+                return
+            try:
+                session = await self.session()
+                if session.selected != folder:
+                    await self._select(session, folder, read_only=False)
+                async for message in self._fetch_pipelined(session, folder, todo, delivered, items):
+                    yield message
+                    backoff.reset()
+                    throttles = 0  # progress: the server lets us through again
+                return
+            except _Rotate:
+                continue
+            except Throttled as exc:
+                throttles += 1
+                await self._drop()  # its other in-flight batches are void now
+                await self._wait_throttle(exc, throttles)
+            except ConnectionLost as exc:
+                await self._drop()
+                await self._wait_retry(backoff, exc)
+
+    def _batches(self, uids: list[int]) -> deque[list[int]]:
+        out: deque[list[int]] = deque()
+        size = self.retry.fetch_batch
+        i = 0
+        while i < len(uids):
+            batch = uids[i : i + size]
+            while len(batch) > 1 and len(str(SequenceSet.of(*batch))) > _MAX_SET_TEXT:
+                batch = batch[: len(batch) // 2]
+            out.append(batch)
+            i += len(batch)
+        return out
+
+    async def _fetch_pipelined(
+        self,
+        session: ImapSession,
+        folder: str,
+        uids: list[int],
+        delivered: set[int],
+        items: tuple[c.FetchItem, ...],
+    ) -> AsyncIterator[FetchedBody]:
+        waiting = self._batches(uids)
+        in_flight: deque[str] = deque()
+
+        def send_more() -> None:
+            while waiting and len(in_flight) < self.retry.fetch_depth:
+                if self._refresh_due(session):
+                    return  # let the running commands finish; the caller rotates the session
+                batch = waiting.popleft()
+                cmd = c.Fetch(SequenceSet.of(*batch), items, uid=True)
+                in_flight.append(session.send(cmd, stream=True))
+
+        send_more()
+        while in_flight:
+            tag = in_flight[0]
+            while (item := await session.next_fetch_item(tag)) is not None:
+                if isinstance(item, FetchResponse):
+                    message = self._whole(item)
+                elif isinstance(item, FetchStart):
+                    message = self._streamed(session, tag, folder, item, delivered)
+                else:
+                    continue  # stray chunk/end of a message the consumer abandoned
+                if message is None or message.uid in delivered:
+                    if message is not None:
+                        await _drain(message.chunks)
+                    continue
+                yield message
+                await _drain(message.chunks)  # whatever the consumer did not read
+                delivered.add(message.uid)
+                if session is not self._session or not session.alive:
+                    raise _Rotate()  # a mid-body recovery replaced the session
+            reply = await session.wait(tag)
+            in_flight.popleft()
+            session.check_throttle(reply)
+            if not reply.ok:
+                raise FolderError(
+                    f"UID FETCH in {folder!r} failed: {reply.done.text}", folder=folder
+                )
+            send_more()
+        if waiting:
+            raise _Rotate()
+
+    def _whole(self, fetch: FetchResponse) -> FetchedBody | None:
+        body = fetch.body("")
+        if fetch.uid is None or body is None or body.data is None:
+            return None
+        data = body.data
+
+        async def one() -> AsyncIterator[bytes]:
+            yield data
+
+        return FetchedBody(
+            uid=fetch.uid,
+            flags=fetch.flags or (),
+            internal_date=parse_internal_date(fetch.internal_date or ""),
+            size=len(data),
+            chunks=one(),
+            modseq=fetch.modseq,
+        )
+
+    def _streamed(
+        self,
+        session: ImapSession,
+        tag: str,
+        folder: str,
+        start: FetchStart,
+        delivered: set[int],
+    ) -> FetchedBody | None:
+        fetch = start.fetch
+        size = start.body.size or 0
+        if fetch.uid is None or fetch.internal_date is None or fetch.flags is None:
+            raise RemoteProtocolError(
+                "the server sent a message body before its UID, FLAGS and INTERNALDATE"
+            )
+        uid = fetch.uid
+
+        async def chunks() -> AsyncIterator[bytes]:
+            got = 0
+            try:
+                while True:
+                    item = await session.next_fetch_item(tag)
+                    if isinstance(item, bytes):
+                        got += len(item)
+                        yield item
+                    elif isinstance(item, FetchEnd) or item is None:
+                        break
+            except ConnectionLost as exc:
+                if got >= size:
+                    return
+                async for rest in self._resume_body(folder, uid, got, size, exc):
+                    got += len(rest)
+                    yield rest
+
+        return FetchedBody(
+            uid=uid,
+            flags=fetch.flags,
+            internal_date=parse_internal_date(fetch.internal_date),
+            size=size,
+            chunks=chunks(),
+            modseq=fetch.modseq,
+        )
+
+    async def _resume_body(
+        self, folder: str, uid: int, offset: int, size: int, exc: ConnectionLost
+    ) -> AsyncIterator[bytes]:
+        """After a drop in the middle of a body: reconnect and fetch the rest of it."""
+        await self._drop()
+        backoff = self._backoff()
+        await self._wait_retry(backoff, exc)
+        while True:
+            try:
+                session = await self.session()
+                if session.selected != folder:
+                    await self._select(session, folder, read_only=False)
+                self._note("resume", f"message {uid}: continuing at byte {offset} of {size}")
+                part = c.BodySection(peek=True, partial=(offset, size - offset))
+                tag = session.send(
+                    c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True
+                )
+                while (item := await session.next_fetch_item(tag)) is not None:
+                    if isinstance(item, bytes):
+                        offset += len(item)
+                        yield item
+                    elif isinstance(item, FetchResponse):
+                        for body in item.bodies:
+                            if body.data is not None:
+                                offset += len(body.data)
+                                yield body.data
+                reply = await session.wait(tag)
+                session.check_throttle(reply)
+                if not reply.ok or offset < size:
+                    raise FolderError(
+                        f"message {uid} in {folder!r} could not be fetched again after a "
+                        f"dropped connection: {reply.done.text}",
+                        folder=folder,
+                        uid=uid,
+                    )
+                return
+            except ConnectionLost as again:
+                await self._drop()
+                await self._wait_retry(backoff, again)
+
+
+class _Rotate(ConnectionLost):
+    """Internal: batches remain but the session must be re-established (token refresh)."""
+
+    def __init__(self) -> None:
+        super().__init__("re-establishing the session before the access token expires")
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    async for _ in chunks:
+        pass
+
+
+def mailbox_status(name: str, reply: Reply, read_only: bool) -> MailboxStatus:
+    """Read UIDVALIDITY, UIDNEXT, EXISTS, HIGHESTMODSEQ, PERMANENTFLAGS from a SELECT."""
+    uidvalidity = uidnext = exists = 0
+    modseq: int | None = None
+    permanent: tuple[str, ...] = ()
+    for response in reply.untagged:
+        if isinstance(response, ExistsResponse):
+            exists = response.count
+        elif isinstance(response, StatusResponse) and response.tag is None:
+            code = response.code
+            if isinstance(code, NumberCode):
+                if code.name == "UIDVALIDITY":
+                    uidvalidity = code.value
+                elif code.name == "UIDNEXT":
+                    uidnext = code.value
+                elif code.name == "HIGHESTMODSEQ":
+                    modseq = code.value
+            elif isinstance(code, PermanentFlagsCode):
+                permanent = code.flags
+    code = reply.done.code
+    if isinstance(code, SimpleCode) and code.name == "READ-ONLY":
+        read_only = True
+    return MailboxStatus(name, uidvalidity, uidnext, exists, modseq, permanent, read_only)

@@ -1,0 +1,119 @@
+"""The TLS policy: TLS 1.2 or newer, the certificate and the host name always verified.
+
+There is deliberately no switch that turns verification off. A private or test CA is
+trusted by naming its file (``ca_file``); it is loaded *in addition to* the system store,
+so a machine-wide ``SSL_CERT_FILE`` never hides the system roots and a per-account CA file
+never replaces them.
+
+:func:`map_ssl_error` turns what :mod:`ssl` raises during a handshake into
+:class:`~exoimap.errors.TLSRefused` with a sentence that says what went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from exoimap.errors import ConfigError, TLSRefused
+
+__all__ = ["TLSPolicy", "map_ssl_error", "tls_version_name"]
+
+_ENV_VARS = ("SSL_CERT_FILE",)
+_CONTEXTS: dict[tuple[Path | None, float | None], ssl.SSLContext] = {}
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class TLSPolicy:
+    """How to open TLS to an IMAP server.
+
+    ``starttls`` picks STARTTLS on a plain port instead of implicit TLS; the connection is
+    then refused if the server does not offer STARTTLS. ``ca_file`` adds a PEM bundle of
+    extra trusted CAs.
+    """
+
+    ca_file: Path | None = None
+    starttls: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        """A client context enforcing the policy (built once per CA file version: loading
+        the system store costs about 0.1 s, and a context is safe to share)."""
+        key = (self.ca_file, _mtime(self.ca_file))
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = self._build()
+            _CONTEXTS[key] = ctx
+        return ctx
+
+    def _build(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = True
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        # load_default_certs honours SSL_CERT_FILE/SSL_CERT_DIR when set, which may point at a
+        # single private bundle; load the distribution's store as well so public roots stay.
+        paths = ssl.get_default_verify_paths()
+        loaded = {os.path.realpath(os.environ[v]) for v in _ENV_VARS if os.environ.get(v)}
+        for cafile in (paths.openssl_cafile, paths.cafile):
+            if cafile and Path(cafile).is_file() and os.path.realpath(cafile) not in loaded:
+                loaded.add(os.path.realpath(cafile))
+                ctx.load_verify_locations(cafile=cafile)
+        if self.ca_file is not None:
+            try:
+                ctx.load_verify_locations(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load the CA file ({exc.__class__.__name__}): give a readable PEM "
+                    "file of CA certificates",
+                    path=str(self.ca_file),
+                    key="ca_file",
+                ) from None
+        return ctx
+
+
+def tls_version_name(obj: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """``TLSv1.3`` etc. for an established TLS object, else None."""
+    if obj is None:
+        return None
+    return obj.version()
+
+
+def map_ssl_error(exc: BaseException, host: str, port: int) -> TLSRefused:
+    """A :class:`TLSRefused` explaining why the handshake with ``host:port`` failed."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = exc.verify_code
+        # X509_V_ERR_HOSTNAME_MISMATCH = 62, IP address mismatch = 64
+        if code in (62, 64) or "mismatch" in (exc.verify_message or ""):
+            return TLSRefused(
+                f"the TLS certificate of {where} is not valid for the name {host!r} "
+                "(host name mismatch): connect with the name the certificate was issued for"
+            )
+        if code in (10,):
+            return TLSRefused(f"the TLS certificate of {where} has expired")
+        return TLSRefused(
+            f"the TLS certificate of {where} is not trusted ({exc.verify_message}): "
+            "if the server uses a private CA, name its certificate file with ca_file"
+        )
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").upper()
+        if reason in ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"):
+            return TLSRefused(
+                f"{where} did not answer with TLS (is it a plain-text port? "
+                "use the implicit-TLS port, usually 993, or configure starttls)"
+            )
+        if "PROTOCOL_VERSION" in reason or "UNSUPPORTED_PROTOCOL" in reason:
+            return TLSRefused(f"{where} offers only TLS versions older than 1.2")
+        return TLSRefused(f"the TLS handshake with {where} failed ({exc.reason or exc})")
+    if isinstance(exc, (ConnectionResetError, EOFError, ConnectionAbortedError)):
+        return TLSRefused(f"{where} closed the connection during the TLS handshake")
+    return TLSRefused(f"the TLS handshake with {where} failed ({exc.__class__.__name__})")

@@ -1,0 +1,341 @@
+"""FETCH responses of the sandbox server, rendered to exact bytes.
+
+Items: UID, FLAGS, INTERNALDATE, RFC822.SIZE (exact, or Exchange's estimate when the quirk
+is on), ENVELOPE, BODY, BODYSTRUCTURE, RFC822, RFC822.HEADER, RFC822.TEXT, and
+``BODY[section]<partial>`` / ``BODY.PEEK[...]`` with HEADER, HEADER.FIELDS[.NOT], TEXT,
+MIME and part numbers; the macros ALL, FAST and FULL.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exoimap.errors import RemoteProtocolError
+from exoimap.sandbox.exchange.mime import Part, nstring, parse_message, quote
+
+__all__ = ["FetchRequest", "MessageView", "expand_items", "render_fetch"]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+_SIMPLE = {
+    "UID",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822.SIZE",
+    "ENVELOPE",
+    "BODY",
+    "BODYSTRUCTURE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.TEXT",
+}
+_SECTION = re.compile(
+    r"^((?:\d+\.)*\d+)?\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?\s*(\(.*\))?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One body item: section text as sent, peek, optional ``(start, length)``."""
+
+    section: str
+    peek: bool
+    partial: tuple[int, int] | None
+
+
+@dataclass(slots=True)
+class MessageView:
+    uid: int
+    seq: int
+    flags: frozenset[str]
+    internal_date: _dt.datetime
+    data: bytes
+
+
+def expand_items(items: Sequence[object]) -> list[str | FetchRequest]:
+    """Normalise the protocol core's fetch items; raises RemoteProtocolError when unknown."""
+    out: list[str | FetchRequest] = []
+    for item in items:
+        if isinstance(item, str):
+            name = item.upper()
+            if name in _MACROS:
+                out.extend(_MACROS[name])
+            elif name in _SIMPLE:
+                out.append(name)
+            else:
+                raise RemoteProtocolError(f"unsupported FETCH item {item!r}")
+            continue
+        section = getattr(item, "section", None)
+        if section is None or getattr(item, "binary", False):
+            raise RemoteProtocolError("unsupported FETCH item")
+        if not _SECTION.match(section.strip()):
+            raise RemoteProtocolError(f"invalid section {section!r}")
+        out.append(FetchRequest(section.strip(), bool(getattr(item, "peek", False)), item.partial))  # type: ignore[attr-defined]
+    return out
+
+
+def internal_date_text(when: _dt.datetime) -> str:
+    offset = when.utcoffset() or _dt.timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return (
+        f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} "
+        f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+    )
+
+
+def estimated_size(size: int) -> int:
+    """1.7 quirk: an RFC822.SIZE that is close to, but not, the real size."""
+    return size + size // 50 + 7
+
+
+def _flags(flags: frozenset[str]) -> bytes:
+    return b"(" + " ".join(sorted(flags)).encode("ascii") + b")"
+
+
+# --- ENVELOPE -----------------------------------------------------------------------------
+
+
+def _split_addresses(value: str) -> list[str]:
+    out: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
+    for char in value:
+        if char == '"' and (not current or current[-1] != "\\"):
+            quoted = not quoted
+        elif not quoted and char == "<":
+            depth += 1
+        elif not quoted and char == ">":
+            depth -= 1
+        if char == "," and not quoted and depth == 0:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if "".join(current).strip():
+        out.append("".join(current))
+    return [a.strip() for a in out if a.strip()]
+
+
+def _address_list(value: str | None) -> bytes:
+    if not value:
+        return b"NIL"
+    items = []
+    for text in _split_addresses(value):
+        name: str | None = None
+        if "<" in text and text.endswith(">"):
+            name_part, _, addr = text[:-1].rpartition("<")
+            name = name_part.strip().strip('"') or None
+        else:
+            addr = text
+        mailbox, _, host = addr.strip().partition("@")
+        items.append(
+            b"("
+            + nstring(name)
+            + b" NIL "
+            + nstring(mailbox or None)
+            + b" "
+            + nstring(host or None)
+            + b")"
+        )
+    return b"(" + b"".join(items) + b")" if items else b"NIL"
+
+
+def envelope(part: Part) -> bytes:
+    sender = part.get("From")
+    fields = [
+        nstring(part.get("Date")),
+        nstring(part.get("Subject")),
+        _address_list(sender),
+        _address_list(part.get("Sender") or sender),
+        _address_list(part.get("Reply-To") or sender),
+        _address_list(part.get("To")),
+        _address_list(part.get("Cc")),
+        _address_list(part.get("Bcc")),
+        nstring(part.get("In-Reply-To")),
+        nstring(part.get("Message-ID")),
+    ]
+    return b"(" + b" ".join(fields) + b")"
+
+
+# --- BODYSTRUCTURE ------------------------------------------------------------------------
+
+
+def _params(params: list[tuple[str, str]]) -> bytes:
+    if not params:
+        return b"NIL"
+    return b"(" + b" ".join(quote(k.upper()) + b" " + quote(v) for k, v in params) + b")"
+
+
+def _disposition(part: Part) -> bytes:
+    value = part.get("Content-Disposition")
+    if not value:
+        return b"NIL"
+    kind, _, rest = value.partition(";")
+    from exoimap.sandbox.exchange.mime import _content_type
+
+    _, _, params = _content_type("x/y;" + rest, "x/y")
+    return b"(" + quote(kind.strip().lower()) + b" " + _params(params) + b")"
+
+
+def body_structure(part: Part, *, extended: bool) -> bytes:
+    if part.is_multipart:
+        inner = b"".join(body_structure(child, extended=extended) for child in part.children)
+        out = inner + b" " + quote(part.subtype.upper())
+        if extended:
+            out += b" " + _params(part.params) + b" " + _disposition(part) + b" NIL NIL"
+        return b"(" + out + b")"
+    encoding = (part.get("Content-Transfer-Encoding") or "7BIT").upper()
+    fields = [
+        quote(part.maintype.upper()),
+        quote(part.subtype.upper()),
+        _params(part.params),
+        nstring(part.get("Content-ID")),
+        nstring(part.get("Content-Description")),
+        quote(encoding),
+        str(len(part.body)).encode(),
+    ]
+    if part.message is not None:
+        fields.append(envelope(part.message))
+        fields.append(body_structure(part.message, extended=extended))
+        fields.append(str(part.body.count(b"\n")).encode())
+    elif part.maintype == "text":
+        fields.append(str(part.body.count(b"\n")).encode())
+    if extended:
+        fields += [b"NIL", _disposition(part), b"NIL", b"NIL"]
+    return b"(" + b" ".join(fields) + b")"
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def _find_part(root: Part, numbers: list[int]) -> Part:
+    part = root
+    for number in numbers:
+        if part.message is not None and not part.is_multipart:
+            part = part.message
+        if part.is_multipart:
+            if not 1 <= number <= len(part.children):
+                raise LookupError(number)
+            part = part.children[number - 1]
+        elif number != 1:
+            raise LookupError(number)
+    return part
+
+
+def _header_fields(header: bytes, names: list[str], *, exclude: bool) -> bytes:
+    wanted = {n.lower() for n in names}
+    lines = header.split(b"\r\n") if b"\r\n" in header else header.split(b"\n")
+    out: list[bytes] = []
+    keep = False
+    for line in lines:
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+        keep = (name in wanted) != exclude
+        if keep:
+            out.append(line)
+    return b"".join(line + b"\r\n" for line in out) + b"\r\n"
+
+
+def section_bytes(root: Part, data: bytes, section: str) -> bytes:
+    """The bytes of ``BODY[section]`` (empty when the part does not exist)."""
+    match = _SECTION.match(section)
+    if match is None:
+        raise RemoteProtocolError(f"invalid section {section!r}")
+    numbers_text, kind, fields_text = match.groups()
+    kind = (kind or "").upper()
+    if not numbers_text and not kind:
+        return data
+    try:
+        part = _find_part(root, [int(n) for n in numbers_text.split(".")] if numbers_text else [])
+    except LookupError:
+        return b""
+    if numbers_text and kind in ("HEADER", "TEXT", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        if part.message is None:
+            return b""
+        part = part.message
+    if not kind:
+        return part.body
+    if kind == "MIME":
+        return part.header
+    if kind == "HEADER":
+        return part.header
+    if kind == "TEXT":
+        return part.body
+    names = (fields_text or "()").strip("()").replace('"', "").split()
+    return _header_fields(part.header, names, exclude=kind.endswith(".NOT"))
+
+
+def render_fetch(
+    message: MessageView,
+    items: Sequence[str | FetchRequest],
+    *,
+    uid_first: bool,
+    estimate_size: bool,
+) -> bytes:
+    """``* seq FETCH (...)`` CRLF for one message."""
+    out: list[bytes] = []
+    root: Part | None = None
+    seen_uid = False
+    if uid_first:
+        out.append(b"UID %d" % message.uid)
+        seen_uid = True
+    for item in items:
+        if isinstance(item, FetchRequest):
+            if root is None:
+                root = parse_message(message.data)
+            body = section_bytes(root, message.data, item.section)
+            origin = ""
+            if item.partial is not None:
+                start, length = item.partial
+                body = body[start : start + length]
+                origin = f"<{start}>"
+            name = f"BODY[{item.section}]{origin}".encode()
+            out.append(name + b" {%d}\r\n" % len(body) + body)
+            continue
+        if item == "UID":
+            if not seen_uid:
+                out.append(b"UID %d" % message.uid)
+                seen_uid = True
+        elif item == "FLAGS":
+            out.append(b"FLAGS " + _flags(message.flags))
+        elif item == "INTERNALDATE":
+            out.append(
+                b'INTERNALDATE "' + internal_date_text(message.internal_date).encode() + b'"'
+            )
+        elif item == "RFC822.SIZE":
+            size = len(message.data)
+            out.append(b"RFC822.SIZE %d" % (estimated_size(size) if estimate_size else size))
+        elif item in ("ENVELOPE", "BODY", "BODYSTRUCTURE"):
+            if root is None:
+                root = parse_message(message.data)
+            if item == "ENVELOPE":
+                out.append(b"ENVELOPE " + envelope(root))
+            else:
+                extended = item == "BODYSTRUCTURE"
+                out.append(item.encode() + b" " + body_structure(root, extended=extended))
+        elif item in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+            if root is None:
+                root = parse_message(message.data)
+            chosen = {
+                "RFC822": message.data,
+                "RFC822.HEADER": root.header,
+                "RFC822.TEXT": root.body,
+            }[item]
+            out.append(item.encode() + b" {%d}\r\n" % len(chosen) + chosen)
+    return b"* %d FETCH (" % message.seq + b" ".join(out) + b")\r\n"

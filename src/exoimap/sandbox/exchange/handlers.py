@@ -1,0 +1,551 @@
+"""Mailbox commands of the sandbox server: LIST/LSUB/STATUS, SELECT/EXAMINE, folder
+management, FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE, CLOSE/UNSELECT and APPEND."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import datetime as _dt
+import re
+from typing import TYPE_CHECKING, Any
+
+from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, StoreError
+from exoimap.protocol import commands as c
+from exoimap.protocol.types import (
+    AppendUidCode,
+    ContinuationRequest,
+    CopyUidCode,
+    OtherCode,
+    SequenceSet,
+    SimpleCode,
+    Status,
+)
+from exoimap.protocol.utf7 import encode_mailbox
+from exoimap.sandbox.exchange import texts
+from exoimap.sandbox.exchange.fetch import FetchRequest, MessageView, expand_items, render_fetch
+from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
+from exoimap.sandbox.exchange.search import SearchItem, search
+
+if TYPE_CHECKING:
+    from exoimap.sandbox.exchange.session import Session
+
+__all__ = ["append_end", "append_start", "folder_messages", "list_name", "mailbox_command"]
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+)}  # fmt: skip
+_DATE = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+_QUOTE_CHARS = set("() {%*]")
+
+
+def folder_messages(box: Mailbox, folder: str) -> dict[int, Any]:
+    """The folder's message records by UID (read directly: the server runs on the store's
+    own event loop and needs flags, dates and bytes without copying)."""
+    return box.store._get(folder).messages
+
+
+def list_name(name: str) -> bytes:
+    """1.6 [C] S5 Imap4RequestList: literal for ``"``/``\\``, quoted for empty names or
+    ``( ) { SP % * ]``, otherwise an atom."""
+    raw = encode_mailbox(name)
+    if b'"' in raw or b"\\" in raw:
+        return b"{%d}\r\n" % len(raw) + raw
+    if not raw or any(ch in _QUOTE_CHARS for ch in raw.decode("ascii")):
+        return b'"' + raw + b'"'
+    return raw
+
+
+def _canonical(box: Mailbox, name: str) -> str | None:
+    names = box.store.folder_names()
+    if name.upper() == "INBOX":
+        return next((n for n in names if n.upper() == "INBOX"), None)
+    return name if name in names else None
+
+
+def _pattern(reference: str, pattern: str) -> re.Pattern[str]:
+    text = reference + pattern
+    out = []
+    for char in text:
+        if char == "*":
+            out.append(".*")
+        elif char == "%":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(char))
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE if text.upper() == "INBOX" else 0)
+
+
+def _resolve(numbers: list[int], sequence: SequenceSet) -> list[int]:
+    """The members of sorted ``numbers`` inside the set (``*`` is the largest)."""
+    if not numbers:
+        return []
+    largest = numbers[-1]
+    chosen: set[int] = set()
+    for start, end in sequence.ranges:
+        a = largest if start is None else start
+        b = largest if end is None else end
+        lo, hi = min(a, b), max(a, b)
+        if lo > largest and (start is None or end is None):
+            lo = hi = largest  # n:* with n beyond the last one names the last one (1.8)
+        left = bisect.bisect_left(numbers, lo)
+        right = bisect.bisect_right(numbers, hi)
+        chosen.update(numbers[left:right])
+    return sorted(chosen)
+
+
+def _targets(session: Session, sequence: SequenceSet, uid: bool) -> list[tuple[int, int]] | None:
+    """(seq, uid) pairs; ``None`` when a message-number set is out of range."""
+    known = session.known
+    if uid:
+        uids = _resolve(known, sequence)
+        return [(bisect.bisect_left(known, u) + 1, u) for u in uids]
+    count = len(known)
+    for start, end in sequence.ranges:
+        for n in (start, end):
+            if n is not None and n > count:
+                return None
+    seqs = _resolve(list(range(1, count + 1)), sequence)
+    return [(s, known[s - 1]) for s in seqs]
+
+
+async def mailbox_command(session: Session, tag: str, command: c.Command) -> None:
+    box = session.mailbox
+    assert box is not None
+    try:
+        await _dispatch(session, box, tag, command)
+    except RemoteProtocolError:
+        session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
+    except StoreError:
+        session.tagged(tag, Status.NO, texts.SERVER_UNAVAILABLE)
+
+
+async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command) -> None:
+    if isinstance(command, c.List | c.Lsub):
+        _list(session, box, tag, command)
+    elif isinstance(command, c.StatusCommand):
+        _status(session, box, tag, command)
+    elif isinstance(command, c.Select | c.Examine):
+        _select(session, box, tag, command)
+    elif isinstance(command, c.Create | c.Delete | c.Rename | c.Subscribe | c.Unsubscribe):
+        _manage(session, box, tag, command)
+    elif isinstance(command, c.Fetch):
+        await _fetch(session, box, tag, command)
+    elif isinstance(command, c.Search):
+        _search(session, box, tag, command)
+    elif isinstance(command, c.Store):
+        _store(session, box, tag, command)
+    elif isinstance(command, c.Copy | c.Move):
+        _copy(session, box, tag, command)
+    elif isinstance(command, c.Expunge | c.UidExpunge):
+        _expunge(session, box, tag, command)
+    elif isinstance(command, c.Close | c.Unselect):
+        if isinstance(command, c.Close) and not session.readonly and session.selected:
+            box.store.expunge_now(session.selected)
+        _deselect(session)
+        session.ok(tag, "CLOSE" if isinstance(command, c.Close) else "UNSELECT")
+    else:
+        session.count_bad(tag, texts.COMMAND_ERROR_12)
+
+
+# --- folders ------------------------------------------------------------------------------
+
+
+def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) -> None:
+    name = "LIST" if isinstance(command, c.List) else "LSUB"
+    if (command.reference + command.pattern).count("*") + command.pattern.count("%") > 10:
+        session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
+        return
+    if command.pattern == "":
+        session.raw(b'* %s (\\Noselect \\HasChildren) "/" ""\r\n' % name.encode())
+        session.ok(tag, name)
+        return
+    matcher = _pattern(command.reference, command.pattern)
+    names = sorted(box.store.folder_names(), key=str.lower)
+    for folder in names:
+        if isinstance(command, c.Lsub) and folder not in box.subscribed:
+            continue
+        if not matcher.match(folder):
+            continue
+        attributes = []
+        messages = folder_messages(box, folder)
+        if session.settings.mark_unseen_folders and any(
+            "\\Seen" not in m.flags for m in messages.values()
+        ):
+            attributes.append("\\Marked")
+        children = any(n.startswith(folder + "/") for n in names)
+        attributes.append("\\HasChildren" if children else "\\HasNoChildren")
+        special = special_use_attribute(box.store._get(folder).role)
+        if special:
+            attributes.append(special)
+        session.raw(
+            b'* %s (%s) "/" ' % (name.encode(), " ".join(attributes).encode())
+            + list_name(folder)
+            + b"\r\n"
+        )
+    session.ok(tag, name)
+
+
+def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
+    folder = _canonical(box, command.mailbox)
+    if folder is None:
+        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=command.mailbox))
+        return
+    state = box.store._get(folder)
+    values = {
+        "MESSAGES": len(state.messages),
+        "RECENT": 0,
+        "UIDNEXT": state.uidnext,
+        "UIDVALIDITY": state.uidvalidity,
+        "UNSEEN": sum("\\Seen" not in m.flags for m in state.messages.values()),
+    }
+    items = []
+    for item in command.items:
+        key = item.upper()
+        if key not in values:
+            raise RemoteProtocolError(f"unknown STATUS item {item!r}")
+        items.append(f"{key} {values[key]}")
+    trailing = b" " if session.settings.status_trailing_space else b""
+    session.raw(
+        b"* STATUS " + list_name(folder) + b" (" + " ".join(items).encode() + b")" + trailing
+    )
+    session.raw(b"\r\n")
+    session.ok(tag, "STATUS")
+
+
+def _deselect(session: Session) -> None:
+    session.selected = None
+    session.known = []
+    session.known_flags = {}
+    session.dirty = session.invalidated = False
+    if session.state.value == "selected":
+        from exoimap.sandbox.exchange.session import SessionState
+
+        session.state = SessionState.AUTHENTICATED
+
+
+def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
+    from exoimap.sandbox.exchange.session import SessionState
+
+    verb = "SELECT" if isinstance(command, c.Select) else "EXAMINE"
+    _deselect(session)
+    folder = _canonical(box, command.mailbox)
+    if folder is None:
+        shown = encode_mailbox(command.mailbox).decode("ascii")
+        session.tagged(tag, Status.NO, texts.SELECT_DOES_NOT_EXIST.format(name=shown))
+        return
+    record = box.store._get(folder)
+    uids = sorted(record.messages)
+    session.selected = folder
+    session.readonly = isinstance(command, c.Examine)
+    session.uidvalidity = record.uidvalidity
+    session.known = uids
+    session.known_flags = {u: record.messages[u].flags for u in uids}
+    session.state = SessionState.SELECTED
+    flags = " ".join(texts.FLAGS)
+    session.untagged(f"{len(uids)} EXISTS")
+    session.untagged("0 RECENT")
+    session.untagged(f"FLAGS ({flags})")
+    session.untagged(f"OK [PERMANENTFLAGS ({flags})] {texts.PERMANENT_FLAGS_TEXT}")
+    unseen = next((i for i, u in enumerate(uids, 1) if "\\Seen" not in record.messages[u].flags), 0)
+    if unseen:
+        session.untagged(f"OK [UNSEEN {unseen}] {texts.UNSEEN_TEXT}")
+    session.untagged(f"OK [UIDVALIDITY {record.uidvalidity}] {texts.UIDVALIDITY_TEXT}")
+    if record.uidnext > 0:
+        session.untagged(f"OK [UIDNEXT {record.uidnext}] {texts.UIDNEXT_TEXT}")
+    mode = "READ-ONLY" if session.readonly else "READ-WRITE"
+    session.ok(tag, verb, SimpleCode(mode))
+
+
+def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
+    verb = type(command).__name__.upper()
+    store = box.store
+    try:
+        if isinstance(command, c.Create):
+            if _canonical(box, command.mailbox) is not None:
+                raise FolderError("exists")
+            store.create_folder_now(command.mailbox.rstrip("/"))
+            box.subscribed.add(command.mailbox.rstrip("/"))
+        elif isinstance(command, c.Delete):
+            folder = _canonical(box, command.mailbox)
+            if folder is None:
+                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
+                return
+            store.delete_folder_now(folder)
+            box.subscribed.discard(folder)
+        elif isinstance(command, c.Rename):
+            folder = _canonical(box, command.mailbox)
+            if folder is None:
+                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
+                return
+            store.rename_folder_now(folder, command.new_name)
+            for name in list(box.subscribed):
+                if name == folder or name.startswith(folder + "/"):
+                    box.subscribed.discard(name)
+                    box.subscribed.add(command.new_name + name[len(folder) :])
+        elif isinstance(command, c.Subscribe):
+            if _canonical(box, command.mailbox) is None:
+                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
+                return
+            box.subscribed.add(_canonical(box, command.mailbox) or command.mailbox)
+        else:
+            box.subscribed.discard(_canonical(box, command.mailbox) or command.mailbox)
+    except FolderError:
+        session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command=verb))
+        return
+    session.ok(tag, verb)
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _throttled(session: Session, tag: str) -> bool:
+    box = session.mailbox
+    assert box is not None
+    now = asyncio.get_running_loop().time()
+    if not box.throttle.over_limit(now):
+        return False
+    policy = session.settings.throttle
+    session.tagged(tag, Status(policy.status), texts.throttled(policy.backoff_ms))
+    if policy.bye:
+        session.close_with(texts.BYE_AFTER_BAD_COMMANDS)
+    return True
+
+
+def _charge(session: Session, messages: int, size: int) -> None:
+    assert session.mailbox is not None
+    session.mailbox.throttle.charge(asyncio.get_running_loop().time(), messages, size)
+
+
+async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> None:
+    items = expand_items(command.items)
+    targets = _targets(session, command.sequence_set, command.uid)
+    if targets is None:
+        session.count_bad(tag, texts.BAD_MESSAGE_SET)
+        return
+    bodies = [i for i in items if isinstance(i, FetchRequest) or i.startswith("RFC822")]
+    if bodies and _throttled(session, tag):
+        return
+    folder = session.selected
+    assert folder is not None
+    messages = folder_messages(box, folder)
+    sets_seen = not session.readonly and any(
+        (isinstance(i, FetchRequest) and not i.peek) or i in ("RFC822", "RFC822.TEXT")
+        for i in items
+    )
+    served = size = 0
+    for seq, uid in targets:
+        record = messages.get(uid)
+        if record is None:
+            continue
+        wanted = list(items)
+        if sets_seen and "\\Seen" not in record.flags:
+            box.store.store_flags(folder, [uid], frozenset({"\\Seen"}), "add")
+            session.known_flags[uid] = record.flags
+            if "FLAGS" not in wanted:
+                wanted.append("FLAGS")
+        view = MessageView(uid, seq, record.flags, record.internal_date, record.data)
+        data = render_fetch(
+            view,
+            wanted,
+            uid_first=command.uid,
+            estimate_size=session.settings.estimated_rfc822_size,
+        )
+        session.raw(data)
+        if bodies:
+            served += 1
+            size += len(record.data)
+        if len(data) > 65536:
+            await session.flush()
+            if session.closing:
+                return
+    _charge(session, served, size)
+    session.ok(tag, "FETCH")
+
+
+def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None:
+    if command.charset is not None and command.charset.upper() not in ("US-ASCII", "UTF-8"):
+        session.tagged(tag, Status.NO, texts.BAD_CHARSET, OtherCode("BADCHARSET", "(US-ASCII)"))
+        return
+    folder = session.selected
+    assert folder is not None
+    messages = folder_messages(box, folder)
+    items = [
+        SearchItem(seq, uid, messages[uid].flags, messages[uid].internal_date, messages[uid].data)
+        for seq, uid in enumerate(session.known, 1)
+        if uid in messages
+    ]
+    found = search(items, command.criteria)
+    numbers = " ".join(str(i.uid if command.uid else i.seq) for i in found)
+    session.raw(b"* SEARCH" + (b" " + numbers.encode() if numbers else b"") + b"\r\n")
+    session.ok(tag, "SEARCH")
+
+
+def _store(session: Session, box: Mailbox, tag: str, command: c.Store) -> None:
+    targets = _targets(session, command.sequence_set, command.uid)
+    if targets is None:
+        session.count_bad(tag, texts.BAD_MESSAGE_SET)
+        return
+    folder = session.selected
+    assert folder is not None
+    mode = {c.StoreMode.SET: "set", c.StoreMode.ADD: "add", c.StoreMode.REMOVE: "remove"}
+    if not session.readonly:
+        uids = [uid for _, uid in targets]
+        changed = box.store.store_flags(folder, uids, frozenset(command.flags), mode[command.mode])
+        for uid, flags in changed.items():
+            session.known_flags[uid] = flags
+    messages = folder_messages(box, folder)
+    if not command.silent:
+        for seq, uid in targets:
+            record = messages.get(uid)
+            if record is None:
+                continue
+            shown = " ".join(sorted(record.flags)).encode()
+            suffix = b" UID %d" % uid if command.uid else b""
+            session.raw(b"* %d FETCH (FLAGS (%s)%s)\r\n" % (seq, shown, suffix))
+    session.ok(tag, "STORE")
+
+
+def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) -> None:
+    verb = "COPY" if isinstance(command, c.Copy) else "MOVE"
+    targets = _targets(session, command.sequence_set, command.uid)
+    if targets is None:
+        session.count_bad(tag, texts.BAD_MESSAGE_SET)
+        return
+    dest = _canonical(box, command.mailbox)
+    if dest is None:
+        session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
+        return
+    if _throttled(session, tag):
+        return
+    folder = session.selected
+    assert folder is not None
+    uids = [uid for _, uid in targets]
+    if verb == "MOVE" and session.readonly:
+        session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command=verb))
+        return
+    size = sum(len(m.data) for u, m in folder_messages(box, folder).items() if u in set(uids))
+    if verb == "COPY":
+        mapping = box.store.copy_now(folder, uids, dest)
+    else:
+        mapping = box.store.move_now(folder, uids, dest)
+    _charge(session, len(mapping), size)
+    code = None
+    if mapping:
+        code = CopyUidCode(
+            box.store._get(dest).uidvalidity,
+            SequenceSet.of(*mapping.keys()),
+            SequenceSet.of(*mapping.values()),
+        )
+    if verb == "COPY":
+        session.ok(tag, "COPY", code)
+        return
+    if code is not None:
+        line = b"[COPYUID %d %s %s]" % (
+            code.uidvalidity,
+            str(code.source_uids).encode(),
+            str(code.destination_uids).encode(),
+        )
+        session.raw(
+            (line if session.settings.bare_copyuid else b"* OK " + line + b" Moved.") + b"\r\n"
+        )
+    session.push_updates()
+    session.ok(tag, "MOVE")
+
+
+def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.UidExpunge) -> None:
+    verb = "EXPUNGE"
+    folder = session.selected
+    assert folder is not None
+    if session.readonly:
+        session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command=verb))
+        return
+    messages = folder_messages(box, folder)
+    if isinstance(command, c.UidExpunge):
+        chosen = _resolve(session.known, command.sequence_set)
+        uids = [u for u in chosen if u in messages and "\\Deleted" in messages[u].flags]
+        box.store.expunge_now(folder, uids)
+    else:
+        box.store.expunge_now(folder)
+    session.push_updates()
+    session.ok(tag, verb)
+
+
+# --- APPEND -------------------------------------------------------------------------------
+
+
+def parse_date(text: str) -> _dt.datetime:
+    m = _DATE.match(text)
+    if m is None or m.group(2).capitalize() not in _MONTHS:
+        raise RemoteProtocolError(f"invalid APPEND date {text!r}")
+    day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
+    offset = _dt.timedelta(hours=int(zh), minutes=int(zm)) * (1 if sign == "+" else -1)
+    try:
+        return _dt.datetime(
+            int(year), _MONTHS[month.capitalize()], int(day), int(hh), int(mm), int(ss),
+            tzinfo=_dt.timezone(offset),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise RemoteProtocolError(f"invalid APPEND date {text!r}") from exc
+
+
+async def append_start(session: Session, tag: str, command: c.Append, sync: bool) -> None:
+    from exoimap.sandbox.exchange.session import SessionState
+
+    session.append = (tag, command)
+    session.append_data = bytearray()
+    session.append_refused = True
+    refusal: tuple[Status, str, object] | None = None
+    if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
+        refusal = (Status.BAD, texts.INVALID_STATE, None)
+    elif (command.size or 0) > session.settings.max_message_size:
+        refusal = (Status.NO, texts.MESSAGE_TOO_LARGE, None)
+    elif session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
+        refusal = (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
+    elif session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
+        policy = session.settings.throttle
+        refusal = (Status(policy.status), texts.throttled(policy.backoff_ms), None)
+    if refusal is None:
+        session.append_refused = False
+        if sync:
+            session.send(ContinuationRequest(texts.LITERAL_CONTINUATION))
+        return
+    if sync:
+        session.append = None
+        status, text, code = refusal
+        session.tagged(tag, status, text, code)
+    else:
+        session.append = (tag, command)
+        session.append_error = refusal
+
+
+async def append_end(session: Session, tag: str) -> None:
+    pending = session.append
+    session.append = None
+    if pending is None:
+        return
+    _, command = pending
+    if session.append_refused:
+        status, text, code = session.append_error or (Status.NO, texts.AUTH_FAILED, None)
+        session.append_error = None
+        session.tagged(tag, status, text, code)
+        return
+    box = session.mailbox
+    assert box is not None
+    data = bytes(session.append_data)
+    session.append_data = bytearray()
+    try:
+        when = parse_date(command.date) if command.date else None
+        folder = _canonical(box, command.mailbox)
+        if folder is None:
+            raise FolderError("gone")
+        uid = box.store.add_message(folder, data, flags=command.flags, internal_date=when)
+    except RemoteProtocolError:
+        session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
+        return
+    except ExoimapError:
+        session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command="APPEND"))
+        return
+    _charge(session, 1, len(data))
+    uidvalidity = box.store._get(folder).uidvalidity
+    session.push_updates()
+    session.ok(tag, "APPEND", AppendUidCode(uidvalidity, SequenceSet.of(uid)))

@@ -1,0 +1,195 @@
+"""SEARCH for the sandbox server: RFC 3501 keys evaluated over the folder's messages."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from exoimap.errors import RemoteProtocolError
+from exoimap.sandbox.exchange.mime import parse_message
+
+__all__ = ["SearchItem", "search"]
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+)}  # fmt: skip
+
+Key = str | tuple["Key", ...]
+
+
+@dataclass(slots=True)
+class SearchItem:
+    seq: int
+    uid: int
+    flags: frozenset[str]
+    internal_date: _dt.datetime
+    data: bytes
+
+
+def _date(text: str) -> _dt.date:
+    try:
+        day, month, year = text.strip('"').split("-")
+        return _dt.date(int(year), _MONTHS[month.lower()], int(day))
+    except (ValueError, KeyError) as exc:
+        raise RemoteProtocolError(f"invalid search date {text!r}") from exc
+
+
+def _in_set(text: str, number: int, largest: int) -> bool:
+    for part in text.split(","):
+        start_text, _, end_text = part.partition(":")
+        try:
+            start = largest if start_text == "*" else int(start_text)
+            end = start if not end_text else (largest if end_text == "*" else int(end_text))
+        except ValueError as exc:
+            raise RemoteProtocolError(f"invalid message set {text!r}") from exc
+        if min(start, end) <= number <= max(start, end):
+            return True
+    return False
+
+
+def _is_set(text: str) -> bool:
+    return bool(text) and all(c.isdigit() or c in ":,*" for c in text)
+
+
+def _header(item: SearchItem, name: str) -> str:
+    part = parse_message(item.data[:65536])
+    values = [v for k, v in part.fields if k.lower() == name.lower()]
+    decoded = []
+    for value in values:
+        try:
+            decoded.append(str(email.header.make_header(email.header.decode_header(value))))
+        except (ValueError, LookupError, UnicodeError):
+            decoded.append(value)
+    return "\n".join(decoded)
+
+
+def _sent_date(item: SearchItem) -> _dt.date | None:
+    value = _header(item, "Date")
+    try:
+        return email.utils.parsedate_to_datetime(value).date()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+Test = Callable[[SearchItem], bool]
+
+
+class _Parser:
+    def __init__(self, keys: Sequence[Key], max_uid: int, max_seq: int) -> None:
+        self.keys = list(keys)
+        self.pos = 0
+        self.max_uid = max_uid
+        self.max_seq = max_seq
+
+    def take(self) -> Key:
+        if self.pos >= len(self.keys):
+            raise RemoteProtocolError("search criteria end too early")
+        key = self.keys[self.pos]
+        self.pos += 1
+        return key
+
+    def text(self) -> str:
+        key = self.take()
+        if not isinstance(key, str):
+            raise RemoteProtocolError("a search argument must be a string")
+        return key
+
+    def all(self) -> Test:
+        tests = []
+        while self.pos < len(self.keys):
+            tests.append(self.one())
+        return lambda item: all(t(item) for t in tests)
+
+    def one(self) -> Test:  # one branch per search key, as in RFC 3501
+        key = self.take()
+        if isinstance(key, tuple):
+            inner = _Parser(key, self.max_uid, self.max_seq).all()
+            return inner
+        name = key.upper()
+        flag_keys = {
+            "ANSWERED": "\\Answered",
+            "DELETED": "\\Deleted",
+            "DRAFT": "\\Draft",
+            "FLAGGED": "\\Flagged",
+            "SEEN": "\\Seen",
+        }
+        if name == "ALL":
+            return lambda item: True
+        if name in flag_keys:
+            flag = flag_keys[name]
+            return lambda item: flag in item.flags
+        if name.startswith("UN") and name[2:] in flag_keys:
+            flag = flag_keys[name[2:]]
+            return lambda item: flag not in item.flags
+        if name in ("NEW", "RECENT"):
+            return lambda item: False
+        if name == "OLD":
+            return lambda item: True
+        if name == "KEYWORD":
+            word = self.text()
+            return lambda item: word in item.flags
+        if name == "UNKEYWORD":
+            word = self.text()
+            return lambda item: word not in item.flags
+        if name == "NOT":
+            inner = self.one()
+            return lambda item: not inner(item)
+        if name == "OR":
+            left, right = self.one(), self.one()
+            return lambda item: left(item) or right(item)
+        if name == "UID":
+            spec = self.text()
+            return lambda item: _in_set(spec, item.uid, self.max_uid)
+        if name in ("BEFORE", "ON", "SINCE"):
+            day = _date(self.text())
+            compare = _compare(name)
+            return lambda item: compare(item.internal_date.date(), day)
+        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            day = _date(self.text())
+            compare = _compare(name[4:])
+
+            def sent(item: SearchItem) -> bool:
+                date = _sent_date(item)
+                return date is not None and compare(date, day)
+
+            return sent
+        if name in ("LARGER", "SMALLER"):
+            try:
+                size = int(self.text())
+            except ValueError as exc:
+                raise RemoteProtocolError("LARGER/SMALLER need a number") from exc
+            if name == "LARGER":
+                return lambda item: len(item.data) > size
+            return lambda item: len(item.data) < size
+        if name in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+            needle = self.text().lower()
+            field = name.capitalize() if name != "BCC" else "Bcc"
+            return lambda item: needle in _header(item, field).lower()
+        if name == "HEADER":
+            field, needle = self.text(), self.text().lower()
+            return lambda item: needle in _header(item, field).lower()
+        if name in ("BODY", "TEXT"):
+            raw = self.text().encode("utf-8").lower()
+            if name == "BODY":
+                return lambda item: raw in parse_message(item.data).body.lower()
+            return lambda item: raw in item.data.lower()
+        if _is_set(key):
+            return lambda item: _in_set(key, item.seq, self.max_seq)
+        raise RemoteProtocolError(f"unknown search key {key!r}")
+
+
+def _compare(kind: str) -> Callable[[_dt.date, _dt.date], bool]:
+    if kind == "BEFORE":
+        return lambda a, b: a < b
+    if kind == "ON":
+        return lambda a, b: a == b
+    return lambda a, b: a >= b
+
+
+def search(items: Sequence[SearchItem], criteria: Sequence[Key]) -> list[SearchItem]:
+    """The items matching ``criteria``; raises RemoteProtocolError on a malformed query."""
+    max_uid = max((i.uid for i in items), default=0)
+    test = _Parser(criteria, max_uid, len(items)).all()
+    return [item for item in items if test(item)]

@@ -1,0 +1,224 @@
+"""The sandbox Exchange Online IMAP server: implicit TLS, one :class:`Session` per client.
+
+Runs on an asyncio loop (the same loop as the identity half in ``sandbox up``). The
+mailboxes live in memory on that loop; :class:`ExchangeControl` lets another thread (a
+test) change them "as another client" and inject faults safely.
+
+Example (inside a running loop)::
+
+    server = ExchangeImapServer(identity, ExchangeSettings(), ssl_context=context)
+    await server.start()
+    ...                                  # clients connect to server.host, server.port
+    await server.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as _dt
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from exoimap.errors import NetworkError
+from exoimap.sandbox.exchange.auth import Authorizer, IdentityView
+from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.exchange.mailboxes import Mailboxes
+from exoimap.sandbox.exchange.session import Session
+from exoimap.sandbox.faults import Faults
+
+__all__ = ["ExchangeControl", "ExchangeImapServer"]
+
+log = logging.getLogger("exoimap.sandbox.exchange")
+T = TypeVar("T")
+
+
+class ExchangeImapServer:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        identity: IdentityView,
+        settings: ExchangeSettings | None = None,
+        *,
+        ssl_context: ssl.SSLContext,
+        mailboxes: Mailboxes | None = None,
+        state_folder: Path | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        self.identity = identity
+        self.settings = settings or ExchangeSettings()
+        self.ssl_context = ssl_context
+        self.mailboxes = mailboxes or Mailboxes(self.settings, state_folder)
+        self.faults = faults or Faults()
+        self.authorizer = Authorizer(identity, self.settings)
+        self._server: asyncio.Server | None = None
+        self._sessions: set[Session] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.host = self.settings.host
+        self.port = self.settings.port
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Listen (port 0 picks a free port; :attr:`port` tells which)."""
+        self.loop = asyncio.get_running_loop()
+        try:
+            self._server = await asyncio.start_server(
+                self._accept,
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=10,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise NetworkError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+        sockname = self._server.sockets[0].getsockname()
+        self.port = int(sockname[1])
+        log.info("sandbox Exchange IMAP listening on %s:%d", self.host, self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self._sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            if task is not None:
+                self._tasks.discard(task)
+
+    @property
+    def connections(self) -> int:
+        return len(self._sessions)
+
+    def drop_connections(self) -> None:
+        """Abort every open connection (no BYE), as a crashed front end would."""
+        for session in list(self._sessions):
+            session.closing = True
+            session.writer.transport.abort()
+
+    async def stop(self) -> None:
+        """Stop listening, drop the connections and save the mailboxes (when persistent)."""
+        if self._server is not None:
+            self._server.close()
+            self.drop_connections()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        self.mailboxes.save()
+
+    async def restart(self) -> None:
+        """Drop every connection and listen again on the same port (a restarted server)."""
+        await self.stop()
+        await self.start()
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+
+class ExchangeControl:
+    """Thread-safe handle on a running :class:`ExchangeImapServer` (tests, the admin CLI).
+
+    Every method runs on the server's loop and waits for it, so a test thread can act "as
+    another client" and the IDLE sessions see the change at once.
+    """
+
+    def __init__(self, server: ExchangeImapServer) -> None:
+        self.server = server
+
+    @property
+    def faults(self) -> Faults:
+        return self.server.faults
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _call(self, function: Callable[[], T]) -> T:
+        loop = self.server.loop
+        if loop is None:
+            raise NetworkError("the sandbox IMAP server is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return function()
+
+        async def run() -> T:
+            return function()
+
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(run(), loop)
+        return future.result(30)
+
+    def restart(self) -> None:
+        """Restart the server (every connection drops; same port)."""
+        loop = self.server.loop
+        if loop is None:
+            raise NetworkError("the sandbox IMAP server is not running")
+        asyncio.run_coroutine_threadsafe(self.server.restart(), loop).result(30)
+
+    def drop_connections(self) -> None:
+        self._call(self.server.drop_connections)
+
+    def deliver(
+        self,
+        mailbox: str,
+        data: bytes,
+        *,
+        folder: str = "INBOX",
+        flags: Sequence[str] = (),
+        internal_date: _dt.datetime | None = None,
+    ) -> int:
+        """New mail arrives in ``folder``; returns its UID."""
+        store = self.server.mailboxes.get(mailbox).store
+        return self._call(
+            lambda: store.add_message(folder, data, flags=flags, internal_date=internal_date)
+        )
+
+    def set_flags(
+        self,
+        mailbox: str,
+        folder: str,
+        uids: Sequence[int],
+        flags: Sequence[str],
+        mode: str = "set",
+    ) -> dict[int, frozenset[str]]:
+        """Another client changes flags (``mode``: set, add, remove)."""
+        store = self.server.mailboxes.get(mailbox).store
+        return self._call(lambda: store.store_flags(folder, uids, frozenset(flags), mode))
+
+    def delete(self, mailbox: str, folder: str, uids: Sequence[int]) -> list[int]:
+        """Another client deletes (expunges) messages."""
+        store = self.server.mailboxes.get(mailbox).store
+        return self._call(lambda: store.expunge_now(folder, uids))
+
+    def move(self, mailbox: str, folder: str, uids: Sequence[int], dest: str) -> dict[int, int]:
+        """Another client moves messages; returns old UID -> new UID."""
+        store = self.server.mailboxes.get(mailbox).store
+        return self._call(lambda: store.move_now(folder, uids, dest))
+
+    def reset_uidvalidity(self, mailbox: str, folder: str) -> int:
+        """Give ``folder`` a new UIDVALIDITY (renumbering its messages)."""
+        store = self.server.mailboxes.get(mailbox).store
+        return self._call(lambda: store.reset_uidvalidity(folder))
+
+    def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run any function on the server's loop (for what the methods above lack)."""
+        return self._call(lambda: function(*args))

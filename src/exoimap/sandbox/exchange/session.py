@@ -1,0 +1,456 @@
+"""One client connection to the sandbox Exchange IMAP server.
+
+The session reads bytes, feeds :class:`~exoimap.protocol.ServerConnection`, answers its
+events with Exchange's exact texts (:mod:`.texts`) and writes the bytes out, through the
+fault injector. It owns the connection's state (not authenticated, authenticated,
+selected, "authenticated but not connected"), its counters (bad commands, failed sign-ins)
+and its view of the selected folder; mailbox commands live in :mod:`.handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from exoimap.errors import ExoimapError, RemoteProtocolError
+from exoimap.protocol import commands as c
+from exoimap.protocol.events import (
+    AppendChunk,
+    AppendEnd,
+    AppendStart,
+    AuthenticateData,
+    BadCommand,
+    CommandReceived,
+    ConnectionClosed,
+    IdleDone,
+    NeedData,
+)
+from exoimap.protocol.server import ServerConnection
+from exoimap.protocol.types import ContinuationRequest, Response, Status, StatusResponse
+from exoimap.sandbox.exchange import handlers, texts
+from exoimap.sandbox.exchange.auth import AuthDecision, Cause
+from exoimap.sandbox.exchange.config import AuthOutcome
+from exoimap.sandbox.exchange.mailboxes import Mailbox
+from exoimap.store.memory import StoreEvent
+
+if TYPE_CHECKING:
+    from exoimap.sandbox.exchange.server import ExchangeImapServer
+
+__all__ = ["Session", "SessionState"]
+
+log = logging.getLogger("exoimap.sandbox.exchange")
+
+_KNOWN_COMMANDS = {
+    b"CAPABILITY", b"NOOP", b"LOGOUT", b"AUTHENTICATE", b"LOGIN", b"SELECT", b"EXAMINE",
+    b"CREATE", b"DELETE", b"RENAME", b"SUBSCRIBE", b"UNSUBSCRIBE", b"LIST", b"LSUB",
+    b"STATUS", b"APPEND", b"CHECK", b"CLOSE", b"EXPUNGE", b"SEARCH", b"FETCH", b"STORE",
+    b"COPY", b"MOVE", b"UID", b"IDLE", b"NAMESPACE", b"ID", b"UNSELECT", b"ENABLE",
+}  # fmt: skip
+
+# Commands by the states they are valid in.
+_ANY_STATE = (c.Capability, c.Noop, c.Logout, c.Id)
+_NOT_AUTHENTICATED = (c.Authenticate, c.Login)
+_AUTHENTICATED = (
+    c.Namespace, c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe,
+    c.Unsubscribe, c.List, c.Lsub, c.StatusCommand, c.Idle,
+)  # fmt: skip
+_SELECTED = (
+    c.Close, c.Unselect, c.Expunge, c.UidExpunge, c.Fetch, c.Search, c.Store, c.Copy, c.Move,
+)  # fmt: skip
+
+
+class SessionState(enum.Enum):
+    NOT_AUTHENTICATED = "not-authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    NOT_CONNECTED = "authenticated-but-not-connected"
+    LOGOUT = "logout"
+
+
+class Session:
+    """State and I/O of one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        server: ExchangeImapServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.reader = reader
+        self.writer = writer
+        self.conn = ServerConnection(
+            max_line_length=max(self.settings.max_command_size, 1024),
+            max_literal_size=self.settings.max_message_size + 1,
+            literal_continuation=ContinuationRequest(texts.LITERAL_CONTINUATION),
+        )
+        self.state = SessionState.NOT_AUTHENTICATED
+        self.mailbox: Mailbox | None = None
+        self.expires_at: float | None = None
+        self.bad_commands = 0
+        self.auth_failures = 0
+        self.closing = False
+        self.sent_bytes = 0
+        # selected folder view
+        self.selected: str | None = None
+        self.readonly = False
+        self.uidvalidity = 0
+        self.known: list[int] = []
+        self.known_flags: dict[int, frozenset[str]] = {}
+        self.dirty = False
+        self.invalidated = False
+        self.changed = asyncio.Event()
+        self._remove_listener: object = None
+        # AUTHENTICATE / IDLE / APPEND in progress
+        self.auth_tag: str | None = None
+        self.auth_mechanism = ""
+        self.idle_tag: str | None = None
+        self.append: tuple[str, c.Append] | None = None
+        self.append_data = bytearray()
+        self.append_refused = False
+        self.append_error: tuple[Status, str, object] | None = None
+        self._read_task: asyncio.Task[bytes] | None = None
+
+    # --- output -------------------------------------------------------------------------
+
+    def send(self, response: Response) -> None:
+        self.conn.send(response)
+
+    def raw(self, data: bytes) -> None:
+        self.conn.send_raw(data)
+
+    def untagged(self, text: str) -> None:
+        self.conn.send_raw(b"* " + text.encode("utf-8") + b"\r\n")
+
+    def tagged(self, tag: str, status: Status, text: str, code: object = None) -> None:
+        self.conn.send(StatusResponse(tag, status, code, text))  # type: ignore[arg-type]
+
+    def ok(self, tag: str, command: str, code: object = None) -> None:
+        self.tagged(tag, Status.OK, texts.completed(command), code)
+
+    async def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if not data:
+            return
+        await self.server.faults.before_write()
+        allowed = self.server.faults.allowed_bytes(self.sent_bytes, len(data))
+        if allowed < len(data):
+            self.writer.write(data[:allowed])
+            self.sent_bytes += allowed
+            self.writer.transport.abort()
+            self.closing = True
+            return
+        self.writer.write(data)
+        self.sent_bytes += len(data)
+        await self.writer.drain()
+
+    def close_with(self, text: str) -> None:
+        """``* BYE <text>`` and end the session after the flush."""
+        self.untagged("BYE " + text)
+        self.closing = True
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            self.untagged("OK " + self.settings.greeting())
+            await self.flush()
+            while not self.closing:
+                data = await self._next_input()
+                if data is None:
+                    self.close_with(texts.BYE_IDLE_TIMEOUT)
+                    await self.flush()
+                    break
+                if data == b"" and self.reader.at_eof():
+                    break
+                self.conn.receive_data(data)
+                await self._process()
+        except RemoteProtocolError as exc:
+            log.debug("closing a connection after a protocol error: %s", exc)
+            with contextlib.suppress(ExoimapError, OSError):
+                self.close_with(texts.BYE_AFTER_BAD_COMMANDS)
+                await self.flush()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._read_task
+        self._detach()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+    def _detach(self) -> None:
+        if callable(self._remove_listener):
+            self._remove_listener()
+            self._remove_listener = None
+        if self.mailbox is not None and self.state is not SessionState.NOT_CONNECTED:
+            self.mailbox.connections -= 1
+        self.mailbox = None
+
+    async def _next_input(self) -> bytes | None:
+        """The next bytes from the client; ``None`` after the idle timeout."""
+        loop = asyncio.get_running_loop()
+        authenticated = self.state is not SessionState.NOT_AUTHENTICATED
+        timeout = (
+            self.settings.authenticated_timeout if authenticated else self.settings.preauth_timeout
+        )
+        deadline = loop.time() + timeout
+        while True:
+            if self._read_task is None:
+                self._read_task = asyncio.ensure_future(self.reader.read(65536))
+            waiters: set[asyncio.Future[object]] = {self._read_task}  # type: ignore[arg-type]
+            change: asyncio.Task[bool] | None = None
+            if self.idle_tag is not None:
+                change = asyncio.ensure_future(self.changed.wait())
+                waiters.add(change)  # type: ignore[arg-type]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if change is not None:
+                    change.cancel()
+                return None
+            done, _ = await asyncio.wait(
+                waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if change is not None and change not in done:
+                change.cancel()
+            if self._read_task in done:
+                task, self._read_task = self._read_task, None
+                return task.result()
+            if change is not None and change in done:
+                self.changed.clear()
+                self.push_updates()
+                await self.flush()
+                if self.closing:
+                    return b""
+                continue
+            if not done:
+                return None
+
+    async def _process(self) -> None:
+        while not self.closing:
+            event = self.conn.next_event()
+            if isinstance(event, NeedData):
+                return
+            if isinstance(event, ConnectionClosed):
+                self.closing = True
+                return
+            await self._dispatch(event)
+            await self.flush()
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _dispatch(self, event: object) -> None:
+        if isinstance(event, CommandReceived):
+            await self._command(event.tag, event.command)
+        elif isinstance(event, BadCommand):
+            self._bad_command(event)
+        elif isinstance(event, AuthenticateData):
+            self.auth_tag = None
+            if event.data is None:
+                self.tagged(event.tag, Status.NO, texts.AUTH_CANCELLED)
+                return
+            self._finish_auth(event.tag, self._decide(self.auth_mechanism, event.data.reveal()))
+        elif isinstance(event, IdleDone):
+            self.idle_tag = None
+            if self._token_expired():
+                self.close_with(texts.BYE_TOKEN_EXPIRED)
+                return
+            self.push_updates()
+            self.ok(event.tag, "IDLE")
+        elif isinstance(event, AppendStart):
+            await handlers.append_start(self, event.tag, event.command, event.synchronizing)
+        elif isinstance(event, AppendChunk):
+            if not self.append_refused:
+                self.append_data += event.data
+        elif isinstance(event, AppendEnd):
+            await handlers.append_end(self, event.tag)
+
+    def _bad_command(self, event: BadCommand) -> None:
+        if event.tag is not None and event.tag == self.auth_tag:
+            self.auth_tag = None
+            self._finish_auth(event.tag, AuthDecision.refused(Cause.MALFORMED))
+            return
+        raw = event.raw
+        if not raw.isascii():
+            text = texts.COMMAND_ERROR_11
+        else:
+            words = raw.split(None, 2)
+            name = words[1].upper() if len(words) > 1 else b""
+            text = (
+                texts.COMMAND_ARGUMENT_ERROR_12
+                if name in _KNOWN_COMMANDS
+                else texts.COMMAND_ERROR_12
+            )
+        if event.tag == self.idle_tag:
+            self.idle_tag = None
+        self.count_bad(event.tag, text)
+
+    def count_bad(self, tag: str | None, text: str) -> None:
+        """Answer BAD; the third bad command in a row ends the connection (1.4 [C])."""
+        if tag is None:
+            self.untagged("BAD " + text)
+        else:
+            self.tagged(tag, Status.BAD, text)
+        self.bad_commands += 1
+        if self.bad_commands >= self.settings.max_bad_commands:
+            self.close_with(texts.BYE_AFTER_BAD_COMMANDS)
+
+    def _token_expired(self) -> bool:
+        return (
+            self.settings.end_session_on_token_expiry
+            and self.expires_at is not None
+            and self.server.identity.now() >= self.expires_at
+        )
+
+    async def _command(self, tag: str, command: c.Command) -> None:
+        if self.state is SessionState.NOT_CONNECTED and not isinstance(command, c.Logout):
+            self.count_bad(tag, texts.NOT_CONNECTED)
+            return
+        if self._token_expired() and not isinstance(command, c.Logout):
+            self.close_with(texts.BYE_TOKEN_EXPIRED)
+            return
+        if not self._valid_in_state(command):
+            self.count_bad(tag, texts.INVALID_STATE)
+            return
+        self.bad_commands = 0
+        if isinstance(command, c.Capability):
+            authenticated = self.state is not SessionState.NOT_AUTHENTICATED
+            self.untagged("CAPABILITY " + self.settings.capabilities(authenticated=authenticated))
+            self.ok(tag, "CAPABILITY")
+        elif isinstance(command, c.Noop):
+            self.push_updates()
+            self.ok(tag, "NOOP")
+        elif isinstance(command, c.Logout):
+            self.untagged("BYE " + texts.BYE_LOGOUT)
+            self.ok(tag, "LOGOUT")
+            self.closing = True
+        elif isinstance(command, c.Id):
+            self.untagged("ID " + texts.ID_RESPONSE)
+            self.ok(tag, "ID")
+        elif isinstance(command, c.Authenticate):
+            self._authenticate(tag, command)
+        elif isinstance(command, c.Login):
+            decision = self.server.authorizer.password(command.username, command.password)
+            self._finish_auth(tag, decision, login=True)
+        elif isinstance(command, c.Idle):
+            self.idle_tag = tag
+            self.push_updates()
+            self.send(ContinuationRequest(texts.IDLE_CONTINUATION))
+        elif isinstance(command, c.Namespace):
+            self.untagged("NAMESPACE " + texts.NAMESPACE_RESPONSE)
+            self.ok(tag, "NAMESPACE")
+        else:
+            await handlers.mailbox_command(self, tag, command)
+            if not isinstance(command, c.Fetch | c.Store | c.Search) or command.uid:
+                self.push_updates()
+
+    def _valid_in_state(self, command: c.Command) -> bool:
+        if isinstance(command, _ANY_STATE):
+            return True
+        state = self.state
+        if isinstance(command, _NOT_AUTHENTICATED):
+            return state is SessionState.NOT_AUTHENTICATED
+        if isinstance(command, _AUTHENTICATED):
+            return state in (SessionState.AUTHENTICATED, SessionState.SELECTED)
+        if isinstance(command, _SELECTED):
+            return state is SessionState.SELECTED
+        return False  # ENABLE and anything Exchange does not offer
+
+    # --- authentication -----------------------------------------------------------------
+
+    def _authenticate(self, tag: str, command: c.Authenticate) -> None:
+        mechanism = command.mechanism.upper()
+        allowed = {"XOAUTH2"} | ({"PLAIN"} if self.settings.basic_auth_advertised else set())
+        if mechanism not in allowed:
+            self.auth_tag = None
+            self.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
+            return
+        if command.initial_response is None:
+            self.auth_tag = tag
+            self.auth_mechanism = mechanism
+            self.send(ContinuationRequest(None))  # 1.4 [C]: a bare "+"
+            return
+        self._finish_auth(tag, self._decide(mechanism, command.initial_response.reveal()))
+
+    def _decide(self, mechanism: str, raw: bytes) -> AuthDecision:
+        if mechanism == "PLAIN":
+            return self.server.authorizer.plain(raw)
+        return self.server.authorizer.xoauth2(raw)
+
+    def _finish_auth(self, tag: str, decision: AuthDecision, *, login: bool = False) -> None:
+        command = "LOGIN" if login else "AUTHENTICATE"
+        if decision.accepted and decision.connected and decision.mailbox is not None:
+            box = self.server.mailboxes.get(decision.mailbox)
+            if box.connections >= self.settings.max_connections_per_mailbox:
+                limit = self.settings.failures.too_many_connections
+                if limit is AuthOutcome.NOT_CONNECTED:
+                    decision = AuthDecision(True, False, decision.cause, decision.mailbox)
+                else:
+                    decision = AuthDecision.refused(decision.cause)
+            else:
+                box.connections += 1
+                self.mailbox = box
+                self.expires_at = decision.expires_at
+                self.state = SessionState.AUTHENTICATED
+                self._remove_listener = box.store.add_listener(self._on_store_event)
+                log.info("sandbox IMAP: %s signed in to %s", command, box.upn)
+                self.ok(tag, command)
+                return
+        if decision.accepted:
+            self.state = SessionState.NOT_CONNECTED
+            log.info("sandbox IMAP: signed in but not connected (%s)", decision.cause.value)
+            self.ok(tag, command)
+            return
+        log.info("sandbox IMAP: %s refused (%s)", command, decision.cause.value)
+        self.tagged(tag, Status.NO, texts.LOGIN_FAILED if login else texts.AUTH_FAILED)
+        self.auth_failures += 1
+        if self.auth_failures >= self.settings.max_auth_failures:
+            self.close_with(texts.BYE_AFTER_AUTH_FAILURES)
+
+    # --- the selected folder ------------------------------------------------------------
+
+    def _on_store_event(self, event: StoreEvent) -> None:
+        if self.selected is None or event.folder != self.selected:
+            return
+        if event.kind.value in ("uidvalidity", "folder_deleted", "folder_renamed"):
+            self.invalidated = True
+        self.dirty = True
+        self.changed.set()
+
+    def push_updates(self) -> None:
+        """Send EXPUNGE / EXISTS / FETCH FLAGS for changes since the session last looked."""
+        if self.selected is None or not self.dirty or self.mailbox is None:
+            return
+        self.dirty = False
+        if self.invalidated:
+            self.close_with(texts.BYE_SERVER_UNAVAILABLE)
+            return
+        messages = handlers.folder_messages(self.mailbox, self.selected)
+        for index in range(len(self.known) - 1, -1, -1):
+            uid = self.known[index]
+            if uid not in messages:
+                self.raw(b"* %d EXPUNGE\r\n" % (index + 1))
+                del self.known[index]
+                self.known_flags.pop(uid, None)
+        for seq, uid in enumerate(self.known, 1):
+            flags = messages[uid].flags
+            if self.known_flags.get(uid) != flags:
+                self.known_flags[uid] = flags
+                self.raw(b"* %d FETCH (FLAGS (%s))\r\n" % (seq, " ".join(sorted(flags)).encode()))
+        newest = self.known[-1] if self.known else 0
+        added = sorted(uid for uid in messages if uid > newest)
+        if added:
+            self.known.extend(added)
+            for uid in added:
+                self.known_flags[uid] = messages[uid].flags
+            self.raw(b"* %d EXISTS\r\n" % len(self.known))

@@ -1,0 +1,65 @@
+"""Fault injection for the sandbox servers (tests of reconnects, retries and resumes).
+
+:class:`Faults` acts on the bytes a server writes: drop a connection after N bytes or at
+random, delay every response. Mailbox-level faults (a restart, a UIDVALIDITY reset, changes
+"from another client") are methods of :class:`~exoimap.sandbox.exchange.server.ExchangeImapServer`
+and of the thread-safe :class:`~exoimap.sandbox.exchange.server.ExchangeControl`.
+
+All switches can be changed while the server runs; they apply to the next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+from exoimap.errors import ConfigError
+
+__all__ = ["Faults"]
+
+
+@dataclass
+class Faults:
+    """Transport faults, shared by every connection of a server."""
+
+    #: Abort each connection once it has been sent this many bytes (``None``: never).
+    drop_after_bytes: int | None = None
+    #: Chance per write of aborting the connection part-way through that write.
+    drop_probability: float = 0.0
+    #: Seconds to wait before each write (a slow server).
+    delay: float = 0.0
+    #: Seed of the random drops (reproducible failures).
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)  # noqa: S311 (fault schedule, not security)
+        self.check()
+
+    def check(self) -> None:
+        if self.drop_after_bytes is not None and self.drop_after_bytes < 0:
+            raise ConfigError("drop_after_bytes cannot be negative", key="faults.drop_after_bytes")
+        if not 0.0 <= self.drop_probability <= 1.0:
+            raise ConfigError("drop_probability must be in [0, 1]", key="faults.drop_probability")
+        if self.delay < 0:
+            raise ConfigError("delay cannot be negative", key="faults.delay")
+
+    def clear(self) -> None:
+        """Turn every transport fault off."""
+        self.drop_after_bytes = None
+        self.drop_probability = 0.0
+        self.delay = 0.0
+
+    async def before_write(self) -> None:
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+
+    def allowed_bytes(self, sent: int, size: int) -> int:
+        """How much of a ``size``-byte write may go out before the connection drops."""
+        allowed = size
+        if self.drop_after_bytes is not None:
+            allowed = min(allowed, max(self.drop_after_bytes - sent, 0))
+        if self.drop_probability > 0 and self._rng.random() < self.drop_probability:
+            allowed = min(allowed, self._rng.randrange(size) if size else 0)
+        return allowed

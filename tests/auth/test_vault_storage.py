@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import keyring.backend
+import pytest
+
+from exoimap.auth import vault as vault_module
+from exoimap.auth.vault import ScryptParams, Vault, create_key_file, keyring_usable
+from exoimap.errors import ConfigError, VaultKeyError, VaultTampered
+from exoimap.secrets import Secret
+
+CACHE = json.dumps({"RefreshToken": {"k": {"secret": "0.AXYZ-refresh-token-value-123456789"}}})
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+def test_round_trip_and_nothing_in_clear(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    vault.set_account_secret("work", Secret("abc1Q~client-secret-value-xyz"))
+    again = Vault(vault.directory)
+    cache = again.load_token_cache("work")
+    assert cache is not None
+    assert cache.reveal() == CACHE
+    secret = again.get_account_secret("work")
+    assert secret is not None
+    assert secret.reveal() == "abc1Q~client-secret-value-xyz"
+    for path in vault.directory.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"refresh-token-value" not in data
+            assert b"client-secret-value" not in data
+
+
+def test_files_are_0600_and_folders_0700(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    vault.set_secret("thing", Secret(b"value"))
+    with vault.lock("work"):
+        pass
+    for path in [vault.directory, *vault.directory.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_missing_entries_are_none_and_delete_reports(vault: Vault) -> None:
+    assert vault.load_token_cache("nobody") is None
+    assert vault.get_account_secret("nobody") is None
+    vault.save_token_cache("work", Secret(CACHE))
+    assert vault.delete_token_cache("work") is True
+    assert vault.delete_token_cache("work") is False
+    assert vault.load_token_cache("work") is None
+
+
+def test_wrong_passphrase_is_a_clear_error_and_changes_nothing(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    before = snapshot(vault.directory)
+    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "not the passphrase")
+    wrong = Vault(vault.directory)
+    with pytest.raises(VaultKeyError, match="wrong vault passphrase"):
+        wrong.load_token_cache("work")
+    with pytest.raises(VaultKeyError):
+        wrong.save_token_cache("work", Secret("{}"))
+    assert snapshot(vault.directory) == before
+
+
+def test_passphrase_from_a_prompt(exo_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return "typed passphrase"
+
+    Vault(exo_home / "vault", prompt=prompt).save_token_cache("a", Secret(CACHE))
+    assert len(asked) == 2  # asked twice on creation, to confirm
+    cache = Vault(exo_home / "vault", prompt=prompt).load_token_cache("a")
+    assert cache is not None
+    assert len(asked) == 3
+    mismatched = iter(["one", "two"])
+    other = exo_home / "other-vault"
+    with pytest.raises(VaultKeyError, match="differ"):
+        Vault(other, prompt=lambda _: next(mismatched)).save_token_cache("a", Secret(CACHE))
+    assert not (other / "vault.json").exists()
+
+
+def test_tampered_entry_is_detected_and_left_alone(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    vault.save_token_cache("home", Secret(CACHE))
+    path = vault.directory / "token-cache" / "work.bin"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    before = snapshot(vault.directory)
+    with pytest.raises(VaultTampered, match="failed authentication"):
+        Vault(vault.directory).load_token_cache("work")
+    assert snapshot(vault.directory) == before
+    assert Vault(vault.directory).load_token_cache("home") is not None  # others still open
+
+
+def test_an_entry_copied_over_another_account_fails(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    vault.save_token_cache("home", Secret("{}"))
+    folder = vault.directory / "token-cache"
+    (folder / "home.bin").write_bytes((folder / "work.bin").read_bytes())
+    with pytest.raises(VaultTampered):
+        Vault(vault.directory).load_token_cache("home")
+
+
+def test_truncated_entry_is_tampered(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    path = vault.directory / "token-cache" / "work.bin"
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(VaultTampered, match="truncated"):
+        Vault(vault.directory).load_token_cache("work")
+
+
+def test_modified_kdf_parameters_do_not_open(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    header = json.loads(vault.header_path.read_text())
+    header["kdf"]["n"] = 2**11
+    vault.header_path.write_text(json.dumps(header))
+    with pytest.raises(VaultKeyError):
+        Vault(vault.directory).load_token_cache("work")
+
+
+def test_kdf_parameters_are_recorded_and_used_when_reopening(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    header = json.loads(vault.header_path.read_text())
+    assert header["key_source"] == "passphrase"
+    assert header["kdf"]["name"] == "scrypt"
+    assert header["kdf"]["n"] == 2**10
+    assert len(header["kdf"]["salt"]) >= 20
+    monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**12, r=8, p=1))
+    assert Vault(vault.directory).load_token_cache("work") is not None
+
+
+def test_default_kdf_is_strong() -> None:
+    # Read the class default, not the module attribute the fixture lowers for speed.
+    params = ScryptParams()
+    assert params.n >= 2**15
+    assert params.r >= 8
+
+
+def test_no_key_source_refuses_instead_of_storing_in_clear(
+    exo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
+    target = Vault(exo_home / "vault")
+    with pytest.raises(VaultKeyError) as info:
+        target.save_token_cache("work", Secret(CACHE))
+    text = str(info.value)
+    assert "EXOIMAP_VAULT_PASSPHRASE" in text
+    assert "create-key-file" in text
+    assert not target.header_path.exists()
+    assert not list((exo_home / "vault").rglob("*.bin"))
+
+
+def test_key_file_is_used_when_there_is_no_passphrase(
+    exo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
+    key_path = exo_home / "vault.key"
+    create_key_file(key_path)
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    with pytest.raises(ConfigError, match="already exists"):
+        create_key_file(key_path)
+    Vault(exo_home / "vault").save_token_cache("work", Secret(CACHE))
+    header = json.loads((exo_home / "vault" / "vault.json").read_text())
+    assert header["key_source"] == "key-file"
+    assert Vault(exo_home / "vault").load_token_cache("work") is not None
+    # A key file others can read is refused.
+    os.chmod(key_path, 0o644)
+    with pytest.raises(VaultKeyError, match="chmod 600"):
+        Vault(exo_home / "vault").load_token_cache("work")
+    # Another key file does not open the vault.
+    os.chmod(key_path, 0o600)
+    key_path.unlink()
+    create_key_file(key_path)
+    with pytest.raises(VaultKeyError, match="does not open"):
+        Vault(exo_home / "vault").load_token_cache("work")
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """An in-process keyring backend standing in for the OS one (no D-Bus on CI)."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.store[(service, username)]
+
+
+class PlaintextKeyring(MemoryKeyring):
+    """Named like keyrings.alt's plaintext backend, which must never be used."""
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    monkeypatch.delenv("EXOIMAP_NO_KEYRING")
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_keyring_is_preferred_when_usable(exo_home: Path, memory_keyring: MemoryKeyring) -> None:
+    assert keyring_usable()
+    Vault(exo_home / "vault").save_token_cache("work", Secret(CACHE))
+    header = json.loads((exo_home / "vault" / "vault.json").read_text())
+    assert header["key_source"] == "keyring"
+    assert "kdf" not in header
+    assert len(memory_keyring.store) == 1
+    assert Vault(exo_home / "vault").load_token_cache("work") is not None
+    memory_keyring.store.clear()
+    with pytest.raises(VaultKeyError, match="not in the OS keyring"):
+        Vault(exo_home / "vault").load_token_cache("work")
+
+
+def test_plaintext_and_failing_keyrings_are_not_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring.backends.fail
+
+    monkeypatch.delenv("EXOIMAP_NO_KEYRING", raising=False)
+    previous = keyring.get_keyring()
+    try:
+        keyring.set_keyring(PlaintextKeyring())
+        assert not keyring_usable()
+        keyring.set_keyring(keyring.backends.fail.Keyring())
+        assert not keyring_usable()
+        keyring.set_keyring(MemoryKeyring())
+        assert keyring_usable()
+        assert not keyring_usable({"EXOIMAP_NO_KEYRING": "1"})
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_this_machine_has_no_usable_keyring_by_default() -> None:
+    # The headless CI machine: keyring's chainer finds only the fail backend.
+    assert not keyring_usable({})
+
+
+def test_generic_secrets_and_the_audit_key(vault: Vault) -> None:
+    vault.set_secret("smtp-relay", Secret(b"\x00\x01binary"))
+    got = Vault(vault.directory).get_secret("smtp-relay")
+    assert got is not None
+    assert got.reveal() == b"\x00\x01binary"
+    key = vault.audit_hmac_key()
+    assert len(key.reveal()) == 32
+    assert Vault(vault.directory).audit_hmac_key().reveal() == key.reveal()
+    assert vault.delete_secret("smtp-relay")
+
+
+@pytest.mark.parametrize("name", ["", "../escape", ".hidden", "a/b", "x" * 200])
+def test_bad_entry_names_are_refused(vault: Vault, name: str) -> None:
+    with pytest.raises(ConfigError):
+        vault.save_token_cache(name, Secret(CACHE))
+
+
+def _hold_lock(
+    directory: str,
+    ready: multiprocessing.synchronize.Event,
+    release: multiprocessing.synchronize.Event,
+) -> None:
+    with Vault(Path(directory)).lock("work"):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_excludes_another_process(vault: Vault) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_lock, args=(str(vault.directory), ready, release))
+    child.start()
+    try:
+        assert ready.wait(10)
+        fd = os.open(vault.directory / "locks" / "work.lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            release.set()
+            child.join(10)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the child let go
+        finally:
+            os.close(fd)
+    finally:
+        release.set()
+        child.join(10)

@@ -1,0 +1,91 @@
+"""The pure rules of the connection layer: backoff, throttling and BYE texts, refresh time,
+sign-in failure explanations."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from exoimap.errors import RemoteProtocolError, SessionInvalidated, Throttled
+from exoimap.net.explain import (
+    AUTHENTICATE_FAILED_CAUSES,
+    NOT_CONNECTED_CAUSES,
+    explain_auth_failure,
+)
+from exoimap.net.imap import parse_internal_date
+from exoimap.net.recovery import Backoff, bye_error, parse_throttle, refresh_deadline
+
+
+def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
+    backoff = Backoff(base=1.0, cap=8.0, floor=0.0, max_attempts=6, rng=random.Random(3))
+    delays = [backoff.next_delay() for _ in range(7)]
+    assert delays[-1] is None  # attempts exhausted
+    ceilings = [1, 2, 4, 8, 8, 8]
+    for delay, ceiling in zip(delays[:6], ceilings, strict=True):
+        assert delay is not None
+        assert 0 <= delay <= ceiling
+    assert len({round(d or 0, 6) for d in delays[:6]}) == 6  # jittered, not fixed steps
+    backoff.reset()
+    assert backoff.next_delay() is not None
+
+
+def test_throttle_text_gives_the_suggested_wait() -> None:
+    throttled = parse_throttle("Request is throttled. Suggested Backoff Time: 299785 milliseconds")
+    assert isinstance(throttled, Throttled)
+    assert throttled.backoff == pytest.approx(299.785)
+    assert parse_throttle("Command Error. 12") is None
+
+
+def test_session_invalidated_bye() -> None:
+    error = bye_error("Session invalidated - AccessTokenExpired")
+    assert isinstance(error, SessionInvalidated)
+    assert error.reason == "AccessTokenExpired"
+    assert bye_error("Connection closed. 14") is None
+
+
+@pytest.mark.parametrize(
+    ("expires", "opened", "margin", "due"),
+    [
+        (10_000.0, 0.0, 300.0, 9_700.0),  # usual: margin before expiry
+        (400.0, 0.0, 300.0, 200.0),  # short token: half its life, never a reconnect loop
+        (None, 0.0, 300.0, None),
+    ],
+)
+def test_refresh_deadline(
+    expires: float | None, opened: float, margin: float, due: float | None
+) -> None:
+    assert refresh_deadline(expires, opened, margin) == due
+
+
+def test_exchange_authenticate_failed_lists_every_documented_cause() -> None:
+    error = explain_auth_failure(
+        host="outlook.office365.com",
+        user="a@contoso.com",
+        mechanism="XOAUTH2",
+        server_text="AUTHENTICATE failed.",
+        exchange=True,
+    )
+    assert error.causes == AUTHENTICATE_FAILED_CAUSES
+    text = str(error)
+    for needle in ("service principal", "object id", "IMAP is disabled", "user=", "IMAP.AccessAs"):
+        assert needle in text
+
+
+def test_not_connected_has_its_own_causes() -> None:
+    error = explain_auth_failure(
+        host="outlook.office365.com",
+        user="shared@contoso.com",
+        mechanism="XOAUTH2",
+        server_text="User is authenticated but not connected.",
+        exchange=True,
+    )
+    assert error.causes == NOT_CONNECTED_CAUSES
+    assert "FullAccess" in str(error)
+
+
+def test_internal_date() -> None:
+    when = parse_internal_date(" 6-May-2024 07:08:09 -0130")
+    assert when.isoformat() == "2024-05-06T07:08:09-01:30"
+    with pytest.raises(RemoteProtocolError):
+        parse_internal_date("yesterday")
