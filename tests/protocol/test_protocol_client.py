@@ -361,3 +361,13 @@ def test_fetch_needs_items_and_body_section() -> None:
     assert conn.data_to_send() == (
         f"{tag} FETCH 1 (BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]<0.100>)\r\n".encode()
     )
+
+
+def test_large_append_message_is_queued_without_copying() -> None:
+    message = b"z" * 50_000
+    conn = greeted(literal_plus=True)
+    tag = conn.send(Append("INBOX", message))
+    pieces = conn.pieces_to_send()
+    assert pieces[0] == f"{tag} APPEND INBOX {{50000+}}\r\n".encode()
+    assert pieces[1] is message
+    assert pieces[2] == b"\r\n"

@@ -1,4 +1,4 @@
-"""Sans-I/O IMAP protocol core: bytes in, events out. No sockets, files, clocks or threads.
+r"""Sans-I/O IMAP protocol core: bytes in, events out. No sockets, files, clocks or threads.
 
 Both sides work the same way (h11 style)::
 
@@ -7,15 +7,33 @@ Both sides work the same way (h11 style)::
         ...                          # handle the event
     tag = conn.send(command)         # client: typed command -> its tag
     conn.send(response)              # server: typed response
-    transport.write(conn.data_to_send())
+    transport.write(conn.data_to_send())   # or writelines(conn.pieces_to_send())
 
-Client (``exoimap.net.imap`` builds on this)::
+Client (``exoimap.net.imap`` builds on this). Bodies of at least ``stream_threshold`` bytes
+arrive as FetchStart, BodyChunk..., FetchEnd:
 
-    from exoimap.protocol import ClientConnection, Fetch, BodySection, SequenceSet, NEED_DATA
-    conn = ClientConnection()
-    conn.receive_data(b"* OK The Microsoft Exchange IMAP4 service is ready.\\r\\n")
-    greeting = conn.next_event()                       # Greeting(...)
-    tag = conn.send(Fetch(SequenceSet.range(1), ("UID", "FLAGS", BodySection(peek=True)), uid=True))
+>>> from exoimap.protocol import *
+>>> conn = ClientConnection(stream_threshold=4)
+>>> conn.receive_data(b"* OK The Microsoft Exchange IMAP4 service is ready.\r\n")
+>>> conn.next_event().response.text
+'The Microsoft Exchange IMAP4 service is ready.'
+>>> tag = conn.send(Fetch(SequenceSet.range(1), ("UID", BodySection(peek=True)), uid=True))
+>>> conn.data_to_send()
+b'A0001 UID FETCH 1:* (UID BODY.PEEK[])\r\n'
+>>> conn.receive_data(b"* 1 FETCH (UID 7 BODY[] {5}\r\nhello FLAGS (\\Seen))\r\nA0001 OK Done\r\n")
+>>> start = conn.next_event()
+>>> (type(start).__name__, start.seq, start.uid, start.body.size)
+('FetchStart', 1, 7, 5)
+>>> bytes(conn.next_event().data)
+b'hello'
+>>> end = conn.next_event()
+>>> (type(end).__name__, end.fetch.uid, end.fetch.flags)
+('FetchEnd', 7, ('\\Seen',))
+>>> done = conn.next_event()
+>>> (done.tag, done.ok, done.text)
+('A0001', True, 'Done')
+>>> conn.next_event() is NEED_DATA
+True
 
 Client events: :class:`Greeting`; untagged responses as their own types
 (:class:`CapabilityResponse`, :class:`ExistsResponse`, :class:`ListResponse`,
@@ -26,25 +44,32 @@ completes a command; :class:`ContinuationRequest` during AUTHENTICATE (answer wi
 :class:`AuthenticateResponse`) and IDLE (end with :class:`Done`). Continuations for
 synchronising literals are handled inside: ``data_to_send()`` holds the literal back until
 the server's ``+`` (unless LITERAL+ was advertised). Many commands may be in flight at
-once; each tagged response is matched to its command.
+once; each tagged response is matched to its command. Large APPEND messages can be fed
+with ``send(Append(mailbox, size=n))`` then ``send_literal_data(chunk)``.
+:func:`error_for` maps Exchange's throttling and BYE answers to exceptions.
 
-Large bodies: a FETCH body literal of at least ``stream_threshold`` bytes comes as
-:class:`FetchStart` (seq, the items known so far, the section and size), then
-:class:`BodyChunk` events (bytes or memoryview; write them straight to a file), then
-:class:`FetchEnd` with every item (UID/FLAGS may follow the body). Smaller FETCH responses
-come whole as :class:`FetchResponse`. Memory stays bounded by the caps, whatever the size.
+Server (``exoimap.sandbox.exchange`` and the proxy build on this):
 
-Server (``exoimap.sandbox.exchange`` and the proxy build on this): events are
-:class:`CommandReceived` (tag + typed command), :class:`BadCommand` (answer BAD; the
-connection survives garbage), :class:`AuthenticateData`, :class:`IdleDone`, and for APPEND
-:class:`AppendStart` (send ``ContinuationRequest`` to take a synchronising literal, or a
-tagged NO), :class:`AppendChunk`..., :class:`AppendEnd`. ``send()`` serialises any
-response, with exact texts (``ContinuationRequest(None)`` is a bare ``+``;
-``StatusData(trailing_space=True)`` reproduces Exchange's STATUS quirk).
+>>> server = ServerConnection()
+>>> server.receive_data(b'a1 SELECT "Sent Items"\r\n')
+>>> server.next_event()
+CommandReceived(tag='a1', command=Select(mailbox='Sent Items'))
+>>> server.send(StatusResponse("a1", Status.OK, SimpleCode("READ-WRITE"), "SELECT completed."))
+>>> server.data_to_send()
+b'a1 OK [READ-WRITE] SELECT completed.\r\n'
+
+Server events are :class:`CommandReceived` (tag + typed command), :class:`BadCommand`
+(answer BAD; the connection survives garbage), :class:`AuthenticateData`,
+:class:`IdleDone`, and for APPEND :class:`AppendStart` (send ``ContinuationRequest`` to take
+a synchronising literal, or a tagged NO), :class:`AppendChunk`..., :class:`AppendEnd`.
+``send()`` serialises any response, with exact texts (``ContinuationRequest(None)`` is a
+bare ``+``; ``StatusData(trailing_space=True)`` reproduces Exchange's STATUS quirk; LIST
+names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes as given.
 
 Errors: malformed input raises :class:`exoimap.errors.RemoteProtocolError` (never
 IndexError/ValueError/UnicodeError); invalid requests from our own code raise
-:class:`exoimap.errors.LocalProtocolError`.
+:class:`exoimap.errors.LocalProtocolError`. A line or literal over its cap is always a
+``RemoteProtocolError`` (close the connection).
 """
 
 from exoimap.protocol.client import ClientConnection, ClientEvent
@@ -104,12 +129,14 @@ from exoimap.protocol.events import (
     Greeting,
     IdleDone,
     NeedData,
+    error_for,
     session_invalidated_reason,
     throttle_backoff,
 )
 from exoimap.protocol.parse import parse_response_line
 from exoimap.protocol.parse_command import parse_command_line
-from exoimap.protocol.serialize import exchange_mailbox, serialize_command, serialize_response
+from exoimap.protocol.serialize import exchange_mailbox, serialize_response
+from exoimap.protocol.serialize_command import serialize_command
 from exoimap.protocol.server import ServerConnection, ServerEvent
 from exoimap.protocol.types import (
     Address,
@@ -246,6 +273,7 @@ __all__ = [
     "VanishedResponse",
     "decode_mailbox",
     "encode_mailbox",
+    "error_for",
     "exchange_mailbox",
     "format_internal_date",
     "parse_command_line",

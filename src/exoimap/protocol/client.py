@@ -25,15 +25,18 @@ from exoimap.protocol.events import (
     NeedData,
 )
 from exoimap.protocol.framing import Framer, literal_marker
-from exoimap.protocol.parse import (
+from exoimap.protocol.parse import parse_response
+from exoimap.protocol.parse_fetch import (
+    FAST_FETCH,
     FetchPrefix,
     fast_fetch,
+    fast_fetch_match,
     finish_fetch,
     parse_fetch_prefix,
-    parse_response,
 )
 from exoimap.protocol.reader import StreamedLiteral
-from exoimap.protocol.serialize import WAIT, Piece, serialize_command
+from exoimap.protocol.serialize import WAIT, Piece
+from exoimap.protocol.serialize_command import serialize_command
 from exoimap.protocol.types import (
     CapabilityCode,
     CapabilityResponse,
@@ -60,6 +63,7 @@ ClientEvent = (
 _LINE, _LITERAL, _STREAM = 0, 1, 2
 _HUGE = 1 << 62
 _LITERAL_MINUS_MAX = 4096
+_BATCH = 256
 
 
 class ClientConnection:
@@ -105,6 +109,7 @@ class ClientConnection:
         self._resume: FetchPrefix | None = None  # the FETCH being streamed
         self._resume_at = 0  # index of the first part after its last streamed literal
         self._eof = False
+        self._ready: deque[FetchResponse] = deque()
         # Sending.
         self._in_flight: dict[str, c.Command] = {}
         self._out: deque[tuple[str, Piece]] = deque()
@@ -210,19 +215,23 @@ class ClientConnection:
     def data_to_send(self) -> bytes:
         """Bytes to write to the server now (a synchronising literal stays queued until the
         server's ``+``)."""
+        return b"".join(self.pieces_to_send())
+
+    def pieces_to_send(self) -> list[bytes]:
+        """Like :meth:`data_to_send`, as pieces for ``transport.writelines`` (a large APPEND
+        message is handed over without being copied)."""
         if self._waiting_tag is not None:
-            return b""
-        out = bytearray()
-        while self._out:
-            tag, piece = self._out[0]
+            return []
+        out: list[bytes] = []
+        queue = self._out
+        while queue:
+            tag, piece = queue.popleft()
             if piece is WAIT:
                 self._waiting_tag = tag
-                self._out.popleft()
                 break
             assert isinstance(piece, bytes)
-            out += piece
-            self._out.popleft()
-        return bytes(out)
+            out.append(piece)
+        return out
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -246,6 +255,8 @@ class ClientConnection:
 
     def next_event(self) -> ClientEvent:
         """The next event, or :data:`NEED_DATA` when more bytes are needed."""
+        if self._ready:
+            return self._ready.popleft()
         framer = self._framer
         while True:
             if self._state == _STREAM:
@@ -269,6 +280,7 @@ class ClientConnection:
             if not self._parts and self.greeted:
                 fast = fast_fetch(line)  # the common "* n FETCH (UID u FLAGS (...))"
                 if fast is not None:
+                    self._batch_fast_fetches()
                     return fast
             self._response_bytes += len(line)
             if self._response_bytes > self._max_response:
@@ -304,6 +316,16 @@ class ClientConnection:
                 raise RemoteProtocolError("a response larger than the configured maximum")
             self._pending_literal = size
             self._state = _LITERAL
+
+    def _batch_fast_fetches(self) -> None:
+        """Queue the flag-only FETCH lines that follow (a flags scan sends thousands)."""
+        ready = self._ready
+        for m in self._framer.match_lines(FAST_FETCH, _BATCH):
+            response = fast_fetch_match(m)
+            if response is None:
+                self._framer.rewind(m.start())
+                return
+            ready.append(response)
 
     def _try_stream(self, size: int) -> FetchStart | None:
         placeholder = StreamedLiteral(size)

@@ -137,6 +137,9 @@ class Authenticate:
     mechanism: str
     initial_response: Secret[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mechanism", self.mechanism.upper())
+
 
 @dataclass(frozen=True, slots=True)
 class AuthenticateResponse:

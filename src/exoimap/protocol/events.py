@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from exoimap.errors import ConnectionLost, ExoimapError, SessionInvalidated, Throttled
 from exoimap.protocol.commands import Append, Command
 from exoimap.protocol.types import (
     BodyData,
@@ -33,6 +34,7 @@ __all__ = [
     "IdleDone",
     "NeedData",
     "session_invalidated_reason",
+    "error_for",
     "throttle_backoff",
 ]
 
@@ -112,8 +114,9 @@ class FetchStart:
 
 @dataclass(frozen=True, slots=True)
 class BodyChunk:
-    """A piece of the literal announced by the last :class:`FetchStart` (or, on the server,
-    :class:`AppendStart`). ``data`` may be a ``memoryview`` of the received bytes."""
+    """A piece of the body literal announced by the last :class:`FetchStart`. ``data`` may
+    be a ``memoryview`` of the received bytes: write it out (or copy it) before the next
+    ``receive_data`` call if you keep it."""
 
     data: bytes | memoryview = field(repr=False)
 
@@ -176,6 +179,9 @@ class AppendStart:
 
 @dataclass(frozen=True, slots=True)
 class AppendChunk:
+    """A piece of the message announced by the last :class:`AppendStart` (bytes or a
+    ``memoryview`` of received bytes)."""
+
     data: bytes | memoryview = field(repr=False)
 
 
@@ -208,3 +214,19 @@ def session_invalidated_reason(response: StatusResponse) -> str | None:
         return None
     m = _INVALIDATED_RE.match(response.text)
     return None if m is None else m.group(1).strip()
+
+
+def error_for(response: StatusResponse) -> ExoimapError | None:
+    """The exception a response stands for, if any: :class:`~exoimap.errors.Throttled`
+    (with the backoff in seconds) for Exchange's throttling answer,
+    :class:`~exoimap.errors.SessionInvalidated` for ``* BYE Session invalidated - <reason>``
+    and :class:`~exoimap.errors.ConnectionLost` for any other BYE. None otherwise."""
+    backoff = throttle_backoff(response)
+    if backoff is not None and response.status in (Status.NO, Status.BAD):
+        return Throttled(backoff)
+    reason = session_invalidated_reason(response)
+    if reason is not None:
+        return SessionInvalidated(reason)
+    if response.status is Status.BYE:
+        return ConnectionLost(f"the server closed the session: {response.text[:200]}")
+    return None

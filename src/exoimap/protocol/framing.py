@@ -10,6 +10,7 @@ holding it whole. While a streamed literal is pending and the buffer is empty, i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
@@ -154,6 +155,28 @@ class Framer:
             )
         self._pos = end + 2
         return data[pos:end]
+
+    def match_lines(self, pattern: re.Pattern[bytes], limit: int) -> list[re.Match[bytes]]:
+        """Consume up to ``limit`` complete lines that ``pattern`` matches entirely, stopping
+        at the first that it does not (each line is searched once, in place, unsliced)."""
+        data, pos = self._data, self._pos
+        find, fullmatch, max_line = data.find, pattern.fullmatch, self._max_line
+        matches: list[re.Match[bytes]] = []
+        while len(matches) < limit:
+            end = find(b"\r\n", pos)
+            if end < 0 or end - pos > max_line:
+                break
+            m = fullmatch(data, pos, end)
+            if m is None:
+                break
+            matches.append(m)
+            pos = end + 2
+        self._pos = pos
+        return matches
+
+    def rewind(self, pos: int) -> None:
+        """Give back the lines from ``pos`` (a match start from :meth:`match_lines`)."""
+        self._pos = pos
 
     def check_literal(self, size: int) -> None:
         if size > self._max_literal:

@@ -310,23 +310,22 @@ def parse_command(
     return c.TaggedCommand(tag, _body(r, name, uid))
 
 
-def parse_append_prefix(parts: list[bytes]) -> tuple[str, c.Append] | None:
-    """If ``parts`` (ending at a literal marker) is an APPEND waiting for its message,
-    the tag and the command (``message=None``, ``size`` set); otherwise None."""
-    if len(parts) != 1:
-        return None
-    line = parts[0]
-    marker = literal_marker(line)
+def parse_append_prefix(
+    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> tuple[str, c.Append] | None:
+    """If ``parts`` (the last one ending at a literal marker) is an APPEND waiting for its
+    message, the tag and the command (``message=None``, ``size`` set); otherwise None."""
+    marker = literal_marker(parts[-1])
     if marker is None:
         return None
-    r = Reader([line[: marker.start], b""], [b""])
+    r = Reader([*parts[:-1], parts[-1][: marker.start], b""], [*literals, b""])
     try:
         tag = parse_tag(r)
         r.sp()
         if r.atom().upper() != b"APPEND":
             return None
         mailbox, flags, date = _append_args(r)
-        if not r.at_line_end():
+        if not r.at_line_end() or r.idx != len(parts) - 1:
             return None
         return tag, c.Append(mailbox, None, flags, date, marker.size)
     except RemoteProtocolError:

@@ -26,6 +26,7 @@ ASTRING_RE = re.compile(rb'[^\x00-\x20\x7f(){%*"\\]+')
 LOOSE_NAME_RE = re.compile(rb'[^ \r\n(){"]+')
 FLAG_RE = re.compile(rb'\\?[^\x00-\x20\x7f(){%*"\\\]]+|\\\*')
 NUMBER_RE = re.compile(rb"\d{1,20}")
+SEQUENCE_SET_RE = re.compile(rb"[0-9*:,]+")
 QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n]|\\[^\r\n])*)"')
 UNESCAPE_RE = re.compile(rb"\\(.)")
 VALUE_ATOM_RE = re.compile(rb'[^\x00-\x20\x7f()"{]+')
@@ -125,6 +126,9 @@ class Reader:
     def flag(self) -> bytes:
         return self._match(FLAG_RE, "a flag")
 
+    def sequence_set_text(self) -> str:
+        return self._match(SEQUENCE_SET_RE, "a sequence set").decode("ascii")
+
     def number(self) -> int:
         return int(self._match(NUMBER_RE, "a number"))
 
@@ -176,7 +180,7 @@ class Reader:
         c = self.peek()
         if c == 0x22:
             return self.quoted()
-        if c in (0x7B, 0x7E):
+        if c in (0x7B, 0x7E) and self.at_literal():
             return self.literal_bytes()
         return self._match(ASTRING_RE, "an atom or string")
 
@@ -193,7 +197,7 @@ class Reader:
         c = self.peek()
         if c == 0x22:
             return self.quoted()
-        if c in (0x7B, 0x7E):
+        if c in (0x7B, 0x7E) and self.at_literal():
             return self.literal_bytes()
         if self.line.startswith((b"NIL", b"nil", b"Nil"), self.pos):
             self.pos += 3

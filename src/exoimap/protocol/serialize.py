@@ -1,25 +1,23 @@
-"""Typed commands and responses -> bytes.
+"""Typed responses -> bytes, and the string/flag helpers that commands share.
 
-Commands become a list of pieces: bytes, with :data:`WAIT` wherever a synchronising
-literal must wait for the server's ``+`` (the client connection holds the rest back).
-Responses become plain bytes (server-to-client literals never wait). Strings are written as
-atoms when they can be, quoted when printable, and as literals otherwise. Invalid values
-(CR/LF in a text, a streamed body without data...) raise
-:class:`~exoimap.errors.LocalProtocolError`.
+Responses become plain bytes (server-to-client literals never wait), or pieces when a
+large FETCH body should not be copied. Strings are written as atoms when they can be,
+quoted when printable, and as literals otherwise. Invalid values (CR/LF in a text, a
+streamed body without data...) raise :class:`~exoimap.errors.LocalProtocolError`.
+Commands are in :mod:`.serialize_command`.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable
 
 from exoimap.errors import LocalProtocolError
-from exoimap.protocol import commands as c
 from exoimap.protocol.structure import body_structure_to_value, envelope_to_value
 from exoimap.protocol.types import (
     AppendUidCode,
     BareResponseCode,
+    BodyData,
     CapabilityCode,
     CapabilityResponse,
     ContinuationRequest,
@@ -53,8 +51,10 @@ __all__ = [
     "WAIT",
     "Piece",
     "enc",
-    "serialize_command",
+    "fetch_head",
+    "fetch_tail",
     "serialize_response",
+    "serialize_response_pieces",
     "serialize_value",
 ]
 
@@ -79,6 +79,7 @@ _QUOTABLE = re.compile(rb"[\x20-\x7e]*\Z")
 _FLAG_OK = re.compile(rb'\\?[^\x00-\x20\x7f(){%*"\\\]]+\Z|\\\*\Z')
 _EXCHANGE_QUOTE = frozenset(b"(){ %*]")
 _MAX_QUOTED = 1024
+_INLINE_LITERAL = 4096
 
 
 def enc(text: str) -> bytes:
@@ -98,49 +99,6 @@ def _quote(data: bytes) -> bytes:
     return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
-class _Writer:
-    """Accumulates command pieces; literals split the output and may wait."""
-
-    __slots__ = ("literal_plus_max", "pieces", "text")
-
-    def __init__(self, literal_plus_max: int) -> None:
-        self.pieces: list[Piece] = []
-        self.text = bytearray()
-        self.literal_plus_max = literal_plus_max
-
-    def add(self, data: bytes) -> None:
-        self.text += data
-
-    def literal(self, data: bytes) -> None:
-        if len(data) <= self.literal_plus_max:
-            self.text += b"{%d+}\r\n" % len(data)
-            self.text += data
-            return
-        self.text += b"{%d}\r\n" % len(data)
-        self.pieces += [bytes(self.text), WAIT]
-        self.text = bytearray(data)
-
-    def string(self, data: bytes) -> None:
-        if len(data) <= _MAX_QUOTED and _QUOTABLE.match(data):
-            self.add(_quote(data))
-        else:
-            self.literal(data)
-
-    def astring(self, data: bytes) -> None:
-        if _ASTRING_OK.match(data) and data.upper() != b"NIL":
-            self.add(data)
-        else:
-            self.string(data)
-
-    def mailbox(self, name: str) -> None:
-        self.astring(encode_mailbox(name))
-
-    def finish(self) -> list[Piece]:
-        self.text += b"\r\n"
-        self.pieces.append(bytes(self.text))
-        return self.pieces
-
-
 def _atom(text: str, what: str) -> bytes:
     data = enc(text)
     if not _ATOM_OK.match(data):
@@ -156,180 +114,6 @@ def _flags(flags: Iterable[str]) -> bytes:
             raise LocalProtocolError(f"invalid flag: {flag[:40]!r}")
         out.append(data)
     return b"(" + b" ".join(out) + b")"
-
-
-def _fetch_item(item: c.FetchItem) -> bytes:
-    if isinstance(item, str):
-        data = _atom(item, "fetch item")
-        return data
-    name = b"BINARY" if item.binary else b"BODY"
-    if item.peek:
-        name += b".PEEK"
-    section = _no_crlf(enc(item.section), "a body section")
-    if b"]" in section:
-        raise LocalProtocolError("a body section must not contain ']'")
-    out = name + b"[" + section + b"]"
-    if item.partial is not None:
-        start, length = item.partial
-        if start < 0 or length <= 0:
-            raise LocalProtocolError("invalid partial range")
-        out += b"<%d.%d>" % (start, length)
-    return out
-
-
-def _search_key(w: _Writer, key: c.SearchKey, depth: int = 0) -> None:
-    if isinstance(key, tuple):
-        if depth > 32:
-            raise LocalProtocolError("search keys nested too deeply")
-        w.add(b"(")
-        for i, k in enumerate(key):
-            if i:
-                w.add(b" ")
-            _search_key(w, k, depth + 1)
-        w.add(b")")
-        return
-    data = enc(key)
-    if _SEQ_OK.match(data) or (_ATOM_OK.match(data) and data.upper() != b"NIL"):
-        w.add(data)
-    else:
-        w.string(data)
-
-
-def serialize_command(tag: str, command: c.Command, *, literal_plus_max: int = -1) -> list[Piece]:
-    """The pieces of ``tag command``. Literals up to ``literal_plus_max`` bytes are sent
-    non-synchronising (``{n+}``): pass ``-1`` without LITERAL+/LITERAL-, 4096 with
-    LITERAL-, a huge number with LITERAL+."""
-    w = _Writer(literal_plus_max)
-    w.add(_atom(tag, "tag"))
-    w.add(b" ")
-    _command_body(w, command)
-    return w.finish()
-
-
-def _command_body(w: _Writer, cmd: c.Command) -> None:
-    simple = _SIMPLE_NAMES.get(type(cmd))
-    if simple is not None:
-        w.add(simple)
-        return
-    if isinstance(cmd, c.Login):
-        w.add(b"LOGIN ")
-        w.astring(enc(cmd.username))
-        w.add(b" ")
-        w.astring(enc(cmd.password.reveal()))
-    elif isinstance(cmd, c.Authenticate):
-        w.add(b"AUTHENTICATE " + _atom(cmd.mechanism, "SASL mechanism").upper())
-        if cmd.initial_response is not None:
-            raw = cmd.initial_response.reveal()
-            w.add(b" " + (base64.b64encode(raw) if raw else b"="))
-    elif isinstance(cmd, c.Select | c.Examine | c.Create | c.Delete | c.Subscribe):
-        w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.Unsubscribe):
-        w.add(b"UNSUBSCRIBE ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.Rename):
-        w.add(b"RENAME ")
-        w.mailbox(cmd.mailbox)
-        w.add(b" ")
-        w.mailbox(cmd.new_name)
-    elif isinstance(cmd, c.List | c.Lsub):
-        w.add(b"LIST " if isinstance(cmd, c.List) else b"LSUB ")
-        w.mailbox(cmd.reference)
-        w.add(b" ")
-        pattern = encode_mailbox(cmd.pattern)
-        if _LIST_PATTERN_OK.match(pattern):
-            w.add(pattern)
-        else:
-            w.string(pattern)
-    elif isinstance(cmd, c.StatusCommand):
-        w.add(b"STATUS ")
-        w.mailbox(cmd.mailbox)
-        w.add(b" (" + b" ".join(_atom(i, "status item").upper() for i in cmd.items) + b")")
-    elif isinstance(cmd, c.Fetch):
-        if not cmd.items:
-            raise LocalProtocolError("FETCH needs at least one item")
-        w.add(b"UID FETCH " if cmd.uid else b"FETCH ")
-        w.add(str(cmd.sequence_set).encode())
-        w.add(b" (" + b" ".join(_fetch_item(i) for i in cmd.items) + b")")
-        if cmd.changed_since is not None:
-            w.add(b" (CHANGEDSINCE %d)" % cmd.changed_since)
-    elif isinstance(cmd, c.Search):
-        w.add(b"UID SEARCH" if cmd.uid else b"SEARCH")
-        if cmd.charset is not None:
-            w.add(b" CHARSET ")
-            w.astring(enc(cmd.charset))
-        if not cmd.criteria:
-            raise LocalProtocolError("SEARCH needs at least one key")
-        for key in cmd.criteria:
-            w.add(b" ")
-            _search_key(w, key)
-    elif isinstance(cmd, c.Store):
-        w.add(b"UID STORE " if cmd.uid else b"STORE ")
-        w.add(str(cmd.sequence_set).encode())
-        if cmd.unchanged_since is not None:
-            w.add(b" (UNCHANGEDSINCE %d)" % cmd.unchanged_since)
-        w.add(b" " + cmd.mode.value.encode() + b"FLAGS")
-        if cmd.silent:
-            w.add(b".SILENT")
-        w.add(b" " + _flags(cmd.flags))
-    elif isinstance(cmd, c.Copy | c.Move):
-        name = b"COPY " if isinstance(cmd, c.Copy) else b"MOVE "
-        w.add((b"UID " if cmd.uid else b"") + name + str(cmd.sequence_set).encode() + b" ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.UidExpunge):
-        w.add(b"UID EXPUNGE " + str(cmd.sequence_set).encode())
-    elif isinstance(cmd, c.Append):
-        w.add(b"APPEND ")
-        w.mailbox(cmd.mailbox)
-        if cmd.flags:
-            w.add(b" " + _flags(cmd.flags))
-        if cmd.date is not None:
-            w.add(b" " + _quote(_no_crlf(enc(cmd.date), "an APPEND date")))
-        w.add(b" ")
-        if cmd.message is None:
-            raise LocalProtocolError("serialize_command needs the APPEND message")
-        w.literal(cmd.message)
-    elif isinstance(cmd, c.Enable):
-        if not cmd.capabilities:
-            raise LocalProtocolError("ENABLE needs at least one capability")
-        w.add(b"ENABLE " + b" ".join(_atom(x, "capability") for x in cmd.capabilities))
-    elif isinstance(cmd, c.Id):
-        w.add(b"ID ")
-        if cmd.params is None:
-            w.add(b"NIL")
-        else:
-            w.add(b"(")
-            for i, (key, value) in enumerate(cmd.params):
-                if i:
-                    w.add(b" ")
-                w.string(enc(key))
-                w.add(b" ")
-                if value is None:
-                    w.add(b"NIL")
-                else:
-                    w.string(enc(value))
-            w.add(b")")
-    else:  # pragma: no cover - every Command type is handled above
-        raise LocalProtocolError(f"not a command: {type(cmd).__name__}")
-
-
-_SIMPLE_NAMES: dict[type, bytes] = {
-    c.Capability: b"CAPABILITY",
-    c.Noop: b"NOOP",
-    c.Logout: b"LOGOUT",
-    c.Namespace: b"NAMESPACE",
-    c.Close: b"CLOSE",
-    c.Unselect: b"UNSELECT",
-    c.Expunge: b"EXPUNGE",
-    c.Idle: b"IDLE",
-}
-_MAILBOX_NAMES: dict[type, bytes] = {
-    c.Select: b"SELECT",
-    c.Examine: b"EXAMINE",
-    c.Create: b"CREATE",
-    c.Delete: b"DELETE",
-    c.Subscribe: b"SUBSCRIBE",
-}
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -419,8 +203,19 @@ def _namespace(ns: NamespaceList) -> bytes:
     return b"(" + b"".join(items) + b")"
 
 
-def _fetch(f: FetchResponse) -> bytes:
+def _body_name(body: BodyData) -> bytes:
+    name = _atom(body.name, "fetch item")
+    if body.name in ("BODY", "BINARY"):
+        name += b"[" + _no_crlf(enc(body.section), "a body section") + b"]"
+        if body.origin is not None:
+            name += b"<%d>" % body.origin
+    return name
+
+
+def _fetch_items(f: FetchResponse) -> tuple[list[bytes], dict[int, bytes]]:
+    """The serialised items, and the large body data to send after item ``i``'s marker."""
     items: list[bytes] = []
+    big: dict[int, bytes] = {}
     if f.uid is not None:
         items.append(b"UID %d" % f.uid)
     if f.flags is not None:
@@ -438,20 +233,66 @@ def _fetch(f: FetchResponse) -> bytes:
     for body in f.bodies:
         if body.streamed:
             raise LocalProtocolError("a streamed body has no data to send")
-        name = _atom(body.name, "fetch item")
-        if body.name in ("BODY", "BINARY"):
-            name += b"[" + _no_crlf(enc(body.section), "a body section") + b"]"
-            if body.origin is not None:
-                name += b"<%d>" % body.origin
+        name = _body_name(body)
         if body.data is None:
             items.append(name + b" NIL")
-        elif body.name == "BINARY" and b"\x00" in body.data:
-            items.append(name + b" ~{%d}\r\n" % len(body.data) + body.data)
+            continue
+        marker = b" ~{%d}\r\n" if body.name == "BINARY" and b"\x00" in body.data else b" {%d}\r\n"
+        if len(body.data) > _INLINE_LITERAL:
+            big[len(items)] = body.data
+            items.append(name + marker % len(body.data))
         else:
-            items.append(name + b" {%d}\r\n" % len(body.data) + body.data)
+            items.append(name + marker % len(body.data) + body.data)
     for key, value in f.extra:
         items.append(_atom(key, "fetch item") + b" " + serialize_value(value))
-    return b"* %d FETCH (" % f.seq + b" ".join(items) + b")"
+    return items, big
+
+
+def _fetch(f: FetchResponse) -> list[bytes]:
+    """The response as pieces; large body data stays a piece of its own (not copied)."""
+    items, big = _fetch_items(f)
+    pieces: list[bytes] = []
+    text = b"* %d FETCH (" % f.seq
+    for i, item in enumerate(items):
+        text += (b" " if i else b"") + item
+        data = big.get(i)
+        if data is not None:
+            pieces += [text, data]
+            text = b""
+    pieces.append(text + b")\r\n")
+    return pieces
+
+
+def fetch_head(fetch: FetchResponse, body: BodyData, size: int) -> bytes:
+    """The start of a FETCH response whose ``body`` literal of ``size`` bytes is sent next:
+    ``* seq FETCH (<fetch's items> BODY[section] {size}`` CRLF. Finish with the body data
+    and :func:`fetch_tail`."""
+    items, big = _fetch_items(fetch)
+    if big:
+        raise LocalProtocolError("only small items may come before a streamed body")
+    if size < 0:
+        raise LocalProtocolError("a negative literal size")
+    items.append(_body_name(body) + b" {%d}\r\n" % size)
+    return b"* %d FETCH (" % fetch.seq + b" ".join(items)
+
+
+def fetch_tail(trailing: FetchResponse | None = None) -> bytes:
+    """The end of a FETCH started with :func:`fetch_head`: items after the body (``seq`` is
+    ignored) and the closing parenthesis."""
+    if trailing is None:
+        return b")\r\n"
+    items, big = _fetch_items(trailing)
+    if big:
+        raise LocalProtocolError("only small items may follow a streamed body")
+    return b"".join(b" " + item for item in items) + b")\r\n"
+
+
+def serialize_response_pieces(response: Response) -> list[bytes]:
+    """Like :func:`serialize_response`, but large FETCH body data stays a separate piece, so
+    a 150 MB message is not copied to build the response."""
+    if isinstance(response, FetchResponse):
+        return _fetch(response)
+    return [serialize_response(response)]
 
 
 def serialize_response(response: Response) -> bytes:
@@ -468,7 +309,7 @@ def serialize_response(response: Response) -> bytes:
     elif isinstance(r, BareResponseCode):
         out = _code(r.code) + (b" " + _no_crlf(enc(r.text), "text") if r.text else b"")
     elif isinstance(r, FetchResponse):
-        out = _fetch(r)
+        return b"".join(_fetch(r))
     elif isinstance(r, CapabilityResponse | EnabledResponse):
         name = b"* CAPABILITY" if isinstance(r, CapabilityResponse) else b"* ENABLED"
         out = b" ".join([name, *(_atom(x, "capability") for x in r.capabilities)])

@@ -37,8 +37,19 @@ from exoimap.protocol.parse_command import (
     recover_tag,
 )
 from exoimap.protocol.reader import StreamedLiteral
-from exoimap.protocol.serialize import serialize_response
-from exoimap.protocol.types import ContinuationRequest, Response, StatusResponse
+from exoimap.protocol.serialize import (
+    fetch_head,
+    fetch_tail,
+    serialize_response,
+    serialize_response_pieces,
+)
+from exoimap.protocol.types import (
+    BodyData,
+    ContinuationRequest,
+    FetchResponse,
+    Response,
+    StatusResponse,
+)
 
 __all__ = ["ServerConnection", "ServerEvent"]
 
@@ -73,7 +84,7 @@ class ServerConnection:
         self._continuation = literal_continuation or ContinuationRequest(
             "Ready for additional command text."
         )
-        self._out = bytearray()
+        self._out: list[bytes] = []
         self._state = _LINE
         self._parts: list[bytes] = []
         self._literals: list[bytes | StreamedLiteral] = []
@@ -82,13 +93,16 @@ class ServerConnection:
         self._auth_tag: str | None = None
         self._idle_tag: str | None = None
         self._eof = False
+        self._body_left: int | None = None  # bytes of a streamed FETCH body still to send
 
     # --- sending -------------------------------------------------------------------------
 
     def send(self, response: Response) -> None:
         """Queue a response. A tagged response ends an AUTHENTICATE or IDLE with that tag; a
         continuation request or tagged answer settles a waiting APPEND."""
-        data = serialize_response(response)
+        if self._body_left is not None:
+            raise LocalProtocolError("finish the streamed FETCH body first")
+        data = serialize_response_pieces(response)
         if self._state == _APPEND_WAIT and self._append is not None:
             if isinstance(response, ContinuationRequest):
                 self._framer.start_stream(self._append[1].size or 0)
@@ -103,14 +117,43 @@ class ServerConnection:
                 self._idle_tag = None
         self._out += data
 
+    def send_fetch_start(self, fetch: FetchResponse, body: BodyData, size: int) -> None:
+        """Start a FETCH response whose body literal of ``size`` bytes follows through
+        :meth:`send_body_data` (for the proxy: bodies pass through without being held)."""
+        if self._body_left is not None:
+            raise LocalProtocolError("a streamed FETCH body is already being sent")
+        self._out.append(fetch_head(fetch, body, size))
+        self._body_left = size
+
+    def send_body_data(self, data: bytes) -> None:
+        if self._body_left is None or len(data) > self._body_left:
+            raise LocalProtocolError("body data beyond the announced literal size")
+        if data:
+            self._out.append(bytes(data))
+        self._body_left -= len(data)
+
+    def send_fetch_end(self, trailing: FetchResponse | None = None) -> None:
+        """Finish the streamed FETCH: items after the body (FLAGS, UID...) and ``)``."""
+        if self._body_left != 0:
+            raise LocalProtocolError("the streamed FETCH body is not complete")
+        self._out.append(fetch_tail(trailing))
+        self._body_left = None
+
     def send_raw(self, data: bytes) -> None:
         """Queue bytes exactly as given (for fault injection and byte-exact replays)."""
-        self._out += data
+        self._out.append(bytes(data))
 
     def data_to_send(self) -> bytes:
-        data = bytes(self._out)
+        """Everything queued, as one bytes object."""
+        data = b"".join(self._out)
         self._out.clear()
         return data
+
+    def pieces_to_send(self) -> list[bytes]:
+        """Everything queued, as pieces (for ``transport.writelines``: large message
+        bodies are not copied)."""
+        pieces, self._out = self._out, []
+        return pieces
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -165,7 +208,7 @@ class ServerConnection:
             if marker is None:
                 return self._complete()
             framer.check_literal(marker.size)
-            append = parse_append_prefix(self._parts)
+            append = parse_append_prefix(self._parts, self._literals)
             if append is not None:
                 tag, command = append
                 self._append = append
@@ -181,7 +224,7 @@ class ServerConnection:
                     raise RemoteProtocolError(f"a literal of {marker.size} bytes is too large")
                 return self._bad(b"\r\n".join(self._parts), "a literal too large")
             if marker.synchronizing:
-                self._out += serialize_response(self._continuation)
+                self._out.append(serialize_response(self._continuation))
             self._pending_literal = marker.size
             self._state = _LITERAL
 

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exoimap.errors import ConfigError, StoreError
+from exoimap.protocol.utf7 import encode_mailbox
 from exoimap.sandbox import seed_corpus as corpus
-from exoimap.sandbox._utf7 import encode_mutf7
 
 if TYPE_CHECKING:
     from exoimap.store.memory import MemoryStore
@@ -86,6 +86,10 @@ _MAILDIR_FLAG_LETTERS = {
 
 # Random attachment data comes in blocks of 1000 base64 lines (57 input bytes each).
 _POOL_BLOCK = 57 * 1000
+
+
+def _mutf7(name: str) -> str:
+    return encode_mailbox(name).decode("ascii")
 
 
 def _crlf(text: str, charset: str = "utf-8") -> bytes:
@@ -528,7 +532,7 @@ def maildir_folder_path(root: Path, folder: str) -> Path:
         return root
     if "." in folder:
         raise StoreError(f"Maildir++ cannot hold a folder name with a dot: {folder!r}")
-    return root / ("." + encode_mutf7(folder).replace("/", "."))
+    return root / ("." + _mutf7(folder).replace("/", "."))
 
 
 def write_maildir(
@@ -563,7 +567,7 @@ def write_maildir(
             report.folders[message.folder] += 1
         folders = sorted(f for f in report.folders if f.upper() != "INBOX")
         (base / "subscriptions").write_text(
-            "".join(encode_mutf7(f) + "\n" for f in ["INBOX", *folders]), encoding="utf-8"
+            "".join(_mutf7(f) + "\n" for f in ["INBOX", *folders]), encoding="utf-8"
         )
     except OSError as exc:
         raise StoreError(f"cannot write the seeded Maildir under {base}: {exc}") from exc

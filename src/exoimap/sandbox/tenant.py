@@ -217,10 +217,10 @@ def _imap_context(identity: IdentitySandbox, settings: ExchangeSettings) -> ssl.
 
 
 def _seed(identity: IdentitySandbox, mailboxes: Mailboxes, count: int) -> None:
-    if count <= 0:
-        return
     for user in identity.default_tenant().users:
-        box = mailboxes.get(user.upn)
+        box = mailboxes.get(user.upn)  # every user has a mailbox, listed in sandbox.json
+        if count <= 0:
+            continue
         if any(box.store._get(n).messages for n in box.store.folder_names()):
             continue  # persisted mail: keep it
         options = SeedOptions(

@@ -1,5 +1,6 @@
 """exoimap.store: mail stores behind one protocol (see :mod:`exoimap.store.base`)."""
 
+from exoimap.store.archive import ArchiveFolder, ArchiveStore
 from exoimap.store.base import (
     AppendItem,
     Capabilities,
@@ -17,6 +18,8 @@ from exoimap.store.memory import MemoryStore
 
 __all__ = [
     "AppendItem",
+    "ArchiveFolder",
+    "ArchiveStore",
     "Capabilities",
     "FetchedMessage",
     "Folder",

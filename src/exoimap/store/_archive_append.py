@@ -9,12 +9,12 @@ recovery runs again for records left by a crash).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import hashlib
 import os
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exoimap.errors import MessageError, StoreError
@@ -33,7 +33,7 @@ __all__ = ["append_batch"]
 @dataclass(slots=True)
 class _Staged:
     row: MessageRow
-    tmp: Path
+    tmp: str  # a path (str: this is the hot path, pathlib costs)
     final_name: str
     adopt_uid: int | None = None  # matched an unanchored message: no new file
 
@@ -45,7 +45,7 @@ async def append_batch(
     store.check_usable()
     index = store.index
     row = index.folder_by_id(folder_id)
-    directory = store.folder_dir(row)
+    tmp_dir = os.path.join(store.folder_dir(row), "tmp")
     next_uid = row.uidnext
     unanchored: dict[tuple[str, int], list[int]] = {}
     if adopt_unanchored:
@@ -55,7 +55,7 @@ async def append_batch(
     failure: BaseException | None = None
     try:
         async for item in items:
-            staged.append(await _stage(store, directory, row, next_uid, item))
+            staged.append(await _stage(store, tmp_dir, row, next_uid, item))
             next_uid += 1
             last = staged[-1]
             candidates = unanchored.get((last.row.sha256, last.row.size))
@@ -98,12 +98,12 @@ def _restrict_adoptions(index: Index, folder_id: int, staged: list[_Staged]) -> 
 
 
 async def _stage(
-    store: ArchiveStore, directory: Path, row: FolderRow, uid: int, item: AppendItem
+    store: ArchiveStore, tmp_dir: str, row: FolderRow, uid: int, item: AppendItem
 ) -> _Staged:
     date = item.internal_date or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     if date.tzinfo is None:
         raise MessageError("internal date must be timezone-aware", folder=row.name)
-    tmp = directory / "tmp" / f"{uid}.{os.getpid()}.exoimap"
+    tmp = f"{tmp_dir}/{uid}.{os.getpid()}.exoimap"
     digest = hashlib.sha256()
     head = bytearray()
     size = 0
@@ -113,32 +113,38 @@ async def _stage(
     except OSError as exc:
         raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
     try:
+        write = store._write
         async for chunk in item.chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[store._write(fd, view) :]
+            length = len(chunk)
+            written = write(fd, chunk)
+            if written != length:  # short write: finish it
+                view = memoryview(chunk)[written:]
+                while view:
+                    view = view[write(fd, view) :]
             digest.update(chunk)
-            size += len(chunk)
-            if len(head) < 65536:
-                head += chunk[: 65536 - len(head)]
+            if size < 65536:
+                head += chunk[: 65536 - size]
+            size += length
     except OSError as exc:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
         raise map_os_error(exc, f"writing a message into {row.name!r}", folder=row.name) from exc
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
         raise
-    os.close(fd)
+    epoch = int(date.timestamp())
+    try:
+        os.utime(fd, (epoch, epoch))  # mtime = INTERNALDATE, as Maildir readers expect
+    finally:
+        os.close(fd)
     if size != item.size:
-        tmp.unlink(missing_ok=True)
+        _unlink(tmp)
         raise MessageError(
             f"message body was {size} bytes but {item.size} were announced",
             folder=row.name,
             uid=origin_uid,
         )
-    epoch = int(date.timestamp())
-    os.utime(tmp, (epoch, epoch))
     flags = normalize_flags(item.flags)
     base = file_base(epoch, row.uidvalidity, uid, size)
     message_row = MessageRow(
@@ -157,9 +163,14 @@ async def _stage(
     return _Staged(row=message_row, tmp=tmp, final_name=f"{base}:2,{letters_for(flags)}")
 
 
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 def _discard(staged: list[_Staged]) -> None:
     for item in staged:
-        item.tmp.unlink(missing_ok=True)
+        _unlink(item.tmp)
 
 
 async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) -> None:
@@ -168,19 +179,20 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
     new_files = [s for s in staged if s.adopt_uid is None]
     for item in staged:
         if item.adopt_uid is not None:
-            item.tmp.unlink(missing_ok=True)
+            _unlink(item.tmp)
     store.crash_point("append.written")
     try:
         await asyncio.to_thread(fsync_paths, [s.tmp for s in new_files], mode=store.fsync_mode)
     except OSError as exc:
         raise map_os_error(exc, "flushing messages to disk", folder=row.name) from exc
-    store.crash_point("append.synced")
     record = {
         "op": "append",
         "folder_id": row.id,
         "dir": row.dirname,
         "uidnext": max(s.row.uid for s in staged) + 1,
-        "entries": [recovery.row_to_json(s.row, s.tmp.name, s.final_name) for s in new_files],
+        "entries": [
+            recovery.row_to_json(s.row, os.path.basename(s.tmp), s.final_name) for s in new_files
+        ],
         "adopt": [
             [s.adopt_uid, s.row.origin_uidvalidity, s.row.origin_uid, sorted(s.row.flags)]
             for s in staged
@@ -188,5 +200,4 @@ async def _commit(store: ArchiveStore, row: FolderRow, staged: list[_Staged]) ->
         ],
     }
     with store.journaled(record):
-        recovery.apply_append(store, record, crash=True)
-    store.crash_point("append.done")
+        recovery.apply_append(store, record, live_rows=[s.row for s in new_files])

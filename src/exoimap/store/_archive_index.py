@@ -7,6 +7,7 @@ by :func:`map_sqlite_error`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap.errors import DiskFull, StoreError, StoreLocked
+from exoimap.store.base import MessageInfo, MessageRef
 
 __all__ = ["FolderRow", "Index", "MessageRow", "map_sqlite_error"]
 
@@ -223,6 +225,41 @@ class Index:
             )
             for r in rows
         ]
+
+    def infos(self, folder_id: int) -> list[MessageInfo]:
+        """Every message of a folder as the Store protocol shows it (the no-change resync
+        reads this for every message, so it builds the objects directly)."""
+        rows = self._db.execute(
+            "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
+            "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
+            (folder_id,),
+        )
+        parse = _dt.datetime.fromisoformat
+        flag_sets: dict[str, frozenset[str]] = {}
+        out = []
+        for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in rows:
+            flag_set = flag_sets.get(flags)
+            if flag_set is None:
+                flag_set = flag_sets[flags] = _flags(flags)
+            out.append(
+                MessageInfo(
+                    uid,
+                    flag_set,
+                    size,
+                    parse(date),
+                    message_id,
+                    None,
+                    MessageRef(origin_uv, origin_uid) if origin_uid is not None else None,
+                    parse(gone_at) if gone_at else None,
+                    sha,
+                )
+            )
+        return out
+
+    def files(self, folder_id: int) -> list[tuple[int, str]]:
+        """``(uid, file base)`` of every message in a folder."""
+        rows = self._db.execute("SELECT uid, file FROM messages WHERE folder_id=?", (folder_id,))
+        return [(int(uid), str(base)) for uid, base in rows]
 
     def count(self, folder_id: int) -> int:
         row = self._db.execute(

@@ -99,36 +99,49 @@ def _find(directory: Path, base: str) -> Path | None:
 # --- journaled operations ------------------------------------------------------------------
 
 
-def apply_append(store: ArchiveStore, record: dict[str, Any], *, crash: bool = False) -> list[str]:
-    """Move journaled files into ``cur/`` and commit their rows (idempotent)."""
+def apply_append(
+    store: ArchiveStore, record: dict[str, Any], *, live_rows: list[MessageRow] | None = None
+) -> list[str]:
+    """Move journaled files into ``cur/`` and commit their rows (idempotent).
+
+    ``live_rows`` is given on the normal path right after the journal was written (every
+    file is then in ``tmp/``); without it this is recovery, which checks where each file
+    got to and its SHA-256 before adopting it."""
     index = store.index
     folder_id = record["folder_id"]
     directory = store.maildir / record["dir"]
     cur = directory / "cur"
     entries = record["entries"]
-    known = {r.uid for r in index.messages(folder_id, [e["uid"] for e in entries])}
     rows: list[MessageRow] = []
     notes: list[str] = []
-    for number, entry in enumerate(entries):
-        if entry["uid"] in known:
-            continue
-        final = cur / entry["final"]
-        tmp = directory / "tmp" / entry["tmp"]
-        if not final.exists():
-            if not tmp.exists():
-                notes.append(f"message file {entry['final']} never reached the disk; refetch")
+    if live_rows is not None:
+        tmp_dir, cur_dir = str(directory / "tmp"), str(cur)
+        half = len(entries) // 2
+        for number, entry in enumerate(entries):
+            os.rename(f"{tmp_dir}/{entry['tmp']}", f"{cur_dir}/{entry['final']}")
+            if number == half:
+                store.crash_point("append.renamed_some")
+        rows = live_rows
+    else:
+        known = {r.uid for r in index.messages(folder_id, [e["uid"] for e in entries])}
+        for entry in entries:
+            if entry["uid"] in known:
                 continue
-            if not crash and _sha256_of(tmp) != entry["sha256"]:
-                notes.append(f"message file {entry['tmp']} is damaged; it will be fetched again")
+            final = cur / entry["final"]
+            tmp = directory / "tmp" / entry["tmp"]
+            if not final.exists():
+                if not tmp.exists():
+                    notes.append(f"message file {entry['final']} never reached the disk; refetch")
+                    continue
+                if _sha256_of(tmp) != entry["sha256"]:
+                    notes.append(f"message file {entry['tmp']} is damaged; it is fetched again")
+                    continue
+                os.rename(tmp, final)
+            elif _sha256_of(final) != entry["sha256"]:
+                notes.append(f"message file {entry['final']} is damaged; it is fetched again")
+                os.rename(final, store.root / "damaged" / entry["final"])
                 continue
-            os.rename(tmp, final)
-        elif not crash and _sha256_of(final) != entry["sha256"]:
-            notes.append(f"message file {entry['final']} is damaged; it will be fetched again")
-            os.rename(final, store.root / "damaged" / entry["final"])
-            continue
-        rows.append(_row_from_json(entry))
-        if crash and number == len(entries) // 2:
-            store.crash_point("append.renamed_some")
+            rows.append(_row_from_json(entry))
     store.sync_dir(cur)
     store.crash_point("append.renamed")
     adopts = record.get("adopt", [])
@@ -264,13 +277,23 @@ def replay_journals(store: ArchiveStore) -> list[str]:
 
 
 def open_index(base: Path, *, durable: bool = True) -> tuple[Index, list[str]]:
-    """Open ``base/index.sqlite``; if it is damaged, keep it aside and rebuild it."""
+    """Open ``base/index.sqlite``; if it is damaged, keep it aside and rebuild it.
+
+    An index that is missing or empty (truncated to nothing) while message files exist is
+    rebuilt too: otherwise the next backup would store every message a second time."""
     path = base / "index.sqlite"
     index: Index | None = None
     try:
         index = Index(path, durable=durable)
         index.check_and_init()
-        return index, []
+        if index.meta("initialized") is not None:
+            return index, []
+        if not _has_message_files(base / "maildir"):
+            with index.tx() as db:
+                index.set_meta(db, "initialized", _dt.datetime.now(_dt.UTC).isoformat())
+            return index, []
+        index.close()
+        reason = "the index is missing or empty but message files exist"
     except sqlite3.DatabaseError as exc:
         if index is not None:
             index.close()
@@ -284,12 +307,26 @@ def open_index(base: Path, *, durable: bool = True) -> tuple[Index, list[str]]:
     index = Index(path, durable=durable)
     index.check_and_init()
     count, folders = _rebuild(base / "maildir", index)
+    with index.tx() as db:
+        index.set_meta(db, "initialized", _dt.datetime.now(_dt.UTC).isoformat())
     return index, [
         f"the archive index was damaged ({reason}); it was kept as {kept} and rebuilt from "
         f"{count} message files in {folders} folders. Keywords other than $Forwarded and "
         "time zones of internal dates could not be recovered; the next backup matches the "
         "messages to the server again without downloading them twice."
     ]
+
+
+def _has_message_files(maildir: Path) -> bool:
+    if not maildir.is_dir():
+        return False
+    dirs = [maildir] + [Path(e.path) for e in os.scandir(maildir) if e.name.startswith(".")]
+    for directory in dirs:
+        for sub in ("cur", "new"):
+            path = directory / sub
+            if path.is_dir() and any(e.is_file() for e in os.scandir(path)):
+                return True
+    return False
 
 
 def _rebuild(maildir: Path, index: Index) -> tuple[int, int]:

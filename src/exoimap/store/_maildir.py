@@ -30,7 +30,7 @@ import ctypes.util
 import errno
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -210,7 +210,7 @@ def _executor() -> ThreadPoolExecutor:
     return _pool[1]
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -218,12 +218,12 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_paths(paths: list[Path], *, mode: str = "pool") -> None:
+def fsync_paths(paths: Sequence[str | Path], *, mode: str = "pool") -> None:
     """Make the contents of ``paths`` durable: ``syncfs`` once, or ``fsync`` each."""
     if not paths or mode == "none":
         return
     if mode == "syncfs":
-        fd = os.open(paths[0].parent, os.O_RDONLY)
+        fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY)
         try:
             if _syncfs(fd):
                 return

@@ -76,7 +76,7 @@ __all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "Writer"]
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
 #: ``os.write``-like function used for message bodies (tests inject ENOSPC).
-Writer = Callable[[int, memoryview], int]
+Writer = Callable[[int, bytes | memoryview], int]
 
 _READ_CHUNK = 256 * 1024
 
@@ -412,9 +412,8 @@ class ArchiveFolder:
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
     ) -> MessageListing:
-        rows = self._index.messages(self._id)
         state = await self.state()
-        return MessageListing(state=state, messages=[_info(r) for r in rows], complete=True)
+        return MessageListing(state=state, messages=self._index.infos(self._id), complete=True)
 
     def _path_of(self, row: MessageRow) -> Path:
         return (
@@ -510,7 +509,7 @@ class ArchiveFolder:
         for sub in ("cur", "new"):
             for entry in os.scandir(directory / sub):
                 bases.add(entry.name.partition(":")[0])
-        return [r.uid for r in self._index.messages(self._id) if r.file not in bases]
+        return [uid for uid, base in self._index.files(self._id) if base not in bases]
 
     async def forget(self, uids: Sequence[int]) -> None:
         """Drop index rows (used for messages whose file is missing, before re-fetching)."""

@@ -187,7 +187,7 @@ class FolderState:
     highest_modseq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: listings build one per message, and frozen is slower
 class MessageInfo:
     """A message's metadata. ``size``, ``internal_date``, ``message_id`` may be ``None``
     unless the listing was asked for ``detail``; ``message_id`` is ``None`` when the

@@ -98,7 +98,7 @@ async def backup(
         clock=clock,
         abort=asyncio.Event(),
     )
-    journal = RunJournal(archive.root / "runs")
+    journal = RunJournal(archive.root / "runs", durable=archive.durable)
     for earlier in journal.begin({"mode": "backup", "mirror": policy.mirror}):
         run.emit("previous_run_interrupted", run=earlier.get("run"), pid=earlier.get("pid"))
     if archive.recovery_notes:
@@ -196,12 +196,13 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         if (
             source.capabilities.condstore
             and not rematch
+            and not missing
             and record is not None
             and record.source_uidvalidity == state.uidvalidity
             and record.source_modseq is not None
             and state.highest_modseq is not None
         ):
-            if state.highest_modseq == record.source_modseq and not missing:
+            if state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
         listing = await source_folder.list_messages(changed_since=since, detail=rematch)
@@ -312,33 +313,48 @@ async def _items(
     uidvalidity: int,
     read: list[tuple[int, int]],
 ) -> AsyncIterator[AppendItem]:
-    async for message in fetched:
+    """Source messages as archive items. The chunk streams pass through untouched (no
+    extra generator per chunk); a message counts as read when the archive asks for the
+    next one."""
+    previous: FetchedMessage | None = None
+    while True:
+        try:
+            message = await anext(fetched)
+        except StopAsyncIteration:
+            break
+        except BaseException:
+            # asking for the next message means the previous one was consumed whole
+            if previous is not None:
+                _read_one(run, report, previous, read)
+            raise
+        if previous is not None:
+            _read_one(run, report, previous, read)
+        previous = message
         yield AppendItem(
-            chunks=_counted(run, report, message, read),
+            chunks=message.chunks,
             size=message.size,
             flags=message.flags,
             internal_date=message.internal_date,
             origin=MessageRef(uidvalidity, message.uid),
         )
+    if previous is not None:
+        _read_one(run, report, previous, read)
 
 
-async def _counted(
+def _read_one(
     run: _Run, report: FolderReport, message: FetchedMessage, read: list[tuple[int, int]]
-) -> AsyncIterator[bytes]:
-    size = 0
-    async for chunk in message.chunks:
-        size += len(chunk)
-        yield chunk
-    read.append((message.uid, size))
+) -> None:
+    read.append((message.uid, message.size))
     run.total_done += 1
-    run.total_bytes += size
+    run.total_bytes += message.size
+    report.bytes_read += message.size
     if run.progress is not None:
         run.progress(
             Progress(
                 folder=report.source,
-                folder_done=len(read) + report.fetched,
+                folder_done=report.fetched + len(read),
                 folder_planned=report.planned,
-                folder_bytes=report.bytes + sum(s for _u, s in read),
+                folder_bytes=report.bytes_read,
                 total_done=run.total_done,
                 total_planned=run.total_planned,
                 total_bytes=run.total_bytes,

@@ -33,10 +33,11 @@ _KEEP_RUNS = 50
 class RunJournal:
     """Start / finish records of sync runs in one directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, durable: bool = True) -> None:
         self.directory = directory
+        self.durable = durable
         self.run_id = (
-            _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+            _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:8]
         )
         self._path = directory / f"{self.run_id}.json"
 
@@ -51,14 +52,14 @@ class RunJournal:
                     interrupted.append(record)
                     record["finished"] = None
                     record["interrupted"] = True
-                    atomic_write(path, json.dumps(record).encode())
+                    atomic_write(path, json.dumps(record).encode(), durable=self.durable)
             record = {
                 "run": self.run_id,
                 "pid": os.getpid(),
                 "started": _dt.datetime.now(_dt.UTC).isoformat(),
                 **detail,
             }
-            atomic_write(self._path, json.dumps(record).encode())
+            atomic_write(self._path, json.dumps(record).encode(), durable=self.durable)
             self._prune()
         except OSError as exc:
             raise map_os_error(exc, "writing the run journal") from exc
@@ -72,7 +73,7 @@ class RunJournal:
             record = json.loads(self._path.read_text(encoding="utf-8"))
             record["finished"] = _dt.datetime.now(_dt.UTC).isoformat()
             record["summary"] = summary
-            atomic_write(self._path, json.dumps(record).encode())
+            atomic_write(self._path, json.dumps(record).encode(), durable=self.durable)
         except OSError as exc:
             raise map_os_error(exc, "writing the run journal") from exc
 

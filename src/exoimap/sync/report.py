@@ -33,6 +33,8 @@ class FolderReport:
     expunged: int = 0
     refetched_missing: int = 0
     planned: int = 0
+    #: bytes read from the source (stored or not), for progress
+    bytes_read: int = 0
     errors: list[ExoimapError] = field(default_factory=list)
 
     @property

@@ -201,3 +201,15 @@ def test_expired_token_ends_the_session_on_the_next_command(
     finally:
         tenant.admin.advance_clock(-2 * 3600)  # other tests share the tenant
         client.close()
+
+
+def test_tokens_never_reach_the_logs(
+    tenant: SandboxTenant, alice: str, bob: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    token = app_token(tenant, "exoimap-daemon")
+    for user in (alice, bob, "nobody@contoso.onmicrosoft.com"):
+        _auth_lines(tenant, user, token)
+    assert "signed in" in caplog.text  # the server did log the sign-ins...
+    assert token not in caplog.text  # ...without the token
+    assert token[-40:] not in caplog.text

@@ -173,3 +173,43 @@ def test_plugin_sandbox_imap_fixture(sandbox_imap: imaplib.IMAP4_SSL) -> None:
     assert status == "OK"
     assert int(data[0]) >= 0
     assert sandbox_imap.noop()[0] == "OK"
+
+
+def test_expunge_close_and_error_texts(session: Raw, tenant: SandboxTenant, alice: str) -> None:
+    session.command("c0", "CREATE Bin")
+    uids = [
+        tenant.exchange.deliver(alice, b"Subject: x\r\n\r\ny\r\n", folder="Bin") for _ in range(4)
+    ]
+    session.command("c1", "SELECT Bin")
+    assert session.command("c2", "FETCH 9 (FLAGS)") == [
+        b"c2 BAD The specified message set is invalid."
+    ]
+    assert session.command("c3", "SEARCH CHARSET KOI8-R ALL") == [
+        b"c3 NO [BADCHARSET (US-ASCII)] The specified charset is not supported."
+    ]
+    assert session.command("c4", f"UID STORE {uids[0]}:{uids[2]} +FLAGS.SILENT (\\Deleted)") == [
+        b"c4 OK STORE completed."
+    ]
+    assert session.command("c5", f"UID EXPUNGE {uids[1]}") == [
+        b"* 2 EXPUNGE",
+        b"c5 OK EXPUNGE completed.",
+    ]
+    assert session.command("c6", "EXPUNGE") == [
+        b"* 2 EXPUNGE",
+        b"* 1 EXPUNGE",
+        b"c6 OK EXPUNGE completed.",
+    ]
+    assert session.command("c7", f"UID FETCH {uids[3]} (UID FLAGS)") == [
+        b"* 1 FETCH (UID %d FLAGS ())" % uids[3],
+        b"c7 OK FETCH completed.",
+    ]
+    assert session.command("c8", "UNSUBSCRIBE Bin") == [b"c8 OK UNSUBSCRIBE completed."]
+    assert session.command("c9", 'LSUB "" Bin') == [b"c9 OK LSUB completed."]
+    session.command("d0", f"UID STORE {uids[3]} +FLAGS (\\Deleted)")
+    assert session.command("d1", "CLOSE") == [b"d1 OK CLOSE completed."]  # expunges silently
+    assert session.command("d2", "STATUS Bin (MESSAGES)")[0] == b"* STATUS Bin (MESSAGES 0)"
+    assert session.command("d3", "FETCH 1 (FLAGS)") == [
+        b"d3 BAD Command received in Invalid state."
+    ]
+    assert session.command("d4", "DELETE Bin") == [b"d4 OK DELETE completed."]
+    assert session.command("d5", b"NOOP \xc3\xa9") == [b"d5 BAD Command Error. 11"]

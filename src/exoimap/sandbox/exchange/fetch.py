@@ -297,9 +297,12 @@ def render_fetch(
         seen_uid = True
     for item in items:
         if isinstance(item, FetchRequest):
-            if root is None:
-                root = parse_message(message.data)
-            body = section_bytes(root, message.data, item.section)
+            if not item.section:
+                body = message.data  # BODY[]: no need to split the MIME tree
+            else:
+                if root is None:
+                    root = parse_message(message.data)
+                body = section_bytes(root, message.data, item.section)
             origin = ""
             if item.partial is not None:
                 start, length = item.partial

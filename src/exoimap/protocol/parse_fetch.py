@@ -1,0 +1,236 @@
+"""FETCH responses: the general item parser (resumable around streamed body literals)
+and the fast path for the flag-only lines of a flags scan."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from exoimap.errors import RemoteProtocolError
+from exoimap.protocol.reader import Reader, StreamedLiteral, dec
+from exoimap.protocol.structure import body_structure_from_value, envelope_from_value
+from exoimap.protocol.types import BodyData, FetchResponse, Value, fetch_response_from
+
+__all__ = [
+    "FAST_FETCH",
+    "FetchPrefix",
+    "fast_fetch",
+    "fast_fetch_match",
+    "finish_fetch",
+    "parse_fetch",
+    "parse_fetch_prefix",
+]
+
+_BODY_ITEMS = frozenset({"BODY", "BINARY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+_FETCH_ITEM_RE = re.compile(rb"([A-Za-z0-9.\-]+)(?:\[([^\]]*)\](?:<(\d{1,20})>)?)?")
+_FAST_FLAG_LIST = re.compile(rb"(?:\\?[A-Za-z0-9$_.\-]+(?: \\?[A-Za-z0-9$_.\-]+)*)?")
+_SIMPLE_ITEM = re.compile(
+    rb" ?(?:(UID|RFC822\.SIZE) (\d{1,20})|FLAGS \(([^()]*)\)"
+    rb'|INTERNALDATE "([^"\\\r\n]*)"|MODSEQ \((\d{1,20})\))(?=[ )])'
+)
+#: ``* n FETCH (UID u FLAGS (...))`` or with FLAGS first (the flags are checked separately).
+FAST_FETCH = re.compile(
+    rb"\* ([1-9]\d{0,9}) FETCH \((?:UID ([1-9]\d{0,9}) FLAGS \(([^()]*)\)"
+    rb"|FLAGS \(([^()]*)\) UID ([1-9]\d{0,9}))\)"
+)
+
+
+# --- FETCH ---------------------------------------------------------------------------------
+
+
+class _FetchBuilder:
+    __slots__ = ("bodies", "extra", "fields")
+
+    def __init__(self, seq: int) -> None:
+        self.fields: dict[str, object] = {"seq": seq}
+        self.bodies: list[BodyData] = []
+        self.extra: list[tuple[str, Value]] = []
+
+    def build(self) -> FetchResponse:
+        fields = self.fields
+        if self.bodies:
+            fields["bodies"] = tuple(self.bodies)
+        if self.extra:
+            fields["extra"] = tuple(self.extra)
+        return fetch_response_from(fields)
+
+
+class FetchPrefix:
+    """A FETCH response parsed up to a literal that is being streamed: ``fetch`` has the
+    items before it, ``body`` describes the literal. Parsing resumes from here."""
+
+    __slots__ = ("body", "builder", "fetch")
+
+    def __init__(self, fetch: FetchResponse, body: BodyData, builder: _FetchBuilder) -> None:
+        self.fetch = fetch
+        self.body = body
+        self.builder = builder
+
+
+def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | FetchPrefix:
+    """Items up to the closing parenthesis (the reader is just after ``(`` or after a
+    streamed literal). In ``prefix`` mode, stop at a streamed literal ending the input."""
+    fields = b.fields
+    while True:
+        # The plain items (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ) in one regex each.
+        m = _SIMPLE_ITEM.match(r.line, r.pos)
+        while m is not None:
+            kind = m.lastindex
+            if kind == 2:
+                if m.group(1) == b"UID":
+                    uid = int(m.group(2))
+                    if not uid:
+                        raise r.error("UID 0")
+                    fields["uid"] = uid
+                else:
+                    fields["rfc822_size"] = int(m.group(2))
+            elif kind == 3:
+                flags = _FLAGS_CACHE.get(m.group(3))
+                if flags is None:
+                    break  # unusual flags: the general code below reads them
+                fields["flags"] = flags
+            elif kind == 4:
+                fields["internal_date"] = dec(m.group(4))
+            else:
+                fields["modseq"] = int(m.group(5))
+            r.pos = m.end()
+            m = _SIMPLE_ITEM.match(r.line, r.pos)
+        r.skip_spaces()
+        if r.maybe(b")"):
+            r.end()
+            return b.build()
+        m = _FETCH_ITEM_RE.match(r.line, r.pos)
+        if m is None:
+            raise r.error("expected a FETCH item")
+        r.pos = m.end()
+        name = m.group(1).decode("ascii").upper()
+        section = m.group(2)
+        r.sp()
+        if section is not None or (name in _BODY_ITEMS and name not in ("BODY", "BINARY")):
+            origin = None if m.group(3) is None else int(m.group(3))
+            section_text = "" if section is None else dec(section)
+            if name == "BINARY.SIZE":
+                b.extra.append((f"BINARY.SIZE[{section_text}]", r.number()))
+                continue
+            if name not in _BODY_ITEMS:
+                raise r.error(f"unknown FETCH item {name}[")
+            if r.at_literal():
+                data = r.literal()
+                if isinstance(data, StreamedLiteral):
+                    item = BodyData(section_text, origin, None, name, True, data.size)
+                    if prefix and r.is_last_part():
+                        known = _FetchBuilder(0)
+                        known.fields = dict(fields)
+                        known.bodies, known.extra = list(b.bodies), list(b.extra)
+                        b.bodies.append(item)
+                        return FetchPrefix(known.build(), item, b)
+                else:
+                    item = BodyData(section_text, origin, data, name, False, len(data))
+            else:
+                value = r.nstring()
+                size = None if value is None else len(value)
+                item = BodyData(section_text, origin, value, name, False, size)
+            b.bodies.append(item)
+        elif name == "UID":
+            fields["uid"] = r.nz_number()
+        elif name == "FLAGS":
+            start = r.pos
+            fields["flags"] = flags = r.flag_list()
+            raw = r.line[start + 1 : r.pos - 1]
+            if len(_FLAGS_CACHE) < 1024 and _FAST_FLAG_LIST.fullmatch(raw):
+                _FLAGS_CACHE[raw] = flags
+        elif name == "RFC822.SIZE":
+            fields["rfc822_size"] = r.number()
+        elif name == "INTERNALDATE":
+            fields["internal_date"] = dec(r.quoted())
+        elif name == "MODSEQ":
+            r.expect(b"(")
+            fields["modseq"] = r.number()
+            r.expect(b")")
+        elif name == "ENVELOPE":
+            fields["envelope"] = envelope_from_value(r.value())
+        elif name in ("BODYSTRUCTURE", "BODY"):
+            fields["body_structure"] = body_structure_from_value(r.value())
+        else:
+            b.extra.append((name, r.value()))
+
+
+def parse_fetch(r: Reader, seq: int) -> FetchResponse:
+    """The items of ``* seq FETCH (...)``, the reader being just before ``(``."""
+    r.expect(b"(")
+    result = _fetch_items(r, _FetchBuilder(seq), prefix=False)
+    assert isinstance(result, FetchResponse)
+    return result
+
+
+def parse_fetch_prefix(
+    parts: list[bytes],
+    literals: Sequence[bytes | StreamedLiteral],
+    resume: FetchPrefix | None = None,
+) -> FetchPrefix:
+    """Parse a FETCH response up to the streamed literal that ends ``parts``; with
+    ``resume``, ``parts`` and ``literals`` are what followed the previous streamed literal.
+
+    Raises :class:`RemoteProtocolError` if that literal is not the value of a body item.
+    """
+    r = Reader([*parts, b""], literals)
+    if resume is None:
+        r.expect(b"* ")
+        seq = r.nz_number()
+        r.sp()
+        if r.line[r.pos : r.pos + 7].upper() != b"FETCH (":
+            raise r.error("expected FETCH")
+        r.pos += 7
+        builder = _FetchBuilder(seq)
+    else:
+        builder = resume.builder
+        saved = (dict(builder.fields), list(builder.bodies), list(builder.extra))
+    try:
+        result = _fetch_items(r, builder, prefix=True)
+        if not isinstance(result, FetchPrefix):
+            raise r.error("a large literal outside a body item")
+    except RemoteProtocolError:
+        if resume is not None:  # leave the resumable state as it was
+            builder.fields, builder.bodies, builder.extra = saved
+        raise
+    return result
+
+
+def finish_fetch(
+    resume: FetchPrefix, parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> FetchResponse:
+    """The complete FETCH response, from what followed the last streamed literal."""
+    result = _fetch_items(Reader(parts, literals), resume.builder, prefix=False)
+    assert isinstance(result, FetchResponse)
+    return result
+
+
+def fast_fetch(line: bytes) -> FetchResponse | None:
+    """The common ``* n FETCH (UID u FLAGS (...))`` line without the general parser."""
+    m = FAST_FETCH.fullmatch(line)
+    return None if m is None else fast_fetch_match(m)
+
+
+def fast_fetch_match(m: re.Match[bytes]) -> FetchResponse | None:
+    """The response for a :data:`FAST_FETCH` match; None if its flags are unusual (then
+    the general parser must read the line)."""
+    seq, uid, flags, flags_first, uid_last = m.groups()
+    if uid is None:
+        uid, flags = uid_last, flags_first
+    flag_tuple = _FLAGS_CACHE.get(flags)
+    if flag_tuple is None:
+        if not _FAST_FLAG_LIST.fullmatch(flags):
+            return None
+        if len(_FLAGS_CACHE) > 1024:
+            _FLAGS_CACHE.clear()
+        flag_tuple = _FLAGS_CACHE[flags] = tuple(dec(flags).split())
+    response: FetchResponse = _new_object(FetchResponse)
+    state = response.__dict__
+    state["seq"] = int(seq)
+    state["uid"] = int(uid)
+    state["flags"] = flag_tuple
+    return response
+
+
+_new_object = object.__new__
+_FLAGS_CACHE: dict[bytes, tuple[str, ...]] = {}

@@ -1,0 +1,253 @@
+"""Typed commands -> bytes, as pieces: :data:`WAIT` marks where a synchronising literal
+must wait for the server's ``+`` (the client connection holds the rest back). Strings are
+atoms when they can be, quoted when printable, literals otherwise; large literals (an
+APPEND message) stay separate pieces, never copied."""
+
+from __future__ import annotations
+
+import base64
+
+from exoimap.errors import LocalProtocolError
+from exoimap.protocol import commands as c
+from exoimap.protocol.serialize import (
+    _ASTRING_OK,
+    _ATOM_OK,
+    _INLINE_LITERAL,
+    _LIST_PATTERN_OK,
+    _MAX_QUOTED,
+    _QUOTABLE,
+    _SEQ_OK,
+    WAIT,
+    Piece,
+    _atom,
+    _flags,
+    _no_crlf,
+    _quote,
+    enc,
+)
+from exoimap.protocol.utf7 import encode_mailbox
+
+__all__ = ["serialize_command"]
+
+
+class _Writer:
+    """Accumulates command pieces; literals split the output and may wait."""
+
+    __slots__ = ("literal_plus_max", "pieces", "text")
+
+    def __init__(self, literal_plus_max: int) -> None:
+        self.pieces: list[Piece] = []
+        self.text = bytearray()
+        self.literal_plus_max = literal_plus_max
+
+    def add(self, data: bytes) -> None:
+        self.text += data
+
+    def literal(self, data: bytes) -> None:
+        sync = len(data) > self.literal_plus_max
+        self.text += b"{%d}\r\n" % len(data) if sync else b"{%d+}\r\n" % len(data)
+        if sync:
+            self.pieces += [bytes(self.text), WAIT]
+            self.text = bytearray()
+        if len(data) > _INLINE_LITERAL:
+            # Large data (a message) stays its own piece: never copied here.
+            if self.text:
+                self.pieces.append(bytes(self.text))
+                self.text = bytearray()
+            self.pieces.append(data)
+        else:
+            self.text += data
+
+    def string(self, data: bytes) -> None:
+        if len(data) <= _MAX_QUOTED and _QUOTABLE.match(data):
+            self.add(_quote(data))
+        else:
+            self.literal(data)
+
+    def astring(self, data: bytes) -> None:
+        if _ASTRING_OK.match(data) and data.upper() != b"NIL":
+            self.add(data)
+        else:
+            self.string(data)
+
+    def mailbox(self, name: str) -> None:
+        self.astring(encode_mailbox(name))
+
+    def finish(self) -> list[Piece]:
+        self.text += b"\r\n"
+        self.pieces.append(bytes(self.text))
+        return self.pieces
+
+
+def _fetch_item(item: c.FetchItem) -> bytes:
+    if isinstance(item, str):
+        data = _atom(item, "fetch item")
+        return data
+    name = b"BINARY" if item.binary else b"BODY"
+    if item.peek:
+        name += b".PEEK"
+    section = _no_crlf(enc(item.section), "a body section")
+    if b"]" in section:
+        raise LocalProtocolError("a body section must not contain ']'")
+    out = name + b"[" + section + b"]"
+    if item.partial is not None:
+        start, length = item.partial
+        if start < 0 or length <= 0:
+            raise LocalProtocolError("invalid partial range")
+        out += b"<%d.%d>" % (start, length)
+    return out
+
+
+def _search_key(w: _Writer, key: c.SearchKey, depth: int = 0) -> None:
+    if isinstance(key, tuple):
+        if depth > 32:
+            raise LocalProtocolError("search keys nested too deeply")
+        w.add(b"(")
+        for i, k in enumerate(key):
+            if i:
+                w.add(b" ")
+            _search_key(w, k, depth + 1)
+        w.add(b")")
+        return
+    data = enc(key)
+    if _SEQ_OK.match(data) or (_ATOM_OK.match(data) and data.upper() != b"NIL"):
+        w.add(data)
+    else:
+        w.string(data)
+
+
+def serialize_command(tag: str, command: c.Command, *, literal_plus_max: int = -1) -> list[Piece]:
+    """The pieces of ``tag command``. Literals up to ``literal_plus_max`` bytes are sent
+    non-synchronising (``{n+}``): pass ``-1`` without LITERAL+/LITERAL-, 4096 with
+    LITERAL-, a huge number with LITERAL+."""
+    w = _Writer(literal_plus_max)
+    w.add(_atom(tag, "tag"))
+    w.add(b" ")
+    _command_body(w, command)
+    return w.finish()
+
+
+def _command_body(w: _Writer, cmd: c.Command) -> None:
+    simple = _SIMPLE_NAMES.get(type(cmd))
+    if simple is not None:
+        w.add(simple)
+        return
+    if isinstance(cmd, c.Login):
+        w.add(b"LOGIN ")
+        w.astring(enc(cmd.username))
+        w.add(b" ")
+        w.astring(enc(cmd.password.reveal()))
+    elif isinstance(cmd, c.Authenticate):
+        w.add(b"AUTHENTICATE " + _atom(cmd.mechanism, "SASL mechanism").upper())
+        if cmd.initial_response is not None:
+            raw = cmd.initial_response.reveal()
+            w.add(b" " + (base64.b64encode(raw) if raw else b"="))
+    elif isinstance(cmd, c.Select | c.Examine | c.Create | c.Delete | c.Subscribe):
+        w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
+        w.mailbox(cmd.mailbox)
+    elif isinstance(cmd, c.Unsubscribe):
+        w.add(b"UNSUBSCRIBE ")
+        w.mailbox(cmd.mailbox)
+    elif isinstance(cmd, c.Rename):
+        w.add(b"RENAME ")
+        w.mailbox(cmd.mailbox)
+        w.add(b" ")
+        w.mailbox(cmd.new_name)
+    elif isinstance(cmd, c.List | c.Lsub):
+        w.add(b"LIST " if isinstance(cmd, c.List) else b"LSUB ")
+        w.mailbox(cmd.reference)
+        w.add(b" ")
+        pattern = encode_mailbox(cmd.pattern)
+        if _LIST_PATTERN_OK.match(pattern):
+            w.add(pattern)
+        else:
+            w.string(pattern)
+    elif isinstance(cmd, c.StatusCommand):
+        w.add(b"STATUS ")
+        w.mailbox(cmd.mailbox)
+        w.add(b" (" + b" ".join(_atom(i, "status item").upper() for i in cmd.items) + b")")
+    elif isinstance(cmd, c.Fetch):
+        if not cmd.items:
+            raise LocalProtocolError("FETCH needs at least one item")
+        w.add(b"UID FETCH " if cmd.uid else b"FETCH ")
+        w.add(str(cmd.sequence_set).encode())
+        w.add(b" (" + b" ".join(_fetch_item(i) for i in cmd.items) + b")")
+        if cmd.changed_since is not None:
+            w.add(b" (CHANGEDSINCE %d)" % cmd.changed_since)
+    elif isinstance(cmd, c.Search):
+        w.add(b"UID SEARCH" if cmd.uid else b"SEARCH")
+        if cmd.charset is not None:
+            w.add(b" CHARSET ")
+            w.astring(enc(cmd.charset))
+        if not cmd.criteria:
+            raise LocalProtocolError("SEARCH needs at least one key")
+        for key in cmd.criteria:
+            w.add(b" ")
+            _search_key(w, key)
+    elif isinstance(cmd, c.Store):
+        w.add(b"UID STORE " if cmd.uid else b"STORE ")
+        w.add(str(cmd.sequence_set).encode())
+        if cmd.unchanged_since is not None:
+            w.add(b" (UNCHANGEDSINCE %d)" % cmd.unchanged_since)
+        w.add(b" " + cmd.mode.value.encode() + b"FLAGS")
+        if cmd.silent:
+            w.add(b".SILENT")
+        w.add(b" " + _flags(cmd.flags))
+    elif isinstance(cmd, c.Copy | c.Move):
+        name = b"COPY " if isinstance(cmd, c.Copy) else b"MOVE "
+        w.add((b"UID " if cmd.uid else b"") + name + str(cmd.sequence_set).encode() + b" ")
+        w.mailbox(cmd.mailbox)
+    elif isinstance(cmd, c.UidExpunge):
+        w.add(b"UID EXPUNGE " + str(cmd.sequence_set).encode())
+    elif isinstance(cmd, c.Append):
+        w.add(b"APPEND ")
+        w.mailbox(cmd.mailbox)
+        if cmd.flags:
+            w.add(b" " + _flags(cmd.flags))
+        if cmd.date is not None:
+            w.add(b" " + _quote(_no_crlf(enc(cmd.date), "an APPEND date")))
+        w.add(b" ")
+        if cmd.message is None:
+            raise LocalProtocolError("serialize_command needs the APPEND message")
+        w.literal(cmd.message)
+    elif isinstance(cmd, c.Enable):
+        if not cmd.capabilities:
+            raise LocalProtocolError("ENABLE needs at least one capability")
+        w.add(b"ENABLE " + b" ".join(_atom(x, "capability") for x in cmd.capabilities))
+    elif isinstance(cmd, c.Id):
+        w.add(b"ID ")
+        if cmd.params is None:
+            w.add(b"NIL")
+        else:
+            w.add(b"(")
+            for i, (key, value) in enumerate(cmd.params):
+                if i:
+                    w.add(b" ")
+                w.string(enc(key))
+                w.add(b" ")
+                if value is None:
+                    w.add(b"NIL")
+                else:
+                    w.string(enc(value))
+            w.add(b")")
+    else:  # pragma: no cover - every Command type is handled above
+        raise LocalProtocolError(f"not a command: {type(cmd).__name__}")
+
+
+_SIMPLE_NAMES: dict[type, bytes] = {
+    c.Capability: b"CAPABILITY",
+    c.Noop: b"NOOP",
+    c.Logout: b"LOGOUT",
+    c.Namespace: b"NAMESPACE",
+    c.Close: b"CLOSE",
+    c.Unselect: b"UNSELECT",
+    c.Expunge: b"EXPUNGE",
+    c.Idle: b"IDLE",
+}
+_MAILBOX_NAMES: dict[type, bytes] = {
+    c.Select: b"SELECT",
+    c.Examine: b"EXAMINE",
+    c.Create: b"CREATE",
+    c.Delete: b"DELETE",
+    c.Subscribe: b"SUBSCRIBE",
+}

@@ -1,0 +1,287 @@
+"""The archive beyond the Store contract: on-disk format, lock, bad input, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exoimap.errors import DiskFull, StoreLocked, StoreUnavailable
+from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
+from exoimap.store.archive import ArchiveStore
+from exoimap.store.conformance import sample_message
+from exoimap.store.memory import MemoryStore
+from exoimap.sync import BackupPolicy, backup, verify
+
+DATE = dt.datetime(2022, 5, 6, 7, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+
+
+def _run(coro_factory: Callable[[], object]) -> object:
+    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+
+
+def _source(count: int = 5) -> MemoryStore:
+    src = MemoryStore()
+    src.create_folder_now("Entwürfe/a.b")
+    for n in range(count):
+        src.add_message(
+            "INBOX", sample_message(n), flags=["\\Seen", "$Forwarded"], internal_date=DATE
+        )
+        src.add_message("Entwürfe/a.b", sample_message(100 + n), internal_date=DATE)
+    return src
+
+
+async def _backup(src: MemoryStore, root: Path, **kw: object) -> object:
+    archive = ArchiveStore.open(root, **kw)  # type: ignore[arg-type]
+    try:
+        return await backup(src, archive, BackupPolicy(batch_messages=2))
+    finally:
+        await archive.close()
+
+
+def test_known_folder_encodings() -> None:
+    assert encode_folder_dir("INBOX") == ""
+    assert encode_folder_dir("Entwürfe") == ".Entw&APw-rfe"
+    assert encode_folder_dir("a.b/c&d") == ".a&AC4-b.c&-d"
+    assert decode_folder_dir(".Entw&APw-rfe.x") == "Entwürfe/x"
+
+
+@given(st.lists(st.text(min_size=1).filter(lambda s: "/" not in s), min_size=1, max_size=3))
+def test_folder_encoding_round_trips(segments: list[str]) -> None:
+    name = "/".join(segments)
+    if name.upper() == "INBOX":
+        return
+    encoded = encode_folder_dir(name)
+    assert encoded.startswith(".")
+    assert encoded.count(".") == len(segments)  # dots only as separators
+    assert all(0x20 <= ord(c) < 0x7F for c in encoded)
+    assert decode_folder_dir(encoded) == name
+
+
+def test_files_are_maildir_plus_plus(tmp_path: Path) -> None:
+    src = _source(2)
+    _run(lambda: _backup(src, tmp_path))
+    maildir = tmp_path / "maildir"
+    sub = maildir / ".Entw&APw-rfe.a&AC4-b"
+    assert (sub / "maildirfolder").exists()
+    assert (maildir / ".Entw&APw-rfe" / "maildirfolder").exists()
+    inbox = sorted(os.listdir(maildir / "cur"))
+    assert len(inbox) == 2
+    assert all(name.endswith(":2,PS") for name in inbox)  # $Forwarded + \Seen
+    contents = {(maildir / "cur" / n).read_bytes() for n in inbox}
+    assert contents == {sample_message(0), sample_message(1)}
+    for name in inbox:
+        assert os.stat(maildir / "cur" / name).st_mtime == DATE.timestamp()
+    assert sorted(p.read_bytes() for p in (sub / "cur").iterdir()) == sorted(
+        [sample_message(100), sample_message(101)]
+    )
+    assert not any((maildir / "tmp").iterdir())
+
+
+def test_second_user_gets_store_locked_with_pid(tmp_path: Path) -> None:
+    archive = ArchiveStore.open(tmp_path)
+    with pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
+        ArchiveStore.open(tmp_path)
+    _run(archive.close)
+    ArchiveStore.open(tmp_path)  # free again; left open: the process exit releases it
+
+
+def test_lock_of_killed_process_is_released(tmp_path: Path) -> None:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        ArchiveStore.open(tmp_path)
+        os._exit(9)  # dies holding the lock
+    os.waitpid(pid, 0)
+    archive = ArchiveStore.open(tmp_path)
+    _run(archive.close)
+
+
+class _FullDisk:
+    """An ``os.write`` that fails with ENOSPC after ``budget`` bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+
+    def __call__(self, fd: int, data: memoryview) -> int:
+        if len(data) > self.budget:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.budget -= len(data)
+        return os.write(fd, data)
+
+
+def test_disk_full_loses_nothing_and_resumes(tmp_path: Path) -> None:
+    src = _source(3)
+    assert _run(lambda: _backup(src, tmp_path)).ok  # type: ignore[attr-defined]
+    for n in range(10, 20):
+        src.add_message("INBOX", sample_message(n, 2000))
+        src.add_message("Entwürfe/a.b", sample_message(200 + n, 2000))
+    report = _run(lambda: _backup(src, tmp_path, writer=_FullDisk(5000)))
+    assert report.partial  # type: ignore[attr-defined]
+    errors = [e for f in report.folders for e in f.errors]  # type: ignore[attr-defined]
+    assert any(isinstance(e, DiskFull) for e in errors)
+    assert "no space left" in str(next(e for e in errors if isinstance(e, DiskFull)))
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert archive.verify_files(deep=True).ok
+            async with archive.open_folder("INBOX") as folder:
+                stored = (await folder.list_messages()).messages
+            assert len(stored) >= 3  # the first backup is intact
+            assert not any((tmp_path / "maildir" / "tmp").iterdir())
+            report = await backup(src, archive)
+            assert report.ok
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
+def test_corrupt_index_is_kept_aside_and_rebuilt(tmp_path: Path) -> None:
+    src = _source(4)
+    src.store_flags("INBOX", [2], frozenset({"work"}), "add")  # a keyword: index only
+    _run(lambda: _backup(src, tmp_path))
+    index = tmp_path / "index.sqlite"
+    data = index.read_bytes()
+    index.write_bytes(data[:100] + b"\x00garbage" * 50 + data[500:])
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert len(archive.recovery_notes) == 1
+            note = archive.recovery_notes[0]
+            assert "damaged" in note
+            assert "8 message files" in note
+            kept = list((tmp_path / "damaged").glob("index-*.sqlite"))
+            assert len(kept) == 1
+            assert kept[0].read_bytes()[:100] == data[:100]
+            report = await backup(src, archive)
+            assert report.ok
+            assert report.fetched == 0  # matched again by Message-ID and size
+            assert sum(f.rematched for f in report.folders) == 8
+            assert sum(f.flags_changed for f in report.folders) == 1  # the lost keyword
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "delete"])
+def test_lost_index_is_rebuilt_not_refilled(damage: str, tmp_path: Path) -> None:
+    """A truncated, emptied or deleted index with message files present is rebuilt."""
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    index = tmp_path / "index.sqlite"
+    if damage == "truncate":
+        index.write_bytes(index.read_bytes()[:3000])
+    elif damage == "empty":
+        index.write_bytes(b"")
+    else:
+        index.unlink()
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert len(archive.recovery_notes) == 1
+            assert "rebuilt from 6 message files" in archive.recovery_notes[0]
+            report = await backup(src, archive)
+            assert report.ok
+            assert report.fetched == 0
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
+def test_file_deleted_by_hand_is_found_and_fetched_again(tmp_path: Path) -> None:
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    victim = sorted((tmp_path / "maildir" / "cur").iterdir())[1]
+    victim.unlink()
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            files = archive.verify_files()
+            assert len(files.missing) == 1
+            assert not files.ok
+            assert not (await verify(src, archive)).ok
+            async with archive.open_folder("INBOX") as folder:
+                with pytest.raises(Exception, match="missing"):
+                    async for _message in folder.fetch([files.missing[0][1]]):
+                        pass
+            report = await backup(src, archive)
+            inbox = next(f for f in report.folders if f.archive == "INBOX")
+            assert (inbox.refetched_missing, inbox.fetched) == (1, 1)
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
+def test_unindexed_and_corrupted_files_are_reported(tmp_path: Path) -> None:
+    src = _source(2)
+    _run(lambda: _backup(src, tmp_path))
+    cur = tmp_path / "maildir" / "cur"
+    first = sorted(cur.iterdir())[0]
+    (cur / "1234.stray.host:2,S").write_bytes(b"Subject: dropped in by hand\r\n\r\n")
+    first.write_bytes(first.read_bytes().replace(b"line", b"LINE"))  # same size, new bytes
+
+    async def check() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            shallow = archive.verify_files()
+            assert shallow.unindexed == [("INBOX", "1234.stray.host")]
+            assert shallow.corrupt == []
+            deep = archive.verify_files(deep=True)
+            assert len(deep.corrupt) == 1
+        finally:
+            await archive.close()
+
+    _run(check)
+
+
+def test_failure_after_journal_stops_writes_until_reopened(tmp_path: Path) -> None:
+    class Boom(Exception):
+        pass
+
+    def hook(point: str) -> None:
+        if point == "append.renamed":
+            raise Boom(point)
+
+    src = _source(2)
+
+    async def crash() -> None:
+        archive = ArchiveStore.open(tmp_path, crash_hook=hook)
+        try:
+            with pytest.raises((Boom, ExceptionGroup)):
+                await backup(src, archive, BackupPolicy(max_parallel_folders=1))
+            with pytest.raises(StoreUnavailable, match="open it again"):
+                await archive.create_folder("X")
+        finally:
+            await archive.close()
+
+    _run(crash)
+
+    async def reopen() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            assert any("recovered an interrupted batch" in n for n in archive.recovery_notes)
+            report = await backup(src, archive)
+            assert report.ok
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    _run(reopen)
