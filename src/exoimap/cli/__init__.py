@@ -11,8 +11,8 @@ import sys
 import click
 import typer
 
-from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.cli.account import app as account_app
+from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.cli.audit import app as audit_app
 from exoimap.cli.config_cmd import app as config_app
 from exoimap.cli.sandbox import app as sandbox_app
