@@ -1,7 +1,7 @@
 """exoimap's backup against the sandbox Exchange server with throttling on.
 
-    .venv/bin/python -m bench.bench_throttle [--messages 2000] [--max-messages 300]
-        [--window 1.0] [--backoff-ms 1000] [--bye]
+    .venv/bin/python -m bench.bench_throttle [--messages 1000] [--max-messages 40]
+        [--window 2.0] [--backoff-ms 500] [--bye]
 
 The sandbox answers ``NO Request is throttled. Suggested Backoff Time: N milliseconds``
 (optionally followed by ``BYE``) once a mailbox was served more than ``--max-messages`` in
@@ -36,10 +36,10 @@ __all__ = ["throttled_run"]
 
 
 def throttled_run(
-    messages: int = 2000,
-    max_messages: int = 300,
-    window: float = 1.0,
-    backoff_ms: int = 1000,
+    messages: int = 1000,
+    max_messages: int = 40,
+    window: float = 2.0,
+    backoff_ms: int = 500,
     bye: bool = False,
 ) -> dict[str, Any]:
     policy = ThrottlePolicy(
@@ -96,10 +96,10 @@ def throttled_run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--max-messages", type=int, default=300)
-    parser.add_argument("--window", type=float, default=1.0)
-    parser.add_argument("--backoff-ms", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--max-messages", type=int, default=40)
+    parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--backoff-ms", type=int, default=500)
     parser.add_argument("--bye", action="store_true")
     args = parser.parse_args()
     result = throttled_run(args.messages, args.max_messages, args.window, args.backoff_ms, args.bye)

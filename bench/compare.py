@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sandbox_throttle:
         from bench.bench_throttle import throttled_run
 
-        results["throttle"] = throttled_run()
+        results["throttle"] = throttled_run(1000, max_messages=40, window=2.0, backoff_ms=500)
+        (WORK / "throttle.json").write_text(json.dumps(results["throttle"], indent=1))
     out = WORK / f"compare-{args.messages}.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"results: {out}")

@@ -194,12 +194,21 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
             why = "; ".join(sorted(notes.get(tool, set()))) or "see bench/work/compare-*.json"
             lines.append(f"- {tool}: {why}")
     throttle = results.get("throttle")
+    saved = Path(__file__).parent / "work" / "throttle.json"
+    if throttle is None and saved.exists():
+        throttle = json.loads(saved.read_text())
     if throttle:
         lines += [
             "",
-            "Against the sandbox Exchange server with throttling on:",
+            "Against the sandbox Exchange server with throttling on (`python -m "
+            "bench.bench_throttle`, XOAUTH2 with a sandbox token, durable archive):",
             "",
-            f"- {throttle}",
+            f"- policy: {throttle['policy']}; {throttle['messages']} messages, "
+            f"{throttle['stored']} stored ({'complete' if throttle['complete'] else 'INCOMPLETE'}"
+            f"), throttled {throttle['throttled']} times, shortest wait "
+            f"{throttle['min_wait_s']} s for a suggested {throttle['suggested_backoff_s']} s "
+            f"({'kept to the backoff' if throttle['kept_to_backoff'] else 'DID NOT keep to it'})"
+            f", wall {throttle['wall_s']} s",
         ]
     lines += [
         "",
