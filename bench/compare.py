@@ -196,6 +196,29 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
     server = SeededServer.start(args.messages, args.seed, extra_users={BIG_USER: BIG_PASSWORD})
     runs: list[Run] = []
     started = time.time()
+    out = WORK / f"compare-{args.messages}.json"
+
+    def results(partial: bool) -> dict[str, object]:
+        return {
+            "messages": count,
+            "bytes": total,
+            "folders": len(reference),
+            "rounds": args.rounds,
+            "tools": tools,
+            "partial": partial,
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "command": " ".join(["python -m bench.compare", *sys.argv[1:]]),
+            "machine": machine,
+            "runs": [{**asdict(r), "cpu_s": r.cpu_s} for r in runs],
+        }
+
+    def keep(run: Run) -> None:
+        """Record a run and save what there is so far (a long run can be cut short)."""
+        runs.append(run)
+        _show(run)
+        out.write_text(json.dumps(results(partial=True), indent=1))
+
+    machine = _machine()
     try:
         target = Target(server.port, server.ca_file, BENCH_USER, BENCH_PASSWORD)
         print("reading the server's content (reference) ...", flush=True)
@@ -212,8 +235,7 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
             order = tools[(rnd - 1) % len(tools) :] + tools[: (rnd - 1) % len(tools)]
             lim = timed("limit", "limit", rnd, limit_argv, scratch, log)
             lim.messages, lim.bytes, lim.complete = count, total, lim.exit_code == 0
-            runs.append(lim)
-            _show(lim)
+            keep(lim)
             for tool in order:
                 home = scratch / f"{tool}-{rnd}"
                 home.mkdir()
@@ -221,8 +243,7 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                 for phase in ("initial", "resync"):
                     run = timed(tool, phase, rnd, argv, home, log)
                     _record_check(run, check(tool, home / "store", reference), total)
-                    runs.append(run)
-                    _show(run)
+                    keep(run)
                 shutil.rmtree(home, ignore_errors=True)
         if args.big_mb and "exoimap" in tools:
             _big_mailbox(server, args.big_mb)
@@ -233,23 +254,12 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                 run = timed(tool, "big", 0, command(tool, big, home), home, log)
                 run.messages, run.bytes = 1, args.big_mb * 1024 * 1024
                 run.complete = run.exit_code == 0
-                runs.append(run)
-                _show(run)
+                keep(run)
                 shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     finally:
         server.stop()
-    return {
-        "messages": count,
-        "bytes": total,
-        "folders": len(reference),
-        "rounds": args.rounds,
-        "tools": tools,
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "command": " ".join(["python -m bench.compare", *sys.argv[1:]]),
-        "machine": _machine(),
-        "runs": [{**asdict(r), "cpu_s": r.cpu_s} for r in runs],
-    }
+    return results(partial=False)
 
 
 def _show(run: Run) -> None:

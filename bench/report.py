@@ -226,11 +226,13 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(json_path: Path, docs: Path = DOCS) -> Path:
+def write_report(json_path: Path, docs: Path = DOCS, *, chart_png: bool = True) -> Path:
+    """Write the section (and, with ``chart_png``, the chart: needs matplotlib)."""
     results = json.loads(Path(json_path).read_text())
     docs.mkdir(parents=True, exist_ok=True)
     chart = docs / "benchmarks-compare.png"
-    _chart(results, chart)
+    if chart_png:
+        _chart(results, chart)
     section = _section(results, chart.name)
     target = docs / "benchmarks.md"
     text = target.read_text() if target.exists() else "# Benchmarks\n\n"
