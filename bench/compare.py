@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -237,6 +238,8 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
             lim.messages, lim.bytes, lim.complete = count, total, lim.exit_code == 0
             keep(lim)
             for tool in order:
+                if tool in args.once and rnd > 1:
+                    continue
                 home = scratch / f"{tool}-{rnd}"
                 home.mkdir()
                 argv = command(tool, target, home)
@@ -273,12 +276,22 @@ def _show(run: Run) -> None:
     )
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # runs the finally blocks: Dovecot stops
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument(
+        "--once",
+        default="",
+        help="tools to run in the first round only (e.g. offlineimap3: minutes per run)",
+    )
     parser.add_argument("--big-mb", type=int, default=150, help="0 skips the big-message run")
     parser.add_argument(
         "--variant-100k", action="store_true", help="100,000 messages (long; not for CI)"
@@ -293,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.variant_100k:
         args.messages = 100_000
+    args.once = {t.strip() for t in args.once.split(",") if t.strip()}
     results = compare(args)
     if args.sandbox_throttle:
         from bench.bench_throttle import throttled_run
