@@ -15,6 +15,7 @@ import pytest
 from exoimap.auth import vault as vault_module
 from exoimap.auth.vault import ScryptParams
 from exoimap.cli import main
+from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.identity import PUBLIC_APP
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
@@ -33,15 +34,20 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def new_mailbox(tenant: SandboxTenant, folders: dict[str, int]) -> str:
-    """A new sandbox user whose mailbox holds ``count`` generated messages per folder."""
+def new_mailbox(
+    tenant: SandboxTenant, folders: dict[str, int], exchange: ExchangeControl | None = None
+) -> str:
+    """A new sandbox user whose mailbox holds ``count`` generated messages per folder
+    (on ``exchange``, default the tenant's IMAP server)."""
     upn = f"s{uuid.uuid4().hex[:10]}@{tenant.tenant_domain}"
     tenant.admin.create_user(upn, password="Sandbox-Pass-1!")
     n = 0
     for folder, count in folders.items():
         for _ in range(count):
             n += 1
-            tenant.exchange.deliver(upn, sample_message(n, 500 + 37 * n), folder=folder)
+            (exchange or tenant.exchange).deliver(
+                upn, sample_message(n, 500 + 37 * n), folder=folder
+            )
     return upn
 
 
@@ -90,9 +96,13 @@ def login(tenant: SandboxTenant, name: str, upn: str) -> None:
 
 
 def signed_in_account(
-    tenant: SandboxTenant, name: str, folders: dict[str, int], *, imap_port: int | None = None
+    tenant: SandboxTenant,
+    name: str,
+    folders: dict[str, int],
+    *,
+    exchange: ExchangeControl | None = None,
 ) -> str:
-    upn = new_mailbox(tenant, folders)
-    add_account(tenant, name, upn, imap_port=imap_port)
+    upn = new_mailbox(tenant, folders, exchange)
+    add_account(tenant, name, upn, imap_port=exchange.port if exchange else None)
     login(tenant, name, upn)
     return upn
