@@ -65,11 +65,12 @@ def test_metrics_are_served_while_the_sync_runs(
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
         try:
-            assert found.wait(60) and url, "".join(errors)
+            assert found.wait(60), "".join(errors)
+            assert url, "".join(errors)
             scraped = ""
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                with urllib.request.urlopen(url[0], timeout=5) as answer:  # noqa: S310 - local
+                with urllib.request.urlopen(url[0], timeout=5) as answer:
                     scraped = answer.read().decode()
                 if 'exoimap_messages_synced_total{account="fast"} 3.0' in scraped:
                     break
