@@ -234,3 +234,27 @@ def test_verify_and_stats_without_an_archive(
     assert main(["archive", "stats", "work"]) == EXIT_FAILURE
     assert "no archive at" in _out(capsys)[1]
     assert main(["sync", "nosuch"]) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_index_is_repaired_without_fetching_again(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 3, "Archive": 2})
+    assert main(["sync", "work"]) == 0
+    root = home / "archive" / "work"
+    files = _message_files(root)
+    index = root / "index.sqlite"
+    for extra in root.glob("index.sqlite-*"):
+        extra.unlink()
+    if damage == "truncated":
+        index.write_bytes(index.read_bytes()[:1000])
+    else:
+        index.write_bytes(b"this is not an index\n" * 100)
+    capsys.readouterr()
+    assert main(["sync", "work"]) == 0
+    out, _ = _out(capsys)
+    assert "work: fetched 0 messages" in out
+    assert "archive repaired:" in out
+    assert _message_files(root) == files
+    assert main(["verify", "work", "--deep"]) == 0
