@@ -63,3 +63,19 @@ def test_served_on_loopback() -> None:
             body = response.read().decode()
     assert 'exoimap_messages_synced_total{account="work"} 4.0' in body
     assert body == metrics.exposition().decode()
+
+
+def test_metrics_endpoint_for_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from exoimap.audit.metrics import METRICS
+    from exoimap.cli.audit import metrics_endpoint
+
+    with metrics_endpoint(None) as url:
+        assert url is None
+    assert capsys.readouterr().err == ""
+    METRICS.record_error("endpoint-test")
+    with metrics_endpoint(0) as url:
+        assert url is not None
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert 'exoimap_errors_total{kind="endpoint-test"} 1.0' in response.read().decode()
+    assert f"metrics: {url}" in capsys.readouterr().err

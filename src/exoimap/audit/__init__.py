@@ -1,10 +1,14 @@
 """exoimap.audit: a tamper-evident record of every sign-in, connection, transfer and
 archive access, with nothing secret in it.
 
-Emitting (what library code calls)::
+Emitting (what library code calls; with no auditor installed the event is checked and
+dropped):
 
-    from exoimap import audit
-    audit.emit(audit.ImapConnected(account="work", host=host, tls_version="TLSv1.3"))
+>>> from exoimap import audit
+>>> audit.emit(audit.ImapConnected(account="work", host="outlook.office365.com",
+...                                tls_version="TLSv1.3"))
+>>> audit.TokenFailed(flow="device", error="refresh_token=0.AbCdEf123").error
+'refresh_token=***'
 
 Events are typed (:mod:`exoimap.audit.events`); the log is hash-chained and keyed
 (:mod:`exoimap.audit.log`, tamper model in its docstring); :func:`verify_log` checks it.

@@ -127,7 +127,8 @@ class Auditor:
         try:
             self.log.append(batch)
         except BaseException:
-            self._buffer = batch + self._buffer  # keep them for a retry; nothing is lost
+            # Keep what did not reach the disk for a retry: nothing lost, nothing twice.
+            self._buffer = batch[self.log.durable_in_last_append :] + self._buffer
             raise
 
     def close(self) -> None:

@@ -28,7 +28,9 @@ def load_audit_key(paths: Paths, *, create: bool = True) -> Secret[bytes]:
     except FileNotFoundError:
         if not create:
             raise ConfigError(
-                "there is no audit key yet (nothing was ever audited here)", path=str(path)
+                "there is no audit key (it is made the first time something is audited); "
+                "without it only the unkeyed checks can run (`exoimap audit verify --no-key`)",
+                path=str(path),
             ) from None
         paths.vault_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(paths.vault_dir, 0o700)

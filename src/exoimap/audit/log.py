@@ -49,6 +49,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import threading
@@ -72,8 +73,11 @@ __all__ = [
     "audit_files",
     "parse_line",
     "read_checkpoint",
+    "read_lines",
     "read_records",
 ]
+
+_logger = logging.getLogger(__name__)
 
 GENESIS_HASH: Final = "0" * 64
 CHECKPOINT_NAME: Final = "audit.checkpoint"
@@ -193,13 +197,25 @@ def iter_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
                 yield raw, False
 
 
+def read_lines(directory: Path) -> Iterator[tuple[bytes, AuditRecord]]:
+    """Each well-formed record in chain order with its exact line, skipping torn or garbled
+    lines (no verification: see ``verify_log``)."""
+    for _, path in audit_files(directory):
+        try:
+            for line, complete in iter_lines(path):
+                record = parse_line(line) if complete else None
+                if record is not None:
+                    yield line, record
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot read {path}: {exc.strerror or exc}", retryable=False
+            ) from None
+
+
 def read_records(directory: Path) -> Iterator[AuditRecord]:
     """Every well-formed record in chain order (no verification; see ``verify_log``)."""
-    for _, path in audit_files(directory):
-        for line, _complete in iter_lines(path):
-            record = parse_line(line)
-            if record is not None:
-                yield record
+    for _, record in read_lines(directory):
+        yield record
 
 
 @dataclass(frozen=True)
@@ -329,6 +345,9 @@ class AuditLog:
         self.max_file_bytes = max_file_bytes
         self._mutex = threading.Lock()
         self._tail: _Tail | None = None
+        #: How many entries of the last ``append`` reached the disk (all of them unless it
+        #: raised part-way through a rotation), so a retry does not write them twice.
+        self.durable_in_last_append = 0
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(directory, 0o700)
@@ -337,7 +356,10 @@ class AuditLog:
             raise _os_error(exc, f"opening {directory}") from None
         # Check the tail now, so a broken log stops a command before it does any work.
         with self._locked():
-            self._load_tail()
+            try:
+                self._load_tail()
+            except OSError as exc:
+                raise _os_error(exc, "reading the end of the audit log") from None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -390,7 +412,6 @@ class AuditLog:
             )
         index, path = files[-1]
         last, torn = _read_last_line(path)
-        recovery = self._set_aside_torn(path, torn) if torn else None
         if last is None:  # an empty newest file: the chain ends in the one before
             for _, earlier in reversed(files[:-1]):
                 last, _ = _read_last_line(earlier)
@@ -416,6 +437,9 @@ class AuditLog:
                 record=seq + 1 if kind == "truncated" else seq,
                 kind=kind,
             )
+        # Only a log that checks out up to its last complete line is repaired: a torn line
+        # is moved aside (never deleted) and the move is recorded in the chain.
+        recovery = self._set_aside_torn(path, torn) if torn else None
         st = path.stat()
         self._tail = _Tail(index, st.st_size, st.st_ino, seq, digest)
         if recovery is not None:
@@ -453,30 +477,42 @@ class AuditLog:
         if not entries:
             return self._tail.seq if self._tail else 0
         with self._locked():
-            self._current_tail()
+            self.durable_in_last_append = 0
+            try:
+                self._current_tail()
+            except OSError as exc:
+                raise _os_error(exc, "reading the end of the audit log") from None
             return self._append_locked(entries, self._key.reveal())
 
     def _append_locked(self, entries: Sequence[Entry], key: bytes) -> int:
-        tail = self._tail
-        if tail is None:  # pragma: no cover - _load_tail always runs first
-            raise RuntimeError("the audit tail was not loaded")
+        tail = self._tail or self._load_tail()
         seq, prev = tail.seq, tail.hash
         index, size = tail.index, tail.size
         chunk: list[bytes] = []
         chunk_bytes = 0
+        self.durable_in_last_append = 0
         for entry in entries:
             seq += 1
             line, prev = _encode(seq, entry, prev, key)
             if size + chunk_bytes > 0 and size + chunk_bytes + len(line) > self.max_file_bytes:
                 if chunk:
                     self._write_chunk(index, chunk)
+                    self.durable_in_last_append += len(chunk)
+                    self._tail = None  # if the next file fails, reload the tail from disk
                 index, size, chunk, chunk_bytes = index + 1, 0, [], 0
             chunk.append(line)
             chunk_bytes += len(line)
         inode = self._write_chunk(index, chunk)
+        self.durable_in_last_append += len(chunk)
         size += chunk_bytes
-        self._write_checkpoint(seq, prev, file_name(index))
         self._tail = _Tail(index, size, inode, seq, prev)
+        try:
+            self._write_checkpoint(seq, prev, file_name(index))
+        except (DiskFull, StoreUnavailable) as exc:
+            # The records are durable and carry their MACs: raising would make the caller
+            # write them twice. A lagging checkpoint only narrows what a cut can be caught
+            # at, and the next batch tries again.
+            _logger.warning("audit checkpoint not updated (records are safe): %s", exc)
         return seq
 
     def _write_chunk(self, index: int, lines: list[bytes]) -> int:

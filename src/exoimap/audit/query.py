@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.audit.events import OUTCOMES
-from exoimap.audit.log import AuditRecord, audit_files, iter_lines, parse_line
+from exoimap.audit.log import AuditRecord, read_lines
 from exoimap.errors import ConfigError
 
 __all__ = [
@@ -86,11 +86,7 @@ class AuditFilter:
 
 def raw_lines(directory: Path) -> Iterator[tuple[bytes, AuditRecord]]:
     """Each well-formed record with its exact line (a torn or garbled line is skipped)."""
-    for _, path in audit_files(directory):
-        for line, complete in iter_lines(path):
-            record = parse_line(line) if complete else None
-            if record is not None:
-                yield line, record
+    return read_lines(directory)
 
 
 def query(directory: Path, where: AuditFilter | None = None) -> Iterator[AuditRecord]:

@@ -40,7 +40,7 @@ from exoimap.audit.log import (
     read_checkpoint,
     record_mac,
 )
-from exoimap.errors import AuditChainBroken
+from exoimap.errors import AuditChainBroken, StoreUnavailable
 from exoimap.secrets import Secret
 
 __all__ = ["Problem", "VerifyResult", "verify_log"]
@@ -115,6 +115,15 @@ def _seq_appears(lines: Iterator[_Line], seq: int, key: bytes | None) -> bool:
 
 def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     """Check every record and the checkpoint; stop at the first problem."""
+    try:
+        return _verify(directory, key)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot read the audit log in {directory}: {exc.strerror or exc}", retryable=False
+        ) from None
+
+
+def _verify(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     raw_key = key.reveal() if key is not None else None
     files = audit_files(directory)
     expected_seq, expected_prev = 1, GENESIS_HASH
@@ -125,6 +134,7 @@ def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     except AuditChainBroken as exc:
         checkpoint, checkpoint_problem = None, Problem("checkpoint", None, str(exc))
     notices: list[str] = []
+    recorded_aside: set[str] = set()
 
     def result(problem: Problem | None) -> VerifyResult:
         return VerifyResult(
@@ -174,6 +184,7 @@ def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
             )
         if record.event == "audit.recovered":
             aside = record.data.get("set_aside", "?")
+            recorded_aside.add(str(aside))
             notices.append(
                 f"record {record.seq}: recovered after a torn write; "
                 f"{record.data.get('torn_bytes', '?')} bytes set aside in {aside}"
@@ -183,6 +194,13 @@ def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
         expected_seq, expected_prev = expected_seq + 1, record.hash
         current = following
 
+    stray = sorted(p.name for p in directory.glob("audit-*.jsonl.torn-*"))
+    notices.extend(
+        f"{name} holds a torn line that no audit.recovered record mentions "
+        "(the writer stopped before recording it)"
+        for name in stray
+        if name not in recorded_aside
+    )
     if raw_key is None:
         notices.append(
             "verified without the key: hashes and links only; a rewrite of the whole log, "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +59,32 @@ EventOpt = Annotated[
 OutcomeOpt = Annotated[
     str | None, typer.Option("--outcome", help="Only success, failure or denied.")
 ]
+
+
+# For long-running commands (``exoimap sync --metrics-port``, later the console):
+#     def sync(..., metrics_port: MetricsPortOpt = None) -> None:
+#         with metrics_endpoint(metrics_port): ...
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running "
+        "(0 picks a free port).",
+    ),
+]
+
+
+@contextlib.contextmanager
+def metrics_endpoint(port: int | None) -> Iterator[str | None]:
+    """Serve the process's metrics for the block when a port was asked for; yields the URL."""
+    if port is None:
+        yield None
+        return
+    from exoimap.audit.metrics import serve_metrics  # only commands that serve pay the import
+
+    with serve_metrics(port) as server:
+        typer.echo(f"metrics: {server.url}", err=True)
+        yield server.url
 
 
 def _audit_dir() -> Path:

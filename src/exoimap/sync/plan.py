@@ -132,13 +132,18 @@ def plan_folders(
     """
     plan = FolderPlan()
     wanted: dict[str, FolderInfo] = {}
+    # folders left out by ``include`` still exist on the source: never "vanished"
+    listed: set[str] = set()
     for info in source:
-        if not info.selectable or (policy.include and not policy.include(info.name)):
+        if not info.selectable:
+            continue
+        listed.add(archive_name(info.name, info.delimiter))
+        if policy.include and not policy.include(info.name):
             continue
         wanted[archive_name(info.name, info.delimiter)] = info
     names = {a.name for a in archive}
     vanished = {
-        a.name: a for a in archive if a.name not in wanted and not is_inbox(a.name) and not a.gone
+        a.name: a for a in archive if a.name not in listed and not is_inbox(a.name) and not a.gone
     }
     new = sorted((n for n in wanted if n not in names), key=lambda n: (n.count("/"), n))
     for name in new:
