@@ -1,6 +1,8 @@
 """Peer configurations and result checking for the comparison.
 
-Each tool gets its own temporary folder; :func:`command` gives the argv that syncs the
+``exoimap`` is the CLI (``exoimap sync NAME``, XOAUTH2 through the token-command flow);
+``exoimap-lib`` drives the library directly with PLAIN (``bench/bench_exoimap.py``). Each tool
+gets its own temporary folder; :func:`command` gives the argv that syncs the
 server into it (the same argv for the initial sync and the no-change resync).
 :func:`check` compares what a tool stored with the server's snapshot.
 """
@@ -12,6 +14,7 @@ import os
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from exoimap.protocol.utf7 import decode_mailbox_lenient
 
 __all__ = ["Check", "Target", "check", "command"]
 
-TOOLS = ("exoimap", "mbsync", "offlineimap3")
+TOOLS = ("exoimap", "mbsync", "offlineimap3", "exoimap-lib")
 _LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
 _SYSTEM = frozenset(_LETTERS.values())
 
@@ -31,12 +34,41 @@ class Target:
     ca_file: Path
     user: str
     password: str
+    #: Mints an XOAUTH2 token the server accepts (exoimap's CLI signs in with it).
+    mint_token: Callable[[], str] | None = None
+
+
+def _exoimap_cli(target: Target, home: Path, store: Path) -> list[str]:
+    """``exoimap sync bench`` in a private EXOIMAP_HOME, signing in with the token-command
+    flow (XOAUTH2; Dovecot validates the JWT locally). The token file is 0600."""
+    if target.mint_token is None:
+        raise SystemExit("the exoimap CLI run needs a server that mints tokens")
+    token = home / "token"
+    token.touch(mode=0o600)
+    token.write_text(target.mint_token())
+    exo_home = home / "exoimap-home"
+    exo_home.mkdir(mode=0o700)
+    (exo_home / "config.toml").write_text(
+        "[accounts.bench]\n"
+        f'email = "{target.user}"\n'
+        'flow = "token-command"\n'
+        f'token_command = ["cat", "{token}"]\n'
+        'imap_host = "127.0.0.1"\n'
+        f"imap_port = {target.port}\n"
+        f'ca_file = "{target.ca_file}"\n'
+        f'archive = "{store}"\n'
+        "max_connections = 4\n"
+    )
+    exe = Path(sys.executable).with_name("exoimap")
+    return ["env", f"EXOIMAP_HOME={exo_home}", str(exe), "sync", "bench"]
 
 
 def command(tool: str, target: Target, home: Path) -> list[str]:
     """The argv that syncs ``target`` into ``home/store`` (config files go into ``home``)."""
     store = home / "store"
     if tool == "exoimap":
+        return _exoimap_cli(target, home, store)
+    if tool == "exoimap-lib":
         return [
             *(sys.executable, "-m", "bench.bench_exoimap"),
             *("--port", str(target.port), "--ca", str(target.ca_file)),
@@ -124,7 +156,7 @@ def check(tool: str, store: Path, server: dict[str, dict[int, ServerMessage]]) -
     result = Check()
     expected = {_folder_key(name): box for name, box in server.items()}
     result.messages = sum(len(box) for box in expected.values())
-    if tool == "exoimap":
+    if tool.startswith("exoimap"):
         stored = _exoimap_folders(store)
         for name, box in expected.items():
             have = stored.get(name, {})

@@ -36,7 +36,13 @@ from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, e
 
 __all__ = ["Run", "main", "timed"]
 
-TIMEOUT = {"exoimap": 1800, "mbsync": 1800, "offlineimap3": 3600, "limit": 1800}
+TIMEOUT = {
+    "exoimap": 1800,
+    "exoimap-lib": 1800,
+    "mbsync": 1800,
+    "offlineimap3": 3600,
+    "limit": 1800,
+}
 BIG_USER = "big@lab.test"
 BIG_PASSWORD = "big-pass"
 
@@ -221,7 +227,13 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
 
     machine = _machine()
     try:
-        target = Target(server.port, server.ca_file, BENCH_USER, BENCH_PASSWORD)
+        target = Target(
+            server.port,
+            server.ca_file,
+            BENCH_USER,
+            BENCH_PASSWORD,
+            mint_token=lambda: server.server.mint_token(BENCH_USER, 4 * 3600).reveal(),
+        )
         print("reading the server's content (reference) ...", flush=True)
         reference = bench_raw.snapshot(target.port, target.ca_file, target.user, target.password)
         total = sum(m.size for box in reference.values() for m in box.values())
@@ -250,7 +262,13 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                 shutil.rmtree(home, ignore_errors=True)
         if args.big_mb and "exoimap" in tools:
             _big_mailbox(server, args.big_mb)
-            big = Target(server.port, server.ca_file, BIG_USER, BIG_PASSWORD)
+            big = Target(
+                server.port,
+                server.ca_file,
+                BIG_USER,
+                BIG_PASSWORD,
+                mint_token=lambda: server.server.mint_token(BIG_USER, 3600).reveal(),
+            )
             for tool in [t for t in ("exoimap", "mbsync") if t in tools]:
                 home = scratch / f"{tool}-big"
                 home.mkdir()

@@ -147,7 +147,7 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
         "exoimap / peer wall time, per round (target: initial <= 0.8x, resync <= 0.5x mbsync):",
         "",
     ]
-    for peer in [t for t in results["tools"] if t != "exoimap"]:
+    for peer in [t for t in results["tools"] if not t.startswith("exoimap")]:
         for phase in ("initial", "resync"):
             ratios = _ratios(results, peer, phase)
             if ratios:
