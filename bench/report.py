@@ -63,6 +63,10 @@ def _ratios(results: dict[str, Any], peer: str, phase: str) -> list[float]:
     ]
 
 
+def _once(results: dict[str, Any]) -> bool:
+    return "--once" in str(results.get("command", ""))
+
+
 def _chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -118,9 +122,15 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
         "",
         f"Measured {results['started']}: {results['messages']} messages, "
         f"{results['bytes'] / 1e6:.0f} MB in {results['folders']} folders (seeded by "
-        "`exoimap.sandbox.seed`), Dovecot on 127.0.0.1 with TLS, every tool with PLAIN "
-        f"password sign-in; {results['rounds']} rounds, tool order rotating each round. Each "
-        "run under `/usr/bin/time -v`. Figures: median (min-max) over the rounds.",
+        "`exoimap.sandbox.seed`), Dovecot 2.3 on 127.0.0.1 with implicit TLS. `exoimap` is "
+        "the CLI (`exoimap sync NAME` in a temporary `EXOIMAP_HOME`, durable archive: every "
+        "file fsync'd before its batch commits), signing in with XOAUTH2 through the "
+        "token-command flow (Dovecot checks the JWT locally); `exoimap-lib` (when present) "
+        "drives the library with PLAIN; mbsync (`FSync yes`) and offlineimap3 (3 connections) "
+        f"sign in with PLAIN. {results['rounds']} rounds, tool order rotating each round"
+        + (" (offlineimap3: first round only)" if _once(results) else "")
+        + ". Each run under `/usr/bin/time -v`. Figures: median (min-max) over the rounds; "
+        "the limit is a raw pipelined fetch of every folder to nowhere.",
         "",
         f"![comparison chart]({chart_name})",
         "",
