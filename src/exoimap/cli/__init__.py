@@ -12,10 +12,12 @@ import typer
 
 from exoimap.cli.account import app as account_app
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.cli.archive_cmd import app as archive_app
 from exoimap.cli.audit import app as audit_app
 from exoimap.cli.config_cmd import app as config_app
 from exoimap.cli.sandbox import app as sandbox_app
 from exoimap.cli.signin import login, logout
+from exoimap.cli.sync_cmd import sync, verify
 from exoimap.cli.token_cmd import app as token_app
 from exoimap.cli.vault_cmd import app as vault_app
 from exoimap.errors import ExoimapError
@@ -32,6 +34,9 @@ app.add_typer(token_app, name="token")
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("sync")(sync)
+app.command("verify")(verify)
+app.add_typer(archive_app, name="archive")
 
 
 def main(argv: list[str] | None = None) -> int:

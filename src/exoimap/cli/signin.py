@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from exoimap.audit import auditing
+from exoimap.audit.metrics import METRICS
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, terminal_prompt
-from exoimap.config import load_config
+from exoimap.config import Paths, load_config
 
 
 def provider_for(name: str) -> TokenProvider:
@@ -28,8 +30,11 @@ def describe_expiry(info: TokenInfo) -> str:
 
 def login(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted."""
-    provider = provider_for(name)
-    info = provider.login()
+    paths = Paths.from_env()
+    config = load_config(paths)
+    provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
+    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+        info = provider.login()
     who = info.claims.user if info.claims and info.claims.user else provider.username
     typer.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")
     for warning in info.warnings:

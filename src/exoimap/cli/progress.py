@@ -1,0 +1,156 @@
+"""Sync progress on the terminal: rich bars when stdout is a terminal, plain lines otherwise.
+
+Bars: one per folder that has something to fetch and one total per account, each with
+messages, bytes, rate and ETA; throttling waits are counted on the total bar and printed.
+Plain mode (CI, pipes, the demo's subprocess) prints a line per folder when it finishes
+fetching and at most one progress line per second.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from exoimap.net.session import NetEvent
+from exoimap.sync.report import Progress as SyncProgress
+
+__all__ = ["SyncDisplay", "human_bytes"]
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+class SyncDisplay:
+    """Receives the engine's progress and the net layer's events for several accounts."""
+
+    def __init__(self, *, rich: bool | None = None, console: Console | None = None) -> None:
+        self._rich = sys.stdout.isatty() if rich is None else rich
+        self._console = console or Console()
+        self._started = time.monotonic()
+        self._last_line = 0.0
+        self._throttle_waits: dict[str, tuple[int, float]] = {}
+        self._bars: Progress | None = None
+        self._folders: dict[tuple[str, str], TaskID] = {}
+        self._totals: dict[str, TaskID] = {}
+        self._folder_done: dict[tuple[str, str], tuple[int, int]] = {}
+        if self._rich:
+            self._bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[size]}"),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[waits]}"),
+                console=self._console,
+            )
+
+    def __enter__(self) -> SyncDisplay:
+        if self._bars is not None:
+            self._bars.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+    def _rate(self, count: int) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-3)
+        return f"{human_bytes(count / elapsed)}/s"
+
+    def progress(self, account: str, update: SyncProgress) -> None:
+        key = (account, update.folder)
+        before = self._folder_done.get(key)
+        self._folder_done[key] = (update.folder_done, update.folder_planned)
+        if self._bars is None:
+            self._plain(account, update, before)
+            return
+        bars = self._bars
+        waits = self._waits_text(account)
+        total = self._totals.get(account)
+        if total is None:
+            total = self._totals[account] = bars.add_task(
+                f"{account} (total)", total=None, size="", rate="", waits=""
+            )
+        bars.update(
+            total,
+            completed=update.total_done,
+            total=max(update.total_planned, update.total_done),
+            size=human_bytes(update.total_bytes),
+            rate=self._rate(update.total_bytes),
+            waits=waits,
+        )
+        task = self._folders.get(key)
+        if task is None:
+            task = self._folders[key] = bars.add_task(
+                f"  {update.folder}", total=update.folder_planned, size="", rate="", waits=""
+            )
+        bars.update(
+            task,
+            completed=update.folder_done,
+            total=update.folder_planned,
+            size=human_bytes(update.folder_bytes),
+            rate="",
+        )
+
+    def _plain(self, account: str, update: SyncProgress, before: tuple[int, int] | None) -> None:
+        now = time.monotonic()
+        finished = update.folder_done >= update.folder_planned and (
+            before is None or before[0] < update.folder_planned
+        )
+        if finished:
+            print(
+                f"  {account}/{update.folder}: {update.folder_done} messages, "
+                f"{human_bytes(update.folder_bytes)}",
+                flush=True,
+            )
+        elif now - self._last_line >= 1.0:
+            self._last_line = now
+            print(
+                f"  {account}: {update.total_done}/{update.total_planned} messages, "
+                f"{human_bytes(update.total_bytes)}, {self._rate(update.total_bytes)}",
+                flush=True,
+            )
+
+    def _waits_text(self, account: str) -> str:
+        count, seconds = self._throttle_waits.get(account, (0, 0.0))
+        return f"throttled {count}x ({seconds:.1f} s)" if count else ""
+
+    def net_event(self, account: str, event: NetEvent) -> None:
+        if event.kind != "throttled":
+            return
+        count, seconds = self._throttle_waits.get(account, (0, 0.0))
+        wait = event.wait or 0.0
+        self._throttle_waits[account] = (count + 1, seconds + wait)
+        message = f"  {account}: the server throttled us; waiting {wait:.1f} s"
+        if self._bars is not None:
+            self._bars.console.print(message)
+            total = self._totals.get(account)
+            if total is not None:
+                self._bars.update(total, waits=self._waits_text(account))
+        else:
+            print(message, flush=True)
+
+    def throttle_summary(self, account: str) -> tuple[int, float]:
+        return self._throttle_waits.get(account, (0, 0.0))

@@ -1,0 +1,260 @@
+"""``exoimap sync``, ``verify`` and ``archive stats`` end to end against the sandbox tenant:
+real device-code sign-in, real IMAP over TLS, a real archive on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, main
+from exoimap.errors import StoreError
+from exoimap.protocol import commands as c
+from exoimap.sandbox.exchange import handlers
+from exoimap.sandbox.exchange.session import Session
+from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.store.archive import ArchiveStore
+from exoimap.store.conformance import sample_message
+
+from .sync_helpers import isolated_home, signed_in_account
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolated_home(tmp_path, monkeypatch)
+
+
+def _out(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def _stats(capsys: pytest.CaptureFixture[str], name: str) -> str:
+    capsys.readouterr()
+    assert main(["archive", "stats", name]) == 0
+    return capsys.readouterr().out
+
+
+def _message_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in (root / "maildir").rglob("*") if p.is_file() and p.parent.name == "cur"
+    )
+
+
+def test_first_sync_then_incremental_then_deep_verify(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 6, "Sent Items": 3})
+    capsys.readouterr()
+    assert main(["sync", "work"]) == 0
+    out, _ = _out(capsys)
+    assert "work: fetched 9 messages" in out
+    stats = _stats(capsys, "work")
+    assert "work: 9 messages" in stats
+    assert re.search(r"INBOX\s+6 messages", stats)
+    assert re.search(r"Sent Items\s+3 messages", stats)
+
+    # another client: new mail, a flag, a deletion
+    exchange = sandbox_tenant.exchange
+    exchange.deliver(upn, sample_message(900, 4000), folder="INBOX")
+    exchange.set_flags(upn, "INBOX", [1], ["\\Flagged"], "add")
+    exchange.delete(upn, "Sent Items", [2])
+    assert main(["sync", "work"]) == 0
+    out, _ = _out(capsys)
+    assert "work: fetched 1 messages" in out
+    assert "1 flag changes, 1 deleted on the server" in out
+
+    assert main(["verify", "work", "--deep"]) == 0
+    out, _ = _out(capsys)
+    assert "verify deep (SHA-256 of every message): ok" in out
+    stats = _stats(capsys, "work")
+    assert "work: 10 messages" in stats
+    assert "(1 deleted on the server)" in stats  # kept in the archive, marked gone
+
+
+def test_folder_and_exclude_patterns(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 2, "Sent Items": 3, "Archive": 4})
+    capsys.readouterr()
+    assert main(["sync", "work", "--folder", "Sent*"]) == 0
+    assert "work: fetched 3 messages" in _out(capsys)[0]
+    stats = _stats(capsys, "work")
+    assert "work: 3 messages" in stats
+    assert "Archive" not in stats
+
+    assert main(["sync", "work", "--exclude", "INBOX", "--exclude", "Sent*"]) == 0
+    assert "work: fetched 4 messages" in _out(capsys)[0]
+    stats = _stats(capsys, "work")
+    assert "work: 7 messages" in stats
+    # left out by --exclude is not "gone from the server"
+    assert "gone from the server" not in stats
+
+    assert main(["sync", "work"]) == 0
+    assert "work: fetched 2 messages" in _out(capsys)[0]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file's hash; the index by its content (SQLite may rewrite its header)."""
+    tree = {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "lock" and not p.name.startswith("index.sqlite")
+    }
+    db = sqlite3.connect(f"file:{root / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        tree["index.sqlite (content)"] = "\n".join(db.iterdump())
+    finally:
+        db.close()
+    return tree
+
+
+def test_dry_run_plans_and_changes_nothing(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 3})
+    archive = home / "archive" / "work"
+    capsys.readouterr()
+
+    assert main(["sync", "work", "--dry-run"]) == 0
+    out, _ = _out(capsys)
+    assert "would fetch 3 messages" in out
+    assert not archive.exists()  # a dry run creates no archive
+
+    assert main(["sync", "work"]) == 0
+    sandbox_tenant.exchange.deliver(upn, sample_message(77, 2000), folder="INBOX")
+    sandbox_tenant.exchange.set_flags(upn, "INBOX", [1], ["\\Seen"], "add")
+    capsys.readouterr()
+    before = _tree(archive)
+    assert main(["sync", "work", "--dry-run"]) == 0
+    out, _ = _out(capsys)
+    assert "would sync INBOX: fetch 1" in out
+    assert "update flags of 1" in out
+    assert "work: would fetch 1 messages" in out
+    assert _tree(archive) == before
+
+    assert main(["sync", "work"]) == 0
+    assert "work: fetched 1 messages" in _out(capsys)[0]
+
+
+def test_a_failing_folder_gives_exit_4_and_the_others_complete(
+    sandbox_tenant: SandboxTenant,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 4, "Archive": 2})
+    real = handlers._fetch
+
+    async def unavailable(
+        session: Session, box: handlers.Mailbox, tag: str, command: c.Fetch
+    ) -> None:
+        # the server fails every FETCH in this folder: "NO Server Unavailable. 15"
+        if session.selected == "Archive":
+            raise StoreError("the mailbox database of this folder is unavailable")
+        await real(session, box, tag, command)
+
+    monkeypatch.setattr(handlers, "_fetch", unavailable)
+    capsys.readouterr()
+    assert main(["sync", "work"]) == EXIT_PARTIAL
+    out, err = _out(capsys)
+    assert "work: fetched 4 messages" in out
+    assert "1 failed folders" in out
+    assert "Some items failed:" in err
+    failed = [line for line in err.splitlines() if line.startswith("  work/")]
+    assert len(failed) == 1
+    assert failed[0].startswith("  work/Archive: ")
+
+    monkeypatch.setattr(handlers, "_fetch", real)
+    assert main(["sync", "work"]) == 0
+    assert "work: fetched 2 messages" in _out(capsys)[0]
+
+
+def test_a_locked_archive_is_a_clear_error_and_nothing_is_lost(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 3})
+    assert main(["sync", "work"]) == 0
+    root = home / "archive" / "work"
+    files = _message_files(root)
+    assert len(files) == 3
+    capsys.readouterr()
+    other = ArchiveStore.open(root)  # "another running sync"
+    try:
+        assert main(["sync", "work"]) == EXIT_FAILURE
+        err = _out(capsys)[1]
+        assert "is in use by another exoimap process" in err
+        assert "wait for it to finish" in err
+    finally:
+        asyncio.run(other.close())
+    assert _message_files(root) == files
+    assert main(["sync", "work"]) == 0
+
+
+def test_verify_finds_a_deleted_and_a_modified_file_and_sync_repairs(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 4})
+    assert main(["sync", "work"]) == 0
+    files = _message_files(home / "archive" / "work")
+    files[0].unlink()  # deleted by hand
+    capsys.readouterr()
+    assert main(["verify", "work"]) == EXIT_FAILURE
+    out, _ = _out(capsys)
+    assert "file missing" in out
+    assert "DIFFERENCES FOUND" in out
+
+    assert main(["sync", "work"]) == 0
+    assert "fetched again 1 messages whose files were missing" in _out(capsys)[0]
+    assert main(["verify", "work", "--deep"]) == 0
+    capsys.readouterr()
+
+    victim = _message_files(home / "archive" / "work")[1]
+    data = bytearray(victim.read_bytes())
+    data[-3] ^= 0x20  # same size, different bytes: only a deep verify can tell
+    victim.write_bytes(bytes(data))
+    assert main(["verify", "work"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "work", "--deep"]) == EXIT_FAILURE
+    out, _ = _out(capsys)
+    assert "file corrupt (size or SHA-256 differs from the index)" in out
+
+
+def test_verify_and_stats_without_an_archive(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    capsys.readouterr()
+    assert main(["verify", "work"]) == EXIT_FAILURE
+    assert "has no archive" in _out(capsys)[1]
+    assert main(["archive", "stats", "work"]) == EXIT_FAILURE
+    assert "no archive at" in _out(capsys)[1]
+    assert main(["sync", "nosuch"]) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_index_is_repaired_without_fetching_again(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 3, "Archive": 2})
+    assert main(["sync", "work"]) == 0
+    root = home / "archive" / "work"
+    files = _message_files(root)
+    index = root / "index.sqlite"
+    for extra in root.glob("index.sqlite-*"):
+        extra.unlink()
+    if damage == "truncated":
+        index.write_bytes(index.read_bytes()[:1000])
+    else:
+        index.write_bytes(b"this is not an index\n" * 100)
+    capsys.readouterr()
+    assert main(["sync", "work"]) == 0
+    out, _ = _out(capsys)
+    assert "work: fetched 0 messages" in out
+    assert "archive repaired:" in out
+    assert _message_files(root) == files
+    assert main(["verify", "work", "--deep"]) == 0
