@@ -1,18 +1,65 @@
 """exoimap: OAuth2 + IMAP access to Microsoft 365 / Exchange Online mailboxes.
 
 The public API is what ``__all__`` lists; everything else is private and may change.
+Names are imported on first use, so ``import exoimap`` stays cheap (the CLI's start-up
+time is part of a no-change backup's time).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import Any
 
 from exoimap.errors import ExoimapError
 from exoimap.secrets import Secret
 
-try:
-    __version__ = version("exoimap")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+_LAZY: dict[str, str] = {
+    "load_config": "exoimap.config",
+    "Paths": "exoimap.config",
+    "TokenProvider": "exoimap.auth",
+    "Vault": "exoimap.auth",
+    "RemoteImapStore": "exoimap.store.remote",
+    "ArchiveStore": "exoimap.store.archive",
+    "MemoryStore": "exoimap.store.memory",
+    "backup": "exoimap.sync",
+    "verify": "exoimap.sync",
+    "BackupPolicy": "exoimap.sync",
+    "SyncOptions": "exoimap.sync.accounts",
+    "sync_accounts": "exoimap.sync.accounts",
+    "verify_account": "exoimap.sync.accounts",
+}
 
-__all__ = ["ExoimapError", "Secret", "__version__"]
+__all__ = [
+    "ExoimapError",
+    "Secret",
+    "__version__",
+    "ArchiveStore",
+    "BackupPolicy",
+    "MemoryStore",
+    "Paths",
+    "RemoteImapStore",
+    "SyncOptions",
+    "TokenProvider",
+    "Vault",
+    "backup",
+    "load_config",
+    "sync_accounts",
+    "verify",
+    "verify_account",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("exoimap")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            value = "0.0.0+unknown"
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'exoimap' has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -34,3 +34,21 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 700
     }
     assert not too_long, f"modules over 700 lines (split them): {too_long}"
+
+
+def test_lazy_public_names_match_all() -> None:
+    lazy = set(exoimap._LAZY)
+    assert lazy | {"ExoimapError", "Secret", "__version__"} == set(exoimap.__all__)
+
+
+def test_cli_start_imports_only_the_command_it_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from exoimap.cli import main; main(['config', 'path']);"
+        "heavy = [m for m in ('msal', 'uvicorn', 'exoimap.sync', 'exoimap.cli.sandbox')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

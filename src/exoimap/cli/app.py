@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from exoimap import __version__
 from exoimap.config import Paths, load_config
 from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreLocked
 from exoimap.logs import setup_logging
@@ -39,7 +38,9 @@ def exit_code_for(exc: ExoimapError) -> int:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"exoimap {__version__}")
+        import exoimap
+
+        typer.echo(f"exoimap {exoimap.__version__}")
         raise typer.Exit(0)
 
 
