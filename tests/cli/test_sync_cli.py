@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -74,6 +75,15 @@ def test_first_sync_then_incremental_then_deep_verify(
     stats = _stats(capsys, "work")
     assert "work: 10 messages" in stats
     assert "(1 deleted on the server)" in stats  # kept in the archive, marked gone
+
+    # every command that touched tokens, IMAP or the archive is in the audit log
+    assert main(["audit", "query", "--account", "work", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    events = {r["event"] for r in records}
+    assert {"token.requested", "imap.authenticated", "sync.folder"} <= events
+    assert {"archive.verified", "archive.read"} <= events
+    inbox = [r for r in records if r["event"] == "sync.folder" and r["data"]["folder"] == "INBOX"]
+    assert [r["data"]["copied"] for r in inbox] == [6, 1]
 
 
 def test_folder_and_exclude_patterns(
