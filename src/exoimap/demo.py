@@ -119,6 +119,9 @@ def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
         process.kill()
         process.wait()
         raise DemoFailed("the sandbox did not stop on Ctrl-C within 30 s") from None
+    if process.returncode != 0:
+        raise DemoFailed(f"the sandbox exited with {process.returncode} on Ctrl-C")
+    _say("  sandbox stopped")
 
 
 def sign_in(state: Path) -> None:

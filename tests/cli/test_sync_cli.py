@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, main
+from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, main
 from exoimap.errors import StoreError
 from exoimap.protocol import commands as c
 from exoimap.sandbox.exchange import handlers
@@ -20,7 +21,7 @@ from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.conformance import sample_message
 
-from .sync_helpers import isolated_home, signed_in_account
+from .sync_helpers import add_account, isolated_home, new_mailbox, signed_in_account
 
 
 @pytest.fixture
@@ -74,6 +75,15 @@ def test_first_sync_then_incremental_then_deep_verify(
     stats = _stats(capsys, "work")
     assert "work: 10 messages" in stats
     assert "(1 deleted on the server)" in stats  # kept in the archive, marked gone
+
+    # every command that touched tokens, IMAP or the archive is in the audit log
+    assert main(["audit", "query", "--account", "work", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    events = {r["event"] for r in records}
+    assert {"token.requested", "imap.authenticated", "sync.folder"} <= events
+    assert {"archive.verified", "archive.read"} <= events
+    inbox = [r for r in records if r["event"] == "sync.folder" and r["data"]["folder"] == "INBOX"]
+    assert [r["data"]["copied"] for r in inbox] == [6, 1]
 
 
 def test_folder_and_exclude_patterns(
@@ -258,3 +268,18 @@ def test_a_damaged_index_is_repaired_without_fetching_again(
     assert "archive repaired:" in out
     assert _message_files(root) == files
     assert main(["verify", "work", "--deep"]) == 0
+
+
+def test_accounts_run_together_and_one_without_sign_in_gives_exit_4(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed_in_account(sandbox_tenant, "good", {"INBOX": 2})
+    add_account(sandbox_tenant, "nologin", new_mailbox(sandbox_tenant, {"INBOX": 1}))
+    capsys.readouterr()
+    assert main(["sync", "good", "nologin"]) == EXIT_PARTIAL
+    out, err = _out(capsys)
+    assert "good: fetched 2 messages" in out
+    assert "nologin: failed:" in err
+    assert "  nologin: " in err.split("Some items failed:")[1]
+    assert main(["sync", "nologin"]) == EXIT_SIGN_IN
+    assert "exoimap login nologin" in _out(capsys)[1]

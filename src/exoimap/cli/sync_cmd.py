@@ -136,17 +136,25 @@ def sync(  # noqa: PLR0917 - typer maps each parameter to one option
         auditing(paths, config.audit, listeners=[METRICS.observe_event]),
         metrics_endpoint(metrics_port),
     ):
-        with SyncDisplay() as display:
-            results = asyncio.run(
-                sync_accounts(
-                    accounts,
-                    paths,
-                    account_provider,
-                    options,
-                    on_progress=display.progress,
-                    on_net_event=display.net_event,
+        try:
+            with SyncDisplay() as display:
+                results = asyncio.run(
+                    sync_accounts(
+                        accounts,
+                        paths,
+                        account_provider,
+                        options,
+                        on_progress=display.progress,
+                        on_net_event=display.net_event,
+                    )
                 )
+        except KeyboardInterrupt:
+            # each batch commits atomically: what was stored stays, the next run goes on
+            typer.echo(
+                "interrupted: what was stored is kept; run the same command again to go on",
+                err=True,
             )
+            raise typer.Exit(EXIT_FAILURE) from None
         for result in results:
             _print_result(result, display)
     code = _exit_code(results)

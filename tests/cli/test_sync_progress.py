@@ -1,0 +1,61 @@
+"""The sync display: rich bars on a terminal, plain lines otherwise; throttling shown."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from exoimap.cli.progress import SyncDisplay, human_bytes
+from exoimap.net.session import NetEvent
+from exoimap.sync.report import Progress
+
+THROTTLED = NetEvent("throttled", "127.0.0.1", 993, detail="Request is throttled.", wait=1.5)
+
+
+def _update(done: int, planned: int = 10, folder: str = "INBOX") -> Progress:
+    return Progress(
+        folder=folder,
+        folder_done=done,
+        folder_planned=planned,
+        folder_bytes=done * 2048,
+        total_done=done,
+        total_planned=planned,
+        total_bytes=done * 2048,
+    )
+
+
+def test_bars_show_messages_bytes_and_throttling_waits() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system=None)
+    with SyncDisplay(rich=True, console=console) as display:
+        display.progress("work", _update(3))
+        display.net_event("work", THROTTLED)
+        display.progress("work", _update(4))
+    text = screen.getvalue()
+    assert "work (total)" in text
+    assert "INBOX" in text
+    assert "4/10" in text
+    assert "8.0 KB" in text
+    assert "throttled 1x (1.5 s)" in text
+    assert "the server throttled us; waiting 1.5 s" in text
+    assert display.throttle_summary("work") == (1, 1.5)
+
+
+def test_plain_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncDisplay(rich=False) as display:
+        display.progress("work", _update(1, planned=2))
+        display.progress("work", _update(2, planned=2))
+        display.net_event("work", THROTTLED)
+    out = capsys.readouterr().out
+    assert "work: 1/2 messages, 2.0 KB" in out
+    assert "work/INBOX: 2 messages, 4.0 KB" in out
+    assert "work: the server throttled us; waiting 1.5 s" in out
+    assert "\x1b[" not in out  # no terminal control codes
+
+
+def test_human_bytes() -> None:
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(2048) == "2.0 KB"
+    assert human_bytes(5 * 1024**3) == "5.0 GB"
