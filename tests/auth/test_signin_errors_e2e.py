@@ -335,3 +335,33 @@ def test_http_5xx_and_429_are_retried_and_keep_the_token(
         provider = TokenProvider(account, vault=vault, retry=RetryPolicy(sleep=sleeps))
         assert provider.token_info(min_validity=3700).fresh
         assert len(sleeps.delays) == 1
+
+
+def test_token_requests_refreshes_and_failures_are_audited(
+    idp: RunningIdentity, vault: Vault
+) -> None:
+    from exoimap import audit
+    from exoimap.audit import events
+
+    seen: list[events.AuditEvent] = []
+    auditor = audit.Auditor(None)
+    auditor.add_listener(seen.append)
+    with audit.use_auditor(auditor):
+        provider, upn = signed_in(idp, vault)  # interactive sign-in: token.requested
+        provider.token_info(min_validity=10)  # a cache hit: nothing to record
+        TokenProvider(provider.account, vault=vault).token_info(min_validity=3700)  # refresh
+        idp.admin.fail_next(50076, upn=upn)
+        with pytest.raises(InteractionRequired):
+            TokenProvider(provider.account, vault=vault).token_info(min_validity=3700)
+    names = [event.name for event in seen]
+    assert names == ["token.requested", "token.refreshed", "token.failed"]
+    requested, refreshed, failed = seen
+    assert isinstance(refreshed, events.TokenRefreshed)
+    assert refreshed.flow == "device"
+    assert refreshed.scopes == ("https://outlook.office.com/IMAP.AccessAsUser.All",)
+    assert refreshed.expires_in is not None
+    assert refreshed.expires_in > 3000
+    assert isinstance(failed, events.TokenFailed)
+    assert failed.aadsts == 50076
+    assert failed.outcome == "failure"
+    assert requested.account == "acct"

@@ -14,6 +14,7 @@ worker thread for asyncio callers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -21,19 +22,20 @@ import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msal
 
+from exoimap import audit
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
 from exoimap.auth.flows import APP_ONLY_FLOWS, DELEGATED_FLOWS, MsalAdapter, RetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
 from exoimap.clouds import Cloud, resolve_cloud
 from exoimap.config import AccountConfig
-from exoimap.errors import AuthError, ConfigError, TokenExpiredOrRevoked
+from exoimap.errors import AuthError, ConfigError, ExoimapError, TokenExpiredOrRevoked
 from exoimap.secrets import Secret
 
 __all__ = ["REFRESH_TOKEN_INACTIVITY_LIMIT", "TokenInfo", "TokenProvider", "open_system_browser"]
@@ -194,23 +196,62 @@ class TokenProvider:
                 and last.expires_at - time.time() >= max(min_validity, 0)
             ):
                 return last
-            if self.account.flow == "token-command":
-                info = self._from_command()
-            else:
-                info = self._from_msal(min_validity)
+            with self._audited(interactive=False) as record:
+                if self.account.flow == "token-command":
+                    info = self._from_command()
+                else:
+                    info = self._from_msal(min_validity)
+                record(info)
             self._last = info
             return info
 
     def login(self) -> TokenInfo:
         """Sign in (interactively for device/browser) and store the result, replacing any
         earlier sign-in of this account."""
-        with self._mutex:
+        with self._mutex, self._audited(interactive=True) as record:
             if self.account.flow == "token-command":
                 info = self._from_command()
             else:
                 info = self._interactive()
+            record(info)
             self._last = info
             return info
+
+    @contextlib.contextmanager
+    def _audited(self, *, interactive: bool) -> Iterator[Callable[[TokenInfo], None]]:
+        """Record every token obtained from the issuer (never a cache hit) and every failure
+        in the audit log: flow, client id, scope, tenant and AADSTS code; never the token."""
+        account = self.account
+        scopes = () if account.flow == "token-command" else (self._scope(),)
+        common: dict[str, Any] = {
+            "account": self.name,
+            "flow": account.flow,
+            "client_id": account.client_id,
+            "scopes": scopes,
+            "tenant": account.tenant,
+        }
+
+        def record(info: TokenInfo) -> None:
+            if not info.fresh:
+                return
+            if interactive or self.app_only or account.flow == "token-command":
+                audit.emit(audit.TokenRequested(**common))
+            else:
+                left = info.expires_at - time.time()
+                expires_in = int(left) if math.isfinite(left) else None
+                audit.emit(audit.TokenRefreshed(**common, expires_in=expires_in))
+
+        try:
+            yield record
+        except ExoimapError as exc:
+            code = exc.code if isinstance(exc, AuthError) else None
+            audit.emit(
+                audit.TokenFailed(**common, aadsts=code, error=f"{type(exc).__name__}: {exc}")
+            )
+            raise
+
+    def _scope(self) -> str:
+        return self.cloud.app_scope if self.app_only else self.cloud.delegated_scope
 
     def logout(self) -> bool:
         """Remove this account's stored tokens; True when there were some."""

@@ -7,13 +7,11 @@ from typing import Annotated
 
 import typer
 
-from exoimap import audit
 from exoimap.audit import auditing
 from exoimap.audit.metrics import METRICS
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.config import Paths, load_config
-from exoimap.errors import ExoimapError
 
 
 def provider_for(name: str) -> TokenProvider:
@@ -35,27 +33,8 @@ def login(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
-    account = provider.account
     with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
-        # the sign-in layer records nothing itself yet: the command records the outcome
-        try:
-            info = provider.login()
-        except ExoimapError as exc:
-            audit.emit(
-                audit.TokenFailed(
-                    account=name,
-                    flow=account.flow,
-                    client_id=account.client_id,
-                    tenant=account.tenant,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            )
-            raise
-        audit.emit(
-            audit.TokenRequested(
-                account=name, flow=account.flow, client_id=account.client_id, tenant=account.tenant
-            )
-        )
+        info = provider.login()  # the provider records the token request or its failure
     who = info.claims.user if info.claims and info.claims.user else provider.username
     typer.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")
     for warning in info.warnings:
