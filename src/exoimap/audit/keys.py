@@ -49,11 +49,12 @@ def load_audit_key(paths: Paths, *, create: bool = True) -> Secret[bytes]:
             except VaultKeyError:
                 if vault.exists():
                     raise  # the key is in the vault: never fork it into a second file
-        _log.warning(
-            "the vault has no key source, so the audit key is kept in %s, protected only by "
-            "file permissions (see `exoimap vault status`)",
-            path,
-        )
+        if create:
+            _log.warning(
+                "the vault has no key source, so the audit key is kept in %s, protected only "
+                "by file permissions (see `exoimap vault status`)",
+                path,
+            )
     return _file_key(paths, path, create=create)
 
 

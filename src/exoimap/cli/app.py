@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from exoimap.config import Paths, load_config
-from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreLocked
+from exoimap.errors import AuthError, ConfigError, ExoimapError
 from exoimap.logs import setup_logging
 
 EXIT_OK = 0
@@ -31,8 +31,6 @@ def exit_code_for(exc: ExoimapError) -> int:
         return EXIT_USAGE
     if isinstance(exc, AuthError) and not exc.retryable:
         return EXIT_SIGN_IN
-    if isinstance(exc, StoreLocked):
-        return EXIT_FAILURE
     return EXIT_FAILURE
 
 
