@@ -4,6 +4,7 @@ identity half's keys and directory, following the protocol facts 1.5 and 3.7."""
 from __future__ import annotations
 
 import enum
+import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -153,7 +154,9 @@ class Authorizer:
         if not self._settings.allow_basic_auth:
             return AuthDecision.refused(Cause.BASIC_AUTH_DISABLED)
         owner = self._identity.directory.find_user(user.strip())
-        if owner is None or owner.password != password.reveal():
+        if owner is None or not hmac.compare_digest(
+            owner.password.encode(), password.reveal().encode()
+        ):
             return AuthDecision.refused(Cause.BAD_PASSWORD)
         return AuthDecision(True, True, Cause.OK, owner.upn.lower(), None)
 
