@@ -37,6 +37,7 @@ from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, e
 __all__ = ["Run", "main", "timed"]
 
 TIMEOUT = {
+    "python": 60,
     "exoimap": 1800,
     "exoimap-lib": 1800,
     "mbsync": 1800,
@@ -50,7 +51,7 @@ BIG_PASSWORD = "big-pass"
 @dataclass
 class Run:
     tool: str
-    phase: str  # initial | resync | limit | big
+    phase: str  # initial | resync | limit | big | floor
     round: int
     wall_s: float
     user_s: float
@@ -124,6 +125,24 @@ def timed(tool: str, phase: str, rnd: int, argv: list[str], cwd: Path, log: Path
         exit_code=proc.returncode,
         load_before=round(load_before, 2),
         load_after=round(os.getloadavg()[0], 2),
+    )
+
+
+#: The least any Python IMAP client pays per run on this machine: an interpreter that loads
+#: what a TLS + SQLite + asyncio program must, and exits (measured, not subtracted).
+FLOOR_ARGV = [sys.executable, "-c", "import asyncio, ssl, sqlite3"]
+
+
+def compile_bytecode() -> None:
+    """Write exoimap's bytecode once, as ``pip install`` does for an installed package.
+    The editable install used here would otherwise recompile every module on every run
+    when ``PYTHONDONTWRITEBYTECODE`` is set (it is on some machines): ~0.25 s per run
+    that no installed copy pays."""
+    src = Path(__file__).resolve().parent.parent / "src"
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(src)],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -240,6 +259,7 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
         count = sum(len(box) for box in reference.values())
         print(f"server: {count} messages, {total / 1e6:.0f} MB, {len(reference)} folders")
         scratch = Path(tempfile.mkdtemp(prefix="exoimap-compare-", dir=args.scratch))
+        compile_bytecode()
         limit_argv = [
             *(sys.executable, "-m", "bench.bench_raw", "--port", str(target.port)),
             *("--ca", str(target.ca_file), "--user", target.user, "--password", target.password),
@@ -249,6 +269,9 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
             lim = timed("limit", "limit", rnd, limit_argv, scratch, log)
             lim.messages, lim.bytes, lim.complete = count, total, lim.exit_code == 0
             keep(lim)
+            floor = timed("python", "floor", rnd, FLOOR_ARGV, scratch, log)
+            floor.complete = floor.exit_code == 0
+            keep(floor)
             for tool in order:
                 if tool in args.once and rnd > 1:
                     continue

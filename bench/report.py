@@ -178,6 +178,15 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
             f"- exoimap initial / raw pipelined fetch (the limit): "
             f"{statistics.median(exo['wall']) / statistics.median(limit['wall']):.2f}x"
         )
+    floor = [r["wall_s"] for r in results["runs"] if r["phase"] == "floor"]
+    resync = table.get(("mbsync", "resync"))
+    if floor and resync:
+        med = statistics.median(floor)
+        lines.append(
+            f"- the Python floor (an interpreter that imports asyncio, ssl and sqlite3, then "
+            f"exits): {med:.2f} s, {med / statistics.median(resync['wall']):.2f}x mbsync's "
+            "resync"
+        )
     bigs = [r for r in results["runs"] if r["phase"] == "big"]
     if bigs:
         lines += ["", "One big message (backup of a mailbox holding a single message):", ""]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.request
 
 import prometheus_client
@@ -55,7 +57,7 @@ def test_own_registry_not_the_global_one() -> None:
 
 def test_served_on_loopback() -> None:
     metrics = Metrics()
-    metrics.messages_synced.labels("work").inc(4)
+    metrics.observe_event(audit.FolderSynced(account="work", folder="INBOX", copied=4, bytes=10))
     with serve_metrics(0, metrics=metrics) as server:
         assert server.host == "127.0.0.1"
         assert server.port > 0
@@ -79,3 +81,37 @@ def test_metrics_endpoint_for_commands(capsys: pytest.CaptureFixture[str]) -> No
         with urllib.request.urlopen(url, timeout=5) as response:
             assert 'exoimap_errors_total{kind="endpoint-test"} 1.0' in response.read().decode()
     assert f"metrics: {url}" in capsys.readouterr().err
+
+
+def test_prometheus_is_imported_only_when_metrics_are_read() -> None:
+    """A one-shot command that records metrics but never exposes them does not import
+    prometheus_client; reading them replays every update in order."""
+    code = (
+        "import sys\n"
+        "from exoimap.audit.metrics import Metrics\n"
+        "m = Metrics()\n"
+        "m.record_error('boom'); m.record_error('boom'); m.record_throttle_wait(2.5, 'a')\n"
+        "with m.time_sync('a'):\n"
+        "    pass\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported too early'\n"
+        "text = m.exposition().decode()\n"
+        "assert 'prometheus_client' in sys.modules\n"
+        "assert 'exoimap_errors_total{kind=\"boom\"} 2.0' in text, text\n"
+        "assert 'exoimap_throttle_wait_seconds_count{account=\"a\"} 1.0' in text, text\n"
+        "assert 'exoimap_sync_duration_seconds_count{account=\"a\"} 1.0' in text, text\n"
+        "m.record_error('boom')\n"
+        "assert 'exoimap_errors_total{kind=\"boom\"} 3.0' in m.exposition().decode()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_updates_beyond_the_pending_limit_are_applied() -> None:
+    metrics = Metrics()
+    metrics.MAX_PENDING = 3
+    for _ in range(5):
+        metrics.record_error("x")
+    assert metrics._pending == []  # applied without anyone reading
+    assert 'exoimap_errors_total{kind="x"} 5.0' in metrics.exposition().decode()

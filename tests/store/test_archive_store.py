@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import errno
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exoimap.errors import DiskFull, StoreLocked, StoreUnavailable
+from exoimap.errors import DiskFull, StoreError, StoreLocked, StoreUnavailable
 from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.conformance import sample_message
@@ -286,3 +287,38 @@ def test_failure_after_journal_stops_writes_until_reopened(tmp_path: Path) -> No
             await archive.close()
 
     _run(reopen)
+
+
+def test_index_of_schema_1_is_migrated_in_place(tmp_path: Path) -> None:
+    """An archive written before files stamps existed opens as it is: the column is added,
+    every message stays, and the next resync records stamps."""
+    src = MemoryStore()
+    for n in range(3):
+        src.add_message("INBOX", sample_message(n))
+
+    async def sync() -> None:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            await backup(src, archive)
+            assert (await verify(src, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(sync())
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("ALTER TABLE folders DROP COLUMN files_stamp")
+        db.execute("PRAGMA user_version=1")
+    asyncio.run(sync())
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 3
+        stamp = db.execute("SELECT files_stamp FROM folders WHERE name='INBOX'").fetchone()[0]
+    assert stamp is not None
+
+
+def test_index_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    asyncio.run(ArchiveStore.open(tmp_path).close())
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(StoreError, match="index schema 99; this exoimap knows 2"):
+        ArchiveStore.open(tmp_path)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import start_http_server
+from typing import TYPE_CHECKING, Any
 
 from exoimap.audit.events import AuditEvent, FolderSynced, TokenFailed, TokenRefreshed
 from exoimap.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["METRICS", "Metrics", "MetricsServer", "serve_metrics"]
 
@@ -30,12 +30,13 @@ _DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _WAIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 
 
-class Metrics:
-    """exoimap's counters and histograms, in a registry of their own."""
+class _Collectors:
+    """The prometheus counters and histograms, once they are needed."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Counter, Histogram
+
+        r = registry
         self.messages_synced = Counter(
             "exoimap_messages_synced", "Messages copied by sync.", ["account"], registry=r
         )
@@ -64,28 +65,83 @@ class Metrics:
             registry=r,
         )
 
+
+_Update = Callable[[_Collectors], None]
+
+
+class Metrics:
+    """exoimap's counters and histograms, in a registry of their own.
+
+    ``prometheus_client`` is imported only when the metrics are first read (:attr:`registry`,
+    :meth:`exposition`, :func:`serve_metrics`): until then updates are kept in order and
+    replayed, so a one-shot command that never exposes them does not pay for the import."""
+
+    #: Updates kept before they are applied anyway (a process that never reads its metrics).
+    MAX_PENDING = 10_000
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._registry = registry
+        self._collectors: _Collectors | None = None
+        self._pending: list[_Update] = []
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self._build()[0]
+
+    def _build(self) -> tuple[CollectorRegistry, _Collectors]:
+        with self._lock:
+            if self._collectors is None or self._registry is None:
+                if self._registry is None:
+                    from prometheus_client import CollectorRegistry
+
+                    self._registry = CollectorRegistry()
+                self._collectors = _Collectors(self._registry)
+                pending, self._pending = self._pending, []
+                for update in pending:
+                    update(self._collectors)
+            return self._registry, self._collectors
+
+    def _update(self, update: _Update) -> None:
+        with self._lock:
+            collectors = self._collectors
+            if collectors is None:
+                self._pending.append(update)
+                if len(self._pending) < self.MAX_PENDING:
+                    return
+        if collectors is None:
+            self._build()  # too many kept: apply them (and this one) now
+        else:
+            update(collectors)
+
     def observe_event(self, event: AuditEvent) -> None:
         """Count what an audit event says (an auditor listener)."""
         account = event.account or "-"
         if isinstance(event, FolderSynced):
-            self.messages_synced.labels(account).inc(event.copied)
-            self.bytes_synced.labels(account).inc(event.bytes)
-            if event.failed:
-                self.errors.labels("message").inc(event.failed)
+            copied, size, failed = event.copied, event.bytes, event.failed
+
+            def synced(m: _Collectors) -> None:
+                m.messages_synced.labels(account).inc(copied)
+                m.bytes_synced.labels(account).inc(size)
+                if failed:
+                    m.errors.labels("message").inc(failed)
+
+            self._update(synced)
         elif isinstance(event, TokenRefreshed):
-            self.token_refreshes.labels(account, event.flow).inc()
+            flow = event.flow
+            self._update(lambda m: m.token_refreshes.labels(account, flow).inc())
         elif isinstance(event, TokenFailed):
-            self.errors.labels("token").inc()
+            self._update(lambda m: m.errors.labels("token").inc())
         elif event.name == "imap.auth_failed":
-            self.errors.labels("imap_auth").inc()
+            self._update(lambda m: m.errors.labels("imap_auth").inc())
 
     def record_error(self, kind: str | BaseException) -> None:
         """Count an error; an exception counts under its class name."""
         label = kind if isinstance(kind, str) else type(kind).__name__
-        self.errors.labels(label).inc()
+        self._update(lambda m: m.errors.labels(label).inc())
 
     def record_throttle_wait(self, seconds: float, account: str | None = None) -> None:
-        self.throttle_wait.labels(account or "-").observe(seconds)
+        self._update(lambda m: m.throttle_wait.labels(account or "-").observe(seconds))
 
     @contextlib.contextmanager
     def time_sync(self, account: str | None = None) -> Iterator[None]:
@@ -94,10 +150,13 @@ class Metrics:
         try:
             yield
         finally:
-            self.sync_duration.labels(account or "-").observe(time.monotonic() - start)
+            took = time.monotonic() - start
+            self._update(lambda m: m.sync_duration.labels(account or "-").observe(took))
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
+        from prometheus_client import generate_latest
+
         return bytes(generate_latest(self.registry))
 
 
@@ -134,6 +193,8 @@ def serve_metrics(
     port: int = 0, *, host: str = "127.0.0.1", metrics: Metrics | None = None
 ) -> MetricsServer:
     """Serve ``metrics`` (default :data:`METRICS`) on ``host:port`` in a daemon thread."""
+    from prometheus_client.exposition import start_http_server
+
     registry = (metrics or METRICS).registry
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)

@@ -15,7 +15,7 @@ from exoimap.auth.aadsts import (
     imap_failure_causes,
 )
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
-from exoimap.auth.flows import RetryPolicy
+from exoimap.auth.policy import RetryPolicy
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, create_key_file, keyring_usable
 

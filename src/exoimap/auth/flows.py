@@ -16,10 +16,8 @@ and empty it before each retry, so a retry really asks the server again.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +26,7 @@ import requests
 
 from exoimap.auth.aadsts import ErrorContext, error_from_response
 from exoimap.auth.loopback import LoopbackListener
+from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, RetryPolicy
 from exoimap.clouds import Cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
@@ -39,6 +38,8 @@ from exoimap.errors import (
 )
 from exoimap.secrets import Secret
 
+T = TypeVar("T")
+
 __all__ = [
     "APP_ONLY_FLOWS",
     "DELEGATED_FLOWS",
@@ -48,28 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("exoimap.auth")
-
-DELEGATED_FLOWS = frozenset({"device", "browser"})
-APP_ONLY_FLOWS = frozenset({"client-secret", "client-certificate"})
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for transient identity-platform failures."""
-
-    attempts: int = 4
-    initial_delay: float = 1.0
-    max_delay: float = 30.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-    def delays(self) -> list[float]:
-        out, delay = [], self.initial_delay
-        for _ in range(self.attempts - 1):
-            out.append(min(self.max_delay, delay) * (0.5 + random.random() / 2))  # noqa: S311
-            delay *= 2
-        return out
 
 
 class _Session(requests.Session):

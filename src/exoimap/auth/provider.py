@@ -21,22 +21,24 @@ import os
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import msal
+from typing import TYPE_CHECKING, Any
 
 from exoimap import audit
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
-from exoimap.auth.flows import APP_ONLY_FLOWS, DELEGATED_FLOWS, MsalAdapter, RetryPolicy
+from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, RetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
 from exoimap.clouds import Cloud, resolve_cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import AuthError, ConfigError, ExoimapError, TokenExpiredOrRevoked
 from exoimap.secrets import Secret
+
+if TYPE_CHECKING:  # MSAL (and requests) load only when a Microsoft flow runs
+    import msal
+
+    from exoimap.auth.flows import MsalAdapter
 
 __all__ = ["REFRESH_TOKEN_INACTIVITY_LIMIT", "TokenInfo", "TokenProvider", "open_system_browser"]
 
@@ -72,6 +74,8 @@ def open_system_browser(url: str, environ: Mapping[str, str] | None = None) -> b
     Without a display (SSH, containers) Python's ``webbrowser`` would start a text browser
     such as lynx in this very terminal and wait for it; then we only print the URL.
     """
+    import webbrowser
+
     env = os.environ if environ is None else environ
     if sys.platform.startswith("linux") and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
         return False
@@ -264,6 +268,8 @@ class TokenProvider:
 
     def refresh_token_last_used(self) -> float | None:
         """When the stored refresh token was last issued or used (epoch seconds)."""
+        import msal
+
         if self.account.flow not in DELEGATED_FLOWS:
             return None
         stored = self.vault.load_token_cache(self.name)
@@ -284,6 +290,8 @@ class TokenProvider:
     # -- internals --
 
     def _msal(self) -> MsalAdapter:
+        from exoimap.auth.flows import MsalAdapter
+
         if self._adapter is None:
             self._adapter = MsalAdapter(
                 self.account,
@@ -296,6 +304,8 @@ class TokenProvider:
         return self._adapter
 
     def _load_cache(self) -> msal.SerializableTokenCache:
+        import msal
+
         cache = msal.SerializableTokenCache()
         stored = self.vault.load_token_cache(self.name)
         if stored is not None:
@@ -315,6 +325,8 @@ class TokenProvider:
 
     def _prune(self, cache: msal.SerializableTokenCache, min_validity: float) -> None:
         """Drop cached access tokens that expire within ``min_validity`` so MSAL refreshes."""
+        import msal
+
         now = time.time()
         for entry in list(
             cache.search(
@@ -354,6 +366,8 @@ class TokenProvider:
         return self._accept(result)
 
     def _interactive(self) -> TokenInfo:
+        import msal
+
         adapter = self._msal()
         cache = msal.SerializableTokenCache()  # a new sign-in replaces the old one
         app = adapter.build(cache)
@@ -414,6 +428,8 @@ class TokenProvider:
         return TokenInfo(got.token, expires, got.claims, True, tuple(warnings))
 
     def _warn_if_inactive(self, cache: msal.SerializableTokenCache) -> None:
+        import msal
+
         if self.app_only:
             return
         now = time.time()

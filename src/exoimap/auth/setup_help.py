@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from exoimap.auth.flows import APP_ONLY_FLOWS
+from exoimap.auth.policy import APP_ONLY_FLOWS
 from exoimap.clouds import resolve_cloud
 from exoimap.config import AccountConfig
 

@@ -19,7 +19,12 @@ from exoimap.store.base import MessageInfo, MessageRef
 
 __all__ = ["FolderRow", "Index", "MessageRow", "map_sqlite_error"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Statements that bring an index of the version before to this one.
+_MIGRATIONS = {
+    # 2: files_stamp, the Maildir directories' mtimes when the files were last checked
+    1: ("ALTER TABLE folders ADD COLUMN files_stamp TEXT",),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +38,8 @@ CREATE TABLE IF NOT EXISTS folders (
     source_uidvalidity INTEGER,
     source_uidnext INTEGER,
     source_modseq INTEGER,
-    gone_at TEXT
+    gone_at TEXT,
+    files_stamp TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     folder_id INTEGER NOT NULL,
@@ -79,6 +85,8 @@ class FolderRow:
     source_uidnext: int | None
     source_modseq: int | None
     gone_at: str | None
+    #: ``cur`` and ``new`` mtimes when every indexed file was last seen present (or None).
+    files_stamp: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +134,21 @@ class Index:
         if result is None or result[0] != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version == SCHEMA_VERSION:
+            return
+        if version != 0 and version not in _MIGRATIONS:
             raise StoreError(
                 f"{self.path} has index schema {version}; this exoimap knows {SCHEMA_VERSION}"
             )
         with self.tx():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -164,7 +179,7 @@ class Index:
     def folders(self) -> list[FolderRow]:
         rows = self._db.execute(
             "SELECT id, name, dirname, role, uidvalidity, uidnext, source_uidvalidity, "
-            "source_uidnext, source_modseq, gone_at FROM folders ORDER BY name"
+            "source_uidnext, source_modseq, gone_at, files_stamp FROM folders ORDER BY name"
         ).fetchall()
         return [FolderRow(*row) for row in rows]
 

@@ -60,6 +60,7 @@ from exoimap.errors import (
 from exoimap.store import _archive_recovery as recovery
 from exoimap.store._archive_append import append_batch
 from exoimap.store._archive_index import FolderRow, Index, MessageRow, map_sqlite_error
+from exoimap.store._archive_stamps import files_unchanged, record_stamps
 from exoimap.store._maildir import (
     atomic_write,
     encode_folder_dir,
@@ -77,6 +78,7 @@ from exoimap.store.base import (
     MessageListing,
     MessageRef,
     SpecialUse,
+    folder_states_one_by_one,
     is_inbox,
     normalize_flags,
 )
@@ -299,6 +301,9 @@ class ArchiveStore:
             exists=self._index.count(row.id),
         )
 
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        return await folder_states_one_by_one(self, names)
+
     @asynccontextmanager
     async def _open(self, name: str) -> AsyncIterator[ArchiveFolder]:
         yield ArchiveFolder(self, self._row(name).id)
@@ -406,6 +411,25 @@ class ArchiveStore:
                 (_iso(when), row.id),
             )
         self.crash_point("folder_gone.committed")
+
+    def files_unchanged(self, name: str) -> bool:
+        """True when nothing added, removed or renamed a file of folder ``name`` since its
+        files were last found complete (see :mod:`exoimap.store._archive_stamps`): the
+        engine may then skip looking for hand-deleted files."""
+        row = self._index.folder(name)
+        return row is not None and files_unchanged(self.folder_dir(row), row)
+
+    async def record_files_checked(self, names: Sequence[str]) -> int:
+        """After a sync: remember, for each folder whose files are all present, the
+        directory stamps that let the next run trust them unlooked. Returns how many."""
+        self.check_usable()
+        rows = [row for row in map(self._index.folder, names) if row is not None]
+        return await record_stamps(
+            self._index,
+            rows,
+            self.folder_dir,
+            lambda row: not ArchiveFolder(self, row.id).missing_files(),
+        )
 
     def verify_files(self, *, deep: bool = False) -> recovery.FileReport:
         """Compare the files with the index (``deep``: re-hash every file)."""

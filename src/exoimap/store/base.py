@@ -41,6 +41,12 @@ Bodies are streams
     or one durable group commit in the archive): when ``append`` returns, every item is
     stored durably; if it raises, a prefix of the items may be stored.
 
+Counters
+    :meth:`Store.folder_states` gives the counters of many folders at once; with
+    CONDSTORE, an unchanged ``(uidvalidity, uidnext, highest_modseq)`` means nothing in
+    the folder changed (no new, changed or expunged message), so a resync can skip it
+    without opening it.
+
 Listing
     :meth:`Folder.list_messages` returns ``(uid, flags)`` for all messages, plus size,
     internal date and Message-ID when ``detail=True`` (more expensive on IMAP). With
@@ -75,6 +81,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from exoimap.errors import FolderNotFound
+
 __all__ = [
     "SYSTEM_FLAGS",
     "AppendItem",
@@ -90,6 +98,7 @@ __all__ = [
     "SpecialUse",
     "Store",
     "chunks_of",
+    "folder_states_one_by_one",
     "is_inbox",
     "normalize_flags",
 ]
@@ -301,6 +310,11 @@ class Store(Protocol):
         """One folder's counters without opening it for work (IMAP: STATUS)."""
         ...
 
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        """The counters of many folders at once (IMAP: pipelined STATUS, one round trip).
+        A folder that does not exist is left out of the result."""
+        ...
+
     def open_folder(self, name: str) -> AbstractAsyncContextManager[Folder]:
         """Open a folder for work; raises FolderNotFound when it does not exist."""
         ...
@@ -333,6 +347,17 @@ class OriginTracking(Protocol):
     async def mark_gone(self, uids: Sequence[int], when: _dt.datetime) -> None:
         """Record that these messages were seen deleted on the source at ``when``."""
         ...
+
+
+async def folder_states_one_by_one(store: Store, names: Sequence[str]) -> dict[str, FolderState]:
+    """:meth:`Store.folder_states` for stores where each folder is cheap to ask on its own."""
+    states: dict[str, FolderState] = {}
+    for name in names:
+        try:
+            states[name] = await store.folder_state(name)
+        except FolderNotFound:
+            continue
+    return states
 
 
 async def chunks_of(data: bytes, chunk_size: int = 65536) -> AsyncIterator[bytes]:

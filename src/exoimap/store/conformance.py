@@ -284,6 +284,37 @@ async def check_changed_since(store: Store) -> None:
             _expect(listing.vanished == frozenset({uids[2]}), f"vanished {listing.vanished}")
 
 
+COUNTED = "Zähler"
+
+
+async def check_folder_states(store: Store) -> None:
+    """Many folders' counters at once equal each one's own; a missing folder is left out,
+    and with CONDSTORE any change raises HIGHESTMODSEQ (what a quick resync relies on)."""
+    await store.create_folder(COUNTED)  # non-ASCII: replies are matched by decoded name
+    async with store.open_folder(COUNTED) as folder:
+        uids = await _append(folder, [sample_message(n) for n in range(2)])
+    names = ["INBOX", COUNTED, "No such folder"]
+    states = await store.folder_states(names)
+    _expect(sorted(states) == sorted(["INBOX", COUNTED]), f"folder_states gave {sorted(states)}")
+    for name in ("INBOX", COUNTED):
+        alone = await store.folder_state(name)
+        _expect(states[name] == alone, f"{name}: {states[name]} != {alone}")
+    _expect(states[COUNTED].exists == 2, f"{COUNTED} holds 2, not {states[COUNTED].exists}")
+    _expect(await store.folder_states([]) == {}, "no names, no states")
+    if not store.capabilities.condstore:
+        return
+    before = states[COUNTED].highest_modseq or 0
+    async with store.open_folder(COUNTED) as folder:
+        await folder.set_flags({uids[0]: frozenset({"\\Flagged"})})
+    flagged = (await store.folder_states([COUNTED]))[COUNTED].highest_modseq or 0
+    _expect(flagged > before, "a flag change must raise HIGHESTMODSEQ")
+    async with store.open_folder(COUNTED) as folder:
+        await folder.expunge([uids[1]])
+    expunged = (await store.folder_states([COUNTED]))[COUNTED]
+    _expect((expunged.highest_modseq or 0) > flagged, "an expunge must raise HIGHESTMODSEQ")
+    _expect(expunged.exists == 1, f"one message left, not {expunged.exists}")
+
+
 async def check_rename_keeps_uids(store: Store) -> None:
     d = store.delimiter
     await store.create_folder("Old")
@@ -340,6 +371,7 @@ CHECKS: list[Check] = [
     check_expunge_never_reuses_uids,
     check_listing_detail,
     check_changed_since,
+    check_folder_states,
     check_rename_keeps_uids,
     check_append_size_mismatch,
 ]

@@ -42,6 +42,7 @@ from exoimap.store.base import (
     MessageListing,
     SpecialUse,
     chunks_of,
+    folder_states_one_by_one,
     is_inbox,
     normalize_flags,
 )
@@ -176,6 +177,9 @@ class MemoryStore:
 
     async def folder_state(self, name: str) -> FolderState:
         return self._state(self._get(name))
+
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        return await folder_states_one_by_one(self, names)
 
     @asynccontextmanager
     async def _open(self, name: str) -> AsyncIterator[MemoryFolder]:

@@ -268,6 +268,31 @@ class RemoteImapStore:
         async with self._pool.client() as client:
             return await _status(client, name, self._caps.condstore)
 
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        """STATUS of every folder in ``names``, pipelined on one connection: one round trip
+        however many folders (the no-change resync asks this of every folder)."""
+        if not names:
+            return {}
+        condstore = self._caps.condstore
+        commands = [(n, c.StatusCommand(_canonical(n), _status_items(condstore))) for n in names]
+
+        async def go(s: ImapSession) -> list[tuple[str, Reply]]:
+            tags = [(name, s.send(command)) for name, command in commands]
+            replies = [(name, await s.wait(tag)) for name, tag in tags]
+            for _name, reply in replies:
+                s.check_throttle(reply)
+            return replies
+
+        async with self._pool.client() as client:
+            replies = await client.run(go)
+        states: dict[str, FolderState] = {}
+        for name, reply in replies:
+            try:
+                states[name] = _folder_state(name, reply, condstore)
+            except FolderNotFound:
+                continue  # deleted since it was listed: left out, as the protocol says
+        return states
+
     def open_folder(self, name: str) -> AbstractAsyncContextManager[RemoteFolder]:
         return self._open(name)
 
@@ -331,20 +356,33 @@ class RemoteImapStore:
         await self._pool.close()
 
 
+def _status_items(condstore: bool) -> tuple[str, ...]:
+    return ("MESSAGES", "UIDNEXT", "UIDVALIDITY") + (("HIGHESTMODSEQ",) if condstore else ())
+
+
+def _canonical(name: str) -> str:
+    return "INBOX" if is_inbox(name) else name
+
+
 async def _status(client: ImapClient, name: str, condstore: bool) -> FolderState:
-    items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY") + (("HIGHESTMODSEQ",) if condstore else ())
-    canonical = "INBOX" if is_inbox(name) else name
+    command = c.StatusCommand(_canonical(name), _status_items(condstore))
 
     async def go(s: ImapSession) -> Reply:
-        return await s.command(c.StatusCommand(canonical, items))
+        return await s.command(command)
 
-    reply = await client.run(go)
+    return _folder_state(name, await client.run(go), condstore)
+
+
+def _folder_state(name: str, reply: Reply, condstore: bool) -> FolderState:
+    """The counters in a STATUS reply (FolderNotFound / FolderError when refused)."""
     if not reply.ok:
         if _missing(reply) or "NONEXISTENT" in repr(reply.done.code):
             raise FolderNotFound(f"no folder {name!r}", folder=name)
         raise FolderError(f"STATUS {name!r} failed: {reply.done.text}", folder=name)
+    canonical = _canonical(name)
     for r in reply.untagged:
-        if isinstance(r, StatusData):
+        # pipelined STATUS replies all see every untagged STATUS: match by mailbox name
+        if isinstance(r, StatusData) and _canonical(r.mailbox) == canonical:
             return FolderState(
                 name=canonical,
                 uidvalidity=r.get("UIDVALIDITY") or 0,
