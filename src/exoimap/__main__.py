@@ -1,0 +1,5 @@
+"""``python -m exoimap``: the same as the ``exoimap`` command."""
+
+from exoimap.entry import run
+
+run()
