@@ -277,7 +277,10 @@ class RemoteImapStore:
         commands = [(n, c.StatusCommand(_canonical(n), _status_items(condstore))) for n in names]
 
         async def go(s: ImapSession) -> list[tuple[str, Reply]]:
+            first = _before_status(s, keep_selected=False)
             tags = [(name, s.send(command)) for name, command in commands]
+            if first is not None:
+                await s.wait(first)
             replies = [(name, await s.wait(tag)) for name, tag in tags]
             for _name, reply in replies:
                 s.check_throttle(reply)
@@ -364,11 +367,30 @@ def _canonical(name: str) -> str:
     return "INBOX" if is_inbox(name) else name
 
 
-async def _status(client: ImapClient, name: str, condstore: bool) -> FolderState:
+def _before_status(s: ImapSession, *, keep_selected: bool) -> str | None:
+    """STATUS of the selected mailbox may answer from the session's old view (RFC 3501
+    6.3.10; Dovecot does, missing other clients' expunges): leave it first (UNSELECT), or
+    when it must stay selected, catch up with a NOOP sent ahead. Returns the tag to wait for."""
+    if s.selected is None:
+        return None
+    if not keep_selected and "UNSELECT" in s.capabilities:
+        s.selected = None
+        return s.send(c.Unselect())
+    return s.send(c.Noop())
+
+
+async def _status(
+    client: ImapClient, name: str, condstore: bool, *, keep_selected: bool = False
+) -> FolderState:
     command = c.StatusCommand(_canonical(name), _status_items(condstore))
 
     async def go(s: ImapSession) -> Reply:
-        return await s.command(command)
+        first = _before_status(s, keep_selected=keep_selected)
+        reply = await s.wait(s.send(command))
+        if first is not None:
+            await s.wait(first)
+        s.check_throttle(reply)
+        return reply
 
     return _folder_state(name, await client.run(go), condstore)
 
@@ -429,7 +451,8 @@ class RemoteFolder:
         return self._name
 
     async def state(self) -> FolderState:
-        return await _status(self._client, self._name, self._store.capabilities.condstore)
+        condstore = self._store.capabilities.condstore
+        return await _status(self._client, self._name, condstore, keep_selected=True)
 
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
