@@ -1,0 +1,40 @@
+"""``--metrics-port``: serve the process's Prometheus metrics while a long command runs.
+
+For long-running commands (``exoimap sync --metrics-port``, later the console)::
+
+    @metrics_port_option
+    def sync(..., metrics_port: int | None) -> None:
+        with metrics_endpoint(metrics_port): ...
+
+Kept apart from the audit commands so that ``sync`` imports neither them nor
+``prometheus_client`` for it (the metrics server is imported only when a port is given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+__all__ = ["metrics_endpoint", "metrics_port_option"]
+
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running "
+    "(0 picks a free port).",
+)
+
+
+@contextlib.contextmanager
+def metrics_endpoint(port: int | None) -> Iterator[str | None]:
+    """Serve the process's metrics for the block when a port was asked for; yields the URL."""
+    if port is None:
+        yield None
+        return
+    from exoimap.audit.metrics import serve_metrics  # only commands that serve pay the import
+
+    with serve_metrics(port) as server:
+        click.echo(f"metrics: {server.url}", err=True)
+        yield server.url
