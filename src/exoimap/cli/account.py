@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT, TokenProvider
 from exoimap.auth.setup_help import next_steps
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.cli.app import PATH, Group
@@ -136,6 +135,8 @@ def add(
 @app.command("list")
 def list_accounts() -> None:
     """List the configured accounts and whether each is signed in."""
+    from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT  # msal: not for `add`
+
     config = load_config()
     if not config.accounts:
         click.echo(f"No accounts in {config.path}. Add one with `exoimap account add NAME`.")
@@ -161,6 +162,8 @@ def list_accounts() -> None:
 
 
 def _last_used(account: Any, vault: Vault) -> float | None:
+    from exoimap.auth.provider import TokenProvider
+
     try:
         return TokenProvider(account, vault=vault).refresh_token_last_used()
     except ExoimapError:

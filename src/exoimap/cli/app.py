@@ -49,6 +49,17 @@ class Group(click.Group):
             ctx.exit(EXIT_USAGE)
         return super().parse_args(ctx, args)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click's, but each command's first sentence is shown whole, never cut at "...".
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 class LazyGroup(Group):
     """The root group: sub-commands registered as (module, attribute) are imported on use."""

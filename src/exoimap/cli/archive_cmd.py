@@ -7,7 +7,6 @@ import asyncio
 import click
 
 from exoimap.audit import auditing
-from exoimap.audit.metrics import METRICS
 from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
@@ -26,7 +25,7 @@ def stats(name: str) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+    with auditing(paths, config.audit):
         result = asyncio.run(archive_stats(account, paths))
     click.echo(f"archive {result.root}")
     width = max((len(f.name) for f in result.folders), default=6)

@@ -4,20 +4,27 @@ For long-running commands (``exoimap sync --metrics-port``, later the console)::
 
     @metrics_port_option
     def sync(..., metrics_port: int | None) -> None:
-        with metrics_endpoint(metrics_port): ...
+        with (
+            auditing(paths, config.audit, listeners=metrics_listeners(metrics_port)),
+            metrics_endpoint(metrics_port),
+        ): ...
 
-Kept apart from the audit commands so that ``sync`` imports neither them nor
-``prometheus_client`` for it (the metrics server is imported only when a port is given).
+The metrics live in the process, so they are fed and ``prometheus_client`` is imported only
+when they are served. Kept apart from the audit commands so that ``sync`` need not import them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-__all__ = ["metrics_endpoint", "metrics_port_option"]
+if TYPE_CHECKING:
+    from exoimap.audit.auditor import Listener
+
+__all__ = ["metrics_endpoint", "metrics_listeners", "metrics_port_option"]
 
 metrics_port_option = click.option(
     "--metrics-port",
@@ -38,3 +45,13 @@ def metrics_endpoint(port: int | None) -> Iterator[str | None]:
     with serve_metrics(port) as server:
         click.echo(f"metrics: {server.url}", err=True)
         yield server.url
+
+
+def metrics_listeners(port: int | None) -> list[Listener]:
+    """The audit listeners that feed the metrics: none unless they are served on ``port``
+    (nothing else in the process reads them)."""
+    if port is None:
+        return []
+    from exoimap.audit.metrics import METRICS
+
+    return [METRICS.observe_event]

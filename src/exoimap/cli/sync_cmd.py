@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from exoimap.audit import auditing
-from exoimap.audit.metrics import METRICS
 from exoimap.cli.app import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_PARTIAL,
     exit_code_for,
 )
-from exoimap.cli.metrics import metrics_endpoint, metrics_port_option
+from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
@@ -139,7 +138,7 @@ def sync(
         mirror=mirror,
     )
     with (
-        auditing(paths, config.audit, listeners=[METRICS.observe_event]),
+        auditing(paths, config.audit, listeners=metrics_listeners(metrics_port)),
         metrics_endpoint(metrics_port),
     ):
         try:
@@ -216,7 +215,7 @@ def verify(name: str, deep: bool) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+    with auditing(paths, config.audit):
         report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
     _print_verify(name, report, deep)
     raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
