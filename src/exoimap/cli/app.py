@@ -13,9 +13,7 @@ from pathlib import Path
 
 import click
 
-from exoimap.config import Paths, load_config
 from exoimap.errors import AuthError, ConfigError, ExoimapError
-from exoimap.logs import setup_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -106,6 +104,9 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 )
 def app(verbose: int, quiet: bool) -> None:
     """Global options; the log file goes under the data directory."""
+    from exoimap.config import Paths, load_config  # not needed by --version and --help
+    from exoimap.logs import setup_logging
+
     paths = Paths.from_env()
     level = -1 if quiet else verbose
     log_file = paths.log_dir / "exoimap.log"
