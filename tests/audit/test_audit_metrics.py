@@ -69,7 +69,7 @@ def test_served_on_loopback() -> None:
 
 def test_metrics_endpoint_for_commands(capsys: pytest.CaptureFixture[str]) -> None:
     from exoimap.audit.metrics import METRICS
-    from exoimap.cli.audit import metrics_endpoint
+    from exoimap.cli.metrics import metrics_endpoint
 
     with metrics_endpoint(None) as url:
         assert url is None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT, TokenProvider
 from exoimap.auth.setup_help import next_steps
 from exoimap.auth.vault import Vault, terminal_prompt
+from exoimap.cli.app import PATH, Group
 from exoimap.config import (
     CLOUDS,
     FLOWS,
@@ -24,7 +24,10 @@ from exoimap.config import (
 from exoimap.errors import ConfigError, ExoimapError
 from exoimap.secrets import Secret
 
-app = typer.Typer(help="Add and inspect accounts (mailboxes).", no_args_is_help=True)
+
+@click.group("account", cls=Group, no_args_is_help=True)
+def app() -> None:
+    """Add and inspect accounts (mailboxes)."""
 
 
 def _interactive() -> bool:
@@ -34,57 +37,50 @@ def _interactive() -> bool:
 def _ask(values: dict[str, Any], key: str, text: str, *, default: str | None = None) -> None:
     if key in values or not _interactive():
         return
-    answer = typer.prompt(text, default=default or "", show_default=bool(default))
+    answer = click.prompt(text, default=default or "", show_default=bool(default))
     if answer.strip():
         values[key] = answer.strip()
 
 
 @app.command("add")
-def add(  # noqa: PLR0917 - typer maps each parameter to one option
-    name: Annotated[str, typer.Argument(help="A short name for the account, e.g. 'work'.")],
-    email: Annotated[str | None, typer.Option(help="The mailbox address.")] = None,
-    flow: Annotated[
-        str | None, typer.Option(help=f"How to sign in: {', '.join(FLOWS)} (default device).")
-    ] = None,
-    cloud: Annotated[
-        str | None, typer.Option(help=f"Microsoft cloud: {', '.join(CLOUDS)} (default worldwide).")
-    ] = None,
-    tenant: Annotated[
-        str | None, typer.Option(help="Tenant id or verified domain (needed for app-only).")
-    ] = None,
-    client_id: Annotated[
-        str | None, typer.Option(help="Application (client) ID of the Entra app registration.")
-    ] = None,
-    certificate: Annotated[
-        Path | None, typer.Option(help="PEM or PFX file for flow client-certificate.")
-    ] = None,
-    token_command: Annotated[
-        str | None, typer.Option(help="Command that prints a bearer token (flow token-command).")
-    ] = None,
-    authority: Annotated[
-        str | None, typer.Option(help="Authority URL https://host/tenant (cloud custom).")
-    ] = None,
-    imap_host: Annotated[
-        str | None, typer.Option(help="IMAP server (default: the cloud's).")
-    ] = None,
-    imap_port: Annotated[int | None, typer.Option(help="IMAP port (default 993).")] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option(help="CA bundle to trust (custom clouds).")
-    ] = None,
-    archive: Annotated[Path | None, typer.Option(help="Where this account's archive goes.")] = None,
-    username: Annotated[
-        str | None, typer.Option(help="IMAP user name when it differs from the address.")
-    ] = None,
-    mechanism: Annotated[
-        str | None, typer.Option(help=f"SASL mechanism: {', '.join(MECHANISMS)}.")
-    ] = None,
-    starttls: Annotated[
-        bool | None, typer.Option("--starttls/--no-starttls", help="Use STARTTLS on port 143.")
-    ] = None,
-    max_connections: Annotated[
-        int | None, typer.Option(help="Parallel IMAP connections (default 4).")
-    ] = None,
-    replace: Annotated[bool, typer.Option(help="Overwrite an existing account.")] = False,
+@click.argument("name", help="A short name for the account, e.g. 'work'.")
+@click.option("--email", help="The mailbox address.")
+@click.option("--flow", help=f"How to sign in: {', '.join(FLOWS)} (default device).")
+@click.option("--cloud", help=f"Microsoft cloud: {', '.join(CLOUDS)} (default worldwide).")
+@click.option("--tenant", help="Tenant id or verified domain (needed for app-only).")
+@click.option("--client-id", help="Application (client) ID of the Entra app registration.")
+@click.option("--certificate", type=PATH, help="PEM or PFX file for flow client-certificate.")
+@click.option("--token-command", help="Command that prints a bearer token (flow token-command).")
+@click.option("--authority", help="Authority URL https://host/tenant (cloud custom).")
+@click.option("--imap-host", help="IMAP server (default: the cloud's).")
+@click.option("--imap-port", type=int, help="IMAP port (default 993).")
+@click.option("--ca-file", type=PATH, help="CA bundle to trust (custom clouds).")
+@click.option("--archive", type=PATH, help="Where this account's archive goes.")
+@click.option("--username", help="IMAP user name when it differs from the address.")
+@click.option("--mechanism", help=f"SASL mechanism: {', '.join(MECHANISMS)}.")
+@click.option("--starttls/--no-starttls", default=None, help="Use STARTTLS on port 143.")
+@click.option("--max-connections", type=int, help="Parallel IMAP connections (default 4).")
+@click.option("--replace/--no-replace", default=False, help="Overwrite an existing account.")
+def add(
+    *,
+    name: str,
+    email: str | None,
+    flow: str | None,
+    cloud: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    certificate: Path | None,
+    token_command: str | None,
+    authority: str | None,
+    imap_host: str | None,
+    imap_port: int | None,
+    ca_file: Path | None,
+    archive: Path | None,
+    username: str | None,
+    mechanism: str | None,
+    starttls: bool | None,
+    max_connections: int | None,
+    replace: bool,
 ) -> None:
     """Add an account to config.toml (asks for missing values in a terminal), then print the
     exact steps that remain (app registration, Exchange PowerShell, sign-in)."""
@@ -131,17 +127,19 @@ def add(  # noqa: PLR0917 - typer maps each parameter to one option
     paths = Paths.from_env()
     account = parse_config({"accounts": {name: values}}, paths.config_file).account(name)
     path = write_account(account, paths, replace=replace)
-    typer.echo(f"Added account {name!r} to {path}.")
-    typer.echo("")
-    typer.echo(next_steps(account))
+    click.echo(f"Added account {name!r} to {path}.")
+    click.echo("")
+    click.echo(next_steps(account))
 
 
 @app.command("list")
 def list_accounts() -> None:
     """List the configured accounts and whether each is signed in."""
+    from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT  # msal: not for `add`
+
     config = load_config()
     if not config.accounts:
-        typer.echo(f"No accounts in {config.path}. Add one with `exoimap account add NAME`.")
+        click.echo(f"No accounts in {config.path}. Add one with `exoimap account add NAME`.")
         return
     vault = Vault.from_paths()
     now = time.time()
@@ -160,10 +158,12 @@ def list_accounts() -> None:
                     state += f" (expires after 90 idle days: run `exoimap login {name}`)"
         else:
             state = "not signed in"
-        typer.echo(f"{name}\t{account.email}\t{account.cloud}\t{account.flow}\t{state}")
+        click.echo(f"{name}\t{account.email}\t{account.cloud}\t{account.flow}\t{state}")
 
 
 def _last_used(account: Any, vault: Vault) -> float | None:
+    from exoimap.auth.provider import TokenProvider
+
     try:
         return TokenProvider(account, vault=vault).refresh_token_last_used()
     except ExoimapError:
@@ -171,9 +171,8 @@ def _last_used(account: Any, vault: Vault) -> float | None:
 
 
 @app.command("set-secret")
-def set_secret(
-    name: Annotated[str, typer.Argument(help="The account.")],
-) -> None:
+@click.argument("name", help="The account.")
+def set_secret(name: str) -> None:
     """Store the account's secret encrypted: the client secret (client-secret flow), the
     certificate's passphrase (client-certificate), or the IMAP password (PLAIN/LOGIN).
     Reads it from stdin, or asks in a terminal; never from the command line."""
@@ -190,4 +189,4 @@ def set_secret(
     if not value:
         raise ConfigError("no secret was given; nothing was stored")
     Vault.from_paths(prompt=terminal_prompt()).set_account_secret(name, Secret(value))
-    typer.echo(f"Stored the secret for {name!r} (encrypted).")
+    click.echo(f"Stored the secret for {name!r} (encrypted).")

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-import typer
+import click
 
 from exoimap.audit import auditing
-from exoimap.audit.metrics import METRICS
+from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
 from exoimap.sync.accounts import archive_stats
 
-app = typer.Typer(help="Look into local archives.", no_args_is_help=True)
+
+@click.group("archive", cls=Group, no_args_is_help=True)
+def app() -> None:
+    """Look into local archives."""
 
 
 @app.command("stats")
-def stats(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+@click.argument("name", help="The account.")
+def stats(name: str) -> None:
     """Folders, messages and bytes in the account's archive (no server needed)."""
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+    with auditing(paths, config.audit):
         result = asyncio.run(archive_stats(account, paths))
-    typer.echo(f"archive {result.root}")
+    click.echo(f"archive {result.root}")
     width = max((len(f.name) for f in result.folders), default=6)
     for folder in sorted(result.folders, key=lambda f: f.name):
         notes = []
@@ -33,13 +36,13 @@ def stats(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
         if folder.gone_folder:
             notes.append("folder gone from the server")
         extra = f"  ({'; '.join(notes)})" if notes else ""
-        typer.echo(
+        click.echo(
             f"  {folder.name:<{width}}  {folder.messages:>8} messages  "
             f"{human_bytes(folder.bytes):>10}{extra}"
         )
     for note in result.recovery_notes:
-        typer.echo(f"repaired on opening: {note}")
-    typer.echo(
+        click.echo(f"repaired on opening: {note}")
+    click.echo(
         f"{name}: {result.messages} messages, {len(result.folders)} folders, "
         f"{result.bytes} bytes ({human_bytes(result.bytes)})"
     )

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import click
 import tomli_w
-import typer
 
+from exoimap.cli.app import Group
 from exoimap.config import Paths, account_to_table, load_config
 from exoimap.logs import redact
 
-app = typer.Typer(help="Show the configuration.", no_args_is_help=True)
+
+@click.group("config", cls=Group, no_args_is_help=True)
+def app() -> None:
+    """Show the configuration."""
 
 
 @app.command("path")
 def path() -> None:
     """Print the path of the config file (it need not exist yet)."""
-    typer.echo(str(Paths.from_env().config_file))
+    click.echo(str(Paths.from_env().config_file))
 
 
 @app.command("show")
@@ -30,5 +34,5 @@ def show() -> None:
         },
         "accounts": {name: account_to_table(acc) for name, acc in config.accounts.items()},
     }
-    typer.echo(f"# {config.path}")
-    typer.echo(redact(tomli_w.dumps(document)), nl=False)
+    click.echo(f"# {config.path}")
+    click.echo(redact(tomli_w.dumps(document)), nl=False)

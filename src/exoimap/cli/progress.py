@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import sys
 import time
-from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
+    from types import TracebackType
 
-from exoimap.net.session import NetEvent
-from exoimap.sync.report import Progress as SyncProgress
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from exoimap.net.session import NetEvent
+    from exoimap.sync.report import Progress as SyncProgress
 
 __all__ = ["SyncDisplay", "human_bytes"]
 
@@ -41,7 +37,6 @@ class SyncDisplay:
 
     def __init__(self, *, rich: bool | None = None, console: Console | None = None) -> None:
         self._rich = sys.stdout.isatty() if rich is None else rich
-        self._console = console or Console()
         self._started = time.monotonic()
         self._last_line = 0.0
         self._throttle_waits: dict[str, tuple[int, float]] = {}
@@ -50,6 +45,15 @@ class SyncDisplay:
         self._totals: dict[str, TaskID] = {}
         self._folder_done: dict[tuple[str, str], tuple[int, int]] = {}
         if self._rich:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self._bars = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -58,7 +62,7 @@ class SyncDisplay:
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[waits]}"),
-                console=self._console,
+                console=console or Console(),
             )
 
     def __enter__(self) -> SyncDisplay:

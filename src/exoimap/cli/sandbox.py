@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
+from exoimap.cli.app import PATH, Group
 from exoimap.config import Paths
 from exoimap.sandbox.state import SANDBOX_JSON, serving_lock
 from exoimap.secrets import MASK
@@ -22,18 +23,33 @@ if TYPE_CHECKING:
     from exoimap.sandbox.identity import IdentitySandbox
     from exoimap.sandbox.identity.admin import SandboxAdmin
 
-app = typer.Typer(help="Run and administer the offline sandbox tenant.", no_args_is_help=True)
-user_app = typer.Typer(help="Users of the sandbox tenant.", no_args_is_help=True)
-app_app = typer.Typer(help="App registrations.", no_args_is_help=True)
-mailbox_app = typer.Typer(help="Exchange: service principals and mailbox permissions.")
-app.add_typer(user_app, name="user")
-app.add_typer(app_app, name="app")
-app.add_typer(mailbox_app, name="exchange")
 
-StateOption = Annotated[
-    Path | None,
-    typer.Option("--state", help="State folder (default: <data dir>/sandbox).", show_default=False),
-]
+@click.group("sandbox", cls=Group, no_args_is_help=True)
+def app() -> None:
+    """Run and administer the offline sandbox tenant."""
+
+
+@app.group("user", cls=Group, no_args_is_help=True)
+def user_app() -> None:
+    """Users of the sandbox tenant."""
+
+
+@app.group("app", cls=Group, no_args_is_help=True)
+def app_app() -> None:
+    """App registrations."""
+
+
+@app.group("exchange", cls=Group, no_args_is_help=False)
+def mailbox_app() -> None:
+    """Exchange: service principals and mailbox permissions."""
+
+
+state_option = click.option(
+    "--state",
+    type=PATH,
+    show_default=False,
+    help="State folder (default: <data dir>/sandbox).",
+)
 
 
 def _state(state: Path | None) -> Path:
@@ -61,29 +77,38 @@ def _done(admin: SandboxAdmin, message: str) -> None:
     from exoimap.sandbox.identity.publish import refresh_sandbox_json
 
     refresh_sandbox_json(admin.store)
-    typer.echo(message)
+    click.echo(message)
 
 
 @app.command("up")
+@state_option
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", default=0, help="Identity (HTTPS) port (0: any free port).")
+@click.option("--imap-port", default=0, help="IMAP (implicit TLS) port (0: any).")
+@click.option("--messages", default=200, help="Messages generated into each empty demo mailbox.")
+@click.option(
+    "--persist/--no-persist",
+    default=True,
+    help="Keep mailboxes in STATE/mailboxes across restarts.",
+)
+@click.option(
+    "--basic-auth/--no-basic-auth",
+    default=False,
+    help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.",
+)
+@click.option(
+    "--imap-settings", type=PATH, help="TOML file of IMAP behaviour switches (see docs/sandbox.md)."
+)
 def up(
     *,
-    state: StateOption = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Identity (HTTPS) port (0: any free port).")] = 0,
-    imap_port: Annotated[int, typer.Option(help="IMAP (implicit TLS) port (0: any).")] = 0,
-    messages: Annotated[
-        int, typer.Option(help="Messages generated into each empty demo mailbox.")
-    ] = 200,
-    persist: Annotated[
-        bool, typer.Option(help="Keep mailboxes in STATE/mailboxes across restarts.")
-    ] = True,
-    basic_auth: Annotated[
-        bool, typer.Option(help="Allow LOGIN / AUTHENTICATE PLAIN with user passwords.")
-    ] = False,
-    imap_settings: Annotated[
-        Path | None,
-        typer.Option(help="TOML file of IMAP behaviour switches (see docs/sandbox.md)."),
-    ] = None,
+    state: Path | None,
+    host: str,
+    port: int,
+    imap_port: int,
+    messages: int,
+    persist: bool,
+    basic_auth: bool,
+    imap_settings: Path | None,
 ) -> None:
     """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
     import asyncio
@@ -114,11 +139,11 @@ def up(
     )
 
     def ready(tenant: SandboxTenant) -> None:
-        typer.echo(f"exoimap sandbox: identity at {tenant.authority}")
-        typer.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
-        typer.echo(f"CA file: {tenant.ca_file}")
-        typer.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
-        typer.echo("Press Ctrl-C to stop.")
+        click.echo(f"exoimap sandbox: identity at {tenant.authority}")
+        click.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        click.echo(f"CA file: {tenant.ca_file}")
+        click.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
+        click.echo("Press Ctrl-C to stop.")
 
     import signal
 
@@ -134,30 +159,28 @@ def up(
             asyncio.run(serve(_state(state), options, ready=ready, stop=None))
     finally:
         signal.signal(signal.SIGTERM, previous)
-    typer.echo("exoimap sandbox: stopped")
+    click.echo("exoimap sandbox: stopped")
 
 
 @app.command("seed-maildir")
-def seed_maildir(
-    path: Annotated[Path, typer.Argument(help="Maildir++ root to write (created if missing).")],
-    messages: Annotated[int, typer.Option(help="How many messages.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same mail).")] = 0,
-    owner: Annotated[str, typer.Option(help="The mailbox owner's address.")] = (
-        "adele@contoso.example"
-    ),
-) -> None:
+@click.argument("path", type=PATH, help="Maildir++ root to write (created if missing).")
+@click.option("--messages", default=1000, help="How many messages.")
+@click.option("--seed", default=0, help="Random seed (same seed, same mail).")
+@click.option("--owner", default="adele@contoso.example", help="The mailbox owner's address.")
+def seed_maildir(path: Path, messages: int, seed: int, owner: str) -> None:
     """Write a generated, realistic mailbox as Maildir++ (e.g. for Dovecot)."""
     from exoimap.sandbox.seed import SeedOptions, write_maildir
 
     report = write_maildir(path, SeedOptions(messages=messages, seed=seed, owner_address=owner))
-    typer.echo(
+    click.echo(
         f"wrote {report.messages} messages ({report.bytes / 1e6:.1f} MB) "
         f"in {len(report.folders)} folders under {path}"
     )
 
 
 @app.command("info")
-def info(state: StateOption = None) -> None:
+@state_option
+def info(state: Path | None) -> None:
     """Print sandbox.json without the passwords and secrets."""
     path = _state(state) / SANDBOX_JSON
     from exoimap.errors import ConfigError
@@ -173,44 +196,43 @@ def info(state: StateOption = None) -> None:
     for entry in document.get("apps", []):
         if "client_secret" in entry:
             entry["client_secret"] = MASK
-    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 @app.command("approve")
-def approve(
-    user_code: Annotated[str, typer.Argument(help="The code the device shows.")],
-    as_user: Annotated[str | None, typer.Option("--as", help="Sign in as this UPN.")] = None,
-    decline: Annotated[bool, typer.Option("--decline", help="Decline instead.")] = False,
-    state: StateOption = None,
-) -> None:
+@click.argument("user_code", help="The code the device shows.")
+@click.option("--as", "as_user", help="Sign in as this UPN.")
+@click.option("--decline", is_flag=True, help="Decline instead.")
+@state_option
+def approve(user_code: str, as_user: str | None, decline: bool, state: Path | None) -> None:
     """Approve (or decline) a pending device code, as the user would in a browser."""
     flow = _admin(state).approve_device_code(user_code, upn=as_user, approve=not decline)
-    typer.echo(f"device code {flow.user_code}: {flow.status}")
+    click.echo(f"device code {flow.user_code}: {flow.status}")
 
 
 @app.command("fail-next")
+@click.argument("code", type=int, help="AADSTS code, e.g. 50076.")
+@click.option("--user", help="Only for this UPN.")
+@click.option("--app", "app_name", help="Only for this app.")
+@click.option("--count", default=1, help="How many requests fail.")
+@state_option
 def fail_next(
-    code: Annotated[int, typer.Argument(help="AADSTS code, e.g. 50076.")],
-    user: Annotated[str | None, typer.Option("--user", help="Only for this UPN.")] = None,
-    app_name: Annotated[str | None, typer.Option("--app", help="Only for this app.")] = None,
-    count: Annotated[int, typer.Option(help="How many requests fail.")] = 1,
-    state: StateOption = None,
+    code: int, user: str | None, app_name: str | None, count: int, state: Path | None
 ) -> None:
     """Make the next token request(s) fail with an AADSTS error."""
     _admin(state).fail_next(code, upn=user, app=app_name, count=count)
-    typer.echo(f"the next {count} matching token request(s) will fail with AADSTS{code}")
+    click.echo(f"the next {count} matching token request(s) will fail with AADSTS{code}")
 
 
 # --- users ------------------------------------------------------------------------------------
 
 
 @user_app.command("add")
-def user_add(
-    upn: str,
-    password: Annotated[str | None, typer.Option(help="Default: a random one.")] = None,
-    mfa: Annotated[bool, typer.Option("--mfa", help="Require MFA.")] = False,
-    state: StateOption = None,
-) -> None:
+@click.argument("upn")
+@click.option("--password", help="Default: a random one.")
+@click.option("--mfa", is_flag=True, help="Require MFA.")
+@state_option
+def user_add(upn: str, password: str | None, mfa: bool, state: Path | None) -> None:
     """Create a user (the password is written to sandbox.json, not printed)."""
     admin = _admin(state)
     created = admin.create_user(upn, password=password, mfa_required=mfa)
@@ -218,14 +240,11 @@ def user_add(
 
 
 @user_app.command("set")
-def user_set(
-    upn: str,
-    mfa: Annotated[bool | None, typer.Option("--mfa/--no-mfa")] = None,
-    blocked: Annotated[
-        bool | None, typer.Option("--blocked/--not-blocked", help="Conditional Access block.")
-    ] = None,
-    state: StateOption = None,
-) -> None:
+@click.argument("upn")
+@click.option("--mfa/--no-mfa", default=None)
+@click.option("--blocked/--not-blocked", default=None, help="Conditional Access block.")
+@state_option
+def user_set(upn: str, mfa: bool | None, blocked: bool | None, state: Path | None) -> None:
     """Change a user's MFA requirement or Conditional Access block."""
     admin = _admin(state)
     admin.set_user_flags(upn, mfa_required=mfa, blocked_by_conditional_access=blocked)
@@ -233,25 +252,34 @@ def user_set(
 
 
 @user_app.command("revoke")
-def user_revoke(upn: str, state: StateOption = None) -> None:
+@click.argument("upn")
+@state_option
+def user_revoke(upn: str, state: Path | None) -> None:
     """Revoke a user's sessions: their refresh tokens stop working (AADSTS50173)."""
     _admin(state).revoke_sessions(upn)
-    typer.echo(f"sessions of {upn} revoked")
+    click.echo(f"sessions of {upn} revoked")
 
 
 # --- apps -------------------------------------------------------------------------------------
 
 
 @app_app.command("add")
+@click.argument("name")
+@click.option("--public/--confidential", default=True)
+@click.option("--redirect-uri", multiple=True)
+@click.option("--delegated", multiple=True)
+@click.option("--application", multiple=True)
+@click.option("--admin-consent", is_flag=True)
+@state_option
 def app_add(
     name: str,
     *,
-    public: Annotated[bool, typer.Option("--public/--confidential")] = True,
-    redirect_uri: Annotated[list[str] | None, typer.Option("--redirect-uri")] = None,
-    delegated: Annotated[list[str] | None, typer.Option("--delegated")] = None,
-    application: Annotated[list[str] | None, typer.Option("--application")] = None,
-    admin_consent: Annotated[bool, typer.Option("--admin-consent")] = False,
-    state: StateOption = None,
+    public: bool,
+    redirect_uri: tuple[str, ...],
+    delegated: tuple[str, ...],
+    application: tuple[str, ...],
+    admin_consent: bool,
+    state: Path | None,
 ) -> None:
     """Register an app (permissions as full scope strings, e.g.
     https://outlook.office.com/IMAP.AccessAsUser.All)."""
@@ -259,20 +287,19 @@ def app_add(
     created = admin.create_app(
         name,
         public=public,
-        redirect_uris=redirect_uri or [],
-        delegated=delegated or [],
-        application=application or [],
+        redirect_uris=list(redirect_uri),
+        delegated=list(delegated),
+        application=list(application),
         admin_consent=admin_consent,
     )
     _done(admin, f"app {created.name} created: client id {created.client_id}")
 
 
 @app_app.command("secret")
-def app_secret(
-    name: str,
-    days: Annotated[float, typer.Option(help="Lifetime in days (negative: expired).")] = 730,
-    state: StateOption = None,
-) -> None:
+@click.argument("name")
+@click.option("--days", type=float, default=730, help="Lifetime in days (negative: expired).")
+@state_option
+def app_secret(name: str, days: float, state: Path | None) -> None:
     """Add a client secret (its value goes to sandbox.json)."""
     admin = _admin(state)
     secret = admin.add_client_secret(name, lifetime=days * 86400)
@@ -280,7 +307,9 @@ def app_secret(
 
 
 @app_app.command("cert")
-def app_cert(name: str, state: StateOption = None) -> None:
+@click.argument("name")
+@state_option
+def app_cert(name: str, state: Path | None) -> None:
     """Create and register a certificate; print its files and thumbprints."""
     from exoimap.sandbox.identity.seed import app_cert_folder
 
@@ -295,22 +324,25 @@ def app_cert(name: str, state: StateOption = None) -> None:
 
 
 @app_app.command("grant")
+@click.argument("name")
+@click.option("--delegated", multiple=True)
+@click.option("--application", multiple=True)
+@click.option("--admin-consent/--no-admin-consent", default=None)
+@state_option
 def app_grant(
     name: str,
     *,
-    delegated: Annotated[list[str] | None, typer.Option("--delegated")] = None,
-    application: Annotated[list[str] | None, typer.Option("--application")] = None,
-    admin_consent: Annotated[
-        bool | None, typer.Option("--admin-consent/--no-admin-consent")
-    ] = None,
-    state: StateOption = None,
+    delegated: tuple[str, ...],
+    application: tuple[str, ...],
+    admin_consent: bool | None,
+    state: Path | None,
 ) -> None:
     """Add API permissions and grant (or withdraw) admin consent."""
     admin = _admin(state)
     admin.grant(
         name,
-        delegated=delegated or [],
-        application=application or [],
+        delegated=list(delegated),
+        application=list(application),
         admin_consent=admin_consent,
     )
     _done(admin, f"app {name} updated")
@@ -320,25 +352,30 @@ def app_grant(
 
 
 @mailbox_app.command("register")
-def exchange_register(
-    name: str,
-    object_id: Annotated[str | None, typer.Option(help="Default: the enterprise app's.")] = None,
-    state: StateOption = None,
-) -> None:
+@click.argument("name")
+@click.option("--object-id", help="Default: the enterprise app's.")
+@state_option
+def exchange_register(name: str, object_id: str | None, state: Path | None) -> None:
     """New-ServicePrincipal for an app."""
     principal = _admin(state).register_exchange_principal(name, object_id=object_id)
-    typer.echo(f"service principal {principal.object_id} registered for {principal.app_id}")
+    click.echo(f"service principal {principal.object_id} registered for {principal.app_id}")
 
 
 @mailbox_app.command("grant")
-def exchange_grant(mailbox: str, principal: str, state: StateOption = None) -> None:
+@click.argument("mailbox")
+@click.argument("principal")
+@state_option
+def exchange_grant(mailbox: str, principal: str, state: Path | None) -> None:
     """Add-MailboxPermission -AccessRights FullAccess (principal: app, UPN or object id)."""
     _admin(state).add_mailbox_permission(mailbox, principal)
-    typer.echo(f"{principal} has FullAccess on {mailbox}")
+    click.echo(f"{principal} has FullAccess on {mailbox}")
 
 
 @mailbox_app.command("revoke")
-def exchange_revoke(mailbox: str, principal: str, state: StateOption = None) -> None:
+@click.argument("mailbox")
+@click.argument("principal")
+@state_option
+def exchange_revoke(mailbox: str, principal: str, state: Path | None) -> None:
     """Remove-MailboxPermission."""
     _admin(state).remove_mailbox_permission(mailbox, principal)
-    typer.echo(f"{principal} no longer has access to {mailbox}")
+    click.echo(f"{principal} no longer has access to {mailbox}")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
-import typer
+import click
 
 from exoimap.audit import auditing
-from exoimap.audit.metrics import METRICS
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.config import Paths, load_config
@@ -28,23 +26,27 @@ def describe_expiry(info: TokenInfo) -> str:
     return f"valid until {when} ({left / 60:.0f} min)"
 
 
-def login(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+@click.command("login")
+@click.argument("name", help="The account.")
+def login(name: str) -> None:
     """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted."""
     paths = Paths.from_env()
     config = load_config(paths)
     provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
-    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+    with auditing(paths, config.audit):
         info = provider.login()  # the provider records the token request or its failure
     who = info.claims.user if info.claims and info.claims.user else provider.username
-    typer.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")
+    click.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")
     for warning in info.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {warning}", err=True)
 
 
-def logout(name: Annotated[str, typer.Argument(help="The account.")]) -> None:
+@click.command("logout")
+@click.argument("name", help="The account.")
+def logout(name: str) -> None:
     """Remove the account's stored tokens from this computer (the config stays)."""
     provider = TokenProvider(load_config().account(name), vault=Vault.from_paths())
     if provider.logout():
-        typer.echo(f"Removed the stored sign-in of {name!r}.")
+        click.echo(f"Removed the stored sign-in of {name!r}.")
     else:
-        typer.echo(f"{name!r} had no stored sign-in.")
+        click.echo(f"{name!r} had no stored sign-in.")

@@ -4,33 +4,41 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from exoimap.audit import auditing
-from exoimap.audit.metrics import METRICS
-from exoimap.auth.provider import TokenProvider
-from exoimap.auth.vault import Vault, terminal_prompt
-from exoimap.cli.app import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, exit_code_for
-from exoimap.cli.audit import MetricsPortOpt, metrics_endpoint
+from exoimap.cli.app import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    exit_code_for,
+)
+from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
-from exoimap.net.account import AccountProvider
 from exoimap.sync.accounts import (
     AccountResult,
     SyncOptions,
     sync_accounts,
     verify_account,
 )
-from exoimap.sync.verify import VerifyReport
+
+if TYPE_CHECKING:
+    from exoimap.net.account import AccountProvider
+    from exoimap.sync.verify import VerifyReport
 
 __all__ = ["sync", "verify"]
 
 
 def account_provider(account: AccountConfig) -> AccountProvider:
     """The CLI's token provider: the vault may ask for its passphrase on a terminal."""
+    # Imported here: an account whose archive is up to date may never need a token.
+    from exoimap.auth.provider import TokenProvider
+    from exoimap.auth.vault import Vault, terminal_prompt
+
     return TokenProvider(account, vault=Vault.from_paths(prompt=terminal_prompt()))
 
 
@@ -46,17 +54,17 @@ def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
 
 def _print_preview(result: AccountResult) -> None:
     assert result.preview is not None
-    typer.echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
+    click.echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
     fetch = sum(p.fetch for p in result.preview)
     size = sum(p.fetch_bytes for p in result.preview)
     for p in result.preview:
         if p.fetch or p.flags or p.gone or p.new_folder:
             new = " (new folder)" if p.new_folder else ""
-            typer.echo(
+            click.echo(
                 f"  would sync {p.source}{new}: fetch {p.fetch} ({human_bytes(p.fetch_bytes)}), "
                 f"update flags of {p.flags}, mark {p.gone} gone"
             )
-    typer.echo(
+    click.echo(
         f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
         f"in {len(result.preview)} folders"
     )
@@ -64,7 +72,7 @@ def _print_preview(result: AccountResult) -> None:
 
 def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
-        typer.echo(f"{result.account}: failed: {result.error}", err=True)
+        click.echo(f"{result.account}: failed: {result.error}", err=True)
         return
     if result.preview is not None:
         _print_preview(result)
@@ -74,7 +82,7 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
     throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
-    typer.echo(
+    click.echo(
         f"{result.account}: fetched {summary['fetched']} messages "
         f"({human_bytes(summary['bytes'])}) in {summary['folders']} folders, "
         f"{summary['flags_changed']} flag changes, {summary['gone'] + summary['expunged']} "
@@ -82,9 +90,9 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         f"in {result.seconds:.1f} s{throttled}"
     )
     for note in report.recovery_notes:
-        typer.echo(f"{result.account}: archive repaired: {note}")
+        click.echo(f"{result.account}: archive repaired: {note}")
     if summary["refetched_missing"]:
-        typer.echo(
+        click.echo(
             f"{result.account}: fetched again {summary['refetched_missing']} messages "
             "whose files were missing"
         )
@@ -101,39 +109,36 @@ def _exit_code(results: list[AccountResult]) -> int:
     return EXIT_PARTIAL
 
 
-def sync(  # noqa: PLR0917 - typer maps each parameter to one option
-    names: Annotated[
-        list[str] | None, typer.Argument(help="Accounts to back up (default: all).")
-    ] = None,
-    folder: Annotated[
-        list[str] | None,
-        typer.Option("--folder", help="Only folders matching this glob (repeatable)."),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", help="Leave out folders matching this glob (repeatable)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be fetched; change nothing.")
-    ] = False,
-    mirror: Annotated[
-        bool,
-        typer.Option("--mirror", help="Delete from the archive what was deleted on the server."),
-    ] = False,
-    metrics_port: MetricsPortOpt = None,
+@click.command("sync")
+@click.argument("names", nargs=-1, help="Accounts to back up (default: all).")
+@click.option("--folder", multiple=True, help="Only folders matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, help="Leave out folders matching this glob (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be fetched; change nothing.")
+@click.option(
+    "--mirror", is_flag=True, help="Delete from the archive what was deleted on the server."
+)
+@metrics_port_option
+def sync(
+    *,
+    names: tuple[str, ...],
+    folder: tuple[str, ...],
+    exclude: tuple[str, ...],
+    dry_run: bool,
+    mirror: bool,
+    metrics_port: int | None,
 ) -> None:
     """Back up accounts into their local archives (incremental; safe to interrupt)."""
     paths = Paths.from_env()
     config = load_config(paths)
-    accounts = _accounts(config, names or [])
+    accounts = _accounts(config, list(names))
     options = SyncOptions(
-        folders=tuple(folder or ()),
-        exclude=tuple(exclude or ()),
+        folders=folder,
+        exclude=exclude,
         dry_run=dry_run,
         mirror=mirror,
     )
     with (
-        auditing(paths, config.audit, listeners=[METRICS.observe_event]),
+        auditing(paths, config.audit, listeners=metrics_listeners(metrics_port)),
         metrics_endpoint(metrics_port),
     ):
         try:
@@ -150,27 +155,27 @@ def sync(  # noqa: PLR0917 - typer maps each parameter to one option
                 )
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
-            typer.echo(
+            click.echo(
                 "interrupted: what was stored is kept; run the same command again to go on",
                 err=True,
             )
-            raise typer.Exit(EXIT_FAILURE) from None
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
         for result in results:
             _print_result(result, display)
     code = _exit_code(results)
     if code == EXIT_PARTIAL:
-        typer.echo("Some items failed:", err=True)
+        click.echo("Some items failed:", err=True)
         for result in results:
             for line in result.failures():
-                typer.echo(f"  {line}", err=True)
-    raise typer.Exit(code)
+                click.echo(f"  {line}", err=True)
+    raise click.exceptions.Exit(code)
 
 
 def _print_verify(name: str, report: VerifyReport, deep: bool) -> None:
     kind = "deep (SHA-256 of every message)" if deep else "shallow (UIDs, sizes, flags)"
     checked = sum(f.checked for f in report.folders)
     for missing in report.folders_missing:
-        typer.echo(f"  folder {missing}: not in the archive")
+        click.echo(f"  folder {missing}: not in the archive")
     for f in report.folders:
         problems = [
             (what, uids)
@@ -185,34 +190,32 @@ def _print_verify(name: str, report: VerifyReport, deep: bool) -> None:
         ]
         for what, uids in problems:
             shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            typer.echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            click.echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
         ("file corrupt (size or SHA-256 differs from the index)", files.corrupt),
     ):
         for folder_name, uid in items:
-            typer.echo(f"  {folder_name}: archive UID {uid}: {label}")
+            click.echo(f"  {folder_name}: archive UID {uid}: {label}")
     for folder_name, file_name in files.unindexed:
-        typer.echo(f"  {folder_name}: file not in the index: {file_name}")
+        click.echo(f"  {folder_name}: file not in the index: {file_name}")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
-    typer.echo(
+    click.echo(
         f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
         f"on the server, {files.checked} files checked"
     )
 
 
-def verify(
-    name: Annotated[str, typer.Argument(help="The account.")],
-    deep: Annotated[
-        bool, typer.Option("--deep", help="Also compare the SHA-256 of every message.")
-    ] = False,
-) -> None:
+@click.command("verify")
+@click.argument("name", help="The account.")
+@click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
+def verify(name: str, deep: bool) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index."""
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit, listeners=[METRICS.observe_event]):
+    with auditing(paths, config.audit):
         report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
     _print_verify(name, report, deep)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
