@@ -324,3 +324,33 @@ def test_lock_excludes_another_process(vault: Vault) -> None:
     finally:
         child.kill()
         child.wait(10)
+
+
+def test_passphrase_is_stretched_once_per_process(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Vault objects with the same passphrase (the audit key, then the tokens) cost one
+    scrypt; a different passphrase is still derived, and refused."""
+    vault.save_token_cache("work", Secret(CACHE))
+    vault_module._DERIVED.clear()
+    calls: list[int] = []
+    real = vault_module.Scrypt
+
+    class CountingScrypt:
+        def __init__(self, **kwargs: int | bytes) -> None:
+            self._kdf = real(**kwargs)  # type: ignore[arg-type]
+
+        def derive(self, key_material: bytes) -> bytes:
+            calls.append(1)
+            return self._kdf.derive(key_material)
+
+    monkeypatch.setattr(vault_module, "Scrypt", CountingScrypt)
+    for _ in range(3):
+        cache = Vault(vault.directory).load_token_cache("work")
+        assert cache is not None
+        assert cache.reveal() == CACHE
+    assert len(calls) == 1
+    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "not the passphrase")
+    with pytest.raises(VaultKeyError, match="wrong vault passphrase"):
+        Vault(vault.directory).load_token_cache("work")
+    assert len(calls) == 2

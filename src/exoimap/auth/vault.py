@@ -26,6 +26,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import stat
@@ -77,6 +78,9 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
+
+#: Keys derived in this process (see :meth:`Vault._derive`).
+_DERIVED: dict[bytes, Secret[bytes]] = {}
 
 #: Parameters for new passphrase vaults (128 MiB, about half a second). Tests lower it
 #: through this module attribute; an existing vault always uses the ones in its header.
@@ -280,8 +284,18 @@ class Vault:
 
     @staticmethod
     def _derive(passphrase: Secret[str], salt: bytes, params: ScryptParams) -> bytes:
-        kdf = Scrypt(salt=salt, length=_KEY_LEN, n=params.n, r=params.r, p=params.p)
-        return kdf.derive(passphrase.reveal().encode("utf-8"))
+        """scrypt, once per process for the same passphrase, salt and cost: a command opens
+        the vault more than once (the audit key, then the account's tokens) and each
+        derivation costs about half a second. The cache is keyed by a hash that includes
+        the passphrase, so a different (wrong) passphrase is still derived and refused."""
+        secret = passphrase.reveal().encode("utf-8")
+        label = f"{params.n}:{params.r}:{params.p}:".encode()
+        slot = hashlib.sha256(label + salt + b"\0" + secret).digest()
+        cached = _DERIVED.get(slot)
+        if cached is None:
+            kdf = Scrypt(salt=salt, length=_KEY_LEN, n=params.n, r=params.r, p=params.p)
+            cached = _DERIVED[slot] = Secret(kdf.derive(secret))
+        return cached.reveal()
 
     def _keyring_user(self) -> str:
         return f"vault-key:{self.directory.resolve()}"
