@@ -104,6 +104,7 @@ def timed(tool: str, phase: str, rnd: int, argv: list[str], cwd: Path, log: Path
         str(TIMEOUT.get(tool, 1800)),
         *argv,
     ]
+    os.sync()  # the previous run's dirty pages are written now, not during this run
     load_before = os.getloadavg()[0]
     with open(log, "ab") as out:
         out.write(f"\n== {tool} {phase} round {rnd}: {' '.join(argv)}\n".encode())
