@@ -34,10 +34,9 @@ from exoimap.protocol.types import (
     ListResponse,
     SearchResponse,
     SequenceSet,
-    SimpleCode,
-    StatusData,
     VanishedResponse,
 )
+from exoimap.store._remote_status import missing_folder, status_many, status_of
 from exoimap.store.base import (
     AppendItem,
     Capabilities,
@@ -73,14 +72,6 @@ def _sets(uids: Sequence[int]) -> list[SequenceSet]:
     return [
         SequenceSet.of(*ordered[i : i + _STORE_BATCH]) for i in range(0, len(ordered), _STORE_BATCH)
     ]
-
-
-def _missing(reply: Reply) -> bool:
-    code = reply.done.code
-    text = reply.done.text.lower()
-    return (isinstance(code, SimpleCode) and code.name == "NONEXISTENT") or (
-        "doesn't exist" in text or "not exist" in text or "unknown mailbox" in text
-    )
 
 
 def _message_id(header: bytes | None) -> str | None:
@@ -266,35 +257,15 @@ class RemoteImapStore:
 
     async def folder_state(self, name: str) -> FolderState:
         async with self._pool.client() as client:
-            return await _status(client, name, self._caps.condstore)
+            return await status_of(client, name, self._caps.condstore)
 
     async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
         """STATUS of every folder in ``names``, pipelined on one connection: one round trip
         however many folders (the no-change resync asks this of every folder)."""
         if not names:
             return {}
-        condstore = self._caps.condstore
-        commands = [(n, c.StatusCommand(_canonical(n), _status_items(condstore))) for n in names]
-
-        async def go(s: ImapSession) -> list[tuple[str, Reply]]:
-            first = _before_status(s, keep_selected=False)
-            tags = [(name, s.send(command)) for name, command in commands]
-            if first is not None:
-                await s.wait(first)
-            replies = [(name, await s.wait(tag)) for name, tag in tags]
-            for _name, reply in replies:
-                s.check_throttle(reply)
-            return replies
-
         async with self._pool.client() as client:
-            replies = await client.run(go)
-        states: dict[str, FolderState] = {}
-        for name, reply in replies:
-            try:
-                states[name] = _folder_state(name, reply, condstore)
-            except FolderNotFound:
-                continue  # deleted since it was listed: left out, as the protocol says
-        return states
+            return await status_many(client, names, self._caps.condstore)
 
     def open_folder(self, name: str) -> AbstractAsyncContextManager[RemoteFolder]:
         return self._open(name)
@@ -313,7 +284,7 @@ class RemoteImapStore:
                 return await s.command(command)
 
             reply = await client.run(go)
-        if not reply.ok and _missing(reply):
+        if not reply.ok and missing_folder(reply):
             raise FolderNotFound(f"no folder {name!r}", folder=name)
         if not reply.ok:
             raise FolderError(f"{what} {name!r} failed: {reply.done.text}", folder=name)
@@ -359,62 +330,6 @@ class RemoteImapStore:
         await self._pool.close()
 
 
-def _status_items(condstore: bool) -> tuple[str, ...]:
-    return ("MESSAGES", "UIDNEXT", "UIDVALIDITY") + (("HIGHESTMODSEQ",) if condstore else ())
-
-
-def _canonical(name: str) -> str:
-    return "INBOX" if is_inbox(name) else name
-
-
-def _before_status(s: ImapSession, *, keep_selected: bool) -> str | None:
-    """STATUS of the selected mailbox may answer from the session's old view (RFC 3501
-    6.3.10; Dovecot does, missing other clients' expunges): leave it first (UNSELECT), or
-    when it must stay selected, catch up with a NOOP sent ahead. Returns the tag to wait for."""
-    if s.selected is None:
-        return None
-    if not keep_selected and "UNSELECT" in s.capabilities:
-        s.selected = None
-        return s.send(c.Unselect())
-    return s.send(c.Noop())
-
-
-async def _status(
-    client: ImapClient, name: str, condstore: bool, *, keep_selected: bool = False
-) -> FolderState:
-    command = c.StatusCommand(_canonical(name), _status_items(condstore))
-
-    async def go(s: ImapSession) -> Reply:
-        first = _before_status(s, keep_selected=keep_selected)
-        reply = await s.wait(s.send(command))
-        if first is not None:
-            await s.wait(first)
-        s.check_throttle(reply)
-        return reply
-
-    return _folder_state(name, await client.run(go), condstore)
-
-
-def _folder_state(name: str, reply: Reply, condstore: bool) -> FolderState:
-    """The counters in a STATUS reply (FolderNotFound / FolderError when refused)."""
-    if not reply.ok:
-        if _missing(reply) or "NONEXISTENT" in repr(reply.done.code):
-            raise FolderNotFound(f"no folder {name!r}", folder=name)
-        raise FolderError(f"STATUS {name!r} failed: {reply.done.text}", folder=name)
-    canonical = _canonical(name)
-    for r in reply.untagged:
-        # pipelined STATUS replies all see every untagged STATUS: match by mailbox name
-        if isinstance(r, StatusData) and _canonical(r.mailbox) == canonical:
-            return FolderState(
-                name=canonical,
-                uidvalidity=r.get("UIDVALIDITY") or 0,
-                uidnext=r.get("UIDNEXT") or 1,
-                exists=r.get("MESSAGES") or 0,
-                highest_modseq=r.get("HIGHESTMODSEQ") if condstore else None,
-            )
-    raise FolderError(f"STATUS {name!r} gave no data", folder=name)
-
-
 class _Sniffer:
     """Passes message chunks through, noting the Message-ID from the header on the way
     (needed to find an appended message without UIDPLUS)."""
@@ -452,7 +367,7 @@ class RemoteFolder:
 
     async def state(self) -> FolderState:
         condstore = self._store.capabilities.condstore
-        return await _status(self._client, self._name, condstore, keep_selected=True)
+        return await status_of(self._client, self._name, condstore, keep_selected=True)
 
     async def list_messages(
         self, *, changed_since: int | None = None, detail: bool = False
@@ -630,7 +545,7 @@ class RemoteFolder:
                 )
                 reply = await s.command(cmd)
                 if not reply.ok:
-                    if _missing(reply) or "TRYCREATE" in repr(reply.done.code):
+                    if missing_folder(reply) or "TRYCREATE" in repr(reply.done.code):
                         raise FolderNotFound(f"no folder {target!r}", folder=target)
                     raise FolderError(f"moving to {target!r} failed: {reply.done.text}")
                 codes = [reply.done.code] + [getattr(r, "code", None) for r in reply.untagged]
