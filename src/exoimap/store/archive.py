@@ -74,7 +74,6 @@ from exoimap.store.base import (
     FetchedMessage,
     FolderInfo,
     FolderState,
-    MessageInfo,
     MessageListing,
     MessageRef,
     SpecialUse,
@@ -564,22 +563,6 @@ class ArchiveFolder:
                 "DELETE FROM messages WHERE folder_id=? AND uid=?",
                 [(self._id, uid) for uid in uids],
             )
-
-
-def _info(row: MessageRow) -> MessageInfo:
-    origin = None
-    if row.origin_uidvalidity is not None and row.origin_uid is not None:
-        origin = MessageRef(row.origin_uidvalidity, row.origin_uid)
-    return MessageInfo(
-        uid=row.uid,
-        flags=row.flags,
-        size=row.size,
-        internal_date=_dt.datetime.fromisoformat(row.internal_date),
-        message_id=row.message_id,
-        origin=origin,
-        gone_at=_dt.datetime.fromisoformat(row.gone_at) if row.gone_at else None,
-        sha256=row.sha256,
-    )
 
 
 async def _read_file(path: Path) -> AsyncIterator[bytes]:
