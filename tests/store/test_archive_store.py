@@ -322,3 +322,25 @@ def test_index_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="index schema 99; this exoimap knows 2"):
         ArchiveStore.open(tmp_path)
+
+
+def test_an_upgrade_that_cannot_write_is_an_error_not_damage(tmp_path: Path) -> None:
+    """A schema-1 index whose upgrade is blocked (here another program holds a write lock)
+    gives a clear error; the index is not taken for damaged and rebuilt."""
+    asyncio.run(ArchiveStore.open(tmp_path).close())
+    index = tmp_path / "index.sqlite"
+    with sqlite3.connect(index) as db:
+        db.execute("ALTER TABLE folders DROP COLUMN files_stamp")
+        db.execute("PRAGMA user_version=1")
+    blocker = sqlite3.connect(index, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreLocked, match="upgrading the index to schema 2"):
+            ArchiveStore.open(tmp_path)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert list((tmp_path / "damaged").iterdir()) == []
+    asyncio.run(ArchiveStore.open(tmp_path).close())
+    with sqlite3.connect(index) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2

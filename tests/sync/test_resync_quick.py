@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import pytest
+
+from exoimap.errors import DiskFull
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import Capabilities
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
-from exoimap.sync import SyncReport, backup, verify
+from exoimap.sync import AuditEvent, SyncReport, backup, verify
 
 FOLDERS = ("Fine", "Projects", "Receipts")
 
@@ -141,3 +144,27 @@ def test_a_folder_changed_while_stamped_is_not_trusted(tmp_path: Path) -> None:
     assert str(os.stat(cur).st_mtime_ns) not in stamps["Fine"]  # the racy one: not recorded
     _sync(src, tmp_path)
     assert src.opened == ["Fine"]
+
+
+def test_failing_to_record_stamps_never_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def full_disk(self: ArchiveStore, names: object) -> int:
+        raise DiskFull("no space left on the device while recording the folders' files stamps")
+
+    monkeypatch.setattr(ArchiveStore, "record_files_checked", full_disk)
+    src = _source()
+    events: list[AuditEvent] = []
+
+    async def main() -> SyncReport:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            return await backup(src, archive, audit=events.append)
+        finally:
+            await archive.close()
+
+    report = asyncio.run(main())
+    assert report.ok
+    assert report.summary()["fetched"] == 10
+    skipped = [e for e in events if e.kind == "files_stamps_skipped"]
+    assert [e.detail["type"] for e in skipped] == ["DiskFull"]

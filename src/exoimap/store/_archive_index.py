@@ -140,16 +140,22 @@ class Index:
             raise StoreError(
                 f"{self.path} has index schema {version}; this exoimap knows {SCHEMA_VERSION}"
             )
-        with self.tx():
-            if version == 0:
+        if version == 0:
+            with self.tx():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-            else:
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return
+        try:
+            with self.tx():
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
                         self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            # not damage (a full disk, a read-only file): say so, never rebuild over it
+            raise map_sqlite_error(exc, f"upgrading the index to schema {SCHEMA_VERSION}") from exc
 
     def close(self) -> None:
         self._db.close()

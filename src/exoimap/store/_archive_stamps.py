@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from exoimap.store._archive_index import FolderRow, Index
+from exoimap.store._archive_index import FolderRow, Index, map_sqlite_error
 
 __all__ = ["SETTLE", "files_unchanged", "record_stamps"]
 
@@ -71,12 +72,18 @@ async def record_stamps(
     settled = time.time() - SETTLE
     fresh: list[tuple[str, int]] = []
     for row, stamp in todo:
-        if not complete(row):
-            continue  # a file is missing: the next run looks again (and fetches it)
+        try:
+            if not complete(row):
+                continue  # a file is missing: the next run looks again (and fetches it)
+        except OSError:
+            continue  # the folder's directory went away meanwhile: no stamp
         again = _read(folder_dir(row))
         if again is not None and again[0] == stamp and again[1] <= settled:
             fresh.append((stamp, row.id))
     if fresh:
-        with index.tx() as db:
-            db.executemany("UPDATE folders SET files_stamp=? WHERE id=?", fresh)
+        try:
+            with index.tx() as db:
+                db.executemany("UPDATE folders SET files_stamp=? WHERE id=?", fresh)
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc, "recording the folders' files stamps") from exc
     return len(fresh)

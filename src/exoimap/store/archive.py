@@ -82,7 +82,7 @@ from exoimap.store.base import (
     normalize_flags,
 )
 
-__all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "Writer"]
+__all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "FolderRow", "Writer"]
 
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]

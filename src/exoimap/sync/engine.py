@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from exoimap.errors import ErrorScope, ExoimapError, MessageError, StoreError
-from exoimap.store.archive import ArchiveFolder, ArchiveStore
+from exoimap.store.archive import ArchiveFolder, ArchiveStore, FolderRow
 from exoimap.store.base import AppendItem, FetchedMessage, Folder, MessageRef, Store
 from exoimap.sync.journal import RunJournal
 from exoimap.sync.plan import (
@@ -127,7 +127,10 @@ async def backup(
             if source_name not in unchanged:
                 group.create_task(_folder_task(run, gate, folder_report))
     if not run.abort.is_set():
-        await archive.record_files_checked([a for s, a in pairs if s not in unchanged])
+        try:
+            await archive.record_files_checked([a for s, a in pairs if s not in unchanged])
+        except StoreError as exc:  # only an optimisation for the next run: never fatal
+            run.emit("files_stamps_skipped", error=str(exc), type=type(exc).__name__)
     run.report.finished = clock()
     journal.finish(run.report.summary())
     run.emit("backup_finished", **run.report.summary())
@@ -185,7 +188,7 @@ async def _unchanged_folders(run: _Run, pairs: list[tuple[str, str]]) -> set[str
     caps = run.source.capabilities
     if not (caps.condstore and caps.qresync):
         return set()  # Exchange: flag changes are only seen by listing every folder
-    recorded = {}
+    recorded: dict[str, FolderRow] = {}
     for source_name, archive_name_ in pairs:
         record = run.archive.folder_record(archive_name_)
         if (
