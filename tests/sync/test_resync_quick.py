@@ -65,17 +65,11 @@ def _sync(src: CountingStore, root: Path) -> SyncReport:
     return asyncio.run(main())
 
 
-def _settle() -> None:
-    """Let directory mtimes age past the stamp settle time (see _archive_stamps)."""
-    time.sleep(0.06)
-
-
 def test_no_change_resync_opens_no_folder(tmp_path: Path) -> None:
     src = _source()
     first = _sync(src, tmp_path)
     assert sorted(src.opened) == sorted(["INBOX", *FOLDERS])
     assert first.summary()["fetched"] == 10
-    _settle()
     again = _sync(src, tmp_path)
     assert src.opened == []
     assert again.ok
@@ -86,7 +80,6 @@ def test_no_change_resync_opens_no_folder(tmp_path: Path) -> None:
 def test_each_kind_of_change_gets_its_folder_synced(tmp_path: Path) -> None:
     src = _source()
     _sync(src, tmp_path)
-    _settle()
     src.add_message("Fine", sample_message(500))
     src.store_flags("Projects", [1], frozenset({"\\Flagged"}), "add")
     src.expunge_now("Receipts", [2])
@@ -94,7 +87,6 @@ def test_each_kind_of_change_gets_its_folder_synced(tmp_path: Path) -> None:
     assert sorted(src.opened) == ["Fine", "Projects", "Receipts"]
     summary = report.summary()
     assert (summary["fetched"], summary["flags_changed"], summary["gone"]) == (1, 1, 1)
-    _settle()
     _sync(src, tmp_path)
     assert src.opened == []  # and quiet again afterwards
 
@@ -102,7 +94,6 @@ def test_each_kind_of_change_gets_its_folder_synced(tmp_path: Path) -> None:
 def test_a_hand_deleted_file_is_noticed_and_fetched_again(tmp_path: Path) -> None:
     src = _source()
     _sync(src, tmp_path)
-    _settle()
     _sync(src, tmp_path)
     assert src.opened == []
     victim = next((tmp_path / "maildir" / ".Projects" / "cur").iterdir())
@@ -116,7 +107,6 @@ def test_a_hand_deleted_file_is_noticed_and_fetched_again(tmp_path: Path) -> Non
 def test_without_qresync_every_folder_is_listed(tmp_path: Path) -> None:
     src = _source(Capabilities(condstore=True, qresync=False, max_connections=8))
     _sync(src, tmp_path)
-    _settle()
     _sync(src, tmp_path)
     assert sorted(src.opened) == sorted(["INBOX", *FOLDERS])
 

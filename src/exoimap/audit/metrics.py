@@ -91,7 +91,7 @@ class Metrics:
 
     def _build(self) -> tuple[CollectorRegistry, _Collectors]:
         with self._lock:
-            if self._collectors is None or self._registry is None:
+            if self._collectors is None:
                 if self._registry is None:
                     from prometheus_client import CollectorRegistry
 
@@ -100,6 +100,7 @@ class Metrics:
                 pending, self._pending = self._pending, []
                 for update in pending:
                     update(self._collectors)
+            assert self._registry is not None  # set above, or given to __init__
             return self._registry, self._collectors
 
     def _update(self, update: _Update) -> None:

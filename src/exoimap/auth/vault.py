@@ -26,7 +26,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
-import hashlib
+import hmac
 import json
 import os
 import stat
@@ -79,8 +79,10 @@ class ScryptParams:
     p: int = 1
 
 
-#: Keys derived in this process (see :meth:`Vault._derive`).
+#: Keys derived in this process (see :meth:`Vault._derive`), by a keyed hash of what was
+#: stretched: the random per-process key keeps the slots from being a fast passphrase check.
 _DERIVED: dict[bytes, Secret[bytes]] = {}
+_SLOT_KEY = os.urandom(32)
 
 #: Parameters for new passphrase vaults (128 MiB, about half a second). Tests lower it
 #: through this module attribute; an existing vault always uses the ones in its header.
@@ -290,7 +292,7 @@ class Vault:
         the passphrase, so a different (wrong) passphrase is still derived and refused."""
         secret = passphrase.reveal().encode("utf-8")
         label = f"{params.n}:{params.r}:{params.p}:".encode()
-        slot = hashlib.sha256(label + salt + b"\0" + secret).digest()
+        slot = hmac.new(_SLOT_KEY, label + salt + b"\0" + secret, "sha256").digest()
         cached = _DERIVED.get(slot)
         if cached is None:
             kdf = Scrypt(salt=salt, length=_KEY_LEN, n=params.n, r=params.r, p=params.p)

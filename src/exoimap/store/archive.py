@@ -411,18 +411,19 @@ class ArchiveStore:
             )
         self.crash_point("folder_gone.committed")
 
-    def files_unchanged(self, name: str) -> bool:
-        """True when nothing added, removed or renamed a file of folder ``name`` since its
-        files were last found complete (see :mod:`exoimap.store._archive_stamps`): the
-        engine may then skip looking for hand-deleted files."""
-        row = self._index.folder(name)
-        return row is not None and files_unchanged(self.folder_dir(row), row)
+    def files_unchanged(self, record: FolderRow) -> bool:
+        """True when nothing added, removed or renamed a file of the folder of ``record``
+        (from :meth:`folder_records`) since its files were last found complete (see
+        :mod:`exoimap.store._archive_stamps`): the engine may then skip looking for
+        hand-deleted files."""
+        return files_unchanged(self.folder_dir(record), record)
 
     async def record_files_checked(self, names: Sequence[str]) -> int:
         """After a sync: remember, for each folder whose files are all present, the
         directory stamps that let the next run trust them unlooked. Returns how many."""
         self.check_usable()
-        rows = [row for row in map(self._index.folder, names) if row is not None]
+        wanted = set(names)
+        rows = [row for row in self._index.folders() if row.name in wanted]
         return await record_stamps(
             self._index,
             rows,

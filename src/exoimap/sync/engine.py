@@ -188,14 +188,15 @@ async def _unchanged_folders(run: _Run, pairs: list[tuple[str, str]]) -> set[str
     caps = run.source.capabilities
     if not (caps.condstore and caps.qresync):
         return set()  # Exchange: flag changes are only seen by listing every folder
+    records = {r.name: r for r in run.archive.folder_records()}
     recorded: dict[str, FolderRow] = {}
     for source_name, archive_name_ in pairs:
-        record = run.archive.folder_record(archive_name_)
+        record = records.get(archive_name_)
         if (
             record is not None
             and record.source_modseq is not None
             and record.gone_at is None
-            and run.archive.files_unchanged(archive_name_)
+            and run.archive.files_unchanged(record)
         ):
             recorded[source_name] = record
     if not recorded:
