@@ -7,8 +7,12 @@ Installs what is missing (Dovecot, isync, offlineimap3, GNU time; Debian package
 root), starts Dovecot over a cached seeded mailbox (``bench/work/``), takes the server's
 content with an independent raw reader (the reference every result is checked against),
 then for each round runs every tool, in an order that rotates from round to round, for a
-full initial sync and a no-change resync, each under ``/usr/bin/time -v``. Each round also
-runs the *limit*: a pipelined raw fetch of every folder to nowhere. The results go to
+full initial sync and a no-change resync, each under ``/usr/bin/time -v``. For exoimap, each
+round then starts ``exoimap agent`` and times two more no-change resyncs through it:
+``resync-agent-first`` (the agent's first sync: code loaded, no connection yet) and
+``resync-agent`` (the next one, reusing the connection the first left, as a scheduled sync
+finds it); the agent's own peak RSS is recorded. Each round also runs the *limit*: a
+pipelined raw fetch of every folder to nowhere. The results go to
 ``bench/work/compare-<messages>.json`` and, unless ``--no-report``, into
 ``docs/benchmarks.md`` and ``docs/benchmarks-compare.png`` (see :mod:`bench.report`).
 
@@ -18,6 +22,7 @@ Peers sign in with PLAIN, as does exoimap (its password path; the same for all t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,7 +57,7 @@ BIG_PASSWORD = "big-pass"
 @dataclass
 class Run:
     tool: str
-    phase: str  # initial | resync | limit | big | floor
+    phase: str  # initial | resync | resync-agent-first | resync-agent | limit | big | floor
     round: int
     wall_s: float
     user_s: float
@@ -225,8 +231,11 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
     started = time.time()
     out = WORK / f"compare-{args.messages}.json"
 
+    agent_rss: list[float] = []
+
     def results(partial: bool) -> dict[str, object]:
         return {
+            "agent_peak_rss_mb": agent_rss,
             "messages": count,
             "bytes": total,
             "folders": len(reference),
@@ -283,6 +292,12 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                     run = timed(tool, phase, rnd, argv, home, log)
                     _record_check(run, check(tool, home / "store", reference), total)
                     keep(run)
+                if tool == "exoimap" and args.agent:
+                    with _agent(argv, agent_rss):
+                        for phase in ("resync-agent-first", "resync-agent"):
+                            run = timed(tool, phase, rnd, argv, home, log)
+                            _record_check(run, check(tool, home / "store", reference), total)
+                            keep(run)
                 shutil.rmtree(home, ignore_errors=True)
         if args.big_mb and "exoimap" in tools:
             _big_mailbox(server, args.big_mb)
@@ -305,6 +320,25 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
     finally:
         server.stop()
     return results(partial=False)
+
+
+@contextlib.contextmanager
+def _agent(sync_argv: list[str], peak_rss: list[float]) -> Iterator[None]:
+    """An ``exoimap agent`` for the home of ``sync_argv`` (``env EXOIMAP_HOME=... exoimap
+    sync NAME``) while the block runs; its peak RSS is appended to ``peak_rss``."""
+    control = sync_argv[: sync_argv.index("sync")]
+    subprocess.run([*control, "agent", "start"], check=True, capture_output=True)
+    try:
+        yield
+        status = subprocess.run(
+            [*control, "agent", "status"], check=True, capture_output=True, text=True
+        ).stdout
+        pid = int(status.split("pid ", 1)[1].split(",", 1)[0])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak_rss.append(int(line.split()[1]) / 1024)
+    finally:
+        subprocess.run([*control, "agent", "stop"], check=False, capture_output=True)
 
 
 def _show(run: Run) -> None:
@@ -340,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scratch", default=None, help="where the tools' copies go")
     parser.add_argument("--no-report", action="store_true", help="do not touch docs/")
+    parser.add_argument(
+        "--no-agent",
+        dest="agent",
+        action="store_false",
+        help="skip the resyncs through `exoimap agent`",
+    )
     parser.add_argument(
         "--sandbox-throttle",
         action="store_true",

@@ -8,12 +8,19 @@ time is part of a no-change backup's time).
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
-from exoimap.errors import ExoimapError
-from exoimap.secrets import Secret
+# Not even typing is imported here: ``import exoimap`` is on the path of every command,
+# including the few milliseconds in which a sync is handed to a running agent.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from exoimap.errors import ExoimapError
+    from exoimap.secrets import Secret
 
 _LAZY: dict[str, str] = {
+    "ExoimapError": "exoimap.errors",
+    "Secret": "exoimap.secrets",
     "load_config": "exoimap.config",
     "Paths": "exoimap.config",
     "TokenProvider": "exoimap.auth",

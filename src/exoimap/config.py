@@ -23,9 +23,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from exoimap.errors import ConfigError
+from exoimap.home import AGENT_SOCKET, home_dirs
 
 __all__ = [
     "CLOUDS",
@@ -41,7 +40,6 @@ __all__ = [
     "write_account",
 ]
 
-APP = "exoimap"
 CLOUDS = ("worldwide", "gcc", "gcc-high", "dod", "china", "custom")
 FLOWS = ("device", "browser", "client-secret", "client-certificate", "token-command")
 MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login")
@@ -59,15 +57,8 @@ class Paths:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
-        env = os.environ if environ is None else environ
-        home = env.get("EXOIMAP_HOME")
-        if home:
-            root = Path(home).expanduser()
-            return cls(config_dir=root, data_dir=root)
-        return cls(
-            config_dir=Path(platformdirs.user_config_dir(APP)),
-            data_dir=Path(platformdirs.user_data_dir(APP)),
-        )
+        config_dir, data_dir = home_dirs(environ)
+        return cls(config_dir=Path(config_dir), data_dir=Path(data_dir))
 
     @property
     def config_file(self) -> Path:
@@ -87,6 +78,11 @@ class Paths:
 
     def archive_dir(self, account: str) -> Path:
         return self.data_dir / "archive" / account
+
+    @property
+    def agent_socket(self) -> Path:
+        """Where a running ``exoimap agent`` listens."""
+        return self.data_dir / AGENT_SOCKET
 
 
 # --- value checkers: each returns the converted value or raises ValueError(what is wrong) ---

@@ -9,6 +9,9 @@ depends on teardown: the archive, the vault and the audit log are written and fs
 explicitly. If a thread other than the main one is still running, the normal exit (which
 waits for it) is used instead. ``exoimap.cli.main`` itself (what tests and embedding
 programs call) never exits the process.
+
+A ``sync`` is first offered to a running ``exoimap agent`` (:mod:`exoimap.agent.client`);
+only when none takes it is the CLI imported and run here.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ import sys
 import threading
 from typing import NoReturn
 
-from exoimap.cli import main
-
 __all__ = ["run"]
 
 
 def run() -> NoReturn:
-    code = main()
+    # The agent client first, and the CLI (click, asyncio, the toolkit) only if the command
+    # runs here: a sync handed to a running agent costs this process almost no imports.
+    from exoimap.agent.client import forward
+
+    try:
+        code = forward(sys.argv[1:])
+    except KeyboardInterrupt:  # before the agent accepted: nothing ran
+        print("exoimap: interrupted", file=sys.stderr)
+        code = 130
+    if code is None:
+        from exoimap.cli import main
+
+        code = main()
     if threading.active_count() > 1:
         sys.exit(code)  # another thread may still write: let the interpreter wait for it
     atexit._run_exitfuncs()  # what a normal exit runs first (log handlers close here)

@@ -113,7 +113,12 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
             _run("exoimap", "initial", 2, 6.0),
             _run("mbsync", "initial", 2, 10.0),
             _run("limit", "limit", 1, 2.0),
+            _run("mbsync", "resync", 1, 0.20),
+            _run("exoimap", "resync", 1, 0.50),
+            _run("exoimap", "resync-agent-first", 1, 0.12),
+            _run("exoimap", "resync-agent", 1, 0.08),
         ],
+        "agent_peak_rss_mb": [61.0],
     }
     source = tmp_path / "results.json"
     source.write_text(json.dumps(results))
@@ -128,5 +133,10 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert text.count(END) == 1
     assert "## protocol parse\n\nkept" in text
     assert "- vs mbsync, initial: 0.40, 0.60 (median 0.50: meets the 0.8x target)" in text
+    assert "- vs mbsync, resync: 2.50 (median 2.50: MISSES the 0.5x target)" in text
+    assert "- vs mbsync, resync, the agent's first sync: 0.60 (median 0.60: MISSES" in text
+    assert "- vs mbsync, resync through the agent: 0.40 (median 0.40: meets the 0.5x" in text
+    assert "| exoimap | resync-agent | 0.08 |" in text
+    assert "the agent process's peak RSS: 61 MB" in text
     assert "- mbsync: LF line ends" in text
     assert "![comparison chart](benchmarks-compare.png)" in text

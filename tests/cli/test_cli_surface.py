@@ -28,6 +28,11 @@ SURFACE: dict[str, list[str]] = {
     ],
     "account list": [],
     "account set-secret": ["NAME"],
+    "agent": [],
+    "agent serve": ["--idle-timeout"],
+    "agent start": ["--idle-timeout"],
+    "agent status": [],
+    "agent stop": ["--timeout"],
     "archive": [],
     "archive stats": ["NAME"],
     "audit": [],
@@ -70,7 +75,9 @@ SURFACE: dict[str, list[str]] = {
     "sandbox user add": ["UPN", "--password", "--mfa", "--state"],
     "sandbox user revoke": ["UPN", "--state"],
     "sandbox user set": ["UPN", "--mfa", "--no-mfa", "--blocked", "--not-blocked", "--state"],
-    "sync": ["NAMES", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port"],
+    "sync": [
+        "NAMES", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port", "--no-agent",
+    ],
     "token": [],
     "token show": ["NAME"],
     "vault": [],
@@ -82,6 +89,9 @@ SURFACE: dict[str, list[str]] = {
 # Defaults that --help states.
 DEFAULTS: dict[str, list[str]] = {
     "": ["[default: 0]"],
+    "agent serve": ["[default: 3600.0; x>=0]"],
+    "agent start": ["[default: 3600.0; x>=0]"],
+    "agent stop": ["[default: 600.0; x>=0]"],
     "audit export": ["[default: jsonl]"],
     "audit report": ["[default: text]"],
     "audit tail": ["[default: 20]", "[default: table]"],

@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exoimap.errors import DiskFull, StoreError, StoreLocked, StoreUnavailable
+from exoimap.store._archive_index import Index, index_stamp
 from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
-from exoimap.store.archive import ArchiveStore
+from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryStore
 from exoimap.sync import BackupPolicy, backup, verify
@@ -344,3 +345,58 @@ def test_an_upgrade_that_cannot_write_is_an_error_not_damage(tmp_path: Path) -> 
     asyncio.run(ArchiveStore.open(tmp_path).close())
     with sqlite3.connect(index) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_trusted_index_stamp_skips_the_check_only_while_the_file_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    checks: list[bool] = []
+    original = Index.check_and_init
+
+    def recording(self: Index, *, quick_check: bool = True) -> None:
+        checks.append(quick_check)
+        original(self, quick_check=quick_check)
+
+    monkeypatch.setattr(Index, "check_and_init", recording)
+
+    async def open_close(trusted: IndexStamp | None) -> ArchiveStore:
+        archive = ArchiveStore.open(tmp_path, trusted_index=trusted)
+        await archive.close()
+        return archive
+
+    first = asyncio.run(open_close(None))
+    stamp = first.closed_index_stamp
+    assert stamp is not None
+    second = asyncio.run(open_close(stamp))
+    assert checks == [True, False]  # the file a clean session closed is not checked again
+    assert second.closed_index_stamp == stamp  # nothing was written: still that file
+
+    # Damage after the stamp was taken changes the file's ctime: checked, found, rebuilt.
+    index = tmp_path / "index.sqlite"
+    data = index.read_bytes()
+    index.write_bytes(data[:100] + b"\x00garbage" * 50 + data[500:])
+    checks.clear()
+
+    async def reopened() -> None:
+        archive = ArchiveStore.open(tmp_path, trusted_index=stamp)
+        try:
+            assert checks[0] is True
+            assert "damaged" in archive.recovery_notes[0]
+            report = await backup(src, archive)
+            assert report.ok
+            assert report.fetched == 0  # matched again, nothing lost or fetched twice
+        finally:
+            await archive.close()
+
+    asyncio.run(reopened())
+
+
+def test_an_index_with_unmerged_changes_has_no_stamp(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    assert index_stamp(path) is None  # no file
+    path.write_bytes(b"x")
+    assert index_stamp(path) is not None
+    Path(f"{path}-wal").write_bytes(b"frames not yet in the file")
+    assert index_stamp(path) is None

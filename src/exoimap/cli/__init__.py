@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive": ("exoimap.cli.archive_cmd", "app"),
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
+    "agent": ("exoimap.cli.agent_cmd", "app"),
 }
 app.lazy_commands = COMMANDS
 

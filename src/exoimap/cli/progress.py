@@ -62,7 +62,8 @@ class SyncDisplay:
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[waits]}"),
-                console=console or Console(),
+                # In an agent, stdout relays to a client's terminal whose width it carries.
+                console=console or Console(width=getattr(sys.stdout, "columns", None)),
             )
 
     def __enter__(self) -> SyncDisplay:

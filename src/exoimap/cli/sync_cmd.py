@@ -19,6 +19,7 @@ from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_por
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
+from exoimap.sync import resident
 from exoimap.sync.accounts import (
     AccountResult,
     SyncOptions,
@@ -118,6 +119,11 @@ def _exit_code(results: list[AccountResult]) -> int:
     "--mirror", is_flag=True, help="Delete from the archive what was deleted on the server."
 )
 @metrics_port_option
+@click.option(
+    "--no-agent",
+    is_flag=True,
+    help="Run in this process even when an `exoimap agent` is running.",
+)
 def sync(
     *,
     names: tuple[str, ...],
@@ -126,8 +132,13 @@ def sync(
     dry_run: bool,
     mirror: bool,
     metrics_port: int | None,
+    no_agent: bool,
 ) -> None:
-    """Back up accounts into their local archives (incremental; safe to interrupt)."""
+    """Back up accounts into their local archives (incremental; safe to interrupt).
+
+    When an `exoimap agent` is running, the sync runs in it (see `exoimap agent`).
+    """
+    del no_agent  # acted on before the CLI is loaded (exoimap.agent.client)
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = _accounts(config, list(names))
@@ -143,7 +154,7 @@ def sync(
     ):
         try:
             with SyncDisplay() as display:
-                results = asyncio.run(
+                results = resident.run(
                     sync_accounts(
                         accounts,
                         paths,

@@ -222,6 +222,11 @@ class ImapClient:
     def exchange(self) -> bool:
         return self._session is not None and self._session.exchange
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session is open now (it may still turn out dead on the next command)."""
+        return self._session is not None and self._session.alive
+
     # --- sessions -------------------------------------------------------------------------
 
     async def _connect(self) -> ImapSession:

@@ -8,6 +8,7 @@ by :func:`map_sqlite_error`.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -118,6 +119,25 @@ _MSG_COLUMNS = (
 )
 
 
+#: What identifies the bytes of a closed index file: device, inode, size, mtime, ctime.
+IndexStamp = tuple[int, int, int, int, int]
+
+
+def index_stamp(path: Path) -> IndexStamp | None:
+    """The stamp of the closed index at ``path``; None if it is missing or its write-ahead
+    log holds changes not yet in it. Any write to the file, by anyone, changes its ctime."""
+    try:
+        if os.stat(f"{path}-wal").st_size:
+            return None
+    except FileNotFoundError:
+        pass
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class Index:
     """A connection to the archive index."""
 
@@ -128,11 +148,15 @@ class Index:
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self._db.execute("PRAGMA busy_timeout=2000")
 
-    def check_and_init(self) -> None:
-        """Verify the file is a sound index (raises sqlite3.DatabaseError) and create tables."""
-        result = self._db.execute("PRAGMA quick_check").fetchone()
-        if result is None or result[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
+    def check_and_init(self, *, quick_check: bool = True) -> None:
+        """Verify the file is a sound index (raises sqlite3.DatabaseError) and create tables.
+
+        ``quick_check=False`` skips the integrity check, for a file known to be the one a
+        clean session closed (see :func:`index_stamp`)."""
+        if quick_check:
+            result = self._db.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return

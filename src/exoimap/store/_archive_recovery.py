@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exoimap.errors import StoreError
-from exoimap.store._archive_index import Index, MessageRow, flags_text, map_sqlite_error
+from exoimap.store._archive_index import (
+    Index,
+    IndexStamp,
+    MessageRow,
+    flags_text,
+    index_stamp,
+    map_sqlite_error,
+)
 from exoimap.store._maildir import (
     decode_folder_dir,
     flags_from_letters,
@@ -284,16 +291,21 @@ def replay_journals(store: ArchiveStore) -> list[str]:
 # --- the index: open, or set aside and rebuild ---------------------------------------------
 
 
-def open_index(base: Path, *, durable: bool = True) -> tuple[Index, list[str]]:
+def open_index(
+    base: Path, *, durable: bool = True, trusted: IndexStamp | None = None
+) -> tuple[Index, list[str]]:
     """Open ``base/index.sqlite``; if it is damaged, keep it aside and rebuild it.
 
     An index that is missing or empty (truncated to nothing) while message files exist is
-    rebuilt too: otherwise the next backup would store every message a second time."""
+    rebuilt too: otherwise the next backup would store every message a second time.
+    ``trusted`` is the stamp of the file as a clean session of this process left it; while
+    the file still has that stamp, its integrity check is skipped."""
     path = base / "index.sqlite"
+    unchanged = trusted is not None and index_stamp(path) == trusted
     index: Index | None = None
     try:
         index = Index(path, durable=durable)
-        index.check_and_init()
+        index.check_and_init(quick_check=not unchanged)
         if index.meta("initialized") is not None:
             return index, []
         if not _has_message_files(base / "maildir"):

@@ -59,7 +59,14 @@ from exoimap.errors import (
 )
 from exoimap.store import _archive_recovery as recovery
 from exoimap.store._archive_append import append_batch
-from exoimap.store._archive_index import FolderRow, Index, MessageRow, map_sqlite_error
+from exoimap.store._archive_index import (
+    FolderRow,
+    Index,
+    IndexStamp,
+    MessageRow,
+    index_stamp,
+    map_sqlite_error,
+)
 from exoimap.store._archive_stamps import files_unchanged, record_stamps
 from exoimap.store._maildir import (
     atomic_write,
@@ -82,7 +89,7 @@ from exoimap.store.base import (
     normalize_flags,
 )
 
-__all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "FolderRow", "Writer"]
+__all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "FolderRow", "IndexStamp", "Writer"]
 
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
@@ -123,6 +130,8 @@ class ArchiveStore:
         # set when a journaled operation failed half-way: only reopening (which rolls the
         # journal forward) may continue, so nothing is written on top of a half-done batch
         self._broken: str | None = None
+        #: The index file's stamp after :meth:`close` (None before, or if it has no stamp).
+        self.closed_index_stamp: IndexStamp | None = None
         self._caps = Capabilities(
             condstore=False,
             uidplus=True,
@@ -144,8 +153,13 @@ class ArchiveStore:
         fsync_mode: str = "pool",
         crash_hook: CrashHook | None = None,
         writer: Writer = os.write,
+        trusted_index: IndexStamp | None = None,
     ) -> ArchiveStore:
         """Lock, recover and open the archive at ``root`` (created when missing).
+
+        ``trusted_index``: the :attr:`closed_index_stamp` a clean session of this process left;
+        while the index file still has it, its integrity check is skipped (a resident
+        process's next sync; any write to the file by anyone changes the stamp).
 
         ``fsync_mode`` is ``pool`` (fsync files from a thread pool), ``syncfs`` (one
         ``syncfs(2)`` per batch, Linux), ``serial``, or ``none``: no fsync at all and
@@ -167,7 +181,9 @@ class ArchiveStore:
             raise map_os_error(exc, f"creating the archive at {base}") from exc
         lock_fd = _take_lock(base / "lock")
         try:
-            index, notes = recovery.open_index(base, durable=fsync_mode != "none")
+            index, notes = recovery.open_index(
+                base, durable=fsync_mode != "none", trusted=trusted_index
+            )
             store = cls(
                 base,
                 index,
@@ -366,6 +382,8 @@ class ArchiveStore:
     async def close(self) -> None:
         if self._lock_fd is not None:
             self._index.close()
+            # taken while the lock is still held: nobody can have written since the close
+            self.closed_index_stamp = index_stamp(self.root / "index.sqlite")
             os.close(self._lock_fd)
             self._lock_fd = None
 

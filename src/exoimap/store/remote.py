@@ -107,6 +107,17 @@ class _Pool:
             finally:
                 self._idle.append(client)
 
+    @property
+    def connected(self) -> int:
+        return sum(1 for client in self._all if client.connected)
+
+    async def trim(self, keep: int) -> None:
+        """Close idle connections, the least recently used first, until ``keep`` are left."""
+        while len(self._idle) > keep:
+            client = self._idle.pop(0)
+            self._all.remove(client)
+            await client.close()
+
     async def close(self) -> None:
         clients, self._all, self._idle = self._all, [], []
         for client in clients:
@@ -325,6 +336,16 @@ class RemoteImapStore:
         if not await self._exists(name):
             raise FolderNotFound(f"no folder {name!r}", folder=name)
         await self._simple(c.Delete(name), "deleting", name)
+
+    @property
+    def connections(self) -> int:
+        """How many connections to the server are open now."""
+        return self._pool.connected
+
+    async def trim(self, keep: int = 1) -> None:
+        """Keep at most ``keep`` idle connections open (a process that parks this store
+        between runs holds one, not the ``max_connections`` a big run opened)."""
+        await self._pool.trim(keep)
 
     async def close(self) -> None:
         await self._pool.close()

@@ -31,6 +31,7 @@ from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import MessageInfo, is_inbox
 from exoimap.store.remote import RemoteImapStore
+from exoimap.sync import resident
 from exoimap.sync.engine import backup
 from exoimap.sync.plan import BackupPolicy, archive_name, plan_messages
 from exoimap.sync.report import Progress, SyncReport
@@ -171,15 +172,35 @@ async def _stores(
     on_event: Callable[[NetEvent], None] | None,
 ) -> AsyncIterator[tuple[RemoteImapStore, ArchiveStore]]:
     # the archive first: a locked archive is reported before anything is signed in
-    archive = ArchiveStore.open(root, fsync_mode=fsync_mode)
+    archive = ArchiveStore.open(
+        root, fsync_mode=fsync_mode, trusted_index=resident.trusted_index(root)
+    )
     try:
-        source = await open_source(account, provider, on_event=on_event)
-        try:
-            yield source, archive
-        finally:
-            await source.close()
+        kept = resident.current()
+        if kept is None:
+            source = await open_source(account, provider, on_event=on_event)
+            try:
+                yield source, archive
+            finally:
+                await source.close()
+        else:  # in the agent: reuse the connection the last sync left, and leave one
+
+            async def connect(events: Callable[[NetEvent], None]) -> RemoteImapStore:
+                return await open_source(account, provider, on_event=events)
+
+            source = await kept.sources.take(account, on_event or _no_events, connect)
+            clean = False
+            try:
+                yield source, archive
+                clean = True
+            finally:
+                await kept.sources.give_back(account, source, clean=clean)
     finally:
         await archive.close()
+
+
+def _no_events(_event: NetEvent) -> None:
+    pass
 
 
 def _net_sink(name: str, on_net_event: AccountNetEvents | None) -> Callable[[NetEvent], None]:
@@ -297,6 +318,8 @@ async def sync_account(
                     account, provider, root, fsync_mode=options.fsync_mode, on_event=sink
                 ) as (source, archive):
                     result.report = await backup(source, archive, policy, progress=progress)
+                if result.report.ok:
+                    resident.remember_index(root, archive.closed_index_stamp)
             _record(account.name, result.report, time.monotonic() - started)
     except ExoimapError as exc:
         result.error = exc

@@ -10,7 +10,8 @@ second state file that could disagree.
 This module records runs on top of that: :meth:`RunJournal.begin` writes
 ``runs/<id>.json`` atomically (write-new, fsync, rename, fsync dir) and returns the runs
 that never finished; :meth:`RunJournal.finish` replaces it with the summary. A resumed run
-reports "the previous run was interrupted" from it.
+reports "the previous run was interrupted" from it. An empty ``runs/<id>.open`` marks a
+run as started and not finished, so ``begin`` reads only those records, not the last 50.
 """
 
 from __future__ import annotations
@@ -40,19 +41,23 @@ class RunJournal:
             _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S.%f") + "-" + uuid.uuid4().hex[:8]
         )
         self._path = directory / f"{self.run_id}.json"
+        self._open_mark = directory / f"{self.run_id}.open"
 
     def begin(self, detail: dict[str, Any]) -> list[dict[str, Any]]:
         """Record this run's start; return earlier runs that never finished (and close them)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             interrupted = []
-            for path in sorted(self.directory.glob("*.json")):
-                record = json.loads(path.read_text(encoding="utf-8"))
-                if "finished" not in record:
+            for mark in sorted(self.directory.glob("*.open")):
+                path = mark.with_suffix(".json")
+                record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+                if record and "finished" not in record:
                     interrupted.append(record)
                     record["finished"] = None
                     record["interrupted"] = True
                     atomic_write(path, json.dumps(record).encode(), durable=self.durable)
+                mark.unlink()
+            self._open_mark.touch(mode=0o600)
             record = {
                 "run": self.run_id,
                 "pid": os.getpid(),
@@ -74,6 +79,7 @@ class RunJournal:
             record["finished"] = _dt.datetime.now(_dt.UTC).isoformat()
             record["summary"] = summary
             atomic_write(self._path, json.dumps(record).encode(), durable=self.durable)
+            self._open_mark.unlink(missing_ok=True)
         except OSError as exc:
             raise map_os_error(exc, "writing the run journal") from exc
 

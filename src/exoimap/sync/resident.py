@@ -1,0 +1,190 @@
+"""What a resident process (``exoimap agent``) keeps between syncs: one event loop, one
+signed-in IMAP connection per account, and which archive indexes it left sound.
+
+A cold ``exoimap sync`` opens a connection, signs in and learns the server every time; in
+the agent, successive syncs of an account reuse the connection the last one left, for at
+most :data:`MAX_IDLE` seconds. Everything else (the archive and its lock, the config, the
+audit log) is opened afresh by every sync, exactly as in its own process; only the index's
+integrity check is skipped when the file is, by its stamp, the one the last sync of this
+process closed without error.
+
+Outside :func:`resident` nothing changes: :func:`run` is :func:`asyncio.run` and every sync
+opens and closes its own connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from exoimap.config import AccountConfig
+from exoimap.net.session import NetEvent
+from exoimap.store.archive import IndexStamp
+from exoimap.store.remote import RemoteImapStore
+
+__all__ = [
+    "MAX_IDLE",
+    "KeptSources",
+    "Resident",
+    "current",
+    "remember_index",
+    "resident",
+    "run",
+    "trusted_index",
+]
+
+T = TypeVar("T")
+
+#: How long a connection is kept between syncs. Well under the servers' idle timeouts
+#: (Exchange and Dovecot both allow 30 minutes), and short enough that a changed
+#: password or a withdrawn consent is noticed soon by a new sign-in.
+MAX_IDLE = 600.0
+
+
+class _Events:
+    """The event sink a kept store was built with; each sync points it at its own sink."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[NetEvent], None] | None = None
+
+    def __call__(self, event: NetEvent) -> None:
+        if self.target is not None:
+            self.target(event)
+
+
+@dataclass
+class _Kept:
+    account: AccountConfig
+    store: RemoteImapStore
+    events: _Events
+    since: float = field(default_factory=time.monotonic)
+
+
+class KeptSources:
+    """Signed-in stores parked between syncs, at most one per account, one connection each."""
+
+    def __init__(
+        self, max_idle: float = MAX_IDLE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_idle = max_idle
+        self._clock = clock
+        self._parked: dict[str, _Kept] = {}
+        self._lent: dict[int, _Events] = {}  # event sinks of the stores out now, by identity
+        self.reused = 0
+
+    async def take(
+        self,
+        account: AccountConfig,
+        sink: Callable[[NetEvent], None],
+        connect: Callable[[Callable[[NetEvent], None]], Coroutine[Any, Any, RemoteImapStore]],
+    ) -> RemoteImapStore:
+        """The parked store of ``account`` if it is fresh and its config unchanged, else a
+        new one from ``connect(events)``; either way its events go to ``sink``."""
+        await self.expire()
+        kept = self._parked.pop(account.name, None)
+        if kept is not None and kept.account != account:
+            await kept.store.close()  # the account was edited: its old connection must go
+            kept = None
+        if kept is not None:
+            self.reused += 1
+            kept.events.target = sink
+            self._lent[id(kept.store)] = kept.events
+            return kept.store
+        events = _Events()
+        events.target = sink
+        store = await connect(events)
+        self._lent[id(store)] = events
+        return store
+
+    async def give_back(
+        self, account: AccountConfig, store: RemoteImapStore, *, clean: bool
+    ) -> None:
+        """Park the store after a sync (keeping one connection), or close it if the sync
+        did not end cleanly (its connections may be mid-command)."""
+        events = self._lent.pop(id(store), None) or _Events()
+        previous = self._parked.pop(account.name, None)
+        if previous is not None and previous.store is not store:
+            await previous.store.close()
+        if not clean:
+            await store.close()
+            return
+        events.target = None
+        await store.trim(keep=1)
+        self._parked[account.name] = _Kept(account, store, events, self._clock())
+
+    async def expire(self) -> None:
+        """Close what has been parked longer than :attr:`max_idle`."""
+        now = self._clock()
+        for name, kept in list(self._parked.items()):
+            if now - kept.since >= self.max_idle:
+                del self._parked[name]
+                await kept.store.close()
+
+    async def close_all(self) -> None:
+        parked, self._parked = self._parked, {}
+        for kept in parked.values():
+            await kept.store.close()
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
+
+
+@dataclass
+class Resident:
+    runner: asyncio.Runner
+    sources: KeptSources
+    #: Archive root -> the index stamp its last sync left, if that sync ended without error.
+    indexes: dict[Path, IndexStamp] = field(default_factory=dict)
+
+
+def trusted_index(root: Path) -> IndexStamp | None:
+    """The index stamp to trust when opening the archive at ``root`` (taken: an open that
+    fails or a sync that errs must leave nothing trusted behind)."""
+    state = _CURRENT.get()
+    return state.indexes.pop(root, None) if state is not None else None
+
+
+def remember_index(root: Path, stamp: IndexStamp | None) -> None:
+    """After a sync of ``root`` that ended without error: its index may skip the next check."""
+    state = _CURRENT.get()
+    if state is not None and stamp is not None:
+        state.indexes[root] = stamp
+
+
+_CURRENT: contextvars.ContextVar[Resident | None] = contextvars.ContextVar(
+    "exoimap_resident", default=None
+)
+
+
+def current() -> Resident | None:
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def resident(max_idle: float = MAX_IDLE) -> Iterator[Resident]:
+    """Within this block (in the main thread), syncs share one event loop and park their
+    connections; leaving it closes them."""
+    with asyncio.Runner() as runner:
+        state = Resident(runner, KeptSources(max_idle))
+        token = _CURRENT.set(state)
+        try:
+            yield state
+        finally:
+            _CURRENT.reset(token)
+            runner.run(state.sources.close_all())
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a sync's coroutine: on the resident loop if there is one, else in a new loop."""
+    state = _CURRENT.get()
+    if state is None:
+        return asyncio.run(coroutine)
+    # In the caller's context, as asyncio.run would: what this sync set (its auditor) counts.
+    return state.runner.run(coroutine, context=contextvars.copy_context())
