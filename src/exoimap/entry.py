@@ -28,13 +28,16 @@ __all__ = ["run"]
 def run() -> NoReturn:
     # The agent client first, and the CLI (click, asyncio, the toolkit) only if the command
     # runs here: a sync handed to a running agent costs this process almost no imports.
-    from exoimap.agent.client import forward
-
     try:
-        code = forward(sys.argv[1:])
-    except KeyboardInterrupt:  # before the agent accepted: nothing ran
-        print("exoimap: interrupted", file=sys.stderr)
-        code = 130
+        from exoimap.agent.client import forward
+    except ImportError:  # no Unix sockets on this platform: no agent either
+        code = None
+    else:
+        try:
+            code = forward(sys.argv[1:])
+        except KeyboardInterrupt:  # before the agent accepted: nothing ran
+            print("exoimap: interrupted", file=sys.stderr)
+            code = 130
     if code is None:
         from exoimap.cli import main
 

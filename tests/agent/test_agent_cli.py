@@ -322,3 +322,23 @@ def test_sigterm_or_ctrl_c_stops_an_idle_agent_cleanly(
     paths = _signal_agent(signum)
     assert not paths.agent_socket.exists()
     assert "stopped after 0 requests" in control.log_file(paths).read_text()
+
+
+def test_the_agent_drops_a_connection_from_another_user(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = server.Agent(Paths.from_env(), idle_timeout=0)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        theirs.sendall(wire.run_request(["sync"], tty=False, columns=None, cwd="/"))
+        real_uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: real_uid + 4242)
+        agent._answer(ours)  # the peer (this process) is "another user" now
+        theirs.settimeout(2)
+        try:
+            answer = theirs.recv(100)
+        except ConnectionResetError:  # closed with our request unread
+            answer = b""
+        assert answer == b""  # closed without an answer
+    assert agent.status()["requests"] == 0
+    assert agent._runs.empty()

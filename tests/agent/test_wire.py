@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -89,3 +90,26 @@ def test_without_an_agent_the_command_runs_here(
     stale.bind(str(run_dir / "agent.sock"))  # a socket file nobody listens on (a killed agent)
     stale.close()
     assert forward(["sync"]) is None
+
+
+def test_the_client_never_talks_to_another_users_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A socket at the agent's path that another user listens on (here: we pretend to be
+    someone else) gets no request: the command runs in its own process."""
+    monkeypatch.setenv("EXOIMAP_HOME", str(tmp_path))
+    (tmp_path / "run").mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(str(tmp_path / "run" / "agent.sock"))
+        listener.listen(1)
+        assert wire.peer_uid(listener) in (None, os.getuid())  # what the check reads
+        real_uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: real_uid + 4242)
+        assert forward(["sync"]) is None
+        listener.settimeout(0.5)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(0.5)
+            assert conn.recv(100) == b""  # connected, then closed without a word
+    assert "belongs to uid" in capsys.readouterr().err

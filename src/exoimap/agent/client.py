@@ -52,6 +52,11 @@ def forward(
     try:
         sock.settimeout(wire.ACCEPT_TIMEOUT)
         sock.connect(wire.socket_path(home_dirs()[1]))
+        owner = wire.peer_uid(sock)
+        if owner is not None and owner != os.getuid():
+            print(f"exoimap: not using the agent socket: it belongs to uid {owner}", file=err)
+            sock.close()
+            return None
         tty, columns = _terminal(out)
         sock.sendall(wire.run_request(argv, tty=tty, columns=columns, cwd=os.getcwd()))
         reader = wire.FrameReader(sock)

@@ -24,7 +24,6 @@ import queue
 import select
 import signal
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -460,12 +459,7 @@ def _working_directory(path: str) -> Iterator[None]:
 
 
 def _same_user(conn: socket.socket) -> bool:
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:  # not Linux: the 0700 directory is the guard
-        return True
-    creds = conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return bool(uid == os.getuid())
+    return wire.peer_uid(conn) in (None, os.getuid())
 
 
 def _log_to_agent_log() -> None:

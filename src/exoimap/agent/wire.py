@@ -22,7 +22,9 @@ the command would.
 
 from __future__ import annotations
 
+import _socket
 import os
+import sys
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as Socket  # noqa: N812 - a class, named as one
 
@@ -38,6 +40,7 @@ __all__ = [
     "Socket",
     "WireError",
     "frame",
+    "peer_uid",
     "run_request",
     "parse_run_request",
     "socket_path",
@@ -63,6 +66,16 @@ def socket_path(data_dir: str) -> str:
     from exoimap.home import AGENT_SOCKET
 
     return os.path.join(data_dir, AGENT_SOCKET)
+
+
+def peer_uid(sock: Socket) -> int | None:
+    """The user id of the process at the other end of a Unix socket (Linux), else None.
+    Both sides check it: neither talks to another user's process."""
+    option = getattr(_socket, "SO_PEERCRED", None)
+    if option is None:  # not Linux: the 0700 directory is the guard
+        return None
+    creds = sock.getsockopt(_socket.SOL_SOCKET, option, 12)  # struct ucred: pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder)
 
 
 def frame(kind: bytes, payload: bytes = b"") -> bytes:
