@@ -132,6 +132,18 @@ def test_sync_in_the_agent_prints_and_exits_as_in_its_own_process(
 
     assert main(["verify", "work", "--deep"]) == 0
 
+    # Every connection the agent opened is audited as closed, even the one it kept open
+    # until it stopped: the agent has an auditor of its own between syncs.
+    assert main(["agent", "stop"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "query", "--account", "work", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    opened = {r["data"]["connection"] for r in records if r["event"] == "imap.connected"}
+    closed = {r["data"]["connection"] for r in records if r["event"] == "imap.closed"}
+    assert opened
+    assert opened == closed
+    assert main(["audit", "verify"]) == 0  # the hash chain holds with two writers
+
 
 def test_a_client_loads_almost_nothing_when_the_agent_runs_the_sync(
     sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exoimap.agent import wire
+from exoimap.audit import Auditor, auditing
+from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError, ExoimapError
 from exoimap.sync.resident import Resident, resident
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from exoimap.config import Paths
 
 __all__ = ["Agent", "AgentBusy", "code_fingerprint"]
 
@@ -142,6 +142,7 @@ class Agent:
         self._fingerprint = code_fingerprint()
         self._main_thread = threading.main_thread()
         self._resident: Resident | None = None
+        self._auditor: Auditor | None = None
         self._client_gone = False  # the running command's client left: SIGINT was ours
         self._last_expiry = time.monotonic()
 
@@ -165,7 +166,12 @@ class Agent:
             previous_int = signal.signal(signal.SIGINT, self._on_sigint_when_idle)
             log.info("agent %d listening on %s", os.getpid(), self.socket_path)
             try:
-                with resident() as self._resident:
+                # Its own auditor between syncs (each sync opens one for itself): a kept
+                # connection closed while idle or at the end is audited like any other.
+                with (
+                    auditing(self.paths, load_config(self.paths).audit) as self._auditor,
+                    resident() as self._resident,
+                ):
                     self._main_loop()
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
@@ -265,6 +271,8 @@ class Agent:
                 self._last_expiry = time.monotonic()
                 if self._resident is not None:  # close connections kept too long
                     self._resident.runner.run(self._resident.sources.expire())
+                if self._auditor is not None:
+                    self._auditor.flush()
             return True
         if item is None:
             return False
