@@ -354,3 +354,16 @@ def test_the_agent_drops_a_connection_from_another_user(
         assert answer == b""  # closed without an answer
     assert agent.status()["requests"] == 0
     assert agent._runs.empty()
+
+
+def test_start_explains_a_socket_path_that_is_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    isolated_home(deep, monkeypatch)
+    assert main(["agent", "start"]) == 1
+    err = capsys.readouterr().err
+    assert "the agent did not start" in err
+    assert "longer than 107 bytes" in err
+    assert "EXOIMAP_HOME" in err
+    assert not control.is_running(Paths.from_env())
