@@ -85,7 +85,7 @@ def test_a_parked_store_is_reused_with_one_connection_and_the_new_sink(
     assert kept.parked == 0
 
 
-def test_an_edited_account_an_unclean_end_and_age_each_mean_a_new_connection(
+def test_an_edited_account_an_unclean_end_idleness_and_age_each_mean_a_new_connection(
     dovecot: DovecotServer,
 ) -> None:
     user = dovecot.new_mailbox()
@@ -114,8 +114,18 @@ def test_an_edited_account_an_unclean_end_and_age_each_mean_a_new_connection(
         assert kept.parked == 0
         assert fresh.connections == 0
 
+        # Used every 5 minutes, a connection still signs in afresh once it is an hour old.
+        account = _account(user, max_connections=2)
+        stores = []
+        for _ in range(13):
+            stores.append(await cycle(account))
+            now[0] += 300
+        assert stores[0] is stores[11]  # 0 .. 55 minutes: the same connection
+        assert stores[12] is not stores[0]  # at 60 minutes: a new one
+        assert stores[0].connections == 0
+
     asyncio.run(main())
-    assert len(connect.opened) == 3
+    assert len(connect.opened) == 5
 
 
 def test_run_uses_one_loop_inside_resident_and_a_new_one_outside() -> None:

@@ -3,10 +3,10 @@ signed-in IMAP connection per account, and which archive indexes it left sound.
 
 A cold ``exoimap sync`` opens a connection, signs in and learns the server every time; in
 the agent, successive syncs of an account reuse the connection the last one left, for at
-most :data:`MAX_IDLE` seconds. Everything else (the archive and its lock, the config, the
-audit log) is opened afresh by every sync, exactly as in its own process; only the index's
-integrity check is skipped when the file is, by its stamp, the one the last sync of this
-process closed without error.
+most :data:`MAX_IDLE` seconds between syncs and :data:`MAX_AGE` seconds in all. Everything
+else (the archive and its lock, the config, the audit log) is opened afresh by every sync,
+exactly as in its own process; only the index's integrity check is skipped when the file
+is, by its stamp, the one the last sync of this process closed without error.
 
 Outside :func:`resident` nothing changes: :func:`run` is :func:`asyncio.run` and every sync
 opens and closes its own connections.
@@ -29,6 +29,7 @@ from exoimap.store.archive import IndexStamp
 from exoimap.store.remote import RemoteImapStore
 
 __all__ = [
+    "MAX_AGE",
     "MAX_IDLE",
     "KeptSources",
     "Resident",
@@ -41,10 +42,13 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: How long a connection is kept between syncs. Well under the servers' idle timeouts
-#: (Exchange and Dovecot both allow 30 minutes), and short enough that a changed
-#: password or a withdrawn consent is noticed soon by a new sign-in.
+#: How long a connection is kept between syncs: well under the servers' idle timeouts
+#: (Exchange and Dovecot both allow 30 minutes).
 MAX_IDLE = 600.0
+#: How long one signed-in connection is reused at most, however often syncs come, so that a
+#: changed password or a withdrawn consent is met by a new sign-in within the hour (OAuth2
+#: sessions are also signed in again before their access token expires).
+MAX_AGE = 3600.0
 
 
 class _Events:
@@ -59,23 +63,33 @@ class _Events:
 
 
 @dataclass
+class _Lent:
+    events: _Events
+    opened: float  # when the store signed in
+
+
+@dataclass
 class _Kept:
     account: AccountConfig
     store: RemoteImapStore
-    events: _Events
-    since: float = field(default_factory=time.monotonic)
+    lent: _Lent
+    since: float  # when it was parked
 
 
 class KeptSources:
     """Signed-in stores parked between syncs, at most one per account, one connection each."""
 
     def __init__(
-        self, max_idle: float = MAX_IDLE, clock: Callable[[], float] = time.monotonic
+        self,
+        max_idle: float = MAX_IDLE,
+        clock: Callable[[], float] = time.monotonic,
+        max_age: float = MAX_AGE,
     ) -> None:
         self.max_idle = max_idle
+        self.max_age = max_age
         self._clock = clock
         self._parked: dict[str, _Kept] = {}
-        self._lent: dict[int, _Events] = {}  # event sinks of the stores out now, by identity
+        self._lent: dict[int, _Lent] = {}  # the stores out now, by identity
         self.reused = 0
 
     async def take(
@@ -93,13 +107,13 @@ class KeptSources:
             kept = None
         if kept is not None:
             self.reused += 1
-            kept.events.target = sink
-            self._lent[id(kept.store)] = kept.events
+            kept.lent.events.target = sink
+            self._lent[id(kept.store)] = kept.lent
             return kept.store
         events = _Events()
         events.target = sink
         store = await connect(events)
-        self._lent[id(store)] = events
+        self._lent[id(store)] = _Lent(events, self._clock())
         return store
 
     async def give_back(
@@ -107,22 +121,23 @@ class KeptSources:
     ) -> None:
         """Park the store after a sync (keeping one connection), or close it if the sync
         did not end cleanly (its connections may be mid-command)."""
-        events = self._lent.pop(id(store), None) or _Events()
+        lent = self._lent.pop(id(store), None) or _Lent(_Events(), self._clock())
         previous = self._parked.pop(account.name, None)
         if previous is not None and previous.store is not store:
             await previous.store.close()
-        if not clean:
+        if not clean or self._clock() - lent.opened >= self.max_age:
             await store.close()
             return
-        events.target = None
+        lent.events.target = None
         await store.trim(keep=1)
-        self._parked[account.name] = _Kept(account, store, events, self._clock())
+        self._parked[account.name] = _Kept(account, store, lent, self._clock())
 
     async def expire(self) -> None:
-        """Close what has been parked longer than :attr:`max_idle`."""
+        """Close what has been parked longer than :attr:`max_idle`, or signed in longer
+        than :attr:`max_age` ago."""
         now = self._clock()
         for name, kept in list(self._parked.items()):
-            if now - kept.since >= self.max_idle:
+            if now - kept.since >= self.max_idle or now - kept.lent.opened >= self.max_age:
                 del self._parked[name]
                 await kept.store.close()
 
