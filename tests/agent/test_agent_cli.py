@@ -21,6 +21,7 @@ from exoimap.agent import control, server, wire
 from exoimap.cli import main
 from exoimap.config import Paths
 from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 from tests.cli.sync_helpers import isolated_home, signed_in_account
@@ -71,6 +72,18 @@ def _status() -> dict[str, object]:
     answer = control.status(Paths.from_env())
     assert answer is not None, "no agent answered"
     return answer
+
+
+SLOW_MESSAGES = 40
+
+
+def _slow_mailbox(tenant: SandboxTenant, server: ExchangeControl, name: str) -> None:
+    """An account whose sync takes seconds: 300 KB messages (the server sends a write per
+    256 KB of FETCH data, so one per message), and every server write waits 0.1 s."""
+    upn = signed_in_account(tenant, name, {"INBOX": 0}, exchange=server)
+    for n in range(SLOW_MESSAGES):
+        server.deliver(upn, sample_message(n, 300_000), folder="INBOX")
+    server.faults.delay = 0.1
 
 
 def _sync_in_agent(name: str) -> subprocess.Popen[str]:
@@ -223,12 +236,21 @@ def test_interrupting_the_client_interrupts_the_sync_and_nothing_is_lost(
     sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with sandbox_tenant.extra_server(ExchangeSettings.for_tests()) as slow:
-        signed_in_account(sandbox_tenant, "slow", {"INBOX": 60}, exchange=slow)
+        _slow_mailbox(sandbox_tenant, slow, "slow")
         _start(capsys)
-        slow.faults.delay = 0.05  # every server write waits: the sync takes seconds
         try:
             client = _sync_in_agent("slow")
-            time.sleep(1.0)  # well into the fetch
+            stored = Paths.from_env().archive_dir("slow") / "maildir"
+            deadline = time.monotonic() + 60
+            # the first message staged in tmp/ (a folder's batch commits at its end)
+            while not any(p.is_file() for p in stored.rglob("tmp/*")):
+                assert time.monotonic() < deadline, (
+                    "nothing was staged",
+                    client.poll(),
+                    _status(),
+                    sorted(str(p.relative_to(stored)) for p in stored.rglob("*")),
+                )
+                time.sleep(0.05)
             client.send_signal(signal.SIGINT)
             out, err = client.communicate(timeout=60)
         finally:
@@ -241,7 +263,7 @@ def test_interrupting_the_client_interrupts_the_sync_and_nothing_is_lost(
         finished = _exoimap("sync", "slow")
         assert finished.returncode == 0, finished.stderr
         assert main(["verify", "slow", "--deep"]) == 0  # every message once, byte-exact
-        assert "60 messages on the server" in capsys.readouterr().out
+        assert f"{SLOW_MESSAGES} messages on the server" in capsys.readouterr().out
 
 
 def test_a_busy_agent_lets_the_next_sync_run_in_its_own_process(
@@ -249,9 +271,8 @@ def test_a_busy_agent_lets_the_next_sync_run_in_its_own_process(
 ) -> None:
     signed_in_account(sandbox_tenant, "quick", {"INBOX": 2})
     with sandbox_tenant.extra_server(ExchangeSettings.for_tests()) as slow:
-        signed_in_account(sandbox_tenant, "busy", {"INBOX": 20}, exchange=slow)
+        _slow_mailbox(sandbox_tenant, slow, "busy")
         _start(capsys)
-        slow.faults.delay = 0.05
         try:
             long_sync = _sync_in_agent("busy")
             meanwhile = _exoimap("sync", "quick")
@@ -263,7 +284,7 @@ def test_a_busy_agent_lets_the_next_sync_run_in_its_own_process(
     assert "quick: fetched 2 messages" in meanwhile.stdout
     assert "not using the agent" not in meanwhile.stderr  # busy: no need to say anything
     assert long_sync.returncode == 0, long_err
-    assert "busy: fetched 20 messages" in long_out
+    assert f"busy: fetched {SLOW_MESSAGES} messages" in long_out
     assert _status()["requests"] == 1  # the quick one ran in its own process
 
 

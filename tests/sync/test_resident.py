@@ -129,16 +129,19 @@ def test_an_edited_account_an_unclean_end_idleness_and_age_each_mean_a_new_conne
 
 
 def test_run_uses_one_loop_inside_resident_and_a_new_one_outside() -> None:
-    async def loop_id() -> int:
-        return id(asyncio.get_running_loop())
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
 
-    outside = {resident.run(loop_id()) for _ in range(2)}
+    # the loops themselves are kept, so that no id can be reused between the runs
+    outside = [resident.run(running_loop()) for _ in range(2)]
     assert resident.current() is None
     with resident.resident() as state:
-        inside = {resident.run(loop_id()) for _ in range(3)}
+        inside = [resident.run(running_loop()) for _ in range(3)]
         assert resident.current() is state
-    assert len(inside) == 1
-    assert len(outside) == 2 or not inside & outside
+        assert not inside[0].is_closed()  # still open between runs
+    assert inside[0] is inside[1] is inside[2]
+    assert outside[0] is not outside[1]
+    assert all(loop.is_closed() for loop in (*outside, inside[0]))
     assert resident.current() is None
 
 

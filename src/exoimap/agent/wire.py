@@ -28,6 +28,8 @@ import sys
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as Socket  # noqa: N812 - a class, named as one
 
+from exoimap.home import AGENT_SOCKET
+
 __all__ = [
     "ACCEPT_TIMEOUT",
     "AF_UNIX",
@@ -63,8 +65,6 @@ class WireError(Exception):
 
 
 def socket_path(data_dir: str) -> str:
-    from exoimap.home import AGENT_SOCKET
-
     return os.path.join(data_dir, AGENT_SOCKET)
 
 
