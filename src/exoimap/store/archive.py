@@ -455,7 +455,7 @@ class ArchiveStore:
 
 
 class ArchiveFolder:
-    """An open folder of the archive (implements Folder and OriginTracking)."""
+    """An open folder of the archive (implements Folder and ContentMatching)."""
 
     def __init__(self, store: ArchiveStore, folder_id: int) -> None:
         self._store = store

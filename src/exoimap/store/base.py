@@ -69,7 +69,18 @@ Origins (optional)
     the archive) stores :attr:`AppendItem.origin` atomically with the message and returns it
     as :attr:`MessageInfo.origin`; the sync engine keeps its backup state that way, so a
     crash can never separate a stored message from the record of where it came from.
-    Such a store implements :class:`OriginTracking` on its folders.
+
+Sync state
+    What a sync remembers between runs about one source -> target pair is a
+    :class:`SyncState`: per target folder the source folder's counters at the last sync
+    and whether the source folder is gone; per target message the source message it came
+    from (``origin``) and whether that was deleted on the source (``gone_at``); and the
+    *content check*: which target messages lost their content outside any sync (the
+    archive: a message file deleted by hand) and whether a folder's content is known to be
+    untouched since it was last checked. The archive implements it atomically in its index
+    (``ArchiveStore.sync_state()``); :class:`exoimap.store.memory.MemorySyncState` keeps it
+    in memory for any other target. The engine talks to the target only through
+    :class:`Store` and to its memory only through :class:`SyncState`.
 """
 
 from __future__ import annotations
@@ -94,9 +105,11 @@ __all__ = [
     "MessageInfo",
     "MessageListing",
     "MessageRef",
-    "OriginTracking",
+    "ContentMatching",
+    "FolderSyncRecord",
     "SpecialUse",
     "Store",
+    "SyncState",
     "chunks_of",
     "folder_states_one_by_one",
     "is_inbox",
@@ -166,7 +179,7 @@ class Capabilities:
     permanent_flags: frozenset[str] = SYSTEM_FLAGS
     #: ``MessageInfo.size`` from a listing equals the exact BODY[] length (Exchange: estimate).
     exact_sizes: bool = True
-    #: The store keeps :attr:`AppendItem.origin` with each message (see :class:`OriginTracking`).
+    #: The store keeps :attr:`AppendItem.origin` with each message (see :class:`SyncState`).
     records_origin: bool = False
     #: How many folders may be worked on at once (IMAP: connections allowed).
     max_connections: int = 4
@@ -337,15 +350,103 @@ class Store(Protocol):
 
 
 @runtime_checkable
-class OriginTracking(Protocol):
-    """Extra folder operations of a store with ``records_origin`` (the archive)."""
+class ContentMatching(Protocol):
+    """An optional folder operation (the archive): append, but recognise content it holds.
 
-    async def set_origins(self, origins: Mapping[int, MessageRef]) -> None:
-        """Re-point messages at new source refs (after a source UIDVALIDITY change)."""
+    An item whose bytes equal a message of the folder whose origin is unknown or stale
+    (after a source UIDVALIDITY change, or an index rebuilt from files) is not stored
+    twice: that message is re-pointed at the item's origin and its UID returned."""
+
+    async def append_matching(self, items: AsyncIterable[AppendItem]) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSyncRecord:
+    """What a :class:`SyncState` remembers about one target folder."""
+
+    #: The target folder's name.
+    name: str
+    #: The source folder's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ after the last sync that
+    #: finished it (``None`` before the first; ``modseq`` also ``None`` after a partial one).
+    source_uidvalidity: int | None = None
+    source_uidnext: int | None = None
+    source_modseq: int | None = None
+    #: When the source folder was seen gone (its target folder is kept).
+    gone_at: _dt.datetime | None = None
+
+
+class SyncState(Protocol):
+    """What a sync remembers about one source -> target pair between runs.
+
+    All folder names are the *target's*. Every method that changes something is durable
+    when it returns (for a persistent state) and atomic: a crash leaves it before or after.
+    """
+
+    async def begin_run(self, detail: Mapping[str, object]) -> list[str]:
+        """A run starts: record it. Returns notes for the report (what recovery did when
+        the state was opened, runs that were interrupted before)."""
         ...
 
-    async def mark_gone(self, uids: Sequence[int], when: _dt.datetime) -> None:
-        """Record that these messages were seen deleted on the source at ``when``."""
+    async def end_run(self, summary: Mapping[str, object]) -> None:
+        """The run ended (with this summary)."""
+        ...
+
+    async def folders(self) -> list[FolderSyncRecord]:
+        """Every target folder the state knows (including those whose source is gone)."""
+        ...
+
+    async def folder_synced(
+        self, name: str, *, uidvalidity: int, uidnext: int, modseq: int | None
+    ) -> None:
+        """Record the source folder's counters after a sync of ``name`` (clears gone)."""
+        ...
+
+    async def folder_gone(self, name: str, when: _dt.datetime) -> None:
+        """Record that the source folder of ``name`` was seen deleted."""
+        ...
+
+    async def folder_renamed(self, old: str, new: str) -> None:
+        """The target folder ``old`` (and its children) was renamed to ``new``."""
+        ...
+
+    async def folder_deleted(self, name: str) -> None:
+        """The target folder ``name`` was deleted."""
+        ...
+
+    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
+        """The messages of the open target ``folder`` with ``origin`` and ``gone_at``
+        filled in (``detail``: also size, internal date and Message-ID)."""
+        ...
+
+    async def appended(self, folder: str, origins: Mapping[int, MessageRef]) -> None:
+        """Target UIDs just appended, with the source message each came from. A target
+        with ``records_origin`` already stored them atomically with the messages."""
+        ...
+
+    async def set_origins(self, folder: str, origins: Mapping[int, MessageRef]) -> None:
+        """Re-point target messages at new source refs (after a source UIDVALIDITY change)."""
+        ...
+
+    async def mark_gone(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        """Record that the source messages of these target UIDs were deleted at ``when``."""
+        ...
+
+    async def forget(self, folder: str, uids: Sequence[int]) -> None:
+        """Drop what is known about these target UIDs (expunged, or their content lost)."""
+        ...
+
+    async def content_lost(self, folder: str) -> list[int]:
+        """Target UIDs whose content went missing outside any sync (the archive: a file
+        deleted by hand); the engine forgets and fetches them again."""
+        ...
+
+    async def content_unchanged(self, name: str) -> bool:
+        """True when nothing touched the folder's content since :meth:`content_checked`
+        last recorded it: a resync may then skip :meth:`content_lost`."""
+        ...
+
+    async def content_checked(self, names: Sequence[str]) -> None:
+        """After a sync: remember that these folders' content was complete."""
         ...
 
 
