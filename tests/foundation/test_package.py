@@ -27,15 +27,6 @@ def test_every_subpackage_lists_its_public_api() -> None:
             assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
 
 
-def test_modules_stay_small() -> None:
-    too_long = {
-        str(p.relative_to(SRC)): n
-        for p in SRC.rglob("*.py")
-        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 700
-    }
-    assert not too_long, f"modules over 700 lines (split them): {too_long}"
-
-
 def test_lazy_public_names_match_all() -> None:
     lazy = set(exoimap._LAZY)
     assert lazy | {"ExoimapError", "Secret", "__version__"} == set(exoimap.__all__)
