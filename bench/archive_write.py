@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from exoimap.app import backup
 from exoimap.errors import FolderNotFound
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import (
@@ -34,7 +35,7 @@ from exoimap.store.base import (
     MessageListing,
     SpecialUse,
 )
-from exoimap.sync import BackupPolicy, backup
+from exoimap.sync import SyncPolicy
 
 CHUNK = 64 * 1024
 _FILLER = (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" * 2000)[: 2 * CHUNK]
@@ -179,7 +180,7 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"{args.messages} messages, {mb:.0f} MB, fsync mode {args.fsync_mode}, batch {args.batch}"
     )
-    policy = BackupPolicy(batch_messages=args.batch, max_parallel_folders=args.parallel)
+    policy = SyncPolicy(batch_messages=args.batch, max_parallel_folders=args.parallel)
 
     archive = ArchiveStore.open(work, fsync_mode=args.fsync_mode)
     before = resource.getrusage(resource.RUSAGE_SELF)

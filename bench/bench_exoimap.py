@@ -15,13 +15,14 @@ import json
 import sys
 from pathlib import Path
 
+from exoimap.app import backup
 from exoimap.net.credentials import PasswordCredentials
 from exoimap.net.session import Endpoint
 from exoimap.net.tls import TLSPolicy
 from exoimap.secrets import Secret
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.remote import RemoteImapStore
-from exoimap.sync import BackupPolicy, backup
+from exoimap.sync import SyncPolicy
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -30,7 +31,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     source = await RemoteImapStore.connect(endpoint, creds, max_connections=args.connections)
     archive = ArchiveStore.open(args.archive, fsync_mode=args.fsync)
     try:
-        report = await backup(source, archive, BackupPolicy(max_parallel_folders=args.connections))
+        report = await backup(source, archive, SyncPolicy(max_parallel_folders=args.connections))
     finally:
         await archive.close()
         await source.close()

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exoimap.app import backup
 from exoimap.net.credentials import OAuth2Credentials, StaticToken
 from exoimap.net.session import Endpoint, NetEvent
 from exoimap.net.tls import TLSPolicy
@@ -30,7 +31,6 @@ from exoimap.sandbox.tenant import TenantOptions, running_tenant
 from exoimap.secrets import Secret
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.remote import RemoteImapStore
-from exoimap.sync import backup
 
 __all__ = ["throttled_run"]
 

@@ -166,11 +166,11 @@ def sign_in(state: Path) -> None:
 
 async def _change_mailbox() -> tuple[int, str]:
     """New mail, a flag change and a deletion, made over IMAP as another client would."""
+    from exoimap.app.accounts import open_source
     from exoimap.auth.provider import TokenProvider
     from exoimap.auth.vault import Vault
     from exoimap.config import load_config
     from exoimap.store.base import AppendItem
-    from exoimap.sync.accounts import open_source
 
     account = load_config().account("demo")
     store = await open_source(account, TokenProvider(account, vault=Vault.from_paths()))

@@ -288,10 +288,14 @@ def test_a_busy_agent_lets_the_next_sync_run_in_its_own_process(
     assert _status()["requests"] == 1  # the quick one ran in its own process
 
 
+def _never_run(argv: list[str], kept: object) -> int:
+    raise AssertionError(f"no command should run here: {argv}")
+
+
 def test_an_agent_whose_code_changed_declines_and_stops(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = server.Agent(Paths.from_env(), idle_timeout=0)
+    agent = server.Agent(Paths.from_env(), run=_never_run, idle_timeout=0)
     assert agent._refusal() is None
     newest, count = agent._fingerprint
     monkeypatch.setattr(server, "code_fingerprint", lambda: (newest + 1, count))
@@ -360,7 +364,7 @@ def test_sigterm_or_ctrl_c_stops_an_idle_agent_cleanly(
 def test_the_agent_drops_a_connection_from_another_user(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = server.Agent(Paths.from_env(), idle_timeout=0)
+    agent = server.Agent(Paths.from_env(), run=_never_run, idle_timeout=0)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with ours, theirs:
         theirs.sendall(wire.run_request(["sync"], tty=False, columns=None, cwd="/"))

@@ -14,13 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exoimap.app import backup
+from exoimap.app import verify_archive as verify
 from exoimap.errors import DiskFull, StoreError, StoreLocked, StoreUnavailable
 from exoimap.store._archive_index import Index, index_stamp
 from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryStore
-from exoimap.sync import BackupPolicy, backup, verify
+from exoimap.sync import SyncPolicy
 
 DATE = dt.datetime(2022, 5, 6, 7, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 
@@ -43,7 +45,7 @@ def _source(count: int = 5) -> MemoryStore:
 async def _backup(src: MemoryStore, root: Path, **kw: object) -> object:
     archive = ArchiveStore.open(root, **kw)  # type: ignore[arg-type]
     try:
-        return await backup(src, archive, BackupPolicy(batch_messages=2))
+        return await backup(src, archive, SyncPolicy(batch_messages=2))
     finally:
         await archive.close()
 
@@ -224,7 +226,7 @@ def test_file_deleted_by_hand_is_found_and_fetched_again(tmp_path: Path) -> None
                     async for _message in folder.fetch([files.missing[0][1]]):
                         pass
             report = await backup(src, archive)
-            inbox = next(f for f in report.folders if f.archive == "INBOX")
+            inbox = next(f for f in report.folders if f.target == "INBOX")
             assert (inbox.refetched_missing, inbox.fetched) == (1, 1)
             assert (await verify(src, archive, deep=True)).ok
         finally:
@@ -269,7 +271,7 @@ def test_failure_after_journal_stops_writes_until_reopened(tmp_path: Path) -> No
         archive = ArchiveStore.open(tmp_path, crash_hook=hook)
         try:
             with pytest.raises((Boom, ExceptionGroup)):
-                await backup(src, archive, BackupPolicy(max_parallel_folders=1))
+                await backup(src, archive, SyncPolicy(max_parallel_folders=1))
             with pytest.raises(StoreUnavailable, match="open it again"):
                 await archive.create_folder("X")
         finally:

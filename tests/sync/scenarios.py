@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exoimap.app import backup
+from exoimap.app import verify_archive as verify
 from exoimap.store.archive import ArchiveStore, CrashHook
 from exoimap.store.base import Capabilities, SpecialUse
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryStore
-from exoimap.sync import BackupPolicy, SyncReport, backup, verify
+from exoimap.sync import SyncPolicy, SyncReport
 
 Step = Callable[[MemoryStore], None]
 BASE_DATE = dt.datetime(2024, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -101,7 +103,7 @@ def step_delete_folder(src: MemoryStore) -> None:
 class Scenario:
     name: str
     steps: list[Step]
-    policy: BackupPolicy = field(default_factory=lambda: BackupPolicy(batch_messages=3))
+    policy: SyncPolicy = field(default_factory=lambda: SyncPolicy(batch_messages=3))
     caps: Capabilities | None = None
 
     def source(self) -> MemoryStore:
@@ -117,7 +119,7 @@ SCENARIOS = [
     Scenario(
         "mirror",
         [step_initial, step_changes, step_delete_folder],
-        policy=BackupPolicy(batch_messages=3, mirror=True),
+        policy=SyncPolicy(batch_messages=3, mirror=True),
     ),
     Scenario(
         "exchange_like_source",
@@ -134,7 +136,7 @@ SCENARIOS = [
 def run_backup(
     src: MemoryStore,
     root: Path,
-    policy: BackupPolicy,
+    policy: SyncPolicy,
     hook: CrashHook | None = None,
     *,
     fsync_mode: str = "pool",
@@ -189,7 +191,7 @@ def snapshot(root: Path) -> Snapshot:
     return asyncio.run(main())
 
 
-def check_against_source(src: MemoryStore, root: Path, policy: BackupPolicy) -> None:
+def check_against_source(src: MemoryStore, root: Path, policy: SyncPolicy) -> None:
     """The archive holds every source message exactly once, byte-exact, flags right."""
 
     async def main() -> None:

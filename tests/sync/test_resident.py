@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from exoimap.app import resident
+from exoimap.app.resident import KeptSources
 from exoimap.config import AccountConfig
 from exoimap.net.credentials import PasswordCredentials
 from exoimap.net.imap import Endpoint
@@ -17,8 +19,6 @@ from exoimap.net.session import NetEvent
 from exoimap.net.tls import TLSPolicy
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.store.remote import RemoteImapStore
-from exoimap.sync import resident
-from exoimap.sync.resident import KeptSources
 
 
 @pytest.fixture(scope="module")
@@ -128,30 +128,28 @@ def test_an_edited_account_an_unclean_end_idleness_and_age_each_mean_a_new_conne
     assert len(connect.opened) == 5
 
 
-def test_run_uses_one_loop_inside_resident_and_a_new_one_outside() -> None:
+def test_run_uses_the_resident_loop_when_given_and_a_new_one_otherwise() -> None:
     async def running_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     # the loops themselves are kept, so that no id can be reused between the runs
     outside = [resident.run(running_loop()) for _ in range(2)]
-    assert resident.current() is None
     with resident.resident() as state:
-        inside = [resident.run(running_loop()) for _ in range(3)]
-        assert resident.current() is state
+        inside = [resident.run(running_loop(), state) for _ in range(3)]
+        beside = resident.run(running_loop())  # nobody passed the state: a loop of its own
         assert not inside[0].is_closed()  # still open between runs
     assert inside[0] is inside[1] is inside[2]
+    assert beside is not inside[0]
     assert outside[0] is not outside[1]
-    assert all(loop.is_closed() for loop in (*outside, inside[0]))
-    assert resident.current() is None
+    assert all(loop.is_closed() for loop in (*outside, inside[0], beside))
 
 
-def test_an_index_stamp_is_trusted_once_and_only_inside_resident(tmp_path: Path) -> None:
+def test_an_index_stamp_is_trusted_once(tmp_path: Path) -> None:
     stamp = (1, 2, 3, 4, 5)
-    resident.remember_index(tmp_path, stamp)  # outside: nothing is kept
-    assert resident.trusted_index(tmp_path) is None
-    with resident.resident():
-        resident.remember_index(tmp_path, stamp)
-        resident.remember_index(tmp_path / "other", None)  # a sync that left no stamp
-        assert resident.trusted_index(tmp_path) == stamp
-        assert resident.trusted_index(tmp_path) is None  # taken: a failed sync keeps nothing
-        assert resident.trusted_index(tmp_path / "other") is None
+    with resident.resident() as state:
+        assert state.trusted_index(tmp_path) is None
+        state.remember_index(tmp_path, stamp)
+        state.remember_index(tmp_path / "other", None)  # a sync that left no stamp
+        assert state.trusted_index(tmp_path) == stamp
+        assert state.trusted_index(tmp_path) is None  # taken: a failed sync keeps nothing
+        assert state.trusted_index(tmp_path / "other") is None

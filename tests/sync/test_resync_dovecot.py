@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import pytest
 
+from exoimap.app import backup
+from exoimap.app import verify_archive as verify
 from exoimap.net.credentials import PasswordCredentials
 from exoimap.net.imap import Endpoint
 from exoimap.net.tls import TLSPolicy
@@ -19,7 +21,7 @@ from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteFolder, RemoteImapStore
-from exoimap.sync import SyncReport, backup, verify
+from exoimap.sync import SyncReport
 
 
 class SelectCounting(RemoteImapStore):

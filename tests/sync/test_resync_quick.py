@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from exoimap.app import backup
+from exoimap.app import verify_archive as verify
 from exoimap.errors import DiskFull
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import Capabilities
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
-from exoimap.sync import AuditEvent, SyncReport, backup, verify
+from exoimap.sync import SyncEvent, SyncReport
 
 FOLDERS = ("Fine", "Projects", "Receipts")
 
@@ -144,17 +146,17 @@ def test_failing_to_record_stamps_never_fails_the_run(
 
     monkeypatch.setattr(ArchiveStore, "record_files_checked", full_disk)
     src = _source()
-    events: list[AuditEvent] = []
+    events: list[SyncEvent] = []
 
     async def main() -> SyncReport:
         archive = ArchiveStore.open(tmp_path, fsync_mode="none")
         try:
-            return await backup(src, archive, audit=events.append)
+            return await backup(src, archive, events=events.append)
         finally:
             await archive.close()
 
     report = asyncio.run(main())
     assert report.ok
     assert report.summary()["fetched"] == 10
-    skipped = [e for e in events if e.kind == "files_stamps_skipped"]
+    skipped = [e for e in events if e.kind == "content_check_skipped"]
     assert [e.detail["type"] for e in skipped] == ["DiskFull"]

@@ -2,10 +2,12 @@
 
 Threads: an acceptor answers every connection at once (``status``, ``stop``, or a ``run``
 that is accepted, or declined as busy) and hands accepted runs to the main thread, which
-runs them one at a time through :func:`exoimap.cli.main` with stdout and stderr relayed to
-the client. The main thread is the one that runs commands because asyncio's Ctrl-C handling
-works only there: a client that goes away (Ctrl-C, or killed) is turned into a SIGINT to
-the main thread, so the command is interrupted exactly as it would be in its own process.
+runs them one at a time through the ``run`` callable it was given (the CLI's ``main``,
+handed over by ``exoimap agent serve``: the agent never imports the CLI) with stdout and
+stderr relayed to the client. The main thread is the one that runs commands because
+asyncio's Ctrl-C handling works only there: a client that goes away (Ctrl-C, or killed) is
+turned into a SIGINT to the main thread, so the command is interrupted exactly as it would
+be in its own process.
 
 Who may connect: the socket's directory is 0700, the socket 0600, and on Linux the peer's
 uid is checked (``SO_PEERCRED``) as well. One agent per data directory: it holds an
@@ -26,21 +28,26 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exoimap.agent import wire
+from exoimap.app.resident import Resident, resident
 from exoimap.audit import Auditor, auditing
 from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError, ExoimapError
-from exoimap.sync.resident import Resident, resident
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Agent", "AgentBusy", "code_fingerprint"]
+__all__ = ["Agent", "AgentBusy", "RunCommand", "code_fingerprint"]
 
 log = logging.getLogger(__name__)
+
+#: Runs one command line in this process and returns its exit code; the resident state
+#: goes along so the command can reuse what earlier runs kept.
+RunCommand = Callable[[list[str], Resident | None], int]
 
 #: How long the acceptor waits for a connected client to send its request.
 REQUEST_TIMEOUT = 5.0
@@ -132,8 +139,9 @@ class _State:
 class Agent:
     """One agent for one data directory. :meth:`serve` runs it until it stops."""
 
-    def __init__(self, paths: Paths, *, idle_timeout: float) -> None:
+    def __init__(self, paths: Paths, *, run: RunCommand, idle_timeout: float) -> None:
         self.paths = paths
+        self._run_command = run
         self.idle_timeout = idle_timeout
         self.socket_path = paths.agent_socket
         self._state = _State()
@@ -286,8 +294,6 @@ class Agent:
         return True
 
     def _execute(self, run: _Run) -> None:
-        from exoimap.cli import main
-
         request = run.request
         send = _Sender(run.conn)
         stdout = _Relay(send, wire.STDOUT, request.tty, request.columns)
@@ -309,7 +315,7 @@ class Agent:
                 contextlib.redirect_stdout(stdout),
                 contextlib.redirect_stderr(stderr),
             ):
-                code = main(request.argv)
+                code = self._run_command(request.argv, self._resident)
         except KeyboardInterrupt:
             code = 130
         except Exception:  # a bug: the client is told, the agent goes on serving

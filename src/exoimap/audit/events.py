@@ -232,6 +232,21 @@ class FolderSynced(AuditEvent):
     duration_s: float = 0.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class SyncChange(AuditEvent):
+    """A sync changed the shape of the target or its memory: a folder created, renamed,
+    marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
+    because their content was lost; or notes of what recovery did when the run started
+    (an interrupted run, a repaired archive)."""
+
+    name: ClassVar[str] = "sync.change"
+    change: str
+    folder: str | None = None
+    new_name: str | None = None
+    count: int = 0
+    notes: tuple[str, ...] = ()
+
+
 # --- archive ---------------------------------------------------------------------------
 
 

@@ -7,12 +7,16 @@ Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in need
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
+
+if TYPE_CHECKING:
+    from exoimap.app.resident import Resident
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_PARTIAL", "EXIT_SIGN_IN", "EXIT_USAGE", "app", "main"]
 
@@ -36,11 +40,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 app.lazy_commands = COMMANDS
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console script calls this)."""
+def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
+    """Run the CLI and return its exit code (the console script calls this; an agent
+    passes its resident state as ``kept``, for the commands that reuse connections)."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        with app.make_context("exoimap", args) as ctx:
+        with app.make_context("exoimap", args, obj=kept) as ctx:
             result = app.invoke(ctx)
         if isinstance(result, int) and not isinstance(result, bool):
             return result

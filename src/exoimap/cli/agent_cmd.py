@@ -95,7 +95,8 @@ def status() -> None:
 def serve(idle_timeout: float) -> None:
     """Run the agent in this process (for a service manager; `start` runs this detached)."""
     from exoimap.agent.server import Agent
+    from exoimap.cli import main
 
     paths = Paths.from_env()
     load_config(paths)
-    Agent(paths, idle_timeout=idle_timeout).serve()
+    Agent(paths, run=lambda argv, kept: main(argv, kept=kept), idle_timeout=idle_timeout).serve()

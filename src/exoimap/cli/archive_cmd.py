@@ -6,11 +6,11 @@ import asyncio
 
 import click
 
+from exoimap.app.checks import archive_stats
 from exoimap.audit import auditing
 from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
-from exoimap.sync.accounts import archive_stats
 
 
 @click.group("archive", cls=Group, no_args_is_help=True)

@@ -1,5 +1,5 @@
 """``exoimap sync [NAME...]`` and ``exoimap verify NAME``: thin wrappers over
-:mod:`exoimap.sync.accounts` (which does the work) that print and pick the exit code."""
+:mod:`exoimap.app` (which does the work) that print and pick the exit code."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from exoimap.app import resident
+from exoimap.app.accounts import AccountResult, SyncOptions, sync_accounts
+from exoimap.app.checks import verify_account
+from exoimap.app.operations import planned_folders
 from exoimap.audit import auditing
 from exoimap.cli.app import (
     EXIT_FAILURE,
@@ -19,17 +23,10 @@ from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_por
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
-from exoimap.sync import resident
-from exoimap.sync.accounts import (
-    AccountResult,
-    SyncOptions,
-    sync_accounts,
-    verify_account,
-)
 
 if TYPE_CHECKING:
+    from exoimap.app.operations import ArchiveCheck
     from exoimap.net.account import AccountProvider
-    from exoimap.sync.verify import VerifyReport
 
 __all__ = ["sync", "verify"]
 
@@ -54,20 +51,30 @@ def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
 
 
 def _print_preview(result: AccountResult) -> None:
-    assert result.preview is not None
+    report = result.report
+    assert report is not None
     click.echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
-    fetch = sum(p.fetch for p in result.preview)
-    size = sum(p.fetch_bytes for p in result.preview)
-    for p in result.preview:
-        if p.fetch or p.flags or p.gone or p.new_folder:
-            new = " (new folder)" if p.new_folder else ""
-            click.echo(
-                f"  would sync {p.source}{new}: fetch {p.fetch} ({human_bytes(p.fetch_bytes)}), "
-                f"update flags of {p.flags}, mark {p.gone} gone"
-            )
+    for old, new in report.renamed:
+        click.echo(f"  would rename folder {old} to {new}")
+    for name in report.folders_gone:
+        click.echo(f"  would mark folder {name} gone (deleted on the server)")
+    for name in report.folders_deleted:
+        click.echo(f"  would delete folder {name}")
+    for p in planned_folders(report):
+        new = " (new folder)" if p.new_folder else ""
+        deleted = f"mark {p.gone} gone" if not p.expunged else f"delete {p.expunged}"
+        click.echo(
+            f"  would sync {p.source}{new}: fetch {p.planned} ({human_bytes(p.planned_bytes)}), "
+            f"update flags of {p.flags_changed}, {deleted}"
+        )
+    for p in report.folders:
+        for error in p.errors:
+            click.echo(f"  {p.source}: cannot plan: {error}", err=True)
+    fetch = sum(p.planned for p in report.folders)
+    size = sum(p.planned_bytes for p in report.folders)
     click.echo(
         f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
-        f"in {len(result.preview)} folders"
+        f"in {len(report.folders)} folders"
     )
 
 
@@ -75,11 +82,11 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
         click.echo(f"{result.account}: failed: {result.error}", err=True)
         return
-    if result.preview is not None:
-        _print_preview(result)
-        return
     report = result.report
     assert report is not None
+    if report.plan_only:
+        _print_preview(result)
+        return
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
     throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
@@ -139,6 +146,7 @@ def sync(
     When an `exoimap agent` is running, the sync runs in it (see `exoimap agent`).
     """
     del no_agent  # acted on before the CLI is loaded (exoimap.agent.client)
+    kept: resident.Resident | None = click.get_current_context().find_object(resident.Resident)
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = _accounts(config, list(names))
@@ -162,7 +170,9 @@ def sync(
                         options,
                         on_progress=display.progress,
                         on_net_event=display.net_event,
-                    )
+                        kept=kept,
+                    ),
+                    kept,
                 )
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
@@ -182,7 +192,7 @@ def sync(
     raise click.exceptions.Exit(code)
 
 
-def _print_verify(name: str, report: VerifyReport, deep: bool) -> None:
+def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
     kind = "deep (SHA-256 of every message)" if deep else "shallow (UIDs, sizes, flags)"
     checked = sum(f.checked for f in report.folders)
     for missing in report.folders_missing:

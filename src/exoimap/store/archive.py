@@ -67,6 +67,7 @@ from exoimap.store._archive_index import (
     index_stamp,
     map_sqlite_error,
 )
+from exoimap.store._archive_recovery import FileReport
 from exoimap.store._archive_stamps import files_unchanged, record_stamps
 from exoimap.store._maildir import (
     atomic_write,
@@ -75,6 +76,7 @@ from exoimap.store._maildir import (
     letters_for,
     map_os_error,
 )
+from exoimap.store.archive_state import ArchiveSyncState
 from exoimap.store.base import (
     AppendItem,
     Capabilities,
@@ -89,7 +91,15 @@ from exoimap.store.base import (
     normalize_flags,
 )
 
-__all__ = ["ArchiveFolder", "ArchiveStore", "CrashHook", "FolderRow", "IndexStamp", "Writer"]
+__all__ = [
+    "ArchiveFolder",
+    "ArchiveStore",
+    "CrashHook",
+    "FileReport",
+    "FolderRow",
+    "IndexStamp",
+    "Writer",
+]
 
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
@@ -449,6 +459,10 @@ class ArchiveStore:
             lambda row: not ArchiveFolder(self, row.id).missing_files(),
         )
 
+    def sync_state(self) -> ArchiveSyncState:
+        """The archive's sync state (see :class:`~exoimap.store.base.SyncState`)."""
+        return ArchiveSyncState(self)
+
     def verify_files(self, *, deep: bool = False) -> recovery.FileReport:
         """Compare the files with the index (``deep``: re-hash every file)."""
         return recovery.verify_files(self, deep=deep)
@@ -524,6 +538,9 @@ class ArchiveFolder:
         re-pointed at the item's origin and its UID returned.
         """
         return await append_batch(self._store, self._id, items, adopt_unanchored)
+
+    async def append_matching(self, items: AsyncIterable[AppendItem]) -> list[int]:
+        return await append_batch(self._store, self._id, items, True)
 
     async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
         rows = self._index.messages(self._id, list(changes))

@@ -1,35 +1,26 @@
-"""exoimap.sync: the engine that moves mail between two stores.
+"""exoimap.sync: the one engine that moves mail between any two stores.
 
-Entry points: :func:`backup` (source -> archive) and :func:`verify`; for configured
-accounts (what ``exoimap sync``/``verify``/``archive stats`` run): :func:`sync_accounts`,
-:func:`verify_account`, :func:`archive_stats` in :mod:`exoimap.sync.accounts`.
+:func:`sync` makes a target store match a source store through a
+:class:`~exoimap.store.base.SyncState` (:mod:`exoimap.sync.engine`), planned by pure
+functions (:mod:`exoimap.sync.plan`); :func:`verify` compares a target with its source.
+It imports only :mod:`exoimap.store.base` and :mod:`exoimap.errors`: backups, restores and
+migrations of configured accounts live in :mod:`exoimap.app`.
 """
 
-from exoimap.sync.accounts import (
-    AccountResult,
-    SyncOptions,
-    archive_stats,
-    sync_accounts,
-    verify_account,
-)
-from exoimap.sync.engine import backup
-from exoimap.sync.plan import BackupPolicy
-from exoimap.sync.report import AuditEvent, FolderReport, Progress, SyncReport
+from exoimap.sync.engine import sync
+from exoimap.sync.plan import SyncPolicy
+from exoimap.sync.report import EventHook, FolderReport, Progress, SyncEvent, SyncReport
 from exoimap.sync.verify import FolderCheck, VerifyReport, verify
 
 __all__ = [
-    "AccountResult",
-    "AuditEvent",
-    "BackupPolicy",
+    "EventHook",
     "FolderCheck",
     "FolderReport",
     "Progress",
-    "SyncOptions",
+    "SyncEvent",
+    "SyncPolicy",
     "SyncReport",
     "VerifyReport",
-    "archive_stats",
-    "backup",
-    "sync_accounts",
+    "sync",
     "verify",
-    "verify_account",
 ]

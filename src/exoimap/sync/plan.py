@@ -1,10 +1,13 @@
-"""Pure planning: (recorded state, source listing, target listing, policy) -> actions.
+"""Pure planning: (sync state, source listing, target listing, policy) -> actions.
 
 Nothing here does I/O, so every rule is tested with plain data. The engine
 (:mod:`exoimap.sync.engine`) gathers the inputs, calls these functions and carries out the
-actions.
+actions (or, in plan-only mode, only reports them). The rules are the same in every
+direction; they are worded for a backup (source -> archive), the most common one. "Origin"
+and "gone" are what the :class:`~exoimap.store.base.SyncState` remembers about each target
+message.
 
-Backup rules (source -> archive):
+Rules:
 
 * A source message is *anchored* when an archive message records it as its origin
   (same source UIDVALIDITY and UID). Anchored messages get the source's flags.
@@ -18,8 +21,11 @@ Backup rules (source -> archive):
 * An anchored archive message whose source UID is gone is marked gone (kept), or expunged
   with ``mirror=True``. Unanchored archive messages that matched nothing are treated the
   same way once the fetch is done.
-* Folders: a source folder is stored under the same name in the archive (the source's
-  delimiter becomes ``/``; a ``/`` inside a source name segment becomes U+2215 DIVISION SLASH). A
+* When the target cannot keep keywords (Exchange), flags are compared on what it can keep,
+  so a resync does not try to set the same keyword again every time.
+* Folders: a source folder is stored under the same name in the target (the source's
+  delimiter becomes the target's; the target's delimiter inside a source name segment
+  becomes a stand-in: U+2215 DIVISION SLASH for ``/``, U+2024 ONE DOT LEADER for ``.``). A
   new source folder whose UIDVALIDITY equals the last recorded UIDVALIDITY of exactly one
   archive folder that vanished from the source is a rename: the archive folder is renamed,
   nothing is downloaded again. When UIDVALIDITY changed too, a new folder whose
@@ -30,11 +36,12 @@ Backup rules (source -> archive):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exoimap.store.base import (
     FolderInfo,
+    FolderSyncRecord,
     MessageInfo,
     MessageListing,
     MessageRef,
@@ -43,26 +50,26 @@ from exoimap.store.base import (
 )
 
 __all__ = [
-    "ArchivedFolder",
-    "BackupPolicy",
     "FolderPlan",
     "MessagePlan",
+    "SyncPolicy",
     "apply_content_renames",
-    "archive_name",
     "match_by_content",
     "needs_rematch",
     "plan_folders",
     "plan_messages",
+    "target_name",
 ]
 
-_SLASH_STANDIN = "\u2215"
+#: What stands for the target's delimiter inside a source name segment.
+_STANDINS = {"/": "\u2215", ".": "\u2024"}
 
 
 @dataclass(frozen=True, slots=True)
-class BackupPolicy:
-    """How a backup behaves."""
+class SyncPolicy:
+    """How a sync behaves (in any direction)."""
 
-    #: Delete from the archive what was deleted on the source (default: keep, mark gone).
+    #: Delete from the target what was deleted on the source (default: keep, mark gone).
     mirror: bool = False
     #: Messages per group commit (one fsync round and one index transaction).
     batch_messages: int = 500
@@ -70,15 +77,6 @@ class BackupPolicy:
     max_parallel_folders: int = 4
     #: Which source folders to back up (``None``: all selectable ones).
     include: Callable[[str], bool] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivedFolder:
-    """What the archive remembers about one of its folders."""
-
-    name: str
-    source_uidvalidity: int | None
-    gone: bool
 
 
 @dataclass(slots=True)
@@ -89,7 +87,7 @@ class FolderPlan:
     creates: list[tuple[str, SpecialUse | None]] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
-    #: (source name, archive name) of every folder to sync.
+    #: (source name, target name) of every folder to sync.
     pairs: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -98,15 +96,15 @@ class MessagePlan:
     """Message-level actions for one folder."""
 
     fetch: list[int] = field(default_factory=list)
-    #: archive UID -> the source's flags
+    #: target UID -> the source's flags
     flags: dict[int, frozenset[str]] = field(default_factory=dict)
-    #: archive UID -> new origin (re-matched after a UIDVALIDITY change)
+    #: target UID -> new origin (re-matched after a UIDVALIDITY change)
     origins: dict[int, MessageRef] = field(default_factory=dict)
-    #: archive UIDs seen deleted on the source (mark gone, or expunge when mirroring)
+    #: target UIDs seen deleted on the source (mark gone, or expunge when mirroring)
     gone: list[int] = field(default_factory=list)
-    #: unanchored archive UIDs that matched nothing: gone unless adopted by the fetch
+    #: unanchored target UIDs that matched nothing: gone unless adopted by the fetch
     gone_unless_adopted: list[int] = field(default_factory=list)
-    #: let the archive adopt unanchored messages with the same bytes during the fetch
+    #: let the target adopt unanchored messages with the same bytes during the fetch
     adopt_unanchored: bool = False
 
     @property
@@ -114,43 +112,41 @@ class MessagePlan:
         return not (self.fetch or self.flags or self.origins or self.gone)
 
 
-def archive_name(source_name: str, source_delimiter: str | None) -> str:
-    """The archive folder name for a source folder."""
+def target_name(source_name: str, source_delimiter: str | None, target_delimiter: str = "/") -> str:
+    """The target folder name for a source folder (``INBOX`` stays ``INBOX``)."""
     if is_inbox(source_name):
         return "INBOX"
-    if not source_delimiter or source_delimiter == "/":
-        return source_name
-    parts = source_name.split(source_delimiter)
-    return "/".join(p.replace("/", _SLASH_STANDIN) for p in parts)
+    parts = source_name.split(source_delimiter) if source_delimiter else [source_name]
+    standin = _STANDINS.get(target_delimiter, "_")
+    return target_delimiter.join(p.replace(target_delimiter, standin) for p in parts)
 
 
 def plan_folders(
     source: Sequence[FolderInfo],
-    source_uidvalidity: dict[str, int],
-    archive: Sequence[ArchivedFolder],
-    policy: BackupPolicy,
+    source_uidvalidity: Mapping[str, int],
+    known: Sequence[FolderSyncRecord],
+    policy: SyncPolicy,
+    *,
+    target_existing: Iterable[str] = (),
+    target_delimiter: str = "/",
 ) -> FolderPlan:
-    """Pair source folders with archive folders; detect renames, new and vanished folders.
+    """Pair source folders with target folders; detect renames, new and vanished folders.
 
-    ``source_uidvalidity`` needs entries only for source folders not yet in the archive.
+    ``known`` is what the sync state remembers, ``target_existing`` the folders the target
+    has (a target folder the state does not know is used as it is, never renamed or marked
+    gone). ``source_uidvalidity`` needs entries only for source folders new to the target.
     """
     plan = FolderPlan()
-    wanted: dict[str, FolderInfo] = {}
-    # everything the source still has: also folders left out by ``include``, folders that
-    # cannot be selected, and the parents of every folder (never "gone" while it exists)
-    present: set[str] = set()
-    for info in source:
-        name = archive_name(info.name, info.delimiter)
-        parts = name.split("/")
-        present.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-        if not info.selectable or (policy.include and not policy.include(info.name)):
-            continue
-        wanted[name] = info
-    names = {a.name for a in archive}
+    wanted, present = _wanted_folders(source, policy, target_delimiter)
+    names = {a.name for a in known} | set(target_existing)
     vanished = {
-        a.name: a for a in archive if a.name not in present and not is_inbox(a.name) and not a.gone
+        a.name: a
+        for a in known
+        if a.name not in present and not is_inbox(a.name) and a.gone_at is None
     }
-    new = sorted((n for n in wanted if n not in names), key=lambda n: (n.count("/"), n))
+    new = sorted(
+        (n for n in wanted if n not in names), key=lambda n: (n.count(target_delimiter), n)
+    )
     for name in new:
         if name in names:  # arrived with a renamed parent
             continue
@@ -162,11 +158,9 @@ def plan_folders(
         if len(candidates) == 1 and len(same) == 1:
             old = candidates[0].name
             plan.renames.append((old, name))
-            moved = [n for n in names if n == old or n.startswith(old + "/")]
-            for before in moved:
-                after = name + before[len(old) :]
+            for before in [n for n in names if _within(n, old, target_delimiter)]:
                 names.discard(before)
-                names.add(after)
+                names.add(name + before[len(old) :])
                 vanished.pop(before, None)
             continue
         plan.creates.append((name, wanted[name].role))
@@ -175,6 +169,28 @@ def plan_folders(
         (plan.deletes if policy.mirror else plan.gone).append(name)
     plan.pairs = [(info.name, name) for name, info in sorted(wanted.items())]
     return plan
+
+
+def _wanted_folders(
+    source: Sequence[FolderInfo], policy: SyncPolicy, delimiter: str
+) -> tuple[dict[str, FolderInfo], set[str]]:
+    """Target name -> source folder of every folder to sync, and every target name the
+    source still has: also folders left out by ``include``, folders that cannot be selected,
+    and the parents of every folder (never "gone" while it exists)."""
+    wanted: dict[str, FolderInfo] = {}
+    present: set[str] = set()
+    for info in source:
+        name = target_name(info.name, info.delimiter, delimiter)
+        parts = name.split(delimiter)
+        present.update(delimiter.join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        if not info.selectable or (policy.include and not policy.include(info.name)):
+            continue
+        wanted[name] = info
+    return wanted, present
+
+
+def _within(name: str, parent: str, delimiter: str) -> bool:
+    return name == parent or name.startswith(parent + delimiter)
 
 
 def needs_rematch(archive: Sequence[MessageInfo], source_uidvalidity: int) -> bool:
@@ -189,64 +205,107 @@ def needs_rematch(archive: Sequence[MessageInfo], source_uidvalidity: int) -> bo
 def plan_messages(
     source_uidvalidity: int,
     source: MessageListing,
-    archive: Sequence[MessageInfo],
+    target: Sequence[MessageInfo],
     *,
     exact_sizes: bool,
+    keep_flags: frozenset[str] | None = None,
 ) -> MessagePlan:
-    """The actions that make one archive folder match one source folder (backup)."""
+    """The actions that make one target folder match one source folder.
+
+    ``target`` carries the sync state's ``origin`` and ``gone_at``; ``keep_flags`` is the
+    set of flags the target can keep when it cannot keep keywords (``None``: all)."""
     plan = MessagePlan()
+    anchored, unanchored = _split_by_anchor(target, source_uidvalidity)
+    candidates: list[MessageInfo] = []
+    for message in source.messages:
+        stored = anchored.get(message.uid)
+        if stored is None:
+            candidates.append(message)
+            continue
+        flags = message.flags if keep_flags is None else message.flags & keep_flags
+        if stored.flags != flags:
+            plan.flags[stored.uid] = flags
+    if unanchored and candidates:
+        _rematch(
+            plan,
+            source_uidvalidity,
+            candidates,
+            unanchored,
+            exact_sizes=exact_sizes,
+            keep_flags=keep_flags,
+        )
+    else:
+        plan.fetch = [m.uid for m in candidates]
+        plan.gone_unless_adopted = [m.uid for m in unanchored]
+    plan.gone = _gone(source, anchored)
+    plan.fetch.sort()
+    return plan
+
+
+def _split_by_anchor(
+    target: Sequence[MessageInfo], source_uidvalidity: int
+) -> tuple[dict[int, MessageInfo], list[MessageInfo]]:
+    """Source UID -> the target message anchored to it, and the unanchored live messages.
+    A no-change resync runs this for every message: kept lean."""
     anchored: dict[int, MessageInfo] = {}
     unanchored: list[MessageInfo] = []
-    for message in archive:  # a no-change resync runs this for every message: kept lean
+    for message in target:
         origin = message.origin
         if origin is not None and origin.uidvalidity == source_uidvalidity:
             if origin.uid not in anchored:
                 anchored[origin.uid] = message
         elif message.gone_at is None:
             unanchored.append(message)
-    candidates: list[MessageInfo] = []
-    for message in source.messages:
-        stored = anchored.get(message.uid)
-        if stored is None:
-            candidates.append(message)
-        elif stored.flags != message.flags:
-            plan.flags[stored.uid] = message.flags
-    if unanchored and candidates:
-        pool: dict[tuple[object, ...], list[MessageInfo]] = {}
-        for stored in unanchored:
-            if stored.message_id is not None:
-                pool.setdefault(_key(stored, exact_sizes), []).append(stored)
-        matched: set[int] = set()
-        for message in candidates:
-            hits = pool.get(_key(message, exact_sizes)) if message.message_id else None
-            if hits:
-                stored = hits.pop(0)
-                matched.add(stored.uid)
-                plan.origins[stored.uid] = MessageRef(source_uidvalidity, message.uid)
-                if stored.flags != message.flags:
-                    plan.flags[stored.uid] = message.flags
-            else:
-                plan.fetch.append(message.uid)
-        plan.gone_unless_adopted = [m.uid for m in unanchored if m.uid not in matched]
-        plan.adopt_unanchored = bool(plan.gone_unless_adopted)
-    else:
-        plan.fetch = [m.uid for m in candidates]
-        plan.gone_unless_adopted = [m.uid for m in unanchored]
+    return anchored, unanchored
+
+
+def _rematch(
+    plan: MessagePlan,
+    source_uidvalidity: int,
+    candidates: Sequence[MessageInfo],
+    unanchored: Sequence[MessageInfo],
+    *,
+    exact_sizes: bool,
+    keep_flags: frozenset[str] | None,
+) -> None:
+    """Re-point unanchored target messages at new source messages with the same
+    Message-ID and size (or date); fetch the rest."""
+    pool: dict[tuple[object, ...], list[MessageInfo]] = {}
+    for stored in unanchored:
+        if stored.message_id is not None:
+            pool.setdefault(_key(stored, exact_sizes), []).append(stored)
+    matched: set[int] = set()
+    for message in candidates:
+        hits = pool.get(_key(message, exact_sizes)) if message.message_id else None
+        if not hits:
+            plan.fetch.append(message.uid)
+            continue
+        stored = hits.pop(0)
+        matched.add(stored.uid)
+        plan.origins[stored.uid] = MessageRef(source_uidvalidity, message.uid)
+        flags = message.flags if keep_flags is None else message.flags & keep_flags
+        if stored.flags != flags:
+            plan.flags[stored.uid] = flags
+    plan.gone_unless_adopted = [m.uid for m in unanchored if m.uid not in matched]
+    plan.adopt_unanchored = bool(plan.gone_unless_adopted)
+
+
+def _gone(source: MessageListing, anchored: Mapping[int, MessageInfo]) -> list[int]:
+    """Target UIDs whose source message was deleted (and not yet marked so)."""
     if source.complete:
         present = {m.uid for m in source.messages}
-        plan.gone = sorted(
+        return sorted(
             stored.uid
             for uid, stored in anchored.items()
             if uid not in present and stored.gone_at is None
         )
-    elif source.vanished:
-        plan.gone = sorted(
+    if source.vanished:
+        return sorted(
             stored.uid
             for uid, stored in anchored.items()
             if uid in source.vanished and stored.gone_at is None
         )
-    plan.fetch.sort()
-    return plan
+    return []
 
 
 def match_by_content(
@@ -276,13 +335,15 @@ def match_by_content(
     return pairs
 
 
-def apply_content_renames(plan: FolderPlan, pairs: Sequence[tuple[str, str]]) -> None:
+def apply_content_renames(
+    plan: FolderPlan, pairs: Sequence[tuple[str, str]], delimiter: str = "/"
+) -> None:
     """Turn create + gone/delete pairs into renames (children move along)."""
     for old, new in pairs:
         plan.renames.append((old, new))
         created = {name for name, _role in plan.creates}
         for bucket in (plan.gone, plan.deletes):
-            for before in [n for n in bucket if n == old or n.startswith(old + "/")]:
+            for before in [n for n in bucket if _within(n, old, delimiter)]:
                 bucket.remove(before)
                 after = new + before[len(old) :]
                 if after in created:

@@ -1,4 +1,8 @@
-"""What a sync run reports: per-folder counts and errors, progress and audit events."""
+"""What a sync run reports: per-folder counts and errors, progress and engine events.
+
+In plan-only mode (a dry run) the same report says what a real run would do: ``planned``
+and ``planned_bytes`` instead of ``fetched`` and ``bytes``, and the other counts as
+planned."""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from typing import Any
 from exoimap.errors import ExoimapError
 
 __all__ = [
-    "AuditEvent",
-    "AuditHook",
+    "EventHook",
     "FolderReport",
     "Progress",
     "ProgressCallback",
+    "SyncEvent",
     "SyncReport",
 ]
 
@@ -24,7 +28,9 @@ class FolderReport:
     """What happened to one folder."""
 
     source: str
-    archive: str
+    target: str
+    #: The target folder is new (created by this run, or to be created).
+    new_folder: bool = False
     fetched: int = 0
     bytes: int = 0
     flags_changed: int = 0
@@ -32,7 +38,13 @@ class FolderReport:
     gone: int = 0
     expunged: int = 0
     refetched_missing: int = 0
+    #: Fetched messages the target recognised as content it held (not stored twice).
+    adopted: int = 0
+    #: Unanchored target messages that are gone unless the fetch finds their content again.
+    gone_unless_adopted: int = 0
     planned: int = 0
+    #: Bytes of the planned messages (as the source lists them: an estimate on Exchange).
+    planned_bytes: int = 0
     #: bytes read from the source (stored or not), for progress
     bytes_read: int = 0
     errors: list[ExoimapError] = field(default_factory=list)
@@ -44,10 +56,11 @@ class FolderReport:
 
 @dataclass(slots=True)
 class SyncReport:
-    """The result of :func:`exoimap.sync.backup`; ``partial`` means some folders failed
-    (the CLI turns that into exit code 4)."""
+    """The result of :func:`exoimap.sync.sync`; ``partial`` means some folders failed
+    (the CLI turns that into exit code 4). ``plan_only``: a dry run's report."""
 
     started: _dt.datetime
+    plan_only: bool = False
     finished: _dt.datetime | None = None
     folders: list[FolderReport] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
@@ -85,6 +98,8 @@ class SyncReport:
             "gone": sum(f.gone for f in self.folders),
             "expunged": sum(f.expunged for f in self.folders),
             "refetched_missing": sum(f.refetched_missing for f in self.folders),
+            "adopted": sum(f.adopted for f in self.folders),
+            "planned": sum(f.planned for f in self.folders),
             "created": len(self.created),
             "renamed": len(self.renamed),
         }
@@ -109,17 +124,17 @@ ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One auditable thing the engine did (``kind`` names it; ``detail`` has plain values).
+class SyncEvent:
+    """One thing the engine did (``kind`` names it; ``detail`` has plain values).
 
-    Kinds: ``backup_started``, ``backup_finished``, ``recovered``, ``previous_run_interrupted``,
-    ``folder_created``, ``folder_renamed``, ``folder_gone``, ``folder_deleted``,
-    ``messages_stored``, ``flags_changed``, ``messages_rematched``, ``messages_gone``,
-    ``messages_expunged``, ``missing_files_refetched``, ``folder_failed``."""
+    Kinds: ``sync_started``, ``sync_finished``, ``state_notes``, ``folder_created``,
+    ``folder_renamed``, ``folder_gone``, ``folder_deleted``, ``messages_stored``,
+    ``flags_changed``, ``messages_rematched``, ``messages_gone``, ``messages_expunged``,
+    ``lost_content_refetched``, ``folder_failed``, ``content_check_skipped``."""
 
     kind: str
     folder: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-AuditHook = Callable[[AuditEvent], None]
+EventHook = Callable[[SyncEvent], None]

@@ -1,15 +1,17 @@
-"""Back up, verify and describe configured accounts: what ``exoimap sync`` and ``verify`` run.
+"""Back up, plan and verify configured accounts: what ``exoimap sync`` and ``verify`` run.
 
 For each account: its token provider -> a :class:`~exoimap.store.remote.RemoteImapStore`
 (at most the account's ``max_connections`` connections) -> the
 :class:`~exoimap.store.archive.ArchiveStore` at the account's ``archive`` path (default
-``Paths.archive_dir(name)``) -> :func:`exoimap.sync.backup`. Several accounts run at once
-(an :class:`asyncio.TaskGroup`); one account failing (sign-in, a locked archive) is
+``Paths.archive_dir(name)``) -> :func:`exoimap.app.operations.backup`. Several accounts run
+at once (an :class:`asyncio.TaskGroup`); one account failing (sign-in, a locked archive) is
 recorded in its result and does not stop the others.
 
-Library users and the web console call :func:`sync_accounts` directly; the CLI only
-prints what comes back. Every run records ``sync.folder`` audit events (and through the
-auditor's listeners, the metrics) in the process's auditor, if one is set.
+Library users, the agent, the web console and the tenant workers call
+:func:`sync_accounts` directly; the CLI only prints what comes back. Connection reuse is
+explicit: pass the :class:`~exoimap.app.resident.Resident` of a resident process. Every
+run records ``sync.folder`` and ``sync.change`` audit events (and through the auditor's
+listeners, the metrics) in the process's auditor, if one is set.
 """
 
 from __future__ import annotations
@@ -19,38 +21,34 @@ import contextlib
 import fnmatch
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap import audit
+from exoimap.app.audit_events import sync_event_recorder
+from exoimap.app.operations import backup, plan_backup
+from exoimap.app.resident import Resident
 from exoimap.audit.metrics import METRICS
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ExoimapError, StoreError
+from exoimap.errors import ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
-from exoimap.store.base import MessageInfo, is_inbox
+from exoimap.store.base import is_inbox
 from exoimap.store.remote import RemoteImapStore
-from exoimap.sync import resident
-from exoimap.sync.engine import backup
-from exoimap.sync.plan import BackupPolicy, archive_name, plan_messages
+from exoimap.sync.plan import SyncPolicy
 from exoimap.sync.report import Progress, SyncReport
-from exoimap.sync.verify import VerifyReport, verify
 
 __all__ = [
     "AccountResult",
-    "ArchiveStats",
-    "FolderPreview",
-    "FolderStats",
     "ProviderFactory",
     "SyncOptions",
     "archive_path",
-    "archive_stats",
     "folder_filter",
     "open_source",
+    "opened_stores",
     "sync_account",
     "sync_accounts",
-    "verify_account",
 ]
 
 #: Builds the token provider of an account (the CLI's asks for the vault passphrase).
@@ -106,26 +104,13 @@ def archive_path(account: AccountConfig, paths: Paths) -> Path:
 
 
 @dataclass(slots=True)
-class FolderPreview:
-    """What a dry run found for one folder."""
-
-    source: str
-    archive: str
-    new_folder: bool
-    fetch: int
-    fetch_bytes: int
-    flags: int
-    gone: int
-
-
-@dataclass(slots=True)
 class AccountResult:
-    """The outcome of one account's run: a report, or (dry run) a preview, or an error."""
+    """The outcome of one account's run: a report (a dry run's has ``plan_only``), or an
+    error."""
 
     account: str
     archive: Path
     report: SyncReport | None = None
-    preview: list[FolderPreview] | None = None
     error: ExoimapError | None = None
     seconds: float = 0.0
 
@@ -163,27 +148,31 @@ async def open_source(
 
 
 @contextlib.asynccontextmanager
-async def _stores(
+async def opened_stores(
     account: AccountConfig,
     provider: AccountProvider,
     root: Path,
     *,
-    fsync_mode: str,
-    on_event: Callable[[NetEvent], None] | None,
+    fsync_mode: str = "pool",
+    on_event: Callable[[NetEvent], None] | None = None,
+    kept: Resident | None = None,
 ) -> AsyncIterator[tuple[RemoteImapStore, ArchiveStore]]:
+    """The account's mailbox and archive, open; with ``kept``, the connection the last
+    sync of a resident process left is reused (and one is left for the next)."""
     # the archive first: a locked archive is reported before anything is signed in
     archive = ArchiveStore.open(
-        root, fsync_mode=fsync_mode, trusted_index=resident.trusted_index(root)
+        root,
+        fsync_mode=fsync_mode,
+        trusted_index=kept.trusted_index(root) if kept is not None else None,
     )
     try:
-        kept = resident.current()
         if kept is None:
             source = await open_source(account, provider, on_event=on_event)
             try:
                 yield source, archive
             finally:
                 await source.close()
-        else:  # in the agent: reuse the connection the last sync left, and leave one
+        else:
 
             async def connect(events: Callable[[NetEvent], None]) -> RemoteImapStore:
                 return await open_source(account, provider, on_event=events)
@@ -235,49 +224,25 @@ def _record(name: str, report: SyncReport, seconds: float) -> None:
             METRICS.record_error(error)
 
 
-async def _preview(
-    source: RemoteImapStore, root: Path, options: SyncOptions
-) -> list[FolderPreview]:
-    """Plan every folder without changing anything (the archive is only read)."""
-    include = folder_filter(options.folders, options.exclude)
-    archive: ArchiveStore | None = None
-    if (root / "index.sqlite").exists() or (root / "maildir").is_dir():
-        archive = ArchiveStore.open(root, create=False, fsync_mode="none")
-    previews: list[FolderPreview] = []
+async def _dry_run(
+    account: AccountConfig,
+    provider: AccountProvider,
+    root: Path,
+    policy: SyncPolicy,
+    sink: Callable[[NetEvent], None],
+) -> SyncReport:
+    """Plan the account's backup without changing anything (the archive is only read)."""
+    source = await open_source(account, provider, on_event=sink)
     try:
-        for info in await source.list_folders():
-            if not info.selectable or (include and not include(info.name)):
-                continue
-            name = archive_name(info.name, info.delimiter)
-            record = archive.folder_record(name) if archive is not None else None
-            stored: list[MessageInfo] = []
-            if archive is not None and record is not None:
-                async with archive.open_folder(name) as folder:
-                    stored = (await folder.list_messages()).messages
-            async with source.open_folder(info.name) as remote:
-                listing = await remote.list_messages(detail=True)
-            plan = plan_messages(
-                listing.state.uidvalidity,
-                listing,
-                stored,
-                exact_sizes=source.capabilities.exact_sizes,
-            )
-            sizes = {m.uid: m.size or 0 for m in listing.messages}
-            previews.append(
-                FolderPreview(
-                    source=info.name,
-                    archive=name,
-                    new_folder=record is None,
-                    fetch=len(plan.fetch),
-                    fetch_bytes=sum(sizes.get(uid, 0) for uid in plan.fetch),
-                    flags=len(plan.flags),
-                    gone=len(plan.gone),
-                )
-            )
-    finally:
-        if archive is not None:
+        if not ((root / "index.sqlite").exists() or (root / "maildir").is_dir()):
+            return await plan_backup(source, None, policy)
+        archive = ArchiveStore.open(root, create=False, fsync_mode="none")
+        try:
+            return await plan_backup(source, archive, policy)
+        finally:
             await archive.close()
-    return previews
+    finally:
+        await source.close()
 
 
 async def sync_account(
@@ -288,6 +253,7 @@ async def sync_account(
     *,
     on_progress: AccountProgress | None = None,
     on_net_event: AccountNetEvents | None = None,
+    kept: Resident | None = None,
 ) -> AccountResult:
     """Back up one account (or with ``dry_run`` plan it). Errors end up in the result."""
     options = options or SyncOptions()
@@ -295,37 +261,54 @@ async def sync_account(
     result = AccountResult(account=account.name, archive=root)
     started = time.monotonic()
     sink = _net_sink(account.name, on_net_event)
+    policy = SyncPolicy(
+        mirror=options.mirror,
+        include=folder_filter(options.folders, options.exclude),
+        max_parallel_folders=account.max_connections,
+    )
     try:
         if options.dry_run:
-            source = await open_source(account, provider, on_event=sink)
-            try:
-                result.preview = await _preview(source, root, options)
-            finally:
-                await source.close()
+            result.report = await _dry_run(account, provider, root, policy, sink)
         else:
-            policy = BackupPolicy(
-                mirror=options.mirror,
-                include=folder_filter(options.folders, options.exclude),
-                max_parallel_folders=account.max_connections,
+            result.report = await _backup(
+                account, provider, root, policy, options, sink, on_progress, kept
             )
-
-            def progress(update: Progress) -> None:
-                if on_progress is not None:
-                    on_progress(account.name, update)
-
-            with METRICS.time_sync(account.name):
-                async with _stores(
-                    account, provider, root, fsync_mode=options.fsync_mode, on_event=sink
-                ) as (source, archive):
-                    result.report = await backup(source, archive, policy, progress=progress)
-                if result.report.ok:
-                    resident.remember_index(root, archive.closed_index_stamp)
             _record(account.name, result.report, time.monotonic() - started)
     except ExoimapError as exc:
         result.error = exc
         METRICS.record_error(exc)
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _backup(  # noqa: PLR0917 - the account's run, spelled out
+    account: AccountConfig,
+    provider: AccountProvider,
+    root: Path,
+    policy: SyncPolicy,
+    options: SyncOptions,
+    sink: Callable[[NetEvent], None],
+    on_progress: AccountProgress | None,
+    kept: Resident | None,
+) -> SyncReport:
+    def progress(update: Progress) -> None:
+        if on_progress is not None:
+            on_progress(account.name, update)
+
+    with METRICS.time_sync(account.name):
+        async with opened_stores(
+            account, provider, root, fsync_mode=options.fsync_mode, on_event=sink, kept=kept
+        ) as (source, archive):
+            report = await backup(
+                source,
+                archive,
+                policy,
+                progress=progress,
+                events=sync_event_recorder(account.name),
+            )
+        if report.ok and kept is not None:
+            kept.remember_index(root, archive.closed_index_stamp)
+    return report
 
 
 async def sync_accounts(
@@ -336,8 +319,10 @@ async def sync_accounts(
     *,
     on_progress: AccountProgress | None = None,
     on_net_event: AccountNetEvents | None = None,
+    kept: Resident | None = None,
 ) -> list[AccountResult]:
-    """Back up several accounts at once; one result per account, in the order given."""
+    """Back up several accounts at once; one result per account, in the order given.
+    ``kept``: a resident process's state, to reuse its connections."""
     providers = [provider_for(a) for a in accounts]
     tasks: list[asyncio.Task[AccountResult]] = []
     async with asyncio.TaskGroup() as group:
@@ -351,92 +336,8 @@ async def sync_accounts(
                         options,
                         on_progress=on_progress,
                         on_net_event=on_net_event,
+                        kept=kept,
                     )
                 )
             )
     return [t.result() for t in tasks]
-
-
-async def verify_account(
-    account: AccountConfig,
-    provider: AccountProvider,
-    paths: Paths,
-    *,
-    deep: bool = False,
-) -> VerifyReport:
-    """Compare the account's archive with its mailbox (``deep``: SHA-256 of every message)."""
-    root = archive_path(account, paths)
-    if not root.is_dir():
-        raise StoreError(
-            f"account {account.name!r} has no archive at {root}; "
-            f"back it up first: `exoimap sync {account.name}`"
-        )
-    async with _stores(account, provider, root, fsync_mode="pool", on_event=None) as (
-        source,
-        archive,
-    ):
-        report = await verify(source, archive, deep=deep)
-    mismatches = sum(
-        len(f.size_mismatch) + len(f.hash_mismatch) + len(f.flag_mismatch) for f in report.folders
-    ) + len(report.files.corrupt)
-    missing = (
-        sum(len(f.missing) for f in report.folders)
-        + len(report.files.missing)
-        + len(report.folders_missing)
-    )
-    audit.emit(
-        audit.ArchiveVerified(
-            account=account.name,
-            outcome="success" if report.ok else "failure",
-            messages=report.files.checked,
-            mismatches=mismatches,
-            missing=missing,
-        )
-    )
-    return report
-
-
-@dataclass(slots=True)
-class FolderStats:
-    name: str
-    messages: int = 0
-    bytes: int = 0
-    gone: int = 0
-    gone_folder: bool = False
-
-
-@dataclass(slots=True)
-class ArchiveStats:
-    """What an archive holds (read from its index; no server needed)."""
-
-    root: Path
-    folders: list[FolderStats] = field(default_factory=list)
-    recovery_notes: list[str] = field(default_factory=list)
-
-    @property
-    def messages(self) -> int:
-        return sum(f.messages for f in self.folders)
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.bytes for f in self.folders)
-
-
-async def archive_stats(account: AccountConfig, paths: Paths) -> ArchiveStats:
-    """Folders, messages and bytes in the account's archive (an audited archive read)."""
-    root = archive_path(account, paths)
-    store = ArchiveStore.open(root, create=False, fsync_mode="none")
-    stats = ArchiveStats(root=root)
-    try:
-        stats.recovery_notes = list(store.recovery_notes)
-        for row in store.folder_records():
-            folder = FolderStats(name=row.name, gone_folder=row.gone_at is not None)
-            for message in store.index.messages(row.id):
-                folder.messages += 1
-                folder.bytes += message.size
-                folder.gone += message.gone_at is not None
-            stats.folders.append(folder)
-    finally:
-        await store.close()
-    audit.emit(audit.ArchiveRead(account=account.name, messages=stats.messages, purpose="stats"))
-    return stats

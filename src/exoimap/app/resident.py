@@ -8,8 +8,9 @@ else (the archive and its lock, the config, the audit log) is opened afresh by e
 exactly as in its own process; only the index's integrity check is skipped when the file
 is, by its stamp, the one the last sync of this process closed without error.
 
-Outside :func:`resident` nothing changes: :func:`run` is :func:`asyncio.run` and every sync
-opens and closes its own connections.
+A :class:`Resident` is passed explicitly (the agent hands it to the command it runs, the
+command to :func:`exoimap.app.accounts.sync_accounts`); without one, nothing changes:
+:func:`run` is :func:`asyncio.run` and every sync opens and closes its own connections.
 """
 
 from __future__ import annotations
@@ -33,11 +34,8 @@ __all__ = [
     "MAX_IDLE",
     "KeptSources",
     "Resident",
-    "current",
-    "remember_index",
     "resident",
     "run",
-    "trusted_index",
 ]
 
 T = TypeVar("T")
@@ -153,53 +151,41 @@ class KeptSources:
 
 @dataclass
 class Resident:
+    """What a resident process keeps between syncs: its event loop, parked connections,
+    and which archive indexes its last syncs left sound."""
+
     runner: asyncio.Runner
     sources: KeptSources
     #: Archive root -> the index stamp its last sync left, if that sync ended without error.
     indexes: dict[Path, IndexStamp] = field(default_factory=dict)
 
+    def trusted_index(self, root: Path) -> IndexStamp | None:
+        """The index stamp to trust when opening the archive at ``root`` (taken: an open
+        that fails or a sync that errs must leave nothing trusted behind)."""
+        return self.indexes.pop(root, None)
 
-def trusted_index(root: Path) -> IndexStamp | None:
-    """The index stamp to trust when opening the archive at ``root`` (taken: an open that
-    fails or a sync that errs must leave nothing trusted behind)."""
-    state = _CURRENT.get()
-    return state.indexes.pop(root, None) if state is not None else None
-
-
-def remember_index(root: Path, stamp: IndexStamp | None) -> None:
-    """After a sync of ``root`` that ended without error: its index may skip the next check."""
-    state = _CURRENT.get()
-    if state is not None and stamp is not None:
-        state.indexes[root] = stamp
-
-
-_CURRENT: contextvars.ContextVar[Resident | None] = contextvars.ContextVar(
-    "exoimap_resident", default=None
-)
-
-
-def current() -> Resident | None:
-    return _CURRENT.get()
+    def remember_index(self, root: Path, stamp: IndexStamp | None) -> None:
+        """After a sync of ``root`` that ended without error: its index may skip the next
+        check."""
+        if stamp is not None:
+            self.indexes[root] = stamp
 
 
 @contextlib.contextmanager
 def resident(max_idle: float = MAX_IDLE) -> Iterator[Resident]:
-    """Within this block (in the main thread), syncs share one event loop and park their
-    connections; leaving it closes them."""
+    """Syncs run through the yielded :class:`Resident` (in the main thread) share one event
+    loop and park their connections; leaving the block closes them."""
     with asyncio.Runner() as runner:
         state = Resident(runner, KeptSources(max_idle))
-        token = _CURRENT.set(state)
         try:
             yield state
         finally:
-            _CURRENT.reset(token)
             runner.run(state.sources.close_all())
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
+def run(coroutine: Coroutine[Any, Any, T], kept: Resident | None = None) -> T:
     """Run a sync's coroutine: on the resident loop if there is one, else in a new loop."""
-    state = _CURRENT.get()
-    if state is None:
+    if kept is None:
         return asyncio.run(coroutine)
     # In the caller's context, as asyncio.run would: what this sync set (its auditor) counts.
-    return state.runner.run(coroutine, context=contextvars.copy_context())
+    return kept.runner.run(coroutine, context=contextvars.copy_context())

@@ -1,0 +1,144 @@
+"""Moving message bodies: one large fetch from the source streams into one append on the
+target per batch, and a failing message skips only itself.
+
+The chunk streams pass through untouched (no extra generator per chunk), so a backup runs
+at the speed of the source's connection and the target's disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from exoimap.errors import MessageError, StoreError
+from exoimap.store.base import (
+    AppendItem,
+    ContentMatching,
+    FetchedMessage,
+    Folder,
+    MessageRef,
+)
+from exoimap.sync.plan import MessagePlan
+from exoimap.sync.report import FolderReport, Progress
+from exoimap.sync.run import Run
+
+__all__ = ["Transfer"]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one append consumed: source (UID, size) of each message read whole."""
+
+    read: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Copies messages of one folder pair (source UIDs of one UIDVALIDITY)."""
+
+    run: Run
+    report: FolderReport
+    source: Folder
+    target: Folder
+    uidvalidity: int
+
+    async def copy(self, plan: MessagePlan) -> None:
+        """Copy ``plan.fetch`` in batches of the policy's size."""
+        size = self.run.policy.batch_messages
+        for start in range(0, len(plan.fetch), size):
+            if self.run.abort.is_set():
+                raise StoreError("stopped: the target cannot take more data")
+            remaining = list(plan.fetch[start : start + size])
+            while remaining:
+                remaining = await self._append(remaining, matching=plan.adopt_unanchored)
+
+    async def _append(self, uids: Sequence[int], *, matching: bool) -> list[int]:
+        """Append what ``uids`` fetch to; returns the UIDs still to do after a message
+        failed."""
+        run, report, target = self.run, self.report, self.target
+        batch = _Batch()
+        items = _items(run, report, self.source.fetch(uids), self.uidvalidity, batch)
+        try:
+            if matching and isinstance(target, ContentMatching):
+                stored = await target.append_matching(items)
+            else:
+                stored = await target.append(items)
+        except MessageError as exc:
+            report.errors.append(exc)
+            run.emit("folder_failed", report.source, error=str(exc), uid=exc.uid)
+            done = [(uid, size) for uid, size in batch.read if exc.uid is None or uid < exc.uid]
+            # the target stored a prefix of the items, but did not say under which UIDs
+            await self._count(done, [])
+            if exc.uid is None:
+                return []
+            return [uid for uid in uids if uid > exc.uid]
+        await self._count(batch.read[: len(stored)], stored)
+        return []
+
+    async def _count(self, done: list[tuple[int, int]], stored: Sequence[int]) -> None:
+        if not done:
+            return
+        run, report = self.run, self.report
+        if stored and not run.target.capabilities.records_origin:
+            origins = {
+                target_uid: MessageRef(self.uidvalidity, source_uid)
+                for (source_uid, _size), target_uid in zip(done, stored, strict=False)
+            }
+            await run.state.appended(report.target, origins)
+        size = sum(s for _u, s in done)
+        report.fetched += len(done)
+        report.bytes += size
+        run.emit("messages_stored", report.target, count=len(done), bytes=size)
+
+
+async def _items(
+    run: Run,
+    report: FolderReport,
+    fetched: AsyncIterator[FetchedMessage],
+    uidvalidity: int,
+    batch: _Batch,
+) -> AsyncIterator[AppendItem]:
+    """Source messages as target items; a message counts as read when the target asks
+    for the next one."""
+    previous: FetchedMessage | None = None
+    while True:
+        try:
+            message = await anext(fetched)
+        except StopAsyncIteration:
+            break
+        except BaseException:
+            # asking for the next message means the previous one was consumed whole
+            if previous is not None:
+                _read_one(run, report, previous, batch)
+            raise
+        if previous is not None:
+            _read_one(run, report, previous, batch)
+        previous = message
+        yield AppendItem(
+            chunks=message.chunks,
+            size=message.size,
+            flags=message.flags,
+            internal_date=message.internal_date,
+            origin=MessageRef(uidvalidity, message.uid),
+        )
+    if previous is not None:
+        _read_one(run, report, previous, batch)
+
+
+def _read_one(run: Run, report: FolderReport, message: FetchedMessage, batch: _Batch) -> None:
+    batch.read.append((message.uid, message.size))
+    run.total_done += 1
+    run.total_bytes += message.size
+    report.bytes_read += message.size
+    if run.progress is not None:
+        run.progress(
+            Progress(
+                folder=report.source,
+                folder_done=report.fetched + len(batch.read),
+                folder_planned=report.planned,
+                folder_bytes=report.bytes_read,
+                total_done=run.total_done,
+                total_planned=run.total_planned,
+                total_bytes=run.total_bytes,
+            )
+        )
