@@ -151,6 +151,32 @@ def test_dry_run_plans_and_changes_nothing(
     assert "work: fetched 1 messages" in _out(capsys)[0]
 
 
+def test_dry_run_after_a_rename_on_the_server_says_rename_not_fetch(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dry run is the engine in plan-only mode: it sees the rename the real run makes
+    (it used to say "Work: new folder, fetch 3" while the real run renamed and fetched 0)."""
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    exchange = sandbox_tenant.exchange
+    store = exchange.run(lambda: exchange.server.mailboxes.get(upn).store)
+    exchange.run(store.create_folder_now, "Projects")
+    for n in range(3):
+        exchange.deliver(upn, sample_message(n, 800), folder="Projects")
+    assert main(["sync", "work"]) == 0
+    exchange.run(store.rename_folder_now, "Projects", "Work")
+    capsys.readouterr()
+    assert main(["sync", "work", "--dry-run"]) == 0
+    out, _ = _out(capsys)
+    assert "would rename folder Projects to Work" in out
+    assert "work: would fetch 0 messages" in out
+    assert main(["sync", "work"]) == 0
+    assert "work: fetched 0 messages" in _out(capsys)[0]
+    assert main(["archive", "stats", "work"]) == 0
+    stats = _out(capsys)[0]
+    assert "Work" in stats
+    assert "Projects" not in stats
+
+
 def test_a_failing_folder_gives_exit_4_and_the_others_complete(
     sandbox_tenant: SandboxTenant,
     home: Path,
