@@ -332,8 +332,7 @@ class _ItemRenderer:
             start, length = request.partial
             body = body[start : start + length]
             origin = f"<{start}>"
-        name = f"BODY[{request.section}]{origin}".encode()
-        return (name + b" {%d}\r\n" % len(body), body)
+        return _literal(f"BODY[{request.section}]{origin}".encode(), body)
 
     def flags(self) -> _Entry:
         return b"FLAGS " + _flags(self._message.flags)
