@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -245,3 +246,32 @@ def test_own_rename_and_delete_of_the_selected_folder(session: Raw) -> None:
     assert session.command("r4", "DELETE Temp2") == [b"r4 OK DELETE completed."]
     assert session.command("r5", "NOOP") == [b"r5 OK NOOP completed."]
     assert session.command("r6", "SELECT Temp2") == [b"r6 NO Temp2 doesn't exist."]
+
+
+def test_folder_management_refusals_and_subscriptions(session: Raw) -> None:
+    name = f"Mgmt{uuid.uuid4().hex[:8]}"
+    missing = name + "Gone"
+    not_found = b"NO The requested item could not be found."
+    assert session.command("m0", f"CREATE {name}") == [b"m0 OK CREATE completed."]
+    assert session.command("m1", f"CREATE {name}") == [b"m1 NO CREATE failed."]
+    assert session.command("m2", f"DELETE {missing}") == [b"m2 " + not_found]
+    assert session.command("m3", f"SUBSCRIBE {missing}") == [b"m3 " + not_found]
+    assert session.command("m4", f"RENAME {missing} {name}2") == [b"m4 " + not_found]
+    assert session.command("m5", f"UNSUBSCRIBE {missing}") == [b"m5 OK UNSUBSCRIBE completed."]
+    # a RENAME carries the subscriptions of the folder and of its children along
+    session.command("m6", f"CREATE {name}/Child")
+    assert session.command("m7", f"RENAME {name} {name}New") == [b"m7 OK RENAME completed."]
+    assert session.command("m8", f'LSUB "" {name}*') == [
+        b'* LSUB (\\HasChildren) "/" %sNew' % name.encode(),
+        b'* LSUB (\\HasNoChildren) "/" %sNew/Child' % name.encode(),
+        b"m8 OK LSUB completed.",
+    ]
+    assert session.command("m9", f"UNSUBSCRIBE {name}New/Child") == [
+        b"m9 OK UNSUBSCRIBE completed."
+    ]
+    assert session.command("n0", f"SUBSCRIBE {name}New/Child") == [b"n0 OK SUBSCRIBE completed."]
+    session.command("n1", f"SELECT {name}New")
+    assert session.command("n2", "UNSELECT") == [b"n2 OK UNSELECT completed."]
+    assert session.command("n3", "FETCH 1 (FLAGS)") == [
+        b"n3 BAD Command received in Invalid state."
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
@@ -301,6 +301,86 @@ def render_fetch(
     )
 
 
+# A response item: its bytes, or a literal as (its text up to and with ``{n}`` CRLF, its bytes)
+# so that message bodies are queued as they are, not copied into the response.
+_Entry = bytes | tuple[bytes, bytes]
+
+
+class _ItemRenderer:
+    """Renders the items of one message; the MIME tree is parsed once, and only for the
+    items that need it (BODY[] and RFC822 alone never do)."""
+
+    __slots__ = ("_estimate_size", "_message", "_root")
+
+    def __init__(self, message: MessageView, estimate_size: bool) -> None:
+        self._message = message
+        self._estimate_size = estimate_size
+        self._root: Part | None = None
+
+    def _parsed(self) -> Part:
+        if self._root is None:
+            self._root = parse_message(self._message.data)
+        return self._root
+
+    def body_section(self, request: FetchRequest) -> _Entry:
+        if not request.section:
+            body = self._message.data  # BODY[]: no need to split the MIME tree
+        else:
+            body = section_bytes(self._parsed(), self._message.data, request.section)
+        origin = ""
+        if request.partial is not None:
+            start, length = request.partial
+            body = body[start : start + length]
+            origin = f"<{start}>"
+        return _literal(f"BODY[{request.section}]{origin}".encode(), body)
+
+    def flags(self) -> _Entry:
+        return b"FLAGS " + _flags(self._message.flags)
+
+    def internal_date(self) -> _Entry:
+        return b'INTERNALDATE "' + internal_date_text(self._message.internal_date).encode() + b'"'
+
+    def size(self) -> _Entry:
+        size = len(self._message.data)
+        return b"RFC822.SIZE %d" % (estimated_size(size) if self._estimate_size else size)
+
+    def envelope(self) -> _Entry:
+        return b"ENVELOPE " + envelope(self._parsed())
+
+    def body(self) -> _Entry:
+        return b"BODY " + body_structure(self._parsed(), extended=False)
+
+    def body_structure(self) -> _Entry:
+        return b"BODYSTRUCTURE " + body_structure(self._parsed(), extended=True)
+
+    def rfc822(self) -> _Entry:
+        return _literal(b"RFC822", self._message.data)
+
+    def rfc822_header(self) -> _Entry:
+        return _literal(b"RFC822.HEADER", self._parsed().header)
+
+    def rfc822_text(self) -> _Entry:
+        return _literal(b"RFC822.TEXT", self._parsed().body)
+
+
+def _literal(name: bytes, data: bytes) -> _Entry:
+    return (name + b" {%d}\r\n" % len(data), data)
+
+
+# The named items other than UID (which is written once, wherever it is asked for first).
+_NAMED_ITEMS: dict[str, Callable[[_ItemRenderer], _Entry]] = {
+    "FLAGS": _ItemRenderer.flags,
+    "INTERNALDATE": _ItemRenderer.internal_date,
+    "RFC822.SIZE": _ItemRenderer.size,
+    "ENVELOPE": _ItemRenderer.envelope,
+    "BODY": _ItemRenderer.body,
+    "BODYSTRUCTURE": _ItemRenderer.body_structure,
+    "RFC822": _ItemRenderer.rfc822,
+    "RFC822.HEADER": _ItemRenderer.rfc822_header,
+    "RFC822.TEXT": _ItemRenderer.rfc822_text,
+}
+
+
 def render_fetch_pieces(
     message: MessageView,
     items: Sequence[str | FetchRequest],
@@ -309,61 +389,30 @@ def render_fetch_pieces(
     estimate_size: bool,
 ) -> list[bytes]:
     """The same as :func:`render_fetch` as pieces: message bodies are not copied."""
-    out: list[bytes | tuple[bytes, bytes]] = []
-    root: Part | None = None
-    seen_uid = False
+    renderer = _ItemRenderer(message, estimate_size)
+    entries: list[_Entry] = []
+    uid_written = uid_first
     if uid_first:
-        out.append(b"UID %d" % message.uid)
-        seen_uid = True
+        entries.append(b"UID %d" % message.uid)
     for item in items:
         if isinstance(item, FetchRequest):
-            if not item.section:
-                body = message.data  # BODY[]: no need to split the MIME tree
-            else:
-                if root is None:
-                    root = parse_message(message.data)
-                body = section_bytes(root, message.data, item.section)
-            origin = ""
-            if item.partial is not None:
-                start, length = item.partial
-                body = body[start : start + length]
-                origin = f"<{start}>"
-            name = f"BODY[{item.section}]{origin}".encode()
-            out.append((name + b" {%d}\r\n" % len(body), body))
-            continue
-        if item == "UID":
-            if not seen_uid:
-                out.append(b"UID %d" % message.uid)
-                seen_uid = True
-        elif item == "FLAGS":
-            out.append(b"FLAGS " + _flags(message.flags))
-        elif item == "INTERNALDATE":
-            out.append(
-                b'INTERNALDATE "' + internal_date_text(message.internal_date).encode() + b'"'
-            )
-        elif item == "RFC822.SIZE":
-            size = len(message.data)
-            out.append(b"RFC822.SIZE %d" % (estimated_size(size) if estimate_size else size))
-        elif item in ("ENVELOPE", "BODY", "BODYSTRUCTURE"):
-            if root is None:
-                root = parse_message(message.data)
-            if item == "ENVELOPE":
-                out.append(b"ENVELOPE " + envelope(root))
-            else:
-                extended = item == "BODYSTRUCTURE"
-                out.append(item.encode() + b" " + body_structure(root, extended=extended))
-        elif item in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
-            if root is None:
-                root = parse_message(message.data)
-            chosen = {
-                "RFC822": message.data,
-                "RFC822.HEADER": root.header,
-                "RFC822.TEXT": root.body,
-            }[item]
-            out.append((item.encode() + b" {%d}\r\n" % len(chosen), chosen))
+            entries.append(renderer.body_section(item))
+        elif item == "UID":
+            if not uid_written:
+                entries.append(b"UID %d" % message.uid)
+                uid_written = True
+        else:
+            render = _NAMED_ITEMS.get(item)
+            if render is not None:
+                entries.append(render(renderer))
+    return _response_pieces(message.seq, entries)
+
+
+def _response_pieces(seq: int, entries: list[_Entry]) -> list[bytes]:
+    """``* seq FETCH (entries)`` CRLF: the small parts joined, each literal's bytes apart."""
     pieces: list[bytes] = []
-    small = bytearray(b"* %d FETCH (" % message.seq)
-    for index, entry in enumerate(out):
+    small = bytearray(b"* %d FETCH (" % seq)
+    for index, entry in enumerate(entries):
         if index:
             small += b" "
         if isinstance(entry, tuple):

@@ -7,6 +7,7 @@ import asyncio
 import bisect
 import datetime as _dt
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, StoreError
@@ -140,31 +141,14 @@ async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command
     if _uses_condstore(command):
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_12)
         return
-    if isinstance(command, c.List | c.Lsub):
-        _list(session, box, tag, command)
-    elif isinstance(command, c.StatusCommand):
-        _status(session, box, tag, command)
-    elif isinstance(command, c.Select | c.Examine):
-        _select(session, box, tag, command)
-    elif isinstance(command, c.Create | c.Delete | c.Rename | c.Subscribe | c.Unsubscribe):
-        _manage(session, box, tag, command)
-    elif isinstance(command, c.Fetch):
+    if isinstance(command, c.Fetch):
         await _fetch(session, box, tag, command)
-    elif isinstance(command, c.Search):
-        _search(session, box, tag, command)
-    elif isinstance(command, c.Store):
-        _store(session, box, tag, command)
-    elif isinstance(command, c.Copy | c.Move):
-        _copy(session, box, tag, command)
-    elif isinstance(command, c.Expunge | c.UidExpunge):
-        _expunge(session, box, tag, command)
-    elif isinstance(command, c.Close | c.Unselect):
-        if isinstance(command, c.Close) and not session.readonly and session.selected:
-            box.store.expunge_now(session.selected)
-        _deselect(session)
-        session.ok(tag, "CLOSE" if isinstance(command, c.Close) else "UNSELECT")
-    else:
+        return
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
         session.count_bad(tag, texts.COMMAND_ERROR_12)
+        return
+    handler(session, box, tag, command)
 
 
 # --- folders ------------------------------------------------------------------------------
@@ -277,44 +261,75 @@ def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Exam
     session.ok(tag, verb, SimpleCode(mode))
 
 
-def _manage(session: Session, box: Mailbox, tag: str, command: Any) -> None:
+class _NoSuchFolder(Exception):
+    """The command names a folder that does not exist (answered NO, "folder not found")."""
+
+
+def _existing(box: Mailbox, name: str) -> str:
+    folder = _canonical(box, name)
+    if folder is None:
+        raise _NoSuchFolder(name)
+    return folder
+
+
+def _create(session: Session, box: Mailbox, command: c.Create) -> None:
+    if _canonical(box, command.mailbox) is not None:
+        raise FolderError("exists")
+    box.store.create_folder_now(command.mailbox.rstrip("/"))
+    box.subscribed.add(command.mailbox.rstrip("/"))
+
+
+def _delete(session: Session, box: Mailbox, command: c.Delete) -> None:
+    folder = _existing(box, command.mailbox)
+    box.store.delete_folder_now(folder)
+    if session.selected == folder:
+        _deselect(session)  # our own DELETE: no BYE, just no folder any more
+    box.subscribed.discard(folder)
+
+
+def _rename(session: Session, box: Mailbox, command: c.Rename) -> None:
+    folder = _existing(box, command.mailbox)
+    box.store.rename_folder_now(folder, command.new_name)
+    if session.selected == folder:
+        session.selected = command.new_name  # our own RENAME keeps the selection
+        session.invalidated = False
+    for name in list(box.subscribed):
+        if name == folder or name.startswith(folder + "/"):
+            box.subscribed.discard(name)
+            box.subscribed.add(command.new_name + name[len(folder) :])
+
+
+def _subscribe(session: Session, box: Mailbox, command: c.Subscribe) -> None:
+    box.subscribed.add(_existing(box, command.mailbox))
+
+
+def _unsubscribe(session: Session, box: Mailbox, command: c.Unsubscribe) -> None:
+    # unlike SUBSCRIBE, a name that is no folder is no error
+    box.subscribed.discard(_canonical(box, command.mailbox) or command.mailbox)
+
+
+_FOLDER_ACTIONS: dict[type, Callable[[Session, Mailbox, Any], None]] = {
+    c.Create: _create,
+    c.Delete: _delete,
+    c.Rename: _rename,
+    c.Subscribe: _subscribe,
+    c.Unsubscribe: _unsubscribe,
+}
+
+
+def _manage(
+    session: Session,
+    box: Mailbox,
+    tag: str,
+    command: c.Create | c.Delete | c.Rename | c.Subscribe | c.Unsubscribe,
+) -> None:
+    """CREATE/DELETE/RENAME/[UN]SUBSCRIBE, with the answers they share."""
     verb = type(command).__name__.upper()
-    store = box.store
     try:
-        if isinstance(command, c.Create):
-            if _canonical(box, command.mailbox) is not None:
-                raise FolderError("exists")
-            store.create_folder_now(command.mailbox.rstrip("/"))
-            box.subscribed.add(command.mailbox.rstrip("/"))
-        elif isinstance(command, c.Delete):
-            folder = _canonical(box, command.mailbox)
-            if folder is None:
-                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
-                return
-            store.delete_folder_now(folder)
-            if session.selected == folder:
-                _deselect(session)  # our own DELETE: no BYE, just no folder any more
-            box.subscribed.discard(folder)
-        elif isinstance(command, c.Rename):
-            folder = _canonical(box, command.mailbox)
-            if folder is None:
-                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
-                return
-            store.rename_folder_now(folder, command.new_name)
-            if session.selected == folder:
-                session.selected = command.new_name  # our own RENAME keeps the selection
-                session.invalidated = False
-            for name in list(box.subscribed):
-                if name == folder or name.startswith(folder + "/"):
-                    box.subscribed.discard(name)
-                    box.subscribed.add(command.new_name + name[len(folder) :])
-        elif isinstance(command, c.Subscribe):
-            if _canonical(box, command.mailbox) is None:
-                session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
-                return
-            box.subscribed.add(_canonical(box, command.mailbox) or command.mailbox)
-        else:
-            box.subscribed.discard(_canonical(box, command.mailbox) or command.mailbox)
+        _FOLDER_ACTIONS[type(command)](session, box, command)
+    except _NoSuchFolder:
+        session.tagged(tag, Status.NO, texts.FOLDER_NOT_FOUND)
+        return
     except FolderError:
         session.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command=verb))
         return
@@ -494,6 +509,34 @@ def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.Ui
         box.store.expunge_now(folder)
     session.push_updates()
     session.ok(tag, verb)
+
+
+def _close(session: Session, box: Mailbox, tag: str, command: c.Close | c.Unselect) -> None:
+    closing = isinstance(command, c.Close)
+    if closing and not session.readonly and session.selected:
+        box.store.expunge_now(session.selected)
+    _deselect(session)
+    session.ok(tag, "CLOSE" if closing else "UNSELECT")
+
+
+# The mailbox commands that answer at once, by type (FETCH, which flushes as it goes, is
+# awaited apart); a type missing here is a command Exchange does not know.
+_HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
+    c.List: _list,
+    c.Lsub: _list,
+    c.StatusCommand: _status,
+    c.Select: _select,
+    c.Examine: _select,
+    **dict.fromkeys((c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe), _manage),
+    c.Search: _search,
+    c.Store: _store,
+    c.Copy: _copy,
+    c.Move: _copy,
+    c.Expunge: _expunge,
+    c.UidExpunge: _expunge,
+    c.Close: _close,
+    c.Unselect: _close,
+}
 
 
 # --- APPEND -------------------------------------------------------------------------------

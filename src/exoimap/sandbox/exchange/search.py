@@ -102,82 +102,126 @@ class _Parser:
             tests.append(self.one())
         return lambda item: all(t(item) for t in tests)
 
-    def one(self) -> Test:  # one branch per search key, as in RFC 3501
+    def one(self) -> Test:
         key = self.take()
         if isinstance(key, tuple):
-            inner = _Parser(key, self.max_uid, self.max_seq).all()
-            return inner
-        name = key.upper()
-        flag_keys = {
-            "ANSWERED": "\\Answered",
-            "DELETED": "\\Deleted",
-            "DRAFT": "\\Draft",
-            "FLAGGED": "\\Flagged",
-            "SEEN": "\\Seen",
-        }
-        if name == "ALL":
-            return lambda item: True
-        if name in flag_keys:
-            flag = flag_keys[name]
-            return lambda item: flag in item.flags
-        if name.startswith("UN") and name[2:] in flag_keys:
-            flag = flag_keys[name[2:]]
-            return lambda item: flag not in item.flags
-        if name in ("NEW", "RECENT"):
-            return lambda item: False
-        if name == "OLD":
-            return lambda item: True
-        if name == "KEYWORD":
-            word = self.text()
-            return lambda item: word in item.flags
-        if name == "UNKEYWORD":
-            word = self.text()
-            return lambda item: word not in item.flags
-        if name == "NOT":
-            inner = self.one()
-            return lambda item: not inner(item)
-        if name == "OR":
-            left, right = self.one(), self.one()
-            return lambda item: left(item) or right(item)
-        if name == "UID":
-            spec = self.text()
-            return lambda item: _in_set(spec, item.uid, self.max_uid)
-        if name in ("BEFORE", "ON", "SINCE"):
-            day = _date(self.text())
-            compare = _compare(name)
-            return lambda item: compare(item.internal_date.date(), day)
-        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-            day = _date(self.text())
-            compare = _compare(name[4:])
-
-            def sent(item: SearchItem) -> bool:
-                date = _sent_date(item)
-                return date is not None and compare(date, day)
-
-            return sent
-        if name in ("LARGER", "SMALLER"):
-            try:
-                size = int(self.text())
-            except ValueError as exc:
-                raise RemoteProtocolError("LARGER/SMALLER need a number") from exc
-            if name == "LARGER":
-                return lambda item: len(item.data) > size
-            return lambda item: len(item.data) < size
-        if name in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
-            needle = self.text().lower()
-            field = name.capitalize() if name != "BCC" else "Bcc"
-            return lambda item: needle in _header(item, field).lower()
-        if name == "HEADER":
-            field, needle = self.text(), self.text().lower()
-            return lambda item: needle in _header(item, field).lower()
-        if name in ("BODY", "TEXT"):
-            raw = self.text().encode("utf-8").lower()
-            if name == "BODY":
-                return lambda item: raw in parse_message(item.data).body.lower()
-            return lambda item: raw in item.data.lower()
+            return _Parser(key, self.max_uid, self.max_seq).all()
+        family = _KEY_FAMILIES.get(key.upper())
+        if family is not None:
+            return family(self, key.upper())
         if _is_set(key):
             return lambda item: _in_set(key, item.seq, self.max_seq)
         raise RemoteProtocolError(f"unknown search key {key!r}")
+
+
+# --- search keys, by family (RFC 3501 6.4.4) ----------------------------------------------
+# Each family reads its arguments from the parser and returns the test for one key.
+
+_FLAG_KEYS = {
+    "ANSWERED": "\\Answered",
+    "DELETED": "\\Deleted",
+    "DRAFT": "\\Draft",
+    "FLAGGED": "\\Flagged",
+    "SEEN": "\\Seen",
+}
+
+
+def _constant(parser: _Parser, name: str) -> Test:
+    # no message is ever \Recent on Exchange, so NEW and RECENT find none and OLD all
+    found = name in ("ALL", "OLD")
+    return lambda item: found
+
+
+def _flag(parser: _Parser, name: str) -> Test:
+    if name in _FLAG_KEYS:
+        flag = _FLAG_KEYS[name]
+        return lambda item: flag in item.flags
+    flag = _FLAG_KEYS[name[2:]]  # UNSEEN and the like
+    return lambda item: flag not in item.flags
+
+
+def _keyword(parser: _Parser, name: str) -> Test:
+    word = parser.text()
+    if name == "KEYWORD":
+        return lambda item: word in item.flags
+    return lambda item: word not in item.flags
+
+
+def _not(parser: _Parser, name: str) -> Test:
+    inner = parser.one()
+    return lambda item: not inner(item)
+
+
+def _or(parser: _Parser, name: str) -> Test:
+    left, right = parser.one(), parser.one()
+    return lambda item: left(item) or right(item)
+
+
+def _uid(parser: _Parser, name: str) -> Test:
+    spec, largest = parser.text(), parser.max_uid
+    return lambda item: _in_set(spec, item.uid, largest)
+
+
+def _internal_date(parser: _Parser, name: str) -> Test:
+    day = _date(parser.text())
+    compare = _compare(name)
+    return lambda item: compare(item.internal_date.date(), day)
+
+
+def _sent_date_key(parser: _Parser, name: str) -> Test:
+    day = _date(parser.text())
+    compare = _compare(name.removeprefix("SENT"))
+
+    def sent(item: SearchItem) -> bool:
+        date = _sent_date(item)
+        return date is not None and compare(date, day)
+
+    return sent
+
+
+def _size(parser: _Parser, name: str) -> Test:
+    try:
+        size = int(parser.text())
+    except ValueError as exc:
+        raise RemoteProtocolError("LARGER/SMALLER need a number") from exc
+    if name == "LARGER":
+        return lambda item: len(item.data) > size
+    return lambda item: len(item.data) < size
+
+
+def _address_or_subject(parser: _Parser, name: str) -> Test:
+    needle = parser.text().lower()
+    field = name.capitalize() if name != "BCC" else "Bcc"
+    return lambda item: needle in _header(item, field).lower()
+
+
+def _header_key(parser: _Parser, name: str) -> Test:
+    field, needle = parser.text(), parser.text().lower()
+    return lambda item: needle in _header(item, field).lower()
+
+
+def _text(parser: _Parser, name: str) -> Test:
+    raw = parser.text().encode("utf-8").lower()
+    if name == "BODY":
+        return lambda item: raw in parse_message(item.data).body.lower()
+    return lambda item: raw in item.data.lower()
+
+
+_KEY_FAMILIES: dict[str, Callable[[_Parser, str], Test]] = {
+    **dict.fromkeys(("ALL", "NEW", "RECENT", "OLD"), _constant),
+    **dict.fromkeys(_FLAG_KEYS, _flag),
+    **dict.fromkeys(("UN" + name for name in _FLAG_KEYS), _flag),
+    **dict.fromkeys(("KEYWORD", "UNKEYWORD"), _keyword),
+    "NOT": _not,
+    "OR": _or,
+    "UID": _uid,
+    **dict.fromkeys(("BEFORE", "ON", "SINCE"), _internal_date),
+    **dict.fromkeys(("SENTBEFORE", "SENTON", "SENTSINCE"), _sent_date_key),
+    **dict.fromkeys(("LARGER", "SMALLER"), _size),
+    **dict.fromkeys(("FROM", "TO", "CC", "BCC", "SUBJECT"), _address_or_subject),
+    "HEADER": _header_key,
+    **dict.fromkeys(("BODY", "TEXT"), _text),
+}
 
 
 def _compare(kind: str) -> Callable[[_dt.date, _dt.date], bool]:

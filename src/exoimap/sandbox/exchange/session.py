@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exoimap.errors import ExoimapError, RemoteProtocolError
@@ -366,46 +367,29 @@ class Session:
         )
 
     async def _command(self, tag: str, command: c.Command) -> None:
-        if self.state is SessionState.NOT_CONNECTED and not isinstance(command, c.Logout):
-            self.count_bad(tag, texts.NOT_CONNECTED)
-            return
-        if self._token_expired() and not isinstance(command, c.Logout):
-            self.close_with(texts.BYE_TOKEN_EXPIRED)
-            return
-        if not self._valid_in_state(command):
-            self.count_bad(tag, texts.INVALID_STATE)
+        if not self._admitted(tag, command):
             return
         self.bad_commands = 0
-        if isinstance(command, c.Capability):
-            authenticated = self.state is not SessionState.NOT_AUTHENTICATED
-            self.untagged("CAPABILITY " + self.settings.capabilities(authenticated=authenticated))
-            self.ok(tag, "CAPABILITY")
-        elif isinstance(command, c.Noop):
+        answer = _SESSION_COMMANDS.get(type(command))
+        if answer is not None:
+            answer(self, tag, command)
+            return
+        await handlers.mailbox_command(self, tag, command)
+        if not isinstance(command, c.Fetch | c.Store | c.Search) or command.uid:
             self.push_updates()
-            self.ok(tag, "NOOP")
-        elif isinstance(command, c.Logout):
-            self.untagged("BYE " + texts.BYE_LOGOUT)
-            self.ok(tag, "LOGOUT")
-            self.closing = True
-        elif isinstance(command, c.Id):
-            self.untagged("ID " + texts.ID_RESPONSE)
-            self.ok(tag, "ID")
-        elif isinstance(command, c.Authenticate):
-            self._authenticate(tag, command)
-        elif isinstance(command, c.Login):
-            decision = self.server.authorizer.password(command.username, command.password)
-            self._finish_auth(tag, decision, login=True)
-        elif isinstance(command, c.Idle):
-            self.idle_tag = tag
-            self.push_updates()
-            self.send(ContinuationRequest(texts.IDLE_CONTINUATION))
-        elif isinstance(command, c.Namespace):
-            self.untagged("NAMESPACE " + texts.NAMESPACE_RESPONSE)
-            self.ok(tag, "NAMESPACE")
-        else:
-            await handlers.mailbox_command(self, tag, command)
-            if not isinstance(command, c.Fetch | c.Store | c.Search) or command.uid:
-                self.push_updates()
+
+    def _admitted(self, tag: str, command: c.Command) -> bool:
+        """Whether the connection may run ``command`` now; if not, it has been answered."""
+        if self.state is SessionState.NOT_CONNECTED and not isinstance(command, c.Logout):
+            self.count_bad(tag, texts.NOT_CONNECTED)
+            return False
+        if self._token_expired() and not isinstance(command, c.Logout):
+            self.close_with(texts.BYE_TOKEN_EXPIRED)
+            return False
+        if not self._valid_in_state(command):
+            self.count_bad(tag, texts.INVALID_STATE)
+            return False
+        return True
 
     def _valid_in_state(self, command: c.Command) -> bool:
         if isinstance(command, _ANY_STATE):
@@ -418,6 +402,39 @@ class Session:
         if isinstance(command, _SELECTED):
             return state is SessionState.SELECTED
         return False  # ENABLE and anything Exchange does not offer
+
+    # --- commands that need no mailbox --------------------------------------------------
+
+    def _capability(self, tag: str, command: c.Capability) -> None:
+        authenticated = self.state is not SessionState.NOT_AUTHENTICATED
+        self.untagged("CAPABILITY " + self.settings.capabilities(authenticated=authenticated))
+        self.ok(tag, "CAPABILITY")
+
+    def _noop(self, tag: str, command: c.Noop) -> None:
+        self.push_updates()
+        self.ok(tag, "NOOP")
+
+    def _logout(self, tag: str, command: c.Logout) -> None:
+        self.untagged("BYE " + texts.BYE_LOGOUT)
+        self.ok(tag, "LOGOUT")
+        self.closing = True
+
+    def _id(self, tag: str, command: c.Id) -> None:
+        self.untagged("ID " + texts.ID_RESPONSE)
+        self.ok(tag, "ID")
+
+    def _login(self, tag: str, command: c.Login) -> None:
+        decision = self.server.authorizer.password(command.username, command.password)
+        self._finish_auth(tag, decision, login=True)
+
+    def _idle(self, tag: str, command: c.Idle) -> None:
+        self.idle_tag = tag
+        self.push_updates()
+        self.send(ContinuationRequest(texts.IDLE_CONTINUATION))
+
+    def _namespace(self, tag: str, command: c.Namespace) -> None:
+        self.untagged("NAMESPACE " + texts.NAMESPACE_RESPONSE)
+        self.ok(tag, "NAMESPACE")
 
     # --- authentication -----------------------------------------------------------------
 
@@ -507,3 +524,16 @@ class Session:
             for uid in added:
                 self.known_flags[uid] = messages[uid].flags
             self.raw(b"* %d EXISTS\r\n" % len(self.known))
+
+
+# The commands the session answers itself, by type; the rest are mailbox commands (.handlers).
+_SESSION_COMMANDS: dict[type, Callable[[Session, str, Any], None]] = {
+    c.Capability: Session._capability,
+    c.Noop: Session._noop,
+    c.Logout: Session._logout,
+    c.Id: Session._id,
+    c.Authenticate: Session._authenticate,
+    c.Login: Session._login,
+    c.Idle: Session._idle,
+    c.Namespace: Session._namespace,
+}

@@ -184,21 +184,46 @@ class IdentityCore:
 
     def user_token_response(self, grant: UserGrant) -> dict[str, Any]:
         """Check policy (CA, MFA, consent) and mint the tokens for a user flow."""
+        self._enforce_user_policy(grant)
         user, app, tenant, scope = grant.user, grant.app, grant.tenant, grant.scope
-        resource = scope.resource
-        if user.blocked_by_conditional_access:
-            raise AadstsError(53003)
-        if user.mfa_required and not grant.mfa:
-            raise AadstsError(50076, resource=resource.app_id if resource else "")
-        scope.require_delegated()
-        if self.missing_consent(tenant, app, user, scope):
-            raise AadstsError(65001, client_id=app.client_id, app_name=app.name)
         granted = self._granted(tenant, app, user, scope)
         settings = self.store.current().settings
         now = int(self.store.now())
         lifetime = settings.access_token_lifetime
-        claims: dict[str, Any] = {
-            "aud": scope.audience or "00000003-0000-0000-c000-000000000000",
+        claims = self._user_access_claims(grant, granted, now, lifetime)
+        response: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": scope.echo(granted),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": self.key.sign(claims, header_nonce=True),
+        }
+        if "offline_access" in scope.oidc:
+            response["refresh_token"] = self._refresh_token(grant, now)
+        if "openid" in scope.oidc:
+            response["id_token"] = self._id_token(grant, now, settings.id_token_lifetime)
+        if grant.want_client_info:
+            response["client_info"] = client_info(user.oid, tenant.tenant_id)
+        return response
+
+    def _enforce_user_policy(self, grant: UserGrant) -> None:
+        """Raise the AADSTS error of the first policy the grant fails: conditional access,
+        MFA, a scope no user can be given, consent."""
+        user, app, scope = grant.user, grant.app, grant.scope
+        if user.blocked_by_conditional_access:
+            raise AadstsError(53003)
+        if user.mfa_required and not grant.mfa:
+            raise AadstsError(50076, resource=scope.resource.app_id if scope.resource else "")
+        scope.require_delegated()
+        if self.missing_consent(grant.tenant, app, user, scope):
+            raise AadstsError(65001, client_id=app.client_id, app_name=app.name)
+
+    def _user_access_claims(
+        self, grant: UserGrant, granted: tuple[str, ...], now: int, lifetime: int
+    ) -> dict[str, Any]:
+        user, app, tenant = grant.user, grant.app, grant.tenant
+        return {
+            "aud": grant.scope.audience or "00000003-0000-0000-c000-000000000000",
             "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
             "iat": now,
             "nbf": now,
@@ -223,30 +248,19 @@ class IdentityCore:
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         }
-        response: dict[str, Any] = {
-            "token_type": "Bearer",
-            "scope": scope.echo(granted),
-            "expires_in": lifetime,
-            "ext_expires_in": lifetime,
-            "access_token": self.key.sign(claims, header_nonce=True),
-        }
-        if "offline_access" in scope.oidc:
-            response["refresh_token"] = self.key.mint_refresh_token(
-                {
-                    "oid": user.oid,
-                    "tid": tenant.tenant_id,
-                    "cid": app.client_id,
-                    "scp": " ".join(sorted(scope.oidc)),
-                    "iat": now,
-                    "auth_time": int(grant.auth_time),
-                    "mfa": grant.mfa,
-                }
-            )
-        if "openid" in scope.oidc:
-            response["id_token"] = self._id_token(grant, now, settings.id_token_lifetime)
-        if grant.want_client_info:
-            response["client_info"] = client_info(user.oid, tenant.tenant_id)
-        return response
+
+    def _refresh_token(self, grant: UserGrant, now: int) -> str:
+        return self.key.mint_refresh_token(
+            {
+                "oid": grant.user.oid,
+                "tid": grant.tenant.tenant_id,
+                "cid": grant.app.client_id,
+                "scp": " ".join(sorted(grant.scope.oidc)),
+                "iat": now,
+                "auth_time": int(grant.auth_time),
+                "mfa": grant.mfa,
+            }
+        )
 
     def app_token_response(
         self, tenant: Tenant, app: AppRegistration, scope: ScopeRequest, appidacr: str

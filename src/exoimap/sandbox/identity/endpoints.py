@@ -149,7 +149,22 @@ def _send(outcome: Outcome) -> Response:
 
 def build_app(core: IdentityCore) -> Starlette:
     """The ASGI app serving ``core``."""
-    signin = SignIn(core)
+    # no two paths overlap, so the order of the groups does not matter
+    routes = [
+        Route("/_sandbox/health", _health),
+        *_discovery_routes(core),
+        *_signin_routes(core, SignIn(core)),
+        *_token_routes(core),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _health(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+def _discovery_routes(core: IdentityCore) -> list[Route]:
+    """OIDC discovery, the signing keys (JWKS) and MSAL's instance discovery."""
 
     async def openid_configuration(request: Request) -> Response:
         segment = request.path_params["tenant"]
@@ -188,6 +203,17 @@ def build_app(core: IdentityCore) -> Starlette:
             cache=True,
         )
 
+    return [
+        Route("/common/discovery/instance", instance_discovery),
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration),
+        Route("/{tenant}/discovery/v2.0/keys", keys),
+        Route("/{tenant}/discovery/keys", keys),
+    ]
+
+
+def _signin_routes(core: IdentityCore, signin: SignIn) -> list[Route]:
+    """The pages a person sees: sign-in (authorize), device login and sign-out."""
+
     async def authorize(request: Request) -> Response:
         action = str(request.url.replace(query=""))
         if request.method == "POST":
@@ -196,6 +222,38 @@ def build_app(core: IdentityCore) -> Starlette:
         session = request.cookies.get(SESSION_COOKIE)
         segment = request.path_params["tenant"]
         return _send(await run_in_threadpool(signin.authorize, segment, params, action, session))
+
+    async def devicelogin(request: Request) -> Response:
+        action = f"{_base(request)}/devicelogin"
+        if request.method == "GET":
+            return _send(Outcome(pages.device_code_page(action)))
+        form = await _form(request)
+        if form.get("step") == "code":
+            return _send(await run_in_threadpool(signin.device_code_entry, form, action))
+        return _send(await run_in_threadpool(signin.post, form, action))
+
+    async def logout(request: Request) -> Response:
+        target = request.query_params.get("post_logout_redirect_uri", "")
+        registered = [
+            u for t in core.store.current().tenants for a in t.apps for u in a.redirect_uris
+        ]
+        response: Response
+        if target and redirect_uri_matches(registered, target):  # never an open redirect
+            response = RedirectResponse(target, status_code=302)
+        else:
+            response = HTMLResponse(pages.signed_out_page())
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    return [
+        Route("/devicelogin", devicelogin, methods=["GET", "POST"]),
+        Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
+        Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
+    ]
+
+
+def _token_routes(core: IdentityCore) -> list[Route]:
+    """What applications call: the token endpoint and device authorization."""
 
     async def token(request: Request) -> Response:
         form = await _form(request)
@@ -222,41 +280,7 @@ def build_app(core: IdentityCore) -> Starlette:
             return _aadsts(exc, request)
         return _json(body)
 
-    async def devicelogin(request: Request) -> Response:
-        action = f"{_base(request)}/devicelogin"
-        if request.method == "GET":
-            return _send(Outcome(pages.device_code_page(action)))
-        form = await _form(request)
-        if form.get("step") == "code":
-            return _send(await run_in_threadpool(signin.device_code_entry, form, action))
-        return _send(await run_in_threadpool(signin.post, form, action))
-
-    async def logout(request: Request) -> Response:
-        target = request.query_params.get("post_logout_redirect_uri", "")
-        registered = [
-            u for t in core.store.current().tenants for a in t.apps for u in a.redirect_uris
-        ]
-        response: Response
-        if target and redirect_uri_matches(registered, target):  # never an open redirect
-            response = RedirectResponse(target, status_code=302)
-        else:
-            response = HTMLResponse(pages.signed_out_page())
-        response.delete_cookie(SESSION_COOKIE)
-        return response
-
-    async def health(request: Request) -> Response:
-        return _json({"status": "ok"})
-
-    routes = [
-        Route("/_sandbox/health", health),
-        Route("/devicelogin", devicelogin, methods=["GET", "POST"]),
-        Route("/common/discovery/instance", instance_discovery),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration),
-        Route("/{tenant}/discovery/v2.0/keys", keys),
-        Route("/{tenant}/discovery/keys", keys),
-        Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
+    return [
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
         Route("/{tenant}/oauth2/v2.0/devicecode", devicecode, methods=["POST"]),
-        Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes)
