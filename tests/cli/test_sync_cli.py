@@ -175,6 +175,15 @@ def test_dry_run_after_a_rename_on_the_server_says_rename_not_fetch(
     stats = _out(capsys)[0]
     assert "Work" in stats
     assert "Projects" not in stats
+    records = [
+        json.loads(line)
+        for path in sorted((home / "audit").glob("audit-*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    changes = [r["data"] for r in records if r["event"] == "sync.change"]
+    assert {c["folder"] for c in changes if c["change"] == "folder_created"} >= {"Projects"}
+    renames = [(c["folder"], c["new_name"]) for c in changes if c["change"] == "folder_renamed"]
+    assert renames == [("Projects", "Work")]
 
 
 def test_a_failing_folder_gives_exit_4_and_the_others_complete(
