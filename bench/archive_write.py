@@ -34,6 +34,7 @@ from exoimap.store.base import (
     MessageInfo,
     MessageListing,
     SpecialUse,
+    folder_states_one_by_one,
 )
 from exoimap.sync import SyncPolicy
 
@@ -144,6 +145,9 @@ class SyntheticStore:
 
     async def folder_state(self, name: str) -> FolderState:
         return await self.folders[name].state()
+
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        return await folder_states_one_by_one(self, names)
 
     @asynccontextmanager
     async def _open(self, name: str) -> AsyncIterator[SyntheticFolder]:
