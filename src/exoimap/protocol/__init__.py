@@ -68,6 +68,9 @@ names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes 
 ``send_fetch_start/send_body_data/send_fetch_end`` stream a large body out.
 :func:`search_tree` turns SEARCH criteria into a tree to evaluate.
 
+Message headers (the header block, unfolded fields, the one Message-ID rule every store
+uses) are read by :mod:`exoimap.protocol.headers`.
+
 Errors: malformed input raises :class:`exoimap.errors.RemoteProtocolError` (never
 IndexError/ValueError/UnicodeError); invalid requests from our own code raise
 :class:`exoimap.errors.LocalProtocolError`. A line or literal over its cap is always a
