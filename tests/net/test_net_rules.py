@@ -7,13 +7,12 @@ import random
 
 import pytest
 
-from exoimap.errors import RemoteProtocolError, SessionInvalidated, Throttled
+from exoimap.errors import SessionInvalidated, Throttled
 from exoimap.net.explain import (
     AUTHENTICATE_FAILED_CAUSES,
     NOT_CONNECTED_CAUSES,
     explain_auth_failure,
 )
-from exoimap.net.imap import parse_internal_date
 from exoimap.net.recovery import Backoff, bye_error, parse_throttle, refresh_deadline
 
 
@@ -83,10 +82,3 @@ def test_not_connected_has_its_own_causes() -> None:
     )
     assert error.causes == NOT_CONNECTED_CAUSES
     assert "FullAccess" in str(error)
-
-
-def test_internal_date() -> None:
-    when = parse_internal_date(" 6-May-2024 07:08:09 -0130")
-    assert when.isoformat() == "2024-05-06T07:08:09-01:30"
-    with pytest.raises(RemoteProtocolError):
-        parse_internal_date("yesterday")

@@ -62,7 +62,6 @@ __all__ = [
     "NetEvent",
     "RetryPolicy",
     "TokenSource",
-    "parse_internal_date",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,42 +74,8 @@ FETCH_ITEMS: tuple[c.FetchItem, ...] = (
     "RFC822.SIZE",
     c.BodySection(peek=True),
 )
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
-    )
-}
-_ZONES: dict[str, dt.timezone] = {}
 #: Keep UID sets well under Exchange's 10240-byte command limit.
 _MAX_SET_TEXT = 6000
-
-
-def parse_internal_date(text: str) -> dt.datetime:
-    """IMAP ``date-time`` (``28-Nov-2026 06:10:28 +0000``) as an aware datetime."""
-    try:
-        day, month, rest = text.strip().split("-", 2)  # rest: "2026 06:10:28 +0000"
-        zone = rest[14:19]
-        tz = _ZONES.get(zone)
-        if tz is None:
-            sign = -1 if zone[0] == "-" else 1
-            minutes = int(zone[1:3]) * 60 + int(zone[3:5])
-            if zone[0] not in "+-" or len(zone) != 5:
-                raise ValueError(zone)
-            tz = _ZONES[zone] = dt.timezone(dt.timedelta(minutes=sign * minutes))
-        if rest[4] != " " or rest[7] != ":" or rest[10] != ":" or rest[13] != " ":
-            raise ValueError(rest)
-        return dt.datetime(
-            int(rest[0:4]),
-            _MONTHS[month.upper()],
-            int(day),
-            int(rest[5:7]),
-            int(rest[8:10]),
-            int(rest[11:13]),
-            tzinfo=tz,
-        )
-    except (ValueError, KeyError, IndexError):
-        raise RemoteProtocolError(f"invalid INTERNALDATE {text[:40]!r}") from None
 
 
 @dataclass(frozen=True)
@@ -487,6 +452,8 @@ class ImapClient:
         body = fetch.body("")
         if fetch.uid is None or body is None or body.data is None:
             return None
+        if fetch.internal_date is None:
+            raise RemoteProtocolError("the server sent a message without its INTERNALDATE")
         data = body.data
 
         async def one() -> AsyncIterator[bytes]:
@@ -495,7 +462,7 @@ class ImapClient:
         return FetchedBody(
             uid=fetch.uid,
             flags=fetch.flags or (),
-            internal_date=parse_internal_date(fetch.internal_date or ""),
+            internal_date=fetch.internal_date,
             size=len(data),
             chunks=one(),
             modseq=fetch.modseq,
@@ -537,7 +504,7 @@ class ImapClient:
         return FetchedBody(
             uid=uid,
             flags=fetch.flags,
-            internal_date=parse_internal_date(fetch.internal_date),
+            internal_date=fetch.internal_date,
             size=size,
             chunks=chunks(),
             modseq=fetch.modseq,

@@ -68,8 +68,10 @@ names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes 
 ``send_fetch_start/send_body_data/send_fetch_end`` stream a large body out.
 :func:`search_tree` turns SEARCH criteria into a tree to evaluate.
 
-Message headers (the header block, unfolded fields, the one Message-ID rule every store
-uses) are read by :mod:`exoimap.protocol.headers`.
+Dates: :func:`parse_date_time` / :func:`format_date_time` (INTERNALDATE, APPEND; FETCH
+events and commands carry aware ``datetime`` values) and :func:`parse_date` /
+:func:`format_date` (SEARCH). Message headers (the header block, unfolded fields, the one
+Message-ID rule every store uses) are read by :mod:`exoimap.protocol.headers`.
 
 Errors: malformed input raises :class:`exoimap.errors.RemoteProtocolError` (never
 IndexError/ValueError/UnicodeError); invalid requests from our own code raise
@@ -117,8 +119,8 @@ from exoimap.protocol.commands import (
     UidExpunge,
     Unselect,
     Unsubscribe,
-    format_internal_date,
 )
+from exoimap.protocol.dates import format_date, format_date_time, parse_date, parse_date_time
 from exoimap.protocol.events import (
     NEED_DATA,
     AppendChunk,
@@ -295,8 +297,11 @@ __all__ = [
     "encode_mailbox",
     "error_for",
     "exchange_mailbox",
-    "format_internal_date",
+    "format_date",
+    "format_date_time",
     "parse_command_line",
+    "parse_date",
+    "parse_date_time",
     "parse_response_line",
     "serialize_command",
     "search_tree",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import re
 from collections.abc import Sequence
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol import commands as c
+from exoimap.protocol.dates import parse_date_time
 from exoimap.protocol.framing import literal_marker, split_message
 from exoimap.protocol.parse import parse_tag
 from exoimap.protocol.reader import MAX_DEPTH, Reader, StreamedLiteral, dec
@@ -143,7 +145,7 @@ def _select_params(r: Reader) -> tuple[bool, c.QResync | None]:
         r.sp()
 
 
-def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
+def _append_args(r: Reader) -> tuple[str, tuple[str, ...], _dt.datetime | None]:
     r.sp()
     mailbox = _mailbox(r)
     r.sp()
@@ -153,7 +155,7 @@ def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
         flags = r.flag_list()
         r.sp()
     if r.peek() == 0x22:
-        date = dec(r.quoted())
+        date = parse_date_time(dec(r.quoted()))
         r.sp()
     return mailbox, flags, date
 

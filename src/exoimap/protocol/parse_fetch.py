@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from exoimap.errors import RemoteProtocolError
+from exoimap.protocol.dates import parse_date_time
 from exoimap.protocol.reader import Reader, StreamedLiteral, dec
 from exoimap.protocol.structure import body_structure_from_value, envelope_from_value
 from exoimap.protocol.types import BodyData, FetchResponse, Value, fetch_response_from
@@ -101,7 +102,7 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
                     break  # unusual flags: the general code below reads them
                 fields["flags"] = flags
             elif kind == 4:
-                fields["internal_date"] = dec(m.group(4))
+                fields["internal_date"] = parse_date_time(dec(m.group(4)))
             else:
                 fields["modseq"] = int(m.group(5))
             r.pos = m.end()
@@ -155,7 +156,7 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
         elif name == "RFC822.SIZE":
             fields["rfc822_size"] = r.number()
         elif name == "INTERNALDATE":
-            fields["internal_date"] = dec(r.quoted())
+            fields["internal_date"] = parse_date_time(dec(r.quoted()))
         elif name == "MODSEQ":
             r.expect(b"(")
             fields["modseq"] = r.number()
@@ -181,7 +182,7 @@ def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
                 _FLAGS_CACHE[flags] = flag_tuple
         fields["flags"] = flag_tuple
     if date is not None:
-        fields["internal_date"] = dec(date)
+        fields["internal_date"] = parse_date_time(dec(date))
     if size is not None:
         fields["rfc822_size"] = int(size)
     item = BodyData(

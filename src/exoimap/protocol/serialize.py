@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from exoimap.errors import LocalProtocolError
+from exoimap.protocol.dates import format_date_time
 from exoimap.protocol.structure import body_structure_to_value, envelope_to_value
 from exoimap.protocol.types import (
     AppendUidCode,
@@ -221,7 +222,7 @@ def _fetch_items(f: FetchResponse) -> tuple[list[bytes], dict[int, bytes]]:
     if f.flags is not None:
         items.append(b"FLAGS " + _flags(f.flags))
     if f.internal_date is not None:
-        items.append(b"INTERNALDATE " + _quote(_no_crlf(enc(f.internal_date), "a date")))
+        items.append(b'INTERNALDATE "' + format_date_time(f.internal_date).encode() + b'"')
     if f.rfc822_size is not None:
         items.append(b"RFC822.SIZE %d" % f.rfc822_size)
     if f.modseq is not None:

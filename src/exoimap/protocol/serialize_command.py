@@ -9,6 +9,7 @@ import base64
 
 from exoimap.errors import LocalProtocolError
 from exoimap.protocol import commands as c
+from exoimap.protocol.dates import format_date_time
 from exoimap.protocol.serialize import (
     _ASTRING_OK,
     _ATOM_OK,
@@ -216,7 +217,7 @@ def _command_body(w: _Writer, cmd: c.Command) -> None:
         if cmd.flags:
             w.add(b" " + _flags(cmd.flags))
         if cmd.date is not None:
-            w.add(b" " + _quote(_no_crlf(enc(cmd.date), "an APPEND date")))
+            w.add(b' "' + format_date_time(cmd.date).encode() + b'"')
         w.add(b" ")
         if cmd.message is None:
             raise LocalProtocolError("serialize_command needs the APPEND message")

@@ -22,10 +22,9 @@ from contextlib import AbstractAsyncContextManager
 
 from exoimap.errors import FolderError, FolderNotFound, MessageError
 from exoimap.net.credentials import Credentials
-from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status, parse_internal_date
+from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status
 from exoimap.net.session import Endpoint, EventSink, ImapSession, Reply
 from exoimap.protocol import commands as c
-from exoimap.protocol.commands import format_internal_date
 from exoimap.protocol.headers import HeaderCollector, parse_message_id
 from exoimap.protocol.types import (
     AppendUidCode,
@@ -412,9 +411,7 @@ class RemoteFolder:
                     uid=r.uid,
                     flags=normalize_flags(r.flags or ()),
                     size=r.rfc822_size if detail else None,
-                    internal_date=(
-                        parse_internal_date(r.internal_date) if detail and r.internal_date else None
-                    ),
+                    internal_date=r.internal_date if detail else None,
                     message_id=parse_message_id(header) if detail and header else None,
                     modseq=r.modseq,
                 )
@@ -481,8 +478,7 @@ class RemoteFolder:
                     retryable=False,
                 )
             flags = tuple(sorted(f for f in item.flags if f.lower() != "\\recent"))
-            date = format_internal_date(item.internal_date) if item.internal_date else None
-            command = c.Append(self._name, None, flags, date, item.size)
+            command = c.Append(self._name, None, flags, item.internal_date, item.size)
             sniffer = _Sniffer(item.chunks, item.message_id, active=not uidplus)
             tags.append((await session.send_append(command, sniffer.chunks()), sniffer))
             await settle(_APPEND_WINDOW if uidplus else 0)
