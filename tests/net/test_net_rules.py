@@ -7,13 +7,12 @@ import random
 
 import pytest
 
-from exoimap.errors import SessionInvalidated, Throttled
 from exoimap.net.explain import (
     AUTHENTICATE_FAILED_CAUSES,
     NOT_CONNECTED_CAUSES,
     explain_auth_failure,
 )
-from exoimap.net.recovery import Backoff, bye_error, parse_throttle, refresh_deadline
+from exoimap.net.recovery import Backoff, refresh_deadline
 
 
 def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
@@ -27,20 +26,6 @@ def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
     assert len({round(d or 0, 6) for d in delays[:6]}) == 6  # jittered, not fixed steps
     backoff.reset()
     assert backoff.next_delay() is not None
-
-
-def test_throttle_text_gives_the_suggested_wait() -> None:
-    throttled = parse_throttle("Request is throttled. Suggested Backoff Time: 299785 milliseconds")
-    assert isinstance(throttled, Throttled)
-    assert throttled.backoff == pytest.approx(299.785)
-    assert parse_throttle("Command Error. 12") is None
-
-
-def test_session_invalidated_bye() -> None:
-    error = bye_error("Session invalidated - AccessTokenExpired")
-    assert isinstance(error, SessionInvalidated)
-    assert error.reason == "AccessTokenExpired"
-    assert bye_error("Connection closed. 14") is None
 
 
 @pytest.mark.parametrize(

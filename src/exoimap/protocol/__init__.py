@@ -46,7 +46,8 @@ synchronising literals are handled inside: ``data_to_send()`` holds the literal 
 the server's ``+`` (unless LITERAL+ was advertised). Many commands may be in flight at
 once; each tagged response is matched to its command. Large APPEND messages can be fed
 with ``send(Append(mailbox, size=n))`` then ``send_literal_data(chunk)``.
-:func:`error_for` maps Exchange's throttling and BYE answers to exceptions.
+:func:`error_for` maps Exchange's throttling and BYE answers to exceptions (the one place
+that reads those texts: :mod:`exoimap.protocol.answers`).
 
 Server (``exoimap.sandbox.exchange`` and the proxy build on this):
 
@@ -79,6 +80,12 @@ IndexError/ValueError/UnicodeError); invalid requests from our own code raise
 ``RemoteProtocolError`` (close the connection).
 """
 
+from exoimap.protocol.answers import (
+    connection_lost_for,
+    error_for,
+    session_invalidated_reason,
+    throttle_backoff,
+)
 from exoimap.protocol.client import ClientConnection, ClientEvent
 from exoimap.protocol.commands import (
     Append,
@@ -137,9 +144,6 @@ from exoimap.protocol.events import (
     Greeting,
     IdleDone,
     NeedData,
-    error_for,
-    session_invalidated_reason,
-    throttle_backoff,
 )
 from exoimap.protocol.parse import parse_response_line
 from exoimap.protocol.parse_command import parse_command_line
@@ -293,6 +297,7 @@ __all__ = [
     "Unselect",
     "Unsubscribe",
     "VanishedResponse",
+    "connection_lost_for",
     "decode_mailbox",
     "encode_mailbox",
     "error_for",
