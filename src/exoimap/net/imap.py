@@ -422,12 +422,7 @@ class ImapClient:
         while in_flight:
             tag = in_flight[0]
             while (item := await session.next_fetch_item(tag)) is not None:
-                if isinstance(item, FetchResponse):
-                    message = self._whole(item)
-                elif isinstance(item, FetchStart):
-                    message = self._streamed(session, tag, folder, item, delivered)
-                else:
-                    continue  # stray chunk/end of a message the consumer abandoned
+                message = self._message_of(item, session, tag, folder, delivered)
                 if message is None or message.uid in delivered:
                     if message is not None:
                         await _drain(message.chunks)
@@ -447,6 +442,17 @@ class ImapClient:
             send_more()
         if waiting:
             raise _Rotate()
+
+    def _message_of(
+        self, item: object, session: ImapSession, tag: str, folder: str, delivered: set[int]
+    ) -> FetchedBody | None:
+        """The message a streaming FETCH item begins, if it begins one (a stray chunk or
+        end belongs to a message the consumer abandoned)."""
+        if isinstance(item, FetchResponse):
+            return self._whole(item)
+        if isinstance(item, FetchStart):
+            return self._streamed(session, tag, folder, item, delivered)
+        return None
 
     def _whole(self, fetch: FetchResponse) -> FetchedBody | None:
         body = fetch.body("")

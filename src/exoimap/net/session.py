@@ -505,14 +505,7 @@ class ImapSession:
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, CommandDone):
-            pending = self._pending.get(event.tag)
-            if pending is None:  # pragma: no cover - ClientConnection checks tags
-                raise RemoteProtocolError(f"completion for an unknown tag {event.tag!r}")
-            pending.done = event
-            if event.status is Status.BAD:
-                self._consecutive_bad += 1
-            else:
-                self._consecutive_bad = 0
+            self._on_done(event)
             return
         if isinstance(event, BodyChunk):
             target = self._fetch_target()
@@ -525,11 +518,6 @@ class ImapSession:
             if target is not None and target.items is not None:
                 target.items.append(event)
             return
-        if isinstance(event, FetchResponse):
-            target = self._fetch_target()
-            if target is not None and target.items is not None and event.uid is not None:
-                target.items.append(event)
-                return
         if isinstance(event, ContinuationRequest):
             for pending in self._pending.values():
                 if isinstance(pending.command, (c.Authenticate, c.Idle)):
@@ -537,12 +525,31 @@ class ImapSession:
             return
         if isinstance(event, ConnectionClosed):
             raise ConnectionLost(f"{self.endpoint.host} closed the connection")
-        if isinstance(event, StatusResponse) and event.status is Status.BYE:
+        self._on_response(cast(Response, event))
+
+    def _on_done(self, event: CommandDone) -> None:
+        pending = self._pending.get(event.tag)
+        if pending is None:  # pragma: no cover - ClientConnection checks tags
+            raise RemoteProtocolError(f"completion for an unknown tag {event.tag!r}")
+        pending.done = event
+        if event.status is Status.BAD:
+            self._consecutive_bad += 1
+        else:
+            self._consecutive_bad = 0
+
+    def _on_response(self, response: Response) -> None:
+        """An untagged response: a streaming FETCH's message, a BYE, or data for every
+        command in flight."""
+        if isinstance(response, FetchResponse) and response.uid is not None:
+            target = self._fetch_target()
+            if target is not None and target.items is not None:
+                target.items.append(response)
+                return
+        if isinstance(response, StatusResponse) and response.status is Status.BYE:
             if not any(isinstance(p.command, c.Logout) for p in self._pending.values()):
                 # The server is ending the session: fail now rather than wait for the close.
-                raise connection_lost_for(event)
+                raise connection_lost_for(response)
             return
-        response = cast(Response, event)
         for pending in self._pending.values():
             pending.untagged.append(response)
 
