@@ -59,11 +59,13 @@ def test_throttling_answers(line: bytes, seconds: float, bytewise: bool) -> None
         b"TAG NO Suggested Backoff Time: 5 milliseconds\r\n",
         b"TAG NO Command Error. 12\r\n",
         b"TAG NO Server Unavailable. 15\r\n",
+        b"* OK Session invalidated - x\r\n",  # invalidation means something only in a BYE
     ],
 )
-def test_not_throttling(line: bytes) -> None:
+def test_answers_that_mean_nothing(line: bytes) -> None:
     response = _answer(line, bytewise=False)
     assert throttle_backoff(response) is None
+    assert session_invalidated_reason(response) is None
     assert error_for(response) is None
 
 
@@ -99,9 +101,3 @@ def test_other_byes_are_a_lost_connection(line: bytes) -> None:
     error = error_for(response)
     assert type(error) is ConnectionLost
     assert response.text in str(error)
-
-
-def test_invalidation_text_outside_a_bye_means_nothing() -> None:
-    response = _answer(b"* OK Session invalidated - x\r\n", bytewise=False)
-    assert session_invalidated_reason(response) is None
-    assert error_for(response) is None

@@ -175,9 +175,8 @@ def _search(r: Reader) -> SearchResponse:
         if r.at_end():
             return SearchResponse(tuple(numbers), modseq)
         if r.maybe(b"("):
-            if r.line[r.pos : r.pos + 7].upper() != b"MODSEQ ":
+            if not r.maybe_word(b"MODSEQ "):
                 raise r.error("expected MODSEQ")
-            r.pos += 7
             modseq = r.number()
             r.expect(b")")
             r.end()
@@ -291,12 +290,13 @@ def _numbered(r: Reader) -> Response:
     return make(n)
 
 
-def _status_response(r: Reader, status: Status) -> StatusResponse:
+def _status_response(r: Reader, tag: str | None, status: Status) -> StatusResponse:
+    """The rest of ``tag|* OK/NO/BAD/PREAUTH/BYE [code] text`` after the status."""
     if not r.maybe(b" "):
         r.end()
-        return StatusResponse(None, status)
+        return StatusResponse(tag, status)
     code, text = parse_resp_text(r)
-    return StatusResponse(None, status, code, text)
+    return StatusResponse(tag, status, code, text)
 
 
 def _flags_response(r: Reader) -> FlagsResponse:
@@ -333,7 +333,7 @@ def _untagged(r: Reader) -> Response:
     kind = r.atom().upper()
     status = _STATUS_NAMES.get(kind)
     if status is not None:
-        return _status_response(r, status)
+        return _status_response(r, None, status)
     parse = _NAMED.get(kind)
     if parse is not None:
         return parse(r)
@@ -382,11 +382,7 @@ def parse_response(parts: list[bytes], literals: Sequence[bytes | StreamedLitera
     status = _STATUS_NAMES.get(r.atom().upper())
     if status is None or status in (Status.PREAUTH, Status.BYE):
         raise r.error("expected OK, NO or BAD after a tag")
-    if not r.maybe(b" "):
-        r.end()
-        return StatusResponse(tag, status)
-    code, text = parse_resp_text(r)
-    return StatusResponse(tag, status, code, text)
+    return _status_response(r, tag, status)
 
 
 def parse_response_line(data: bytes) -> Response:

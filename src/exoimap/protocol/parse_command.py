@@ -255,15 +255,12 @@ def _fetch(r: Reader, name: bytes, uid: bool) -> c.Command:
     changed_since = None
     vanished = False
     if r.maybe(b" ("):
-        if r.line[r.pos : r.pos + 13].upper() != b"CHANGEDSINCE ":
+        if not r.maybe_word(b"CHANGEDSINCE "):
             raise r.error("expected CHANGEDSINCE")
-        r.pos += 13
         changed_since = r.number()
-        vanished = r.line[r.pos : r.pos + 9].upper() == b" VANISHED"
-        if vanished:
-            r.pos += 9
-            if not uid:
-                raise r.error("VANISHED without UID FETCH")
+        vanished = r.maybe_word(b" VANISHED")
+        if vanished and not uid:
+            raise r.error("VANISHED without UID FETCH")
         r.expect(b")")
     return c.Fetch(seq, items, uid, changed_since, vanished)
 
@@ -271,8 +268,7 @@ def _fetch(r: Reader, name: bytes, uid: bool) -> c.Command:
 def _search(r: Reader, name: bytes, uid: bool) -> c.Command:
     r.sp()
     charset = None
-    if r.line[r.pos : r.pos + 8].upper() == b"CHARSET ":
-        r.pos += 8
+    if r.maybe_word(b"CHARSET "):
         charset = dec(r.astring())
         r.sp()
     criteria = _search_keys(r, 0)
@@ -287,9 +283,8 @@ def _store(r: Reader, name: bytes, uid: bool) -> c.Command:
     r.sp()
     unchanged = None
     if r.maybe(b"("):
-        if r.line[r.pos : r.pos + 15].upper() != b"UNCHANGEDSINCE ":
+        if not r.maybe_word(b"UNCHANGEDSINCE "):
             raise r.error("expected UNCHANGEDSINCE")
-        r.pos += 15
         unchanged = r.number()
         r.expect(b") ")
     m = _STORE_RE.match(r.line, r.pos)

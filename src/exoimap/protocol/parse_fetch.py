@@ -278,9 +278,8 @@ def parse_fetch_prefix(
         r.expect(b"* ")
         seq = r.nz_number()
         r.sp()
-        if r.line[r.pos : r.pos + 7].upper() != b"FETCH (":
+        if not r.maybe_word(b"FETCH ("):
             raise r.error("expected FETCH")
-        r.pos += 7
         builder = _FetchBuilder(seq)
     else:
         builder = resume.builder
