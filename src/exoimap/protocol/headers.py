@@ -17,6 +17,11 @@ The rule for a Message-ID (:func:`normalize_message_id`):
   it is returned in angle brackets: ``<id-left@id-right>``. A value without brackets is
   bracketed the same way. An empty result is ``None``.
 
+One view cannot follow the limit: a remote store's listing asks the server for the field
+alone (``BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]``), which does not say where in the header
+it stood, so for a message whose Message-ID starts past the first 64 KiB that listing sees
+the id where every other view sees none.
+
 >>> parse_message_id(b"From: a\\r\\nmessage-id:\\r\\n  < x@y > (sent)\\r\\n\\r\\nbody")
 '<x@y>'
 >>> normalize_message_id("(comment) abc@example.com")
