@@ -25,24 +25,28 @@ from exoimap.errors import LocalProtocolError, RemoteProtocolError
 __all__ = ["format_date", "format_date_time", "parse_date", "parse_date_time"]
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {name.lower(): number for number, name in enumerate(_MONTH_NAMES, 1)}
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 _DATE_TIME = re.compile(
-    r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)", re.ASCII
+    r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d\d[0-5]\d)", re.ASCII
 )
 _DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})", re.ASCII)
 # Parsed zones by their text: a mailbox's dates share a handful of zones.
 _ZONES: dict[str, _dt.timezone] = {}
+_DateTime = _dt.datetime  # a local name: this runs once per message in a backup's FETCH
 
 
-def _zone(text: str, sign: str, hours: str, minutes: str) -> _dt.timezone:
+def _month(name: str) -> int | None:
+    return _MONTHS.get(name) or _MONTHS.get(name.title())
+
+
+def _zone(text: str) -> _dt.timezone:
+    """The zone of ``+hhmm``/``-hhmm`` (minutes already checked by the pattern)."""
     zone = _ZONES.get(text)
     if zone is None:
-        if int(minutes) > 59:
-            raise ValueError(text)
-        offset = _dt.timedelta(hours=int(hours), minutes=int(minutes))
+        offset = _dt.timedelta(hours=int(text[1:3]), minutes=int(text[3:5]))
         if offset >= _dt.timedelta(hours=24):
             raise ValueError(text)
-        zone = _dt.timezone(-offset if sign == "-" else offset)
+        zone = _dt.timezone(-offset if text[0] == "-" else offset)
         if len(_ZONES) < 256:
             _ZONES[text] = zone
     return zone
@@ -51,14 +55,15 @@ def _zone(text: str, sign: str, hours: str, minutes: str) -> _dt.timezone:
 def parse_date_time(text: str) -> _dt.datetime:
     """An RFC 3501 ``date-time`` (without its quotes) as an aware datetime."""
     m = _DATE_TIME.fullmatch(text)
-    month = None if m is None else _MONTHS.get(m.group(2).lower())
-    if m is None or month is None:
+    if m is None:
         raise RemoteProtocolError(f"invalid IMAP date-time {text[:40]!r}")
-    day, _, year, hour, minute, second, sign, zh, zm = m.groups()
+    day, month_name, year, hour, minute, second, zone = m.groups()
+    month = _month(month_name)
     try:
-        zone = _zone(text[-5:], sign, zh, zm)
-        return _dt.datetime(
-            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
+        if month is None:
+            raise ValueError(month_name)
+        return _DateTime(
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=_zone(zone)
         )
     except ValueError:
         raise RemoteProtocolError(f"invalid IMAP date-time {text[:40]!r}") from None
@@ -85,7 +90,7 @@ def format_date_time(when: _dt.datetime) -> str:
 def parse_date(text: str) -> _dt.date:
     """A SEARCH ``date`` (``5-Mar-2024``, without quotes) as a date."""
     m = _DATE.fullmatch(text)
-    month = None if m is None else _MONTHS.get(m.group(2).lower())
+    month = None if m is None else _month(m.group(2))
     if m is None or month is None:
         raise RemoteProtocolError(f"invalid IMAP date {text[:40]!r}")
     try:
