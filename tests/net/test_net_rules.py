@@ -7,14 +7,12 @@ import random
 
 import pytest
 
-from exoimap.errors import RemoteProtocolError, SessionInvalidated, Throttled
 from exoimap.net.explain import (
     AUTHENTICATE_FAILED_CAUSES,
     NOT_CONNECTED_CAUSES,
     explain_auth_failure,
 )
-from exoimap.net.imap import parse_internal_date
-from exoimap.net.recovery import Backoff, bye_error, parse_throttle, refresh_deadline
+from exoimap.net.recovery import Backoff, refresh_deadline
 
 
 def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
@@ -28,20 +26,6 @@ def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
     assert len({round(d or 0, 6) for d in delays[:6]}) == 6  # jittered, not fixed steps
     backoff.reset()
     assert backoff.next_delay() is not None
-
-
-def test_throttle_text_gives_the_suggested_wait() -> None:
-    throttled = parse_throttle("Request is throttled. Suggested Backoff Time: 299785 milliseconds")
-    assert isinstance(throttled, Throttled)
-    assert throttled.backoff == pytest.approx(299.785)
-    assert parse_throttle("Command Error. 12") is None
-
-
-def test_session_invalidated_bye() -> None:
-    error = bye_error("Session invalidated - AccessTokenExpired")
-    assert isinstance(error, SessionInvalidated)
-    assert error.reason == "AccessTokenExpired"
-    assert bye_error("Connection closed. 14") is None
 
 
 @pytest.mark.parametrize(
@@ -83,10 +67,3 @@ def test_not_connected_has_its_own_causes() -> None:
     )
     assert error.causes == NOT_CONNECTED_CAUSES
     assert "FullAccess" in str(error)
-
-
-def test_internal_date() -> None:
-    when = parse_internal_date(" 6-May-2024 07:08:09 -0130")
-    assert when.isoformat() == "2024-05-06T07:08:09-01:30"
-    with pytest.raises(RemoteProtocolError):
-        parse_internal_date("yesterday")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from hypothesis import strategies as st
 
 from exoimap.protocol import commands as c
@@ -58,6 +60,14 @@ flag = st.one_of(atom, atom.map(lambda a: "\\" + a))
 flags = st.lists(flag, max_size=4).map(tuple)
 number = st.integers(0, 2**63 - 1)
 nz32 = st.integers(1, 2**32 - 1)
+#: What an IMAP date-time can hold: aware, whole seconds, an offset in whole minutes.
+date_time = st.builds(
+    lambda naive, minutes: naive.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes))),
+    st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+    st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+)
 seq_end = st.one_of(st.none(), nz32)
 sequence_set = st.lists(
     st.one_of(nz32.map(lambda n: (n, n)), st.tuples(seq_end, seq_end)), min_size=1, max_size=4
@@ -151,7 +161,7 @@ commands = st.one_of(
         mailbox,
         st.binary(max_size=60),
         flags,
-        st.one_of(st.none(), quoted_printable),
+        st.one_of(st.none(), date_time),
     ),
     st.builds(c.Enable, st.lists(atom, min_size=1, max_size=3).map(tuple)),
     st.builds(
@@ -264,7 +274,7 @@ fetch_responses = st.builds(
     nz32,
     st.one_of(st.none(), nz32),
     st.one_of(st.none(), flags),
-    st.one_of(st.none(), quoted_printable),
+    st.one_of(st.none(), date_time),
     st.one_of(st.none(), number),
     st.one_of(st.none(), number),
     st.one_of(st.none(), envelope),

@@ -3,6 +3,8 @@ FETCH bodies, caps and end of stream. Inputs are fed whole and byte by byte."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from exoimap.errors import LocalProtocolError, RemoteProtocolError
@@ -157,7 +159,7 @@ def test_literal_minus_limits_non_synchronising_size() -> None:
 
 def test_streamed_append_data() -> None:
     conn = greeted(literal_plus=False)
-    tag = conn.send(Append("Sent Items", size=6, date="28-Nov-2026 06:00:00 +0000"))
+    tag = conn.send(Append("Sent Items", size=6, date=dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC)))
     with pytest.raises(LocalProtocolError):
         conn.send(Noop())
     conn.send_literal_data(b"abc")

@@ -44,7 +44,6 @@ from exoimap.protocol import (
     UidExpunge,
     Unselect,
     Unsubscribe,
-    format_internal_date,
     parse_command_line,
     serialize_command,
 )
@@ -169,17 +168,15 @@ def test_append_with_flags_and_date() -> None:
     when = dt.datetime(
         2026, 11, 5, 6, 7, 8, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))
     )
-    date = format_internal_date(when)
-    assert date == " 5-Nov-2026 06:07:08 -0530"
-    command = Append("Sent Items", b"Subject: a\r\n\r\nb", ("\\Seen", "$MDNSent"), date)
+    command = Append("Sent Items", b"Subject: a\r\n\r\nb", ("\\Seen", "$MDNSent"), when)
     pieces = serialize_command("A3", command, literal_plus_max=1 << 30)
     assert pieces == [
-        b'A3 APPEND "Sent Items" (\\Seen $MDNSent) " 5-Nov-2026 06:07:08 -0530" {15+}\r\n'
+        b'A3 APPEND "Sent Items" (\\Seen $MDNSent) "05-Nov-2026 06:07:08 -0530" {15+}\r\n'
         b"Subject: a\r\n\r\nb\r\n"
     ]
     assert parse_command_line(pieces[0]).command == command
-    with pytest.raises(LocalProtocolError):
-        format_internal_date(dt.datetime(2026, 1, 1))
+    with pytest.raises(LocalProtocolError, match="timezone-aware"):
+        Append("INBOX", b"x", date=dt.datetime(2026, 1, 1))
 
 
 def test_invalid_commands_are_local_errors() -> None:

@@ -4,15 +4,25 @@ and error_for maps Exchange's answers to exceptions."""
 from __future__ import annotations
 
 import doctest
+import types
+
+import pytest
 
 import exoimap.protocol
 from exoimap.errors import ConnectionLost, SessionInvalidated, Throttled
-from exoimap.protocol import Status, StatusResponse, error_for
+from exoimap.protocol import Status, StatusResponse, answers, dates, error_for, headers
 
 
 def test_package_docstring_examples_run() -> None:
     result = doctest.testmod(exoimap.protocol, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 15
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("module", [answers, dates, headers], ids=lambda m: m.__name__)
+def test_module_docstring_examples_run(module: types.ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted >= 2
     assert result.failed == 0
 
 

@@ -3,6 +3,8 @@ through a ClientConnection (``both_ways``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from exoimap.errors import RemoteProtocolError
@@ -193,6 +195,9 @@ def test_exchange_helpers() -> None:
     assert session_invalidated_reason(one(b"* OK Session invalidated - x")) is None
 
 
+PACIFIC = dt.timezone(-dt.timedelta(hours=7))
+
+
 def test_fetch_simple_items() -> None:
     f = one(
         b'* 12 FETCH (UID 4827313 FLAGS (\\Seen) INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
@@ -202,7 +207,7 @@ def test_fetch_simple_items() -> None:
         12,
         uid=4827313,
         flags=("\\Seen",),
-        internal_date="17-Jul-1996 02:44:25 -0700",
+        internal_date=dt.datetime(1996, 7, 17, 2, 44, 25, tzinfo=PACIFIC),
         rfc822_size=4286,
         modseq=12121231000,
     )

@@ -4,6 +4,7 @@ streamed, AUTHENTICATE and IDLE exchanges; and a client and a server talking in 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 
@@ -164,7 +165,8 @@ def test_append_synchronising_literal_streams(bytewise: bool) -> None:
     server = ServerConnection()
     head = b'A1 APPEND "Sent Items" (\\Seen) " 5-Nov-2026 06:07:08 +0000" {%d}\r\n' % len(MESSAGE)
     events = feed(server, head, bytewise=bytewise)
-    command = Append("Sent Items", None, ("\\Seen",), " 5-Nov-2026 06:07:08 +0000", len(MESSAGE))
+    when = dt.datetime(2026, 11, 5, 6, 7, 8, tzinfo=dt.UTC)
+    command = Append("Sent Items", None, ("\\Seen",), when, len(MESSAGE))
     assert events == [AppendStart("A1", command, True)]
     # Nothing moves until the server accepts the literal.
     server.receive_data(MESSAGE[:10])

@@ -161,22 +161,3 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "index.json").write_text("{")
     with pytest.raises(StoreError, match="cannot load"):
         MemoryStore.load(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("head", "expected"),
-    [
-        (b"Message-ID: <a@b>\r\n\r\nbody", "<a@b>"),
-        (b"From: x\r\nMessage-Id:\r\n <folded@x>\r\nTo: y\r\n\r\n", "<folded@x>"),
-        (b"From: x\r\nX-Message-ID: <no>\r\n\r\n", None),
-        (b"From: x\r\n\r\nMessage-ID: <in-body>\r\n", None),
-        (b"From: x\nmessage-id: <lf@x>\n\nbody", "<lf@x>"),
-        (b"Subject: hi\r\nMESSAGE-ID: <up@x>", "<up@x>"),
-        (b"Message-ID:   \r\n\r\n", None),
-        (b"", None),
-    ],
-)
-def test_parse_message_id(head: bytes, expected: str | None) -> None:
-    from exoimap.store.memory import parse_message_id
-
-    assert parse_message_id(head) == expected

@@ -62,7 +62,6 @@ __all__ = [
     "NetEvent",
     "RetryPolicy",
     "TokenSource",
-    "parse_internal_date",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,42 +74,8 @@ FETCH_ITEMS: tuple[c.FetchItem, ...] = (
     "RFC822.SIZE",
     c.BodySection(peek=True),
 )
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
-    )
-}
-_ZONES: dict[str, dt.timezone] = {}
 #: Keep UID sets well under Exchange's 10240-byte command limit.
 _MAX_SET_TEXT = 6000
-
-
-def parse_internal_date(text: str) -> dt.datetime:
-    """IMAP ``date-time`` (``28-Nov-2026 06:10:28 +0000``) as an aware datetime."""
-    try:
-        day, month, rest = text.strip().split("-", 2)  # rest: "2026 06:10:28 +0000"
-        zone = rest[14:19]
-        tz = _ZONES.get(zone)
-        if tz is None:
-            sign = -1 if zone[0] == "-" else 1
-            minutes = int(zone[1:3]) * 60 + int(zone[3:5])
-            if zone[0] not in "+-" or len(zone) != 5:
-                raise ValueError(zone)
-            tz = _ZONES[zone] = dt.timezone(dt.timedelta(minutes=sign * minutes))
-        if rest[4] != " " or rest[7] != ":" or rest[10] != ":" or rest[13] != " ":
-            raise ValueError(rest)
-        return dt.datetime(
-            int(rest[0:4]),
-            _MONTHS[month.upper()],
-            int(day),
-            int(rest[5:7]),
-            int(rest[8:10]),
-            int(rest[11:13]),
-            tzinfo=tz,
-        )
-    except (ValueError, KeyError, IndexError):
-        raise RemoteProtocolError(f"invalid INTERNALDATE {text[:40]!r}") from None
 
 
 @dataclass(frozen=True)
@@ -457,12 +422,7 @@ class ImapClient:
         while in_flight:
             tag = in_flight[0]
             while (item := await session.next_fetch_item(tag)) is not None:
-                if isinstance(item, FetchResponse):
-                    message = self._whole(item)
-                elif isinstance(item, FetchStart):
-                    message = self._streamed(session, tag, folder, item, delivered)
-                else:
-                    continue  # stray chunk/end of a message the consumer abandoned
+                message = self._message_of(item, session, tag, folder, delivered)
                 if message is None or message.uid in delivered:
                     if message is not None:
                         await _drain(message.chunks)
@@ -483,10 +443,23 @@ class ImapClient:
         if waiting:
             raise _Rotate()
 
+    def _message_of(
+        self, item: object, session: ImapSession, tag: str, folder: str, delivered: set[int]
+    ) -> FetchedBody | None:
+        """The message a streaming FETCH item begins, if it begins one (a stray chunk or
+        end belongs to a message the consumer abandoned)."""
+        if isinstance(item, FetchResponse):
+            return self._whole(item)
+        if isinstance(item, FetchStart):
+            return self._streamed(session, tag, folder, item, delivered)
+        return None
+
     def _whole(self, fetch: FetchResponse) -> FetchedBody | None:
         body = fetch.body("")
         if fetch.uid is None or body is None or body.data is None:
             return None
+        if fetch.internal_date is None:
+            raise RemoteProtocolError("the server sent a message without its INTERNALDATE")
         data = body.data
 
         async def one() -> AsyncIterator[bytes]:
@@ -495,7 +468,7 @@ class ImapClient:
         return FetchedBody(
             uid=fetch.uid,
             flags=fetch.flags or (),
-            internal_date=parse_internal_date(fetch.internal_date or ""),
+            internal_date=fetch.internal_date,
             size=len(data),
             chunks=one(),
             modseq=fetch.modseq,
@@ -537,7 +510,7 @@ class ImapClient:
         return FetchedBody(
             uid=uid,
             flags=fetch.flags,
-            internal_date=parse_internal_date(fetch.internal_date),
+            internal_date=fetch.internal_date,
             size=size,
             chunks=chunks(),
             modseq=fetch.modseq,

@@ -1,46 +1,22 @@
-"""When to retry and how long to wait: backoff with jitter, throttling, session expiry.
+"""When to retry and how long to wait: backoff with jitter and session expiry.
 
 Kept free of I/O so the rules are tested on their own; :mod:`exoimap.net.imap` applies them.
+What a server's answer means (throttling, an invalidated session) is read by
+:mod:`exoimap.protocol.answers`; this module only decides what to do about it.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
-
-from exoimap.errors import SessionInvalidated, Throttled
 
 __all__ = [
     "Backoff",
-    "bye_error",
-    "parse_throttle",
     "refresh_deadline",
 ]
 
 #: A session is kept at least this long, whatever the token says (no reconnect loops).
 _MIN_SESSION = 30.0
-_THROTTLE = re.compile(
-    r"Request is throttled\.\s*Suggested Backoff Time:\s*(\d+)\s*milliseconds", re.IGNORECASE
-)
-_SESSION_INVALIDATED = re.compile(r"Session invalidated\s*-\s*(\S.*)?$", re.IGNORECASE)
-
-
-def parse_throttle(text: str) -> Throttled | None:
-    """Exchange's ``Request is throttled. Suggested Backoff Time: N milliseconds`` (in a NO
-    or BAD) as :class:`Throttled` with ``backoff`` in seconds; None for any other text."""
-    m = _THROTTLE.search(text)
-    if m is None:
-        return None
-    return Throttled(int(m.group(1)) / 1000.0)
-
-
-def bye_error(text: str) -> SessionInvalidated | None:
-    """``Session invalidated - <reason>`` in a BYE as :class:`SessionInvalidated`."""
-    m = _SESSION_INVALIDATED.search(text.strip())
-    if m is None:
-        return None
-    return SessionInvalidated((m.group(1) or "unknown").strip())
 
 
 def refresh_deadline(expires_at: float | None, opened_at: float, margin: float) -> float | None:

@@ -28,6 +28,7 @@ from exoimap.errors import (
     MessageError,
     RemoteProtocolError,
     SessionInvalidated,
+    Throttled,
     TLSRefused,
 )
 from exoimap.net.credentials import (
@@ -36,11 +37,11 @@ from exoimap.net.credentials import (
     expiry_seconds,
 )
 from exoimap.net.explain import explain_auth_failure, is_not_connected
-from exoimap.net.recovery import bye_error, parse_throttle
 from exoimap.net.tls import TLSPolicy
 from exoimap.net.transport import Transport, open_transport
 from exoimap.protocol import commands as c
 from exoimap.protocol import sasl
+from exoimap.protocol.answers import connection_lost_for, throttle_backoff
 from exoimap.protocol.client import ClientConnection
 from exoimap.protocol.events import (
     NEED_DATA,
@@ -325,10 +326,7 @@ class ImapSession:
 
     async def _after_auth(self, reply: Reply) -> None:
         if not reply.ok:
-            throttled = parse_throttle(reply.done.text)
-            if throttled is not None:
-                self._event("throttled", detail=reply.done.text, wait=throttled.backoff)
-                raise throttled
+            self.check_throttle(reply)
             raise self._auth_failed(reply.done.text, reply.done.text)
         # Exchange sends no capabilities with the OK; its post-login list differs.
         caps_reply = await self.command(c.Capability())
@@ -377,10 +375,10 @@ class ImapSession:
     def check_throttle(self, reply: Reply) -> None:
         if reply.ok:
             return
-        throttled = parse_throttle(reply.done.text)
-        if throttled is not None:
-            self._event("throttled", detail=reply.done.text, wait=throttled.backoff)
-            raise throttled
+        backoff = throttle_backoff(reply.done.response)
+        if backoff is not None:
+            self._event("throttled", detail=reply.done.text, wait=backoff)
+            raise Throttled(backoff)
 
     async def next_fetch_item(self, tag: str) -> object | None:
         """The next item of the streaming fetch ``tag``: a FetchStart, ``bytes`` of a body,
@@ -494,7 +492,7 @@ class ImapSession:
         if self._error is None:
             bye = self.conn.bye
             if bye is not None:
-                exc = bye_error(bye.text) or ConnectionLost(f"the server said BYE: {bye.text}")
+                exc = connection_lost_for(bye)
             self._error = exc
             self._event("disconnect", detail=str(exc))
         return self._error
@@ -507,14 +505,7 @@ class ImapSession:
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, CommandDone):
-            pending = self._pending.get(event.tag)
-            if pending is None:  # pragma: no cover - ClientConnection checks tags
-                raise RemoteProtocolError(f"completion for an unknown tag {event.tag!r}")
-            pending.done = event
-            if event.status is Status.BAD:
-                self._consecutive_bad += 1
-            else:
-                self._consecutive_bad = 0
+            self._on_done(event)
             return
         if isinstance(event, BodyChunk):
             target = self._fetch_target()
@@ -527,11 +518,6 @@ class ImapSession:
             if target is not None and target.items is not None:
                 target.items.append(event)
             return
-        if isinstance(event, FetchResponse):
-            target = self._fetch_target()
-            if target is not None and target.items is not None and event.uid is not None:
-                target.items.append(event)
-                return
         if isinstance(event, ContinuationRequest):
             for pending in self._pending.values():
                 if isinstance(pending.command, (c.Authenticate, c.Idle)):
@@ -539,12 +525,31 @@ class ImapSession:
             return
         if isinstance(event, ConnectionClosed):
             raise ConnectionLost(f"{self.endpoint.host} closed the connection")
-        if isinstance(event, StatusResponse) and event.status is Status.BYE:
+        self._on_response(cast(Response, event))
+
+    def _on_done(self, event: CommandDone) -> None:
+        pending = self._pending.get(event.tag)
+        if pending is None:  # pragma: no cover - ClientConnection checks tags
+            raise RemoteProtocolError(f"completion for an unknown tag {event.tag!r}")
+        pending.done = event
+        if event.status is Status.BAD:
+            self._consecutive_bad += 1
+        else:
+            self._consecutive_bad = 0
+
+    def _on_response(self, response: Response) -> None:
+        """An untagged response: a streaming FETCH's message, a BYE, or data for every
+        command in flight."""
+        if isinstance(response, FetchResponse) and response.uid is not None:
+            target = self._fetch_target()
+            if target is not None and target.items is not None:
+                target.items.append(response)
+                return
+        if isinstance(response, StatusResponse) and response.status is Status.BYE:
             if not any(isinstance(p.command, c.Logout) for p in self._pending.values()):
                 # The server is ending the session: fail now rather than wait for the close.
-                raise bye_error(event.text) or ConnectionLost(f"the server said BYE: {event.text}")
+                raise connection_lost_for(response)
             return
-        response = cast(Response, event)
         for pending in self._pending.values():
             pending.untagged.append(response)
 

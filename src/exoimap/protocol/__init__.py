@@ -46,7 +46,8 @@ synchronising literals are handled inside: ``data_to_send()`` holds the literal 
 the server's ``+`` (unless LITERAL+ was advertised). Many commands may be in flight at
 once; each tagged response is matched to its command. Large APPEND messages can be fed
 with ``send(Append(mailbox, size=n))`` then ``send_literal_data(chunk)``.
-:func:`error_for` maps Exchange's throttling and BYE answers to exceptions.
+:func:`error_for` maps Exchange's throttling and BYE answers to exceptions (the one place
+that reads those texts: :mod:`exoimap.protocol.answers`).
 
 Server (``exoimap.sandbox.exchange`` and the proxy build on this):
 
@@ -68,12 +69,23 @@ names follow Exchange's atom/quoted/literal rules); ``send_raw()`` writes bytes 
 ``send_fetch_start/send_body_data/send_fetch_end`` stream a large body out.
 :func:`search_tree` turns SEARCH criteria into a tree to evaluate.
 
+Dates: :func:`parse_date_time` / :func:`format_date_time` (INTERNALDATE, APPEND; FETCH
+events and commands carry aware ``datetime`` values) and :func:`parse_date` /
+:func:`format_date` (SEARCH). Message headers (the header block, unfolded fields, the one
+Message-ID rule every store uses) are read by :mod:`exoimap.protocol.headers`.
+
 Errors: malformed input raises :class:`exoimap.errors.RemoteProtocolError` (never
 IndexError/ValueError/UnicodeError); invalid requests from our own code raise
 :class:`exoimap.errors.LocalProtocolError`. A line or literal over its cap is always a
 ``RemoteProtocolError`` (close the connection).
 """
 
+from exoimap.protocol.answers import (
+    connection_lost_for,
+    error_for,
+    session_invalidated_reason,
+    throttle_backoff,
+)
 from exoimap.protocol.client import ClientConnection, ClientEvent
 from exoimap.protocol.commands import (
     Append,
@@ -114,8 +126,8 @@ from exoimap.protocol.commands import (
     UidExpunge,
     Unselect,
     Unsubscribe,
-    format_internal_date,
 )
+from exoimap.protocol.dates import format_date, format_date_time, parse_date, parse_date_time
 from exoimap.protocol.events import (
     NEED_DATA,
     AppendChunk,
@@ -132,9 +144,6 @@ from exoimap.protocol.events import (
     Greeting,
     IdleDone,
     NeedData,
-    error_for,
-    session_invalidated_reason,
-    throttle_backoff,
 )
 from exoimap.protocol.parse import parse_response_line
 from exoimap.protocol.parse_command import parse_command_line
@@ -288,12 +297,16 @@ __all__ = [
     "Unselect",
     "Unsubscribe",
     "VanishedResponse",
+    "connection_lost_for",
     "decode_mailbox",
     "encode_mailbox",
     "error_for",
     "exchange_mailbox",
-    "format_internal_date",
+    "format_date",
+    "format_date_time",
     "parse_command_line",
+    "parse_date",
+    "parse_date_time",
     "parse_response_line",
     "serialize_command",
     "search_tree",

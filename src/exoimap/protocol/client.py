@@ -152,49 +152,21 @@ class ClientConnection:
         of the IDLE or AUTHENTICATE they belong to)."""
         if self._open_append is not None:
             raise LocalProtocolError("finish the APPEND message (send_literal_data) first")
-        if isinstance(command, c.Done):
-            if self._idle_tag is None:
-                raise LocalProtocolError("DONE without an IDLE in progress")
-            tag = self._idle_tag
-            self._out.append((tag, b"DONE\r\n"))
-            return tag
-        if isinstance(command, c.AuthenticateResponse):
-            if self._auth_tag is None:
-                raise LocalProtocolError("an AUTHENTICATE answer without AUTHENTICATE")
-            data = command.data
-            line = b"*" if data is None else base64.b64encode(data.reveal())
-            self._out.append((self._auth_tag, line + b"\r\n"))
-            return self._auth_tag
+        if isinstance(command, c.Done | c.AuthenticateResponse):
+            return self._send_answer(command)
         if self._auth_tag is not None:
             raise LocalProtocolError("wait for AUTHENTICATE to complete before other commands")
         if self._idle_tag is not None:
             raise LocalProtocolError("end IDLE with Done before other commands")
         tag = next(self._tags)
         streaming_append = isinstance(command, c.Append) and command.message is None
-        if streaming_append:
-            assert isinstance(command, c.Append)
-            assert command.size is not None
-            pieces = serialize_command(
-                tag,
-                c.Append(command.mailbox, b"", command.flags, command.date),
-                literal_plus_max=self._literal_plus_max(),
-            )
-            # Re-announce the real size: the header was built for an empty message.
-            header = pieces[0]
-            assert isinstance(header, bytes)
-            cut = header.rfind(b"{")
-            plus = command.size <= self._literal_plus_max()
-            announce = b"{%d%s}\r\n" % (command.size, b"+" if plus else b"")
-            pieces = [header[:cut] + announce] + ([] if plus else [WAIT])
+        if isinstance(command, c.Append) and command.message is None:
+            pieces = self._append_head(tag, command)
         else:
             pieces = serialize_command(tag, command, literal_plus_max=self._literal_plus_max())
         if isinstance(command, c.Authenticate):
-            if self._auth_tag is not None:
-                raise LocalProtocolError("another AUTHENTICATE is in progress")
             self._auth_tag = tag
-        if isinstance(command, c.Idle):
-            if self._idle_tag is not None:
-                raise LocalProtocolError("IDLE is already in progress")
+        elif isinstance(command, c.Idle):
             self._idle_tag = tag
         self._in_flight[tag] = command
         self._out.extend((tag, piece) for piece in pieces)
@@ -205,6 +177,37 @@ class ClientConnection:
             if command.size == 0:
                 self.send_literal_data(b"")
         return tag
+
+    def _send_answer(self, command: c.Done | c.AuthenticateResponse) -> str:
+        """DONE for the IDLE in progress, or an answer to AUTHENTICATE's challenge."""
+        if isinstance(command, c.Done):
+            if self._idle_tag is None:
+                raise LocalProtocolError("DONE without an IDLE in progress")
+            self._out.append((self._idle_tag, b"DONE\r\n"))
+            return self._idle_tag
+        if self._auth_tag is None:
+            raise LocalProtocolError("an AUTHENTICATE answer without AUTHENTICATE")
+        data = command.data
+        line = b"*" if data is None else base64.b64encode(data.reveal())
+        self._out.append((self._auth_tag, line + b"\r\n"))
+        return self._auth_tag
+
+    def _append_head(self, tag: str, command: c.Append) -> list[Piece]:
+        """The pieces up to the literal of an APPEND whose message follows through
+        :meth:`send_literal_data`."""
+        assert command.size is not None
+        pieces = serialize_command(
+            tag,
+            c.Append(command.mailbox, b"", command.flags, command.date),
+            literal_plus_max=self._literal_plus_max(),
+        )
+        # Re-announce the real size: the header was built for an empty message.
+        header = pieces[0]
+        assert isinstance(header, bytes)
+        cut = header.rfind(b"{")
+        plus = command.size <= self._literal_plus_max()
+        announce = b"{%d%s}\r\n" % (command.size, b"+" if plus else b"")
+        return [header[:cut] + announce] + ([] if plus else [WAIT])
 
     def send_literal_data(self, data: bytes) -> None:
         """Queue the next bytes of the message of an APPEND sent with ``message=None``."""
@@ -280,56 +283,72 @@ class ClientConnection:
                 if len(chunk):
                     return BodyChunk(chunk)
                 self._state = _LINE
-                continue
-            if self._state == _LITERAL:
+            elif self._state == _LITERAL:
                 literal = framer.read_exact(self._pending_literal)
                 if literal is None:
                     return self._need_data()
                 self._literals.append(literal)
                 self._state = _LINE
-                continue
-            line = framer.read_line()
-            if line is None:
-                return self._need_data()
-            if not self._parts and self.greeted:
-                fast = fast_fetch(line)  # the common "* n FETCH (UID u FLAGS (...))"
-                if fast is not None:
-                    self._batch_fast_fetches()
-                    return fast
-            self._response_bytes += len(line)
-            if self._response_bytes > self._max_response:
-                raise RemoteProtocolError("a response larger than the configured maximum")
-            self._parts.append(line)
-            marker = literal_marker(line) if line.endswith(b"}") else None
-            if marker is None:
-                parts, literals, resume = self._parts, self._literals, self._resume
-                self._parts, self._literals, self._resume = [], [], None
-                self._response_bytes = 0
-                if resume is not None:
-                    at = self._resume_at
-                    return FetchEnd(finish_fetch(resume, parts[at:], literals[at:]))
-                return self._handle(parse_response(parts, literals))
-            size = marker.size
-            framer.check_literal(size)
-            if (
-                self._stream_threshold is not None
-                and size >= self._stream_threshold
-                and self.greeted
-                and self._parts[0].startswith(b"* ")
-            ):
-                start = self._try_stream(size)
-                if start is not None:
-                    return start
-            if size > self._max_buffered_literal:
-                raise RemoteProtocolError(
-                    f"a literal of {size} bytes where it cannot be streamed "
-                    f"(limit {self._max_buffered_literal})"
-                )
-            self._response_bytes += size
-            if self._response_bytes > self._max_response:
-                raise RemoteProtocolError("a response larger than the configured maximum")
-            self._pending_literal = size
-            self._state = _LITERAL
+            else:
+                line = framer.read_line()
+                if line is None:
+                    return self._need_data()
+                event = self._take_line(line)
+                if event is not None:
+                    return event
+
+    def _take_line(self, line: bytes) -> ClientEvent | None:
+        """One line of a response: the event it completes, or None when a literal follows
+        that is read before the response goes on."""
+        if not self._parts and self.greeted:
+            fast = fast_fetch(line)  # the common "* n FETCH (UID u FLAGS (...))"
+            if fast is not None:
+                self._batch_fast_fetches()
+                return fast
+        self._count_response_bytes(len(line))
+        self._parts.append(line)
+        marker = literal_marker(line) if line.endswith(b"}") else None
+        if marker is None:
+            return self._take_response()
+        return self._take_literal_marker(marker.size)
+
+    def _count_response_bytes(self, size: int) -> None:
+        self._response_bytes += size
+        if self._response_bytes > self._max_response:
+            raise RemoteProtocolError("a response larger than the configured maximum")
+
+    def _take_response(self) -> ClientEvent:
+        """The response whose last line was just read (the end of a streamed FETCH too)."""
+        parts, literals, resume = self._parts, self._literals, self._resume
+        self._parts, self._literals, self._resume = [], [], None
+        self._response_bytes = 0
+        if resume is not None:
+            at = self._resume_at
+            return FetchEnd(finish_fetch(resume, parts[at:], literals[at:]))
+        return self._handle(parse_response(parts, literals))
+
+    def _take_literal_marker(self, size: int) -> FetchStart | None:
+        """A line ended with ``{size}``: stream the literal as body chunks when it is a large
+        FETCH body, else buffer it (within the caps)."""
+        self._framer.check_literal(size)
+        if (
+            self._stream_threshold is not None
+            and size >= self._stream_threshold
+            and self.greeted
+            and self._parts[0].startswith(b"* ")
+        ):
+            start = self._try_stream(size)
+            if start is not None:
+                return start
+        if size > self._max_buffered_literal:
+            raise RemoteProtocolError(
+                f"a literal of {size} bytes where it cannot be streamed "
+                f"(limit {self._max_buffered_literal})"
+            )
+        self._count_response_bytes(size)
+        self._pending_literal = size
+        self._state = _LITERAL
+        return None
 
     def _batch_fast_fetches(self) -> None:
         """Queue the flag-only FETCH lines that follow (a flags scan sends thousands)."""

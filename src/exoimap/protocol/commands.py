@@ -54,25 +54,7 @@ __all__ = [
     "UidExpunge",
     "Unselect",
     "Unsubscribe",
-    "format_internal_date",
 ]
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def format_internal_date(when: _dt.datetime) -> str:
-    """IMAP ``date-time`` text (``28-Nov-2026 06:00:00 +0000``) for an aware datetime."""
-    offset = when.utcoffset()
-    if offset is None:
-        raise LocalProtocolError("APPEND dates must be timezone-aware")
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    zone = f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
-    return (
-        f"{when.day:2d}-{_MONTHS[when.month - 1]}-{when.year:04d} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {zone}"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,13 +288,13 @@ class Append:
     ``message`` holds the whole message; for large messages leave it None, give ``size``,
     and feed the bytes with :meth:`ClientConnection.send_literal_data` (client side). On the
     server side an APPEND arrives as events (:class:`AppendStart`, chunks, :class:`AppendEnd`)
-    and ``message`` is None there.
+    and ``message`` is None there. ``date`` (the message's INTERNALDATE) must be aware.
     """
 
     mailbox: str
     message: bytes | None = field(default=None, repr=False)
     flags: tuple[str, ...] = ()
-    date: str | None = None
+    date: _dt.datetime | None = None
     size: int | None = None
 
     def __post_init__(self) -> None:
@@ -323,6 +305,8 @@ class Append:
                 raise LocalProtocolError("APPEND size does not match the message length")
         elif self.size is None or self.size < 0:
             raise LocalProtocolError("APPEND needs the message or its size")
+        if self.date is not None and self.date.utcoffset() is None:
+            raise LocalProtocolError("APPEND dates must be timezone-aware")
 
 
 @dataclass(frozen=True, slots=True)

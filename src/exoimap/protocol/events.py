@@ -3,10 +3,8 @@ return, besides the plain response types of :mod:`.types`."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from exoimap.errors import ConnectionLost, ExoimapError, SessionInvalidated, Throttled
 from exoimap.protocol.commands import Append, Command
 from exoimap.protocol.types import (
     BodyData,
@@ -33,9 +31,6 @@ __all__ = [
     "Greeting",
     "IdleDone",
     "NeedData",
-    "session_invalidated_reason",
-    "error_for",
-    "throttle_backoff",
 ]
 
 
@@ -194,42 +189,3 @@ class AppendEnd:
 
     tag: str
     command: Append
-
-
-# --- helpers for Exchange texts ------------------------------------------------------------
-
-_BACKOFF_RE = re.compile(r"Suggested Backoff Time: (\d{1,12}) milliseconds", re.IGNORECASE)
-_INVALIDATED_RE = re.compile(r"Session invalidated - (.*)\Z", re.IGNORECASE)
-
-
-def throttle_backoff(response: StatusResponse) -> float | None:
-    """Seconds to wait from Exchange's ``NO|BAD Request is throttled. Suggested Backoff
-    Time: <ms> milliseconds``; None if the response is not a throttling answer."""
-    m = _BACKOFF_RE.search(response.text)
-    if m is None or "throttled" not in response.text.lower():
-        return None
-    return int(m.group(1)) / 1000.0
-
-
-def session_invalidated_reason(response: StatusResponse) -> str | None:
-    """The reason of ``* BYE Session invalidated - <reason>`` (e.g. AccessTokenExpired)."""
-    if response.status is not Status.BYE:
-        return None
-    m = _INVALIDATED_RE.match(response.text)
-    return None if m is None else m.group(1).strip()
-
-
-def error_for(response: StatusResponse) -> ExoimapError | None:
-    """The exception a response stands for, if any: :class:`~exoimap.errors.Throttled`
-    (with the backoff in seconds) for Exchange's throttling answer,
-    :class:`~exoimap.errors.SessionInvalidated` for ``* BYE Session invalidated - <reason>``
-    and :class:`~exoimap.errors.ConnectionLost` for any other BYE. None otherwise."""
-    backoff = throttle_backoff(response)
-    if backoff is not None and response.status in (Status.NO, Status.BAD):
-        return Throttled(backoff)
-    reason = session_invalidated_reason(response)
-    if reason is not None:
-        return SessionInvalidated(reason)
-    if response.status is Status.BYE:
-        return ConnectionLost(f"the server closed the session: {response.text[:200]}")
-    return None

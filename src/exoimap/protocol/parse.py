@@ -10,7 +10,7 @@ with or without a space, unquoted control characters in mailbox names).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.framing import split_message
@@ -175,9 +175,8 @@ def _search(r: Reader) -> SearchResponse:
         if r.at_end():
             return SearchResponse(tuple(numbers), modseq)
         if r.maybe(b"("):
-            if r.line[r.pos : r.pos + 7].upper() != b"MODSEQ ":
+            if not r.maybe_word(b"MODSEQ "):
                 raise r.error("expected MODSEQ")
-            r.pos += 7
             modseq = r.number()
             r.expect(b")")
             r.end()
@@ -274,56 +273,70 @@ def _vanished(r: Reader) -> VanishedResponse:
 # --- dispatch ------------------------------------------------------------------------------
 
 
-def _untagged(r: Reader) -> Response:
-    c = r.peek()
-    if 0x30 <= c <= 0x39:
-        n = r.number()
+def _numbered(r: Reader) -> Response:
+    """``* n FETCH|EXISTS|RECENT|EXPUNGE``."""
+    n = r.number()
+    r.sp()
+    kind = r.atom().upper()
+    if kind == b"FETCH":
+        if n == 0:
+            raise r.error("FETCH for message 0")
         r.sp()
-        kind = r.atom().upper()
-        if kind == b"FETCH":
-            if n == 0:
-                raise r.error("FETCH for message 0")
-            r.sp()
-            return parse_fetch(r, n)
-        r.end()
-        if kind == b"EXISTS":
-            return ExistsResponse(n)
-        if kind == b"RECENT":
-            return RecentResponse(n)
-        if kind == b"EXPUNGE":
-            return ExpungeResponse(n)
+        return parse_fetch(r, n)
+    r.end()
+    make = _NUMBERED.get(kind)
+    if make is None:
         raise r.error("unknown numbered response")
+    return make(n)
+
+
+def _status_response(r: Reader, tag: str | None, status: Status) -> StatusResponse:
+    """The rest of ``tag|* OK/NO/BAD/PREAUTH/BYE [code] text`` after the status."""
+    if not r.maybe(b" "):
+        r.end()
+        return StatusResponse(tag, status)
+    code, text = parse_resp_text(r)
+    return StatusResponse(tag, status, code, text)
+
+
+def _flags_response(r: Reader) -> FlagsResponse:
+    r.sp()
+    flags = r.flag_list()
+    r.end()
+    return FlagsResponse(flags)
+
+
+_NUMBERED: dict[bytes, Callable[[int], Response]] = {
+    b"EXISTS": ExistsResponse,
+    b"RECENT": RecentResponse,
+    b"EXPUNGE": ExpungeResponse,
+}
+#: Untagged responses by name, each parser starting just after the name.
+_NAMED: dict[bytes, Callable[[Reader], Response]] = {
+    b"CAPABILITY": lambda r: CapabilityResponse(_caps(r)),
+    b"ENABLED": lambda r: EnabledResponse(_caps(r)),
+    b"FLAGS": _flags_response,
+    b"LIST": lambda r: _list(r, False),
+    b"LSUB": lambda r: _list(r, True),
+    b"STATUS": _status,
+    b"SEARCH": _search,
+    b"ESEARCH": _esearch,
+    b"NAMESPACE": _namespace,
+    b"ID": _id,
+    b"VANISHED": _vanished,
+}
+
+
+def _untagged(r: Reader) -> Response:
+    if 0x30 <= r.peek() <= 0x39:
+        return _numbered(r)
     kind = r.atom().upper()
     status = _STATUS_NAMES.get(kind)
     if status is not None:
-        if not r.maybe(b" "):
-            r.end()
-            return StatusResponse(None, status)
-        code, text = parse_resp_text(r)
-        return StatusResponse(None, status, code, text)
-    if kind == b"CAPABILITY":
-        return CapabilityResponse(_caps(r))
-    if kind == b"ENABLED":
-        return EnabledResponse(_caps(r))
-    if kind == b"FLAGS":
-        r.sp()
-        flags = r.flag_list()
-        r.end()
-        return FlagsResponse(flags)
-    if kind in (b"LIST", b"LSUB"):
-        return _list(r, kind == b"LSUB")
-    if kind == b"STATUS":
-        return _status(r)
-    if kind == b"SEARCH":
-        return _search(r)
-    if kind == b"ESEARCH":
-        return _esearch(r)
-    if kind == b"NAMESPACE":
-        return _namespace(r)
-    if kind == b"ID":
-        return _id(r)
-    if kind == b"VANISHED":
-        return _vanished(r)
+        return _status_response(r, None, status)
+    parse = _NAMED.get(kind)
+    if parse is not None:
+        return parse(r)
     raw = b"".join(_join_raw(r.parts, r.literals))
     return UnknownResponse(raw)
 
@@ -369,11 +382,7 @@ def parse_response(parts: list[bytes], literals: Sequence[bytes | StreamedLitera
     status = _STATUS_NAMES.get(r.atom().upper())
     if status is None or status in (Status.PREAUTH, Status.BYE):
         raise r.error("expected OK, NO or BAD after a tag")
-    if not r.maybe(b" "):
-        r.end()
-        return StatusResponse(tag, status)
-    code, text = parse_resp_text(r)
-    return StatusResponse(tag, status, code, text)
+    return _status_response(r, tag, status)
 
 
 def parse_response_line(data: bytes) -> Response:

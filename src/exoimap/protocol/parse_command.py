@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol import commands as c
+from exoimap.protocol.dates import parse_date_time
 from exoimap.protocol.framing import literal_marker, split_message
 from exoimap.protocol.parse import parse_tag
 from exoimap.protocol.reader import MAX_DEPTH, Reader, StreamedLiteral, dec
@@ -143,7 +145,7 @@ def _select_params(r: Reader) -> tuple[bool, c.QResync | None]:
         r.sp()
 
 
-def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
+def _append_args(r: Reader) -> tuple[str, tuple[str, ...], _dt.datetime | None]:
     r.sp()
     mailbox = _mailbox(r)
     r.sp()
@@ -153,170 +155,234 @@ def _append_args(r: Reader) -> tuple[str, tuple[str, ...], str | None]:
         flags = r.flag_list()
         r.sp()
     if r.peek() == 0x22:
-        date = dec(r.quoted())
+        date = parse_date_time(dec(r.quoted()))
         r.sp()
     return mailbox, flags, date
 
 
-def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
-    simple = _NO_ARGS.get(name)
-    if simple is not None and not uid:
-        r.end()
-        command: c.Command = simple()
-        return command
-    one = _ONE_MAILBOX.get(name)
-    if name in (b"SELECT", b"EXAMINE") and not uid:
-        r.sp()
-        mailbox = _mailbox(r)
-        condstore, qresync = _select_params(r)
-        kind = c.Select if name == b"SELECT" else c.Examine
-        command = kind(mailbox, condstore, qresync)
-    elif one is not None and not uid:
-        r.sp()
-        command = one(_mailbox(r))
-    elif name == b"LOGIN" and not uid:
-        r.sp()
-        user = dec(r.astring())
-        r.sp()
-        command = c.Login(user, Secret(dec(r.astring())))
-    elif name == b"AUTHENTICATE" and not uid:
-        r.sp()
-        mechanism = dec(r.atom()).upper()
-        initial = None
-        if r.maybe(b" "):
-            initial = _base64(r, r.atom())
-        command = c.Authenticate(mechanism, initial)
-    elif name == b"RENAME" and not uid:
-        r.sp()
-        old = _mailbox(r)
-        r.sp()
-        command = c.Rename(old, _mailbox(r))
-    elif name in (b"LIST", b"LSUB") and not uid:
-        r.sp()
-        reference = _mailbox(r)
-        r.sp()
-        if r.peek() == 0x22 or r.at_literal():
-            raw = r.string()
-        else:
-            m = _PATTERN_RE.match(r.line, r.pos)
-            if m is None:
-                raise r.error("expected a mailbox pattern")
-            r.pos = m.end()
-            raw = m.group()
-        pattern = decode_mailbox_lenient(raw)
-        command = c.List(reference, pattern) if name == b"LIST" else c.Lsub(reference, pattern)
-    elif name == b"STATUS" and not uid:
-        r.sp()
-        mailbox = _mailbox(r)
-        r.sp()
-        r.expect(b"(")
-        items: list[str] = []
-        while not r.maybe(b")"):
-            if items:
-                r.sp()
-            items.append(dec(r.atom()).upper())
-        command = c.StatusCommand(mailbox, tuple(items))
-    elif name == b"FETCH":
-        r.sp()
-        seq = _seq(r)
-        r.sp()
-        fetch_items: list[c.FetchItem] = []
-        if r.maybe(b"("):
-            while not r.maybe(b")"):
-                if fetch_items:
-                    r.sp()
-                fetch_items.append(_fetch_item(r))
-            if not fetch_items:
-                raise r.error("an empty FETCH item list")
-        else:
-            fetch_items.append(_fetch_item(r))
-        changed_since = None
-        vanished = False
-        if r.maybe(b" ("):
-            if r.line[r.pos : r.pos + 13].upper() != b"CHANGEDSINCE ":
-                raise r.error("expected CHANGEDSINCE")
-            r.pos += 13
-            changed_since = r.number()
-            vanished = r.line[r.pos : r.pos + 9].upper() == b" VANISHED"
-            if vanished:
-                r.pos += 9
-                if not uid:
-                    raise r.error("VANISHED without UID FETCH")
-            r.expect(b")")
-        command = c.Fetch(seq, tuple(fetch_items), uid, changed_since, vanished)
-    elif name == b"SEARCH":
-        r.sp()
-        charset = None
-        if r.line[r.pos : r.pos + 8].upper() == b"CHARSET ":
-            r.pos += 8
-            charset = dec(r.astring())
-            r.sp()
-        criteria = _search_keys(r, 0)
-        if not criteria:
-            raise r.error("SEARCH without criteria")
-        command = c.Search(criteria, uid, charset)
-    elif name == b"STORE":
-        r.sp()
-        seq = _seq(r)
-        r.sp()
-        unchanged = None
-        if r.maybe(b"("):
-            if r.line[r.pos : r.pos + 15].upper() != b"UNCHANGEDSINCE ":
-                raise r.error("expected UNCHANGEDSINCE")
-            r.pos += 15
-            unchanged = r.number()
-            r.expect(b") ")
-        m = _STORE_RE.match(r.line, r.pos)
-        if m is None:
-            raise r.error("expected FLAGS, +FLAGS or -FLAGS")
-        r.pos = m.end()
-        r.sp()
-        if r.peek() == 0x28:
-            flags = r.flag_list()
-        else:
-            words = [r.flag()]
-            while r.maybe(b" "):
-                words.append(r.flag())
-            flags = tuple(dec(w) for w in words)
-        mode = c.StoreMode(m.group(1).decode())
-        command = c.Store(seq, flags, mode, m.group(2) is not None, uid, unchanged)
-    elif name in (b"COPY", b"MOVE"):
-        r.sp()
-        seq = _seq(r)
-        r.sp()
-        mailbox = _mailbox(r)
-        command = c.Copy(seq, mailbox, uid) if name == b"COPY" else c.Move(seq, mailbox, uid)
-    elif name == b"EXPUNGE" and uid:
-        r.sp()
-        command = c.UidExpunge(_seq(r))
-    elif name == b"APPEND" and not uid:
-        mailbox, flags, date = _append_args(r)
-        message = r.literal_bytes()
-        command = c.Append(mailbox, message, flags, date)
-    elif name == b"ENABLE" and not uid:
-        caps: list[str] = []
-        while r.maybe(b" "):
-            caps.append(dec(r.atom()))
-        if not caps:
-            raise r.error("ENABLE without capabilities")
-        command = c.Enable(tuple(caps))
-    elif name == b"ID" and not uid:
-        r.sp()
-        if r.is_nil():
-            command = c.Id(None)
-        else:
-            r.expect(b"(")
-            params: list[tuple[str, str | None]] = []
-            while not r.maybe(b")"):
-                if params:
-                    r.sp()
-                key = dec(r.string())
-                r.sp()
-                value = r.nstring()
-                params.append((key, None if value is None else dec(value)))
-            command = c.Id(tuple(params))
+# --- one parser per command: (reader after the name, the name, UID prefix) -> command ---
+
+
+def _no_args(r: Reader, name: bytes, uid: bool) -> c.Command:
+    command: c.Command = _NO_ARGS[name]()
+    return command
+
+
+def _select(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    mailbox = _mailbox(r)
+    condstore, qresync = _select_params(r)
+    kind = c.Select if name == b"SELECT" else c.Examine
+    return kind(mailbox, condstore, qresync)
+
+
+def _one_mailbox(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    command: c.Command = _ONE_MAILBOX[name](_mailbox(r))
+    return command
+
+
+def _login(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    user = dec(r.astring())
+    r.sp()
+    return c.Login(user, Secret(dec(r.astring())))
+
+
+def _authenticate(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    mechanism = dec(r.atom()).upper()
+    initial = None
+    if r.maybe(b" "):
+        initial = _base64(r, r.atom())
+    return c.Authenticate(mechanism, initial)
+
+
+def _rename(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    old = _mailbox(r)
+    r.sp()
+    return c.Rename(old, _mailbox(r))
+
+
+def _list(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    reference = _mailbox(r)
+    r.sp()
+    if r.peek() == 0x22 or r.at_literal():
+        raw = r.string()
     else:
+        m = _PATTERN_RE.match(r.line, r.pos)
+        if m is None:
+            raise r.error("expected a mailbox pattern")
+        r.pos = m.end()
+        raw = m.group()
+    pattern = decode_mailbox_lenient(raw)
+    return c.List(reference, pattern) if name == b"LIST" else c.Lsub(reference, pattern)
+
+
+def _status(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    mailbox = _mailbox(r)
+    r.sp()
+    r.expect(b"(")
+    items: list[str] = []
+    while not r.maybe(b")"):
+        if items:
+            r.sp()
+        items.append(dec(r.atom()).upper())
+    return c.StatusCommand(mailbox, tuple(items))
+
+
+def _fetch_items(r: Reader) -> tuple[c.FetchItem, ...]:
+    if not r.maybe(b"("):
+        return (_fetch_item(r),)
+    items: list[c.FetchItem] = []
+    while not r.maybe(b")"):
+        if items:
+            r.sp()
+        items.append(_fetch_item(r))
+    if not items:
+        raise r.error("an empty FETCH item list")
+    return tuple(items)
+
+
+def _fetch(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    seq = _seq(r)
+    r.sp()
+    items = _fetch_items(r)
+    changed_since = None
+    vanished = False
+    if r.maybe(b" ("):
+        if not r.maybe_word(b"CHANGEDSINCE "):
+            raise r.error("expected CHANGEDSINCE")
+        changed_since = r.number()
+        vanished = r.maybe_word(b" VANISHED")
+        if vanished and not uid:
+            raise r.error("VANISHED without UID FETCH")
+        r.expect(b")")
+    return c.Fetch(seq, items, uid, changed_since, vanished)
+
+
+def _search(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    charset = None
+    if r.maybe_word(b"CHARSET "):
+        charset = dec(r.astring())
+        r.sp()
+    criteria = _search_keys(r, 0)
+    if not criteria:
+        raise r.error("SEARCH without criteria")
+    return c.Search(criteria, uid, charset)
+
+
+def _store(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    seq = _seq(r)
+    r.sp()
+    unchanged = None
+    if r.maybe(b"("):
+        if not r.maybe_word(b"UNCHANGEDSINCE "):
+            raise r.error("expected UNCHANGEDSINCE")
+        unchanged = r.number()
+        r.expect(b") ")
+    m = _STORE_RE.match(r.line, r.pos)
+    if m is None:
+        raise r.error("expected FLAGS, +FLAGS or -FLAGS")
+    r.pos = m.end()
+    r.sp()
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+    else:
+        words = [r.flag()]
+        while r.maybe(b" "):
+            words.append(r.flag())
+        flags = tuple(dec(w) for w in words)
+    mode = c.StoreMode(m.group(1).decode())
+    return c.Store(seq, flags, mode, m.group(2) is not None, uid, unchanged)
+
+
+def _copy(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    seq = _seq(r)
+    r.sp()
+    mailbox = _mailbox(r)
+    return c.Copy(seq, mailbox, uid) if name == b"COPY" else c.Move(seq, mailbox, uid)
+
+
+def _uid_expunge(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    return c.UidExpunge(_seq(r))
+
+
+def _append(r: Reader, name: bytes, uid: bool) -> c.Command:
+    mailbox, flags, date = _append_args(r)
+    return c.Append(mailbox, r.literal_bytes(), flags, date)
+
+
+def _enable(r: Reader, name: bytes, uid: bool) -> c.Command:
+    caps: list[str] = []
+    while r.maybe(b" "):
+        caps.append(dec(r.atom()))
+    if not caps:
+        raise r.error("ENABLE without capabilities")
+    return c.Enable(tuple(caps))
+
+
+def _id(r: Reader, name: bytes, uid: bool) -> c.Command:
+    r.sp()
+    if r.is_nil():
+        return c.Id(None)
+    r.expect(b"(")
+    params: list[tuple[str, str | None]] = []
+    while not r.maybe(b")"):
+        if params:
+            r.sp()
+        key = dec(r.string())
+        r.sp()
+        value = r.nstring()
+        params.append((key, None if value is None else dec(value)))
+    return c.Id(tuple(params))
+
+
+_CommandParser = Callable[[Reader, bytes, bool], c.Command]
+#: Commands that may follow ``UID``.
+_UID_COMMANDS: dict[bytes, _CommandParser] = {
+    b"FETCH": _fetch,
+    b"SEARCH": _search,
+    b"STORE": _store,
+    b"COPY": _copy,
+    b"MOVE": _copy,
+    b"EXPUNGE": _uid_expunge,
+}
+_COMMANDS: dict[bytes, _CommandParser] = {
+    **dict.fromkeys(_NO_ARGS, _no_args),
+    **dict.fromkeys(_ONE_MAILBOX, _one_mailbox),
+    b"SELECT": _select,
+    b"EXAMINE": _select,
+    b"LOGIN": _login,
+    b"AUTHENTICATE": _authenticate,
+    b"RENAME": _rename,
+    b"LIST": _list,
+    b"LSUB": _list,
+    b"STATUS": _status,
+    b"FETCH": _fetch,
+    b"SEARCH": _search,
+    b"STORE": _store,
+    b"COPY": _copy,
+    b"MOVE": _copy,
+    b"APPEND": _append,
+    b"ENABLE": _enable,
+    b"ID": _id,
+}
+
+
+def _body(r: Reader, name: bytes, uid: bool) -> c.Command:
+    parse = (_UID_COMMANDS if uid else _COMMANDS).get(name)
+    if parse is None:
         raise r.error("unknown command")
+    command = parse(r, name, uid)
     r.end()
     return command
 
@@ -343,7 +409,7 @@ def parse_command(
         r.sp()
         name = r.atom().upper()
         uid = True
-        if name not in (b"FETCH", b"SEARCH", b"STORE", b"COPY", b"MOVE", b"EXPUNGE"):
+        if name not in _UID_COMMANDS:
             raise r.error("not a UID command")
     return c.TaggedCommand(tag, _body(r, name, uid))
 

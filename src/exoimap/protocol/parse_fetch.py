@@ -4,9 +4,10 @@ and the fast path for the flag-only lines of a flags scan."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exoimap.errors import RemoteProtocolError
+from exoimap.protocol.dates import parse_date_time
 from exoimap.protocol.reader import Reader, StreamedLiteral, dec
 from exoimap.protocol.structure import body_structure_from_value, envelope_from_value
 from exoimap.protocol.types import BodyData, FetchResponse, Value, fetch_response_from
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 _BODY_ITEMS = frozenset({"BODY", "BINARY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+#: Body items that carry data without a ``[section]``.
+_SECTIONLESS_BODIES = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 _FETCH_ITEM_RE = re.compile(rb"([A-Za-z0-9.\-]+)(?:\[([^\]]*)\](?:<(\d{1,20})>)?)?")
 _FAST_FLAG_LIST = re.compile(rb"(?:\\?[A-Za-z0-9$_.\-]+(?: \\?[A-Za-z0-9$_.\-]+)*)?")
 _SIMPLE_ITEM = re.compile(
@@ -81,31 +84,8 @@ class FetchPrefix:
 def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | FetchPrefix:
     """Items up to the closing parenthesis (the reader is just after ``(`` or after a
     streamed literal). In ``prefix`` mode, stop at a streamed literal ending the input."""
-    fields = b.fields
     while True:
-        # The plain items (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ) in one regex each.
-        m = _SIMPLE_ITEM.match(r.line, r.pos)
-        while m is not None:
-            kind = m.lastindex
-            if kind == 2:
-                if m.group(1) == b"UID":
-                    uid = int(m.group(2))
-                    if not uid:
-                        raise r.error("UID 0")
-                    fields["uid"] = uid
-                else:
-                    fields["rfc822_size"] = int(m.group(2))
-            elif kind == 3:
-                flags = _FLAGS_CACHE.get(m.group(3))
-                if flags is None:
-                    break  # unusual flags: the general code below reads them
-                fields["flags"] = flags
-            elif kind == 4:
-                fields["internal_date"] = dec(m.group(4))
-            else:
-                fields["modseq"] = int(m.group(5))
-            r.pos = m.end()
-            m = _SIMPLE_ITEM.match(r.line, r.pos)
+        _simple_items(r, b.fields)
         r.skip_spaces()
         if r.maybe(b")"):
             r.end()
@@ -119,53 +99,126 @@ def _fetch_items(r: Reader, b: _FetchBuilder, prefix: bool) -> FetchResponse | F
         if section is not None and name.endswith(".PEEK"):
             name = name[:-5]  # some servers echo BODY.PEEK[...]; it means BODY[...]
         r.sp()
-        if section is not None or (name in _BODY_ITEMS and name not in ("BODY", "BINARY")):
-            origin = None if m.group(3) is None else int(m.group(3))
-            section_text = "" if section is None else dec(section)
-            if name == "BINARY.SIZE":
-                b.extra.append((f"BINARY.SIZE[{section_text}]", r.number()))
-                continue
-            if name not in _BODY_ITEMS:
-                raise r.error(f"unknown FETCH item {name}[")
-            if r.at_literal():
-                data = r.literal()
-                if isinstance(data, StreamedLiteral):
-                    item = BodyData(section_text, origin, None, name, True, data.size)
-                    if prefix and r.is_last_part():
-                        known = _FetchBuilder(0)
-                        known.fields = dict(fields)
-                        known.bodies, known.extra = list(b.bodies), list(b.extra)
-                        b.bodies.append(item)
-                        return FetchPrefix(known.build(), item, b)
-                else:
-                    item = BodyData(section_text, origin, data, name, False, len(data))
-            else:
-                value = r.nstring()
-                size = None if value is None else len(value)
-                item = BodyData(section_text, origin, value, name, False, size)
-            b.bodies.append(item)
-        elif name == "UID":
-            fields["uid"] = r.nz_number()
-        elif name == "FLAGS":
-            start = r.pos
-            fields["flags"] = flags = r.flag_list()
-            raw = r.line[start + 1 : r.pos - 1]
-            if len(_FLAGS_CACHE) < 1024 and _FAST_FLAG_LIST.fullmatch(raw):
-                _FLAGS_CACHE[raw] = flags
-        elif name == "RFC822.SIZE":
-            fields["rfc822_size"] = r.number()
-        elif name == "INTERNALDATE":
-            fields["internal_date"] = dec(r.quoted())
-        elif name == "MODSEQ":
-            r.expect(b"(")
-            fields["modseq"] = r.number()
-            r.expect(b")")
-        elif name == "ENVELOPE":
-            fields["envelope"] = envelope_from_value(r.value())
-        elif name in ("BODYSTRUCTURE", "BODY"):
-            fields["body_structure"] = body_structure_from_value(r.value())
+        if section is not None or name in _SECTIONLESS_BODIES:
+            stop = _body_item(r, b, name, m, prefix)
+            if stop is not None:
+                return stop
         else:
-            b.extra.append((name, r.value()))
+            read = _ITEM_READERS.get(name)
+            if read is None:
+                b.extra.append((name, r.value()))
+            else:
+                read(r, b.fields)
+
+
+def _simple_items(r: Reader, fields: dict[str, object]) -> None:
+    """The plain items (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ) with one regex each,
+    as long as they come; flags not seen before are left to the general reader."""
+    m = _SIMPLE_ITEM.match(r.line, r.pos)
+    while m is not None:
+        kind = m.lastindex
+        if kind == 2:
+            if m.group(1) == b"UID":
+                uid = int(m.group(2))
+                if not uid:
+                    raise r.error("UID 0")
+                fields["uid"] = uid
+            else:
+                fields["rfc822_size"] = int(m.group(2))
+        elif kind == 3:
+            flags = _FLAGS_CACHE.get(m.group(3))
+            if flags is None:
+                return
+            fields["flags"] = flags
+        elif kind == 4:
+            fields["internal_date"] = parse_date_time(dec(m.group(4)))
+        else:
+            fields["modseq"] = int(m.group(5))
+        r.pos = m.end()
+        m = _SIMPLE_ITEM.match(r.line, r.pos)
+
+
+def _body_item(
+    r: Reader, b: _FetchBuilder, name: str, m: re.Match[bytes], prefix: bool
+) -> FetchPrefix | None:
+    """A body item's value (or BINARY.SIZE); ``m`` is its :data:`_FETCH_ITEM_RE` match. In
+    ``prefix`` mode a streamed literal that ends the input stops the parse: the FetchPrefix
+    to resume from."""
+    section = m.group(2)
+    origin = None if m.group(3) is None else int(m.group(3))
+    section_text = "" if section is None else dec(section)
+    if name == "BINARY.SIZE":
+        b.extra.append((f"BINARY.SIZE[{section_text}]", r.number()))
+        return None
+    if name not in _BODY_ITEMS:
+        raise r.error(f"unknown FETCH item {name}[")
+    if not r.at_literal():
+        value = r.nstring()
+        size = None if value is None else len(value)
+        b.bodies.append(BodyData(section_text, origin, value, name, False, size))
+        return None
+    data = r.literal()
+    if not isinstance(data, StreamedLiteral):
+        b.bodies.append(BodyData(section_text, origin, data, name, False, len(data)))
+        return None
+    item = BodyData(section_text, origin, None, name, True, data.size)
+    if prefix and r.is_last_part():
+        known = _FetchBuilder(0)
+        known.fields = dict(b.fields)
+        known.bodies, known.extra = list(b.bodies), list(b.extra)
+        b.bodies.append(item)
+        return FetchPrefix(known.build(), item, b)
+    b.bodies.append(item)
+    return None
+
+
+# --- the other items, each read into the response's fields ---------------------------------
+
+
+def _read_uid(r: Reader, fields: dict[str, object]) -> None:
+    fields["uid"] = r.nz_number()
+
+
+def _read_flags(r: Reader, fields: dict[str, object]) -> None:
+    start = r.pos
+    fields["flags"] = flags = r.flag_list()
+    raw = r.line[start + 1 : r.pos - 1]
+    if len(_FLAGS_CACHE) < 1024 and _FAST_FLAG_LIST.fullmatch(raw):
+        _FLAGS_CACHE[raw] = flags
+
+
+def _read_size(r: Reader, fields: dict[str, object]) -> None:
+    fields["rfc822_size"] = r.number()
+
+
+def _read_date(r: Reader, fields: dict[str, object]) -> None:
+    fields["internal_date"] = parse_date_time(dec(r.quoted()))
+
+
+def _read_modseq(r: Reader, fields: dict[str, object]) -> None:
+    r.expect(b"(")
+    fields["modseq"] = r.number()
+    r.expect(b")")
+
+
+def _read_envelope(r: Reader, fields: dict[str, object]) -> None:
+    fields["envelope"] = envelope_from_value(r.value())
+
+
+def _read_structure(r: Reader, fields: dict[str, object]) -> None:
+    fields["body_structure"] = body_structure_from_value(r.value())
+
+
+_ITEM_READERS: dict[str, Callable[[Reader, dict[str, object]], None]] = {
+    "UID": _read_uid,
+    "FLAGS": _read_flags,
+    "RFC822.SIZE": _read_size,
+    "INTERNALDATE": _read_date,
+    "MODSEQ": _read_modseq,
+    "ENVELOPE": _read_envelope,
+    "BODYSTRUCTURE": _read_structure,
+    "BODY": _read_structure,  # BODY without a section is the non-extensible structure
+}
 
 
 def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
@@ -181,7 +234,7 @@ def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
                 _FLAGS_CACHE[flags] = flag_tuple
         fields["flags"] = flag_tuple
     if date is not None:
-        fields["internal_date"] = dec(date)
+        fields["internal_date"] = parse_date_time(dec(date))
     if size is not None:
         fields["rfc822_size"] = int(size)
     item = BodyData(
@@ -225,9 +278,8 @@ def parse_fetch_prefix(
         r.expect(b"* ")
         seq = r.nz_number()
         r.sp()
-        if r.line[r.pos : r.pos + 7].upper() != b"FETCH (":
+        if not r.maybe_word(b"FETCH ("):
             raise r.error("expected FETCH")
-        r.pos += 7
         builder = _FetchBuilder(seq)
     else:
         builder = resume.builder

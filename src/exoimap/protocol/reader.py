@@ -105,6 +105,14 @@ class Reader:
             return True
         return False
 
+    def maybe_word(self, word: bytes) -> bool:
+        """Skip ``word`` (given in upper case) if it comes next, in any case."""
+        end = self.pos + len(word)
+        if self.line[self.pos : end].upper() != word:
+            return False
+        self.pos = end
+        return True
+
     def expect(self, token: bytes) -> None:
         if not self.line.startswith(token, self.pos):
             raise self.error(f"expected {token!r}")

@@ -10,9 +10,11 @@ Commands are in :mod:`.serialize_command`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from exoimap.errors import LocalProtocolError
+from exoimap.protocol.dates import format_date_time
 from exoimap.protocol.structure import body_structure_to_value, envelope_to_value
 from exoimap.protocol.types import (
     AppendUidCode,
@@ -221,7 +223,7 @@ def _fetch_items(f: FetchResponse) -> tuple[list[bytes], dict[int, bytes]]:
     if f.flags is not None:
         items.append(b"FLAGS " + _flags(f.flags))
     if f.internal_date is not None:
-        items.append(b"INTERNALDATE " + _quote(_no_crlf(enc(f.internal_date), "a date")))
+        items.append(b'INTERNALDATE "' + format_date_time(f.internal_date).encode() + b'"')
     if f.rfc822_size is not None:
         items.append(b"RFC822.SIZE %d" % f.rfc822_size)
     if f.modseq is not None:
@@ -231,21 +233,26 @@ def _fetch_items(f: FetchResponse) -> tuple[list[bytes], dict[int, bytes]]:
     if f.body_structure is not None:
         items.append(b"BODYSTRUCTURE " + serialize_value(body_structure_to_value(f.body_structure)))
     for body in f.bodies:
-        if body.streamed:
-            raise LocalProtocolError("a streamed body has no data to send")
-        name = _body_name(body)
-        if body.data is None:
-            items.append(name + b" NIL")
-            continue
-        marker = b" ~{%d}\r\n" if body.name == "BINARY" and b"\x00" in body.data else b" {%d}\r\n"
-        if len(body.data) > _INLINE_LITERAL:
-            big[len(items)] = body.data
-            items.append(name + marker % len(body.data))
-        else:
-            items.append(name + marker % len(body.data) + body.data)
+        _add_body(body, items, big)
     for key, value in f.extra:
         items.append(_atom(key, "fetch item") + b" " + serialize_value(value))
     return items, big
+
+
+def _add_body(body: BodyData, items: list[bytes], big: dict[int, bytes]) -> None:
+    """Append a body item; data too large to copy goes to ``big`` under the item's index."""
+    if body.streamed:
+        raise LocalProtocolError("a streamed body has no data to send")
+    name = _body_name(body)
+    if body.data is None:
+        items.append(name + b" NIL")
+        return
+    marker = b" ~{%d}\r\n" if body.name == "BINARY" and b"\x00" in body.data else b" {%d}\r\n"
+    if len(body.data) > _INLINE_LITERAL:
+        big[len(items)] = body.data
+        items.append(name + marker % len(body.data))
+    else:
+        items.append(name + marker % len(body.data) + body.data)
 
 
 def _fetch(f: FetchResponse) -> list[bytes]:
@@ -297,75 +304,102 @@ def serialize_response_pieces(response: Response) -> list[bytes]:
 
 def serialize_response(response: Response) -> bytes:
     """One response with its final CRLF."""
-    r = response
-    if isinstance(r, StatusResponse):
-        tag = b"*" if r.tag is None else _atom(r.tag, "tag")
-        out = tag + b" " + r.status.value.encode()
-        body = _resp_text(r.code, r.text)
-        if body:
-            out += b" " + body
-    elif isinstance(r, ContinuationRequest):
-        out = b"+" if r.text is None else b"+ " + _no_crlf(enc(r.text), "continuation text")
-    elif isinstance(r, BareResponseCode):
-        out = _code(r.code) + (b" " + _no_crlf(enc(r.text), "text") if r.text else b"")
-    elif isinstance(r, FetchResponse):
-        return b"".join(_fetch(r))
-    elif isinstance(r, CapabilityResponse | EnabledResponse):
-        name = b"* CAPABILITY" if isinstance(r, CapabilityResponse) else b"* ENABLED"
-        out = b" ".join([name, *(_atom(x, "capability") for x in r.capabilities)])
-    elif isinstance(r, ExistsResponse):
-        out = b"* %d EXISTS" % r.count
-    elif isinstance(r, RecentResponse):
-        out = b"* %d RECENT" % r.count
-    elif isinstance(r, ExpungeResponse):
-        out = b"* %d EXPUNGE" % r.seq
-    elif isinstance(r, FlagsResponse):
-        out = b"* FLAGS " + _flags(r.flags)
-    elif isinstance(r, ListResponse):
-        delim = b"NIL" if r.delimiter is None else _quote(_no_crlf(enc(r.delimiter), "delimiter"))
-        out = b"* %s %s %s %s" % (
-            b"LSUB" if r.lsub else b"LIST",
-            _flags(r.attributes),
-            delim,
-            exchange_mailbox(r.name),
-        )
-    elif isinstance(r, StatusData):
-        items = b" ".join(b"%s %d" % (_atom(k, "status item"), v) for k, v in r.items)
-        out = b"* STATUS " + exchange_mailbox(r.mailbox) + b" (" + items + b")"
-        if r.trailing_space:
-            out += b" "
-    elif isinstance(r, SearchResponse):
-        out = b"* SEARCH" + b"".join(b" %d" % n for n in r.numbers)
-        if r.modseq is not None:
-            out += b" (MODSEQ %d)" % r.modseq
-    elif isinstance(r, ESearchResponse):
-        out = b"* ESEARCH"
-        if r.tag is not None:
-            out += b" (TAG " + _quote(_no_crlf(enc(r.tag), "tag")) + b")"
-        if r.uid:
-            out += b" UID"
-        for key, value in ((b"MIN", r.min), (b"MAX", r.max), (b"COUNT", r.count)):
-            if value is not None:
-                out += b" %s %d" % (key, value)
-        if r.all is not None:
-            out += b" ALL " + str(r.all).encode()
-        if r.modseq is not None:
-            out += b" MODSEQ %d" % r.modseq
-    elif isinstance(r, VanishedResponse):
-        out = b"* VANISHED " + (b"(EARLIER) " if r.earlier else b"") + str(r.uids).encode()
-    elif isinstance(r, IdResponse):
-        if r.params is None:
-            out = b"* ID NIL"
-        else:
-            pairs = [
-                _string(enc(k)) + b" " + _nstring(None if v is None else enc(v))
-                for k, v in r.params
-            ]
-            out = b"* ID (" + b" ".join(pairs) + b")"
-    elif isinstance(r, NamespaceResponse):
-        out = b"* NAMESPACE " + b" ".join(_namespace(n) for n in (r.personal, r.other, r.shared))
-    elif isinstance(r, UnknownResponse):
-        out = r.raw
-    else:  # pragma: no cover - every Response type is handled above
-        raise LocalProtocolError(f"not a response: {type(r).__name__}")
-    return out + b"\r\n"
+    if isinstance(response, FetchResponse):
+        return b"".join(_fetch(response))
+    write = _RESPONSE_WRITERS.get(type(response))
+    if write is None:
+        raise LocalProtocolError(f"not a response: {type(response).__name__}")
+    return write(response) + b"\r\n"
+
+
+# --- one writer per response type (the line without its CRLF) ---------------------------
+
+
+def _status_response(r: StatusResponse) -> bytes:
+    tag = b"*" if r.tag is None else _atom(r.tag, "tag")
+    out = tag + b" " + r.status.value.encode()
+    body = _resp_text(r.code, r.text)
+    return out + b" " + body if body else out
+
+
+def _continuation(r: ContinuationRequest) -> bytes:
+    return b"+" if r.text is None else b"+ " + _no_crlf(enc(r.text), "continuation text")
+
+
+def _bare_code(r: BareResponseCode) -> bytes:
+    return _code(r.code) + (b" " + _no_crlf(enc(r.text), "text") if r.text else b"")
+
+
+def _capabilities(r: CapabilityResponse | EnabledResponse) -> bytes:
+    name = b"* CAPABILITY" if isinstance(r, CapabilityResponse) else b"* ENABLED"
+    return b" ".join([name, *(_atom(x, "capability") for x in r.capabilities)])
+
+
+def _list(r: ListResponse) -> bytes:
+    delim = b"NIL" if r.delimiter is None else _quote(_no_crlf(enc(r.delimiter), "delimiter"))
+    return b"* %s %s %s %s" % (
+        b"LSUB" if r.lsub else b"LIST",
+        _flags(r.attributes),
+        delim,
+        exchange_mailbox(r.name),
+    )
+
+
+def _status_data(r: StatusData) -> bytes:
+    items = b" ".join(b"%s %d" % (_atom(k, "status item"), v) for k, v in r.items)
+    out = b"* STATUS " + exchange_mailbox(r.mailbox) + b" (" + items + b")"
+    return out + b" " if r.trailing_space else out
+
+
+def _search(r: SearchResponse) -> bytes:
+    out = b"* SEARCH" + b"".join(b" %d" % n for n in r.numbers)
+    return out if r.modseq is None else out + b" (MODSEQ %d)" % r.modseq
+
+
+def _esearch(r: ESearchResponse) -> bytes:
+    out = b"* ESEARCH"
+    if r.tag is not None:
+        out += b" (TAG " + _quote(_no_crlf(enc(r.tag), "tag")) + b")"
+    if r.uid:
+        out += b" UID"
+    for key, value in ((b"MIN", r.min), (b"MAX", r.max), (b"COUNT", r.count)):
+        if value is not None:
+            out += b" %s %d" % (key, value)
+    if r.all is not None:
+        out += b" ALL " + str(r.all).encode()
+    if r.modseq is not None:
+        out += b" MODSEQ %d" % r.modseq
+    return out
+
+
+def _id(r: IdResponse) -> bytes:
+    if r.params is None:
+        return b"* ID NIL"
+    pairs = [_string(enc(k)) + b" " + _nstring(None if v is None else enc(v)) for k, v in r.params]
+    return b"* ID (" + b" ".join(pairs) + b")"
+
+
+# Each writer takes its own response type; the table is keyed by that type.
+_RESPONSE_WRITERS: dict[type, Callable[[Any], bytes]] = {
+    StatusResponse: _status_response,
+    ContinuationRequest: _continuation,
+    BareResponseCode: _bare_code,
+    CapabilityResponse: _capabilities,
+    EnabledResponse: _capabilities,
+    ExistsResponse: lambda r: b"* %d EXISTS" % r.count,
+    RecentResponse: lambda r: b"* %d RECENT" % r.count,
+    ExpungeResponse: lambda r: b"* %d EXPUNGE" % r.seq,
+    FlagsResponse: lambda r: b"* FLAGS " + _flags(r.flags),
+    ListResponse: _list,
+    StatusData: _status_data,
+    SearchResponse: _search,
+    ESearchResponse: _esearch,
+    VanishedResponse: lambda r: (
+        b"* VANISHED " + (b"(EARLIER) " if r.earlier else b"") + str(r.uids).encode()
+    ),
+    IdResponse: _id,
+    NamespaceResponse: lambda r: (
+        b"* NAMESPACE " + b" ".join(_namespace(n) for n in (r.personal, r.other, r.shared))
+    ),
+    UnknownResponse: lambda r: r.raw,
+}

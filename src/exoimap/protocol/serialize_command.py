@@ -6,9 +6,12 @@ APPEND message) stay separate pieces, never copied."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from typing import Any
 
 from exoimap.errors import LocalProtocolError
 from exoimap.protocol import commands as c
+from exoimap.protocol.dates import format_date_time
 from exoimap.protocol.serialize import (
     _ASTRING_OK,
     _ATOM_OK,
@@ -132,117 +135,175 @@ def _command_body(w: _Writer, cmd: c.Command) -> None:
     if simple is not None:
         w.add(simple)
         return
-    if isinstance(cmd, c.Login):
-        w.add(b"LOGIN ")
-        w.astring(enc(cmd.username))
+    write = _WRITERS.get(type(cmd))
+    if write is None:
+        raise LocalProtocolError(f"not a command: {type(cmd).__name__}")
+    write(w, cmd)
+
+
+# --- one writer per command type --------------------------------------------------------
+
+
+def _login(w: _Writer, cmd: c.Login) -> None:
+    w.add(b"LOGIN ")
+    w.astring(enc(cmd.username))
+    w.add(b" ")
+    w.astring(enc(cmd.password.reveal()))
+
+
+def _authenticate(w: _Writer, cmd: c.Authenticate) -> None:
+    w.add(b"AUTHENTICATE " + _atom(cmd.mechanism, "SASL mechanism").upper())
+    if cmd.initial_response is not None:
+        raw = cmd.initial_response.reveal()
+        w.add(b" " + (base64.b64encode(raw) if raw else b"="))
+
+
+def _select(w: _Writer, cmd: c.Select | c.Examine) -> None:
+    w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
+    w.mailbox(cmd.mailbox)
+    params = [b"CONDSTORE"] if cmd.condstore else []
+    if cmd.qresync is not None:
+        q = cmd.qresync
+        known = b"" if q.known_uids is None else b" " + str(q.known_uids).encode()
+        params.append(b"QRESYNC (%d %d%s)" % (q.uidvalidity, q.modseq, known))
+    if params:
+        w.add(b" (" + b" ".join(params) + b")")
+
+
+def _one_mailbox(w: _Writer, cmd: c.Create | c.Delete | c.Subscribe | c.Unsubscribe) -> None:
+    w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
+    w.mailbox(cmd.mailbox)
+
+
+def _rename(w: _Writer, cmd: c.Rename) -> None:
+    w.add(b"RENAME ")
+    w.mailbox(cmd.mailbox)
+    w.add(b" ")
+    w.mailbox(cmd.new_name)
+
+
+def _list(w: _Writer, cmd: c.List | c.Lsub) -> None:
+    w.add(b"LIST " if isinstance(cmd, c.List) else b"LSUB ")
+    w.mailbox(cmd.reference)
+    w.add(b" ")
+    pattern = encode_mailbox(cmd.pattern)
+    if _LIST_PATTERN_OK.match(pattern):
+        w.add(pattern)
+    else:
+        w.string(pattern)
+
+
+def _status(w: _Writer, cmd: c.StatusCommand) -> None:
+    w.add(b"STATUS ")
+    w.mailbox(cmd.mailbox)
+    w.add(b" (" + b" ".join(_atom(i, "status item").upper() for i in cmd.items) + b")")
+
+
+def _fetch(w: _Writer, cmd: c.Fetch) -> None:
+    if not cmd.items:
+        raise LocalProtocolError("FETCH needs at least one item")
+    w.add(b"UID FETCH " if cmd.uid else b"FETCH ")
+    w.add(str(cmd.sequence_set).encode())
+    w.add(b" (" + b" ".join(_fetch_item(i) for i in cmd.items) + b")")
+    if cmd.changed_since is not None:
+        vanished = b" VANISHED" if cmd.vanished else b""
+        w.add(b" (CHANGEDSINCE %d%s)" % (cmd.changed_since, vanished))
+
+
+def _search(w: _Writer, cmd: c.Search) -> None:
+    w.add(b"UID SEARCH" if cmd.uid else b"SEARCH")
+    if cmd.charset is not None:
+        w.add(b" CHARSET ")
+        w.astring(enc(cmd.charset))
+    if not cmd.criteria:
+        raise LocalProtocolError("SEARCH needs at least one key")
+    for key in cmd.criteria:
         w.add(b" ")
-        w.astring(enc(cmd.password.reveal()))
-    elif isinstance(cmd, c.Authenticate):
-        w.add(b"AUTHENTICATE " + _atom(cmd.mechanism, "SASL mechanism").upper())
-        if cmd.initial_response is not None:
-            raw = cmd.initial_response.reveal()
-            w.add(b" " + (base64.b64encode(raw) if raw else b"="))
-    elif isinstance(cmd, c.Select | c.Examine):
-        w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
-        w.mailbox(cmd.mailbox)
-        params = [b"CONDSTORE"] if cmd.condstore else []
-        if cmd.qresync is not None:
-            q = cmd.qresync
-            known = b"" if q.known_uids is None else b" " + str(q.known_uids).encode()
-            params.append(b"QRESYNC (%d %d%s)" % (q.uidvalidity, q.modseq, known))
-        if params:
-            w.add(b" (" + b" ".join(params) + b")")
-    elif isinstance(cmd, c.Create | c.Delete | c.Subscribe):
-        w.add(_MAILBOX_NAMES[type(cmd)] + b" ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.Unsubscribe):
-        w.add(b"UNSUBSCRIBE ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.Rename):
-        w.add(b"RENAME ")
-        w.mailbox(cmd.mailbox)
-        w.add(b" ")
-        w.mailbox(cmd.new_name)
-    elif isinstance(cmd, c.List | c.Lsub):
-        w.add(b"LIST " if isinstance(cmd, c.List) else b"LSUB ")
-        w.mailbox(cmd.reference)
-        w.add(b" ")
-        pattern = encode_mailbox(cmd.pattern)
-        if _LIST_PATTERN_OK.match(pattern):
-            w.add(pattern)
-        else:
-            w.string(pattern)
-    elif isinstance(cmd, c.StatusCommand):
-        w.add(b"STATUS ")
-        w.mailbox(cmd.mailbox)
-        w.add(b" (" + b" ".join(_atom(i, "status item").upper() for i in cmd.items) + b")")
-    elif isinstance(cmd, c.Fetch):
-        if not cmd.items:
-            raise LocalProtocolError("FETCH needs at least one item")
-        w.add(b"UID FETCH " if cmd.uid else b"FETCH ")
-        w.add(str(cmd.sequence_set).encode())
-        w.add(b" (" + b" ".join(_fetch_item(i) for i in cmd.items) + b")")
-        if cmd.changed_since is not None:
-            vanished = b" VANISHED" if cmd.vanished else b""
-            w.add(b" (CHANGEDSINCE %d%s)" % (cmd.changed_since, vanished))
-    elif isinstance(cmd, c.Search):
-        w.add(b"UID SEARCH" if cmd.uid else b"SEARCH")
-        if cmd.charset is not None:
-            w.add(b" CHARSET ")
-            w.astring(enc(cmd.charset))
-        if not cmd.criteria:
-            raise LocalProtocolError("SEARCH needs at least one key")
-        for key in cmd.criteria:
-            w.add(b" ")
-            _search_key(w, key)
-    elif isinstance(cmd, c.Store):
-        w.add(b"UID STORE " if cmd.uid else b"STORE ")
-        w.add(str(cmd.sequence_set).encode())
-        if cmd.unchanged_since is not None:
-            w.add(b" (UNCHANGEDSINCE %d)" % cmd.unchanged_since)
-        w.add(b" " + cmd.mode.value.encode() + b"FLAGS")
-        if cmd.silent:
-            w.add(b".SILENT")
+        _search_key(w, key)
+
+
+def _store(w: _Writer, cmd: c.Store) -> None:
+    w.add(b"UID STORE " if cmd.uid else b"STORE ")
+    w.add(str(cmd.sequence_set).encode())
+    if cmd.unchanged_since is not None:
+        w.add(b" (UNCHANGEDSINCE %d)" % cmd.unchanged_since)
+    w.add(b" " + cmd.mode.value.encode() + b"FLAGS")
+    if cmd.silent:
+        w.add(b".SILENT")
+    w.add(b" " + _flags(cmd.flags))
+
+
+def _copy(w: _Writer, cmd: c.Copy | c.Move) -> None:
+    name = b"COPY " if isinstance(cmd, c.Copy) else b"MOVE "
+    w.add((b"UID " if cmd.uid else b"") + name + str(cmd.sequence_set).encode() + b" ")
+    w.mailbox(cmd.mailbox)
+
+
+def _uid_expunge(w: _Writer, cmd: c.UidExpunge) -> None:
+    w.add(b"UID EXPUNGE " + str(cmd.sequence_set).encode())
+
+
+def _append(w: _Writer, cmd: c.Append) -> None:
+    w.add(b"APPEND ")
+    w.mailbox(cmd.mailbox)
+    if cmd.flags:
         w.add(b" " + _flags(cmd.flags))
-    elif isinstance(cmd, c.Copy | c.Move):
-        name = b"COPY " if isinstance(cmd, c.Copy) else b"MOVE "
-        w.add((b"UID " if cmd.uid else b"") + name + str(cmd.sequence_set).encode() + b" ")
-        w.mailbox(cmd.mailbox)
-    elif isinstance(cmd, c.UidExpunge):
-        w.add(b"UID EXPUNGE " + str(cmd.sequence_set).encode())
-    elif isinstance(cmd, c.Append):
-        w.add(b"APPEND ")
-        w.mailbox(cmd.mailbox)
-        if cmd.flags:
-            w.add(b" " + _flags(cmd.flags))
-        if cmd.date is not None:
-            w.add(b" " + _quote(_no_crlf(enc(cmd.date), "an APPEND date")))
+    if cmd.date is not None:
+        w.add(b' "' + format_date_time(cmd.date).encode() + b'"')
+    w.add(b" ")
+    if cmd.message is None:
+        raise LocalProtocolError("serialize_command needs the APPEND message")
+    w.literal(cmd.message)
+
+
+def _enable(w: _Writer, cmd: c.Enable) -> None:
+    if not cmd.capabilities:
+        raise LocalProtocolError("ENABLE needs at least one capability")
+    w.add(b"ENABLE " + b" ".join(_atom(x, "capability") for x in cmd.capabilities))
+
+
+def _id(w: _Writer, cmd: c.Id) -> None:
+    w.add(b"ID ")
+    if cmd.params is None:
+        w.add(b"NIL")
+        return
+    w.add(b"(")
+    for i, (key, value) in enumerate(cmd.params):
+        if i:
+            w.add(b" ")
+        w.string(enc(key))
         w.add(b" ")
-        if cmd.message is None:
-            raise LocalProtocolError("serialize_command needs the APPEND message")
-        w.literal(cmd.message)
-    elif isinstance(cmd, c.Enable):
-        if not cmd.capabilities:
-            raise LocalProtocolError("ENABLE needs at least one capability")
-        w.add(b"ENABLE " + b" ".join(_atom(x, "capability") for x in cmd.capabilities))
-    elif isinstance(cmd, c.Id):
-        w.add(b"ID ")
-        if cmd.params is None:
+        if value is None:
             w.add(b"NIL")
         else:
-            w.add(b"(")
-            for i, (key, value) in enumerate(cmd.params):
-                if i:
-                    w.add(b" ")
-                w.string(enc(key))
-                w.add(b" ")
-                if value is None:
-                    w.add(b"NIL")
-                else:
-                    w.string(enc(value))
-            w.add(b")")
-    else:  # pragma: no cover - every Command type is handled above
-        raise LocalProtocolError(f"not a command: {type(cmd).__name__}")
+            w.string(enc(value))
+    w.add(b")")
+
+
+# Each writer takes its own command type; the table is keyed by that type.
+_WRITERS: dict[type, Callable[[_Writer, Any], None]] = {
+    c.Login: _login,
+    c.Authenticate: _authenticate,
+    c.Select: _select,
+    c.Examine: _select,
+    c.Create: _one_mailbox,
+    c.Delete: _one_mailbox,
+    c.Subscribe: _one_mailbox,
+    c.Unsubscribe: _one_mailbox,
+    c.Rename: _rename,
+    c.List: _list,
+    c.Lsub: _list,
+    c.StatusCommand: _status,
+    c.Fetch: _fetch,
+    c.Search: _search,
+    c.Store: _store,
+    c.Copy: _copy,
+    c.Move: _copy,
+    c.UidExpunge: _uid_expunge,
+    c.Append: _append,
+    c.Enable: _enable,
+    c.Id: _id,
+}
 
 
 _SIMPLE_NAMES: dict[type, bytes] = {
@@ -261,4 +322,5 @@ _MAILBOX_NAMES: dict[type, bytes] = {
     c.Create: b"CREATE",
     c.Delete: b"DELETE",
     c.Subscribe: b"SUBSCRIBE",
+    c.Unsubscribe: b"UNSUBSCRIBE",
 }

@@ -189,47 +189,57 @@ class ServerConnection:
                 if len(chunk):
                     return AppendChunk(chunk)
                 self._state = _APPEND_TAIL
-                continue
-            if state == _LITERAL:
+            elif state == _LITERAL:
                 literal = framer.read_exact(self._pending_literal)
                 if literal is None:
                     return self._need_data()
                 self._literals.append(literal)
                 self._state = _LINE
-                continue
-            line = framer.read_line()
-            if line is None:
-                return self._need_data()
-            if state == _APPEND_TAIL:
-                return self._append_tail(line)
-            if not self._parts:
-                special = self._special_line(line)
-                if special is not None:
-                    return special
-            self._parts.append(line)
-            marker = literal_marker(line) if line.endswith(b"}") else None
-            if marker is None:
-                return self._complete()
-            framer.check_literal(marker.size)
-            append = parse_append_prefix(self._parts, self._literals)
-            if append is not None:
-                tag, command = append
-                self._append = append
-                self._parts, self._literals = [], []
-                if marker.synchronizing:
-                    self._state = _APPEND_WAIT
-                else:
-                    framer.start_stream(marker.size)
-                    self._state = _APPEND_STREAM
-                return AppendStart(tag, command, marker.synchronizing)
-            if marker.size > self._max_buffered_literal:
-                if not marker.synchronizing:
-                    raise RemoteProtocolError(f"a literal of {marker.size} bytes is too large")
-                return self._bad(b"\r\n".join(self._parts), "a literal too large")
-            if marker.synchronizing:
-                self._out.append(serialize_response(self._continuation))
-            self._pending_literal = marker.size
-            self._state = _LITERAL
+            else:
+                line = framer.read_line()
+                if line is None:
+                    return self._need_data()
+                event = self._append_tail(line) if state == _APPEND_TAIL else self._take_line(line)
+                if event is not None:
+                    return event
+
+    def _take_line(self, line: bytes) -> ServerEvent | None:
+        """One line of a command: the event it completes, or None when a literal follows."""
+        if not self._parts:
+            special = self._special_line(line)
+            if special is not None:
+                return special
+        self._parts.append(line)
+        marker = literal_marker(line) if line.endswith(b"}") else None
+        if marker is None:
+            return self._complete()
+        self._framer.check_literal(marker.size)
+        append = parse_append_prefix(self._parts, self._literals)
+        if append is not None:
+            return self._start_append(append, marker.size, marker.synchronizing)
+        if marker.size > self._max_buffered_literal:
+            if not marker.synchronizing:
+                raise RemoteProtocolError(f"a literal of {marker.size} bytes is too large")
+            return self._bad(b"\r\n".join(self._parts), "a literal too large")
+        if marker.synchronizing:
+            self._out.append(serialize_response(self._continuation))
+        self._pending_literal = marker.size
+        self._state = _LITERAL
+        return None
+
+    def _start_append(
+        self, append: tuple[str, c.Append], size: int, synchronizing: bool
+    ) -> AppendStart:
+        """An APPEND reached its message: wait for the go-ahead, or stream it now."""
+        tag, command = append
+        self._append = append
+        self._parts, self._literals = [], []
+        if synchronizing:
+            self._state = _APPEND_WAIT
+        else:
+            self._framer.start_stream(size)
+            self._state = _APPEND_STREAM
+        return AppendStart(tag, command, synchronizing)
 
     def _special_line(self, line: bytes) -> AuthenticateData | IdleDone | BadCommand | None:
         """Lines that are not commands: AUTHENTICATE answers and IDLE's DONE."""

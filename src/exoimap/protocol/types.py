@@ -10,6 +10,7 @@ envelope fields) stays ``bytes``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import re
 from collections.abc import Iterator
@@ -483,7 +484,7 @@ class FetchResponse:
     seq: int
     uid: int | None = None
     flags: tuple[str, ...] | None = None
-    internal_date: str | None = None
+    internal_date: _dt.datetime | None = None
     rfc822_size: int | None = None
     modseq: int | None = None
     envelope: Envelope | None = None

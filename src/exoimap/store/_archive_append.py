@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from exoimap.errors import MessageError, StoreError
+from exoimap.protocol.headers import parse_message_id
 from exoimap.store import _archive_recovery as recovery
 from exoimap.store._archive_index import FolderRow, Index, MessageRow
 from exoimap.store._filewriter import FileWriter
 from exoimap.store._maildir import file_base, fsync_paths, letters_for, map_os_error
 from exoimap.store.base import AppendItem, normalize_flags
-from exoimap.store.memory import parse_message_id
 
 if TYPE_CHECKING:
     from exoimap.store.archive import ArchiveStore

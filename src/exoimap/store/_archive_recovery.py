@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exoimap.errors import StoreError
+from exoimap.protocol.headers import parse_message_id
 from exoimap.store._archive_index import (
     Index,
     IndexStamp,
@@ -43,7 +44,6 @@ from exoimap.store._maildir import (
     parse_base,
     split_name,
 )
-from exoimap.store.memory import parse_message_id
 
 if TYPE_CHECKING:
     from exoimap.store.archive import ArchiveStore

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.errors import FolderError, FolderNotFound, MessageError, StoreError
+from exoimap.protocol.headers import parse_message_id
 from exoimap.store.base import (
     AppendItem,
     Capabilities,
@@ -109,31 +110,6 @@ class FolderRecord:
 
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-
-
-def parse_message_id(head: bytes) -> str | None:
-    """The Message-ID header value of a message (from its first bytes), or ``None``."""
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        end = head.find(b"\n\n")
-    header = head if end < 0 else head[: end + 1]
-    lower = header.lower()
-    start = 0 if lower.startswith(b"message-id:") else lower.find(b"\nmessage-id:") + 1
-    if start == 0 and not lower.startswith(b"message-id:"):
-        return None
-    value_start = start + len(b"message-id:")
-    stop = value_start
-    while True:  # the value runs to the end of the line, plus folded continuation lines
-        newline = header.find(b"\n", stop)
-        if newline < 0:
-            stop = len(header)
-            break
-        stop = newline + 1
-        if header[stop : stop + 1] not in (b" ", b"\t"):
-            break
-    text = header[value_start:stop].decode("ascii", "replace")
-    text = " ".join(text.split())
-    return text or None
 
 
 class MemoryStore:
@@ -269,7 +245,7 @@ class MemoryStore:
             flags=self._keep_flags(normalize_flags(flags)),
             internal_date=date,
             modseq=target.highest_modseq,
-            message_id=parse_message_id(data[:65536]),
+            message_id=parse_message_id(data),
         )
         self._emit(StoreEvent(EventKind.EXISTS, target.name, uids=(uid,)))
         return uid
@@ -462,7 +438,7 @@ class MemoryStore:
                         flags=frozenset(item["flags"]),
                         internal_date=_dt.datetime.fromisoformat(item["internal_date"]),
                         modseq=item["modseq"],
-                        message_id=parse_message_id(data[:65536]),
+                        message_id=parse_message_id(data),
                     )
                 store._folders[folder.name] = folder
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from exoimap.errors import FolderError, FolderNotFound, MessageError
 from exoimap.net.credentials import Credentials
-from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status, parse_internal_date
+from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status
 from exoimap.net.session import Endpoint, EventSink, ImapSession, Reply
 from exoimap.protocol import commands as c
-from exoimap.protocol.commands import format_internal_date
+from exoimap.protocol.headers import HeaderCollector, parse_message_id
 from exoimap.protocol.types import (
     AppendUidCode,
     CopyUidCode,
@@ -59,9 +58,7 @@ _ROLES = {
     "\\junk": SpecialUse.JUNK,
     "\\archive": SpecialUse.ARCHIVE,
 }
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*?)\r?$", re.IGNORECASE | re.MULTILINE | re.DOTALL)
 _APPEND_WINDOW = 8
-_HEADER_SNIFF = 64 * 1024
 #: Most connections one store opens to a mailbox.
 MAX_CONNECTIONS = 8
 _STORE_BATCH = 500
@@ -72,17 +69,6 @@ def _sets(uids: Sequence[int]) -> list[SequenceSet]:
     return [
         SequenceSet.of(*ordered[i : i + _STORE_BATCH]) for i in range(0, len(ordered), _STORE_BATCH)
     ]
-
-
-def _message_id(header: bytes | None) -> str | None:
-    if not header:
-        return None
-    unfolded = re.sub(rb"\r?\n[ \t]+", b" ", header)
-    m = _MESSAGE_ID.search(unfolded)
-    if m is None:
-        return None
-    value = m.group(1).strip()
-    return value.decode("utf-8", "replace") or None
 
 
 class _Pool:
@@ -358,20 +344,19 @@ class _Sniffer:
     def __init__(self, chunks: AsyncIterable[bytes], message_id: str | None, *, active: bool):
         self._chunks = chunks
         self.message_id = message_id
-        self._head = bytearray() if active and message_id is None else None
+        self._header = HeaderCollector() if active and message_id is None else None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         async for chunk in self._chunks:
-            if self._head is not None:
-                self._head += chunk[: _HEADER_SNIFF - len(self._head)]
-                end = self._head.find(b"\r\n\r\n")
-                if end >= 0 or len(self._head) >= _HEADER_SNIFF:
-                    self.message_id = _message_id(bytes(self._head[: end if end >= 0 else None]))
-                    self._head = None
+            if self._header is not None:
+                self._header.feed(chunk)
+                if self._header.complete:
+                    self.message_id = self._header.message_id()
+                    self._header = None
             yield chunk
-        if self._head is not None:
-            self.message_id = _message_id(bytes(self._head))
-            self._head = None
+        if self._header is not None:
+            self.message_id = self._header.message_id()
+            self._header = None
 
 
 class RemoteFolder:
@@ -426,10 +411,8 @@ class RemoteFolder:
                     uid=r.uid,
                     flags=normalize_flags(r.flags or ()),
                     size=r.rfc822_size if detail else None,
-                    internal_date=(
-                        parse_internal_date(r.internal_date) if detail and r.internal_date else None
-                    ),
-                    message_id=_message_id(header) if detail else None,
+                    internal_date=r.internal_date if detail else None,
+                    message_id=parse_message_id(header) if detail and header else None,
                     modseq=r.modseq,
                 )
             )
@@ -495,8 +478,7 @@ class RemoteFolder:
                     retryable=False,
                 )
             flags = tuple(sorted(f for f in item.flags if f.lower() != "\\recent"))
-            date = format_internal_date(item.internal_date) if item.internal_date else None
-            command = c.Append(self._name, None, flags, date, item.size)
+            command = c.Append(self._name, None, flags, item.internal_date, item.size)
             sniffer = _Sniffer(item.chunks, item.message_id, active=not uidplus)
             tags.append((await session.send_append(command, sniffer.chunks()), sniffer))
             await settle(_APPEND_WINDOW if uidplus else 0)

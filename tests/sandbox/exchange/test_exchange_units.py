@@ -28,7 +28,7 @@ from exoimap.sandbox.exchange.fetch import (
     expand_items,
     render_fetch,
 )
-from exoimap.sandbox.exchange.handlers import _resolve, list_name, parse_date
+from exoimap.sandbox.exchange.handlers import _resolve, list_name
 from exoimap.sandbox.exchange.mailboxes import ThrottleWindow
 from exoimap.sandbox.exchange.mime import parse_message
 from exoimap.sandbox.exchange.search import SearchItem, search
@@ -191,11 +191,6 @@ def test_sequence_resolution_and_dates() -> None:
     assert _resolve([3, 5, 9], SequenceSet.parse("4:*")) == [5, 9]
     assert _resolve([3, 5, 9], SequenceSet.parse("20:*")) == [9]  # n:* past the end: last (1.8)
     assert _resolve([3, 5, 9], SequenceSet.parse("20")) == []
-    assert parse_date(" 5-Mar-2024 10:00:00 +0100") == dt.datetime(
-        2024, 3, 5, 10, tzinfo=dt.timezone(dt.timedelta(hours=1))
-    )
-    with pytest.raises(RemoteProtocolError):
-        parse_date("yesterday")
 
 
 def test_throttle_window_slides() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.commands import FetchItem
+from exoimap.protocol.dates import format_date_time
 from exoimap.sandbox.exchange.mime import Part, nstring, parse_message, quote
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "render_fetch_pieces",
 ]
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -87,18 +87,6 @@ def expand_items(items: Sequence[FetchItem]) -> list[str | FetchRequest]:
             raise RemoteProtocolError(f"invalid section {section!r}")
         out.append(FetchRequest(section, item.peek, item.partial))
     return out
-
-
-def internal_date_text(when: _dt.datetime) -> str:
-    offset = when.utcoffset() or _dt.timedelta(0)
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    return (
-        f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} "
-        f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
-    )
 
 
 def estimated_size(size: int) -> int:
@@ -338,7 +326,7 @@ class _ItemRenderer:
         return b"FLAGS " + _flags(self._message.flags)
 
     def internal_date(self) -> _Entry:
-        return b'INTERNALDATE "' + internal_date_text(self._message.internal_date).encode() + b'"'
+        return b'INTERNALDATE "' + format_date_time(self._message.internal_date).encode() + b'"'
 
     def size(self) -> _Entry:
         size = len(self._message.data)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import datetime as _dt
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["append_end", "append_start", "folder_messages", "list_name", "mailbox_command"]
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-)}  # fmt: skip
-_DATE = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
 _QUOTE_CHARS = set("() {%*]")
 
 
@@ -542,21 +537,6 @@ _HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
 # --- APPEND -------------------------------------------------------------------------------
 
 
-def parse_date(text: str) -> _dt.datetime:
-    m = _DATE.match(text)
-    if m is None or m.group(2).capitalize() not in _MONTHS:
-        raise RemoteProtocolError(f"invalid APPEND date {text!r}")
-    day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
-    offset = _dt.timedelta(hours=int(zh), minutes=int(zm)) * (1 if sign == "+" else -1)
-    try:
-        return _dt.datetime(
-            int(year), _MONTHS[month.capitalize()], int(day), int(hh), int(mm), int(ss),
-            tzinfo=_dt.timezone(offset),
-        )  # fmt: skip
-    except ValueError as exc:
-        raise RemoteProtocolError(f"invalid APPEND date {text!r}") from exc
-
-
 async def append_start(session: Session, tag: str, command: c.Append, sync: bool) -> None:
     from exoimap.sandbox.exchange.session import SessionState
 
@@ -603,11 +583,10 @@ async def append_end(session: Session, tag: str) -> None:
     data = bytes(session.append_data)
     session.append_data = bytearray()
     try:
-        when = parse_date(command.date) if command.date else None
         folder = _canonical(box, command.mailbox)
         if folder is None:
             raise FolderError("gone")
-        uid = box.store.add_message(folder, data, flags=command.flags, internal_date=when)
+        uid = box.store.add_message(folder, data, flags=command.flags, internal_date=command.date)
     except RemoteProtocolError:
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
         return

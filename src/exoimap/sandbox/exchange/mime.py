@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from exoimap.protocol.headers import header_fields, split_header
+
 __all__ = ["Part", "parse_message", "quote", "nstring"]
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"]*)"|([^\s;]+))', re.IGNORECASE)
@@ -42,35 +44,6 @@ class Part:
         return self.maintype == "multipart"
 
 
-def _split_header(data: bytes) -> tuple[bytes, bytes]:
-    if data.startswith(b"\r\n"):
-        return b"\r\n", data[2:]
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        lf = data.find(b"\n\n")
-        if lf < 0:
-            return data, b""
-        return data[: lf + 2], data[lf + 2 :]
-    return data[: end + 4], data[end + 4 :]
-
-
-def _fields(header: bytes) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for raw in header.split(b"\n"):
-        line = raw.rstrip(b"\r")
-        if not line:
-            continue
-        text = line.decode("utf-8", "replace")
-        if line[:1] in (b" ", b"\t") and out:
-            name, value = out[-1]
-            out[-1] = (name, value + " " + text.strip())
-            continue
-        name, sep, value = text.partition(":")
-        if sep:
-            out.append((name.strip(), value.strip()))
-    return out
-
-
 def _content_type(value: str | None, default: str) -> tuple[str, str, list[tuple[str, str]]]:
     text = value or default
     kind, _, rest = text.partition(";")
@@ -87,8 +60,8 @@ def _content_type(value: str | None, default: str) -> tuple[str, str, list[tuple
 
 def parse_message(data: bytes, default_type: str = "text/plain") -> Part:
     """Split ``data`` into a tree of :class:`Part` (never raises on odd input)."""
-    header, body = _split_header(data)
-    fields = _fields(header)
+    header, body = split_header(data)
+    fields = header_fields(header)
     part = Part(header=header, body=body, fields=fields)
     ctype = None
     for key, value in fields:

@@ -8,13 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
+from exoimap.protocol.dates import parse_date
 from exoimap.sandbox.exchange.mime import parse_message
 
 __all__ = ["SearchItem", "search"]
-
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-)}  # fmt: skip
 
 Key = str | tuple["Key", ...]
 
@@ -26,14 +23,6 @@ class SearchItem:
     flags: frozenset[str]
     internal_date: _dt.datetime
     data: bytes
-
-
-def _date(text: str) -> _dt.date:
-    try:
-        day, month, year = text.strip('"').split("-")
-        return _dt.date(int(year), _MONTHS[month.lower()], int(day))
-    except (ValueError, KeyError) as exc:
-        raise RemoteProtocolError(f"invalid search date {text!r}") from exc
 
 
 def _in_set(text: str, number: int, largest: int) -> bool:
@@ -163,13 +152,13 @@ def _uid(parser: _Parser, name: str) -> Test:
 
 
 def _internal_date(parser: _Parser, name: str) -> Test:
-    day = _date(parser.text())
+    day = parse_date(parser.text().strip('"'))
     compare = _compare(name)
     return lambda item: compare(item.internal_date.date(), day)
 
 
 def _sent_date_key(parser: _Parser, name: str) -> Test:
-    day = _date(parser.text())
+    day = parse_date(parser.text().strip('"'))
     compare = _compare(name.removeprefix("SENT"))
 
     def sent(item: SearchItem) -> bool:

@@ -1,0 +1,172 @@
+"""A message's header as IMAP stores and servers read it: the header block, its fields
+(unfolded, names matched case-insensitively) and the Message-ID.
+
+Every store and the sandbox read Message-IDs here, because re-matching messages after a
+UIDVALIDITY change compares the Message-IDs that different stores saw for the same bytes:
+one rule, applied the same way whether the message arrives whole or in chunks.
+
+The rule for a Message-ID (:func:`normalize_message_id`):
+
+* only the first :data:`HEADER_SCAN_LIMIT` bytes of a message are read (stores sniff the
+  header from the first chunk of a stream); a field cut by that limit ends there;
+* the header block ends at the first empty line (CRLF or bare LF line ends);
+* the first ``Message-ID`` field counts, whatever the case of its name and with optional
+  blanks before the colon; folded lines are unfolded;
+* comments in parentheses outside the angle brackets are dropped; the id is what lies
+  between the first ``<`` and the next ``>`` (or the end), with all whitespace removed, and
+  it is returned in angle brackets: ``<id-left@id-right>``. A value without brackets is
+  bracketed the same way. An empty result is ``None``.
+
+One view cannot follow the limit: a remote store's listing asks the server for the field
+alone (``BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]``), which does not say where in the header
+it stood, so for a message whose Message-ID starts past the first 64 KiB that listing sees
+the id where every other view sees none.
+
+>>> parse_message_id(b"From: a\\r\\nmessage-id:\\r\\n  < x@y > (sent)\\r\\n\\r\\nbody")
+'<x@y>'
+>>> normalize_message_id("(comment) abc@example.com")
+'<abc@example.com>'
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "HEADER_SCAN_LIMIT",
+    "HeaderCollector",
+    "header_block",
+    "header_field",
+    "header_fields",
+    "normalize_message_id",
+    "parse_message_id",
+    "split_header",
+]
+
+#: How much of a message's beginning is read for its Message-ID.
+HEADER_SCAN_LIMIT = 64 * 1024
+
+# An empty line: at the very start, or a line end followed by an optional CR and LF.
+_BLANK_LINE = re.compile(rb"(?:\A|\n)\r?\n")
+# A line break followed by a blank: folding (RFC 5322 section 2.2.3).
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_FIELD_LINE = re.compile(rb"([^:\s][^:\r\n]*?)[ \t]*:(.*)")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def split_header(data: bytes) -> tuple[bytes, bytes]:
+    """``(header, body)``: the header includes the empty line that ends it; a message
+    without an empty line is all header."""
+    m = _BLANK_LINE.search(data)
+    if m is None:
+        return data, b""
+    return data[: m.end()], data[m.end() :]
+
+
+def header_block(data: bytes) -> bytes:
+    """The header block within the first :data:`HEADER_SCAN_LIMIT` bytes of ``data``."""
+    return split_header(data[:HEADER_SCAN_LIMIT])[0]
+
+
+def header_fields(header: bytes) -> list[tuple[str, str]]:
+    """The fields of a header block as ``(name, value)`` in order: unfolded, the value
+    without surrounding whitespace, both decoded as UTF-8 (bad bytes replaced). Lines that
+    are not fields are skipped."""
+    out: list[tuple[str, str]] = []
+    for line in _FOLD.sub(b"", header).split(b"\n"):
+        m = _FIELD_LINE.fullmatch(line.rstrip(b"\r"))
+        if m is not None:
+            name, value = m.groups()
+            out.append((name.decode("utf-8", "replace"), value.decode("utf-8", "replace").strip()))
+    return out
+
+
+def header_field(header: bytes, name: str) -> str | None:
+    """The value of the first field called ``name`` (any case) in a header block, or
+    ``None`` when there is none."""
+    wanted = name.lower()
+    for key, value in header_fields(header):
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _without_comments(text: str) -> str:
+    """``text`` before its first ``<`` outside comments, with comments removed, followed
+    by the rest unchanged (comments nest and ``\\`` quotes the next character)."""
+    kept: list[str] = []
+    depth = 0
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif depth:
+            if ch == "\\":
+                escaped = True
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+        elif ch == "(":
+            depth = 1
+        elif ch == "<":
+            return "".join(kept) + text[i:]
+        else:
+            kept.append(ch)
+    return "".join(kept)
+
+
+def normalize_message_id(value: str | None) -> str | None:
+    """A Message-ID field value in its one canonical form (see the module docstring)."""
+    if value is None:
+        return None
+    text = _without_comments(value)
+    start = text.find("<")
+    if start >= 0:
+        end = text.find(">", start)
+        text = text[start + 1 : end if end >= 0 else len(text)]
+    ident = _WHITESPACE.sub("", text)
+    return f"<{ident}>" if ident else None
+
+
+def parse_message_id(data: bytes) -> str | None:
+    """The normalised Message-ID of a message, from its first bytes (the whole message
+    or any prefix of at least :data:`HEADER_SCAN_LIMIT` bytes give the same answer)."""
+    return normalize_message_id(header_field(header_block(data), "Message-ID"))
+
+
+class HeaderCollector:
+    """Keeps a streamed message's header while its chunks pass by, so that the header
+    (and the Message-ID) is known without holding the message: feed chunks until
+    ``complete``; memory stays under :data:`HEADER_SCAN_LIMIT`.
+
+    >>> collector = HeaderCollector()
+    >>> for chunk in (b"Message-ID: <a", b"@b>\\r", b"\\n\\r\\nbody"):
+    ...     collector.feed(chunk)
+    >>> collector.complete, collector.message_id()
+    (True, '<a@b>')
+    """
+
+    __slots__ = ("_data", "complete")
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        #: Whether more chunks can no longer change the header (it ended, or the limit).
+        self.complete = False
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self.complete:
+            return
+        searched_to = max(0, len(self._data) - 2)  # an empty line may straddle chunks
+        self._data += chunk[: HEADER_SCAN_LIMIT - len(self._data)]
+        self.complete = (
+            len(self._data) >= HEADER_SCAN_LIMIT
+            or _BLANK_LINE.search(self._data, searched_to) is not None
+        )
+
+    def header(self) -> bytes:
+        """The header block seen so far (all of it once ``complete``)."""
+        return header_block(bytes(self._data))
+
+    def message_id(self) -> str | None:
+        return normalize_message_id(header_field(self.header(), "Message-ID"))
