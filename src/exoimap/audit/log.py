@@ -13,7 +13,7 @@ Format
     JSON. ``prev`` links each record to the one before it across files: rotation starts a
     new file whose first record points at the last record of the previous file. ``seq``
     counts from 1 over the whole chain. ``mac`` is HMAC-SHA256 of the record hash under the
-    audit key (see :mod:`exoimap.audit.keys`).
+    audit key (see :mod:`exoimap.auth.audit_key`).
 
     ``audit.checkpoint`` holds the number and hash of the last record made durable, and the
     file it is in, with an HMAC under the same key. It is replaced (write new, fsync, rename)
