@@ -51,8 +51,8 @@ def test_vocabulary_is_closed() -> None:
     assert set(audit.EVENT_NAMES) == {
         "token.requested", "token.refreshed", "token.failed",
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
-        "sync.folder", "archive.read", "archive.exported", "archive.verified",
-        "archive.restored", "config.changed", "vault.changed", "access.denied",
+        "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
+        "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
         "audit.recovered",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed

@@ -8,8 +8,9 @@ For each account: its token provider -> a :class:`~exoimap.store.remote.RemoteIm
 recorded in its result and does not stop the others.
 
 Library users and the web console call :func:`sync_accounts` directly; the CLI only
-prints what comes back. Every run records ``sync.folder`` audit events (and through the
-auditor's listeners, the metrics) in the process's auditor, if one is set.
+prints what comes back. Every run records audit events (``sync.folder`` per folder,
+``sync.account`` per account, ``imap.throttled`` per throttling wait) in the process's
+auditor, if one is set; the metrics count them through the auditor's listeners.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exoimap import audit
-from exoimap.audit.metrics import METRICS
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import ExoimapError, StoreError
 from exoimap.net.account import AccountProvider, connection_for
@@ -206,7 +206,11 @@ def _no_events(_event: NetEvent) -> None:
 def _net_sink(name: str, on_net_event: AccountNetEvents | None) -> Callable[[NetEvent], None]:
     def sink(event: NetEvent) -> None:
         if event.kind == "throttled" and event.wait:
-            METRICS.record_throttle_wait(event.wait, name)
+            audit.emit(
+                audit.ImapThrottled(
+                    account=name, host=event.host, wait_s=event.wait, reason=event.detail
+                )
+            )
         if on_net_event is not None:
             on_net_event(name, event)
 
@@ -229,10 +233,30 @@ def _record(name: str, report: SyncReport, seconds: float) -> None:
                 failed=len(folder.errors),
                 bytes=folder.bytes,
                 duration_s=round(seconds, 3),
+                error_kinds=tuple(type(error).__name__ for error in folder.errors),
             )
         )
-        for error in folder.errors:
-            METRICS.record_error(error)
+
+
+def _record_run(result: AccountResult, *, dry_run: bool) -> None:
+    """Audit (and so count in the metrics) how one account's run ended."""
+    report, error = result.report, result.error
+    audit.emit(
+        audit.AccountSynced(
+            account=result.account,
+            outcome="success" if result.ok else "failure",
+            source="imap",
+            target="archive",
+            dry_run=dry_run,
+            folders=len(report.folders) if report else len(result.preview or ()),
+            copied=sum(f.fetched for f in report.folders) if report else 0,
+            failed=sum(len(f.errors) for f in report.folders) if report else 0,
+            bytes=sum(f.bytes for f in report.folders) if report else 0,
+            duration_s=round(result.seconds, 3),
+            error=str(error) if error else "",
+            error_kind=type(error).__name__ if error else "",
+        )
+    )
 
 
 async def _preview(
@@ -313,18 +337,17 @@ async def sync_account(
                 if on_progress is not None:
                     on_progress(account.name, update)
 
-            with METRICS.time_sync(account.name):
-                async with _stores(
-                    account, provider, root, fsync_mode=options.fsync_mode, on_event=sink
-                ) as (source, archive):
-                    result.report = await backup(source, archive, policy, progress=progress)
-                if result.report.ok:
-                    resident.remember_index(root, archive.closed_index_stamp)
+            async with _stores(
+                account, provider, root, fsync_mode=options.fsync_mode, on_event=sink
+            ) as (source, archive):
+                result.report = await backup(source, archive, policy, progress=progress)
+            if result.report.ok:
+                resident.remember_index(root, archive.closed_index_stamp)
             _record(account.name, result.report, time.monotonic() - started)
     except ExoimapError as exc:
         result.error = exc
-        METRICS.record_error(exc)
     result.seconds = time.monotonic() - started
+    _record_run(result, dry_run=options.dry_run)
     return result
 
 
