@@ -12,16 +12,12 @@ import pytest
 from exoimap import audit
 from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, main
 from exoimap.config import Paths
-from exoimap.errors import StoreError
-from exoimap.protocol import commands as c
-from exoimap.sandbox.exchange import handlers
 from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
-from exoimap.sandbox.exchange.session import Session
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.conformance import sample_message
 
-from .sync_helpers import isolated_home, signed_in_account
+from .sync_helpers import fetch_fails_in, isolated_home, signed_in_account
 
 
 @pytest.fixture
@@ -37,18 +33,9 @@ def test_account_runs_and_folder_errors_are_audited(
     sandbox_tenant: SandboxTenant, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     signed_in_account(sandbox_tenant, "work", {"INBOX": 3, "Archive": 2})
-    real = handlers._fetch
-
-    async def unavailable(
-        session: Session, box: handlers.Mailbox, tag: str, command: c.Fetch
-    ) -> None:
-        if session.selected == "Archive":
-            raise StoreError("the mailbox database of this folder is unavailable")
-        await real(session, box, tag, command)
-
-    monkeypatch.setattr(handlers, "_fetch", unavailable)
+    restore_fetch = fetch_fails_in(monkeypatch, "Archive")
     assert main(["sync", "work"]) == EXIT_PARTIAL
-    monkeypatch.setattr(handlers, "_fetch", real)
+    restore_fetch()
 
     (archive,) = [r for r in _records("sync.folder") if r.data["folder"] == "Archive"]
     kinds = archive.data["error_kinds"]
