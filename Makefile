@@ -29,12 +29,13 @@ $(BSTAMP): $(STAMP) requirements/bench.lock
 demo: $(STAMP)
 	$(BIN)/python -m exoimap.demo
 
-## test: lint, type-check, and the whole test suite (what CI runs)
+## test: lint (ruff + import contracts), type-check, and the whole test suite (what CI runs)
 test: lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,4 +48,4 @@ bench: $(BSTAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

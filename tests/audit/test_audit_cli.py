@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from exoimap import audit
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli import main
 from exoimap.config import Paths
 
@@ -29,7 +30,7 @@ def run(capfd: pytest.CaptureFixture[str], *argv: str) -> Run:
 
 
 def fill(count: int = 6) -> None:
-    with audit.open_auditor(Paths.from_env()) as auditor:
+    with audit.open_auditor(Paths.from_env(), key=audit_key_for(Paths.from_env())) as auditor:
         for n in range(count):
             account = "work" if n % 2 else "home"
             auditor.emit(audit.ArchiveRead(account=account, messages=n))

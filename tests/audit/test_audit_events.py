@@ -11,7 +11,6 @@ import pytest
 from exoimap import audit
 from exoimap.audit import events
 from exoimap.config import AuditConfig, Paths
-from exoimap.errors import ConfigError, ExoimapError
 from exoimap.secrets import Secret
 
 from .conftest import KEY
@@ -52,8 +51,8 @@ def test_vocabulary_is_closed() -> None:
     assert set(audit.EVENT_NAMES) == {
         "token.requested", "token.refreshed", "token.failed",
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
-        "sync.folder", "archive.read", "archive.exported", "archive.verified",
-        "archive.restored", "config.changed", "vault.changed", "access.denied",
+        "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
+        "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
         "audit.recovered",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed
@@ -136,31 +135,32 @@ def test_listener_sees_every_event(tmp_path: Path) -> None:
     assert seen == ["archive.verified"]
 
 
-def test_open_auditor_uses_config_and_key_file(tmp_path: Path) -> None:
+def test_open_auditor_uses_config_and_the_key_it_is_given(tmp_path: Path) -> None:
     paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
-    with audit.open_auditor(paths, AuditConfig(max_file_bytes=900)) as auditor:
+    with audit.open_auditor(paths, AuditConfig(max_file_bytes=900), key=KEY) as auditor:
         for n in range(10):
             auditor.emit(audit.ArchiveRead(account="w", messages=n))
-    key_file = paths.vault_dir / "audit.key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    assert paths.vault_dir.stat().st_mode & 0o777 == 0o700
-    key = audit.load_audit_key(paths)
-    assert len(key.reveal()) == 32
-    assert key == audit.load_audit_key(paths)
     assert len(list(paths.audit_dir.glob("audit-*.jsonl"))) > 1
-    assert audit.verify_log(paths.audit_dir, key).ok
-    disabled = audit.open_auditor(paths, AuditConfig(enabled=False))
-    assert disabled.log is None
+    assert audit.verify_log(paths.audit_dir, KEY).ok
+    other_key = Secret(b"\xff" * 32)  # not UTF-8: never scrubbed from other tests' text
+    assert not audit.verify_log(paths.audit_dir, other_key).ok
 
 
-def test_bad_key_file(tmp_path: Path) -> None:
+def test_a_key_source_is_asked_only_when_auditing_is_enabled(tmp_path: Path) -> None:
     paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
-    with pytest.raises(ConfigError, match="no audit key"):
-        audit.load_audit_key(paths, create=False)
-    paths.vault_dir.mkdir(parents=True)
-    (paths.vault_dir / "audit.key").write_bytes(b"short")
-    with pytest.raises(ConfigError, match="32 bytes"):
-        audit.load_audit_key(paths)
+    asked: list[str] = []
+
+    def key_source() -> Secret[bytes]:
+        asked.append("key")
+        return KEY
+
+    disabled = audit.open_auditor(paths, AuditConfig(enabled=False), key=key_source)
+    assert disabled.log is None
+    assert asked == []
+    with audit.open_auditor(paths, key=key_source) as enabled:
+        enabled.emit(audit.ArchiveVerified(messages=1))
+    assert asked == ["key"]
+    assert audit.verify_log(paths.audit_dir, KEY).ok
 
 
 def test_records_are_single_json_lines(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_auditing_installs_and_restores(tmp_path: Path) -> None:
     seen: list[str] = []
 
     def command() -> None:
-        with audit.auditing(paths, listeners=[lambda e: seen.append(e.name)]):
+        with audit.auditing(paths, key=KEY, listeners=[lambda e: seen.append(e.name)]):
             audit.emit(audit.ArchiveRestored(account="w", target="INBOX", messages=1))
             audit.emit(audit.ArchiveVerified(account="w", messages=5))
             raise RuntimeError("the command failed; its records must still be on disk")
@@ -187,24 +187,3 @@ def test_auditing_installs_and_restores(tmp_path: Path) -> None:
     assert audit.current_auditor().log is None
     assert seen == ["archive.restored", "archive.verified"]
     assert [r.event for r in audit.read_records(paths.audit_dir)] == seen
-
-
-def test_audit_key_lives_in_the_vault_when_it_can_be_opened(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from exoimap.auth import vault as vault_module
-    from exoimap.auth.vault import ScryptParams, Vault
-
-    monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
-    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "audit key test passphrase")
-    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
-    key = audit.load_audit_key(paths)
-    assert not (paths.vault_dir / "audit.key").exists()
-    assert Vault.from_paths(paths).get_secret("audit-hmac-key") == key
-    assert audit.load_audit_key(paths, create=False) == key
-
-    # The vault exists but cannot be opened now: an error, never a second key in a file.
-    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
-    with pytest.raises(ExoimapError, match=r"passphrase|key"):
-        audit.load_audit_key(paths)
-    assert not (paths.vault_dir / "audit.key").exists()

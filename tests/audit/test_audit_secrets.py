@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from exoimap import audit
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli import main
 from exoimap.config import Paths
 from exoimap.secrets import Secret
@@ -73,7 +74,7 @@ def test_no_secret_anywhere_at_debug_level(
     token, refresh, client_secret, password = (s.reveal() for s in secrets)
     logger = logging.getLogger("exoimap.auth.flows")
 
-    with audit.open_auditor(Paths.from_env()) as auditor:
+    with audit.open_auditor(Paths.from_env(), key=audit_key_for(Paths.from_env())) as auditor:
         # What careless code might do: revealed values in messages and free-text fields.
         auditor.emit(
             audit.TokenRefreshed(account="work", flow="device", client_id="0d1e2f", tenant=token)

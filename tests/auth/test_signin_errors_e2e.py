@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from exoimap.auth.flows import RetryPolicy
+from exoimap.auth.policy import TokenRetryPolicy
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
 from exoimap.errors import (
@@ -296,7 +296,7 @@ def test_network_down_is_retried_and_keeps_the_token(
     before = cache_digest(vault)
     # The server is down: every attempt fails, with backoff between them.
     sleeps = Sleeps()
-    provider = TokenProvider(account, vault=vault, retry=RetryPolicy(attempts=3, sleep=sleeps))
+    provider = TokenProvider(account, vault=vault, retry=TokenRetryPolicy(attempts=3, sleep=sleeps))
     with pytest.raises(TransientAuthError) as info:
         provider.token_info(min_validity=3700)
     assert "kept" in str(info.value)
@@ -307,7 +307,7 @@ def test_network_down_is_retried_and_keeps_the_token(
     # The server comes back while we wait: the retry succeeds.
     with contextlib.ExitStack() as stack:
         sleeps = Sleeps(lambda: stack.enter_context(sandbox.running(port=port)))
-        provider = TokenProvider(account, vault=vault, retry=RetryPolicy(sleep=sleeps))
+        provider = TokenProvider(account, vault=vault, retry=TokenRetryPolicy(sleep=sleeps))
         assert provider.token_info(min_validity=3700).fresh
         assert len(sleeps.delays) == 1
     assert cache_digest(vault) != before  # the rotated refresh token was saved
@@ -325,14 +325,16 @@ def test_http_5xx_and_429_are_retried_and_keep_the_token(
         before = cache_digest(vault)
         faults.status, faults.count, faults.hits = status, 10, 0
         sleeps = Sleeps()
-        provider = TokenProvider(account, vault=vault, retry=RetryPolicy(attempts=3, sleep=sleeps))
+        provider = TokenProvider(
+            account, vault=vault, retry=TokenRetryPolicy(attempts=3, sleep=sleeps)
+        )
         with pytest.raises(TransientAuthError, match="kept"):
             provider.token_info(min_validity=3700)
         assert faults.hits == 3  # every retry really asked the server again
         assert cache_digest(vault) == before
         faults.count = 1
         sleeps = Sleeps()
-        provider = TokenProvider(account, vault=vault, retry=RetryPolicy(sleep=sleeps))
+        provider = TokenProvider(account, vault=vault, retry=TokenRetryPolicy(sleep=sleeps))
         assert provider.token_info(min_validity=3700).fresh
         assert len(sleeps.delays) == 1
 

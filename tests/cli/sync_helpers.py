@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ import pytest
 from exoimap.auth import vault as vault_module
 from exoimap.auth.vault import ScryptParams
 from exoimap.cli import main
+from exoimap.errors import StoreError
+from exoimap.protocol import commands as c
+from exoimap.sandbox.exchange import handlers
 from exoimap.sandbox.exchange.server import ExchangeControl
+from exoimap.sandbox.exchange.session import Session
 from exoimap.sandbox.identity import PUBLIC_APP
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
@@ -106,3 +111,19 @@ def signed_in_account(
     add_account(tenant, name, upn, imap_port=exchange.port if exchange else None)
     login(tenant, name, upn)
     return upn
+
+
+def fetch_fails_in(monkeypatch: pytest.MonkeyPatch, folder: str) -> Callable[[], None]:
+    """Make the sandbox fail every FETCH in ``folder`` (the mailbox database of that folder
+    is unavailable); returns what puts the real FETCH back."""
+    real = handlers._fetch
+
+    async def unavailable(
+        session: Session, box: handlers.Mailbox, tag: str, command: c.Fetch
+    ) -> None:
+        if session.selected == folder:
+            raise StoreError("the mailbox database of this folder is unavailable")
+        await real(session, box, tag, command)
+
+    monkeypatch.setattr(handlers, "_fetch", unavailable)
+    return lambda: monkeypatch.setattr(handlers, "_fetch", real)

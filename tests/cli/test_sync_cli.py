@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 
 from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, main
-from exoimap.errors import StoreError
-from exoimap.protocol import commands as c
-from exoimap.sandbox.exchange import handlers
-from exoimap.sandbox.exchange.session import Session
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.conformance import sample_message
 
-from .sync_helpers import add_account, isolated_home, new_mailbox, signed_in_account
+from .sync_helpers import (
+    add_account,
+    fetch_fails_in,
+    isolated_home,
+    new_mailbox,
+    signed_in_account,
+)
 
 
 @pytest.fixture
@@ -193,17 +195,8 @@ def test_a_failing_folder_gives_exit_4_and_the_others_complete(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     signed_in_account(sandbox_tenant, "work", {"INBOX": 4, "Archive": 2})
-    real = handlers._fetch
-
-    async def unavailable(
-        session: Session, box: handlers.Mailbox, tag: str, command: c.Fetch
-    ) -> None:
-        # the server fails every FETCH in this folder: "NO Server Unavailable. 15"
-        if session.selected == "Archive":
-            raise StoreError("the mailbox database of this folder is unavailable")
-        await real(session, box, tag, command)
-
-    monkeypatch.setattr(handlers, "_fetch", unavailable)
+    # the server fails every FETCH in this folder: "NO Server Unavailable. 15"
+    restore_fetch = fetch_fails_in(monkeypatch, "Archive")
     capsys.readouterr()
     assert main(["sync", "work"]) == EXIT_PARTIAL
     out, err = _out(capsys)
@@ -214,7 +207,7 @@ def test_a_failing_folder_gives_exit_4_and_the_others_complete(
     assert len(failed) == 1
     assert failed[0].startswith("  work/Archive: ")
 
-    monkeypatch.setattr(handlers, "_fetch", real)
+    restore_fetch()
     assert main(["sync", "work"]) == 0
     assert "work: fetched 2 messages" in _out(capsys)[0]
 

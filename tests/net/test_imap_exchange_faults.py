@@ -13,7 +13,7 @@ from exoimap.net.imap import Endpoint, ImapClient, RetryPolicy
 from exoimap.net.session import NetEvent
 from exoimap.net.tls import TLSPolicy
 from exoimap.protocol import commands as c
-from exoimap.sandbox.pki import LocalCA
+from exoimap.sandbox.ca import LocalCA
 from exoimap.secrets import Secret
 from tests.net.exchange_like import ExchangeLike
 from tests.net.servers import server_context
@@ -37,7 +37,7 @@ class RotatingTokens:
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    ca = LocalCA(tmp_path_factory.mktemp("exo-ca"))
+    ca = LocalCA.load_or_create(tmp_path_factory.mktemp("exo-ca"))
     cert = ca.issue(("127.0.0.1",))
     return ca.cert_file, server_context(str(cert.cert_file), str(cert.key_file))
 

@@ -12,8 +12,8 @@ from exoimap.errors import ConfigError, TLSRefused
 from exoimap.net.credentials import OAuth2Credentials, PasswordCredentials, StaticToken
 from exoimap.net.imap import Endpoint, ImapClient, RetryPolicy
 from exoimap.net.tls import TLSPolicy
+from exoimap.sandbox.ca import LocalCA
 from exoimap.sandbox.dovecot import DovecotServer
-from exoimap.sandbox.pki import LocalCA
 from exoimap.secrets import Secret
 from tests.net.servers import RecordingServer, server_context
 
@@ -54,8 +54,8 @@ def _clients(port: int, policy: TLSPolicy) -> list[ImapClient]:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pki")
-    trusted = LocalCA(root / "trusted", "trusted test CA")
-    stranger = LocalCA(root / "stranger", "unknown test CA")
+    trusted = LocalCA.load_or_create(root / "trusted", "trusted test CA")
+    stranger = LocalCA.load_or_create(root / "stranger", "unknown test CA")
     good = trusted.issue(("127.0.0.1", "localhost"), stem="good")
     wrong_name = trusted.issue(("mail.example.org",), stem="wrong-name")
     unknown = stranger.issue(("127.0.0.1",), stem="unknown")
@@ -162,7 +162,7 @@ def test_policy_always_verifies(tmp_path: Path) -> None:
 
 
 def test_ca_file_adds_to_the_system_store(tmp_path: Path) -> None:
-    ca = LocalCA(tmp_path / "ca")
+    ca = LocalCA.load_or_create(tmp_path / "ca")
     base = TLSPolicy().context().cert_store_stats()["x509_ca"]
     extended = TLSPolicy(ca_file=ca.cert_file).context().cert_store_stats()["x509_ca"]
     assert extended == base + 1

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from exoimap.agent import wire
 from exoimap.app.resident import Resident, resident
 from exoimap.audit import Auditor, auditing
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError, ExoimapError
 
@@ -177,7 +178,11 @@ class Agent:
                 # Its own auditor between syncs (each sync opens one for itself): a kept
                 # connection closed while idle or at the end is audited like any other.
                 with (
-                    auditing(self.paths, load_config(self.paths).audit) as self._auditor,
+                    auditing(
+                        self.paths,
+                        load_config(self.paths).audit,
+                        key=audit_key_for(self.paths),
+                    ) as self._auditor,
                     resident() as self._resident,
                 ):
                     self._main_loop()

@@ -9,9 +9,10 @@ recorded in its result and does not stop the others.
 
 Library users, the agent, the web console and the tenant workers call
 :func:`sync_accounts` directly; the CLI only prints what comes back. Connection reuse is
-explicit: pass the :class:`~exoimap.app.resident.Resident` of a resident process. Every
-run records ``sync.folder`` and ``sync.change`` audit events (and through the auditor's
-listeners, the metrics) in the process's auditor, if one is set.
+explicit: pass the :class:`~exoimap.app.resident.Resident` of a resident process. Every run
+records audit events (``sync.folder`` per folder, ``sync.change`` per change of the target's
+shape, ``sync.account`` per account, ``imap.throttled`` per throttling wait) in the
+process's auditor, if one is set; the metrics count them through the auditor's listeners.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from exoimap import audit
 from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import backup, plan_backup
 from exoimap.app.resident import Resident
-from exoimap.audit.metrics import METRICS
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
@@ -195,7 +195,11 @@ def _no_events(_event: NetEvent) -> None:
 def _net_sink(name: str, on_net_event: AccountNetEvents | None) -> Callable[[NetEvent], None]:
     def sink(event: NetEvent) -> None:
         if event.kind == "throttled" and event.wait:
-            METRICS.record_throttle_wait(event.wait, name)
+            audit.emit(
+                audit.ImapThrottled(
+                    account=name, host=event.host, wait_s=event.wait, reason=event.detail
+                )
+            )
         if on_net_event is not None:
             on_net_event(name, event)
 
@@ -218,10 +222,31 @@ def _record(name: str, report: SyncReport, seconds: float) -> None:
                 failed=len(folder.errors),
                 bytes=folder.bytes,
                 duration_s=round(seconds, 3),
+                error_kinds=tuple(type(error).__name__ for error in folder.errors),
             )
         )
-        for error in folder.errors:
-            METRICS.record_error(error)
+
+
+def _record_run(result: AccountResult, *, dry_run: bool) -> None:
+    """Audit (and so count in the metrics) how one account's run ended."""
+    report, error = result.report, result.error
+    folders = report.folders if report is not None else []
+    audit.emit(
+        audit.AccountSynced(
+            account=result.account,
+            outcome="success" if result.ok else "failure",
+            source="imap",
+            target="archive",
+            dry_run=dry_run,
+            folders=len(folders),
+            copied=sum(f.fetched for f in folders),
+            failed=sum(len(f.errors) for f in folders),
+            bytes=sum(f.bytes for f in folders),
+            duration_s=round(result.seconds, 3),
+            error=str(error) if error else "",
+            error_kind=type(error).__name__ if error else "",
+        )
+    )
 
 
 async def _dry_run(
@@ -276,8 +301,8 @@ async def sync_account(
             _record(account.name, result.report, time.monotonic() - started)
     except ExoimapError as exc:
         result.error = exc
-        METRICS.record_error(exc)
     result.seconds = time.monotonic() - started
+    _record_run(result, dry_run=options.dry_run)
     return result
 
 
@@ -295,19 +320,18 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
         if on_progress is not None:
             on_progress(account.name, update)
 
-    with METRICS.time_sync(account.name):
-        async with opened_stores(
-            account, provider, root, fsync_mode=options.fsync_mode, on_event=sink, kept=kept
-        ) as (source, archive):
-            report = await backup(
-                source,
-                archive,
-                policy,
-                progress=progress,
-                events=sync_event_recorder(account.name),
-            )
-        if report.ok and kept is not None:
-            kept.remember_index(root, archive.closed_index_stamp)
+    async with opened_stores(
+        account, provider, root, fsync_mode=options.fsync_mode, on_event=sink, kept=kept
+    ) as (source, archive):
+        report = await backup(
+            source,
+            archive,
+            policy,
+            progress=progress,
+            events=sync_event_recorder(account.name),
+        )
+    if report.ok and kept is not None:
+        kept.remember_index(root, archive.closed_index_stamp)
     return report
 
 

@@ -12,12 +12,16 @@ dropped):
 
 Events are typed (:mod:`exoimap.audit.events`); the log is hash-chained and keyed
 (:mod:`exoimap.audit.log`, tamper model in its docstring); :func:`verify_log` checks it.
+The key is always handed in (:mod:`exoimap.auth.audit_key` finds it): audit sits below auth
+and imports nothing from it.
 """
 
 from __future__ import annotations
 
 from exoimap.audit.auditor import (
+    AuditKey,
     Auditor,
+    Listener,
     acting_as,
     auditing,
     current_auditor,
@@ -32,6 +36,7 @@ from exoimap.audit.events import (
     EVENT_NAMES,
     OUTCOMES,
     AccessDenied,
+    AccountSynced,
     ArchiveExported,
     ArchiveRead,
     ArchiveRestored,
@@ -44,6 +49,7 @@ from exoimap.audit.events import (
     ImapAuthFailed,
     ImapClosed,
     ImapConnected,
+    ImapThrottled,
     Outcome,
     SyncChange,
     TokenFailed,
@@ -51,7 +57,6 @@ from exoimap.audit.events import (
     TokenRequested,
     VaultChanged,
 )
-from exoimap.audit.keys import load_audit_key
 from exoimap.audit.log import AuditLog, AuditRecord, read_records
 from exoimap.audit.verify import Problem, VerifyResult, verify_log
 
@@ -59,11 +64,13 @@ __all__ = [
     "EVENT_NAMES",
     "OUTCOMES",
     "AccessDenied",
+    "AccountSynced",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
     "ArchiveVerified",
     "AuditEvent",
+    "AuditKey",
     "AuditLog",
     "AuditRecord",
     "AuditRecovered",
@@ -75,6 +82,8 @@ __all__ = [
     "ImapAuthenticated",
     "ImapClosed",
     "ImapConnected",
+    "ImapThrottled",
+    "Listener",
     "Outcome",
     "Problem",
     "TokenFailed",
@@ -86,7 +95,6 @@ __all__ = [
     "auditing",
     "current_auditor",
     "emit",
-    "load_audit_key",
     "new_correlation_id",
     "open_auditor",
     "os_user",

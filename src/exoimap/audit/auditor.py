@@ -30,13 +30,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from exoimap.audit.events import AuditEvent
-from exoimap.audit.keys import load_audit_key
 from exoimap.audit.log import AuditLog, Entry
 from exoimap.config import AuditConfig, Paths
 from exoimap.secrets import Secret
 
 __all__ = [
+    "AuditKey",
     "Auditor",
+    "Listener",
     "acting_as",
     "auditing",
     "current_auditor",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 Listener = Callable[[AuditEvent], None]
+#: The key that authenticates the log, or how to get it (asked only when auditing is
+#: enabled). The caller supplies it (see :mod:`exoimap.auth.audit_key`): the audit package
+#: knows nothing of where keys are kept.
+AuditKey = Secret[bytes] | Callable[[], Secret[bytes]]
 
 
 def new_correlation_id() -> str:
@@ -195,12 +200,12 @@ def open_auditor(
     paths: Paths,
     config: AuditConfig | None = None,
     *,
-    key: Secret[bytes] | None = None,
+    key: AuditKey,
     correlation_id: str | None = None,
 ) -> Auditor:
     """The auditor for this installation: the log under ``paths.audit_dir`` with the
-    configured rotation size, keyed by :func:`~exoimap.audit.keys.load_audit_key`. When
-    ``[audit] enabled = false`` it only checks events and writes nothing."""
+    configured rotation size, keyed by ``key``. When ``[audit] enabled = false`` it only
+    checks events and writes nothing (and a key source is never called)."""
     config = config or AuditConfig()
     run = correlation_id or new_correlation_id()
     user = os_user()
@@ -208,7 +213,7 @@ def open_auditor(
         return Auditor(None, correlation_id=run, user=user)
     log = AuditLog(
         paths.audit_dir,
-        key or load_audit_key(paths),
+        key if isinstance(key, Secret) else key(),
         max_file_bytes=config.max_file_bytes,
         run=run,
         os_user=user,
@@ -221,12 +226,13 @@ def auditing(
     paths: Paths,
     config: AuditConfig | None = None,
     *,
-    key: Secret[bytes] | None = None,
+    key: AuditKey,
     listeners: Iterable[Listener] = (),
 ) -> Iterator[Auditor]:
     """Open the installation's auditor and make it the process's for the block; flush and
     close it at the end, even on error. What a CLI command or a console worker wraps its
-    work in (``listeners=[METRICS.observe_event]`` to feed the metrics)."""
+    work in, with ``key=audit_key_for(paths)`` (:mod:`exoimap.auth.audit_key`) and
+    ``listeners=[METRICS.observe_event]`` to feed the metrics (:mod:`exoimap.metrics`)."""
     auditor = open_auditor(paths, config, key=key)
     for listener in listeners:
         auditor.add_listener(listener)

@@ -27,6 +27,7 @@ __all__ = [
     "EVENT_NAMES",
     "OUTCOMES",
     "AccessDenied",
+    "AccountSynced",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -39,6 +40,7 @@ __all__ = [
     "ImapAuthenticated",
     "ImapClosed",
     "ImapConnected",
+    "ImapThrottled",
     "Outcome",
     "TokenFailed",
     "TokenRefreshed",
@@ -213,6 +215,16 @@ class ImapClosed(AuditEvent):
     connection: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImapThrottled(AuditEvent):
+    """The server throttled us and asked us to wait ``wait_s`` seconds before trying again."""
+
+    name: ClassVar[str] = "imap.throttled"
+    host: str
+    wait_s: float
+    reason: str = ""
+
+
 # --- data transfer ---------------------------------------------------------------------
 
 
@@ -230,6 +242,27 @@ class FolderSynced(AuditEvent):
     failed: int = 0
     bytes: int = 0
     duration_s: float = 0.0
+    #: The class name of each error behind ``failed`` (e.g. ``MessageFetchFailed``).
+    error_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountSynced(AuditEvent):
+    """One account's sync run ended: what it moved in all, and how long it took. A run that
+    stopped early (sign-in, a locked archive) has outcome ``failure`` and says why."""
+
+    name: ClassVar[str] = "sync.account"
+    source: str = ""
+    target: str = ""
+    dry_run: bool = False
+    folders: int = 0
+    copied: int = 0
+    failed: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    error: str = ""
+    #: The class name of the error that stopped the run (e.g. ``StoreLocked``).
+    error_kind: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,7 +381,9 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ImapAuthenticated,
     ImapAuthFailed,
     ImapClosed,
+    ImapThrottled,
     FolderSynced,
+    AccountSynced,
     ArchiveRead,
     ArchiveExported,
     ArchiveVerified,

@@ -13,7 +13,7 @@ Format
     JSON. ``prev`` links each record to the one before it across files: rotation starts a
     new file whose first record points at the last record of the previous file. ``seq``
     counts from 1 over the whole chain. ``mac`` is HMAC-SHA256 of the record hash under the
-    audit key (see :mod:`exoimap.audit.keys`).
+    audit key (see :mod:`exoimap.auth.audit_key`).
 
     ``audit.checkpoint`` holds the number and hash of the last record made durable, and the
     file it is in, with an HMAC under the same key. It is replaced (write new, fsync, rename)
@@ -323,6 +323,27 @@ def _read_last_line(path: Path) -> tuple[bytes | None, bytes]:
     return (last or None), torn
 
 
+def _chain_end(files: list[tuple[int, Path]], key: bytes) -> tuple[int, str, bytes]:
+    """Where the chain ends: the last complete record's number and hash (0 and the genesis
+    hash for none), and the torn bytes after it in the newest file. The record must verify."""
+    last, torn = _read_last_line(files[-1][1])
+    if last is None:  # an empty newest file: the chain ends in the one before
+        for _, earlier in reversed(files[:-1]):
+            last, _ = _read_last_line(earlier)
+            if last is not None:
+                break
+    if last is None:
+        return 0, GENESIS_HASH, torn
+    record = parse_line(last)
+    mac_ok = record is not None and hmac.compare_digest(record.mac, record_mac(key, record.hash))
+    if record is None or not record.hash_ok or not mac_ok:
+        raise AuditChainBroken(
+            "the last audit record does not verify; run `exoimap audit verify`",
+            kind="modified",
+        )
+    return record.seq, record.hash, torn
+
+
 class AuditLog:
     """Appends batches of entries to the chain. Thread- and process-safe."""
 
@@ -411,24 +432,7 @@ class AuditLog:
                 kind="checkpoint",
             )
         index, path = files[-1]
-        last, torn = _read_last_line(path)
-        if last is None:  # an empty newest file: the chain ends in the one before
-            for _, earlier in reversed(files[:-1]):
-                last, _ = _read_last_line(earlier)
-                if last is not None:
-                    break
-        seq, digest = 0, GENESIS_HASH
-        if last is not None:
-            record = parse_line(last)
-            mac_ok = record is not None and hmac.compare_digest(
-                record.mac, record_mac(key, record.hash)
-            )
-            if record is None or not record.hash_ok or not mac_ok:
-                raise AuditChainBroken(
-                    "the last audit record does not verify; run `exoimap audit verify`",
-                    kind="modified",
-                )
-            seq, digest = record.seq, record.hash
+        seq, digest, torn = _chain_end(files, key)
         if seq < checkpoint.seq or (seq == checkpoint.seq and digest != checkpoint.hash):
             kind = "truncated" if seq < checkpoint.seq else "modified"
             raise AuditChainBroken(

@@ -105,90 +105,120 @@ def build_report(
 ) -> Report:
     """Summarise the records between ``since`` and ``until`` (earlier ones are history)."""
     policy = policy or ReportPolicy()
-    report = Report(
-        since=since.isoformat() if since else None, until=until.isoformat() if until else None
+    tally = _Tally(
+        Report(
+            since=since.isoformat() if since else None, until=until.isoformat() if until else None
+        ),
+        policy,
+        local,
     )
-    sign_ins: dict[str, Counter[str]] = defaultdict(Counter)
-    failures: Counter[tuple[str, str, str]] = Counter()
-    moved: dict[str, Counter[str]] = defaultdict(Counter)
-    archive: dict[str, Counter[str]] = defaultdict(Counter)
-    known_flows: dict[str, set[str]] = defaultdict(set)
-    known_clients: dict[str, set[str]] = defaultdict(set)
-    recent_failures: dict[str, deque[datetime]] = defaultdict(deque)
-    daily: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    after_hours: dict[tuple[str, str, date], list[datetime]] = defaultdict(list)
-
     for record in records:
-        when = record.when
-        if until is not None and when >= until:
+        if until is not None and record.when >= until:
             continue
-        in_period = since is None or when >= since
+        in_period = since is None or record.when >= since
+        tally.remember(record, in_period=in_period)
+        if in_period:
+            tally.count(record)
+    _volume_flags(tally.daily, since, until, local=local, policy=policy, report=tally.report)
+    return tally.finish()
+
+
+@dataclass
+class _Tally:
+    """The counts and the history that :func:`build_report` gathers, record by record."""
+
+    report: Report
+    policy: ReportPolicy
+    local: tzinfo | None
+    sign_ins: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    moved: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    archive: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    known_flows: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    known_clients: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    recent_failures: dict[str, deque[datetime]] = field(default_factory=lambda: defaultdict(deque))
+    daily: dict[str, dict[date, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    after_hours: dict[tuple[str, str, date], list[datetime]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def remember(self, record: AuditRecord, *, in_period: bool) -> None:
+        """What every record before ``until`` adds to the history (volume, known sign-ins)."""
         account = record.account or "-"
-        local_when = when.astimezone(local)
         if record.event in VOLUME_EVENTS:
-            daily[account][local_when.date()] += _bytes_moved(record)
+            self.daily[account][record.when.astimezone(self.local).date()] += _bytes_moved(record)
         if record.event in SIGN_IN_EVENTS and record.outcome == "success":
             _check_new_sign_in(
                 record,
                 account,
                 in_period,
-                known_flows=known_flows,
-                known_clients=known_clients,
-                report=report,
+                known_flows=self.known_flows,
+                known_clients=self.known_clients,
+                report=self.report,
             )
-        if not in_period:
-            continue
-        report.records += 1
+
+    def count(self, record: AuditRecord) -> None:
+        """What a record in the period adds to the summary and the flags."""
+        account = record.account or "-"
+        self.report.records += 1
         if record.event in SIGN_IN_EVENTS and record.outcome == "success":
-            sign_ins[account][str(record.data.get("flow") or "-")] += 1
+            self.sign_ins[account][str(record.data.get("flow") or "-")] += 1
         if record.outcome != "success":
-            failures[(record.event, account, _cause(record))] += 1
+            self.failures[(record.event, account, _cause(record))] += 1
         if record.event in AUTH_FAILURE_EVENTS:
             _check_failures(
                 record,
                 account,
-                when,
-                window=recent_failures[account],
-                policy=policy,
-                report=report,
+                record.when,
+                window=self.recent_failures[account],
+                policy=self.policy,
+                report=self.report,
             )
-        if record.event == "sync.folder":
-            moved[account]["messages_copied"] += int(record.data.get("copied") or 0)
-            moved[account]["bytes_synced"] += _bytes_moved(record)
-        elif record.event == "imap.closed":
-            moved[account]["bytes_on_wire"] += int(record.data.get("bytes_received") or 0) + int(
-                record.data.get("bytes_sent") or 0
-            )
-        elif record.event.startswith("archive."):
-            archive[account][record.event] += 1
-            if record.event in ("archive.exported", "archive.restored"):
-                moved[account][record.event.replace("archive.", "bytes_")] += _bytes_moved(record)
-        hours = policy.office_hours
+        self._count_moved(record, account)
+        hours = self.policy.office_hours
+        local_when = record.when.astimezone(self.local)
         if hours and record.event in ATTENDED_EVENTS and not hours[0] <= local_when.hour < hours[1]:
-            after_hours[(account, record.event, local_when.date())].append(local_when)
+            self.after_hours[(account, record.event, local_when.date())].append(local_when)
 
-    _volume_flags(daily, since, until, local=local, policy=policy, report=report)
-    start, end = policy.office_hours or (0, 24)
-    for (account, event, _day), times in sorted(after_hours.items()):
-        first = times[0]
-        report.flags.append(
-            Flag(
-                "outside_hours",
-                account,
-                first.isoformat(),
-                f"{len(times)} x {event} outside office hours {start:02d}-{end:02d} "
-                f"(first at {first:%H:%M} local time)",
+    def _count_moved(self, record: AuditRecord, account: str) -> None:
+        if record.event == "sync.folder":
+            self.moved[account]["messages_copied"] += int(record.data.get("copied") or 0)
+            self.moved[account]["bytes_synced"] += _bytes_moved(record)
+        elif record.event == "imap.closed":
+            wire = int(record.data.get("bytes_received") or 0)
+            wire += int(record.data.get("bytes_sent") or 0)
+            self.moved[account]["bytes_on_wire"] += wire
+        elif record.event.startswith("archive."):
+            self.archive[account][record.event] += 1
+            if record.event in ("archive.exported", "archive.restored"):
+                bytes_key = record.event.replace("archive.", "bytes_")
+                self.moved[account][bytes_key] += _bytes_moved(record)
+
+    def finish(self) -> Report:
+        report = self.report
+        start, end = self.policy.office_hours or (0, 24)
+        for (account, event, _day), times in sorted(self.after_hours.items()):
+            first = times[0]
+            report.flags.append(
+                Flag(
+                    "outside_hours",
+                    account,
+                    first.isoformat(),
+                    f"{len(times)} x {event} outside office hours {start:02d}-{end:02d} "
+                    f"(first at {first:%H:%M} local time)",
+                )
             )
-        )
-    report.sign_ins = {a: dict(c) for a, c in sorted(sign_ins.items())}
-    report.failures = [
-        {"event": e, "account": a, "cause": c, "count": n}
-        for (e, a, c), n in sorted(failures.items(), key=lambda item: -item[1])
-    ]
-    report.data_moved = {a: dict(c) for a, c in sorted(moved.items())}
-    report.archive_access = {a: dict(c) for a, c in sorted(archive.items())}
-    report.flags.sort(key=lambda f: f.time)
-    return report
+        report.sign_ins = {a: dict(c) for a, c in sorted(self.sign_ins.items())}
+        report.failures = [
+            {"event": e, "account": a, "cause": c, "count": n}
+            for (e, a, c), n in sorted(self.failures.items(), key=lambda item: -item[1])
+        ]
+        report.data_moved = {a: dict(c) for a, c in sorted(self.moved.items())}
+        report.archive_access = {a: dict(c) for a, c in sorted(self.archive.items())}
+        report.flags.sort(key=lambda f: f.time)
+        return report
 
 
 def _check_new_sign_in(

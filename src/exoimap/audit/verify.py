@@ -34,6 +34,7 @@ from pathlib import Path
 from exoimap.audit.log import (
     GENESIS_HASH,
     AuditRecord,
+    Checkpoint,
     audit_files,
     iter_lines,
     parse_line,
@@ -126,120 +127,166 @@ def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
 def _verify(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
     raw_key = key.reveal() if key is not None else None
     files = audit_files(directory)
-    expected_seq, expected_prev = 1, GENESIS_HASH
-    hash_at: dict[int, tuple[str, str]] = {}
+    checkpoint: Checkpoint | None = None
     checkpoint_problem: Problem | None = None
-    try:
-        checkpoint = read_checkpoint(directory) if raw_key is not None else None
-    except AuditChainBroken as exc:
-        checkpoint, checkpoint_problem = None, Problem("checkpoint", None, str(exc))
-    notices: list[str] = []
-    recorded_aside: set[str] = set()
+    if raw_key is not None:
+        try:
+            checkpoint = read_checkpoint(directory)
+        except AuditChainBroken as exc:
+            checkpoint_problem = Problem("checkpoint", None, str(exc))
+    chain = _Chain(raw_key, remember=checkpoint.seq if checkpoint else None)
+    problem = chain.walk(files)
+    if problem is None:
+        chain.notices.extend(_unrecorded_torn_files(directory, chain.recorded_aside))
+        if raw_key is None:
+            chain.notices.append(
+                "verified without the key: hashes and links only; a rewrite of the whole log, "
+                "a forged record or a cut at the end cannot be detected"
+            )
+        else:
+            problem = checkpoint_problem or _against_checkpoint(
+                chain, checkpoint, raw_key, has_files=bool(files)
+            )
+    return VerifyResult(chain.last, len(files), raw_key is not None, problem, tuple(chain.notices))
 
-    def result(problem: Problem | None) -> VerifyResult:
-        return VerifyResult(
-            expected_seq - 1, len(files), raw_key is not None, problem, tuple(notices)
-        )
 
-    lines = _walk(files)
-    current = next(lines, None)
-    while current is not None:
-        following = next(lines, None)
+# What is wrong with one line, as (kind, record number, message).
+_Found = tuple[str, int, str]
 
-        def bad(kind: str, number: int, message: str, at: _Line = current) -> VerifyResult:
-            return result(Problem(kind, number, message, at.file, at.number))
 
+@dataclass
+class _Chain:
+    """The walk along the chain: the record it expects next and what it noticed on the way.
+
+    ``remember`` is the checkpoint's record number, whose hash and file are kept for
+    :func:`_against_checkpoint`."""
+
+    key: bytes | None
+    remember: int | None
+    expected_seq: int = 1
+    expected_prev: str = GENESIS_HASH
+    remembered: tuple[str, str] | None = None
+    notices: list[str] = field(default_factory=list)
+    recorded_aside: set[str] = field(default_factory=set)
+
+    @property
+    def last(self) -> int:
+        """The number of the last good record."""
+        return self.expected_seq - 1
+
+    def walk(self, files: list[tuple[int, Path]]) -> Problem | None:
+        """Check every line in order; the first problem, or None when the chain holds."""
+        lines = _walk(files)
+        current = next(lines, None)
+        while current is not None:
+            following = next(lines, None)
+            found = self._check(current, following, files)
+            if found is not None:
+                kind, number, message = found
+                return Problem(kind, number, message, current.file, current.number)
+            current = following
+        return None
+
+    def _check(
+        self, current: _Line, following: _Line | None, files: list[tuple[int, Path]]
+    ) -> _Found | None:
+        seq = self.expected_seq
         record = parse_line(current.raw)
         if not current.complete and following is None:
-            return bad("torn", expected_seq, "the last line is incomplete (a crash mid-write)")
+            return "torn", seq, "the last line is incomplete (a crash mid-write)"
         if record is None or not current.complete:
-            return bad("modified", expected_seq, "not a well-formed audit record")
+            return "modified", seq, "not a well-formed audit record"
         if not record.hash_ok:
-            return bad("modified", expected_seq, "the record does not match its hash")
-        if not _authentic(record, raw_key):
-            nxt = parse_line(following.raw) if following else None
-            fits = nxt is not None and nxt.seq == expected_seq and nxt.prev == expected_prev
-            if fits and _authentic(nxt, raw_key):
-                return bad("inserted", expected_seq, "a forged record was inserted")
-            return bad("modified", expected_seq, "the record's MAC fails (it was rewritten)")
-        if record.seq < expected_seq:
-            return bad("inserted", expected_seq, f"a copy of record {record.seq} was inserted")
-        if record.seq > expected_seq:
-            rest = _walk(files)
-            if _seq_appears(rest, expected_seq, raw_key):
-                message = f"found record {record.seq} where record {expected_seq} belongs"
-                return bad("reordered", expected_seq, message)
-            missing = (
-                f"record {expected_seq} is missing"
-                if record.seq == expected_seq + 1
-                else f"records {expected_seq}-{record.seq - 1} are missing"
-            )
-            return bad("deleted", expected_seq, missing)
-        if record.prev != expected_prev:
+            return "modified", seq, "the record does not match its hash"
+        if not _authentic(record, self.key):
+            return self._forged_or_rewritten(following)
+        found = self._out_of_place(record, files)
+        if found is None:
+            self._accept(record, current)
+        return found
+
+    def _forged_or_rewritten(self, following: _Line | None) -> _Found:
+        """A record whose MAC fails: inserted when the genuine one follows it."""
+        seq = self.expected_seq
+        nxt = parse_line(following.raw) if following else None
+        fits = nxt is not None and nxt.seq == seq and nxt.prev == self.expected_prev
+        if fits and _authentic(nxt, self.key):
+            return "inserted", seq, "a forged record was inserted"
+        return "modified", seq, "the record's MAC fails (it was rewritten)"
+
+    def _out_of_place(self, record: AuditRecord, files: list[tuple[int, Path]]) -> _Found | None:
+        """An authentic record that is not the one expected next: why."""
+        seq = self.expected_seq
+        if record.seq < seq:
+            return "inserted", seq, f"a copy of record {record.seq} was inserted"
+        if record.seq > seq:
+            if _seq_appears(_walk(files), seq, self.key):
+                return "reordered", seq, f"found record {record.seq} where record {seq} belongs"
+            if record.seq == seq + 1:
+                return "deleted", seq, f"record {seq} is missing"
+            return "deleted", seq, f"records {seq}-{record.seq - 1} are missing"
+        if record.prev != self.expected_prev:
             # Only possible without the key: the record before was rewritten, hash and all.
-            return bad(
+            return (
                 "modified",
-                max(1, expected_seq - 1),
+                max(1, seq - 1),
                 "the record before this one was rewritten (its hash no longer links)",
             )
+        return None
+
+    def _accept(self, record: AuditRecord, line: _Line) -> None:
         if record.event == "audit.recovered":
             aside = record.data.get("set_aside", "?")
-            recorded_aside.add(str(aside))
-            notices.append(
+            self.recorded_aside.add(str(aside))
+            self.notices.append(
                 f"record {record.seq}: recovered after a torn write; "
                 f"{record.data.get('torn_bytes', '?')} bytes set aside in {aside}"
             )
-        if checkpoint is not None and record.seq == checkpoint.seq:
-            hash_at[record.seq] = (record.hash, current.file)
-        expected_seq, expected_prev = expected_seq + 1, record.hash
-        current = following
+        if record.seq == self.remember:
+            self.remembered = (record.hash, line.file)
+        self.expected_seq, self.expected_prev = self.expected_seq + 1, record.hash
 
+
+def _unrecorded_torn_files(directory: Path, recorded_aside: set[str]) -> list[str]:
+    """Notices for torn lines set aside that no ``audit.recovered`` record mentions."""
     stray = sorted(p.name for p in directory.glob("audit-*.jsonl.torn-*"))
-    notices.extend(
+    return [
         f"{name} holds a torn line that no audit.recovered record mentions "
         "(the writer stopped before recording it)"
         for name in stray
         if name not in recorded_aside
-    )
-    if raw_key is None:
-        notices.append(
-            "verified without the key: hashes and links only; a rewrite of the whole log, "
-            "a forged record or a cut at the end cannot be detected"
-        )
-        return result(None)
-    last = expected_seq - 1
-    if checkpoint_problem is not None:
-        return result(checkpoint_problem)
+    ]
+
+
+def _against_checkpoint(
+    chain: _Chain, checkpoint: Checkpoint | None, key: bytes, *, has_files: bool
+) -> Problem | None:
+    """Compare the end of a good chain with the keyed checkpoint (a cut, a rewrite)."""
+    last = chain.last
     if checkpoint is None:
-        if last == 0 and not files:
-            return result(None)
-        return result(
-            Problem("checkpoint", None, "the checkpoint is missing: a cut cannot be ruled out")
-        )
-    if not checkpoint.valid(raw_key):
-        return result(Problem("checkpoint", None, "the checkpoint is not authenticated by the key"))
+        if last == 0 and not has_files:
+            return None
+        return Problem("checkpoint", None, "the checkpoint is missing: a cut cannot be ruled out")
+    if not checkpoint.valid(key):
+        return Problem("checkpoint", None, "the checkpoint is not authenticated by the key")
     if last < checkpoint.seq:
         gone = checkpoint.seq - last
-        return result(
-            Problem(
-                "truncated",
-                last + 1,
-                f"the log ends at record {last} but the checkpoint records {checkpoint.seq} "
-                f"({gone} record{'s' if gone != 1 else ''} cut off the end)",
-            )
+        return Problem(
+            "truncated",
+            last + 1,
+            f"the log ends at record {last} but the checkpoint records {checkpoint.seq} "
+            f"({gone} record{'s' if gone != 1 else ''} cut off the end)",
         )
-    if checkpoint.seq > 0:
-        found_hash, found_file = hash_at[checkpoint.seq]
+    if checkpoint.seq > 0 and chain.remembered is not None:
+        found_hash, found_file = chain.remembered
         if found_hash != checkpoint.hash:
-            return result(
-                Problem("modified", checkpoint.seq, "the record differs from the checkpoint's")
-            )
+            return Problem("modified", checkpoint.seq, "the record differs from the checkpoint's")
         if found_file != checkpoint.file:
             message = f"the record is in {found_file}, the checkpoint says {checkpoint.file}"
-            return result(Problem("reordered", checkpoint.seq, message))
+            return Problem("reordered", checkpoint.seq, message)
     if last > checkpoint.seq:
-        notices.append(
+        chain.notices.append(
             f"{last - checkpoint.seq} record(s) after the last checkpoint "
             "(written just before a crash); each is authenticated by its MAC"
         )
-    return result(None)
+    return None

@@ -15,7 +15,7 @@ from exoimap.auth.aadsts import (
     imap_failure_causes,
 )
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
-from exoimap.auth.policy import RetryPolicy
+from exoimap.auth.policy import TokenRetryPolicy
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, create_key_file, keyring_usable
 
@@ -24,10 +24,10 @@ __all__ = [
     "IMAP_AUTH_FAILURE_CAUSES_DELEGATED",
     "IMAP_NOT_CONNECTED_CAUSES",
     "ErrorContext",
-    "RetryPolicy",
     "TokenClaims",
     "TokenInfo",
     "TokenProvider",
+    "TokenRetryPolicy",
     "Vault",
     "check_token",
     "create_key_file",

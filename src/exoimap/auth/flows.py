@@ -26,7 +26,7 @@ import requests
 
 from exoimap.auth.aadsts import ErrorContext, error_from_response
 from exoimap.auth.loopback import LoopbackListener
-from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, RetryPolicy
+from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.clouds import Cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
@@ -44,7 +44,6 @@ __all__ = [
     "APP_ONLY_FLOWS",
     "DELEGATED_FLOWS",
     "MsalAdapter",
-    "RetryPolicy",
     "certificate_credential",
 ]
 
@@ -151,7 +150,7 @@ class MsalAdapter:
         cloud: Cloud,
         *,
         credential: Callable[[], Secret[str] | None] = lambda: None,
-        retry: RetryPolicy | None = None,
+        retry: TokenRetryPolicy | None = None,
         http_timeout: float = 30.0,
         say: Callable[[str], None] = print,
     ) -> None:
@@ -168,7 +167,7 @@ class MsalAdapter:
         self.app_only = account.flow in APP_ONLY_FLOWS
         self.scopes = [cloud.app_scope if self.app_only else cloud.delegated_scope]
         self._credential = credential
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or TokenRetryPolicy()
         self._session = _http_session(account.ca_file, http_timeout)
         self._http_cache: dict[Any, Any] = {}
         self._say = say

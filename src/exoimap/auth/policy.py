@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["APP_ONLY_FLOWS", "DELEGATED_FLOWS", "RetryPolicy"]
+__all__ = ["APP_ONLY_FLOWS", "DELEGATED_FLOWS", "TokenRetryPolicy"]
 
 DELEGATED_FLOWS = frozenset({"device", "browser"})
 APP_ONLY_FLOWS = frozenset({"client-secret", "client-certificate"})
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class TokenRetryPolicy:
     """Exponential backoff with jitter for transient identity-platform failures."""
 
     attempts: int = 4

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from exoimap import audit
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
-from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, RetryPolicy
+from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
 from exoimap.clouds import Cloud, resolve_cloud
@@ -94,7 +94,7 @@ class TokenProvider:
         *,
         vault: Vault | None = None,
         say: Callable[[str], None] = _stderr,
-        retry: RetryPolicy | None = None,
+        retry: TokenRetryPolicy | None = None,
         open_browser: Callable[[str], bool] = open_system_browser,
         http_timeout: float = 30.0,
         browser_timeout: float = 300.0,

@@ -8,6 +8,7 @@ import click
 
 from exoimap.app.checks import archive_stats
 from exoimap.audit import auditing
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
@@ -25,7 +26,7 @@ def stats(name: str) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit):
+    with auditing(paths, config.audit, key=audit_key_for(paths)):
         result = asyncio.run(archive_stats(account, paths))
     click.echo(f"archive {result.root}")
     width = max((len(f.name) for f in result.folders), default=6)

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import click
 
-from exoimap.audit.keys import load_audit_key
 from exoimap.audit.log import audit_files
 from exoimap.audit.query import (
     AuditFilter,
@@ -25,6 +24,7 @@ from exoimap.audit.query import (
 from exoimap.audit.query import tail as tail_records
 from exoimap.audit.report import ReportPolicy, build_report, format_report
 from exoimap.audit.verify import verify_log
+from exoimap.auth.audit_key import load_audit_key
 from exoimap.cli.app import EXIT_FAILURE, PATH, Group
 from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError

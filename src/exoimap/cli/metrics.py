@@ -5,24 +5,28 @@ For long-running commands (``exoimap sync --metrics-port``, later the console)::
     @metrics_port_option
     def sync(..., metrics_port: int | None) -> None:
         with (
-            auditing(paths, config.audit, listeners=metrics_listeners(metrics_port)),
+            auditing(
+                paths,
+                config.audit,
+                key=audit_key_for(paths),
+                listeners=metrics_listeners(metrics_port),
+            ),
             metrics_endpoint(metrics_port),
         ): ...
 
-The metrics live in the process, so they are fed and ``prometheus_client`` is imported only
-when they are served. Kept apart from the audit commands so that ``sync`` need not import them.
+The metrics live in the process and are fed by the audit events (:mod:`exoimap.metrics`):
+only when they are served, so ``prometheus_client`` is imported only then.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from exoimap.audit.auditor import Listener
+from exoimap.audit import Listener
+from exoimap.metrics import METRICS, serve_metrics
 
 __all__ = ["metrics_endpoint", "metrics_listeners", "metrics_port_option"]
 
@@ -40,8 +44,6 @@ def metrics_endpoint(port: int | None) -> Iterator[str | None]:
     if port is None:
         yield None
         return
-    from exoimap.audit.metrics import serve_metrics  # only commands that serve pay the import
-
     with serve_metrics(port) as server:
         click.echo(f"metrics: {server.url}", err=True)
         yield server.url
@@ -52,6 +54,4 @@ def metrics_listeners(port: int | None) -> list[Listener]:
     (nothing else in the process reads them)."""
     if port is None:
         return []
-    from exoimap.audit.metrics import METRICS
-
     return [METRICS.observe_event]

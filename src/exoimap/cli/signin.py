@@ -7,6 +7,7 @@ import time
 import click
 
 from exoimap.audit import auditing
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.config import Paths, load_config
@@ -33,7 +34,7 @@ def login(name: str) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
-    with auditing(paths, config.audit):
+    with auditing(paths, config.audit, key=audit_key_for(paths)):
         info = provider.login()  # the provider records the token request or its failure
     who = info.claims.user if info.claims and info.claims.user else provider.username
     click.echo(f"Signed in {name!r} as {who}; access token {describe_expiry(info)}.")

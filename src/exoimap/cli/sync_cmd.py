@@ -13,6 +13,7 @@ from exoimap.app.accounts import AccountResult, SyncOptions, sync_accounts
 from exoimap.app.checks import verify_account
 from exoimap.app.operations import planned_folders
 from exoimap.audit import auditing
+from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -157,7 +158,12 @@ def sync(
         mirror=mirror,
     )
     with (
-        auditing(paths, config.audit, listeners=metrics_listeners(metrics_port)),
+        auditing(
+            paths,
+            config.audit,
+            key=audit_key_for(paths),
+            listeners=metrics_listeners(metrics_port),
+        ),
         metrics_endpoint(metrics_port),
     ):
         try:
@@ -236,7 +242,7 @@ def verify(name: str, deep: bool) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)
-    with auditing(paths, config.audit):
+    with auditing(paths, config.audit, key=audit_key_for(paths)):
         report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
     _print_verify(name, report, deep)
     raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)

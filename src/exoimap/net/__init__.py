@@ -1,4 +1,9 @@
-"""exoimap.net: the only package that opens sockets.
+"""exoimap.net: the connections to mail servers: TLS policy and the asyncio IMAP client.
+
+Every IMAP connection is opened here, and only here, under one TLS policy. Other sockets
+belong elsewhere: auth's HTTPS to the identity platform (MSAL) and its loopback listener
+for the browser sign-in, the agent's Unix socket, the metrics endpoint, and the sandbox's
+servers.
 
 - :mod:`exoimap.net.tls`: the TLS policy (TLS 1.2+, always verified, optional CA file).
 - :mod:`exoimap.net.transport`: verified TLS byte streams (implicit TLS or STARTTLS).

@@ -1,11 +1,15 @@
-"""A local certificate authority for the sandbox's TLS servers.
+"""The one local certificate authority for test and sandbox TLS servers (never production).
 
-The CA lives in ``<state>/ca/`` (``ca.pem`` public, ``ca-key.pem`` 0600) and is created on
-first use, then reused, so clients that trust ``ca.pem`` keep trusting every later run.
-Server certificates are issued for ``127.0.0.1``, ``::1`` and ``localhost`` plus any extra
-names (the IMAP half asks for its own host names). EC P-256 keys keep generation fast.
+The CA lives in a folder (``ca.pem`` public, ``ca-key.pem`` 0600) and is created on first
+use, then reused, so clients that trust ``ca.pem`` keep trusting every later run. It serves
+the sandbox tenant (identity and IMAP halves), the Dovecot harness and the TLS tests.
 
-Example::
+* :meth:`LocalCA.issue_server_cert`: a certificate for ``127.0.0.1``, ``::1`` and
+  ``localhost`` plus extra names, reused while it still covers them (the sandbox servers);
+* :meth:`LocalCA.issue`: a fresh certificate for exactly the names given (a test that needs
+  a certificate for the wrong name, or Dovecot's).
+
+EC P-256 keys keep generation fast. Example::
 
     ca = LocalCA.load_or_create(state_dir / "ca")
     cert_file, key_file = ca.issue_server_cert(state_dir / "tls", "identity")
@@ -19,6 +23,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from exoimap.errors import ConfigError
 from exoimap.sandbox.state import ensure_private_dir, write_private_bytes
 
-__all__ = ["DEFAULT_SERVER_NAMES", "LocalCA"]
+__all__ = ["DEFAULT_SERVER_NAMES", "LocalCA", "ServerCertificate"]
 
 DEFAULT_SERVER_NAMES = ("127.0.0.1", "::1", "localhost")
 _CA_DAYS = 3650
@@ -45,6 +50,13 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+class ServerCertificate(NamedTuple):
+    """An issued server certificate (PEM) and its private key (PEM, 0600)."""
+
+    cert_file: Path
+    key_file: Path
 
 
 @dataclass(frozen=True)
@@ -113,24 +125,30 @@ class LocalCA:
 
     def issue_server_cert(
         self, folder: Path, stem: str, extra_names: tuple[str, ...] = ()
-    ) -> tuple[Path, Path]:
+    ) -> ServerCertificate:
         """Write ``<stem>.pem`` and ``<stem>-key.pem`` (0600) into ``folder`` and return both.
 
         The certificate covers ``127.0.0.1``, ``::1``, ``localhost`` and ``extra_names``
         (IP addresses or DNS names). An existing pair is reused when it still covers them.
         """
-        ensure_private_dir(folder)
         cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
         names = tuple(dict.fromkeys((*DEFAULT_SERVER_NAMES, *extra_names)))
         if cert_path.exists() and key_path.exists() and self._still_good(cert_path, names):
-            return cert_path, key_path
+            return ServerCertificate(cert_path, key_path)
+        return self.issue(names, folder=folder, stem=stem)
+
+    def issue(
+        self, names: tuple[str, ...], *, folder: Path | None = None, stem: str = "server"
+    ) -> ServerCertificate:
+        """Issue a new certificate for exactly ``names`` (IP addresses or DNS names; the
+        first is also the subject), written as ``<stem>.pem`` and ``<stem>-key.pem`` (0600)
+        into ``folder`` (default: the CA's own folder)."""
+        folder = ensure_private_dir(folder or self.folder)
+        cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
         key = ec.generate_private_key(ec.SECP256R1())
-        alt_names: list[x509.GeneralName] = []
-        for value in names:
-            try:
-                alt_names.append(x509.IPAddress(ipaddress.ip_address(value)))
-            except ValueError:
-                alt_names.append(x509.DNSName(value))
+        alt_names: list[x509.GeneralName] = [
+            x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in names
+        ]
         now = _now()
         certificate = (
             x509.CertificateBuilder()
@@ -151,7 +169,7 @@ class LocalCA:
         )
         write_private_bytes(key_path, _pem_key(key))
         write_private_bytes(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
-        return cert_path, key_path
+        return ServerCertificate(cert_path, key_path)
 
     def _still_good(self, cert_path: Path, names: tuple[str, ...]) -> bool:
         try:

@@ -4,7 +4,7 @@
 ``dovecot -F`` on 127.0.0.1 with ports chosen by the OS, and stops it again. It offers:
 
 - implicit TLS (``imaps_port``) and a plain port with STARTTLS (``imap_port``), with a
-  certificate from a :class:`~exoimap.sandbox.pki.LocalCA` (``ca_file`` trusts it);
+  certificate from a :class:`~exoimap.sandbox.ca.LocalCA` (``ca_file`` trusts it);
 - password users (PLAIN/LOGIN) from a passwd-file, addable while running;
 - XOAUTH2 and OAUTHBEARER checked by Dovecot's oauth2 passdb with *local* JWT validation:
   :meth:`DovecotServer.mint_token` signs a token the server accepts (or, with a negative
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exoimap.errors import ConfigError, StoreUnavailable
-from exoimap.sandbox.pki import LocalCA
+from exoimap.sandbox.ca import LocalCA
 from exoimap.secrets import Secret
 
 __all__ = ["DEFAULT_USERS", "DovecotServer", "dovecot_available"]
@@ -59,8 +59,8 @@ protocols = imap
 listen = 127.0.0.1
 shutdown_clients = yes
 ssl = required
-ssl_cert = <{root}/tls/server.crt
-ssl_key = <{root}/tls/server.key
+ssl_cert = <{root}/tls/server.pem
+ssl_key = <{root}/tls/server-key.pem
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login xoauth2 oauthbearer
@@ -198,7 +198,7 @@ class DovecotServer:
         for name in self._spare:
             self._users[name] = f"{name.split('@', 1)[0]}-pass"
         self._as_root = os.geteuid() == 0
-        self.ca = LocalCA(self.root / "tls", "exoimap Dovecot test CA")
+        self.ca = LocalCA.load_or_create(self.root / "tls", "exoimap Dovecot test CA")
         self.ca.issue(("localhost", "127.0.0.1"), stem="server")
         self.ca_file = self.ca.cert_file
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

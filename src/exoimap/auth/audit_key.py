@@ -1,7 +1,9 @@
-"""Where the audit key comes from.
+"""Where the audit key comes from: the vault layer finds it, the auditor is handed it.
 
 The key authenticates the audit log (record MACs and the checkpoint). This is the ONE place
-that knows where it lives; every writer and verifier asks :func:`load_audit_key`.
+that knows where it lives; whoever opens an auditor or verifies the log asks
+:func:`load_audit_key` (or hands :func:`audit_key_for` to :func:`exoimap.audit.auditing`)
+and passes the key down, so :mod:`exoimap.audit` needs nothing from :mod:`exoimap.auth`.
 
 The choice is made once and then kept, because a log can only be verified with the key it
 was written with:
@@ -17,31 +19,34 @@ was written with:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from exoimap.auth.vault import Vault
 from exoimap.config import Paths
 from exoimap.errors import ConfigError, VaultKeyError
 from exoimap.secrets import Secret
 
-__all__ = ["KEY_BYTES", "load_audit_key"]
+__all__ = ["KEY_BYTES", "audit_key_for", "load_audit_key"]
 
 KEY_BYTES = 32
 _log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:  # the vault is imported lazily: most audit readers never need it
-    from exoimap.auth.vault import Vault
+
+def audit_key_for(paths: Paths) -> Callable[[], Secret[bytes]]:
+    """How to get this installation's audit key, for :func:`exoimap.audit.auditing`: it is
+    called only when auditing is enabled, so a disabled audit never makes a key."""
+    return functools.partial(load_audit_key, paths)
 
 
 def load_audit_key(paths: Paths, *, create: bool = True) -> Secret[bytes]:
     """Read the audit key, creating it on first use when ``create`` is true."""
     path = paths.vault_dir / "audit.key"
     if not path.exists():
-        from exoimap.auth.vault import Vault
-
         vault = Vault.from_paths(paths)
         if vault.exists() or create:
             try:

@@ -1,4 +1,4 @@
-"""Prometheus metrics in exoimap's own registry, served on loopback."""
+"""Prometheus metrics in exoimap's own registry, fed by audit events, served on loopback."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import prometheus_client
 import pytest
 
 from exoimap import audit
-from exoimap.audit.metrics import Metrics, serve_metrics
+from exoimap.metrics import METRICS, Metrics, serve_metrics
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -35,23 +35,38 @@ def test_events_feed_the_counters() -> None:
     assert value(metrics, "exoimap_errors_total", kind="imap_auth") == 1
 
 
-def test_direct_observations() -> None:
+def test_runs_and_throttling_are_counted_from_their_events() -> None:
     metrics = Metrics()
-    metrics.record_error(TimeoutError())
-    metrics.record_error("disk")
-    metrics.record_throttle_wait(2.5, "work")
-    with pytest.raises(RuntimeError), metrics.time_sync("work"):
-        raise RuntimeError("a failed run is timed too")
-    assert value(metrics, "exoimap_errors_total", kind="TimeoutError") == 1
-    assert value(metrics, "exoimap_errors_total", kind="disk") == 1
+    auditor = audit.Auditor(None)
+    auditor.add_listener(metrics.observe_event)
+    auditor.emit(audit.ImapThrottled(account="work", host="h", wait_s=2.5))
+    auditor.emit(audit.AccountSynced(account="work", copied=4, duration_s=12.0))
+    auditor.emit(
+        audit.AccountSynced(
+            account="work", outcome="failure", error_kind="StoreLocked", duration_s=0.5
+        )
+    )
+    auditor.emit(audit.AccountSynced(account="work", dry_run=True, error_kind="TimeoutError"))
+    auditor.emit(
+        audit.FolderSynced(
+            account="work", folder="INBOX", failed=2, error_kinds=("FetchFailed", "FetchFailed")
+        )
+    )
+    auditor.emit(audit.ArchiveRead(account="work", messages=3))  # counts nothing
     assert value(metrics, "exoimap_throttle_wait_seconds_sum", account="work") == 2.5
-    assert value(metrics, "exoimap_sync_duration_seconds_count", account="work") == 1
+    assert value(metrics, "exoimap_sync_duration_seconds_count", account="work") == 2  # not dry
+    assert value(metrics, "exoimap_sync_duration_seconds_sum", account="work") == 12.5
+    assert value(metrics, "exoimap_errors_total", kind="StoreLocked") == 1
+    assert value(metrics, "exoimap_errors_total", kind="TimeoutError") == 1
+    assert value(metrics, "exoimap_errors_total", kind="FetchFailed") == 2
+    assert value(metrics, "exoimap_errors_total", kind="message") == 2
 
 
 def test_own_registry_not_the_global_one() -> None:
-    Metrics().record_error("x")
+    Metrics().observe_event(audit.TokenFailed(account="a", flow="device"))
     assert (
-        prometheus_client.REGISTRY.get_sample_value("exoimap_errors_total", {"kind": "x"}) is None
+        prometheus_client.REGISTRY.get_sample_value("exoimap_errors_total", {"kind": "token"})
+        is None
     )
 
 
@@ -68,18 +83,17 @@ def test_served_on_loopback() -> None:
 
 
 def test_metrics_endpoint_for_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    from exoimap.audit.metrics import METRICS
     from exoimap.cli.metrics import metrics_endpoint
 
     with metrics_endpoint(None) as url:
         assert url is None
     assert capsys.readouterr().err == ""
-    METRICS.record_error("endpoint-test")
+    METRICS.observe_event(audit.AccountSynced(account="a", error_kind="EndpointTest"))
     with metrics_endpoint(0) as url:
         assert url is not None
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url, timeout=5) as response:
-            assert 'exoimap_errors_total{kind="endpoint-test"} 1.0' in response.read().decode()
+            assert 'exoimap_errors_total{kind="EndpointTest"} 1.0' in response.read().decode()
     assert f"metrics: {url}" in capsys.readouterr().err
 
 
@@ -88,18 +102,19 @@ def test_prometheus_is_imported_only_when_metrics_are_read() -> None:
     prometheus_client; reading them replays every update in order."""
     code = (
         "import sys\n"
-        "from exoimap.audit.metrics import Metrics\n"
+        "from exoimap import audit\n"
+        "from exoimap.metrics import Metrics\n"
         "m = Metrics()\n"
-        "m.record_error('boom'); m.record_error('boom'); m.record_throttle_wait(2.5, 'a')\n"
-        "with m.time_sync('a'):\n"
-        "    pass\n"
+        "boom = audit.AccountSynced(account='a', outcome='failure', error_kind='boom')\n"
+        "m.observe_event(boom); m.observe_event(boom)\n"
+        "m.observe_event(audit.ImapThrottled(account='a', host='h', wait_s=2.5))\n"
         "assert 'prometheus_client' not in sys.modules, 'imported too early'\n"
         "text = m.exposition().decode()\n"
         "assert 'prometheus_client' in sys.modules\n"
         "assert 'exoimap_errors_total{kind=\"boom\"} 2.0' in text, text\n"
         "assert 'exoimap_throttle_wait_seconds_count{account=\"a\"} 1.0' in text, text\n"
-        "assert 'exoimap_sync_duration_seconds_count{account=\"a\"} 1.0' in text, text\n"
-        "m.record_error('boom')\n"
+        "assert 'exoimap_sync_duration_seconds_count{account=\"a\"} 2.0' in text, text\n"
+        "m.observe_event(boom)\n"
         "assert 'exoimap_errors_total{kind=\"boom\"} 3.0' in m.exposition().decode()\n"
     )
     done = subprocess.run(
@@ -112,6 +127,6 @@ def test_updates_beyond_the_pending_limit_are_applied() -> None:
     metrics = Metrics()
     metrics.MAX_PENDING = 3
     for _ in range(5):
-        metrics.record_error("x")
+        metrics.observe_event(audit.AccountSynced(account="a", error_kind="x"))
     assert metrics._pending == []  # applied without anyone reading
     assert 'exoimap_errors_total{kind="x"} 5.0' in metrics.exposition().decode()

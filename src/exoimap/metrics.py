@@ -1,24 +1,45 @@
 """Prometheus metrics: what sync and sign-in are doing, for a dashboard.
 
-The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so
-an application embedding exoimap keeps its own). Most of them follow from audit events:
-attach :meth:`Metrics.observe_event` to an auditor (``auditor.add_listener(...)``) and every
-``sync.folder`` and ``token.*`` event counts. Throttling waits, errors and run durations are
-recorded directly by the code that sees them.
+Metrics are fed by the audit trail and nothing else: the code that does the work only emits
+audit events, and :meth:`Metrics.observe_event`, attached as an auditor listener
+(``audit.auditing(..., listeners=[METRICS.observe_event])``), turns them into counters. So
+this module sits above :mod:`exoimap.audit` and beside :mod:`exoimap.app`; nothing below the
+commands imports it (an import-linter contract keeps it so).
 
-``serve_metrics(port)`` exposes ``/metrics`` over HTTP on 127.0.0.1 (port 0: the OS picks).
+=======================================  ====================================================
+audit event                              counts in
+=======================================  ====================================================
+``sync.folder``                          ``exoimap_messages_synced``, ``exoimap_bytes_synced``,
+                                         ``exoimap_errors{kind="message"}`` (failed) and one
+                                         ``exoimap_errors{kind=<error class>}`` per error
+``sync.account``                         ``exoimap_sync_duration_seconds`` (not dry runs),
+                                         ``exoimap_errors{kind=<error class>}`` when it failed
+``imap.throttled``                       ``exoimap_throttle_wait_seconds``
+``token.refreshed``                      ``exoimap_token_refreshes``
+``token.failed`` / ``imap.auth_failed``  ``exoimap_errors{kind="token"|"imap_auth"}``
+=======================================  ====================================================
+
+The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so an
+application embedding exoimap keeps its own). ``serve_metrics(port)`` exposes ``/metrics``
+over HTTP on 127.0.0.1 (port 0: the OS picks).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from exoimap.audit.events import AuditEvent, FolderSynced, TokenFailed, TokenRefreshed
+from exoimap.audit.events import (
+    AccountSynced,
+    AuditEvent,
+    FolderSynced,
+    ImapAuthFailed,
+    ImapThrottled,
+    TokenFailed,
+    TokenRefreshed,
+)
 from exoimap.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -116,49 +137,70 @@ class Metrics:
             update(collectors)
 
     def observe_event(self, event: AuditEvent) -> None:
-        """Count what an audit event says (an auditor listener)."""
-        account = event.account or "-"
-        if isinstance(event, FolderSynced):
-            copied, size, failed = event.copied, event.bytes, event.failed
-
-            def synced(m: _Collectors) -> None:
-                m.messages_synced.labels(account).inc(copied)
-                m.bytes_synced.labels(account).inc(size)
-                if failed:
-                    m.errors.labels("message").inc(failed)
-
-            self._update(synced)
-        elif isinstance(event, TokenRefreshed):
-            flow = event.flow
-            self._update(lambda m: m.token_refreshes.labels(account, flow).inc())
-        elif isinstance(event, TokenFailed):
-            self._update(lambda m: m.errors.labels("token").inc())
-        elif event.name == "imap.auth_failed":
-            self._update(lambda m: m.errors.labels("imap_auth").inc())
-
-    def record_error(self, kind: str | BaseException) -> None:
-        """Count an error; an exception counts under its class name."""
-        label = kind if isinstance(kind, str) else type(kind).__name__
-        self._update(lambda m: m.errors.labels(label).inc())
-
-    def record_throttle_wait(self, seconds: float, account: str | None = None) -> None:
-        self._update(lambda m: m.throttle_wait.labels(account or "-").observe(seconds))
-
-    @contextlib.contextmanager
-    def time_sync(self, account: str | None = None) -> Iterator[None]:
-        """Time a sync run (recorded even when it fails)."""
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            took = time.monotonic() - start
-            self._update(lambda m: m.sync_duration.labels(account or "-").observe(took))
+        """Count what an audit event says (an auditor listener); other events count nothing."""
+        counter = _COUNTERS.get(type(event))
+        if counter is not None:
+            self._update(counter(event))
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         from prometheus_client import generate_latest
 
         return bytes(generate_latest(self.registry))
+
+
+def _folder_synced(event: FolderSynced) -> _Update:
+    account, copied, size, failed = event.account or "-", event.copied, event.bytes, event.failed
+    kinds = event.error_kinds
+
+    def update(m: _Collectors) -> None:
+        m.messages_synced.labels(account).inc(copied)
+        m.bytes_synced.labels(account).inc(size)
+        if failed:
+            m.errors.labels("message").inc(failed)
+        for kind in kinds:
+            m.errors.labels(kind).inc()
+
+    return update
+
+
+def _account_synced(event: AccountSynced) -> _Update:
+    account, took, kind = event.account or "-", event.duration_s, event.error_kind
+    timed = not event.dry_run  # a dry run is not a sync: its duration would skew the histogram
+
+    def update(m: _Collectors) -> None:
+        if timed:
+            m.sync_duration.labels(account).observe(took)
+        if kind:
+            m.errors.labels(kind).inc()
+
+    return update
+
+
+def _throttled(event: ImapThrottled) -> _Update:
+    account, wait = event.account or "-", event.wait_s
+    return lambda m: m.throttle_wait.labels(account).observe(wait)
+
+
+def _token_refreshed(event: TokenRefreshed) -> _Update:
+    account, flow = event.account or "-", event.flow
+    return lambda m: m.token_refreshes.labels(account, flow).inc()
+
+
+def _error_of_kind(kind: str) -> Callable[[AuditEvent], _Update]:
+    return lambda _event: lambda m: m.errors.labels(kind).inc()
+
+
+# Each event class the metrics count, and how: the event's values are read at once (the
+# update may run later, when prometheus_client is first needed).
+_COUNTERS: dict[type[AuditEvent], Callable[[Any], _Update]] = {
+    FolderSynced: _folder_synced,
+    AccountSynced: _account_synced,
+    ImapThrottled: _throttled,
+    TokenRefreshed: _token_refreshed,
+    TokenFailed: _error_of_kind("token"),
+    ImapAuthFailed: _error_of_kind("imap_auth"),
+}
 
 
 #: The process's metrics (the sync command and the console expose this one).
