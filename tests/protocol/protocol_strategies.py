@@ -145,7 +145,7 @@ commands = st.one_of(
         st.one_of(st.none(), atom),
     ),
     st.builds(
-        c.Store,
+        c.StoreFlags,
         sequence_set,
         flags,
         st.sampled_from(list(c.StoreMode)),

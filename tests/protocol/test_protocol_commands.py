@@ -38,7 +38,7 @@ from exoimap.protocol import (
     SequenceSet,
     ServerConnection,
     StatusCommand,
-    Store,
+    StoreFlags,
     StoreMode,
     Subscribe,
     UidExpunge,
@@ -124,12 +124,14 @@ CASES = [
     ),
     (Search(("SINCE", "1-Feb-2024", "NOT", "DELETED")), b"SEARCH SINCE 1-Feb-2024 NOT DELETED"),
     (
-        Store(SequenceSet.of(4), ("\\Seen", "\\Flagged"), StoreMode.ADD, silent=True, uid=True),
+        StoreFlags(
+            SequenceSet.of(4), ("\\Seen", "\\Flagged"), StoreMode.ADD, silent=True, uid=True
+        ),
         b"UID STORE 4 +FLAGS.SILENT (\\Seen \\Flagged)",
     ),
-    (Store(SequenceSet.of(4), (), StoreMode.SET), b"STORE 4 FLAGS ()"),
+    (StoreFlags(SequenceSet.of(4), (), StoreMode.SET), b"STORE 4 FLAGS ()"),
     (
-        Store(SequenceSet.of(4), ("$MDNSent",), StoreMode.REMOVE, unchanged_since=7),
+        StoreFlags(SequenceSet.of(4), ("$MDNSent",), StoreMode.REMOVE, unchanged_since=7),
         b"STORE 4 (UNCHANGEDSINCE 7) -FLAGS ($MDNSent)",
     ),
     (Copy(SequenceSet.of(1, 2), "Archive", uid=True), b"UID COPY 1:2 Archive"),
@@ -185,7 +187,7 @@ def test_invalid_commands_are_local_errors() -> None:
         Fetch(SequenceSet.of(1), ("BAD ITEM",)),
         Fetch(SequenceSet.of(1), (BodySection("x]y"),)),
         Fetch(SequenceSet.of(1), (BodySection(partial=(0, 0)),)),
-        Store(SequenceSet.of(1), ("bad flag",)),
+        StoreFlags(SequenceSet.of(1), ("bad flag",)),
         Search(()),
         Enable(()),
         Authenticate("X OAUTH"),

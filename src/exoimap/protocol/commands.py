@@ -47,7 +47,7 @@ __all__ = [
     "SearchKey",
     "Select",
     "StatusCommand",
-    "Store",
+    "StoreFlags",
     "StoreMode",
     "Subscribe",
     "TaggedCommand",
@@ -253,7 +253,9 @@ class StoreMode(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Store:
+class StoreFlags:
+    """STORE: set, add or remove flags (named apart from :class:`exoimap.store.base.Store`)."""
+
     sequence_set: SequenceSet
     flags: tuple[str, ...]
     mode: StoreMode = StoreMode.SET
@@ -344,7 +346,7 @@ Command = (
     | StatusCommand
     | Fetch
     | Search
-    | Store
+    | StoreFlags
     | Copy
     | Move
     | UidExpunge

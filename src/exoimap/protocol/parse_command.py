@@ -300,7 +300,7 @@ def _store(r: Reader, name: bytes, uid: bool) -> c.Command:
             words.append(r.flag())
         flags = tuple(dec(w) for w in words)
     mode = c.StoreMode(m.group(1).decode())
-    return c.Store(seq, flags, mode, m.group(2) is not None, uid, unchanged)
+    return c.StoreFlags(seq, flags, mode, m.group(2) is not None, uid, unchanged)
 
 
 def _copy(r: Reader, name: bytes, uid: bool) -> c.Command:

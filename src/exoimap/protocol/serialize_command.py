@@ -222,7 +222,7 @@ def _search(w: _Writer, cmd: c.Search) -> None:
         _search_key(w, key)
 
 
-def _store(w: _Writer, cmd: c.Store) -> None:
+def _store(w: _Writer, cmd: c.StoreFlags) -> None:
     w.add(b"UID STORE " if cmd.uid else b"STORE ")
     w.add(str(cmd.sequence_set).encode())
     if cmd.unchanged_since is not None:
@@ -296,7 +296,7 @@ _WRITERS: dict[type, Callable[[_Writer, Any], None]] = {
     c.StatusCommand: _status,
     c.Fetch: _fetch,
     c.Search: _search,
-    c.Store: _store,
+    c.StoreFlags: _store,
     c.Copy: _copy,
     c.Move: _copy,
     c.UidExpunge: _uid_expunge,

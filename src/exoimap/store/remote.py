@@ -509,7 +509,7 @@ class RemoteFolder:
         async def go(s: ImapSession) -> None:
             for flags, uids in groups.items():
                 for uid_set in _sets(uids):
-                    store = c.Store(uid_set, tuple(sorted(flags)), silent=True, uid=True)
+                    store = c.StoreFlags(uid_set, tuple(sorted(flags)), silent=True, uid=True)
                     reply = await s.command(store)
                     if not reply.ok:
                         raise FolderError(f"STORE in {self._name!r} failed: {reply.done.text}")
@@ -523,7 +523,7 @@ class RemoteFolder:
 
         async def go(s: ImapSession) -> None:
             for uid_set in _sets(uids):
-                mark = c.Store(uid_set, ("\\Deleted",), c.StoreMode.ADD, silent=True, uid=True)
+                mark = c.StoreFlags(uid_set, ("\\Deleted",), c.StoreMode.ADD, silent=True, uid=True)
                 reply = await s.command(mark)
                 if not reply.ok:
                     raise FolderError(f"marking deleted failed: {reply.done.text}")

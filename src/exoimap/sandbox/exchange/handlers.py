@@ -127,7 +127,7 @@ def _uses_condstore(command: c.Command) -> bool:
         return command.condstore or command.qresync is not None
     if isinstance(command, c.Fetch):
         return command.changed_since is not None or command.vanished
-    if isinstance(command, c.Store):
+    if isinstance(command, c.StoreFlags):
         return command.unchanged_since is not None
     return False
 
@@ -416,7 +416,7 @@ def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None
     session.ok(tag, "SEARCH")
 
 
-def _store(session: Session, box: Mailbox, tag: str, command: c.Store) -> None:
+def _store(session: Session, box: Mailbox, tag: str, command: c.StoreFlags) -> None:
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
         session.count_bad(tag, texts.BAD_MESSAGE_SET)
@@ -524,7 +524,7 @@ _HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
     c.Examine: _select,
     **dict.fromkeys((c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe), _manage),
     c.Search: _search,
-    c.Store: _store,
+    c.StoreFlags: _store,
     c.Copy: _copy,
     c.Move: _copy,
     c.Expunge: _expunge,

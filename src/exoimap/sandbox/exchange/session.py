@@ -65,7 +65,7 @@ _AUTHENTICATED = (
     c.Unsubscribe, c.List, c.Lsub, c.StatusCommand, c.Idle,
 )  # fmt: skip
 _SELECTED = (
-    c.Close, c.Unselect, c.Expunge, c.UidExpunge, c.Fetch, c.Search, c.Store, c.Copy, c.Move,
+    c.Close, c.Unselect, c.Expunge, c.UidExpunge, c.Fetch, c.Search, c.StoreFlags, c.Copy, c.Move,
 )  # fmt: skip
 
 
@@ -375,7 +375,7 @@ class Session:
             answer(self, tag, command)
             return
         await handlers.mailbox_command(self, tag, command)
-        if not isinstance(command, c.Fetch | c.Store | c.Search) or command.uid:
+        if not isinstance(command, c.Fetch | c.StoreFlags | c.Search) or command.uid:
             self.push_updates()
 
     def _admitted(self, tag: str, command: c.Command) -> bool:
