@@ -23,13 +23,19 @@ class _FolderMemory:
     record: FolderSyncRecord
     origins: dict[int, MessageRef] = field(default_factory=dict)
     gone: dict[int, _dt.datetime] = field(default_factory=dict)
+    #: The target folder's UIDVALIDITY the UIDs above belong to.
+    target_uidvalidity: int | None = None
 
 
 class MemorySyncState:
     """What a sync remembers about one source -> target pair, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, delimiter: str = "/") -> None:
+        #: The target's hierarchy delimiter (children follow a renamed folder).
+        self.delimiter = delimiter
         self._folders: dict[str, _FolderMemory] = {}
+        # the target UIDVALIDITY each folder was last listed with (a cache, not state)
+        self._listed_uidvalidity: dict[str, int] = {}
         #: How many runs began and ended (tests check a dry run starts none).
         self.runs_begun = 0
         self.runs_ended = 0
@@ -38,6 +44,17 @@ class MemorySyncState:
         memory = self._folders.get(name)
         if memory is None:
             memory = self._folders[name] = _FolderMemory(FolderSyncRecord(name))
+        return memory
+
+    def _writable(self, name: str) -> _FolderMemory:
+        """The memory of folder ``name``, emptied first if the target's UIDVALIDITY changed
+        since its UIDs were recorded (every old UID is void then)."""
+        memory = self._folder(name)
+        listed = self._listed_uidvalidity.get(name)
+        if listed is not None and memory.target_uidvalidity != listed:
+            memory.origins.clear()
+            memory.gone.clear()
+            memory.target_uidvalidity = listed
         return memory
 
     def snapshot(self) -> dict[str, dict[int, MessageRef]]:
@@ -72,7 +89,8 @@ class MemorySyncState:
             memory.record = replace(memory.record, gone_at=when)
 
     async def folder_renamed(self, old: str, new: str) -> None:
-        for name in [n for n in self._folders if n == old or n.startswith(old + "/")]:
+        prefix = old + self.delimiter
+        for name in [n for n in self._folders if n == old or n.startswith(prefix)]:
             memory = self._folders.pop(name)
             renamed = new + name[len(old) :]
             memory.record = replace(memory.record, name=renamed)
@@ -83,30 +101,32 @@ class MemorySyncState:
 
     async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
         listing = await folder.list_messages(detail=detail)
+        uidvalidity = listing.state.uidvalidity
+        self._listed_uidvalidity[folder.name] = uidvalidity
         memory = self._folders.get(folder.name)
-        if memory is None:
-            return listing.messages
+        if memory is None or memory.target_uidvalidity not in (None, uidvalidity):
+            return listing.messages  # nothing known of these UIDs (a new UIDVALIDITY)
         for message in listing.messages:
             message.origin = memory.origins.get(message.uid)
             message.gone_at = memory.gone.get(message.uid)
         return listing.messages
 
     async def appended(self, folder: str, origins: Mapping[int, MessageRef]) -> None:
-        self._folder(folder).origins.update(origins)
+        self._writable(folder).origins.update(origins)
 
     async def set_origins(self, folder: str, origins: Mapping[int, MessageRef]) -> None:
-        memory = self._folder(folder)
+        memory = self._writable(folder)
         memory.origins.update(origins)
         for uid in origins:
             memory.gone.pop(uid, None)
 
     async def mark_gone(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
-        gone = self._folder(folder).gone
+        gone = self._writable(folder).gone
         for uid in uids:
             gone.setdefault(uid, when)
 
     async def forget(self, folder: str, uids: Sequence[int]) -> None:
-        memory = self._folder(folder)
+        memory = self._writable(folder)
         for uid in uids:
             memory.origins.pop(uid, None)
             memory.gone.pop(uid, None)
