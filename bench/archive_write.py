@@ -144,6 +144,9 @@ class SyntheticStore:
     async def folder_state(self, name: str) -> FolderState:
         return await self.folders[name].state()
 
+    async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
+        return {n: await self.folders[n].state() for n in names if n in self.folders}
+
     @asynccontextmanager
     async def _open(self, name: str) -> AsyncIterator[SyntheticFolder]:
         if name not in self.folders:

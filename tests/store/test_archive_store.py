@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exoimap.errors import DiskFull, StoreError, StoreLocked, StoreUnavailable
-from exoimap.store._archive_index import Index, index_stamp
-from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
 from exoimap.store.archive import ArchiveStore, IndexStamp
+from exoimap.store.archive.files import decode_folder_dir, encode_folder_dir
+from exoimap.store.archive.index import Index, index_stamp
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryStore
 from exoimap.sync import BackupPolicy, backup, verify
@@ -134,7 +134,7 @@ def test_disk_full_loses_nothing_and_resumes(tmp_path: Path) -> None:
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            assert archive.verify_files(deep=True).ok
+            assert (await archive.verify_files(deep=True)).ok
             async with archive.open_folder("INBOX") as folder:
                 stored = (await folder.list_messages()).messages
             assert len(stored) >= 3  # the first backup is intact
@@ -215,7 +215,7 @@ def test_file_deleted_by_hand_is_found_and_fetched_again(tmp_path: Path) -> None
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            files = archive.verify_files()
+            files = await archive.verify_files()
             assert len(files.missing) == 1
             assert not files.ok
             assert not (await verify(src, archive)).ok
@@ -244,10 +244,10 @@ def test_unindexed_and_corrupted_files_are_reported(tmp_path: Path) -> None:
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            shallow = archive.verify_files()
+            shallow = await archive.verify_files()
             assert shallow.unindexed == [("INBOX", "1234.stray.host")]
             assert shallow.corrupt == []
-            deep = archive.verify_files(deep=True)
+            deep = await archive.verify_files(deep=True)
             assert len(deep.corrupt) == 1
         finally:
             await archive.close()

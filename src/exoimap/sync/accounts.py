@@ -249,7 +249,7 @@ async def _preview(
             if not info.selectable or (include and not include(info.name)):
                 continue
             name = archive_name(info.name, info.delimiter)
-            record = archive.folder_record(name) if archive is not None else None
+            record = await archive.folder_record(name) if archive is not None else None
             stored: list[MessageInfo] = []
             if archive is not None and record is not None:
                 async with archive.open_folder(name) as folder:
@@ -429,11 +429,13 @@ async def archive_stats(account: AccountConfig, paths: Paths) -> ArchiveStats:
     stats = ArchiveStats(root=root)
     try:
         stats.recovery_notes = list(store.recovery_notes)
-        for row in store.folder_records():
+        for row in await store.folder_records():
             folder = FolderStats(name=row.name, gone_folder=row.gone_at is not None)
-            for message in store.index.messages(row.id):
+            async with store.open_folder(row.name) as opened:
+                listing = await opened.list_messages(detail=True)
+            for message in listing.messages:
                 folder.messages += 1
-                folder.bytes += message.size
+                folder.bytes += message.size or 0
                 folder.gone += message.gone_at is not None
             stats.folders.append(folder)
     finally:

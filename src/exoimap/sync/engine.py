@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from exoimap.errors import ErrorScope, ExoimapError, MessageError, StoreError
 from exoimap.store.archive import ArchiveFolder, ArchiveStore, FolderRow
 from exoimap.store.base import AppendItem, FetchedMessage, Folder, MessageRef, Store
-from exoimap.sync.journal import RunJournal
 from exoimap.sync.plan import (
     ArchivedFolder,
     BackupPolicy,
@@ -101,9 +100,7 @@ async def backup(
         clock=clock,
         abort=asyncio.Event(),
     )
-    # run records are informational: atomic (write-new + rename) but not worth an fsync
-    journal = RunJournal(archive.root / "runs", durable=False)
-    for earlier in journal.begin({"mode": "backup", "mirror": policy.mirror}):
+    for earlier in await archive.begin_run({"mode": "backup", "mirror": policy.mirror}):
         run.emit("previous_run_interrupted", run=earlier.get("run"), pid=earlier.get("pid"))
     if archive.recovery_notes:
         run.report.recovery_notes = list(archive.recovery_notes)
@@ -132,7 +129,7 @@ async def backup(
         except StoreError as exc:  # only an optimisation for the next run: never fatal
             run.emit("files_stamps_skipped", error=str(exc), type=type(exc).__name__)
     run.report.finished = clock()
-    journal.finish(run.report.summary())
+    await archive.end_run(run.report.summary())
     run.emit("backup_finished", **run.report.summary())
     return run.report
 
@@ -140,7 +137,7 @@ async def backup(
 async def _sync_folder_list(run: _Run) -> list[tuple[str, str]]:
     source, archive = run.source, run.archive
     listed = await source.list_folders()
-    records = archive.folder_records()
+    records = await archive.folder_records()
     known = {r.name for r in records}
     new_folders = [
         info.name
@@ -163,7 +160,7 @@ async def _sync_folder_list(run: _Run) -> list[tuple[str, str]]:
         run.report.renamed.append((old, new))
         run.emit("folder_renamed", old, new_name=new)
     for name, role in plan.creates:
-        if archive.folder_record(name) is None:
+        if await archive.folder_record(name) is None:
             await archive.create_folder(name, role=role)
             run.report.created.append(name)
             run.emit("folder_created", name)
@@ -188,7 +185,7 @@ async def _unchanged_folders(run: _Run, pairs: list[tuple[str, str]]) -> set[str
     caps = run.source.capabilities
     if not (caps.condstore and caps.qresync):
         return set()  # Exchange: flag changes are only seen by listing every folder
-    records = {r.name: r for r in run.archive.folder_records()}
+    records = {r.name: r for r in await run.archive.folder_records()}
     recorded: dict[str, FolderRow] = {}
     for source_name, archive_name_ in pairs:
         record = records.get(archive_name_)
@@ -196,7 +193,7 @@ async def _unchanged_folders(run: _Run, pairs: list[tuple[str, str]]) -> set[str
             record is not None
             and record.source_modseq is not None
             and record.gone_at is None
-            and run.archive.files_unchanged(record)
+            and await run.archive.files_unchanged(record.name)
         ):
             recorded[source_name] = record
     if not recorded:
@@ -255,13 +252,13 @@ async def _sync_folder(run: _Run, report: FolderReport) -> None:
         source.open_folder(report.source) as source_folder,
         archive.open_folder(report.archive) as archive_folder,
     ):
-        missing = archive_folder.missing_files()
+        missing = await archive_folder.missing_files()
         if missing:
             await archive_folder.forget(missing)
             report.refetched_missing = len(missing)
             run.emit("missing_files_refetched", report.archive, count=len(missing))
         stored = (await archive_folder.list_messages()).messages
-        record = archive.folder_record(report.archive)
+        record = await archive.folder_record(report.archive)
         state = await source_folder.state()
         rematch = needs_rematch(stored, state.uidvalidity)
         if rematch:  # matching needs Message-IDs, sizes and dates
@@ -356,10 +353,11 @@ async def _fetch_batch(
     while remaining:
         read: list[tuple[int, int]] = []
         try:
-            stored = await archive_folder.append(
-                _items(run, report, source_folder.fetch(remaining), uidvalidity, read),
-                adopt_unanchored=plan.adopt_unanchored,
-            )
+            items = _items(run, report, source_folder.fetch(remaining), uidvalidity, read)
+            if plan.adopt_unanchored:
+                stored = await archive_folder.append_matching(items)
+            else:
+                stored = await archive_folder.append(items)
         except MessageError as exc:
             report.errors.append(exc)
             run.emit("folder_failed", report.source, error=str(exc), uid=exc.uid)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from exoimap.store._archive_recovery import FileReport
-from exoimap.store.archive import ArchiveStore
+from exoimap.store.archive import ArchiveStore, FileReport
 from exoimap.store.base import Store
 from exoimap.sync.plan import archive_name
 
@@ -57,13 +56,13 @@ class VerifyReport:
 
 async def verify(source: Store, archive: ArchiveStore, *, deep: bool = False) -> VerifyReport:
     """Compare ``archive`` with ``source`` (``deep``: SHA-256 of every message)."""
-    report = VerifyReport(files=archive.verify_files(deep=deep))
+    report = VerifyReport(files=await archive.verify_files(deep=deep))
     exact = source.capabilities.exact_sizes
     for info in await source.list_folders():
         if not info.selectable:
             continue
         name = archive_name(info.name, info.delimiter)
-        if archive.folder_record(name) is None:
+        if await archive.folder_record(name) is None:
             report.folders_missing.append(info.name)
             continue
         check = FolderCheck(source=info.name, archive=name)
