@@ -592,12 +592,23 @@ class Index:
 
     @_mapped("removing messages from the index", _FOLDER)
     def forget(self, folder_id: int, uids: Iterable[int]) -> None:
-        """Drop message rows (expunged messages, or messages whose file is missing)."""
+        """Drop message rows (messages whose file is missing, before they are fetched
+        again). The folder's recorded HIGHESTMODSEQ goes too: it vouched for content the
+        archive no longer has, so the next sync lists the whole folder instead of skipping
+        it as unchanged (should this sync of the folder not finish)."""
         with self.tx():
-            self._executemany(
-                "DELETE FROM messages WHERE folder_id=? AND uid=?",
-                [(folder_id, uid) for uid in uids],
-            )
+            self._delete_messages(folder_id, uids)
+            self._execute("UPDATE folders SET source_modseq=NULL WHERE id=?", (folder_id,))
+
+    def _delete_messages(self, folder_id: int, uids: Iterable[int]) -> None:
+        self._executemany(
+            "DELETE FROM messages WHERE folder_id=? AND uid=?", [(folder_id, uid) for uid in uids]
+        )
+
+    @_mapped("expunging messages", _FOLDER)
+    def expunge(self, folder_id: int, uids: Iterable[int]) -> None:
+        with self.tx():
+            self._delete_messages(folder_id, uids)
 
     # --- rebuilding ----------------------------------------------------------------------
 

@@ -260,7 +260,7 @@ class Journal:
         self._index.set_flags(folder_id, [(uid, flags) for uid, flags, _b, _l in changes])
 
     def _expunge(self, folder_id: int, entries: Sequence[Sequence[Any]]) -> None:
-        self._index.forget(folder_id, [uid for uid, _file in entries])
+        self._index.expunge(folder_id, [uid for uid, _file in entries])
         self.crash_point("expunge.committed")
         dirname = self._index.folder_by_id(folder_id).dirname
         for _uid, base in entries:
