@@ -35,7 +35,6 @@ __all__ = [
     "IndexStamp",
     "MessageRow",
     "RebuiltFolder",
-    "flags_text",
     "index_stamp",
     "map_sqlite_error",
 ]
@@ -201,7 +200,7 @@ def index_stamp(path: Path) -> IndexStamp | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def flags_text(flags: Iterable[str]) -> str:
+def _flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(flags))
 
 
@@ -256,7 +255,7 @@ def _message_values(folder_id: int, r: MessageRow) -> tuple[Any, ...]:
         r.size,
         r.message_id,
         r.internal_date,
-        flags_text(r.flags),
+        _flags_text(r.flags),
         r.file,
         r.origin_uidvalidity,
         r.origin_uid,
@@ -562,7 +561,7 @@ class Index:
         with self.tx():
             self._executemany(
                 "UPDATE messages SET flags=? WHERE folder_id=? AND uid=?",
-                [(flags_text(flags), folder_id, uid) for uid, flags in changes],
+                [(_flags_text(flags), folder_id, uid) for uid, flags in changes],
             )
 
     @_mapped("re-pointing messages at their source", _FOLDER)

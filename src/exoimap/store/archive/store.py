@@ -155,10 +155,6 @@ class ArchiveStore:
 
     # --- for the engine and the tests --------------------------------------------------
 
-    @property
-    def durable(self) -> bool:
-        return self.fsync_mode != "none"
-
     def crash_point(self, name: str) -> None:
         """Pass the crash point ``name`` (the crash hook given to :meth:`open` sees it)."""
         self._journal.crash_point(name)
@@ -270,13 +266,18 @@ class ArchiveStore:
         if self._lock_fd is None:
             return
         try:
-            await self._worker.run("closing the archive", None, self._index.close)
+            self.closed_index_stamp = await self._worker.run(
+                "closing the archive", None, self._close_index
+            )
         finally:
             self._worker.close()
-            # taken while the lock is still held: nobody can have written since the close
-            self.closed_index_stamp = index_stamp(self.root / "index.sqlite")
             release_lock(self._lock_fd)
             self._lock_fd = None
+
+    def _close_index(self) -> IndexStamp | None:
+        self._index.close()
+        # taken while the lock is still held: nobody can have written since the close
+        return index_stamp(self.root / "index.sqlite")
 
     def _row(self, name: str) -> FolderRow:
         row = self._index.folder(name)
