@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from exoimap.store.archive import ArchiveStore, ArchiveSyncState
+from exoimap.store.archive.files import Maildir
 from exoimap.store.archive.index import Index
 from exoimap.store.base import (
     AppendItem,
@@ -100,6 +101,39 @@ def test_content_checks_use_the_files_stamps(tmp_path: Path) -> None:
             assert await state.content_unchanged("INBOX")
             next((tmp_path / "maildir" / "cur").iterdir()).unlink()
             assert not await state.content_unchanged("INBOX")
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_missing_files_lists_nothing_while_the_stamp_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listings: list[str] = []
+    bases = Maildir.bases
+
+    def counted(self: Maildir, dirname: str) -> set[str]:
+        listings.append(dirname)
+        return bases(self, dirname)
+
+    monkeypatch.setattr(Maildir, "bases", counted)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            async with archive.open_folder("INBOX") as folder:
+                await folder.append(_items([_item(n, MessageRef(1, n)) for n in (1, 2)]))
+                assert await folder.missing_files() == []
+                assert len(listings) == 1  # no stamp yet: listed
+                assert await archive.record_files_checked(["INBOX"]) == 1
+                listings.clear()
+                assert await folder.missing_files() == []
+                assert listings == []  # the stamp vouches for the files: not listed
+                victim = next((tmp_path / "maildir" / "cur").iterdir())
+                victim.unlink()
+                assert len(await folder.missing_files()) == 1
+                assert listings == [""]
         finally:
             await archive.close()
 

@@ -516,11 +516,16 @@ class ArchiveFolder:
         self._journal.crash_point("gone.committed")
 
     async def missing_files(self) -> list[int]:
-        """UIDs whose file is not in ``cur/`` or ``new/`` (one directory scan)."""
+        """UIDs whose file is not in ``cur/`` or ``new/``: none while the folder's files
+        stamp holds (no file was added, removed or renamed since all were last found
+        present), else one directory scan."""
         return await self._run("looking for missing files", self._missing)
 
     def _missing(self) -> list[int]:
-        return _missing_files(self._index, self._maildir, self._index.folder_by_id(self._id))
+        row = self._index.folder_by_id(self._id)
+        if files_unchanged(self._maildir.folder_dir(row.dirname), row):
+            return []
+        return _missing_files(self._index, self._maildir, row)
 
     async def forget(self, uids: Sequence[int]) -> None:
         """Drop index rows (used for messages whose file is missing, before re-fetching)."""
