@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from exoimap.errors import StoreError
+from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked
 from exoimap.store.archive import ArchiveStore
-from exoimap.store.archive.index import Index
+from exoimap.store.archive.index import Index, IndexDamaged, map_sqlite_error
 from exoimap.store.memory import MemoryStore
 from exoimap.sync import BackupPolicy, SyncReport, backup
 from exoimap.sync.report import AuditEvent
@@ -252,3 +252,49 @@ def test_every_failing_statement_is_a_store_error_and_heals(
     # the sweep met every kind of statement: opening, folder work, and the run's end
     assert places.get("open failed", 0) >= 1, places
     assert places.get("one folder failed", 0) >= total // 2, places
+
+
+def _real_error(tmp_path: Path, kind: str) -> sqlite3.Error:
+    """An error raised by SQLite itself (with its error code), not made up by the test."""
+    path = tmp_path / f"{kind}.sqlite"
+    if kind == "notadb":
+        path.write_bytes(b"this is not a database, just bytes" * 100)
+        db = sqlite3.connect(path)
+        sql = "SELECT * FROM sqlite_master"
+    else:
+        sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        sql = "INSERT INTO t VALUES (1)"
+    try:
+        db.execute(sql)
+    except sqlite3.Error as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError(f"{kind}: no error")
+
+
+def test_sqlite_errors_map_to_store_errors_with_scope_and_retryable(tmp_path: Path) -> None:
+    damaged = map_sqlite_error(_real_error(tmp_path, "notadb"), "reading")
+    assert isinstance(damaged, IndexDamaged)
+    assert (damaged.scope, damaged.retryable) == (ErrorScope.STORE, True)
+    assert "rebuilt from the message files" in str(damaged)
+
+    refused = map_sqlite_error(
+        _real_error(tmp_path, "readonly"), "writing", scope=ErrorScope.FOLDER
+    )
+    assert type(refused) is StoreError
+    assert (refused.scope, refused.retryable) == (ErrorScope.STORE, False)  # no folder can
+
+    passing = map_sqlite_error(
+        sqlite3.OperationalError("disk I/O error"), "x", scope=ErrorScope.FOLDER
+    )
+    assert (passing.scope, passing.retryable) == (ErrorScope.FOLDER, True)
+    misuse = map_sqlite_error(sqlite3.IntegrityError("UNIQUE constraint failed"), "x")
+    assert (misuse.scope, misuse.retryable) == (ErrorScope.STORE, False)
+    assert isinstance(
+        map_sqlite_error(sqlite3.OperationalError("database or disk is full"), "x"), DiskFull
+    )
+    assert isinstance(
+        map_sqlite_error(sqlite3.OperationalError("database is locked"), "x"), StoreLocked
+    )
