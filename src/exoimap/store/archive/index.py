@@ -208,6 +208,15 @@ def _flags(text: str) -> frozenset[str]:
     return frozenset(text.split()) if text else frozenset()
 
 
+class _FlagSets(dict[str, frozenset[str]]):
+    """Flag sets by their index text, each parsed once per listing (most messages share a
+    handful of flag combinations, and a no-change resync lists every message)."""
+
+    def __missing__(self, text: str) -> frozenset[str]:
+        flags = self[text] = _flags(text)
+        return flags
+
+
 _MSG_COLUMNS = (
     "uid, sha256, size, message_id, internal_date, flags, file, "
     "origin_uidvalidity, origin_uid, state, gone_at"
@@ -475,16 +484,13 @@ class Index:
             (folder_id,),
         )
         parse = _dt.datetime.fromisoformat
-        flag_sets: dict[str, frozenset[str]] = {}
+        flag_sets = _FlagSets()
         out = []
         for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in rows:
-            flag_set = flag_sets.get(flags)
-            if flag_set is None:
-                flag_set = flag_sets[flags] = _flags(flags)
             out.append(
                 MessageInfo(
                     uid,
-                    flag_set,
+                    flag_sets[flags],
                     size,
                     parse(date),
                     message_id,
@@ -503,16 +509,13 @@ class Index:
             (folder_id,),
         )
         parse = _dt.datetime.fromisoformat
-        flag_sets: dict[str, frozenset[str]] = {}
+        flag_sets = _FlagSets()
         out = []
         for uid, flags, origin_uv, origin_uid, gone_at in rows:
-            flag_set = flag_sets.get(flags)
-            if flag_set is None:
-                flag_set = flag_sets[flags] = _flags(flags)
             origin = None
             if origin_uid is not None:
                 origin = MessageRef(origin_uv, origin_uid)
-            info = MessageInfo(uid, flag_set, origin=origin)
+            info = MessageInfo(uid, flag_sets[flags], origin=origin)
             if gone_at:
                 info.gone_at = parse(gone_at)
             out.append(info)
