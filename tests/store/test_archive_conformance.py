@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,16 @@ def test_archive_conforms_after_reopen(check: Check, tmp_path: Path) -> None:
         return ArchiveStore.open(root)
 
     run_check(check, factory)
-    # reopening replays nothing and the files agree with the index
-    store = ArchiveStore.open(root)
-    try:
-        assert store.recovery_notes == []
-        report = store.verify_files(deep=True)
-        assert report.ok, report
-        assert report.misnamed == []
-    finally:
-        import asyncio
 
-        asyncio.run(store.close())
+    # reopening replays nothing and the files agree with the index
+    async def reopened() -> None:
+        store = ArchiveStore.open(root)
+        try:
+            assert store.recovery_notes == []
+            report = await store.verify_files(deep=True)
+            assert report.ok, report
+            assert report.misnamed == []
+        finally:
+            await store.close()
+
+    asyncio.run(reopened())

@@ -7,7 +7,7 @@ import datetime as dt
 import errno
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from exoimap.app import backup
 from exoimap.app import verify_archive as verify
-from exoimap.errors import DiskFull, StoreError, StoreLocked, StoreUnavailable
-from exoimap.store._archive_index import Index, index_stamp
-from exoimap.store._maildir import decode_folder_dir, encode_folder_dir
+from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked, StoreUnavailable
 from exoimap.store.archive import ArchiveStore, IndexStamp
+from exoimap.store.archive.files import Maildir, decode_folder_dir, encode_folder_dir
+from exoimap.store.archive.index import Index, index_stamp
+from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryStore
 from exoimap.sync import SyncPolicy
@@ -136,7 +137,7 @@ def test_disk_full_loses_nothing_and_resumes(tmp_path: Path) -> None:
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            assert archive.verify_files(deep=True).ok
+            assert (await archive.verify_files(deep=True)).ok
             async with archive.open_folder("INBOX") as folder:
                 stored = (await folder.list_messages()).messages
             assert len(stored) >= 3  # the first backup is intact
@@ -217,7 +218,7 @@ def test_file_deleted_by_hand_is_found_and_fetched_again(tmp_path: Path) -> None
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            files = archive.verify_files()
+            files = await archive.verify_files()
             assert len(files.missing) == 1
             assert not files.ok
             assert not (await verify(src, archive)).ok
@@ -246,10 +247,10 @@ def test_unindexed_and_corrupted_files_are_reported(tmp_path: Path) -> None:
     async def check() -> None:
         archive = ArchiveStore.open(tmp_path)
         try:
-            shallow = archive.verify_files()
+            shallow = await archive.verify_files()
             assert shallow.unindexed == [("INBOX", "1234.stray.host")]
             assert shallow.corrupt == []
-            deep = archive.verify_files(deep=True)
+            deep = await archive.verify_files(deep=True)
             assert len(deep.corrupt) == 1
         finally:
             await archive.close()
@@ -402,3 +403,59 @@ def test_an_index_with_unmerged_changes_has_no_stamp(tmp_path: Path) -> None:
     assert index_stamp(path) is not None
     Path(f"{path}-wal").write_bytes(b"frames not yet in the file")
     assert index_stamp(path) is None
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_a_failing_file_step_is_a_store_error_and_rolled_forward(
+    failures: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename that fails once is rolled forward on the spot: the caller gets the error,
+    the archive stays usable. One that keeps failing leaves the journal record; the
+    archive refuses writes until it is opened again, which finishes the work."""
+    left = [failures]
+    rename_flags = Maildir.rename_flags
+
+    def failing(self: Maildir, dirname: str, base: str, letters: str) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise PermissionError(13, "Permission denied")
+        rename_flags(self, dirname, base, letters)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            async with archive.open_folder("INBOX") as folder:
+                data = sample_message(1)
+                [uid] = await folder.append(_one(data))
+                monkeypatch.setattr(Maildir, "rename_flags", failing)
+                with pytest.raises(StoreError, match="Permission denied") as caught:
+                    await folder.set_flags({uid: frozenset({"\\Seen"})})
+                assert caught.value.scope is ErrorScope.FOLDER
+                assert caught.value.folder == "INBOX"
+                if failures == 1:
+                    await archive.create_folder("Still usable")
+                else:
+                    with pytest.raises(StoreUnavailable, match="open it again"):
+                        await archive.create_folder("Refused")
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+    monkeypatch.setattr(Maildir, "rename_flags", rename_flags)
+
+    async def reopened() -> None:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            assert not any((tmp_path / "journal").iterdir())
+            async with archive.open_folder("INBOX") as folder:
+                [message] = (await folder.list_messages()).messages
+            assert message.flags == frozenset({"\\Seen"})
+            assert (await archive.verify_files()).misnamed == []
+        finally:
+            await archive.close()
+
+    asyncio.run(reopened())
+
+
+async def _one(data: bytes) -> AsyncIterator[AppendItem]:
+    yield AppendItem(chunks=chunks_of(data), size=len(data))

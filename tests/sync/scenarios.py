@@ -160,7 +160,7 @@ def snapshot(root: Path) -> Snapshot:
     async def main() -> Snapshot:
         archive = ArchiveStore.open(root, fsync_mode="none")  # reads only
         try:
-            report = archive.verify_files(deep=True)
+            report = await archive.verify_files(deep=True)
             assert report.ok, report
             assert report.misnamed == [], report
             out: Snapshot = {}

@@ -209,7 +209,7 @@ def test_mirror_deletes_what_the_source_deleted(tmp_path: Path) -> None:
             mirrored = await backup(src, archive, SyncPolicy(mirror=True))
             # only what is seen deleted now goes: Broken was already marked gone and stays
             assert mirrored.folders_deleted == ["Fine"]
-            assert archive.folder_record("Broken") is not None
+            assert await archive.folder_record("Broken") is not None
             assert not (tmp_path / "maildir" / ".Fine").exists()
             assert sum(f.expunged for f in mirrored.folders) == 1
             assert (await archive.folder_state("INBOX")).exists == 3
@@ -249,9 +249,9 @@ def test_slow_disk_backpressure_keeps_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a tiny queue limit the producer waits for the writer thread; nothing is lost."""
-    from exoimap.store import _filewriter
+    from exoimap.store.archive import writer
 
-    monkeypatch.setattr(_filewriter, "PENDING_LIMIT", 1000)
+    monkeypatch.setattr(writer, "PENDING_LIMIT", 1000)
     src = _source()
     src.add_message("INBOX", sample_message(99, 300_000))
 

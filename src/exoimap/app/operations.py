@@ -69,7 +69,7 @@ async def verify_archive(
 ) -> ArchiveCheck:
     """Compare ``archive`` with ``source`` and with its own files (``deep``: SHA-256 of
     every message, on both sides)."""
-    files = archive.verify_files(deep=deep)
+    files = await archive.verify_files(deep=deep)
     return ArchiveCheck(
         sync=await verify(source, archive, archive.sync_state(), deep=deep), files=files
     )

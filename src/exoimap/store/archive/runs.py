@@ -1,17 +1,19 @@
 """The run journal: which sync runs started, which finished, which were interrupted.
 
-Crash safety of the data itself lives where the atomic unit is, in the target store: the
-archive writes a journal record for every batch before touching its files and rolls it
-forward when it is opened again (see :mod:`exoimap.store.archive`). Because the backup state
-(which source message each archive message came from) is committed in the same index
-transaction as the message, a resumed run simply plans again and continues; there is no
-second state file that could disagree.
+Crash safety of the data itself lives where the atomic unit is: the archive writes a
+journal record for every batch before touching its files and rolls it forward when it is
+opened again (:mod:`exoimap.store.archive.journal`). Because the backup state (which source
+message each archive message came from) is committed in the same index transaction as the
+message, a resumed run simply plans again and continues; there is no second state file
+that could disagree.
 
-This module records runs on top of that: :meth:`RunJournal.begin` writes
-``runs/<id>.json`` atomically (write-new, fsync, rename, fsync dir) and returns the runs
-that never finished; :meth:`RunJournal.finish` replaces it with the summary. A resumed run
-reports "the previous run was interrupted" from it. An empty ``runs/<id>.open`` marks a
-run as started and not finished, so ``begin`` reads only those records, not the last 50.
+This module records runs on top of that, in ``<archive>/runs/`` (through the archive's
+:meth:`~exoimap.store.archive.store.ArchiveStore.begin_run` and ``end_run``):
+:meth:`RunJournal.begin` writes ``runs/<id>.json`` atomically (write-new, fsync, rename,
+fsync dir) and returns the runs that never finished; :meth:`RunJournal.finish` replaces it
+with the summary. A resumed run reports "the previous run was interrupted" from it. An
+empty ``runs/<id>.open`` marks a run as started and not finished, so ``begin`` reads only
+those records, not the last 50.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.errors import StoreError
-from exoimap.store._maildir import atomic_write, map_os_error
+from exoimap.store.archive.files import atomic_write, map_os_error
 
-__all__ = ["RunJournal", "atomic_write"]
+__all__ = ["RunJournal"]
 
 _KEEP_RUNS = 50
 

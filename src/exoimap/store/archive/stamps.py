@@ -7,28 +7,29 @@ missing files (one directory listing per folder) can be skipped.
 
 File times come from a coarse kernel clock (a few milliseconds), so a change made right
 after a stamp was read could leave the same mtime ("racy" stamps, as git calls them). A
-stamp is therefore only recorded once the directories are older than :data:`SETTLE`, the
-files are then checked, and the directories stat'ed again: any change after that check
-gets a later mtime.
-
-Only :mod:`exoimap.store.archive` uses this module.
+stamp is therefore only recorded once the directories are older than :data:`SETTLE`: the
+archive reads the candidates (:func:`candidates`), waits until they are settled
+(:func:`settle_wait`, at most :data:`SETTLE`), checks the files and stats the directories
+again (:func:`confirmed`): any change after that check gets a later mtime. The index keeps
+the stamps (:meth:`exoimap.store.archive.index.Index.set_files_stamps`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from exoimap.store._archive_index import FolderRow, Index, map_sqlite_error
+from exoimap.store.archive.index import FolderRow
 
-__all__ = ["SETTLE", "files_unchanged", "record_stamps"]
+__all__ = ["SETTLE", "candidates", "confirmed", "files_unchanged", "settle_wait"]
 
 #: How old a directory mtime must be before a stamp holding it is trusted, in seconds.
 SETTLE = 0.05
+
+#: A folder whose stamp may be recorded, with the stamp read before its files are checked.
+Candidate = tuple[FolderRow, str]
 
 
 def _read(folder: Path) -> tuple[str, float] | None:
@@ -48,15 +49,11 @@ def files_unchanged(folder: Path, row: FolderRow) -> bool:
     return current is not None and current[0] == row.files_stamp
 
 
-async def record_stamps(
-    index: Index,
-    rows: Sequence[FolderRow],
-    folder_dir: Callable[[FolderRow], Path],
-    complete: Callable[[FolderRow], bool],
-) -> int:
-    """Record a fresh stamp for each of ``rows`` whose files are all present
-    (``complete``); returns how many were recorded. Waits at most :data:`SETTLE`."""
-    todo: list[tuple[FolderRow, str]] = []
+def candidates(
+    rows: Sequence[FolderRow], folder_dir: Callable[[FolderRow], Path]
+) -> tuple[list[Candidate], float]:
+    """The folders whose stamp changed since it was recorded, and the newest mtime seen."""
+    todo: list[Candidate] = []
     newest = 0.0
     for row in rows:
         read = _read(folder_dir(row))
@@ -64,11 +61,21 @@ async def record_stamps(
             continue
         todo.append((row, read[0]))
         newest = max(newest, read[1])
-    if not todo:
-        return 0
-    wait = newest + SETTLE - time.time()
-    if wait > 0:
-        await asyncio.sleep(min(wait, SETTLE))
+    return todo, newest
+
+
+def settle_wait(newest: float) -> float:
+    """Seconds to wait until a directory mtime of ``newest`` is settled (at most SETTLE)."""
+    return max(0.0, min(newest + SETTLE - time.time(), SETTLE))
+
+
+def confirmed(
+    todo: Sequence[Candidate],
+    folder_dir: Callable[[FolderRow], Path],
+    complete: Callable[[FolderRow], bool],
+) -> list[tuple[str, int]]:
+    """``(stamp, folder id)`` of each candidate whose files are all present (``complete``)
+    and whose settled stamp did not change meanwhile."""
     settled = time.time() - SETTLE
     fresh: list[tuple[str, int]] = []
     for row, stamp in todo:
@@ -80,10 +87,4 @@ async def record_stamps(
         again = _read(folder_dir(row))
         if again is not None and again[0] == stamp and again[1] <= settled:
             fresh.append((stamp, row.id))
-    if fresh:
-        try:
-            with index.tx() as db:
-                db.executemany("UPDATE folders SET files_stamp=? WHERE id=?", fresh)
-        except sqlite3.Error as exc:
-            raise map_sqlite_error(exc, "recording the folders' files stamps") from exc
-    return len(fresh)
+    return fresh

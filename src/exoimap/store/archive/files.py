@@ -23,24 +23,34 @@ Durability
     :func:`fsync_paths` flushes many files at once (``syncfs(2)`` on Linux when asked for,
     otherwise ``fsync`` from a small thread pool), :func:`fsync_dir` makes renames durable,
     :func:`atomic_write` is write-new + fsync + rename + fsync(dir).
+
+:class:`Maildir` does every file operation on the tree (folder directories, finding,
+renaming and removing message files). These functions raise ``OSError`` as it comes: the
+archive maps it to a store error where it hands the work to its worker thread
+(:mod:`exoimap.store.archive.worker`), with :func:`map_os_error`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
+import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from exoimap.errors import DiskFull, RemoteProtocolError, StoreError
+from exoimap.errors import DiskFull, ErrorScope, RemoteProtocolError, StoreError, StoreLocked
 from exoimap.protocol.utf7 import decode_mailbox, encode_mailbox
 
 __all__ = [
     "FLAG_LETTERS",
+    "Maildir",
     "atomic_write",
     "decode_folder_dir",
     "encode_folder_dir",
@@ -51,6 +61,10 @@ __all__ = [
     "letters_for",
     "map_os_error",
     "parse_base",
+    "release_lock",
+    "sha256_of",
+    "split_name",
+    "take_lock",
 ]
 
 DELIMITER = "/"
@@ -159,14 +173,16 @@ def split_name(filename: str) -> tuple[str, str]:
 
 
 def map_os_error(exc: OSError, what: str, *, folder: str | None = None) -> StoreError:
-    """Map an OSError to the most specific store error."""
+    """Map an OSError to the most specific store error: a full disk stops the whole store;
+    any other failure of work on one folder's files affects that folder only."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(
             f"no space left on the device while {what}; everything stored before is intact. "
             "Free some space and run again.",
             folder=folder,
         )
-    return StoreError(f"{what} failed: {exc.strerror or exc}", folder=folder)
+    scope = ErrorScope.FOLDER if folder is not None else ErrorScope.STORE
+    return StoreError(f"{what} failed: {exc.strerror or exc}", scope=scope, folder=folder)
 
 
 _libc: ctypes.CDLL | None = None
@@ -254,3 +270,159 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- the lock ----------------------------------------------------------------------------
+
+
+def take_lock(path: Path) -> int:
+    """Hold ``path`` (flock) for this process, with our pid in it for the error others get."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreLocked(
+            f"the archive {path.parent} is in use by another exoimap process (pid {holder}); "
+            "wait for it to finish, or stop it, and run again"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    os.close(fd)
+
+
+# --- the tree ----------------------------------------------------------------------------
+
+
+class Maildir:
+    """The Maildir++ tree of an archive (``<root>/maildir``): every file operation on its
+    folder directories and message files. Folders are named by their directory
+    (:func:`encode_folder_dir`); ``durable=False`` skips the directory fsyncs."""
+
+    def __init__(self, root: Path, *, durable: bool) -> None:
+        self.root = root
+        self.durable = durable
+
+    def folder_dir(self, dirname: str) -> Path:
+        return self.root / dirname
+
+    def sync_dir(self, path: Path) -> None:
+        """Make renames in ``path`` durable (skipped when not durable)."""
+        if self.durable:
+            fsync_dir(path)
+
+    def make_folder(self, dirname: str) -> None:
+        path = self.root / dirname
+        for sub in ("cur", "new", "tmp"):
+            (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if dirname:
+            (path / "maildirfolder").touch()
+        self.sync_dir(self.root)
+
+    def empty_tmp(self, dirname: str) -> None:
+        """Remove what an interrupted process left in the folder's ``tmp/``."""
+        tmp = self.root / dirname / "tmp"
+        if tmp.is_dir():
+            for entry in os.scandir(tmp):
+                if entry.is_file():
+                    os.unlink(entry.path)
+
+    def tmp_dir(self, dirname: str) -> str:
+        return os.path.join(self.root, dirname, "tmp")  # str: the append hot path
+
+    def cur_dir(self, dirname: str) -> str:
+        return os.path.join(self.root, dirname, "cur")
+
+    def find(self, dirname: str, base: str) -> Path | None:
+        """The file of ``base`` in ``cur/`` or ``new/``, whatever its flag letters."""
+        for sub in ("cur", "new"):
+            path = self.root / dirname / sub
+            if not path.is_dir():
+                continue
+            for entry in os.scandir(path):
+                if entry.name.partition(":")[0] == base:
+                    return Path(entry.path)
+        return None
+
+    def locate(self, dirname: str, base: str, flags: Iterable[str]) -> Path | None:
+        """Like :meth:`find`, trying the name the flags give first (no directory scan)."""
+        path = self.root / dirname / "cur" / f"{base}:2,{letters_for(flags)}"
+        if path.exists():
+            return path
+        return self.find(dirname, base)
+
+    def files(self, dirname: str) -> dict[str, Path]:
+        """Every message file of a folder, by base."""
+        found: dict[str, Path] = {}
+        for sub in ("cur", "new"):
+            path = self.root / dirname / sub
+            if path.is_dir():
+                for entry in os.scandir(path):
+                    found[split_name(entry.name)[0]] = Path(entry.path)
+        return found
+
+    def bases(self, dirname: str) -> set[str]:
+        """The bases of every file in ``cur/`` and ``new/`` (one listing each)."""
+        directory = self.root / dirname
+        return {
+            name.partition(":")[0] for sub in ("cur", "new") for name in os.listdir(directory / sub)
+        }
+
+    def rename_flags(self, dirname: str, base: str, letters: str) -> None:
+        """Give the file of ``base`` the flag letters ``letters`` (done already: nothing)."""
+        target = self.root / dirname / "cur" / f"{base}:2,{letters}"
+        if target.exists():
+            return
+        current = self.find(dirname, base)
+        if current is not None:
+            os.rename(current, target)
+
+    def remove(self, dirname: str, base: str) -> None:
+        path = self.find(dirname, base)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def move_folder(self, old_dir: str, new_dir: str) -> None:
+        """Rename a folder directory (done already: nothing)."""
+        old_path, new_path = self.root / old_dir, self.root / new_dir
+        if old_path.exists() and not new_path.exists():
+            os.rename(old_path, new_path)
+
+    def remove_folder(self, dirname: str) -> None:
+        path = self.root / dirname
+        if dirname and path.exists():
+            shutil.rmtree(path)
+
+    def folder_dirnames(self) -> list[str]:
+        """INBOX (``""``) and every Maildir++ folder directory, sorted."""
+        return [
+            "",
+            *sorted(e.name for e in os.scandir(self.root) if e.is_dir() and e.name.startswith(".")),
+        ]
+
+    def message_files(self, dirname: str) -> list[Path]:
+        files: list[Path] = []
+        for sub in ("cur", "new"):
+            path = self.root / dirname / sub
+            if path.is_dir():
+                files += [Path(e.path) for e in os.scandir(path) if e.is_file()]
+        return files
+
+    def has_message_files(self) -> bool:
+        if not self.root.is_dir():
+            return False
+        return any(self.message_files(dirname) for dirname in self.folder_dirnames())

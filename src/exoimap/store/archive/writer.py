@@ -3,7 +3,8 @@
 The event loop hands over chunks (a queue put, about a microsecond); the thread opens,
 writes, hashes (SHA-256) and closes the files, all of which release the GIL. Memory stays
 bounded: when more than :data:`PENDING_LIMIT` bytes wait, the producer awaits until the
-thread catches up. One writer serves one append batch.
+thread catches up. One writer serves one append batch (see
+:mod:`exoimap.store.archive.append`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ class FileWriter:
 
     def __init__(self, write: Write) -> None:
         self._write = write
-        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, int, Any] | None] = queue.SimpleQueue()
         # bytes handed over / bytes taken by the thread: each written by one side only,
         # so no lock is needed on the hot path
         self._queued = 0
         self._taken = 0
         self._next = 0
         self._paths: dict[int, str] = {}
+        # the open files, touched by the thread only
+        self._files: dict[int, tuple[int, Any]] = {}
         self.digests: dict[int, str] = {}
         #: The first OSError the thread met; every later operation is skipped.
         self.error: OSError | None = None
@@ -67,7 +70,7 @@ class FileWriter:
         self._queue.put(("close", token, mtime))
 
     def discard(self, token: int) -> None:
-        self._queue.put(("discard", token))
+        self._queue.put(("discard", token, None))
 
     def finish(self) -> None:
         """Wait until everything handed over is written (blocking: call from a thread)."""
@@ -87,41 +90,52 @@ class FileWriter:
             time.sleep(0.002)
 
     def _run(self) -> None:
-        files: dict[int, tuple[int, Any]] = {}
+        handlers: dict[str, Callable[[int, Any], None]] = {
+            "open": self._open_file,
+            "data": self._write_data,
+            "close": self._close_file,
+            "discard": self._discard_file,
+        }
         while (op := self._queue.get()) is not None:
-            kind, token = op[0], op[1]
+            kind, token, argument = op
             if kind == "data":
-                self._taken += len(op[2])
+                self._taken += len(argument)
             if self.error is not None:
-                continue
+                continue  # after a failure only the byte count matters (for wait_for_room)
             try:
-                if kind == "open":
-                    fd = os.open(op[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                    files[token] = (fd, hashlib.sha256())
-                elif kind == "data":
-                    fd, digest = files[token]
-                    chunk = op[2]
-                    written = self._write(fd, chunk)
-                    if written != len(chunk):
-                        view = memoryview(chunk)[written:]
-                        while view:
-                            view = view[self._write(fd, view) :]
-                    digest.update(chunk)
-                elif kind == "close":
-                    fd, digest = files.pop(token)
-                    try:
-                        os.utime(fd, (op[2], op[2]))
-                    finally:
-                        os.close(fd)
-                    self.digests[token] = digest.hexdigest()
-                elif kind == "discard":
-                    if token in files:
-                        os.close(files.pop(token)[0])
-                    os.unlink(self._paths[token])
+                handlers[kind](token, argument)
             except OSError as exc:
                 self.error = exc
-                for fd, _digest in files.values():
-                    os.close(fd)
-                files.clear()
-        for fd, _digest in files.values():
+                self._close_all()
+        self._close_all()
+
+    def _open_file(self, token: int, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._files[token] = (fd, hashlib.sha256())
+
+    def _write_data(self, token: int, chunk: bytes) -> None:
+        fd, digest = self._files[token]
+        written = self._write(fd, chunk)
+        if written != len(chunk):  # a short write: go on from where it stopped
+            view = memoryview(chunk)[written:]
+            while view:
+                view = view[self._write(fd, view) :]
+        digest.update(chunk)
+
+    def _close_file(self, token: int, mtime: int) -> None:
+        fd, digest = self._files.pop(token)
+        try:
+            os.utime(fd, (mtime, mtime))
+        finally:
             os.close(fd)
+        self.digests[token] = digest.hexdigest()
+
+    def _discard_file(self, token: int, _unused: None) -> None:
+        if token in self._files:
+            os.close(self._files.pop(token)[0])
+        os.unlink(self._paths[token])
+
+    def _close_all(self) -> None:
+        for fd, _digest in self._files.values():
+            os.close(fd)
+        self._files.clear()

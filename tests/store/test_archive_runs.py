@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from exoimap.store.run_journal import RunJournal
+from exoimap.store.archive import RunJournal
 
 
 def test_an_interrupted_run_is_reported_once_and_finished_ones_are_not_read(

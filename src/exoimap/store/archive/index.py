@@ -1,0 +1,641 @@
+"""The archive's SQLite index (WAL, synchronous=FULL): folders and messages.
+
+This module holds all the SQL of the archive, and it is the one place where ``sqlite3``
+errors become store errors: every public method of :class:`Index` maps them with
+:func:`map_sqlite_error`, which tells how much is affected (``scope``: a statement about one
+folder's rows affects that folder) and whether trying again may help (``retryable``). A
+damaged file comes out as :class:`IndexDamaged`; opening the archive again sets it aside and
+rebuilds it from the message files (:mod:`exoimap.store.archive.repair`).
+
+Every write is one transaction (:meth:`Index.tx`: per batch, never per message); every
+statement goes through :meth:`Index._execute` or :meth:`Index._executemany`. The archive
+uses one connection, from its worker thread only (:mod:`exoimap.store.archive.worker`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked, StoreUnavailable
+from exoimap.store.base import MessageInfo, MessageRef
+
+__all__ = [
+    "FolderRow",
+    "Index",
+    "IndexDamaged",
+    "IndexStamp",
+    "MessageRow",
+    "RebuiltFolder",
+    "index_stamp",
+    "map_sqlite_error",
+]
+
+SCHEMA_VERSION = 2
+#: Statements that bring an index of the version before to this one.
+_MIGRATIONS = {
+    # 2: files_stamp, the Maildir directories' mtimes when the files were last checked
+    1: ("ALTER TABLE folders ADD COLUMN files_stamp TEXT",),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    dirname TEXT NOT NULL UNIQUE,
+    role TEXT,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    source_uidvalidity INTEGER,
+    source_uidnext INTEGER,
+    source_modseq INTEGER,
+    gone_at TEXT,
+    files_stamp TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    folder_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    message_id TEXT,
+    internal_date TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    file TEXT NOT NULL,
+    origin_uidvalidity INTEGER,
+    origin_uid INTEGER,
+    state TEXT NOT NULL DEFAULT 'stored',
+    gone_at TEXT,
+    PRIMARY KEY (folder_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_origin
+    ON messages (folder_id, origin_uidvalidity, origin_uid);
+"""
+
+
+class IndexDamaged(StoreUnavailable):
+    """The index file is damaged (not a database, or failing its integrity check).
+    Opening the archive again keeps it aside and rebuilds it from the message files."""
+
+
+_FULL = frozenset({"SQLITE_FULL"})
+_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+_CORRUPT = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+_REFUSED = frozenset({"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLITE_AUTH"})
+
+
+def map_sqlite_error(
+    exc: sqlite3.Error, what: str, *, scope: ErrorScope = ErrorScope.STORE
+) -> StoreError:
+    """The store error for ``exc``, met while ``what``; ``scope`` is how much the failed
+    statement was about (one folder's rows, or the whole index)."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorname", None)
+    if code in _FULL or "disk is full" in text or ("disk I/O" in text and "full" in text):
+        return DiskFull(
+            f"no space left on the device while {what}; everything stored before is intact. "
+            "Free some space and run again."
+        )
+    if code in _BUSY or "locked" in text or "busy" in text:
+        return StoreLocked(f"the archive index is locked by another process while {what}")
+    # sqlite3 raises the DatabaseError base class itself for a damaged file (its
+    # subclasses name other failures)
+    if code in _CORRUPT or type(exc) is sqlite3.DatabaseError:
+        return IndexDamaged(
+            f"the archive index is damaged ({text}) while {what}; open the archive again: "
+            "the index is then kept aside and rebuilt from the message files"
+        )
+    if code in _REFUSED:
+        return StoreError(f"the archive index cannot be written while {what}: {text}")
+    # anything else (an I/O error, an interrupted statement) may pass: try again later
+    return StoreError(
+        f"the archive index failed while {what}: {text}",
+        scope=scope,
+        retryable=isinstance(exc, sqlite3.OperationalError),
+    )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _mapped(
+    what: str, scope: ErrorScope = ErrorScope.STORE
+) -> Callable[[Callable[Concatenate[Index, _P], _R]], Callable[Concatenate[Index, _P], _R]]:
+    """The error boundary of a public :class:`Index` method."""
+
+    def decorate(
+        method: Callable[Concatenate[Index, _P], _R],
+    ) -> Callable[Concatenate[Index, _P], _R]:
+        @functools.wraps(method)
+        def mapped(self: Index, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise map_sqlite_error(exc, what, scope=scope) from exc
+
+        return mapped
+
+    return decorate
+
+
+_FOLDER = ErrorScope.FOLDER
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRow:
+    id: int
+    name: str
+    dirname: str
+    role: str | None
+    uidvalidity: int
+    uidnext: int
+    source_uidvalidity: int | None
+    source_uidnext: int | None
+    source_modseq: int | None
+    gone_at: str | None
+    #: ``cur`` and ``new`` mtimes when every indexed file was last seen present (or None).
+    files_stamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    uid: int
+    sha256: str
+    size: int
+    message_id: str | None
+    internal_date: str
+    flags: frozenset[str]
+    file: str
+    origin_uidvalidity: int | None
+    origin_uid: int | None
+    state: str
+    gone_at: str | None
+
+
+#: What identifies the bytes of a closed index file: device, inode, size, mtime, ctime.
+IndexStamp = tuple[int, int, int, int, int]
+
+
+def index_stamp(path: Path) -> IndexStamp | None:
+    """The stamp of the closed index at ``path``; None if it is missing or its write-ahead
+    log holds changes not yet in it. Any write to the file, by anyone, changes its ctime."""
+    try:
+        if os.stat(f"{path}-wal").st_size:
+            return None
+    except FileNotFoundError:
+        pass
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(flags))
+
+
+def _flags(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+class _FlagSets(dict[str, frozenset[str]]):
+    """Flag sets by their index text, each parsed once per listing (most messages share a
+    handful of flag combinations, and a no-change resync lists every message)."""
+
+    def __missing__(self, text: str) -> frozenset[str]:
+        flags = self[text] = _flags(text)
+        return flags
+
+
+_MSG_COLUMNS = (
+    "uid, sha256, size, message_id, internal_date, flags, file, "
+    "origin_uidvalidity, origin_uid, state, gone_at"
+)
+_FOLDER_COLUMNS = (
+    "id, name, dirname, role, uidvalidity, uidnext, source_uidvalidity, "
+    "source_uidnext, source_modseq, gone_at, files_stamp"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuiltFolder:
+    """A folder as its files describe it, for :meth:`Index.rebuild`."""
+
+    name: str
+    dirname: str
+    role: str | None
+    #: ``None``: no file told it; the folder gets a fresh one.
+    uidvalidity: int | None
+    uidnext: int
+    rows: list[MessageRow]
+
+
+def _message_row(r: Sequence[Any]) -> MessageRow:
+    return MessageRow(
+        uid=r[0],
+        sha256=r[1],
+        size=r[2],
+        message_id=r[3],
+        internal_date=r[4],
+        flags=_flags(r[5]),
+        file=r[6],
+        origin_uidvalidity=r[7],
+        origin_uid=r[8],
+        state=r[9],
+        gone_at=r[10],
+    )
+
+
+def _message_values(folder_id: int, r: MessageRow) -> tuple[Any, ...]:
+    return (
+        folder_id,
+        r.uid,
+        r.sha256,
+        r.size,
+        r.message_id,
+        r.internal_date,
+        _flags_text(r.flags),
+        r.file,
+        r.origin_uidvalidity,
+        r.origin_uid,
+        r.state,
+        r.gone_at,
+    )
+
+
+class Index:
+    """The archive index: one connection, used from one thread at a time."""
+
+    @_mapped("opening the archive index")
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = path
+        # opened on the caller's thread, then used by the archive's worker thread only
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._execute("PRAGMA journal_mode=WAL")
+        self._execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        self._execute("PRAGMA busy_timeout=2000")
+
+    # --- every statement goes through these two ----------------------------------------
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One transaction; committed (durably) on exit, rolled back on error."""
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                # the error that got us here is the one to report
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
+
+    # --- opening -----------------------------------------------------------------------
+
+    @_mapped("checking the archive index")
+    def check_and_init(self, *, quick_check: bool = True) -> None:
+        """Verify the file is a sound index (raises :class:`IndexDamaged`) and create or
+        upgrade the tables. ``quick_check=False`` skips the integrity check, for a file
+        known to be the one a clean session closed (see :func:`index_stamp`)."""
+        if quick_check:
+            result = self._execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise IndexDamaged(
+                    f"the archive index {self.path} failed its integrity check "
+                    f"(quick_check: {result[0] if result else 'no answer'})"
+                )
+        version = self._execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version != 0 and version not in _MIGRATIONS:
+            raise StoreError(
+                f"{self.path} has index schema {version}; this exoimap knows {SCHEMA_VERSION}"
+            )
+        if version == 0:
+            statements = [s for s in _SCHEMA.split(";") if s.strip()]
+        else:
+            statements = [s for step in range(version, SCHEMA_VERSION) for s in _MIGRATIONS[step]]
+        try:
+            with self.tx():
+                for statement in statements:
+                    self._execute(statement)
+                self._execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            # not damage (a full disk, a read-only or locked file): say so, never rebuild
+            raise map_sqlite_error(exc, f"upgrading the index to schema {SCHEMA_VERSION}") from exc
+
+    @_mapped("reading the archive index")
+    def initialized(self) -> bool:
+        return self._meta("initialized") is not None
+
+    @_mapped("initialising the archive index")
+    def mark_initialized(self) -> None:
+        with self.tx():
+            self._set_meta("initialized", _dt.datetime.now(_dt.UTC).isoformat())
+
+    @_mapped("closing the archive index")
+    def close(self) -> None:
+        self._db.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _take_uidvalidity(self) -> int:
+        value = int(self._meta("next_uidvalidity") or "1")
+        self._set_meta("next_uidvalidity", str(value + 1))
+        return value
+
+    # --- folders -----------------------------------------------------------------------
+
+    @_mapped("reading the archive's folders")
+    def folders(self) -> list[FolderRow]:
+        rows = self._execute(
+            f"SELECT {_FOLDER_COLUMNS} FROM folders ORDER BY name"  # noqa: S608 - constant columns
+        ).fetchall()
+        return [FolderRow(*row) for row in rows]
+
+    @_mapped("reading the archive's folders")
+    def folder(self, name: str) -> FolderRow | None:
+        if name.upper() == "INBOX":
+            name = "INBOX"
+        row = self._execute(
+            f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE name=?",  # noqa: S608 - constant columns
+            (name,),
+        ).fetchone()
+        return None if row is None else FolderRow(*row)
+
+    @_mapped("reading a folder of the archive", _FOLDER)
+    def folder_by_id(self, folder_id: int) -> FolderRow:
+        row = self._execute(
+            f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE id=?",  # noqa: S608 - constant columns
+            (folder_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"folder id {folder_id} vanished from the index", scope=_FOLDER)
+        return FolderRow(*row)
+
+    @_mapped("adding a folder to the archive index", _FOLDER)
+    def add_folder(self, name: str, dirname: str, role: str | None) -> None:
+        """A new folder, with the archive's next UIDVALIDITY."""
+        with self.tx():
+            self._execute(
+                "INSERT INTO folders (name, dirname, role, uidvalidity, uidnext) "
+                "VALUES (?,?,?,?,1)",
+                (name, dirname, role, self._take_uidvalidity()),
+            )
+
+    @_mapped("recording the source folder's state", _FOLDER)
+    def set_folder_source(
+        self, folder_id: int, uidvalidity: int, uidnext: int, modseq: int | None
+    ) -> None:
+        with self.tx():
+            self._execute(
+                "UPDATE folders SET source_uidvalidity=?, source_uidnext=?, source_modseq=?, "
+                "gone_at=NULL WHERE id=?",
+                (uidvalidity, uidnext, modseq, folder_id),
+            )
+
+    @_mapped("recording that a source folder is gone", _FOLDER)
+    def mark_folder_gone(self, folder_id: int, when: str) -> None:
+        with self.tx():
+            self._execute(
+                "UPDATE folders SET gone_at=? WHERE id=? AND gone_at IS NULL", (when, folder_id)
+            )
+
+    @_mapped("recording the folders' files stamps")
+    def set_files_stamps(self, stamps: Sequence[tuple[str, int]]) -> None:
+        """``(stamp, folder id)`` pairs (see :mod:`exoimap.store.archive.stamps`)."""
+        with self.tx():
+            self._executemany("UPDATE folders SET files_stamp=? WHERE id=?", stamps)
+
+    @_mapped("renaming a folder", _FOLDER)
+    def rename_folders(self, moves: Sequence[Sequence[Any]]) -> None:
+        """``[folder id, new name, old dirname, new dirname]`` for a folder and its children."""
+        with self.tx():
+            # two steps so that swapping names never trips the UNIQUE constraints
+            self._executemany(
+                "UPDATE folders SET name=?, dirname=? WHERE id=?",
+                [(f"\x00{m[0]}", f"\x00{m[0]}", m[0]) for m in moves],
+            )
+            self._executemany(
+                "UPDATE folders SET name=?, dirname=? WHERE id=?",
+                [(m[1], m[3], m[0]) for m in moves],
+            )
+
+    @_mapped("deleting a folder", _FOLDER)
+    def delete_folder(self, folder_id: int) -> None:
+        with self.tx():
+            self._execute("DELETE FROM messages WHERE folder_id=?", (folder_id,))
+            self._execute("DELETE FROM folders WHERE id=?", (folder_id,))
+
+    # --- messages ----------------------------------------------------------------------
+
+    @_mapped("reading a folder's messages", _FOLDER)
+    def messages(self, folder_id: int, uids: Sequence[int] | None = None) -> list[MessageRow]:
+        if uids is None:
+            rows = self._execute(
+                f"SELECT {_MSG_COLUMNS} FROM messages WHERE folder_id=? ORDER BY uid",  # noqa: S608 - constant columns
+                (folder_id,),
+            ).fetchall()
+        else:
+            rows = []
+            wanted = sorted(set(uids))
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows += self._execute(
+                    f"SELECT {_MSG_COLUMNS} FROM messages WHERE folder_id=? "  # noqa: S608 - placeholders only
+                    f"AND uid IN ({marks}) ORDER BY uid",
+                    (folder_id, *part),
+                ).fetchall()
+        return [_message_row(r) for r in rows]
+
+    @_mapped("listing a folder's messages", _FOLDER)
+    def infos(self, folder_id: int, *, detail: bool = True) -> list[MessageInfo]:
+        """Every message of a folder as the Store protocol shows it (the no-change resync
+        reads this for every message, so it builds the objects directly; without
+        ``detail`` only UID, flags, origin and gone are filled in)."""
+        if not detail:
+            return self._lean_infos(folder_id)
+        rows = self._execute(
+            "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
+            "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
+            (folder_id,),
+        )
+        parse = _dt.datetime.fromisoformat
+        flag_sets = _FlagSets()
+        out = []
+        for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in rows:
+            out.append(
+                MessageInfo(
+                    uid,
+                    flag_sets[flags],
+                    size,
+                    parse(date),
+                    message_id,
+                    None,
+                    MessageRef(origin_uv, origin_uid) if origin_uid is not None else None,
+                    parse(gone_at) if gone_at else None,
+                    sha,
+                )
+            )
+        return out
+
+    def _lean_infos(self, folder_id: int) -> list[MessageInfo]:
+        rows = self._execute(
+            "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at FROM messages "
+            "WHERE folder_id=? ORDER BY uid",
+            (folder_id,),
+        )
+        parse = _dt.datetime.fromisoformat
+        flag_sets = _FlagSets()
+        out = []
+        for uid, flags, origin_uv, origin_uid, gone_at in rows:
+            origin = None
+            if origin_uid is not None:
+                origin = MessageRef(origin_uv, origin_uid)
+            info = MessageInfo(uid, flag_sets[flags], origin=origin)
+            if gone_at:
+                info.gone_at = parse(gone_at)
+            out.append(info)
+        return out
+
+    @_mapped("listing a folder's files", _FOLDER)
+    def files(self, folder_id: int) -> list[tuple[int, str]]:
+        """``(uid, file base)`` of every message in a folder."""
+        cursor = self._execute("SELECT uid, file FROM messages WHERE folder_id=?", (folder_id,))
+        rows: list[tuple[int, str]] = cursor.fetchall()
+        return rows
+
+    @_mapped("counting a folder's messages", _FOLDER)
+    def count(self, folder_id: int) -> int:
+        row = self._execute(
+            "SELECT count(*) FROM messages WHERE folder_id=?", (folder_id,)
+        ).fetchone()
+        return int(row[0])
+
+    @_mapped("committing a batch of messages", _FOLDER)
+    def commit_append(
+        self,
+        folder_id: int,
+        rows: Iterable[MessageRow],
+        uidnext: int,
+        adopted: Sequence[tuple[int, int | None, int | None]],
+    ) -> None:
+        """New message rows, the folder's UIDNEXT, and ``(uid, origin UIDVALIDITY, origin
+        UID)`` of stored messages re-pointed at a new origin: one transaction."""
+        with self.tx():
+            self._executemany(
+                "INSERT OR REPLACE INTO messages (folder_id, uid, sha256, size, message_id, "
+                "internal_date, flags, file, origin_uidvalidity, origin_uid, state, gone_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_message_values(folder_id, r) for r in rows],
+            )
+            self._execute(
+                "UPDATE folders SET uidnext=max(uidnext, ?) WHERE id=?", (uidnext, folder_id)
+            )
+            if adopted:
+                self._set_origins(folder_id, [(uv, ouid, uid) for uid, uv, ouid in adopted])
+
+    @_mapped("saving flag changes", _FOLDER)
+    def set_flags(self, folder_id: int, changes: Iterable[tuple[int, Iterable[str]]]) -> None:
+        """``(uid, flags)`` pairs."""
+        with self.tx():
+            self._executemany(
+                "UPDATE messages SET flags=? WHERE folder_id=? AND uid=?",
+                [(_flags_text(flags), folder_id, uid) for uid, flags in changes],
+            )
+
+    @_mapped("re-pointing messages at their source", _FOLDER)
+    def set_origins(self, folder_id: int, origins: Mapping[int, MessageRef]) -> None:
+        with self.tx():
+            self._set_origins(
+                folder_id, [(ref.uidvalidity, ref.uid, uid) for uid, ref in origins.items()]
+            )
+
+    def _set_origins(
+        self, folder_id: int, origins: Iterable[tuple[int | None, int | None, int]]
+    ) -> None:
+        self._executemany(
+            "UPDATE messages SET origin_uidvalidity=?, origin_uid=?, state='stored', "
+            "gone_at=NULL WHERE folder_id=? AND uid=?",
+            [(uidvalidity, uid, folder_id, target) for uidvalidity, uid, target in origins],
+        )
+
+    @_mapped("marking messages gone", _FOLDER)
+    def mark_gone(self, folder_id: int, uids: Iterable[int], when: str) -> None:
+        with self.tx():
+            self._executemany(
+                "UPDATE messages SET state='gone', gone_at=? "
+                "WHERE folder_id=? AND uid=? AND gone_at IS NULL",
+                [(when, folder_id, uid) for uid in uids],
+            )
+
+    @_mapped("removing messages from the index", _FOLDER)
+    def forget(self, folder_id: int, uids: Iterable[int]) -> None:
+        """Drop message rows (messages whose file is missing, before they are fetched
+        again). The folder's recorded HIGHESTMODSEQ goes too: it vouched for content the
+        archive no longer has, so the next sync lists the whole folder instead of skipping
+        it as unchanged (should this sync of the folder not finish)."""
+        with self.tx():
+            self._delete_messages(folder_id, uids)
+            self._execute("UPDATE folders SET source_modseq=NULL WHERE id=?", (folder_id,))
+
+    def _delete_messages(self, folder_id: int, uids: Iterable[int]) -> None:
+        self._executemany(
+            "DELETE FROM messages WHERE folder_id=? AND uid=?", [(folder_id, uid) for uid in uids]
+        )
+
+    @_mapped("expunging messages", _FOLDER)
+    def expunge(self, folder_id: int, uids: Iterable[int]) -> None:
+        with self.tx():
+            self._delete_messages(folder_id, uids)
+
+    # --- rebuilding ----------------------------------------------------------------------
+
+    @_mapped("rebuilding the archive index")
+    def rebuild(self, folders: Sequence[RebuiltFolder]) -> None:
+        """Fill an empty index with ``folders`` in one transaction; folders whose
+        UIDVALIDITY is unknown get fresh ones above every known one."""
+        known = [f.uidvalidity for f in folders if f.uidvalidity is not None]
+        fresh = max(known, default=0)
+        with self.tx():
+            for folder in folders:
+                uidvalidity = folder.uidvalidity
+                if uidvalidity is None:
+                    fresh += 1
+                    uidvalidity = fresh
+                cursor = self._execute(
+                    "INSERT INTO folders (name, dirname, role, uidvalidity, uidnext) "
+                    "VALUES (?,?,?,?,?)",
+                    (folder.name, folder.dirname, folder.role, uidvalidity, folder.uidnext),
+                )
+                folder_id = cursor.lastrowid
+                self._executemany(
+                    "INSERT OR REPLACE INTO messages (folder_id, uid, sha256, size, message_id, "
+                    "internal_date, flags, file, origin_uidvalidity, origin_uid, state, "
+                    "gone_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [_message_values(int(folder_id or 0), r) for r in folder.rows],
+                )
+            self._set_meta("next_uidvalidity", str(fresh + 1))
