@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench clean venv
+.PHONY: demo test lint typecheck unit bench clean venv system-packages
 
 venv: $(STAMP)
 
@@ -30,7 +30,11 @@ demo: $(STAMP)
 	$(BIN)/python -m exoimap.demo
 
 ## test: lint (ruff + import contracts), type-check, and the whole test suite (what CI runs)
-test: lint typecheck unit
+test: system-packages lint typecheck unit
+
+## system-packages: what the tests need from Debian (installed as root, else the line to run)
+system-packages:
+	@tools/system-packages
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -40,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) system-packages
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 ## bench: benchmarks (see bench/README.md); results go to docs/benchmarks.md
