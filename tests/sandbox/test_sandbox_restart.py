@@ -228,8 +228,17 @@ def test_a_kept_port_taken_by_another_program_is_a_one_line_error(
     assert f"port {imap_port}" in lines[0]
     assert "Address already in use" in lines[0]
     assert "--imap-port N (0: any free port)" in lines[0]
-    # Once the port is free again the sandbox comes back on it.
-    assert _start(sandboxes, state).document["imap_port"] == imap_port
+    # Once the port is free again the sandbox comes back on it (and says which faults,
+    # set while it was down, it starts with).
+    subprocess.run(
+        [EXOIMAP, "sandbox", "exchange", "faults", "--delay", "0.01", "--state", str(state)],
+        env={**os.environ, "EXOIMAP_HOME": str(tmp_path / "home")},
+        check=True,
+        capture_output=True,
+    )
+    again = _start(sandboxes, state)
+    assert again.document["imap_port"] == imap_port
+    assert "IMAP faults (from faults.json): delay 0.01 s before each write\n" in again.banner
 
 
 def test_kill_9_right_after_ready_loses_nothing_and_uidvalidity_never_repeats(
