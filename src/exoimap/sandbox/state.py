@@ -9,8 +9,9 @@ or loses one that was reported written.
 
 ``sandbox.json`` keys: ``authority``, ``ca_file``, ``tenant_id``, ``tenant_domain``,
 ``users`` (``upn``, ``password``), ``apps`` (``name``, ``client_id``, ``type`` and, for
-confidential apps, ``client_secret`` and/or ``certificate_file`` + ``private_key_file``),
-``identity_url``, ``pid``; the IMAP half adds ``imap_host`` and ``imap_port``.
+confidential apps, ``client_secret`` + ``client_secrets`` and/or ``certificate_file`` +
+``private_key_file``), ``identity_url``, ``pid``; the IMAP half adds ``imap_host`` and
+``imap_port``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.errors import ConfigError
+from exoimap.store._maildir import fsync_dir
 
 __all__ = [
     "PORTS_JSON",
@@ -33,8 +35,6 @@ __all__ = [
     "KeptPorts",
     "serving_lock",
     "ensure_private_dir",
-    "fsync_dir",
-    "fsync_file",
     "read_kept_ports",
     "write_kept_ports",
     "read_json",
@@ -58,24 +58,6 @@ def ensure_private_dir(path: Path) -> Path:
         folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
-
-
-def fsync_file(path: Path) -> None:
-    """Force a file's data to the disk (a read-only descriptor is enough on Linux)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Force a folder's entries (a rename into it, a new or removed file) to the disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_private_bytes(path: Path, data: bytes) -> None:

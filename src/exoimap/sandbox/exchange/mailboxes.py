@@ -20,12 +20,11 @@ from exoimap.errors import ConfigError, StoreError
 from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.state import (
     ensure_private_dir,
-    fsync_dir,
-    fsync_file,
     read_json,
     write_private_bytes,
     write_private_json,
 )
+from exoimap.store._maildir import fsync_dir, fsync_paths
 from exoimap.store.base import SYSTEM_FLAGS, Capabilities, SpecialUse
 from exoimap.store.memory import EventKind, MemoryStore, StoreEvent
 
@@ -285,12 +284,10 @@ def _save_durably(store: MemoryStore, path: Path) -> None:
     (staging / "blobs").symlink_to(Path("..") / "blobs")
     before = set(os.listdir(blobs))
     store.save(staging)
-    added = set(os.listdir(blobs)) - before
-    for name in added:
-        fsync_file(blobs / name)
+    added = [blobs / name for name in set(os.listdir(blobs)) - before]
+    fsync_paths([*added, staging / "index.json"])
     if added:
         fsync_dir(blobs)
-    fsync_file(staging / "index.json")
     os.replace(staging / "index.json", path / "index.json")
     fsync_dir(path)
     shutil.rmtree(staging)
