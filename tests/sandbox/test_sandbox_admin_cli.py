@@ -89,36 +89,56 @@ def _unexpected_failure(ran: Ran) -> None:
     assert len(ran.err.splitlines()) == 1, ran.err
 
 
+def _shown_secret(ran: Ran) -> str:
+    """The secret value ``app secret`` printed (its last line), checked without ever
+    putting it into an assertion message."""
+    assert ran.code == 0, ran.err
+    lines = ran.out.splitlines()
+    value = lines[-1]
+    looks_right = len(value) == 40 and "Q~" in value and "sandbox.json" in lines[0]
+    assert looks_right, "app secret did not print a secret value after saying where it is kept"
+    return value
+
+
+def _token_outcome(result: dict[str, Any]) -> str | int:
+    """``token`` or the AADSTS code: what a token request gave, without its secrets."""
+    if "access_token" in result:
+        return "token"
+    return int(result["error_codes"][0])
+
+
 def test_app_secret_is_shown_once_kept_in_sandbox_json_and_works(
     tenant: SandboxTenant, sandbox: Callable[..., Ran], tmp_path: Path
 ) -> None:
-    added = sandbox("app", "secret", DAEMON_APP)
-    assert added.code == 0, added.err
-    value = added.out.splitlines()[-1]
-    assert len(value) == 40
-    assert "Q~" in value
-    assert "sandbox.json" in added.out
+    # Secrets are compared into booleans first: a failing test must not print them.
+    value = _shown_secret(sandbox("app", "secret", DAEMON_APP))
     path = tenant.state_dir / "sandbox.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     daemon = _app(tenant, DAEMON_APP)
-    assert daemon["client_secret"] == value
-    assert value in [s["value"] for s in daemon["client_secrets"]]
-    assert "access_token" in _app_token(tenant, value)  # the running server knows it
+    newest = daemon["client_secret"] == value
+    listed = value in [s["value"] for s in daemon["client_secrets"]]
+    assert newest, "sandbox.json's client_secret is not the value shown"
+    assert listed, "sandbox.json's client_secrets lacks the value shown"
+    outcome = _token_outcome(_app_token(tenant, value))
+    assert outcome == "token"  # the running server knows it
 
-    expired = sandbox("app", "secret", DAEMON_APP, "--days", "-1")
-    assert expired.code == 0, expired.err
-    old = expired.out.splitlines()[-1]
+    old = _shown_secret(sandbox("app", "secret", DAEMON_APP, "--days", "-1"))
     daemon = _app(tenant, DAEMON_APP)
-    assert daemon["client_secret"] == value  # still the newest live one
-    assert {"value": old, "expired": True}.items() <= daemon["client_secrets"][-1].items()
-    assert _app_token(tenant, old)["error_codes"] == [7000222]
+    still_newest = daemon["client_secret"] == value
+    last = daemon["client_secrets"][-1]
+    listed_expired = last["value"] == old and last["expired"] is True
+    assert still_newest, "an expired secret replaced the live one as client_secret"
+    assert listed_expired, "the expired secret is not listed as expired"
+    outcome = _token_outcome(_app_token(tenant, old))
+    assert outcome == 7000222  # expired
 
     shown = sandbox("info")
     assert shown.code == 0
-    assert value not in shown.out
-    assert old not in shown.out
+    masked = value not in shown.out and old not in shown.out
+    assert masked, "sandbox info shows a secret"
     logs = [p.read_text(errors="replace") for p in (tmp_path / "home").rglob("*.log")]
-    assert not any(value in text or old in text for text in logs)
+    logged = any(value in text or old in text for text in logs)
+    assert not logged, "a secret value reached a log file"
 
     public = sandbox("app", "secret", PUBLIC_APP)
     assert public.code == 2
@@ -129,11 +149,11 @@ def test_app_secret_is_shown_once_kept_in_sandbox_json_and_works(
 def test_sandbox_json_gets_a_new_secret_before_the_first_up(
     tmp_path: Path, sandbox: Callable[..., Ran]
 ) -> None:
-    added = sandbox("app", "secret", DAEMON_APP)
-    assert added.code == 0, added.err
+    value = _shown_secret(sandbox("app", "secret", DAEMON_APP))
     document = json.loads((tmp_path / "state" / "sandbox.json").read_text())
     daemon = next(a for a in document["apps"] if a["name"] == DAEMON_APP)
-    assert daemon["client_secret"] == added.out.splitlines()[-1]
+    kept = daemon["client_secret"] == value
+    assert kept, "sandbox.json's client_secret is not the value shown"
     assert "authority" not in document  # no server yet: `up` adds where it listens
     assert sandbox("info").code == 0
 
@@ -196,7 +216,8 @@ def test_settings_change_token_lifetime_on_the_running_server(
     assert "refresh-token-max-age: 7200 s" in changed.out
     secret = _app(tenant, DAEMON_APP)["client_secret"]
     result = _app_token(tenant, secret)
-    assert result["expires_in"] == 300
+    lifetime = result.get("expires_in")
+    assert lifetime == 300
     claims = _claims(result["access_token"])
     assert claims["exp"] - claims["iat"] == 300
 
@@ -275,3 +296,12 @@ def test_imap_faults_reach_the_running_server(
     assert refused.code == 2
     assert "Error: Invalid value for '--drop-probability'" in refused.err  # click's usage error
     assert "Traceback" not in refused.err
+
+
+def test_names_are_printed_with_control_characters_made_visible(
+    tenant: SandboxTenant, sandbox: Callable[..., Ran]
+) -> None:
+    added = sandbox("app", "add", "evil\x1b[2Japp", "--confidential")
+    assert added.code == 0, added.err
+    assert "\x1b" not in added.out
+    assert "evil\\x1b[2Japp" in added.out

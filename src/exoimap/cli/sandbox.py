@@ -234,7 +234,7 @@ def info(state: Path | None) -> None:
 def approve(user_code: str, as_user: str | None, decline: bool, state: Path | None) -> None:
     """Approve (or decline) a pending device code, as the user would in a browser."""
     flow = _admin(state).approve_device_code(user_code, upn=as_user, approve=not decline)
-    click.echo(f"device code {flow.user_code}: {flow.status}")
+    click.echo(f"device code {_shown(flow.user_code)}: {flow.status}")
 
 
 @app.command("fail-next")
@@ -263,7 +263,7 @@ def user_add(upn: str, password: str | None, mfa: bool, state: Path | None) -> N
     """Create a user (the password is written to sandbox.json, not printed)."""
     admin = _admin(state)
     created = admin.create_user(upn, password=password, mfa_required=mfa)
-    _done(admin, f"user {created.upn} created (oid {created.oid})")
+    _done(admin, f"user {_shown(created.upn)} created (oid {created.oid})")
 
 
 @user_app.command("set")
@@ -275,7 +275,7 @@ def user_set(upn: str, mfa: bool | None, blocked: bool | None, state: Path | Non
     """Change a user's MFA requirement or Conditional Access block."""
     admin = _admin(state)
     admin.set_user_flags(upn, mfa_required=mfa, blocked_by_conditional_access=blocked)
-    _done(admin, f"user {upn} updated")
+    _done(admin, f"user {_shown(upn)} updated")
 
 
 @user_app.command("revoke")
@@ -284,7 +284,7 @@ def user_set(upn: str, mfa: bool | None, blocked: bool | None, state: Path | Non
 def user_revoke(upn: str, state: Path | None) -> None:
     """Revoke a user's sessions: their refresh tokens stop working (AADSTS50173)."""
     _admin(state).revoke_sessions(upn)
-    click.echo(f"sessions of {upn} revoked")
+    click.echo(f"sessions of {_shown(upn)} revoked")
 
 
 # --- apps -------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def app_add(
         application=list(application),
         admin_consent=admin_consent,
     )
-    _done(admin, f"app {created.name} created: client id {created.client_id}")
+    _done(admin, f"app {_shown(created.name)} created: client id {created.client_id}")
 
 
 @app_app.command("secret")
@@ -388,7 +388,7 @@ def app_grant(
         application=list(application),
         admin_consent=admin_consent,
     )
-    _done(admin, f"app {name} updated")
+    _done(admin, f"app {_shown(name)} updated")
 
 
 # --- Exchange ---------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def exchange_register(name: str, object_id: str | None, state: Path | None) -> N
 def exchange_grant(mailbox: str, principal: str, state: Path | None) -> None:
     """Add-MailboxPermission -AccessRights FullAccess (principal: app, UPN or object id)."""
     _admin(state).add_mailbox_permission(mailbox, principal)
-    click.echo(f"{principal} has FullAccess on {mailbox}")
+    click.echo(f"{_shown(principal)} has FullAccess on {_shown(mailbox)}")
 
 
 @mailbox_app.command("revoke")
@@ -421,7 +421,7 @@ def exchange_grant(mailbox: str, principal: str, state: Path | None) -> None:
 def exchange_revoke(mailbox: str, principal: str, state: Path | None) -> None:
     """Remove-MailboxPermission."""
     _admin(state).remove_mailbox_permission(mailbox, principal)
-    click.echo(f"{principal} no longer has access to {mailbox}")
+    click.echo(f"{_shown(principal)} no longer has access to {_shown(mailbox)}")
 
 
 @mailbox_app.command("faults")
