@@ -58,15 +58,28 @@ SURFACE: dict[str, list[str]] = {
     "sandbox app grant": [
         "NAME", "--delegated", "--application", "--admin-consent", "--no-admin-consent", "--state",
     ],
+    "sandbox app redirect-uri": ["NAME", "URI", "--state"],
     "sandbox app secret": ["NAME", "--days", "--state"],
     "sandbox approve": ["USER_CODE", "--as", "--decline", "--state"],
+    "sandbox clock": [],
+    "sandbox clock advance": ["DURATION", "--state"],
+    "sandbox clock reset": ["--state"],
+    "sandbox clock show": ["--state"],
     "sandbox exchange": [],
+    "sandbox exchange faults": [
+        "--drop-after-bytes", "--drop-probability", "--delay", "--seed", "--clear", "--state",
+    ],
     "sandbox exchange grant": ["MAILBOX", "PRINCIPAL", "--state"],
     "sandbox exchange register": ["NAME", "--object-id", "--state"],
     "sandbox exchange revoke": ["MAILBOX", "PRINCIPAL", "--state"],
     "sandbox fail-next": ["CODE", "--user", "--app", "--count", "--state"],
     "sandbox info": ["--state"],
     "sandbox seed-maildir": ["PATH", "--messages", "--seed", "--owner"],
+    "sandbox settings": [
+        "--access-token-lifetime", "--id-token-lifetime", "--refresh-token-inactivity",
+        "--refresh-token-max-age", "--auth-code-lifetime", "--device-code-lifetime",
+        "--device-code-interval", "--http-keep-alive", "--state",
+    ],
     "sandbox up": [
         "--state", "--host", "--port", "--imap-port", "--messages", "--persist", "--no-persist",
         "--basic-auth", "--no-basic-auth", "--imap-settings",
@@ -100,7 +113,8 @@ DEFAULTS: dict[str, list[str]] = {
     "sandbox fail-next": ["[default: 1]"],
     "sandbox seed-maildir": ["[default: 1000]", "[default: 0]", "[default: adele@contoso.example]"],
     "sandbox up": [
-        "[default: 127.0.0.1]", "[default: 0]", "[default: 200]", "[default: persist]",
+        "[default: 127.0.0.1]", "[default: the last run's, else any]", "[default: 200]",
+        "[default: persist]",
         "[default: no-basic-auth]",
     ],
 }  # fmt: skip

@@ -1,8 +1,9 @@
 """``exoimap sandbox``: run the offline sandbox tenant and administer it.
 
-``up`` serves it and writes ``<state>/sandbox.json`` (0600). Every other command changes the
-directory file, which a running ``up`` picks up at its next request, and refreshes
-``sandbox.json``. The state folder defaults to ``<data dir>/sandbox``.
+``up`` serves it and writes ``<state>/sandbox.json`` (0600); it serves on the ports of the
+last run (``<state>/ports.json``) unless told otherwise. Every other command changes the
+directory file (or ``faults.json``), which a running ``up`` picks up at its next request,
+and refreshes ``sandbox.json``. The state folder defaults to ``<data dir>/sandbox``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def app_app() -> None:
 
 @app.group("exchange", cls=Group, no_args_is_help=False)
 def mailbox_app() -> None:
-    """Exchange: service principals and mailbox permissions."""
+    """Exchange: service principals, mailbox permissions, IMAP faults."""
+
+
+@app.group("clock", cls=Group, no_args_is_help=True)
+def clock_app() -> None:
+    """The sandbox clock (token expiry without waiting)."""
 
 
 state_option = click.option(
@@ -73,6 +79,12 @@ def _admin(state: Path | None) -> SandboxAdmin:
     return SandboxAdmin(DirectoryStore(folder))
 
 
+def _shown(text: str) -> str:
+    """``text`` with control characters made visible (names reach the terminal as typed
+    into the directory, possibly by another program)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _done(admin: SandboxAdmin, message: str) -> None:
     from exoimap.sandbox.identity.publish import refresh_sandbox_json
 
@@ -83,8 +95,16 @@ def _done(admin: SandboxAdmin, message: str) -> None:
 @app.command("up")
 @state_option
 @click.option("--host", default="127.0.0.1", help="Address to listen on.")
-@click.option("--port", default=0, help="Identity (HTTPS) port (0: any free port).")
-@click.option("--imap-port", default=0, help="IMAP (implicit TLS) port (0: any).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Identity (HTTPS) port (0: any free port)  [default: the last run's, else any]",
+)
+@click.option(
+    "--imap-port",
+    type=click.IntRange(0, 65535),
+    help="IMAP (implicit TLS) port (0: any free port)  [default: the last run's, else any]",
+)
 @click.option("--messages", default=200, help="Messages generated into each empty demo mailbox.")
 @click.option(
     "--persist/--no-persist",
@@ -103,20 +123,23 @@ def up(
     *,
     state: Path | None,
     host: str,
-    port: int,
-    imap_port: int,
+    port: int | None,
+    imap_port: int | None,
     messages: int,
     persist: bool,
     basic_auth: bool,
     imap_settings: Path | None,
 ) -> None:
-    """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json."""
+    """Run both halves (identity + Exchange IMAP) until Ctrl-C; write STATE/sandbox.json.
+
+    The ports are kept in STATE/ports.json and used again by the next `up`, so accounts
+    configured against the sandbox keep working after a restart."""
     import asyncio
     import tomllib
 
     from exoimap.errors import ConfigError
     from exoimap.sandbox.exchange.config import ExchangeSettings
-    from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, serve
+    from exoimap.sandbox.tenant import LAST_RUN_PORT, SandboxTenant, TenantOptions, serve
 
     table: dict[str, object] = {}
     if imap_settings is not None:
@@ -126,14 +149,14 @@ def up(
             raise ConfigError(
                 f"cannot read the IMAP settings: {exc}", path=str(imap_settings)
             ) from None
-    table.update(host=host, port=imap_port)
+    table.update(host=host, port=LAST_RUN_PORT if imap_port is None else imap_port)
     if basic_auth:
         table["allow_basic_auth"] = True
     _open(state)  # first use: create the CA, keys and demo tenant
     options = TenantOptions(
         exchange=ExchangeSettings.from_mapping(table),
         identity_host=host,
-        identity_port=port,
+        identity_port=LAST_RUN_PORT if port is None else port,
         seed_messages=messages,
         persist=persist,
     )
@@ -141,6 +164,8 @@ def up(
     def ready(tenant: SandboxTenant) -> None:
         click.echo(f"exoimap sandbox: identity at {tenant.authority}")
         click.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        if tenant.server.faults.active:
+            click.echo(f"IMAP faults (from faults.json): {tenant.server.faults.describe()}")
         click.echo(f"CA file: {tenant.ca_file}")
         click.echo(f"details (users, apps, secrets, mailboxes): {tenant.state_dir / SANDBOX_JSON}")
         click.echo("Press Ctrl-C to stop.")
@@ -196,6 +221,8 @@ def info(state: Path | None) -> None:
     for entry in document.get("apps", []):
         if "client_secret" in entry:
             entry["client_secret"] = MASK
+        for secret in entry.get("client_secrets", []):
+            secret["value"] = MASK
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
@@ -207,7 +234,7 @@ def info(state: Path | None) -> None:
 def approve(user_code: str, as_user: str | None, decline: bool, state: Path | None) -> None:
     """Approve (or decline) a pending device code, as the user would in a browser."""
     flow = _admin(state).approve_device_code(user_code, upn=as_user, approve=not decline)
-    click.echo(f"device code {flow.user_code}: {flow.status}")
+    click.echo(f"device code {_shown(flow.user_code)}: {flow.status}")
 
 
 @app.command("fail-next")
@@ -236,7 +263,7 @@ def user_add(upn: str, password: str | None, mfa: bool, state: Path | None) -> N
     """Create a user (the password is written to sandbox.json, not printed)."""
     admin = _admin(state)
     created = admin.create_user(upn, password=password, mfa_required=mfa)
-    _done(admin, f"user {created.upn} created (oid {created.oid})")
+    _done(admin, f"user {_shown(created.upn)} created (oid {created.oid})")
 
 
 @user_app.command("set")
@@ -248,7 +275,7 @@ def user_set(upn: str, mfa: bool | None, blocked: bool | None, state: Path | Non
     """Change a user's MFA requirement or Conditional Access block."""
     admin = _admin(state)
     admin.set_user_flags(upn, mfa_required=mfa, blocked_by_conditional_access=blocked)
-    _done(admin, f"user {upn} updated")
+    _done(admin, f"user {_shown(upn)} updated")
 
 
 @user_app.command("revoke")
@@ -257,7 +284,7 @@ def user_set(upn: str, mfa: bool | None, blocked: bool | None, state: Path | Non
 def user_revoke(upn: str, state: Path | None) -> None:
     """Revoke a user's sessions: their refresh tokens stop working (AADSTS50173)."""
     _admin(state).revoke_sessions(upn)
-    click.echo(f"sessions of {upn} revoked")
+    click.echo(f"sessions of {_shown(upn)} revoked")
 
 
 # --- apps -------------------------------------------------------------------------------------
@@ -292,7 +319,7 @@ def app_add(
         application=list(application),
         admin_consent=admin_consent,
     )
-    _done(admin, f"app {created.name} created: client id {created.client_id}")
+    _done(admin, f"app {_shown(created.name)} created: client id {created.client_id}")
 
 
 @app_app.command("secret")
@@ -300,10 +327,26 @@ def app_add(
 @click.option("--days", type=float, default=730, help="Lifetime in days (negative: expired).")
 @state_option
 def app_secret(name: str, days: float, state: Path | None) -> None:
-    """Add a client secret (its value goes to sandbox.json)."""
+    """Add a client secret: its value is shown once here and kept in sandbox.json."""
     admin = _admin(state)
     secret = admin.add_client_secret(name, lifetime=days * 86400)
-    _done(admin, f"secret {secret.secret_id} added to {name}")
+    path = _state(state) / SANDBOX_JSON
+    _done(
+        admin,
+        f"secret {secret.secret_id} added to {_shown(name)}; its value (shown once here, "
+        f"also in {path}):\n{secret.value}",
+    )
+
+
+@app_app.command("redirect-uri")
+@click.argument("name")
+@click.argument("uri")
+@state_option
+def app_redirect_uri(name: str, uri: str, state: Path | None) -> None:
+    """Add a redirect URI to an existing app (http only for localhost / 127.0.0.1)."""
+    admin = _admin(state)
+    uris = admin.add_redirect_uri(name, uri)
+    _done(admin, f"app {_shown(name)} redirect URIs: {_shown(' '.join(uris))}")
 
 
 @app_app.command("cert")
@@ -345,7 +388,7 @@ def app_grant(
         application=list(application),
         admin_consent=admin_consent,
     )
-    _done(admin, f"app {name} updated")
+    _done(admin, f"app {_shown(name)} updated")
 
 
 # --- Exchange ---------------------------------------------------------------------------------
@@ -368,7 +411,7 @@ def exchange_register(name: str, object_id: str | None, state: Path | None) -> N
 def exchange_grant(mailbox: str, principal: str, state: Path | None) -> None:
     """Add-MailboxPermission -AccessRights FullAccess (principal: app, UPN or object id)."""
     _admin(state).add_mailbox_permission(mailbox, principal)
-    click.echo(f"{principal} has FullAccess on {mailbox}")
+    click.echo(f"{_shown(principal)} has FullAccess on {_shown(mailbox)}")
 
 
 @mailbox_app.command("revoke")
@@ -378,4 +421,139 @@ def exchange_grant(mailbox: str, principal: str, state: Path | None) -> None:
 def exchange_revoke(mailbox: str, principal: str, state: Path | None) -> None:
     """Remove-MailboxPermission."""
     _admin(state).remove_mailbox_permission(mailbox, principal)
-    click.echo(f"{principal} no longer has access to {mailbox}")
+    click.echo(f"{_shown(principal)} no longer has access to {_shown(mailbox)}")
+
+
+@mailbox_app.command("faults")
+@click.option(
+    "--drop-after-bytes", type=click.IntRange(min=0), help="Abort each connection after N bytes."
+)
+@click.option(
+    "--drop-probability",
+    type=click.FloatRange(0, 1),
+    help="Chance per write of aborting the connection part-way.",
+)
+@click.option("--delay", type=click.FloatRange(min=0), help="Seconds to wait before each write.")
+@click.option("--seed", type=int, help="Seed of the random drops (same seed, same drops).")
+@click.option("--clear", is_flag=True, help="Turn every fault off first.")
+@state_option
+def exchange_faults(
+    *,
+    drop_after_bytes: int | None,
+    drop_probability: float | None,
+    delay: float | None,
+    seed: int | None,
+    clear: bool,
+    state: Path | None,
+) -> None:
+    """Show or change the IMAP transport faults (a running `up` applies them within a
+    second; the next `up` starts with them). With no option: show them."""
+    from exoimap.sandbox.faults import FAULTS_FILE, read_faults, write_faults
+    from exoimap.sandbox.state import ensure_private_dir
+
+    path = ensure_private_dir(_state(state)) / FAULTS_FILE
+    faults = read_faults(path)
+    changes = {
+        "drop_after_bytes": drop_after_bytes,
+        "drop_probability": drop_probability,
+        "delay": delay,
+        "seed": seed,
+    }
+    if clear or any(v is not None for v in changes.values()):
+        if clear:
+            faults.clear()
+        for name, value in changes.items():
+            if value is not None:
+                setattr(faults, name, value)
+        write_faults(path, faults)
+    click.echo(f"IMAP faults: {faults.describe()}")
+
+
+# --- settings and clock -----------------------------------------------------------------------
+
+#: ``sandbox settings`` options: (directory setting, help).
+_SETTINGS = (
+    ("access_token_lifetime", "Access token lifetime (expires_in)."),
+    ("id_token_lifetime", "ID token lifetime."),
+    ("refresh_token_inactivity", "A refresh token unused this long fails (AADSTS700082)."),
+    ("refresh_token_max_age", "A refresh token older than this fails (AADSTS70008); 0: never."),
+    ("auth_code_lifetime", "Authorization code lifetime."),
+    ("device_code_lifetime", "Device code lifetime."),
+    ("device_code_interval", "Device code poll interval the client is told."),
+    ("http_keep_alive", "Idle HTTPS connections stay open this long (from the next `up`)."),
+)
+
+
+def _settings_options(command: click.decorators.FC) -> click.decorators.FC:
+    for name, text in reversed(_SETTINGS):
+        flag = "--" + name.replace("_", "-")
+        command = click.option(flag, name, type=click.IntRange(min=0), help=f"{text} Seconds.")(
+            command
+        )
+    return command
+
+
+@app.command("settings")
+@_settings_options
+@state_option
+def settings(state: Path | None, **changes: int | None) -> None:
+    """Show or change token lifetimes, device-code pacing and the HTTPS keep-alive; a
+    running `up` applies them at its next request (keep-alive: at its next start)."""
+    admin = _admin(state)
+    wanted: dict[str, int | None] = {k: v for k, v in changes.items() if v is not None}
+    if wanted.get("refresh_token_max_age") == 0:
+        wanted["refresh_token_max_age"] = None
+    current = admin.configure(**wanted) if wanted else admin.directory.settings
+    for name, _text in _SETTINGS:
+        value = getattr(current, name)
+        click.echo(f"{name.replace('_', '-')}: {'none' if value is None else f'{value} s'}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` (a sign allowed) as seconds."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _UNITS else text
+    try:
+        return float(number) * _UNITS.get(unit, 1)
+    except ValueError:
+        raise click.BadParameter(
+            f"{_shown(text)!r} is not a duration such as 90, 15m, 2h or 1d"
+        ) from None
+
+
+def _clock_line(admin: SandboxAdmin) -> str:
+    import datetime as dt
+
+    now = dt.datetime.fromtimestamp(admin.store.now(), dt.UTC).isoformat(timespec="seconds")
+    offset = admin.directory.settings.clock_offset
+    return f"sandbox clock: {now} (real time {offset:+g} s)"
+
+
+@clock_app.command("advance")
+@click.argument("duration")
+@state_option
+def clock_advance(duration: str, state: Path | None) -> None:
+    """Move the sandbox clock forward by DURATION (90, 15m, 2h, 1d): tokens and codes
+    expire as if that time had passed."""
+    admin = _admin(state)
+    admin.advance_clock(_seconds(duration))
+    _done(admin, _clock_line(admin))
+
+
+@clock_app.command("show")
+@state_option
+def clock_show(state: Path | None) -> None:
+    """Print the sandbox time and how far it is from real time."""
+    click.echo(_clock_line(_admin(state)))
+
+
+@clock_app.command("reset")
+@state_option
+def clock_reset(state: Path | None) -> None:
+    """Put the sandbox clock back to real time."""
+    admin = _admin(state)
+    admin.configure(clock_offset=0.0)
+    _done(admin, _clock_line(admin))

@@ -5,7 +5,10 @@ random, delay every response. Mailbox-level faults (a restart, a UIDVALIDITY res
 "from another client") are methods of :class:`~exoimap.sandbox.exchange.server.ExchangeImapServer`
 and of the thread-safe :class:`~exoimap.sandbox.exchange.server.ExchangeControl`.
 
-All switches can be changed while the server runs; they apply to the next write.
+All switches can be changed while the server runs; they apply to the next write. From
+another process (``exoimap sandbox exchange faults``), write them to ``<state>/faults.json``
+with :func:`write_faults`: a running ``sandbox up`` applies the file within a fraction of a
+second, and the next ``up`` starts with it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from exoimap.errors import ConfigError
+from exoimap.sandbox.state import read_json, write_private_json
 
-__all__ = ["Faults"]
+__all__ = ["FAULTS_FILE", "Faults", "read_faults", "write_faults"]
+
+#: ``<state>/faults.json``: the switches of :class:`Faults`, for a running sandbox to apply.
+FAULTS_FILE = "faults.json"
+_SWITCHES = ("drop_after_bytes", "drop_probability", "delay", "seed")
 
 
 @dataclass
@@ -45,6 +54,27 @@ class Faults:
         if self.delay < 0:
             raise ConfigError("delay cannot be negative", key="faults.delay")
 
+    @property
+    def active(self) -> bool:
+        return self.drop_after_bytes is not None or self.drop_probability > 0 or self.delay > 0
+
+    def describe(self) -> str:
+        """One line for a person: ``drop after 100 bytes, delay 0.5 s`` or ``none``."""
+        parts = []
+        if self.drop_after_bytes is not None:
+            parts.append(f"drop each connection after {self.drop_after_bytes} bytes")
+        if self.drop_probability > 0:
+            parts.append(f"drop at random ({self.drop_probability:g} per write, seed {self.seed})")
+        if self.delay > 0:
+            parts.append(f"delay {self.delay:g} s before each write")
+        return ", ".join(parts) or "none"
+
+    def take(self, other: Faults) -> None:
+        """Switch to ``other``'s settings (the random drops restart from its seed)."""
+        for name in _SWITCHES:
+            setattr(self, name, getattr(other, name))
+        self._rng = random.Random(self.seed)  # noqa: S311 (fault schedule, not security)
+
     def clear(self) -> None:
         """Turn every transport fault off."""
         self.drop_after_bytes = None
@@ -63,3 +93,23 @@ class Faults:
         if self.drop_probability > 0 and self._rng.random() < self.drop_probability:
             allowed = min(allowed, self._rng.randrange(size) if size else 0)
         return allowed
+
+
+def read_faults(path: Path) -> Faults:
+    """The faults in ``path`` (none when it does not exist); bad content -> ConfigError."""
+    if not path.exists():
+        return Faults()
+    document = read_json(path)
+    if not isinstance(document, dict) or set(document) - set(_SWITCHES):
+        raise ConfigError(
+            f"expected an object with the keys {', '.join(_SWITCHES)}", path=str(path)
+        )
+    try:
+        return Faults(**document)
+    except TypeError as exc:
+        raise ConfigError(f"invalid faults: {exc}", path=str(path)) from None
+
+
+def write_faults(path: Path, faults: Faults) -> None:
+    faults.check()
+    write_private_json(path, {name: getattr(faults, name) for name in _SWITCHES})

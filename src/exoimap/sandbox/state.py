@@ -1,15 +1,17 @@
 """The sandbox state folder and its ``sandbox.json``.
 
 A state folder (mode 0700) holds everything a sandbox needs to come back as it was: the
-local CA, the token-signing key, the tenant directory and ``sandbox.json``, the file a script
-reads to use a running sandbox without reading logs. Files that hold secrets are 0600 and
-are written atomically (write a temporary file, fsync, rename), so a crash never leaves a
-half-written file behind.
+local CA, the token-signing key, the tenant directory, the ports of the last run
+(``ports.json``) and ``sandbox.json``, the file a script reads to use a running sandbox
+without reading logs. Files are 0600 and written durably (write a temporary file, fsync,
+rename, fsync the folder), so neither a crash nor a power cut leaves a half-written file
+or loses one that was reported written.
 
 ``sandbox.json`` keys: ``authority``, ``ca_file``, ``tenant_id``, ``tenant_domain``,
 ``users`` (``upn``, ``password``), ``apps`` (``name``, ``client_id``, ``type`` and, for
-confidential apps, ``client_secret`` and/or ``certificate_file`` + ``private_key_file``),
-``identity_url``, ``pid``; the IMAP half adds ``imap_host`` and ``imap_port``.
+confidential apps, ``client_secret`` + ``client_secrets`` and/or ``certificate_file`` +
+``private_key_file``), ``identity_url``, ``pid``; the IMAP half adds ``imap_host`` and
+``imap_port``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exoimap.errors import ConfigError
+from exoimap.store._maildir import fsync_dir
 
 __all__ = [
+    "PORTS_JSON",
     "SANDBOX_JSON",
+    "KeptPorts",
     "serving_lock",
     "ensure_private_dir",
+    "read_kept_ports",
+    "write_kept_ports",
     "read_json",
     "read_sandbox_json",
     "write_private_bytes",
@@ -36,6 +44,7 @@ __all__ = [
 ]
 
 SANDBOX_JSON = "sandbox.json"
+PORTS_JSON = "ports.json"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -52,7 +61,10 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def write_private_bytes(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``; the file is 0600 from the first byte."""
+    """Durably replace ``path`` with ``data``; the file is 0600 from the first byte.
+
+    When this returns, the new content survives a crash or a power cut; before, the old
+    content (or none) is what a reader finds, never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -64,6 +76,7 @@ def write_private_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def write_private_json(path: Path, document: object) -> None:
@@ -79,6 +92,35 @@ def read_json(path: Path) -> Any:
         raise ConfigError("file not found", path=str(path)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read: {type(exc).__name__}", path=str(path)) from None
+
+
+@dataclass(frozen=True)
+class KeptPorts:
+    """The ports a sandbox served on last time (0: none kept), reused by the next ``up``
+    so that accounts configured against it keep working."""
+
+    identity: int = 0
+    imap: int = 0
+
+
+def read_kept_ports(state_dir: Path) -> KeptPorts:
+    """The ports kept in ``<state>/ports.json``; none when the file is missing or damaged
+    (then the next run picks free ports and keeps those)."""
+    path = state_dir / PORTS_JSON
+    if not path.exists():
+        return KeptPorts()
+    try:
+        document = read_json(path)
+        identity, imap = document["identity"], document["imap"]
+    except (ConfigError, TypeError, KeyError):
+        return KeptPorts()
+    if not all(isinstance(p, int) and 0 < p < 65536 for p in (identity, imap)):
+        return KeptPorts()
+    return KeptPorts(identity, imap)
+
+
+def write_kept_ports(state_dir: Path, ports: KeptPorts) -> None:
+    write_private_json(state_dir / PORTS_JSON, {"identity": ports.identity, "imap": ports.imap})
 
 
 def read_sandbox_json(state_dir: Path) -> dict[str, Any]:

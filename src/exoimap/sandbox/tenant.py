@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import socket
 import ssl
 import threading
@@ -28,11 +30,17 @@ import requests
 from exoimap.errors import AuthError, ConfigError, NetworkError
 from exoimap.sandbox.ca import LocalCA
 from exoimap.sandbox.exchange.config import ExchangeSettings
-from exoimap.sandbox.exchange.mailboxes import Mailboxes
+from exoimap.sandbox.exchange.mailboxes import UIDVALIDITY_FILE, Mailboxes
 from exoimap.sandbox.exchange.server import ExchangeControl, ExchangeImapServer
-from exoimap.sandbox.faults import Faults
+from exoimap.sandbox.faults import FAULTS_FILE, read_faults
 from exoimap.sandbox.identity import IdentitySandbox, SandboxAdmin
 from exoimap.sandbox.seed import SeedOptions, seed_store
+from exoimap.sandbox.state import PORTS_JSON, KeptPorts, read_kept_ports, write_kept_ports
+
+log = logging.getLogger("exoimap.sandbox")
+
+#: A port number meaning "the port of the last run on this state folder, else any".
+LAST_RUN_PORT = -1
 
 #: Scopes for sandbox IMAP tokens, as for Exchange Online (3.7).
 DELEGATED_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
@@ -41,6 +49,7 @@ APP_ONLY_SCOPE = "https://outlook.office365.com/.default"
 __all__ = [
     "APP_ONLY_SCOPE",
     "DELEGATED_SCOPE",
+    "LAST_RUN_PORT",
     "SandboxTenant",
     "TenantOptions",
     "running_tenant",
@@ -55,6 +64,8 @@ class TenantOptions:
 
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings)
     identity_host: str = "127.0.0.1"
+    #: 0: any free port; :data:`LAST_RUN_PORT` (also for ``exchange.port``): the port of
+    #: the last run on this state folder when one is kept, else any free port.
     identity_port: int = 0
     #: Messages generated into each user's mailbox when it is empty (0: none).
     seed_messages: int = 0
@@ -239,23 +250,55 @@ def _seed(identity: IdentitySandbox, mailboxes: Mailboxes, count: int) -> None:
 async def start_halves(
     state_dir: Path, options: TenantOptions
 ) -> tuple[IdentitySandbox, socket.socket, ExchangeImapServer]:
-    """Open the state folder, seed, and start the IMAP half (the identity half is served
-    by the caller with ``identity.serve(sock)``)."""
+    """Open the state folder, seed, save the mailboxes, and start the IMAP half (the
+    identity half is served by the caller with ``identity.serve(sock)``).
+
+    Everything a client may see is on disk when this returns: the seeded mailboxes (with
+    ``persist``), the UIDVALIDITY floor and the kept ports, so a crash right after the
+    sandbox reports itself ready loses nothing."""
     identity = IdentitySandbox.open(state_dir)
+    kept = read_kept_ports(state_dir)
     settings = options.exchange
+    if settings.port == LAST_RUN_PORT:
+        settings = dataclasses.replace(settings, port=kept.imap)
     folder = state_dir / "mailboxes" if options.persist else None
-    mailboxes = Mailboxes(settings, folder)
+    mailboxes = Mailboxes(settings, folder, uidvalidity_file=state_dir / UIDVALIDITY_FILE)
     _seed(identity, mailboxes, options.seed_messages)
+    mailboxes.save()
     server = ExchangeImapServer(
         identity,
         settings,
         ssl_context=_imap_context(identity, settings),
         mailboxes=mailboxes,
-        faults=Faults(),
+        faults=read_faults(state_dir / FAULTS_FILE),
     )
-    await server.start()
-    sock = identity.bind(options.identity_host, options.identity_port)
+    from_last_run = options.identity_port == LAST_RUN_PORT
+    identity_port = kept.identity if from_last_run else options.identity_port
+    with _kept_port_hint(state_dir, identity_port if from_last_run else 0, "--port"):
+        sock = identity.bind(options.identity_host, identity_port)
+    try:
+        from_last_run = options.exchange.port == LAST_RUN_PORT
+        with _kept_port_hint(state_dir, settings.port if from_last_run else 0, "--imap-port"):
+            await server.start()
+    except BaseException:
+        sock.close()
+        raise
+    write_kept_ports(state_dir, KeptPorts(int(sock.getsockname()[1]), server.port))
     return identity, sock, server
+
+
+@contextlib.contextmanager
+def _kept_port_hint(state_dir: Path, kept: int, option: str) -> Iterator[None]:
+    """When the port of the last run (``kept``, 0: none) is taken, say how to pick another."""
+    try:
+        yield
+    except NetworkError as exc:
+        if not kept:
+            raise
+        raise NetworkError(
+            f"{exc} (the port of the last run, kept in {state_dir / PORTS_JSON}); stop the "
+            f"program using port {kept}, or choose another with {option} N (0: any free port)"
+        ) from None
 
 
 def sandbox_json_extra(tenant: SandboxTenant) -> dict[str, Any]:
@@ -267,6 +310,31 @@ def sandbox_json_extra(tenant: SandboxTenant) -> dict[str, Any]:
         "imap_tls": "implicit",
         "mailboxes": tenant.mailbox_summary(),
     }
+
+
+async def _follow_faults(server: ExchangeImapServer, path: Path, interval: float = 0.2) -> None:
+    """Apply ``<state>/faults.json`` whenever another process rewrites it."""
+
+    def stamp() -> tuple[int, int] | None:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return None
+        return (info.st_ino, info.st_mtime_ns)
+
+    seen = stamp()
+    while True:
+        await asyncio.sleep(interval)
+        now = stamp()
+        if now == seen:
+            continue
+        seen = now
+        try:
+            server.faults.take(read_faults(path))
+        except ConfigError as exc:
+            log.warning("IMAP faults not changed: %s", exc)
+            continue
+        log.info("IMAP faults now: %s", server.faults.describe())
 
 
 async def _autosave(server: ExchangeImapServer, interval: float) -> None:
@@ -298,15 +366,15 @@ async def serve(
             identity.write_sandbox_json(url, await asyncio.to_thread(sandbox_json_extra, tenant))
             if ready is not None:
                 ready(tenant)
-            saver = None
+            helpers = [group.create_task(_follow_faults(server, state_dir / FAULTS_FILE))]
             if options.persist and options.autosave_seconds > 0:
-                saver = group.create_task(_autosave(server, options.autosave_seconds))
+                helpers.append(group.create_task(_autosave(server, options.autosave_seconds)))
             if stop is not None:
                 await stop.wait()
                 identity.stop(force=True)
             await serving
-            if saver is not None:
-                saver.cancel()
+            for helper in helpers:
+                helper.cancel()
     finally:
         await server.stop()
         sock.close()

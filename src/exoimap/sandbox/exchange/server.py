@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import datetime as _dt
 import logging
+import os
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,7 +78,9 @@ class ExchangeImapServer:
                 reuse_address=True,
             )
         except OSError as exc:
-            raise NetworkError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+            # asyncio's text repeats the address; the errno's says it once.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise NetworkError(f"cannot listen on {self.host}:{self.port}: {reason}") from None
         sockname = self._server.sockets[0].getsockname()
         self.port = int(sockname[1])
         log.info("sandbox Exchange IMAP listening on %s:%d", self.host, self.port)

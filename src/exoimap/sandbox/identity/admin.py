@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -73,6 +74,34 @@ class CertificateFiles:
     private_key_file: Path
     thumbprint_sha1: str
     thumbprint_sha256: str
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _check_redirect_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    if not parts.scheme or any(c.isspace() for c in uri) or not (parts.netloc or parts.path):
+        raise ConfigError(f"not an absolute URI: {uri!r}", key="redirect_uri")
+    if parts.fragment:
+        raise ConfigError("a redirect URI cannot have a fragment (#...)", key="redirect_uri")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            "http is allowed only for localhost, 127.0.0.1 and [::1]; use https",
+            key="redirect_uri",
+        )
+
+
+def _check_setting(name: str, value: object) -> None:
+    """Refuse a value :class:`Settings` could not hold (or load back from the file)."""
+    if name == "refresh_token_max_age" and value is None:
+        return
+    if name == "clock_offset":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number of seconds", key=name)
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of seconds >= 1", key=name)
 
 
 class SandboxAdmin:
@@ -276,6 +305,17 @@ class SandboxAdmin:
         with self.store.transaction() as directory:
             self._app(directory, app).redirect_uris = list(uris)
 
+    def add_redirect_uri(self, app: str, uri: str) -> list[str]:
+        """Register one more redirect URI on ``app`` (kept once); returns them all.
+
+        As Entra: an absolute URI without a fragment; ``http`` only for a loopback host."""
+        _check_redirect_uri(uri)
+        with self.store.transaction() as directory:
+            registration = self._app(directory, app)
+            if uri not in registration.redirect_uris:
+                registration.redirect_uris.append(uri)
+            return list(registration.redirect_uris)
+
     # --- Exchange -----------------------------------------------------------------------------
 
     def register_exchange_principal(
@@ -384,14 +424,7 @@ class SandboxAdmin:
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}", key="settings")
         for name, value in changes.items():
-            optional = name == "refresh_token_max_age" and value is None
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not optional and not number:
-                raise ConfigError(f"{name} must be a number of seconds", key=name)
-            if name == "device_code_interval" and (not isinstance(value, int) or value < 1):
-                raise ConfigError("device_code_interval must be a whole number >= 1", key=name)
-            if name.endswith(("lifetime", "inactivity")) and value <= 0:
-                raise ConfigError(f"{name} must be positive", key=name)
+            _check_setting(name, value)
         with self.store.transaction() as directory:
             for name, value in changes.items():
                 setattr(directory.settings, name, value)

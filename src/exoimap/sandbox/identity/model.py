@@ -168,6 +168,10 @@ class Settings:
     refresh_token_inactivity: int = 90 * 24 * 3600
     refresh_token_max_age: int | None = None
     clock_offset: float = 0.0
+    #: Seconds an idle HTTPS connection stays open (read when the server starts). Longer
+    #: than ``device_code_interval``, as a real service's: at uvicorn's default (5 s, the
+    #: poll interval) a client's next poll raced the server closing its pooled connection.
+    http_keep_alive: int = 120
 
 
 @dataclass

@@ -7,11 +7,13 @@ another half added (``imap_host``, ``imap_port``) are kept.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
 
 from exoimap.errors import ConfigError
+from exoimap.sandbox.identity.model import ClientSecret
 from exoimap.sandbox.identity.seed import app_cert_folder
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.state import SANDBOX_JSON, read_sandbox_json, write_private_json
@@ -20,9 +22,10 @@ __all__ = ["refresh_sandbox_json", "sandbox_document", "write_sandbox_json"]
 
 
 def sandbox_document(
-    store: DirectoryStore, base_url: str, extra: dict[str, Any] | None = None
+    store: DirectoryStore, base_url: str | None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The ``sandbox.json`` document for the directory's first tenant."""
+    """The ``sandbox.json`` document for the directory's first tenant; without a
+    ``base_url`` (no server yet) it lacks ``authority``, ``identity_url`` and ``pid``."""
     tenants = store.current().tenants
     if not tenants:
         raise ConfigError("the sandbox has no tenant", path=str(store.state_dir))
@@ -34,6 +37,8 @@ def sandbox_document(
         live = [s for s in app.secrets if s.expires_at > now]
         if live:
             entry["client_secret"] = live[-1].value
+        if app.secrets:  # every one, expired too (to try an expired secret)
+            entry["client_secrets"] = [_secret_entry(s, now) for s in app.secrets]
         for cert in app.certificates:
             folder = app_cert_folder(store.state_dir, app.name)
             cert_file = folder / f"{cert.thumbprint_sha1[:8]}.pem"
@@ -46,17 +51,28 @@ def sandbox_document(
             entry["redirect_uris"] = list(app.redirect_uris)
         apps.append(entry)
     document: dict[str, Any] = {
-        "authority": f"{base_url}/{tenant.tenant_id}",
-        "identity_url": base_url,
         "ca_file": str(store.state_dir / "ca" / "ca.pem"),
         "tenant_id": tenant.tenant_id,
         "tenant_domain": tenant.domain,
         "users": [{"upn": u.upn, "password": u.password} for u in tenant.users],
         "apps": apps,
-        "pid": os.getpid(),
     }
+    if base_url is not None:
+        document.update(
+            authority=f"{base_url}/{tenant.tenant_id}", identity_url=base_url, pid=os.getpid()
+        )
     document.update(extra or {})
     return document
+
+
+def _secret_entry(secret: ClientSecret, now: float) -> dict[str, Any]:
+    expires = dt.datetime.fromtimestamp(secret.expires_at, dt.UTC).isoformat(timespec="seconds")
+    return {
+        "secret_id": secret.secret_id,
+        "value": secret.value,
+        "expires": expires,
+        "expired": secret.expires_at <= now,
+    }
 
 
 def write_sandbox_json(
@@ -68,14 +84,18 @@ def write_sandbox_json(
     return path
 
 
-def refresh_sandbox_json(store: DirectoryStore) -> Path | None:
-    """Rebuild an existing ``sandbox.json`` after an admin change; None when there is none."""
-    if not (store.state_dir / SANDBOX_JSON).exists():
-        return None
+def refresh_sandbox_json(store: DirectoryStore) -> Path:
+    """Rebuild ``sandbox.json`` after an admin change (keeping what a running server
+    added); before the first ``up`` it holds the directory's part alone."""
+    path = store.state_dir / SANDBOX_JSON
+    if not path.exists():
+        write_private_json(path, sandbox_document(store, None))
+        return path
     current = read_sandbox_json(store.state_dir)
     base_url = current.get("identity_url")
     if not isinstance(base_url, str):
-        return None
+        base_url = None
     owned = set(sandbox_document(store, base_url)) - {"pid"}
     extra = {k: v for k, v in current.items() if k not in owned}
-    return write_sandbox_json(store, base_url, extra)
+    write_private_json(path, sandbox_document(store, base_url, extra))
+    return path

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -84,7 +85,8 @@ class RunningIdentity:
 class IdentitySandbox:
     """The identity half of a sandbox tenant, over one state folder."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        state_dir = Path(state_dir)
         self.state_dir = ensure_private_dir(state_dir)
         self.ca = LocalCA.load_or_create(state_dir / "ca")
         self.signing_key = SigningKey.load_or_create(state_dir / "keys")
@@ -95,14 +97,14 @@ class IdentitySandbox:
         self._server: uvicorn.Server | None = None
 
     @classmethod
-    def open(cls, state_dir: Path, *, seed: bool = True) -> IdentitySandbox:
+    def open(cls, state_dir: str | os.PathLike[str], *, seed: bool = True) -> IdentitySandbox:
         """Open (creating if needed) a state folder; ``seed`` adds the demo tenant, users and
         apps when the directory is empty (see :mod:`exoimap.sandbox.identity.seed`)."""
         sandbox = cls(state_dir)
         if seed and not sandbox.store.current().tenants:
             from exoimap.sandbox.identity.seed import seed_demo_tenant
 
-            seed_demo_tenant(sandbox.admin, state_dir)
+            seed_demo_tenant(sandbox.admin, sandbox.state_dir)
         return sandbox
 
     # --- for the IMAP half ----------------------------------------------------------------------
@@ -166,6 +168,9 @@ class IdentitySandbox:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_keep_alive=self.store.current().settings.http_keep_alive,
+            # Idle keep-alive connections are closed at shutdown, but a TLS close waits for
+            # the client's answer: bound that wait, however long the keep-alive.
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
