@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,13 @@ import exoimap
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "pyproject.toml"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-LAYERS = "Layers: nothing imports upward, not even inside a function"
-CYCLES = "No import cycles: between packages, inside auth and audit"
-NO_IO = "The protocol is sans-I/O (no sockets, files, clocks, threads, HTTP)"
+_NAMES = {
+    contract["id"]: contract["name"]
+    for contract in tomllib.loads(CONFIG.read_text())["tool"]["importlinter"]["contracts"]
+}
+LAYERS = _NAMES["layers"]
+CYCLES = _NAMES["no-cycles"]
+NO_IO = _NAMES["protocol-no-io"]
 
 
 def lint_imports(src: Path) -> subprocess.CompletedProcess[str]:

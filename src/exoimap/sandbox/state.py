@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.errors import ConfigError
-from exoimap.store._maildir import fsync_dir
+from exoimap.store.archive.files import fsync_dir
 
 __all__ = [
     "PORTS_JSON",

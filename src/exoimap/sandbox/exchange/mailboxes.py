@@ -24,7 +24,7 @@ from exoimap.sandbox.state import (
     write_private_bytes,
     write_private_json,
 )
-from exoimap.store._maildir import fsync_dir, fsync_paths
+from exoimap.store.archive.files import fsync_dir, fsync_paths
 from exoimap.store.base import SYSTEM_FLAGS, Capabilities, SpecialUse
 from exoimap.store.memory import EventKind, MemoryStore, StoreEvent
 
