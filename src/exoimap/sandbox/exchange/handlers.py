@@ -7,7 +7,7 @@ import asyncio
 import bisect
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, StoreError
 from exoimap.protocol import commands as c
@@ -16,6 +16,7 @@ from exoimap.protocol.types import (
     ContinuationRequest,
     CopyUidCode,
     OtherCode,
+    Response,
     ResponseCode,
     SequenceSet,
     SimpleCode,
@@ -23,6 +24,7 @@ from exoimap.protocol.types import (
 )
 from exoimap.protocol.utf7 import encode_mailbox
 from exoimap.sandbox.exchange import texts
+from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.exchange.fetch import (
     FetchRequest,
     MessageView,
@@ -31,13 +33,80 @@ from exoimap.sandbox.exchange.fetch import (
 )
 from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
 from exoimap.sandbox.exchange.search import SearchItem, search
+from exoimap.sandbox.exchange.session_state import SessionState
 
-if TYPE_CHECKING:
-    from exoimap.sandbox.exchange.session import Session
-
-__all__ = ["append_end", "append_start", "folder_messages", "list_name", "mailbox_command"]
+__all__ = [
+    "AppendRefusal",
+    "MailboxSession",
+    "append_end",
+    "append_start",
+    "folder_messages",
+    "list_name",
+    "mailbox_command",
+]
 
 _QUOTE_CHARS = set("() {%*]")
+
+# A refused APPEND's answer: status, text and response code.
+AppendRefusal = tuple[Status, str, ResponseCode | None]
+
+
+class MailboxSession(Protocol):
+    """What the mailbox commands use of a connection (the session satisfies it).
+
+    Defined here, not imported from the session's module, so that the session may import
+    the handlers without a cycle. Properties are what the handlers only read; attributes
+    are what they also change.
+    """
+
+    @property
+    def settings(self) -> ExchangeSettings: ...
+
+    @property
+    def mailbox(self) -> Mailbox | None: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def pending_size(self) -> int: ...
+
+    state: SessionState
+    # the selected folder as the client knows it
+    selected: str | None
+    readonly: bool
+    uidvalidity: int
+    known: list[int]
+    known_flags: dict[int, frozenset[str]]
+    dirty: bool
+    invalidated: bool
+    # the APPEND in progress
+    append: tuple[str, c.Append] | None
+    append_data: bytearray
+    append_refused: bool
+    append_error: AppendRefusal | None
+
+    def send(self, response: Response) -> None: ...
+
+    def raw(self, data: bytes) -> None: ...
+
+    def raw_pieces(self, pieces: list[bytes]) -> None: ...
+
+    def untagged(self, text: str) -> None: ...
+
+    def tagged(
+        self, tag: str, status: Status, text: str, code: ResponseCode | None = None
+    ) -> None: ...
+
+    def ok(self, tag: str, command: str, code: ResponseCode | None = None) -> None: ...
+
+    def count_bad(self, tag: str | None, text: str) -> None: ...
+
+    def close_with(self, text: str) -> None: ...
+
+    def push_updates(self) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 def folder_messages(box: Mailbox, folder: str) -> dict[int, Any]:
@@ -95,7 +164,9 @@ def _resolve(numbers: list[int], sequence: SequenceSet) -> list[int]:
     return sorted(chosen)
 
 
-def _targets(session: Session, sequence: SequenceSet, uid: bool) -> list[tuple[int, int]] | None:
+def _targets(
+    session: MailboxSession, sequence: SequenceSet, uid: bool
+) -> list[tuple[int, int]] | None:
     """(seq, uid) pairs; ``None`` when a message-number set is out of range."""
     known = session.known
     if uid:
@@ -110,7 +181,7 @@ def _targets(session: Session, sequence: SequenceSet, uid: bool) -> list[tuple[i
     return [(s, known[s - 1]) for s in seqs]
 
 
-async def mailbox_command(session: Session, tag: str, command: c.Command) -> None:
+async def mailbox_command(session: MailboxSession, tag: str, command: c.Command) -> None:
     box = session.mailbox
     assert box is not None
     try:
@@ -132,7 +203,7 @@ def _uses_condstore(command: c.Command) -> bool:
     return False
 
 
-async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command) -> None:
+async def _dispatch(session: MailboxSession, box: Mailbox, tag: str, command: c.Command) -> None:
     if _uses_condstore(command):
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_12)
         return
@@ -149,7 +220,7 @@ async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command
 # --- folders ------------------------------------------------------------------------------
 
 
-def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) -> None:
+def _list(session: MailboxSession, box: Mailbox, tag: str, command: c.List | c.Lsub) -> None:
     name = "LIST" if isinstance(command, c.List) else "LSUB"
     if (command.reference + command.pattern).count("*") + command.pattern.count("%") > 10:
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
@@ -184,7 +255,7 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
     session.ok(tag, name)
 
 
-def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
+def _status(session: MailboxSession, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
     folder = _canonical(box, command.mailbox)
     if folder is None:
         shown = encode_mailbox(command.mailbox).decode("ascii")
@@ -212,20 +283,16 @@ def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) 
     session.ok(tag, "STATUS")
 
 
-def _deselect(session: Session) -> None:
+def _deselect(session: MailboxSession) -> None:
     session.selected = None
     session.known = []
     session.known_flags = {}
     session.dirty = session.invalidated = False
-    if session.state.value == "selected":
-        from exoimap.sandbox.exchange.session import SessionState
-
+    if session.state is SessionState.SELECTED:
         session.state = SessionState.AUTHENTICATED
 
 
-def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
-    from exoimap.sandbox.exchange.session import SessionState
-
+def _select(session: MailboxSession, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
     verb = "SELECT" if isinstance(command, c.Select) else "EXAMINE"
     _deselect(session)
     folder = _canonical(box, command.mailbox)
@@ -267,14 +334,14 @@ def _existing(box: Mailbox, name: str) -> str:
     return folder
 
 
-def _create(session: Session, box: Mailbox, command: c.Create) -> None:
+def _create(session: MailboxSession, box: Mailbox, command: c.Create) -> None:
     if _canonical(box, command.mailbox) is not None:
         raise FolderError("exists")
     box.store.create_folder_now(command.mailbox.rstrip("/"))
     box.subscribed.add(command.mailbox.rstrip("/"))
 
 
-def _delete(session: Session, box: Mailbox, command: c.Delete) -> None:
+def _delete(session: MailboxSession, box: Mailbox, command: c.Delete) -> None:
     folder = _existing(box, command.mailbox)
     box.store.delete_folder_now(folder)
     if session.selected == folder:
@@ -282,7 +349,7 @@ def _delete(session: Session, box: Mailbox, command: c.Delete) -> None:
     box.subscribed.discard(folder)
 
 
-def _rename(session: Session, box: Mailbox, command: c.Rename) -> None:
+def _rename(session: MailboxSession, box: Mailbox, command: c.Rename) -> None:
     folder = _existing(box, command.mailbox)
     box.store.rename_folder_now(folder, command.new_name)
     if session.selected == folder:
@@ -294,16 +361,16 @@ def _rename(session: Session, box: Mailbox, command: c.Rename) -> None:
             box.subscribed.add(command.new_name + name[len(folder) :])
 
 
-def _subscribe(session: Session, box: Mailbox, command: c.Subscribe) -> None:
+def _subscribe(session: MailboxSession, box: Mailbox, command: c.Subscribe) -> None:
     box.subscribed.add(_existing(box, command.mailbox))
 
 
-def _unsubscribe(session: Session, box: Mailbox, command: c.Unsubscribe) -> None:
+def _unsubscribe(session: MailboxSession, box: Mailbox, command: c.Unsubscribe) -> None:
     # unlike SUBSCRIBE, a name that is no folder is no error
     box.subscribed.discard(_canonical(box, command.mailbox) or command.mailbox)
 
 
-_FOLDER_ACTIONS: dict[type, Callable[[Session, Mailbox, Any], None]] = {
+_FOLDER_ACTIONS: dict[type, Callable[[MailboxSession, Mailbox, Any], None]] = {
     c.Create: _create,
     c.Delete: _delete,
     c.Rename: _rename,
@@ -313,7 +380,7 @@ _FOLDER_ACTIONS: dict[type, Callable[[Session, Mailbox, Any], None]] = {
 
 
 def _manage(
-    session: Session,
+    session: MailboxSession,
     box: Mailbox,
     tag: str,
     command: c.Create | c.Delete | c.Rename | c.Subscribe | c.Unsubscribe,
@@ -334,7 +401,7 @@ def _manage(
 # --- messages -----------------------------------------------------------------------------
 
 
-def _throttled(session: Session, tag: str) -> bool:
+def _throttled(session: MailboxSession, tag: str) -> bool:
     box = session.mailbox
     assert box is not None
     now = asyncio.get_running_loop().time()
@@ -347,12 +414,12 @@ def _throttled(session: Session, tag: str) -> bool:
     return True
 
 
-def _charge(session: Session, messages: int, size: int) -> None:
+def _charge(session: MailboxSession, messages: int, size: int) -> None:
     assert session.mailbox is not None
     session.mailbox.throttle.charge(asyncio.get_running_loop().time(), messages, size)
 
 
-async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> None:
+async def _fetch(session: MailboxSession, box: Mailbox, tag: str, command: c.Fetch) -> None:
     items = expand_items(command.items)
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
@@ -398,7 +465,7 @@ async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> 
     session.ok(tag, "FETCH")
 
 
-def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None:
+def _search(session: MailboxSession, box: Mailbox, tag: str, command: c.Search) -> None:
     if command.charset is not None and command.charset.upper() not in ("US-ASCII", "UTF-8"):
         session.tagged(tag, Status.NO, texts.BAD_CHARSET, OtherCode("BADCHARSET", "(US-ASCII)"))
         return
@@ -416,7 +483,7 @@ def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None
     session.ok(tag, "SEARCH")
 
 
-def _store(session: Session, box: Mailbox, tag: str, command: c.StoreFlags) -> None:
+def _store(session: MailboxSession, box: Mailbox, tag: str, command: c.StoreFlags) -> None:
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
         session.count_bad(tag, texts.BAD_MESSAGE_SET)
@@ -441,7 +508,7 @@ def _store(session: Session, box: Mailbox, tag: str, command: c.StoreFlags) -> N
     session.ok(tag, "STORE")
 
 
-def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) -> None:
+def _copy(session: MailboxSession, box: Mailbox, tag: str, command: c.Copy | c.Move) -> None:
     verb = "COPY" if isinstance(command, c.Copy) else "MOVE"
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
@@ -488,7 +555,9 @@ def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) ->
     session.ok(tag, "MOVE")
 
 
-def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.UidExpunge) -> None:
+def _expunge(
+    session: MailboxSession, box: Mailbox, tag: str, command: c.Expunge | c.UidExpunge
+) -> None:
     verb = "EXPUNGE"
     folder = session.selected
     assert folder is not None
@@ -506,7 +575,7 @@ def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.Ui
     session.ok(tag, verb)
 
 
-def _close(session: Session, box: Mailbox, tag: str, command: c.Close | c.Unselect) -> None:
+def _close(session: MailboxSession, box: Mailbox, tag: str, command: c.Close | c.Unselect) -> None:
     closing = isinstance(command, c.Close)
     if closing and not session.readonly and session.selected:
         box.store.expunge_now(session.selected)
@@ -516,7 +585,7 @@ def _close(session: Session, box: Mailbox, tag: str, command: c.Close | c.Unsele
 
 # The mailbox commands that answer at once, by type (FETCH, which flushes as it goes, is
 # awaited apart); a type missing here is a command Exchange does not know.
-_HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
+_HANDLERS: dict[type, Callable[[MailboxSession, Mailbox, str, Any], None]] = {
     c.List: _list,
     c.Lsub: _list,
     c.StatusCommand: _status,
@@ -537,13 +606,11 @@ _HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
 # --- APPEND -------------------------------------------------------------------------------
 
 
-async def append_start(session: Session, tag: str, command: c.Append, sync: bool) -> None:
-    from exoimap.sandbox.exchange.session import SessionState
-
+async def append_start(session: MailboxSession, tag: str, command: c.Append, sync: bool) -> None:
     session.append = (tag, command)
     session.append_data = bytearray()
     session.append_refused = True
-    refusal: tuple[Status, str, ResponseCode | None] | None = None
+    refusal: AppendRefusal | None = None
     if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
         refusal = (Status.BAD, texts.INVALID_STATE, None)
     elif (command.size or 0) > session.settings.max_message_size:
@@ -567,7 +634,7 @@ async def append_start(session: Session, tag: str, command: c.Append, sync: bool
         session.append_error = refusal
 
 
-async def append_end(session: Session, tag: str) -> None:
+async def append_end(session: MailboxSession, tag: str) -> None:
     pending = session.append
     session.append = None
     if pending is None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exoimap.errors import ExoimapError, RemoteProtocolError
 from exoimap.protocol import commands as c
@@ -38,15 +37,14 @@ from exoimap.protocol.types import (
     StatusResponse,
 )
 from exoimap.sandbox.exchange import handlers, texts
-from exoimap.sandbox.exchange.auth import AuthDecision, Cause
-from exoimap.sandbox.exchange.config import AuthOutcome
-from exoimap.sandbox.exchange.mailboxes import Mailbox
+from exoimap.sandbox.exchange.auth import AuthDecision, Authorizer, Cause, IdentityView
+from exoimap.sandbox.exchange.config import AuthOutcome, ExchangeSettings
+from exoimap.sandbox.exchange.mailboxes import Mailbox, Mailboxes
+from exoimap.sandbox.exchange.session_state import SessionState
+from exoimap.sandbox.faults import Faults
 from exoimap.store.memory import StoreEvent
 
-if TYPE_CHECKING:
-    from exoimap.sandbox.exchange.server import ExchangeImapServer
-
-__all__ = ["Session", "SessionState"]
+__all__ = ["Session", "SessionServer"]
 
 log = logging.getLogger("exoimap.sandbox.exchange")
 
@@ -92,12 +90,27 @@ def _coalesce(pieces: list[bytes], limit: int = 256 * 1024) -> list[bytes]:
     return out
 
 
-class SessionState(enum.Enum):
-    NOT_AUTHENTICATED = "not-authenticated"
-    AUTHENTICATED = "authenticated"
-    SELECTED = "selected"
-    NOT_CONNECTED = "authenticated-but-not-connected"
-    LOGOUT = "logout"
+class SessionServer(Protocol):
+    """What a session uses of the server that accepted it (``ExchangeImapServer``).
+
+    Defined here, not imported from the server's module, so that the server may import
+    the session without a cycle.
+    """
+
+    @property
+    def settings(self) -> ExchangeSettings: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def identity(self) -> IdentityView: ...
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def mailboxes(self) -> Mailboxes: ...
 
 
 class Session:
@@ -105,7 +118,7 @@ class Session:
 
     def __init__(
         self,
-        server: ExchangeImapServer,
+        server: SessionServer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -147,7 +160,7 @@ class Session:
         self.append: tuple[str, c.Append] | None = None
         self.append_data = bytearray()
         self.append_refused = False
-        self.append_error: tuple[Status, str, ResponseCode | None] | None = None
+        self.append_error: handlers.AppendRefusal | None = None
         self._read_task: asyncio.Task[bytes] | None = None
 
     # --- output -------------------------------------------------------------------------
