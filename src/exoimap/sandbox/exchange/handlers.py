@@ -13,10 +13,8 @@ from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, Store
 from exoimap.protocol import commands as c
 from exoimap.protocol.types import (
     AppendUidCode,
-    ContinuationRequest,
     CopyUidCode,
     OtherCode,
-    Response,
     ResponseCode,
     SequenceSet,
     SimpleCode,
@@ -33,13 +31,12 @@ from exoimap.sandbox.exchange.fetch import (
 )
 from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
 from exoimap.sandbox.exchange.search import SearchItem, search
-from exoimap.sandbox.exchange.session_state import SessionState
 
 __all__ = [
     "AppendRefusal",
     "MailboxSession",
-    "append_end",
-    "append_start",
+    "append_message",
+    "append_refusal",
     "folder_messages",
     "list_name",
     "mailbox_command",
@@ -55,8 +52,8 @@ class MailboxSession(Protocol):
     """What the mailbox commands use of a connection (the session satisfies it).
 
     Defined here, not imported from the session's module, so that the session may import
-    the handlers without a cycle. Properties are what the handlers only read; attributes
-    are what they also change.
+    the handlers without a cycle. The handlers read the session's state; they change it
+    only through its methods.
     """
 
     @property
@@ -71,22 +68,33 @@ class MailboxSession(Protocol):
     @property
     def pending_size(self) -> int: ...
 
-    state: SessionState
-    # the selected folder as the client knows it
-    selected: str | None
-    readonly: bool
-    uidvalidity: int
-    known: list[int]
-    known_flags: dict[int, frozenset[str]]
-    dirty: bool
-    invalidated: bool
-    # the APPEND in progress
-    append: tuple[str, c.Append] | None
-    append_data: bytearray
-    append_refused: bool
-    append_error: AppendRefusal | None
+    # the selected folder as the client knows it: UIDs by message number, flags by UID
+    # (the handlers keep the flags up to date as they change them)
+    @property
+    def selected(self) -> str | None: ...
 
-    def send(self, response: Response) -> None: ...
+    @property
+    def readonly(self) -> bool: ...
+
+    @property
+    def known(self) -> list[int]: ...
+
+    @property
+    def known_flags(self) -> dict[int, frozenset[str]]: ...
+
+    def select(
+        self,
+        folder: str,
+        *,
+        readonly: bool,
+        uidvalidity: int,
+        uids: list[int],
+        flags: dict[int, frozenset[str]],
+    ) -> None: ...
+
+    def deselect(self) -> None: ...
+
+    def rename_selected(self, new_name: str) -> None: ...
 
     def raw(self, data: bytes) -> None: ...
 
@@ -283,18 +291,9 @@ def _status(session: MailboxSession, box: Mailbox, tag: str, command: c.StatusCo
     session.ok(tag, "STATUS")
 
 
-def _deselect(session: MailboxSession) -> None:
-    session.selected = None
-    session.known = []
-    session.known_flags = {}
-    session.dirty = session.invalidated = False
-    if session.state is SessionState.SELECTED:
-        session.state = SessionState.AUTHENTICATED
-
-
 def _select(session: MailboxSession, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
     verb = "SELECT" if isinstance(command, c.Select) else "EXAMINE"
-    _deselect(session)
+    session.deselect()
     folder = _canonical(box, command.mailbox)
     if folder is None:
         shown = encode_mailbox(command.mailbox).decode("ascii")
@@ -302,12 +301,13 @@ def _select(session: MailboxSession, box: Mailbox, tag: str, command: c.Select |
         return
     record = box.store.record(folder)
     uids = sorted(record.messages)
-    session.selected = folder
-    session.readonly = isinstance(command, c.Examine)
-    session.uidvalidity = record.uidvalidity
-    session.known = uids
-    session.known_flags = {u: record.messages[u].flags for u in uids}
-    session.state = SessionState.SELECTED
+    session.select(
+        folder,
+        readonly=isinstance(command, c.Examine),
+        uidvalidity=record.uidvalidity,
+        uids=uids,
+        flags={u: record.messages[u].flags for u in uids},
+    )
     flags = " ".join(texts.FLAGS)
     session.untagged(f"{len(uids)} EXISTS")
     session.untagged("0 RECENT")
@@ -345,7 +345,7 @@ def _delete(session: MailboxSession, box: Mailbox, command: c.Delete) -> None:
     folder = _existing(box, command.mailbox)
     box.store.delete_folder_now(folder)
     if session.selected == folder:
-        _deselect(session)  # our own DELETE: no BYE, just no folder any more
+        session.deselect()  # our own DELETE: no BYE, just no folder any more
     box.subscribed.discard(folder)
 
 
@@ -353,8 +353,7 @@ def _rename(session: MailboxSession, box: Mailbox, command: c.Rename) -> None:
     folder = _existing(box, command.mailbox)
     box.store.rename_folder_now(folder, command.new_name)
     if session.selected == folder:
-        session.selected = command.new_name  # our own RENAME keeps the selection
-        session.invalidated = False
+        session.rename_selected(command.new_name)
     for name in list(box.subscribed):
         if name == folder or name.startswith(folder + "/"):
             box.subscribed.discard(name)
@@ -579,7 +578,7 @@ def _close(session: MailboxSession, box: Mailbox, tag: str, command: c.Close | c
     closing = isinstance(command, c.Close)
     if closing and not session.readonly and session.selected:
         box.store.expunge_now(session.selected)
-    _deselect(session)
+    session.deselect()
     session.ok(tag, "CLOSE" if closing else "UNSELECT")
 
 
@@ -606,49 +605,22 @@ _HANDLERS: dict[type, Callable[[MailboxSession, Mailbox, str, Any], None]] = {
 # --- APPEND -------------------------------------------------------------------------------
 
 
-async def append_start(session: MailboxSession, tag: str, command: c.Append, sync: bool) -> None:
-    session.append = (tag, command)
-    session.append_data = bytearray()
-    session.append_refused = True
-    refusal: AppendRefusal | None = None
-    if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
-        refusal = (Status.BAD, texts.INVALID_STATE, None)
-    elif (command.size or 0) > session.settings.max_message_size:
-        refusal = (Status.NO, texts.MESSAGE_TOO_LARGE, None)
-    elif session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
-        refusal = (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
-    elif session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
+def append_refusal(session: MailboxSession, command: c.Append) -> AppendRefusal | None:
+    """Why the mailbox refuses an APPEND before its message arrives; ``None`` if it does not."""
+    if (command.size or 0) > session.settings.max_message_size:
+        return (Status.NO, texts.MESSAGE_TOO_LARGE, None)
+    if session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
+        return (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
+    if session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
         policy = session.settings.throttle
-        refusal = (Status(policy.status), texts.throttled(policy.backoff_ms), None)
-    if refusal is None:
-        session.append_refused = False
-        if sync:
-            session.send(ContinuationRequest(texts.LITERAL_CONTINUATION))
-        return
-    if sync:
-        session.append = None
-        status, text, code = refusal
-        session.tagged(tag, status, text, code)
-    else:
-        session.append = (tag, command)
-        session.append_error = refusal
+        return (Status(policy.status), texts.throttled(policy.backoff_ms), None)
+    return None
 
 
-async def append_end(session: MailboxSession, tag: str) -> None:
-    pending = session.append
-    session.append = None
-    if pending is None:
-        return
-    _, command = pending
-    if session.append_refused:
-        status, text, code = session.append_error or (Status.NO, texts.AUTH_FAILED, None)
-        session.append_error = None
-        session.tagged(tag, status, text, code)
-        return
+def append_message(session: MailboxSession, tag: str, command: c.Append, data: bytes) -> None:
+    """Store an APPEND's message (all of it has arrived) and answer."""
     box = session.mailbox
     assert box is not None
-    data = bytes(session.append_data)
-    session.append_data = bytearray()
     try:
         folder = _canonical(box, command.mailbox)
         if folder is None:
