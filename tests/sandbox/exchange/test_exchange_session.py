@@ -183,6 +183,28 @@ def test_append_limit_and_trycreate(session: Raw) -> None:
     assert session.command("p4", "NOOP") == [b"p4 OK NOOP completed."]
 
 
+def test_append_before_sign_in_is_in_the_wrong_state(raw: Raw) -> None:
+    raw.line()
+    raw.send("q1 APPEND INBOX {3}")  # refused at once: the message is never sent
+    assert raw.line() == b"q1 BAD Command received in Invalid state."
+    # a non-synchronizing literal arrives anyway; the answer follows it
+    assert raw.command("q2", "APPEND INBOX {3+}\r\nabc") == [
+        b"q2 BAD Command received in Invalid state."
+    ]
+
+
+def test_non_synchronizing_append_is_answered_after_its_message(session: Raw) -> None:
+    folder = f"Append{uuid.uuid4().hex[:8]}"
+    session.command("s0", f"CREATE {folder}")
+    assert session.command("s1", "APPEND Nowhere {5+}\r\nhello") == [
+        b"s1 NO [TRYCREATE] The requested item could not be found."
+    ]
+    stored = session.command("s2", f"APPEND {folder} (\\Seen) {{5+}}\r\nhello")
+    assert len(stored) == 1
+    assert re.fullmatch(rb"s2 OK \[APPENDUID \d+ 1\] APPEND completed\.", stored[0])
+    assert session.command("s3", f"DELETE {folder}") == [b"s3 OK DELETE completed."]
+
+
 def test_plugin_sandbox_imap_fixture(sandbox_imap: imaplib.IMAP4_SSL) -> None:
     status, data = sandbox_imap.select("INBOX")
     assert status == "OK"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.commands import FetchItem
 from exoimap.protocol.dates import format_date_time
-from exoimap.sandbox.exchange.mime import Part, nstring, parse_message, quote
+from exoimap.sandbox.exchange.mime import Part, header_params, nstring, parse_message, quote
 
 __all__ = [
     "FetchRequest",
@@ -177,10 +177,7 @@ def _disposition(part: Part) -> bytes:
     if not value:
         return b"NIL"
     kind, _, rest = value.partition(";")
-    from exoimap.sandbox.exchange.mime import _content_type
-
-    _, _, params = _content_type("x/y;" + rest, "x/y")
-    return b"(" + quote(kind.strip().lower()) + b" " + _params(params) + b")"
+    return b"(" + quote(kind.strip().lower()) + b" " + _params(header_params(rest)) + b")"
 
 
 def body_structure(part: Part, *, extended: bool) -> bytes:

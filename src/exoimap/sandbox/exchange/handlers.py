@@ -7,13 +7,12 @@ import asyncio
 import bisect
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, StoreError
 from exoimap.protocol import commands as c
 from exoimap.protocol.types import (
     AppendUidCode,
-    ContinuationRequest,
     CopyUidCode,
     OtherCode,
     ResponseCode,
@@ -23,6 +22,7 @@ from exoimap.protocol.types import (
 )
 from exoimap.protocol.utf7 import encode_mailbox
 from exoimap.sandbox.exchange import texts
+from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.exchange.fetch import (
     FetchRequest,
     MessageView,
@@ -32,12 +32,89 @@ from exoimap.sandbox.exchange.fetch import (
 from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
 from exoimap.sandbox.exchange.search import SearchItem, search
 
-if TYPE_CHECKING:
-    from exoimap.sandbox.exchange.session import Session
-
-__all__ = ["append_end", "append_start", "folder_messages", "list_name", "mailbox_command"]
+__all__ = [
+    "AppendRefusal",
+    "MailboxSession",
+    "append_message",
+    "append_refusal",
+    "folder_messages",
+    "list_name",
+    "mailbox_command",
+]
 
 _QUOTE_CHARS = set("() {%*]")
+
+# A refused APPEND's answer: status, text and response code.
+AppendRefusal = tuple[Status, str, ResponseCode | None]
+
+
+class MailboxSession(Protocol):
+    """What the mailbox commands use of a connection (the session satisfies it).
+
+    Defined here, not imported from the session's module, so that the session may import
+    the handlers without a cycle. The handlers read the session's state; they change it
+    only through its methods.
+    """
+
+    @property
+    def settings(self) -> ExchangeSettings: ...
+
+    @property
+    def mailbox(self) -> Mailbox | None: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def pending_size(self) -> int: ...
+
+    # the selected folder as the client knows it: UIDs by message number, flags by UID
+    # (the handlers keep the flags up to date as they change them)
+    @property
+    def selected(self) -> str | None: ...
+
+    @property
+    def readonly(self) -> bool: ...
+
+    @property
+    def known(self) -> list[int]: ...
+
+    @property
+    def known_flags(self) -> dict[int, frozenset[str]]: ...
+
+    def select(
+        self,
+        folder: str,
+        *,
+        readonly: bool,
+        uidvalidity: int,
+        uids: list[int],
+        flags: dict[int, frozenset[str]],
+    ) -> None: ...
+
+    def deselect(self) -> None: ...
+
+    def rename_selected(self, new_name: str) -> None: ...
+
+    def raw(self, data: bytes) -> None: ...
+
+    def raw_pieces(self, pieces: list[bytes]) -> None: ...
+
+    def untagged(self, text: str) -> None: ...
+
+    def tagged(
+        self, tag: str, status: Status, text: str, code: ResponseCode | None = None
+    ) -> None: ...
+
+    def ok(self, tag: str, command: str, code: ResponseCode | None = None) -> None: ...
+
+    def count_bad(self, tag: str | None, text: str) -> None: ...
+
+    def close_with(self, text: str) -> None: ...
+
+    def push_updates(self) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 def folder_messages(box: Mailbox, folder: str) -> dict[int, Any]:
@@ -95,7 +172,9 @@ def _resolve(numbers: list[int], sequence: SequenceSet) -> list[int]:
     return sorted(chosen)
 
 
-def _targets(session: Session, sequence: SequenceSet, uid: bool) -> list[tuple[int, int]] | None:
+def _targets(
+    session: MailboxSession, sequence: SequenceSet, uid: bool
+) -> list[tuple[int, int]] | None:
     """(seq, uid) pairs; ``None`` when a message-number set is out of range."""
     known = session.known
     if uid:
@@ -110,7 +189,7 @@ def _targets(session: Session, sequence: SequenceSet, uid: bool) -> list[tuple[i
     return [(s, known[s - 1]) for s in seqs]
 
 
-async def mailbox_command(session: Session, tag: str, command: c.Command) -> None:
+async def mailbox_command(session: MailboxSession, tag: str, command: c.Command) -> None:
     box = session.mailbox
     assert box is not None
     try:
@@ -132,7 +211,7 @@ def _uses_condstore(command: c.Command) -> bool:
     return False
 
 
-async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command) -> None:
+async def _dispatch(session: MailboxSession, box: Mailbox, tag: str, command: c.Command) -> None:
     if _uses_condstore(command):
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_12)
         return
@@ -149,7 +228,7 @@ async def _dispatch(session: Session, box: Mailbox, tag: str, command: c.Command
 # --- folders ------------------------------------------------------------------------------
 
 
-def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) -> None:
+def _list(session: MailboxSession, box: Mailbox, tag: str, command: c.List | c.Lsub) -> None:
     name = "LIST" if isinstance(command, c.List) else "LSUB"
     if (command.reference + command.pattern).count("*") + command.pattern.count("%") > 10:
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
@@ -184,7 +263,7 @@ def _list(session: Session, box: Mailbox, tag: str, command: c.List | c.Lsub) ->
     session.ok(tag, name)
 
 
-def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
+def _status(session: MailboxSession, box: Mailbox, tag: str, command: c.StatusCommand) -> None:
     folder = _canonical(box, command.mailbox)
     if folder is None:
         shown = encode_mailbox(command.mailbox).decode("ascii")
@@ -212,22 +291,9 @@ def _status(session: Session, box: Mailbox, tag: str, command: c.StatusCommand) 
     session.ok(tag, "STATUS")
 
 
-def _deselect(session: Session) -> None:
-    session.selected = None
-    session.known = []
-    session.known_flags = {}
-    session.dirty = session.invalidated = False
-    if session.state.value == "selected":
-        from exoimap.sandbox.exchange.session import SessionState
-
-        session.state = SessionState.AUTHENTICATED
-
-
-def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
-    from exoimap.sandbox.exchange.session import SessionState
-
+def _select(session: MailboxSession, box: Mailbox, tag: str, command: c.Select | c.Examine) -> None:
     verb = "SELECT" if isinstance(command, c.Select) else "EXAMINE"
-    _deselect(session)
+    session.deselect()
     folder = _canonical(box, command.mailbox)
     if folder is None:
         shown = encode_mailbox(command.mailbox).decode("ascii")
@@ -235,12 +301,13 @@ def _select(session: Session, box: Mailbox, tag: str, command: c.Select | c.Exam
         return
     record = box.store.record(folder)
     uids = sorted(record.messages)
-    session.selected = folder
-    session.readonly = isinstance(command, c.Examine)
-    session.uidvalidity = record.uidvalidity
-    session.known = uids
-    session.known_flags = {u: record.messages[u].flags for u in uids}
-    session.state = SessionState.SELECTED
+    session.select(
+        folder,
+        readonly=isinstance(command, c.Examine),
+        uidvalidity=record.uidvalidity,
+        uids=uids,
+        flags={u: record.messages[u].flags for u in uids},
+    )
     flags = " ".join(texts.FLAGS)
     session.untagged(f"{len(uids)} EXISTS")
     session.untagged("0 RECENT")
@@ -267,43 +334,42 @@ def _existing(box: Mailbox, name: str) -> str:
     return folder
 
 
-def _create(session: Session, box: Mailbox, command: c.Create) -> None:
+def _create(session: MailboxSession, box: Mailbox, command: c.Create) -> None:
     if _canonical(box, command.mailbox) is not None:
         raise FolderError("exists")
     box.store.create_folder_now(command.mailbox.rstrip("/"))
     box.subscribed.add(command.mailbox.rstrip("/"))
 
 
-def _delete(session: Session, box: Mailbox, command: c.Delete) -> None:
+def _delete(session: MailboxSession, box: Mailbox, command: c.Delete) -> None:
     folder = _existing(box, command.mailbox)
     box.store.delete_folder_now(folder)
     if session.selected == folder:
-        _deselect(session)  # our own DELETE: no BYE, just no folder any more
+        session.deselect()  # our own DELETE: no BYE, just no folder any more
     box.subscribed.discard(folder)
 
 
-def _rename(session: Session, box: Mailbox, command: c.Rename) -> None:
+def _rename(session: MailboxSession, box: Mailbox, command: c.Rename) -> None:
     folder = _existing(box, command.mailbox)
     box.store.rename_folder_now(folder, command.new_name)
     if session.selected == folder:
-        session.selected = command.new_name  # our own RENAME keeps the selection
-        session.invalidated = False
+        session.rename_selected(command.new_name)
     for name in list(box.subscribed):
         if name == folder or name.startswith(folder + "/"):
             box.subscribed.discard(name)
             box.subscribed.add(command.new_name + name[len(folder) :])
 
 
-def _subscribe(session: Session, box: Mailbox, command: c.Subscribe) -> None:
+def _subscribe(session: MailboxSession, box: Mailbox, command: c.Subscribe) -> None:
     box.subscribed.add(_existing(box, command.mailbox))
 
 
-def _unsubscribe(session: Session, box: Mailbox, command: c.Unsubscribe) -> None:
+def _unsubscribe(session: MailboxSession, box: Mailbox, command: c.Unsubscribe) -> None:
     # unlike SUBSCRIBE, a name that is no folder is no error
     box.subscribed.discard(_canonical(box, command.mailbox) or command.mailbox)
 
 
-_FOLDER_ACTIONS: dict[type, Callable[[Session, Mailbox, Any], None]] = {
+_FOLDER_ACTIONS: dict[type, Callable[[MailboxSession, Mailbox, Any], None]] = {
     c.Create: _create,
     c.Delete: _delete,
     c.Rename: _rename,
@@ -313,7 +379,7 @@ _FOLDER_ACTIONS: dict[type, Callable[[Session, Mailbox, Any], None]] = {
 
 
 def _manage(
-    session: Session,
+    session: MailboxSession,
     box: Mailbox,
     tag: str,
     command: c.Create | c.Delete | c.Rename | c.Subscribe | c.Unsubscribe,
@@ -334,7 +400,7 @@ def _manage(
 # --- messages -----------------------------------------------------------------------------
 
 
-def _throttled(session: Session, tag: str) -> bool:
+def _throttled(session: MailboxSession, tag: str) -> bool:
     box = session.mailbox
     assert box is not None
     now = asyncio.get_running_loop().time()
@@ -347,12 +413,12 @@ def _throttled(session: Session, tag: str) -> bool:
     return True
 
 
-def _charge(session: Session, messages: int, size: int) -> None:
+def _charge(session: MailboxSession, messages: int, size: int) -> None:
     assert session.mailbox is not None
     session.mailbox.throttle.charge(asyncio.get_running_loop().time(), messages, size)
 
 
-async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> None:
+async def _fetch(session: MailboxSession, box: Mailbox, tag: str, command: c.Fetch) -> None:
     items = expand_items(command.items)
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
@@ -398,7 +464,7 @@ async def _fetch(session: Session, box: Mailbox, tag: str, command: c.Fetch) -> 
     session.ok(tag, "FETCH")
 
 
-def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None:
+def _search(session: MailboxSession, box: Mailbox, tag: str, command: c.Search) -> None:
     if command.charset is not None and command.charset.upper() not in ("US-ASCII", "UTF-8"):
         session.tagged(tag, Status.NO, texts.BAD_CHARSET, OtherCode("BADCHARSET", "(US-ASCII)"))
         return
@@ -416,7 +482,7 @@ def _search(session: Session, box: Mailbox, tag: str, command: c.Search) -> None
     session.ok(tag, "SEARCH")
 
 
-def _store(session: Session, box: Mailbox, tag: str, command: c.StoreFlags) -> None:
+def _store(session: MailboxSession, box: Mailbox, tag: str, command: c.StoreFlags) -> None:
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
         session.count_bad(tag, texts.BAD_MESSAGE_SET)
@@ -441,7 +507,7 @@ def _store(session: Session, box: Mailbox, tag: str, command: c.StoreFlags) -> N
     session.ok(tag, "STORE")
 
 
-def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) -> None:
+def _copy(session: MailboxSession, box: Mailbox, tag: str, command: c.Copy | c.Move) -> None:
     verb = "COPY" if isinstance(command, c.Copy) else "MOVE"
     targets = _targets(session, command.sequence_set, command.uid)
     if targets is None:
@@ -488,7 +554,9 @@ def _copy(session: Session, box: Mailbox, tag: str, command: c.Copy | c.Move) ->
     session.ok(tag, "MOVE")
 
 
-def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.UidExpunge) -> None:
+def _expunge(
+    session: MailboxSession, box: Mailbox, tag: str, command: c.Expunge | c.UidExpunge
+) -> None:
     verb = "EXPUNGE"
     folder = session.selected
     assert folder is not None
@@ -506,17 +574,17 @@ def _expunge(session: Session, box: Mailbox, tag: str, command: c.Expunge | c.Ui
     session.ok(tag, verb)
 
 
-def _close(session: Session, box: Mailbox, tag: str, command: c.Close | c.Unselect) -> None:
+def _close(session: MailboxSession, box: Mailbox, tag: str, command: c.Close | c.Unselect) -> None:
     closing = isinstance(command, c.Close)
     if closing and not session.readonly and session.selected:
         box.store.expunge_now(session.selected)
-    _deselect(session)
+    session.deselect()
     session.ok(tag, "CLOSE" if closing else "UNSELECT")
 
 
 # The mailbox commands that answer at once, by type (FETCH, which flushes as it goes, is
 # awaited apart); a type missing here is a command Exchange does not know.
-_HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
+_HANDLERS: dict[type, Callable[[MailboxSession, Mailbox, str, Any], None]] = {
     c.List: _list,
     c.Lsub: _list,
     c.StatusCommand: _status,
@@ -537,51 +605,22 @@ _HANDLERS: dict[type, Callable[[Session, Mailbox, str, Any], None]] = {
 # --- APPEND -------------------------------------------------------------------------------
 
 
-async def append_start(session: Session, tag: str, command: c.Append, sync: bool) -> None:
-    from exoimap.sandbox.exchange.session import SessionState
-
-    session.append = (tag, command)
-    session.append_data = bytearray()
-    session.append_refused = True
-    refusal: tuple[Status, str, ResponseCode | None] | None = None
-    if session.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
-        refusal = (Status.BAD, texts.INVALID_STATE, None)
-    elif (command.size or 0) > session.settings.max_message_size:
-        refusal = (Status.NO, texts.MESSAGE_TOO_LARGE, None)
-    elif session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
-        refusal = (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
-    elif session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
+def append_refusal(session: MailboxSession, command: c.Append) -> AppendRefusal | None:
+    """Why the mailbox refuses an APPEND before its message arrives; ``None`` if it does not."""
+    if (command.size or 0) > session.settings.max_message_size:
+        return (Status.NO, texts.MESSAGE_TOO_LARGE, None)
+    if session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
+        return (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
+    if session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
         policy = session.settings.throttle
-        refusal = (Status(policy.status), texts.throttled(policy.backoff_ms), None)
-    if refusal is None:
-        session.append_refused = False
-        if sync:
-            session.send(ContinuationRequest(texts.LITERAL_CONTINUATION))
-        return
-    if sync:
-        session.append = None
-        status, text, code = refusal
-        session.tagged(tag, status, text, code)
-    else:
-        session.append = (tag, command)
-        session.append_error = refusal
+        return (Status(policy.status), texts.throttled(policy.backoff_ms), None)
+    return None
 
 
-async def append_end(session: Session, tag: str) -> None:
-    pending = session.append
-    session.append = None
-    if pending is None:
-        return
-    _, command = pending
-    if session.append_refused:
-        status, text, code = session.append_error or (Status.NO, texts.AUTH_FAILED, None)
-        session.append_error = None
-        session.tagged(tag, status, text, code)
-        return
+def append_message(session: MailboxSession, tag: str, command: c.Append, data: bytes) -> None:
+    """Store an APPEND's message (all of it has arrived) and answer."""
     box = session.mailbox
     assert box is not None
-    data = bytes(session.append_data)
-    session.append_data = bytearray()
     try:
         folder = _canonical(box, command.mailbox)
         if folder is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from exoimap.protocol.headers import header_fields, split_header
 
-__all__ = ["Part", "parse_message", "quote", "nstring"]
+__all__ = ["Part", "header_params", "parse_message", "quote", "nstring"]
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"]*)"|([^\s;]+))', re.IGNORECASE)
 _PARAM = re.compile(r';\s*([A-Za-z0-9\-_.*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
@@ -44,18 +44,24 @@ class Part:
         return self.maintype == "multipart"
 
 
+def header_params(rest: str) -> list[tuple[str, str]]:
+    """The ``name=value`` parameters of a header field, from what follows its first ``;``
+    (names lower-cased, quoted values unquoted)."""
+    params = []
+    for name, raw in _PARAM.findall(";" + rest):
+        if raw.startswith('"'):
+            raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        params.append((name.lower(), raw))
+    return params
+
+
 def _content_type(value: str | None, default: str) -> tuple[str, str, list[tuple[str, str]]]:
     text = value or default
     kind, _, rest = text.partition(";")
     maintype, _, subtype = kind.strip().partition("/")
     if not maintype or not subtype:
         maintype, _, subtype = default.partition("/")
-    params = []
-    for name, raw in _PARAM.findall(";" + rest):
-        if raw.startswith('"'):
-            raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        params.append((name.lower(), raw))
-    return maintype.lower(), subtype.lower(), params
+    return maintype.lower(), subtype.lower(), header_params(rest)
 
 
 def parse_message(data: bytes, default_type: str = "text/plain") -> Part:

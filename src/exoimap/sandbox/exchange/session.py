@@ -3,8 +3,9 @@
 The session reads bytes, feeds :class:`~exoimap.protocol.ServerConnection`, answers its
 events with Exchange's exact texts (:mod:`.texts`) and writes the bytes out, through the
 fault injector. It owns the connection's state (not authenticated, authenticated,
-selected, "authenticated but not connected"), its counters (bad commands, failed sign-ins)
-and its view of the selected folder; mailbox commands live in :mod:`.handlers`.
+selected, "authenticated but not connected"), its counters (bad commands, failed sign-ins),
+its view of the selected folder and the APPEND in progress; mailbox commands, and what
+APPEND does to the mailbox, live in :mod:`.handlers`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from exoimap.errors import ExoimapError, RemoteProtocolError
 from exoimap.protocol import commands as c
@@ -38,15 +39,13 @@ from exoimap.protocol.types import (
     StatusResponse,
 )
 from exoimap.sandbox.exchange import handlers, texts
-from exoimap.sandbox.exchange.auth import AuthDecision, Cause
-from exoimap.sandbox.exchange.config import AuthOutcome
-from exoimap.sandbox.exchange.mailboxes import Mailbox
+from exoimap.sandbox.exchange.auth import AuthDecision, Authorizer, Cause, IdentityView
+from exoimap.sandbox.exchange.config import AuthOutcome, ExchangeSettings
+from exoimap.sandbox.exchange.mailboxes import Mailbox, Mailboxes
+from exoimap.sandbox.faults import Faults
 from exoimap.store.memory import StoreEvent
 
-if TYPE_CHECKING:
-    from exoimap.sandbox.exchange.server import ExchangeImapServer
-
-__all__ = ["Session", "SessionState"]
+__all__ = ["Session", "SessionServer", "SessionState"]
 
 log = logging.getLogger("exoimap.sandbox.exchange")
 
@@ -100,12 +99,35 @@ class SessionState(enum.Enum):
     LOGOUT = "logout"
 
 
+class SessionServer(Protocol):
+    """What a session uses of the server that accepted it (``ExchangeImapServer``).
+
+    Defined here, not imported from the server's module, so that the server may import
+    the session without a cycle.
+    """
+
+    @property
+    def settings(self) -> ExchangeSettings: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def identity(self) -> IdentityView: ...
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
+    @property
+    def mailboxes(self) -> Mailboxes: ...
+
+
 class Session:
     """State and I/O of one connection (see the module docstring)."""
 
     def __init__(
         self,
-        server: ExchangeImapServer,
+        server: SessionServer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -147,7 +169,7 @@ class Session:
         self.append: tuple[str, c.Append] | None = None
         self.append_data = bytearray()
         self.append_refused = False
-        self.append_error: tuple[Status, str, ResponseCode | None] | None = None
+        self.append_error: handlers.AppendRefusal | None = None
         self._read_task: asyncio.Task[bytes] | None = None
 
     # --- output -------------------------------------------------------------------------
@@ -322,12 +344,50 @@ class Session:
             self.push_updates()
             self.ok(event.tag, "IDLE")
         elif isinstance(event, AppendStart):
-            await handlers.append_start(self, event.tag, event.command, event.synchronizing)
+            self._append_start(event.tag, event.command, event.synchronizing)
         elif isinstance(event, AppendChunk):
             if not self.append_refused:
                 self.append_data += event.data
         elif isinstance(event, AppendEnd):
-            await handlers.append_end(self, event.tag)
+            self._append_end(event.tag)
+
+    def _append_start(self, tag: str, command: c.Append, sync: bool) -> None:
+        """Take an APPEND's message, or refuse it: at once when the client waits for a
+        continuation, otherwise once it has sent the message."""
+        self.append = (tag, command)
+        self.append_data = bytearray()
+        self.append_refused = True
+        refusal: handlers.AppendRefusal | None
+        if self.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
+            refusal = (Status.BAD, texts.INVALID_STATE, None)
+        else:
+            refusal = handlers.append_refusal(self, command)
+        if refusal is None:
+            self.append_refused = False
+            if sync:
+                self.send(ContinuationRequest(texts.LITERAL_CONTINUATION))
+            return
+        if sync:
+            self.append = None
+            status, text, code = refusal
+            self.tagged(tag, status, text, code)
+        else:
+            self.append_error = refusal
+
+    def _append_end(self, tag: str) -> None:
+        pending = self.append
+        self.append = None
+        if pending is None:
+            return
+        if self.append_refused:
+            status, text, code = self.append_error or (Status.NO, texts.AUTH_FAILED, None)
+            self.append_error = None
+            self.tagged(tag, status, text, code)
+            return
+        data = bytes(self.append_data)
+        self.append_data = bytearray()
+        _, command = pending
+        handlers.append_message(self, tag, command, data)
 
     def _bad_command(self, event: BadCommand) -> None:
         if event.tag is not None and event.tag == self.auth_tag:
@@ -488,6 +548,37 @@ class Session:
             self.close_with(texts.BYE_AFTER_AUTH_FAILURES)
 
     # --- the selected folder ------------------------------------------------------------
+
+    def select(
+        self,
+        folder: str,
+        *,
+        readonly: bool,
+        uidvalidity: int,
+        uids: list[int],
+        flags: dict[int, frozenset[str]],
+    ) -> None:
+        """SELECT/EXAMINE: the client now knows ``uids`` (in order) with ``flags``."""
+        self.selected = folder
+        self.readonly = readonly
+        self.uidvalidity = uidvalidity
+        self.known = uids
+        self.known_flags = flags
+        self.state = SessionState.SELECTED
+
+    def deselect(self) -> None:
+        """No folder selected any more (CLOSE, UNSELECT, our own DELETE, a new SELECT)."""
+        self.selected = None
+        self.known = []
+        self.known_flags = {}
+        self.dirty = self.invalidated = False
+        if self.state is SessionState.SELECTED:
+            self.state = SessionState.AUTHENTICATED
+
+    def rename_selected(self, new_name: str) -> None:
+        """Our own RENAME of the selected folder keeps it selected (no BYE)."""
+        self.selected = new_name
+        self.invalidated = False
 
     def _on_store_event(self, event: StoreEvent) -> None:
         if self.selected is None or event.folder != self.selected:
