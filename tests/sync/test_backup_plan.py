@@ -15,6 +15,7 @@ from exoimap.store.base import (
 )
 from exoimap.sync.plan import (
     FolderPlan,
+    MessageRules,
     SyncPolicy,
     apply_content_renames,
     match_by_content,
@@ -131,7 +132,7 @@ def test_new_flags_and_gone() -> None:
         _stored(12, (7, 3)),
         _stored(13, (7, 9), gone_at=T0),
     ]
-    plan = plan_messages(7, source, stored, exact_sizes=True)
+    plan = plan_messages(7, source, stored, MessageRules(exact_sizes=True))
     assert plan.fetch == [4]
     assert plan.flags == {10: SEEN}
     assert plan.gone == [12]  # 13 was already gone
@@ -143,7 +144,7 @@ def test_new_flags_and_gone() -> None:
 def test_incremental_listing_uses_vanished_only() -> None:
     source = _listing([MessageInfo(5, SEEN)], complete=False, vanished=frozenset({2}))
     stored = [_stored(10, (7, 1)), _stored(11, (7, 2))]
-    plan = plan_messages(7, source, stored, exact_sizes=True)
+    plan = plan_messages(7, source, stored, MessageRules(exact_sizes=True))
     assert (plan.fetch, plan.gone, plan.flags) == ([5], [11], {})
 
 
@@ -164,7 +165,7 @@ def test_uidvalidity_change_rematches_by_message_id_and_size() -> None:
         _stored(13, (7, 4), size=400, message_id="<c>"),
     ]
     assert needs_rematch(stored, 8)
-    plan = plan_messages(8, source, stored, exact_sizes=True)
+    plan = plan_messages(8, source, stored, MessageRules(exact_sizes=True))
     assert plan.origins == {10: MessageRef(8, 1), 11: MessageRef(8, 2)}
     assert plan.flags == {10: SEEN, 11: NONE}
     assert plan.fetch == [3, 4]
@@ -178,10 +179,10 @@ def test_estimated_sizes_match_by_internal_date() -> None:
         [MessageInfo(1, NONE, size=5000, internal_date=T0, message_id="<a>")], uidvalidity=8
     )
     stored = [_stored(10, None, size=4321, internal_date=T0, message_id="<a>")]
-    plan = plan_messages(8, source, stored, exact_sizes=False)
+    plan = plan_messages(8, source, stored, MessageRules(exact_sizes=False))
     assert plan.origins == {10: MessageRef(8, 1)}
     assert plan.fetch == []
-    exact = plan_messages(8, source, stored, exact_sizes=True)
+    exact = plan_messages(8, source, stored, MessageRules(exact_sizes=True))
     assert exact.fetch == [1]
     assert exact.gone_unless_adopted == [10]
 
@@ -237,9 +238,9 @@ def test_target_folders_the_state_does_not_know_are_used_not_created() -> None:
 def test_flags_compared_on_what_the_target_keeps() -> None:
     source = _listing([MessageInfo(1, frozenset({"\\Seen", "work"})), MessageInfo(2, SEEN)])
     stored = [_stored(10, (7, 1), SEEN), _stored(11, (7, 2), NONE)]
-    plan = plan_messages(7, source, stored, exact_sizes=True, keep_flags=SYSTEM_FLAGS)
+    plan = plan_messages(7, source, stored, MessageRules(keep_flags=SYSTEM_FLAGS))
     assert plan.flags == {11: SEEN}  # "work" cannot be kept: no endless re-setting of it
-    assert plan_messages(7, source, stored, exact_sizes=True).flags == {
+    assert plan_messages(7, source, stored, MessageRules(exact_sizes=True)).flags == {
         10: frozenset({"\\Seen", "work"}),
         11: SEEN,
     }

@@ -185,6 +185,9 @@ class Capabilities:
     max_connections: int = 4
     #: Largest message ``append`` accepts, in bytes; ``None`` when unlimited.
     max_message_size: int | None = None
+    #: Flags the store ignores when they come with an appended message (Exchange drops
+    #: ``\\Flagged``): whoever appends sets them again afterwards.
+    append_drops_flags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,14 @@ class SyncState(Protocol):
     async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
         """The messages of the open target ``folder`` with ``origin`` and ``gone_at``
         filled in (``detail``: also size, internal date and Message-ID)."""
+        ...
+
+    async def will_append(self, folder: str, uidnext: int, messages: Sequence[MessageInfo]) -> None:
+        """Before an append to a target without ``records_origin``: these source messages
+        (listed with size and Message-ID) go to ``folder``, whose UIDNEXT is ``uidnext``.
+        A state that survives a crash records this first, so that its next
+        :meth:`messages` recognises what an interrupted append stored (a UID from
+        ``uidnext`` on with the same Message-ID and size) instead of appending it again."""
         ...
 
     async def appended(self, folder: str, origins: Mapping[int, MessageRef]) -> None:

@@ -205,6 +205,8 @@ class RemoteImapStore:
                 exact_sizes=not self.exchange,
                 max_connections=self._max_connections,
                 max_message_size=150 * 1024 * 1024 if self.exchange else None,
+                # Office 365 ignores \Flagged given in APPEND; a STORE afterwards keeps it
+                append_drops_flags=frozenset({"\\Flagged"}) if self.exchange else frozenset(),
             )
 
     # --- Store protocol -----------------------------------------------------------------

@@ -36,7 +36,13 @@ from exoimap.store.base import (
     SyncState,
 )
 from exoimap.sync.folders import FolderPlanner
-from exoimap.sync.plan import MessagePlan, SyncPolicy, needs_rematch, plan_messages
+from exoimap.sync.plan import (
+    MessagePlan,
+    MessageRules,
+    SyncPolicy,
+    needs_rematch,
+    plan_messages,
+)
 from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncReport
 from exoimap.sync.run import Run
 from exoimap.sync.transfer import Transfer
@@ -214,6 +220,7 @@ async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -
     else:
         report.gone = len(plan.gone)
     report.gone_unless_adopted = len(plan.gone_unless_adopted)
+    report.skipped = sorted(plan.skipped.items())
 
 
 async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord | None) -> None:
@@ -238,13 +245,17 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             if folder_state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
-        listing = await source_folder.list_messages(changed_since=since, detail=rematch)
+        listing = await source_folder.list_messages(
+            changed_since=since, detail=rematch or _needs_detail(run)
+        )
         plan = _plan(run, listing, stored)
         report.planned = len(plan.fetch)
+        report.skipped = sorted(plan.skipped.items())
         run.total_planned += len(plan.fetch)
         await _apply_metadata(run, report, target_folder, plan)
         uidvalidity = listing.state.uidvalidity
-        await Transfer(run, report, source_folder, target_folder, uidvalidity).copy(plan)
+        transfer = Transfer(run, report, source_folder, target_folder, uidvalidity, listing)
+        await transfer.copy(plan)
         await _apply_gone(run, report, target_folder, plan, uidvalidity)
         await state.folder_synced(
             report.target,
@@ -267,15 +278,28 @@ def _incremental(run: Run, record: FolderSyncRecord | None, uidvalidity: int) ->
     )
 
 
+def _needs_detail(run: Run) -> bool:
+    """Whether the plan needs the source's sizes, dates and Message-IDs: to select or
+    size-check messages, or to note what an append is about to store (a target that does
+    not record origins itself)."""
+    policy, caps = run.policy, run.target.capabilities
+    return (
+        policy.select is not None
+        or (policy.max_message_size or caps.max_message_size) is not None
+        or not caps.records_origin
+    )
+
+
 def _plan(run: Run, listing: MessageListing, stored: list[MessageInfo]) -> MessagePlan:
-    caps = run.target.capabilities
-    return plan_messages(
-        listing.state.uidvalidity,
-        listing,
-        stored,
+    caps, policy = run.target.capabilities, run.policy
+    rules = MessageRules(
         exact_sizes=run.source.capabilities.exact_sizes,
         keep_flags=None if caps.custom_keywords else caps.permanent_flags,
+        select=policy.select,
+        max_size=policy.max_message_size or caps.max_message_size,
+        track_deletions=policy.track_deletions,
     )
+    return plan_messages(listing.state.uidvalidity, listing, stored, rules)
 
 
 async def _apply_metadata(

@@ -3,13 +3,7 @@ gone or delete target folders (see :func:`exoimap.sync.plan.plan_folders`)."""
 
 from __future__ import annotations
 
-from exoimap.sync.plan import (
-    FolderPlan,
-    apply_content_renames,
-    match_by_content,
-    plan_folders,
-    target_name,
-)
+from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content, plan_folders
 from exoimap.sync.run import Run
 
 __all__ = ["FolderPlanner"]
@@ -35,7 +29,9 @@ class FolderPlanner:
         fresh = [
             info.name
             for info in listed
-            if info.selectable and target_name(info.name, info.delimiter, delimiter) not in known
+            if info.selectable
+            and (name := run.policy.target_folder(info, delimiter)) is not None
+            and name not in known
         ]
         uidvalidity = {
             name: state.uidvalidity

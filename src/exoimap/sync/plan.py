@@ -52,6 +52,7 @@ from exoimap.store.base import (
 __all__ = [
     "FolderPlan",
     "MessagePlan",
+    "MessageRules",
     "SyncPolicy",
     "apply_content_renames",
     "match_by_content",
@@ -77,6 +78,26 @@ class SyncPolicy:
     max_parallel_folders: int = 4
     #: Which source folders to back up (``None``: all selectable ones).
     include: Callable[[str], bool] | None = None
+    #: The target folder of a source folder, ``None`` to leave it out (default: the same
+    #: name, see :func:`target_name`). A restore puts folders under ``Restored <date>/``,
+    #: a migration maps them by role.
+    folder_map: Callable[[FolderInfo, str], str | None] | None = None
+    #: Which source messages to copy (``None``: all). Asked with the source's detailed
+    #: listing (size, internal date, Message-ID, ``gone_at``). Messages already copied keep
+    #: getting their flag changes whatever this says.
+    select: Callable[[MessageInfo], bool] | None = None
+    #: Follow deletions on the source (mark gone, or expunge with ``mirror``): a backup
+    #: does; a restore or a migration only ever adds to the target.
+    track_deletions: bool = True
+    #: Skip source messages larger than this many bytes (as listed), reported with the
+    #: reason; ``None``: the target's own limit (``Capabilities.max_message_size``).
+    max_message_size: int | None = None
+
+    def target_folder(self, info: FolderInfo, delimiter: str) -> str | None:
+        """Where the source folder ``info`` goes on a target with ``delimiter``."""
+        if self.folder_map is not None:
+            return self.folder_map(info, delimiter)
+        return target_name(info.name, info.delimiter, delimiter)
 
 
 @dataclass(slots=True)
@@ -106,6 +127,8 @@ class MessagePlan:
     gone_unless_adopted: list[int] = field(default_factory=list)
     #: let the target adopt unanchored messages with the same bytes during the fetch
     adopt_unanchored: bool = False
+    #: source UID -> why it is not copied (larger than the target takes)
+    skipped: dict[int, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -139,6 +162,8 @@ def plan_folders(
     plan = FolderPlan()
     wanted, present = _wanted_folders(source, policy, target_delimiter)
     names = {a.name for a in known} | set(target_existing)
+    if not policy.track_deletions:
+        present |= {a.name for a in known}  # nothing vanishes: no renames, nothing gone
     vanished = {
         a.name: a
         for a in known
@@ -165,8 +190,9 @@ def plan_folders(
             continue
         plan.creates.append((name, wanted[name].role))
         names.add(name)
-    for name in sorted(vanished):
-        (plan.deletes if policy.mirror else plan.gone).append(name)
+    if policy.track_deletions:
+        for name in sorted(vanished):
+            (plan.deletes if policy.mirror else plan.gone).append(name)
     plan.pairs = [(info.name, name) for name, info in sorted(wanted.items())]
     return plan
 
@@ -180,10 +206,13 @@ def _wanted_folders(
     wanted: dict[str, FolderInfo] = {}
     present: set[str] = set()
     for info in source:
-        name = target_name(info.name, info.delimiter, delimiter)
+        mapped = policy.target_folder(info, delimiter)
+        name = mapped if mapped is not None else target_name(info.name, info.delimiter, delimiter)
         parts = name.split(delimiter)
         present.update(delimiter.join(parts[:depth]) for depth in range(1, len(parts) + 1))
-        if not info.selectable or (policy.include and not policy.include(info.name)):
+        if mapped is None or not info.selectable:
+            continue
+        if policy.include and not policy.include(info.name):
             continue
         wanted[name] = info
     return wanted, present
@@ -202,44 +231,67 @@ def needs_rematch(archive: Sequence[MessageInfo], source_uidvalidity: int) -> bo
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRules:
+    """What decides a folder's message plan besides the two listings."""
+
+    #: The source's sizes are exact (Exchange: estimates), for matching by Message-ID.
+    exact_sizes: bool = True
+    #: The flags the target can keep when it cannot keep keywords (``None``: all).
+    keep_flags: frozenset[str] | None = None
+    #: Which source messages to copy (``None``: all); see :attr:`SyncPolicy.select`.
+    select: Callable[[MessageInfo], bool] | None = None
+    #: Larger source messages are skipped (``None``: no limit).
+    max_size: int | None = None
+    #: Deletions on the source are followed (see :attr:`SyncPolicy.track_deletions`).
+    track_deletions: bool = True
+
+
 def plan_messages(
     source_uidvalidity: int,
     source: MessageListing,
     target: Sequence[MessageInfo],
-    *,
-    exact_sizes: bool,
-    keep_flags: frozenset[str] | None = None,
+    rules: MessageRules | None = None,
 ) -> MessagePlan:
     """The actions that make one target folder match one source folder.
 
-    ``target`` carries the sync state's ``origin`` and ``gone_at``; ``keep_flags`` is the
-    set of flags the target can keep when it cannot keep keywords (``None``: all)."""
+    ``target`` carries the sync state's ``origin`` and ``gone_at``."""
+    rules = rules or MessageRules()
     plan = MessagePlan()
     anchored, unanchored = _split_by_anchor(target, source_uidvalidity)
     candidates: list[MessageInfo] = []
+    keep = rules.keep_flags
     for message in source.messages:
         stored = anchored.get(message.uid)
         if stored is None:
-            candidates.append(message)
+            if _wanted(message, rules, plan):
+                candidates.append(message)
             continue
-        flags = message.flags if keep_flags is None else message.flags & keep_flags
+        flags = message.flags if keep is None else message.flags & keep
         if stored.flags != flags:
             plan.flags[stored.uid] = flags
     if unanchored and candidates:
-        _rematch(
-            plan,
-            source_uidvalidity,
-            candidates,
-            unanchored,
-            exact_sizes=exact_sizes,
-            keep_flags=keep_flags,
-        )
+        _rematch(plan, source_uidvalidity, candidates, unanchored, rules)
     else:
         plan.fetch = [m.uid for m in candidates]
-        plan.gone_unless_adopted = [m.uid for m in unanchored]
-    plan.gone = _gone(source, anchored)
+        if rules.track_deletions:
+            plan.gone_unless_adopted = [m.uid for m in unanchored]
+    if rules.track_deletions:
+        plan.gone = _gone(source, anchored)
     plan.fetch.sort()
     return plan
+
+
+def _wanted(message: MessageInfo, rules: MessageRules, plan: MessagePlan) -> bool:
+    """Whether a source message not on the target yet is to be copied (or why not)."""
+    if rules.select is not None and not rules.select(message):
+        return False
+    if rules.max_size is not None and (message.size or 0) > rules.max_size:
+        plan.skipped[message.uid] = (
+            f"{message.size} bytes, more than the target takes ({rules.max_size} bytes)"
+        )
+        return False
+    return True
 
 
 def _split_by_anchor(
@@ -264,12 +316,11 @@ def _rematch(
     source_uidvalidity: int,
     candidates: Sequence[MessageInfo],
     unanchored: Sequence[MessageInfo],
-    *,
-    exact_sizes: bool,
-    keep_flags: frozenset[str] | None,
+    rules: MessageRules,
 ) -> None:
     """Re-point unanchored target messages at new source messages with the same
     Message-ID and size (or date); fetch the rest."""
+    exact_sizes, keep_flags = rules.exact_sizes, rules.keep_flags
     pool: dict[tuple[object, ...], list[MessageInfo]] = {}
     for stored in unanchored:
         if stored.message_id is not None:
@@ -286,8 +337,10 @@ def _rematch(
         flags = message.flags if keep_flags is None else message.flags & keep_flags
         if stored.flags != flags:
             plan.flags[stored.uid] = flags
-    plan.gone_unless_adopted = [m.uid for m in unanchored if m.uid not in matched]
-    plan.adopt_unanchored = bool(plan.gone_unless_adopted)
+    left = [m.uid for m in unanchored if m.uid not in matched]
+    plan.adopt_unanchored = bool(left)
+    if rules.track_deletions:
+        plan.gone_unless_adopted = left
 
 
 def _gone(source: MessageListing, anchored: Mapping[int, MessageInfo]) -> list[int]:

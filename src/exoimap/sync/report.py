@@ -45,13 +45,15 @@ class FolderReport:
     planned: int = 0
     #: Bytes of the planned messages (as the source lists them: an estimate on Exchange).
     planned_bytes: int = 0
+    #: Source messages not copied, with the reason (larger than the target takes).
+    skipped: list[tuple[int, str]] = field(default_factory=list)
     #: bytes read from the source (stored or not), for progress
     bytes_read: int = 0
     errors: list[ExoimapError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not (self.errors or self.skipped)
 
 
 @dataclass(slots=True)
@@ -99,6 +101,7 @@ class SyncReport:
             "expunged": sum(f.expunged for f in self.folders),
             "refetched_missing": sum(f.refetched_missing for f in self.folders),
             "adopted": sum(f.adopted for f in self.folders),
+            "skipped": sum(len(f.skipped) for f in self.folders),
             "planned": sum(f.planned for f in self.folders),
             "created": len(self.created),
             "renamed": len(self.renamed),

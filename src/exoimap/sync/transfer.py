@@ -16,6 +16,7 @@ from exoimap.store.base import (
     ContentMatching,
     FetchedMessage,
     Folder,
+    MessageListing,
     MessageRef,
 )
 from exoimap.sync.plan import MessagePlan
@@ -27,9 +28,11 @@ __all__ = ["Transfer"]
 
 @dataclass(slots=True)
 class _Batch:
-    """What one append consumed: source (UID, size) of each message read whole."""
+    """What one append consumed: source (UID, size) of each message read whole, and the
+    flags each came with."""
 
     read: list[tuple[int, int]] = field(default_factory=list)
+    flags: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class Transfer:
     source: Folder
     target: Folder
     uidvalidity: int
+    #: The source listing the plan came from (sizes and Message-IDs for the state).
+    listing: MessageListing
 
     async def copy(self, plan: MessagePlan) -> None:
         """Copy ``plan.fetch`` in batches of the policy's size."""
@@ -56,6 +61,8 @@ class Transfer:
         """Append what ``uids`` fetch to; returns the UIDs still to do after a message
         failed."""
         run, report, target = self.run, self.report, self.target
+        if not run.target.capabilities.records_origin:
+            await self._announce(uids)
         batch = _Batch()
         items = _items(run, report, self.source.fetch(uids), self.uidvalidity, batch)
         try:
@@ -68,23 +75,42 @@ class Transfer:
             run.emit("folder_failed", report.source, error=str(exc), uid=exc.uid)
             done = [(uid, size) for uid, size in batch.read if exc.uid is None or uid < exc.uid]
             # the target stored a prefix of the items, but did not say under which UIDs
-            await self._count(done, [])
+            await self._count(done, [], batch)
             if exc.uid is None:
                 return []
             return [uid for uid in uids if uid > exc.uid]
-        await self._count(batch.read[: len(stored)], stored)
+        await self._count(batch.read[: len(stored)], stored, batch)
         return []
 
-    async def _count(self, done: list[tuple[int, int]], stored: Sequence[int]) -> None:
+    async def _announce(self, uids: Sequence[int]) -> None:
+        """Tell the state what this append is about to store, and where."""
+        wanted = set(uids)
+        messages = [m for m in self.listing.messages if m.uid in wanted]
+        uidnext = (await self.target.state()).uidnext
+        await self.run.state.will_append(self.report.target, uidnext, messages)
+
+    async def _count(
+        self, done: list[tuple[int, int]], stored: Sequence[int], batch: _Batch
+    ) -> None:
         if not done:
             return
         run, report = self.run, self.report
-        if stored and not run.target.capabilities.records_origin:
+        caps = run.target.capabilities
+        if stored and not caps.records_origin:
             origins = {
                 target_uid: MessageRef(self.uidvalidity, source_uid)
                 for (source_uid, _size), target_uid in zip(done, stored, strict=False)
             }
             await run.state.appended(report.target, origins)
+        if stored and caps.append_drops_flags:
+            # e.g. Exchange ignores \Flagged in APPEND; a STORE afterwards keeps it
+            again = {
+                target_uid: batch.flags[source_uid]
+                for (source_uid, _size), target_uid in zip(done, stored, strict=False)
+                if batch.flags.get(source_uid, frozenset()) & caps.append_drops_flags
+            }
+            if again:
+                await self.target.set_flags(again)
         size = sum(s for _u, s in done)
         report.fetched += len(done)
         report.bytes += size
@@ -127,6 +153,7 @@ async def _items(
 
 def _read_one(run: Run, report: FolderReport, message: FetchedMessage, batch: _Batch) -> None:
     batch.read.append((message.uid, message.size))
+    batch.flags[message.uid] = message.flags
     run.total_done += 1
     run.total_bytes += message.size
     report.bytes_read += message.size
