@@ -97,11 +97,11 @@ def test_content_checks_use_the_files_stamps(tmp_path: Path) -> None:
             state = archive.sync_state()
             async with archive.open_folder("INBOX") as folder:
                 await folder.append(_items([_item(1, MessageRef(1, 1))]))
-            assert not await state.content_unchanged("INBOX")
+            assert await state.content_unchanged(["INBOX"]) == set()
             await state.content_checked(["INBOX"])
-            assert await state.content_unchanged("INBOX")
+            assert await state.content_unchanged(["INBOX", "Nowhere"]) == {"INBOX"}
             next((tmp_path / "maildir" / "cur").iterdir()).unlink()
-            assert not await state.content_unchanged("INBOX")
+            assert await state.content_unchanged(["INBOX"]) == set()
         finally:
             await archive.close()
 

@@ -451,9 +451,10 @@ class SyncState(Protocol):
         deleted by hand); the engine forgets and fetches them again."""
         ...
 
-    async def content_unchanged(self, name: str) -> bool:
-        """True when nothing touched the folder's content since :meth:`content_checked`
-        last recorded it: a resync may then skip :meth:`content_lost`."""
+    async def content_unchanged(self, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` whose content nothing touched since :meth:`content_checked`
+        last recorded it: a resync may skip them without opening them (all at once: a
+        store may answer for many folders in one go)."""
         ...
 
     async def content_checked(self, names: Sequence[str]) -> None:

@@ -137,8 +137,8 @@ class MemorySyncState:
     async def content_lost(self, folder: str) -> list[int]:
         return []  # a store's content cannot go missing behind its own back
 
-    async def content_unchanged(self, name: str) -> bool:
-        return False  # no way to tell cheaply: folders are always listed
+    async def content_unchanged(self, names: Sequence[str]) -> set[str]:
+        return set()  # no way to tell cheaply: folders are always listed
 
     async def content_checked(self, names: Sequence[str]) -> None:
         return None

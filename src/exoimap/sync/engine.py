@@ -93,9 +93,11 @@ async def sync(
         run.emit("sync_started", mirror=policy.mirror)
     planner = FolderPlanner(run)
     pairs = await planner.plan()
-    if not plan_only:
+    known = planner.records
+    if planner.changes and not plan_only:
         await planner.apply()
-    records = {r.name: r for r in await state.folders()}
+        known = await state.folders()
+    records = {r.name: r for r in known}
     unchanged = await _unchanged_folders(run, pairs, records)
     limit = max(
         1,
@@ -146,16 +148,15 @@ async def _unchanged_folders(
     caps = run.source.capabilities
     if not (caps.condstore and caps.qresync):
         return set()  # Exchange: flag changes are only seen by listing every folder
-    recorded: dict[str, FolderSyncRecord] = {}
-    for source_name, target_name_ in pairs:
-        record = records.get(target_name_)
-        if (
-            record is not None
-            and record.source_modseq is not None
-            and record.gone_at is None
-            and await run.state.content_unchanged(target_name_)
-        ):
-            recorded[source_name] = record
+    candidates = {
+        source_name: record
+        for source_name, target_name_ in pairs
+        if (record := records.get(target_name_)) is not None
+        and record.source_modseq is not None
+        and record.gone_at is None
+    }
+    untouched = await run.state.content_unchanged([r.name for r in candidates.values()])
+    recorded = {name: r for name, r in candidates.items() if r.name in untouched}
     if not recorded:
         return set()
     try:

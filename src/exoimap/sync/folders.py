@@ -3,6 +3,7 @@ gone or delete target folders (see :func:`exoimap.sync.plan.plan_folders`)."""
 
 from __future__ import annotations
 
+from exoimap.store.base import FolderSyncRecord
 from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content, plan_folders
 from exoimap.sync.run import Run
 
@@ -17,12 +18,14 @@ class FolderPlanner:
         self._run = run
         self._plan = FolderPlan()
         self._existing: set[str] = set()
+        #: What the state knew when the plan was made (still true if nothing was applied).
+        self.records: list[FolderSyncRecord] = []
 
     async def plan(self) -> list[tuple[str, str]]:
         """Plan the folder changes; returns ``(source, target)`` of every folder to sync."""
         run = self._run
         listed = await run.source.list_folders()
-        records = await run.state.folders()
+        records = self.records = await run.state.folders()
         self._existing = {info.name for info in await run.target.list_folders()}
         known = {r.name for r in records} | self._existing
         delimiter = run.target.delimiter
@@ -73,6 +76,12 @@ class FolderPlanner:
             if name == new or name.startswith(new + delimiter):
                 name = old + name[len(new) :]
         return name
+
+    @property
+    def changes(self) -> bool:
+        """Whether :meth:`apply` changes any folder (else :attr:`records` stay true)."""
+        plan = self._plan
+        return bool(plan.renames or plan.creates or plan.gone or plan.deletes)
 
     async def apply(self) -> None:
         """Carry out the plan on the target and record it in the state."""

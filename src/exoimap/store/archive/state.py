@@ -50,7 +50,7 @@ class ArchiveOperations(Protocol):
 
     async def mark_folder_gone(self, name: str, when: _dt.datetime) -> None: ...
 
-    async def files_unchanged(self, name: str) -> bool: ...
+    async def files_unchanged(self, names: Sequence[str]) -> set[str]: ...
 
     async def record_files_checked(self, names: Sequence[str]) -> int: ...
 
@@ -135,8 +135,8 @@ class ArchiveSyncState:
         async with self._archive.open_folder(folder) as opened:
             return await opened.missing_files()
 
-    async def content_unchanged(self, name: str) -> bool:
-        return await self._archive.files_unchanged(name)
+    async def content_unchanged(self, names: Sequence[str]) -> set[str]:
+        return await self._archive.files_unchanged(names)
 
     async def content_checked(self, names: Sequence[str]) -> None:
         await self._archive.record_files_checked(names)

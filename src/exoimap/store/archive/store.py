@@ -329,15 +329,20 @@ class ArchiveStore:
         self._index.mark_folder_gone(row.id, when)
         self._journal.crash_point("folder_gone.committed")
 
-    async def files_unchanged(self, name: str) -> bool:
-        """True when nothing added, removed or renamed a file of folder ``name`` since its
-        files were last found complete (see :mod:`exoimap.store.archive.stamps`): a resync
-        may then skip looking for hand-deleted files."""
-        return await self._worker.run("reading a folder", name, self._files_unchanged, name)
+    async def files_unchanged(self, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` whose files nobody added, removed or renamed since they were
+        last found complete (see :mod:`exoimap.store.archive.stamps`): a resync may skip
+        looking for hand-deleted files there. One worker hop for all of them."""
+        return await self._worker.run("reading folders", None, self._files_unchanged, names)
 
-    def _files_unchanged(self, name: str) -> bool:
-        row = self._index.folder(name)
-        return row is not None and files_unchanged(self._maildir.folder_dir(row.dirname), row)
+    def _files_unchanged(self, names: Sequence[str]) -> set[str]:
+        rows = {row.name: row for row in self._index.folders()}
+        return {
+            name
+            for name in names
+            if (row := rows.get(name)) is not None
+            and files_unchanged(self._maildir.folder_dir(row.dirname), row)
+        }
 
     async def record_files_checked(self, names: Sequence[str]) -> int:
         """After a sync: remember, for each folder whose files are all present, the
