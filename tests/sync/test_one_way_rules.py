@@ -139,7 +139,9 @@ class _Announced(MemorySyncState):
         super().__init__()
         self.announced: list[tuple[str, int, list[tuple[int, int | None, str | None]]]] = []
 
-    async def will_append(self, folder: str, uidnext: int, messages: Sequence[MessageInfo]) -> None:
+    async def will_append(
+        self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]
+    ) -> None:
         self.announced.append((folder, uidnext, [(m.uid, m.size, m.message_id) for m in messages]))
 
     async def appended(self, folder: str, origins: Mapping[int, object]) -> None:

@@ -421,9 +421,12 @@ class SyncState(Protocol):
         filled in (``detail``: also size, internal date and Message-ID)."""
         ...
 
-    async def will_append(self, folder: str, uidnext: int, messages: Sequence[MessageInfo]) -> None:
+    async def will_append(
+        self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]
+    ) -> None:
         """Before an append to a target without ``records_origin``: these source messages
-        (listed with size and Message-ID) go to ``folder``, whose UIDNEXT is ``uidnext``.
+        (of ``source_uidvalidity``, listed with size, date and Message-ID) go to
+        ``folder``, whose UIDNEXT is ``uidnext``.
         A state that survives a crash records this first, so that its next
         :meth:`messages` recognises what an interrupted append stored (a UID from
         ``uidnext`` on with the same Message-ID and size) instead of appending it again."""

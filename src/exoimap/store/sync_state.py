@@ -111,7 +111,9 @@ class MemorySyncState:
             message.gone_at = memory.gone.get(message.uid)
         return listing.messages
 
-    async def will_append(self, folder: str, uidnext: int, messages: Sequence[MessageInfo]) -> None:
+    async def will_append(
+        self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]
+    ) -> None:
         return None  # nothing survives a crash here anyway
 
     async def appended(self, folder: str, origins: Mapping[int, MessageRef]) -> None:

@@ -87,7 +87,7 @@ class Transfer:
         wanted = set(uids)
         messages = [m for m in self.listing.messages if m.uid in wanted]
         uidnext = (await self.target.state()).uidnext
-        await self.run.state.will_append(self.report.target, uidnext, messages)
+        await self.run.state.will_append(self.report.target, uidnext, self.uidvalidity, messages)
 
     async def _count(
         self, done: list[tuple[int, int]], stored: Sequence[int], batch: _Batch

@@ -112,7 +112,9 @@ class ArchiveSyncState:
         """The archive folder's own listing: origins and gone markers are in its index."""
         return (await folder.list_messages(detail=detail)).messages
 
-    async def will_append(self, folder: str, uidnext: int, messages: Sequence[MessageInfo]) -> None:
+    async def will_append(
+        self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]
+    ) -> None:
         """Never asked: the archive records origins itself (``records_origin``)."""
 
     async def appended(self, folder: str, origins: Mapping[int, MessageRef]) -> None:
