@@ -48,6 +48,10 @@ SURFACE: dict[str, list[str]] = {
     "config show": [],
     "login": ["NAME"],
     "logout": ["NAME"],
+    "restore": [
+        "NAME", "--to", "--folder", "--exclude", "--since", "--until", "--message-id",
+        "--include-deleted", "--merge", "--into", "--max-size", "--dry-run",
+    ],
     "sandbox": [],
     "sandbox app": [],
     "sandbox app add": [

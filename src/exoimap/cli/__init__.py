@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vault": ("exoimap.cli.vault_cmd", "app"),
     "sync": ("exoimap.cli.sync_cmd", "sync"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
+    "restore": ("exoimap.cli.restore_cmd", "restore"),
     "archive": ("exoimap.cli.archive_cmd", "app"),
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),

@@ -102,6 +102,7 @@ class Ledger:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exoimap-ledger")
         self._db: sqlite3.Connection | None = None
         self.run_id: int | None = None
+        self._context: dict[str, object] = {}
 
     # --- lifetime ------------------------------------------------------------------------
 
@@ -159,6 +160,24 @@ class Ledger:
 
     # --- runs ----------------------------------------------------------------------------
 
+    async def set_context(self, context: Mapping[str, object]) -> None:
+        """What the caller wants kept with the next run's record (e.g. where a restore
+        goes), for :meth:`interrupted_context` should that run not finish."""
+        self._context = dict(context)
+
+    async def interrupted_context(self) -> dict[str, object] | None:
+        """The context of the last run, if it never finished (else ``None``)."""
+        rows = await self._call(
+            "reading the ledger",
+            self._rows,
+            "SELECT finished, detail FROM runs ORDER BY id DESC LIMIT 1",
+        )
+        if not rows or rows[0][0] not in (None, "interrupted"):
+            return None
+        detail = json.loads(str(rows[0][1]))
+        context = detail.get("context") if isinstance(detail, dict) else None
+        return context if isinstance(context, dict) else None
+
     async def begin_run(self, detail: Mapping[str, object]) -> list[str]:
         return await self._call("recording the run", self._begin_run, dict(detail))
 
@@ -173,7 +192,7 @@ class Ledger:
             db.execute("UPDATE runs SET finished='interrupted' WHERE finished IS NULL")
             cursor = db.execute(
                 "INSERT INTO runs (started, detail) VALUES (?, ?)",
-                (now, json.dumps(detail, default=str, sort_keys=True)),
+                (now, json.dumps({**detail, "context": self._context}, default=str)),
             )
             self.run_id = cursor.lastrowid
         return notes
