@@ -48,6 +48,7 @@ SURFACE: dict[str, list[str]] = {
     "config show": [],
     "login": ["NAME"],
     "logout": ["NAME"],
+    "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
     "restore": [
         "NAME", "--to", "--folder", "--exclude", "--since", "--until", "--message-id",
         "--include-deleted", "--merge", "--into", "--max-size", "--dry-run",

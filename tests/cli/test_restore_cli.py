@@ -122,7 +122,7 @@ def test_by_default_into_a_new_folder_and_too_large_is_skipped(
     assert main(["restore", "work", "--max-size", "1"]) == EXIT_PARTIAL
     out, err = _out(capsys)
     assert "work: restored 2 messages" in out
-    assert "INBOX: archive UID 3 skipped:" in err
+    assert "INBOX: source UID 3 skipped:" in err
     assert "more than the target takes (1048576 bytes)" in err
     mailbox = _mailbox(sandbox_tenant, upn)
     restored = sorted(name for name in mailbox if name.startswith("Restored "))

@@ -47,6 +47,8 @@ __all__ = [
     "NON_MAIL_FOLDERS",
     "RestoreOptions",
     "RestoreRequest",
+    "folders_by_role",
+    "is_mail_folder",
     "ledger_path",
     "restore_account",
     "restore_policy",
@@ -112,7 +114,7 @@ def restore_policy(
     ``roles`` the target's folders by special-use role (for ``merge``)."""
 
     def folder_map(info: FolderInfo, delimiter: str) -> str | None:
-        if info.name.split(info.delimiter or "/")[0] in NON_MAIL_FOLDERS:
+        if not is_mail_folder(info):
             return None
         name = target_name(info.name, info.delimiter, delimiter)
         if options.mode == "merge":
@@ -134,12 +136,18 @@ def ledger_path(paths: Paths, account: str, target: str) -> Path:
     return paths.data_dir / "ledgers" / f"restore-{account}-to-{target}.sqlite"
 
 
-async def _roles(target: Store) -> dict[SpecialUse, str]:
+async def folders_by_role(target: Store) -> dict[SpecialUse, str]:
+    """The target's folders by special-use role (INBOX aside)."""
     return {
         info.role: info.name
         for info in await target.list_folders()
         if info.role is not None and info.role is not SpecialUse.INBOX
     }
+
+
+def is_mail_folder(info: FolderInfo) -> bool:
+    """False for Exchange's folders that hold no mail (and their children)."""
+    return info.name.split(info.delimiter or "/")[0] not in NON_MAIL_FOLDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +204,7 @@ async def _restore(
             try:
                 prefix = await _prefix(ledger, options)
                 await ledger.set_context({"selection": options.selection(), "prefix": prefix})
-                policy = restore_policy(options, prefix, await _roles(target))
+                policy = restore_policy(options, prefix, await folders_by_role(target))
                 limit = options.max_message_size
                 if limit is None and target.exchange:
                     limit = EXCHANGE_RECEIVE_LIMIT

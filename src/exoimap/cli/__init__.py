@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("exoimap.cli.sync_cmd", "sync"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
     "restore": ("exoimap.cli.restore_cmd", "restore"),
+    "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
     "archive": ("exoimap.cli.archive_cmd", "app"),
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),

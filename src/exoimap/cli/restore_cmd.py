@@ -12,11 +12,11 @@ from exoimap.app import resident
 from exoimap.app.restore import RestoreOptions, RestoreRequest, restore_account
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
-from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, exit_code_for
-from exoimap.cli.progress import SyncDisplay, human_bytes
+from exoimap.cli.app import exit_code_for
+from exoimap.cli.copy_report import print_copy
+from exoimap.cli.progress import SyncDisplay
 from exoimap.cli.sync_cmd import account_provider
 from exoimap.config import Paths, load_config
-from exoimap.sync.report import SyncReport
 
 __all__ = ["restore"]
 
@@ -57,25 +57,6 @@ def _options(
         dry_run=dry_run,
         max_message_size=max_size * 1024 * 1024 if max_size else None,
     )
-
-
-def _print(name: str, target: str, report: SyncReport, seconds: float) -> None:
-    verb = "would restore" if report.plan_only else "restored"
-    count = sum(f.planned for f in report.folders) if report.plan_only else report.fetched
-    size = sum(f.planned_bytes for f in report.folders) if report.plan_only else report.bytes
-    for folder in report.folders:
-        for uid, reason in folder.skipped:
-            click.echo(f"  {folder.source}: archive UID {uid} skipped: {reason}", err=True)
-        for error in folder.errors:
-            click.echo(f"  {folder.source}: {error}", err=True)
-    targets = sorted({f.target for f in report.folders if f.planned or f.fetched})
-    where = f" into {targets[0].split('/')[0]}" if targets else ""
-    click.echo(
-        f"{name}: {verb} {count} messages ({human_bytes(size)}) to {target}{where} "
-        f"in {seconds:.1f} s"
-    )
-    for note in report.recovery_notes:
-        click.echo(f"{name}: {note}")
 
 
 @click.command("restore")
@@ -144,7 +125,6 @@ def restore(
         click.echo(f"{name}: failed: {result.error}", err=True)
         raise click.exceptions.Exit(exit_code_for(result.error))
     assert result.report is not None
-    _print(name, target.name, result.report, result.seconds)
-    if not result.report.ok:  # skipped or failed messages: say so with the exit code
-        raise click.exceptions.Exit(EXIT_PARTIAL)
-    raise click.exceptions.Exit(EXIT_OK)
+    raise click.exceptions.Exit(
+        print_copy(name, "restore", target.name, result.report, result.seconds)
+    )

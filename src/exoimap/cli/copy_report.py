@@ -1,0 +1,37 @@
+"""What a restore or a migration says when it ends: skipped and failed messages on stderr,
+one summary line, and the exit code (4 when anything was skipped or failed)."""
+
+from __future__ import annotations
+
+import click
+
+from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL
+from exoimap.cli.progress import human_bytes
+from exoimap.sync.report import SyncReport
+
+__all__ = ["print_copy"]
+
+
+def print_copy(name: str, what: str, destination: str, report: SyncReport, seconds: float) -> int:
+    """Print the outcome of copying ``what`` ("restore", "migrate") from ``name`` to
+    ``destination``; return the exit code."""
+    for folder in report.folders:
+        for uid, reason in folder.skipped:
+            click.echo(f"  {folder.source}: source UID {uid} skipped: {reason}", err=True)
+        for error in folder.errors:
+            click.echo(f"  {folder.source}: {error}", err=True)
+    if report.plan_only:
+        count = sum(f.planned for f in report.folders)
+        size = sum(f.planned_bytes for f in report.folders)
+        verb = f"would {what}"
+    else:
+        count, size, verb = report.fetched, report.bytes, f"{what}d"
+    flags = sum(f.flags_changed for f in report.folders)
+    created = f", {len(report.created)} folders created" if report.created else ""
+    click.echo(
+        f"{name}: {verb} {count} messages ({human_bytes(size)}) to {destination}, "
+        f"{flags} flag changes{created} in {seconds:.1f} s"
+    )
+    for note in report.recovery_notes:
+        click.echo(f"{name}: {note}")
+    return EXIT_OK if report.ok else EXIT_PARTIAL
