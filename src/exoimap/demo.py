@@ -31,6 +31,8 @@ __all__ = ["DemoFailed", "main"]
 
 DEMO_USER = "alice@contoso.onmicrosoft.com"
 DEMO_MESSAGES = 2000
+#: The folder the demo deletes on the server and restores from the archive.
+RESTORED_FOLDER = "Équipe"
 START_TIMEOUT = 120.0
 STEP_TIMEOUT = 300.0
 
@@ -202,6 +204,40 @@ async def _change_mailbox() -> tuple[int, str]:
     return flagged, "INBOX"
 
 
+async def _delete_folder(name: str) -> None:
+    from exoimap.app.accounts import open_source
+    from exoimap.auth.provider import TokenProvider
+    from exoimap.auth.vault import Vault
+    from exoimap.config import load_config
+
+    account = load_config().account("demo")
+    store = await open_source(account, TokenProvider(account, vault=Vault.from_paths()))
+    try:
+        await store.delete_folder(name)
+    finally:
+        await store.close()
+
+
+def lose_and_restore_folder(stats: str) -> None:
+    """A folder is deleted on the server; the archive keeps it; restore brings it back."""
+    match = re.search(rf"{RESTORED_FOLDER}\s+(\d+) messages", stats)
+    if match is None:
+        raise DemoFailed(f"the archive should hold the folder {RESTORED_FOLDER}")
+    held = int(match.group(1))
+    _say(
+        f"\n# Disaster: someone deletes the folder {RESTORED_FOLDER} ({held} messages) on the "
+        "server. The next backup keeps it in the archive; a restore brings it back."
+    )
+    asyncio.run(_delete_folder(RESTORED_FOLDER))
+    run(["sync", "demo"])
+    restored = run(["restore", "demo", "--merge", "--folder", RESTORED_FOLDER])
+    if _number(r"restored (\d+) messages", restored, "the restored count") != held:
+        raise DemoFailed(f"the restore should have brought back the {held} messages")
+    again = run(["restore", "demo", "--merge", "--folder", RESTORED_FOLDER])
+    if _number(r"restored (\d+) messages", again, "the second restore's count") != 0:
+        raise DemoFailed("a second restore must not copy anything twice")
+
+
 def change_mailbox() -> None:
     _say(
         "\n# Meanwhile, in the mailbox (over IMAP, as alice's phone would): "
@@ -258,6 +294,7 @@ def demo(work: Path) -> str:
         if match is None:
             raise DemoFailed("could not read the archive's totals")
         messages, folders, size = (int(g) for g in match.groups())
+        lose_and_restore_folder(stats)
         run(["audit", "verify"])
     finally:
         _say("\n# Stopping the sandbox (Ctrl-C)")

@@ -98,6 +98,10 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         f"deleted on the server, {summary['failed_folders']} failed folders "
         f"in {result.seconds:.1f} s{throttled}"
     )
+    for name in report.folders_gone:
+        click.echo(
+            f"{result.account}: folder {name} was deleted on the server (kept in the archive)"
+        )
     for note in report.recovery_notes:
         click.echo(f"{result.account}: archive repaired: {note}")
     if summary["refetched_missing"]:
