@@ -86,11 +86,7 @@ async def sync(
         clock=clock,
     )
     if not plan_only:
-        notes = await state.begin_run({"mirror": policy.mirror})
-        if notes:
-            run.report.recovery_notes = list(notes)
-            run.emit("state_notes", notes=list(notes))
-        run.emit("sync_started", mirror=policy.mirror)
+        await _begin(run)
     planner = FolderPlanner(run)
     pairs = await planner.plan()
     known = planner.records
@@ -99,15 +95,32 @@ async def sync(
         known = await state.folders()
     records = {r.name: r for r in known}
     unchanged = await _unchanged_folders(run, pairs, records)
-    limit = max(
-        1,
-        min(
-            policy.max_parallel_folders,
-            source.capabilities.max_connections,
-            target.capabilities.max_connections,
-        ),
-    )
-    gate = asyncio.Semaphore(limit)
+    await _sync_folders(run, planner, pairs, records, unchanged)
+    run.report.finished = clock()
+    if not plan_only:
+        await _finish(run, [t for s, t in pairs if s not in unchanged])
+    return run.report
+
+
+async def _begin(run: Run) -> None:
+    notes = await run.state.begin_run({"mirror": run.policy.mirror})
+    if notes:
+        run.report.recovery_notes = list(notes)
+        run.emit("state_notes", notes=list(notes))
+    run.emit("sync_started", mirror=run.policy.mirror)
+
+
+async def _sync_folders(
+    run: Run,
+    planner: FolderPlanner,
+    pairs: list[tuple[str, str]],
+    records: Mapping[str, FolderSyncRecord],
+    unchanged: set[str],
+) -> None:
+    """Every folder pair at once, within the stores' connection limits."""
+    caps = (run.source.capabilities, run.target.capabilities)
+    limit = min(run.policy.max_parallel_folders, *(c.max_connections for c in caps))
+    gate = asyncio.Semaphore(max(1, limit))
     async with asyncio.TaskGroup() as group:
         for source_name, target_name_ in pairs:
             report = FolderReport(
@@ -120,10 +133,6 @@ async def sync(
                 group.create_task(
                     _folder_task(run, gate, report, records.get(target_name_), planner)
                 )
-    run.report.finished = clock()
-    if not plan_only:
-        await _finish(run, [t for s, t in pairs if s not in unchanged])
-    return run.report
 
 
 async def _finish(run: Run, synced: list[str]) -> None:
