@@ -101,7 +101,7 @@ SURFACE: dict[str, list[str]] = {
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAME", "--deep"],
+    "verify": ["NAME", "--deep", "--restore", "--to"],
 }  # fmt: skip
 
 # Defaults that --help states.

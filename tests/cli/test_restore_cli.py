@@ -102,6 +102,17 @@ def test_lost_mail_comes_back_once_with_its_dates_and_flags(
     assert "work: restored 0 messages" in _out(capsys)[0]
     assert _mailbox(sandbox_tenant, upn) == after
 
+    # the mailbox holds every restored message once, byte for byte, with flags and dates
+    assert main(["verify", "work", "--restore", "--deep"]) == 0
+    # (the 4 from INBOX and the 2 of Sent Items: one restored, one found still there)
+    assert "verify restore into work: ok: 6 messages" in _out(capsys)[0]
+    exchange.set_flags(upn, "INBOX", [5], ["\\Answered"], "add")
+    exchange.delete(upn, "Sent Items", [3])
+    assert main(["verify", "work", "--restore"]) == 1
+    out = _out(capsys)[0]
+    assert "INBOX -> INBOX: 1 flags differ" in out
+    assert "Sent Items -> Sent Items: 1 not restored" in out
+
     records = [
         json.loads(line)
         for path in sorted((home / "audit").glob("audit-*.jsonl"))

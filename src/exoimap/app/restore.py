@@ -41,6 +41,7 @@ from exoimap.store.ledger import Ledger
 from exoimap.sync.engine import sync
 from exoimap.sync.plan import SyncPolicy, target_name
 from exoimap.sync.report import ProgressCallback, SyncReport
+from exoimap.sync.verify import VerifyReport, verify
 
 __all__ = [
     "EXCHANGE_RECEIVE_LIMIT",
@@ -52,6 +53,7 @@ __all__ = [
     "ledger_path",
     "restore_account",
     "restore_policy",
+    "verify_restore",
 ]
 
 #: Exchange Online's default maximum receive size (the admin may raise it to 150 MB).
@@ -77,6 +79,32 @@ class RestoreOptions:
     #: Largest message to copy, in bytes (``None``: the target's own limit).
     max_message_size: int | None = None
 
+    @classmethod
+    def from_selection(cls, selection: Mapping[str, object]) -> RestoreOptions:
+        """The options :meth:`selection` recorded (to check a restore afterwards)."""
+
+        def day(key: str) -> _dt.date | None:
+            value = selection.get(key)
+            return _dt.date.fromisoformat(value) if isinstance(value, str) else None
+
+        def texts(key: str) -> tuple[str, ...]:
+            value = selection.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        into = selection.get("into")
+        limit = selection.get("max_message_size")
+        return cls(
+            folders=texts("folders"),
+            exclude=texts("exclude"),
+            since=day("since"),
+            until=day("until"),
+            message_ids=texts("message_ids"),
+            include_deleted=bool(selection.get("include_deleted")),
+            mode=str(selection.get("mode") or "new"),
+            into=into if isinstance(into, str) else None,
+            max_message_size=limit if isinstance(limit, int) else None,
+        )
+
     def selection(self) -> dict[str, object]:
         """What identifies this restore's choice of messages (to resume it)."""
         return {
@@ -88,6 +116,7 @@ class RestoreOptions:
             "include_deleted": self.include_deleted,
             "mode": self.mode,
             "into": self.into,
+            "max_message_size": self.max_message_size,
         }
 
 
@@ -259,6 +288,42 @@ async def _prefix(ledger: Ledger, options: RestoreOptions) -> str:
         if isinstance(prefix, str):
             return prefix
     return _dt.datetime.now().astimezone().strftime("Restored %Y-%m-%d %H-%M-%S")
+
+
+async def verify_restore(request: RestoreRequest, *, deep: bool = True) -> VerifyReport:
+    """Check the last restore from ``request.account``'s archive into ``request.target``:
+    every message it selected is there exactly once, byte-exact (``deep``), with its flags
+    and date. ``request.options`` is ignored: the ledger knows what that restore chose."""
+    root = archive_path(request.account, request.paths)
+    path = ledger_path(request.paths, request.account.name, request.target.name)
+    if not path.exists():
+        raise StoreError(
+            f"no restore from {request.account.name!r} into {request.target.name!r} to check"
+        )
+    archive = ArchiveStore.open(root, create=False)
+    try:
+        target = await open_source(request.target, request.provider)
+        try:
+            ledger = await Ledger.open(path)
+            try:
+                context = await ledger.last_context() or {}
+                selection = context.get("selection")
+                options = RestoreOptions.from_selection(
+                    selection if isinstance(selection, dict) else {}
+                )
+                prefix = str(context.get("prefix") or "")
+                policy = restore_policy(options, prefix, await folders_by_role(target))
+                limit = options.max_message_size or (
+                    EXCHANGE_RECEIVE_LIMIT if target.exchange else None
+                )
+                policy = _narrowed(policy, await _folders_with_mail(archive, policy), limit)
+                return await verify(archive, target, ledger, deep=deep, policy=policy)
+            finally:
+                await ledger.close()
+        finally:
+            await target.close()
+    finally:
+        await archive.close()
 
 
 def _audit(request: RestoreRequest, report: SyncReport) -> None:

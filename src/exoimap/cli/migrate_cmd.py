@@ -13,7 +13,7 @@ from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import exit_code_for
 from exoimap.cli.copy_report import print_copy
 from exoimap.cli.progress import SyncDisplay
-from exoimap.cli.sync_cmd import account_provider
+from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
 
 __all__ = ["migrate"]

@@ -22,23 +22,15 @@ from exoimap.cli.app import (
 )
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.progress import SyncDisplay, human_bytes
+from exoimap.cli.provider import account_provider
+from exoimap.cli.restore_check import check_restore
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
-    from exoimap.net.account import AccountProvider
 
 __all__ = ["sync", "verify"]
-
-
-def account_provider(account: AccountConfig) -> AccountProvider:
-    """The CLI's token provider: the vault may ask for its passphrase on a terminal."""
-    # Imported here: an account whose archive is up to date may never need a token.
-    from exoimap.auth.provider import TokenProvider
-    from exoimap.auth.vault import Vault, terminal_prompt
-
-    return TokenProvider(account, vault=Vault.from_paths(prompt=terminal_prompt()))
 
 
 def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
@@ -213,7 +205,9 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
             for what, uids in (
                 ("missing from the archive", f.missing),
                 ("deleted on the server but not marked gone", f.not_marked_gone),
+                ("stored more than once", f.duplicates),
                 ("size differs", f.size_mismatch),
+                ("internal date differs", f.date_mismatch),
                 ("content differs (SHA-256)", f.hash_mismatch),
                 ("flags differ", f.flag_mismatch),
             )
@@ -241,8 +235,15 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
 @click.command("verify")
 @click.argument("name", help="The account.")
 @click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
-def verify(name: str, deep: bool) -> None:
-    """Compare the archive with the server (folders, UIDs, sizes, flags) and its index."""
+@click.option("--restore", is_flag=True, help="Check the last restore from NAME's archive instead.")
+@click.option("--to", default=None, help="With --restore: the mailbox restored into.")
+def verify(name: str, deep: bool, restore: bool, to: str | None) -> None:
+    """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
+
+    With --restore: check that the mailbox holds every message the last restore selected,
+    exactly once, with its flags and date (and with --deep, byte for byte)."""
+    if restore:
+        raise click.exceptions.Exit(check_restore(name, to, deep=deep))
     paths = Paths.from_env()
     config = load_config(paths)
     account = config.account(name)

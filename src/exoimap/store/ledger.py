@@ -167,16 +167,24 @@ class Ledger:
 
     async def interrupted_context(self) -> dict[str, object] | None:
         """The context of the last run, if it never finished (else ``None``)."""
+        finished, context = await self._last_run()
+        return context if finished in (None, "interrupted") else None
+
+    async def last_context(self) -> dict[str, object] | None:
+        """The context of the last run, finished or not (``None`` before the first)."""
+        return (await self._last_run())[1]
+
+    async def _last_run(self) -> tuple[object, dict[str, object] | None]:
         rows = await self._call(
             "reading the ledger",
             self._rows,
             "SELECT finished, detail FROM runs ORDER BY id DESC LIMIT 1",
         )
-        if not rows or rows[0][0] not in (None, "interrupted"):
-            return None
+        if not rows:
+            return None, None
         detail = json.loads(str(rows[0][1]))
         context = detail.get("context") if isinstance(detail, dict) else None
-        return context if isinstance(context, dict) else None
+        return rows[0][0], context if isinstance(context, dict) else None
 
     async def begin_run(self, detail: Mapping[str, object]) -> list[str]:
         return await self._call("recording the run", self._begin_run, dict(detail))

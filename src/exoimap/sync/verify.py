@@ -1,8 +1,10 @@
 """Verify a target against its source, through the sync state.
 
-Shallow: every source folder has a target folder, every source UID is stored (anchored),
-no stored message claims a source UID that is gone without being marked gone, sizes agree
-(when both sides' sizes are exact), flags agree (on what the target can keep). Deep: also
+Shallow: every source folder has a target folder, every (selected) source UID is stored
+exactly once (anchored), no stored message claims a source UID that is gone without being
+marked gone (when deletions are followed), sizes agree (when both sides' sizes are exact),
+internal dates agree, flags agree (on what the target can keep). The policy of the sync
+being checked says which folders and messages were to be copied, and where to. Deep: also
 fetch every source message and compare its SHA-256 with the stored one's (from the target's
 listing where it records hashes, the archive; else fetched from the target too). How a
 target checks its own files is the target's business (``ArchiveStore.verify_files``).
@@ -15,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from exoimap.store.base import FetchedMessage, Folder, MessageInfo, Store, SyncState
-from exoimap.sync.plan import target_name
+from exoimap.sync.plan import SyncPolicy
 
 __all__ = ["FolderCheck", "VerifyReport", "verify"]
 
@@ -29,7 +31,12 @@ class FolderCheck:
     checked: int = 0
     missing: list[int] = field(default_factory=list)
     not_marked_gone: list[int] = field(default_factory=list)
+    #: Source UIDs stored more than once.
+    duplicates: list[int] = field(default_factory=list)
+    #: Source UIDs not copied on purpose (larger than the target takes).
+    skipped: list[int] = field(default_factory=list)
     size_mismatch: list[int] = field(default_factory=list)
+    date_mismatch: list[int] = field(default_factory=list)
     hash_mismatch: list[int] = field(default_factory=list)
     flag_mismatch: list[int] = field(default_factory=list)
 
@@ -38,7 +45,9 @@ class FolderCheck:
         return not (
             self.missing
             or self.not_marked_gone
+            or self.duplicates
             or self.size_mismatch
+            or self.date_mismatch
             or self.hash_mismatch
             or self.flag_mismatch
         )
@@ -55,15 +64,24 @@ class VerifyReport:
 
 
 async def verify(
-    source: Store, target: Store, state: SyncState, *, deep: bool = False
+    source: Store,
+    target: Store,
+    state: SyncState,
+    *,
+    deep: bool = False,
+    policy: SyncPolicy | None = None,
 ) -> VerifyReport:
-    """Compare ``target`` with ``source`` (``deep``: SHA-256 of every message)."""
+    """Compare ``target`` with ``source`` (``deep``: SHA-256 of every message) as the sync
+    with ``policy`` (default: a backup's) should have left it."""
+    policy = policy or SyncPolicy()
     report = VerifyReport()
     existing = {info.name for info in await target.list_folders()}
     for info in await source.list_folders():
-        if not info.selectable:
+        if not info.selectable or (policy.include and not policy.include(info.name)):
             continue
-        name = target_name(info.name, info.delimiter, target.delimiter)
+        name = policy.target_folder(info, target.delimiter)
+        if name is None:
+            continue
         if name not in existing:
             report.folders_missing.append(info.name)
             continue
@@ -73,50 +91,78 @@ async def verify(
             source.open_folder(info.name) as source_folder,
             target.open_folder(name) as target_folder,
         ):
-            await _check_folder(check, source, target, state, source_folder, target_folder, deep)
+            pair = _Pair(source, target, state, policy)
+            await pair.check(check, source_folder, target_folder, deep=deep)
     return report
 
 
-async def _check_folder(  # noqa: PLR0917 - one folder pair and how to compare it
-    check: FolderCheck,
-    source: Store,
-    target: Store,
-    state: SyncState,
-    source_folder: Folder,
-    target_folder: Folder,
-    deep: bool,
-) -> None:
-    listing = await source_folder.list_messages(detail=True)
-    uidvalidity = listing.state.uidvalidity
-    stored = await state.messages(target_folder, detail=True)
-    by_origin = {
-        m.origin.uid: m
-        for m in stored
-        if m.origin is not None and m.origin.uidvalidity == uidvalidity
-    }
-    present = {m.uid for m in listing.messages}
-    check.not_marked_gone = sorted(
-        uid for uid, m in by_origin.items() if uid not in present and m.gone_at is None
-    )
-    caps = target.capabilities
-    keep = None if caps.custom_keywords else caps.permanent_flags
-    exact = source.capabilities.exact_sizes and caps.exact_sizes
-    for message in listing.messages:
-        check.checked += 1
-        mine = by_origin.get(message.uid)
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """The two stores, the state and the policy one folder pair is checked against."""
+
+    source: Store
+    target: Store
+    state: SyncState
+    policy: SyncPolicy
+
+    def _wanted(self, message: MessageInfo) -> bool | None:
+        """True to be copied, False not selected, None skipped (too large)."""
+        if self.policy.select is not None and not self.policy.select(message):
+            return False
+        limit = self.policy.max_message_size or self.target.capabilities.max_message_size
+        if limit is not None and (message.size or 0) > limit:
+            return None
+        return True
+
+    async def check(
+        self, check: FolderCheck, source_folder: Folder, target_folder: Folder, *, deep: bool
+    ) -> None:
+        listing = await source_folder.list_messages(detail=True)
+        uidvalidity = listing.state.uidvalidity
+        stored = await self.state.messages(target_folder, detail=True)
+        by_origin: dict[int, MessageInfo] = {}
+        for m in stored:
+            if m.origin is not None and m.origin.uidvalidity == uidvalidity:
+                if m.origin.uid in by_origin:
+                    check.duplicates.append(m.origin.uid)
+                by_origin[m.origin.uid] = m
+        present = {m.uid for m in listing.messages}
+        if self.policy.track_deletions:
+            check.not_marked_gone = sorted(
+                uid for uid, m in by_origin.items() if uid not in present and m.gone_at is None
+            )
+        for message in listing.messages:
+            self._compare(check, message, by_origin.get(message.uid))
+        if deep:
+            wanted = sorted(u for u in present if u in by_origin)
+            theirs = await _stored_hashes(target_folder, [by_origin[u] for u in wanted])
+            async for fetched in source_folder.fetch(wanted):
+                if await _sha256(fetched) != theirs.get(by_origin[fetched.uid].uid):
+                    check.hash_mismatch.append(fetched.uid)
+
+    def _compare(self, check: FolderCheck, message: MessageInfo, mine: MessageInfo | None) -> None:
         if mine is None:
-            check.missing.append(message.uid)
-            continue
+            wanted = self._wanted(message)
+            if wanted:
+                check.checked += 1
+                check.missing.append(message.uid)
+            elif wanted is None:
+                check.skipped.append(message.uid)
+            return
+        check.checked += 1
+        caps = self.target.capabilities
+        keep = None if caps.custom_keywords else caps.permanent_flags
+        exact = self.source.capabilities.exact_sizes and caps.exact_sizes
         if exact and message.size is not None and message.size != mine.size:
             check.size_mismatch.append(message.uid)
         if (message.flags if keep is None else message.flags & keep) != mine.flags:
             check.flag_mismatch.append(message.uid)
-    if deep:
-        wanted = sorted(u for u in present if u in by_origin)
-        theirs = await _stored_hashes(target_folder, [by_origin[u] for u in wanted])
-        async for fetched in source_folder.fetch(wanted):
-            if await _sha256(fetched) != theirs.get(by_origin[fetched.uid].uid):
-                check.hash_mismatch.append(fetched.uid)
+        if (
+            message.internal_date
+            and mine.internal_date
+            and message.internal_date != mine.internal_date
+        ):
+            check.date_mismatch.append(message.uid)
 
 
 async def _stored_hashes(folder: Folder, messages: list[MessageInfo]) -> Mapping[int, str]:
