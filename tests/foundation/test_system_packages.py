@@ -46,8 +46,11 @@ def test_nothing_to_do_when_the_packages_are_there(tmp_path: Path) -> None:
 
 
 def test_make_test_and_ci_run_the_step_first() -> None:
+    # run as make's own child (make test runs pytest), a nested make announces its
+    # directory: give it a clean environment
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     dry = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True, env=env
     )
     lines = [line for line in dry.stdout.splitlines() if line.strip()]
     assert lines[0].endswith("tools/system-packages")
