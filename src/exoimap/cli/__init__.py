@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("exoimap.cli.sync_cmd", "sync"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
     "archive": ("exoimap.cli.archive_cmd", "app"),
+    "export": ("exoimap.cli.export_cmd", "export"),
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
