@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,14 +190,28 @@ async def _export_message(
     )
     written = len(first)
     try:
-        async for chunk in chunks:
+        # Stop at the message's size instead of asking the store for the end once more
+        # (for most messages that would double the hops to the archive's worker thread).
+        while written < message.size:
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
             writer.write(chunk)
             written += len(chunk)
     except MessageError as exc:  # half a message is in the output: stop, do not skip
         raise StoreError(f"reading UID {message.uid} of {folder!r} failed midway: {exc}") from exc
+    finally:
+        await _abandon(chunks)
     writer.end_message()
     result.messages += 1
     result.bytes += written
+
+
+async def _abandon(chunks: AsyncIterator[bytes]) -> None:
+    """Close a body stream that was read up to its size (the store need not read on)."""
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _emit(account: str, result: ExportResult, folders: list[str], *, ok: bool) -> None:

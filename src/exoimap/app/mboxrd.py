@@ -66,6 +66,8 @@ class MboxrdQuoter:
             self._at_line_start = True
         else:
             self._at_line_start = not tail.lstrip(b">")
+        if b"From " not in data:  # the common case: a fast scan, no regex
+            return head + data if head else data
         return head + _FROM_LINE.sub(rb">\1", data)
 
     def finish(self) -> bytes:
