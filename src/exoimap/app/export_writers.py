@@ -227,7 +227,7 @@ class MaildirWriter:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._cur = root / "cur"
-        self._file: IO[bytes] | None = None
+        self._file: _GatherWriter | None = None
         self._path: Path | None = None
         self._mtime = 0.0
         self._keywords: dict[str, str] = {}
@@ -248,7 +248,7 @@ class MaildirWriter:
         name = f"{seconds}.E{head.uid}.exoimap-export:2,{self._letters(head.flags)}"
         self._path = self._cur / name
         self._mtime = head.internal_date.timestamp()
-        self._file = open(self._path, "xb", buffering=_BUFFER)  # noqa: SIM115 - closed in end_message
+        self._file = _GatherWriter(self._path)
         self._file.write(first_chunk)
 
     def write(self, chunk: bytes) -> None:
@@ -275,7 +275,7 @@ class MaildirWriter:
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            self._file.abort()
             self._file = None
 
     def _letters(self, flags: frozenset[str]) -> str:
