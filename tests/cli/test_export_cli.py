@@ -1,5 +1,6 @@
 """``exoimap export`` end to end: a real archive made by a real backup (from the in-memory
-store), exported through the CLI, and read back with the standard library's readers."""
+store), exported through the CLI, and read back with the standard library's readers (and
+the Maildir export by Dovecot)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import errno
 import mailbox
 import os
 import re
+import shutil
 import tracemalloc
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,13 @@ from exoimap.app.export import ExportOptions, export_account
 from exoimap.app.operations import backup
 from exoimap.cli import EXIT_FAILURE, EXIT_PARTIAL, EXIT_USAGE, main
 from exoimap.config import Paths, load_config
+from exoimap.net.credentials import PasswordCredentials
+from exoimap.net.imap import Endpoint
+from exoimap.net.tls import TLSPolicy
+from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.memory import MemoryStore
+from exoimap.store.remote import RemoteImapStore
 
 from .sync_helpers import isolated_home
 
@@ -258,20 +266,24 @@ def test_a_non_empty_out_is_refused_and_left_alone(
     assert _exported_records() == []
 
 
-def test_a_missing_archive_file_is_skipped_with_exit_4(
+def test_a_missing_or_cut_archive_file_is_reported_with_exit_4(
     archived: MemoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = Paths.from_env().archive_dir("work")
-    [first] = [
-        p for p in (root / "maildir" / "cur").iterdir() if ".A" in p.name and "U1." in p.name
-    ]
+    cur = Paths.from_env().archive_dir("work") / "maildir" / "cur"
+    [first] = [p for p in cur.iterdir() if "U1." in p.name]
     first.unlink()
+    [second] = [p for p in cur.iterdir() if "U2." in p.name]
+    cut = BIG.index(b"\r\n", 1000) + 2
+    second.write_bytes(BIG[:cut])
     out = tmp_path / "mbox"
     assert main(["export", "work", "--format", "mbox", str(out)]) == EXIT_PARTIAL
     captured = capsys.readouterr()
-    assert "skipped: INBOX: UID 1:" in captured.err
+    assert (
+        "skipped: 'INBOX': UID 1: the archive file of UID 1 in 'INBOX' is missing" in captured.err
+    )
+    assert f"UID 2: the archive file holds {cut} bytes, its index says {len(BIG)}" in captured.err
     assert "exported 9 messages" in captured.out
-    assert _mbox_messages(out / "INBOX.mbox") == [BIG]
+    assert _mbox_messages(out / "INBOX.mbox") == [BIG[:cut]]
 
 
 def test_disk_full_is_one_line_and_removes_the_partial_output(
@@ -328,3 +340,53 @@ def test_memory_stays_flat_for_a_large_message(home: Path, tmp_path: Path) -> No
         assert result.bytes == len(body)  # 18.5 MB
         assert peak < 6 * 1024 * 1024, (format_name, peak)
     assert _mbox_messages(tmp_path / "big-mbox" / "INBOX.mbox") == [body]
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    with DovecotServer(spare_users=1) as server:
+        yield server
+
+
+async def _read_back(
+    dovecot: DovecotServer, user: str, folder: str
+) -> list[tuple[bytes, frozenset[str], dt.datetime]]:
+    endpoint = Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file))
+    store = await RemoteImapStore.connect(
+        endpoint, PasswordCredentials(user, dovecot.password(user)), max_connections=1
+    )
+    try:
+        async with store.open_folder(folder) as opened:
+            listing = await opened.list_messages()
+            found = []
+            async for message in opened.fetch([m.uid for m in listing.messages]):
+                body = b"".join([chunk async for chunk in message.chunks])
+                found.append((body, message.flags, message.internal_date))
+            return found
+    finally:
+        await store.close()
+
+
+def test_dovecot_serves_the_maildir_export(
+    archived: MemoryStore, tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    out = tmp_path / "maildir"
+    args = ["export", "work", "--format", "maildir", "--folder", "INBOX", "--folder", "Sent*"]
+    assert main([*args, str(out)]) == 0
+    user = dovecot.new_mailbox()
+    # The test server keeps folders as directories (LAYOUT=fs); the folders' own Maildirs,
+    # file names and dovecot-keywords are what Dovecot reads either way.
+    shutil.copytree(out, dovecot.maildir(user), ignore=shutil.ignore_patterns(".*"))
+    shutil.copytree(out / ".Sent Items", dovecot.maildir(user, "Sent Items"))
+    dovecot.fix_ownership(user)
+    inbox = asyncio.run(_read_back(dovecot, user, "INBOX"))
+    assert sorted(inbox) == sorted(
+        [
+            (TRICKY, frozenset({"\\Seen"}), dt.datetime(2024, 5, 1, 8, tzinfo=UTC)),
+            (BIG, frozenset(), dt.datetime(2024, 6, 2, 9, tzinfo=UTC)),
+        ]
+    )
+    [(body, flags, when)] = asyncio.run(_read_back(dovecot, user, "Sent Items"))
+    assert body == _msg(4)
+    assert flags == {"\\Seen", "\\Flagged", "\\Answered", "$Label1"}
+    assert when == dt.datetime(2024, 6, 3, 23, 59, 59, tzinfo=UTC)

@@ -8,9 +8,13 @@ message sizes. The output appears at OUT only once it is complete and on disk
 (:mod:`exoimap.app.export_output`). The whole export is one ``archive.exported`` audit
 record.
 
-A message whose file is missing from the archive is skipped and reported (the export
-finishes, the CLI exits with 4); a failure in the middle of a message's bytes, a full disk
+A message whose file is missing from the archive is skipped and reported, one whose file
+has another length than the index says is exported and reported (the export finishes, the
+CLI exits with 4); a failure in the middle of a message's bytes, a full disk
 or any other write error stops the export and removes the partial output.
+
+Not exported from :mod:`exoimap.app` itself, so that a sync (which imports that package)
+does not load the writers and ``zipfile``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class ExportOptions:
 
 @dataclass(slots=True)
 class ExportResult:
-    """What an export wrote (``failed``: one line per message skipped, saying why)."""
+    """What an export wrote (``failed``: one line per message skipped, or exported from a
+    file whose length differs from the index, saying why)."""
 
     out: Path
     format: str
@@ -170,7 +175,7 @@ async def _export_folder(
             if exc.uid is None or exc.uid not in batch:
                 raise StoreError(f"exporting {folder.name!r} failed: {exc}") from exc
             # The archive's file of that message is missing: report it, go on after it.
-            result.failed.append(f"{folder.name}: UID {exc.uid}: {exc}")
+            result.failed.append(f"{folder.name!r}: UID {exc.uid}: {exc}")
             pending = [uid for uid in pending if uid > exc.uid]
             continue
         pending = pending[len(batch) :]
@@ -183,7 +188,7 @@ async def _export_message(
     try:
         first = await anext(chunks, b"")
     except MessageError as exc:  # nothing written yet: skip just this one
-        result.failed.append(f"{folder}: UID {message.uid}: {exc}")
+        result.failed.append(f"{folder!r}: UID {message.uid}: {exc}")
         return
     writer.begin_message(
         MessageHead(message.uid, message.flags, message.internal_date, message.size), first
@@ -205,6 +210,11 @@ async def _export_message(
     writer.end_message()
     result.messages += 1
     result.bytes += written
+    if written != message.size:  # a file cut short (or grown) outside any sync
+        result.failed.append(
+            f"{folder!r}: UID {message.uid}: the archive file holds {written} bytes, "
+            f"its index says {message.size}; exported as it is"
+        )
 
 
 async def _abandon(chunks: AsyncIterator[bytes]) -> None:
