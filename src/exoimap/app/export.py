@@ -124,9 +124,10 @@ async def export_archive(
 ) -> list[str]:
     """Write the selected folders of an open archive into ``output`` and put it in place;
     counts go into ``result``. Returns the names of the folders exported."""
-    writer = new_writer(options.format, output.partial)
+    writer: ExportWriter | None = None
     exported: list[str] = []
     try:
+        writer = new_writer(options.format, output.partial)
         for info in _selected(await store.list_folders(), options):
             async with store.open_folder(info.name) as folder:
                 writer.begin_folder(info.name, info.delimiter)
@@ -136,10 +137,12 @@ async def export_archive(
             result.folders += 1
         writer.close()
     except OSError as exc:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise os_error(exc, output.out) from exc
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     await asyncio.to_thread(output.commit)
     return exported

@@ -60,7 +60,8 @@ class ExportOutput:
         return cls(out, partial, directory=directory)
 
     def commit(self) -> None:
-        """Flush the output to disk, then give it its name (blocking: run it in a thread)."""
+        """Flush the output to disk, then give it its name (blocking: run it in a thread).
+        On failure the caller discards the partial output, as after any other failure."""
         try:
             fsync_paths([self.partial], mode="syncfs")  # one syncfs covers every file
             _check_free(self.out, directory=self.directory)
@@ -71,10 +72,7 @@ class ExportOutput:
                 os.unlink(self.partial)
             fsync_dir(self.out.parent)
         except OSError as exc:
-            raise StoreError(
-                f"exporting to {self.out} failed at the end: {exc.strerror or exc}; "
-                f"the complete export is kept as {self.partial}"
-            ) from exc
+            raise os_error(exc, self.out) from exc
 
     def discard(self) -> str | None:
         """Remove the partial output; returns a note when it could not be removed."""
