@@ -17,6 +17,7 @@ def test_safe_segments_cannot_escape_or_hide_control_characters() -> None:
     assert safe_segment("") == "_"
     assert safe_segment("a/b\\c") == "a_b_c"
     assert safe_segment("bell\x07\x1b[0m\x7f\u2028") == "bell__[0m__"
+    assert safe_segment("half\ud800") == "half_"
     long = safe_segment("é" * 300)
     assert len(long.encode()) <= 200
     assert long != safe_segment("é" * 301)  # cut names stay apart by their hash

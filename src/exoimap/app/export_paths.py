@@ -2,8 +2,8 @@
 
 Folder names come from the server: untrusted. Each ``/``-separated segment becomes one
 path segment with nothing that could escape the output directory or confuse a terminal:
-control characters, ``/`` and ``\\`` become ``_``, ``.`` and ``..`` (and the empty
-segment) get a ``_`` in front, and a segment longer than :data:`MAX_SEGMENT_BYTES` is cut
+control characters, lone surrogates, ``/`` and ``\\`` become ``_``, ``.`` and ``..`` (and
+the empty segment) get a ``_`` in front, and a segment longer than :data:`MAX_SEGMENT_BYTES` is cut
 and given a short hash of the full name, so two long names stay apart. Two folders whose
 safe forms coincide (``a\\x01`` and ``a\\x02``) are told apart by a ``~2`` suffix, compared
 case-insensitively so the result also fits a case-insensitive file system.
@@ -18,7 +18,9 @@ __all__ = ["FolderPaths", "MAX_SEGMENT_BYTES", "safe_segment"]
 
 #: Room below the usual 255-byte file-name limit for a suffix such as ``~12.mbox``.
 MAX_SEGMENT_BYTES = 200
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u2028\u2029]")
+# Control characters, separators, line breaks, and lone surrogates (no file system or zip
+# name can hold one).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u2028\u2029\ud800-\udfff]")
 
 
 def safe_segment(segment: str) -> str:
