@@ -1,9 +1,9 @@
 """Safe file-system paths for exported folders (mbox files, ``.eml`` directories).
 
-Folder names come from the server: untrusted. Each ``/``-separated segment becomes one
-path segment with nothing that could escape the output directory or confuse a terminal:
-control characters, lone surrogates, ``/`` and ``\\`` become ``_``, ``.`` and ``..`` (and
-the empty segment) get a ``_`` in front, and a segment longer than :data:`MAX_SEGMENT_BYTES` is cut
+Folder names come from the server: untrusted. Each ``/``-separated segment becomes one path
+segment with nothing that could escape the output directory or confuse a terminal: control
+characters, lone surrogates, ``/`` and ``\\`` become ``_``, ``.`` and ``..`` (and the empty
+segment) get a ``_`` in front, and a segment longer than :data:`MAX_SEGMENT_BYTES` is cut
 and given a short hash of the full name, so two long names stay apart. Two folders whose
 safe forms coincide (``a\\x01`` and ``a\\x02``) are told apart by a ``~2`` suffix, compared
 case-insensitively so the result also fits a case-insensitive file system.
