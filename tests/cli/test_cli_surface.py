@@ -35,6 +35,10 @@ SURFACE: dict[str, list[str]] = {
     "agent stop": ["--timeout"],
     "archive": [],
     "archive stats": ["NAME"],
+    "export": [
+        "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
+        "--include-deleted",
+    ],
     "audit": [],
     "audit export": [
         "--format", "--output", "-o", "--since", "--until", "--account", "--event", "--outcome",

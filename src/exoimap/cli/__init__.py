@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("exoimap.cli.restore_cmd", "restore"),
     "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
     "archive": ("exoimap.cli.archive_cmd", "app"),
+    "export": ("exoimap.cli.export_cmd", "export"),
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
