@@ -12,6 +12,7 @@ import pytest
 
 from exoimap.logs import redact, setup_logging
 from exoimap.secrets import Secret
+from exoimap.untrusted import shown
 
 JWT = (
     "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFCQyIsImFsZyI6IlJTMjU2In0."
@@ -87,3 +88,40 @@ def test_verbosity_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     setup_logging(1, None)
     logging.getLogger("exoimap.x").info("loud info")
     assert "loud info" in capsys.readouterr().err
+
+
+def test_a_known_secret_that_is_a_word_of_a_key_does_not_unmask_its_value() -> None:
+    Secret("secret")  # e.g. another part of the program wrapped this word
+    cleaned = redact('{"client_secret": "s3cr3t-value", "x": 1}')
+    assert "s3cr3t-value" not in cleaned
+
+
+def test_the_stderr_log_shows_server_text_escaped_and_the_file_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "logs" / "exoimap.log"
+    setup_logging(2, log_file)
+    greeting = "OK \x1b]0;owned\x07 ready\x1b[2J\nINFO forged line \u202egnp.exe"
+    logger = logging.getLogger("exoimap.test")
+    logger.info("connect %s", greeting)
+    try:
+        raise RuntimeError(f"folder {greeting}")
+    except RuntimeError:
+        logger.exception("failed")
+    for handler in logging.getLogger("exoimap").handlers:
+        handler.flush()
+    err = capsys.readouterr().err
+    assert "connect OK \\x1b]0;owned\\x07 ready\\x1b[2J\\x0aINFO forged line \\u202egnp" in err
+    assert not any(ord(ch) < 32 and ch != "\n" for ch in err)
+    assert "\u202e" not in err
+    assert len(err.splitlines()) >= 3  # the traceback keeps its lines
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert records[0]["message"] == f"connect {greeting}"
+
+
+def test_shown_escapes_what_does_not_print_itself_and_nothing_else() -> None:
+    assert shown("Inbox/Sub folder & more \\ [x]") == "Inbox/Sub folder & more \\ [x]"
+    assert shown("Entwürfe 日本") == "Entwürfe 日本"
+    assert shown("a\x1b[2Jb\x07\x7f\x9b") == "a\\x1b[2Jb\\x07\\x7f\\x9b"
+    assert shown("\u202e\u2028\udc80\U000e0041") == "\\u202e\\u2028\\udc80\\U000e0041"
+    assert shown(shown("a\x1bb")) == shown("a\x1bb")

@@ -1,5 +1,8 @@
 """``exoimap sync [NAME...]`` and ``exoimap verify NAME``: thin wrappers over
-:mod:`exoimap.app` (which does the work) that print and pick the exit code."""
+:mod:`exoimap.app` (which does the work) that print and pick the exit code.
+
+Every line printed here goes through :func:`exoimap.untrusted.shown`: folder names and
+error texts come from the server."""
 
 from __future__ import annotations
 
@@ -24,12 +27,19 @@ from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_por
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.errors import ConfigError
+from exoimap.untrusted import shown
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
     from exoimap.net.account import AccountProvider
 
 __all__ = ["sync", "verify"]
+
+
+def _echo(line: str, *, err: bool = False) -> None:
+    """Print one line; folder names and error texts in it may come from the server, so
+    nothing in it may reach the terminal as a control character."""
+    click.echo(shown(line), err=err)
 
 
 def account_provider(account: AccountConfig) -> AccountProvider:
@@ -54,26 +64,26 @@ def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
 def _print_preview(result: AccountResult) -> None:
     report = result.report
     assert report is not None
-    click.echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
+    _echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
     for old, new in report.renamed:
-        click.echo(f"  would rename folder {old} to {new}")
+        _echo(f"  would rename folder {old} to {new}")
     for name in report.folders_gone:
-        click.echo(f"  would mark folder {name} gone (deleted on the server)")
+        _echo(f"  would mark folder {name} gone (deleted on the server)")
     for name in report.folders_deleted:
-        click.echo(f"  would delete folder {name}")
+        _echo(f"  would delete folder {name}")
     for p in planned_folders(report):
         new = " (new folder)" if p.new_folder else ""
         deleted = f"mark {p.gone} gone" if not p.expunged else f"delete {p.expunged}"
-        click.echo(
+        _echo(
             f"  would sync {p.source}{new}: fetch {p.planned} ({human_bytes(p.planned_bytes)}), "
             f"update flags of {p.flags_changed}, {deleted}"
         )
     for p in report.folders:
         for error in p.errors:
-            click.echo(f"  {p.source}: cannot plan: {error}", err=True)
+            _echo(f"  {p.source}: cannot plan: {error}", err=True)
     fetch = sum(p.planned for p in report.folders)
     size = sum(p.planned_bytes for p in report.folders)
-    click.echo(
+    _echo(
         f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
         f"in {len(report.folders)} folders"
     )
@@ -81,7 +91,7 @@ def _print_preview(result: AccountResult) -> None:
 
 def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
-        click.echo(f"{result.account}: failed: {result.error}", err=True)
+        _echo(f"{result.account}: failed: {result.error}", err=True)
         return
     report = result.report
     assert report is not None
@@ -91,7 +101,7 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
     throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
-    click.echo(
+    _echo(
         f"{result.account}: fetched {summary['fetched']} messages "
         f"({human_bytes(summary['bytes'])}) in {summary['folders']} folders, "
         f"{summary['flags_changed']} flag changes, {summary['gone'] + summary['expunged']} "
@@ -99,9 +109,9 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         f"in {result.seconds:.1f} s{throttled}"
     )
     for note in report.recovery_notes:
-        click.echo(f"{result.account}: archive repaired: {note}")
+        _echo(f"{result.account}: archive repaired: {note}")
     if summary["refetched_missing"]:
-        click.echo(
+        _echo(
             f"{result.account}: fetched again {summary['refetched_missing']} messages "
             "whose files were missing"
         )
@@ -182,7 +192,7 @@ def sync(
                 )
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
-            click.echo(
+            _echo(
                 "interrupted: what was stored is kept; run the same command again to go on",
                 err=True,
             )
@@ -191,10 +201,10 @@ def sync(
             _print_result(result, display)
     code = _exit_code(results)
     if code == EXIT_PARTIAL:
-        click.echo("Some items failed:", err=True)
+        _echo("Some items failed:", err=True)
         for result in results:
             for line in result.failures():
-                click.echo(f"  {line}", err=True)
+                _echo(f"  {line}", err=True)
     raise click.exceptions.Exit(code)
 
 
@@ -202,7 +212,7 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
     kind = "deep (SHA-256 of every message)" if deep else "shallow (UIDs, sizes, flags)"
     checked = sum(f.checked for f in report.folders)
     for missing in report.folders_missing:
-        click.echo(f"  folder {missing}: not in the archive")
+        _echo(f"  folder {missing}: not in the archive")
     for f in report.folders:
         problems = [
             (what, uids)
@@ -217,18 +227,18 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         ]
         for what, uids in problems:
             shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            click.echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            _echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
         ("file corrupt (size or SHA-256 differs from the index)", files.corrupt),
     ):
         for folder_name, uid in items:
-            click.echo(f"  {folder_name}: archive UID {uid}: {label}")
+            _echo(f"  {folder_name}: archive UID {uid}: {label}")
     for folder_name, file_name in files.unindexed:
-        click.echo(f"  {folder_name}: file not in the index: {file_name}")
+        _echo(f"  {folder_name}: file not in the index: {file_name}")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
-    click.echo(
+    _echo(
         f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
         f"on the server, {files.checked} files checked"
     )
