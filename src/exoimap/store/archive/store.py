@@ -27,7 +27,14 @@ from exoimap.store.archive.files import (
     release_lock,
     take_lock,
 )
-from exoimap.store.archive.index import FolderRow, Index, IndexStamp, MessageRow, index_stamp
+from exoimap.store.archive.index import (
+    FolderRow,
+    Index,
+    IndexStamp,
+    MessageRow,
+    index_stamp,
+    storable,
+)
 from exoimap.store.archive.journal import CrashHook, Journal
 from exoimap.store.archive.repair import FileReport, open_index, verify_files
 from exoimap.store.archive.runs import RunJournal
@@ -219,6 +226,12 @@ class ArchiveStore:
 
     def _create_folder(self, name: str, role: SpecialUse | None, *, exists_ok: bool) -> None:
         self._journal.check_usable()
+        if not storable(name):
+            raise FolderError(
+                f"the folder name {name!r} holds bytes that are neither modified UTF-7 nor "
+                "UTF-8, which IMAP does not allow; the folder cannot be archived",
+                folder=name,
+            )
         if self._index.folder(name) is not None:
             if exists_ok:
                 return
@@ -229,7 +242,7 @@ class ArchiveStore:
             if self._index.folder(partial) is not None:
                 continue
             dirname = encode_folder_dir(partial)
-            self._maildir.make_folder(dirname)
+            self._maildir.make_folder(dirname, partial)
             self._journal.crash_point("create.dirs")
             own_role = role.value if role and depth == len(parts) else None
             self._index.add_folder(partial, dirname, own_role)
