@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,21 +56,36 @@ def test_redact_scrubs_known_secret_values_of_any_shape() -> None:
     assert redact(f"oops: {odd}!") == "oops: ***!"
 
 
-def test_handlers_redact_args_exceptions_and_extras(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _logged(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    log: Callable[[logging.Logger], None],
+    failure: str,
+) -> tuple[str, str]:
+    """Log through ``log`` and an exception saying ``failure``: (stderr, the JSON lines)."""
     log_file = tmp_path / "logs" / "exoimap.log"
     setup_logging(2, log_file)
     logger = logging.getLogger("exoimap.test")
-    logger.debug("token %s", JWT, extra={"header": f"Bearer {REFRESH}"})
+    log(logger)
     try:
-        raise RuntimeError(f"failed with refresh token {REFRESH}")
+        raise RuntimeError(failure)
     except RuntimeError:
-        logger.exception("refresh failed")
+        logger.exception("failed")
     for handler in logging.getLogger("exoimap").handlers:
         handler.flush()
-    err = capsys.readouterr().err
-    content = log_file.read_text()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    return capsys.readouterr().err, log_file.read_text()
+
+
+def test_handlers_redact_args_exceptions_and_extras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err, content = _logged(
+        tmp_path,
+        capsys,
+        lambda logger: logger.debug("token %s", JWT, extra={"header": f"Bearer {REFRESH}"}),
+        f"failed with refresh token {REFRESH}",
+    )
     for output in (err, content):
         assert JWT not in output
         assert REFRESH not in output
@@ -78,7 +94,6 @@ def test_handlers_redact_args_exceptions_and_extras(
     assert records[0]["level"] == "debug"
     assert records[0]["header"] == "Bearer ***"
     assert "RuntimeError" in records[1]["exception"]
-    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
 
 
 def test_verbosity_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,23 +114,15 @@ def test_a_known_secret_that_is_a_word_of_a_key_does_not_unmask_its_value() -> N
 def test_the_stderr_log_shows_server_text_escaped_and_the_file_keeps_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log_file = tmp_path / "logs" / "exoimap.log"
-    setup_logging(2, log_file)
     greeting = "OK \x1b]0;owned\x07 ready\x1b[2J\nINFO forged line \u202egnp.exe"
-    logger = logging.getLogger("exoimap.test")
-    logger.info("connect %s", greeting)
-    try:
-        raise RuntimeError(f"folder {greeting}")
-    except RuntimeError:
-        logger.exception("failed")
-    for handler in logging.getLogger("exoimap").handlers:
-        handler.flush()
-    err = capsys.readouterr().err
+    err, content = _logged(
+        tmp_path, capsys, lambda logger: logger.info("connect %s", greeting), f"in {greeting}"
+    )
     assert "connect OK \\x1b]0;owned\\x07 ready\\x1b[2J\\x0aINFO forged line \\u202egnp" in err
     assert not any(ord(ch) < 32 and ch != "\n" for ch in err)
     assert "\u202e" not in err
     assert len(err.splitlines()) >= 3  # the traceback keeps its lines
-    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    records = [json.loads(line) for line in content.splitlines()]
     assert records[0]["message"] == f"connect {greeting}"
 
 
