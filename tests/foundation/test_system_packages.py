@@ -47,7 +47,11 @@ def test_nothing_to_do_when_the_packages_are_there(tmp_path: Path) -> None:
 
 def test_make_test_and_ci_run_the_step_first() -> None:
     dry = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     lines = [line for line in dry.stdout.splitlines() if line.strip()]
     assert lines[0].endswith("tools/system-packages")
