@@ -45,6 +45,8 @@ class HostileServer:
     #: Answer a flags listing (``UID FETCH 1:* (UID FLAGS)``) with this many FETCH lines,
     #: whatever EXISTS said (0: answer honestly).
     flood: int = 0
+    #: Each flood line carries a header literal of this many bytes (0: flags only).
+    flood_literal: int = 0
     #: ``repeat-first``: every body FETCH is answered with the folder's first message, once
     #: per UID asked for; ``unasked``: the honest answer plus a message nobody asked for.
     fetch_fault: str | None = None
@@ -234,10 +236,13 @@ class _Session:
 
     async def _flood(self) -> None:
         # written in slices with a drain between them: the server's own memory stays small
-        for start in range(1, self.server.flood + 1, 1000):
-            for n in range(start, min(start + 1000, self.server.flood + 1)):
-                self.send(b"* %d FETCH (UID %d FLAGS (\\Seen))\r\n" % (n, n))
-            self.server.flood_lines_sent = min(start + 999, self.server.flood)
+        header = _literal(b"X" * self.server.flood_literal)
+        extra = b" BODY[HEADER] " + header if self.server.flood_literal else b""
+        step = max(1, min(1000, (256 << 10) // len(extra or b"x")))  # about 256 KB a slice
+        for start in range(1, self.server.flood + 1, step):
+            for n in range(start, min(start + step, self.server.flood + 1)):
+                self.send(b"* %d FETCH (UID %d FLAGS (\\Seen)%s)\r\n" % (n, n, extra))
+            self.server.flood_lines_sent = min(start + step - 1, self.server.flood)
             await self.writer.drain()
 
     async def _bodies(self, uids: list[int], folder: HostileFolder) -> None:

@@ -92,14 +92,23 @@ async def test_a_flood_of_fetch_lines_is_cut_at_the_limit_with_bounded_memory(
 async def test_a_command_may_not_buffer_more_than_its_byte_limit(
     tls: tuple[Path, object],
 ) -> None:
-    limits = ResponseLimits(bytes=1 << 20)  # about 2,600 responses at 400 bytes each
-    async with _server(tls, {"INBOX": _folder(2)}, flood=20_000) as server:
+    """2,000 FETCH lines of 20 KB each (40 MB) for a folder of 2 messages: few enough for
+    the count limit, so the byte limit (here 4 MB) must cut them."""
+    limits = ResponseLimits(bytes=4 << 20, bytes_per_message=1024)
+    async with _server(tls, {"INBOX": _folder(2)}, flood=2_000, flood_literal=20_000) as server:
         endpoint = replace(_endpoint(tls, server), limits=limits)
         async with ImapClient(endpoint, CREDENTIALS, retry=RETRY) as client:
             await client.select("INBOX")
-            with pytest.raises(RemoteProtocolError, match="passed 1 MB"):
-                await client.in_folder("INBOX", _list_all)
+            tracemalloc.start()
+            try:
+                with pytest.raises(RemoteProtocolError, match="passed 4 MB") as info:
+                    await client.in_folder("INBOX", _list_all)
+                _now, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
             assert not client.connected  # dropped: the stream cannot be trusted
+    assert "holds 2 messages" in str(info.value)
+    assert peak < 16 << 20
 
 
 async def _list_all(session: ImapSession) -> int:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exoimap.app import backup
-from exoimap.errors import StoreError
+from exoimap.errors import FolderError, StoreError
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.archive.files import NAME_FILE, encode_folder_dir, is_hashed_dir
 from exoimap.store.base import AppendItem, chunks_of
@@ -201,3 +201,29 @@ def test_a_folder_that_cannot_be_created_fails_alone(tmp_path: Path) -> None:
     assert counts["INBOX"] == 1
     assert counts["a//b"] == 1
     assert counts[LONG] == 1
+
+
+def test_a_name_sqlite_cannot_hold_is_refused_clearly_on_create_and_rename(
+    tmp_path: Path,
+) -> None:
+    async def attempt() -> list[str]:
+        archive = ArchiveStore.open(tmp_path / "archive", fsync_mode="none")
+        errors: list[str] = []
+        try:
+            await archive.create_folder("fine")
+            for action in (
+                archive.create_folder(NOT_UNICODE),
+                archive.rename_folder("fine", NOT_UNICODE),
+            ):
+                try:
+                    await action
+                except FolderError as exc:
+                    errors.append(str(exc))
+            assert [f.name for f in await archive.list_folders()] == ["INBOX", "fine"]
+        finally:
+            await archive.close()
+        return errors
+
+    errors = asyncio.run(attempt())
+    assert len(errors) == 2
+    assert all("neither modified UTF-7 nor UTF-8" in e for e in errors)

@@ -86,12 +86,13 @@ class ResponseLimits:
     A command's untagged responses (a listing's FETCH lines, LIST, SEARCH...) are kept until
     it completes; a server could send them without end. A folder's listing legitimately has
     one FETCH per message (two, counting a flag change reported meanwhile), so the count is
-    allowed ``responses`` beyond twice the messages the selected folder holds (its EXISTS).
-    ``bytes`` caps their estimated size in memory whatever the count.
+    allowed ``responses`` beyond twice the messages the selected folder holds (its EXISTS),
+    and their estimated size in memory ``bytes`` beyond ``bytes_per_message`` a message.
     """
 
     responses: int = 50_000
-    bytes: int = 512 << 20
+    bytes: int = 64 << 20
+    bytes_per_message: int = 4096
 
 
 @dataclass(frozen=True)
@@ -599,10 +600,11 @@ class ImapSession:
                 f"the server sent more than {most} responses to one {what} command "
                 f"(the folder holds {self._exists} messages); the connection was dropped"
             )
-        if pending.untagged_bytes > limits.bytes:
+        most_bytes = limits.bytes + limits.bytes_per_message * self._exists
+        if pending.untagged_bytes > most_bytes:
             raise RemoteProtocolError(
-                f"the responses to one {what} command passed {limits.bytes >> 20} MB; "
-                "the connection was dropped"
+                f"the responses to one {what} command passed {most_bytes >> 20} MB "
+                f"(the folder holds {self._exists} messages); the connection was dropped"
             )
 
     # --- closing --------------------------------------------------------------------------
