@@ -5,6 +5,10 @@ removes whatever looks like a bearer token, a JWT, a Microsoft refresh token, an
 blob, an Entra client secret, or the value of a ``password=``/``secret=``/``token=`` pair,
 and also the exact value of every :class:`~exoimap.secrets.Secret` created in this process.
 So a bug that passes a revealed token to a logger still cannot leak it.
+
+Log messages quote server text (folder names, NO/BAD replies, the greeting), so the stderr
+lines go through :func:`exoimap.untrusted.shown` as well: a terminal never receives a
+control sequence from a server. The JSON lines keep the raw text (JSON escapes it).
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.secrets import MASK, known_secret_values
+from exoimap.untrusted import shown
 
-__all__ = ["JsonLinesFormatter", "RedactingFilter", "redact", "setup_logging"]
+__all__ = [
+    "JsonLinesFormatter",
+    "RedactingFilter",
+    "TerminalFormatter",
+    "redact",
+    "setup_logging",
+]
 
 _PATTERNS: tuple[re.Pattern[str], ...] = (
     # JWT / JWS / JWE: base64url header starting with {" plus at least one more part
@@ -51,10 +62,12 @@ def redact(text: str) -> str:
     """Return ``text`` with anything that looks like a secret replaced by ``***``."""
     if not text:
         return text
+    # keyed values first: a known secret that is also a word of a key ("secret") must not
+    # garble the key ("client_***") before its value is masked
+    text = _KEYED.sub(lambda m: m.group(1) + MASK, text)
     for value in known_secret_values():
         if value in text:
             text = text.replace(value, MASK)
-    text = _KEYED.sub(lambda m: m.group(1) + MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)
     return text
@@ -75,6 +88,22 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(formatted)
             record.exc_info = None
         return True
+
+
+class TerminalFormatter(logging.Formatter):
+    """Readable lines for a terminal: the message on one line with every character that
+    does not print itself escaped, and each line of a traceback likewise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        safe = logging.makeLogRecord(vars(record))
+        safe.msg = shown(record.getMessage())
+        safe.args = None
+        if safe.exc_info:
+            safe.exc_text = self.formatException(safe.exc_info)
+            safe.exc_info = None
+        if safe.exc_text:
+            safe.exc_text = "\n".join(shown(line) for line in safe.exc_text.splitlines())
+        return super().format(safe)
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -122,7 +151,7 @@ def setup_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
 
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(level)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stderr.setFormatter(TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
     stderr.addFilter(RedactingFilter())
     logger.addHandler(stderr)
 

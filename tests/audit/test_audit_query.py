@@ -113,3 +113,14 @@ def test_raw_lines_skip_a_torn_line(log_dir: Path) -> None:
     assert [r.seq for _, r in raw_lines(log_dir)] == [1, 2, 3, 4, 5]
     first_line = path.read_bytes().split(b"\n")[0]
     assert next(raw_lines(log_dir))[0] == first_line
+
+
+def test_table_shows_server_text_escaped(tmp_path: Path) -> None:
+    directory = tmp_path / "audit"
+    folder = "evil\x1b[2J\x1b]0;owned\x07"
+    append_at(
+        directory, ("2026-11-04T11:00:00.000000Z", audit.FolderSynced(account="w", folder=folder))
+    )
+    text = format_table(query(directory), local=UTC)
+    assert "\x1b" not in text
+    assert "folder=evil\\x1b[2J\\x1b]0;owned\\x07" in text

@@ -59,3 +59,38 @@ def test_human_bytes() -> None:
     assert human_bytes(512) == "512 B"
     assert human_bytes(2048) == "2.0 KB"
     assert human_bytes(5 * 1024**3) == "5.0 GB"
+
+
+HOSTILE = ["evil\x1b[2J\x1b]0;owned\x07", "[blink red]party[/blink red]", "[/bold]x", "a\u202eb"]
+
+
+def test_bars_show_hostile_folder_names_literally() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, color_system="truecolor")
+    with SyncDisplay(rich=True, console=console) as display:
+        for name in HOSTILE:
+            display.progress("work", _update(1, folder=name))
+        display.net_event("[/bold]y", THROTTLED)
+    text = screen.getvalue()
+    assert "\x1b[2J" not in text
+    assert "\x1b]0;" not in text
+    assert "\x07" not in text
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in text
+    assert "[blink red]party[/blink red]" in text
+    assert "[/bold]x" in text
+    assert "\\u202e" in text
+    assert "\x1b[5m" not in text  # nothing blinks
+
+
+def test_plain_lines_show_hostile_folder_names_escaped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with SyncDisplay(rich=False) as display:
+        for name in HOSTILE:
+            display.progress("work", _update(2, planned=2, folder=name))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "work/\\x1b" not in out
+    assert "work/evil\\x1b[2J\\x1b]0;owned\\x07: 2 messages" in out
+    assert "work/[/bold]x: 2 messages" in out

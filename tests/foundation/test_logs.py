@@ -6,12 +6,15 @@ import base64
 import json
 import logging
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from exoimap import secrets as secrets_module
 from exoimap.logs import redact, setup_logging
 from exoimap.secrets import Secret
+from exoimap.untrusted import shown
 
 JWT = (
     "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFCQyIsImFsZyI6IlJTMjU2In0."
@@ -54,21 +57,36 @@ def test_redact_scrubs_known_secret_values_of_any_shape() -> None:
     assert redact(f"oops: {odd}!") == "oops: ***!"
 
 
-def test_handlers_redact_args_exceptions_and_extras(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _logged(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    log: Callable[[logging.Logger], None],
+    failure: str,
+) -> tuple[str, str]:
+    """Log through ``log`` and an exception saying ``failure``: (stderr, the JSON lines)."""
     log_file = tmp_path / "logs" / "exoimap.log"
     setup_logging(2, log_file)
     logger = logging.getLogger("exoimap.test")
-    logger.debug("token %s", JWT, extra={"header": f"Bearer {REFRESH}"})
+    log(logger)
     try:
-        raise RuntimeError(f"failed with refresh token {REFRESH}")
+        raise RuntimeError(failure)
     except RuntimeError:
-        logger.exception("refresh failed")
+        logger.exception("failed")
     for handler in logging.getLogger("exoimap").handlers:
         handler.flush()
-    err = capsys.readouterr().err
-    content = log_file.read_text()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    return capsys.readouterr().err, log_file.read_text()
+
+
+def test_handlers_redact_args_exceptions_and_extras(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err, content = _logged(
+        tmp_path,
+        capsys,
+        lambda logger: logger.debug("token %s", JWT, extra={"header": f"Bearer {REFRESH}"}),
+        f"failed with refresh token {REFRESH}",
+    )
     for output in (err, content):
         assert JWT not in output
         assert REFRESH not in output
@@ -77,7 +95,6 @@ def test_handlers_redact_args_exceptions_and_extras(
     assert records[0]["level"] == "debug"
     assert records[0]["header"] == "Bearer ***"
     assert "RuntimeError" in records[1]["exception"]
-    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
 
 
 def test_verbosity_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,3 +104,36 @@ def test_verbosity_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     setup_logging(1, None)
     logging.getLogger("exoimap.x").info("loud info")
     assert "loud info" in capsys.readouterr().err
+
+
+def test_a_known_secret_that_is_a_word_of_a_key_does_not_unmask_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the word is forgotten after this test: it would mask "secret" in every later line
+    monkeypatch.setattr(secrets_module, "_KNOWN_VALUES", set())
+    Secret("secret")  # e.g. another part of the program wrapped this word
+    cleaned = redact('{"client_secret": "s3cr3t-value", "x": 1}')
+    assert "s3cr3t-value" not in cleaned
+
+
+def test_the_stderr_log_shows_server_text_escaped_and_the_file_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    greeting = "OK \x1b]0;owned\x07 ready\x1b[2J\nINFO forged line \u202egnp.exe"
+    err, content = _logged(
+        tmp_path, capsys, lambda logger: logger.info("connect %s", greeting), f"in {greeting}"
+    )
+    assert "connect OK \\x1b]0;owned\\x07 ready\\x1b[2J\\x0aINFO forged line \\u202egnp" in err
+    assert not any(ord(ch) < 32 and ch != "\n" for ch in err)
+    assert "\u202e" not in err
+    assert len(err.splitlines()) >= 3  # the traceback keeps its lines
+    records = [json.loads(line) for line in content.splitlines()]
+    assert records[0]["message"] == f"connect {greeting}"
+
+
+def test_shown_escapes_what_does_not_print_itself_and_nothing_else() -> None:
+    assert shown("Inbox/Sub folder & more \\ [x]") == "Inbox/Sub folder & more \\ [x]"
+    assert shown("Entwürfe 日本") == "Entwürfe 日本"
+    assert shown("a\x1b[2Jb\x07\x7f\x9b") == "a\\x1b[2Jb\\x07\\x7f\\x9b"
+    assert shown("\u202e\u2028\udc80\U000e0041") == "\\u202e\\u2028\\udc80\\U000e0041"
+    assert shown(shown("a\x1bb")) == shown("a\x1bb")

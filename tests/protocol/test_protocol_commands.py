@@ -227,8 +227,9 @@ def test_sequence_set_helpers() -> None:
 
 def test_credentials_never_show_in_repr() -> None:
     assert "hunter2" not in repr(Login("me", Secret("hunter2")))
-    assert "c2VjcmV0" not in repr(Authenticate("PLAIN", Secret(b"secret")))
-    assert "secret" not in repr(Authenticate("PLAIN", Secret(b"secret")))
+    # not a word as the value: every Secret's value is masked in all later log lines
+    assert "czNjcjN0" not in repr(Authenticate("PLAIN", Secret(b"s3cr3t")))
+    assert "s3cr3t" not in repr(Authenticate("PLAIN", Secret(b"s3cr3t")))
     big = Append("INBOX", b"x" * 100_000)
     assert len(repr(big)) < 200
 

@@ -36,7 +36,8 @@ FORBIDDEN = {
     "mmap",
     "fcntl",
 }
-ALLOWED_EXOIMAP = {"exoimap.errors", "exoimap.secrets"}
+# untrusted: server text made safe to show (re and unicodedata only)
+ALLOWED_EXOIMAP = {"exoimap.errors", "exoimap.secrets", "exoimap.untrusted"}
 PACKAGE = Path(exoimap.protocol.__file__).parent
 
 

@@ -18,7 +18,12 @@ from exoimap.app import backup
 from exoimap.app import verify_archive as verify
 from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked, StoreUnavailable
 from exoimap.store.archive import ArchiveStore, IndexStamp
-from exoimap.store.archive.files import Maildir, decode_folder_dir, encode_folder_dir
+from exoimap.store.archive.files import (
+    Maildir,
+    decode_folder_dir,
+    encode_folder_dir,
+    is_hashed_dir,
+)
 from exoimap.store.archive.index import Index, index_stamp
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
@@ -66,6 +71,9 @@ def test_folder_encoding_round_trips(segments: list[str]) -> None:
         return
     encoded = encode_folder_dir(name)
     assert encoded.startswith(".")
+    if is_hashed_dir(encoded):  # a long name: see test_archive_folder_names.py
+        assert len(encoded.encode()) <= 255
+        return
     assert encoded.count(".") == len(segments)  # dots only as separators
     assert all(0x20 <= ord(c) < 0x7F for c in encoded)
     assert decode_folder_dir(encoded) == name

@@ -17,6 +17,7 @@ from typing import Any
 from exoimap.audit.events import OUTCOMES
 from exoimap.audit.log import AuditRecord, read_lines
 from exoimap.errors import ConfigError
+from exoimap.untrusted import shown
 
 __all__ = [
     "AuditFilter",
@@ -136,7 +137,7 @@ def format_table(records: Iterable[AuditRecord], *, local: tzinfo | None = None)
                 record.outcome,
                 record.account or "-",
                 _actor(record),
-                summarize(record),
+                shown(summarize(record)),  # folder names and texts from a server
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

@@ -14,6 +14,7 @@ import click
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
+from exoimap.untrusted import shown
 
 if TYPE_CHECKING:
     from exoimap.app.resident import Resident
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
         if isinstance(result, int) and not isinstance(result, bool):
             return result
     except ExoimapError as exc:
-        print(f"exoimap: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
         return exit_code_for(exc)
     except click.exceptions.Exit as exc:  # --help, --version, and commands that pick a code
         return int(exc.exit_code)

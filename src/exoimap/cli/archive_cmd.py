@@ -12,6 +12,7 @@ from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
+from exoimap.untrusted import shown
 
 
 @click.group("archive", cls=Group, no_args_is_help=True)
@@ -29,7 +30,9 @@ def stats(name: str) -> None:
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         result = asyncio.run(archive_stats(account, paths))
     click.echo(f"archive {result.root}")
-    width = max((len(f.name) for f in result.folders), default=6)
+    # folder names come from the server: never a control character on the terminal
+    names = {f.name: shown(f.name) for f in result.folders}
+    width = max((len(n) for n in names.values()), default=6)
     for folder in sorted(result.folders, key=lambda f: f.name):
         notes = []
         if folder.gone:
@@ -38,11 +41,11 @@ def stats(name: str) -> None:
             notes.append("folder gone from the server")
         extra = f"  ({'; '.join(notes)})" if notes else ""
         click.echo(
-            f"  {folder.name:<{width}}  {folder.messages:>8} messages  "
+            f"  {names[folder.name]:<{width}}  {folder.messages:>8} messages  "
             f"{human_bytes(folder.bytes):>10}{extra}"
         )
     for note in result.recovery_notes:
-        click.echo(f"repaired on opening: {note}")
+        click.echo(f"repaired on opening: {shown(note)}")
     click.echo(
         f"{name}: {result.messages} messages, {len(result.folders)} folders, "
         f"{result.bytes} bytes ({human_bytes(result.bytes)})"

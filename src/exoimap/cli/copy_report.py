@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL
+from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
 from exoimap.sync.report import SyncReport
 
@@ -17,9 +18,9 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
     ``destination``; return the exit code."""
     for folder in report.folders:
         for uid, reason in folder.skipped:
-            click.echo(f"  {folder.source}: source UID {uid} skipped: {reason}", err=True)
+            echo(f"  {folder.source}: source UID {uid} skipped: {reason}", err=True)
         for error in folder.errors:
-            click.echo(f"  {folder.source}: {error}", err=True)
+            echo(f"  {folder.source}: {error}", err=True)
     if report.plan_only:
         count = sum(f.planned for f in report.folders)
         size = sum(f.planned_bytes for f in report.folders)
@@ -33,5 +34,5 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
         f"{flags} flag changes{created} in {seconds:.1f} s"
     )
     for note in report.recovery_notes:
-        click.echo(f"{name}: {note}")
+        echo(f"{name}: {note}")
     return EXIT_OK if report.ok else EXIT_PARTIAL

@@ -12,6 +12,7 @@ from exoimap.app.export import FORMATS, ExportOptions, export_account
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, PATH
+from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
 
@@ -64,9 +65,9 @@ def export(  # noqa: PLR0917 - click passes one argument per option
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         result = asyncio.run(export_account(account, paths, out, options))
     for note in result.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     for line in result.failed:
-        click.echo(f"skipped: {line}", err=True)
+        echo(f"skipped: {line}", err=True)
     click.echo(
         f"{name}: exported {result.messages} messages from {result.folders} folders, "
         f"{human_bytes(result.bytes)}, as {result.format} to {result.out}"

@@ -4,6 +4,10 @@ Bars: one per folder that has something to fetch and one total per account, each
 messages, bytes, rate and ETA; throttling waits are counted on the total bar and printed.
 Plain mode (CI, pipes, the demo's subprocess) prints a line per folder when it finishes
 fetching and at most one progress line per second.
+
+Folder names come from the server: they are shown through
+:func:`exoimap.untrusted.shown` (no terminal control sequence gets through) and rich
+renders every text here with markup off (a folder named ``[/bold]x`` is shown as it is).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import TYPE_CHECKING
+
+from exoimap.untrusted import shown
 
 if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
     from types import TracebackType
@@ -55,13 +61,13 @@ class SyncDisplay:
             )
 
             self._bars = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[size]}"),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[waits]}"),
+                TextColumn("{task.fields[waits]}", markup=False),
                 # In an agent, stdout relays to a client's terminal whose width it carries.
                 console=console or Console(width=getattr(sys.stdout, "columns", None)),
             )
@@ -96,7 +102,7 @@ class SyncDisplay:
         total = self._totals.get(account)
         if total is None:
             total = self._totals[account] = bars.add_task(
-                f"{account} (total)", total=None, size="", rate="", waits=""
+                f"{shown(account)} (total)", total=None, size="", rate="", waits=""
             )
         bars.update(
             total,
@@ -109,7 +115,7 @@ class SyncDisplay:
         task = self._folders.get(key)
         if task is None:
             task = self._folders[key] = bars.add_task(
-                f"  {update.folder}", total=update.folder_planned, size="", rate="", waits=""
+                f"  {shown(update.folder)}", total=update.folder_planned, size="", rate="", waits=""
             )
         bars.update(
             task,
@@ -126,14 +132,14 @@ class SyncDisplay:
         )
         if finished:
             print(
-                f"  {account}/{update.folder}: {update.folder_done} messages, "
+                f"  {shown(account)}/{shown(update.folder)}: {update.folder_done} messages, "
                 f"{human_bytes(update.folder_bytes)}",
                 flush=True,
             )
         elif now - self._last_line >= 1.0:
             self._last_line = now
             print(
-                f"  {account}: {update.total_done}/{update.total_planned} messages, "
+                f"  {shown(account)}: {update.total_done}/{update.total_planned} messages, "
                 f"{human_bytes(update.total_bytes)}, {self._rate(update.total_bytes)}",
                 flush=True,
             )
@@ -148,9 +154,9 @@ class SyncDisplay:
         count, seconds = self._throttle_waits.get(account, (0, 0.0))
         wait = event.wait or 0.0
         self._throttle_waits[account] = (count + 1, seconds + wait)
-        message = f"  {account}: the server throttled us; waiting {wait:.1f} s"
+        message = f"  {shown(account)}: the server throttled us; waiting {wait:.1f} s"
         if self._bars is not None:
-            self._bars.console.print(message)
+            self._bars.console.print(message, markup=False, highlight=False)
             total = self._totals.get(account)
             if total is not None:
                 self._bars.update(total, waits=self._waits_text(account))

@@ -10,6 +10,7 @@ from exoimap.app.restore import RestoreOptions, RestoreRequest, verify_restore
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import EXIT_FAILURE, EXIT_OK
+from exoimap.cli.output import echo
 from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
 
@@ -38,9 +39,9 @@ def check_restore(name: str, to: str | None, *, deep: bool) -> int:
         ):
             if uids:
                 shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-                click.echo(f"  {folder.source} -> {folder.target}: {len(uids)} {what} ({shown})")
+                echo(f"  {folder.source} -> {folder.target}: {len(uids)} {what} ({shown})")
     for missing in report.folders_missing:
-        click.echo(f"  folder {missing}: not restored")
+        echo(f"  folder {missing}: not restored")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
     click.echo(
         f"{name}: verify restore into {target.name}: {verdict}: {checked} messages in "

@@ -1,5 +1,8 @@
 """``exoimap sync [NAME...]`` and ``exoimap verify NAME``: thin wrappers over
-:mod:`exoimap.app` (which does the work) that print and pick the exit code."""
+:mod:`exoimap.app` (which does the work) that print and pick the exit code.
+
+Every line printed here goes through :func:`exoimap.untrusted.shown`: folder names and
+error texts come from the server."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from exoimap.cli.app import (
     exit_code_for,
 )
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
+from exoimap.cli.output import echo
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
@@ -46,26 +50,26 @@ def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
 def _print_preview(result: AccountResult) -> None:
     report = result.report
     assert report is not None
-    click.echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
+    echo(f"{result.account}: dry run, nothing changed (archive {result.archive})")
     for old, new in report.renamed:
-        click.echo(f"  would rename folder {old} to {new}")
+        echo(f"  would rename folder {old} to {new}")
     for name in report.folders_gone:
-        click.echo(f"  would mark folder {name} gone (deleted on the server)")
+        echo(f"  would mark folder {name} gone (deleted on the server)")
     for name in report.folders_deleted:
-        click.echo(f"  would delete folder {name}")
+        echo(f"  would delete folder {name}")
     for p in planned_folders(report):
         new = " (new folder)" if p.new_folder else ""
         deleted = f"mark {p.gone} gone" if not p.expunged else f"delete {p.expunged}"
-        click.echo(
+        echo(
             f"  would sync {p.source}{new}: fetch {p.planned} ({human_bytes(p.planned_bytes)}), "
             f"update flags of {p.flags_changed}, {deleted}"
         )
     for p in report.folders:
         for error in p.errors:
-            click.echo(f"  {p.source}: cannot plan: {error}", err=True)
+            echo(f"  {p.source}: cannot plan: {error}", err=True)
     fetch = sum(p.planned for p in report.folders)
     size = sum(p.planned_bytes for p in report.folders)
-    click.echo(
+    echo(
         f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
         f"in {len(report.folders)} folders"
     )
@@ -73,7 +77,7 @@ def _print_preview(result: AccountResult) -> None:
 
 def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
-        click.echo(f"{result.account}: failed: {result.error}", err=True)
+        echo(f"{result.account}: failed: {result.error}", err=True)
         return
     report = result.report
     assert report is not None
@@ -83,7 +87,7 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
     throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
-    click.echo(
+    echo(
         f"{result.account}: fetched {summary['fetched']} messages "
         f"({human_bytes(summary['bytes'])}) in {summary['folders']} folders, "
         f"{summary['flags_changed']} flag changes, {summary['gone'] + summary['expunged']} "
@@ -91,13 +95,11 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         f"in {result.seconds:.1f} s{throttled}"
     )
     for name in report.folders_gone:
-        click.echo(
-            f"{result.account}: folder {name} was deleted on the server (kept in the archive)"
-        )
+        echo(f"{result.account}: folder {name} was deleted on the server (kept in the archive)")
     for note in report.recovery_notes:
-        click.echo(f"{result.account}: archive repaired: {note}")
+        echo(f"{result.account}: archive repaired: {note}")
     if summary["refetched_missing"]:
-        click.echo(
+        echo(
             f"{result.account}: fetched again {summary['refetched_missing']} messages "
             "whose files were missing"
         )
@@ -178,7 +180,7 @@ def sync(
                 )
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
-            click.echo(
+            echo(
                 "interrupted: what was stored is kept; run the same command again to go on",
                 err=True,
             )
@@ -187,10 +189,10 @@ def sync(
             _print_result(result, display)
     code = _exit_code(results)
     if code == EXIT_PARTIAL:
-        click.echo("Some items failed:", err=True)
+        echo("Some items failed:", err=True)
         for result in results:
             for line in result.failures():
-                click.echo(f"  {line}", err=True)
+                echo(f"  {line}", err=True)
     raise click.exceptions.Exit(code)
 
 
@@ -198,7 +200,7 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
     kind = "deep (SHA-256 of every message)" if deep else "shallow (UIDs, sizes, flags)"
     checked = sum(f.checked for f in report.folders)
     for missing in report.folders_missing:
-        click.echo(f"  folder {missing}: not in the archive")
+        echo(f"  folder {missing}: not in the archive")
     for f in report.folders:
         problems = [
             (what, uids)
@@ -215,18 +217,18 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         ]
         for what, uids in problems:
             shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            click.echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
         ("file corrupt (size or SHA-256 differs from the index)", files.corrupt),
     ):
         for folder_name, uid in items:
-            click.echo(f"  {folder_name}: archive UID {uid}: {label}")
+            echo(f"  {folder_name}: archive UID {uid}: {label}")
     for folder_name, file_name in files.unindexed:
-        click.echo(f"  {folder_name}: file not in the index: {file_name}")
+        echo(f"  {folder_name}: file not in the index: {file_name}")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
-    click.echo(
+    echo(
         f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
         f"on the server, {files.checked} files checked"
     )

@@ -53,6 +53,7 @@ from exoimap.protocol.types import (
     SimpleCode,
     StatusResponse,
 )
+from exoimap.untrusted import shown
 
 __all__ = [
     "Endpoint",
@@ -296,9 +297,11 @@ class ImapClient:
         reply = await session.command(cmd)
         if not reply.ok:
             if "doesn't exist" in reply.done.text or "NONEXISTENT" in repr(reply.done.code):
-                raise FolderNotFound(f"no folder {name!r}: {reply.done.text}", folder=name)
-            raise FolderError(f"cannot open folder {name!r}: {reply.done.text}", folder=name)
+                raise FolderNotFound(f"no folder {name!r}: {shown(reply.done.text)}", folder=name)
+            raise FolderError(f"cannot open folder {name!r}: {shown(reply.done.text)}", folder=name)
         status = mailbox_status(name, reply, read_only)
+        if status.uidvalidity == 0:
+            raise FolderError(no_uidvalidity(name), folder=name)
         known = self._uidvalidity.get(name)
         if known is not None and known != status.uidvalidity:
             self._uidvalidity[name] = status.uidvalidity
@@ -405,6 +408,8 @@ class ImapClient:
     ) -> AsyncIterator[FetchedBody]:
         waiting = self._batches(uids)
         in_flight: deque[str] = deque()
+        #: per command, the UIDs it asked for and not yet received (each comes at most once)
+        asked: dict[str, set[int]] = {}
 
         sent = 0
 
@@ -416,17 +421,22 @@ class ImapClient:
                 sent += 1
                 batch = waiting.popleft()
                 cmd = c.Fetch(SequenceSet.of(*batch), items, uid=True)
-                in_flight.append(session.send(cmd, stream=True))
+                tag = session.send(cmd, stream=True)
+                in_flight.append(tag)
+                asked[tag] = set(batch)
 
         send_more()
         while in_flight:
             tag = in_flight[0]
             while (item := await session.next_fetch_item(tag)) is not None:
                 message = self._message_of(item, session, tag, folder, delivered)
-                if message is None or message.uid in delivered:
-                    if message is not None:
-                        await _drain(message.chunks)
+                if message is None:
                     continue
+                if message.uid not in asked[tag]:
+                    # a UID nobody asked for, or one sent twice: never pass it on
+                    await self._drop()
+                    raise _unasked(folder, message.uid)
+                asked[tag].discard(message.uid)
                 yield message
                 await _drain(message.chunks)  # whatever the consumer did not read
                 delivered.add(message.uid)
@@ -434,10 +444,11 @@ class ImapClient:
                     raise _Rotate()  # a mid-body recovery replaced the session
             reply = await session.wait(tag)
             in_flight.popleft()
+            del asked[tag]
             session.check_throttle(reply)
             if not reply.ok:
                 raise FolderError(
-                    f"UID FETCH in {folder!r} failed: {reply.done.text}", folder=folder
+                    f"UID FETCH in {folder!r} failed: {shown(reply.done.text)}", folder=folder
                 )
             send_more()
         if waiting:
@@ -534,6 +545,9 @@ class ImapClient:
                     c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True
                 )
                 while (item := await session.next_fetch_item(tag)) is not None:
+                    if isinstance(item, FetchResponse | FetchStart) and item.uid not in (None, uid):
+                        await self._drop()
+                        raise _unasked(folder, item.uid)
                     if isinstance(item, bytes):
                         offset += len(item)
                         yield item
@@ -547,7 +561,7 @@ class ImapClient:
                 if not reply.ok or offset < size:
                     raise FolderError(
                         f"message {uid} in {folder!r} could not be fetched again after a "
-                        f"dropped connection: {reply.done.text}",
+                        f"dropped connection: {shown(reply.done.text)}",
                         folder=folder,
                         uid=uid,
                     )
@@ -564,9 +578,25 @@ class _Rotate(ConnectionLost):
         super().__init__("re-establishing the session before the access token expires")
 
 
+def _unasked(folder: str, uid: int) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"the server sent message UID {uid} in {folder!r}, which this UID FETCH did not ask "
+        "for (or sent it twice); nothing of it was stored and the folder is left for the "
+        "next run"
+    )
+
+
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     async for _ in chunks:
         pass
+
+
+def no_uidvalidity(name: str) -> str:
+    """Why a folder whose UIDVALIDITY is 0 (or missing) is not synced."""
+    return (
+        f"the server gives folder {name!r} no valid UIDVALIDITY (0, which IMAP forbids): "
+        "its UIDs cannot be trusted across sessions, so it is not synced"
+    )
 
 
 def mailbox_status(name: str, reply: Reply, read_only: bool) -> MailboxStatus:

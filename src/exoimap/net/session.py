@@ -54,18 +54,45 @@ from exoimap.protocol.events import (
 )
 from exoimap.protocol.types import (
     ContinuationRequest,
+    ExistsResponse,
     FetchResponse,
     Response,
+    SearchResponse,
     Status,
     StatusResponse,
 )
 from exoimap.secrets import Secret
+from exoimap.untrusted import shown
 
-__all__ = ["EXCHANGE_GREETING", "Endpoint", "EventSink", "ImapSession", "NetEvent", "Reply"]
+__all__ = [
+    "EXCHANGE_GREETING",
+    "Endpoint",
+    "EventSink",
+    "ImapSession",
+    "NetEvent",
+    "Reply",
+    "ResponseLimits",
+]
 
 EXCHANGE_GREETING = "The Microsoft Exchange IMAP4 service is ready."
 #: Body literals at least this long are streamed in chunks instead of buffered.
 STREAM_THRESHOLD = 32 << 10
+
+
+@dataclass(frozen=True)
+class ResponseLimits:
+    """How much a server may make one command buffer before the connection is dropped.
+
+    A command's untagged responses (a listing's FETCH lines, LIST, SEARCH...) are kept until
+    it completes; a server could send them without end. A folder's listing legitimately has
+    one FETCH per message (two, counting a flag change reported meanwhile), so the count is
+    allowed ``responses`` beyond twice the messages the selected folder holds (its EXISTS),
+    and their estimated size in memory ``bytes`` beyond ``bytes_per_message`` a message.
+    """
+
+    responses: int = 50_000
+    bytes: int = 64 << 20
+    bytes_per_message: int = 4096
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,7 @@ class Endpoint:
     connect_timeout: float = 30.0
     #: Longest silence while waiting for a response before the connection counts as lost.
     read_timeout: float = 300.0
+    limits: ResponseLimits = field(default_factory=ResponseLimits)
 
 
 @dataclass(frozen=True)
@@ -119,6 +147,8 @@ class Reply:
 class _Pending:
     command: c.Command
     untagged: list[Response] = field(default_factory=list)
+    #: the estimated memory the untagged responses take (see :func:`_footprint`)
+    untagged_bytes: int = 0
     done: CommandDone | None = None
     #: For streaming fetches: FetchStart / bytes / FetchEnd / FetchResponse in arrival order.
     items: deque[object] | None = None
@@ -155,6 +185,8 @@ class ImapSession:
         self._pending: dict[str, _Pending] = {}
         self._error: BaseException | None = None
         self._consecutive_bad = 0
+        #: messages in the selected folder, as the latest EXISTS said (for the limits)
+        self._exists = 0
         self._pump_lock = asyncio.Lock()
         self.opened_at = time.monotonic()
 
@@ -196,7 +228,7 @@ class ImapSession:
                 self.greeting = event.response
                 if event.response.status is Status.BYE:
                     raise ConnectionLost(
-                        f"the server refused the connection: {event.response.text}"
+                        f"the server refused the connection: {shown(event.response.text)}"
                     )
                 self.exchange = event.response.text.startswith(EXCHANGE_GREETING)
                 return
@@ -209,7 +241,7 @@ class ImapSession:
     async def refresh_capabilities(self) -> frozenset[str]:
         reply = await self.command(c.Capability())
         if not reply.ok:
-            raise RemoteProtocolError(f"CAPABILITY failed: {reply.done.text}")
+            raise RemoteProtocolError(f"CAPABILITY failed: {shown(reply.done.text)}")
         return self.conn.capabilities
 
     # --- events ---------------------------------------------------------------------------
@@ -550,8 +582,30 @@ class ImapSession:
                 # The server is ending the session: fail now rather than wait for the close.
                 raise connection_lost_for(response)
             return
+        if isinstance(response, ExistsResponse):
+            self._exists = response.count
+        size = _footprint(response)
         for pending in self._pending.values():
             pending.untagged.append(response)
+            pending.untagged_bytes += size
+            self._check_limits(pending)
+
+    def _check_limits(self, pending: _Pending) -> None:
+        """Raise RemoteProtocolError once a command buffered more than the limits allow."""
+        limits = self.endpoint.limits
+        most = limits.responses + 2 * self._exists
+        what = type(pending.command).__name__.upper()
+        if len(pending.untagged) > most:
+            raise RemoteProtocolError(
+                f"the server sent more than {most} responses to one {what} command "
+                f"(the folder holds {self._exists} messages); the connection was dropped"
+            )
+        most_bytes = limits.bytes + limits.bytes_per_message * self._exists
+        if pending.untagged_bytes > most_bytes:
+            raise RemoteProtocolError(
+                f"the responses to one {what} command passed {most_bytes >> 20} MB "
+                f"(the folder holds {self._exists} messages); the connection was dropped"
+            )
 
     # --- closing --------------------------------------------------------------------------
 
@@ -584,3 +638,19 @@ class ImapSession:
         """False once the session failed or was closed. A server's close alone does not
         count until the data received before it has been read."""
         return self._error is None
+
+
+#: What a parsed response costs in memory beyond its data (objects, tuples, small strings).
+_RESPONSE_OVERHEAD = 400
+
+
+def _footprint(response: Response) -> int:
+    """An estimate of the memory ``response`` takes: its body data, its numbers, its text."""
+    size = _RESPONSE_OVERHEAD
+    if isinstance(response, FetchResponse):
+        size += sum(len(body.data) for body in response.bodies if body.data is not None)
+    elif isinstance(response, SearchResponse):
+        size += 40 * len(response.numbers)
+    elif isinstance(response, StatusResponse):
+        size += len(response.text)
+    return size

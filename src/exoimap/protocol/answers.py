@@ -24,6 +24,7 @@ import re
 
 from exoimap.errors import ConnectionLost, ExoimapError, SessionInvalidated, Throttled
 from exoimap.protocol.types import Status, StatusResponse
+from exoimap.untrusted import shown
 
 __all__ = ["connection_lost_for", "error_for", "session_invalidated_reason", "throttle_backoff"]
 
@@ -59,8 +60,8 @@ def connection_lost_for(bye: StatusResponse) -> ConnectionLost:
     reason, or :class:`~exoimap.errors.ConnectionLost` quoting the server."""
     reason = session_invalidated_reason(bye)
     if reason is not None:
-        return SessionInvalidated(reason)
-    return ConnectionLost(f"the server closed the session: {bye.text[:200]}")
+        return SessionInvalidated(shown(reason))
+    return ConnectionLost(f"the server closed the session: {shown(bye.text[:200])}")
 
 
 def error_for(response: StatusResponse) -> ExoimapError | None:

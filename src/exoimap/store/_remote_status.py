@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from exoimap.errors import FolderError, FolderNotFound
-from exoimap.net.imap import ImapClient
+from exoimap.net.imap import ImapClient, no_uidvalidity
 from exoimap.net.session import ImapSession, Reply
 from exoimap.protocol import commands as c
 from exoimap.protocol.types import SimpleCode, StatusData
 from exoimap.store.base import FolderState, is_inbox
+from exoimap.untrusted import shown
 
 __all__ = ["canonical", "missing_folder", "status_many", "status_of"]
 
@@ -77,13 +78,13 @@ async def status_of(
 async def status_many(
     client: ImapClient, names: Sequence[str], condstore: bool
 ) -> dict[str, FolderState]:
-    """Every folder's counters in one round trip; a folder deleted since it was listed is
-    left out."""
+    """Every folder's counters in one round trip; a folder deleted since it was listed, or
+    whose STATUS fails, is left out (its own sync meets the problem and reports it)."""
     states: dict[str, FolderState] = {}
     for name, reply in await _replies(client, names, condstore, keep_selected=False):
         try:
             states[name] = _state_in(name, reply, condstore)
-        except FolderNotFound:
+        except FolderError:  # FolderNotFound included
             continue
     return states
 
@@ -93,11 +94,13 @@ def _state_in(name: str, reply: Reply, condstore: bool) -> FolderState:
     if not reply.ok:
         if missing_folder(reply) or "NONEXISTENT" in repr(reply.done.code):
             raise FolderNotFound(f"no folder {name!r}", folder=name)
-        raise FolderError(f"STATUS {name!r} failed: {reply.done.text}", folder=name)
+        raise FolderError(f"STATUS {name!r} failed: {shown(reply.done.text)}", folder=name)
     wanted = canonical(name)
     for r in reply.untagged:
         # pipelined STATUS replies all see every untagged STATUS: match by mailbox name
         if isinstance(r, StatusData) and canonical(r.mailbox) == wanted:
+            if not r.get("UIDVALIDITY"):
+                raise FolderError(no_uidvalidity(name), folder=name)
             return FolderState(
                 name=wanted,
                 uidvalidity=r.get("UIDVALIDITY") or 0,

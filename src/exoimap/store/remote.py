@@ -48,6 +48,7 @@ from exoimap.store.base import (
     is_inbox,
     normalize_flags,
 )
+from exoimap.untrusted import shown
 
 __all__ = ["RemoteFolder", "RemoteImapStore"]
 
@@ -227,7 +228,7 @@ class RemoteImapStore:
 
             reply = await client.run(go)
         if not reply.ok:
-            raise FolderError(f"LIST failed: {reply.done.text}")
+            raise FolderError(f"LIST failed: {shown(reply.done.text)}")
         folders: list[FolderInfo] = []
         has_archive = any(
             isinstance(r, ListResponse) and "\\archive" in {a.lower() for a in r.attributes}
@@ -286,7 +287,7 @@ class RemoteImapStore:
         if not reply.ok and missing_folder(reply):
             raise FolderNotFound(f"no folder {name!r}", folder=name)
         if not reply.ok:
-            raise FolderError(f"{what} {name!r} failed: {reply.done.text}", folder=name)
+            raise FolderError(f"{what} {name!r} failed: {shown(reply.done.text)}", folder=name)
         return reply
 
     async def _exists(self, name: str) -> bool:
@@ -399,7 +400,7 @@ class RemoteFolder:
         async def go(s: ImapSession) -> Reply:
             reply = await s.command(command)
             if not reply.ok:
-                raise FolderError(f"listing {self._name!r} failed: {reply.done.text}")
+                raise FolderError(f"listing {self._name!r} failed: {shown(reply.done.text)}")
             return reply
 
         reply = await self._client.in_folder(self._name, go)
@@ -458,7 +459,7 @@ class RemoteFolder:
                 session.check_throttle(reply)
                 if not reply.ok:
                     raise MessageError(
-                        f"APPEND to {self._name!r} failed: {reply.done.text}",
+                        f"APPEND to {self._name!r} failed: {shown(reply.done.text)}",
                         folder=self._name,
                         retryable=False,
                     )
@@ -514,7 +515,8 @@ class RemoteFolder:
                     store = c.StoreFlags(uid_set, tuple(sorted(flags)), silent=True, uid=True)
                     reply = await s.command(store)
                     if not reply.ok:
-                        raise FolderError(f"STORE in {self._name!r} failed: {reply.done.text}")
+                        text = shown(reply.done.text)
+                        raise FolderError(f"STORE in {self._name!r} failed: {text}")
 
         await self._client.in_folder(self._name, go)
 
@@ -528,10 +530,10 @@ class RemoteFolder:
                 mark = c.StoreFlags(uid_set, ("\\Deleted",), c.StoreMode.ADD, silent=True, uid=True)
                 reply = await s.command(mark)
                 if not reply.ok:
-                    raise FolderError(f"marking deleted failed: {reply.done.text}")
+                    raise FolderError(f"marking deleted failed: {shown(reply.done.text)}")
                 reply = await s.command(c.UidExpunge(uid_set) if uidplus else c.Expunge())
                 if not reply.ok:
-                    raise FolderError(f"EXPUNGE in {self._name!r} failed: {reply.done.text}")
+                    raise FolderError(f"EXPUNGE in {self._name!r} failed: {shown(reply.done.text)}")
 
         await self._client.in_folder(self._name, go)
 
@@ -552,7 +554,7 @@ class RemoteFolder:
                 if not reply.ok:
                     if missing_folder(reply) or "TRYCREATE" in repr(reply.done.code):
                         raise FolderNotFound(f"no folder {target!r}", folder=target)
-                    raise FolderError(f"moving to {target!r} failed: {reply.done.text}")
+                    raise FolderError(f"moving to {target!r} failed: {shown(reply.done.text)}")
                 codes = [reply.done.code] + [getattr(r, "code", None) for r in reply.untagged]
                 for code in codes:
                     if isinstance(code, CopyUidCode):

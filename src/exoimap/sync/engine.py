@@ -195,6 +195,8 @@ async def _folder_task(
             )
             return
         try:
+            if (failed := planner.failed.get(report.target)) is not None:
+                raise failed  # the target folder could not be created
             if run.report.plan_only:
                 await _plan_folder(run, report, planner)
             else:

@@ -3,6 +3,7 @@ gone or delete target folders (see :func:`exoimap.sync.plan.plan_folders`)."""
 
 from __future__ import annotations
 
+from exoimap.errors import ErrorScope, StoreError
 from exoimap.store.base import FolderSyncRecord
 from exoimap.sync.plan import FolderPlan, apply_content_renames, match_by_content, plan_folders
 from exoimap.sync.run import Run
@@ -20,6 +21,8 @@ class FolderPlanner:
         self._existing: set[str] = set()
         #: What the state knew when the plan was made (still true if nothing was applied).
         self.records: list[FolderSyncRecord] = []
+        #: Target folders that could not be created, and why (each fails alone).
+        self.failed: dict[str, StoreError] = {}
 
     async def plan(self) -> list[tuple[str, str]]:
         """Plan the folder changes; returns ``(source, target)`` of every folder to sync."""
@@ -94,7 +97,13 @@ class FolderPlanner:
         existing = {info.name for info in await target.list_folders()}
         for name, role in plan.creates:
             if name not in existing:
-                await target.create_folder(name, role=role)
+                try:
+                    await target.create_folder(name, role=role)
+                except StoreError as exc:
+                    if exc.scope is not ErrorScope.FOLDER:
+                        raise
+                    self.failed[name] = exc  # that folder's sync reports it
+                    continue
                 run.emit("folder_created", name)
         for name in plan.gone:
             await state.folder_gone(name, run.clock())

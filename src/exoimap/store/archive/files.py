@@ -12,6 +12,16 @@ Folder names
     characters need ``mail_plugins = $mail_plugins listescape`` and a namespace
     ``separator = /`` (what Exchange uses too).
 
+    Every legal IMAP name has a directory. A name with an empty segment (``a//b``, ``a/``,
+    ``/etc/x``) has no such form, and one whose form passes 255 bytes (the longest file
+    name of most file systems) cannot be created: such a folder gets the directory
+    ``.~<hint>~<hash>``, where the hint is the start of its last segment's form and the
+    hash the first 32 hex digits of the SHA-256 of its name (UTF-8). A plain form never
+    starts with ``.~`` (a leading ``~`` is escaped), so the two kinds never collide. The
+    index keeps every folder's directory; a hashed one also keeps the full name in its
+    ``exoimap-folder-name`` file, from which a rebuilt index recovers it. Dovecot shows
+    such a folder under its directory's name.
+
 Message files
     ``<internal date epoch>.A<uidvalidity>U<uid>.exoimap,S=<size>:2,<flags>`` in ``cur/``.
     The part before ``:2,`` (the *base*) never changes; flags live after ``:2,`` as Maildir
@@ -54,6 +64,7 @@ __all__ = [
     "atomic_write",
     "decode_folder_dir",
     "encode_folder_dir",
+    "is_hashed_dir",
     "file_base",
     "flags_from_letters",
     "fsync_dir",
@@ -118,22 +129,45 @@ def _mutf7_decode(encoded: str) -> str:
         raise StoreError(f"bad modified UTF-7 in folder directory {encoded!r}") from exc
 
 
+#: The longest file name most file systems accept (NAME_MAX), in bytes.
+MAX_DIRNAME_BYTES = 255
+#: In a hashed folder directory: the folder's name, UTF-8.
+NAME_FILE = "exoimap-folder-name"
+_HASHED = ".~"
+_HINT_CHARS = 40
+
+
 def encode_folder_dir(name: str) -> str:
-    """The Maildir++ directory (relative to the root) of folder ``name``; ``""`` is INBOX."""
+    """The Maildir++ directory (relative to the root) of folder ``name``; ``""`` is INBOX.
+    Deterministic and one-to-one for every name (see the module docstring)."""
     if name.upper() == "INBOX":
         return ""
     segments = name.split(DELIMITER)
-    if any(not s for s in segments):
-        raise StoreError(f"invalid folder name {name!r}: empty segment")
-    return "." + ".".join(_encode_segment(s) for s in segments)
+    if all(segments):
+        plain = "." + ".".join(_encode_segment(s) for s in segments)
+        if len(plain) <= MAX_DIRNAME_BYTES:  # the form is ASCII: one byte a character
+            return plain
+    return _hashed_dir(name)
+
+
+def _hashed_dir(name: str) -> str:
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    last = next((s for s in reversed(name.split(DELIMITER)) if s), "")
+    return f"{_HASHED}{_encode_segment(last)[:_HINT_CHARS]}~{digest}"
+
+
+def is_hashed_dir(dirname: str) -> bool:
+    """Whether ``dirname`` names its folder by a hash (the name is in its name file)."""
+    return dirname.startswith(_HASHED)
 
 
 def decode_folder_dir(dirname: str) -> str:
-    """Inverse of :func:`encode_folder_dir`."""
+    """Inverse of :func:`encode_folder_dir` for a plain form (a hashed directory keeps its
+    name in its name file: :meth:`Maildir.folder_name`)."""
     if dirname == "":
         return "INBOX"
-    if not dirname.startswith("."):
-        raise StoreError(f"{dirname!r} is not a Maildir++ folder directory")
+    if not dirname.startswith(".") or is_hashed_dir(dirname):
+        raise StoreError(f"{dirname!r} is not a plain Maildir++ folder directory")
     return DELIMITER.join(_decode_segment(s) for s in dirname[1:].split("."))
 
 
@@ -324,13 +358,37 @@ class Maildir:
         if self.durable:
             fsync_dir(path)
 
-    def make_folder(self, dirname: str) -> None:
+    def make_folder(self, dirname: str, name: str) -> None:
         path = self.root / dirname
         for sub in ("cur", "new", "tmp"):
             (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         if dirname:
             (path / "maildirfolder").touch()
+        self.name_folder(dirname, name)
         self.sync_dir(self.root)
+
+    def name_folder(self, dirname: str, name: str) -> None:
+        """Write the name of a folder whose directory is hashed into its name file (a
+        rebuilt index reads it back); other directories tell their name themselves."""
+        if is_hashed_dir(dirname) and (self.root / dirname).is_dir():
+            data = name.encode("utf-8", "surrogatepass")
+            atomic_write(self.root / dirname / NAME_FILE, data, durable=self.durable)
+
+    def folder_name(self, dirname: str) -> str | None:
+        """The name of the folder in ``dirname``: decoded from a plain form, read from a
+        hashed directory's name file; None when neither tells it (a damaged or missing
+        name file, a directory made by another program)."""
+        if not is_hashed_dir(dirname):
+            try:
+                return decode_folder_dir(dirname)
+            except StoreError:
+                return None
+        try:
+            data = (self.root / dirname / NAME_FILE).read_bytes()
+            name = data.decode("utf-8", "surrogatepass")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return name if encode_folder_dir(name) == dirname else None
 
     def empty_tmp(self, dirname: str) -> None:
         """Remove what an interrupted process left in the folder's ``tmp/``."""

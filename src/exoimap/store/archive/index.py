@@ -37,6 +37,7 @@ __all__ = [
     "RebuiltFolder",
     "index_stamp",
     "map_sqlite_error",
+    "storable",
 ]
 
 SCHEMA_VERSION = 2
@@ -79,6 +80,16 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_origin
     ON messages (folder_id, origin_uidvalidity, origin_uid);
 """
+
+
+def storable(name: str) -> bool:
+    """Whether SQLite can hold ``name``: it must be Unicode without lone surrogates (which
+    stand for bytes a server sent that were neither modified UTF-7 nor UTF-8)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class IndexDamaged(StoreUnavailable):
@@ -379,6 +390,8 @@ class Index:
     def folder(self, name: str) -> FolderRow | None:
         if name.upper() == "INBOX":
             name = "INBOX"
+        if not storable(name):
+            return None  # never stored (see ArchiveStore.create_folder)
         row = self._execute(
             f"SELECT {_FOLDER_COLUMNS} FROM folders WHERE name=?",  # noqa: S608 - constant columns
             (name,),

@@ -267,8 +267,9 @@ class Journal:
             self._maildir.remove(dirname, base)
 
     def _rename(self, moves: Sequence[Sequence[Any]]) -> None:
-        for _folder_id, _new_name, old_dir, new_dir in moves:
+        for _folder_id, new_name, old_dir, new_dir in moves:
             self._maildir.move_folder(old_dir, new_dir)
+            self._maildir.name_folder(new_dir, new_name)
         self._maildir.sync_dir(self._maildir.root)
         self.crash_point("rename.moved")
         self._index.rename_folders(moves)

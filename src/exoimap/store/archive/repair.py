@@ -5,8 +5,10 @@ is moved to ``damaged/`` and a new one is rebuilt from the message files: folder
 directory names, archive UIDVALIDITY and UIDs from file names, flags from the ``:2,``
 letters, SHA-256, size and Message-ID from the bytes. What the files cannot tell is lost
 from the index, and the notes say so: keywords other than ``$Forwarded``, the time zone of
-internal dates, and the origin of each message (the next backup matches the messages to the
-source again by Message-ID and size, so nothing is downloaded twice).
+internal dates, the name of a folder whose directory is hashed and whose name file is lost
+(it is then named ``unnamed/<directory>``), and the origin of each message (the next
+backup matches the messages to the source again by Message-ID and size, so nothing is
+downloaded twice).
 
 Only the archive's worker thread calls this (see :mod:`exoimap.store.archive.worker`).
 """
@@ -23,7 +25,6 @@ from pathlib import Path
 from exoimap.protocol.headers import parse_message_id
 from exoimap.store.archive.files import (
     Maildir,
-    decode_folder_dir,
     flags_from_letters,
     letters_for,
     parse_base,
@@ -88,16 +89,28 @@ def open_index(
         index.close()
         raise
     count = sum(len(f.rows) for f in folders)
+    unnamed = [f.name for f in folders if f.name.startswith(UNNAMED)]
+    lost = (
+        f" The names of {len(unnamed)} folders could not be recovered (their name files are "
+        f"missing or damaged); they are kept as {', '.join(unnamed)}."
+        if unnamed
+        else ""
+    )
     return index, [
         f"the archive index was damaged ({reason}); it was kept as {kept} and rebuilt from "
         f"{count} message files in {len(folders)} folders. Keywords other than $Forwarded and "
         "time zones of internal dates could not be recovered; the next backup matches the "
-        "messages to the server again without downloading them twice."
+        f"messages to the server again without downloading them twice.{lost}"
     ]
+
+
+#: Where a rebuilt index puts a folder whose name its directory cannot tell.
+UNNAMED = "unnamed/"
 
 
 def _folders_from_files(maildir: Maildir) -> list[RebuiltFolder]:
     folders: list[RebuiltFolder] = []
+    names: set[str] = set()
     for dirname in maildir.folder_dirnames():
         parsed = [(p, parse_base(split_name(p.name)[0])) for p in maildir.message_files(dirname)]
         validities = Counter(info[1] for _p, info in parsed if info is not None)
@@ -113,9 +126,13 @@ def _folders_from_files(maildir: Maildir) -> list[RebuiltFolder]:
         for file_path in sorted(foreign):  # files of other programs get the next UIDs
             rows.append(_row_for_file(file_path, next_uid, int(file_path.stat().st_mtime)))
             next_uid += 1
+        name = maildir.folder_name(dirname)
+        if name is None or name in names:  # two hand-made directories may decode alike
+            name = f"{UNNAMED}{dirname}"
+        names.add(name)
         folders.append(
             RebuiltFolder(
-                name=decode_folder_dir(dirname),
+                name=name,
                 dirname=dirname,
                 role="inbox" if dirname == "" else None,
                 uidvalidity=uidvalidity,

@@ -27,7 +27,14 @@ from exoimap.store.archive.files import (
     release_lock,
     take_lock,
 )
-from exoimap.store.archive.index import FolderRow, Index, IndexStamp, MessageRow, index_stamp
+from exoimap.store.archive.index import (
+    FolderRow,
+    Index,
+    IndexStamp,
+    MessageRow,
+    index_stamp,
+    storable,
+)
 from exoimap.store.archive.journal import CrashHook, Journal
 from exoimap.store.archive.repair import FileReport, open_index, verify_files
 from exoimap.store.archive.runs import RunJournal
@@ -219,6 +226,7 @@ class ArchiveStore:
 
     def _create_folder(self, name: str, role: SpecialUse | None, *, exists_ok: bool) -> None:
         self._journal.check_usable()
+        _check_storable(name)
         if self._index.folder(name) is not None:
             if exists_ok:
                 return
@@ -229,7 +237,7 @@ class ArchiveStore:
             if self._index.folder(partial) is not None:
                 continue
             dirname = encode_folder_dir(partial)
-            self._maildir.make_folder(dirname)
+            self._maildir.make_folder(dirname, partial)
             self._journal.crash_point("create.dirs")
             own_role = role.value if role and depth == len(parts) else None
             self._index.add_folder(partial, dirname, own_role)
@@ -241,6 +249,7 @@ class ArchiveStore:
         row = self._row(old)
         if is_inbox(old):
             raise FolderError("INBOX cannot be renamed", folder=old)
+        _check_storable(new)
         if self._index.folder(new) is not None:
             raise FolderError(f"cannot rename {old!r}: {new!r} already exists", folder=old)
         moves: list[list[Any]] = []
@@ -570,6 +579,15 @@ def _recover(
         raise
     commit = GroupCommit(worker, index, journal, maildir, write=writer, fsync_mode=fsync_mode)
     return _Parts(base, worker, index, maildir, journal, commit), notes
+
+
+def _check_storable(name: str) -> None:
+    if not storable(name):
+        raise FolderError(
+            f"the folder name {name!r} holds bytes that are neither modified UTF-7 nor "
+            "UTF-8, which IMAP does not allow; the folder cannot be archived",
+            folder=name,
+        )
 
 
 def _state_of(row: FolderRow, exists: int) -> FolderState:
