@@ -315,3 +315,58 @@ def test_bad_append_settings_are_one_line_errors(table: dict[str, object], messa
         ExchangeSettings.from_mapping(table)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_append_when_not_connected_counts_as_a_bad_command(tenant: SandboxTenant, bob: str) -> None:
+    token = tenant.app_token("exoimap-daemon")  # FullAccess on alice only
+    client = signed_in(tenant, bob, token)
+    try:
+        for n, sync in enumerate((True, False, True)):
+            assert append(client, f"b{n}", "INBOX", MESSAGE, sync=sync) == [
+                b"b%d BAD User is authenticated but not connected." % n
+            ]
+        assert client.line() == b"* BYE Connection closed. 14"
+        assert client.closed()
+    finally:
+        client.close()
+
+
+@LITERALS
+def test_append_after_the_token_expired_ends_the_session(
+    tenant: SandboxTenant, alice: str, sync: bool
+) -> None:
+    client = signed_in(tenant, alice, tenant.user_token(alice))
+    tenant.admin.advance_clock(2 * 3600)
+    try:
+        head = f"a1 APPEND INBOX {{{len(MESSAGE)}{'' if sync else '+'}}}"
+        client.send(head if sync else head.encode() + b"\r\n" + MESSAGE)
+        assert client.line() == b"* BYE Session invalidated - AccessTokenExpired"
+        assert client.closed()
+    finally:
+        tenant.admin.advance_clock(-2 * 3600)  # other tests share the tenant
+        client.close()
+
+
+def test_pipelined_appends_are_answered_in_order(
+    tenant: SandboxTenant, alice: str, alice_token: str
+) -> None:
+    # More than one write's worth of answers (the session writes every 64 events)
+    count = 150
+    with server_and_client(tenant, alice, alice_token) as (_, client):
+        _, uidnext, uidvalidity = status(client, "Archive")
+        batch = b"".join(
+            b"p%d APPEND Archive (\\Seen) {%d+}\r\n%s\r\n"
+            % (n, len(MESSAGE) + 3, MESSAGE + b"%03d" % n)
+            for n in range(count)
+        )
+        client.sock.sendall(batch)
+        answers = [client.line() for _ in range(count)]
+        assert answers == [
+            b"p%d OK [APPENDUID %d %d] APPEND completed." % (n, uidvalidity, uidnext + n)
+            for n in range(count)
+        ]
+        client.command("s", "SELECT Archive")
+        client.send(f"f UID FETCH {uidnext + count - 1} (BODY.PEEK[])")
+        assert client.line().endswith(b"{%d}" % (len(MESSAGE) + 3))
+        assert client.exact(len(MESSAGE) + 3) == MESSAGE + b"%03d" % (count - 1)
+        assert client.until("f") == [b")", b"f OK FETCH completed."]
