@@ -81,7 +81,9 @@ async def _fetch_all(client: ImapClient, uids: range, each: object = None) -> di
 def test_remote_store_conformance_on_exchange(
     check: Check, sandbox_tenant: SandboxTenant, alice_token: Secret[str]
 ) -> None:
-    with sandbox_tenant.extra_server(ExchangeSettings.for_tests()) as control:
+    # plain IMAP on APPEND: the suite expects every permanent flag kept, \Flagged too
+    settings = ExchangeSettings.for_tests(append_drops_flags=frozenset())
+    with sandbox_tenant.extra_server(settings) as control:
         endpoint = _endpoint(sandbox_tenant, control.port)
         creds = OAuth2Credentials(ALICE, StaticToken(alice_token))
 

@@ -10,24 +10,34 @@ from __future__ import annotations
 import base64
 import enum
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exoimap.errors import ConfigError
 from exoimap.sandbox.exchange import texts
+from exoimap.store.base import normalize_flags
 
 __all__ = [
     "AuthOutcome",
     "CapabilityProfile",
     "ExchangeSettings",
     "FailureMapping",
+    "NON_MAIL_FOLDERS",
     "ThrottlePolicy",
+    "check_receive_size",
     "front_end_fqdn",
     "greeting_blob",
 ]
 
-#: 1.10 [C]: Exchange Online's maximum message size (150 MB) enforced on APPEND.
+#: 1.10 [C]: Exchange Online's maximum message size (150 MB): no mailbox's receive limit
+#: can be raised above it.
 MAX_MESSAGE_SIZE = 150 * 1024 * 1024
+#: 1.10 [U]: a mailbox's default maximum receive size, enforced on APPEND (the spec gives
+#: "about 35 MB send / 36 MB receive", not re-verified; issue 16 quotes 35 MB).
+DEFAULT_MAX_RECEIVE_SIZE = 35 * 1024 * 1024
+#: 1.6: the folders of a business mailbox that hold no mail (calendar items, contacts...).
+NON_MAIL_FOLDERS: tuple[str, ...] = ("Calendar", "Contacts", "Tasks", "Notes", "Journal")
 
 #: 3.8 [C]/[R]: ``aud`` values an Exchange Online resource token carries.
 EXCHANGE_AUDIENCES: tuple[str, ...] = (
@@ -150,8 +160,24 @@ class ExchangeSettings:
     bare_copyuid: bool = False
     #: Quirk (1.7): RFC822.SIZE is an estimate that can differ from ``BODY[]``'s length.
     estimated_rfc822_size: bool = False
-    #: Largest APPEND in bytes (1.10 [C] 150 MB).
-    max_message_size: int = MAX_MESSAGE_SIZE
+    #: Every mailbox's maximum receive size in bytes: a larger APPEND is refused with
+    #: ``NO Maximum size of appendable message has been exceeded`` (1.10: 35 MB [U],
+    #: at most 150 MB [C]).
+    max_receive_size: int = DEFAULT_MAX_RECEIVE_SIZE
+    #: Per-mailbox limits (UPN -> bytes), as ``Set-Mailbox -MaxReceiveSize`` sets them.
+    max_receive_size_by_mailbox: Mapping[str, int] = field(default_factory=dict)
+    #: [U] the spec does not say when Exchange refuses an oversize APPEND: True answers NO
+    #: instead of the ``+`` of a synchronising literal (the client never sends it); False
+    #: sends ``+``, reads the message and then answers NO. A non-synchronising literal
+    #: (LITERAL+) is read and discarded either way.
+    refuse_oversize_before_literal: bool = True
+    #: Flags an APPEND ignores ([R] imapsync FAQ.Office365, issue 16: Office 365 drops
+    #: ``\\Flagged`` given in APPEND; a later STORE sets it). Empty: plain IMAP.
+    append_drops_flags: frozenset[str] = frozenset({"\\Flagged"})
+    #: Folders that refuse APPEND with ``NO APPEND failed.`` [U]: the spec does not say
+    #: what Exchange answers for its non-mail folders (:data:`NON_MAIL_FOLDERS`), so by
+    #: default they take mail like any folder.
+    refuse_append_to: tuple[str, ...] = ()
     #: Longest command line in bytes (on-prem MaxCommandSize 10240 [C]; EXO's is [U]).
     max_command_size: int = 10240
     #: First UIDVALIDITY handed out (small integers, 1.7 [C]).
@@ -169,6 +195,13 @@ class ExchangeSettings:
             raise ConfigError("timeouts must be positive", key="authenticated_timeout")
         if self.max_command_size < 1024:
             raise ConfigError("max_command_size must be at least 1024", key="max_command_size")
+        check_receive_size(self.max_receive_size, "max_receive_size")
+        for upn, size in self.max_receive_size_by_mailbox.items():
+            check_receive_size(size, f"max_receive_size_by_mailbox.{upn}")
+        # compared with the flags of an APPEND as the store spells them
+        object.__setattr__(self, "append_drops_flags", normalize_flags(self.append_drops_flags))
+        mailboxes = {upn.lower(): size for upn, size in self.max_receive_size_by_mailbox.items()}
+        object.__setattr__(self, "max_receive_size_by_mailbox", mailboxes)
 
     @classmethod
     def for_tests(cls, **overrides: Any) -> ExchangeSettings:
@@ -189,11 +222,22 @@ class ExchangeSettings:
                 values["failures"] = FailureMapping(
                     **{k: AuthOutcome(v) for k, v in values["failures"].items()}
                 )
-            if "accepted_audiences" in values:
-                values["accepted_audiences"] = tuple(values["accepted_audiences"])
+            for key in ("accepted_audiences", "refuse_append_to"):
+                if key in values:
+                    values[key] = _names(values[key], key)
+            if "append_drops_flags" in values:
+                values["append_drops_flags"] = frozenset(
+                    _names(values["append_drops_flags"], "append_drops_flags")
+                )
+            if not isinstance(values.get("max_receive_size_by_mailbox", {}), Mapping):
+                raise TypeError("max_receive_size_by_mailbox must be a table of UPN = bytes")
             return cls(**values)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid Exchange sandbox settings: {exc}") from exc
+
+    def receive_size(self, upn: str) -> int:
+        """The maximum receive size of the mailbox ``upn``."""
+        return self.max_receive_size_by_mailbox.get(upn.lower(), self.max_receive_size)
 
     def capabilities(self, *, authenticated: bool) -> str:
         pre, post = self.capability_profile.lists()
@@ -207,6 +251,21 @@ class ExchangeSettings:
         """1.2 [C]: the banner plus `` [<base64 of the UTF-16LE front-end FQDN>]``."""
         fqdn = self.front_end or front_end_fqdn(self.seed)
         return f"{texts.GREETING} [{greeting_blob(fqdn)}]"
+
+
+def _names(value: object, key: str) -> tuple[str, ...]:
+    """A list of strings from a TOML/JSON table (a lone string would become its letters)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+def check_receive_size(size: object, key: str) -> None:
+    """A mailbox's maximum receive size is a whole number of bytes up to 150 MB (1.10 [C])."""
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_MESSAGE_SIZE:
+        raise ConfigError(
+            f"{key} must be a number of bytes from 1 to {MAX_MESSAGE_SIZE} (150 MB)", key=key
+        )
 
 
 # (site prefix, region) pairs seen in real front-end names.

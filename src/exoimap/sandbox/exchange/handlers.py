@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import datetime as _dt
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from exoimap.errors import ExoimapError, FolderError, RemoteProtocolError, StoreError
 from exoimap.protocol import commands as c
@@ -31,6 +32,7 @@ from exoimap.sandbox.exchange.fetch import (
 )
 from exoimap.sandbox.exchange.mailboxes import Mailbox, special_use_attribute
 from exoimap.sandbox.exchange.search import SearchItem, search
+from exoimap.store.base import normalize_flags
 
 __all__ = [
     "AppendRefusal",
@@ -43,9 +45,6 @@ __all__ = [
 ]
 
 _QUOTE_CHARS = set("() {%*]")
-
-# A refused APPEND's answer: status, text and response code.
-AppendRefusal = tuple[Status, str, ResponseCode | None]
 
 
 class MailboxSession(Protocol):
@@ -111,6 +110,10 @@ class MailboxSession(Protocol):
     def count_bad(self, tag: str | None, text: str) -> None: ...
 
     def close_with(self, text: str) -> None: ...
+
+    def now(self) -> float:
+        """The server's clock (seconds since the epoch)."""
+        ...
 
     def push_updates(self) -> None: ...
 
@@ -605,15 +608,41 @@ _HANDLERS: dict[type, Callable[[MailboxSession, Mailbox, str, Any], None]] = {
 # --- APPEND -------------------------------------------------------------------------------
 
 
+class AppendRefusal(NamedTuple):
+    """A refused APPEND's answer, and when and how it is given."""
+
+    status: Status
+    text: str
+    code: ResponseCode | None = None
+    #: Answered once the message was read (and discarded), even after a synchronising
+    #: literal's ``+``; otherwise instead of the ``+``.
+    after_literal: bool = False
+    #: Counted as a bad command (the third in a row ends the connection, 1.4 [C]).
+    bad: bool = False
+    #: Followed by ``* BYE Connection closed. 14`` (throttling with ``bye``).
+    bye: bool = False
+
+
 def append_refusal(session: MailboxSession, command: c.Append) -> AppendRefusal | None:
     """Why the mailbox refuses an APPEND before its message arrives; ``None`` if it does not."""
-    if (command.size or 0) > session.settings.max_message_size:
-        return (Status.NO, texts.MESSAGE_TOO_LARGE, None)
-    if session.mailbox is None or _canonical(session.mailbox, command.mailbox) is None:
-        return (Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
-    if session.mailbox.throttle.over_limit(asyncio.get_running_loop().time()):
-        policy = session.settings.throttle
-        return (Status(policy.status), texts.throttled(policy.backoff_ms), None)
+    box = session.mailbox
+    assert box is not None
+    settings = session.settings
+    too_large = (command.size or 0) > box.max_receive_size
+    if too_large and settings.refuse_oversize_before_literal:
+        return AppendRefusal(Status.NO, texts.MESSAGE_TOO_LARGE)
+    folder = _canonical(box, command.mailbox)
+    if folder is None:
+        return AppendRefusal(Status.NO, texts.FOLDER_NOT_FOUND, SimpleCode("TRYCREATE"))
+    if folder in settings.refuse_append_to:
+        return AppendRefusal(Status.NO, texts.COMMAND_FAILED.format(command="APPEND"))
+    if box.throttle.over_limit(asyncio.get_running_loop().time()):
+        policy = settings.throttle
+        return AppendRefusal(
+            Status(policy.status), texts.throttled(policy.backoff_ms), bye=policy.bye
+        )
+    if too_large:
+        return AppendRefusal(Status.NO, texts.MESSAGE_TOO_LARGE, after_literal=True)
     return None
 
 
@@ -621,11 +650,16 @@ def append_message(session: MailboxSession, tag: str, command: c.Append, data: b
     """Store an APPEND's message (all of it has arrived) and answer."""
     box = session.mailbox
     assert box is not None
+    flags: frozenset[str] | tuple[str, ...] = command.flags
+    if flags and session.settings.append_drops_flags:
+        flags = normalize_flags(flags) - session.settings.append_drops_flags
+    # no date given: the server's clock (the sandbox clock, which tests can move)
+    date = command.date or _dt.datetime.fromtimestamp(int(session.now()), _dt.UTC)
     try:
         folder = _canonical(box, command.mailbox)
         if folder is None:
             raise FolderError("gone")
-        uid = box.store.add_message(folder, data, flags=command.flags, internal_date=command.date)
+        uid = box.store.add_message(folder, data, flags=flags, internal_date=date)
     except RemoteProtocolError:
         session.count_bad(tag, texts.COMMAND_ARGUMENT_ERROR_11)
         return

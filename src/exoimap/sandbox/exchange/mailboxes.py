@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exoimap.errors import ConfigError, StoreError
-from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
+from exoimap.sandbox.exchange.config import MAX_MESSAGE_SIZE, ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.state import (
     ensure_private_dir,
     read_json,
@@ -78,7 +78,8 @@ def exchange_capabilities(settings: ExchangeSettings) -> Capabilities:
         permanent_flags=SYSTEM_FLAGS | {"$MDNSent"},
         exact_sizes=not settings.estimated_rfc822_size,
         max_connections=settings.max_connections_per_mailbox,
-        max_message_size=settings.max_message_size,
+        # what the store itself takes; APPEND enforces each mailbox's receive size
+        max_message_size=MAX_MESSAGE_SIZE,
     )
 
 
@@ -115,6 +116,8 @@ class Mailbox:
     store: MemoryStore
     subscribed: set[str]
     throttle: ThrottleWindow
+    #: Largest message APPEND takes, in bytes (``Set-Mailbox -MaxReceiveSize``).
+    max_receive_size: int = MAX_MESSAGE_SIZE
     connections: int = 0
 
 
@@ -191,7 +194,11 @@ class Mailboxes:
         for name, role in BUSINESS_FOLDERS:
             store.create_folder_now(name, role=role)
         return Mailbox(
-            upn, store, set(store.folder_names()), ThrottleWindow(self.settings.throttle)
+            upn,
+            store,
+            set(store.folder_names()),
+            ThrottleWindow(self.settings.throttle),
+            self.settings.receive_size(upn),
         )
 
     def _path(self, upn: str) -> Path | None:
@@ -218,7 +225,13 @@ class Mailboxes:
             )
             store = self._renumbered(store)
             self._marked.add(upn)  # the marker stays until the renumbered mailbox is saved
-        return Mailbox(upn, store, subscribed, ThrottleWindow(self.settings.throttle))
+        return Mailbox(
+            upn,
+            store,
+            subscribed,
+            ThrottleWindow(self.settings.throttle),
+            self.settings.receive_size(upn),
+        )
 
     def _renumbered(self, old: MemoryStore) -> MemoryStore:
         """A copy of ``old`` whose folders all have UIDVALIDITYs from the floor up."""

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from exoimap.errors import NetworkError
 from exoimap.sandbox.exchange.auth import Authorizer, IdentityView
-from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.exchange.config import ExchangeSettings, check_receive_size
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
 from exoimap.sandbox.exchange.session import Session
 from exoimap.sandbox.faults import Faults
@@ -220,6 +220,19 @@ class ExchangeControl:
     def move(self, mailbox: str, folder: str, uids: Sequence[int], dest: str) -> dict[int, int]:
         """Another client moves messages; returns old UID -> new UID."""
         return self._call(lambda: self._store(mailbox).move_now(folder, uids, dest))
+
+    def set_max_receive_size(self, mailbox: str, size: int | None) -> None:
+        """The admin changes the mailbox's maximum receive size (``Set-Mailbox
+        -MaxReceiveSize``); ``None`` goes back to the server's default. Not saved: for a
+        lasting limit use ``ExchangeSettings.max_receive_size_by_mailbox``."""
+        if size is not None:
+            check_receive_size(size, "max_receive_size")
+        limit = size if size is not None else self.server.settings.receive_size(mailbox)
+
+        def apply() -> None:
+            self.server.mailboxes.get(mailbox).max_receive_size = limit
+
+        self._call(apply)
 
     def reset_uidvalidity(self, mailbox: str, folder: str) -> int:
         """Give ``folder`` a new UIDVALIDITY (renumbering its messages)."""

@@ -68,6 +68,10 @@ _SELECTED = (
 )  # fmt: skip
 
 
+# Events answered between writes while a pipelined batch is worked through.
+_FLUSH_EVERY = 64
+
+
 def _coalesce(pieces: list[bytes], limit: int = 256 * 1024) -> list[bytes]:
     """Join runs of small pieces (each TLS write costs a record or more); big bodies stay
     separate so they are not copied."""
@@ -167,10 +171,12 @@ class Session:
         self.auth_mechanism = ""
         self.idle_tag: str | None = None
         self.append: tuple[str, c.Append] | None = None
-        self.append_data = bytearray()
-        self.append_refused = False
-        self.append_error: handlers.AppendRefusal | None = None
+        # the message's pieces as they arrive, joined once at its end
+        self.append_chunks: list[bytes | memoryview] = []
+        # why the APPEND in progress is refused (its message is read and dropped)
+        self.append_refusal: handlers.AppendRefusal | None = None
         self._read_task: asyncio.Task[bytes] | None = None
+        self._clock: float | None = None  # see now()
 
     # --- output -------------------------------------------------------------------------
 
@@ -224,6 +230,13 @@ class Session:
         self.untagged("BYE " + text)
         self.closing = True
 
+    def now(self) -> float:
+        """The sandbox clock (tests can move it), read once per batch of input: reading
+        it costs a file check, too much for every one of thousands of pipelined APPENDs."""
+        if self._clock is None:
+            self._clock = self.server.identity.now()
+        return self._clock
+
     # --- the loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -238,6 +251,7 @@ class Session:
                     break
                 if data == b"" and self.reader.at_eof():
                     break
+                self._clock = None
                 self.conn.receive_data(data)
                 await self._process()
         except RemoteProtocolError as exc:
@@ -313,15 +327,21 @@ class Session:
                 return None
 
     async def _process(self) -> None:
+        """Answer everything the client sent so far. The answers to a pipelined batch go
+        out together (a write per command cost thousands of TLS records per restore)."""
+        events = 0
         while not self.closing:
             event = self.conn.next_event()
             if isinstance(event, NeedData):
-                return
+                break
             if isinstance(event, ConnectionClosed):
                 self.closing = True
-                return
+                break
             await self._dispatch(event)
-            await self.flush()
+            events += 1
+            if events % _FLUSH_EVERY == 0:  # bounds what waits in memory
+                await self.flush()
+        await self.flush()
 
     # --- events -------------------------------------------------------------------------
 
@@ -346,48 +366,60 @@ class Session:
         elif isinstance(event, AppendStart):
             self._append_start(event.tag, event.command, event.synchronizing)
         elif isinstance(event, AppendChunk):
-            if not self.append_refused:
-                self.append_data += event.data
+            if self.append is not None and self.append_refusal is None:
+                self.append_chunks.append(event.data)
         elif isinstance(event, AppendEnd):
             self._append_end(event.tag)
 
     def _append_start(self, tag: str, command: c.Append, sync: bool) -> None:
         """Take an APPEND's message, or refuse it: at once when the client waits for a
         continuation, otherwise once it has sent the message."""
+        if self._token_expired():
+            self.close_with(texts.BYE_TOKEN_EXPIRED)
+            return
         self.append = (tag, command)
-        self.append_data = bytearray()
-        self.append_refused = True
-        refusal: handlers.AppendRefusal | None
-        if self.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
-            refusal = (Status.BAD, texts.INVALID_STATE, None)
-        else:
-            refusal = handlers.append_refusal(self, command)
-        if refusal is None:
-            self.append_refused = False
+        self.append_chunks = []
+        refusal = self._append_admission() or handlers.append_refusal(self, command)
+        self.append_refusal = refusal
+        if refusal is None or not refusal.bad:
+            self.bad_commands = 0
+        if refusal is None or refusal.after_literal:
             if sync:
                 self.send(ContinuationRequest(texts.LITERAL_CONTINUATION))
             return
-        if sync:
+        if sync:  # answered instead of "+": the client will not send the message
             self.append = None
-            status, text, code = refusal
-            self.tagged(tag, status, text, code)
-        else:
-            self.append_error = refusal
+            self.append_refusal = None
+            self._refuse_append(tag, refusal)
+
+    def _append_admission(self) -> handlers.AppendRefusal | None:
+        """The session-level refusals of APPEND (as :meth:`_admitted` for other commands)."""
+        if self.state is SessionState.NOT_CONNECTED:
+            return handlers.AppendRefusal(Status.BAD, texts.NOT_CONNECTED, bad=True)
+        if self.state not in (SessionState.AUTHENTICATED, SessionState.SELECTED):
+            return handlers.AppendRefusal(Status.BAD, texts.INVALID_STATE, bad=True)
+        return None
 
     def _append_end(self, tag: str) -> None:
-        pending = self.append
-        self.append = None
+        pending, self.append = self.append, None
+        refusal, self.append_refusal = self.append_refusal, None
         if pending is None:
             return
-        if self.append_refused:
-            status, text, code = self.append_error or (Status.NO, texts.AUTH_FAILED, None)
-            self.append_error = None
-            self.tagged(tag, status, text, code)
+        if refusal is not None:
+            self._refuse_append(tag, refusal)
             return
-        data = bytes(self.append_data)
-        self.append_data = bytearray()
-        _, command = pending
-        handlers.append_message(self, tag, command, data)
+        chunks, self.append_chunks = self.append_chunks, []
+        first = chunks[0] if len(chunks) == 1 else None
+        data = first if isinstance(first, bytes) else b"".join(chunks)
+        handlers.append_message(self, tag, pending[1], data)
+
+    def _refuse_append(self, tag: str, refusal: handlers.AppendRefusal) -> None:
+        if refusal.bad:
+            self.count_bad(tag, refusal.text)
+        else:
+            self.tagged(tag, refusal.status, refusal.text, refusal.code)
+        if refusal.bye:
+            self.close_with(texts.BYE_AFTER_BAD_COMMANDS)
 
     def _bad_command(self, event: BadCommand) -> None:
         if event.tag is not None and event.tag == self.auth_tag:
@@ -423,7 +455,7 @@ class Session:
         return (
             self.settings.end_session_on_token_expiry
             and self.expires_at is not None
-            and self.server.identity.now() >= self.expires_at
+            and self.now() >= self.expires_at
         )
 
     async def _command(self, tag: str, command: c.Command) -> None:

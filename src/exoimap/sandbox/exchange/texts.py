@@ -108,8 +108,9 @@ AUTH_CANCELLED = "The AUTH protocol exchange was canceled by the client."
 LITERAL_CONTINUATION = "Ready for additional command text."
 #: [U]: the target of COPY/MOVE/APPEND does not exist (sent after ``[TRYCREATE]``).
 FOLDER_NOT_FOUND = "The requested item could not be found."
-#: [U]: APPEND larger than the mailbox's maximum receive size (1.10).
-MESSAGE_TOO_LARGE = "The maximum message size has been exceeded."
+#: [R] (issue 16, from migration tools' reports; not in the protocol facts): APPEND larger
+#: than the mailbox's maximum receive size (1.10). No trailing period, as reported.
+MESSAGE_TOO_LARGE = "Maximum size of appendable message has been exceeded"
 #: [U]: a mailbox command that failed (CREATE of an existing name, DELETE of INBOX, ...).
 COMMAND_FAILED = "{command} failed."
 #: 1.4 [C] S4/S5: the continuation for AUTHENTICATE without SASL-IR is a bare ``+``.
