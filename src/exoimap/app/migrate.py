@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exoimap import audit
 from exoimap.app.accounts import AccountResult, archive_path, folder_filter, open_source
 from exoimap.app.audit_events import sync_event_recorder
-from exoimap.app.restore import folders_by_role, is_mail_folder
+from exoimap.app.restore import EXCHANGE_RECEIVE_LIMIT, folders_by_role, is_mail_folder
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import ExoimapError
 from exoimap.net.account import AccountProvider
@@ -119,6 +119,8 @@ async def _migrate(
             )
             try:
                 policy = migrate_policy(request.options, await folders_by_role(target))
+                if target.exchange:  # its default receive limit, checked before any APPEND
+                    policy = replace(policy, max_message_size=EXCHANGE_RECEIVE_LIMIT)
                 return await sync(
                     source,
                     target,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from exoimap import audit
@@ -270,13 +270,7 @@ async def _folders_with_mail(archive: ArchiveStore, policy: SyncPolicy) -> set[s
 
 
 def _narrowed(policy: SyncPolicy, folders: set[str], limit: int | None) -> SyncPolicy:
-    return SyncPolicy(
-        folder_map=policy.folder_map,
-        select=policy.select,
-        include=folders.__contains__,
-        track_deletions=policy.track_deletions,
-        max_message_size=limit,
-    )
+    return replace(policy, include=folders.__contains__, max_message_size=limit)
 
 
 async def _prefix(ledger: Ledger, options: RestoreOptions) -> str:
