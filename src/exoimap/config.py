@@ -45,7 +45,7 @@ FLOWS = ("device", "browser", "client-secret", "client-certificate", "token-comm
 MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token$|refresh|passphrase|private_key)", re.I)
-_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,8 @@ def _check_table(
 
 def _check_account(name: str, table: object, path: str) -> AccountConfig:
     where = f"accounts.{name}"
-    if not _ACCOUNT_NAME.match(name):
+    # fullmatch: "$" would accept a name ending in a newline
+    if not _ACCOUNT_NAME.fullmatch(name):
         raise ConfigError(
             "account names use letters, digits, '.', '_' and '-' (at most 64)", path=path, key=where
         )

@@ -47,6 +47,22 @@ _KEYED = re.compile(
 )
 
 
+_PROSE_AFTER = re.compile(r" [A-Za-z]")
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    """``password=x`` assigns a secret; ``accounts.work.password: secrets are ...`` names a
+    config key (a dotted location, ": ", then a sentence), so its prose is kept."""
+    text, start, separator = match.string, match.start(), match.group(1)
+    names_location = (
+        start > 0
+        and text[start - 1] == "."
+        and separator.endswith(": ")
+        and _PROSE_AFTER.match(text, match.end()) is not None
+    )
+    return match.group(0) if names_location else separator + MASK
+
+
 def redact(text: str) -> str:
     """Return ``text`` with anything that looks like a secret replaced by ``***``."""
     if not text:
@@ -54,7 +70,7 @@ def redact(text: str) -> str:
     for value in known_secret_values():
         if value in text:
             text = text.replace(value, MASK)
-    text = _KEYED.sub(lambda m: m.group(1) + MASK, text)
+    text = _KEYED.sub(_mask_keyed, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)
     return text

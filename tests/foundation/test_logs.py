@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from exoimap.config import Paths, load_config
+from exoimap.errors import ConfigError
 from exoimap.logs import redact, setup_logging
 from exoimap.secrets import Secret
 
@@ -46,6 +48,37 @@ def test_redact_keeps_ordinary_text_and_hashes() -> None:
     sha = "a" * 64
     text = f"synced 1200 messages from INBOX for alice@contoso.com, sha256 {sha}"
     assert redact(text) == text
+
+
+def test_a_config_error_about_a_secret_key_keeps_its_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[accounts.work]\nemail = "a@b.c"\npassword = "hunter2"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(Paths(config_dir=tmp_path, data_dir=tmp_path))
+    message = str(info.value)
+    assert "accounts.work.password: secrets are never stored" in message
+    assert "hunter2" not in message
+    assert redact(message) == message
+    setup_logging(0)
+    logging.getLogger("exoimap.test").warning("%s", message)
+    assert "accounts.work.password: secrets are never stored in the config file" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accounts.work.password: hunter2",
+        "accounts.work.password: hunter2, then more",
+        "accounts.work.password=hunter2 is set",
+        'accounts.work.password: "hunter2 quoted"',
+    ],
+)
+def test_a_secret_after_a_dotted_key_is_still_masked(text: str) -> None:
+    assert "hunter2" not in redact(text)
 
 
 def test_redact_scrubs_known_secret_values_of_any_shape() -> None:

@@ -82,7 +82,7 @@ _logger = logging.getLogger(__name__)
 GENESIS_HASH: Final = "0" * 64
 CHECKPOINT_NAME: Final = "audit.checkpoint"
 LOCK_NAME: Final = "audit.lock"
-_FILE_RE: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
+_FILE_RE: Final = re.compile(r"audit-(\d{6,})\.jsonl")
 # ',"hash":"<64 hex>","mac":"<64 hex>"}' : a fixed-length tail after the hashed body.
 _SUFFIX_LEN: Final = len(',"hash":"') + 64 + len('","mac":"') + 64 + len('"}')
 _RECORD_TAG: Final = b"exoimap-audit-record\x00"
@@ -101,7 +101,7 @@ def audit_files(directory: Path) -> list[tuple[int, Path]]:
         return []
     found = []
     for name in names:
-        match = _FILE_RE.match(name)
+        match = _FILE_RE.fullmatch(name)
         if match:
             found.append((int(match.group(1)), directory / name))
     return sorted(found)
