@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hmac
 import json
+import logging
 import os
 import stat
 import sys
@@ -68,6 +69,8 @@ _CHECK_AAD = b"exoimap-vault-v1\x00check"
 _KEYRING_SERVICE = "exoimap"
 _HEADER = "vault.json"
 _ENTRY_KINDS = ("token-cache", "account-secret", "secret")
+_AUDIT_KEY = "audit-hmac-key"
+_AUDIT_KEY_BACKUP = "audit-hmac-key.copy"
 _HEADER_MAC_TAG = b"exoimap-vault-v1\x00header\x00"
 # What a header may ask of scrypt (the default is 2**17, 8, 1: 128 MiB).
 _MIN_SCRYPT_N = 2**10
@@ -97,6 +100,8 @@ class ScryptParams:
             return f"they need {128 * self.r * self.n >> 20} MiB, more than the 512 MiB allowed"
         return None
 
+
+_logger = logging.getLogger(__name__)
 
 #: Keys derived in this process (see :meth:`Vault._derive`), by a keyed hash of what was
 #: stretched: the random per-process key keeps the slots from being a fast passphrase check.
@@ -594,15 +599,42 @@ class Vault:
     def delete_secret(self, name: str) -> bool:
         return self._delete("secret", name)
 
-    def audit_hmac_key(self) -> Secret[bytes]:
-        """The audit log's HMAC key: 32 random bytes made on first use, then kept."""
+    def audit_hmac_key(self, *, create: bool = True) -> Secret[bytes] | None:
+        """The audit log's HMAC key: 32 random bytes made on first use (when ``create``),
+        then kept in two entries, so that one damaged copy never makes the log unverifiable:
+        it is rewritten from the other. ``None`` when there is none and ``create`` is false."""
         with self._file_lock(self.directory / "locks" / ".audit-key.lock"):
-            existing = self.get_secret("audit-hmac-key")
-            if existing is not None:
-                return existing
-            key = Secret(os.urandom(32))
-            self.set_secret("audit-hmac-key", key)
+            primary, primary_damage = self._audit_key_copy(_AUDIT_KEY)
+            backup, backup_damage = self._audit_key_copy(_AUDIT_KEY_BACKUP)
+            key = primary or backup
+            if key is None and (primary_damage or backup_damage):
+                raise VaultTampered(
+                    "both copies of the audit key in the vault fail authentication; nothing "
+                    "was changed. Keep them (the log verifies again once either is restored "
+                    "from a copy of the vault); `exoimap audit verify --no-key` checks the "
+                    "hashes meanwhile"
+                )
+            if key is None:
+                if not create:
+                    return None
+                key = Secret(os.urandom(32))
+            if primary is None:
+                if primary_damage:
+                    _logger.warning("the audit key entry was damaged; restored from its copy")
+                self.set_secret(_AUDIT_KEY, key)
+            if backup is None:
+                self.set_secret(_AUDIT_KEY_BACKUP, key)
             return key
+
+    def _audit_key_copy(self, name: str) -> tuple[Secret[bytes] | None, bool]:
+        """One copy of the audit key, and whether it is there but damaged."""
+        try:
+            key = self.get_secret(name)
+        except VaultTampered:
+            return None, True
+        if key is not None and len(key.reveal()) != 32:
+            return None, True
+        return key, False
 
     # -- locking --
 
