@@ -76,6 +76,12 @@ class Paths:
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
 
+    @property
+    def audit_anchor(self) -> Path:
+        """Where the audit chain ended at its last checkpoint: in the vault folder, so that
+        deleting or swapping the audit folder is noticed (:mod:`exoimap.audit.anchor`)."""
+        return self.vault_dir / "audit.anchor"
+
     def archive_dir(self, account: str) -> Path:
         return self.data_dir / "archive" / account
 

@@ -58,6 +58,7 @@ def test_verify_exit_codes(home: Path, capfd: pytest.CaptureFixture[str]) -> Non
 def test_verify_without_key_file(home: Path, capfd: pytest.CaptureFixture[str]) -> None:
     fill(1)
     (home / "vault" / "audit.key").unlink()
+    (home / "vault" / "audit.key.copy").unlink()
     code, _, err = run(capfd, "audit", "verify")
     assert code == 2
     assert "no audit key" in err
