@@ -13,23 +13,10 @@ import pytest
 from exoimap import audit
 from exoimap.audit.recover import recover_log
 from exoimap.auth.audit_key import audit_key_for, load_audit_key
-from exoimap.cli import main
 from exoimap.config import Paths
 from exoimap.errors import AuditChainBroken, ConfigError
 
-Run = tuple[int, str, str]
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EXOIMAP_HOME", str(tmp_path))
-    return tmp_path
-
-
-def run(capfd: pytest.CaptureFixture[str], *argv: str) -> Run:
-    code = main(list(argv))
-    captured = capfd.readouterr()
-    return code, captured.out, captured.err
+from .conftest import run
 
 
 def fill(count: int) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from exoimap.audit.atomic import replace_file
 from exoimap.errors import AuditChainBroken
 
 __all__ = ["Anchor", "read_anchor", "write_anchor"]
@@ -64,11 +64,4 @@ def write_anchor(path: Path, key: bytes, seq: int, record_hash: str) -> None:
     """Replace the anchor (write new, fsync, rename); 0600 in a 0700 folder."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = json.dumps({"seq": seq, "hash": record_hash, "mac": _mac(key, seq, record_hash)})
-    temp = path.with_name(f".{path.name}.{os.getpid()}.new")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    replace_file(path, text.encode("ascii") + b"\n")

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from exoimap.audit.anchor import Anchor, read_anchor, write_anchor
+from exoimap.audit.atomic import replace_file
 from exoimap.audit.events import AuditEvent, AuditRecovered, AuditResetDetected
 from exoimap.errors import AuditChainBroken, DiskFull, StoreUnavailable
 from exoimap.secrets import Secret
@@ -643,17 +644,7 @@ class AuditLog:
     def _write_checkpoint(self, seq: int, record_hash: str, file: str) -> None:
         mac = checkpoint_mac(self._key.reveal(), seq, record_hash, file)
         text = json.dumps({"seq": seq, "hash": record_hash, "file": file, "mac": mac})
-        final = self.directory / CHECKPOINT_NAME
-        temp = self.directory / (CHECKPOINT_NAME + ".new")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, text.encode("ascii") + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            # No directory fsync: if a crash loses the rename, the old checkpoint stays and
-            # verify accepts the newer records by their MACs (it notes them).
-            os.replace(temp, final)
+            replace_file(self.directory / CHECKPOINT_NAME, text.encode("ascii") + b"\n")
         except OSError as exc:
             raise _os_error(exc, "writing the audit checkpoint") from None

@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from exoimap.audit.atomic import replace_file
 from exoimap.auth.vault import Vault
 from exoimap.config import Paths
 from exoimap.errors import ConfigError, VaultKeyError
@@ -144,10 +145,8 @@ def _new_file_key(paths: Paths, path: Path) -> Secret[bytes]:
 
 def _write_key(path: Path, key: bytes) -> None:
     """Replace ``path`` with ``key`` (write new, fsync, rename)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
-        _write_private(temp, key)
-        os.replace(temp, path)
+        replace_file(path, key)
     except OSError as exc:
         raise ConfigError(f"cannot write the audit key: {exc.strerror}", path=str(path)) from None
 
