@@ -17,7 +17,10 @@ Format
 
     ``audit.checkpoint`` holds the number and hash of the last record made durable, and the
     file it is in, with an HMAC under the same key. It is replaced (write new, fsync, rename)
-    after every fsync'd batch, and created (for record 0) before the first record is written.
+    after every fsync'd batch, and created (for record 0) before the first record is written;
+    the anchor follows it. A chain sealed by ``exoimap audit recover`` is kept in
+    ``segment-NNNN/`` and the new one starts with an ``audit.segment_started`` record linked
+    to it (:mod:`exoimap.audit.recover`).
 
 Tamper model (what :func:`exoimap.audit.verify.verify_log` can and cannot tell)
     Without the key, anyone who can write the directory can still be *caught*:
@@ -26,14 +29,15 @@ Tamper model (what :func:`exoimap.audit.verify.verify_log` can and cannot tell)
       match), inserting, deleting or reordering records (``seq``/``prev`` break);
     * cutting records off the end, or deleting the newest files (the checkpoint names a
       record that is gone), deleting or forging the checkpoint;
+    * deleting, emptying or swapping the whole directory, checkpoint included: the anchor
+      kept in the vault folder (:mod:`exoimap.audit.anchor`) names a record that is gone;
     * a torn last line (a crash mid-write) is reported as such, never taken as a record.
 
     It cannot detect:
 
     * anything done by someone who holds the audit key (they can write a new valid chain);
-    * deleting the whole directory, or rolling back the directory *and* the checkpoint to an
-      older copy of both. Export the log (``exoimap audit export``) to another system to
-      guard against those;
+    * rolling back the directory *and* the anchor together to an older copy. Export the
+      log (``exoimap audit export``) to another system to guard against that;
     * events that were still buffered in memory when the process died (the writer fsyncs in
       batches; failures and denials are flushed at once).
 

@@ -15,6 +15,10 @@ was written with:
 3. otherwise (no vault at all, e.g. an account that only uses ``token-command``), a random key
    is written to ``audit.key`` and a warning says that it is protected only by file
    permissions. Set up the vault before the first audited command to avoid that.
+
+Either way the key is kept twice (two vault entries, or ``audit.key`` and
+``audit.key.copy``): a damaged copy is rewritten from the other, because a lost key makes
+the whole old log unverifiable.
 """
 
 from __future__ import annotations

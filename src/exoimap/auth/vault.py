@@ -14,8 +14,10 @@ vault header ``vault.json`` so the vault always opens the way it was made):
 
 There is no plaintext fallback: with none of the three, :class:`VaultKeyError` says how to
 provide one. A wrong passphrase or key is detected with a check value in the header before
-anything is read or written; a modified entry raises :class:`VaultTampered`; neither
-overwrites anything. Files are 0600, folders 0700, writes are atomic (write, fsync, rename).
+anything is read or written; the header's scrypt costs are bounded before anything is
+derived, and the whole header is authenticated by an HMAC under the key it opens; a modified
+header or entry raises :class:`VaultTampered`, an unreadable one a one-line error; none of
+them overwrites anything. Files are 0600, folders 0700, writes are atomic (write, fsync, rename).
 :meth:`Vault.lock` is a cross-process lock (``fcntl.flock``) per account, so two processes
 refreshing the same account's tokens never lose a rotated refresh token.
 """
