@@ -312,8 +312,9 @@ def _check_account(name: str, table: object, path: str) -> AccountConfig:
     where = f"accounts.{name}"
     # fullmatch: "$" would accept a name ending in a newline
     if not _ACCOUNT_NAME.fullmatch(name):
+        shown = where if where.isprintable() else f"accounts.{name!r}"  # one line, visible
         raise ConfigError(
-            "account names use letters, digits, '.', '_' and '-' (at most 64)", path=path, key=where
+            "account names use letters, digits, '.', '_' and '-' (at most 64)", path=path, key=shown
         )
     values = _check_table(table, where, _ACCOUNT_KEYS, path)
     if "email" not in values:
