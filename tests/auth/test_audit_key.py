@@ -104,7 +104,7 @@ def test_a_damaged_vault_audit_key_is_restored_from_its_copy(
     monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
     monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "audit key test passphrase")
     paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
-    Vault.from_paths(paths).save_token_cache("work", Secret("{}"))
+    Vault.from_paths(paths).save_token_cache("work", Secret('{"cache": "audit key copy test"}'))
     key = load_audit_key(paths)
     with audit.auditing(paths, AuditConfig(), key=key):
         audit.emit(audit.ImapConnected(account="work", host="imap.example.org"))
