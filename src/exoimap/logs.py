@@ -9,6 +9,7 @@ So a bug that passes a revealed token to a logger still cannot leak it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -63,13 +64,23 @@ def _mask_keyed(match: re.Match[str]) -> str:
     return match.group(0) if names_location else separator + MASK
 
 
+@functools.lru_cache(maxsize=4)
+def _known_values_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The known secret values, each only as a whole token: a secret that happens to be a
+    word ("secret") must not blank that word inside another one ("secrets") in prose."""
+    if not values:
+        return None
+    alternatives = "|".join(re.escape(value) for value in values)  # longest first
+    return re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+
+
 def redact(text: str) -> str:
     """Return ``text`` with anything that looks like a secret replaced by ``***``."""
     if not text:
         return text
-    for value in known_secret_values():
-        if value in text:
-            text = text.replace(value, MASK)
+    known = _known_values_pattern(known_secret_values())
+    if known is not None:
+        text = known.sub(MASK, text)
     text = _KEYED.sub(_mask_keyed, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)

@@ -81,6 +81,12 @@ def test_a_secret_after_a_dotted_key_is_still_masked(text: str) -> None:
     assert "hunter2" not in redact(text)
 
 
+def test_a_known_secret_that_is_a_word_is_masked_only_as_a_whole_token() -> None:
+    Secret("classified")
+    text = "a public client cannot have classifieds; token=classified, (classified)"
+    assert redact(text) == "a public client cannot have classifieds; token=***, (***)"
+
+
 def test_redact_scrubs_known_secret_values_of_any_shape() -> None:
     odd = "plain words but secret"
     Secret(odd)
