@@ -135,6 +135,8 @@ def test_a_deleted_checkpoint_is_recovered_into_a_new_linked_segment(
     fill(2)  # ...and after the recovery, commands write again
     code, out, _ = run(capfd, "audit", "verify")
     assert code == 0, out
+    code, queried, _ = run(capfd, "audit", "query", "--format", "json")
+    assert [r["seq"] for r in json.loads(queried)] == [1, 2, 3, 4, 5, 6]  # the old log too
     assert "record 4: a new segment started after a recovery" in out
     assert "checkpoint lost in a disk repair" in out
     assert "the checkpoint is missing" in out

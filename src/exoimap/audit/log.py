@@ -89,6 +89,8 @@ GENESIS_HASH: Final = "0" * 64
 CHECKPOINT_NAME: Final = "audit.checkpoint"
 LOCK_NAME: Final = "audit.lock"
 _FILE_RE: Final = re.compile(r"audit-(\d{6,})\.jsonl")
+#: A folder holding a chain sealed by a recovery (:mod:`exoimap.audit.recover`).
+SEGMENT_RE: Final = re.compile(r"segment-(\d{4,})")
 # ',"hash":"<64 hex>","mac":"<64 hex>"}' : a fixed-length tail after the hashed body.
 _SUFFIX_LEN: Final = len(',"hash":"') + 64 + len('","mac":"') + 64 + len('"}')
 _RECORD_TAG: Final = b"exoimap-audit-record\x00"
@@ -208,10 +210,21 @@ def iter_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
                 yield raw, False
 
 
+def sealed_segments(directory: Path) -> list[Path]:
+    """The folders of chains sealed by ``exoimap audit recover``, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = [(int(m.group(1)), name) for name in names if (m := SEGMENT_RE.fullmatch(name))]
+    return [directory / name for _, name in sorted(found)]
+
+
 def read_lines(directory: Path) -> Iterator[tuple[bytes, AuditRecord]]:
-    """Each well-formed record in chain order with its exact line, skipping torn or garbled
-    lines (no verification: see ``verify_log``)."""
-    for _, path in audit_files(directory):
+    """Each well-formed record with its exact line, skipping torn or garbled lines (no
+    verification: see ``verify_log``): the sealed segments' first, then the live chain."""
+    folders = [*sealed_segments(directory), directory]
+    for path in (path for folder in folders for _, path in audit_files(folder)):
         try:
             for line, complete in iter_lines(path):
                 record = parse_line(line) if complete else None

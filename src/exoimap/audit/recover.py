@@ -18,20 +18,23 @@ sealed segment still ends at that record with no problem but the one recorded.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from exoimap.audit.events import AuditSegmentStarted
-from exoimap.audit.log import CHECKPOINT_NAME, AuditLog, audit_files
+from exoimap.audit.log import (
+    CHECKPOINT_NAME,
+    AuditLog,
+    audit_files,
+    sealed_segments,
+)
 from exoimap.audit.verify import Problem, verify_log
 from exoimap.errors import ConfigError, StoreUnavailable
 from exoimap.secrets import Secret
 
 __all__ = ["Recovery", "recover_log"]
 
-_SEGMENT_RE: Final = re.compile(r"segment-(\d{4,})")
 _MAX_REASON: Final = 500
 
 
@@ -85,8 +88,9 @@ def recover_log(
 
 def _seal(directory: Path) -> str:
     """Move the live chain's files, unchanged, into the next ``segment-NNNN`` folder."""
-    taken = [int(m.group(1)) for p in directory.iterdir() if (m := _SEGMENT_RE.fullmatch(p.name))]
-    name = f"segment-{max(taken, default=0) + 1:04d}"
+    sealed = sealed_segments(directory)
+    number = int(sealed[-1].name.split("-")[1]) + 1 if sealed else 1  # "segment-NNNN"
+    name = f"segment-{number:04d}"
     target = directory / name
     moving = [path for _, path in audit_files(directory)]
     moving += sorted(directory.glob("audit-*.jsonl.torn-*"))

@@ -27,7 +27,6 @@ every hash, a forged record, or a cut at the end then go unnoticed, and the resu
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 from exoimap.audit.anchor import Anchor, read_anchor
 from exoimap.audit.log import (
     GENESIS_HASH,
+    SEGMENT_RE,
     AuditRecord,
     Checkpoint,
     audit_files,
@@ -374,9 +374,6 @@ def _against_anchor(
     )
 
 
-_SEGMENT_NAME = re.compile(r"segment-\d{4,}")
-
-
 def _sealed_segment(directory: Path, chain: _Chain, key: Secret[bytes] | None) -> Problem | None:
     """The segment a recovery sealed must still end where the new one links to it."""
     start = chain.segment_start
@@ -384,10 +381,10 @@ def _sealed_segment(directory: Path, chain: _Chain, key: Secret[bytes] | None) -
         return None
     name = str(start.data.get("segment", ""))
     recorded_kind = str(start.data.get("problem_kind", ""))
-    if not _SEGMENT_NAME.fullmatch(name):
+    if not SEGMENT_RE.fullmatch(name):
         return Problem("segment", start.seq, f"the recovery record names no segment ({name!r})")
     # Every sealed segment sits in the top audit folder, also one sealed from a segment.
-    top = directory.parent if _SEGMENT_NAME.fullmatch(directory.name) else directory
+    top = directory.parent if SEGMENT_RE.fullmatch(directory.name) else directory
     sealed = verify_log(top / name, key)
     ends_as_linked = sealed.records == start.seq - 1 and sealed.last_hash == start.prev
     same_problem = sealed.problem is None or sealed.problem.kind == recorded_kind
