@@ -45,7 +45,7 @@ FLOWS = ("device", "browser", "client-secret", "client-certificate", "token-comm
 MECHANISMS = ("xoauth2", "oauthbearer", "plain", "login")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token$|refresh|passphrase|private_key)", re.I)
-_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,12 @@ class Paths:
     @property
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
+
+    @property
+    def audit_anchor(self) -> Path:
+        """Where the audit chain ended at its last checkpoint: in the vault folder, so that
+        deleting or swapping the audit folder is noticed (:mod:`exoimap.audit.anchor`)."""
+        return self.vault_dir / "audit.anchor"
 
     def archive_dir(self, account: str) -> Path:
         return self.data_dir / "archive" / account
@@ -304,9 +310,11 @@ def _check_table(
 
 def _check_account(name: str, table: object, path: str) -> AccountConfig:
     where = f"accounts.{name}"
-    if not _ACCOUNT_NAME.match(name):
+    # fullmatch: "$" would accept a name ending in a newline
+    if not _ACCOUNT_NAME.fullmatch(name):
+        shown = where if where.isprintable() else f"accounts.{name!r}"  # one line, visible
         raise ConfigError(
-            "account names use letters, digits, '.', '_' and '-' (at most 64)", path=path, key=where
+            "account names use letters, digits, '.', '_' and '-' (at most 64)", path=path, key=shown
         )
     values = _check_table(table, where, _ACCOUNT_KEYS, path)
     if "email" not in values:

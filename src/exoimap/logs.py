@@ -13,6 +13,7 @@ control sequence from a server. The JSON lines keep the raw text (JSON escapes i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -58,16 +59,42 @@ _KEYED = re.compile(
 )
 
 
+_PROSE_AFTER = re.compile(r" [A-Za-z]")
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    """``password=x`` assigns a secret; ``accounts.work.password: secrets are ...`` names a
+    config key (a dotted location, ": ", then a sentence), so its prose is kept."""
+    text, start, separator = match.string, match.start(), match.group(1)
+    names_location = (
+        start > 0
+        and text[start - 1] == "."
+        and separator.endswith(": ")
+        and _PROSE_AFTER.match(text, match.end()) is not None
+    )
+    return match.group(0) if names_location else separator + MASK
+
+
+@functools.lru_cache(maxsize=4)
+def _known_values_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The known secret values, each only as a whole token: a secret that happens to be a
+    word ("secret") must not blank that word inside another one ("secrets") in prose."""
+    if not values:
+        return None
+    alternatives = "|".join(re.escape(value) for value in values)  # longest first
+    return re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+
+
 def redact(text: str) -> str:
     """Return ``text`` with anything that looks like a secret replaced by ``***``."""
     if not text:
         return text
     # keyed values first: a known secret that is also a word of a key ("secret") must not
     # garble the key ("client_***") before its value is masked
-    text = _KEYED.sub(lambda m: m.group(1) + MASK, text)
-    for value in known_secret_values():
-        if value in text:
-            text = text.replace(value, MASK)
+    text = _KEYED.sub(_mask_keyed, text)
+    known = _known_values_pattern(known_secret_values())
+    if known is not None:
+        text = known.sub(MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)
     return text

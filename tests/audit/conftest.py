@@ -7,9 +7,27 @@ import pytest
 
 from exoimap import audit
 from exoimap.audit.log import Entry
+from exoimap.cli import main
 from exoimap.secrets import Secret
 
 KEY = Secret(b"K" * 32)
+
+#: A CLI run: exit code, stdout, stderr.
+Run = tuple[int, str, str]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An exoimap home of its own ($EXOIMAP_HOME)."""
+    monkeypatch.setenv("EXOIMAP_HOME", str(tmp_path))
+    return tmp_path
+
+
+def run(capfd: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Run the CLI in this process; its exit code and what it printed."""
+    code = main(list(argv))
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
 
 
 def write_events(directory: Path, count: int, *, max_file_bytes: int = 1 << 20) -> None:

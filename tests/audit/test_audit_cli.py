@@ -11,22 +11,9 @@ import pytest
 
 from exoimap import audit
 from exoimap.auth.audit_key import audit_key_for
-from exoimap.cli import main
 from exoimap.config import Paths
 
-Run = tuple[int, str, str]
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EXOIMAP_HOME", str(tmp_path))
-    return tmp_path
-
-
-def run(capfd: pytest.CaptureFixture[str], *argv: str) -> Run:
-    code = main(list(argv))
-    captured = capfd.readouterr()
-    return code, captured.out, captured.err
+from .conftest import run
 
 
 def fill(count: int = 6) -> None:
@@ -58,6 +45,7 @@ def test_verify_exit_codes(home: Path, capfd: pytest.CaptureFixture[str]) -> Non
 def test_verify_without_key_file(home: Path, capfd: pytest.CaptureFixture[str]) -> None:
     fill(1)
     (home / "vault" / "audit.key").unlink()
+    (home / "vault" / "audit.key.copy").unlink()
     code, _, err = run(capfd, "audit", "verify")
     assert code == 2
     assert "no audit key" in err

@@ -12,6 +12,7 @@ from exoimap.auth.audit_key import KEY_BYTES, audit_key_for, load_audit_key
 from exoimap.auth.vault import ScryptParams, Vault
 from exoimap.config import AuditConfig, Paths
 from exoimap.errors import ConfigError, ExoimapError
+from exoimap.secrets import Secret
 
 
 def test_without_a_vault_the_key_is_a_private_file_made_once(tmp_path: Path) -> None:
@@ -65,3 +66,58 @@ def test_audit_key_lives_in_the_vault_when_it_can_be_opened(
     with pytest.raises(ExoimapError, match=r"passphrase|key"):
         load_audit_key(paths)
     assert not (paths.vault_dir / "audit.key").exists()
+
+
+def test_a_damaged_key_file_is_restored_from_its_copy_and_the_log_still_verifies(
+    tmp_path: Path,
+) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    key = load_audit_key(paths)
+    with audit.auditing(paths, AuditConfig(), key=key):
+        audit.emit(audit.ImapConnected(account="work", host="imap.example.org"))
+    key_file = paths.vault_dir / "audit.key"
+    assert (paths.vault_dir / "audit.key.copy").read_bytes() == key.reveal()
+    key_file.write_bytes(b"damaged")
+    assert load_audit_key(paths, create=False) == key
+    assert key_file.read_bytes() == key.reveal()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert audit.verify_log(paths.audit_dir, load_audit_key(paths, create=False)).ok
+
+
+def test_both_key_files_damaged_changes_nothing_and_says_how_to_keep_verifiability(
+    tmp_path: Path,
+) -> None:
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    load_audit_key(paths)
+    for name in ("audit.key", "audit.key.copy"):
+        (paths.vault_dir / name).write_bytes(b"damaged")
+    with pytest.raises(ConfigError, match="Keep them") as info:
+        load_audit_key(paths)
+    assert "remove" not in str(info.value)
+    for name in ("audit.key", "audit.key.copy"):
+        assert (paths.vault_dir / name).read_bytes() == b"damaged"
+
+
+def test_a_damaged_vault_audit_key_is_restored_from_its_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "audit key test passphrase")
+    paths = Paths(config_dir=tmp_path, data_dir=tmp_path)
+    Vault.from_paths(paths).save_token_cache("work", Secret('{"cache": "audit key copy test"}'))
+    key = load_audit_key(paths)
+    with audit.auditing(paths, AuditConfig(), key=key):
+        audit.emit(audit.ImapConnected(account="work", host="imap.example.org"))
+    entry = paths.vault_dir / "secret" / "audit-hmac-key.bin"
+    damaged = bytearray(entry.read_bytes())
+    damaged[-1] ^= 1
+    entry.write_bytes(bytes(damaged))
+    assert load_audit_key(paths, create=False) == key
+    assert Vault.from_paths(paths).get_secret("audit-hmac-key") == key  # rewritten
+    assert audit.verify_log(paths.audit_dir, load_audit_key(paths, create=False)).ok
+    # Both copies damaged: a clear error that keeps them, never "remove it".
+    for name in ("audit-hmac-key", "audit-hmac-key.copy"):
+        (paths.vault_dir / "secret" / f"{name}.bin").write_bytes(bytes(damaged))
+    with pytest.raises(ExoimapError, match="Keep them") as info:
+        load_audit_key(paths, create=False)
+    assert "remove" not in str(info.value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -83,6 +85,54 @@ def test_failure_reports_status_and_redacted_stderr(tmp_path: Path) -> None:
     assert "exit status 3" in text
     assert "no session" in text
     assert leaked not in text
+
+
+def test_failure_shows_stderr_on_one_short_line_without_the_token(tmp_path: Path) -> None:
+    opaque = "opaque-Secret-9f8e7d6c5b4a"  # matches no pattern: only its echo gives it away
+    body = (
+        f"print({opaque!r})\n"
+        f"sys.stderr.write('refused {opaque}\\x1b[2J\\x07\\nsecond line' + ' and more' * 60)\n"
+        "sys.exit(2)\n"
+    )
+    with pytest.raises(AuthError) as info:
+        run_token_command(script(tmp_path, body), account="x")
+    text = str(info.value)
+    assert "refused ***" in text
+    assert opaque not in text
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "\\x1b[2J\\x07\\nsecond line" in text  # escaped, so visible and harmless
+    said = text.split("exit status 2: ", 1)[1].split(" Run the command", 1)[0]
+    assert len(said) <= 203  # the first 200 characters and "..."
+    assert said.endswith("...")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its parent does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_timeout_stops_the_command_and_every_process_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    # The child's output goes elsewhere, so nothing waits for it: only the kill can end it.
+    argv = ["/bin/sh", "-c", f"sleep 600 >/dev/null 2>&1 & echo $! > {pid_file}; wait"]
+    try:
+        with pytest.raises(AuthError, match="did not finish"):
+            run_token_command(argv, account="x", timeout=2)
+        child = int(pid_file.read_text())
+        # SIGKILL was sent to the group; its delivery is asynchronous, so wait for it to
+        # land (the old code never sent it: the child would sleep on for ten minutes).
+        deadline = time.monotonic() + 30
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(child)
+    finally:
+        if pid_file.exists() and _running(child := int(pid_file.read_text())):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_no_output_is_an_error(tmp_path: Path) -> None:

@@ -354,3 +354,80 @@ def test_passphrase_is_stretched_once_per_process(
     with pytest.raises(VaultKeyError, match="wrong vault passphrase"):
         Vault(vault.directory).load_token_cache("work")
     assert len(calls) == 2
+
+
+# --- a hostile or damaged header or entry: one clear error, nothing read or lost -------------
+
+
+def _edit_header(vault: Vault, **members: object) -> None:
+    header = json.loads(vault.header_path.read_text())
+    header.update(members)
+    vault.header_path.write_text(json.dumps(header))
+
+
+def test_scrypt_costs_out_of_bounds_are_refused_before_deriving(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    derived: list[ScryptParams] = []
+    monkeypatch.setattr(
+        vault_module.Scrypt, "__init__", lambda *_a, **_k: derived.append(ScryptParams())
+    )
+    header = json.loads(vault.header_path.read_text())
+    for n, r, p in [(2**24, 8, 1), (2**30, 1, 1), (3 * 2**10, 8, 1), (2**20, 8, 1), (2**12, 8, 99)]:
+        header["kdf"].update(n=n, r=r, p=p)
+        vault.header_path.write_text(json.dumps(header))
+        with pytest.raises(VaultTampered, match="KDF parameters are refused") as info:
+            Vault(vault.directory).load_token_cache("work")
+        assert "\n" not in str(info.value)
+    for bad in ["1024", 1024.0, True, None]:
+        header["kdf"]["n"] = bad
+        vault.header_path.write_text(json.dumps(header))
+        with pytest.raises(VaultTampered, match="malformed"):
+            Vault(vault.directory).load_token_cache("work")
+    assert derived == []  # never reached scrypt
+
+
+@pytest.mark.parametrize("check", ["", "AAAA", "A" * 36])
+def test_a_short_key_check_is_a_clear_error(vault: Vault, check: str) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    _edit_header(vault, check=check)
+    with pytest.raises(VaultTampered, match="key check is too short"):
+        Vault(vault.directory).load_token_cache("work")
+
+
+def test_the_header_is_authenticated(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    assert "mac" in json.loads(vault.header_path.read_text())
+    _edit_header(vault, comment="added by someone else")
+    with pytest.raises(VaultTampered, match="header was modified"):
+        Vault(vault.directory).load_token_cache("work")
+
+
+def test_a_header_from_before_the_mac_gets_one(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    header = json.loads(vault.header_path.read_text())
+    del header["mac"]
+    vault.header_path.write_text(json.dumps(header))
+    assert Vault(vault.directory).load_token_cache("work") == Secret(CACHE)
+    assert "mac" in json.loads(vault.header_path.read_text())
+    assert Vault(vault.directory).load_token_cache("work") == Secret(CACHE)
+
+
+def test_an_entry_that_is_a_directory_is_a_clear_error(vault: Vault) -> None:
+    vault.save_token_cache("work", Secret(CACHE))
+    path = vault.directory / "token-cache" / "other.bin"
+    path.mkdir()
+    with pytest.raises(VaultTampered, match="it is a directory") as info:
+        Vault(vault.directory).load_token_cache("other")
+    assert str(path) in str(info.value)
+    with pytest.raises(ConfigError, match="it is a directory"):
+        Vault(vault.directory).save_token_cache("other", Secret(CACHE))
+    assert Vault(vault.directory).load_token_cache("work") == Secret(CACHE)
+
+
+def test_a_header_that_is_a_directory_is_a_clear_error(exo_home: Path) -> None:
+    directory = exo_home / "vault"
+    (directory / "vault.json").mkdir(parents=True)
+    with pytest.raises(VaultKeyError, match="it is a directory"):
+        Vault(directory).save_token_cache("work", Secret(CACHE))

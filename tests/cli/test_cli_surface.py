@@ -44,6 +44,7 @@ SURFACE: dict[str, list[str]] = {
         "--format", "--output", "-o", "--since", "--until", "--account", "--event", "--outcome",
     ],
     "audit query": ["--since", "--until", "--account", "--event", "--outcome", "--format"],
+    "audit recover": ["--reason"],
     "audit report": ["--since", "--until", "--format"],
     "audit tail": ["-n", "--lines", "--account", "--event", "--format"],
     "audit verify": ["--no-key"],

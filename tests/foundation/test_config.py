@@ -111,6 +111,10 @@ archive = "/srv/backup/work"
             "must be an https:// URL",
         ),
         ('[accounts."bad name"]\nemail = "a@b.c"\n', "accounts.bad name", "account names"),
+        # "$" with .match() used to let a name end in a newline
+        ('[accounts."abc\\n"]\nemail = "a@b.c"\n', "accounts.'abc\\n'", "account names"),
+        ('[accounts."abc\\u0000"]\nemail = "a@b.c"\n', "accounts.'abc\\x00'", "account names"),
+        ('[accounts."abc\\u0000x"]\nemail = "a@b.c"\n', "accounts.'abc\\x00x'", "account names"),
         ('[audit]\noffice_hours = "19-07"\n', "audit.office_hours", "start < end"),
         ('[logging]\nlevel = "loud"\n', "logging.level", "not one of"),
         ("colour = 1\n", "colour", "unknown key"),

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from exoimap import secrets as secrets_module
+from exoimap.config import Paths, load_config
+from exoimap.errors import ConfigError
 from exoimap.logs import redact, setup_logging
 from exoimap.secrets import Secret
 from exoimap.untrusted import shown
@@ -49,6 +51,43 @@ def test_redact_keeps_ordinary_text_and_hashes() -> None:
     sha = "a" * 64
     text = f"synced 1200 messages from INBOX for alice@contoso.com, sha256 {sha}"
     assert redact(text) == text
+
+
+def test_a_config_error_about_a_secret_key_keeps_its_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[accounts.work]\nemail = "a@b.c"\npassword = "hunter2"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(Paths(config_dir=tmp_path, data_dir=tmp_path))
+    message = str(info.value)
+    assert "accounts.work.password: secrets are never stored" in message
+    assert "hunter2" not in message
+    assert redact(message) == message
+    setup_logging(0)
+    logging.getLogger("exoimap.test").warning("%s", message)
+    assert "accounts.work.password: secrets are never stored in the config file" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accounts.work.password: hunter2",
+        "accounts.work.password: hunter2, then more",
+        "accounts.work.password=hunter2 is set",
+        'accounts.work.password: "hunter2 quoted"',
+    ],
+)
+def test_a_secret_after_a_dotted_key_is_still_masked(text: str) -> None:
+    assert "hunter2" not in redact(text)
+
+
+def test_a_known_secret_that_is_a_word_is_masked_only_as_a_whole_token() -> None:
+    Secret("classified")
+    text = "a public client cannot have classifieds; token=classified, (classified)"
+    assert redact(text) == "a public client cannot have classifieds; token=***, (***)"
 
 
 def test_redact_scrubs_known_secret_values_of_any_shape() -> None:

@@ -217,6 +217,7 @@ def open_auditor(
         max_file_bytes=config.max_file_bytes,
         run=run,
         os_user=user,
+        anchor=paths.audit_anchor,
     )
     return Auditor(log, correlation_id=run, user=user)
 

@@ -34,6 +34,8 @@ __all__ = [
     "ArchiveVerified",
     "AuditEvent",
     "AuditRecovered",
+    "AuditResetDetected",
+    "AuditSegmentStarted",
     "ConfigChanged",
     "FolderSynced",
     "ImapAuthFailed",
@@ -373,6 +375,34 @@ class AuditRecovered(AuditEvent):
     file: str = field(default="")
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditResetDetected(AuditEvent):
+    """The writer found that the log no longer holds the record the anchor in the vault
+    names: the folder was deleted, cut or replaced. Written as the next record, so the
+    finding stays in the chain while syncs go on (``exoimap audit recover`` acknowledges it)."""
+
+    name: ClassVar[str] = "audit.reset_detected"
+    outcome: Outcome = "failure"
+    anchor_seq: int
+    anchor_hash: str
+    log_end: int
+    problem: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditSegmentStarted(AuditEvent):
+    """``exoimap audit recover``: the old chain was kept, sealed in ``segment``, and this
+    first record of the new one links to its last good record and says why."""
+
+    name: ClassVar[str] = "audit.segment_started"
+    segment: str
+    last_seq: int
+    last_hash: str
+    problem_kind: str
+    problem: str
+    reason: str
+
+
 _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     TokenRequested,
     TokenRefreshed,
@@ -392,6 +422,8 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     VaultChanged,
     AccessDenied,
     AuditRecovered,
+    AuditResetDetected,
+    AuditSegmentStarted,
 )
 _BY_NAME: Final[dict[str, type[AuditEvent]]] = {cls.name: cls for cls in _CLASSES}
 

@@ -17,7 +17,10 @@ Format
 
     ``audit.checkpoint`` holds the number and hash of the last record made durable, and the
     file it is in, with an HMAC under the same key. It is replaced (write new, fsync, rename)
-    after every fsync'd batch, and created (for record 0) before the first record is written.
+    after every fsync'd batch, and created (for record 0) before the first record is written;
+    the anchor follows it. A chain sealed by ``exoimap audit recover`` is kept in
+    ``segment-NNNN/`` and the new one starts with an ``audit.segment_started`` record linked
+    to it (:mod:`exoimap.audit.recover`).
 
 Tamper model (what :func:`exoimap.audit.verify.verify_log` can and cannot tell)
     Without the key, anyone who can write the directory can still be *caught*:
@@ -26,14 +29,15 @@ Tamper model (what :func:`exoimap.audit.verify.verify_log` can and cannot tell)
       match), inserting, deleting or reordering records (``seq``/``prev`` break);
     * cutting records off the end, or deleting the newest files (the checkpoint names a
       record that is gone), deleting or forging the checkpoint;
+    * deleting, emptying or swapping the whole directory, checkpoint included: the anchor
+      kept in the vault folder (:mod:`exoimap.audit.anchor`) names a record that is gone;
     * a torn last line (a crash mid-write) is reported as such, never taken as a record.
 
     It cannot detect:
 
     * anything done by someone who holds the audit key (they can write a new valid chain);
-    * deleting the whole directory, or rolling back the directory *and* the checkpoint to an
-      older copy of both. Export the log (``exoimap audit export``) to another system to
-      guard against those;
+    * rolling back the directory *and* the anchor together to an older copy. Export the
+      log (``exoimap audit export``) to another system to guard against that;
     * events that were still buffered in memory when the process died (the writer fsyncs in
       batches; failures and denials are flushed at once).
 
@@ -59,7 +63,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from exoimap.audit.events import AuditEvent, AuditRecovered
+from exoimap.audit.anchor import Anchor, read_anchor, write_anchor
+from exoimap.audit.atomic import replace_file
+from exoimap.audit.events import AuditEvent, AuditRecovered, AuditResetDetected
 from exoimap.errors import AuditChainBroken, DiskFull, StoreUnavailable
 from exoimap.secrets import Secret
 
@@ -82,11 +88,18 @@ _logger = logging.getLogger(__name__)
 GENESIS_HASH: Final = "0" * 64
 CHECKPOINT_NAME: Final = "audit.checkpoint"
 LOCK_NAME: Final = "audit.lock"
-_FILE_RE: Final = re.compile(r"^audit-(\d{6,})\.jsonl$")
+_FILE_RE: Final = re.compile(r"audit-(\d{6,})\.jsonl")
+#: A folder holding a chain sealed by a recovery (:mod:`exoimap.audit.recover`).
+SEGMENT_RE: Final = re.compile(r"segment-(\d{4,})")
 # ',"hash":"<64 hex>","mac":"<64 hex>"}' : a fixed-length tail after the hashed body.
 _SUFFIX_LEN: Final = len(',"hash":"') + 64 + len('","mac":"') + 64 + len('"}')
 _RECORD_TAG: Final = b"exoimap-audit-record\x00"
 _CHECKPOINT_TAG: Final = b"exoimap-audit-checkpoint\x00"
+#: Where every refusal to append points: investigate, then keep the log and go on.
+_WHAT_TO_DO: Final = (
+    "run `exoimap audit verify`, then `exoimap audit recover --reason TEXT` to keep this "
+    "log as it is and go on with a new segment linked to it"
+)
 
 
 def file_name(index: int) -> str:
@@ -101,7 +114,7 @@ def audit_files(directory: Path) -> list[tuple[int, Path]]:
         return []
     found = []
     for name in names:
-        match = _FILE_RE.match(name)
+        match = _FILE_RE.fullmatch(name)
         if match:
             found.append((int(match.group(1)), directory / name))
     return sorted(found)
@@ -197,10 +210,21 @@ def iter_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
                 yield raw, False
 
 
+def sealed_segments(directory: Path) -> list[Path]:
+    """The folders of chains sealed by ``exoimap audit recover``, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    found = [(int(m.group(1)), name) for name in names if (m := SEGMENT_RE.fullmatch(name))]
+    return [directory / name for _, name in sorted(found)]
+
+
 def read_lines(directory: Path) -> Iterator[tuple[bytes, AuditRecord]]:
-    """Each well-formed record in chain order with its exact line, skipping torn or garbled
-    lines (no verification: see ``verify_log``)."""
-    for _, path in audit_files(directory):
+    """Each well-formed record with its exact line, skipping torn or garbled lines (no
+    verification: see ``verify_log``): the sealed segments' first, then the live chain."""
+    folders = [*sealed_segments(directory), directory]
+    for path in (path for folder in folders for _, path in audit_files(folder)):
         try:
             for line, complete in iter_lines(path):
                 record = parse_line(line) if complete else None
@@ -323,6 +347,42 @@ def _read_last_line(path: Path) -> tuple[bytes | None, bytes]:
     return (last or None), torn
 
 
+def _anchor_problem(
+    path: Path | None, key: bytes, files: list[tuple[int, Path]], seq: int, digest: str
+) -> tuple[str | None, Anchor | None]:
+    """What is wrong between the chain (ending at ``seq`` with ``digest``) and the anchor."""
+    if path is None:
+        return None, None
+    try:
+        anchor = read_anchor(path)
+    except AuditChainBroken as exc:
+        return str(exc), None
+    if anchor is None:
+        return None, None
+    if not anchor.valid(key):
+        return "the audit anchor is not authenticated by the key", anchor
+    if anchor.seq > seq:
+        return f"the anchor names record {anchor.seq}, the log ends at record {seq}", anchor
+    found = digest if anchor.seq == seq else hash_of_record(files, anchor.seq, key)
+    if found != anchor.hash:
+        return f"record {anchor.seq} is not the one the anchor names", anchor
+    return None, anchor
+
+
+def hash_of_record(files: list[tuple[int, Path]], seq: int, key: bytes | None) -> str | None:
+    """The hash of the authentic record number ``seq`` (genesis for 0), or None."""
+    if seq == 0:
+        return GENESIS_HASH
+    for _, path in files:
+        for line, complete in iter_lines(path):
+            record = parse_line(line) if complete else None
+            if record is None or record.seq != seq or not record.hash_ok:
+                continue
+            if key is None or hmac.compare_digest(record.mac, record_mac(key, record.hash)):
+                return record.hash
+    return None
+
+
 def _chain_end(files: list[tuple[int, Path]], key: bytes) -> tuple[int, str, bytes]:
     """Where the chain ends: the last complete record's number and hash (0 and the genesis
     hash for none), and the torn bytes after it in the newest file. The record must verify."""
@@ -338,7 +398,7 @@ def _chain_end(files: list[tuple[int, Path]], key: bytes) -> tuple[int, str, byt
     mac_ok = record is not None and hmac.compare_digest(record.mac, record_mac(key, record.hash))
     if record is None or not record.hash_ok or not mac_ok:
         raise AuditChainBroken(
-            "the last audit record does not verify; run `exoimap audit verify`",
+            "the last audit record does not verify; " + _WHAT_TO_DO,
             kind="modified",
         )
     return record.seq, record.hash, torn
@@ -355,10 +415,16 @@ class AuditLog:
         max_file_bytes: int = 64 * 1024 * 1024,
         run: str = "",
         os_user: str = "",
+        anchor: Path | None = None,
+        check_tail: bool = True,
     ) -> None:
+        """``anchor``: where the anchor is kept (see :mod:`exoimap.audit.anchor`); checked
+        whenever the tail is read, replaced after every checkpoint. ``check_tail=False``
+        only for :func:`exoimap.audit.recover.recover_log`, which opens a broken log."""
         if not isinstance(key, Secret):
             raise TypeError("the audit key must be a Secret[bytes]")
         self.directory = directory
+        self.anchor = anchor
         # The envelope of records the log writes on its own (a torn-write recovery note).
         self.run = run
         self.os_user = os_user
@@ -375,6 +441,8 @@ class AuditLog:
             self._lock_fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise _os_error(exc, f"opening {directory}") from None
+        if not check_tail:
+            return
         # Check the tail now, so a broken log stops a command before it does any work.
         with self._locked():
             try:
@@ -385,6 +453,12 @@ class AuditLog:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log's lock (against every writer, in any process) for the block."""
+        with self._locked():
+            yield
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -414,21 +488,21 @@ class AuditLog:
             if checkpoint is not None and checkpoint.seq > 0:
                 raise AuditChainBroken(
                     f"the audit files are gone but the checkpoint records {checkpoint.seq} "
-                    "records; run `exoimap audit verify`",
+                    "records; " + _WHAT_TO_DO,
                     record=1,
                     kind="truncated",
                 )
             if checkpoint is None:
                 self._write_checkpoint(0, GENESIS_HASH, "")
             self._tail = _Tail(1, 0, 0, 0, GENESIS_HASH)
-            return self._tail
+            return self._check_anchor(files, key)
         if checkpoint is None:
             raise AuditChainBroken(
-                "the audit checkpoint is missing; run `exoimap audit verify`", kind="checkpoint"
+                "the audit checkpoint is missing; " + _WHAT_TO_DO, kind="checkpoint"
             )
         if not checkpoint.valid(key):
             raise AuditChainBroken(
-                "the audit checkpoint does not authenticate; run `exoimap audit verify`",
+                "the audit checkpoint does not authenticate; " + _WHAT_TO_DO,
                 kind="checkpoint",
             )
         index, path = files[-1]
@@ -437,7 +511,7 @@ class AuditLog:
             kind = "truncated" if seq < checkpoint.seq else "modified"
             raise AuditChainBroken(
                 f"the audit log ends at record {seq} but its checkpoint records "
-                f"{checkpoint.seq}; run `exoimap audit verify`",
+                f"{checkpoint.seq}; " + _WHAT_TO_DO,
                 record=seq + 1 if kind == "truncated" else seq,
                 kind=kind,
             )
@@ -447,8 +521,35 @@ class AuditLog:
         st = path.stat()
         self._tail = _Tail(index, st.st_size, st.st_ino, seq, digest)
         if recovery is not None:
-            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-            self._append_locked([Entry(now, recovery, self.os_user, None, self.run)], key)
+            self._append_locked([self._own_entry(recovery)], key)
+        return self._check_anchor(files, key)
+
+    def _own_entry(self, event: AuditEvent) -> Entry:
+        """An entry for a record the log writes about itself."""
+        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return Entry(now, event, self.os_user, None, self.run)
+
+    def _check_anchor(self, files: list[tuple[int, Path]], key: bytes) -> _Tail:
+        """Compare the end of the chain with the anchor in the vault. A mismatch (the folder
+        deleted, cut or swapped) is written into the chain as the next record and warned
+        about: never silently accepted, but never a reason to stop every sync."""
+        assert self._tail is not None
+        problem, anchor = _anchor_problem(self.anchor, key, files, self._tail.seq, self._tail.hash)
+        if problem is None:
+            return self._tail
+        event = AuditResetDetected(
+            anchor_seq=anchor.seq if anchor else 0,
+            anchor_hash=anchor.hash if anchor else "",
+            log_end=self._tail.seq,
+            problem=problem,
+        )
+        self._append_locked([self._own_entry(event)], key)
+        _logger.warning(
+            "the audit log was reset, cut or replaced (%s); this is now recorded in the log. "
+            "Run `exoimap audit verify`, restore the audit folder from a backup if you have "
+            "one, then `exoimap audit recover --reason TEXT` to acknowledge it",
+            problem,
+        )
         return self._tail
 
     def _set_aside_torn(self, path: Path, torn: bytes) -> AuditRecovered:
@@ -512,6 +613,7 @@ class AuditLog:
         self._tail = _Tail(index, size, inode, seq, prev)
         try:
             self._write_checkpoint(seq, prev, file_name(index))
+            self._write_anchor(seq, prev)
         except (DiskFull, StoreUnavailable) as exc:
             # The records are durable and carry their MACs: raising would make the caller
             # write them twice. A lagging checkpoint only narrows what a cut can be caught
@@ -539,20 +641,27 @@ class AuditLog:
         except OSError as exc:
             raise _os_error(exc, f"writing {path.name}") from None
 
+    def start_segment(self, event: AuditEvent, after_seq: int, after_hash: str) -> int:
+        """Write ``event`` as the first record of a new segment, linked to record
+        ``after_seq`` (hash ``after_hash``) of the one sealed before it. The folder must
+        hold no log file; the caller holds :meth:`locked`."""
+        if audit_files(self.directory):
+            raise AuditChainBroken("a new segment starts only in an empty folder", kind="segment")
+        self._tail = _Tail(1, 0, 0, after_seq, after_hash)
+        return self._append_locked([self._own_entry(event)], self._key.reveal())
+
+    def _write_anchor(self, seq: int, record_hash: str) -> None:
+        if self.anchor is None:
+            return
+        try:
+            write_anchor(self.anchor, self._key.reveal(), seq, record_hash)
+        except OSError as exc:
+            raise _os_error(exc, "writing the audit anchor") from None
+
     def _write_checkpoint(self, seq: int, record_hash: str, file: str) -> None:
         mac = checkpoint_mac(self._key.reveal(), seq, record_hash, file)
         text = json.dumps({"seq": seq, "hash": record_hash, "file": file, "mac": mac})
-        final = self.directory / CHECKPOINT_NAME
-        temp = self.directory / (CHECKPOINT_NAME + ".new")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, text.encode("ascii") + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            # No directory fsync: if a crash loses the rename, the old checkpoint stays and
-            # verify accepts the newer records by their MACs (it notes them).
-            os.replace(temp, final)
+            replace_file(self.directory / CHECKPOINT_NAME, text.encode("ascii") + b"\n")
         except OSError as exc:
             raise _os_error(exc, "writing the audit checkpoint") from None

@@ -31,8 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exoimap.audit.anchor import Anchor, read_anchor
 from exoimap.audit.log import (
     GENESIS_HASH,
+    SEGMENT_RE,
     AuditRecord,
     Checkpoint,
     audit_files,
@@ -45,6 +47,9 @@ from exoimap.errors import AuditChainBroken, StoreUnavailable
 from exoimap.secrets import Secret
 
 __all__ = ["Problem", "VerifyResult", "verify_log"]
+
+SEGMENT_STARTED = "audit.segment_started"
+RESET_DETECTED = "audit.reset_detected"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class VerifyResult:
     keyed: bool
     problem: Problem | None = None
     notices: tuple[str, ...] = field(default=())
+    #: The hash of the last good record (what a new segment links to after a recovery).
+    last_hash: str = GENESIS_HASH
 
     @property
     def ok(self) -> bool:
@@ -114,27 +121,26 @@ def _seq_appears(lines: Iterator[_Line], seq: int, key: bytes | None) -> bool:
     return False
 
 
-def verify_log(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
-    """Check every record and the checkpoint; stop at the first problem."""
+def verify_log(
+    directory: Path, key: Secret[bytes] | None, *, anchor: Path | None = None
+) -> VerifyResult:
+    """Check every record, the checkpoint, the segments sealed by recoveries, and (given
+    its path) the anchor kept in the vault; stop at the first problem."""
     try:
-        return _verify(directory, key)
+        return _verify(directory, key, anchor)
     except OSError as exc:
         raise StoreUnavailable(
             f"cannot read the audit log in {directory}: {exc.strerror or exc}", retryable=False
         ) from None
 
 
-def _verify(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
+def _verify(directory: Path, key: Secret[bytes] | None, anchor_path: Path | None) -> VerifyResult:
     raw_key = key.reveal() if key is not None else None
     files = audit_files(directory)
-    checkpoint: Checkpoint | None = None
-    checkpoint_problem: Problem | None = None
-    if raw_key is not None:
-        try:
-            checkpoint = read_checkpoint(directory)
-        except AuditChainBroken as exc:
-            checkpoint_problem = Problem("checkpoint", None, str(exc))
-    chain = _Chain(raw_key, remember=checkpoint.seq if checkpoint else None)
+    checkpoint, checkpoint_problem = _read_checkpoint(directory, raw_key)
+    anchor, anchor_problem = _read_anchor(anchor_path, raw_key)
+    remember = {point.seq for point in (checkpoint, anchor) if point is not None}
+    chain = _Chain(raw_key, remember=remember)
     problem = chain.walk(files)
     if problem is None:
         chain.notices.extend(_unrecorded_torn_files(directory, chain.recorded_aside))
@@ -144,10 +150,43 @@ def _verify(directory: Path, key: Secret[bytes] | None) -> VerifyResult:
                 "a forged record or a cut at the end cannot be detected"
             )
         else:
-            problem = checkpoint_problem or _against_checkpoint(
-                chain, checkpoint, raw_key, has_files=bool(files)
+            problem = (
+                checkpoint_problem
+                or _against_checkpoint(chain, checkpoint, raw_key, has_files=bool(files))
+                or anchor_problem
+                or _against_anchor(chain, anchor, raw_key, anchor_path)
             )
-    return VerifyResult(chain.last, len(files), raw_key is not None, problem, tuple(chain.notices))
+        # Always followed, so a sealed segment's own notices (older recoveries) show too.
+        sealed_problem = _sealed_segment(directory, chain, key)
+        problem = problem or sealed_problem or _unacknowledged(chain)
+    return VerifyResult(
+        chain.last,
+        len(files),
+        raw_key is not None,
+        problem,
+        tuple(chain.notices),
+        chain.expected_prev,
+    )
+
+
+def _read_checkpoint(
+    directory: Path, key: bytes | None
+) -> tuple[Checkpoint | None, Problem | None]:
+    if key is None:
+        return None, None
+    try:
+        return read_checkpoint(directory), None
+    except AuditChainBroken as exc:
+        return None, Problem("checkpoint", None, str(exc))
+
+
+def _read_anchor(path: Path | None, key: bytes | None) -> tuple[Anchor | None, Problem | None]:
+    if path is None or key is None:
+        return None, None
+    try:
+        return read_anchor(path), None
+    except AuditChainBroken as exc:
+        return None, Problem("anchor", None, str(exc))
 
 
 # What is wrong with one line, as (kind, record number, message).
@@ -162,12 +201,18 @@ class _Chain:
     :func:`_against_checkpoint`."""
 
     key: bytes | None
-    remember: int | None
+    remember: set[int]
     expected_seq: int = 1
     expected_prev: str = GENESIS_HASH
-    remembered: tuple[str, str] | None = None
+    #: The hash and file of each remembered record number that was found.
+    remembered: dict[int, tuple[str, str]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     recorded_aside: set[str] = field(default_factory=set)
+    #: The first record, when it starts a segment after a recovery (see ``recover``).
+    segment_start: AuditRecord | None = None
+    at_start: bool = True
+    #: ``audit.reset_detected`` records: findings a recovery has not acknowledged yet.
+    resets: list[AuditRecord] = field(default_factory=list)
 
     @property
     def last(self) -> int:
@@ -200,6 +245,11 @@ class _Chain:
             return "modified", seq, "the record does not match its hash"
         if not _authentic(record, self.key):
             return self._forged_or_rewritten(following)
+        if self.at_start and record.event == SEGMENT_STARTED:
+            # A segment started by a recovery links to the sealed one, not to genesis.
+            self.expected_seq, self.expected_prev = record.seq, record.prev
+            self.segment_start = record
+        self.at_start = False
         found = self._out_of_place(record, files)
         if found is None:
             self._accept(record, current)
@@ -242,8 +292,10 @@ class _Chain:
                 f"record {record.seq}: recovered after a torn write; "
                 f"{record.data.get('torn_bytes', '?')} bytes set aside in {aside}"
             )
-        if record.seq == self.remember:
-            self.remembered = (record.hash, line.file)
+        if record.event == RESET_DETECTED:
+            self.resets.append(record)
+        if record.seq in self.remember:
+            self.remembered[record.seq] = (record.hash, line.file)
         self.expected_seq, self.expected_prev = self.expected_seq + 1, record.hash
 
 
@@ -277,8 +329,8 @@ def _against_checkpoint(
             f"the log ends at record {last} but the checkpoint records {checkpoint.seq} "
             f"({gone} record{'s' if gone != 1 else ''} cut off the end)",
         )
-    if checkpoint.seq > 0 and chain.remembered is not None:
-        found_hash, found_file = chain.remembered
+    if checkpoint.seq > 0 and checkpoint.seq in chain.remembered:
+        found_hash, found_file = chain.remembered[checkpoint.seq]
         if found_hash != checkpoint.hash:
             return Problem("modified", checkpoint.seq, "the record differs from the checkpoint's")
         if found_file != checkpoint.file:
@@ -290,3 +342,79 @@ def _against_checkpoint(
             "(written just before a crash); each is authenticated by its MAC"
         )
     return None
+
+
+def _against_anchor(
+    chain: _Chain, anchor: Anchor | None, key: bytes, path: Path | None
+) -> Problem | None:
+    """The anchor in the vault must name a record the chain still holds."""
+    if anchor is None:
+        if chain.last > 0 and path is not None:
+            chain.notices.append(
+                "the vault holds no audit anchor yet (the next write makes one): a reset of "
+                "the whole folder before now cannot be ruled out"
+            )
+        return None
+    if not anchor.valid(key):
+        return Problem("anchor", None, "the audit anchor in the vault is not authenticated")
+    # The record the chain links to: genesis, or the sealed segment's last one.
+    first = chain.segment_start.seq - 1 if chain.segment_start else 0
+    if anchor.seq == first:
+        found = chain.segment_start.prev if chain.segment_start else GENESIS_HASH
+    else:
+        found = chain.remembered.get(anchor.seq, ("", ""))[0]
+    if first <= anchor.seq <= chain.last and found == anchor.hash:
+        return None
+    where = "does not hold" if anchor.seq <= chain.last else f"ends before (at {chain.last})"
+    return Problem(
+        "anchor",
+        anchor.seq,
+        f"the vault's anchor names record {anchor.seq}, which this log {where}: the audit "
+        "folder was deleted, cut, or replaced by another or an older copy",
+    )
+
+
+def _sealed_segment(directory: Path, chain: _Chain, key: Secret[bytes] | None) -> Problem | None:
+    """The segment a recovery sealed must still end where the new one links to it."""
+    start = chain.segment_start
+    if start is None:
+        return None
+    name = str(start.data.get("segment", ""))
+    recorded_kind = str(start.data.get("problem_kind", ""))
+    if not SEGMENT_RE.fullmatch(name):
+        return Problem("segment", start.seq, f"the recovery record names no segment ({name!r})")
+    # Every sealed segment sits in the top audit folder, also one sealed from a segment.
+    top = directory.parent if SEGMENT_RE.fullmatch(directory.name) else directory
+    sealed = verify_log(top / name, key)
+    ends_as_linked = sealed.records == start.seq - 1 and sealed.last_hash == start.prev
+    same_problem = sealed.problem is None or sealed.problem.kind == recorded_kind
+    if not (ends_as_linked and same_problem):
+        found = sealed.problem.describe() if sealed.problem else f"ends at {sealed.records}"
+        return Problem(
+            "segment",
+            start.seq,
+            f"the segment {name} sealed by the recovery changed since: {found}",
+        )
+    chain.notices.append(
+        f"record {start.seq}: a new segment started after a recovery by "
+        f"{start.actor.get('os_user') or '?'} at {start.time} "
+        f"(reason: {start.data.get('reason', '?')}); the old log, kept in {name}, ends at "
+        f"record {start.seq - 1}"
+        + (f" and was found: {start.data.get('problem')}" if recorded_kind else "")
+    )
+    chain.notices.extend(f"{name}: {notice}" for notice in sealed.notices)
+    return None
+
+
+def _unacknowledged(chain: _Chain) -> Problem | None:
+    """A reset the writer found and recorded stays a problem until a recovery seals it."""
+    if not chain.resets:
+        return None
+    record = chain.resets[0]
+    return Problem(
+        "reset",
+        record.seq,
+        f"the writer found the log reset, cut or replaced ({record.data.get('problem', '?')}); "
+        "investigate (restore the audit folder from a backup if you have one), then "
+        "acknowledge with `exoimap audit recover --reason TEXT`",
+    )

@@ -16,7 +16,10 @@ it is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -25,12 +28,16 @@ from dataclasses import dataclass
 from exoimap.auth.claims import TokenClaims, read_claims
 from exoimap.errors import AuthError, ConfigError
 from exoimap.logs import redact
-from exoimap.secrets import Secret
+from exoimap.secrets import MASK, Secret
 
 __all__ = ["CommandToken", "run_token_command"]
 
 #: Output larger than this is not a token.
 _MAX_OUTPUT = 64 * 1024
+#: How much of a failing command's stderr an error shows.
+_STDERR_SHOWN = 200
+#: Words of stdout this long are masked in stderr (a token the command printed, then echoed).
+_MIN_MASKED_WORD = 8
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,57 @@ def _parse_output(stdout: str, now: float) -> tuple[str, float | None]:
     return "", None
 
 
+def _run(argv: Sequence[str], timeout: float, environ: Mapping[str, str] | None) -> _Output:
+    """Run the command in its own process group (session), so that on a timeout the whole
+    group goes, helpers it started included, not only the process we know."""
+    proc = subprocess.Popen(  # noqa: S603 - the user's own configured command, no shell
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(environ) if environ is not None else None,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:  # the timeout, or an interrupt: leave no process behind
+        _kill_group(proc)
+        raise
+    return _Output(proc.returncode, stdout, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    # Every process of the group is gone, so the pipes close and this returns.
+    proc.communicate()
+
+
+@dataclass(frozen=True)
+class _Output:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _shown_stderr(stderr: bytes, stdout: bytes) -> str:
+    """What the command said on stderr, safe to show: whatever stdout printed (a token it
+    may echo) and anything that looks like a secret masked, control characters escaped, and
+    at most :data:`_STDERR_SHOWN` characters on one line."""
+    text = stderr.decode("utf-8", "replace").strip()
+    for word in stdout.decode("utf-8", "replace").split():
+        if len(word) >= _MIN_MASKED_WORD:
+            text = text.replace(word, MASK)
+    text = redact(text)
+    escaped = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+    if len(escaped) > _STDERR_SHOWN:
+        escaped = escaped[:_STDERR_SHOWN] + "..."
+    return escaped
+
+
 def run_token_command(
     argv: Sequence[str],
     *,
@@ -92,14 +150,7 @@ def run_token_command(
     """Run the command and return its token (never logged, never stored)."""
     fix = f"Run the command yourself to see what it prints; it is set in [accounts.{account}]."
     try:
-        proc = subprocess.run(  # noqa: S603 - the user's own configured command, no shell
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            env=dict(environ) if environ is not None else None,
-        )
+        proc = _run(argv, timeout, environ)
     except FileNotFoundError:
         raise ConfigError(
             f"the token command {argv[0]!r} was not found", key=f"accounts.{account}.token_command"
@@ -111,10 +162,12 @@ def run_token_command(
         ) from None
     except subprocess.TimeoutExpired:
         raise AuthError(
-            f"account {account!r}: the token command did not finish within {timeout:g} s", fix=fix
+            f"account {account!r}: the token command did not finish within {timeout:g} s "
+            "(it and every process it started were stopped)",
+            fix=fix,
         ) from None
     if proc.returncode != 0:
-        said = redact(proc.stderr.decode("utf-8", "replace").strip())[-400:]
+        said = _shown_stderr(proc.stderr, proc.stdout)
         raise AuthError(
             f"account {account!r}: the token command failed with exit status {proc.returncode}"
             + (f": {said}" if said else ""),

@@ -14,8 +14,10 @@ vault header ``vault.json`` so the vault always opens the way it was made):
 
 There is no plaintext fallback: with none of the three, :class:`VaultKeyError` says how to
 provide one. A wrong passphrase or key is detected with a check value in the header before
-anything is read or written; a modified entry raises :class:`VaultTampered`; neither
-overwrites anything. Files are 0600, folders 0700, writes are atomic (write, fsync, rename).
+anything is read or written; the header's scrypt costs are bounded before anything is
+derived, and the whole header is authenticated by an HMAC under the key it opens; a modified
+header or entry raises :class:`VaultTampered`, an unreadable one a one-line error; none of
+them overwrites anything. Files are 0600, folders 0700, writes are atomic (write, fsync, rename).
 :meth:`Vault.lock` is a cross-process lock (``fcntl.flock``) per account, so two processes
 refreshing the same account's tokens never lose a rotated refresh token.
 """
@@ -28,6 +30,7 @@ import contextlib
 import fcntl
 import hmac
 import json
+import logging
 import os
 import stat
 import sys
@@ -68,6 +71,15 @@ _CHECK_AAD = b"exoimap-vault-v1\x00check"
 _KEYRING_SERVICE = "exoimap"
 _HEADER = "vault.json"
 _ENTRY_KINDS = ("token-cache", "account-secret", "secret")
+_AUDIT_KEY = "audit-hmac-key"
+_AUDIT_KEY_BACKUP = "audit-hmac-key.copy"
+_HEADER_MAC_TAG = b"exoimap-vault-v1\x00header\x00"
+# What a header may ask of scrypt (the default is 2**17, 8, 1: 128 MiB).
+_MIN_SCRYPT_N = 2**10
+_MAX_SCRYPT_N = 2**20
+_MAX_SCRYPT_R = 32
+_MAX_SCRYPT_P = 16
+_MAX_SCRYPT_MEMORY = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,20 @@ class ScryptParams:
     r: int = 8
     p: int = 1
 
+    def out_of_bounds(self) -> str | None:
+        """Why these parameters are refused, or None. A header is read before anything can
+        authenticate it, so its costs are checked before deriving: ``n = 2**24`` would ask
+        for 16 GiB."""
+        if not (_MIN_SCRYPT_N <= self.n <= _MAX_SCRYPT_N) or self.n & (self.n - 1):
+            return f"n must be a power of two from 2**10 to 2**20, not {self.n}"
+        if not (1 <= self.r <= _MAX_SCRYPT_R) or not (1 <= self.p <= _MAX_SCRYPT_P):
+            return f"r must be 1-{_MAX_SCRYPT_R} and p 1-{_MAX_SCRYPT_P}, not {self.r} and {self.p}"
+        if 128 * self.r * self.n > _MAX_SCRYPT_MEMORY:
+            return f"they need {128 * self.r * self.n >> 20} MiB, more than the 512 MiB allowed"
+        return None
+
+
+_logger = logging.getLogger(__name__)
 
 #: Keys derived in this process (see :meth:`Vault._derive`), by a keyed hash of what was
 #: stretched: the random per-process key keeps the slots from being a fast passphrase check.
@@ -148,11 +174,26 @@ def _read_key_file(path: Path) -> bytes:
         )
     try:
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except OSError as exc:
+        raise VaultKeyError(f"cannot read the vault key file {path}: {_reason(exc)}") from None
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != _KEY_LEN:
         raise VaultKeyError(f"{path} is not an exoimap vault key file")
     return key
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory"
+    return exc.strerror or type(exc).__name__
+
+
+def _header_mac(key: bytes, header: Mapping[str, Any]) -> str:
+    """HMAC of every header member but the MAC itself, in a canonical form."""
+    body = {name: value for name, value in header.items() if name != "mac"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, _HEADER_MAC_TAG + text.encode("ascii"), "sha256").hexdigest()
 
 
 def _b64(data: bytes) -> str:
@@ -259,6 +300,10 @@ class Vault:
             raw = self.header_path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise VaultKeyError(
+                f"cannot read the vault header {self.header_path}: {_reason(exc)}"
+            ) from None
         try:
             header = json.loads(raw)
         except ValueError:
@@ -316,30 +361,13 @@ class Vault:
     def _open(self, header: dict[str, Any]) -> bytes:
         source = header.get("key_source")
         check = _unb64(header.get("check"), "the key check", self.header_path)
+        if len(check) < _NONCE_LEN + 16:
+            raise VaultTampered(f"{self.header_path}: the key check is too short")
         if source == "keyring":
             key = self._keyring_get()
             wrong = "the key in the OS keyring does not open this vault"
         elif source == "passphrase":
-            kdf = header.get("kdf")
-            if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
-                raise VaultTampered(f"{self.header_path}: the KDF parameters are malformed")
-            salt = _unb64(kdf.get("salt"), "the KDF salt", self.header_path)
-            try:
-                params = ScryptParams(n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"]))
-            except (KeyError, TypeError, ValueError):
-                raise VaultTampered(
-                    f"{self.header_path}: the KDF parameters are malformed"
-                ) from None
-            passphrase = self._passphrase(confirm=False)
-            if passphrase is None:
-                raise VaultKeyError(
-                    f"the vault is protected by a passphrase: set {PASSPHRASE_ENV} or run the "
-                    "command in a terminal"
-                )
-            try:
-                key = self._derive(passphrase, salt, params)
-            except ValueError:
-                raise VaultTampered(f"{self.header_path}: the KDF parameters are invalid") from None
+            key = self._passphrase_key(header)
             wrong = "wrong vault passphrase (or the vault header was modified); nothing was changed"
         elif source == "key-file":
             path = Path(str(header.get("key_file") or self.key_file))
@@ -351,9 +379,55 @@ class Vault:
             AESGCM(key).decrypt(check[:_NONCE_LEN], check[_NONCE_LEN:], _CHECK_AAD)
         except InvalidTag:
             raise VaultKeyError(wrong) from None
+        self._check_header_mac(header, key)
         self._key = Secret(key)
         self._source = source
         return key
+
+    def _check_header_mac(self, header: dict[str, Any], key: bytes) -> None:
+        """The header is authenticated by the key it opens: a changed member (a key file
+        path, a cost) is caught. A header from before the MAC gets one, once its key check
+        has passed."""
+        mac = header.get("mac")
+        if mac is None:
+            header["mac"] = _header_mac(key, header)
+            self._write_header(header)
+            return
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, _header_mac(key, header)):
+            raise VaultTampered(
+                f"{self.header_path}: the vault header was modified (its MAC does not match); "
+                "nothing was read or changed"
+            )
+
+    def _passphrase_key(self, header: dict[str, Any]) -> bytes:
+        kdf = header.get("kdf")
+        if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
+            raise VaultTampered(f"{self.header_path}: the KDF parameters are malformed")
+        salt = _unb64(kdf.get("salt"), "the KDF salt", self.header_path)
+        costs = (kdf.get("n"), kdf.get("r"), kdf.get("p"))
+        if not all(type(value) is int for value in costs):
+            raise VaultTampered(f"{self.header_path}: the KDF parameters are malformed")
+        params = ScryptParams(n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"]))
+        if (why := params.out_of_bounds()) is not None:
+            raise VaultTampered(f"{self.header_path}: the KDF parameters are refused: {why}")
+        passphrase = self._passphrase(confirm=False)
+        if passphrase is None:
+            raise VaultKeyError(
+                f"the vault is protected by a passphrase: set {PASSPHRASE_ENV} or run the "
+                "command in a terminal"
+            )
+        try:
+            return self._derive(passphrase, salt, params)
+        except (ValueError, MemoryError):
+            raise VaultTampered(f"{self.header_path}: the KDF parameters are invalid") from None
+
+    def _write_header(self, header: dict[str, Any]) -> None:
+        try:
+            _atomic_write(self.header_path, (json.dumps(header, indent=2) + "\n").encode())
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the vault header: {_reason(exc)}", path=str(self.header_path)
+            ) from None
 
     def _create(self) -> bytes:
         header: dict[str, Any] = {"format": "exoimap-vault", "version": 1}
@@ -389,8 +463,9 @@ class Vault:
         nonce = os.urandom(_NONCE_LEN)
         check = nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
         header["check"] = _b64(check)
+        header["mac"] = _header_mac(key, header)
         _ensure_dir(self.directory)
-        _atomic_write(self.header_path, (json.dumps(header, indent=2) + "\n").encode())
+        self._write_header(header)
         self._key = Secret(key)
         self._source = str(header["key_source"])
         return key
@@ -439,6 +514,10 @@ class Vault:
             blob = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise VaultTampered(
+                f"{path}: not a readable vault entry ({_reason(exc)}); move it aside"
+            ) from None
         key = self._ensure_key()
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _NONCE_LEN + 16:
             raise VaultTampered(f"{path}: not a vault entry (truncated or replaced)")
@@ -458,13 +537,23 @@ class Vault:
         key = self._ensure_key()
         nonce = os.urandom(_NONCE_LEN)
         blob = _MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, self._aad(kind, name))
-        _atomic_write(path, blob)
+        try:
+            _atomic_write(path, blob)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the vault entry: {_reason(exc)}", path=str(path)
+            ) from None
 
     def _delete(self, kind: str, name: str) -> bool:
+        path = self._entry_path(kind, name)
         try:
-            self._entry_path(kind, name).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot remove the vault entry: {_reason(exc)}", path=str(path)
+            ) from None
         return True
 
     # token caches (MSAL's serialised cache, one per account)
@@ -512,15 +601,42 @@ class Vault:
     def delete_secret(self, name: str) -> bool:
         return self._delete("secret", name)
 
-    def audit_hmac_key(self) -> Secret[bytes]:
-        """The audit log's HMAC key: 32 random bytes made on first use, then kept."""
+    def audit_hmac_key(self, *, create: bool = True) -> Secret[bytes] | None:
+        """The audit log's HMAC key: 32 random bytes made on first use (when ``create``),
+        then kept in two entries, so that one damaged copy never makes the log unverifiable:
+        it is rewritten from the other. ``None`` when there is none and ``create`` is false."""
         with self._file_lock(self.directory / "locks" / ".audit-key.lock"):
-            existing = self.get_secret("audit-hmac-key")
-            if existing is not None:
-                return existing
-            key = Secret(os.urandom(32))
-            self.set_secret("audit-hmac-key", key)
+            primary, primary_damage = self._audit_key_copy(_AUDIT_KEY)
+            backup, backup_damage = self._audit_key_copy(_AUDIT_KEY_BACKUP)
+            key = primary or backup
+            if key is None and (primary_damage or backup_damage):
+                raise VaultTampered(
+                    "both copies of the audit key in the vault fail authentication; nothing "
+                    "was changed. Keep them (the log verifies again once either is restored "
+                    "from a copy of the vault); `exoimap audit verify --no-key` checks the "
+                    "hashes meanwhile"
+                )
+            if key is None:
+                if not create:
+                    return None
+                key = Secret(os.urandom(32))
+            if primary is None:
+                if primary_damage:
+                    _logger.warning("the audit key entry was damaged; restored from its copy")
+                self.set_secret(_AUDIT_KEY, key)
+            if backup is None:
+                self.set_secret(_AUDIT_KEY_BACKUP, key)
             return key
+
+    def _audit_key_copy(self, name: str) -> tuple[Secret[bytes] | None, bool]:
+        """One copy of the audit key, and whether it is there but damaged."""
+        try:
+            key = self.get_secret(name)
+        except VaultTampered:
+            return None, True
+        if key is not None and len(key.reveal()) != 32:
+            return None, True
+        return key, False
 
     # -- locking --
 

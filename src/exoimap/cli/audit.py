@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from exoimap.audit.auditor import new_correlation_id, os_user
 from exoimap.audit.log import audit_files
 from exoimap.audit.query import (
     AuditFilter,
@@ -22,6 +23,7 @@ from exoimap.audit.query import (
     raw_lines,
 )
 from exoimap.audit.query import tail as tail_records
+from exoimap.audit.recover import recover_log
 from exoimap.audit.report import ReportPolicy, build_report, format_report
 from exoimap.audit.verify import verify_log
 from exoimap.auth.audit_key import load_audit_key
@@ -98,11 +100,12 @@ def verify(no_key: bool) -> None:
     """Check the hash chain and the keyed checkpoint. Exit 0 when intact, 1 otherwise."""
     paths = Paths.from_env()
     directory = paths.audit_dir
-    if not audit_files(directory) and not (directory / "audit.checkpoint").exists():
+    nothing = not audit_files(directory) and not (directory / "audit.checkpoint").exists()
+    if nothing and not paths.audit_anchor.exists():  # with an anchor, a deleted log is not new
         click.echo(f"no audit log yet in {directory}")
         return
     key = None if no_key else load_audit_key(paths, create=False)
-    result = verify_log(directory, key)
+    result = verify_log(directory, key, anchor=None if no_key else paths.audit_anchor)
     for notice in result.notices:
         click.echo(f"note: {notice}")
     if result.problem is not None:
@@ -202,3 +205,30 @@ def report(since: str | None, until: str | None, output: ReportFormat) -> None:
         click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(format_report(result), nl=False)
+
+
+@app.command("recover")
+@click.option("--reason", required=True, help="Why (recorded in the log): what happened, who.")
+def recover(reason: str) -> None:
+    """Keep a broken log and start a new segment linked to it, recording why.
+
+    The old files move, unchanged, into a segment-NNNN folder; `audit verify` then checks
+    both and reports the recovery. An intact log is left alone."""
+    paths = Paths.from_env()
+    key = load_audit_key(paths, create=False)
+    done = recover_log(
+        paths.audit_dir,
+        key,
+        reason,
+        anchor=paths.audit_anchor,
+        run=new_correlation_id(),
+        os_user=os_user(),
+    )
+    if done is None:
+        click.echo("the audit log is intact: nothing to recover")
+        return
+    click.echo(f"found: {done.problem.describe()}")
+    click.echo(
+        f"the old log is kept in {paths.audit_dir / done.segment}; the new segment starts at "
+        f"record {done.first_record}, linked to record {done.linked_to}"
+    )

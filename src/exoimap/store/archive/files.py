@@ -62,6 +62,7 @@ __all__ = [
     "FLAG_LETTERS",
     "Maildir",
     "atomic_write",
+    "make_private_dirs",
     "decode_folder_dir",
     "encode_folder_dir",
     "is_hashed_dir",
@@ -314,6 +315,26 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def make_private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (``Path.mkdir(parents=True)`` gives
+    only the last one the mode; the umask decides the rest). Existing ones are left alone."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+        else:
+            os.chmod(directory, 0o700)  # the umask may have taken bits away; never adds any
+
+
 # --- the lock ----------------------------------------------------------------------------
 
 
@@ -361,9 +382,9 @@ class Maildir:
     def make_folder(self, dirname: str, name: str) -> None:
         path = self.root / dirname
         for sub in ("cur", "new", "tmp"):
-            (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(path / sub)
         if dirname:
-            (path / "maildirfolder").touch()
+            os.close(os.open(path / "maildirfolder", os.O_WRONLY | os.O_CREAT, 0o600))
         self.name_folder(dirname, name)
         self.sync_dir(self.root)
 

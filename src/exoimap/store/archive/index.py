@@ -284,12 +284,29 @@ def _message_values(folder_id: int, r: MessageRow) -> tuple[Any, ...]:
     )
 
 
+def _make_private(path: Path) -> None:
+    """Make the index file 0600 before SQLite opens it: SQLite would create it 0644 (less
+    the umask), and it gives the -wal and -shm files the database file's mode."""
+    # A chmod changes the ctime, which the index stamp watches: only when it is needed.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"{path}{suffix}").st_mode & 0o777 != 0o600:
+                os.chmod(f"{path}{suffix}", 0o600)
+
+
 class Index:
     """The archive index: one connection, used from one thread at a time."""
 
     @_mapped("opening the archive index")
     def __init__(self, path: Path, *, durable: bool = True) -> None:
         self.path = path
+        _make_private(path)
         # opened on the caller's thread, then used by the archive's worker thread only
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._execute("PRAGMA journal_mode=WAL")

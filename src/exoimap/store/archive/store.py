@@ -23,6 +23,7 @@ from exoimap.store.archive.files import (
     Maildir,
     encode_folder_dir,
     letters_for,
+    make_private_dirs,
     map_os_error,
     release_lock,
     take_lock,
@@ -134,11 +135,8 @@ class ArchiveStore:
         if not base.exists() and not create:
             raise StoreError(f"no archive at {base}")
         try:
-            base.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for sub in ("maildir", "journal", "damaged"):
-                (base / sub).mkdir(exist_ok=True, mode=0o700)
-            for sub in ("cur", "new", "tmp"):
-                (base / "maildir" / sub).mkdir(exist_ok=True, mode=0o700)
+            for sub in ("journal", "damaged", "maildir/cur", "maildir/new", "maildir/tmp"):
+                make_private_dirs(base / sub)
             lock_fd = take_lock(base / "lock")
         except OSError as exc:
             raise map_os_error(exc, f"creating the archive at {base}") from exc
