@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -290,6 +291,27 @@ def test_a_busy_agent_lets_the_next_sync_run_in_its_own_process(
 
 def _never_run(argv: list[str], kept: object) -> int:
     raise AssertionError(f"no command should run here: {argv}")
+
+
+def test_the_agent_is_free_before_its_client_hears_the_exit_code(home: Path) -> None:
+    # A client that has its exit code may start the next sync at once: an agent still busy
+    # with the last one would decline it (so it runs in its own process).
+    agent = server.Agent(Paths.from_env(), run=lambda _argv, _kept: 0, idle_timeout=0)
+    assert agent._refusal() is None  # accepted: busy until the run ends
+    busy_at_exit: list[object] = []
+
+    class NotingConnection(socket.socket):
+        def sendall(self, data: Any, flags: int = 0) -> None:
+            if bytes(data[:1]) == wire.EXIT:
+                busy_at_exit.append(agent.status()["busy"])
+            super().sendall(data, flags)
+
+    ours, theirs = socket.socketpair()
+    conn = NotingConnection(ours.family, ours.type, fileno=ours.detach())
+    request = wire.RunRequest(wire.VERSION, False, None, os.getcwd(), ["sync"])
+    with conn, theirs:
+        agent._execute(server._Run(conn, request))
+    assert busy_at_exit == [False]
 
 
 def test_an_agent_whose_code_changed_declines_and_stops(

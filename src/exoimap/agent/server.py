@@ -125,6 +125,7 @@ class _Sender:
 class _Run:
     conn: socket.socket
     request: wire.RunRequest
+    ended: bool = False  # the agent was freed from it (see Agent._end_run)
 
 
 @dataclass
@@ -293,10 +294,19 @@ class Agent:
             with item.conn:
                 self._execute(item)
         finally:
-            with self._lock:
-                self._state.busy = False
-                self._state.last_active = time.monotonic()
+            self._end_run(item)  # normally done already, before the exit code was sent
         return True
+
+    def _end_run(self, run: _Run) -> None:
+        """The agent is free for the next request (once per run: by then another run may
+        have been accepted, and its busy flag is not this run's to clear)."""
+        with self._lock:
+            if run.ended:
+                return
+            run.ended = True
+            self._state.running = False
+            self._state.busy = False
+            self._state.last_active = time.monotonic()
 
     def _execute(self, run: _Run) -> None:
         request = run.request
@@ -327,8 +337,10 @@ class Agent:
             log.exception("the command failed inside the agent")
             send(wire.STDERR, b"exoimap: error: the command failed in the agent (logs/agent.log)\n")
         finally:
-            with self._lock:
-                self._state.running = False
+            # Free before the client hears the exit code: a sync it starts right after must
+            # be taken, not declined as busy (and run in its own process) while this one
+            # is still closing its connection.
+            self._end_run(run)
             signal.signal(signal.SIGINT, idle_handler)
             send(wire.EXIT, str(code).encode())
             watcher.join()
