@@ -148,3 +148,26 @@ def test_whole_and_chunked_agree(
     whole = parse_message_id(data)
     assert collector.message_id() == whole
     assert whole is None or (whole.startswith("<") and whole.endswith(">") and " " not in whole)
+
+
+_NAMES = st.sampled_from(
+    [b"Message-ID", b"message-id", b"MESSAGE-ID ", b"Message-Id\t", b"From", b"X-Message-ID",
+     b" Message-ID", b"\tcontinued"]
+)  # fmt: skip
+_LINE = st.tuples(
+    _NAMES,
+    st.sampled_from([b":", b" :", b""]),
+    st.binary(max_size=12).filter(lambda b: b"\n" not in b),
+    st.sampled_from([b"\r\n", b"\n", b"\r\n ", b"\n\t"]),
+)
+
+
+@given(st.lists(_LINE, max_size=8))
+def test_the_field_search_finds_what_the_field_list_has(lines: list[tuple[bytes, ...]]) -> None:
+    """header_field searches one field (fast: a backup reads every Message-ID) and must
+    agree with the full split into fields."""
+    header = b"".join(b"".join(parts) for parts in lines)
+    listed = next(
+        (value for name, value in header_fields(header) if name.lower() == "message-id"), None
+    )
+    assert header_field(header, "Message-ID") == listed

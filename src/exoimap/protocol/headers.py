@@ -30,6 +30,7 @@ the id where every other view sees none.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -81,14 +82,25 @@ def header_fields(header: bytes) -> list[tuple[str, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _field_start(name: str) -> re.Pattern[bytes]:
+    """The first line of field ``name`` (any case) and its folded continuation lines. A
+    line that starts a field cannot be a continuation (those start with a blank), so this
+    finds what :func:`header_fields` would, without splitting every field: a backup reads
+    the Message-ID of every message."""
+    return re.compile(
+        rb"(?:\A|\n)" + re.escape(name.encode("ascii")) + rb"[ \t]*:(.*(?:\r?\n[ \t].*)*)",
+        re.IGNORECASE,
+    )
+
+
 def header_field(header: bytes, name: str) -> str | None:
     """The value of the first field called ``name`` (any case) in a header block, or
-    ``None`` when there is none."""
-    wanted = name.lower()
-    for key, value in header_fields(header):
-        if key.lower() == wanted:
-            return value
-    return None
+    ``None`` when there is none (the same answer as searching :func:`header_fields`)."""
+    m = _field_start(name).search(header)
+    if m is None:
+        return None
+    return _FOLD.sub(b"", m.group(1)).decode("utf-8", "replace").strip()
 
 
 def _without_comments(text: str) -> str:
