@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import click
 
-from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL
+from exoimap.app.accounts import AccountResult
+from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, exit_code_for
 from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
 from exoimap.sync.report import SyncReport
 
-__all__ = ["print_copy"]
+__all__ = ["copy_exit_code", "print_copy"]
 
 
 def print_copy(name: str, what: str, destination: str, report: SyncReport, seconds: float) -> int:
@@ -36,3 +37,13 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
     for note in report.recovery_notes:
         echo(f"{name}: {note}")
     return EXIT_OK if report.ok else EXIT_PARTIAL
+
+
+def copy_exit_code(name: str, what: str, destination: str, result: AccountResult) -> int:
+    """Print how a restore or migration ended (its error, or :func:`print_copy`); return
+    the exit code."""
+    if result.error is not None:
+        echo(f"{name}: failed: {result.error}", err=True)
+        return exit_code_for(result.error)
+    assert result.report is not None
+    return print_copy(name, what, destination, result.report, result.seconds)

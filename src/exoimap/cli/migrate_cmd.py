@@ -10,8 +10,7 @@ from exoimap.app import resident
 from exoimap.app.migrate import MigrateOptions, MigrateRequest, migrate_account
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
-from exoimap.cli.app import exit_code_for
-from exoimap.cli.copy_report import print_copy
+from exoimap.cli.copy_report import copy_exit_code
 from exoimap.cli.progress import SyncDisplay
 from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
@@ -67,10 +66,4 @@ def migrate(
                 on_net_event=functools.partial(display.net_event, source),
             )
         )
-    if result.error is not None:
-        click.echo(f"{source}: failed: {result.error}", err=True)
-        raise click.exceptions.Exit(exit_code_for(result.error))
-    assert result.report is not None
-    raise click.exceptions.Exit(
-        print_copy(source, "migrate", target, result.report, result.seconds)
-    )
+    raise click.exceptions.Exit(copy_exit_code(source, "migrate", target, result))
