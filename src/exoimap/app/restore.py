@@ -21,9 +21,10 @@ reason, before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from exoimap.protocol.headers import normalize_message_id
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import FolderInfo, MessageInfo, SpecialUse, Store
 from exoimap.store.ledger import Ledger
+from exoimap.store.remote import RemoteImapStore
 from exoimap.sync.engine import sync
 from exoimap.sync.plan import SyncPolicy, target_name
 from exoimap.sync.report import ProgressCallback, SyncReport
@@ -223,36 +225,47 @@ async def _restore(
     on_net_event: Callable[[NetEvent], None] | None,
 ) -> SyncReport:
     options = request.options
-    archive = ArchiveStore.open(root, create=False)
-    try:
+    async with _opened(request, root, on_net_event) as (archive, target, ledger):
+        prefix = await _prefix(ledger, options)
+        await ledger.set_context({"selection": options.selection(), "prefix": prefix})
+        return await sync(
+            archive,
+            target,
+            ledger,
+            await _policy(archive, target, options, prefix),
+            progress=on_progress,
+            events=sync_event_recorder(request.account.name),
+            plan_only=options.dry_run,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _opened(
+    request: RestoreRequest, root: Path, on_net_event: Callable[[NetEvent], None] | None = None
+) -> AsyncIterator[tuple[ArchiveStore, RemoteImapStore, Ledger]]:
+    """The archive, the target mailbox and the ledger of this pair, open; closed after."""
+    async with contextlib.AsyncExitStack() as stack:
+        archive = ArchiveStore.open(root, create=False)
+        stack.push_async_callback(archive.close)
         target = await open_source(request.target, request.provider, on_event=on_net_event)
-        try:
-            ledger = await Ledger.open(
-                ledger_path(request.paths, request.account.name, request.target.name)
-            )
-            try:
-                prefix = await _prefix(ledger, options)
-                await ledger.set_context({"selection": options.selection(), "prefix": prefix})
-                policy = restore_policy(options, prefix, await folders_by_role(target))
-                limit = options.max_message_size
-                if limit is None and target.exchange:
-                    limit = EXCHANGE_RECEIVE_LIMIT
-                policy = _narrowed(policy, await _folders_with_mail(archive, policy), limit)
-                return await sync(
-                    archive,
-                    target,
-                    ledger,
-                    policy,
-                    progress=on_progress,
-                    events=sync_event_recorder(request.account.name),
-                    plan_only=options.dry_run,
-                )
-            finally:
-                await ledger.close()
-        finally:
-            await target.close()
-    finally:
-        await archive.close()
+        stack.push_async_callback(target.close)
+        ledger = await Ledger.open(
+            ledger_path(request.paths, request.account.name, request.target.name)
+        )
+        stack.push_async_callback(ledger.close)
+        yield archive, target, ledger
+
+
+async def _policy(
+    archive: ArchiveStore, target: RemoteImapStore, options: RestoreOptions, prefix: str
+) -> SyncPolicy:
+    """The engine's rules for this restore into this mailbox: folders by its roles, only
+    folders with selected mail, its size limit (Exchange: 35 MB unless told otherwise)."""
+    policy = restore_policy(options, prefix, await folders_by_role(target))
+    limit = options.max_message_size
+    if limit is None and target.exchange:
+        limit = EXCHANGE_RECEIVE_LIMIT
+    return _narrowed(policy, await _folders_with_mail(archive, policy), limit)
 
 
 async def _folders_with_mail(archive: ArchiveStore, policy: SyncPolicy) -> set[str]:
@@ -294,30 +307,12 @@ async def verify_restore(request: RestoreRequest, *, deep: bool = True) -> Verif
         raise StoreError(
             f"no restore from {request.account.name!r} into {request.target.name!r} to check"
         )
-    archive = ArchiveStore.open(root, create=False)
-    try:
-        target = await open_source(request.target, request.provider)
-        try:
-            ledger = await Ledger.open(path)
-            try:
-                context = await ledger.last_context() or {}
-                selection = context.get("selection")
-                options = RestoreOptions.from_selection(
-                    selection if isinstance(selection, dict) else {}
-                )
-                prefix = str(context.get("prefix") or "")
-                policy = restore_policy(options, prefix, await folders_by_role(target))
-                limit = options.max_message_size or (
-                    EXCHANGE_RECEIVE_LIMIT if target.exchange else None
-                )
-                policy = _narrowed(policy, await _folders_with_mail(archive, policy), limit)
-                return await verify(archive, target, ledger, deep=deep, policy=policy)
-            finally:
-                await ledger.close()
-        finally:
-            await target.close()
-    finally:
-        await archive.close()
+    async with _opened(request, root) as (archive, target, ledger):
+        context = await ledger.last_context() or {}
+        selection = context.get("selection")
+        options = RestoreOptions.from_selection(selection if isinstance(selection, dict) else {})
+        policy = await _policy(archive, target, options, str(context.get("prefix") or ""))
+        return await verify(archive, target, ledger, deep=deep, policy=policy)
 
 
 def _audit(request: RestoreRequest, report: SyncReport) -> None:
