@@ -29,6 +29,7 @@ boundary where they occur, so callers never need to catch anything else.
     │   └── Throttled                    server asked us to back off (carries ``backoff``)
     ├── StoreError                       a store failed; says its ``scope`` and ``retryable``
     │   ├── MessageError                 one message (scope MESSAGE)
+    │   │   └── AppendIncomplete         some messages of an append refused, the rest stored
     │   ├── FolderError                  one folder (scope FOLDER)
     │   │   └── FolderNotFound
     │   ├── StoreUnavailable             the whole store (scope STORE)
@@ -50,6 +51,7 @@ import enum
 
 __all__ = [
     "AppMisconfigured",
+    "AppendIncomplete",
     "AuditChainBroken",
     "AuthError",
     "ConfigError",
@@ -280,6 +282,29 @@ class MessageError(StoreError):
     """One message could not be read or written; the rest of the folder is fine."""
 
     scope = ErrorScope.MESSAGE
+
+
+class AppendIncomplete(MessageError):
+    """An append stored some of its messages and not others. ``uids`` has one entry per
+    message the store took from the caller, in order: the new UID, or ``None`` where that
+    message was not stored; ``failures`` says why, one error per such message (its ``uid``
+    the source UID, when the store knew it)."""
+
+    def __init__(
+        self,
+        uids: list[int | None],
+        failures: list[MessageError],
+        *,
+        folder: str | None = None,
+    ) -> None:
+        self.uids = uids
+        self.failures = failures
+        stored = sum(1 for uid in uids if uid is not None)
+        super().__init__(
+            f"{len(failures)} message(s) not stored, {stored} stored",
+            folder=folder,
+            retryable=False,
+        )
 
 
 class FolderError(StoreError):

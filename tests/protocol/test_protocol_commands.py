@@ -10,6 +10,7 @@ import pytest
 from exoimap.errors import LocalProtocolError, RemoteProtocolError
 from exoimap.protocol import (
     Append,
+    AppendMessage,
     Authenticate,
     BodySection,
     Capability,
@@ -29,6 +30,7 @@ from exoimap.protocol import (
     Logout,
     Lsub,
     Move,
+    MultiAppend,
     Namespace,
     Noop,
     QResync,
@@ -179,6 +181,32 @@ def test_append_with_flags_and_date() -> None:
     assert parse_command_line(pieces[0]).command == command
     with pytest.raises(LocalProtocolError, match="timezone-aware"):
         Append("INBOX", b"x", date=dt.datetime(2026, 1, 1))
+
+
+def test_multiappend_sends_every_message_in_one_command() -> None:
+    """RFC 3502: each message with its own flags and date; non-synchronising literals with
+    LITERAL+, else a ``+`` awaited before each message."""
+    when = dt.datetime(2026, 11, 5, 6, 7, 8, tzinfo=dt.UTC)
+    command = MultiAppend(
+        "INBOX",
+        (AppendMessage(b"one\r\n", ("\\Seen",), when), AppendMessage(b"two", (), None)),
+    )
+    pieces = serialize_command("A4", command, literal_plus_max=1 << 30)
+    assert pieces == [
+        b'A4 APPEND INBOX (\\Seen) "05-Nov-2026 06:07:08 +0000" {5+}\r\none\r\n {3+}\r\ntwo\r\n'
+    ]
+    pieces = serialize_command("A5", command)
+    assert pieces == [
+        b'A5 APPEND INBOX (\\Seen) "05-Nov-2026 06:07:08 +0000" {5}\r\n',
+        WAIT,
+        b"one\r\n {3}\r\n",
+        WAIT,
+        b"two\r\n",
+    ]
+    with pytest.raises(LocalProtocolError):
+        MultiAppend("INBOX", ())
+    with pytest.raises(LocalProtocolError, match="timezone-aware"):
+        AppendMessage(b"x", (), dt.datetime(2026, 1, 1))
 
 
 def test_invalid_commands_are_local_errors() -> None:

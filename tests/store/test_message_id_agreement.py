@@ -15,10 +15,11 @@ from exoimap.net.imap import Endpoint
 from exoimap.net.tls import TLSPolicy
 from exoimap.protocol.headers import HEADER_SCAN_LIMIT, parse_message_id
 from exoimap.sandbox.dovecot import DovecotServer
+from exoimap.store._remote_append import Sniffer
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.memory import MemoryStore
-from exoimap.store.remote import RemoteImapStore, _Sniffer
+from exoimap.store.remote import RemoteImapStore
 
 _FILLER = b"X-Filler: " + b"f" * 70 + b"\r\n"
 #: (name, message, Message-ID every store must see)
@@ -80,7 +81,7 @@ def test_archive_write_path(
 @pytest.mark.parametrize("size", CHUNK_SIZES)
 def test_remote_append_sniffer(name: str, data: bytes, expected: str | None, size: int) -> None:
     async def go() -> tuple[str | None, bytes]:
-        sniffer = _Sniffer(chunks_of(data, size), None, active=True)
+        sniffer = Sniffer(chunks_of(data, size), None)
         passed = b"".join([bytes(c) async for c in sniffer.chunks()])
         return sniffer.message_id, passed
 

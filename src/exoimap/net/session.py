@@ -106,6 +106,9 @@ class Endpoint:
     #: Longest silence while waiting for a response before the connection counts as lost.
     read_timeout: float = 300.0
     limits: ResponseLimits = field(default_factory=ResponseLimits)
+    #: Non-synchronising literals: ``None`` where the server offers LITERAL+/LITERAL-,
+    #: ``False`` never (each literal waits for the server's ``+``).
+    literal_plus: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,9 @@ class ImapSession:
         transport = await open_transport(
             endpoint.host, endpoint.port, endpoint.tls, timeout=endpoint.connect_timeout
         )
-        conn = ClientConnection(stream_threshold=STREAM_THRESHOLD)
+        conn = ClientConnection(
+            stream_threshold=STREAM_THRESHOLD, literal_plus=endpoint.literal_plus
+        )
         if endpoint.tls.starttls:
             # The plain-text greeting was consumed before TLS; its capabilities are void.
             conn.receive_data(b"* OK TLS established\r\n")
@@ -430,8 +435,9 @@ class ImapSession:
         announced size (the connection is then out of step)."""
         tag = self.send(command)
         pending = self._pending[tag]
-        if command.size and "LITERAL+" not in self.capabilities:
-            # A synchronising literal: wait for the server's "+" (or its refusal).
+        if self._literal_held():
+            # A synchronising literal (or one queued behind another's): wait for the
+            # server's "+" (or its refusal).
             await self._pump(lambda: pending.done is not None or not self._literal_held())
             if pending.done is not None:
                 return tag

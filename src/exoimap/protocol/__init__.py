@@ -89,6 +89,7 @@ from exoimap.protocol.answers import (
 from exoimap.protocol.client import ClientConnection, ClientEvent
 from exoimap.protocol.commands import (
     Append,
+    AppendMessage,
     Authenticate,
     AuthenticateResponse,
     BodySection,
@@ -111,6 +112,7 @@ from exoimap.protocol.commands import (
     Logout,
     Lsub,
     Move,
+    MultiAppend,
     Namespace,
     Noop,
     QResync,
@@ -202,6 +204,7 @@ __all__ = [
     "NEED_DATA",
     "Address",
     "Append",
+    "AppendMessage",
     "AppendChunk",
     "AppendEnd",
     "AppendStart",
@@ -258,6 +261,7 @@ __all__ = [
     "Logout",
     "Lsub",
     "Move",
+    "MultiAppend",
     "Multipart",
     "Namespace",
     "NamespaceResponse",

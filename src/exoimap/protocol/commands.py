@@ -17,6 +17,7 @@ from exoimap.secrets import Secret
 
 __all__ = [
     "Append",
+    "AppendMessage",
     "Authenticate",
     "AuthenticateResponse",
     "BodySection",
@@ -39,6 +40,7 @@ __all__ = [
     "Logout",
     "Lsub",
     "Move",
+    "MultiAppend",
     "Namespace",
     "Noop",
     "QResync",
@@ -323,6 +325,33 @@ class Id:
     params: tuple[tuple[str, str | None], ...] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of a :class:`MultiAppend`: its bytes, flags and INTERNALDATE (aware)."""
+
+    message: bytes = field(repr=False)
+    flags: tuple[str, ...] = ()
+    date: _dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.date is not None and self.date.utcoffset() is None:
+            raise LocalProtocolError("APPEND dates must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class MultiAppend:
+    """``APPEND mailbox (flags) date {size}... (flags) date {size}`` (RFC 3502
+    MULTIAPPEND, only where the server offers it): the server stores every message or
+    none, and its APPENDUID names them all in order."""
+
+    mailbox: str
+    messages: tuple[AppendMessage, ...]
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise LocalProtocolError("MULTIAPPEND needs at least one message")
+
+
 Command = (
     Capability
     | Noop
@@ -351,6 +380,7 @@ Command = (
     | Move
     | UidExpunge
     | Append
+    | MultiAppend
     | Enable
     | Id
 )

@@ -6,6 +6,7 @@ APPEND message) stay separate pieces, never copied."""
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 from collections.abc import Callable
 from typing import Any
 
@@ -246,14 +247,27 @@ def _uid_expunge(w: _Writer, cmd: c.UidExpunge) -> None:
 def _append(w: _Writer, cmd: c.Append) -> None:
     w.add(b"APPEND ")
     w.mailbox(cmd.mailbox)
-    if cmd.flags:
-        w.add(b" " + _flags(cmd.flags))
-    if cmd.date is not None:
-        w.add(b' "' + format_date_time(cmd.date).encode() + b'"')
-    w.add(b" ")
     if cmd.message is None:
         raise LocalProtocolError("serialize_command needs the APPEND message")
-    w.literal(cmd.message)
+    _append_message(w, cmd.message, cmd.flags, cmd.date)
+
+
+def _multi_append(w: _Writer, cmd: c.MultiAppend) -> None:
+    w.add(b"APPEND ")
+    w.mailbox(cmd.mailbox)
+    for one in cmd.messages:
+        _append_message(w, one.message, one.flags, one.date)
+
+
+def _append_message(
+    w: _Writer, message: bytes, flags: tuple[str, ...], date: _dt.datetime | None
+) -> None:
+    if flags:
+        w.add(b" " + _flags(flags))
+    if date is not None:
+        w.add(b' "' + format_date_time(date).encode() + b'"')
+    w.add(b" ")
+    w.literal(message)
 
 
 def _enable(w: _Writer, cmd: c.Enable) -> None:
@@ -301,6 +315,7 @@ _WRITERS: dict[type, Callable[[_Writer, Any], None]] = {
     c.Move: _copy,
     c.UidExpunge: _uid_expunge,
     c.Append: _append,
+    c.MultiAppend: _multi_append,
     c.Enable: _enable,
     c.Id: _id,
 }

@@ -19,22 +19,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 
-from exoimap.errors import FolderError, FolderNotFound, MessageError
+from exoimap.errors import FolderError, FolderNotFound
 from exoimap.net.credentials import Credentials
 from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status
 from exoimap.net.session import Endpoint, EventSink, ImapSession, Reply
 from exoimap.protocol import commands as c
-from exoimap.protocol.headers import HeaderCollector, parse_message_id
+from exoimap.protocol.headers import parse_message_id
 from exoimap.protocol.types import (
-    AppendUidCode,
     CopyUidCode,
     FetchResponse,
     ListResponse,
-    SearchResponse,
     SequenceSet,
     VanishedResponse,
 )
+from exoimap.store._remote_append import Appender
 from exoimap.store._remote_status import missing_folder, status_many, status_of
 from exoimap.store.base import (
     AppendItem,
@@ -59,7 +59,6 @@ _ROLES = {
     "\\junk": SpecialUse.JUNK,
     "\\archive": SpecialUse.ARCHIVE,
 }
-_APPEND_WINDOW = 8
 #: Most connections one store opens to a mailbox.
 MAX_CONNECTIONS = 8
 _STORE_BATCH = 500
@@ -128,6 +127,9 @@ class RemoteImapStore:
         ignored = frozenset(e.upper() for e in ignore_extensions)
         enable = tuple(e for e in ("CONDSTORE", "QRESYNC") if e not in ignored)
 
+        if "LITERAL+" in ignored:
+            endpoint = replace(endpoint, literal_plus=False)
+
         def factory() -> ImapClient:
             return ImapClient(
                 endpoint,
@@ -146,6 +148,8 @@ class RemoteImapStore:
         self._caps: Capabilities = Capabilities()
         self._delimiter = "/"
         self.exchange = False
+        #: The server takes several messages in one APPEND (RFC 3502).
+        self.multiappend = False
 
     @classmethod
     async def connect(
@@ -189,6 +193,7 @@ class RemoteImapStore:
             listing, inbox = await client.run(probe)
             caps = client.capabilities - self._ignored
             self.exchange = client.exchange
+            self.multiappend = "MULTIAPPEND" in caps
             for response in listing.untagged:
                 if isinstance(response, ListResponse) and response.delimiter:
                     self._delimiter = response.delimiter
@@ -340,28 +345,6 @@ class RemoteImapStore:
         await self._pool.close()
 
 
-class _Sniffer:
-    """Passes message chunks through, noting the Message-ID from the header on the way
-    (needed to find an appended message without UIDPLUS)."""
-
-    def __init__(self, chunks: AsyncIterable[bytes], message_id: str | None, *, active: bool):
-        self._chunks = chunks
-        self.message_id = message_id
-        self._header = HeaderCollector() if active and message_id is None else None
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._chunks:
-            if self._header is not None:
-                self._header.feed(chunk)
-                if self._header.complete:
-                    self.message_id = self._header.message_id()
-                    self._header = None
-            yield chunk
-        if self._header is not None:
-            self.message_id = self._header.message_id()
-            self._header = None
-
-
 class RemoteFolder:
     """A selected folder on its own connection."""
 
@@ -443,66 +426,20 @@ class RemoteFolder:
                 )
 
     async def append(self, items: AsyncIterable[AppendItem]) -> list[int]:
-        """APPEND each item and return the new UIDs: pipelined (several in flight) with
-        UIDPLUS, one at a time with a UID SEARCH after each otherwise."""
+        """APPEND each item and return the new UIDs (see :mod:`._remote_append`: grouped
+        with MULTIAPPEND and pipelined where the server allows; a refused message raises
+        :class:`~exoimap.errors.AppendIncomplete` once the others are stored)."""
         session = await self._client.session()
-        uidplus = self._store.capabilities.uidplus
-        last_uid = 0 if uidplus else (await self.state()).uidnext - 1
-        tags: list[tuple[str, _Sniffer]] = []
-        uids: list[int] = []
-
-        async def settle(limit: int) -> None:
-            nonlocal last_uid
-            while len(tags) > limit:
-                tag, sniffer = tags.pop(0)
-                reply = await session.wait(tag)
-                session.check_throttle(reply)
-                if not reply.ok:
-                    raise MessageError(
-                        f"APPEND to {self._name!r} failed: {shown(reply.done.text)}",
-                        folder=self._name,
-                        retryable=False,
-                    )
-                code = reply.done.code
-                if uidplus and isinstance(code, AppendUidCode):
-                    uids.extend(code.uids)
-                else:
-                    last_uid = await self._find_uid(session, last_uid + 1, sniffer.message_id)
-                    uids.append(last_uid)
-
-        limit = self._store.capabilities.max_message_size
-        async for item in items:
-            if limit is not None and item.size > limit:
-                await settle(0)
-                raise MessageError(
-                    f"a message of {item.size} bytes is larger than the {limit} bytes the "
-                    f"server accepts",
-                    folder=self._name,
-                    retryable=False,
-                )
-            flags = tuple(sorted(f for f in item.flags if f.lower() != "\\recent"))
-            command = c.Append(self._name, None, flags, item.internal_date, item.size)
-            sniffer = _Sniffer(item.chunks, item.message_id, active=not uidplus)
-            tags.append((await session.send_append(command, sniffer.chunks()), sniffer))
-            await settle(_APPEND_WINDOW if uidplus else 0)
-        await settle(0)
-        return uids
-
-    async def _find_uid(self, session: ImapSession, start: int, message_id: str | None) -> int:
-        """Without UIDPLUS: the UID of the message just appended, searched above the last
-        known UID (and by Message-ID when there is one)."""
-        criteria: tuple[c.SearchKey, ...] = ("UID", f"{start}:*")
-        if message_id:
-            criteria += ("HEADER", "Message-ID", message_id)
-        reply = await session.command(c.Search(criteria, uid=True))
-        found = [n for r in reply.untagged if isinstance(r, SearchResponse) for n in r.numbers]
-        found = [n for n in found if n >= start]  # "n:*" also matches the highest UID below n
-        if not found:
-            raise MessageError(
-                f"the server stored a message in {self._name!r} but its UID could not be found",
-                folder=self._name,
-            )
-        return min(found)
+        caps = self._store.capabilities
+        appender = Appender(
+            session,
+            self._name,
+            uidplus=caps.uidplus,
+            multiappend=self._store.multiappend,
+            max_size=caps.max_message_size,
+            last_uid=0 if caps.uidplus else (await self.state()).uidnext - 1,
+        )
+        return await appender.run(items)
 
     async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> None:
         groups: dict[frozenset[str], list[int]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from exoimap.errors import MessageError, StoreError
+from exoimap.errors import AppendIncomplete, MessageError, StoreError
 from exoimap.store.base import (
     AppendItem,
     ContentMatching,
@@ -70,9 +70,10 @@ class Transfer:
                 stored = await target.append_matching(items)
             else:
                 stored = await target.append(items)
+        except AppendIncomplete as exc:
+            return await self._partly_stored(uids, exc, batch)
         except MessageError as exc:
-            report.errors.append(exc)
-            run.emit("folder_failed", report.source, error=str(exc), uid=exc.uid)
+            self._failed(exc)
             done = [(uid, size) for uid, size in batch.read if exc.uid is None or uid < exc.uid]
             # the target stored a prefix of the items, but did not say under which UIDs
             await self._count(done, [], batch)
@@ -81,6 +82,26 @@ class Transfer:
             return [uid for uid in uids if uid > exc.uid]
         await self._count(batch.read[: len(stored)], stored, batch)
         return []
+
+    async def _partly_stored(
+        self, uids: Sequence[int], exc: AppendIncomplete, batch: _Batch
+    ) -> list[int]:
+        """Record what the target stored (it said under which UIDs), report each message it
+        did not, and return the UIDs it never got to."""
+        pairs = list(zip(batch.read, exc.uids, strict=False))
+        done = [read for read, uid in pairs if uid is not None]
+        await self._count(done, [uid for _read, uid in pairs if uid is not None], batch)
+        for failure in exc.failures:
+            self._failed(failure)
+        if any(failure.uid is None for failure in exc.failures):
+            return []
+        settled = {uid for (uid, _size), _new in pairs} | {f.uid for f in exc.failures}
+        rest = [uid for uid in uids if uid not in settled]
+        return rest if len(rest) < len(uids) else []  # never the same batch again
+
+    def _failed(self, exc: MessageError) -> None:
+        self.report.errors.append(exc)
+        self.run.emit("folder_failed", self.report.source, error=str(exc), uid=exc.uid)
 
     async def _announce(self, uids: Sequence[int]) -> None:
         """Tell the state what this append is about to store, and where."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from exoimap.errors import ErrorScope, MessageError, Throttled
+from exoimap.errors import AppendIncomplete, ErrorScope, MessageError, Throttled
 from exoimap.net.credentials import OAuth2Credentials, StaticToken
 from exoimap.net.imap import Endpoint
 from exoimap.net.tls import TLSPolicy
@@ -89,16 +89,21 @@ async def test_oversize_message_is_a_message_error(
         exchange_store(tenant, alice, token, **settings) as store,
         store.open_folder("INBOX") as folder,
     ):
-        with pytest.raises(MessageError) as info:
+        with pytest.raises(AppendIncomplete) as info:
             await folder.append(_items([small, big, *after], frozenset()))
-        error = info.value
+        # Exchange goes on after the NO: every other message of the pipelined batch is
+        # stored (and its UID known), the oversize one is not, the connection still works
+        stored = info.value.uids
+        assert stored[1] is None
+        assert all(uid is not None for n, uid in enumerate(stored) if n != 1)
+        [error] = info.value.failures
+        assert isinstance(error, MessageError)
         assert "Maximum size of appendable message has been exceeded" in str(error)
         assert error.scope is ErrorScope.MESSAGE
         assert not error.retryable
-        # Exchange goes on after the NO: every other message of the pipelined batch is
-        # stored, the oversize one is not, and the connection still works
         listing = await folder.list_messages()
         uids = [m.uid for m in listing.messages]
+        assert uids == [uid for uid in stored if uid is not None]
         bodies = [b"".join([c async for c in m.chunks]) async for m in folder.fetch(uids)]
         assert bodies == [small, *after]
         assert len(await folder.append(_items([small], frozenset()))) == 1
