@@ -300,8 +300,9 @@ class AppendIncomplete(MessageError):
         self.uids = uids
         self.failures = failures
         stored = sum(1 for uid in uids if uid is not None)
+        first = f": {failures[0]}" if failures else ""
         super().__init__(
-            f"{len(failures)} message(s) not stored, {stored} stored",
+            f"{len(failures)} message(s) not stored, {stored} stored{first}",
             folder=folder,
             retryable=False,
         )

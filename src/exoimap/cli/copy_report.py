@@ -22,6 +22,9 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
             echo(f"  {folder.source}: source UID {uid} skipped: {reason}", err=True)
         for error in folder.errors:
             echo(f"  {folder.source}: {error}", err=True)
+        for uid, keywords in folder.keywords_dropped:
+            kept = ", ".join(keywords)
+            echo(f"  {folder.source}: source UID {uid}: the target cannot keep {kept}", err=True)
     if report.plan_only:
         count = sum(f.planned for f in report.folders)
         size = sum(f.planned_bytes for f in report.folders)

@@ -438,9 +438,9 @@ class ImapSession:
         if self._literal_held():
             # A synchronising literal (or one queued behind another's): wait for the
             # server's "+" (or its refusal).
+            # Refused instead (a NO): the message is still read through, and the protocol
+            # core drops its bytes, so the connection stays in step.
             await self._pump(lambda: pending.done is not None or not self._literal_held())
-            if pending.done is not None:
-                return tag
         sent = 0
         size = command.size or 0
         try:
@@ -515,6 +515,8 @@ class ImapSession:
                     event = self.conn.next_event()
                     if event is NEED_DATA:
                         self._flush()
+                        if ready():  # e.g. the "+" a held-back literal waited for
+                            return
                         data = await self._read()
                         self.conn.receive_data(data)
                         continue

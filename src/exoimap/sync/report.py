@@ -47,6 +47,9 @@ class FolderReport:
     planned_bytes: int = 0
     #: Source messages not copied, with the reason (larger than the target takes).
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    #: Source messages copied without some of their keywords, which the target cannot
+    #: keep (no ``\\*`` in its PERMANENTFLAGS): UID and the keywords left behind.
+    keywords_dropped: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     #: bytes read from the source (stored or not), for progress
     bytes_read: int = 0
     errors: list[ExoimapError] = field(default_factory=list)
@@ -102,6 +105,7 @@ class SyncReport:
             "refetched_missing": sum(f.refetched_missing for f in self.folders),
             "adopted": sum(f.adopted for f in self.folders),
             "skipped": sum(len(f.skipped) for f in self.folders),
+            "keywords_dropped": sum(len(f.keywords_dropped) for f in self.folders),
             "planned": sum(f.planned for f in self.folders),
             "created": len(self.created),
             "renamed": len(self.renamed),

@@ -148,6 +148,8 @@ async def _items(
     """Source messages as target items; a message counts as read when the target asks
     for the next one."""
     previous: FetchedMessage | None = None
+    caps = run.target.capabilities
+    keep = None if caps.custom_keywords else caps.permanent_flags | caps.append_drops_flags
     while True:
         try:
             message = await anext(fetched)
@@ -161,6 +163,8 @@ async def _items(
         if previous is not None:
             _read_one(run, report, previous, batch)
         previous = message
+        if keep is not None and (dropped := message.flags - keep):
+            report.keywords_dropped.append((message.uid, tuple(sorted(dropped))))
         yield AppendItem(
             chunks=message.chunks,
             size=message.size,
