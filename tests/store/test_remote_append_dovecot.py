@@ -143,6 +143,7 @@ def test_a_refused_message_leaves_the_others_stored_and_known(
             for n, uid in enumerate(uids)
             if uid is not None
         }
-        assert len(again) == 1 and again[0] not in found
+        assert len(again) == 1
+        assert again[0] not in found
 
     asyncio.run(go())

@@ -9,6 +9,7 @@ from exoimap.app.accounts import AccountResult
 from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, exit_code_for
 from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
+from exoimap.errors import MessageError
 from exoimap.sync.report import SyncReport
 
 __all__ = ["copy_exit_code", "print_copy"]
@@ -21,7 +22,12 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
         for uid, reason in folder.skipped:
             echo(f"  {folder.source}: source UID {uid} skipped: {reason}", err=True)
         for error in folder.errors:
-            echo(f"  {folder.source}: {error}", err=True)
+            which = (
+                f"source UID {error.uid}: "
+                if isinstance(error, MessageError) and error.uid is not None
+                else ""
+            )
+            echo(f"  {folder.source}: {which}{error}", err=True)
         for uid, keywords in folder.keywords_dropped:
             kept = ", ".join(keywords)
             echo(f"  {folder.source}: source UID {uid}: the target cannot keep {kept}", err=True)
