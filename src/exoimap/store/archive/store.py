@@ -476,6 +476,8 @@ class ArchiveFolder:
         while chunk := await self._run("reading a message", _read_chunk, path, offset, uid):
             offset += len(chunk)
             yield chunk
+            if len(chunk) < _READ_CHUNK:
+                break  # a short read of a file is its end: no second trip to the worker
 
     async def append(self, items: AsyncIterable[AppendItem]) -> list[int]:
         """Store ``items`` in one group commit (see :mod:`exoimap.store.archive.append`)."""
