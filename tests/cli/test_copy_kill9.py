@@ -23,15 +23,13 @@ from pathlib import Path
 import pytest
 
 from exoimap.cli import main
-from exoimap.net.credentials import PasswordCredentials
-from exoimap.net.imap import Endpoint
-from exoimap.net.tls import TLSPolicy
 from exoimap.protocol.headers import parse_message_id
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteImapStore
 
+from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
 from .sync_helpers import isolated_home
 
 pytestmark = pytest.mark.dovecot
@@ -58,46 +56,24 @@ def _flags(n: int) -> frozenset[str]:
     return frozenset({"\\Seen"} if n % 2 else {"\\Flagged", "work"} if n % 5 == 0 else set())
 
 
-async def _store(dovecot: DovecotServer, user: str) -> RemoteImapStore:
-    return await RemoteImapStore.connect(
-        Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file)),
-        PasswordCredentials(user, dovecot.password(user)),
-    )
-
-
 def _fill(dovecot: DovecotServer, user: str) -> None:
-    async def fill() -> None:
-        store = await _store(dovecot, user)
-        n = 0
-        try:
-            existing = {info.name for info in await store.list_folders()}
-            for folder, count in FOLDERS.items():
-                if folder not in existing:
-                    await store.create_folder(folder)
-                items = []
-                for _ in range(count):
-                    n += 1
-                    data = sample_message(n, 2_000 + (n * 7919) % 60_000)
-                    when = T0 + dt.timedelta(hours=n)
-                    items.append(AppendItem(chunks_of(data), len(data), _flags(n), when))
-
-                async def stream(items: list[AppendItem] = items):  # type: ignore[no-untyped-def]
-                    for item in items:
-                        yield item
-
-                async with store.open_folder(folder) as opened:
-                    await opened.append(stream())
-        finally:
-            await store.close()
-
-    asyncio.run(fill())
+    items: dict[str, list[AppendItem]] = {}
+    n = 0
+    for folder, count in FOLDERS.items():
+        items[folder] = []
+        for _ in range(count):
+            n += 1
+            data = sample_message(n, 2_000 + (n * 7919) % 60_000)
+            when = T0 + dt.timedelta(hours=n)
+            items[folder].append(AppendItem(chunks_of(data), len(data), _flags(n), when))
+    fill_folders(dovecot, user, items)
 
 
 def _contents(dovecot: DovecotServer, user: str) -> dict[str, Counter[Seen]]:
     """Every folder's messages, counted: the same message twice shows as a count of 2."""
 
     async def read() -> dict[str, Counter[Seen]]:
-        store = await _store(dovecot, user)
+        store = await dovecot_store(dovecot, user)
         found: dict[str, Counter[Seen]] = {}
         try:
             for info in await store.list_folders():
@@ -118,23 +94,6 @@ def _contents(dovecot: DovecotServer, user: str) -> dict[str, Counter[Seen]]:
     return asyncio.run(read())
 
 
-def _add_account(home: Path, dovecot: DovecotServer, name: str, user: str) -> None:
-    token = home / f"{name}-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", name,
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
-
-
 async def _count(store: RemoteImapStore) -> int:
     names = [info.name for info in await store.list_folders() if info.selectable]
     return sum(state.exists for state in (await store.folder_states(names)).values())
@@ -148,7 +107,7 @@ async def _kill_loop(dovecot: DovecotServer, user: str, args: list[str], seed: i
     command = [str(Path(sys.executable).with_name("exoimap")), *args]
     total = sum(FOLDERS.values())
     held: list[int] = []
-    store = await _store(dovecot, user)
+    store = await dovecot_store(dovecot, user)
     try:
         for _ in range(KILLS):
             stored = await _count(store)
@@ -193,7 +152,7 @@ def test_restore_and_migrate_survive_kill_9(
     source, restored, migrated = (dovecot.new_mailbox() for _ in range(3))
     _fill(dovecot, source)
     for name, user in (("src", source), ("restored", restored), ("migrated", migrated)):
-        _add_account(home, dovecot, name, user)
+        add_dovecot_account(home, dovecot, name, user)
     assert main(["sync", "src"]) == 0
     expected = _contents(dovecot, source)
     assert sum(sum(c.values()) for c in expected.values()) == sum(FOLDERS.values())

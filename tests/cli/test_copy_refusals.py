@@ -21,7 +21,7 @@ import pytest
 from exoimap.app.restore import ledger_path
 from exoimap.cli import EXIT_PARTIAL, main
 from exoimap.config import Paths, load_config
-from exoimap.net.credentials import OAuth2Credentials, PasswordCredentials, StaticToken
+from exoimap.net.credentials import OAuth2Credentials, StaticToken
 from exoimap.net.imap import Endpoint
 from exoimap.net.tls import TLSPolicy
 from exoimap.sandbox.dovecot import DovecotServer
@@ -32,6 +32,7 @@ from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteImapStore
 
+from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
 from .sync_helpers import isolated_home, signed_in_account
 
 T0 = dt.datetime(2019, 4, 2, 7, 0, tzinfo=dt.UTC)
@@ -49,42 +50,22 @@ def dovecot() -> Iterator[DovecotServer]:
         yield server
 
 
-async def _dovecot_store(dovecot: DovecotServer, user: str) -> RemoteImapStore:
-    return await RemoteImapStore.connect(
-        Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file)),
-        PasswordCredentials(user, dovecot.password(user)),
-    )
-
-
 def _fill(dovecot: DovecotServer, user: str, count: int) -> None:
-    async def fill() -> None:
-        store = await _dovecot_store(dovecot, user)
-        try:
-            items = [
-                AppendItem(
-                    chunks_of(data := sample_message(n, 900 + n)),
-                    len(data),
-                    frozenset({"\\Seen"}),
-                    T0 + dt.timedelta(days=n),
-                )
-                for n in range(count)
-            ]
-
-            async def stream():  # type: ignore[no-untyped-def]
-                for item in items:
-                    yield item
-
-            async with store.open_folder("INBOX") as folder:
-                await folder.append(stream())
-        finally:
-            await store.close()
-
-    asyncio.run(fill())
+    items = [
+        AppendItem(
+            chunks_of(data := sample_message(n, 900 + n)),
+            len(data),
+            frozenset({"\\Seen"}),
+            T0 + dt.timedelta(days=n),
+        )
+        for n in range(count)
+    ]
+    fill_folders(dovecot, user, {"INBOX": items})
 
 
 def _inbox(dovecot: DovecotServer, user: str) -> Counter[bytes]:
     async def read() -> Counter[bytes]:
-        store = await _dovecot_store(dovecot, user)
+        store = await dovecot_store(dovecot, user)
         try:
             async with store.open_folder("INBOX") as folder:
                 listing = await folder.list_messages()
@@ -98,23 +79,6 @@ def _inbox(dovecot: DovecotServer, user: str) -> Counter[bytes]:
             await store.close()
 
     return asyncio.run(read())
-
-
-def _add_account(home: Path, dovecot: DovecotServer, name: str, user: str) -> None:
-    token = home / f"{name}-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", name,
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
 
 
 def _add_keyword(name: str, uid: int, keyword: str) -> None:
@@ -140,8 +104,8 @@ def test_a_refused_message_is_named_and_the_rest_is_recorded_once(
 ) -> None:
     source, target = dovecot.new_mailbox(), dovecot.new_mailbox()
     _fill(dovecot, source, 40)
-    _add_account(home, dovecot, "src", source)
-    _add_account(home, dovecot, "dst", target)
+    add_dovecot_account(home, dovecot, "src", source)
+    add_dovecot_account(home, dovecot, "dst", target)
     assert main(["sync", "src"]) == 0
     _add_keyword("src", 17, TOO_LONG)
     capsys.readouterr()

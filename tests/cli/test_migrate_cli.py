@@ -13,17 +13,14 @@ from pathlib import Path
 import pytest
 
 from exoimap.cli import main
-from exoimap.net.credentials import PasswordCredentials
-from exoimap.net.imap import Endpoint
-from exoimap.net.tls import TLSPolicy
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
-from exoimap.store.remote import RemoteImapStore
 
+from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
 from .sync_helpers import isolated_home, signed_in_account
 
 T0 = dt.datetime(2021, 6, 1, 10, 0, tzinfo=dt.UTC)
@@ -46,58 +43,23 @@ def exchange(sandbox_tenant: SandboxTenant) -> Iterator[ExchangeControl]:
         yield control
 
 
-async def _dovecot_store(dovecot: DovecotServer, user: str) -> RemoteImapStore:
-    return await RemoteImapStore.connect(
-        Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file)),
-        PasswordCredentials(user, dovecot.password(user)),
-    )
-
-
 def _fill(dovecot: DovecotServer, user: str, folders: dict[str, list[int]]) -> None:
-    async def main() -> None:
-        store = await _dovecot_store(dovecot, user)
-        try:
-            existing = {info.name for info in await store.list_folders()}
-            for folder, numbers in folders.items():
-                if folder not in existing:
-                    await store.create_folder(folder)
-                items = [
-                    AppendItem(
-                        chunks_of(data := sample_message(n, 400 + n)),
-                        len(data),
-                        frozenset({"\\Seen"}),
-                        T0 + dt.timedelta(days=n),
-                    )
-                    for n in numbers
-                ]
-
-                async def stream(items: list[AppendItem] = items):  # type: ignore[no-untyped-def]
-                    for item in items:
-                        yield item
-
-                async with store.open_folder(folder) as opened:
-                    await opened.append(stream())
-        finally:
-            await store.close()
-
-    asyncio.run(main())
-
-
-def _add_dovecot_account(home: Path, dovecot: DovecotServer, user: str) -> None:
-    token = home / "dovecot-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", "old",
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
+    fill_folders(
+        dovecot,
+        user,
+        {
+            folder: [
+                AppendItem(
+                    chunks_of(data := sample_message(n, 400 + n)),
+                    len(data),
+                    frozenset({"\\Seen"}),
+                    T0 + dt.timedelta(days=n),
+                )
+                for n in numbers
+            ]
+            for folder, numbers in folders.items()
+        },
+    )
 
 
 def _counts(capsys: pytest.CaptureFixture[str]) -> str:
@@ -114,7 +76,7 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
 ) -> None:
     user = dovecot.new_mailbox()
     _fill(dovecot, user, {"INBOX": [1, 2], "Sent": [3, 4], "Trash": [5], "Old Stuff": [6]})
-    _add_dovecot_account(home, dovecot, user)
+    add_dovecot_account(home, dovecot, "old", user)
     upn = signed_in_account(sandbox_tenant, "new", {}, exchange=exchange)
     capsys.readouterr()
 
@@ -136,7 +98,7 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
     _fill(dovecot, user, {"INBOX": [7]})
 
     async def flag() -> None:
-        source = await _dovecot_store(dovecot, user)
+        source = await dovecot_store(dovecot, user)
         try:
             async with source.open_folder("Sent") as sent:
                 uid = (await sent.list_messages()).messages[0].uid
