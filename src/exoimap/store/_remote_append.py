@@ -38,10 +38,13 @@ __all__ = ["BUFFERED_MESSAGE", "Appender", "Sniffer"]
 BUFFERED_MESSAGE = 1 << 20
 #: Most messages, and most bytes, in one MULTIAPPEND command.
 _GROUP_MESSAGES = 100
-_GROUP_BYTES = 2 << 20
-#: Commands in flight at once (with UIDPLUS); a group's bytes stay in memory until its
-#: answer, so this also bounds the memory: about this many times ``_GROUP_BYTES``.
-_WINDOW = 4
+_GROUP_BYTES = 1 << 20
+#: Commands in flight at once (with UIDPLUS). A group's bytes stay in memory until its
+#: answer, so groups have a smaller window: it bounds the memory a folder's append holds
+#: (about ``_GROUP_WINDOW + 1`` times ``_GROUP_BYTES``, once in our buffer and once in the
+#: socket's).
+_WINDOW = 8
+_GROUP_WINDOW = 2
 
 
 class Sniffer:
@@ -167,7 +170,8 @@ class Appender:
                 ),
             )
             self._in_flight.append(_Sent(self._session.send(command), group))
-        await self._settle(_WINDOW)
+            await self._session.drain()
+        await self._settle(_GROUP_WINDOW)
 
     def _send_buffered(self, message: _Message) -> None:
         item = message.item
