@@ -394,10 +394,6 @@ class ImapSession:
         self._flush()
         return tag
 
-    async def drain(self) -> None:
-        """Wait until what was sent is mostly out of our buffers (into the socket)."""
-        await self.transport.drain()
-
     async def wait(self, tag: str) -> Reply:
         """Wait for the command ``tag`` to complete (its untagged responses included)."""
         pending = self._pending[tag]
