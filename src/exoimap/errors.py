@@ -82,6 +82,7 @@ __all__ = [
     "TransientAuthError",
     "VaultKeyError",
     "VaultTampered",
+    "exit_code_for",
 ]
 
 
@@ -340,3 +341,16 @@ class AuditChainBroken(IntegrityError):
 
 class VaultTampered(IntegrityError):
     """An encrypted vault file failed authentication: wrong key, or it was modified."""
+
+
+# --- exit codes --------------------------------------------------------------------------
+
+
+def exit_code_for(exc: ExoimapError) -> int:
+    """The documented exit code for an error that ended a command: 2 for configuration,
+    3 when a sign-in is needed, else 1 (the agent answers with these too)."""
+    if isinstance(exc, ConfigError):
+        return 2
+    if isinstance(exc, AuthError) and not exc.retryable:
+        return 3
+    return 1

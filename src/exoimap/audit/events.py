@@ -45,6 +45,7 @@ __all__ = [
     "ImapThrottled",
     "Outcome",
     "TokenFailed",
+    "TokenHandedOut",
     "TokenRefreshed",
     "TokenRequested",
     "VaultChanged",
@@ -164,6 +165,23 @@ class TokenFailed(AuditEvent):
     scopes: tuple[str, ...] = ()
     tenant: str | None = None
     aadsts: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenHandedOut(AuditEvent):
+    """An access token was given to another program (``exoimap token print``).
+
+    ``requested_by`` names the programs that asked, nearest first (``mbsync[4242]``), as
+    the operating system reports them; ``via`` is ``agent`` or ``command``; ``format`` is
+    how it was printed; a failed ask (a sign-in is needed) has ``error``. The token itself
+    is never recorded."""
+
+    name: ClassVar[str] = "token.handed_out"
+    requested_by: tuple[str, ...] = ()
+    via: str = "command"
+    format: str = "token"
+    expires_in: int | None = None
     error: str = ""
 
 
@@ -407,6 +425,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     TokenRequested,
     TokenRefreshed,
     TokenFailed,
+    TokenHandedOut,
     ImapConnected,
     ImapAuthenticated,
     ImapAuthFailed,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from exoimap.errors import AuthError, ConfigError, ExoimapError
+from exoimap.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -23,15 +23,6 @@ EXIT_PARTIAL = 4
 
 # Option values that name files or folders arrive as pathlib.Path.
 PATH = click.Path(path_type=Path)
-
-
-def exit_code_for(exc: ExoimapError) -> int:
-    """The documented exit code for an error that ended a command."""
-    if isinstance(exc, ConfigError):
-        return EXIT_USAGE
-    if isinstance(exc, AuthError) and not exc.retryable:
-        return EXIT_SIGN_IN
-    return EXIT_FAILURE
 
 
 class Group(click.Group):

@@ -21,7 +21,6 @@ from exoimap.cli.app import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_PARTIAL,
-    exit_code_for,
 )
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.output import echo
@@ -29,7 +28,7 @@ from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
 from exoimap.config import AccountConfig, Config, Paths, load_config
-from exoimap.errors import ConfigError
+from exoimap.errors import ConfigError, exit_code_for
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
