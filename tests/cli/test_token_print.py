@@ -65,8 +65,12 @@ def imap_accepts(tenant: SandboxTenant, upn: str, token: str) -> bool:
     return True
 
 
+def records_of(event: str) -> list[audit.AuditRecord]:
+    return [r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == event]
+
+
 def handed_out_records() -> list[audit.AuditRecord]:
-    return [r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "token.handed_out"]
+    return records_of("token.handed_out")
 
 
 def audit_text() -> str:
@@ -80,7 +84,8 @@ def test_prints_only_a_token_the_server_accepts_and_audits_the_call(
     capsys.readouterr()
     code, out, err = token_print(capsys, "work")
     assert (code, err) == (0, "")
-    assert out.endswith("\n") and out.count("\n") == 1
+    assert out.endswith("\n")
+    assert out.count("\n") == 1
     token = out.strip()
     assert imap_accepts(sandbox_tenant, upn, token)
 
@@ -92,7 +97,8 @@ def test_prints_only_a_token_the_server_accepts_and_audits_the_call(
     assert 300 < int(record.data["expires_in"]) <= 3600
     # who asked: this test process's parent, by name and pid
     asked_by = record.data["requested_by"]
-    assert asked_by and asked_by[0].endswith(f"[{os.getppid()}]")
+    assert asked_by
+    assert asked_by[0].endswith(f"[{os.getppid()}]")
     leaked = token in audit_text()
     assert not leaked
 
@@ -144,8 +150,7 @@ def test_refreshes_a_token_that_expires_within_five_minutes(
     assert third != second
     assert digest(fourth_token + "\n") == third  # good for an hour: handed out again as it is
     assert imap_accepts(sandbox_tenant, upn, fourth_token)
-    refreshed = [r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "token.refreshed"]
-    assert len(refreshed) == 3
+    assert len(records_of("token.refreshed")) == 3
 
 
 def test_exit_code_3_with_one_line_when_a_sign_in_is_needed(
@@ -158,7 +163,8 @@ def test_exit_code_3_with_one_line_when_a_sign_in_is_needed(
     assert code == 3
     assert out == ""
     assert err.count("\n") == 1
-    assert "not signed in" in err and "exoimap login work" in err
+    assert "not signed in" in err
+    assert "exoimap login work" in err
     (record,) = handed_out_records()
     assert record.outcome == "failure"
     assert "TokenExpiredOrRevoked" in record.data["error"]
@@ -195,7 +201,8 @@ def test_refuses_a_terminal_unless_forced(sandbox_tenant: SandboxTenant, home: P
     code, shown, err = on_terminal()
     assert code == 2
     assert shown == b""
-    assert "not printing an access token to a terminal" in err and "--force" in err
+    assert "not printing an access token to a terminal" in err
+    assert "--force" in err
     assert handed_out_records() == []
 
     code, shown, err = on_terminal("--force")
