@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from exoimap import audit
-from exoimap.app.token_handout import MIN_VALIDITY
+from exoimap.auth.handout import MIN_VALIDITY
 from exoimap.auth.vault import Vault
 from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant

@@ -155,6 +155,7 @@ class Agent:
         self._resident: Resident | None = None
         self._auditor: Auditor | None = None
         self._tokens = TokenService(paths)
+        self._ready = threading.Event()  # the auditor is open: token requests may be answered
         self._client_gone = False  # the running command's client left: SIGINT was ours
         self._last_expiry = time.monotonic()
 
@@ -188,6 +189,7 @@ class Agent:
                     ) as self._auditor,
                     resident() as self._resident,
                 ):
+                    self._ready.set()
                     self._main_loop()
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
@@ -411,7 +413,7 @@ class Agent:
                 self._state.stopping = True
             send(wire.ACCEPTED)
         elif kind == wire.TOKEN:
-            refuse = self._outdated() or self._starting()
+            refuse = self._outdated()
             if refuse is None:
                 self._serve_token(conn, payload)
                 return  # its thread owns the connection now
@@ -431,19 +433,21 @@ class Agent:
 
     def _serve_token(self, conn: socket.socket, payload: bytes) -> None:
         """Answer a ``token print`` in a thread of its own: a sync may be running."""
-        auditor = self._auditor
-        assert auditor is not None  # checked by _starting
         with self._lock:
             self._state.last_active = time.monotonic()
         answer = threading.Thread(
-            target=self._tokens.serve, args=(conn, payload, auditor), name="agent-token"
+            target=self._answer_token, args=(conn, payload), name="agent-token"
         )
         answer.daemon = True
         answer.start()
 
-    def _starting(self) -> str | None:
-        """Why a token request must wait for the agent's auditor, or None."""
-        return "the agent is starting" if self._auditor is None else None
+    def _answer_token(self, conn: socket.socket, payload: bytes) -> None:
+        # An agent that has just started listens before its auditor is open.
+        if not self._ready.wait(wire.ACCEPT_TIMEOUT / 2) or self._auditor is None:
+            with conn:
+                _Sender(conn)(wire.DECLINED, b"the agent is still starting")
+            return
+        self._tokens.serve(conn, payload, self._auditor)
 
     def _outdated(self) -> str | None:
         """Why this agent must not serve anything more (and is stopping), or None."""

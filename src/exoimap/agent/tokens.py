@@ -4,7 +4,7 @@ Unlike a ``sync``, which the agent runs one at a time in its main thread, each t
 is answered at once in a thread of its own, also while a sync runs: a mail client that asks
 for a token must not wait for a backup. The answer is what the command would print and its
 exit code, sent as stdout, stderr and exit frames (see :mod:`.wire`). One
-:class:`~exoimap.app.token_handout.TokenDesk` serves every request, so the token a client got
+:class:`~exoimap.auth.handout.TokenDesk` serves every request, so the token a client got
 a second ago is handed out again from memory (while the vault entry behind it is unchanged)
 and a refresh goes through the vault's per-account lock like anyone else's. Every answer is
 on disk in the audit log before the client gets it.
@@ -17,8 +17,8 @@ import socket
 import time
 
 from exoimap.agent import wire
-from exoimap.app.token_handout import TokenDesk, asking_programs, render
 from exoimap.audit import Auditor, use_auditor
+from exoimap.auth.handout import TokenDesk, asking_programs, render
 from exoimap.config import Paths
 from exoimap.errors import ExoimapError, exit_code_for
 from exoimap.logs import redact

@@ -69,9 +69,9 @@ def print_token(name: str, fmt: str, as_json: bool, force: bool, no_agent: bool)
     code 3 when a sign-in is needed. Every call is in the audit log (never the token).
     A running `exoimap agent` answers it without start-up costs.
     """
-    from exoimap.app.token_handout import TokenDesk, asking_programs, render
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
+    from exoimap.auth.handout import TokenDesk, asking_programs, render
     from exoimap.auth.vault import terminal_prompt
     from exoimap.config import Paths, load_config
 
