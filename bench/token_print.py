@@ -71,12 +71,13 @@ def home_for(root: Path, env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def sign_in(idp: RunningIdentity, upn: str) -> None:
-    """``account add`` + ``login`` in this process, approving the device code as ``upn``."""
+def sign_in(idp: RunningIdentity, upn: str, name: str = "b") -> None:
+    """``account add NAME`` + ``login NAME`` in this process (the home of ``EXOIMAP_HOME``),
+    approving the device code as ``upn``."""
     registration = idp.sandbox.directory.find_app(PUBLIC_APP)
     assert registration is not None
     args = [
-        "account", "add", "b", "--cloud", "custom", "--authority", idp.authority,
+        "account", "add", name, "--cloud", "custom", "--authority", idp.authority,
         "--ca-file", str(idp.ca_file), "--imap-host", "127.0.0.1",
         "--client-id", registration.client_id, "--email", upn, "--flow", "device",
     ]  # fmt: skip
@@ -95,7 +96,7 @@ def sign_in(idp: RunningIdentity, upn: str) -> None:
         assert exoimap(args) == 0, said.getvalue()
         approver = threading.Thread(target=approve)
         approver.start()
-        code = exoimap(["login", "b"])
+        code = exoimap(["login", name])
         approver.join()
     if code != 0:
         raise SystemExit(f"login failed: {said.getvalue()}")

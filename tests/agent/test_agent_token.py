@@ -4,7 +4,6 @@ agent runs a sync; a token it keeps is never handed out once the vault entry cha
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.agent import test_agent_cli as agent_cli
 from tests.cli.sync_helpers import signed_in_account
+from tests.cli.token_helpers import digest
 
 home = agent_cli.home  # an isolated home with a socket path short enough
 
@@ -26,10 +26,6 @@ home = agent_cli.home  # an isolated home with a socket path short enough
 def handed_out() -> list[audit.AuditRecord]:
     records = audit.read_records(Paths.from_env().audit_dir)
     return [r for r in records if r.event == "token.handed_out"]
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_the_agent_answers_token_print_and_audits_it(

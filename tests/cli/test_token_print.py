@@ -5,8 +5,6 @@ within five minutes, exit code 3 when a sign-in is needed, never onto a terminal
 from __future__ import annotations
 
 import base64
-import hashlib
-import imaplib
 import json
 import os
 import pty
@@ -23,6 +21,7 @@ from exoimap.cli import main
 from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.cli.token_helpers import digest, imap_accepts
 
 
 @pytest.fixture
@@ -40,29 +39,10 @@ def short_tokens(sandbox_tenant: SandboxTenant) -> Iterator[None]:
         sandbox_tenant.admin.configure(access_token_lifetime=3599)  # the tenant is shared
 
 
-def digest(value: str | bytes) -> str:
-    """Compared instead of tokens: a failing assertion never shows a token."""
-    return hashlib.sha256(value.encode() if isinstance(value, str) else value).hexdigest()
-
-
 def token_print(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["token", "print", *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def imap_accepts(tenant: SandboxTenant, upn: str, token: str) -> bool:
-    """Whether the sandbox's Exchange IMAP signs ``upn`` in with ``token`` (XOAUTH2)."""
-    client = imaplib.IMAP4_SSL(
-        tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context(), timeout=30
-    )
-    try:
-        client.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        client.shutdown()
-    return True
 
 
 def records_of(event: str) -> list[audit.AuditRecord]:

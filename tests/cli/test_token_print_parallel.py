@@ -8,32 +8,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from bench.token_print import sign_in
 
 from exoimap import audit
 from exoimap.auth.vault import Vault
-from exoimap.cli import main
 from exoimap.config import Paths
-from exoimap.sandbox.identity import PUBLIC_APP, IdentitySandbox, RunningIdentity
+from exoimap.sandbox.identity import IdentitySandbox
 from tests.auth.test_signin_concurrency_e2e import RefreshRecorder, digest
 from tests.cli.sync_helpers import isolated_home
 
 CALLS = 20
-
-
-def approve_next_code(idp: RunningIdentity, upn: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pending = idp.admin.pending_device_codes()
-        if pending:
-            idp.admin.approve_device_code(pending[0].user_code, upn=upn)
-            return
-        time.sleep(0.05)
-    raise AssertionError("no device code appeared")
 
 
 def test_twenty_parallel_calls_across_refreshes_lose_no_refresh_token(
@@ -46,21 +33,10 @@ def test_twenty_parallel_calls_across_refreshes_lose_no_refresh_token(
     sandbox.admin.configure(device_code_interval=1)
     with sandbox.running() as idp:
         upn = f"alice@{idp.tenant_domain}"
-        registration = idp.sandbox.directory.find_app(PUBLIC_APP)
-        assert registration is not None
-        args = [
-            "account", "add", "work", "--cloud", "custom", "--authority", idp.authority,
-            "--ca-file", str(idp.ca_file), "--imap-host", "127.0.0.1",
-            "--client-id", registration.client_id, "--email", upn, "--flow", "device",
-        ]  # fmt: skip
-        assert main(args) == 0
         # Every token lives 290 s, less than the five minutes a handed-out token must have
         # left: each of the twenty calls refreshes, rotating the refresh token.
         idp.admin.configure(access_token_lifetime=290)
-        approver = threading.Thread(target=approve_next_code, args=(idp, upn))
-        approver.start()
-        assert main(["login", "work"]) == 0
-        approver.join()
+        sign_in(idp, upn, "work")
         capsys.readouterr()
 
         calls = [

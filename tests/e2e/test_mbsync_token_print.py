@@ -10,8 +10,6 @@ second ``mbsync`` run still signs in, because ``token print`` refreshed first.""
 from __future__ import annotations
 
 import base64
-import hashlib
-import imaplib
 import json
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.cli.token_helpers import digest, imap_accepts
 
 MBSYNC = "/usr/bin/mbsync"  # Debian's isync (tools/system-packages)
 #: Access tokens live just over the five minutes ``token print`` wants left.
@@ -98,19 +97,6 @@ def stored_access_token() -> tuple[str, float]:
     return token, float(claims["exp"])
 
 
-def imap_accepts(tenant: SandboxTenant, upn: str, token: str) -> bool:
-    client = imaplib.IMAP4_SSL(
-        tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context(), timeout=30
-    )
-    try:
-        client.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        client.shutdown()
-    return True
-
-
 def test_mbsync_signs_in_through_token_print_before_and_after_the_token_expires(
     sandbox_tenant: SandboxTenant,
     tmp_path: Path,
@@ -144,7 +130,7 @@ def test_mbsync_signs_in_through_token_print_before_and_after_the_token_expires(
         run_mbsync(config)
         assert maildir_counts(maildir)["INBOX"] == 7  # signed in again, and synced
         second, _ = stored_access_token()
-        assert hashlib.sha256(second.encode()).digest() != hashlib.sha256(first.encode()).digest()
+        assert digest(second) != digest(first)
         assert imap_accepts(sandbox_tenant, upn, second)
     finally:
         sandbox_tenant.admin.advance_clock(-moved)  # other tests share the tenant
