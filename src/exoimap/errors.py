@@ -39,6 +39,9 @@ boundary where they occur, so callers never need to catch anything else.
         ├── AuditChainBroken             the audit log's hash chain or checkpoint fails
         └── VaultTampered                an encrypted vault file fails authentication
 
+:func:`exit_code_for` gives the exit code an error ends a command with (the CLI's and the
+agent's): 2 for configuration, 3 when a sign-in is needed, else 1.
+
 Messages are written for the person at the terminal: what happened, and what to do.
 No exception message may carry a secret; values that are secrets travel as
 :class:`exoimap.secrets.Secret`, whose string form is ``***``.

@@ -102,6 +102,7 @@ SURFACE: dict[str, list[str]] = {
         "NAMES", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port", "--no-agent",
     ],
     "token": [],
+    "token print": ["NAME", "--format", "--json", "--force", "--no-agent"],
     "token show": ["NAME"],
     "vault": [],
     "vault create-key-file": ["PATH"],

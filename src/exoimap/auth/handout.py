@@ -56,7 +56,8 @@ class TokenDesk:
         self._vault = Vault.from_paths(paths, prompt=prompt)
         self._providers: dict[str, TokenProvider] = {}
         self._kept: dict[str, _Kept] = {}
-        self._mutex = threading.Lock()
+        self._mutex = threading.Lock()  # guards the three dicts
+        self._account_locks: dict[str, threading.Lock] = {}
 
     def hand_out(
         self, name: str, *, requested_by: tuple[str, ...], via: str, fmt: str
@@ -91,24 +92,32 @@ class TokenDesk:
         return info, account.username or account.email
 
     def _token(self, account: AccountConfig) -> TokenInfo:
-        with self._mutex:  # one ask at a time: the second of two finds the first's token
-            kept = self._kept.get(account.name)
-            version = self._vault.token_cache_version(account.name)
+        name = account.name
+        with self._mutex:
+            lock = self._account_locks.setdefault(name, threading.Lock())
+        # One ask per account at a time: the second of two finds the first's token. Other
+        # accounts are not held up by a slow refresh.
+        with lock:
+            with self._mutex:
+                kept = self._kept.get(name)
+            version = self._vault.token_cache_version(name)
             if (
                 kept is not None
                 and kept.account == account
                 and kept.version == version
+                and math.isfinite(kept.info.expires_at)  # a token command's opaque token
                 and kept.info.expires_at - time.time() >= MIN_VALIDITY
             ):
                 return kept.info
-            provider = self._providers.get(account.name)
-            if provider is None or provider.account != account:
-                provider = self._providers[account.name] = TokenProvider(account, vault=self._vault)
+            with self._mutex:
+                provider = self._providers.get(name)
+                if provider is None or provider.account != account:
+                    provider = self._providers[name] = TokenProvider(account, vault=self._vault)
             info = provider.token_info(min_validity=MIN_VALIDITY)
             # Read after the provider wrote what it refreshed: the version this token is in.
-            self._kept[account.name] = _Kept(
-                account, info, self._vault.token_cache_version(account.name)
-            )
+            kept = _Kept(account, info, self._vault.token_cache_version(name))
+            with self._mutex:
+                self._kept[name] = kept
             return info
 
 
