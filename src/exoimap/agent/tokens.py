@@ -26,7 +26,7 @@ from exoimap.untrusted import shown
 
 __all__ = ["TokenService"]
 
-log = logging.getLogger("exoimap.agent.server")
+log = logging.getLogger("exoimap.agent.server")  # the logger that goes to logs/agent.log
 
 
 class TokenService:
