@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import click
 
+from exoimap.app.signin_check import check_imap_sign_in
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.auth.provider import TokenInfo, TokenProvider
@@ -38,7 +40,11 @@ def describe_expiry(info: TokenInfo) -> str:
     help="Seconds to wait for the browser sign-in (flow browser) to come back.",
 )
 def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
-    """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted."""
+    """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted.
+
+    App-only accounts (client-secret, client-certificate) then sign in to IMAP once, so a
+    step missing in Exchange Online (New-ServicePrincipal, Add-MailboxPermission) is named
+    now rather than at the first sync."""
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
@@ -48,10 +54,17 @@ def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
         provider = TokenProvider(account, vault=vault, browser_timeout=timeout)
         with auditing(paths, config.audit, key=audit_key_for(paths)):
             info = provider.login()  # the provider records the token request or its failure
+            for warning in info.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            if provider.app_only:
+                # Exchange's own steps (service principal, mailbox permission) show only here.
+                click.echo(
+                    f"Got an app-only token for {account.name!r}; signing in to "
+                    f"{provider.username}'s mailbox to check the Exchange Online setup."
+                )
+                asyncio.run(check_imap_sign_in(account, provider))
         who = info.claims.user if info.claims and info.claims.user else provider.username
         click.echo(f"Signed in {account.name!r} as {who}; access token {describe_expiry(info)}.")
-        for warning in info.warnings:
-            click.echo(f"warning: {warning}", err=True)
         return EXIT_OK
 
     raise click.exceptions.Exit(for_each_account(accounts, one))
