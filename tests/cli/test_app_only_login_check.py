@@ -24,17 +24,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolated_home(tmp_path, monkeypatch)
 
 
-def daemon_app(tenant: SandboxTenant) -> AppRegistration:
-    """A new confidential app with IMAP.AccessAsApp, admin-consented, not yet in Exchange."""
-    return tenant.admin.create_app(
+def app_only_account(tenant: SandboxTenant) -> tuple[AppRegistration, str]:
+    """Account ``daemon``: a new mailbox, read by a new confidential app with IMAP.AccessAsApp
+    (admin-consented, its secret stored) that Exchange does not know yet."""
+    app = tenant.admin.create_app(
         f"daemon-{uuid.uuid4().hex[:8]}",
         public=False,
         application=["https://outlook.office365.com/IMAP.AccessAsApp"],
         admin_consent=True,
     )
-
-
-def add_app_only_account(tenant: SandboxTenant, app: AppRegistration, upn: str) -> None:
+    upn = new_mailbox(tenant, {"INBOX": 1})
     secret = tenant.admin.add_client_secret(app.name)
     assert main(["account", "add", "daemon", "--email", upn, "--flow", "client-secret",
                  "--cloud", "custom", "--authority", tenant.authority,
@@ -42,6 +41,7 @@ def add_app_only_account(tenant: SandboxTenant, app: AppRegistration, upn: str) 
                  "--imap-host", tenant.imap_host, "--imap-port", str(tenant.imap_port),
                  "--client-id", app.client_id]) == 0  # fmt: skip
     Vault.from_paths().set_account_secret("daemon", Secret(secret.value))
+    return app, upn
 
 
 def login(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -54,9 +54,7 @@ def login(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
 def test_login_names_each_missing_exchange_step_in_turn(
     sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = daemon_app(sandbox_tenant)
-    upn = new_mailbox(sandbox_tenant, {"INBOX": 1})
-    add_app_only_account(sandbox_tenant, app, upn)
+    app, upn = app_only_account(sandbox_tenant)
     principal = app.service_principal_id
 
     # 1. Not registered in Exchange: Exchange says only "AUTHENTICATE failed."
@@ -98,9 +96,7 @@ def test_login_names_each_missing_exchange_step_in_turn(
 def test_a_later_sync_does_not_blame_what_login_ruled_out(
     sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = daemon_app(sandbox_tenant)
-    upn = new_mailbox(sandbox_tenant, {"INBOX": 1})
-    add_app_only_account(sandbox_tenant, app, upn)
+    app, upn = app_only_account(sandbox_tenant)
     sandbox_tenant.admin.register_exchange_principal(app.name)
     sandbox_tenant.admin.add_mailbox_permission(upn, app.name)
     assert login(capsys)[0] == 0

@@ -5,7 +5,6 @@ is refused there, not later at IMAP)."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import sys
 import time
@@ -14,20 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from exoimap.auth import vault as vault_module
-from exoimap.auth.vault import ScryptParams
 from exoimap.cli import EXIT_SIGN_IN, main
+
+from .sync_helpers import isolated_home
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("EXOIMAP_HOME", str(home))
-    monkeypatch.setenv("EXOIMAP_VAULT_PASSPHRASE", "cloud test passphrase")
-    monkeypatch.setenv("EXOIMAP_NO_KEYRING", "1")
-    monkeypatch.setattr(vault_module, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    return home
+    return isolated_home(tmp_path, monkeypatch)
 
 
 def jwt(claims: dict[str, object]) -> str:
