@@ -45,20 +45,16 @@ def select_accounts(
     """The accounts named (each once, in the order given), or every one with ``--all``."""
     if names and all_accounts:
         raise ConfigError("give account names or --all, not both")
+    if names:
+        return [config.account(name) for name in dict.fromkeys(names)]
+    if not config.accounts:
+        raise ConfigError(
+            "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
+        )
     if all_accounts:
-        if not config.accounts:
-            raise ConfigError(
-                "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
-            )
         return list(config.accounts.values())
-    if not names:
-        known = ", ".join(sorted(config.accounts))
-        if not known:
-            raise ConfigError(
-                "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
-            )
-        raise ConfigError(f"name one or more accounts, or use --all (accounts: {known})")
-    return [config.account(name) for name in dict.fromkeys(names)]
+    known = ", ".join(sorted(config.accounts))
+    raise ConfigError(f"name one or more accounts, or use --all (accounts: {known})")
 
 
 def for_each_account(
