@@ -71,6 +71,15 @@ def test_with_no_name_each_command_says_how_to_name_accounts(
     assert "no account named 'nosuch' (accounts: a, b)" in capsys.readouterr().err
 
 
+def test_with_one_account_no_name_means_that_account(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_broker_account(tmp_path, "only")
+    capsys.readouterr()
+    assert main(["token", "show"]) == 0
+    assert "user:      only@contoso.example" in capsys.readouterr().out.splitlines()
+
+
 def test_login_token_show_and_logout_take_several_names_or_all(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

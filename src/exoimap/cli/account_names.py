@@ -1,11 +1,13 @@
 """The one rule by which commands name the accounts they act on: ``NAME...`` or ``--all``.
 
 ``sync``, ``verify``, ``archive stats``, ``login``, ``logout`` and ``token show`` take one or
-more account names, or ``--all`` for every configured account; with neither they stop with
-a usage error that lists the accounts. With several accounts a failure of one does not stop
-the others: each is reported on its own line and the exit code says whether all, some or
-none succeeded. Commands that move data between two places (``restore``, ``export``,
-``migrate``) or change one account (``account add``, ``account set-secret``) take one name.
+more account names, or ``--all`` for every configured account; with neither they act on
+the only account when there is one, else stop with a usage error that lists the accounts
+(so a command never acts on several accounts unless asked to). With several accounts a
+failure of one does not stop the others: each is reported on its own line and the exit
+code says whether all, some or none succeeded. Commands that move data between two places
+(``restore``, ``export``, ``migrate``) or change one account (``account add``,
+``account set-secret``) take one name.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def account_names(what: str) -> Callable[[F], F]:
 def select_accounts(
     config: Config, names: Sequence[str], all_accounts: bool
 ) -> list[AccountConfig]:
-    """The accounts named (each once, in the order given), or every one with ``--all``."""
+    """The accounts named (each once, in the order given), every one with ``--all``, or
+    the only one when none is named."""
     if names and all_accounts:
         raise ConfigError("give account names or --all, not both")
     if names:
@@ -51,7 +54,7 @@ def select_accounts(
         raise ConfigError(
             "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
         )
-    if all_accounts:
+    if all_accounts or len(config.accounts) == 1:
         return list(config.accounts.values())
     known = ", ".join(sorted(config.accounts))
     raise ConfigError(f"name one or more accounts, or use --all (accounts: {known})")
