@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app
-from exoimap.errors import ExoimapError, exit_code_for
+from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.errors import ExoimapError
 from exoimap.logs import redact
 from exoimap.untrusted import shown
 

@@ -13,7 +13,20 @@ from pathlib import Path
 
 import click
 
-from exoimap.errors import ConfigError
+from exoimap.errors import ConfigError, exit_code_for
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_SIGN_IN",
+    "EXIT_USAGE",
+    "PATH",
+    "Group",
+    "LazyGroup",
+    "app",
+    "exit_code_for",  # lives in exoimap.errors (the agent needs it too); CLI code takes it here
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

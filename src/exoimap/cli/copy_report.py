@@ -6,10 +6,9 @@ from __future__ import annotations
 import click
 
 from exoimap.app.accounts import AccountResult
-from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL
+from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, exit_code_for
 from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
-from exoimap.errors import exit_code_for
 from exoimap.sync.report import SyncReport
 
 __all__ = ["copy_exit_code", "print_copy"]

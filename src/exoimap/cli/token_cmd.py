@@ -1,4 +1,4 @@
-"""``exoimap token show NAME``: what the account's token allows, never the token itself;
+"""``exoimap token show NAME...``: what the account's token allows, never the token itself;
 ``exoimap token print NAME``: the token, for another program (a mail client's PassCmd)."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import time
 
 import click
 
-from exoimap.cli.app import EXIT_USAGE, Group
+from exoimap.cli.account_names import account_names, for_each_account, select_accounts
+from exoimap.cli.app import EXIT_OK, EXIT_USAGE, Group
 from exoimap.cli.signin import describe_expiry, provider_for
+from exoimap.config import load_config
 
 
 @click.group("token", cls=Group, no_args_is_help=True)
@@ -19,10 +21,15 @@ def app() -> None:
 
 
 @app.command("show")
-@click.argument("name", help="The account.")
-def show(name: str) -> None:
+@account_names("show the token of")
+def show(names: tuple[str, ...], all_accounts: bool) -> None:
     """Summarise the account's current access token: user, audience, scopes or roles, expiry.
     Refreshes it first when it is about to expire."""
+    accounts = select_accounts(load_config(), names, all_accounts)
+    raise click.exceptions.Exit(for_each_account(accounts, lambda a: _show(a.name)))
+
+
+def _show(name: str) -> int:
     provider = provider_for(name)
     info = provider.token_info(min_validity=60)
     claims = info.claims
@@ -47,6 +54,7 @@ def show(name: str) -> None:
         click.echo(f"refresh:   last used {(time.time() - last) / 86400:.0f} days ago")
     for warning in info.warnings:
         click.echo(f"warning:   {warning}")
+    return EXIT_OK
 
 
 @app.command("print")
@@ -73,7 +81,7 @@ def print_token(name: str, fmt: str, as_json: bool, force: bool, no_agent: bool)
     from exoimap.auth.audit_key import audit_key_for
     from exoimap.auth.handout import TokenDesk, asking_programs, render
     from exoimap.auth.vault import terminal_prompt
-    from exoimap.config import Paths, load_config
+    from exoimap.config import Paths
 
     del no_agent  # read by the agent client before the CLI starts (exoimap.agent.client)
     if sys.stdout.isatty() and not force:
