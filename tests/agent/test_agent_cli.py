@@ -257,8 +257,8 @@ def test_interrupting_the_client_interrupts_the_sync_and_nothing_is_lost(
         finally:
             slow.faults.clear()
         # the agent interrupted the sync as Ctrl-C would have, and said so through the client
-        assert client.returncode == 1, out + err
-        assert "interrupted: what was stored is kept" in err
+        assert client.returncode == 130, out + err  # as the README's exit codes say
+        assert "interrupted; what was stored is kept" in err
         assert not _status()["busy"]
 
         finished = _exoimap("sync", "slow")

@@ -30,7 +30,26 @@ def describe_expiry(info: TokenInfo) -> str:
 @click.command("login")
 @click.argument("name", help="The account.")
 def login(name: str) -> None:
-    """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted."""
+    """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted.
+
+    The account's flow (`exoimap account add --flow`) decides how:
+
+    \b
+    device              a code to enter at a web page, on any device (default)
+    browser             a browser on this computer (PKCE, loopback redirect)
+    client-secret       app-only, with the secret from `exoimap account set-secret`
+    client-certificate  app-only, with a certificate (PEM or PFX)
+    token-command       runs the account's token command once to check it
+
+    Environment variables that matter:
+
+    \b
+    EXOIMAP_VAULT_PASSPHRASE  the vault's passphrase when no keyring is at hand
+    EXOIMAP_VAULT_KEY_FILE    a key file made by `exoimap vault create-key-file`
+    EXOIMAP_NO_KEYRING        set to 1 to never use the system keyring
+    EXOIMAP_HOME              one folder for the config, vault, logs and archives
+    DISPLAY, WAYLAND_DISPLAY  without either, the browser flow prints the URL
+    """
     paths = Paths.from_env()
     config = load_config(paths)
     provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
