@@ -14,7 +14,7 @@ from exoimap.cli.app import Group
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
 from exoimap.untrusted import shown
-from exoimap.words import noun, plural
+from exoimap.words import noun, plural, sentence
 
 
 @click.group("archive", cls=Group, no_args_is_help=True)
@@ -31,7 +31,7 @@ def stats(name: str) -> None:
     account = config.account(name)
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         result = asyncio.run(archive_stats(account, paths))
-    click.echo(f"archive {result.root}")
+    click.echo(f"The archive at {result.root} holds:")
     # folder names come from the server: never a control character on the terminal
     names = {f.name: shown(f.name) for f in result.folders}
     # columns by display width: "共有" takes four cells, "Zürich" six
@@ -50,7 +50,7 @@ def stats(name: str) -> None:
             f"{human_bytes(folder.bytes):>10}{extra}"
         )
     for note in result.recovery_notes:
-        click.echo(f"repaired on opening: {shown(note)}")
+        click.echo(sentence(f"repaired on opening: {shown(note)}"))
     click.echo(
         f"{name}: {plural(result.messages, 'message')}, {plural(len(result.folders), 'folder')}, "
         f"{plural(result.bytes, 'byte')} ({human_bytes(result.bytes)})."
