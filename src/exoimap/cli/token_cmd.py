@@ -8,6 +8,7 @@ import click
 
 from exoimap.cli.app import Group
 from exoimap.cli.signin import describe_expiry, provider_for
+from exoimap.words import plural
 
 
 @click.group("token", cls=Group, no_args_is_help=True)
@@ -41,6 +42,6 @@ def show(name: str) -> None:
     click.echo(f"expires:   {describe_expiry(info)}")
     last = provider.refresh_token_last_used() if provider.account.flow != "token-command" else None
     if last is not None:
-        click.echo(f"refresh:   last used {(time.time() - last) / 86400:.0f} days ago")
+        click.echo(f"refresh:   last used {plural(round((time.time() - last) / 86400), 'day')} ago")
     for warning in info.warnings:
         click.echo(f"warning:   {warning}")
