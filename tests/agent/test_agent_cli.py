@@ -137,7 +137,7 @@ def test_sync_in_the_agent_prints_and_exits_as_in_its_own_process(
 
     sandbox_tenant.exchange.deliver(upn, sample_message(900, 2000), folder="INBOX")
     new_mail = _exoimap("sync", "work")
-    assert "work: fetched 1 messages" in new_mail.stdout, new_mail.stderr
+    assert "work: fetched 1 message" in new_mail.stdout, new_mail.stderr
 
     unknown = _exoimap("sync", "nosuch")
     assert unknown.returncode == 2

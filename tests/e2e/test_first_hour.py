@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from exoimap.demo import stop_sandbox
 
 USER = "alice@contoso.onmicrosoft.com"
 PASSPHRASE = "first hour passphrase"
@@ -106,13 +107,10 @@ def first_hour(tmp_path: Path) -> Iterator[FirstHour]:
             time.sleep(0.1)
         yield hour
     finally:
-        sandbox.send_signal(signal.SIGINT)
         try:
-            sandbox.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
-            sandbox.wait()
-        log.close()
+            stop_sandbox(sandbox)  # Ctrl-C, as the user would; it must end with 0
+        finally:
+            log.close()
 
 
 def _login(hour: FirstHour) -> Ran:
