@@ -420,7 +420,10 @@ def account_to_table(account: AccountConfig) -> dict[str, Any]:
         if f.name == "name":
             continue
         value = getattr(account, f.name)
-        if value is None or (f.name != "email" and value == getattr(defaults, f.name)):
+        # A token-command account's cloud is written even when it is the default: left out,
+        # the account would read back as cloud "custom" and its tokens would go unchecked.
+        kept = f.name == "email" or (f.name == "cloud" and account.flow == "token-command")
+        if value is None or (not kept and value == getattr(defaults, f.name)):
             continue
         if isinstance(value, Path):
             value = str(value)

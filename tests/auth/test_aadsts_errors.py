@@ -112,7 +112,7 @@ CASES: list[tuple[int, str, str, type[AuthError], tuple[str, ...]]] = [
      InteractionRequired, ("exoimap login work",)),
     (50011, "invalid_request", "The redirect URI 'http://127.0.0.1:5000' specified in the "
      "request does not match the redirect URIs configured for the application.",
-     AppMisconfigured, ("http://localhost", "127.0.0.1")),
+     AppMisconfigured, ("http://localhost", "Mobile and desktop applications")),
     (9001023, "invalid_request", "The grant type isn't supported over the /common or "
      "/consumers endpoints.", AppMisconfigured, ("tenant",)),
 ]  # fmt: skip

@@ -230,8 +230,7 @@ AADSTS: dict[int, Known] = {
         AppMisconfigured,
         "the redirect URI is not registered for this app",
         "In the app registration's Authentication page, add the platform 'Mobile and desktop "
-        "applications' with the redirect URI http://localhost, and http://127.0.0.1 in the "
-        "manifest (replyUrlsWithType).",
+        "applications' with the redirect URI http://localhost (Entra accepts it on any port).",
     ),
     9001023: Known(
         AppMisconfigured,

@@ -25,13 +25,14 @@ import msal
 import requests
 
 from exoimap.auth.aadsts import ErrorContext, error_from_response
-from exoimap.auth.loopback import LoopbackListener
+from exoimap.auth.loopback import REGISTERED_REDIRECT_URI, LoopbackListener
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.clouds import Cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
     AuthError,
     ConfigError,
+    InteractionRequired,
     InvalidClientCredentials,
     TenantOrAppNotFound,
     TransientAuthError,
@@ -327,6 +328,16 @@ class MsalAdapter:
             if not opened:
                 self._say("No browser could be opened: open the address above yourself.")
             params = listener.wait(timeout)
+        if params is None:
+            raise InteractionRequired(
+                f"account {self.account.name!r}: the browser sign-in did not finish within "
+                f"{timeout:g} s (nothing came back to {listener.redirect_uri}). If the browser "
+                f"showed AADSTS50011, the app registration lacks the redirect URI "
+                f"{REGISTERED_REDIRECT_URI}.",
+                fix=f"Add it under Authentication > 'Mobile and desktop applications' if needed, "
+                f"then run `exoimap login {self.account.name}` again (--timeout SECONDS to wait "
+                "longer).",
+            )
         if "error" in params:
             raise error_from_response(params, self.context)
         return self.run(lambda: app.acquire_token_by_auth_code_flow(flow, params))

@@ -70,6 +70,8 @@ class TokenInfo:
     fresh: bool
     #: Warnings about the token (broad permissions), already logged when fresh.
     warnings: tuple[str, ...] = ()
+    #: Whether the claims passed the Exchange checks (audience, IMAP permission, expiry).
+    checked: bool = False
 
 
 def _stderr(text: str) -> None:
@@ -187,6 +189,12 @@ class TokenProvider:
     async def access_token_async(self, min_validity: float = 300.0) -> Secret[str]:
         """:meth:`access_token` for asyncio callers (runs in a worker thread)."""
         return await asyncio.to_thread(self.access_token, min_validity)
+
+    def checked_token(self) -> TokenClaims | None:
+        """The claims of the last token handed out when they passed the Exchange checks
+        (audience, IMAP permission), so an IMAP refusal need not list those causes."""
+        last = self._last
+        return last.claims if last is not None and last.checked else None
 
     def expires_at(self) -> float:
         """When the last token handed out expires (epoch seconds; 0 before the first one,
@@ -454,7 +462,8 @@ class TokenProvider:
             expires_at = claims.expires_at
         else:
             expires_at = time.time() + float(result.get("expires_in", 0) or 0)
-        return TokenInfo(token, expires_at, claims, fresh, tuple(warnings))
+        # check_token raised unless the claims passed: a JWT here is a checked token
+        return TokenInfo(token, expires_at, claims, fresh, tuple(warnings), claims is not None)
 
     def _from_command(self) -> TokenInfo:
         assert self.account.token_command is not None  # config.py requires it for the flow
@@ -462,7 +471,8 @@ class TokenProvider:
             self.account.token_command, account=self.name, timeout=self._command_timeout
         )
         warnings: list[str] = []
-        if got.claims is not None and self.account.cloud != "custom":
+        checked = got.claims is not None and self.account.cloud != "custom"
+        if got.claims is not None and checked:
             # The user says this is a Microsoft cloud: hold the token to the same policy.
             warnings = check_token(
                 got.claims, app_only=got.claims.app_only,
@@ -476,7 +486,7 @@ class TokenProvider:
                 fix="Check the token broker (it may need you to sign in again).",
             )
         expires = got.expires_at if got.expires_at is not None else math.inf
-        return TokenInfo(got.token, expires, got.claims, True, tuple(warnings))
+        return TokenInfo(got.token, expires, got.claims, True, tuple(warnings), checked)
 
     def _warn_if_inactive(self, cache: msal.SerializableTokenCache) -> None:
         import msal

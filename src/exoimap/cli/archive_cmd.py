@@ -1,4 +1,4 @@
-"""``exoimap archive stats NAME``: what an account's archive holds (read from its index)."""
+"""``exoimap archive stats NAME...``: what an account's archive holds (read from its index)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rich.cells import cell_len
 from exoimap.app.checks import archive_stats
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
-from exoimap.cli.app import Group
+from exoimap.cli.account_names import account_names, for_each_account, select_accounts
+from exoimap.cli.app import EXIT_OK, Group
 from exoimap.cli.progress import human_bytes
-from exoimap.config import Paths, load_config
+from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.untrusted import shown
 from exoimap.words import noun, plural, sentence
 
@@ -23,12 +24,22 @@ def app() -> None:
 
 
 @app.command("stats")
-@click.argument("name", help="The account.")
-def stats(name: str) -> None:
+@account_names("look into")
+def stats(names: tuple[str, ...], all_accounts: bool) -> None:
     """Folders, messages and bytes in the account's archive (no server needed)."""
     paths = Paths.from_env()
     config = load_config(paths)
-    account = config.account(name)
+    accounts = select_accounts(config, names, all_accounts)
+
+    def one(account: AccountConfig) -> int:
+        _stats(account, paths, config)
+        return EXIT_OK
+
+    raise click.exceptions.Exit(for_each_account(accounts, one))
+
+
+def _stats(account: AccountConfig, paths: Paths, config: Config) -> None:
+    name = account.name
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         result = asyncio.run(archive_stats(account, paths))
     click.echo(f"The archive at {result.root} holds:")

@@ -1,4 +1,4 @@
-"""``exoimap sync [NAME...]`` and ``exoimap verify NAME``: thin wrappers over
+"""``exoimap sync NAME...`` and ``exoimap verify NAME...`` (or ``--all``): thin wrappers over
 :mod:`exoimap.app` (which does the work) that print and pick the exit code.
 
 Every line printed here goes through :func:`exoimap.untrusted.shown`: folder names and
@@ -17,6 +17,7 @@ from exoimap.app.checks import verify_account
 from exoimap.app.operations import planned_folders
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
+from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -29,7 +30,7 @@ from exoimap.cli.output import echo
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
-from exoimap.config import AccountConfig, Config, Paths, load_config
+from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
 from exoimap.words import plural, sentence
 
@@ -37,16 +38,6 @@ if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
 
 __all__ = ["sync", "verify"]
-
-
-def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
-    if names:
-        return [config.account(n) for n in dict.fromkeys(names)]
-    if not config.accounts:
-        raise ConfigError(
-            "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
-        )
-    return list(config.accounts.values())
 
 
 def _print_preview(result: AccountResult) -> None:
@@ -121,7 +112,7 @@ def _exit_code(results: list[AccountResult]) -> int:
 
 
 @click.command("sync")
-@click.argument("names", nargs=-1, help="Accounts to back up (default: all).")
+@account_names("back up")
 @click.option("--folder", multiple=True, help="Only folders matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Leave out folders matching this glob (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched; change nothing.")
@@ -137,6 +128,7 @@ def _exit_code(results: list[AccountResult]) -> int:
 def sync(
     *,
     names: tuple[str, ...],
+    all_accounts: bool,
     folder: tuple[str, ...],
     exclude: tuple[str, ...],
     dry_run: bool,
@@ -152,7 +144,7 @@ def sync(
     kept: resident.Resident | None = click.get_current_context().find_object(resident.Resident)
     paths = Paths.from_env()
     config = load_config(paths)
-    accounts = _accounts(config, list(names))
+    accounts = select_accounts(config, names, all_accounts)
     options = SyncOptions(
         folders=folder,
         exclude=exclude,
@@ -240,21 +232,31 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
 
 
 @click.command("verify")
-@click.argument("name", help="The account.")
+@account_names("verify")
 @click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
 @click.option("--restore", is_flag=True, help="Check the last restore from NAME's archive instead.")
 @click.option("--to", default=None, help="With --restore: the mailbox restored into.")
-def verify(name: str, deep: bool, restore: bool, to: str | None) -> None:
+def verify(
+    names: tuple[str, ...], all_accounts: bool, deep: bool, restore: bool, to: str | None
+) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
     With --restore: check that the mailbox holds every message the last restore selected,
     exactly once, with its flags and date (and with --deep, byte for byte)."""
-    if restore:
-        raise click.exceptions.Exit(check_restore(name, to, deep=deep))
     paths = Paths.from_env()
     config = load_config(paths)
-    account = config.account(name)
-    with auditing(paths, config.audit, key=audit_key_for(paths)):
-        report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
-    _print_verify(name, report, deep)
-    raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    accounts = select_accounts(config, names, all_accounts)
+    if restore:
+        if len(accounts) != 1:
+            raise ConfigError("verify --restore checks one account's restore: name one account")
+        raise click.exceptions.Exit(check_restore(accounts[0].name, to, deep=deep))
+
+    def one(account: AccountConfig) -> int:
+        with auditing(paths, config.audit, key=audit_key_for(paths)):
+            report = asyncio.run(
+                verify_account(account, account_provider(account), paths, deep=deep)
+            )
+        _print_verify(account.name, report, deep)
+        return EXIT_OK if report.ok else EXIT_FAILURE
+
+    raise click.exceptions.Exit(for_each_account(accounts, one))

@@ -1,4 +1,4 @@
-"""``exoimap token show NAME``: what the account's token allows, never the token itself."""
+"""``exoimap token show NAME...``: what the account's token allows, never the token itself."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import time
 
 import click
 
-from exoimap.cli.app import Group
+from exoimap.cli.account_names import account_names, for_each_account, select_accounts
+from exoimap.cli.app import EXIT_OK, Group
 from exoimap.cli.signin import describe_expiry, provider_for
+from exoimap.config import load_config
 from exoimap.words import plural
 
 
@@ -17,10 +19,15 @@ def app() -> None:
 
 
 @app.command("show")
-@click.argument("name", help="The account.")
-def show(name: str) -> None:
+@account_names("show the token of")
+def show(names: tuple[str, ...], all_accounts: bool) -> None:
     """Summarise the account's current access token: user, audience, scopes or roles, expiry.
     Refreshes it first when it is about to expire."""
+    accounts = select_accounts(load_config(), names, all_accounts)
+    raise click.exceptions.Exit(for_each_account(accounts, lambda a: _show(a.name)))
+
+
+def _show(name: str) -> int:
     provider = provider_for(name)
     info = provider.token_info(min_validity=60)
     claims = info.claims
@@ -45,3 +52,4 @@ def show(name: str) -> None:
         click.echo(f"refresh:   last used {plural(round((time.time() - last) / 86400), 'day')} ago")
     for warning in info.warnings:
         click.echo(f"warning:   {warning}")
+    return EXIT_OK
