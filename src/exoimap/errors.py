@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import enum
 
+from exoimap.words import sentences
+
 __all__ = [
     "AppMisconfigured",
     "AuditChainBroken",
@@ -125,14 +127,15 @@ class AuthError(ExoimapError):
     """Signing in or using a token failed.
 
     ``code`` is the AADSTS number when Microsoft gave one; ``fix`` is the sentence telling
-    the user what to do.
+    the user what to do. The text is ``message`` and ``fix`` as sentences (full stops
+    added where missing); ``message`` alone stays available for callers that add to it.
     """
 
     def __init__(self, message: str, *, code: int | None = None, fix: str | None = None) -> None:
         self.code = code
         self.fix = fix
-        text = message if not fix else f"{message} {fix}"
-        super().__init__(text)
+        self.message = message
+        super().__init__(sentences(message, fix))
 
 
 class ConsentRequired(AuthError):
@@ -177,7 +180,7 @@ class ImapAuthenticationFailed(AuthError):
     ) -> None:
         self.causes = causes
         if causes:
-            message = message + " Likely causes: " + "; ".join(causes) + "."
+            message = sentences(message, "Likely causes: " + "; ".join(causes))
         super().__init__(message, code=code, fix=fix)
 
 

@@ -64,7 +64,7 @@ def test_with_no_name_each_command_says_how_to_name_accounts(
     capsys.readouterr()
     assert main(command) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err == ("exoimap: error: name one or more accounts, or use --all (accounts: a, b)\n")
+    assert err == ("exoimap: error: name one or more accounts, or use --all (accounts: a, b).\n")
     assert main([*command, "a", "--all"]) == EXIT_USAGE
     assert "give account names or --all, not both" in capsys.readouterr().err
     assert main([*command, "a", "nosuch"]) == EXIT_USAGE

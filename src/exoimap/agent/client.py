@@ -138,7 +138,7 @@ def _relay(sock: wire.Socket, reader: wire.FrameReader, out: TextIO, err: TextIO
             message = reader.read()
         except KeyboardInterrupt:
             if interrupted:  # a second Ctrl-C: stop waiting for the agent's last words
-                print("exoimap: interrupted", file=err)
+                print("exoimap: interrupted.", file=err)
                 return EXIT_INTERRUPTED
             # Half-close: the agent sees the request end and interrupts the command as
             # Ctrl-C would in its own process; what it prints about that still comes here.

@@ -299,7 +299,7 @@ def error_from_response(
         detail = f" ({server})" if server else ""
         return TransientAuthError(
             f"account {context.account!r}: the identity platform is temporarily unavailable"
-            f"{detail}; the stored sign-in was kept.",
+            f"{detail}.",
             code=code,
             fix="Try again in a few minutes.",
         )

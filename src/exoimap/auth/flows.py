@@ -238,24 +238,25 @@ class MsalAdapter:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             what = f"HTTP {status}" if status else type(exc).__name__
             raise TransientAuthError(
-                f"account {name!r}: cannot reach the identity platform ({what}); "
-                "the stored sign-in was kept",
+                f"account {name!r}: cannot reach the identity platform ({what})",
                 fix="Check the network and try again.",
             ) from None
         except msal.exceptions.MsalServiceError as exc:
             status = self._session.last_status
             raise TransientAuthError(
-                f"account {name!r}: the identity platform failed (HTTP {status or '?'}); "
-                "the stored sign-in was kept",
+                f"account {name!r}: the identity platform failed (HTTP {status or '?'})",
                 fix="Try again in a few minutes.",
             ) from exc
         except ValueError as exc:
             text = str(exc)
             if "authority configuration" in text or "tenant" in text.lower():
+                authority = self.cloud.authority(self.account.tenant)
+                # the tenant asked for is the authority's last part (a custom authority
+                # names its own, whatever `tenant` says)
+                tenant = authority.rstrip("/").rsplit("/", 1)[-1]
                 raise TenantOrAppNotFound(
-                    f"account {name!r}: the identity platform does not know the tenant "
-                    f"{self.account.tenant or 'organizations'!r} at "
-                    f"{self.cloud.authority(self.account.tenant)}",
+                    f"account {name!r}: the identity platform at {authority} does not know "
+                    f"the tenant {tenant!r}",
                     fix="Check the account's `tenant` and `cloud` (and `authority` for custom).",
                 ) from None
             if self._session.last_status is not None and (
@@ -263,7 +264,7 @@ class MsalAdapter:
             ):
                 raise TransientAuthError(
                     f"account {name!r}: the identity platform failed "
-                    f"(HTTP {self._session.last_status}); the stored sign-in was kept",
+                    f"(HTTP {self._session.last_status})",
                     fix="Try again in a few minutes.",
                 ) from None
             raise AuthError(f"account {name!r}: sign-in failed: {text}") from None

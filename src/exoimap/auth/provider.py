@@ -26,14 +26,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exoimap import audit
+from exoimap.auth import refresh_status
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
 from exoimap.clouds import Cloud, resolve_cloud
 from exoimap.config import AccountConfig
-from exoimap.errors import AuthError, ConfigError, ExoimapError, TokenExpiredOrRevoked
+from exoimap.errors import (
+    AuthError,
+    ConfigError,
+    ExoimapError,
+    TokenExpiredOrRevoked,
+    TransientAuthError,
+)
 from exoimap.secrets import Secret
+from exoimap.words import sentences
 
 if TYPE_CHECKING:  # MSAL (and requests) load only when a Microsoft flow runs
     import msal
@@ -212,7 +220,7 @@ class TokenProvider:
                 if self.account.flow == "token-command":
                     info = self._from_command()
                 else:
-                    info = self._from_msal(min_validity)
+                    info = self._refreshed(min_validity)
                 record(info)
             self._last = info
             return info
@@ -225,9 +233,48 @@ class TokenProvider:
                 info = self._from_command()
             else:
                 info = self._interactive()
+                self._note_refresh(None)
             record(info)
             self._last = info
             return info
+
+    def _refreshed(self, min_validity: float) -> TokenInfo:
+        """:meth:`_from_msal`, remembering whether it worked (see ``refresh_status``)."""
+        try:
+            info = self._from_msal(min_validity)
+        except AuthError as exc:
+            if not exc.retryable:
+                self._note_refresh(exc)
+            raise
+        self._note_refresh(None)
+        return info
+
+    def _note_refresh(self, failure: AuthError | None) -> None:
+        """Record (or, with None, forget) a refresh that failed for good. Best effort: a
+        full or read-only disk must not hide the sign-in's own outcome."""
+        if self.account.flow not in DELEGATED_FLOWS:
+            return
+        with contextlib.suppress(OSError):
+            if failure is None:
+                refresh_status.clear(self.vault.directory, self.name)
+            else:
+                reason = failure.message.removeprefix(f"account {self.name!r}: ").rstrip(".")
+                refresh_status.record_failure(self.vault.directory, self.name, reason)
+
+    def _explained(self, exc: ExoimapError) -> ExoimapError:
+        """``exc``, saying that the stored sign-in is still there when a transient failure
+        left one (and only then: after `logout` there is none to keep)."""
+        if not isinstance(exc, TransientAuthError) or self.account.flow == "token-command":
+            return exc
+        try:
+            stored = self.vault.has_token_cache(self.name)
+        except (OSError, ExoimapError):
+            return exc
+        if not stored:
+            return exc
+        return TransientAuthError(
+            sentences(exc.message, "The stored sign-in was kept"), code=exc.code, fix=exc.fix
+        )
 
     @contextlib.contextmanager
     def _audited(self, *, interactive: bool) -> Iterator[Callable[[TokenInfo], None]]:
@@ -256,11 +303,14 @@ class TokenProvider:
         try:
             yield record
         except ExoimapError as exc:
+            explained = self._explained(exc)
             code = exc.code if isinstance(exc, AuthError) else None
             audit.emit(
-                audit.TokenFailed(**common, aadsts=code, error=f"{type(exc).__name__}: {exc}")
+                audit.TokenFailed(**common, aadsts=code, error=f"{type(exc).__name__}: {explained}")
             )
-            raise
+            if explained is exc:
+                raise
+            raise explained from exc
 
     def _scope(self) -> str:
         return self.cloud.app_scope if self.app_only else self.cloud.delegated_scope
@@ -272,6 +322,7 @@ class TokenProvider:
             if self.account.flow == "token-command":
                 return False
             with self.vault.lock(self.name):
+                self._note_refresh(None)
                 return self.vault.delete_token_cache(self.name)
 
     def refresh_token_last_used(self) -> float | None:

@@ -1,7 +1,7 @@
 """The ``exoimap`` command. Thin: parsing, printing and exit codes; the work is in the library.
 
 Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in needed,
-4 finished but some items failed.
+4 finished but some items failed, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,10 +11,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.cli.app import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_SIGN_IN,
+    EXIT_USAGE,
+    app,
+    exit_code_for,
+)
 from exoimap.errors import ExoimapError
 from exoimap.logs import redact
 from exoimap.untrusted import shown
+from exoimap.words import sentence
 
 if TYPE_CHECKING:
     from exoimap.app.resident import Resident
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
         if isinstance(result, int) and not isinstance(result, bool):
             return result
     except ExoimapError as exc:
-        print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
+        print(f"exoimap: error: {shown(redact(sentence(str(exc))))}", file=sys.stderr)
         return exit_code_for(exc)
     except click.exceptions.Exit as exc:  # --help, --version, and commands that pick a code
         return int(exc.exit_code)
@@ -64,11 +73,11 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
     except (click.Abort, EOFError) as exc:  # e.g. end of input at a prompt
         if isinstance(exc, EOFError):
             print(file=sys.stderr)  # end the prompt's line
-        print("exoimap: aborted", file=sys.stderr)
+        print("exoimap: aborted.", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:  # e.g. Ctrl-C while a device-code sign-in waits
-        print("exoimap: interrupted", file=sys.stderr)
-        return 130
+        print("exoimap: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -22,6 +22,7 @@ from exoimap.cli.output import echo
 from exoimap.config import AccountConfig, Config
 from exoimap.errors import ConfigError, ExoimapError
 from exoimap.logs import redact
+from exoimap.words import sentence
 
 __all__ = ["account_names", "for_each_account", "select_accounts"]
 
@@ -74,7 +75,7 @@ def for_each_account(
         try:
             codes.append(action(account))
         except ExoimapError as exc:
-            echo(f"{account.name}: error: {redact(str(exc))}", err=True)
+            echo(sentence(f"{account.name}: error: {redact(str(exc))}"), err=True)
             codes.append(exit_code_for(exc))
     return combined_exit_code(codes)
 

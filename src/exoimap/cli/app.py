@@ -33,6 +33,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGN_IN = 3
 EXIT_PARTIAL = 4
+#: Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it.
+EXIT_INTERRUPTED = 130
 
 # Option values that name files or folders arrive as pathlib.Path.
 PATH = click.Path(path_type=Path)

@@ -44,7 +44,26 @@ def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
 
     App-only accounts (client-secret, client-certificate) then sign in to IMAP once, so a
     step missing in Exchange Online (New-ServicePrincipal, Add-MailboxPermission) is named
-    now rather than at the first sync."""
+    now rather than at the first sync.
+
+    The account's flow (`exoimap account add --flow`) decides how:
+
+    \b
+    device              a code to enter at a web page, on any device (default)
+    browser             a browser on this computer (PKCE, loopback redirect)
+    client-secret       app-only, with the secret from `exoimap account set-secret`
+    client-certificate  app-only, with a certificate (PEM or PFX)
+    token-command       runs the account's token command once to check it
+
+    Environment variables that matter:
+
+    \b
+    EXOIMAP_VAULT_PASSPHRASE  the vault's passphrase when no keyring is at hand
+    EXOIMAP_VAULT_KEY_FILE    a key file made by `exoimap vault create-key-file`
+    EXOIMAP_NO_KEYRING        set to 1 to never use the system keyring
+    EXOIMAP_HOME              one folder for the config, vault, logs and archives
+    DISPLAY, WAYLAND_DISPLAY  without either, the browser flow prints the URL
+    """
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)

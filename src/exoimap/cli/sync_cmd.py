@@ -20,6 +20,7 @@ from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
     exit_code_for,
@@ -31,6 +32,7 @@ from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
+from exoimap.words import plural, sentence
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
@@ -61,14 +63,14 @@ def _print_preview(result: AccountResult) -> None:
     fetch = sum(p.planned for p in report.folders)
     size = sum(p.planned_bytes for p in report.folders)
     echo(
-        f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
-        f"in {len(report.folders)} folders"
+        f"{result.account}: would fetch {plural(fetch, 'message')} ({human_bytes(size)}) "
+        f"in {plural(len(report.folders), 'folder')}."
     )
 
 
 def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
-        echo(f"{result.account}: failed: {result.error}", err=True)
+        echo(sentence(f"{result.account}: failed: {result.error}"), err=True)
         return
     report = result.report
     assert report is not None
@@ -77,22 +79,24 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         return
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
-    throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
+    throttled = f", throttled {plural(waits, 'time')} ({waited:.1f} s waited)" if waits else ""
     echo(
-        f"{result.account}: fetched {summary['fetched']} messages "
-        f"({human_bytes(summary['bytes'])}) in {summary['folders']} folders, "
-        f"{summary['flags_changed']} flag changes, {summary['gone'] + summary['expunged']} "
-        f"deleted on the server, {summary['failed_folders']} failed folders "
-        f"in {result.seconds:.1f} s{throttled}"
+        f"{result.account}: fetched {plural(summary['fetched'], 'message')} "
+        f"({human_bytes(summary['bytes'])}) in {plural(summary['folders'], 'folder')}, "
+        f"{plural(summary['flags_changed'], 'flag change')}, "
+        f"{summary['gone'] + summary['expunged']} deleted on the server, "
+        f"{plural(summary['failed_folders'], 'failed folder')} "
+        f"in {result.seconds:.1f} s{throttled}."
     )
     for name in report.folders_gone:
-        echo(f"{result.account}: folder {name} was deleted on the server (kept in the archive)")
+        echo(f"{result.account}: folder {name} was deleted on the server (kept in the archive).")
     for note in report.recovery_notes:
-        echo(f"{result.account}: archive repaired: {note}")
+        echo(sentence(f"{result.account}: archive repaired: {note}"))
     if summary["refetched_missing"]:
+        missing = summary["refetched_missing"]
         echo(
-            f"{result.account}: fetched again {summary['refetched_missing']} messages "
-            "whose files were missing"
+            f"{result.account}: fetched again {plural(missing, 'message')} whose "
+            f"{'file was' if missing == 1 else 'files were'} missing."
         )
 
 
@@ -173,10 +177,11 @@ def sync(
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
             echo(
-                "interrupted: what was stored is kept; run the same command again to go on",
+                "exoimap: interrupted; what was stored is kept. Run the same command again "
+                "to go on.",
                 err=True,
             )
-            raise click.exceptions.Exit(EXIT_FAILURE) from None
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         for result in results:
             _print_result(result, display)
     code = _exit_code(results)
@@ -221,8 +226,8 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         echo(f"  {folder_name}: file not in the index: {file_name}")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
     echo(
-        f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
-        f"on the server, {files.checked} files checked"
+        f"{name}: verify {kind}: {verdict}: {plural(len(report.folders), 'folder')}, "
+        f"{plural(checked, 'message')} on the server, {plural(files.checked, 'file')} checked."
     )
 
 

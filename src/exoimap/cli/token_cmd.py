@@ -13,6 +13,7 @@ from exoimap.cli.account_names import account_names, for_each_account, select_ac
 from exoimap.cli.app import EXIT_OK, EXIT_USAGE, Group
 from exoimap.cli.signin import describe_expiry, provider_for
 from exoimap.config import load_config
+from exoimap.words import plural
 
 
 @click.group("token", cls=Group, no_args_is_help=True)
@@ -51,7 +52,7 @@ def _show(name: str) -> int:
     click.echo(f"expires:   {describe_expiry(info)}")
     last = provider.refresh_token_last_used() if provider.account.flow != "token-command" else None
     if last is not None:
-        click.echo(f"refresh:   last used {(time.time() - last) / 86400:.0f} days ago")
+        click.echo(f"refresh:   last used {plural(round((time.time() - last) / 86400), 'day')} ago")
     for warning in info.warnings:
         click.echo(f"warning:   {warning}")
     return EXIT_OK
