@@ -47,6 +47,7 @@ _SIGNS_IN = (*_COMMON, EXIT_SIGN_IN)
 EXIT_CODES: dict[str, tuple[int, ...]] = {
     "login": _SIGNS_IN,
     "token show": _SIGNS_IN,
+    "token print": _SIGNS_IN,
     "sync": (*_SIGNS_IN, EXIT_PARTIAL),
     "verify": _SIGNS_IN,
     "restore": (*_SIGNS_IN, EXIT_PARTIAL),
@@ -67,6 +68,7 @@ EXAMPLES: dict[str, str] = {
     "login": "exoimap login work",
     "logout": "exoimap logout work",
     "token show": "exoimap token show work",
+    "token print": "exoimap token print work --format xoauth2",
     "vault create-key-file": "exoimap vault create-key-file",
     "vault status": "exoimap vault status",
     "sync": "exoimap sync work --folder INBOX --folder 'Sent*' --exclude 'Junk*'",
