@@ -19,6 +19,7 @@ _AUDITED = frozenset(
         "messages_expunged",
         "messages_rematched",
         "lost_content_refetched",
+        "content_changed",
         "state_notes",
     }
 )

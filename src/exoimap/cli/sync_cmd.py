@@ -33,6 +33,7 @@ from exoimap.errors import ConfigError
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
+    from exoimap.sync.report import SyncReport
 
 __all__ = ["sync", "verify"]
 
@@ -103,6 +104,25 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
             f"{result.account}: fetched again {summary['refetched_missing']} messages "
             "whose files were missing"
         )
+    _print_content_changes(result.account, report)
+
+
+def _print_content_changes(account: str, report: SyncReport) -> None:
+    """A warning per folder where the server holds other content under UIDs already
+    backed up (what a server that lost its store shows)."""
+    for f in report.folders:
+        if f.content_changed:
+            uids = _some_uids(f.content_changed)
+            echo(
+                f"{account}: warning: {f.source}: the server holds other content under "
+                f"{len(f.content_changed)} UIDs already backed up (server UIDs {uids}); "
+                "fetched again, the old copies are kept in the archive marked gone",
+                err=True,
+            )
+
+
+def _some_uids(uids: list[int]) -> str:
+    return ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
 
 
 def _exit_code(results: list[AccountResult]) -> int:
@@ -216,8 +236,7 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
             if uids
         ]
         for what, uids in problems:
-            shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {_some_uids(uids)})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
@@ -232,6 +251,20 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
         f"on the server, {files.checked} files checked"
     )
+    if report.repaired is not None:
+        _print_repair(name, report.repaired)
+
+
+def _print_repair(name: str, repaired: SyncReport) -> None:
+    summary = repaired.summary()
+    echo(
+        f"{name}: repair: fetched {summary['fetched']} messages again "
+        f"({human_bytes(summary['bytes'])}); copies that differed are kept in the archive, "
+        "marked gone"
+    )
+    for f in repaired.folders:
+        for error in f.errors:
+            echo(f"{name}: repair: {f.source}: {error}", err=True)
 
 
 @click.command("verify")
@@ -239,7 +272,12 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
 @click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
 @click.option("--restore", is_flag=True, help="Check the last restore from NAME's archive instead.")
 @click.option("--to", default=None, help="With --restore: the mailbox restored into.")
-def verify(name: str, deep: bool, restore: bool, to: str | None) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Then fetch again what differs or is missing (differing copies are kept, marked gone).",
+)
+def verify(name: str, deep: bool, restore: bool, to: str | None, repair: bool) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
     With --restore: check that the mailbox holds every message the last restore selected,
@@ -250,6 +288,9 @@ def verify(name: str, deep: bool, restore: bool, to: str | None) -> None:
     config = load_config(paths)
     account = config.account(name)
     with auditing(paths, config.audit, key=audit_key_for(paths)):
-        report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
+        report = asyncio.run(
+            verify_account(account, account_provider(account), paths, deep=deep, repair=repair)
+        )
     _print_verify(name, report, deep)
-    raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    ok = report.ok_after_repair if repair else report.ok
+    raise click.exceptions.Exit(EXIT_OK if ok else EXIT_FAILURE)

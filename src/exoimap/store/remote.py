@@ -379,9 +379,10 @@ class RemoteFolder:
         return await status_of(self._client, self._name, condstore, keep_selected=True)
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self, *, changed_since: int | None = None, detail: bool = False, size_and_date: bool = False
     ) -> MessageListing:
         caps = self._store.capabilities
+        sized = detail or size_and_date
         state = await self.state()
         since = changed_since if caps.condstore else None
         if state.exists == 0:  # an empty folder is fully known: whatever was there is gone
@@ -389,8 +390,9 @@ class RemoteFolder:
         items: list[c.FetchItem] = ["UID", "FLAGS"]
         if caps.condstore:
             items.append("MODSEQ")
-        if detail:
+        if sized:
             items += ["RFC822.SIZE", "INTERNALDATE"]
+        if detail:
             items.append(c.BodySection("HEADER.FIELDS (MESSAGE-ID)", peek=True))
         vanished = since is not None and caps.qresync
         command = c.Fetch(
@@ -413,8 +415,8 @@ class RemoteFolder:
                 MessageInfo(
                     uid=r.uid,
                     flags=normalize_flags(r.flags or ()),
-                    size=r.rfc822_size if detail else None,
-                    internal_date=r.internal_date if detail else None,
+                    size=r.rfc822_size if sized else None,
+                    internal_date=r.internal_date if sized else None,
                     message_id=parse_message_id(header) if detail and header else None,
                     modseq=r.modseq,
                 )

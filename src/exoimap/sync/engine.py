@@ -227,6 +227,7 @@ async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -
     report.planned_bytes = sum(sizes.get(uid, 0) for uid in plan.fetch)
     report.flags_changed = len(plan.flags)
     report.rematched = len(plan.origins)
+    report.content_changed = sorted(plan.replaced.values())
     if run.policy.mirror:
         report.expunged = len(plan.gone)
     else:
@@ -246,7 +247,8 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             await state.forget(report.target, lost)
             report.refetched_missing = len(lost)
             run.emit("lost_content_refetched", report.target, count=len(lost))
-        stored = await state.messages(target_folder)
+        follow = run.policy.follow_content
+        stored = await state.messages(target_folder, size_and_date=follow)
         folder_state = await source_folder.state()
         rematch = needs_rematch(stored, folder_state.uidvalidity)
         if rematch:  # matching needs Message-IDs, sizes and dates
@@ -258,17 +260,24 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
                 return
             since = record.source_modseq
         listing = await source_folder.list_messages(
-            changed_since=since, detail=rematch or _needs_detail(run)
+            changed_since=since,
+            detail=rematch or _needs_detail(run),
+            # what a content change shows in, for the copies already made
+            size_and_date=follow and bool(stored),
         )
         plan = _plan(run, listing, stored)
         report.planned = len(plan.fetch)
         report.skipped = sorted(plan.skipped.items())
         run.total_planned += len(plan.fetch)
         await _apply_metadata(run, report, target_folder, plan)
+        await _set_aside_replaced(run, report, plan)
         uidvalidity = listing.state.uidvalidity
         transfer = Transfer(run, report, source_folder, target_folder, uidvalidity, listing)
         await transfer.copy(plan)
         await _apply_gone(run, report, target_folder, plan, uidvalidity)
+        if run.policy.mirror and plan.replaced:
+            await target_folder.expunge(list(plan.replaced))
+            await state.forget(report.target, list(plan.replaced))
         await state.folder_synced(
             report.target,
             uidvalidity=uidvalidity,
@@ -304,12 +313,15 @@ def _needs_detail(run: Run) -> bool:
 
 def _plan(run: Run, listing: MessageListing, stored: list[MessageInfo]) -> MessagePlan:
     caps, policy = run.target.capabilities, run.policy
+    exact_sizes = run.source.capabilities.exact_sizes
     rules = MessageRules(
-        exact_sizes=run.source.capabilities.exact_sizes,
+        exact_sizes=exact_sizes,
         keep_flags=None if caps.custom_keywords else caps.permanent_flags,
         select=policy.select,
         max_size=policy.max_message_size or caps.max_message_size,
         track_deletions=policy.track_deletions,
+        follow_content=policy.follow_content,
+        sizes_comparable=exact_sizes and caps.exact_sizes,
     )
     return plan_messages(listing.state.uidvalidity, listing, stored, rules)
 
@@ -325,6 +337,22 @@ async def _apply_metadata(
         await folder.set_flags(plan.flags)
         report.flags_changed = len(plan.flags)
         run.emit("flags_changed", report.target, count=len(plan.flags))
+
+
+async def _set_aside_replaced(run: Run, report: FolderReport, plan: MessagePlan) -> None:
+    """Before the new content is fetched: the old copies stop standing for their source
+    message (kept as gone), so a crash in between leaves the source message unanchored,
+    to be fetched by the next run, and never two copies claiming one source UID."""
+    if not plan.replaced:
+        return
+    report.content_changed = sorted(plan.replaced.values())
+    run.emit(
+        "content_changed",
+        report.target,
+        count=len(plan.replaced),
+        uids=report.content_changed,
+    )
+    await run.state.content_replaced(report.target, list(plan.replaced), run.clock())
 
 
 async def _apply_gone(
