@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from exoimap.app import backup, verify_archive
 from exoimap.store.archive import ArchiveStore
@@ -18,8 +21,9 @@ from exoimap.store.base import (
     MessageRef,
 )
 from exoimap.store.conformance import sample_message
-from exoimap.store.memory import MemoryStore
+from exoimap.store.memory import MemoryFolder, MemoryStore
 from exoimap.sync import SyncEvent, SyncPolicy
+from exoimap.sync.engine import CONTENT_SAMPLE
 from exoimap.sync.plan import MessageRules, plan_messages
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -281,6 +285,67 @@ def test_repair_also_fetches_missing_messages_and_damaged_files(tmp_path: Path) 
             assert after.sync.ok
             assert after.files.missing == []
             assert after.files.corrupt == []
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+class _CountingFolder(MemoryFolder):
+    asked: ClassVar[list[bool | frozenset[int]]] = []
+
+    async def list_messages(
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
+    ) -> MessageListing:
+        self.asked.append(size_and_date)
+        return await super().list_messages(
+            changed_since=changed_since, detail=detail, size_and_date=size_and_date
+        )
+
+
+class _CountingStore(MemoryStore):
+    """Records what each listing of a folder asked for."""
+
+    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
+        return self._counting(name)
+
+    @asynccontextmanager
+    async def _counting(self, name: str) -> AsyncIterator[MemoryFolder]:
+        async with super().open_folder(name) as folder:
+            yield _CountingFolder(self, folder.name)
+
+
+def test_a_big_folder_is_sampled_and_listed_whole_once_the_sample_finds_a_change(
+    tmp_path: Path,
+) -> None:
+    source = _CountingStore(capabilities=EXCHANGE_LIKE)
+    count = 4 * CONTENT_SAMPLE
+    for n in range(1, count + 1):
+        source.add_message("INBOX", sample_message(n, 600), internal_date=T0)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            await backup(source, archive)
+            _CountingFolder.asked.clear()
+            assert (await backup(source, archive)).fetched == 0
+            [sample] = _CountingFolder.asked
+            assert isinstance(sample, frozenset)
+            assert (
+                len(sample) == 2 * CONTENT_SAMPLE
+            )  # not every message: a no-change resync stays cheap
+            assert set(range(count - CONTENT_SAMPLE + 1, count + 1)) <= sample  # the newest
+
+            _refill(source, list(range(1, count + 1)))  # the whole mailbox generated again
+            _CountingFolder.asked.clear()
+            report = await backup(source, archive)
+            assert report.summary()["content_changed"] == count
+            assert _CountingFolder.asked[-1] is True  # the sample saw it: every message listed
+            assert (await verify_archive(source, archive, deep=True)).ok
         finally:
             await archive.close()
 

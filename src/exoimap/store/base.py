@@ -49,7 +49,8 @@ Counters
 
 Listing
     :meth:`Folder.list_messages` returns ``(uid, flags)`` for all messages, plus size and
-    internal date when ``size_and_date=True`` (cheap on IMAP: RFC822.SIZE, INTERNALDATE),
+    internal date when ``size_and_date`` (of all, or of a sample of UIDs: RFC822.SIZE and
+    INTERNALDATE on IMAP, cheap for a sample, not free for every message),
     and also the Message-ID when ``detail=True`` (more expensive on IMAP). With
     ``changed_since=modseq`` a store that supports CONDSTORE/QRESYNC may return only the
     messages changed since then, with ``complete=False`` and the expunged UIDs in
@@ -288,11 +289,15 @@ class Folder(Protocol):
         ...
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False, size_and_date: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
         """Flags of every message (or those changed since ``changed_since``); with
-        ``size_and_date`` also their size and internal date, with ``detail`` also the
-        Message-ID."""
+        ``size_and_date`` also their size and internal date (``True``: of every message;
+        a set of UIDs: at least of those), with ``detail`` also size, date and Message-ID."""
         ...
 
     def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:

@@ -538,7 +538,11 @@ class MemoryFolder:
         return await self._store.folder_state(self._name)
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False, size_and_date: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
         store = self._store
         folder = store._get(self._name)
@@ -553,7 +557,7 @@ class MemoryFolder:
                 flags=message.flags,
                 modseq=message.modseq if caps.condstore else None,
             )
-            if detail or size_and_date:
+            if detail or size_and_date is True or (size_and_date and uid in size_and_date):
                 info.size = len(message.data)
                 info.internal_date = message.internal_date
             if detail:

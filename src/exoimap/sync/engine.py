@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import random
 from collections.abc import Callable, Mapping
 
 from exoimap.errors import ErrorScope, ExoimapError, StoreError
@@ -47,7 +48,13 @@ from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncR
 from exoimap.sync.run import Run
 from exoimap.sync.transfer import Transfer
 
-__all__ = ["sync"]
+__all__ = ["CONTENT_SAMPLE", "sync"]
+
+#: How many of a folder's newest copies, and how many more at random, a resync over a
+#: complete listing checks for content changed under the same UID.
+CONTENT_SAMPLE = 16
+# not for secrets: which messages a resync looks at more closely
+_random = random.SystemRandom()
 
 Clock = Callable[[], _dt.datetime]
 
@@ -247,8 +254,7 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             await state.forget(report.target, lost)
             report.refetched_missing = len(lost)
             run.emit("lost_content_refetched", report.target, count=len(lost))
-        follow = run.policy.follow_content
-        stored = await state.messages(target_folder, size_and_date=follow)
+        stored = await state.messages(target_folder, size_and_date=run.policy.follow_content)
         folder_state = await source_folder.state()
         rematch = needs_rematch(stored, folder_state.uidvalidity)
         if rematch:  # matching needs Message-IDs, sizes and dates
@@ -259,13 +265,14 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             if folder_state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
-        listing = await source_folder.list_messages(
-            changed_since=since,
+        listing, plan = await _list_and_plan(
+            run,
+            source_folder,
+            stored,
+            since,
+            uidvalidity=folder_state.uidvalidity,
             detail=rematch or _needs_detail(run),
-            # what a content change shows in, for the copies already made
-            size_and_date=follow and bool(stored),
         )
-        plan = _plan(run, listing, stored)
         report.planned = len(plan.fetch)
         report.skipped = sorted(plan.skipped.items())
         run.total_planned += len(plan.fetch)
@@ -285,6 +292,46 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             # after a failed message, the next run must list everything again to retry it
             modseq=listing.state.highest_modseq if report.ok else None,
         )
+
+
+async def _list_and_plan(
+    run: Run,
+    folder: Folder,
+    stored: list[MessageInfo],
+    since: int | None,
+    *,
+    uidvalidity: int,
+    detail: bool,
+) -> tuple[MessageListing, MessagePlan]:
+    """List the source folder and plan. Content changes: a changes-only listing (CONDSTORE)
+    carries every listed message's size and date; a complete one only a sample's, and
+    every message's once the sample found a change (see :func:`_content_sample`)."""
+    stamps: bool | frozenset[int] = False
+    if run.policy.follow_content and stored and not detail:
+        stamps = True if since is not None else _content_sample(stored, uidvalidity)
+    listing = await folder.list_messages(changed_since=since, detail=detail, size_and_date=stamps)
+    plan = _plan(run, listing, stored)
+    if plan.replaced and isinstance(stamps, frozenset):
+        listing = await folder.list_messages(changed_since=since, size_and_date=True)
+        plan = _plan(run, listing, stored)
+    return listing, plan
+
+
+def _content_sample(stored: list[MessageInfo], uidvalidity: int) -> frozenset[int]:
+    """The source UIDs whose size and date a complete listing also asks: the newest copies
+    and as many at random (listing them all costs about as much again as the flags, on
+    every resync of a server without CONDSTORE). A server that lost its store and refilled
+    it shows in any sample; a single message changed under its UID is caught by a later
+    sample or by ``verify --deep``."""
+    anchored = sorted(
+        m.origin.uid
+        for m in stored
+        if m.origin is not None and m.origin.uidvalidity == uidvalidity and m.gone_at is None
+    )
+    if len(anchored) <= 2 * CONTENT_SAMPLE:
+        return frozenset(anchored)
+    older = anchored[:-CONTENT_SAMPLE]
+    return frozenset(anchored[-CONTENT_SAMPLE:] + _random.sample(older, CONTENT_SAMPLE))
 
 
 def _incremental(run: Run, record: FolderSyncRecord | None, uidvalidity: int) -> bool:

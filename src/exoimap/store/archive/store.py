@@ -440,9 +440,15 @@ class ArchiveFolder:
         return _state_of(self._index.folder_by_id(self._id), self._index.count(self._id))
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False, size_and_date: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
-        state, messages = await self._run("listing messages", self._listing, detail, size_and_date)
+        # a sample costs as much as all here: the index has them at hand
+        sized = bool(size_and_date)
+        state, messages = await self._run("listing messages", self._listing, detail, sized)
         return MessageListing(state=state, messages=messages, complete=True)
 
     def _listing(self, detail: bool, size_and_date: bool) -> tuple[FolderState, list[MessageInfo]]:
