@@ -106,7 +106,7 @@ SURFACE: dict[str, list[str]] = {
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAME", "--deep", "--restore", "--to"],
+    "verify": ["NAME", "--deep", "--restore", "--to", "--repair"],
 }  # fmt: skip
 
 # Defaults that --help states.

@@ -436,13 +436,15 @@ class RemoteFolder:
         untagged = await self._client.in_folder(self._name, self._pipelined(commands))
         messages: list[MessageInfo] = []
         for r in untagged:
-            if not isinstance(r, FetchResponse) or r.uid is None or r.flags is None:
+            if not isinstance(r, FetchResponse) or r.uid is None:
                 continue
+            if sample and r.flags is None and r.rfc822_size is not None:
+                continue  # the sample's answer, added below
             header = r.bodies[0].data if detail and r.bodies else None
             messages.append(
                 MessageInfo(
                     uid=r.uid,
-                    flags=normalize_flags(r.flags),
+                    flags=normalize_flags(r.flags or ()),
                     size=r.rfc822_size if sized else None,
                     internal_date=r.internal_date if sized else None,
                     message_id=parse_message_id(header) if detail and header else None,
