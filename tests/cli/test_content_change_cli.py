@@ -5,6 +5,7 @@ backed up (a warning naming folder and UIDs, counted), fetch it and keep the old
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections import defaultdict
@@ -46,32 +47,29 @@ def _regenerate_under_the_same_uids(tenant: SandboxTenant, upn: str, seed: int) 
         fresh[message.folder].append(message)
     exchange = tenant.exchange
 
-    def refill() -> dict[str, int]:
+    def listed() -> dict[str, dict[int, dt.datetime]]:
         store = exchange.server.mailboxes.get(upn).store
-        changed: dict[str, int] = {}
-        for folder in store.folder_names():
-            uids = sorted(store.record(folder).messages)
-            for uid, new in zip(uids, fresh.get(folder, []), strict=False):
-                before = store.record(folder).messages[uid].internal_date
-                store.replace_content_now(folder, uid, new.data, internal_date=new.internal_date)
-                if new.internal_date != before:
-                    changed[folder] = changed.get(folder, 0) + 1
-        return changed
+        return {
+            folder: {uid: m.internal_date for uid, m in store.record(folder).messages.items()}
+            for folder in store.folder_names()
+        }
 
-    result: dict[str, int] = exchange.run(refill)
-    return result
+    changed: dict[str, int] = {}
+    for folder, dates in exchange.run(listed).items():
+        for uid, new in zip(sorted(dates), fresh.get(folder, []), strict=False):
+            exchange.replace_content(upn, folder, uid, new.data, internal_date=new.internal_date)
+            if new.internal_date != dates[uid]:
+                changed[folder] = changed.get(folder, 0) + 1
+    return changed
 
 
 def _flip_last_bytes(tenant: SandboxTenant, upn: str, folder: str, uid: int) -> None:
     """Same size, same date, other bytes: what no listing can tell."""
     exchange = tenant.exchange
-
-    def flip() -> None:
-        store = exchange.server.mailboxes.get(upn).store
-        old = store.message_bytes(folder, uid)
-        store.replace_content_now(folder, uid, old[:-3] + bytes(b ^ 0x20 for b in old[-3:]))
-
-    exchange.run(flip)
+    old: bytes = exchange.run(
+        lambda: exchange.server.mailboxes.get(upn).store.message_bytes(folder, uid)
+    )
+    exchange.replace_content(upn, folder, uid, old[:-3] + bytes(b ^ 0x20 for b in old[-3:]))
 
 
 def test_sync_notices_regenerated_content_and_verify_deep_repair_fixes_the_rest(
