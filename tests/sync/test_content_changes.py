@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import ClassVar
 
 from exoimap.app import backup, verify_archive
+from exoimap.errors import MessageError
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import (
     SYSTEM_FLAGS,
     Capabilities,
+    FetchedMessage,
     FolderState,
     MessageInfo,
     MessageListing,
@@ -345,6 +347,87 @@ def test_a_big_folder_is_sampled_and_listed_whole_once_the_sample_finds_a_change
             report = await backup(source, archive)
             assert report.summary()["content_changed"] == count
             assert _CountingFolder.asked[-1] is True  # the sample saw it: every message listed
+            assert (await verify_archive(source, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
+
+
+def test_any_target_through_the_in_memory_sync_state() -> None:
+    """The engine's rule does not depend on the archive: a mailbox-to-mailbox backup keeps
+    the old copy too, no longer standing for the source UID."""
+    from exoimap.store.sync_state import MemorySyncState
+    from exoimap.sync import sync
+
+    source = _mailbox(EXCHANGE_LIKE)
+    target = MemoryStore()
+    state = MemorySyncState()
+
+    async def main() -> None:
+        await sync(source, target, state)
+        _refill(source, [3])
+        report = await sync(source, target, state)
+        assert report.summary()["content_changed"] == 1
+        origins = state.snapshot()["INBOX"]
+        assert len(target.record("INBOX").messages) == 6
+        assert sorted(ref.uid for ref in origins.values()) == [1, 2, 3, 4, 5]
+        [new_copy] = [uid for uid, ref in origins.items() if ref.uid == 3]
+        assert target.message_bytes("INBOX", new_copy) == source.message_bytes("INBOX", 3)
+        [old_copy] = set(target.record("INBOX").messages) - set(origins)
+        assert target.message_bytes("INBOX", old_copy) != source.message_bytes("INBOX", 3)
+
+    asyncio.run(main())
+
+
+class _FailingOnce(MemoryFolder):
+    fail_uid: ClassVar[int | None] = None
+
+    async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
+        async for message in super().fetch(uids):
+            if message.uid == _FailingOnce.fail_uid:
+                _FailingOnce.fail_uid = None
+                raise MessageError(
+                    "the server lost the connection", folder=self.name, uid=message.uid
+                )
+            yield message
+
+
+class _FailingStore(MemoryStore):
+    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
+        return self._failing(name)
+
+    @asynccontextmanager
+    async def _failing(self, name: str) -> AsyncIterator[MemoryFolder]:
+        async with super().open_folder(name) as folder:
+            yield _FailingOnce(self, folder.name)
+
+
+def test_a_failed_fetch_after_the_old_copy_was_set_aside_is_fetched_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    source = _FailingStore(capabilities=EXCHANGE_LIKE)
+    for n in range(1, 4):
+        source.add_message("INBOX", sample_message(n, 700 + n), internal_date=T0)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            await backup(source, archive)
+            _refill(source, [2])
+            _FailingOnce.fail_uid = 2
+            failed = await backup(source, archive)
+            assert failed.partial
+            assert failed.fetched == 0
+            rows = await _stored_rows(archive)
+            assert [m.origin.uid for m in rows if m.origin] == [1, 3]  # 2 has no copy now
+
+            again = await backup(source, archive)
+            assert again.fetched == 1
+            assert again.summary()["content_changed"] == 0  # nothing left to set aside
+            rows = await _stored_rows(archive)
+            assert sorted(m.origin.uid for m in rows if m.origin) == [1, 2, 3]
+            assert len(rows) == 4  # and the old copy
             assert (await verify_archive(source, archive, deep=True)).ok
         finally:
             await archive.close()
