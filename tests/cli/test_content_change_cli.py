@@ -120,3 +120,10 @@ def test_sync_notices_regenerated_content_and_verify_deep_repair_fixes_the_rest(
     assert "work: repair: fetched 1 messages again" in out
     assert main(["verify", "work", "--deep"]) == 0
     assert "verify deep (SHA-256 of every message): ok" in capsys.readouterr().out
+
+
+def test_repair_does_not_go_with_restore(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "work", "--restore", "--repair"]) == 2
+    assert "--repair fetches into the archive; it does not go with --restore" in (
+        capsys.readouterr().err
+    )

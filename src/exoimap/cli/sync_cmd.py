@@ -280,8 +280,12 @@ def _print_repair(name: str, repaired: SyncReport) -> None:
 def verify(name: str, deep: bool, restore: bool, to: str | None, repair: bool) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
-    With --restore: check that the mailbox holds every message the last restore selected,
-    exactly once, with its flags and date (and with --deep, byte for byte)."""
+    With --repair: then fetch again what differs, is missing or is damaged (a copy that
+    differs from the server is kept, marked gone). With --restore: check that the mailbox
+    holds every message the last restore selected, exactly once, with its flags and date
+    (and with --deep, byte for byte)."""
+    if restore and repair:
+        raise click.UsageError("--repair fetches into the archive; it does not go with --restore")
     if restore:
         raise click.exceptions.Exit(check_restore(name, to, deep=deep))
     paths = Paths.from_env()
