@@ -433,3 +433,29 @@ def test_a_failed_fetch_after_the_old_copy_was_set_aside_is_fetched_by_the_next_
             await archive.close()
 
     asyncio.run(main())
+
+
+def test_repair_fetches_a_copy_whose_date_differs_even_where_no_sample_looks(
+    tmp_path: Path,
+) -> None:
+    source = MemoryStore(capabilities=EXCHANGE_LIKE)
+    count = 4 * CONTENT_SAMPLE
+    for n in range(1, count + 1):
+        source.add_message("INBOX", sample_message(n, 600), internal_date=T0)
+
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            await backup(source, archive)
+            data = source.message_bytes("INBOX", 1)
+            source.replace_content_now("INBOX", 1, data, internal_date=T1)  # an old message
+            check = await verify_archive(source, archive, repair_it=True)
+            [inbox] = check.folders
+            assert inbox.date_mismatch == [1]
+            assert check.repaired is not None
+            assert check.repaired.fetched == 1
+            assert (await verify_archive(source, archive, deep=True)).ok
+        finally:
+            await archive.close()
+
+    asyncio.run(main())

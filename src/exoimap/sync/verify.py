@@ -40,7 +40,8 @@ class FolderCheck:
     hash_mismatch: list[int] = field(default_factory=list)
     flag_mismatch: list[int] = field(default_factory=list)
     #: Source UID -> target UID of every stored copy whose content differs from the source
-    #: message's (size or SHA-256): what :func:`exoimap.sync.repair.repair` fetches again.
+    #: message's (size, internal date or SHA-256): what :func:`exoimap.sync.repair.repair`
+    #: fetches again.
     differing: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -169,6 +170,7 @@ class _Pair:
             and message.internal_date != mine.internal_date
         ):
             check.date_mismatch.append(message.uid)
+            check.differing[message.uid] = mine.uid  # what a backup counts as other content
 
 
 async def _stored_hashes(folder: Folder, messages: list[MessageInfo]) -> Mapping[int, str]:
