@@ -96,11 +96,14 @@ EXCHANGE_LIKE = Capabilities(
 )
 
 
-def _mailbox(capabilities: Capabilities | None = None) -> MemoryStore:
-    source = MemoryStore(capabilities=capabilities)
-    for n in range(1, 6):
+def _filled(source: MemoryStore, count: int) -> MemoryStore:
+    for n in range(1, count + 1):
         source.add_message("INBOX", sample_message(n, 700 + n), internal_date=T0)
     return source
+
+
+def _mailbox(capabilities: Capabilities | None = None) -> MemoryStore:
+    return _filled(MemoryStore(capabilities=capabilities), 5)
 
 
 async def _stored_rows(archive: ArchiveStore) -> list[MessageInfo]:
@@ -309,25 +312,31 @@ class _CountingFolder(MemoryFolder):
         )
 
 
-class _CountingStore(MemoryStore):
-    """Records what each listing of a folder asked for."""
+class _WrappedStore(MemoryStore):
+    """A MemoryStore whose open folders are ``folder_class`` (to watch or fail calls)."""
+
+    folder_class: ClassVar[type[MemoryFolder]] = MemoryFolder
 
     def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
-        return self._counting(name)
+        return self._wrapped(name)
 
     @asynccontextmanager
-    async def _counting(self, name: str) -> AsyncIterator[MemoryFolder]:
+    async def _wrapped(self, name: str) -> AsyncIterator[MemoryFolder]:
         async with super().open_folder(name) as folder:
-            yield _CountingFolder(self, folder.name)
+            yield self.folder_class(self, folder.name)
+
+
+class _CountingStore(_WrappedStore):
+    """Records what each listing of a folder asked for."""
+
+    folder_class = _CountingFolder
 
 
 def test_a_big_folder_is_sampled_and_listed_whole_once_the_sample_finds_a_change(
     tmp_path: Path,
 ) -> None:
-    source = _CountingStore(capabilities=EXCHANGE_LIKE)
     count = 4 * CONTENT_SAMPLE
-    for n in range(1, count + 1):
-        source.add_message("INBOX", sample_message(n, 600), internal_date=T0)
+    source = _filled(_CountingStore(capabilities=EXCHANGE_LIKE), count)
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path)
@@ -393,22 +402,14 @@ class _FailingOnce(MemoryFolder):
             yield message
 
 
-class _FailingStore(MemoryStore):
-    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
-        return self._failing(name)
-
-    @asynccontextmanager
-    async def _failing(self, name: str) -> AsyncIterator[MemoryFolder]:
-        async with super().open_folder(name) as folder:
-            yield _FailingOnce(self, folder.name)
+class _FailingStore(_WrappedStore):
+    folder_class = _FailingOnce
 
 
 def test_a_failed_fetch_after_the_old_copy_was_set_aside_is_fetched_by_the_next_run(
     tmp_path: Path,
 ) -> None:
-    source = _FailingStore(capabilities=EXCHANGE_LIKE)
-    for n in range(1, 4):
-        source.add_message("INBOX", sample_message(n, 700 + n), internal_date=T0)
+    source = _filled(_FailingStore(capabilities=EXCHANGE_LIKE), 3)
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path)
@@ -438,10 +439,7 @@ def test_a_failed_fetch_after_the_old_copy_was_set_aside_is_fetched_by_the_next_
 def test_repair_fetches_a_copy_whose_date_differs_even_where_no_sample_looks(
     tmp_path: Path,
 ) -> None:
-    source = MemoryStore(capabilities=EXCHANGE_LIKE)
-    count = 4 * CONTENT_SAMPLE
-    for n in range(1, count + 1):
-        source.add_message("INBOX", sample_message(n, 600), internal_date=T0)
+    source = _filled(MemoryStore(capabilities=EXCHANGE_LIKE), 4 * CONTENT_SAMPLE)
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path)
