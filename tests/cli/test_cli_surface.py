@@ -108,7 +108,7 @@ SURFACE: dict[str, list[str]] = {
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAMES", "--all", "--deep", "--restore", "--to"],
+    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair"],
 }  # fmt: skip
 
 # Defaults that --help states.

@@ -289,7 +289,8 @@ class AccountSynced(AuditEvent):
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
-    because their content was lost; or notes of what recovery did when the run started
+    because their content was lost or changed under the same UID (``notes``: those server
+    UIDs); or notes of what recovery did when the run started
     (an interrupted run, a repaired archive)."""
 
     name: ClassVar[str] = "sync.change"

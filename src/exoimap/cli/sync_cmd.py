@@ -36,6 +36,7 @@ from exoimap.words import plural, sentence
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
+    from exoimap.sync.report import SyncReport
 
 __all__ = ["sync", "verify"]
 
@@ -98,6 +99,25 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
             f"{result.account}: fetched again {plural(missing, 'message')} whose "
             f"{'file was' if missing == 1 else 'files were'} missing."
         )
+    _print_content_changes(result.account, report)
+
+
+def _print_content_changes(account: str, report: SyncReport) -> None:
+    """A warning per folder where the server holds other content under UIDs already
+    backed up (what a server that lost its store shows)."""
+    for f in report.folders:
+        if f.content_changed:
+            uids = _some_uids(f.content_changed)
+            echo(
+                f"{account}: warning: {f.source}: the server holds other content under "
+                f"{plural(len(f.content_changed), 'UID')} already backed up (server UIDs "
+                f"{uids}); fetched again, the old copies are kept in the archive marked gone.",
+                err=True,
+            )
+
+
+def _some_uids(uids: list[int]) -> str:
+    return ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
 
 
 def _exit_code(results: list[AccountResult]) -> int:
@@ -213,8 +233,7 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
             if uids
         ]
         for what, uids in problems:
-            shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {_some_uids(uids)})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
@@ -229,6 +248,20 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         f"{name}: verify {kind}: {verdict}: {plural(len(report.folders), 'folder')}, "
         f"{plural(checked, 'message')} on the server, {plural(files.checked, 'file')} checked."
     )
+    if report.repaired is not None:
+        _print_repair(name, report.repaired)
+
+
+def _print_repair(name: str, repaired: SyncReport) -> None:
+    summary = repaired.summary()
+    echo(
+        f"{name}: repair: fetched {plural(summary['fetched'], 'message')} again "
+        f"({human_bytes(summary['bytes'])}); copies that differed are kept in the archive, "
+        "marked gone."
+    )
+    for f in repaired.folders:
+        for error in f.errors:
+            echo(f"{name}: repair: {f.source}: {error}", err=True)
 
 
 @click.command("verify")
@@ -236,13 +269,28 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
 @click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
 @click.option("--restore", is_flag=True, help="Check the last restore from NAME's archive instead.")
 @click.option("--to", default=None, help="With --restore: the mailbox restored into.")
-def verify(
-    names: tuple[str, ...], all_accounts: bool, deep: bool, restore: bool, to: str | None
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Then fetch again what differs or is missing (differing copies are kept, marked gone).",
+)
+def verify(  # click passes the options by name
+    *,
+    names: tuple[str, ...],
+    all_accounts: bool,
+    deep: bool,
+    restore: bool,
+    to: str | None,
+    repair: bool,
 ) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
-    With --restore: check that the mailbox holds every message the last restore selected,
-    exactly once, with its flags and date (and with --deep, byte for byte)."""
+    With --repair: then fetch again what differs, is missing or is damaged (a copy that
+    differs from the server is kept, marked gone). With --restore: check that the mailbox
+    holds every message the last restore selected, exactly once, with its flags and date
+    (and with --deep, byte for byte)."""
+    if restore and repair:
+        raise click.UsageError("--repair fetches into the archive; it does not go with --restore")
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
@@ -254,9 +302,10 @@ def verify(
     def one(account: AccountConfig) -> int:
         with auditing(paths, config.audit, key=audit_key_for(paths)):
             report = asyncio.run(
-                verify_account(account, account_provider(account), paths, deep=deep)
+                verify_account(account, account_provider(account), paths, deep=deep, repair=repair)
             )
         _print_verify(account.name, report, deep)
-        return EXIT_OK if report.ok else EXIT_FAILURE
+        ok = report.ok_after_repair if repair else report.ok
+        return EXIT_OK if ok else EXIT_FAILURE
 
     raise click.exceptions.Exit(for_each_account(accounts, one))
