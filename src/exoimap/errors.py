@@ -19,6 +19,7 @@ boundary where they occur, so callers never need to catch anything else.
     │   ├── ImapAuthenticationFailed     the IMAP server refused the credentials
     │   └── TransientAuthError           network, 5xx or 429 from the identity platform
     ├── VaultKeyError                    the vault key is wrong or cannot be obtained
+    │   └── NoVaultKey                   no key source is set up (CLI exit 2)
     ├── ProtocolError                    IMAP protocol violations
     │   ├── RemoteProtocolError          the server sent something we cannot parse
     │   └── LocalProtocolError           we were asked to send something invalid
@@ -69,6 +70,7 @@ __all__ = [
     "LocalProtocolError",
     "MessageError",
     "NetworkError",
+    "NoVaultKey",
     "ProtocolError",
     "RemoteProtocolError",
     "SessionInvalidated",
@@ -188,6 +190,11 @@ class TransientAuthError(AuthError):
 
 class VaultKeyError(ExoimapError):
     """The vault key is wrong (bad passphrase, other key file) or no key source is usable."""
+
+
+class NoVaultKey(VaultKeyError):
+    """No key source is set up (no keyring, passphrase or key file): a setup step is missing,
+    so nothing that would need the vault (a sign-in) may start."""
 
 
 # --- protocol ----------------------------------------------------------------------------

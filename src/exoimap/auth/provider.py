@@ -209,9 +209,17 @@ class TokenProvider:
             self._last = info
             return info
 
+    def check_vault(self) -> None:
+        """Obtain the vault's key now (creating the vault, asking for its passphrase): raises
+        :class:`~exoimap.errors.NoVaultKey` when none can be had. Called before a sign-in
+        starts, so that nobody approves one whose result then cannot be stored."""
+        if self.account.flow != "token-command":  # its tokens are never stored
+            _ = self.vault.key_source
+
     def login(self) -> TokenInfo:
         """Sign in (interactively for device/browser) and store the result, replacing any
-        earlier sign-in of this account."""
+        earlier sign-in of this account (after :meth:`check_vault`)."""
+        self.check_vault()
         with self._mutex, self._audited(interactive=True) as record:
             if self.account.flow == "token-command":
                 info = self._from_command()

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from exoimap.config import Paths
-from exoimap.errors import ConfigError, VaultKeyError, VaultTampered
+from exoimap.errors import ConfigError, NoVaultKey, VaultKeyError, VaultTampered
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -454,11 +454,12 @@ class Vault:
                 header["key_source"] = "key-file"
                 header["key_file"] = str(self.key_file)
             else:
-                raise VaultKeyError(
+                raise NoVaultKey(
                     "no way to protect secrets: no usable OS keyring, no passphrase "
                     f"({PASSPHRASE_ENV} unset and no terminal to ask), and no key file at "
-                    f"{self.key_file}. Set {PASSPHRASE_ENV}, run in a terminal, or create a key "
-                    "file with `exoimap vault create-key-file`."
+                    f"{self.key_file}. Fix it one of three ways: set {PASSPHRASE_ENV}, run the "
+                    "command in a terminal (it asks for a passphrase), or create a key file "
+                    "with `exoimap vault create-key-file`."
                 )
         nonce = os.urandom(_NONCE_LEN)
         check = nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)

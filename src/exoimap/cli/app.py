@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from exoimap.errors import AuthError, ConfigError, ExoimapError
+from exoimap.errors import AuthError, ConfigError, ExoimapError, NoVaultKey
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -27,7 +27,7 @@ PATH = click.Path(path_type=Path)
 
 def exit_code_for(exc: ExoimapError) -> int:
     """The documented exit code for an error that ended a command."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | NoVaultKey):  # a setup step is missing
         return EXIT_USAGE
     if isinstance(exc, AuthError) and not exc.retryable:
         return EXIT_SIGN_IN

@@ -34,6 +34,7 @@ def login(name: str) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     provider = TokenProvider(config.account(name), vault=Vault.from_paths(prompt=terminal_prompt()))
+    provider.check_vault()  # before the audit key (kept in the vault) and any sign-in
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         info = provider.login()  # the provider records the token request or its failure
     who = info.claims.user if info.claims and info.claims.user else provider.username
