@@ -27,6 +27,7 @@ boundary where they occur, so callers never need to catch anything else.
     │   ├── TLSRefused                   TLS not offered, certificate or host name invalid
     │   ├── ConnectionLost               dropped connection, BYE, timeout
     │   │   └── SessionInvalidated       ``* BYE Session invalidated - <reason>``
+    │   ├── ServerUnreachable            connecting kept failing until the deadline
     │   └── Throttled                    server asked us to back off (carries ``backoff``)
     ├── StoreError                       a store failed; says its ``scope`` and ``retryable``
     │   ├── MessageError                 one message (scope MESSAGE)
@@ -48,6 +49,7 @@ No exception message may carry a secret; values that are secrets travel as
 from __future__ import annotations
 
 import enum
+import time
 
 __all__ = [
     "AppMisconfigured",
@@ -73,6 +75,7 @@ __all__ = [
     "NoVaultKey",
     "ProtocolError",
     "RemoteProtocolError",
+    "ServerUnreachable",
     "SessionInvalidated",
     "StoreError",
     "StoreLocked",
@@ -238,6 +241,23 @@ class SessionInvalidated(ConnectionLost):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the server invalidated the session: {reason}")
+
+
+class ServerUnreachable(NetworkError):
+    """Every attempt to connect to ``host`` failed from ``since`` (epoch seconds) until the
+    account's deadline: the run stops instead of retrying folder after folder."""
+
+    retryable = False
+
+    def __init__(self, host: str, since: float, waited: float, last_error: str) -> None:
+        self.host = host
+        self.since = since
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+        super().__init__(
+            f"cannot reach {host} since {stamp} (gave up after {waited:.0f} s of retries; "
+            f"last error: {last_error}). Nothing was lost: run the same command again once "
+            "the server is back."
+        )
 
 
 class Throttled(NetworkError):

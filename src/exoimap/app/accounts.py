@@ -30,8 +30,9 @@ from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import backup, plan_backup
 from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ExoimapError
+from exoimap.errors import ExoimapError, ServerUnreachable
 from exoimap.net.account import AccountProvider, connection_for
+from exoimap.net.imap import RetryPolicy
 from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import is_inbox
@@ -142,6 +143,7 @@ async def open_source(
         endpoint,
         credentials,
         max_connections=account.max_connections,
+        retry=RetryPolicy(give_up_after=account.unreachable_timeout),
         on_event=on_event,
         account=account.name,
     )
@@ -178,6 +180,7 @@ async def opened_stores(
                 return await open_source(account, provider, on_event=events)
 
             source = await kept.sources.take(account, on_event or _no_events, connect)
+            source.reachability.reset()  # the deadline is per run
             clean = False
             try:
                 yield source, archive
@@ -299,11 +302,22 @@ async def sync_account(
                 account, provider, root, policy, options, sink, on_progress, kept
             )
             _record(account.name, result.report, time.monotonic() - started)
+        result.error = _unreachable(result.report)
     except ExoimapError as exc:
         result.error = exc
     result.seconds = time.monotonic() - started
     _record_run(result, dry_run=options.dry_run)
     return result
+
+
+def _unreachable(report: SyncReport) -> ServerUnreachable | None:
+    """The error that stopped the run because the server could not be reached: it is the
+    account's outcome, rather than one line per folder it cut short."""
+    for folder in report.folders:
+        for error in folder.errors:
+            if isinstance(error, ServerUnreachable):
+                return error
+    return None
 
 
 async def _backup(  # noqa: PLR0917 - the account's run, spelled out
