@@ -7,12 +7,12 @@ import random
 
 import pytest
 
+from exoimap.errors import ServerUnreachable
 from exoimap.net.explain import (
     AUTHENTICATE_FAILED_CAUSES,
     NOT_CONNECTED_CAUSES,
     explain_auth_failure,
 )
-from exoimap.errors import ServerUnreachable
 from exoimap.net.recovery import Backoff, Reachability, refresh_deadline
 
 
