@@ -49,6 +49,7 @@ No exception message may carry a secret; values that are secrets travel as
 from __future__ import annotations
 
 import enum
+import os
 import time
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "TransientAuthError",
     "VaultKeyError",
     "VaultTampered",
+    "disk_of",
 ]
 
 
@@ -338,6 +340,37 @@ class DiskFull(StoreError):
 
     scope = ErrorScope.STORE
     retryable = False
+
+
+def disk_of(path: str | os.PathLike[str] | None) -> str:
+    """Names the disk that holds ``path`` for a full-disk message: ``the disk of PATH
+    (mounted at M: F free of T)``; ``the device`` when the path is unknown."""
+    if path is None:
+        return "the device"
+    where = os.path.abspath(os.fspath(path))
+    probe = where
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)  # the file being written may not exist (yet)
+    try:
+        usage = os.statvfs(probe)
+        mount = probe
+        device = os.stat(probe).st_dev
+        while (parent := os.path.dirname(mount)) != mount and os.stat(parent).st_dev == device:
+            mount = parent
+    except OSError:
+        return f"the disk of {where}"
+    free = _size(usage.f_bavail * usage.f_frsize)
+    total = _size(usage.f_blocks * usage.f_frsize)
+    return f"the disk of {where} (mounted at {mount}: {free} free of {total})"
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- integrity ---------------------------------------------------------------------------

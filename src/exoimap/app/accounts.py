@@ -30,7 +30,7 @@ from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import backup, plan_backup
 from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ExoimapError, ServerUnreachable
+from exoimap.errors import ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.imap import RetryPolicy
 from exoimap.net.session import NetEvent
@@ -302,22 +302,14 @@ async def sync_account(
                 account, provider, root, policy, options, sink, on_progress, kept
             )
             _record(account.name, result.report, time.monotonic() - started)
-        result.error = _unreachable(result.report)
+        # what stopped the run (a full disk, a dead server) is the account's outcome,
+        # rather than one line per folder it cut short
+        result.error = result.report.stopped_by
     except ExoimapError as exc:
         result.error = exc
     result.seconds = time.monotonic() - started
     _record_run(result, dry_run=options.dry_run)
     return result
-
-
-def _unreachable(report: SyncReport) -> ServerUnreachable | None:
-    """The error that stopped the run because the server could not be reached: it is the
-    account's outcome, rather than one line per folder it cut short."""
-    for folder in report.folders:
-        for error in folder.errors:
-            if isinstance(error, ServerUnreachable):
-                return error
-    return None
 
 
 async def _backup(  # noqa: PLR0917 - the account's run, spelled out

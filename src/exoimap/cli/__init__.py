@@ -6,6 +6,8 @@ Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in need
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -49,13 +51,22 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
     passes its resident state as ``kept``, for the commands that reuse connections)."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
+        return _run(args, kept)
+    except BaseExceptionGroup as group:  # from concurrent work: report its first known cause
+        cause = _known_cause(group)
+        if cause is None:
+            raise
+        return _ended_by(cause)
+    except (ExoimapError, BrokenPipeError) as exc:
+        return _ended_by(exc)
+
+
+def _run(args: list[str], kept: Resident | None) -> int:
+    try:
         with app.make_context("exoimap", args, obj=kept) as ctx:
             result = app.invoke(ctx)
         if isinstance(result, int) and not isinstance(result, bool):
             return result
-    except ExoimapError as exc:
-        print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
-        return exit_code_for(exc)
     except click.exceptions.Exit as exc:  # --help, --version, and commands that pick a code
         return int(exc.exit_code)
     except click.ClickException as exc:  # usage errors: bad option, missing argument, ...
@@ -70,6 +81,33 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
         print("exoimap: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _known_cause(group: BaseExceptionGroup[BaseException]) -> ExoimapError | OSError | None:
+    """The first error in ``group`` (nested groups included) that has a one-line report."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _known_cause(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, ExoimapError | BrokenPipeError):
+            return exc
+    return None
+
+
+def _ended_by(exc: ExoimapError | OSError) -> int:
+    """One line on stderr for the error that ended the command, and its exit code."""
+    if isinstance(exc, BrokenPipeError):
+        # whoever read the output (`exoimap ... | head`) stopped; writing more is pointless
+        with contextlib.suppress(OSError, ValueError):  # no file descriptor (captured)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        print("exoimap: stopped: the output was closed (broken pipe)", file=sys.stderr)
+        return EXIT_FAILURE
+    assert isinstance(exc, ExoimapError)
+    print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
+    return exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -205,6 +205,7 @@ async def _folder_task(
             run.emit("folder_failed", report.source, error=str(exc), type=type(exc).__name__)
             if (reason := _stops_the_run(exc)) is not None and not run.abort.is_set():
                 run.stop_reason = reason
+                run.report.stopped_by = exc
                 run.abort.set()
 
 
