@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from exoimap.cli import EXIT_FAILURE, EXIT_SIGN_IN, EXIT_USAGE
+from exoimap.app import accounts
+from exoimap.cli import EXIT_FAILURE, EXIT_SIGN_IN, EXIT_USAGE, main
 from exoimap.sandbox.tenant import SandboxTenant
 
 from .sync_helpers import isolated_home, signed_in_account
@@ -223,3 +225,29 @@ def test_a_closed_stdout_is_one_line_for_every_command(
     # the sync stopped when it could not print: what it stored stays, the next run goes on
     assert exoimap("sync", "work").code == EXIT_OK
     assert exoimap("verify", "work", "--deep").code == EXIT_OK
+
+
+def test_an_unmapped_full_disk_inside_concurrent_work_is_still_one_line(
+    sandbox_tenant: SandboxTenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The shape of the report in issue 23: SQLite's "database or disk is full" raised raw
+    inside the accounts' task group. Should a layer ever miss its mapping, the command still
+    ends in one line and exit 1, not a 65-line ExceptionGroup traceback."""
+    isolated_home(tmp_path, monkeypatch)
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
+
+    async def full(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(accounts, "backup", full)
+    capsys.readouterr()
+    assert main(["sync", "work"]) == EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "exoimap: error: no space left on the device; everything stored before is intact. "
+        "Free some space and run again."
+    ]

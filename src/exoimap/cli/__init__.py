@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in need
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
-from exoimap.errors import ExoimapError
+from exoimap.errors import DiskFull, ExoimapError, StoreError, disk_of
 from exoimap.logs import redact
 from exoimap.untrusted import shown
 
@@ -52,13 +53,11 @@ def main(argv: list[str] | None = None, *, kept: Resident | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         return _run(args, kept)
-    except BaseExceptionGroup as group:  # from concurrent work: report its first known cause
-        cause = _known_cause(group)
+    except (Exception, BaseExceptionGroup) as exc:
+        cause = _known_cause(exc)
         if cause is None:
-            raise
+            raise  # a bug: the traceback is what a report needs
         return _ended_by(cause)
-    except (ExoimapError, BrokenPipeError) as exc:
-        return _ended_by(exc)
 
 
 def _run(args: list[str], kept: Resident | None) -> int:
@@ -83,19 +82,31 @@ def _run(args: list[str], kept: Resident | None) -> int:
     return 0
 
 
-def _known_cause(group: BaseExceptionGroup[BaseException]) -> ExoimapError | OSError | None:
-    """The first error in ``group`` (nested groups included) that has a one-line report."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found = _known_cause(exc)
-            if found is not None:
+def _known_cause(exc: BaseException) -> ExoimapError | BrokenPipeError | None:
+    """The error with a one-line report that ended the command: ``exc`` itself, the first
+    such error in a group from concurrent work, or a file-system failure that escaped the
+    mapping of its layer (a full disk, a read-only file system), as its exoimap error."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _known_cause(inner)) is not None:
                 return found
-        elif isinstance(exc, ExoimapError | BrokenPipeError):
-            return exc
+        return None
+    if isinstance(exc, ExoimapError | BrokenPipeError):
+        return exc
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or (type(exc).__module__ == "sqlite3" and "full" in str(exc)):
+        filename = exc.filename if isinstance(exc, OSError) else None
+        return DiskFull(
+            f"no space left on {disk_of(filename)}; everything stored before is intact. "
+            "Free some space and run again."
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        where = f": {exc.filename}" if exc.filename else ""
+        return StoreError(f"{exc.strerror}{where}")
     return None
 
 
-def _ended_by(exc: ExoimapError | OSError) -> int:
+def _ended_by(exc: ExoimapError | BrokenPipeError) -> int:
     """One line on stderr for the error that ended the command, and its exit code."""
     if isinstance(exc, BrokenPipeError):
         # whoever read the output (`exoimap ... | head`) stopped; writing more is pointless
@@ -105,7 +116,6 @@ def _ended_by(exc: ExoimapError | OSError) -> int:
             os.close(devnull)
         print("exoimap: stopped: the output was closed (broken pipe)", file=sys.stderr)
         return EXIT_FAILURE
-    assert isinstance(exc, ExoimapError)
     print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
     return exit_code_for(exc)
 
