@@ -41,7 +41,8 @@ boundary where they occur, so callers never need to catch anything else.
         ├── AuditChainBroken             the audit log's hash chain or checkpoint fails
         └── VaultTampered                an encrypted vault file fails authentication
 
-Messages are written for the person at the terminal: what happened, and what to do.
+Messages are written for the person at the terminal: what happened, and what to do
+(:func:`disk_of` names the disk a :class:`DiskFull` is about, and its free space).
 No exception message may carry a secret; values that are secrets travel as
 :class:`exoimap.secrets.Secret`, whose string form is ``***``.
 """
