@@ -94,6 +94,14 @@ def _config(home: Path) -> Path:
     return home / "config.toml"
 
 
+def _each_ends_in_one_line(commands: list[tuple[str, ...]], code: int, says: str) -> None:
+    """Run each of ``commands``: exit ``code`` and one line on stderr that ``says`` it."""
+    for args in commands:
+        ran = exoimap(*args)
+        assert ran.code == code, (args, ran.out, ran.err)
+        assert says in ran.message, args
+
+
 def test_a_full_disk_says_which_disk_and_loses_nothing(
     sandbox_tenant: SandboxTenant,
     small_disk: Path,
@@ -140,16 +148,14 @@ def test_a_read_only_archive_is_one_line_for_every_command(
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         config = _config(home)
         config.write_text(config.read_text() + f'archive = "{disk / "work"}"\n')
-        for args in (
+        commands = [
             ("sync", "work"),
             ("verify", "work"),
             ("archive", "stats", "work"),
             ("export", "work", "--format", "mbox", str(tmp_path / "out")),
             ("restore", "work", "--merge"),
-        ):
-            ran = exoimap(*args)
-            assert ran.code == EXIT_FAILURE, (args, ran.err)
-            assert "Read-only file system" in ran.message, args
+        ]
+        _each_ends_in_one_line(commands, EXIT_FAILURE, "Read-only file system")
 
 
 def test_a_missing_ca_file_is_one_line(
@@ -160,10 +166,8 @@ def test_a_missing_ca_file_is_one_line(
     config = _config(home)
     missing = tmp_path / "gone" / "ca.pem"
     config.write_text(config.read_text().replace(str(sandbox_tenant.ca_file), str(missing)))
-    for args in (("sync", "work"), ("verify", "work"), ("restore", "work"), ("login", "work")):
-        ran = exoimap(*args)
-        assert ran.code == EXIT_USAGE, (args, ran.err)
-        assert str(missing) in ran.message, args
+    commands = [("sync", "work"), ("verify", "work"), ("restore", "work"), ("login", "work")]
+    _each_ends_in_one_line(commands, EXIT_USAGE, str(missing))
 
 
 def test_a_dead_server_is_one_line_within_the_deadline(
@@ -180,10 +184,8 @@ def test_a_dead_server_is_one_line_within_the_deadline(
         f"imap_port = {sandbox_tenant.imap_port}", f"imap_port = {closed}"
     )
     config.write_text(text + "unreachable_timeout = 1\n")
-    for args in (("sync", "work"), ("verify", "work"), ("restore", "work", "--merge")):
-        ran = exoimap(*args)
-        assert ran.code == EXIT_FAILURE, (args, ran.err)
-        assert "cannot reach 127.0.0.1 since" in ran.message, args
+    commands = [("sync", "work"), ("verify", "work"), ("restore", "work", "--merge")]
+    _each_ends_in_one_line(commands, EXIT_FAILURE, "cannot reach 127.0.0.1 since")
 
 
 def test_a_revoked_sign_in_is_one_line_with_exit_3(
@@ -197,10 +199,8 @@ def test_a_revoked_sign_in_is_one_line_with_exit_3(
     try:
         upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
         admin.revoke_sessions(upn)  # an administrator revokes the user's sign-ins
-        for args in (("sync", "work"), ("verify", "work"), ("token", "show", "work")):
-            ran = exoimap(*args)
-            assert ran.code == EXIT_SIGN_IN, (args, ran.out, ran.err)
-            assert "exoimap login work" in ran.message, args
+        commands = [("sync", "work"), ("verify", "work"), ("token", "show", "work")]
+        _each_ends_in_one_line(commands, EXIT_SIGN_IN, "exoimap login work")
     finally:
         admin.configure(access_token_lifetime=lifetime)
 
