@@ -84,7 +84,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(disk: Path, leave: int) -> Path:
     """Fill ``disk`` but ``leave`` bytes with a file another program might have written."""
-    ballast = disk / "ballast"
+    ballast = disk / f"ballast{len(list(disk.glob('ballast*')))}"
     with ballast.open("wb") as f:
         f.write(b"\0" * max(0, shutil.disk_usage(disk).free - leave))
     return ballast
@@ -110,7 +110,7 @@ def test_a_full_disk_says_which_disk_and_loses_nothing(
     isolated_home(small_disk, monkeypatch)  # config, vault, audit and archive: all there
     signed_in_account(sandbox_tenant, "work", {"INBOX": 150, "Sent Items": 100})
     assert exoimap("sync", "work", "--folder", "INBOX").code == EXIT_OK
-    ballast = _fill(small_disk, leave=300_000)
+    _fill(small_disk, leave=300_000)
 
     sync = exoimap("sync", "work")
     assert sync.code == EXIT_FAILURE
@@ -128,8 +128,18 @@ def test_a_full_disk_says_which_disk_and_loses_nothing(
     stats = exoimap("archive", "stats", "work")  # reading works on a full disk
     assert stats.code == EXIT_OK, stats.err
 
+    # not a byte left: the vault could not store a sign-in, so none starts (no device code
+    # for the user to approve in vain)
+    _fill(small_disk, leave=0)
+    login = exoimap("login", "work")
+    assert login.code == EXIT_FAILURE, login.err
+    assert f"no space left on the disk of {small_disk / 'home' / 'vault'}" in login.message
+    assert "nothing stored before was lost" in login.message
+    assert "devicelogin" not in login.err
+
     # nothing was lost: once space is freed, the next sync completes and checks out
-    ballast.unlink()
+    for ballast in small_disk.glob("ballast*"):
+        ballast.unlink()
     assert exoimap("sync", "work").code == EXIT_OK
     verify = exoimap("verify", "work", "--deep")
     assert verify.code == EXIT_OK, verify.out + verify.err

@@ -210,11 +210,12 @@ class TokenProvider:
             return info
 
     def check_vault(self) -> None:
-        """Obtain the vault's key now (creating the vault, asking for its passphrase): raises
-        :class:`~exoimap.errors.NoVaultKey` when none can be had. Called before a sign-in
-        starts, so that nobody approves one whose result then cannot be stored."""
+        """Obtain the vault's key now (creating the vault, asking for its passphrase) and
+        check that the vault can be written: raises :class:`~exoimap.errors.NoVaultKey`
+        when no key can be had, :class:`~exoimap.errors.DiskFull` on a full disk. Called
+        before a sign-in starts, so nobody approves one whose result cannot be stored."""
         if self.account.flow != "token-command":  # its tokens are never stored
-            _ = self.vault.key_source
+            self.vault.check_writable()
 
     def login(self) -> TokenInfo:
         """Sign in (interactively for device/browser) and store the result, replacing any
