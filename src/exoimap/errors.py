@@ -41,6 +41,9 @@ boundary where they occur, so callers never need to catch anything else.
         ├── AuditChainBroken             the audit log's hash chain or checkpoint fails
         └── VaultTampered                an encrypted vault file fails authentication
 
+:func:`exit_code_for` gives the exit code an error ends a command with (the CLI's and the
+agent's): 2 for configuration or a missing vault key, 3 when a sign-in is needed, else 1.
+
 Messages are written for the person at the terminal: what happened, and what to do
 (:func:`disk_of` names the disk a :class:`DiskFull` is about, and its free space).
 No exception message may carry a secret; values that are secrets travel as
@@ -52,6 +55,8 @@ from __future__ import annotations
 import enum
 import os
 import time
+
+from exoimap.words import sentences
 
 __all__ = [
     "AppMisconfigured",
@@ -90,6 +95,7 @@ __all__ = [
     "VaultKeyError",
     "VaultTampered",
     "disk_of",
+    "exit_code_for",
 ]
 
 
@@ -129,14 +135,15 @@ class AuthError(ExoimapError):
     """Signing in or using a token failed.
 
     ``code`` is the AADSTS number when Microsoft gave one; ``fix`` is the sentence telling
-    the user what to do.
+    the user what to do. The text is ``message`` and ``fix`` as sentences (full stops
+    added where missing); ``message`` alone stays available for callers that add to it.
     """
 
     def __init__(self, message: str, *, code: int | None = None, fix: str | None = None) -> None:
         self.code = code
         self.fix = fix
-        text = message if not fix else f"{message} {fix}"
-        super().__init__(text)
+        self.message = message
+        super().__init__(sentences(message, fix))
 
 
 class ConsentRequired(AuthError):
@@ -181,7 +188,7 @@ class ImapAuthenticationFailed(AuthError):
     ) -> None:
         self.causes = causes
         if causes:
-            message = message + " Likely causes: " + "; ".join(causes) + "."
+            message = sentences(message, "Likely causes: " + "; ".join(causes))
         super().__init__(message, code=code, fix=fix)
 
 
@@ -401,3 +408,17 @@ class AuditChainBroken(IntegrityError):
 
 class VaultTampered(IntegrityError):
     """An encrypted vault file failed authentication: wrong key, or it was modified."""
+
+
+# --- exit codes --------------------------------------------------------------------------
+
+
+def exit_code_for(exc: ExoimapError) -> int:
+    """The documented exit code for an error that ended a command: 2 for configuration
+    (or no vault key: a setup step is missing), 3 when a sign-in is needed, else 1 (the
+    agent answers with these too)."""
+    if isinstance(exc, ConfigError | NoVaultKey):
+        return 2
+    if isinstance(exc, AuthError) and not exc.retryable:
+        return 3
+    return 1

@@ -49,7 +49,7 @@ def test_strings_are_redacted() -> None:
 
 def test_vocabulary_is_closed() -> None:
     assert set(audit.EVENT_NAMES) == {
-        "token.requested", "token.refreshed", "token.failed",
+        "token.requested", "token.refreshed", "token.failed", "token.handed_out",
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
         "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",

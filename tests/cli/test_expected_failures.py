@@ -231,7 +231,7 @@ def test_a_closed_stdout_is_one_line_for_every_command(
     ):
         ran = exoimap(*args, stdout_closed=True)
         assert ran.code == EXIT_FAILURE, (args, ran.err)
-        assert ran.message == "exoimap: stopped: the output was closed (broken pipe)", args
+        assert ran.message == "exoimap: stopped: the output was closed (broken pipe).", args
     # the sync stopped when it could not print: what it stored stays, the next run goes on
     assert exoimap("sync", "work").code == EXIT_OK
     assert exoimap("verify", "work", "--deep").code == EXIT_OK

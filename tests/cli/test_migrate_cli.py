@@ -129,8 +129,8 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
 
     asyncio.run(flag())
     assert main(["migrate", "old", "new", "--map", "Old Stuff=Archive"]) == 0
-    assert "old: migrated 1 messages (" in (out := _counts(capsys))
-    assert "1 flag changes" in out
+    assert "old: migrated 1 message (" in (out := _counts(capsys))
+    assert "1 flag change " in out
     assert len(store.record("INBOX").messages) == 3
     flagged = [m for m in store.record("Sent Items").messages.values() if "\\Flagged" in m.flags]
     assert len(flagged) == 1

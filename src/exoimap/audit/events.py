@@ -45,6 +45,7 @@ __all__ = [
     "ImapThrottled",
     "Outcome",
     "TokenFailed",
+    "TokenHandedOut",
     "TokenRefreshed",
     "TokenRequested",
     "VaultChanged",
@@ -167,6 +168,23 @@ class TokenFailed(AuditEvent):
     error: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenHandedOut(AuditEvent):
+    """An access token was given to another program (``exoimap token print``).
+
+    ``requested_by`` names the programs that asked, nearest first (``mbsync[4242]``), as
+    the operating system reports them; ``via`` is ``agent`` or ``command``; ``format`` is
+    how it was printed; a failed ask (a sign-in is needed) has ``error``. The token itself
+    is never recorded."""
+
+    name: ClassVar[str] = "token.handed_out"
+    requested_by: tuple[str, ...] = ()
+    via: str = "command"
+    format: str = "token"
+    expires_in: int | None = None
+    error: str = ""
+
+
 # --- IMAP connections ------------------------------------------------------------------
 
 
@@ -271,7 +289,8 @@ class AccountSynced(AuditEvent):
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
-    because their content was lost; or notes of what recovery did when the run started
+    because their content was lost or changed under the same UID (``notes``: those server
+    UIDs); or notes of what recovery did when the run started
     (an interrupted run, a repaired archive)."""
 
     name: ClassVar[str] = "sync.change"
@@ -407,6 +426,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     TokenRequested,
     TokenRefreshed,
     TokenFailed,
+    TokenHandedOut,
     ImapConnected,
     ImapAuthenticated,
     ImapAuthFailed,

@@ -604,6 +604,16 @@ class Vault:
     def has_token_cache(self, account: str) -> bool:
         return self._entry_path("token-cache", account).exists()
 
+    def token_cache_version(self, account: str) -> tuple[int, int, int] | None:
+        """Changes whenever the account's stored tokens are written or removed (every write
+        is a new file: inode, size, mtime); None when there are none. A process that keeps a
+        token in memory checks it before handing the token out again."""
+        try:
+            info = self._entry_path("token-cache", account).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_size, info.st_mtime_ns
+
     # the account's secret: client secret, certificate passphrase, or IMAP password
 
     def get_account_secret(self, account: str) -> Secret[str] | None:

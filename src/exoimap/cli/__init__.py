@@ -1,7 +1,7 @@
 """The ``exoimap`` command. Thin: parsing, printing and exit codes; the work is in the library.
 
 Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 sign-in needed,
-4 finished but some items failed.
+4 finished but some items failed, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -14,10 +14,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from exoimap.cli.app import EXIT_FAILURE, EXIT_PARTIAL, EXIT_SIGN_IN, EXIT_USAGE, app, exit_code_for
+from exoimap.cli.app import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_SIGN_IN,
+    EXIT_USAGE,
+    app,
+    exit_code_for,
+)
 from exoimap.errors import DiskFull, ExoimapError, StoreError, disk_of
 from exoimap.logs import redact
 from exoimap.untrusted import shown
+from exoimap.words import sentence
 
 if TYPE_CHECKING:
     from exoimap.app.resident import Resident
@@ -74,11 +83,11 @@ def _run(args: list[str], kept: Resident | None) -> int:
     except (click.Abort, EOFError) as exc:  # e.g. end of input at a prompt
         if isinstance(exc, EOFError):
             print(file=sys.stderr)  # end the prompt's line
-        print("exoimap: aborted", file=sys.stderr)
+        print("exoimap: aborted.", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:  # e.g. Ctrl-C while a device-code sign-in waits
-        print("exoimap: interrupted", file=sys.stderr)
-        return 130
+        print("exoimap: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -114,9 +123,9 @@ def _ended_by(exc: ExoimapError | BrokenPipeError) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
-        print("exoimap: stopped: the output was closed (broken pipe)", file=sys.stderr)
+        print("exoimap: stopped: the output was closed (broken pipe).", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"exoimap: error: {shown(redact(str(exc)))}", file=sys.stderr)
+    print(f"exoimap: error: {shown(redact(sentence(str(exc))))}", file=sys.stderr)
     return exit_code_for(exc)
 
 

@@ -182,7 +182,10 @@ class ImapClient:
             await session.logout()
 
     def _emit(self, event: NetEvent) -> None:
-        if event.kind in ("throttled", "retry", "refresh"):
+        # A throttling wait is one line for the person watching: the event sink (the sync
+        # display) prints it, so the stderr log repeats it only when nobody receives events.
+        shown_elsewhere = event.kind == "throttled" and self._on_event is not None
+        if event.kind in ("throttled", "retry", "refresh") and not shown_elsewhere:
             log.warning("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
         else:
             log.info("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
@@ -288,7 +291,7 @@ class ImapClient:
     async def _wait_throttle(self, exc: Throttled, count: int) -> None:
         if count > self.retry.max_throttle_retries or exc.backoff > self.retry.max_throttle_wait:
             raise exc
-        self._note("retry", f"throttled; waiting {exc.backoff:g} s as the server asks", exc.backoff)
+        # the session's "throttled" event already said how long this waits
         await self._sleep(exc.backoff)
 
     async def _drop(self) -> None:

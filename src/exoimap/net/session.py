@@ -32,6 +32,8 @@ from exoimap.errors import (
     TLSRefused,
 )
 from exoimap.net.credentials import (
+    CheckedToken,
+    CheckedTokenSource,
     Credentials,
     OAuth2Credentials,
     expiry_seconds,
@@ -180,6 +182,8 @@ class ImapSession:
         self.mechanism: str | None = None
         self.selected: str | None = None
         self.token_expires_at: float | None = None
+        #: What the sign-in layer verified about the token sent (for explaining a refusal).
+        self._checked_token: CheckedToken | None = None
         #: When the client should replace this session (token refresh); set by the client.
         self.refresh_at: float | None = None
         self.commands_sent = 0
@@ -328,6 +332,8 @@ class ImapSession:
         if isinstance(credentials, OAuth2Credentials):
             token = await credentials.tokens.access_token()
             self.token_expires_at = expiry_seconds(credentials.tokens)
+            if isinstance(credentials.tokens, CheckedTokenSource):
+                self._checked_token = credentials.tokens.checked_token()
             if mechanism == "XOAUTH2":
                 message = sasl.xoauth2(credentials.user, token)
             else:
@@ -374,6 +380,7 @@ class ImapSession:
             mechanism=self.mechanism or "?",
             server_text=server_text or reason,
             exchange=self.exchange,
+            checked=self._checked_token,
         )
         cause = "not-connected" if is_not_connected(server_text) else (reason or "refused")
         self._event("auth_failed", detail=cause)

@@ -284,13 +284,17 @@ class Ledger:
 
     # --- messages ------------------------------------------------------------------------
 
-    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
+    async def messages(
+        self, folder: Folder, *, detail: bool = False, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """The target's listing with origins; also settles what an interrupted append
         stored, and forgets UIDs of an old UIDVALIDITY (so even a dry run may record that:
         never anything the target does not hold)."""
         name = folder.name
         pending = await self._call("reading the ledger", self._intents, name)
-        listing = await folder.list_messages(detail=detail or bool(pending))
+        listing = await folder.list_messages(
+            detail=detail or bool(pending), size_and_date=size_and_date
+        )
         uidvalidity = listing.state.uidvalidity
         known = await self._call("reading the ledger", self._known, name, uidvalidity)
         if pending:
@@ -402,6 +406,10 @@ class Ledger:
             "DELETE FROM messages WHERE folder=? AND target_uid=?",
             [(folder, uid) for uid in uids],
         )
+
+    async def content_replaced(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        """The restored copies stay in the mailbox, no longer tied to an archive message."""
+        await self.forget(folder, uids)
 
     async def content_lost(self, folder: str) -> list[int]:
         return []  # a mailbox's content cannot go missing behind the server's back

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import random
 from collections.abc import Callable, Mapping
 
 from exoimap.errors import ErrorScope, ExoimapError, NetworkError, StoreError
@@ -48,7 +49,13 @@ from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncR
 from exoimap.sync.run import Run
 from exoimap.sync.transfer import Transfer
 
-__all__ = ["sync"]
+__all__ = ["CONTENT_SAMPLE", "sync"]
+
+#: How many of a folder's newest copies, and how many more at random, a resync over a
+#: complete listing checks for content changed under the same UID.
+CONTENT_SAMPLE = 16
+# not for secrets: which messages a resync looks at more closely
+_random = random.SystemRandom()
 
 Clock = Callable[[], _dt.datetime]
 
@@ -237,6 +244,7 @@ async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -
     report.planned_bytes = sum(sizes.get(uid, 0) for uid in plan.fetch)
     report.flags_changed = len(plan.flags)
     report.rematched = len(plan.origins)
+    report.content_changed = sorted(plan.replaced.values())
     if run.policy.mirror:
         report.expunged = len(plan.gone)
     else:
@@ -256,7 +264,7 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             await state.forget(report.target, lost)
             report.refetched_missing = len(lost)
             run.emit("lost_content_refetched", report.target, count=len(lost))
-        stored = await state.messages(target_folder)
+        stored = await state.messages(target_folder, size_and_date=run.policy.follow_content)
         folder_state = await source_folder.state()
         rematch = needs_rematch(stored, folder_state.uidvalidity)
         if rematch:  # matching needs Message-IDs, sizes and dates
@@ -267,18 +275,26 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             if folder_state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
-        listing = await source_folder.list_messages(
-            changed_since=since, detail=rematch or _needs_detail(run)
+        listing, plan = await _list_and_plan(
+            run,
+            source_folder,
+            stored,
+            since,
+            uidvalidity=folder_state.uidvalidity,
+            detail=rematch or _needs_detail(run),
         )
-        plan = _plan(run, listing, stored)
         report.planned = len(plan.fetch)
         report.skipped = sorted(plan.skipped.items())
         run.total_planned += len(plan.fetch)
         await _apply_metadata(run, report, target_folder, plan)
+        await _set_aside_replaced(run, report, plan)
         uidvalidity = listing.state.uidvalidity
         transfer = Transfer(run, report, source_folder, target_folder, uidvalidity, listing)
         await transfer.copy(plan)
         await _apply_gone(run, report, target_folder, plan, uidvalidity)
+        if run.policy.mirror and plan.replaced:
+            await target_folder.expunge(list(plan.replaced))
+            await state.forget(report.target, list(plan.replaced))
         await state.folder_synced(
             report.target,
             uidvalidity=uidvalidity,
@@ -286,6 +302,46 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             # after a failed message, the next run must list everything again to retry it
             modseq=listing.state.highest_modseq if report.ok else None,
         )
+
+
+async def _list_and_plan(
+    run: Run,
+    folder: Folder,
+    stored: list[MessageInfo],
+    since: int | None,
+    *,
+    uidvalidity: int,
+    detail: bool,
+) -> tuple[MessageListing, MessagePlan]:
+    """List the source folder and plan. Content changes: a changes-only listing (CONDSTORE)
+    carries every listed message's size and date; a complete one only a sample's, and
+    every message's once the sample found a change (see :func:`_content_sample`)."""
+    stamps: bool | frozenset[int] = False
+    if run.policy.follow_content and stored and not detail:
+        stamps = True if since is not None else _content_sample(stored, uidvalidity)
+    listing = await folder.list_messages(changed_since=since, detail=detail, size_and_date=stamps)
+    plan = _plan(run, listing, stored)
+    if plan.replaced and isinstance(stamps, frozenset):
+        listing = await folder.list_messages(changed_since=since, size_and_date=True)
+        plan = _plan(run, listing, stored)
+    return listing, plan
+
+
+def _content_sample(stored: list[MessageInfo], uidvalidity: int) -> frozenset[int]:
+    """The source UIDs whose size and date a complete listing also asks: the newest copies
+    and as many at random (listing them all costs about as much again as the flags, on
+    every resync of a server without CONDSTORE). A server that lost its store and refilled
+    it shows in any sample; a single message changed under its UID is caught by a later
+    sample or by ``verify --deep``."""
+    anchored = sorted(
+        m.origin.uid
+        for m in stored
+        if m.origin is not None and m.origin.uidvalidity == uidvalidity and m.gone_at is None
+    )
+    if len(anchored) <= 2 * CONTENT_SAMPLE:
+        return frozenset(anchored)
+    older = anchored[:-CONTENT_SAMPLE]
+    return frozenset(anchored[-CONTENT_SAMPLE:] + _random.sample(older, CONTENT_SAMPLE))
 
 
 def _incremental(run: Run, record: FolderSyncRecord | None, uidvalidity: int) -> bool:
@@ -314,12 +370,15 @@ def _needs_detail(run: Run) -> bool:
 
 def _plan(run: Run, listing: MessageListing, stored: list[MessageInfo]) -> MessagePlan:
     caps, policy = run.target.capabilities, run.policy
+    exact_sizes = run.source.capabilities.exact_sizes
     rules = MessageRules(
-        exact_sizes=run.source.capabilities.exact_sizes,
+        exact_sizes=exact_sizes,
         keep_flags=None if caps.custom_keywords else caps.permanent_flags,
         select=policy.select,
         max_size=policy.max_message_size or caps.max_message_size,
         track_deletions=policy.track_deletions,
+        follow_content=policy.follow_content,
+        sizes_comparable=exact_sizes and caps.exact_sizes,
     )
     return plan_messages(listing.state.uidvalidity, listing, stored, rules)
 
@@ -335,6 +394,22 @@ async def _apply_metadata(
         await folder.set_flags(plan.flags)
         report.flags_changed = len(plan.flags)
         run.emit("flags_changed", report.target, count=len(plan.flags))
+
+
+async def _set_aside_replaced(run: Run, report: FolderReport, plan: MessagePlan) -> None:
+    """Before the new content is fetched: the old copies stop standing for their source
+    message (kept as gone), so a crash in between leaves the source message unanchored,
+    to be fetched by the next run, and never two copies claiming one source UID."""
+    if not plan.replaced:
+        return
+    report.content_changed = sorted(plan.replaced.values())
+    run.emit(
+        "content_changed",
+        report.target,
+        count=len(plan.replaced),
+        uids=report.content_changed,
+    )
+    await run.state.content_replaced(report.target, list(plan.replaced), run.clock())
 
 
 async def _apply_gone(

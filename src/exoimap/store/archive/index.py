@@ -245,6 +245,16 @@ _MSG_COLUMNS = (
     "uid, sha256, size, message_id, internal_date, flags, file, "
     "origin_uidvalidity, origin_uid, state, gone_at"
 )
+#: The lean listing (the no-change resync reads it for every message), without and with
+#: size and internal date.
+_LEAN = (
+    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, NULL, NULL FROM messages "
+    "WHERE folder_id=? ORDER BY uid"
+)
+_LEAN_SIZED = (
+    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, size, internal_date "
+    "FROM messages WHERE folder_id=? ORDER BY uid"
+)
 _FOLDER_COLUMNS = (
     "id, name, dirname, role, uidvalidity, uidnext, source_uidvalidity, "
     "source_uidnext, source_modseq, gone_at, files_stamp"
@@ -517,12 +527,15 @@ class Index:
         return [_message_row(r) for r in rows]
 
     @_mapped("listing a folder's messages", _FOLDER)
-    def infos(self, folder_id: int, *, detail: bool = True) -> list[MessageInfo]:
+    def infos(
+        self, folder_id: int, *, detail: bool = True, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """Every message of a folder as the Store protocol shows it (the no-change resync
         reads this for every message, so it builds the objects directly; without
-        ``detail`` only UID, flags, origin and gone are filled in)."""
+        ``detail`` only UID, flags, origin and gone are filled in, and with
+        ``size_and_date`` also size and internal date)."""
         if not detail:
-            return self._lean_infos(folder_id)
+            return self._lean_infos(folder_id, size_and_date=size_and_date)
         rows = self._execute(
             "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
             "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
@@ -547,22 +560,24 @@ class Index:
             )
         return out
 
-    def _lean_infos(self, folder_id: int) -> list[MessageInfo]:
+    def _lean_infos(self, folder_id: int, *, size_and_date: bool) -> list[MessageInfo]:
         rows = self._execute(
-            "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at FROM messages "
-            "WHERE folder_id=? ORDER BY uid",
+            _LEAN_SIZED if size_and_date else _LEAN,
             (folder_id,),
         )
         parse = _dt.datetime.fromisoformat
         flag_sets = _FlagSets()
         out = []
-        for uid, flags, origin_uv, origin_uid, gone_at in rows:
+        for uid, flags, origin_uv, origin_uid, gone_at, size, date in rows:
             origin = None
             if origin_uid is not None:
                 origin = MessageRef(origin_uv, origin_uid)
             info = MessageInfo(uid, flag_sets[flags], origin=origin)
             if gone_at:
                 info.gone_at = parse(gone_at)
+            if date is not None:
+                info.size = size
+                info.internal_date = parse(date)
             out.append(info)
         return out
 
@@ -634,6 +649,17 @@ class Index:
             self._executemany(
                 "UPDATE messages SET state='gone', gone_at=? "
                 "WHERE folder_id=? AND uid=? AND gone_at IS NULL",
+                [(when, folder_id, uid) for uid in uids],
+            )
+
+    @_mapped("keeping replaced messages", _FOLDER)
+    def supersede(self, folder_id: int, uids: Iterable[int], when: str) -> None:
+        """Messages whose source UID now holds other content: no origin any more, gone
+        since ``when`` (unless already gone), state ``superseded``."""
+        with self.tx():
+            self._executemany(
+                "UPDATE messages SET origin_uidvalidity=NULL, origin_uid=NULL, "
+                "state='superseded', gone_at=coalesce(gone_at, ?) WHERE folder_id=? AND uid=?",
                 [(when, folder_id, uid) for uid in uids],
             )
 
