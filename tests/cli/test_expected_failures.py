@@ -94,6 +94,14 @@ def _config(home: Path) -> Path:
     return home / "config.toml"
 
 
+def _synced_home(tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with the account ``work`` signed in and backed up (three messages)."""
+    home = isolated_home(tmp_path, monkeypatch)
+    signed_in_account(tenant, "work", {"INBOX": 3})
+    assert exoimap("sync", "work").code == EXIT_OK
+    return home
+
+
 def _each_ends_in_one_line(commands: list[tuple[str, ...]], code: int, says: str) -> None:
     """Run each of ``commands``: exit ``code`` and one line on stderr that ``says`` it."""
     for args in commands:
@@ -150,9 +158,7 @@ def test_a_full_disk_says_which_disk_and_loses_nothing(
 def test_a_read_only_archive_is_one_line_for_every_command(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = isolated_home(tmp_path, monkeypatch)
-    signed_in_account(sandbox_tenant, "work", {"INBOX": 5})
-    assert exoimap("sync", "work").code == EXIT_OK
+    home = _synced_home(sandbox_tenant, tmp_path, monkeypatch)
     with _tmpfs(tmp_path / "ro", "4m") as disk:
         shutil.copytree(home / "archive" / "work", disk / "work")
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
@@ -183,9 +189,7 @@ def test_a_missing_ca_file_is_one_line(
 def test_a_dead_server_is_one_line_within_the_deadline(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = isolated_home(tmp_path, monkeypatch)
-    signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
-    assert exoimap("sync", "work").code == EXIT_OK
+    home = _synced_home(sandbox_tenant, tmp_path, monkeypatch)
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
