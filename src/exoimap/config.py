@@ -232,6 +232,8 @@ class AccountConfig:
     mechanism: str = "xoauth2"
     starttls: bool = False
     max_connections: int = 4
+    #: Seconds connecting to the IMAP server may keep failing before a run gives up on it.
+    unreachable_timeout: int = 300
 
 
 _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
@@ -251,6 +253,7 @@ _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
     "mechanism": _choice(MECHANISMS),
     "starttls": _boolean,
     "max_connections": _positive_int,
+    "unreachable_timeout": _positive_int,
 }
 
 

@@ -225,9 +225,18 @@ class TokenProvider:
             self._last = info
             return info
 
+    def check_vault(self) -> None:
+        """Obtain the vault's key now (creating the vault, asking for its passphrase) and
+        check that the vault can be written: raises :class:`~exoimap.errors.NoVaultKey`
+        when no key can be had, :class:`~exoimap.errors.DiskFull` on a full disk. Called
+        before a sign-in starts, so nobody approves one whose result cannot be stored."""
+        if self.account.flow != "token-command":  # its tokens are never stored
+            self.vault.check_writable()
+
     def login(self) -> TokenInfo:
         """Sign in (interactively for device/browser) and store the result, replacing any
-        earlier sign-in of this account."""
+        earlier sign-in of this account (after :meth:`check_vault`)."""
+        self.check_vault()
         with self._mutex, self._audited(interactive=True) as record:
             if self.account.flow == "token-command":
                 info = self._from_command()

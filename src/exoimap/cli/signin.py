@@ -68,6 +68,10 @@ def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
     vault = Vault.from_paths(prompt=terminal_prompt())
+    if any(account.flow != "token-command" for account in accounts):
+        # before the audit key (kept in the vault) and before anyone approves a sign-in
+        # whose result could not be stored
+        vault.check_writable()
 
     def one(account: AccountConfig) -> int:
         provider = TokenProvider(account, vault=vault, browser_timeout=timeout)

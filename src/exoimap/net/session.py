@@ -115,7 +115,8 @@ class NetEvent:
     """A connection-level event for the audit log and progress: never carries a secret.
 
     ``kind`` is ``connect``, ``auth``, ``auth_failed``, ``disconnect``, ``throttled``,
-    ``retry`` or ``refresh``.
+    ``retry``, ``reconnect`` (a further failed connect to a server already failing) or
+    ``refresh``.
     """
 
     kind: str

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from exoimap.errors import DiskFull, StoreError
+from exoimap.errors import DiskFull, StoreError, disk_of
 from exoimap.store.base import Folder, FolderSyncRecord, MessageInfo, MessageRef
 
 __all__ = ["Ledger"]
@@ -87,10 +87,10 @@ def _epoch(when: _dt.datetime | None) -> int | None:
     return int(when.timestamp()) if when is not None else None
 
 
-def _error(exc: sqlite3.Error | OSError, what: str) -> StoreError:
+def _error(exc: sqlite3.Error | OSError, what: str, path: Path) -> StoreError:
     text = str(exc)
     if "full" in text or getattr(exc, "errno", None) == 28:  # ENOSPC
-        return DiskFull(f"no space left on the device while {what}; nothing was lost")
+        return DiskFull(f"no space left on {disk_of(path)} while {what}; nothing was lost")
     return StoreError(f"the sync ledger failed while {what}: {text}")
 
 
@@ -138,7 +138,7 @@ class Ledger:
         try:
             return await loop.run_in_executor(self._thread, function, *args)
         except (sqlite3.Error, OSError) as exc:
-            raise _error(exc, what) from exc
+            raise _error(exc, what, self.path) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

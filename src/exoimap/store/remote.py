@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from exoimap.errors import FolderError, FolderNotFound, MessageError
 from exoimap.net.credentials import Credentials
 from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status
+from exoimap.net.recovery import Reachability
 from exoimap.net.session import Endpoint, EventSink, ImapSession, Reply
 from exoimap.protocol import commands as c
 from exoimap.protocol.headers import HeaderCollector, parse_message_id
@@ -134,6 +135,10 @@ class RemoteImapStore:
     ) -> None:
         ignored = frozenset(e.upper() for e in ignore_extensions)
         enable = tuple(e for e in ("CONDSTORE", "QRESYNC") if e not in ignored)
+        #: One clock for the whole pool: an unreachable server costs one deadline.
+        self.reachability = Reachability(
+            endpoint.host, give_up_after=(retry or RetryPolicy()).give_up_after
+        )
 
         def factory() -> ImapClient:
             return ImapClient(
@@ -143,6 +148,7 @@ class RemoteImapStore:
                 on_event=on_event,
                 account=account,
                 enable=enable,  # only sent where offered (not on Exchange)
+                reachability=self.reachability,
             )
 
         # Exchange allows about 20 connections per mailbox; stay well below.

@@ -10,8 +10,9 @@ with its hands tied, so it cannot disagree with a real run).
 
 Folders are synced concurrently (an :class:`asyncio.TaskGroup`, at most
 ``min(policy.max_parallel_folders, both stores' connection limits)`` at once); one failing
-folder is recorded in the report and does not stop the others, except that a store-wide
-error that cannot heal (a full disk) stops the folders not yet started. Messages move in
+folder is recorded in the report and does not stop the others, except that an error that
+cannot heal (a full disk, a server unreachable past its deadline) stops the folders not yet
+started. Messages move in
 batches: one large fetch from the source streams straight into one append on the target
 (:mod:`exoimap.sync.transfer`).
 
@@ -27,7 +28,7 @@ import datetime as _dt
 import random
 from collections.abc import Callable, Mapping
 
-from exoimap.errors import ErrorScope, ExoimapError, StoreError
+from exoimap.errors import ErrorScope, ExoimapError, NetworkError, StoreError
 from exoimap.store.base import (
     Folder,
     FolderSyncRecord,
@@ -197,9 +198,7 @@ async def _folder_task(
 ) -> None:
     async with gate:
         if run.abort.is_set():
-            report.errors.append(
-                StoreError("skipped: the target cannot take more data", folder=report.source)
-            )
+            report.errors.append(StoreError(f"skipped: {run.stop_reason}", folder=report.source))
             return
         try:
             if (failed := planner.failed.get(report.target)) is not None:
@@ -211,8 +210,19 @@ async def _folder_task(
         except ExoimapError as exc:
             report.errors.append(exc)
             run.emit("folder_failed", report.source, error=str(exc), type=type(exc).__name__)
-            if isinstance(exc, StoreError) and exc.scope is ErrorScope.STORE and not exc.retryable:
+            if (reason := _stops_the_run(exc)) is not None and not run.abort.is_set():
+                run.stop_reason = reason
+                run.report.stopped_by = exc
                 run.abort.set()
+
+
+def _stops_the_run(exc: ExoimapError) -> str | None:
+    """Why ``exc`` stops the folders not yet done, or None when only its folder failed."""
+    if isinstance(exc, StoreError) and exc.scope is ErrorScope.STORE and not exc.retryable:
+        return "the target cannot take more data"
+    if isinstance(exc, NetworkError) and not exc.retryable:
+        return "the server cannot be reached"
+    return None
 
 
 async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -> None:

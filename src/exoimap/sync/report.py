@@ -74,6 +74,8 @@ class SyncReport:
     folders_deleted: list[str] = field(default_factory=list)
     recovery_notes: list[str] = field(default_factory=list)
     errors: list[ExoimapError] = field(default_factory=list)
+    #: The error that stopped the folders not yet done (a full disk, an unreachable server).
+    stopped_by: ExoimapError | None = None
 
     @property
     def ok(self) -> bool:

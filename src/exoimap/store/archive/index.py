@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked, StoreUnavailable
+from exoimap.errors import (
+    DiskFull,
+    ErrorScope,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+    disk_of,
+)
 from exoimap.store.base import MessageInfo, MessageRef
 
 __all__ = [
@@ -104,16 +111,20 @@ _REFUSED = frozenset({"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLI
 
 
 def map_sqlite_error(
-    exc: sqlite3.Error, what: str, *, scope: ErrorScope = ErrorScope.STORE
+    exc: sqlite3.Error,
+    what: str,
+    *,
+    scope: ErrorScope = ErrorScope.STORE,
+    path: Path | None = None,
 ) -> StoreError:
     """The store error for ``exc``, met while ``what``; ``scope`` is how much the failed
-    statement was about (one folder's rows, or the whole index)."""
+    statement was about (one folder's rows, or the whole index); ``path`` the index file."""
     text = str(exc)
     code = getattr(exc, "sqlite_errorname", None)
     if code in _FULL or "disk is full" in text or ("disk I/O" in text and "full" in text):
         return DiskFull(
-            f"no space left on the device while {what}; everything stored before is intact. "
-            "Free some space and run again."
+            f"no space left on {disk_of(path)} while {what}; everything stored before is "
+            "intact. Free some space and run again."
         )
     if code in _BUSY or "locked" in text or "busy" in text:
         return StoreLocked(f"the archive index is locked by another process while {what}")
@@ -151,7 +162,9 @@ def _mapped(
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as exc:
-                raise map_sqlite_error(exc, what, scope=scope) from exc
+                raise map_sqlite_error(
+                    exc, what, scope=scope, path=getattr(self, "path", None)
+                ) from exc
 
         return mapped
 
@@ -377,7 +390,9 @@ class Index:
                 self._execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             # not damage (a full disk, a read-only or locked file): say so, never rebuild
-            raise map_sqlite_error(exc, f"upgrading the index to schema {SCHEMA_VERSION}") from exc
+            raise map_sqlite_error(
+                exc, f"upgrading the index to schema {SCHEMA_VERSION}", path=self.path
+            ) from exc
 
     @_mapped("reading the archive index")
     def initialized(self) -> bool:

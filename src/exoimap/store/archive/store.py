@@ -140,8 +140,10 @@ class ArchiveStore:
                 make_private_dirs(base / sub)
             lock_fd = take_lock(base / "lock")
         except OSError as exc:
-            raise map_os_error(exc, f"creating the archive at {base}") from exc
-        worker = Worker()
+            raise map_os_error(
+                exc, f"opening the archive at {base} (it must be writable)", path=base
+            ) from exc
+        worker = Worker(base)
         try:
             parts, notes = worker.call(
                 f"opening the archive at {base}",
