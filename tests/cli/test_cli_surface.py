@@ -108,6 +108,10 @@ SURFACE: dict[str, list[str]] = {
     "vault create-key-file": ["PATH"],
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to"],
+    "watch": [
+        "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
+        "--health-file", "--metrics-port",
+    ],
 }  # fmt: skip
 
 # Defaults that --help states.

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("exoimap.cli.token_cmd", "app"),
     "vault": ("exoimap.cli.vault_cmd", "app"),
     "sync": ("exoimap.cli.sync_cmd", "sync"),
+    "watch": ("exoimap.cli.watch_cmd", "watch"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
     "restore": ("exoimap.cli.restore_cmd", "restore"),
     "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
