@@ -108,6 +108,7 @@ SURFACE: dict[str, list[str]] = {
     "vault create-key-file": ["PATH"],
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to"],
+    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
     "watch": [
         "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
         "--health-file", "--metrics-port",

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vault": ("exoimap.cli.vault_cmd", "app"),
     "sync": ("exoimap.cli.sync_cmd", "sync"),
     "watch": ("exoimap.cli.watch_cmd", "watch"),
+    "doctor": ("exoimap.cli.doctor_cmd", "doctor"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
     "restore": ("exoimap.cli.restore_cmd", "restore"),
     "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
