@@ -108,6 +108,10 @@ SURFACE: dict[str, list[str]] = {
     "vault create-key-file": ["PATH"],
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to"],
+    "schedule": [],
+    "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
+    "schedule remove": [],
+    "schedule status": [],
     "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
     "watch": [
         "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("exoimap.cli.sync_cmd", "sync"),
     "watch": ("exoimap.cli.watch_cmd", "watch"),
     "doctor": ("exoimap.cli.doctor_cmd", "doctor"),
+    "schedule": ("exoimap.cli.schedule_cmd", "app"),
     "verify": ("exoimap.cli.sync_cmd", "verify"),
     "restore": ("exoimap.cli.restore_cmd", "restore"),
     "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
