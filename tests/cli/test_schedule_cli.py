@@ -53,7 +53,7 @@ def _verify(directory: Path, contents: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_periodic_units_run_this_python_with_the_home_and_key_file(tmp_path: Path) -> None:
-    contents = units(Schedule(("work", "home box"), every=3600), ENV)
+    contents = units(Schedule(("work", "home box"), every=3600), ENV, tmp_path / "s.env")
     assert sorted(contents) == [SYNC_SERVICE, SYNC_TIMER]
     service, timer = contents[SYNC_SERVICE], contents[SYNC_TIMER]
     assert "Type=oneshot" in service
@@ -61,6 +61,7 @@ def test_periodic_units_run_this_python_with_the_home_and_key_file(tmp_path: Pat
     assert 'Environment="EXOIMAP_HOME=/home/ann/exo data"' in service
     assert 'Environment="EXOIMAP_VAULT_KEY_FILE=/home/ann/.exoimap.key"' in service
     assert "PASSPHRASE" not in service + timer
+    assert f"EnvironmentFile=-{tmp_path / 's.env'}" in service  # where a passphrase may go
     assert "OnUnitActiveSec=3600s" in timer
     assert f"Unit={SYNC_SERVICE}" in timer
     assert "WantedBy=timers.target" in timer
@@ -139,7 +140,7 @@ def test_install_without_a_user_systemd_prints_the_cron_line(
     assert captured.out.rstrip().endswith(f"{sys.executable} -m exoimap sync work")
     # the passphrase of this shell is not carried over, and the user is told what to do
     assert PASSPHRASE not in captured.out
-    assert "unattended runs need a key file" in captured.err
+    assert f"read it from {home / 'schedule.env'}" in captured.err
     assert main(["schedule", "status"]) == 1
     assert "crontab -l" in capsys.readouterr().out
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exoimap.app.sd_notify import Notifier
+from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
 
 from .sync_helpers import isolated_home, signed_in_account
@@ -107,3 +108,23 @@ def test_the_notifier_sends_to_an_abstract_socket() -> None:
         sock.bind("\0" + name)
         assert Notifier({"NOTIFY_SOCKET": "@" + name}).status("two\nlines")
         assert sock.recv(100) == b"STATUS=two lines"
+
+
+def test_watch_exits_3_when_the_sign_in_needs_the_user(
+    sandbox_tenant: SandboxTenant, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No usable sign-in (here: signed out; in life: a refresh token revoked or unused for
+    90 days): the watch cannot go on without the user. It says so, records it in the health
+    file, and exits with 3, which the systemd unit does not restart."""
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    assert main(["logout", "work"]) == 0
+    health_path = tmp_path / "health.json"
+    capsys.readouterr()
+    assert main(["watch", "work", "--health-file", str(health_path)]) == 3
+    err = capsys.readouterr().err
+    assert "work: sign-in needed:" in err
+    assert "run `exoimap login work`" in err
+    mailbox = json.loads(health_path.read_text())["mailboxes"][0]
+    assert mailbox["state"] == "signin_needed"
+    assert mailbox["syncs"] == 0
+    assert mailbox["last_error"].startswith("sign-in: ")

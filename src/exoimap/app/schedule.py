@@ -94,9 +94,14 @@ def _exec(schedule: Schedule) -> str:
     return "ExecStart=" + shlex.join(schedule.command())
 
 
-def units(schedule: Schedule, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The unit files to install: name -> content."""
+def units(
+    schedule: Schedule, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> dict[str, str]:
+    """The unit files to install: name -> content. ``env_file``: an optional file (0600,
+    the user's own) of ``KEY=value`` lines the service reads, for a vault passphrase."""
     env = _environment(os.environ if environ is None else environ)
+    if env_file is not None:
+        env.append(f"EnvironmentFile=-{env_file}")  # "-": no file, no error
     if schedule.watch:
         service = [
             "[Unit]",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -22,12 +23,17 @@ def app() -> None:
     """Run backups unattended: systemd user units, or a cron line where systemd is absent."""
 
 
-def _warn_about_passphrase() -> None:
+def env_file(paths: Paths) -> Path:
+    """The file of ``KEY=value`` lines the units read (the user writes it, mode 0600)."""
+    return paths.config_dir / "schedule.env"
+
+
+def _warn_about_passphrase(paths: Paths) -> None:
     if os.environ.get("EXOIMAP_VAULT_PASSPHRASE") and not os.environ.get("EXOIMAP_VAULT_KEY_FILE"):
         echo(
             "note: EXOIMAP_VAULT_PASSPHRASE is not copied into the schedule (it is a secret); "
-            "unattended runs need a key file: `exoimap vault create-key-file PATH`, then "
-            "EXOIMAP_VAULT_KEY_FILE=PATH (see docs/scheduling.md)",
+            f"the systemd units read it from {env_file(paths)} (create it with mode 0600), "
+            "or cron needs a vault with a key file (see docs/scheduling.md)",
             err=True,
         )
 
@@ -61,10 +67,11 @@ def install(
     """Install (or replace) the schedule: a timer for periodic syncs, or a watch service."""
     if every is not None and watch_mode:
         raise ConfigError("give --every or --watch, not both")
-    select_accounts(load_config(Paths.from_env()), names, all_accounts)  # the names must exist
+    paths = Paths.from_env()
+    select_accounts(load_config(paths), names, all_accounts)  # the names must exist
     plan = s.Schedule(names=names, every=None if watch_mode else s.parse_every(every or "1h"))
-    contents = s.units(plan)
-    _warn_about_passphrase()
+    contents = s.units(plan, env_file=env_file(paths))
+    _warn_about_passphrase(paths)
     if print_only:
         for name, text in contents.items():
             echo(f"# {s.unit_dir() / name}\n{text}")
@@ -75,10 +82,10 @@ def install(
         echo(s.cron_line(plan))
         return
     _remove_units()
-    paths = s.install_units(contents, s.unit_dir())
+    written = s.install_units(contents, s.unit_dir())
     for command in s.enable_commands(list(contents)):
         _systemctl(*command)
-    for path in paths:
+    for path in written:
         echo(f"installed {path}")
     started = s.WATCH_SERVICE if watch_mode else s.SYNC_TIMER
     echo(f"started {started}; see `exoimap schedule status`")
