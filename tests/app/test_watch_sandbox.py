@@ -17,7 +17,7 @@ from exoimap.app.watch_service import WatchService, serve_watch
 from exoimap.cli import main
 from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
-from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
@@ -174,3 +174,25 @@ def test_idle_is_reissued_before_the_server_ends_it(
         restartable.deliver(upn, sample_message(301, 700), folder="INBOX")
         eventually(lambda: archived(home, "work") == 2, "new mail after idling")
         assert watching.of("work").last_error == ""  # never dropped, never retried
+
+
+def test_the_watch_waits_out_throttling_and_loses_nothing(
+    sandbox_tenant: SandboxTenant, home: Path
+) -> None:
+    """The server serves 3 messages per 2 s, then answers `Request is throttled` (and
+    closes); the watch waits as asked and every delivery still arrives."""
+    throttle = ThrottlePolicy(window_seconds=2.0, max_messages=3, backoff_ms=500, bye=True)
+    settings = ExchangeSettings.for_tests(authenticated_timeout=30.0, throttle=throttle)
+    with sandbox_tenant.extra_server(settings) as server:
+        upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 5}, exchange=server)
+        with Watching(["work"], FAST) as watching:
+            eventually(lambda: archived(home, "work") == 5, "the first sync, throttled")
+            for n in range(4):
+                server.deliver(upn, sample_message(400 + n, 600), folder="INBOX")
+            eventually(lambda: archived(home, "work") == 9, "four deliveries, throttled")
+            health = watching.of("work")
+            # the server did throttle, and the syncs waited as it asked
+            eventually(lambda: health.messages_synced == 9, "the health counting every message")
+            assert health.throttled >= 1
+            assert health.throttled_seconds == pytest.approx(0.5 * health.throttled)
+        assert main(["verify", "work", "--deep"]) == 0

@@ -39,7 +39,7 @@ from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.idle import supports_idle, wait_for_change
 from exoimap.net.imap import ImapClient, RetryPolicy
 from exoimap.net.recovery import Backoff
-from exoimap.net.session import ImapSession
+from exoimap.net.session import ImapSession, NetEvent
 from exoimap.store.base import SpecialUse, is_inbox
 from exoimap.store.remote import RemoteImapStore
 
@@ -95,6 +95,9 @@ class MailboxHealth:
     last_sync_ok: bool | None = None
     last_error: str = ""
     last_error_at: float | None = None
+    #: Throttling answers met by the syncs, and the seconds waited for them.
+    throttled: int = 0
+    throttled_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +110,8 @@ class MailboxHealth:
             "last_sync_ok": self.last_sync_ok,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "throttled": self.throttled,
+            "throttled_seconds": round(self.throttled_seconds, 3),
         }
 
 
@@ -246,7 +251,12 @@ class AccountWatch:
         self._set_state("syncing")
         try:
             result = await sync_account(
-                self.account, self.provider, self.paths, options, kept=self.kept
+                self.account,
+                self.provider,
+                self.paths,
+                options,
+                kept=self.kept,
+                on_net_event=self._net_event,
             )
         except BaseException:
             self._requeue(full, folders)
@@ -256,6 +266,11 @@ class AccountWatch:
             self._requeue(full, folders)
             raise result.error
         self._set_state("watching")
+
+    def _net_event(self, _account: str, event: NetEvent) -> None:
+        if event.kind == "throttled":
+            self.health.throttled += 1
+            self.health.throttled_seconds += event.wait or 0.0
 
     def _requeue(self, full: bool, folders: set[str]) -> None:
         self._full = self._full or full

@@ -6,7 +6,8 @@ moves at every heartbeat, so a stale file means a hung or dead watcher. Layout::
     {"pid": 1234, "started": 1764921600.0, "updated": 1764921615.2,
      "mailboxes": [{"account": "work", "state": "watching", "idle_folders": ["INBOX"],
                     "syncs": 3, "messages_synced": 12, "last_sync": 1764921610.9,
-                    "last_sync_ok": true, "last_error": "", "last_error_at": null}]}
+                    "last_sync_ok": true, "last_error": "", "last_error_at": null,
+                    "throttled": 0, "throttled_seconds": 0.0}]}
 """
 
 from __future__ import annotations
