@@ -6,7 +6,9 @@ account's sign-in needs the user."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +29,7 @@ from exoimap.config import Paths, load_config
 __all__ = ["default_health_file", "watch"]
 
 _DEFAULTS = WatchSettings()
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_health_file(paths: Paths) -> Path:
@@ -62,25 +65,26 @@ def _print_state(health: MailboxHealth) -> None:
         echo(f"{health.account}: reconnecting: {health.last_error}", err=True)
 
 
+def _seconds(flag: str, default: float, text: str) -> Callable[[F], F]:
+    return click.option(flag, type=click.FloatRange(min=1), default=default, help=text)
+
+
 @click.command("watch")
 @account_names("watch")
-@click.option(
+@_seconds(
     "--idle-interval",
-    type=click.FloatRange(min=1),
-    default=_DEFAULTS.idle_interval,
-    help="Seconds before IDLE is re-issued (Exchange ends it after about 30 minutes).",
+    _DEFAULTS.idle_interval,
+    "Seconds before IDLE is re-issued (Exchange ends it after about 30 minutes).",
 )
-@click.option(
+@_seconds(
     "--poll-interval",
-    type=click.FloatRange(min=1),
-    default=_DEFAULTS.poll_interval,
-    help="Seconds between STATUS polls of the folders not watched with IDLE.",
+    _DEFAULTS.poll_interval,
+    "Seconds between STATUS polls of the folders not watched with IDLE.",
 )
-@click.option(
+@_seconds(
     "--full-sync-interval",
-    type=click.FloatRange(min=1),
-    default=_DEFAULTS.full_sync_interval,
-    help="Seconds between syncs of every folder (catch flag changes anywhere).",
+    _DEFAULTS.full_sync_interval,
+    "Seconds between syncs of every folder (catch flag changes anywhere).",
 )
 @click.option(
     "--health-file",
