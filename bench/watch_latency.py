@@ -30,10 +30,7 @@ from typing import Any
 from exoimap.app.watch import WatchSettings, watch_accounts
 from exoimap.config import AccountConfig, Paths
 from exoimap.net.account import AccountProvider
-from exoimap.sandbox.exchange.config import ExchangeSettings
-from exoimap.sandbox.tenant import TenantOptions, running_tenant
 from exoimap.secrets import Secret
-from exoimap.store.conformance import sample_message
 
 __all__ = ["watch_bench"]
 
@@ -110,6 +107,11 @@ def _rss_mb(pid: int) -> float:
 
 
 def watch_bench(mailboxes: int = 10, deliveries: int = 100, idle: float = 30.0) -> dict[str, Any]:
+    # here, not at the top: the child (the watch being measured) must not load the sandbox
+    from exoimap.sandbox.exchange.config import ExchangeSettings
+    from exoimap.sandbox.tenant import TenantOptions, running_tenant
+    from exoimap.store.conformance import sample_message
+
     options = TenantOptions(exchange=ExchangeSettings(authenticated_timeout=1800.0))
     with (
         tempfile.TemporaryDirectory(prefix="exoimap-watch-") as tmp,

@@ -196,3 +196,26 @@ def test_the_watch_waits_out_throttling_and_loses_nothing(
             assert health.throttled >= 1
             assert health.throttled_seconds == pytest.approx(0.5 * health.throttled)
         assert main(["verify", "work", "--deep"]) == 0
+
+
+def test_sessions_are_renewed_before_the_token_expires(
+    sandbox_tenant: SandboxTenant, home: Path
+) -> None:
+    """Tokens that live 45 s (Exchange ends a session when its token expires): every
+    connection signs in again with a fresh token before that, so IDLE never breaks."""
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    sandbox_tenant.admin.configure(access_token_lifetime=45)
+    # IDLE re-issued within the tenant's 30 s idle limit, cut short for each renewal
+    settings = WatchSettings(
+        idle_interval=25.0, poll_interval=1.0, retry_base=0.1, retry_cap=1.0, settle=0.05
+    )
+    try:
+        with Watching(["work"], settings) as watching:
+            eventually(lambda: archived(home, "work") == 1, "the first sync")
+            eventually(lambda: "INBOX" in watching.of("work").idle_folders, "IDLE on INBOX")
+            time.sleep(60)  # past the first tokens' expiry
+            sandbox_tenant.exchange.deliver(upn, sample_message(501, 700), folder="INBOX")
+            eventually(lambda: archived(home, "work") == 2, "new mail after the expiry")
+            assert watching.of("work").last_error == ""  # renewed in time, never dropped
+    finally:
+        sandbox_tenant.admin.configure(access_token_lifetime=3599)
