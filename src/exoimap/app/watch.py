@@ -158,6 +158,7 @@ class AccountWatch:
         self._idlers: dict[str, asyncio.Task[None]] = {}
         self._seen: dict[str, tuple[int, int, int, int | None]] = {}
         self._stop = asyncio.Event()
+        self._polled = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- state ---------------------------------------------------------------------------
@@ -194,9 +195,15 @@ class AccountWatch:
             asyncio.create_task(self._poll()),
             asyncio.create_task(self._clock()),
         ]
+        stopped = asyncio.create_task(self._stop.wait())
         try:
-            await self._stop.wait()
+            await asyncio.wait([stopped, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in self._tasks:
+                error = task.exception() if task.done() and not task.cancelled() else None
+                if error is not None:
+                    raise error  # a bug in a task: stop rather than watch half blind
         finally:
+            stopped.cancel()
             tasks = self._tasks + list(self._idlers.values())
             for task in tasks:
                 task.cancel()
@@ -240,6 +247,9 @@ class AccountWatch:
     # --- syncing -------------------------------------------------------------------------
 
     async def _sync_step(self) -> None:
+        # the first sync waits for the first poll, whose counters are the baseline: a
+        # change after them is seen by the next poll, one before them by this sync
+        await self._polled.wait()
         await self._wake.wait()
         await asyncio.sleep(self.settings.settle)
         self._wake.clear()
@@ -313,6 +323,8 @@ class AccountWatch:
                 await store.close()
                 store = None
                 raise
+            finally:
+                self._polled.set()  # failed or not: the syncer must not wait for ever
             await asyncio.sleep(self.settings.poll_interval)
 
         try:
@@ -351,9 +363,10 @@ class AccountWatch:
         idled_on: str | None = None
 
         def selected(session: ImapSession) -> None:
-            # a new session: what changed while there was none is unknown, so sync it
+            # a new session (the first too: a sync may have listed the folder before this
+            # SELECT): what changed while nothing watched is unknown, so sync it
             nonlocal idled_on
-            if idled_on is not None and session.connection_id != idled_on:
+            if session.connection_id != idled_on:
                 self.mark(folder)
             idled_on = session.connection_id
 
