@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exoimap.app.accounts import AccountResult, SyncOptions, sync_account
+from exoimap.app.heap import release_freed_memory
 from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import AuthError, ExoimapError, Throttled
@@ -272,6 +273,7 @@ class AccountWatch:
             self._requeue(full, folders)
             raise
         self._after_sync(result, full)
+        release_freed_memory()  # a watch must not stay as big as its biggest sync
         if result.error is not None:
             self._requeue(full, folders)
             raise result.error
