@@ -132,3 +132,15 @@ def test_a_broken_config_is_found_first(home: Path, capsys: pytest.CaptureFixtur
     assert not found["config"]["ok"]
     assert str(config) in found["config"]["fix"]
     assert list(found) == ["config", "versions"]
+
+
+def test_a_vault_open_to_others_is_found(synced: str, capsys: pytest.CaptureFixture[str]) -> None:
+    vault = Paths.from_env().vault_dir
+    vault.chmod(0o755)
+    code, found = _doctor(capsys)
+    assert code == EXIT_FAILURE
+    assert not found["vault"]["ok"]
+    assert "open to others" in found["vault"]["detail"]
+    assert found["vault"]["fix"] == f"chmod 700 {vault}"
+    vault.chmod(0o700)
+    assert _doctor(capsys)[0] == 0
