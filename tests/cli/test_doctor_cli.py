@@ -144,3 +144,15 @@ def test_a_vault_open_to_others_is_found(synced: str, capsys: pytest.CaptureFixt
     assert found["vault"]["fix"] == f"chmod 700 {vault}"
     vault.chmod(0o700)
     assert _doctor(capsys)[0] == 0
+
+
+def test_a_vault_that_needs_a_passphrase_nobody_gives_is_found(
+    synced: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")  # as under cron: nobody to type it
+    code, found = _doctor(capsys)
+    assert code == EXIT_FAILURE
+    assert not found["vault"]["ok"]
+    assert "EXOIMAP_VAULT_KEY_FILE" in found["vault"]["fix"]
+    assert not found["sign-in/work"]["ok"]
+    assert found["sign-in/work"]["fix"] == "make the vault unlock first (see the vault check)"

@@ -27,7 +27,14 @@ from exoimap.audit.verify import verify_log
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
 from exoimap.config import AccountConfig, Config, Paths, load_config
-from exoimap.errors import AuthError, ConfigError, ExoimapError, NetworkError, TLSRefused
+from exoimap.errors import (
+    AuthError,
+    ConfigError,
+    ExoimapError,
+    NetworkError,
+    TLSRefused,
+    VaultKeyError,
+)
 from exoimap.net.account import connection_for
 from exoimap.net.session import ImapSession, NetEvent
 from exoimap.secrets import Secret
@@ -164,6 +171,8 @@ def check_sign_in(
 
 
 def _default_fix(exc: ExoimapError, name: str) -> str:
+    if isinstance(exc, VaultKeyError):
+        return "make the vault unlock first (see the vault check)"
     if isinstance(exc, ConfigError):
         return f"correct the account: `exoimap account add {name} --replace ...`"
     if isinstance(exc, NetworkError):
