@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from exoimap.app.sd_notify import Notifier
 from exoimap.cli import main
+from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
 
 from .sync_helpers import isolated_home, signed_in_account
@@ -56,17 +58,28 @@ def _health(path: Path) -> dict[str, object]:
         time.sleep(0.05)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
     sandbox_tenant: SandboxTenant, home: Path, tmp_path: Path
 ) -> None:
     signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
     notify_path = tmp_path / "notify.sock"
+    port = _free_port()
     health_path = tmp_path / "health.json"
+    command = [
+        sys.executable, "-m", "exoimap", "watch", "work",
+        "--health-file", str(health_path), "--metrics-port", str(port),
+    ]  # fmt: skip
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(notify_path))
         env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="400000")
         process = subprocess.Popen(
-            [sys.executable, "-m", "exoimap", "watch", "work", "--health-file", str(health_path)],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -76,6 +89,8 @@ def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
         try:
             got = _datagrams(sock, {"READY=1", "WATCHDOG=1"})
             health = _health(health_path)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                metrics = r.read().decode()
             # the watchdog keeps coming while the watch runs
             _datagrams(sock, {"WATCHDOG=1"})
         finally:
@@ -89,6 +104,10 @@ def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
     assert oct(health_path.stat().st_mode & 0o777) == "0o600"
     assert "work: watching (IDLE on INBOX" in out
     assert "watch stopped" in err
+    assert 'exoimap_watch_state{account="work",state="watching"} 1.0' in metrics
+    assert 'exoimap_watch_state{account="work",state="starting"} 0.0' in metrics
+    audit_log = "".join(p.read_text() for p in Paths.from_env().audit_dir.glob("*.jsonl"))
+    assert '"event":"watch.state"' in audit_log
 
 
 def test_the_notifier_does_nothing_outside_systemd_and_reads_the_watchdog() -> None:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exoimap import audit
 from exoimap.app.accounts import AccountResult, SyncOptions, sync_account
 from exoimap.app.heap import release_freed_memory
 from exoimap.app.resident import Resident
@@ -166,8 +167,13 @@ class AccountWatch:
 
     def _set_state(self, state: str) -> None:
         if self.health.state not in ("signin_needed", state):
-            self.health.state = state
-            self._changed()
+            self._enter(state)
+
+    def _enter(self, state: str) -> None:
+        self.health.state = state
+        error = "" if state in ("syncing", "watching") else self.health.last_error
+        audit.emit(audit.WatchStateChanged(account=self.account.name, state=state, error=error))
+        self._changed()
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -241,8 +247,7 @@ class AccountWatch:
 
     def _give_up(self, exc: AuthError) -> None:
         self._note_error("sign-in", exc)
-        self.health.state = "signin_needed"
-        self._changed()
+        self._enter("signin_needed")
         self._stop.set()
 
     # --- syncing -------------------------------------------------------------------------
