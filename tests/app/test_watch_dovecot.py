@@ -13,7 +13,7 @@ from exoimap.cli import main
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.store.conformance import sample_message
 
-from ..cli.sync_helpers import isolated_home
+from ..cli.sync_helpers import add_dovecot_account, isolated_home
 from .test_watch_sandbox import FAST, Watching, archived, eventually
 
 
@@ -28,23 +28,6 @@ def dovecot() -> Iterator[DovecotServer]:
         yield server
 
 
-def _account(home: Path, dovecot: DovecotServer, user: str) -> None:
-    token = home / "dovecot-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", "box",
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
-
-
 @pytest.mark.dovecot
 def test_mail_delivered_into_dovecot_reaches_the_archive(
     dovecot: DovecotServer, home: Path
@@ -53,7 +36,7 @@ def test_mail_delivered_into_dovecot_reaches_the_archive(
     for n in range(2):
         dovecot.write_message(user, sample_message(n, 800), serial=n)
     dovecot.fix_ownership(user)
-    _account(home, dovecot, user)
+    add_dovecot_account(home, dovecot, user, "box")
     with Watching(["box"], FAST) as watching:
         eventually(lambda: archived(home, "box") == 2, "the first sync")
         eventually(lambda: "INBOX" in watching.of("box").idle_folders, "IDLE on INBOX")

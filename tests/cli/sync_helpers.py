@@ -18,6 +18,7 @@ from exoimap.auth.vault import ScryptParams
 from exoimap.cli import main
 from exoimap.errors import StoreError
 from exoimap.protocol import commands as c
+from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.sandbox.exchange import handlers
 from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.exchange.session import Session
@@ -127,3 +128,22 @@ def fetch_fails_in(monkeypatch: pytest.MonkeyPatch, folder: str) -> Callable[[],
 
     monkeypatch.setattr(handlers, "_fetch", unavailable)
     return lambda: monkeypatch.setattr(handlers, "_fetch", real)
+
+
+def add_dovecot_account(home: Path, dovecot: DovecotServer, user: str, name: str) -> None:
+    """``exoimap account add NAME`` for a Dovecot user: XOAUTH2 with a JWT Dovecot checks
+    itself, printed by a token command (``cat`` of a 0600 file)."""
+    token = home / f"dovecot-token-{name}"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.touch(mode=0o600)
+    token.write_text(dovecot.mint_token(user, 3600).reveal())
+    args = [
+        "account", "add", name,
+        "--email", user,
+        "--flow", "token-command",
+        "--token-command", f"cat {token}",
+        "--imap-host", dovecot.host,
+        "--imap-port", str(dovecot.imaps_port),
+        "--ca-file", str(dovecot.ca_file),
+    ]  # fmt: skip
+    assert main(args) == 0

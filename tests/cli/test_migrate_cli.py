@@ -24,7 +24,7 @@ from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteImapStore
 
-from .sync_helpers import isolated_home, signed_in_account
+from .sync_helpers import add_dovecot_account, isolated_home, signed_in_account
 
 T0 = dt.datetime(2021, 6, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -83,23 +83,6 @@ def _fill(dovecot: DovecotServer, user: str, folders: dict[str, list[int]]) -> N
     asyncio.run(main())
 
 
-def _add_dovecot_account(home: Path, dovecot: DovecotServer, user: str) -> None:
-    token = home / "dovecot-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", "old",
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
-
-
 def _counts(capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
@@ -114,7 +97,7 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
 ) -> None:
     user = dovecot.new_mailbox()
     _fill(dovecot, user, {"INBOX": [1, 2], "Sent": [3, 4], "Trash": [5], "Old Stuff": [6]})
-    _add_dovecot_account(home, dovecot, user)
+    add_dovecot_account(home, dovecot, user, "old")
     upn = signed_in_account(sandbox_tenant, "new", {}, exchange=exchange)
     capsys.readouterr()
 
