@@ -109,6 +109,15 @@ SURFACE: dict[str, list[str]] = {
     "vault create-key-file": ["PATH"],
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair"],
+    "schedule": [],
+    "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
+    "schedule remove": [],
+    "schedule status": [],
+    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
+    "watch": [
+        "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
+        "--health-file", "--metrics-port",
+    ],
 }  # fmt: skip
 
 # Defaults that --help states.

@@ -57,6 +57,7 @@ from exoimap.audit.events import (
     TokenRefreshed,
     TokenRequested,
     VaultChanged,
+    WatchStateChanged,
 )
 from exoimap.audit.log import AuditLog, AuditRecord, read_records
 from exoimap.audit.verify import Problem, VerifyResult, verify_log
@@ -66,6 +67,7 @@ __all__ = [
     "OUTCOMES",
     "AccessDenied",
     "AccountSynced",
+    "WatchStateChanged",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",

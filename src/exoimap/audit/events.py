@@ -28,6 +28,7 @@ __all__ = [
     "OUTCOMES",
     "AccessDenied",
     "AccountSynced",
+    "WatchStateChanged",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -286,6 +287,17 @@ class AccountSynced(AuditEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WatchStateChanged(AuditEvent):
+    """``exoimap watch``: an account's watch changed state (``starting``, ``syncing``,
+    ``watching``, ``reconnecting``, ``signin_needed``); ``error`` says why it left
+    ``watching`` when it did."""
+
+    name: ClassVar[str] = "watch.state"
+    state: str
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
@@ -434,6 +446,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ImapThrottled,
     FolderSynced,
     AccountSynced,
+    WatchStateChanged,
     ArchiveRead,
     ArchiveExported,
     ArchiveVerified,

@@ -13,6 +13,7 @@ driven by one task at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import deque
@@ -57,7 +58,9 @@ from exoimap.protocol.events import (
 from exoimap.protocol.types import (
     ContinuationRequest,
     ExistsResponse,
+    ExpungeResponse,
     FetchResponse,
+    RecentResponse,
     Response,
     SearchResponse,
     Status,
@@ -77,6 +80,8 @@ __all__ = [
 ]
 
 EXCHANGE_GREETING = "The Microsoft Exchange IMAP4 service is ready."
+#: What ends an IDLE early: the selected folder changed.
+_IDLE_WAKE = (ExistsResponse, ExpungeResponse, RecentResponse, FetchResponse)
 #: Body literals at least this long are streamed in chunks instead of buffered.
 STREAM_THRESHOLD = 32 << 10
 
@@ -468,6 +473,34 @@ class ImapSession:
             )
         self._flush()
         return tag
+
+    async def idle(self, seconds: float) -> list[Response]:
+        """IDLE in the selected folder for at most ``seconds``, ending early once the
+        server reports a change (EXISTS, EXPUNGE, RECENT, FETCH); then DONE. Returns the
+        untagged responses seen. Waits longer than the endpoint's read timeout are fine:
+        silence is expected while idling."""
+        tag = self.send(c.Idle())
+        pending = self._pending[tag]
+        await self._pump(lambda: pending.done is not None or bool(pending.continuations))
+        if pending.done is None:
+            deadline = time.monotonic() + seconds
+            # wake on a change, in slices shorter than the read timeout (which aborts)
+            while not any(isinstance(r, _IDLE_WAKE) for r in pending.untagged):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, self.endpoint.read_timeout / 2)):
+                        await self._pump(
+                            lambda: any(isinstance(r, _IDLE_WAKE) for r in pending.untagged)
+                        )
+            self.conn.send(c.Done())
+            self._flush()
+        reply = await self.wait(tag)
+        self.check_throttle(reply)
+        if not reply.ok:
+            raise RemoteProtocolError(f"IDLE failed: {shown(reply.done.text)}")
+        return reply.untagged
 
     def _literal_held(self) -> bool:
         # The protocol core holds a synchronising literal back until the server's "+".
