@@ -70,7 +70,11 @@ class SyntheticFolder:
         return FolderState(self._name, self.uidvalidity, len(self.sizes) + 1, len(self.sizes))
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
         if self._listing is None:  # the source's own cost is not what this measures
             seen, unseen = frozenset({"\\Seen"}), frozenset()

@@ -145,6 +145,21 @@ def _email(value: object) -> str:
     return text
 
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _client_id(value: object) -> str:
+    """An Application (client) ID: a GUID, as Entra shows it on the app's Overview page."""
+    text = _string(value).strip()
+    if not _GUID.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is not an Application (client) ID: that is a GUID like "
+            "00000000-0000-0000-0000-000000000000, shown on the app registration's Overview "
+            "page in Entra ID"
+        )
+    return text
+
+
 def _https_url(value: object) -> str:
     text = _string(value)
     if not text.startswith("https://") or len(text) <= len("https://"):
@@ -217,13 +232,15 @@ class AccountConfig:
     mechanism: str = "xoauth2"
     starttls: bool = False
     max_connections: int = 4
+    #: Seconds connecting to the IMAP server may keep failing before a run gives up on it.
+    unreachable_timeout: int = 300
 
 
 _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
     "email": _email,
     "cloud": _choice(CLOUDS),
     "tenant": _string,
-    "client_id": _string,
+    "client_id": _client_id,
     "flow": _choice(FLOWS),
     "certificate": _path,
     "token_command": _command,
@@ -236,6 +253,7 @@ _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
     "mechanism": _choice(MECHANISMS),
     "starttls": _boolean,
     "max_connections": _positive_int,
+    "unreachable_timeout": _positive_int,
 }
 
 
@@ -336,9 +354,26 @@ def _check_account(name: str, table: object, path: str) -> AccountConfig:
     for broken, key, message in rules:
         if broken:
             raise ConfigError(message, path=path, key=f"{where}.{key}")
+    _check_tenant_matches_authority(values, where, path)
     if flow == "token-command" and "cloud" not in values and "imap_host" in values:
         values["cloud"] = "custom"
     return AccountConfig(name=name, **values)
+
+
+def _check_tenant_matches_authority(values: Mapping[str, Any], where: str, path: str) -> None:
+    """A custom authority names its tenant (``https://host/<tenant>``), and that tenant is
+    the one signed in to: a different ``tenant`` would be silently ignored."""
+    tenant, authority = values.get("tenant"), values.get("authority")
+    if values.get("cloud") != "custom" or tenant is None or authority is None:
+        return
+    in_authority = authority.rstrip("/").rsplit("/", 1)[-1]
+    if tenant.strip().lower() != in_authority.lower():
+        raise ConfigError(
+            f"the tenant {tenant!r} contradicts the authority {authority}, whose tenant is "
+            f"{in_authority!r}; leave the tenant out or make the two agree",
+            path=path,
+            key=f"{where}.tenant",
+        )
 
 
 def parse_config(data: Mapping[str, object], path: Path) -> Config:
@@ -388,7 +423,10 @@ def account_to_table(account: AccountConfig) -> dict[str, Any]:
         if f.name == "name":
             continue
         value = getattr(account, f.name)
-        if value is None or (f.name != "email" and value == getattr(defaults, f.name)):
+        # A token-command account's cloud is written even when it is the default: left out,
+        # the account would read back as cloud "custom" and its tokens would go unchecked.
+        kept = f.name == "email" or (f.name == "cloud" and account.flow == "token-command")
+        if value is None or (not kept and value == getattr(defaults, f.name)):
             continue
         if isinstance(value, Path):
             value = str(value)

@@ -220,7 +220,7 @@ async def _delete_folder(name: str) -> None:
 
 def lose_and_restore_folder(stats: str) -> None:
     """A folder is deleted on the server; the archive keeps it; restore brings it back."""
-    match = re.search(rf"{RESTORED_FOLDER}\s+(\d+) messages", stats)
+    match = re.search(rf"{RESTORED_FOLDER}\s+(\d+) messages?", stats)
     if match is None:
         raise DemoFailed(f"the archive should hold the folder {RESTORED_FOLDER}")
     held = int(match.group(1))
@@ -231,10 +231,10 @@ def lose_and_restore_folder(stats: str) -> None:
     asyncio.run(_delete_folder(RESTORED_FOLDER))
     run(["sync", "demo"])
     restored = run(["restore", "demo", "--merge", "--folder", RESTORED_FOLDER])
-    if _number(r"restored (\d+) messages", restored, "the restored count") != held:
+    if _number(r"restored (\d+) messages?", restored, "the restored count") != held:
         raise DemoFailed(f"the restore should have brought back the {held} messages")
     again = run(["restore", "demo", "--merge", "--folder", RESTORED_FOLDER])
-    if _number(r"restored (\d+) messages", again, "the second restore's count") != 0:
+    if _number(r"restored (\d+) messages?", again, "the second restore's count") != 0:
         raise DemoFailed("a second restore must not copy anything twice")
 
 
@@ -277,14 +277,14 @@ def demo(work: Path) -> str:
         )  # fmt: skip
         sign_in(state)
         first = run(["sync", "demo"])
-        fetched = _number(r"fetched (\d+) messages", first, "the first sync's count")
+        fetched = _number(r"fetched (\d+) messages?", first, "the first sync's count")
         if fetched < DEMO_MESSAGES:
             raise DemoFailed(f"the first sync fetched {fetched} messages, not {DEMO_MESSAGES}")
         change_mailbox()
         second = run(["sync", "demo"])
-        if _number(r"fetched (\d+) messages", second, "the second sync's count") != 1:
+        if _number(r"fetched (\d+) messages?", second, "the second sync's count") != 1:
             raise DemoFailed("the incremental sync should have fetched exactly the new message")
-        if _number(r"(\d+) flag changes", second, "the flag changes") != 1:
+        if _number(r"(\d+) flag changes?", second, "the flag changes") != 1:
             raise DemoFailed("the incremental sync should have applied exactly one flag change")
         if _number(r"(\d+) deleted on the server", second, "the deletions") != 1:
             raise DemoFailed("the incremental sync should have seen exactly one deletion")

@@ -36,7 +36,7 @@ def run() -> NoReturn:
         try:
             code = forward(sys.argv[1:])
         except KeyboardInterrupt:  # before the agent accepted: nothing ran
-            print("exoimap: interrupted", file=sys.stderr)
+            print("exoimap: interrupted.", file=sys.stderr)
             code = 130
     if code is None:
         from exoimap.cli import main

@@ -19,6 +19,7 @@ boundary where they occur, so callers never need to catch anything else.
     │   ├── ImapAuthenticationFailed     the IMAP server refused the credentials
     │   └── TransientAuthError           network, 5xx or 429 from the identity platform
     ├── VaultKeyError                    the vault key is wrong or cannot be obtained
+    │   └── NoVaultKey                   no key source is set up (CLI exit 2)
     ├── ProtocolError                    IMAP protocol violations
     │   ├── RemoteProtocolError          the server sent something we cannot parse
     │   └── LocalProtocolError           we were asked to send something invalid
@@ -26,6 +27,7 @@ boundary where they occur, so callers never need to catch anything else.
     │   ├── TLSRefused                   TLS not offered, certificate or host name invalid
     │   ├── ConnectionLost               dropped connection, BYE, timeout
     │   │   └── SessionInvalidated       ``* BYE Session invalidated - <reason>``
+    │   ├── ServerUnreachable            connecting kept failing until the deadline
     │   └── Throttled                    server asked us to back off (carries ``backoff``)
     ├── StoreError                       a store failed; says its ``scope`` and ``retryable``
     │   ├── MessageError                 one message (scope MESSAGE)
@@ -40,7 +42,11 @@ boundary where they occur, so callers never need to catch anything else.
         ├── AuditChainBroken             the audit log's hash chain or checkpoint fails
         └── VaultTampered                an encrypted vault file fails authentication
 
-Messages are written for the person at the terminal: what happened, and what to do.
+:func:`exit_code_for` gives the exit code an error ends a command with (the CLI's and the
+agent's): 2 for configuration or a missing vault key, 3 when a sign-in is needed, else 1.
+
+Messages are written for the person at the terminal: what happened, and what to do
+(:func:`disk_of` names the disk a :class:`DiskFull` is about, and its free space).
 No exception message may carry a secret; values that are secrets travel as
 :class:`exoimap.secrets.Secret`, whose string form is ``***``.
 """
@@ -48,6 +54,10 @@ No exception message may carry a secret; values that are secrets travel as
 from __future__ import annotations
 
 import enum
+import os
+import time
+
+from exoimap.words import sentences
 
 __all__ = [
     "AppMisconfigured",
@@ -71,8 +81,10 @@ __all__ = [
     "LocalProtocolError",
     "MessageError",
     "NetworkError",
+    "NoVaultKey",
     "ProtocolError",
     "RemoteProtocolError",
+    "ServerUnreachable",
     "SessionInvalidated",
     "StoreError",
     "StoreLocked",
@@ -84,6 +96,8 @@ __all__ = [
     "TransientAuthError",
     "VaultKeyError",
     "VaultTampered",
+    "disk_of",
+    "exit_code_for",
 ]
 
 
@@ -123,14 +137,15 @@ class AuthError(ExoimapError):
     """Signing in or using a token failed.
 
     ``code`` is the AADSTS number when Microsoft gave one; ``fix`` is the sentence telling
-    the user what to do.
+    the user what to do. The text is ``message`` and ``fix`` as sentences (full stops
+    added where missing); ``message`` alone stays available for callers that add to it.
     """
 
     def __init__(self, message: str, *, code: int | None = None, fix: str | None = None) -> None:
         self.code = code
         self.fix = fix
-        text = message if not fix else f"{message} {fix}"
-        super().__init__(text)
+        self.message = message
+        super().__init__(sentences(message, fix))
 
 
 class ConsentRequired(AuthError):
@@ -175,7 +190,7 @@ class ImapAuthenticationFailed(AuthError):
     ) -> None:
         self.causes = causes
         if causes:
-            message = message + " Likely causes: " + "; ".join(causes) + "."
+            message = sentences(message, "Likely causes: " + "; ".join(causes))
         super().__init__(message, code=code, fix=fix)
 
 
@@ -190,6 +205,11 @@ class TransientAuthError(AuthError):
 
 class VaultKeyError(ExoimapError):
     """The vault key is wrong (bad passphrase, other key file) or no key source is usable."""
+
+
+class NoVaultKey(VaultKeyError):
+    """No key source is set up (no keyring, passphrase or key file): a setup step is missing,
+    so nothing that would need the vault (a sign-in) may start."""
 
 
 # --- protocol ----------------------------------------------------------------------------
@@ -233,6 +253,23 @@ class SessionInvalidated(ConnectionLost):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"the server invalidated the session: {reason}")
+
+
+class ServerUnreachable(NetworkError):
+    """Every attempt to connect to ``host`` failed from ``since`` (epoch seconds) until the
+    account's deadline: the run stops instead of retrying folder after folder."""
+
+    retryable = False
+
+    def __init__(self, host: str, since: float, waited: float, last_error: str) -> None:
+        self.host = host
+        self.since = since
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+        super().__init__(
+            f"cannot reach {host} since {stamp} (gave up after {waited:.0f} s of retries; "
+            f"last error: {last_error}). Nothing was lost: run the same command again once "
+            "the server is back."
+        )
 
 
 class Throttled(NetworkError):
@@ -339,6 +376,37 @@ class DiskFull(StoreError):
     retryable = False
 
 
+def disk_of(path: str | os.PathLike[str] | None) -> str:
+    """Names the disk that holds ``path`` for a full-disk message: ``the disk of PATH
+    (mounted at M: F free of T)``; ``the device`` when the path is unknown."""
+    if path is None:
+        return "the device"
+    where = os.path.abspath(os.fspath(path))
+    probe = where
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)  # the file being written may not exist (yet)
+    try:
+        usage = os.statvfs(probe)
+        mount = probe
+        device = os.stat(probe).st_dev
+        while (parent := os.path.dirname(mount)) != mount and os.stat(parent).st_dev == device:
+            mount = parent
+    except OSError:
+        return f"the disk of {where}"
+    free = _size(usage.f_bavail * usage.f_frsize)
+    total = _size(usage.f_blocks * usage.f_frsize)
+    return f"the disk of {where} (mounted at {mount}: {free} free of {total})"
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 # --- integrity ---------------------------------------------------------------------------
 
 
@@ -366,3 +434,17 @@ class AuditChainBroken(IntegrityError):
 
 class VaultTampered(IntegrityError):
     """An encrypted vault file failed authentication: wrong key, or it was modified."""
+
+
+# --- exit codes --------------------------------------------------------------------------
+
+
+def exit_code_for(exc: ExoimapError) -> int:
+    """The documented exit code for an error that ended a command: 2 for configuration
+    (or no vault key: a setup step is missing), 3 when a sign-in is needed, else 1 (the
+    agent answers with these too)."""
+    if isinstance(exc, ConfigError | NoVaultKey):
+        return 2
+    if isinstance(exc, AuthError) and not exc.retryable:
+        return 3
+    return 1

@@ -59,20 +59,26 @@ _KEYED = re.compile(
 )
 
 
-_PROSE_AFTER = re.compile(r" [A-Za-z]")
+# "key: word word": a sentence after a key named as a location, not a value
+_PROSE = re.compile(r"[A-Za-z]+ [A-Za-z]")
 
 
 def _mask_keyed(match: re.Match[str]) -> str:
-    """``password=x`` assigns a secret; ``accounts.work.password: secrets are ...`` names a
-    config key (a dotted location, ": ", then a sentence), so its prose is kept."""
-    text, start, separator = match.string, match.start(), match.group(1)
-    names_location = (
-        start > 0
-        and text[start - 1] == "."
-        and separator.endswith(": ")
-        and _PROSE_AFTER.match(text, match.end()) is not None
+    """Mask the value of ``password=x``, ``"secret": "x"``, ``token: x``; keep a sentence.
+
+    A value is one token. When an unquoted key and ": " are followed by words of letters
+    (``password: unknown key``, ``accounts.work.password: secrets are never stored``), the
+    key names a place and a sentence follows: masking its first word would say
+    ``*** are never stored``. A secret made of words still never shows: every secret
+    exoimap holds is a :class:`~exoimap.secrets.Secret`, whose value is masked wherever it
+    appears (see :func:`redact`)."""
+    separator = match.group(1)
+    sentence_follows = (
+        separator.rstrip()[-2:-1].isalnum()
+        and separator.endswith((": ", ":\t"))
+        and _PROSE.match(match.string, match.end(1)) is not None
     )
-    return match.group(0) if names_location else separator + MASK
+    return match.group(0) if sentence_follows else separator + MASK
 
 
 @functools.lru_cache(maxsize=4)

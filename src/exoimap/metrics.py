@@ -17,6 +17,7 @@ audit event                              counts in
 ``imap.throttled``                       ``exoimap_throttle_wait_seconds``
 ``token.refreshed``                      ``exoimap_token_refreshes``
 ``token.failed`` / ``imap.auth_failed``  ``exoimap_errors{kind="token"|"imap_auth"}``
+``watch.state``                          ``exoimap_watch_state{account,state}`` (1: current)
 =======================================  ====================================================
 
 The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so an
@@ -39,6 +40,7 @@ from exoimap.audit.events import (
     ImapThrottled,
     TokenFailed,
     TokenRefreshed,
+    WatchStateChanged,
 )
 from exoimap.errors import ConfigError
 
@@ -55,7 +57,7 @@ class _Collectors:
     """The prometheus counters and histograms, once they are needed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         r = registry
         self.messages_synced = Counter(
@@ -83,6 +85,12 @@ class _Collectors:
             "Duration of a whole sync run.",
             ["account"],
             buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.watch_state = Gauge(
+            "exoimap_watch_state",
+            "1 for the state each watched account is in (exoimap watch), 0 for the others.",
+            ["account", "state"],
             registry=r,
         )
 
@@ -187,6 +195,20 @@ def _token_refreshed(event: TokenRefreshed) -> _Update:
     return lambda m: m.token_refreshes.labels(account, flow).inc()
 
 
+#: The states of ``exoimap watch`` (exoimap.app.watch.MailboxHealth).
+WATCH_STATES = ("starting", "syncing", "watching", "reconnecting", "signin_needed")
+
+
+def _watch_state(event: WatchStateChanged) -> _Update:
+    account, state = event.account or "-", event.state
+
+    def update(m: _Collectors) -> None:
+        for known in WATCH_STATES:
+            m.watch_state.labels(account, known).set(1 if known == state else 0)
+
+    return update
+
+
 def _error_of_kind(kind: str) -> Callable[[AuditEvent], _Update]:
     return lambda _event: lambda m: m.errors.labels(kind).inc()
 
@@ -200,6 +222,7 @@ _COUNTERS: dict[type[AuditEvent], Callable[[Any], _Update]] = {
     TokenRefreshed: _token_refreshed,
     TokenFailed: _error_of_kind("token"),
     ImapAuthFailed: _error_of_kind("imap_auth"),
+    WatchStateChanged: _watch_state,
 }
 
 

@@ -21,7 +21,8 @@ without configuration. Nothing starts unless a test asks for a fixture.
     * ``admin``: the identity admin API (users, apps, grants, mailbox permissions, error
       injection, the sandbox clock);
     * ``exchange``: changes "from another client" (``deliver``, ``set_flags``,
-      ``delete``, ``move``), ``reset_uidvalidity``, ``restart``, and transport ``faults``;
+      ``delete``, ``move``), ``reset_uidvalidity``, ``replace_content`` (other bytes
+      under the same UID), ``restart``, and transport ``faults``;
     * ``extra_server(settings)``: another IMAP server with other behaviour switches.
 
     Each user's mailbox starts with the Exchange folder set and generated mail

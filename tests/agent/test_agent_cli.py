@@ -137,7 +137,7 @@ def test_sync_in_the_agent_prints_and_exits_as_in_its_own_process(
 
     sandbox_tenant.exchange.deliver(upn, sample_message(900, 2000), folder="INBOX")
     new_mail = _exoimap("sync", "work")
-    assert "work: fetched 1 messages" in new_mail.stdout, new_mail.stderr
+    assert "work: fetched 1 message" in new_mail.stdout, new_mail.stderr
 
     unknown = _exoimap("sync", "nosuch")
     assert unknown.returncode == 2
@@ -257,8 +257,8 @@ def test_interrupting_the_client_interrupts_the_sync_and_nothing_is_lost(
         finally:
             slow.faults.clear()
         # the agent interrupted the sync as Ctrl-C would have, and said so through the client
-        assert client.returncode == 1, out + err
-        assert "interrupted: what was stored is kept" in err
+        assert client.returncode == 130, out + err  # as the README's exit codes say
+        assert "interrupted; what was stored is kept" in err
         assert not _status()["busy"]
 
         finished = _exoimap("sync", "slow")

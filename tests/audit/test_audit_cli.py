@@ -31,7 +31,7 @@ def test_verify_exit_codes(home: Path, capfd: pytest.CaptureFixture[str]) -> Non
     fill()
     code, out, _ = run(capfd, "audit", "verify")
     assert code == 0
-    assert "intact: 7 records in 1 file(s)" in out
+    assert "intact: 7 records in 1 file (" in out
     path = home / "audit" / "audit-000001.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join([lines[0], lines[2], lines[1], *lines[3:]]))

@@ -49,11 +49,12 @@ def test_strings_are_redacted() -> None:
 
 def test_vocabulary_is_closed() -> None:
     assert set(audit.EVENT_NAMES) == {
-        "token.requested", "token.refreshed", "token.failed",
+        "token.requested", "token.refreshed", "token.failed", "token.handed_out",
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
         "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
         "audit.recovered", "audit.reset_detected", "audit.segment_started",
+        "watch.state",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed
     assert audit.TokenFailed(flow="x").outcome == "failure"

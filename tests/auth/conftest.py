@@ -89,8 +89,6 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIdentity]:
     """One running sandbox identity platform per test module (HTTPS, local CA)."""
     sandbox = IdentitySandbox.open(tmp_path_factory.mktemp("idp"))
     sandbox.admin.configure(device_code_interval=1)
-    # As docs/setup-microsoft-365.md says: register the RFC 8252 loopback redirect too.
-    sandbox.admin.set_redirect_uris(PUBLIC_APP, ["http://localhost", "http://127.0.0.1"])
     with sandbox.running() as running:
         yield running
 

@@ -21,6 +21,7 @@ from exoimap.cli import main
 from exoimap.errors import TokenExpiredOrRevoked
 from exoimap.logs import setup_logging
 from exoimap.sandbox.identity import DAEMON_APP, RunningIdentity
+from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.secrets import Secret
 
 from .conftest import TEST_PASSPHRASE, DeviceApprover, new_user, sandbox_account
@@ -39,6 +40,7 @@ def cache_secrets(vault: Vault, name: str) -> list[str]:
 
 def test_nothing_secret_is_written_or_printed_in_clear(
     idp: RunningIdentity,
+    sandbox_tenant: SandboxTenant,
     exo_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -69,15 +71,18 @@ def test_nothing_secret_is_written_or_printed_in_clear(
         TokenProvider(work, vault=vault).token_info(min_validity=3700)
     logging.getLogger("exoimap.auth").warning("refresh failed: %s", failure.value)
 
-    # CLI: add an app-only account, store its secret from stdin, sign in, show the token.
-    secret = idp.admin.add_client_secret(DAEMON_APP, display_name="scan").value
+    # CLI: add an app-only account, store its secret from stdin, sign in (which signs in to
+    # IMAP too: the whole tenant's), show the token.
+    tenant = sandbox_tenant
+    secret = tenant.admin.add_client_secret(DAEMON_APP, display_name="scan").value
     secrets.append(secret)
-    registration = idp.sandbox.directory.find_app(DAEMON_APP)
+    registration = tenant.identity.directory.find_app(DAEMON_APP)
     assert registration is not None
-    argv = ["account", "add", "daemon", "--email", f"alice@{idp.tenant_domain}",
-            "--flow", "client-secret", "--cloud", "custom", "--authority", idp.authority,
-            "--imap-host", "127.0.0.1", "--ca-file", str(idp.ca_file),
-            "--client-id", registration.client_id, "--tenant", idp.tenant_id]  # fmt: skip
+    argv = ["account", "add", "daemon", "--email", f"alice@{tenant.tenant_domain}",
+            "--flow", "client-secret", "--cloud", "custom", "--authority", tenant.authority,
+            "--imap-host", tenant.imap_host, "--imap-port", str(tenant.imap_port),
+            "--ca-file", str(tenant.ca_file),
+            "--client-id", registration.client_id, "--tenant", tenant.tenant_id]  # fmt: skip
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(argv) == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))

@@ -101,7 +101,7 @@ def drive_sign_in(url: str, ca_file: Path, upn: str, password: str) -> requests.
         elif "value=approve" in page.text:
             fields["action"] = "approve"
         page = session.post(urljoin(page.url, action), data=fields, timeout=10)
-        if page.url.startswith("http://127.0.0.1"):
+        if page.url.startswith("http://localhost:"):
             return page
     raise AssertionError("the sign-in did not reach the redirect")
 
@@ -147,7 +147,7 @@ def test_browser_login_with_pkce_on_a_loopback_redirect(idp: RunningIdentity, va
     (url,) = seen
     assert "code_challenge_method=S256" in url
     assert "response_mode=form_post" in url  # the code never sits in a URL
-    assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url
+    assert "redirect_uri=http%3A%2F%2Flocalhost%3A" in url  # the seeded app's http://localhost
     assert url in said[0]  # the URL is always printed too
     assert provider.token_info(min_validity=3700).fresh  # its refresh token works
 

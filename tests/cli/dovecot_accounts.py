@@ -1,13 +1,11 @@
-"""Helpers for CLI tests on a real Dovecot: an account signed in through the token-command
-flow (a JWT Dovecot checks locally), a store on a user's mailbox, and filling folders."""
+"""Helpers for CLI tests on a real Dovecot: a store on a user's mailbox, and filling its
+folders (the account itself: ``sync_helpers.add_dovecot_account``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
 
-from exoimap.cli import main
 from exoimap.net.credentials import PasswordCredentials
 from exoimap.net.imap import Endpoint
 from exoimap.net.tls import TLSPolicy
@@ -15,7 +13,7 @@ from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.store.base import AppendItem
 from exoimap.store.remote import RemoteImapStore
 
-__all__ = ["add_dovecot_account", "dovecot_store", "fill_folders"]
+__all__ = ["dovecot_store", "fill_folders"]
 
 
 async def dovecot_store(dovecot: DovecotServer, user: str) -> RemoteImapStore:
@@ -23,24 +21,6 @@ async def dovecot_store(dovecot: DovecotServer, user: str) -> RemoteImapStore:
         Endpoint(dovecot.host, dovecot.imaps_port, TLSPolicy(ca_file=dovecot.ca_file)),
         PasswordCredentials(user, dovecot.password(user)),
     )
-
-
-def add_dovecot_account(home: Path, dovecot: DovecotServer, name: str, user: str) -> None:
-    """``exoimap account add NAME`` for ``user``'s mailbox on ``dovecot``."""
-    token = home / f"{name}-token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.touch(mode=0o600)
-    token.write_text(dovecot.mint_token(user, 3600).reveal())
-    args = [
-        "account", "add", name,
-        "--email", user,
-        "--flow", "token-command",
-        "--token-command", f"cat {token}",
-        "--imap-host", dovecot.host,
-        "--imap-port", str(dovecot.imaps_port),
-        "--ca-file", str(dovecot.ca_file),
-    ]  # fmt: skip
-    assert main(args) == 0
 
 
 def fill_folders(

@@ -18,6 +18,7 @@ from exoimap.auth.vault import ScryptParams
 from exoimap.cli import main
 from exoimap.errors import StoreError
 from exoimap.protocol import commands as c
+from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.sandbox.exchange import handlers
 from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.exchange.session import Session
@@ -74,6 +75,25 @@ def add_account(
         "--client-id", public_client_id(tenant),
         "--email", upn,
         "--flow", "device",
+    ]  # fmt: skip
+    assert main(args) == 0
+
+
+def add_dovecot_account(home: Path, dovecot: DovecotServer, user: str, name: str) -> None:
+    """``exoimap account add NAME`` for ``user`` of a Dovecot: a token command prints a JWT
+    the server accepts (the file it reads is the test's, 0600)."""
+    token = home / f"dovecot-token-{name}"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.touch(mode=0o600)
+    token.write_text(dovecot.mint_token(user, 3600).reveal())
+    args = [
+        "account", "add", name,
+        "--email", user,
+        "--flow", "token-command",
+        "--token-command", f"cat {token}",
+        "--imap-host", dovecot.host,
+        "--imap-port", str(dovecot.imaps_port),
+        "--ca-file", str(dovecot.ca_file),
     ]  # fmt: skip
     assert main(args) == 0
 

@@ -21,7 +21,7 @@ ACCOUNT = [
     "--email",
     "ada@contoso.example",
     "--client-id",
-    "2222-app",
+    "22222222-2222-2222-2222-222222222222",
     "--tenant",
     "contoso.example",
 ]
@@ -47,18 +47,21 @@ def test_add_writes_the_account_and_prints_the_powershell_steps(
 ) -> None:
     assert main(["account", "add", "work", *ACCOUNT, "--flow", "client-secret"]) == 0
     out = capsys.readouterr().out
-    assert "New-ServicePrincipal -AppId 2222-app -ObjectId <ENTERPRISE_APP_OBJECT_ID>" in out
+    assert (
+        "New-ServicePrincipal -AppId 22222222-2222-2222-2222-222222222222 "
+        "-ObjectId <ENTERPRISE_APP_OBJECT_ID>" in out
+    )
     assert 'Add-MailboxPermission -Identity "ada@contoso.example"' in out
     assert "Connect-ExchangeOnline -Organization contoso.example" in out
     assert "exoimap account set-secret work" in out
     assert (
-        "https://login.microsoftonline.com/contoso.example/v2.0/adminconsent?client_id=2222-app"
+        "https://login.microsoftonline.com/contoso.example/v2.0/adminconsent?client_id=22222222-2222-2222-2222-222222222222"
         in out
     )
     table = config(home)["accounts"]["work"]  # type: ignore[index]
     assert table == {
         "email": "ada@contoso.example",
-        "client_id": "2222-app",
+        "client_id": "22222222-2222-2222-2222-222222222222",
         "tenant": "contoso.example",
         "flow": "client-secret",
     }
@@ -102,9 +105,9 @@ def test_add_custom_cloud_needs_authority_and_host(
     argv = ["account", "add", "lab", *ACCOUNT, "--cloud", "custom"]
     assert main(argv) == 2
     assert "authority" in capsys.readouterr().err
-    argv += ["--authority", "https://127.0.0.1:8443/contoso", "--imap-host", "127.0.0.1"]
+    argv += ["--authority", "https://127.0.0.1:8443/contoso.example", "--imap-host", "127.0.0.1"]
     assert main(argv) == 0
-    assert "https://127.0.0.1:8443/contoso/v2.0/adminconsent" in capsys.readouterr().out
+    assert "https://127.0.0.1:8443/contoso.example/v2.0/adminconsent" in capsys.readouterr().out
 
 
 def test_set_secret_reads_stdin_and_stores_it_encrypted(
@@ -218,7 +221,7 @@ def test_no_key_source_fails_clearly(
     monkeypatch.delenv("EXOIMAP_VAULT_PASSPHRASE")
     assert main(["account", "add", "work", *ACCOUNT, "--flow", "client-secret"]) == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO("a-secret-value\n"))
-    assert main(["account", "set-secret", "work"]) == 1
+    assert main(["account", "set-secret", "work"]) == 2  # a setup step is missing
     err = capsys.readouterr().err
     assert "EXOIMAP_VAULT_PASSPHRASE" in err
     assert not (home / "vault" / "account-secret").exists()
@@ -230,14 +233,17 @@ def test_add_asks_for_missing_values_in_a_terminal(
     from exoimap.cli import account
 
     monkeypatch.setattr(account, "_interactive", lambda: True)  # as if stdin were a terminal
-    answers = "ada@contoso.example\nclient-secret\ngcc-high\napp-1234\ncontoso.example\n"
+    answers = (
+        "ada@contoso.example\nclient-secret\ngcc-high\n"
+        "12341234-1234-1234-1234-123412341234\ncontoso.example\n"
+    )
     monkeypatch.setattr(sys, "stdin", io.StringIO(answers))
     assert main(["account", "add", "asked"]) == 0
     assert config(home)["accounts"]["asked"] == {  # type: ignore[index]
         "email": "ada@contoso.example",
         "cloud": "gcc-high",
         "tenant": "contoso.example",
-        "client_id": "app-1234",
+        "client_id": "12341234-1234-1234-1234-123412341234",
         "flow": "client-secret",
     }
     out = capsys.readouterr().out

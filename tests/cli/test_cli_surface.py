@@ -34,7 +34,7 @@ SURFACE: dict[str, list[str]] = {
     "agent status": [],
     "agent stop": ["--timeout"],
     "archive": [],
-    "archive stats": ["NAME"],
+    "archive stats": ["NAMES", "--all"],
     "export": [
         "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
         "--include-deleted",
@@ -51,8 +51,8 @@ SURFACE: dict[str, list[str]] = {
     "config": [],
     "config path": [],
     "config show": [],
-    "login": ["NAME"],
-    "logout": ["NAME"],
+    "login": ["NAMES", "--all", "--timeout"],
+    "logout": ["NAMES", "--all"],
     "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
     "restore": [
         "NAME", "--to", "--folder", "--exclude", "--since", "--until", "--message-id",
@@ -99,14 +99,25 @@ SURFACE: dict[str, list[str]] = {
     "sandbox user revoke": ["UPN", "--state"],
     "sandbox user set": ["UPN", "--mfa", "--no-mfa", "--blocked", "--not-blocked", "--state"],
     "sync": [
-        "NAMES", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port", "--no-agent",
+        "NAMES", "--all", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port",
+        "--no-agent",
     ],
     "token": [],
-    "token show": ["NAME"],
+    "token print": ["NAME", "--format", "--json", "--force", "--no-agent"],
+    "token show": ["NAMES", "--all"],
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAME", "--deep", "--restore", "--to"],
+    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair"],
+    "schedule": [],
+    "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
+    "schedule remove": [],
+    "schedule status": [],
+    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
+    "watch": [
+        "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
+        "--health-file", "--metrics-port",
+    ],
 }  # fmt: skip
 
 # Defaults that --help states.
@@ -118,6 +129,7 @@ DEFAULTS: dict[str, list[str]] = {
     "audit export": ["[default: jsonl]"],
     "audit report": ["[default: text]"],
     "audit tail": ["[default: 20]", "[default: table]"],
+    "login": ["[default: 300.0; x>=1]"],
     "sandbox app add": ["[default: public]"],
     "sandbox app secret": ["[default: 730]"],
     "sandbox fail-next": ["[default: 1]"],

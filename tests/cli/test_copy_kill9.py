@@ -29,8 +29,8 @@ from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteImapStore
 
-from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
-from .sync_helpers import isolated_home
+from .dovecot_accounts import dovecot_store, fill_folders
+from .sync_helpers import add_dovecot_account, isolated_home
 
 pytestmark = pytest.mark.dovecot
 
@@ -152,7 +152,7 @@ def test_restore_and_migrate_survive_kill_9(
     source, restored, migrated = (dovecot.new_mailbox() for _ in range(3))
     _fill(dovecot, source)
     for name, user in (("src", source), ("restored", restored), ("migrated", migrated)):
-        add_dovecot_account(home, dovecot, name, user)
+        add_dovecot_account(home, dovecot, user, name)
     assert main(["sync", "src"]) == 0
     expected = _contents(dovecot, source)
     assert sum(sum(c.values()) for c in expected.values()) == sum(FOLDERS.values())

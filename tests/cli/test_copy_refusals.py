@@ -32,8 +32,8 @@ from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 from exoimap.store.remote import RemoteImapStore
 
-from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
-from .sync_helpers import isolated_home, signed_in_account
+from .dovecot_accounts import dovecot_store, fill_folders
+from .sync_helpers import add_dovecot_account, isolated_home, signed_in_account
 
 T0 = dt.datetime(2019, 4, 2, 7, 0, tzinfo=dt.UTC)
 TOO_LONG = "k" * 60
@@ -104,8 +104,8 @@ def test_a_refused_message_is_named_and_the_rest_is_recorded_once(
 ) -> None:
     source, target = dovecot.new_mailbox(), dovecot.new_mailbox()
     _fill(dovecot, source, 40)
-    add_dovecot_account(home, dovecot, "src", source)
-    add_dovecot_account(home, dovecot, "dst", target)
+    add_dovecot_account(home, dovecot, source, "src")
+    add_dovecot_account(home, dovecot, target, "dst")
     assert main(["sync", "src"]) == 0
     _add_keyword("src", 17, TOO_LONG)
     capsys.readouterr()

@@ -300,7 +300,8 @@ def test_disk_full_is_one_line_and_removes_the_partial_output(
     assert main(["export", "work", "--format", "mbox", str(out)]) == EXIT_FAILURE
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "no space left on the device while exporting to" in err
+    assert "no space left on the disk of " in err
+    assert "while exporting to" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
     [record] = _exported_records()

@@ -20,8 +20,8 @@ from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.base import AppendItem, chunks_of
 from exoimap.store.conformance import sample_message
 
-from .dovecot_accounts import add_dovecot_account, dovecot_store, fill_folders
-from .sync_helpers import isolated_home, signed_in_account
+from .dovecot_accounts import dovecot_store, fill_folders
+from .sync_helpers import add_dovecot_account, isolated_home, signed_in_account
 
 T0 = dt.datetime(2021, 6, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -76,7 +76,7 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
 ) -> None:
     user = dovecot.new_mailbox()
     _fill(dovecot, user, {"INBOX": [1, 2], "Sent": [3, 4], "Trash": [5], "Old Stuff": [6]})
-    add_dovecot_account(home, dovecot, "old", user)
+    add_dovecot_account(home, dovecot, user, "old")
     upn = signed_in_account(sandbox_tenant, "new", {}, exchange=exchange)
     capsys.readouterr()
 
@@ -108,8 +108,8 @@ def test_a_dovecot_mailbox_moves_into_exchange_by_role(
 
     asyncio.run(flag())
     assert main(["migrate", "old", "new", "--map", "Old Stuff=Archive"]) == 0
-    assert "old: migrated 1 messages (" in (out := _counts(capsys))
-    assert "1 flag changes" in out
+    assert "old: migrated 1 message (" in (out := _counts(capsys))
+    assert "1 flag change " in out
     assert len(store.record("INBOX").messages) == 3
     flagged = [m for m in store.record("Sent Items").messages.values() if "\\Flagged" in m.flags]
     assert len(flagged) == 1

@@ -68,8 +68,8 @@ def test_first_sync_then_incremental_then_deep_verify(
     exchange.delete(upn, "Sent Items", [2])
     assert main(["sync", "work"]) == 0
     out, _ = _out(capsys)
-    assert "work: fetched 1 messages" in out
-    assert "1 flag changes, 1 deleted on the server" in out
+    assert "work: fetched 1 message" in out
+    assert "1 flag change, 1 deleted on the server" in out
 
     assert main(["verify", "work", "--deep"]) == 0
     out, _ = _out(capsys)
@@ -146,11 +146,11 @@ def test_dry_run_plans_and_changes_nothing(
     out, _ = _out(capsys)
     assert "would sync INBOX: fetch 1" in out
     assert "update flags of 1" in out
-    assert "work: would fetch 1 messages" in out
+    assert "work: would fetch 1 message" in out
     assert _tree(archive) == before
 
     assert main(["sync", "work"]) == 0
-    assert "work: fetched 1 messages" in _out(capsys)[0]
+    assert "work: fetched 1 message" in _out(capsys)[0]
 
 
 def test_dry_run_after_a_rename_on_the_server_says_rename_not_fetch(
@@ -201,7 +201,7 @@ def test_a_failing_folder_gives_exit_4_and_the_others_complete(
     assert main(["sync", "work"]) == EXIT_PARTIAL
     out, err = _out(capsys)
     assert "work: fetched 4 messages" in out
-    assert "1 failed folders" in out
+    assert "1 failed folder " in out
     assert "Some items failed:" in err
     failed = [line for line in err.splitlines() if line.startswith("  work/")]
     assert len(failed) == 1
@@ -247,7 +247,7 @@ def test_verify_finds_a_deleted_and_a_modified_file_and_sync_repairs(
     assert "DIFFERENCES FOUND" in out
 
     assert main(["sync", "work"]) == 0
-    assert "fetched again 1 messages whose files were missing" in _out(capsys)[0]
+    assert "fetched again 1 message whose file was missing" in _out(capsys)[0]
     assert main(["verify", "work", "--deep"]) == 0
     capsys.readouterr()
 

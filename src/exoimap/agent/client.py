@@ -1,9 +1,11 @@
-"""The ``exoimap`` command's side: hand a ``sync`` to a running agent, relay what it prints.
+"""The ``exoimap`` command's side: hand a ``sync`` or a ``token print`` to a running agent,
+relay what it prints.
 
 :func:`forward` is called before the CLI is imported. It returns None, and the command
 runs in its own process as always, whenever the agent cannot take the request: no agent,
-a stale socket, a busy or outdated agent, an agent that does not answer in time, or
-``--no-agent``. Once the agent has accepted, its output and exit code are the command's.
+a stale socket, a busy or outdated agent, an agent that does not answer in time,
+``--no-agent``, or a ``token print`` whose arguments or terminal the CLI must judge.
+Once the agent has accepted, its output and exit code are the command's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["GLOBAL_FLAGS", "forward", "served_by_agent"]
+__all__ = ["GLOBAL_FLAGS", "forward", "served_by_agent", "token_print_request"]
 
 #: Root options that may come before ``sync`` and still let the agent run it.
 GLOBAL_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "-q", "--quiet"})
@@ -40,14 +42,57 @@ def served_by_agent(argv: list[str]) -> bool:
     return bool(rest) and rest[0] == "sync" and "--no-agent" not in rest
 
 
+def token_print_request(argv: list[str]) -> tuple[str, str, bool, bool] | None:
+    """``(account, format, json, force)`` when ARGV is a ``token print`` the agent may
+    answer; None for anything else, which the CLI parses (and judges) itself."""
+    rest = list(argv)
+    while rest and rest[0] in GLOBAL_FLAGS:
+        rest.pop(0)
+    if rest[:2] != ["token", "print"]:
+        return None
+    name, fmt, as_json, force = None, "token", False, False
+    args = iter(rest[2:])
+    for arg in args:
+        if arg == "--json":
+            as_json = True
+        elif arg == "--force":
+            force = True
+        elif arg == "--format":
+            fmt = next(args, "")
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg.startswith("-") or name is not None:  # --no-agent, --help, a mistake
+            return None
+        else:
+            name = arg
+    if name is None or fmt not in ("token", "xoauth2"):
+        return None
+    return name, fmt, as_json, force
+
+
+def _request(argv: list[str], out: TextIO) -> bytes | None:
+    """The request to send for ARGV, or None when the agent does not serve it."""
+    token = token_print_request(argv)
+    if token is not None:
+        name, fmt, as_json, force = token
+        if not force and _terminal(out)[0]:
+            return None  # the CLI refuses it with its own message
+        return wire.token_request(name, fmt=fmt, as_json=as_json)
+    if not served_by_agent(argv):
+        return None
+    tty, columns = _terminal(out)
+    return wire.run_request(argv, tty=tty, columns=columns, cwd=os.getcwd())
+
+
 def forward(
     argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int | None:
     """Run ``exoimap ARGV`` in the agent and return its exit code; None if it did not run."""
-    if not served_by_agent(argv):
-        return None
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    request = _request(argv, out)
+    if request is None:
+        return None
     sock = wire.Socket(wire.AF_UNIX, wire.SOCK_STREAM)
     try:
         sock.settimeout(wire.ACCEPT_TIMEOUT)
@@ -57,8 +102,7 @@ def forward(
             print(f"exoimap: not using the agent socket: it belongs to uid {owner}", file=err)
             sock.close()
             return None
-        tty, columns = _terminal(out)
-        sock.sendall(wire.run_request(argv, tty=tty, columns=columns, cwd=os.getcwd()))
+        sock.sendall(request)
         reader = wire.FrameReader(sock)
         answer = reader.read()
     except (OSError, wire.WireError):  # no agent, a stale socket, or one that does not answer
@@ -94,7 +138,7 @@ def _relay(sock: wire.Socket, reader: wire.FrameReader, out: TextIO, err: TextIO
             message = reader.read()
         except KeyboardInterrupt:
             if interrupted:  # a second Ctrl-C: stop waiting for the agent's last words
-                print("exoimap: interrupted", file=err)
+                print("exoimap: interrupted.", file=err)
                 return EXIT_INTERRUPTED
             # Half-close: the agent sees the request end and interrupts the command as
             # Ctrl-C would in its own process; what it prints about that still comes here.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exoimap.agent import wire
+from exoimap.agent.tokens import TokenService
 from exoimap.app.resident import Resident, resident
 from exoimap.audit import Auditor, auditing
 from exoimap.auth.audit_key import audit_key_for
@@ -153,6 +154,8 @@ class Agent:
         self._main_thread = threading.main_thread()
         self._resident: Resident | None = None
         self._auditor: Auditor | None = None
+        self._tokens = TokenService(paths)
+        self._ready = threading.Event()  # the auditor is open: token requests may be answered
         self._client_gone = False  # the running command's client left: SIGINT was ours
         self._last_expiry = time.monotonic()
 
@@ -186,6 +189,7 @@ class Agent:
                     ) as self._auditor,
                     resident() as self._resident,
                 ):
+                    self._ready.set()
                     self._main_loop()
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
@@ -408,6 +412,12 @@ class Agent:
             with self._lock:
                 self._state.stopping = True
             send(wire.ACCEPTED)
+        elif kind == wire.TOKEN:
+            refuse = self._outdated()
+            if refuse is None:
+                self._serve_token(conn, payload)
+                return  # its thread owns the connection now
+            send(wire.DECLINED, refuse.encode())
         elif kind == wire.RUN:
             run = wire.parse_run_request(payload)
             refuse = _unservable(run) or self._refusal()
@@ -421,16 +431,41 @@ class Agent:
             send(wire.DECLINED, f"not a request the agent knows: {kind!r}".encode())
         conn.close()
 
+    def _serve_token(self, conn: socket.socket, payload: bytes) -> None:
+        """Answer a ``token print`` in a thread of its own: a sync may be running."""
+        with self._lock:
+            self._state.last_active = time.monotonic()
+        answer = threading.Thread(
+            target=self._answer_token, args=(conn, payload), name="agent-token"
+        )
+        answer.daemon = True
+        answer.start()
+
+    def _answer_token(self, conn: socket.socket, payload: bytes) -> None:
+        # An agent that has just started listens before its auditor is open.
+        if not self._ready.wait(wire.ACCEPT_TIMEOUT / 2) or self._auditor is None:
+            with conn:
+                _Sender(conn)(wire.DECLINED, b"the agent is still starting")
+            return
+        self._tokens.serve(conn, payload, self._auditor)
+
+    def _outdated(self) -> str | None:
+        """Why this agent must not serve anything more (and is stopping), or None."""
+        if code_fingerprint() == self._fingerprint:
+            return None
+        log.info("exoimap's code changed since the agent started: stopping")
+        with self._lock:
+            self._state.stopping = True
+        return (
+            "exoimap was upgraded or changed since the agent started, so the agent has "
+            "stopped (start it again: exoimap agent start)"
+        )
+
     def _refusal(self) -> str | None:
         """Why a run cannot be taken now, or None (and then the agent is busy with it)."""
-        if code_fingerprint() != self._fingerprint:
-            log.info("exoimap's code changed since the agent started: stopping")
-            with self._lock:
-                self._state.stopping = True
-            return (
-                "exoimap was upgraded or changed since the agent started, so the agent has "
-                "stopped (start it again: exoimap agent start)"
-            )
+        outdated = self._outdated()
+        if outdated is not None:
+            return outdated
         with self._lock:
             if self._state.stopping:
                 return "the agent is stopping"

@@ -8,16 +8,17 @@ slow machine, a fifth of a no-change sync's budget. For the same reason the sock
 ``_socket.socket``, the C type that :class:`socket.socket` only subclasses.
 
 Client to agent, one frame: ``R`` (run: version, tty flag, terminal columns, working
-directory, then the arguments, NUL-separated), ``S`` (status) or ``Q`` (stop), each
-carrying the version.
+directory, then the arguments, NUL-separated), ``K`` (``token print``: version, account,
+format, JSON flag), ``S`` (status) or ``Q`` (stop), each carrying the version.
 
 Agent to client: ``A`` (accepted) at once, or ``D`` (declined, with the reason; the client
 then runs the command itself); after ``A``, any number of ``O`` (stdout) and ``E`` (stderr)
 frames of UTF-8 text, then ``X`` with the exit code. ``S`` is answered with ``T`` (the
 status as JSON) and ``Q`` with ``A``.
 
-Nothing secret crosses the socket: the agent reads tokens from its own vault, exactly as
-the command would.
+The agent reads tokens from its own vault, exactly as the command would. The only secret
+that crosses the socket is the answer to ``K``, the token ``token print`` prints, and only
+to a peer of the same user (``SO_PEERCRED``, a 0600 socket in a 0700 folder).
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ __all__ = [
     "peer_uid",
     "run_request",
     "parse_run_request",
+    "parse_token_request",
+    "peer_pid",
     "socket_path",
+    "token_request",
 ]
 
 VERSION = 1
@@ -56,7 +60,7 @@ MAX_FRAME = 1 << 20
 # sockaddr_un.sun_path holds 108 bytes on Linux, including the final NUL.
 MAX_SOCKET_PATH = 107
 
-RUN, STATUS, STOP = b"R", b"S", b"Q"
+RUN, STATUS, STOP, TOKEN = b"R", b"S", b"Q", b"K"
 ACCEPTED, DECLINED, STDOUT, STDERR, EXIT, STATUS_REPLY = b"A", b"D", b"O", b"E", b"X", b"T"
 
 
@@ -68,14 +72,25 @@ def socket_path(data_dir: str) -> str:
     return os.path.join(data_dir, AGENT_SOCKET)
 
 
-def peer_uid(sock: Socket) -> int | None:
-    """The user id of the process at the other end of a Unix socket (Linux), else None.
-    Both sides check it: neither talks to another user's process."""
+def _peer_credentials(sock: Socket) -> bytes | None:
+    """``struct ucred`` (pid, uid, gid) of the process at the other end (Linux), else None."""
     option = getattr(_socket, "SO_PEERCRED", None)
     if option is None:  # not Linux: the 0700 directory is the guard
         return None
-    creds = sock.getsockopt(_socket.SOL_SOCKET, option, 12)  # struct ucred: pid, uid, gid
-    return int.from_bytes(creds[4:8], sys.byteorder)
+    return sock.getsockopt(_socket.SOL_SOCKET, option, 12)
+
+
+def peer_uid(sock: Socket) -> int | None:
+    """The user id of the process at the other end of a Unix socket (Linux), else None.
+    Both sides check it: neither talks to another user's process."""
+    creds = _peer_credentials(sock)
+    return None if creds is None else int.from_bytes(creds[4:8], sys.byteorder)
+
+
+def peer_pid(sock: Socket) -> int | None:
+    """The process id at the other end of a Unix socket (Linux), else None."""
+    creds = _peer_credentials(sock)
+    return None if creds is None else int.from_bytes(creds[0:4], sys.byteorder)
 
 
 def frame(kind: bytes, payload: bytes = b"") -> bytes:
@@ -87,6 +102,19 @@ def frame(kind: bytes, payload: bytes = b"") -> bytes:
 def run_request(argv: list[str], *, tty: bool, columns: int | None, cwd: str) -> bytes:
     fields = [str(VERSION), "1" if tty else "0", str(columns or 0), cwd, *argv]
     return frame(RUN, b"\0".join(os.fsencode(f) for f in fields))
+
+
+def token_request(name: str, *, fmt: str, as_json: bool) -> bytes:
+    fields = [str(VERSION), name, fmt, "1" if as_json else "0"]
+    return frame(TOKEN, b"\0".join(os.fsencode(f) for f in fields))
+
+
+def parse_token_request(payload: bytes) -> tuple[str, str, bool]:
+    """(account, format, JSON flag) of a token request; WireError if it is malformed."""
+    fields = [os.fsdecode(f) for f in payload.split(b"\0")]
+    if len(fields) != 4 or not fields[1] or fields[3] not in ("0", "1"):
+        raise WireError("a malformed token request")
+    return fields[1], fields[2], fields[3] == "1"
 
 
 class RunRequest:

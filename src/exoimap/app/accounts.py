@@ -32,6 +32,7 @@ from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
+from exoimap.net.imap import RetryPolicy
 from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import is_inbox
@@ -142,6 +143,7 @@ async def open_source(
         endpoint,
         credentials,
         max_connections=account.max_connections,
+        retry=RetryPolicy(give_up_after=account.unreachable_timeout),
         on_event=on_event,
         account=account.name,
     )
@@ -178,6 +180,7 @@ async def opened_stores(
                 return await open_source(account, provider, on_event=events)
 
             source = await kept.sources.take(account, on_event or _no_events, connect)
+            source.reachability.reset()  # the deadline is per run
             clean = False
             try:
                 yield source, archive
@@ -299,6 +302,9 @@ async def sync_account(
                 account, provider, root, policy, options, sink, on_progress, kept
             )
             _record(account.name, result.report, time.monotonic() - started)
+        # what stopped the run (a full disk, a dead server) is the account's outcome,
+        # rather than one line per folder it cut short
+        result.error = result.report.stopped_by
     except ExoimapError as exc:
         result.error = exc
     result.seconds = time.monotonic() - started

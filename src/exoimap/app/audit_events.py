@@ -19,6 +19,7 @@ _AUDITED = frozenset(
         "messages_expunged",
         "messages_rematched",
         "lost_content_refetched",
+        "content_changed",
         "state_notes",
     }
 )
@@ -30,7 +31,8 @@ def sync_event_recorder(account: str) -> EventHook:
     def record(event: SyncEvent) -> None:
         if event.kind not in _AUDITED:
             return
-        notes = event.detail.get("notes", ())
+        # a content change names the server UIDs concerned
+        notes = event.detail.get("notes", event.detail.get("uids", ()))
         new_name = event.detail.get("new_name")
         count = event.detail.get("count", 0)
         audit.emit(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from exoimap import audit
 from exoimap.app.accounts import archive_path, opened_stores
+from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import ArchiveCheck, verify_archive
 from exoimap.config import AccountConfig, Paths
 from exoimap.errors import StoreError
@@ -22,8 +23,10 @@ async def verify_account(
     paths: Paths,
     *,
     deep: bool = False,
+    repair: bool = False,
 ) -> ArchiveCheck:
-    """Compare the account's archive with its mailbox (``deep``: SHA-256 of every message)."""
+    """Compare the account's archive with its mailbox (``deep``: SHA-256 of every message;
+    ``repair``: then fetch again what differs or is missing)."""
     root = archive_path(account, paths)
     if not root.is_dir():
         raise StoreError(
@@ -31,7 +34,13 @@ async def verify_account(
             f"back it up first: `exoimap sync {account.name}`"
         )
     async with opened_stores(account, provider, root) as (source, archive):
-        report = await verify_archive(source, archive, deep=deep)
+        report = await verify_archive(
+            source,
+            archive,
+            deep=deep,
+            repair_it=repair,
+            events=sync_event_recorder(account.name) if repair else None,
+        )
     mismatches = sum(
         len(f.size_mismatch) + len(f.hash_mismatch) + len(f.flag_mismatch) for f in report.folders
     ) + len(report.files.corrupt)

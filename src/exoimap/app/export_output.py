@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from exoimap.errors import ConfigError, DiskFull, StoreError
+from exoimap.errors import ConfigError, DiskFull, StoreError, disk_of
 from exoimap.store.archive.files import fsync_dir, fsync_paths
 
 __all__ = ["ExportOutput", "os_error"]
@@ -25,7 +25,7 @@ def os_error(exc: OSError, out: Path) -> StoreError:
     """One line for a failed write to the export (a full disk says so)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(
-            f"no space left on the device while exporting to {out}; "
+            f"no space left on {disk_of(out)} while exporting to {out}; "
             "the partial export was removed and the archive is untouched"
         )
     return StoreError(f"exporting to {out} failed: {exc.strerror or exc}")

@@ -60,6 +60,7 @@ def migrate_policy(options: MigrateOptions, roles: Mapping[SpecialUse, str]) -> 
         folder_map=folder_map,
         include=folder_filter(options.folders, options.exclude),
         track_deletions=False,
+        follow_content=False,
     )
 
 

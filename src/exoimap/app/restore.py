@@ -159,6 +159,7 @@ def restore_policy(
         include=folder_filter(options.folders, options.exclude),
         track_deletions=False,
         max_message_size=options.max_message_size,
+        follow_content=False,
     )
 
 

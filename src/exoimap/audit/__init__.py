@@ -53,9 +53,11 @@ from exoimap.audit.events import (
     Outcome,
     SyncChange,
     TokenFailed,
+    TokenHandedOut,
     TokenRefreshed,
     TokenRequested,
     VaultChanged,
+    WatchStateChanged,
 )
 from exoimap.audit.log import AuditLog, AuditRecord, read_records
 from exoimap.audit.verify import Problem, VerifyResult, verify_log
@@ -65,6 +67,7 @@ __all__ = [
     "OUTCOMES",
     "AccessDenied",
     "AccountSynced",
+    "WatchStateChanged",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -87,6 +90,7 @@ __all__ = [
     "Outcome",
     "Problem",
     "TokenFailed",
+    "TokenHandedOut",
     "TokenRefreshed",
     "TokenRequested",
     "VaultChanged",

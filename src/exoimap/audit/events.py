@@ -28,6 +28,7 @@ __all__ = [
     "OUTCOMES",
     "AccessDenied",
     "AccountSynced",
+    "WatchStateChanged",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -45,6 +46,7 @@ __all__ = [
     "ImapThrottled",
     "Outcome",
     "TokenFailed",
+    "TokenHandedOut",
     "TokenRefreshed",
     "TokenRequested",
     "VaultChanged",
@@ -167,6 +169,23 @@ class TokenFailed(AuditEvent):
     error: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenHandedOut(AuditEvent):
+    """An access token was given to another program (``exoimap token print``).
+
+    ``requested_by`` names the programs that asked, nearest first (``mbsync[4242]``), as
+    the operating system reports them; ``via`` is ``agent`` or ``command``; ``format`` is
+    how it was printed; a failed ask (a sign-in is needed) has ``error``. The token itself
+    is never recorded."""
+
+    name: ClassVar[str] = "token.handed_out"
+    requested_by: tuple[str, ...] = ()
+    via: str = "command"
+    format: str = "token"
+    expires_in: int | None = None
+    error: str = ""
+
+
 # --- IMAP connections ------------------------------------------------------------------
 
 
@@ -268,10 +287,22 @@ class AccountSynced(AuditEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WatchStateChanged(AuditEvent):
+    """``exoimap watch``: an account's watch changed state (``starting``, ``syncing``,
+    ``watching``, ``reconnecting``, ``signin_needed``); ``error`` says why it left
+    ``watching`` when it did."""
+
+    name: ClassVar[str] = "watch.state"
+    state: str
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
-    because their content was lost; or notes of what recovery did when the run started
+    because their content was lost or changed under the same UID (``notes``: those server
+    UIDs); or notes of what recovery did when the run started
     (an interrupted run, a repaired archive)."""
 
     name: ClassVar[str] = "sync.change"
@@ -407,6 +438,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     TokenRequested,
     TokenRefreshed,
     TokenFailed,
+    TokenHandedOut,
     ImapConnected,
     ImapAuthenticated,
     ImapAuthFailed,
@@ -414,6 +446,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ImapThrottled,
     FolderSynced,
     AccountSynced,
+    WatchStateChanged,
     ArchiveRead,
     ArchiveExported,
     ArchiveVerified,

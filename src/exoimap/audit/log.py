@@ -66,7 +66,7 @@ from typing import Any, Final
 from exoimap.audit.anchor import Anchor, read_anchor, write_anchor
 from exoimap.audit.atomic import replace_file
 from exoimap.audit.events import AuditEvent, AuditRecovered, AuditResetDetected
-from exoimap.errors import AuditChainBroken, DiskFull, StoreUnavailable
+from exoimap.errors import AuditChainBroken, DiskFull, StoreUnavailable, disk_of
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -322,9 +322,12 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _os_error(exc: OSError, what: str) -> Exception:
+def _os_error(exc: OSError, what: str, directory: Path) -> Exception:
     if exc.errno == errno.ENOSPC:
-        return DiskFull(f"no space left while {what}; the audit log kept every earlier record")
+        return DiskFull(
+            f"no space left on {disk_of(directory)} while {what}; the audit log kept every "
+            "earlier record. Free some space and run again."
+        )
     return StoreUnavailable(f"audit log: {what} failed: {exc.strerror}", retryable=False)
 
 
@@ -440,7 +443,7 @@ class AuditLog:
             os.chmod(directory, 0o700)
             self._lock_fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise _os_error(exc, f"opening {directory}") from None
+            raise _os_error(exc, f"opening {directory}", directory) from None
         if not check_tail:
             return
         # Check the tail now, so a broken log stops a command before it does any work.
@@ -448,7 +451,7 @@ class AuditLog:
             try:
                 self._load_tail()
             except OSError as exc:
-                raise _os_error(exc, "reading the end of the audit log") from None
+                raise _os_error(exc, "reading the end of the audit log", self.directory) from None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -586,7 +589,7 @@ class AuditLog:
             try:
                 self._current_tail()
             except OSError as exc:
-                raise _os_error(exc, "reading the end of the audit log") from None
+                raise _os_error(exc, "reading the end of the audit log", self.directory) from None
             return self._append_locked(entries, self._key.reveal())
 
     def _append_locked(self, entries: Sequence[Entry], key: bytes) -> int:
@@ -639,7 +642,7 @@ class AuditLog:
                 _fsync_dir(self.directory)
             return inode
         except OSError as exc:
-            raise _os_error(exc, f"writing {path.name}") from None
+            raise _os_error(exc, f"writing {path.name}", self.directory) from None
 
     def start_segment(self, event: AuditEvent, after_seq: int, after_hash: str) -> int:
         """Write ``event`` as the first record of a new segment, linked to record
@@ -656,7 +659,7 @@ class AuditLog:
         try:
             write_anchor(self.anchor, self._key.reveal(), seq, record_hash)
         except OSError as exc:
-            raise _os_error(exc, "writing the audit anchor") from None
+            raise _os_error(exc, "writing the audit anchor", self.directory) from None
 
     def _write_checkpoint(self, seq: int, record_hash: str, file: str) -> None:
         mac = checkpoint_mac(self._key.reveal(), seq, record_hash, file)
@@ -664,4 +667,4 @@ class AuditLog:
         try:
             replace_file(self.directory / CHECKPOINT_NAME, text.encode("ascii") + b"\n")
         except OSError as exc:
-            raise _os_error(exc, "writing the audit checkpoint") from None
+            raise _os_error(exc, "writing the audit checkpoint", self.directory) from None

@@ -230,8 +230,7 @@ AADSTS: dict[int, Known] = {
         AppMisconfigured,
         "the redirect URI is not registered for this app",
         "In the app registration's Authentication page, add the platform 'Mobile and desktop "
-        "applications' with the redirect URI http://localhost, and http://127.0.0.1 in the "
-        "manifest (replyUrlsWithType).",
+        "applications' with the redirect URI http://localhost (Entra accepts it on any port).",
     ),
     9001023: Known(
         AppMisconfigured,
@@ -300,7 +299,7 @@ def error_from_response(
         detail = f" ({server})" if server else ""
         return TransientAuthError(
             f"account {context.account!r}: the identity platform is temporarily unavailable"
-            f"{detail}; the stored sign-in was kept.",
+            f"{detail}.",
             code=code,
             fix="Try again in a few minutes.",
         )

@@ -25,13 +25,14 @@ import msal
 import requests
 
 from exoimap.auth.aadsts import ErrorContext, error_from_response
-from exoimap.auth.loopback import LoopbackListener
+from exoimap.auth.loopback import REGISTERED_REDIRECT_URI, LoopbackListener
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.clouds import Cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
     AuthError,
     ConfigError,
+    InteractionRequired,
     InvalidClientCredentials,
     TenantOrAppNotFound,
     TransientAuthError,
@@ -237,24 +238,25 @@ class MsalAdapter:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             what = f"HTTP {status}" if status else type(exc).__name__
             raise TransientAuthError(
-                f"account {name!r}: cannot reach the identity platform ({what}); "
-                "the stored sign-in was kept",
+                f"account {name!r}: cannot reach the identity platform ({what})",
                 fix="Check the network and try again.",
             ) from None
         except msal.exceptions.MsalServiceError as exc:
             status = self._session.last_status
             raise TransientAuthError(
-                f"account {name!r}: the identity platform failed (HTTP {status or '?'}); "
-                "the stored sign-in was kept",
+                f"account {name!r}: the identity platform failed (HTTP {status or '?'})",
                 fix="Try again in a few minutes.",
             ) from exc
         except ValueError as exc:
             text = str(exc)
             if "authority configuration" in text or "tenant" in text.lower():
+                authority = self.cloud.authority(self.account.tenant)
+                # the tenant asked for is the authority's last part (a custom authority
+                # names its own, whatever `tenant` says)
+                tenant = authority.rstrip("/").rsplit("/", 1)[-1]
                 raise TenantOrAppNotFound(
-                    f"account {name!r}: the identity platform does not know the tenant "
-                    f"{self.account.tenant or 'organizations'!r} at "
-                    f"{self.cloud.authority(self.account.tenant)}",
+                    f"account {name!r}: the identity platform at {authority} does not know "
+                    f"the tenant {tenant!r}",
                     fix="Check the account's `tenant` and `cloud` (and `authority` for custom).",
                 ) from None
             if self._session.last_status is not None and (
@@ -262,7 +264,7 @@ class MsalAdapter:
             ):
                 raise TransientAuthError(
                     f"account {name!r}: the identity platform failed "
-                    f"(HTTP {self._session.last_status}); the stored sign-in was kept",
+                    f"(HTTP {self._session.last_status})",
                     fix="Try again in a few minutes.",
                 ) from None
             raise AuthError(f"account {name!r}: sign-in failed: {text}") from None
@@ -326,6 +328,16 @@ class MsalAdapter:
             if not opened:
                 self._say("No browser could be opened: open the address above yourself.")
             params = listener.wait(timeout)
+        if params is None:
+            raise InteractionRequired(
+                f"account {self.account.name!r}: the browser sign-in did not finish within "
+                f"{timeout:g} s (nothing came back to {listener.redirect_uri}). If the browser "
+                f"showed AADSTS50011, the app registration lacks the redirect URI "
+                f"{REGISTERED_REDIRECT_URI}.",
+                fix=f"Add it under Authentication > 'Mobile and desktop applications' if needed, "
+                f"then run `exoimap login {self.account.name}` again (--timeout SECONDS to wait "
+                "longer).",
+            )
         if "error" in params:
             raise error_from_response(params, self.context)
         return self.run(lambda: app.acquire_token_by_auth_code_flow(flow, params))

@@ -2,8 +2,11 @@
 
 It binds 127.0.0.1 on a port the OS chooses, waits for the single redirect that carries
 ``code`` and ``state`` (or ``error``) in a query or a ``form_post`` body, answers with a
-short page, and stops. Our own listener (rather than MSAL's) lets the caller print the URL
-on machines without a browser, and lets tests drive the sign-in page with an HTTP client.
+short page, and stops. The redirect URI it names is ``http://localhost:PORT``, as MSAL's own
+listener does: the Entra portal takes ``http://localhost`` as typed (``http://127.0.0.1`` only
+through the manifest), and Entra ignores a loopback URI's port, not its host name. Our own
+listener (rather than MSAL's) lets the caller print the URL on machines without a browser,
+and lets tests drive the sign-in page with an HTTP client.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import threading
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from exoimap.errors import InteractionRequired
+__all__ = ["REGISTERED_REDIRECT_URI", "LoopbackListener"]
 
-__all__ = ["LoopbackListener"]
+#: The redirect URI to register for the browser flow (Entra matches any port on it).
+REGISTERED_REDIRECT_URI = "http://localhost"
 
 _DONE_PAGE = (
     b"<!doctype html><meta charset=utf-8><title>exoimap</title>"
@@ -93,7 +97,8 @@ class LoopbackListener:
 
     @property
     def redirect_uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """What the app registration must hold, without the port: ``http://localhost``."""
+        return f"{REGISTERED_REDIRECT_URI}:{self.port}"
 
     def __enter__(self) -> LoopbackListener:
         self._thread.start()
@@ -109,12 +114,8 @@ class LoopbackListener:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def wait(self, timeout: float) -> dict[str, str]:
-        """The redirect's query parameters; raises when nothing arrives in time."""
+    def wait(self, timeout: float) -> dict[str, str] | None:
+        """The redirect's query parameters; None when nothing arrived within ``timeout``."""
         if not self._server.arrived.wait(timeout):
-            raise InteractionRequired(
-                f"the browser sign-in did not finish within {timeout:g} s",
-                fix="Run the login again and complete the sign-in in the browser.",
-            )
-        assert self._server.params is not None
+            return None
         return self._server.params

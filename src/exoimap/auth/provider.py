@@ -26,14 +26,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exoimap import audit
+from exoimap.auth import refresh_status
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
 from exoimap.clouds import Cloud, resolve_cloud
 from exoimap.config import AccountConfig
-from exoimap.errors import AuthError, ConfigError, ExoimapError, TokenExpiredOrRevoked
+from exoimap.errors import (
+    AuthError,
+    ConfigError,
+    ExoimapError,
+    TokenExpiredOrRevoked,
+    TransientAuthError,
+)
 from exoimap.secrets import Secret
+from exoimap.words import sentences
 
 if TYPE_CHECKING:  # MSAL (and requests) load only when a Microsoft flow runs
     import msal
@@ -62,6 +70,8 @@ class TokenInfo:
     fresh: bool
     #: Warnings about the token (broad permissions), already logged when fresh.
     warnings: tuple[str, ...] = ()
+    #: Whether the claims passed the Exchange checks (audience, IMAP permission, expiry).
+    checked: bool = False
 
 
 def _stderr(text: str) -> None:
@@ -180,6 +190,12 @@ class TokenProvider:
         """:meth:`access_token` for asyncio callers (runs in a worker thread)."""
         return await asyncio.to_thread(self.access_token, min_validity)
 
+    def checked_token(self) -> TokenClaims | None:
+        """The claims of the last token handed out when they passed the Exchange checks
+        (audience, IMAP permission), so an IMAP refusal need not list those causes."""
+        last = self._last
+        return last.claims if last is not None and last.checked else None
+
     def expires_at(self) -> float:
         """When the last token handed out expires (epoch seconds; 0 before the first one,
         ``math.inf`` when unknown)."""
@@ -204,22 +220,70 @@ class TokenProvider:
                 if self.account.flow == "token-command":
                     info = self._from_command()
                 else:
-                    info = self._from_msal(min_validity)
+                    info = self._refreshed(min_validity)
                 record(info)
             self._last = info
             return info
 
+    def check_vault(self) -> None:
+        """Obtain the vault's key now (creating the vault, asking for its passphrase) and
+        check that the vault can be written: raises :class:`~exoimap.errors.NoVaultKey`
+        when no key can be had, :class:`~exoimap.errors.DiskFull` on a full disk. Called
+        before a sign-in starts, so nobody approves one whose result cannot be stored."""
+        if self.account.flow != "token-command":  # its tokens are never stored
+            self.vault.check_writable()
+
     def login(self) -> TokenInfo:
         """Sign in (interactively for device/browser) and store the result, replacing any
-        earlier sign-in of this account."""
+        earlier sign-in of this account (after :meth:`check_vault`)."""
+        self.check_vault()
         with self._mutex, self._audited(interactive=True) as record:
             if self.account.flow == "token-command":
                 info = self._from_command()
             else:
                 info = self._interactive()
+                self._note_refresh(None)
             record(info)
             self._last = info
             return info
+
+    def _refreshed(self, min_validity: float) -> TokenInfo:
+        """:meth:`_from_msal`, remembering whether it worked (see ``refresh_status``)."""
+        try:
+            info = self._from_msal(min_validity)
+        except AuthError as exc:
+            if not exc.retryable:
+                self._note_refresh(exc)
+            raise
+        self._note_refresh(None)
+        return info
+
+    def _note_refresh(self, failure: AuthError | None) -> None:
+        """Record (or, with None, forget) a refresh that failed for good. Best effort: a
+        full or read-only disk must not hide the sign-in's own outcome."""
+        if self.account.flow not in DELEGATED_FLOWS:
+            return
+        with contextlib.suppress(OSError):
+            if failure is None:
+                refresh_status.clear(self.vault.directory, self.name)
+            else:
+                reason = failure.message.removeprefix(f"account {self.name!r}: ").rstrip(".")
+                refresh_status.record_failure(self.vault.directory, self.name, reason)
+
+    def _explained(self, exc: ExoimapError) -> ExoimapError:
+        """``exc``, saying that the stored sign-in is still there when a transient failure
+        left one (and only then: after `logout` there is none to keep)."""
+        if not isinstance(exc, TransientAuthError) or self.account.flow == "token-command":
+            return exc
+        try:
+            stored = self.vault.has_token_cache(self.name)
+        except (OSError, ExoimapError):
+            return exc
+        if not stored:
+            return exc
+        return TransientAuthError(
+            sentences(exc.message, "The stored sign-in was kept"), code=exc.code, fix=exc.fix
+        )
 
     @contextlib.contextmanager
     def _audited(self, *, interactive: bool) -> Iterator[Callable[[TokenInfo], None]]:
@@ -248,11 +312,14 @@ class TokenProvider:
         try:
             yield record
         except ExoimapError as exc:
+            explained = self._explained(exc)
             code = exc.code if isinstance(exc, AuthError) else None
             audit.emit(
-                audit.TokenFailed(**common, aadsts=code, error=f"{type(exc).__name__}: {exc}")
+                audit.TokenFailed(**common, aadsts=code, error=f"{type(exc).__name__}: {explained}")
             )
-            raise
+            if explained is exc:
+                raise
+            raise explained from exc
 
     def _scope(self) -> str:
         return self.cloud.app_scope if self.app_only else self.cloud.delegated_scope
@@ -264,6 +331,7 @@ class TokenProvider:
             if self.account.flow == "token-command":
                 return False
             with self.vault.lock(self.name):
+                self._note_refresh(None)
                 return self.vault.delete_token_cache(self.name)
 
     def refresh_token_last_used(self) -> float | None:
@@ -403,7 +471,8 @@ class TokenProvider:
             expires_at = claims.expires_at
         else:
             expires_at = time.time() + float(result.get("expires_in", 0) or 0)
-        return TokenInfo(token, expires_at, claims, fresh, tuple(warnings))
+        # check_token raised unless the claims passed: a JWT here is a checked token
+        return TokenInfo(token, expires_at, claims, fresh, tuple(warnings), claims is not None)
 
     def _from_command(self) -> TokenInfo:
         assert self.account.token_command is not None  # config.py requires it for the flow
@@ -411,7 +480,8 @@ class TokenProvider:
             self.account.token_command, account=self.name, timeout=self._command_timeout
         )
         warnings: list[str] = []
-        if got.claims is not None and self.account.cloud != "custom":
+        checked = got.claims is not None and self.account.cloud != "custom"
+        if got.claims is not None and checked:
             # The user says this is a Microsoft cloud: hold the token to the same policy.
             warnings = check_token(
                 got.claims, app_only=got.claims.app_only,
@@ -425,7 +495,7 @@ class TokenProvider:
                 fix="Check the token broker (it may need you to sign in again).",
             )
         expires = got.expires_at if got.expires_at is not None else math.inf
-        return TokenInfo(got.token, expires, got.claims, True, tuple(warnings))
+        return TokenInfo(got.token, expires, got.claims, True, tuple(warnings), checked)
 
     def _warn_if_inactive(self, cache: msal.SerializableTokenCache) -> None:
         import msal

@@ -81,7 +81,7 @@ def next_steps(account: AccountConfig) -> str:
         if account.flow == "browser":
             lines.append(
                 "   Add the platform 'Mobile and desktop applications' with redirect URI "
-                "http://localhost (and http://127.0.0.1 in the manifest)."
+                "http://localhost (exoimap listens on http://localhost:<any port>)."
             )
         lines += [
             "2. If your tenant requires admin consent, an administrator opens:",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import hmac
 import json
@@ -44,7 +45,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from exoimap.config import Paths
-from exoimap.errors import ConfigError, VaultKeyError, VaultTampered
+from exoimap.errors import (
+    ConfigError,
+    DiskFull,
+    ExoimapError,
+    NoVaultKey,
+    VaultKeyError,
+    VaultTampered,
+    disk_of,
+)
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -66,6 +75,8 @@ KEY_SOURCES = ("keyring", "passphrase", "key-file")
 _MAGIC = b"EXV1"
 _NONCE_LEN = 12
 _KEY_LEN = 32
+#: What :meth:`Vault.check_writable` writes: more than a token cache of many accounts.
+_PROBE_BYTES = 64 << 10
 _CHECK_PLAINTEXT = b"exoimap vault key check v1"
 _CHECK_AAD = b"exoimap-vault-v1\x00check"
 _KEYRING_SERVICE = "exoimap"
@@ -238,6 +249,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _write_error(exc: OSError, path: Path, what: str) -> ExoimapError:
+    """A full disk says which disk and that nothing was lost; any other failure to write the
+    vault is a setup problem (permissions, a read-only folder)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(
+            f"no space left on {disk_of(path)} while writing {what}; nothing stored before "
+            "was lost. Free some space and run again."
+        )
+    return ConfigError(f"cannot write {what}: {_reason(exc)}", path=str(path))
 
 
 def _safe_name(name: str) -> str:
@@ -425,9 +447,7 @@ class Vault:
         try:
             _atomic_write(self.header_path, (json.dumps(header, indent=2) + "\n").encode())
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the vault header: {_reason(exc)}", path=str(self.header_path)
-            ) from None
+            raise _write_error(exc, self.header_path, "the vault header") from None
 
     def _create(self) -> bytes:
         header: dict[str, Any] = {"format": "exoimap-vault", "version": 1}
@@ -454,11 +474,12 @@ class Vault:
                 header["key_source"] = "key-file"
                 header["key_file"] = str(self.key_file)
             else:
-                raise VaultKeyError(
+                raise NoVaultKey(
                     "no way to protect secrets: no usable OS keyring, no passphrase "
                     f"({PASSPHRASE_ENV} unset and no terminal to ask), and no key file at "
-                    f"{self.key_file}. Set {PASSPHRASE_ENV}, run in a terminal, or create a key "
-                    "file with `exoimap vault create-key-file`."
+                    f"{self.key_file}. Fix it one of three ways: set {PASSPHRASE_ENV}, run the "
+                    "command in a terminal (it asks for a passphrase), or create a key file "
+                    "with `exoimap vault create-key-file`."
                 )
         nonce = os.urandom(_NONCE_LEN)
         check = nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
@@ -540,9 +561,20 @@ class Vault:
         try:
             _atomic_write(path, blob)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the vault entry: {_reason(exc)}", path=str(path)
-            ) from None
+            raise _write_error(exc, path, "the vault entry") from None
+
+    def check_writable(self) -> None:
+        """Write (and remove) a probe as large as a big token cache, so that a full disk or
+        a read-only vault is found before a sign-in whose result could not be stored."""
+        self._ensure_key()  # creating the vault writes its header first
+        probe = self.directory / f".write-probe.{os.getpid()}"
+        try:
+            _atomic_write(probe, b"\0" * _PROBE_BYTES)
+            probe.unlink()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+            raise _write_error(exc, probe, "the vault") from None
 
     def _delete(self, kind: str, name: str) -> bool:
         path = self._entry_path(kind, name)
@@ -571,6 +603,16 @@ class Vault:
 
     def has_token_cache(self, account: str) -> bool:
         return self._entry_path("token-cache", account).exists()
+
+    def token_cache_version(self, account: str) -> tuple[int, int, int] | None:
+        """Changes whenever the account's stored tokens are written or removed (every write
+        is a new file: inode, size, mtime); None when there are none. A process that keeps a
+        token in memory checks it before handing the token out again."""
+        try:
+            info = self._entry_path("token-cache", account).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_size, info.st_mtime_ns
 
     # the account's secret: client secret, certificate passphrase, or IMAP password
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from exoimap.auth.refresh_status import last_failure
 from exoimap.auth.setup_help import next_steps
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.cli.app import PATH, Group
@@ -23,6 +24,7 @@ from exoimap.config import (
 )
 from exoimap.errors import ConfigError, ExoimapError
 from exoimap.secrets import Secret
+from exoimap.words import plural
 
 
 @click.group("account", cls=Group, no_args_is_help=True)
@@ -135,30 +137,40 @@ def add(
 @app.command("list")
 def list_accounts() -> None:
     """List the configured accounts and whether each is signed in."""
-    from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT  # msal: not for `add`
-
     config = load_config()
     if not config.accounts:
         click.echo(f"No accounts in {config.path}. Add one with `exoimap account add NAME`.")
         return
     vault = Vault.from_paths()
-    now = time.time()
     for name, account in sorted(config.accounts.items()):
         if account.flow == "token-command":
             state = "token from command"
         elif account.mechanism in ("plain", "login"):
             state = "password stored" if vault.has_account_secret(name) else "no password stored"
         elif vault.has_token_cache(name):
-            state = "signed in"
-            last = _last_used(account, vault)
-            if last is not None:
-                days = (now - last) / 86400
-                state += f", refresh token used {days:.0f} days ago"
-                if now - last > REFRESH_TOKEN_INACTIVITY_LIMIT * 0.8:
-                    state += f" (expires after 90 idle days: run `exoimap login {name}`)"
+            state = _signed_in_state(account, vault)
         else:
             state = "not signed in"
         click.echo(f"{name}\t{account.email}\t{account.cloud}\t{account.flow}\t{state}")
+
+
+def _signed_in_state(account: Any, vault: Vault) -> str:
+    """What is known about a stored sign-in: a refresh that failed since, or how long the
+    refresh token has been idle (Microsoft ends it after 90 idle days)."""
+    from exoimap.auth.provider import REFRESH_TOKEN_INACTIVITY_LIMIT  # msal: not for `add`
+
+    name = account.name
+    failure = last_failure(vault.directory, name)
+    if failure is not None:
+        return f"signed in (last refresh failed: {failure.reason}; run `exoimap login {name}`)"
+    last = _last_used(account, vault)
+    if last is None:
+        return "signed in"
+    idle = time.time() - last
+    state = f"signed in, refresh token used {plural(round(idle / 86400), 'day')} ago"
+    if idle > REFRESH_TOKEN_INACTIVITY_LIMIT * 0.8:
+        state += f" (expires after 90 idle days: run `exoimap login {name}`)"
+    return state
 
 
 def _last_used(account: Any, vault: Vault) -> float | None:

@@ -28,7 +28,8 @@ def app() -> None:
     can reach and prints what it prints; `exoimap sync --no-agent` runs in its own process
     as always. The agent uses the environment it was started with, reads config.toml
     afresh for every sync, runs one sync at a time (a sync that finds it busy runs in its
-    own process), and stops when idle, when stopped, or when exoimap is upgraded.
+    own process), and stops when idle, when stopped, or when exoimap is upgraded. It also
+    answers `exoimap token print` (for mail clients) from memory, even during a sync.
     """
 
 

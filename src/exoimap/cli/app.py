@@ -13,25 +13,31 @@ from pathlib import Path
 
 import click
 
-from exoimap.errors import AuthError, ConfigError, ExoimapError
+from exoimap.errors import ConfigError, exit_code_for
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_SIGN_IN",
+    "EXIT_USAGE",
+    "PATH",
+    "Group",
+    "LazyGroup",
+    "app",
+    "exit_code_for",  # lives in exoimap.errors (the agent needs it too); CLI code takes it here
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGN_IN = 3
 EXIT_PARTIAL = 4
+#: Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it.
+EXIT_INTERRUPTED = 130
 
 # Option values that name files or folders arrive as pathlib.Path.
 PATH = click.Path(path_type=Path)
-
-
-def exit_code_for(exc: ExoimapError) -> int:
-    """The documented exit code for an error that ended a command."""
-    if isinstance(exc, ConfigError):
-        return EXIT_USAGE
-    if isinstance(exc, AuthError) and not exc.retryable:
-        return EXIT_SIGN_IN
-    return EXIT_FAILURE
 
 
 class Group(click.Group):

@@ -30,6 +30,7 @@ from exoimap.auth.audit_key import load_audit_key
 from exoimap.cli.app import EXIT_FAILURE, PATH, Group
 from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError
+from exoimap.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,11 +111,12 @@ def verify(no_key: bool) -> None:
         click.echo(f"note: {notice}")
     if result.problem is not None:
         click.echo(f"audit log NOT intact: {result.problem.describe()}", err=True)
-        click.echo(f"checked {result.records} good records before it", err=True)
+        click.echo(f"checked {plural(result.records, 'good record')} before it.", err=True)
         raise click.exceptions.Exit(EXIT_FAILURE)
     keyed = "hash chain and keyed checkpoint" if result.keyed else "hash chain only"
     click.echo(
-        f"audit log intact: {result.records} records in {result.files} file(s) ({keyed} verified)"
+        f"audit log intact: {plural(result.records, 'record')} in "
+        f"{plural(result.files, 'file')} ({keyed} verified)."
     )
 
 

@@ -11,6 +11,7 @@ from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
 from exoimap.errors import MessageError
 from exoimap.sync.report import SyncReport
+from exoimap.words import plural, sentence
 
 __all__ = ["copy_exit_code", "print_copy"]
 
@@ -38,10 +39,10 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
     else:
         count, size, verb = report.fetched, report.bytes, f"{what}d"
     flags = sum(f.flags_changed for f in report.folders)
-    created = f", {len(report.created)} folders created" if report.created else ""
+    created = f", {plural(len(report.created), 'folder')} created" if report.created else ""
     click.echo(
-        f"{name}: {verb} {count} messages ({human_bytes(size)}) to {destination}, "
-        f"{flags} flag changes{created} in {seconds:.1f} s"
+        f"{name}: {verb} {plural(count, 'message')} ({human_bytes(size)}) to {destination}, "
+        f"{plural(flags, 'flag change')}{created} in {seconds:.1f} s."
     )
     for note in report.recovery_notes:
         echo(f"{name}: {note}")
@@ -52,7 +53,7 @@ def copy_exit_code(name: str, what: str, destination: str, result: AccountResult
     """Print how a restore or migration ended (its error, or :func:`print_copy`); return
     the exit code."""
     if result.error is not None:
-        echo(f"{name}: failed: {result.error}", err=True)
+        echo(sentence(f"{name}: failed: {result.error}"), err=True)
         return exit_code_for(result.error)
     assert result.report is not None
     return print_copy(name, what, destination, result.report, result.seconds)

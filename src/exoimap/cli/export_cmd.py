@@ -15,6 +15,7 @@ from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, PATH
 from exoimap.cli.output import echo
 from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
+from exoimap.words import plural
 
 _DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -69,7 +70,8 @@ def export(  # noqa: PLR0917 - click passes one argument per option
     for line in result.failed:
         echo(f"skipped: {line}", err=True)
     click.echo(
-        f"{name}: exported {result.messages} messages from {result.folders} folders, "
-        f"{human_bytes(result.bytes)}, as {result.format} to {result.out}"
+        f"{name}: exported {plural(result.messages, 'message')} from "
+        f"{plural(result.folders, 'folder')}, {human_bytes(result.bytes)}, as {result.format} "
+        f"to {result.out}."
     )
     raise click.exceptions.Exit(EXIT_OK if result.ok else EXIT_PARTIAL)

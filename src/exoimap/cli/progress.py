@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from exoimap.untrusted import shown
+from exoimap.words import plural
 
 if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
     from types import TracebackType
@@ -27,7 +29,7 @@ if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
     from exoimap.net.session import NetEvent
     from exoimap.sync.report import Progress as SyncProgress
 
-__all__ = ["SyncDisplay", "human_bytes"]
+__all__ = ["SyncDisplay", "WaitClock", "human_bytes"]
 
 
 def human_bytes(count: float) -> str:
@@ -38,14 +40,47 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} GB"  # pragma: no cover - the loop always returns
 
 
+class WaitClock:
+    """The wall time one account spent waiting for throttling. Several connections may be
+    told to wait at once; overlapping waits count once, so the total never exceeds the run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._spans: list[tuple[float, float]] = []
+
+    def add(self, start: float, seconds: float) -> None:
+        self.count += 1
+        self._spans.append((start, start + max(seconds, 0.0)))
+
+    def waited(self, now: float | None = None) -> float:
+        """Seconds covered by at least one wait (up to ``now``, when given)."""
+        total = 0.0
+        reached = float("-inf")
+        for start, end in sorted(self._spans):
+            if now is not None:
+                end = min(end, now)
+            start = max(start, reached)
+            if end > start:
+                total += end - start
+                reached = end
+        return total
+
+
 class SyncDisplay:
     """Receives the engine's progress and the net layer's events for several accounts."""
 
-    def __init__(self, *, rich: bool | None = None, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rich: bool | None = None,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rich = sys.stdout.isatty() if rich is None else rich
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._last_line = 0.0
-        self._throttle_waits: dict[str, tuple[int, float]] = {}
+        self._throttle_waits: dict[str, WaitClock] = {}
         self._bars: Progress | None = None
         self._folders: dict[tuple[str, str], TaskID] = {}
         self._totals: dict[str, TaskID] = {}
@@ -87,7 +122,7 @@ class SyncDisplay:
             self._bars.stop()
 
     def _rate(self, count: int) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-3)
+        elapsed = max(self._clock() - self._started, 1e-3)
         return f"{human_bytes(count / elapsed)}/s"
 
     def progress(self, account: str, update: SyncProgress) -> None:
@@ -126,14 +161,14 @@ class SyncDisplay:
         )
 
     def _plain(self, account: str, update: SyncProgress, before: tuple[int, int] | None) -> None:
-        now = time.monotonic()
+        now = self._clock()
         finished = update.folder_done >= update.folder_planned and (
             before is None or before[0] < update.folder_planned
         )
         if finished:
             print(
-                f"  {shown(account)}/{shown(update.folder)}: {update.folder_done} messages, "
-                f"{human_bytes(update.folder_bytes)}",
+                f"  {shown(account)}/{shown(update.folder)}: "
+                f"{plural(update.folder_done, 'message')}, {human_bytes(update.folder_bytes)}",
                 flush=True,
             )
         elif now - self._last_line >= 1.0:
@@ -145,16 +180,17 @@ class SyncDisplay:
             )
 
     def _waits_text(self, account: str) -> str:
-        count, seconds = self._throttle_waits.get(account, (0, 0.0))
-        return f"throttled {count}x ({seconds:.1f} s)" if count else ""
+        waits = self._throttle_waits.get(account)
+        if waits is None:
+            return ""
+        return f"throttled {waits.count}x ({waits.waited():.1f} s)"
 
     def net_event(self, account: str, event: NetEvent) -> None:
         if event.kind != "throttled":
             return
-        count, seconds = self._throttle_waits.get(account, (0, 0.0))
         wait = event.wait or 0.0
-        self._throttle_waits[account] = (count + 1, seconds + wait)
-        message = f"  {shown(account)}: the server throttled us; waiting {wait:.1f} s"
+        self._throttle_waits.setdefault(account, WaitClock()).add(self._clock(), wait)
+        message = f"  {shown(account)}: the server asked us to slow down; waiting {wait:.1f} s."
         if self._bars is not None:
             self._bars.console.print(message, markup=False, highlight=False)
             total = self._totals.get(account)
@@ -164,4 +200,8 @@ class SyncDisplay:
             print(message, flush=True)
 
     def throttle_summary(self, account: str) -> tuple[int, float]:
-        return self._throttle_waits.get(account, (0, 0.0))
+        """How many throttling waits the account had, and the wall time they took so far."""
+        waits = self._throttle_waits.get(account)
+        if waits is None:
+            return (0, 0.0)
+        return (waits.count, waits.waited(self._clock()))

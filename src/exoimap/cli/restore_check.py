@@ -13,6 +13,7 @@ from exoimap.cli.app import EXIT_FAILURE, EXIT_OK
 from exoimap.cli.output import echo
 from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
+from exoimap.words import plural
 
 __all__ = ["check_restore"]
 
@@ -44,7 +45,7 @@ def check_restore(name: str, to: str | None, *, deep: bool) -> int:
         echo(f"  folder {missing}: not restored")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
     click.echo(
-        f"{name}: verify restore into {target.name}: {verdict}: {checked} messages in "
-        f"{len(report.folders)} folders{' (SHA-256 compared)' if deep else ''}"
+        f"{name}: verify restore into {target.name}: {verdict}: {plural(checked, 'message')} in "
+        f"{plural(len(report.folders), 'folder')}{' (SHA-256 compared)' if deep else ''}."
     )
     return EXIT_OK if report.ok else EXIT_FAILURE

@@ -234,7 +234,7 @@ def info(state: Path | None) -> None:
 def approve(user_code: str, as_user: str | None, decline: bool, state: Path | None) -> None:
     """Approve (or decline) a pending device code, as the user would in a browser."""
     flow = _admin(state).approve_device_code(user_code, upn=as_user, approve=not decline)
-    click.echo(f"device code {_shown(flow.user_code)}: {flow.status}")
+    click.echo(f"device code {_shown(flow.user_code)}: {flow.status}.")
 
 
 @app.command("fail-next")

@@ -1,4 +1,4 @@
-"""``exoimap sync [NAME...]`` and ``exoimap verify NAME``: thin wrappers over
+"""``exoimap sync NAME...`` and ``exoimap verify NAME...`` (or ``--all``): thin wrappers over
 :mod:`exoimap.app` (which does the work) that print and pick the exit code.
 
 Every line printed here goes through :func:`exoimap.untrusted.shown`: folder names and
@@ -17,8 +17,10 @@ from exoimap.app.checks import verify_account
 from exoimap.app.operations import planned_folders
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
+from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
     exit_code_for,
@@ -28,23 +30,15 @@ from exoimap.cli.output import echo
 from exoimap.cli.progress import SyncDisplay, human_bytes
 from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
-from exoimap.config import AccountConfig, Config, Paths, load_config
+from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
+from exoimap.words import plural, sentence
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
+    from exoimap.sync.report import SyncReport
 
 __all__ = ["sync", "verify"]
-
-
-def _accounts(config: Config, names: list[str]) -> list[AccountConfig]:
-    if names:
-        return [config.account(n) for n in dict.fromkeys(names)]
-    if not config.accounts:
-        raise ConfigError(
-            "no accounts configured; add one: `exoimap account add NAME --email ADDRESS`"
-        )
-    return list(config.accounts.values())
 
 
 def _print_preview(result: AccountResult) -> None:
@@ -70,14 +64,14 @@ def _print_preview(result: AccountResult) -> None:
     fetch = sum(p.planned for p in report.folders)
     size = sum(p.planned_bytes for p in report.folders)
     echo(
-        f"{result.account}: would fetch {fetch} messages ({human_bytes(size)}) "
-        f"in {len(report.folders)} folders"
+        f"{result.account}: would fetch {plural(fetch, 'message')} ({human_bytes(size)}) "
+        f"in {plural(len(report.folders), 'folder')}."
     )
 
 
 def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     if result.error is not None:
-        echo(f"{result.account}: failed: {result.error}", err=True)
+        echo(sentence(f"{result.account}: failed: {result.error}"), err=True)
         return
     report = result.report
     assert report is not None
@@ -86,23 +80,44 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
         return
     summary = report.summary()
     waits, waited = display.throttle_summary(result.account)
-    throttled = f", throttled {waits}x ({waited:.1f} s)" if waits else ""
+    throttled = f", throttled {plural(waits, 'time')} ({waited:.1f} s waited)" if waits else ""
     echo(
-        f"{result.account}: fetched {summary['fetched']} messages "
-        f"({human_bytes(summary['bytes'])}) in {summary['folders']} folders, "
-        f"{summary['flags_changed']} flag changes, {summary['gone'] + summary['expunged']} "
-        f"deleted on the server, {summary['failed_folders']} failed folders "
-        f"in {result.seconds:.1f} s{throttled}"
+        f"{result.account}: fetched {plural(summary['fetched'], 'message')} "
+        f"({human_bytes(summary['bytes'])}) in {plural(summary['folders'], 'folder')}, "
+        f"{plural(summary['flags_changed'], 'flag change')}, "
+        f"{summary['gone'] + summary['expunged']} deleted on the server, "
+        f"{plural(summary['failed_folders'], 'failed folder')} "
+        f"in {result.seconds:.1f} s{throttled}."
     )
     for name in report.folders_gone:
-        echo(f"{result.account}: folder {name} was deleted on the server (kept in the archive)")
+        echo(f"{result.account}: folder {name} was deleted on the server (kept in the archive).")
     for note in report.recovery_notes:
-        echo(f"{result.account}: archive repaired: {note}")
+        echo(sentence(f"{result.account}: archive repaired: {note}"))
     if summary["refetched_missing"]:
+        missing = summary["refetched_missing"]
         echo(
-            f"{result.account}: fetched again {summary['refetched_missing']} messages "
-            "whose files were missing"
+            f"{result.account}: fetched again {plural(missing, 'message')} whose "
+            f"{'file was' if missing == 1 else 'files were'} missing."
         )
+    _print_content_changes(result.account, report)
+
+
+def _print_content_changes(account: str, report: SyncReport) -> None:
+    """A warning per folder where the server holds other content under UIDs already
+    backed up (what a server that lost its store shows)."""
+    for f in report.folders:
+        if f.content_changed:
+            uids = _some_uids(f.content_changed)
+            echo(
+                f"{account}: warning: {f.source}: the server holds other content under "
+                f"{plural(len(f.content_changed), 'UID')} already backed up (server UIDs "
+                f"{uids}); fetched again, the old copies are kept in the archive marked gone.",
+                err=True,
+            )
+
+
+def _some_uids(uids: list[int]) -> str:
+    return ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
 
 
 def _exit_code(results: list[AccountResult]) -> int:
@@ -117,7 +132,7 @@ def _exit_code(results: list[AccountResult]) -> int:
 
 
 @click.command("sync")
-@click.argument("names", nargs=-1, help="Accounts to back up (default: all).")
+@account_names("back up")
 @click.option("--folder", multiple=True, help="Only folders matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, help="Leave out folders matching this glob (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched; change nothing.")
@@ -133,6 +148,7 @@ def _exit_code(results: list[AccountResult]) -> int:
 def sync(
     *,
     names: tuple[str, ...],
+    all_accounts: bool,
     folder: tuple[str, ...],
     exclude: tuple[str, ...],
     dry_run: bool,
@@ -148,7 +164,7 @@ def sync(
     kept: resident.Resident | None = click.get_current_context().find_object(resident.Resident)
     paths = Paths.from_env()
     config = load_config(paths)
-    accounts = _accounts(config, list(names))
+    accounts = select_accounts(config, names, all_accounts)
     options = SyncOptions(
         folders=folder,
         exclude=exclude,
@@ -181,10 +197,11 @@ def sync(
         except KeyboardInterrupt:
             # each batch commits atomically: what was stored stays, the next run goes on
             echo(
-                "interrupted: what was stored is kept; run the same command again to go on",
+                "exoimap: interrupted; what was stored is kept. Run the same command again "
+                "to go on.",
                 err=True,
             )
-            raise click.exceptions.Exit(EXIT_FAILURE) from None
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         for result in results:
             _print_result(result, display)
     code = _exit_code(results)
@@ -216,8 +233,7 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
             if uids
         ]
         for what, uids in problems:
-            shown = ", ".join(str(u) for u in uids[:10]) + (" ..." if len(uids) > 10 else "")
-            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {shown})")
+            echo(f"  {f.source}: {len(uids)} {what} (server UIDs {_some_uids(uids)})")
     files = report.files
     for label, items in (
         ("file missing", files.missing),
@@ -229,27 +245,67 @@ def _print_verify(name: str, report: ArchiveCheck, deep: bool) -> None:
         echo(f"  {folder_name}: file not in the index: {file_name}")
     verdict = "ok" if report.ok else "DIFFERENCES FOUND"
     echo(
-        f"{name}: verify {kind}: {verdict}: {len(report.folders)} folders, {checked} messages "
-        f"on the server, {files.checked} files checked"
+        f"{name}: verify {kind}: {verdict}: {plural(len(report.folders), 'folder')}, "
+        f"{plural(checked, 'message')} on the server, {plural(files.checked, 'file')} checked."
     )
+    if report.repaired is not None:
+        _print_repair(name, report.repaired)
+
+
+def _print_repair(name: str, repaired: SyncReport) -> None:
+    summary = repaired.summary()
+    echo(
+        f"{name}: repair: fetched {plural(summary['fetched'], 'message')} again "
+        f"({human_bytes(summary['bytes'])}); copies that differed are kept in the archive, "
+        "marked gone."
+    )
+    for f in repaired.folders:
+        for error in f.errors:
+            echo(f"{name}: repair: {f.source}: {error}", err=True)
 
 
 @click.command("verify")
-@click.argument("name", help="The account.")
+@account_names("verify")
 @click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
 @click.option("--restore", is_flag=True, help="Check the last restore from NAME's archive instead.")
 @click.option("--to", default=None, help="With --restore: the mailbox restored into.")
-def verify(name: str, deep: bool, restore: bool, to: str | None) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Then fetch again what differs or is missing (differing copies are kept, marked gone).",
+)
+def verify(  # click passes the options by name
+    *,
+    names: tuple[str, ...],
+    all_accounts: bool,
+    deep: bool,
+    restore: bool,
+    to: str | None,
+    repair: bool,
+) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
-    With --restore: check that the mailbox holds every message the last restore selected,
-    exactly once, with its flags and date (and with --deep, byte for byte)."""
-    if restore:
-        raise click.exceptions.Exit(check_restore(name, to, deep=deep))
+    With --repair: then fetch again what differs, is missing or is damaged (a copy that
+    differs from the server is kept, marked gone). With --restore: check that the mailbox
+    holds every message the last restore selected, exactly once, with its flags and date
+    (and with --deep, byte for byte)."""
+    if restore and repair:
+        raise click.UsageError("--repair fetches into the archive; it does not go with --restore")
     paths = Paths.from_env()
     config = load_config(paths)
-    account = config.account(name)
-    with auditing(paths, config.audit, key=audit_key_for(paths)):
-        report = asyncio.run(verify_account(account, account_provider(account), paths, deep=deep))
-    _print_verify(name, report, deep)
-    raise click.exceptions.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    accounts = select_accounts(config, names, all_accounts)
+    if restore:
+        if len(accounts) != 1:
+            raise ConfigError("verify --restore checks one account's restore: name one account")
+        raise click.exceptions.Exit(check_restore(accounts[0].name, to, deep=deep))
+
+    def one(account: AccountConfig) -> int:
+        with auditing(paths, config.audit, key=audit_key_for(paths)):
+            report = asyncio.run(
+                verify_account(account, account_provider(account), paths, deep=deep, repair=repair)
+            )
+        _print_verify(account.name, report, deep)
+        ok = report.ok_after_repair if repair else report.ok
+        return EXIT_OK if ok else EXIT_FAILURE
+
+    raise click.exceptions.Exit(for_each_account(accounts, one))

@@ -11,7 +11,12 @@ import math
 from pathlib import Path
 from typing import Protocol
 
-from exoimap.net.credentials import Credentials, OAuth2Credentials, PasswordCredentials
+from exoimap.net.credentials import (
+    CheckedToken,
+    Credentials,
+    OAuth2Credentials,
+    PasswordCredentials,
+)
 from exoimap.net.session import Endpoint
 from exoimap.net.tls import TLSPolicy
 from exoimap.secrets import Secret
@@ -41,6 +46,8 @@ class AccountProvider(Protocol):
 
     def expires_at(self) -> float: ...
 
+    def checked_token(self) -> CheckedToken | None: ...
+
 
 class ProviderTokens:
     """Adapts a provider to :class:`~exoimap.net.credentials.TokenSource`: asks for tokens
@@ -57,6 +64,9 @@ class ProviderTokens:
 
     async def access_token(self) -> Secret[str]:
         return await self._provider.access_token_async(self._min_validity)
+
+    def checked_token(self) -> CheckedToken | None:
+        return self._provider.checked_token()
 
 
 def connection_for(

@@ -17,6 +17,8 @@ from exoimap.errors import ConfigError
 from exoimap.secrets import Secret
 
 __all__ = [
+    "CheckedToken",
+    "CheckedTokenSource",
     "Credentials",
     "OAuth2Credentials",
     "PasswordCredentials",
@@ -50,6 +52,29 @@ def expiry_seconds(source: TokenSource) -> float | None:
             raise ConfigError("a token expiry must be a timezone-aware datetime")
         return value.timestamp()
     return float(value)
+
+
+class CheckedToken(Protocol):
+    """What the sign-in layer verified about a token it handed out: it is for Exchange Online
+    and carries the IMAP permission (``IMAP.AccessAsApp`` when ``app_only``). ``app_id`` and
+    ``object_id`` name the app and the principal (an app-only token's service principal)."""
+
+    @property
+    def app_only(self) -> bool: ...
+    @property
+    def app_id(self) -> str | None: ...
+    @property
+    def object_id(self) -> str | None: ...
+
+
+@runtime_checkable
+class CheckedTokenSource(TokenSource, Protocol):
+    """A token source that can say what was verified about its last token, so a refused
+    sign-in is not blamed on what was ruled out (audience, permission)."""
+
+    def checked_token(self) -> CheckedToken | None:
+        """The last token's verified facts; None when nothing was checked."""
+        ...
 
 
 @dataclass

@@ -14,7 +14,10 @@ operations on it. Without the caller's help it
   the byte where it stopped (``BODY.PEEK[]<offset>``).
 
 Sign-in failures (:class:`~exoimap.errors.ImapAuthenticationFailed`) and TLS refusals are
-never retried.
+never retried. A server that cannot be connected to at all is given up on once
+``RetryPolicy.give_up_after`` seconds have passed since connecting first failed
+(:class:`~exoimap.errors.ServerUnreachable`); the connections of one store share that clock
+(:class:`~exoimap.net.recovery.Reachability`).
 
 See ``docs/network.md`` for the behaviour in user terms.
 """
@@ -40,7 +43,7 @@ from exoimap.errors import (
     Throttled,
 )
 from exoimap.net.credentials import Credentials, OAuth2Credentials, TokenSource
-from exoimap.net.recovery import Backoff, refresh_deadline
+from exoimap.net.recovery import Backoff, Reachability, refresh_deadline
 from exoimap.net.session import Endpoint, EventSink, ImapSession, NetEvent, Reply
 from exoimap.protocol import commands as c
 from exoimap.protocol.events import FetchEnd, FetchStart
@@ -91,6 +94,9 @@ class RetryPolicy:
     #: Longest throttling wait accepted; a longer suggestion is raised as Throttled.
     max_throttle_wait: float = 900.0
     max_throttle_retries: int = 10
+    #: Seconds connecting to the server may keep failing before the run gives up on it
+    #: (:class:`~exoimap.errors.ServerUnreachable`); None: only ``max_attempts`` limits.
+    give_up_after: float | None = 300.0
     #: Messages per UID FETCH command and commands kept in flight.
     fetch_batch: int = 500
     fetch_depth: int = 2
@@ -135,7 +141,10 @@ class ImapClient:
         clock: Callable[[], float] = time.time,
         account: str | None = None,
         enable: tuple[str, ...] = (),
+        reachability: Reachability | None = None,
     ) -> None:
+        """``reachability``: shared by the connections of one account's run (a store's
+        pool), so the deadline of an unreachable server is counted once for all of them."""
         self.endpoint = endpoint
         #: The configured account name, recorded in audit events.
         self.account = account
@@ -144,6 +153,9 @@ class ImapClient:
         self._on_event = on_event
         self._sleep = sleep
         self._clock = clock
+        self.reachability = reachability or Reachability(
+            endpoint.host, give_up_after=self.retry.give_up_after
+        )
         self._session: ImapSession | None = None
         self._uidvalidity: dict[str, int] = {}
         #: Extensions to ENABLE on every session when the server offers them.
@@ -170,7 +182,10 @@ class ImapClient:
             await session.logout()
 
     def _emit(self, event: NetEvent) -> None:
-        if event.kind in ("throttled", "retry", "refresh"):
+        # A throttling wait is one line for the person watching: the event sink (the sync
+        # display) prints it, so the stderr log repeats it only when nobody receives events.
+        shown_elsewhere = event.kind == "throttled" and self._on_event is not None
+        if event.kind in ("throttled", "retry", "refresh") and not shown_elsewhere:
             log.warning("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
         else:
             log.info("%s %s:%s %s", event.kind, event.host, event.port, event.detail)
@@ -236,25 +251,47 @@ class ImapClient:
         while True:
             try:
                 self._session = await self._connect()
-                return self._session
             except ConnectionLost as exc:
-                await self._wait_retry(backoff, exc)
+                first = self.reachability.connect_failed(exc)
+                await self._wait_reconnect(backoff, exc, first=first)
+            else:
+                self.reachability.connected()
+                return self._session
+
+    async def _wait_reconnect(self, backoff: Backoff, exc: ConnectionLost, *, first: bool) -> None:
+        """After a failed connect: as :meth:`_wait_retry`, but never past the account's
+        deadline, where :class:`~exoimap.errors.ServerUnreachable` ends the retries. Only
+        the ``first`` failure of the account's connections is a warning (``retry``); the
+        others until connecting works again are ``reconnect`` events, logged as info."""
+        self.reachability.check()
+        kind = "retry" if first else "reconnect"
+        await self._wait_retry(backoff, exc, within=self.reachability.remaining(), kind=kind)
+        self.reachability.check()
 
     def _backoff(self) -> Backoff:
         r = self.retry
         return Backoff(base=r.backoff_base, cap=r.backoff_cap, max_attempts=r.max_attempts)
 
-    async def _wait_retry(self, backoff: Backoff, exc: BaseException) -> None:
+    async def _wait_retry(
+        self,
+        backoff: Backoff,
+        exc: BaseException,
+        *,
+        within: float | None = None,
+        kind: str = "retry",
+    ) -> None:
         delay = backoff.next_delay()
         if delay is None:
             raise exc
-        self._note("retry", f"{exc}; retrying in {delay:.2f} s", wait=delay)
+        if within is not None:
+            delay = max(0.0, min(delay, within))
+        self._note(kind, f"{exc}; retrying in {delay:.2f} s", wait=delay)
         await self._sleep(delay)
 
     async def _wait_throttle(self, exc: Throttled, count: int) -> None:
         if count > self.retry.max_throttle_retries or exc.backoff > self.retry.max_throttle_wait:
             raise exc
-        self._note("retry", f"throttled; waiting {exc.backoff:g} s as the server asks", exc.backoff)
+        # the session's "throttled" event already said how long this waits
         await self._sleep(exc.backoff)
 
     async def _drop(self) -> None:

@@ -1,4 +1,5 @@
-"""When to retry and how long to wait: backoff with jitter and session expiry.
+"""When to retry and how long to wait: backoff with jitter, session expiry, and when a
+server that cannot be connected to counts as unreachable.
 
 Kept free of I/O so the rules are tested on their own; :mod:`exoimap.net.imap` applies them.
 What a server's answer means (throttling, an invalidated session) is read by
@@ -8,10 +9,15 @@ What a server's answer means (throttling, an invalidated session) is read by
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from exoimap.errors import ServerUnreachable
 
 __all__ = [
     "Backoff",
+    "Reachability",
     "refresh_deadline",
 ]
 
@@ -51,3 +57,50 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+
+@dataclass
+class Reachability:
+    """Since when connecting to one server keeps failing; shared by every connection of one
+    account's run, so a dead server costs one deadline, not one retry budget per folder.
+
+    Only failed connects start the clock and any successful one stops it: a server that
+    drops an established connection now and then is reachable, and each operation keeps
+    its own retries. ``give_up_after`` None: no deadline (the attempts alone limit).
+    """
+
+    host: str
+    give_up_after: float | None = 300.0
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    _since: float | None = None
+    _since_wall: float = 0.0
+    _last_error: str = ""
+
+    def connected(self) -> None:
+        self._since = None
+
+    def connect_failed(self, error: BaseException) -> bool:
+        """Note a failed connect; True when it is the first since connecting last worked."""
+        self._last_error = str(error)
+        if self._since is not None:
+            return False
+        self._since, self._since_wall = self.clock(), self.wall_clock()
+        return True
+
+    def reset(self) -> None:
+        """A new run: what an earlier one met does not count against it."""
+        self._since = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before giving up; None while connecting works or with no deadline."""
+        if self._since is None or self.give_up_after is None:
+            return None
+        return self.give_up_after - (self.clock() - self._since)
+
+    def check(self) -> None:
+        """Raise :class:`ServerUnreachable` once the deadline has passed."""
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0 and self._since is not None:
+            waited = self.clock() - self._since
+            raise ServerUnreachable(self.host, self._since_wall, waited, self._last_error)

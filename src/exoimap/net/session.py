@@ -13,6 +13,7 @@ driven by one task at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import deque
@@ -32,6 +33,8 @@ from exoimap.errors import (
     TLSRefused,
 )
 from exoimap.net.credentials import (
+    CheckedToken,
+    CheckedTokenSource,
     Credentials,
     OAuth2Credentials,
     expiry_seconds,
@@ -55,7 +58,9 @@ from exoimap.protocol.events import (
 from exoimap.protocol.types import (
     ContinuationRequest,
     ExistsResponse,
+    ExpungeResponse,
     FetchResponse,
+    RecentResponse,
     Response,
     SearchResponse,
     Status,
@@ -75,6 +80,8 @@ __all__ = [
 ]
 
 EXCHANGE_GREETING = "The Microsoft Exchange IMAP4 service is ready."
+#: What ends an IDLE early: the selected folder changed.
+_IDLE_WAKE = (ExistsResponse, ExpungeResponse, RecentResponse, FetchResponse)
 #: Body literals at least this long are streamed in chunks instead of buffered.
 STREAM_THRESHOLD = 32 << 10
 
@@ -116,7 +123,8 @@ class NetEvent:
     """A connection-level event for the audit log and progress: never carries a secret.
 
     ``kind`` is ``connect``, ``auth``, ``auth_failed``, ``disconnect``, ``throttled``,
-    ``retry`` or ``refresh``.
+    ``retry``, ``reconnect`` (a further failed connect to a server already failing) or
+    ``refresh``.
     """
 
     kind: str
@@ -182,6 +190,8 @@ class ImapSession:
         self.mechanism: str | None = None
         self.selected: str | None = None
         self.token_expires_at: float | None = None
+        #: What the sign-in layer verified about the token sent (for explaining a refusal).
+        self._checked_token: CheckedToken | None = None
         #: When the client should replace this session (token refresh); set by the client.
         self.refresh_at: float | None = None
         self.commands_sent = 0
@@ -332,6 +342,8 @@ class ImapSession:
         if isinstance(credentials, OAuth2Credentials):
             token = await credentials.tokens.access_token()
             self.token_expires_at = expiry_seconds(credentials.tokens)
+            if isinstance(credentials.tokens, CheckedTokenSource):
+                self._checked_token = credentials.tokens.checked_token()
             if mechanism == "XOAUTH2":
                 message = sasl.xoauth2(credentials.user, token)
             else:
@@ -378,6 +390,7 @@ class ImapSession:
             mechanism=self.mechanism or "?",
             server_text=server_text or reason,
             exchange=self.exchange,
+            checked=self._checked_token,
         )
         cause = "not-connected" if is_not_connected(server_text) else (reason or "refused")
         self._event("auth_failed", detail=cause)
@@ -466,6 +479,34 @@ class ImapSession:
             )
         self._flush()
         return tag
+
+    async def idle(self, seconds: float) -> list[Response]:
+        """IDLE in the selected folder for at most ``seconds``, ending early once the
+        server reports a change (EXISTS, EXPUNGE, RECENT, FETCH); then DONE. Returns the
+        untagged responses seen. Waits longer than the endpoint's read timeout are fine:
+        silence is expected while idling."""
+        tag = self.send(c.Idle())
+        pending = self._pending[tag]
+        await self._pump(lambda: pending.done is not None or bool(pending.continuations))
+        if pending.done is None:
+            deadline = time.monotonic() + seconds
+            # wake on a change, in slices shorter than the read timeout (which aborts)
+            while not any(isinstance(r, _IDLE_WAKE) for r in pending.untagged):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, self.endpoint.read_timeout / 2)):
+                        await self._pump(
+                            lambda: any(isinstance(r, _IDLE_WAKE) for r in pending.untagged)
+                        )
+            self.conn.send(c.Done())
+            self._flush()
+        reply = await self.wait(tag)
+        self.check_throttle(reply)
+        if not reply.ok:
+            raise RemoteProtocolError(f"IDLE failed: {shown(reply.done.text)}")
+        return reply.untagged
 
     def _literal_held(self) -> bool:
         # The protocol core holds a synchronising literal back until the server's "+".

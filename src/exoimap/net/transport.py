@@ -261,9 +261,13 @@ async def open_transport(
                 )
     except TimeoutError:
         raise ConnectionLost(f"connecting to {where} timed out after {timeout:g} s") from None
+    except (ssl.SSLEOFError, ConnectionResetError, ConnectionAbortedError) as exc:
+        if policy.starttls:
+            raise map_ssl_error(exc, host, port) from None
+        # The server went away mid-handshake (a crash, a restart): nothing was refused, and
+        # no credential was sent; reconnecting is safe (and bounded by the account's deadline).
+        raise ConnectionLost(f"{where} closed the connection during the TLS handshake") from None
     except ssl.SSLError as exc:
-        raise map_ssl_error(exc, host, port) from None
-    except (ConnectionResetError, ConnectionAbortedError) as exc:
         raise map_ssl_error(exc, host, port) from None
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {where}: {exc.strerror or exc}") from None

@@ -37,6 +37,7 @@ __all__ = [
     "HEADER_SCAN_LIMIT",
     "HeaderCollector",
     "header_block",
+    "header_end",
     "header_field",
     "header_fields",
     "normalize_message_id",
@@ -47,21 +48,36 @@ __all__ = [
 #: How much of a message's beginning is read for its Message-ID.
 HEADER_SCAN_LIMIT = 64 * 1024
 
-# An empty line: at the very start, or a line end followed by an optional CR and LF.
-_BLANK_LINE = re.compile(rb"(?:\A|\n)\r?\n")
 # A line break followed by a blank: folding (RFC 5322 section 2.2.3).
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _FIELD_LINE = re.compile(rb"([^:\s][^:\r\n]*?)[ \t]*:(.*)")
 _WHITESPACE = re.compile(r"\s+")
 
 
+def header_end(data: bytes | bytearray, start: int = 0) -> int:
+    """The index just after the empty line that ends the header (an empty line at the
+    very start, or a line end followed by an optional CR and LF), searching from
+    ``start``; -1 when there is none. Plain ``find`` calls: a regex for this steps through
+    the whole first 64 KiB of every message of a backup in Python's engine."""
+    if start == 0:
+        if data[:1] == b"\n":
+            return 1
+        if data[:2] == b"\r\n":
+            return 2
+    crlf = data.find(b"\n\r\n", start)
+    lf = data.find(b"\n\n", start, len(data) if crlf < 0 else crlf + 1)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else -1
+
+
 def split_header(data: bytes) -> tuple[bytes, bytes]:
     """``(header, body)``: the header includes the empty line that ends it; a message
     without an empty line is all header."""
-    m = _BLANK_LINE.search(data)
-    if m is None:
+    end = header_end(data)
+    if end < 0:
         return data, b""
-    return data[: m.end()], data[m.end() :]
+    return data[:end], data[end:]
 
 
 def header_block(data: bytes) -> bytes:
@@ -172,8 +188,7 @@ class HeaderCollector:
         searched_to = max(0, len(self._data) - 2)  # an empty line may straddle chunks
         self._data += chunk[: HEADER_SCAN_LIMIT - len(self._data)]
         self.complete = (
-            len(self._data) >= HEADER_SCAN_LIMIT
-            or _BLANK_LINE.search(self._data, searched_to) is not None
+            len(self._data) >= HEADER_SCAN_LIMIT or header_end(self._data, searched_to) >= 0
         )
 
     def header(self) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -214,6 +215,7 @@ class DovecotServer:
                 ["dovecot", "-F", "-c", str(self.root / "dovecot.conf")],  # noqa: S607
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: kill() reaches every child
             )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self._process.poll() is None:
@@ -230,6 +232,17 @@ class DovecotServer:
         self._stop_process()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL Dovecot and every process it started, so open
+        connections die without a goodbye and the ports refuse new ones. :meth:`start`
+        brings it back (on new ports), with the mail it held."""
+        proc = self._process
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self._stop_process()
 
     def _stop_process(self) -> str:
         proc, self._process = self._process, None

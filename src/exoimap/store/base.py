@@ -48,8 +48,10 @@ Counters
     without opening it.
 
 Listing
-    :meth:`Folder.list_messages` returns ``(uid, flags)`` for all messages, plus size,
-    internal date and Message-ID when ``detail=True`` (more expensive on IMAP). With
+    :meth:`Folder.list_messages` returns ``(uid, flags)`` for all messages, plus size and
+    internal date when ``size_and_date`` (of all, or of a sample of UIDs: RFC822.SIZE and
+    INTERNALDATE on IMAP, cheap for a sample, not free for every message),
+    and also the Message-ID when ``detail=True`` (more expensive on IMAP). With
     ``changed_since=modseq`` a store that supports CONDSTORE/QRESYNC may return only the
     messages changed since then, with ``complete=False`` and the expunged UIDs in
     ``vanished`` when it knows them; a store that cannot, returns everything with
@@ -77,10 +79,12 @@ Sync state
     from (``origin``) and whether that was deleted on the source (``gone_at``); and the
     *content check*: which target messages lost their content outside any sync (the
     archive: a message file deleted by hand) and whether a folder's content is known to be
-    untouched since it was last checked. The archive implements it atomically in its index
-    (``ArchiveStore.sync_state()``); :class:`exoimap.store.memory.MemorySyncState` keeps it
-    in memory for any other target. The engine talks to the target only through
-    :class:`Store` and to its memory only through :class:`SyncState`.
+    untouched since it was last checked; and which target messages no longer hold what
+    their source message holds (:meth:`SyncState.content_replaced`). The archive implements
+    it atomically in its index (``ArchiveStore.sync_state()``);
+    :class:`exoimap.store.memory.MemorySyncState` keeps it in memory for any other target.
+    The engine talks to the target only through :class:`Store` and to its memory only
+    through :class:`SyncState`.
 """
 
 from __future__ import annotations
@@ -285,9 +289,15 @@ class Folder(Protocol):
         ...
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
-        """Flags of every message (or those changed since ``changed_since``)."""
+        """Flags of every message (or those changed since ``changed_since``); with
+        ``size_and_date`` also their size and internal date (``True``: of every message;
+        a set of UIDs: at least of those), with ``detail`` also size, date and Message-ID."""
         ...
 
     def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
@@ -416,9 +426,12 @@ class SyncState(Protocol):
         """The target folder ``name`` was deleted."""
         ...
 
-    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
+    async def messages(
+        self, folder: Folder, *, detail: bool = False, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """The messages of the open target ``folder`` with ``origin`` and ``gone_at``
-        filled in (``detail``: also size, internal date and Message-ID)."""
+        filled in (``size_and_date``: also size and internal date; ``detail``: also those
+        and the Message-ID)."""
         ...
 
     async def will_append(
@@ -447,6 +460,13 @@ class SyncState(Protocol):
 
     async def forget(self, folder: str, uids: Sequence[int]) -> None:
         """Drop what is known about these target UIDs (expunged, or their content lost)."""
+        ...
+
+    async def content_replaced(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        """The source holds other content now under the origin of these target UIDs (a
+        server that lost its store and refilled it under the same UIDVALIDITY): they no
+        longer stand for their source message (no origin) and are kept, marked gone at
+        ``when``, as what the source held before; the engine then fetches the new content."""
         ...
 
     async def content_lost(self, folder: str) -> list[int]:

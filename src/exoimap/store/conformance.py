@@ -262,6 +262,17 @@ async def check_listing_detail(store: Store) -> None:
         if store.capabilities.exact_sizes:
             _expect(first.size == len(datas[0]), f"size {first.size} != {len(datas[0])}")
         _expect(listing.state.exists == 2, "listing state")
+        sized = {m.uid: m for m in (await folder.list_messages(size_and_date=True)).messages}
+        first = sized[uids[0]]
+        _expect(first.internal_date == _DATE, "internal date in a size_and_date listing")
+        _expect(first.size is not None, "size in a size_and_date listing")
+        if store.capabilities.exact_sizes:
+            _expect(first.size == len(datas[0]), f"size {first.size} != {len(datas[0])}")
+        sampled = await folder.list_messages(size_and_date=frozenset({uids[1]}))
+        second = {m.uid: m for m in sampled.messages}[uids[1]]
+        _expect(second.internal_date == _DATE, "internal date of a sampled message")
+        _expect(second.size is not None, "size of a sampled message")
+        _expect(len(sampled.messages) == 2, "a sample adds sizes, it does not narrow the listing")
 
 
 async def check_changed_since(store: Store) -> None:

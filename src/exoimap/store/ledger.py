@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from exoimap.errors import DiskFull, StoreError
+from exoimap.errors import DiskFull, StoreError, disk_of
 from exoimap.store.base import Folder, FolderSyncRecord, MessageInfo, MessageRef
 
 __all__ = ["Ledger"]
@@ -87,10 +87,10 @@ def _epoch(when: _dt.datetime | None) -> int | None:
     return int(when.timestamp()) if when is not None else None
 
 
-def _error(exc: sqlite3.Error | OSError, what: str) -> StoreError:
+def _error(exc: sqlite3.Error | OSError, what: str, path: Path) -> StoreError:
     text = str(exc)
     if "full" in text or getattr(exc, "errno", None) == 28:  # ENOSPC
-        return DiskFull(f"no space left on the device while {what}; nothing was lost")
+        return DiskFull(f"no space left on {disk_of(path)} while {what}; nothing was lost")
     return StoreError(f"the sync ledger failed while {what}: {text}")
 
 
@@ -138,7 +138,7 @@ class Ledger:
         try:
             return await loop.run_in_executor(self._thread, function, *args)
         except (sqlite3.Error, OSError) as exc:
-            raise _error(exc, what) from exc
+            raise _error(exc, what, self.path) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -284,13 +284,17 @@ class Ledger:
 
     # --- messages ------------------------------------------------------------------------
 
-    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
+    async def messages(
+        self, folder: Folder, *, detail: bool = False, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """The target's listing with origins; also settles what an interrupted append
         stored, and forgets UIDs of an old UIDVALIDITY (so even a dry run may record that:
         never anything the target does not hold)."""
         name = folder.name
         pending = await self._call("reading the ledger", self._intents, name)
-        listing = await folder.list_messages(detail=detail or bool(pending))
+        listing = await folder.list_messages(
+            detail=detail or bool(pending), size_and_date=size_and_date
+        )
         uidvalidity = listing.state.uidvalidity
         known = await self._call("reading the ledger", self._known, name, uidvalidity)
         if pending:
@@ -402,6 +406,10 @@ class Ledger:
             "DELETE FROM messages WHERE folder=? AND target_uid=?",
             [(folder, uid) for uid in uids],
         )
+
+    async def content_replaced(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        """The restored copies stay in the mailbox, no longer tied to an archive message."""
+        await self.forget(folder, uids)
 
     async def content_lost(self, folder: str) -> list[int]:
         return []  # a mailbox's content cannot go missing behind the server's back

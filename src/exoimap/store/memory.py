@@ -27,7 +27,7 @@ import json
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +249,28 @@ class MemoryStore:
         )
         self._emit(StoreEvent(EventKind.EXISTS, target.name, uids=(uid,)))
         return uid
+
+    def replace_content_now(
+        self,
+        folder: str,
+        uid: int,
+        data: bytes,
+        *,
+        internal_date: _dt.datetime | None = None,
+    ) -> None:
+        """A fault no IMAP server may commit: other bytes (and ``internal_date``, if
+        given) under an existing UID, as a server that lost its store and refilled it under
+        the same UIDVALIDITY would show. The message's MODSEQ rises."""
+        target = self._get(folder)
+        message = target.messages.get(uid)
+        if message is None:
+            raise MessageError(f"no message with UID {uid}", folder=folder, uid=uid)
+        target.highest_modseq += 1
+        message.data = data
+        message.message_id = parse_message_id(data)
+        message.modseq = target.highest_modseq
+        if internal_date is not None:
+            message.internal_date = internal_date.replace(microsecond=0)
 
     def message_bytes(self, folder: str, uid: int) -> bytes:
         """The stored bytes of one message (MessageError when missing)."""
@@ -516,7 +538,11 @@ class MemoryFolder:
         return await self._store.folder_state(self._name)
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
         store = self._store
         folder = store._get(self._name)
@@ -531,13 +557,11 @@ class MemoryFolder:
                 flags=message.flags,
                 modseq=message.modseq if caps.condstore else None,
             )
+            if detail or size_and_date is True or (size_and_date and uid in size_and_date):
+                info.size = len(message.data)
+                info.internal_date = message.internal_date
             if detail:
-                info = replace(
-                    info,
-                    size=len(message.data),
-                    internal_date=message.internal_date,
-                    message_id=message.message_id,
-                )
+                info.message_id = message.message_id
             infos.append(info)
         vanished: frozenset[int] | None = None
         if incremental and caps.qresync and changed_since is not None:

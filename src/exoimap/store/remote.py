@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 from exoimap.errors import FolderError, FolderNotFound
 from exoimap.net.credentials import Credentials
 from exoimap.net.imap import ImapClient, RetryPolicy, mailbox_status
+from exoimap.net.recovery import Reachability
 from exoimap.net.session import Endpoint, EventSink, ImapSession, Reply
 from exoimap.protocol import commands as c
 from exoimap.protocol.headers import parse_message_id
@@ -126,6 +134,10 @@ class RemoteImapStore:
     ) -> None:
         ignored = frozenset(e.upper() for e in ignore_extensions)
         enable = tuple(e for e in ("CONDSTORE", "QRESYNC") if e not in ignored)
+        #: One clock for the whole pool: an unreachable server costs one deadline.
+        self.reachability = Reachability(
+            endpoint.host, give_up_after=(retry or RetryPolicy()).give_up_after
+        )
 
         if "LITERAL+" in ignored:
             endpoint = replace(endpoint, literal_plus=False)
@@ -138,6 +150,7 @@ class RemoteImapStore:
                 on_event=on_event,
                 account=account,
                 enable=enable,  # only sent where offered (not on Exchange)
+                reachability=self.reachability,
             )
 
         # Exchange allows about 20 connections per mailbox; stay well below.
@@ -345,6 +358,22 @@ class RemoteImapStore:
         await self._pool.close()
 
 
+def _add_stamps(
+    messages: list[MessageInfo], untagged: list[object], sample: frozenset[int]
+) -> None:
+    """Fill in the size and internal date of the sampled messages."""
+    stamps = {
+        r.uid: r
+        for r in untagged
+        if isinstance(r, FetchResponse) and r.uid in sample and r.rfc822_size is not None
+    }
+    for message in messages:
+        stamp = stamps.get(message.uid)
+        if stamp is not None:
+            message.size = stamp.rfc822_size
+            message.internal_date = stamp.internal_date
+
+
 class RemoteFolder:
     """A selected folder on its own connection."""
 
@@ -362,9 +391,17 @@ class RemoteFolder:
         return await status_of(self._client, self._name, condstore, keep_selected=True)
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
         caps = self._store.capabilities
+        sized = detail or size_and_date is True
+        sample = (
+            size_and_date if isinstance(size_and_date, frozenset) and not sized else frozenset()
+        )
         state = await self.state()
         since = changed_since if caps.condstore else None
         if state.exists == 0:  # an empty folder is fully known: whatever was there is gone
@@ -372,46 +409,73 @@ class RemoteFolder:
         items: list[c.FetchItem] = ["UID", "FLAGS"]
         if caps.condstore:
             items.append("MODSEQ")
-        if detail:
+        if sized:
             items += ["RFC822.SIZE", "INTERNALDATE"]
+        if detail:
             items.append(c.BodySection("HEADER.FIELDS (MESSAGE-ID)", peek=True))
         vanished = since is not None and caps.qresync
-        command = c.Fetch(
-            SequenceSet.all(), tuple(items), uid=True, changed_since=since, vanished=vanished
-        )
-
-        async def go(s: ImapSession) -> Reply:
-            reply = await s.command(command)
-            if not reply.ok:
-                raise FolderError(f"listing {self._name!r} failed: {shown(reply.done.text)}")
-            return reply
-
-        reply = await self._client.in_folder(self._name, go)
+        commands = [
+            c.Fetch(
+                SequenceSet.all(), tuple(items), uid=True, changed_since=since, vanished=vanished
+            )
+        ]
+        if sample:  # the sample's sizes and dates in the same round trip
+            stamps: tuple[c.FetchItem, ...] = ("UID", "RFC822.SIZE", "INTERNALDATE")
+            commands.append(c.Fetch(SequenceSet.of(*sorted(sample)), stamps, uid=True))
+        untagged = await self._client.in_folder(self._name, self._pipelined(commands))
         messages: list[MessageInfo] = []
-        for r in reply.untagged:
+        for r in untagged:
             if not isinstance(r, FetchResponse) or r.uid is None:
                 continue
+            if sample and r.flags is None and r.rfc822_size is not None:
+                continue  # the sample's answer, added below
             header = r.bodies[0].data if detail and r.bodies else None
             messages.append(
                 MessageInfo(
                     uid=r.uid,
                     flags=normalize_flags(r.flags or ()),
-                    size=r.rfc822_size if detail else None,
-                    internal_date=r.internal_date if detail else None,
+                    size=r.rfc822_size if sized else None,
+                    internal_date=r.internal_date if sized else None,
                     message_id=parse_message_id(header) if detail and header else None,
                     modseq=r.modseq,
                 )
             )
+        if sample:
+            _add_stamps(messages, untagged, sample)
         messages.sort(key=lambda m: m.uid)
         gone: frozenset[int] | None = None
         if vanished:
             gone = frozenset(
                 uid
-                for r in reply.untagged
+                for r in untagged
                 if isinstance(r, VanishedResponse) and r.earlier
                 for uid in r.uids
             )
         return MessageListing(state, messages, complete=since is None, vanished=gone)
+
+    def _pipelined(
+        self, commands: Sequence[c.Command]
+    ) -> Callable[[ImapSession], Awaitable[list[object]]]:
+        """Send every command at once and wait for all: the untagged responses of all, each
+        once (a response arriving while several commands are in flight goes to each)."""
+
+        async def go(s: ImapSession) -> list[object]:
+            tags = [s.send(command) for command in commands]
+            seen: set[int] = set()
+            untagged: list[object] = []
+            for tag in tags:
+                reply = await s.wait(tag)
+                s.check_throttle(reply)
+                if not reply.ok:
+                    text = shown(reply.done.text)
+                    raise FolderError(f"listing {self._name!r} failed: {text}")
+                for response in reply.untagged:
+                    if id(response) not in seen:
+                        seen.add(id(response))
+                        untagged.append(response)
+            return untagged
+
+        return go
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         bodies = self._client.fetch(self._name, uids)

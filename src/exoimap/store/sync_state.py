@@ -99,8 +99,10 @@ class MemorySyncState:
     async def folder_deleted(self, name: str) -> None:
         self._folders.pop(name, None)
 
-    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
-        listing = await folder.list_messages(detail=detail)
+    async def messages(
+        self, folder: Folder, *, detail: bool = False, size_and_date: bool = False
+    ) -> list[MessageInfo]:
+        listing = await folder.list_messages(detail=detail, size_and_date=size_and_date)
         uidvalidity = listing.state.uidvalidity
         self._listed_uidvalidity[folder.name] = uidvalidity
         memory = self._folders.get(folder.name)
@@ -135,6 +137,12 @@ class MemorySyncState:
         for uid in uids:
             memory.origins.pop(uid, None)
             memory.gone.pop(uid, None)
+
+    async def content_replaced(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        memory = self._writable(folder)
+        for uid in uids:
+            memory.origins.pop(uid, None)
+            memory.gone.setdefault(uid, when)
 
     async def content_lost(self, folder: str) -> list[int]:
         return []  # a store's content cannot go missing behind its own back

@@ -10,8 +10,9 @@ with its hands tied, so it cannot disagree with a real run).
 
 Folders are synced concurrently (an :class:`asyncio.TaskGroup`, at most
 ``min(policy.max_parallel_folders, both stores' connection limits)`` at once); one failing
-folder is recorded in the report and does not stop the others, except that a store-wide
-error that cannot heal (a full disk) stops the folders not yet started. Messages move in
+folder is recorded in the report and does not stop the others, except that an error that
+cannot heal (a full disk, a server unreachable past its deadline) stops the folders not yet
+started. Messages move in
 batches: one large fetch from the source streams straight into one append on the target
 (:mod:`exoimap.sync.transfer`).
 
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import random
 from collections.abc import Callable, Mapping
 
-from exoimap.errors import ErrorScope, ExoimapError, StoreError
+from exoimap.errors import ErrorScope, ExoimapError, NetworkError, StoreError
 from exoimap.store.base import (
     Folder,
     FolderSyncRecord,
@@ -47,7 +49,13 @@ from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncR
 from exoimap.sync.run import Run
 from exoimap.sync.transfer import Transfer
 
-__all__ = ["sync"]
+__all__ = ["CONTENT_SAMPLE", "sync"]
+
+#: How many of a folder's newest copies, and how many more at random, a resync over a
+#: complete listing checks for content changed under the same UID.
+CONTENT_SAMPLE = 16
+# not for secrets: which messages a resync looks at more closely
+_random = random.SystemRandom()
 
 Clock = Callable[[], _dt.datetime]
 
@@ -190,9 +198,7 @@ async def _folder_task(
 ) -> None:
     async with gate:
         if run.abort.is_set():
-            report.errors.append(
-                StoreError("skipped: the target cannot take more data", folder=report.source)
-            )
+            report.errors.append(StoreError(f"skipped: {run.stop_reason}", folder=report.source))
             return
         try:
             if (failed := planner.failed.get(report.target)) is not None:
@@ -204,8 +210,19 @@ async def _folder_task(
         except ExoimapError as exc:
             report.errors.append(exc)
             run.emit("folder_failed", report.source, error=str(exc), type=type(exc).__name__)
-            if isinstance(exc, StoreError) and exc.scope is ErrorScope.STORE and not exc.retryable:
+            if (reason := _stops_the_run(exc)) is not None and not run.abort.is_set():
+                run.stop_reason = reason
+                run.report.stopped_by = exc
                 run.abort.set()
+
+
+def _stops_the_run(exc: ExoimapError) -> str | None:
+    """Why ``exc`` stops the folders not yet done, or None when only its folder failed."""
+    if isinstance(exc, StoreError) and exc.scope is ErrorScope.STORE and not exc.retryable:
+        return "the target cannot take more data"
+    if isinstance(exc, NetworkError) and not exc.retryable:
+        return "the server cannot be reached"
+    return None
 
 
 async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -> None:
@@ -227,6 +244,7 @@ async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -
     report.planned_bytes = sum(sizes.get(uid, 0) for uid in plan.fetch)
     report.flags_changed = len(plan.flags)
     report.rematched = len(plan.origins)
+    report.content_changed = sorted(plan.replaced.values())
     if run.policy.mirror:
         report.expunged = len(plan.gone)
     else:
@@ -246,7 +264,7 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             await state.forget(report.target, lost)
             report.refetched_missing = len(lost)
             run.emit("lost_content_refetched", report.target, count=len(lost))
-        stored = await state.messages(target_folder)
+        stored = await state.messages(target_folder, size_and_date=run.policy.follow_content)
         folder_state = await source_folder.state()
         rematch = needs_rematch(stored, folder_state.uidvalidity)
         if rematch:  # matching needs Message-IDs, sizes and dates
@@ -257,18 +275,26 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             if folder_state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
-        listing = await source_folder.list_messages(
-            changed_since=since, detail=rematch or _needs_detail(run)
+        listing, plan = await _list_and_plan(
+            run,
+            source_folder,
+            stored,
+            since,
+            uidvalidity=folder_state.uidvalidity,
+            detail=rematch or _needs_detail(run),
         )
-        plan = _plan(run, listing, stored)
         report.planned = len(plan.fetch)
         report.skipped = sorted(plan.skipped.items())
         run.total_planned += len(plan.fetch)
         await _apply_metadata(run, report, target_folder, plan)
+        await _set_aside_replaced(run, report, plan)
         uidvalidity = listing.state.uidvalidity
         transfer = Transfer(run, report, source_folder, target_folder, uidvalidity, listing)
         await transfer.copy(plan)
         await _apply_gone(run, report, target_folder, plan, uidvalidity)
+        if run.policy.mirror and plan.replaced:
+            await target_folder.expunge(list(plan.replaced))
+            await state.forget(report.target, list(plan.replaced))
         await state.folder_synced(
             report.target,
             uidvalidity=uidvalidity,
@@ -276,6 +302,46 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             # after a failed message, the next run must list everything again to retry it
             modseq=listing.state.highest_modseq if report.ok else None,
         )
+
+
+async def _list_and_plan(
+    run: Run,
+    folder: Folder,
+    stored: list[MessageInfo],
+    since: int | None,
+    *,
+    uidvalidity: int,
+    detail: bool,
+) -> tuple[MessageListing, MessagePlan]:
+    """List the source folder and plan. Content changes: a changes-only listing (CONDSTORE)
+    carries every listed message's size and date; a complete one only a sample's, and
+    every message's once the sample found a change (see :func:`_content_sample`)."""
+    stamps: bool | frozenset[int] = False
+    if run.policy.follow_content and stored and not detail:
+        stamps = True if since is not None else _content_sample(stored, uidvalidity)
+    listing = await folder.list_messages(changed_since=since, detail=detail, size_and_date=stamps)
+    plan = _plan(run, listing, stored)
+    if plan.replaced and isinstance(stamps, frozenset):
+        listing = await folder.list_messages(changed_since=since, size_and_date=True)
+        plan = _plan(run, listing, stored)
+    return listing, plan
+
+
+def _content_sample(stored: list[MessageInfo], uidvalidity: int) -> frozenset[int]:
+    """The source UIDs whose size and date a complete listing also asks: the newest copies
+    and as many at random (listing them all costs about as much again as the flags, on
+    every resync of a server without CONDSTORE). A server that lost its store and refilled
+    it shows in any sample; a single message changed under its UID is caught by a later
+    sample or by ``verify --deep``."""
+    anchored = sorted(
+        m.origin.uid
+        for m in stored
+        if m.origin is not None and m.origin.uidvalidity == uidvalidity and m.gone_at is None
+    )
+    if len(anchored) <= 2 * CONTENT_SAMPLE:
+        return frozenset(anchored)
+    older = anchored[:-CONTENT_SAMPLE]
+    return frozenset(anchored[-CONTENT_SAMPLE:] + _random.sample(older, CONTENT_SAMPLE))
 
 
 def _incremental(run: Run, record: FolderSyncRecord | None, uidvalidity: int) -> bool:
@@ -304,12 +370,15 @@ def _needs_detail(run: Run) -> bool:
 
 def _plan(run: Run, listing: MessageListing, stored: list[MessageInfo]) -> MessagePlan:
     caps, policy = run.target.capabilities, run.policy
+    exact_sizes = run.source.capabilities.exact_sizes
     rules = MessageRules(
-        exact_sizes=run.source.capabilities.exact_sizes,
+        exact_sizes=exact_sizes,
         keep_flags=None if caps.custom_keywords else caps.permanent_flags,
         select=policy.select,
         max_size=policy.max_message_size or caps.max_message_size,
         track_deletions=policy.track_deletions,
+        follow_content=policy.follow_content,
+        sizes_comparable=exact_sizes and caps.exact_sizes,
     )
     return plan_messages(listing.state.uidvalidity, listing, stored, rules)
 
@@ -325,6 +394,22 @@ async def _apply_metadata(
         await folder.set_flags(plan.flags)
         report.flags_changed = len(plan.flags)
         run.emit("flags_changed", report.target, count=len(plan.flags))
+
+
+async def _set_aside_replaced(run: Run, report: FolderReport, plan: MessagePlan) -> None:
+    """Before the new content is fetched: the old copies stop standing for their source
+    message (kept as gone), so a crash in between leaves the source message unanchored,
+    to be fetched by the next run, and never two copies claiming one source UID."""
+    if not plan.replaced:
+        return
+    report.content_changed = sorted(plan.replaced.values())
+    run.emit(
+        "content_changed",
+        report.target,
+        count=len(plan.replaced),
+        uids=report.content_changed,
+    )
+    await run.state.content_replaced(report.target, list(plan.replaced), run.clock())
 
 
 async def _apply_gone(

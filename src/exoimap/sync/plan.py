@@ -18,6 +18,12 @@ Rules:
   estimates), and the archive message is re-pointed instead of downloaded again. What is
   still fetched in that situation is compared by SHA-256 and size at commit time
   (``adopt_unanchored``), so even messages without a Message-ID are not stored twice.
+* An anchored archive message whose source message now lists another internal date, or
+  another size when both sides' sizes are exact, holds content the source no longer has
+  under that UID (a server that lost its store and refilled it under the same
+  UIDVALIDITY): the source message is fetched again and the archive message is kept,
+  marked gone, no longer anchored (expunged with ``mirror=True``). Only a backup follows
+  content (:attr:`SyncPolicy.follow_content`).
 * An anchored archive message whose source UID is gone is marked gone (kept), or expunged
   with ``mirror=True``. Unanchored archive messages that matched nothing are treated the
   same way once the fetch is done.
@@ -92,6 +98,10 @@ class SyncPolicy:
     #: Skip source messages larger than this many bytes (as listed), reported with the
     #: reason; ``None``: the target's own limit (``Capabilities.max_message_size``).
     max_message_size: int | None = None
+    #: Notice a source message whose content changed under the same UID (its internal
+    #: date, or its size where both sides' sizes are exact) and fetch it again, keeping
+    #: the old copy marked gone: a backup does; a restore or a migration only adds.
+    follow_content: bool = True
 
     def target_folder(self, info: FolderInfo, delimiter: str) -> str | None:
         """Where the source folder ``info`` goes on a target with ``delimiter``."""
@@ -129,6 +139,9 @@ class MessagePlan:
     adopt_unanchored: bool = False
     #: source UID -> why it is not copied (larger than the target takes)
     skipped: dict[int, str] = field(default_factory=dict)
+    #: target UID -> source UID whose content changed: the target message is kept as gone
+    #: (not anchored) and the source message fetched again
+    replaced: dict[int, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -245,6 +258,10 @@ class MessageRules:
     max_size: int | None = None
     #: Deletions on the source are followed (see :attr:`SyncPolicy.track_deletions`).
     track_deletions: bool = True
+    #: Content changed under the same UID is fetched again (:attr:`SyncPolicy.follow_content`).
+    follow_content: bool = False
+    #: Both sides' sizes are exact: a different size means different content.
+    sizes_comparable: bool = False
 
 
 def plan_messages(
@@ -255,7 +272,8 @@ def plan_messages(
 ) -> MessagePlan:
     """The actions that make one target folder match one source folder.
 
-    ``target`` carries the sync state's ``origin`` and ``gone_at``."""
+    ``target`` carries the sync state's ``origin`` and ``gone_at`` (and, to follow content
+    changes, with ``source``: size and internal date)."""
     rules = rules or MessageRules()
     plan = MessagePlan()
     anchored, unanchored = _split_by_anchor(target, source_uidvalidity)
@@ -266,6 +284,10 @@ def plan_messages(
         if stored is None:
             if _wanted(message, rules, plan):
                 candidates.append(message)
+            continue
+        if rules.follow_content and _content_changed(message, stored, rules.sizes_comparable):
+            if _wanted(message, rules, plan):
+                plan.replaced[stored.uid] = message.uid
             continue
         flags = message.flags if keep is None else message.flags & keep
         if stored.flags != flags:
@@ -278,8 +300,23 @@ def plan_messages(
             plan.gone_unless_adopted = [m.uid for m in unanchored]
     if rules.track_deletions:
         plan.gone = _gone(source, anchored)
+    plan.fetch += plan.replaced.values()
     plan.fetch.sort()
     return plan
+
+
+def _content_changed(source: MessageInfo, stored: MessageInfo, sizes_comparable: bool) -> bool:
+    """Whether the source message lists another internal date, or another exact size,
+    than the copy made of it (unknown values compare as equal)."""
+    dates = source.internal_date, stored.internal_date
+    if None not in dates and dates[0] != dates[1]:
+        return True
+    return (
+        sizes_comparable
+        and source.size is not None
+        and stored.size is not None
+        and source.size != stored.size
+    )
 
 
 def _wanted(message: MessageInfo, rules: MessageRules, plan: MessagePlan) -> bool:

@@ -38,6 +38,9 @@ class FolderReport:
     gone: int = 0
     expunged: int = 0
     refetched_missing: int = 0
+    #: Source UIDs whose content changed under the same UID (fetched again; the old copies
+    #: are kept marked gone, or expunged when mirroring).
+    content_changed: list[int] = field(default_factory=list)
     #: Fetched messages the target recognised as content it held (not stored twice).
     adopted: int = 0
     #: Unanchored target messages that are gone unless the fetch finds their content again.
@@ -74,6 +77,8 @@ class SyncReport:
     folders_deleted: list[str] = field(default_factory=list)
     recovery_notes: list[str] = field(default_factory=list)
     errors: list[ExoimapError] = field(default_factory=list)
+    #: The error that stopped the folders not yet done (a full disk, an unreachable server).
+    stopped_by: ExoimapError | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +108,7 @@ class SyncReport:
             "gone": sum(f.gone for f in self.folders),
             "expunged": sum(f.expunged for f in self.folders),
             "refetched_missing": sum(f.refetched_missing for f in self.folders),
+            "content_changed": sum(len(f.content_changed) for f in self.folders),
             "adopted": sum(f.adopted for f in self.folders),
             "skipped": sum(len(f.skipped) for f in self.folders),
             "keywords_dropped": sum(len(f.keywords_dropped) for f in self.folders),
@@ -137,7 +143,8 @@ class SyncEvent:
     Kinds: ``sync_started``, ``sync_finished``, ``state_notes``, ``folder_created``,
     ``folder_renamed``, ``folder_gone``, ``folder_deleted``, ``messages_stored``,
     ``flags_changed``, ``messages_rematched``, ``messages_gone``, ``messages_expunged``,
-    ``lost_content_refetched``, ``folder_failed``, ``content_check_skipped``."""
+    ``lost_content_refetched``, ``content_changed`` (source UIDs in ``uids``),
+    ``folder_failed``, ``content_check_skipped``."""
 
     kind: str
     folder: str | None = None

@@ -25,8 +25,10 @@ class Run:
     progress: ProgressCallback | None
     events: EventHook | None
     clock: Callable[[], _dt.datetime]
-    #: Set when a store-wide error that cannot heal (a full disk) stops the run.
+    #: Set when an error that cannot heal (a full disk, an unreachable server) stops the run.
     abort: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Why the run stopped (with ``abort``), for the folders it skips.
+    stop_reason: str = ""
     total_done: int = 0
     total_planned: int = 0
     total_bytes: int = 0

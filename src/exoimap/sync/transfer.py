@@ -52,7 +52,7 @@ class Transfer:
         size = self.run.policy.batch_messages
         for start in range(0, len(plan.fetch), size):
             if self.run.abort.is_set():
-                raise StoreError("stopped: the target cannot take more data")
+                raise StoreError(f"stopped: {self.run.stop_reason}")
             remaining = list(plan.fetch[start : start + size])
             while remaining:
                 remaining = await self._append(remaining, matching=plan.adopt_unanchored)

@@ -39,6 +39,10 @@ class FolderCheck:
     date_mismatch: list[int] = field(default_factory=list)
     hash_mismatch: list[int] = field(default_factory=list)
     flag_mismatch: list[int] = field(default_factory=list)
+    #: Source UID -> target UID of every stored copy whose content differs from the source
+    #: message's (size, internal date or SHA-256): what :func:`exoimap.sync.repair.repair`
+    #: fetches again.
+    differing: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -137,8 +141,10 @@ class _Pair:
             wanted = sorted(u for u in present if u in by_origin)
             theirs = await _stored_hashes(target_folder, [by_origin[u] for u in wanted])
             async for fetched in source_folder.fetch(wanted):
-                if await _sha256(fetched) != theirs.get(by_origin[fetched.uid].uid):
+                mine = by_origin[fetched.uid].uid
+                if await _sha256(fetched) != theirs.get(mine):
                     check.hash_mismatch.append(fetched.uid)
+                    check.differing[fetched.uid] = mine
 
     def _compare(self, check: FolderCheck, message: MessageInfo, mine: MessageInfo | None) -> None:
         if mine is None:
@@ -155,6 +161,7 @@ class _Pair:
         exact = self.source.capabilities.exact_sizes and caps.exact_sizes
         if exact and message.size is not None and message.size != mine.size:
             check.size_mismatch.append(message.uid)
+            check.differing[message.uid] = mine.uid
         if (message.flags if keep is None else message.flags & keep) != mine.flags:
             check.flag_mismatch.append(message.uid)
         if (
@@ -163,6 +170,7 @@ class _Pair:
             and message.internal_date != mine.internal_date
         ):
             check.date_mismatch.append(message.uid)
+            check.differing[message.uid] = mine.uid  # what a backup counts as other content
 
 
 async def _stored_hashes(folder: Folder, messages: list[MessageInfo]) -> Mapping[int, str]:

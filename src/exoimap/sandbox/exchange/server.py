@@ -238,6 +238,24 @@ class ExchangeControl:
         """Give ``folder`` a new UIDVALIDITY (renumbering its messages)."""
         return self._call(lambda: self._store(mailbox).reset_uidvalidity(folder))
 
+    def replace_content(
+        self,
+        mailbox: str,
+        folder: str,
+        uid: int,
+        data: bytes,
+        *,
+        internal_date: _dt.datetime | None = None,
+    ) -> None:
+        """Fault: other content under an existing UID, UIDVALIDITY unchanged (what a
+        server that lost its mailboxes and generated new ones under the same UIDVALIDITY
+        shows a client)."""
+        self._call(
+            lambda: self._store(mailbox).replace_content_now(
+                folder, uid, data, internal_date=internal_date
+            )
+        )
+
     def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run any function on the server's loop (for what the methods above lack)."""
         return self._call(lambda: function(*args))

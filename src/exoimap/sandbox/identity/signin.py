@@ -68,19 +68,32 @@ class Transaction:
     auth_time: float = 0.0
 
 
+#: Hosts whose redirect URIs match on any port. Entra's documented rule: for localhost and
+#: 127.0.0.1 the port is ignored (so a native app may listen on any free one), while the
+#: scheme, the host as registered and the case-sensitive path must match; [::1] is not
+#: supported, so it gets no such leniency.
+_ANY_PORT_HOSTS = ("localhost", "127.0.0.1")
+
+
 def redirect_uri_matches(registered: list[str], given: str) -> bool:
-    """Exact match, or a loopback URI matching whatever its port (as Entra allows)."""
+    """Exact match, or a loopback URI that differs only in its port (Entra's rule)."""
     if given in registered:
         return True
-    asked = urlsplit(given)
-    if asked.scheme != "http" or asked.hostname not in ("localhost", "127.0.0.1"):
+    try:
+        asked = urlsplit(given)
+        asked_host = asked.hostname
+        asked.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        return False
+    if asked.scheme not in ("http", "https") or asked_host not in _ANY_PORT_HOSTS:
         return False
     for uri in registered:
         known = urlsplit(uri)
         if (
-            known.scheme == "http"
-            and known.hostname == asked.hostname
+            known.scheme == asked.scheme
+            and known.hostname == asked_host
             and (known.path or "/") == (asked.path or "/")
+            and known.query == asked.query
         ):
             return True
     return False

@@ -84,7 +84,10 @@ class GroupCommit:
             await asyncio.to_thread(writer.finish)
             if writer.error is not None:
                 raise map_os_error(
-                    writer.error, f"writing messages into {row.name!r}", folder=row.name
+                    writer.error,
+                    f"writing messages into {row.name!r}",
+                    folder=row.name,
+                    path=self._maildir.root,
                 )
         except BaseException:
             await self._worker.run("removing unfinished messages", row.name, writer.remove_all)
@@ -214,7 +217,10 @@ async def _stage(
                 await writer.wait_for_room()
             if writer.error is not None:
                 raise map_os_error(
-                    writer.error, f"writing a message into {row.name!r}", folder=row.name
+                    writer.error,
+                    f"writing a message into {row.name!r}",
+                    folder=row.name,
+                    path=Path(tmp_dir),
                 )
     except BaseException:
         writer.discard(token)

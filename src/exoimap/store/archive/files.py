@@ -55,7 +55,14 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from exoimap.errors import DiskFull, ErrorScope, RemoteProtocolError, StoreError, StoreLocked
+from exoimap.errors import (
+    DiskFull,
+    ErrorScope,
+    RemoteProtocolError,
+    StoreError,
+    StoreLocked,
+    disk_of,
+)
 from exoimap.protocol.utf7 import decode_mailbox, encode_mailbox
 
 __all__ = [
@@ -207,13 +214,16 @@ def split_name(filename: str) -> tuple[str, str]:
 # --- durability --------------------------------------------------------------------------
 
 
-def map_os_error(exc: OSError, what: str, *, folder: str | None = None) -> StoreError:
+def map_os_error(
+    exc: OSError, what: str, *, folder: str | None = None, path: Path | None = None
+) -> StoreError:
     """Map an OSError to the most specific store error: a full disk stops the whole store;
-    any other failure of work on one folder's files affects that folder only."""
+    any other failure of work on one folder's files affects that folder only. ``path``:
+    where the work was writing, when the error does not name a file."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(
-            f"no space left on the device while {what}; everything stored before is intact. "
-            "Free some space and run again.",
+            f"no space left on {disk_of(exc.filename or path)} while {what}; everything "
+            "stored before is intact. Free some space and run again.",
             folder=folder,
         )
     scope = ErrorScope.FOLDER if folder is not None else ErrorScope.STORE

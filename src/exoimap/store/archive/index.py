@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from exoimap.errors import DiskFull, ErrorScope, StoreError, StoreLocked, StoreUnavailable
+from exoimap.errors import (
+    DiskFull,
+    ErrorScope,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+    disk_of,
+)
 from exoimap.store.base import MessageInfo, MessageRef
 
 __all__ = [
@@ -104,16 +111,20 @@ _REFUSED = frozenset({"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLI
 
 
 def map_sqlite_error(
-    exc: sqlite3.Error, what: str, *, scope: ErrorScope = ErrorScope.STORE
+    exc: sqlite3.Error,
+    what: str,
+    *,
+    scope: ErrorScope = ErrorScope.STORE,
+    path: Path | None = None,
 ) -> StoreError:
     """The store error for ``exc``, met while ``what``; ``scope`` is how much the failed
-    statement was about (one folder's rows, or the whole index)."""
+    statement was about (one folder's rows, or the whole index); ``path`` the index file."""
     text = str(exc)
     code = getattr(exc, "sqlite_errorname", None)
     if code in _FULL or "disk is full" in text or ("disk I/O" in text and "full" in text):
         return DiskFull(
-            f"no space left on the device while {what}; everything stored before is intact. "
-            "Free some space and run again."
+            f"no space left on {disk_of(path)} while {what}; everything stored before is "
+            "intact. Free some space and run again."
         )
     if code in _BUSY or "locked" in text or "busy" in text:
         return StoreLocked(f"the archive index is locked by another process while {what}")
@@ -151,7 +162,9 @@ def _mapped(
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as exc:
-                raise map_sqlite_error(exc, what, scope=scope) from exc
+                raise map_sqlite_error(
+                    exc, what, scope=scope, path=getattr(self, "path", None)
+                ) from exc
 
         return mapped
 
@@ -231,6 +244,16 @@ class _FlagSets(dict[str, frozenset[str]]):
 _MSG_COLUMNS = (
     "uid, sha256, size, message_id, internal_date, flags, file, "
     "origin_uidvalidity, origin_uid, state, gone_at"
+)
+#: The lean listing (the no-change resync reads it for every message), without and with
+#: size and internal date.
+_LEAN = (
+    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, NULL, NULL FROM messages "
+    "WHERE folder_id=? ORDER BY uid"
+)
+_LEAN_SIZED = (
+    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, size, internal_date "
+    "FROM messages WHERE folder_id=? ORDER BY uid"
 )
 _FOLDER_COLUMNS = (
     "id, name, dirname, role, uidvalidity, uidnext, source_uidvalidity, "
@@ -367,7 +390,9 @@ class Index:
                 self._execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             # not damage (a full disk, a read-only or locked file): say so, never rebuild
-            raise map_sqlite_error(exc, f"upgrading the index to schema {SCHEMA_VERSION}") from exc
+            raise map_sqlite_error(
+                exc, f"upgrading the index to schema {SCHEMA_VERSION}", path=self.path
+            ) from exc
 
     @_mapped("reading the archive index")
     def initialized(self) -> bool:
@@ -502,12 +527,15 @@ class Index:
         return [_message_row(r) for r in rows]
 
     @_mapped("listing a folder's messages", _FOLDER)
-    def infos(self, folder_id: int, *, detail: bool = True) -> list[MessageInfo]:
+    def infos(
+        self, folder_id: int, *, detail: bool = True, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """Every message of a folder as the Store protocol shows it (the no-change resync
         reads this for every message, so it builds the objects directly; without
-        ``detail`` only UID, flags, origin and gone are filled in)."""
+        ``detail`` only UID, flags, origin and gone are filled in, and with
+        ``size_and_date`` also size and internal date)."""
         if not detail:
-            return self._lean_infos(folder_id)
+            return self._lean_infos(folder_id, size_and_date=size_and_date)
         rows = self._execute(
             "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
             "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
@@ -532,22 +560,24 @@ class Index:
             )
         return out
 
-    def _lean_infos(self, folder_id: int) -> list[MessageInfo]:
+    def _lean_infos(self, folder_id: int, *, size_and_date: bool) -> list[MessageInfo]:
         rows = self._execute(
-            "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at FROM messages "
-            "WHERE folder_id=? ORDER BY uid",
+            _LEAN_SIZED if size_and_date else _LEAN,
             (folder_id,),
         )
         parse = _dt.datetime.fromisoformat
         flag_sets = _FlagSets()
         out = []
-        for uid, flags, origin_uv, origin_uid, gone_at in rows:
+        for uid, flags, origin_uv, origin_uid, gone_at, size, date in rows:
             origin = None
             if origin_uid is not None:
                 origin = MessageRef(origin_uv, origin_uid)
             info = MessageInfo(uid, flag_sets[flags], origin=origin)
             if gone_at:
                 info.gone_at = parse(gone_at)
+            if date is not None:
+                info.size = size
+                info.internal_date = parse(date)
             out.append(info)
         return out
 
@@ -619,6 +649,17 @@ class Index:
             self._executemany(
                 "UPDATE messages SET state='gone', gone_at=? "
                 "WHERE folder_id=? AND uid=? AND gone_at IS NULL",
+                [(when, folder_id, uid) for uid in uids],
+            )
+
+    @_mapped("keeping replaced messages", _FOLDER)
+    def supersede(self, folder_id: int, uids: Iterable[int], when: str) -> None:
+        """Messages whose source UID now holds other content: no origin any more, gone
+        since ``when`` (unless already gone), state ``superseded``."""
+        with self.tx():
+            self._executemany(
+                "UPDATE messages SET origin_uidvalidity=NULL, origin_uid=NULL, "
+                "state='superseded', gone_at=coalesce(gone_at, ?) WHERE folder_id=? AND uid=?",
                 [(when, folder_id, uid) for uid in uids],
             )
 

@@ -69,7 +69,7 @@ class RunJournal:
             atomic_write(self._path, json.dumps(record).encode(), durable=self.durable)
             self._prune()
         except OSError as exc:
-            raise map_os_error(exc, "writing the run journal") from exc
+            raise map_os_error(exc, "writing the run journal", path=self.directory) from exc
         except ValueError as exc:
             raise StoreError(f"unreadable run journal in {self.directory}: {exc}") from exc
         return interrupted
@@ -83,7 +83,7 @@ class RunJournal:
             atomic_write(self._path, json.dumps(record).encode(), durable=self.durable)
             self._open_mark.unlink(missing_ok=True)
         except OSError as exc:
-            raise map_os_error(exc, "writing the run journal") from exc
+            raise map_os_error(exc, "writing the run journal", path=self.directory) from exc
 
     def _prune(self) -> None:
         runs = sorted(self.directory.glob("*.json"))

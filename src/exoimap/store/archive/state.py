@@ -31,6 +31,8 @@ class ArchiveFolderOperations(Protocol):
 
     async def forget(self, uids: Sequence[int]) -> None: ...
 
+    async def supersede(self, uids: Sequence[int], when: _dt.datetime) -> None: ...
+
     async def missing_files(self) -> list[int]: ...
 
 
@@ -108,9 +110,11 @@ class ArchiveSyncState:
     async def folder_deleted(self, name: str) -> None:
         """Nothing to do: the archive's own delete removed the folder's index rows."""
 
-    async def messages(self, folder: Folder, *, detail: bool = False) -> list[MessageInfo]:
+    async def messages(
+        self, folder: Folder, *, detail: bool = False, size_and_date: bool = False
+    ) -> list[MessageInfo]:
         """The archive folder's own listing: origins and gone markers are in its index."""
-        return (await folder.list_messages(detail=detail)).messages
+        return (await folder.list_messages(detail=detail, size_and_date=size_and_date)).messages
 
     async def will_append(
         self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]
@@ -131,6 +135,11 @@ class ArchiveSyncState:
     async def forget(self, folder: str, uids: Sequence[int]) -> None:
         async with self._archive.open_folder(folder) as opened:
             await opened.forget(uids)
+
+    async def content_replaced(self, folder: str, uids: Sequence[int], when: _dt.datetime) -> None:
+        """The old copies stay in the archive, marked gone and ``superseded`` in the index."""
+        async with self._archive.open_folder(folder) as opened:
+            await opened.supersede(uids, when)
 
     async def content_lost(self, folder: str) -> list[int]:
         """UIDs whose message file is missing from the folder (one directory listing)."""

@@ -22,6 +22,7 @@ from exoimap.store.archive.append import GroupCommit, Writer
 from exoimap.store.archive.files import (
     Maildir,
     encode_folder_dir,
+    fsync_dir,
     letters_for,
     make_private_dirs,
     map_os_error,
@@ -139,8 +140,10 @@ class ArchiveStore:
                 make_private_dirs(base / sub)
             lock_fd = take_lock(base / "lock")
         except OSError as exc:
-            raise map_os_error(exc, f"creating the archive at {base}") from exc
-        worker = Worker()
+            raise map_os_error(
+                exc, f"opening the archive at {base} (it must be writable)", path=base
+            ) from exc
+        worker = Worker(base)
         try:
             parts, notes = worker.call(
                 f"opening the archive at {base}",
@@ -417,6 +420,7 @@ class ArchiveFolder:
         self._maildir = parts.maildir
         self._journal = parts.journal
         self._commit = parts.commit
+        self._damaged_dir = parts.root / "damaged"
         self._id = folder_id
         self._name = name
 
@@ -438,13 +442,21 @@ class ArchiveFolder:
         return _state_of(self._index.folder_by_id(self._id), self._index.count(self._id))
 
     async def list_messages(
-        self, *, changed_since: int | None = None, detail: bool = False
+        self,
+        *,
+        changed_since: int | None = None,
+        detail: bool = False,
+        size_and_date: bool | frozenset[int] = False,
     ) -> MessageListing:
-        state, messages = await self._run("listing messages", self._listing, detail)
+        # a sample costs as much as all here: the index has them at hand
+        sized = bool(size_and_date)
+        state, messages = await self._run("listing messages", self._listing, detail, sized)
         return MessageListing(state=state, messages=messages, complete=True)
 
-    def _listing(self, detail: bool) -> tuple[FolderState, list[MessageInfo]]:
-        return self._state(), self._index.infos(self._id, detail=detail)
+    def _listing(self, detail: bool, size_and_date: bool) -> tuple[FolderState, list[MessageInfo]]:
+        return self._state(), self._index.infos(
+            self._id, detail=detail, size_and_date=size_and_date
+        )
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         found = await self._run("finding messages", self._locate, uids)
@@ -528,6 +540,31 @@ class ArchiveFolder:
         self._journal.check_usable()
         self._index.mark_gone(self._id, uids, when)
         self._journal.crash_point("gone.committed")
+
+    async def set_aside_damaged(self, uids: Sequence[int]) -> None:
+        """Move the files of these messages (found damaged) into ``<root>/damaged/`` and
+        drop their index rows: the next backup fetches them again. A crash in between
+        leaves rows without files, which the next backup fetches again as lost files."""
+        await self._run("setting damaged messages aside", self._set_aside, uids)
+
+    def _set_aside(self, uids: Sequence[int]) -> None:
+        self._journal.check_usable()
+        self._damaged_dir.mkdir(mode=0o700, exist_ok=True)
+        moved = [path for _row, path in self._locate(uids) if path is not None]
+        for path in moved:
+            os.rename(path, self._damaged_dir / path.name)
+        for directory in {self._damaged_dir, *(path.parent for path in moved)}:
+            fsync_dir(directory)
+        self._index.forget(self._id, uids)
+
+    async def supersede(self, uids: Sequence[int], when: _dt.datetime) -> None:
+        """These messages no longer hold what their source message holds: keep them,
+        gone since ``when``, with no origin (``state='superseded'`` in the index)."""
+        await self._run("keeping replaced messages", self._supersede, uids, when.isoformat())
+
+    def _supersede(self, uids: Sequence[int], when: str) -> None:
+        self._journal.check_usable()
+        self._index.supersede(self._id, uids, when)
 
     async def missing_files(self) -> list[int]:
         """UIDs whose file is not in ``cur/`` or ``new/``: none while the folder's files

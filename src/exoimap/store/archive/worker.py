@@ -20,6 +20,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from exoimap.store.archive.files import map_os_error
@@ -33,7 +34,9 @@ _T = TypeVar("_T")
 class Worker:
     """One thread that runs the archive's blocking work, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        """``root``: the archive, whose disk a full-disk error names."""
+        self._root = root
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exoimap-archive")
 
     async def run(
@@ -53,7 +56,7 @@ class Worker:
                 self._pool, functools.partial(function, *args, **kwargs)
             )
         except OSError as exc:
-            raise map_os_error(exc, what, folder=folder) from exc
+            raise map_os_error(exc, what, folder=folder, path=self._root) from exc
 
     async def run_beside(
         self,
@@ -70,7 +73,7 @@ class Worker:
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
         except OSError as exc:
-            raise map_os_error(exc, what, folder=folder) from exc
+            raise map_os_error(exc, what, folder=folder, path=self._root) from exc
 
     def call(
         self, what: str, function: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
@@ -80,7 +83,7 @@ class Worker:
         try:
             return self._pool.submit(function, *args, **kwargs).result()
         except OSError as exc:
-            raise map_os_error(exc, what) from exc
+            raise map_os_error(exc, what, path=self._root) from exc
 
     def close(self) -> None:
         """Wait for the work handed over, then end the thread."""

@@ -1,10 +1,11 @@
 """Write message files on a background thread, so the event loop keeps reading the network.
 
-The event loop hands over chunks (a queue put, about a microsecond); the thread opens,
-writes, hashes (SHA-256) and closes the files, all of which release the GIL. Memory stays
-bounded: when more than :data:`PENDING_LIMIT` bytes wait, the producer awaits until the
-thread catches up. One writer serves one append batch (see
-:mod:`exoimap.store.archive.append`).
+The event loop hands over chunks; the thread opens, writes, hashes (SHA-256) and closes
+the files, all of which release the GIL. The hand-over is in groups of operations (up to
+:data:`GROUP_BYTES`): a queue put per chunk wakes the thread for every message and the two
+threads then trade the GIL far more often than the work needs. Memory stays bounded: when
+more than :data:`PENDING_LIMIT` bytes wait, the producer awaits until the thread catches up.
+One writer serves one append batch (see :mod:`exoimap.store.archive.append`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PENDING_LIMIT", "FileWriter"]
+__all__ = ["GROUP_BYTES", "PENDING_LIMIT", "FileWriter"]
 
 #: Bytes queued for the thread before the producer waits.
 PENDING_LIMIT = 8 * 1024 * 1024
+#: Bytes of chunks gathered before they are handed to the thread as one group.
+GROUP_BYTES = 256 * 1024
 
 Write = Callable[[int, bytes | memoryview], int]
+_Operation = tuple[str, int, Any]
 
 
 class FileWriter:
@@ -32,7 +36,10 @@ class FileWriter:
 
     def __init__(self, write: Write) -> None:
         self._write = write
-        self._queue: queue.SimpleQueue[tuple[str, int, Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Operation] | None] = queue.SimpleQueue()
+        # operations not handed over yet, and the bytes of chunks among them
+        self._group: list[_Operation] = []
+        self._group_bytes = 0
         # bytes handed over / bytes taken by the thread: each written by one side only,
         # so no lock is needed on the hot path
         self._queued = 0
@@ -52,30 +59,42 @@ class FileWriter:
     def open(self, path: str) -> int:
         self._next += 1
         self._paths[self._next] = path
-        self._queue.put(("open", self._next, path))
+        self._group.append(("open", self._next, path))
         return self._next
 
     def write(self, token: int, chunk: bytes) -> None:
         self._queued += len(chunk)
-        self._queue.put(("data", token, chunk))
+        self._group.append(("data", token, chunk))
+        self._group_bytes += len(chunk)
+        if self._group_bytes >= GROUP_BYTES:
+            self._hand_over()
 
     @property
     def congested(self) -> bool:
         return self._queued - self._taken > PENDING_LIMIT
 
     async def wait_for_room(self) -> None:
+        self._hand_over()
         await asyncio.to_thread(self._wait_for_room)
 
     def close(self, token: int, mtime: int) -> None:
-        self._queue.put(("close", token, mtime))
+        self._group.append(("close", token, mtime))
 
     def discard(self, token: int) -> None:
-        self._queue.put(("discard", token, None))
+        self._group.append(("discard", token, None))
 
     def finish(self) -> None:
-        """Wait until everything handed over is written (blocking: call from a thread)."""
+        """Wait until everything handed over is written (blocking: call from a thread
+        once the producer is done)."""
+        self._hand_over()
         self._queue.put(None)
         self._thread.join()
+
+    def _hand_over(self) -> None:
+        if self._group:
+            self._queue.put(self._group)
+            self._group = []
+            self._group_bytes = 0
 
     def remove_all(self) -> None:
         """After :meth:`finish`: delete every file this writer created."""
@@ -96,17 +115,17 @@ class FileWriter:
             "close": self._close_file,
             "discard": self._discard_file,
         }
-        while (op := self._queue.get()) is not None:
-            kind, token, argument = op
-            if kind == "data":
-                self._taken += len(argument)
-            if self.error is not None:
-                continue  # after a failure only the byte count matters (for wait_for_room)
-            try:
-                handlers[kind](token, argument)
-            except OSError as exc:
-                self.error = exc
-                self._close_all()
+        while (group := self._queue.get()) is not None:
+            for kind, token, argument in group:
+                if kind == "data":
+                    self._taken += len(argument)
+                if self.error is not None:
+                    continue  # after a failure only the byte count matters (wait_for_room)
+                try:
+                    handlers[kind](token, argument)
+                except OSError as exc:
+                    self.error = exc
+                    self._close_all()
         self._close_all()
 
     def _open_file(self, token: int, path: str) -> None:
