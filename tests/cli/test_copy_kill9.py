@@ -9,6 +9,7 @@ process died: that is the point of the ledger's announce-then-append protocol.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import random
@@ -111,22 +112,39 @@ async def _kill_loop(dovecot: DovecotServer, user: str, args: list[str], seed: i
     try:
         for _ in range(KILLS):
             stored = await _count(store)
-            threshold = rng.randint(stored + 1, max(stored + 1, total - 1))
+            # somewhere in the first half of what is left, so that every kill but the
+            # last few has copying left to interrupt
+            threshold = rng.randint(stored + 1, stored + max(1, (total - stored) // 2))
             deadline = time.monotonic() + rng.uniform(0.5, 6.0)
             process = await asyncio.create_subprocess_exec(
                 *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            while process.returncode is None and time.monotonic() < deadline:
-                if await _count(store) >= threshold:
-                    break
-                await asyncio.sleep(0.02)
-            if process.returncode is None:
-                process.send_signal(signal.SIGKILL)
+            await _run_until(process, store, threshold, deadline, rng)
             await process.wait()
             held.append(await _count(store))
     finally:
         await store.close()
     return held
+
+
+async def _run_until(
+    process: asyncio.subprocess.Process,
+    store: RemoteImapStore,
+    threshold: int,
+    deadline: float,
+    rng: random.Random,
+) -> None:
+    """Let ``process`` run in short random slices and SIGKILL it once the target holds
+    ``threshold`` messages or ``deadline`` passed. It is stopped (SIGSTOP) while the target
+    is counted, so a fast copy cannot finish between looking and killing."""
+    with contextlib.suppress(ProcessLookupError):  # it may end on its own first
+        while process.returncode is None:
+            await asyncio.sleep(rng.uniform(0.002, 0.02))
+            process.send_signal(signal.SIGSTOP)
+            if await _count(store) >= threshold or time.monotonic() >= deadline:
+                process.send_signal(signal.SIGKILL)
+                return
+            process.send_signal(signal.SIGCONT)
 
 
 def _killed_then_finished(dovecot: DovecotServer, user: str, args: list[str], seed: int) -> None:
