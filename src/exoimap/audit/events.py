@@ -37,6 +37,7 @@ __all__ = [
     "AuditResetDetected",
     "AuditSegmentStarted",
     "ConfigChanged",
+    "ConsoleAccess",
     "FolderSynced",
     "ImapAuthFailed",
     "ImapAuthenticated",
@@ -380,6 +381,18 @@ class AccessDenied(AuditEvent):
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConsoleAccess(AuditEvent):
+    """A request to ``exoimap console``, allowed or refused (the signed-in person is the
+    record's ``console_user``): sign-in, sign-out, each page, each message opened."""
+
+    name: ClassVar[str] = "console.access"
+    action: str
+    resource: str = ""
+    roles: tuple[str, ...] = ()
+    reason: str = ""
+
+
 # --- written by the audit log itself ---------------------------------------------------
 
 
@@ -441,6 +454,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ConfigChanged,
     VaultChanged,
     AccessDenied,
+    ConsoleAccess,
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,

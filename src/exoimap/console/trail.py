@@ -1,0 +1,39 @@
+"""Every console request's decision goes into the audit log as ``console.access``, with the
+signed-in person as the record's ``console_user`` (refusals are on disk at once)."""
+
+from __future__ import annotations
+
+from exoimap import audit
+from exoimap.audit import Auditor
+from exoimap.console.policy import Principal
+
+__all__ = ["Trail"]
+
+
+class Trail:
+    """Writes to ``auditor`` (default: the process's auditor at the time of the request)."""
+
+    def __init__(self, auditor: Auditor | None = None) -> None:
+        self._auditor = auditor
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        *,
+        resource: str = "",
+        outcome: audit.Outcome = "success",
+        reason: str = "",
+        account: str | None = None,
+    ) -> None:
+        event = audit.ConsoleAccess(
+            account=account,
+            outcome=outcome,
+            action=action,
+            resource=resource,
+            roles=principal.known_roles if principal else (),
+            reason=reason,
+        )
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn if principal else "(not signed in)"):
+            auditor.emit(event)
