@@ -3,6 +3,8 @@ load something or fool the reader, in the headers, folder names and bodies."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 REMOTE = "remote.example"
 BIDI = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "gpj.exe" shown as "exe.jpg"
 
@@ -49,20 +51,36 @@ def mime(subject: str, sender: str, html: str | None, text: str | None) -> bytes
     return bytes(message)
 
 
-#: Strings none of which may appear in a console page or message body.
-NEVER_SHOWN_RAW = (
-    "<script",
-    "onerror",
-    "onload",
-    "javascript:",
-    "srcdoc=",
-    "<svg",
-    "<meta http-equiv",
-    "<iframe srcdoc",
-    "position: fixed",
-    "position:fixed",
-    f"https://{REMOTE}/pixel",
-    f"https://{REMOTE}/css",
-    "<form",
-    "<object",
-)
+_ACTIVE_TAGS = ("script", "svg", "object", "embed", "base", "style", "link", "meta")
+_META_NAMES = ("viewport", "referrer")
+
+
+def markup_problems(document: str) -> list[str]:
+    """What in ``document`` (a console page or message body) could run, load or overlay:
+    the elements and attributes a browser would act on, found by parsing it."""
+    problems: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = {name: value or "" for name, value in attrs}
+            harmless = (
+                tag == "meta" and ("charset" in values or values.get("name") in _META_NAMES)
+            ) or (tag == "link" and values.get("href") == "/static/console.css")
+            if tag in _ACTIVE_TAGS and not harmless:
+                problems.append(f"<{tag}>")
+            if tag == "form" and values.get("action") != "/signout":
+                problems.append("a form")
+            if tag == "iframe" and ("sandbox" not in values or "srcdoc" in values):
+                problems.append("an iframe without sandbox")
+            if tag == "img" and not values.get("src", "cid:").startswith("cid:"):
+                problems.append("a remote image")
+            for name, value in values.items():
+                if name.startswith("on"):
+                    problems.append(f"an {name} handler")
+                if value.strip().lower().startswith(("javascript:", "data:", "vbscript:")):
+                    problems.append(f"a {value[:11]} URL")
+                if name == "style" and "position" in value:
+                    problems.append("a positioned overlay")
+
+    Checker().feed(document)
+    return problems

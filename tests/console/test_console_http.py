@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from exoimap.console.web import PAGE_CSP, PUBLIC_PATHS, build_app
+from exoimap.sandbox.identity import SignInRobot
 
 from .conftest import PEOPLE, PUBLIC_URL, ConsoleWorld, TestClient
 
@@ -77,7 +78,8 @@ def test_restore_operator_sees_headers_but_no_links_to_content(
 ) -> None:
     operator = signed_in["restore_operator"].get("/m/other/folder?name=INBOX").text
     auditor = signed_in["auditor"].get("/m/other/folder?name=INBOX").text
-    assert "Quarterly numbers" in operator and "Quarterly numbers" in auditor
+    assert "Quarterly numbers" in operator
+    assert "Quarterly numbers" in auditor
     assert "/m/other/message?" not in operator
     assert "/m/other/message?" in auditor
 
@@ -112,9 +114,9 @@ def test_session_cookie_is_host_only_secure_httponly_strict(world: ConsoleWorld)
     start = client.get("/auth/start")
     flow_cookie = start.headers["set-cookie"]
     assert "__Secure-exoimap-signin=" in flow_cookie
-    assert "HttpOnly" in flow_cookie and "Secure" in flow_cookie and "SameSite=none" in flow_cookie
-    from exoimap.sandbox.identity import SignInRobot
-
+    assert "HttpOnly" in flow_cookie
+    assert "Secure" in flow_cookie
+    assert "SameSite=none" in flow_cookie
     upn, password = world.users["auditor"]
     outcome = SignInRobot(world.identity_http()).sign_in(start.headers["location"], upn, password)
     done = client.post("/auth/callback", data=outcome.params)
@@ -142,8 +144,6 @@ def test_a_replayed_or_forged_callback_signs_nobody_in(world: ConsoleWorld) -> N
     assert client.post("/auth/callback", data={"code": "x", "state": "y"}).status_code == 400
     start = client.get("/auth/start")
     upn, password = world.users["auditor"]
-    from exoimap.sandbox.identity import SignInRobot
-
     outcome = SignInRobot(world.identity_http()).sign_in(start.headers["location"], upn, password)
     forged = dict(outcome.params, state="another-state")
     assert client.post("/auth/callback", data=forged).status_code == 400

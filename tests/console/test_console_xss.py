@@ -1,0 +1,124 @@
+"""Hostile mail in the console: subjects, senders, folder names and bodies are shown as
+text or sanitised HTML, never as markup of the page, and the body is served apart with a
+policy under which nothing runs or loads."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from markupsafe import escape
+
+from exoimap.console.mail_view import BODY_CSP, read_message, sanitise, web_text
+
+from .conftest import ConsoleWorld, TestClient
+from .hostile import (
+    BIDI,
+    HOSTILE_FOLDER,
+    HTML_BODY,
+    REMOTE,
+    SCRIPT_FROM,
+    SCRIPT_SUBJECT,
+    TEXT_BODY,
+    markup_problems,
+    mime,
+)
+
+
+@pytest.fixture(scope="module")
+def auditor(world: ConsoleWorld) -> TestClient:
+    client = world.client()
+    world.sign_in(client, "auditor")
+    return client
+
+
+def _uid_of(page: str, subject_fragment: str) -> str:
+    for row in re.findall(r"<tr>.*?</tr>", page, flags=re.S):
+        if subject_fragment in row:
+            found = re.search(r"uid=(\d+)", row)
+            assert found is not None, row
+            return found.group(1)
+    raise AssertionError(f"no row with {subject_fragment!r}")
+
+
+def _assert_inert(text: str) -> None:
+    assert markup_problems(text) == []
+    assert BIDI not in text
+
+
+def test_hostile_subject_and_sender_are_escaped_in_the_message_list(auditor: TestClient) -> None:
+    page = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
+    _assert_inert(page)
+    assert str(escape(web_text(SCRIPT_SUBJECT))) in page
+    assert str(escape(SCRIPT_FROM)) in page
+
+
+def test_hostile_folder_name_is_escaped_in_links_and_text(auditor: TestClient) -> None:
+    folders = auditor.get("/m/other").text
+    _assert_inert(folders)
+    assert "&#34;&gt;&lt;script&gt;" in folders or "&quot;&gt;&lt;script&gt;" in folders
+    inside = auditor.get("/m/other/folder", params={"name": HOSTILE_FOLDER})
+    assert inside.status_code == 200
+    _assert_inert(inside.text)
+    assert "in a hostile folder" in inside.text
+
+
+def test_hostile_message_page_shows_headers_as_text_and_frames_the_body(
+    auditor: TestClient,
+) -> None:
+    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
+    uid = _uid_of(listing, "invoice")
+    page = auditor.get("/m/other/message", params={"folder": "INBOX", "uid": uid})
+    assert page.status_code == 200
+    _assert_inert(page.text)
+    assert "&lt;script&gt;alert(&#39;subject&#39;)&lt;/script&gt; invoice fdp.exe" in page.text
+    frame = re.search(r"<iframe[^>]*>", page.text)
+    assert frame is not None
+    assert " sandbox " in frame.group(0)  # the attribute with no allowances
+    assert "srcdoc" not in frame.group(0)
+    assert f'src="/m/other/body?folder=INBOX&amp;uid={uid}"' in frame.group(0)
+
+
+def test_hostile_html_body_is_sanitised_and_served_under_a_sandbox_policy(
+    auditor: TestClient,
+) -> None:
+    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
+    uid = _uid_of(listing, "invoice")
+    body = auditor.get("/m/other/body", params={"folder": "INBOX", "uid": uid})
+    assert body.status_code == 200
+    assert body.headers["content-security-policy"] == BODY_CSP
+    assert body.headers["x-content-type-options"] == "nosniff"
+    _assert_inert(body.text)
+    assert REMOTE not in body.text.replace(f"https://{REMOTE}/refresh", "")  # no loads left
+    assert "Hello from the archive" in body.text
+    assert "overlay" in body.text  # the text stays, the overlay style goes
+
+
+def test_plain_text_body_cannot_close_its_pre(auditor: TestClient) -> None:
+    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
+    uid = _uid_of(listing, ">plain<")
+    body = auditor.get("/m/other/body", params={"folder": "INBOX", "uid": uid}).text
+    _assert_inert(body)
+    assert html.escape(TEXT_BODY) in body
+
+
+def test_the_sanitiser_keeps_harmless_style_and_cid_images_only() -> None:
+    cleaned = sanitise(
+        '<p style="color: red; position: fixed">x</p><img src="cid:logo"><img src="https://x/y">'
+    )
+    assert cleaned == '<p style="color:red">x</p><img src="cid:logo"><img>'
+
+
+def test_read_message_survives_broken_headers_and_charsets() -> None:
+    raw = (
+        b'Subject: =?x-unknown?q?caf=E9?=\r\nFrom: "unterminated <a@b\r\n'
+        b"Content-Type: text/plain; charset=x-unknown\r\n\r\ncaf\xe9 \x1b[31m\r\n"
+    )
+    shown = read_message(raw)
+    assert "\x1b" not in shown.subject + shown.sender
+    assert shown.text_body is not None
+    assert "caf" in shown.text_body
+    assert read_message(mime(SCRIPT_SUBJECT, SCRIPT_FROM, HTML_BODY, None)).subject.endswith(
+        "invoice fdp.exe"
+    )
