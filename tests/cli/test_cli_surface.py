@@ -35,6 +35,7 @@ SURFACE: dict[str, list[str]] = {
     "agent stop": ["--timeout"],
     "archive": [],
     "archive stats": ["NAMES", "--all"],
+    "console": ["--listen", "--cert", "--key", "--settings"],
     "export": [
         "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
         "--include-deleted",
@@ -120,6 +121,7 @@ DEFAULTS: dict[str, list[str]] = {
     "audit export": ["[default: jsonl]"],
     "audit report": ["[default: text]"],
     "audit tail": ["[default: 20]", "[default: table]"],
+    "console": ["[default: 127.0.0.1:8443]"],
     "login": ["[default: 300.0; x>=1]"],
     "sandbox app add": ["[default: public]"],
     "sandbox app secret": ["[default: 730]"],

@@ -53,6 +53,7 @@ EXIT_CODES: dict[str, tuple[int, ...]] = {
     "restore": (*_SIGNS_IN, EXIT_PARTIAL),
     "migrate": (*_SIGNS_IN, EXIT_PARTIAL),
     "export": (*_COMMON, EXIT_PARTIAL),
+    "console": _COMMON,
 }
 
 #: One example per command, as a user would type it.
@@ -87,6 +88,7 @@ EXAMPLES: dict[str, str] = {
     "agent stop": "exoimap agent stop",
     "agent status": "exoimap agent status",
     "agent serve": "exoimap agent serve",
+    "console": "exoimap console --listen 127.0.0.1:8443",
     "sandbox up": "exoimap sandbox up --state ./sandbox --messages 200",
     "sandbox info": "exoimap sandbox info --state ./sandbox",
     "sandbox approve": (
