@@ -103,6 +103,16 @@ def test_plain_text_body_cannot_close_its_pre(auditor: TestClient) -> None:
     assert html.escape(TEXT_BODY) in body
 
 
+def test_the_checker_sees_every_trick_of_the_raw_corpus() -> None:
+    """The checks above would fail if a page carried the corpus as it came."""
+    found = set(markup_problems(HTML_BODY))
+    assert {"<script>", "<svg>", "<meta>", "<style>", "<object>", "a form"} <= found
+    assert {"an onerror handler", "an onload handler", "a positioned overlay"} <= found
+    assert {"a remote image", "an iframe without sandbox", "a javascript: URL"} <= found
+    assert "a data:text/h URL" in found
+    assert markup_problems(sanitise(HTML_BODY)) == []
+
+
 def test_the_sanitiser_keeps_harmless_style_and_cid_images_only() -> None:
     cleaned = sanitise(
         '<p style="color: red; position: fixed">x</p><img src="cid:logo"><img src="https://x/y">'
