@@ -58,15 +58,11 @@ class ConsoleWorld:
     users: dict[str, tuple[str, str]]  # person -> (upn, password)
     accounts: dict[str, str] = field(default_factory=dict)  # account -> email
 
-    def console(self, **changes: float) -> Console:
+    def console(self, paths: Paths | None = None) -> Console:
         settings = self.settings
-        sessions = SessionStore(
-            idle=changes.get("idle", settings.idle_timeout),
-            absolute=changes.get("absolute", settings.absolute_timeout),
-        )
-        return Console(
-            settings, Mailboxes(self.paths), sessions, SignIn(settings), Trail(self.auditor)
-        )
+        sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
+        mailboxes = Mailboxes(paths or self.paths)
+        return Console(settings, mailboxes, sessions, SignIn(settings), Trail(self.auditor))
 
     def client(self, console: Console | None = None) -> TestClient:
         return TestClient(
@@ -78,9 +74,11 @@ class ConsoleWorld:
 
     def sign_in(self, client: TestClient, person: str) -> None:
         """Sign ``person`` in through the sandbox's pages (a robot in place of a browser)."""
+        self.sign_in_as(client, *self.users[person])
+
+    def sign_in_as(self, client: TestClient, upn: str, password: str) -> None:
         start = client.get("/auth/start")
         assert start.status_code == 303, start.text
-        upn, password = self.users[person]
         outcome = SignInRobot(self.identity_http()).sign_in(
             start.headers["location"], upn, password
         )
@@ -156,8 +154,16 @@ def world(
         "outside": "dan@fabrikam.example",
     }
     paths.config_dir.mkdir(parents=True)
+    # accounts of the sandbox tenant that nobody signed in to: a restore fails at sign-in
+    server = (
+        f'cloud = "custom"\nauthority = "{sandbox_tenant.authority}"\n'
+        f'ca_file = "{sandbox_tenant.ca_file}"\nimap_host = "{sandbox_tenant.imap_host}"\n'
+        f"imap_port = {sandbox_tenant.imap_port}\n"
+    )
     paths.config_file.write_text(
-        "".join(f'[accounts.{name}]\nemail = "{email}"\n\n' for name, email in accounts.items())
+        "".join(
+            f'[accounts.{name}]\nemail = "{email}"\n{server}\n' for name, email in accounts.items()
+        )
     )
     for name, email in accounts.items():
         _archive(paths.archive_dir(name), email.split("@")[1])

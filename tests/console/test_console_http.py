@@ -54,6 +54,31 @@ def test_each_role_reaches_exactly_what_the_policy_allows(
         assert response.status_code == expected, (person, path, response.text[:300])
 
 
+def _csrf_token(client: TestClient) -> str:
+    return client.get("/").text.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_each_role_may_ask_for_a_restore_exactly_where_the_policy_allows(
+    signed_in: dict[str, TestClient], person: str
+) -> None:
+    """These archives have no signed-in account behind them: a restore the policy lets
+    through fails at sign-in (502); one it refuses never starts (404)."""
+    client = signed_in[person]
+    token = _csrf_token(client)
+    allowed = {"own": {"self", "restore_operator"}, "other": {"restore_operator"}, "outside": set()}
+    for account, people in allowed.items():
+        form = {"csrf_token": token, "folder": "INBOX", "uid": "1"}
+        response = client.post(f"/m/{account}/restore", data=form)
+        if person in people:
+            assert response.status_code == 502, (person, account, response.text[:300])
+            assert "Restore failed" in response.text
+        else:
+            assert response.status_code == 404, (person, account)
+        without_token = client.post(f"/m/{account}/restore", data=dict(form, csrf_token="x"))
+        assert without_token.status_code == 403
+
+
 def test_the_mailbox_list_shows_each_role_its_own_mailboxes(
     signed_in: dict[str, TestClient],
 ) -> None:
@@ -91,10 +116,11 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 6
+    assert len(guarded) == 7
     for path in guarded:
         concrete = path.replace("{account}", "own")
-        response = client.post(concrete) if path == "/signout" else client.get(concrete)
+        posts = ("/signout", "/m/{account}/restore")
+        response = client.post(concrete) if path in posts else client.get(concrete)
         assert response.status_code in (303, 403), path
         if response.status_code == 303:
             assert response.headers["location"] == "/signin"

@@ -22,7 +22,7 @@ from exoimap.app.accounts import archive_path
 from exoimap.config import Paths, load_config
 from exoimap.errors import MessageError
 from exoimap.store.archive import ArchiveStore
-from exoimap.store.base import FetchedMessage
+from exoimap.store.base import FetchedMessage, MessageInfo
 
 __all__ = ["FolderSummary", "Mailbox", "MessagePage", "MessageSummary", "Mailboxes"]
 
@@ -143,6 +143,16 @@ class Mailboxes:
                 for m in chosen
             ]
             return MessagePage(folder_name, page, len(infos), summaries)
+
+    async def info(self, mailbox: Mailbox, folder_name: str, uid: int) -> MessageInfo | None:
+        """What the index knows of one message; None when there is no such message."""
+        async with self._open(mailbox) as store:
+            names = {i.name for i in await store.list_folders() if i.selectable}
+            if folder_name not in names:
+                return None
+            async with store.open_folder(folder_name) as folder:
+                listing = await folder.list_messages(detail=True)
+            return next((m for m in listing.messages if m.uid == uid), None)
 
     async def message(self, mailbox: Mailbox, folder_name: str, uid: int) -> bytes | None:
         """The bytes of one message; None when the folder or message does not exist."""

@@ -29,18 +29,23 @@ class Action(enum.Enum):
     SEE_ALL_ACCOUNTS = "accounts.list"  # every configured account by name, no mail
     BROWSE_MAILBOX = "mailbox.browse"  # folders and message headers (metadata)
     READ_MESSAGE = "message.read"  # the content of a message
+    RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
 
 
 #: The actions each role grants. Admins run jobs and never read mail (no mailbox action).
 _GRANTS: Mapping[str, frozenset[Action]] = {
-    "self": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE}),
-    "restore_operator": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX}),
+    "self": frozenset(
+        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE}
+    ),
+    "restore_operator": frozenset(
+        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.RESTORE_MESSAGE}
+    ),
     "auditor": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE}),
     "compliance_officer": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
     "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
     "audit_reader": frozenset(),
 }
-_MAILBOX_ACTIONS = frozenset({Action.BROWSE_MAILBOX, Action.READ_MESSAGE})
+_MAILBOX_ACTIONS = frozenset({Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE})
 
 
 @dataclass(frozen=True)

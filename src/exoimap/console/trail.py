@@ -3,6 +3,9 @@ signed-in person as the record's ``console_user`` (refusals are on disk at once)
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from exoimap import audit
 from exoimap.audit import Auditor
 from exoimap.console.policy import Principal
@@ -37,3 +40,11 @@ class Trail:
         auditor = self._auditor or audit.current_auditor()
         with audit.acting_as(principal.upn if principal else "(not signed in)"):
             auditor.emit(event)
+
+    @contextlib.contextmanager
+    def acting(self, principal: Principal) -> Iterator[None]:
+        """Events the application emits in this block (a restore's ``archive.restored``) go
+        to this trail's auditor, done on behalf of ``principal``."""
+        auditor = self._auditor or audit.current_auditor()
+        with audit.use_auditor(auditor), audit.acting_as(principal.upn):
+            yield

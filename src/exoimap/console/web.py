@@ -25,6 +25,7 @@ from exoimap.console.archives import Mailbox, Mailboxes
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import render
 from exoimap.console.policy import Action, Principal, decide
+from exoimap.console.restoring import ProviderFactory, restore_message, vault_provider
 from exoimap.console.sessions import Session, SessionStore
 from exoimap.console.settings import ConsoleSettings
 from exoimap.console.signin import SignIn
@@ -49,6 +50,7 @@ class Console:
     sessions: SessionStore
     sign_in: SignIn
     trail: Trail
+    providers: ProviderFactory = vault_provider  # tokens for restoring into a mailbox
 
     @property
     def session_cookie(self) -> str:
@@ -185,9 +187,14 @@ async def _messages(console: Console, request: Request, visit: Visit) -> Respons
     page = await console.mailboxes.page(visit.mailbox, folder, number) if number else None
     if page is None:
         return _error("Not found", "There is no such folder or page.", 404, visit)
-    scopes = console.settings.scopes
-    can_read = decide(visit.principal, Action.READ_MESSAGE, visit.mailbox.email, scopes).allowed
-    context = _context(visit, mailbox=visit.mailbox, page=page, can_read=can_read)
+    scopes, email = console.settings.scopes, visit.mailbox.email
+    context = _context(
+        visit,
+        mailbox=visit.mailbox,
+        page=page,
+        can_read=decide(visit.principal, Action.READ_MESSAGE, email, scopes).allowed,
+        can_restore=decide(visit.principal, Action.RESTORE_MESSAGE, email, scopes).allowed,
+    )
     return render("messages.html", context)
 
 
@@ -221,6 +228,31 @@ async def _body(console: Console, request: Request, visit: Visit) -> Response:
     document = body_document(read_message(raw))
     headers = {"Content-Security-Policy": BODY_CSP, "X-Frame-Options": "SAMEORIGIN"}
     return HTMLResponse(document, headers=headers)
+
+
+async def _restore(console: Console, request: Request, visit: Visit) -> Response:
+    assert visit.mailbox is not None
+    form = await request.form()
+    folder, uid = form.get("folder"), form.get("uid")
+    number = _positive(uid if isinstance(uid, str) else None)
+    if not isinstance(folder, str) or number is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    info = await console.mailboxes.info(visit.mailbox, folder, number)
+    if info is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    if not info.message_id:
+        reason = "This message has no Message-ID; restore it with `exoimap restore`."
+        return _error("Cannot restore", reason, 409, visit)
+    with console.trail.acting(visit.principal):
+        outcome = await restore_message(
+            console.mailboxes.paths,
+            visit.mailbox.account,
+            folder,
+            info.message_id,
+            console.providers,
+        )
+    context = _context(visit, mailbox=visit.mailbox, folder=folder, outcome=outcome)
+    return render("restored.html", context, 200 if outcome.error is None else 502)
 
 
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
@@ -338,6 +370,7 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/folder", Action.BROWSE_MAILBOX, _messages, ("GET",), True),
     ("/m/{account}/message", Action.READ_MESSAGE, _message, ("GET",), True),
     ("/m/{account}/body", Action.READ_MESSAGE, _body, ("GET",), True),
+    ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
 )
 #: The routes anyone may reach: signing in, and the stylesheet.
 PUBLIC_PATHS = ("/signin", "/auth/start", "/auth/callback", "/static")
