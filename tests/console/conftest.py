@@ -62,7 +62,10 @@ class ConsoleWorld:
         settings = self.settings
         sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
         mailboxes = Mailboxes(paths or self.paths)
-        return Console(settings, mailboxes, sessions, SignIn(settings), Trail(self.auditor))
+        trail = Trail(self.auditor)
+        return Console(
+            settings, mailboxes, sessions, SignIn(settings), trail, audit_dir=self.audit_dir
+        )
 
     def client(self, console: Console | None = None) -> TestClient:
         return TestClient(

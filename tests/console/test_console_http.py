@@ -3,6 +3,8 @@ sign-out, CSRF, and the audit trail of every request."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from exoimap.console.web import PAGE_CSP, PUBLIC_PATHS, build_app
@@ -27,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     f"/m/outside/message?{INBOX_MESSAGE}": set(),
     f"/m/outside/body?{INBOX_MESSAGE}": set(),
     "/m/nonexistent": set(),
+    "/audit": {"audit_reader"},
+    "/audit?event=console.*&outcome=denied": {"audit_reader"},
 }
 
 
@@ -49,7 +53,7 @@ def test_each_role_reaches_exactly_what_the_policy_allows(
     client = signed_in[person]
     for path, allowed in ALLOWED.items():
         response = client.get(path)
-        refused = 403 if path == "/" else 404
+        refused = 404 if path.startswith("/m/") else 403
         expected = 200 if person in allowed else refused
         assert response.status_code == expected, (person, path, response.text[:300])
 
@@ -116,7 +120,7 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 7
+    assert len(guarded) == 8
     for path in guarded:
         concrete = path.replace("{account}", "own")
         posts = ("/signout", "/m/{account}/restore")
@@ -124,6 +128,22 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
         assert response.status_code in (303, 403), path
         if response.status_code == 303:
             assert response.headers["location"] == "/signin"
+
+
+def test_audit_reader_sees_the_console_records_and_nothing_else(
+    world: ConsoleWorld, signed_in: dict[str, TestClient]
+) -> None:
+    signed_in["admin"].get("/m/own/message?folder=INBOX&uid=1")  # refused, audited
+    reader = signed_in["audit_reader"]
+    assert 'id="nav-audit"' in reader.get("/audit").text
+    assert 'id="nav-audit"' not in signed_in["auditor"].get("/").text
+    page = reader.get("/audit", params={"event": "console.*", "outcome": "denied"}).text
+    assert world.users["admin"][0] in page
+    assert "resource=/m/own/message?folder=INBOX&amp;uid=1" in page
+    outcomes = re.findall(r"<td>(success|failure|denied)</td>", page)
+    assert set(outcomes) == {"denied"}
+    bad = reader.get("/audit", params={"outcome": "maybe"})
+    assert bad.status_code == 400
 
 
 def test_pages_carry_the_security_headers(signed_in: dict[str, TestClient]) -> None:

@@ -30,6 +30,7 @@ class Action(enum.Enum):
     BROWSE_MAILBOX = "mailbox.browse"  # folders and message headers (metadata)
     READ_MESSAGE = "message.read"  # the content of a message
     RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
+    READ_AUDIT = "audit.read"  # the audit log
 
 
 #: The actions each role grants. Admins run jobs and never read mail (no mailbox action).
@@ -43,7 +44,7 @@ _GRANTS: Mapping[str, frozenset[Action]] = {
     "auditor": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE}),
     "compliance_officer": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
     "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
-    "audit_reader": frozenset(),
+    "audit_reader": frozenset({Action.READ_AUDIT}),
 }
 _MAILBOX_ACTIONS = frozenset({Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE})
 

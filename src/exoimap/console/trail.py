@@ -41,6 +41,10 @@ class Trail:
         with audit.acting_as(principal.upn if principal else "(not signed in)"):
             auditor.emit(event)
 
+    def flush(self) -> None:
+        """Put every record so far on disk (before showing the log)."""
+        (self._auditor or audit.current_auditor()).flush()
+
     @contextlib.contextmanager
     def acting(self, principal: Principal) -> Iterator[None]:
         """Events the application emits in this block (a restore's ``archive.restored``) go

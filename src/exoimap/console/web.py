@@ -21,6 +21,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from exoimap.audit.query import AuditFilter, summarize
+from exoimap.audit.query import tail as audit_tail
 from exoimap.console.archives import Mailbox, Mailboxes
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import render
@@ -30,7 +32,7 @@ from exoimap.console.sessions import Session, SessionStore
 from exoimap.console.settings import ConsoleSettings
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
-from exoimap.errors import AuthError, StoreError, StoreLocked
+from exoimap.errors import AuthError, ConfigError, StoreError, StoreLocked
 
 __all__ = ["PAGE_CSP", "Console", "build_app"]
 
@@ -51,6 +53,7 @@ class Console:
     sign_in: SignIn
     trail: Trail
     providers: ProviderFactory = vault_provider  # tokens for restoring into a mailbox
+    audit_dir: Path | None = None  # default: the installation's audit folder
 
     @property
     def session_cookie(self) -> str:
@@ -81,7 +84,7 @@ def _resource(request: Request) -> str:
 def _error(title: str, message: str, status: int, visit: Visit | None = None) -> HTMLResponse:
     context: dict[str, object] = {"title": title, "message": message, "principal": None}
     if visit is not None:
-        context.update(principal=visit.principal, csrf_token=visit.session.csrf_token)
+        context.update(_context(visit))
     return render("error.html", context, status)
 
 
@@ -149,7 +152,12 @@ def _guarded(
 
 
 def _context(visit: Visit, **extra: object) -> dict[str, object]:
-    return {"principal": visit.principal, "csrf_token": visit.session.csrf_token, **extra}
+    return {
+        "principal": visit.principal,
+        "csrf_token": visit.session.csrf_token,
+        "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
+        **extra,
+    }
 
 
 def _positive(value: str | None, default: int | None = None) -> int | None:
@@ -253,6 +261,30 @@ async def _restore(console: Console, request: Request, visit: Visit) -> Response
         )
     context = _context(visit, mailbox=visit.mailbox, folder=folder, outcome=outcome)
     return render("restored.html", context, 200 if outcome.error is None else 502)
+
+
+#: How many records the audit page shows (newest first).
+AUDIT_PAGE = 200
+
+
+async def _audit_log(console: Console, request: Request, visit: Visit) -> Response:
+    params = request.query_params
+    try:
+        where = AuditFilter(
+            event=params.get("event") or None,
+            outcome=params.get("outcome") or None,
+            account=params.get("account") or None,
+        )
+    except ConfigError as exc:
+        return _error("Bad filter", str(exc), 400, visit)
+    console.trail.flush()
+    directory = console.audit_dir or console.mailboxes.paths.audit_dir
+    records = await run_in_threadpool(audit_tail, directory, AUDIT_PAGE, where)
+    rows = [
+        {"record": r, "console_user": r.actor.get("console_user") or "", "summary": summarize(r)}
+        for r in reversed(records)
+    ]
+    return render("audit.html", _context(visit, rows=rows, where=where))
 
 
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
@@ -371,6 +403,7 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/message", Action.READ_MESSAGE, _message, ("GET",), True),
     ("/m/{account}/body", Action.READ_MESSAGE, _body, ("GET",), True),
     ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
+    ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
 )
 #: The routes anyone may reach: signing in, and the stylesheet.
 PUBLIC_PATHS = ("/signin", "/auth/start", "/auth/callback", "/static")
