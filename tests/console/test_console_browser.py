@@ -6,6 +6,7 @@ stays), and no request leaves for a remote host."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,14 @@ from .conftest import ConsoleWorld
 from .hostile import REMOTE
 
 CHROMIUM = "/usr/bin/chromium"
+#: Set to a folder to keep screenshots of the main pages (docs/images/console has them).
+SCREENSHOTS = os.environ.get("EXOIMAP_CONSOLE_SCREENSHOTS")
+
+
+def _shot(page: Page, name: str, fallback: Path) -> None:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else fallback
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +90,7 @@ def test_auditor_signs_in_and_reads_a_hostile_message_safely(
     upn, password = world.users["auditor"]
     _sign_in(page, console_url, upn, password)
     assert page.text_content("#roles") == "auditor"
+    _shot(page, "mailboxes", tmp_path)
     cookies = {c["name"]: c for c in context.cookies()}
     session = cookies["__Host-exoimap-console"]
     assert session["httpOnly"]
@@ -88,14 +98,16 @@ def test_auditor_signs_in_and_reads_a_hostile_message_safely(
     assert session["sameSite"] == "Strict"
 
     page.click("a[href='/m/other']")
+    _shot(page, "folders", tmp_path)
     page.click("text=INBOX")
+    _shot(page, "messages", tmp_path)
     page.click("text=invoice")
     subject = page.text_content("#subject") or ""
     assert subject.startswith("<script>alert('subject')</script> invoice")
     body = page.frame_locator("#body")
     expect(body.locator("p", has_text="Hello from the archive")).to_be_visible()
     expect(body.locator("text=overlay")).to_be_visible()
-    page.screenshot(path=str(tmp_path / "message.png"))
+    _shot(page, "message", tmp_path)
 
     assert dialogs == []
     assert page.title() == "exoimap console"

@@ -95,7 +95,7 @@ def decide(
     if action not in _MAILBOX_ACTIONS:
         return Decision(True, f"role {granting[0]}")
     if mailbox is None:
-        return Decision(False, "no mailbox named")
+        return Decision(False, "no such mailbox")
     for role in granting:
         if _in_scope(role, principal, mailbox, scopes or {}):
             return Decision(True, f"role {role}")

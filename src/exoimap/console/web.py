@@ -124,8 +124,6 @@ def _guarded(
         decision = decide(
             principal, action, target.email if target else None, console.settings.scopes
         )
-        if mailbox and target is None:
-            decision = decision.__class__(False, "no such mailbox")
         console.trail.record(
             principal,
             action.value,
