@@ -2,8 +2,9 @@
 accounts of config.toml that have an archive), their folders, a page of a folder's
 messages (headers from each message's first bytes), and one message's bytes.
 
-Each call opens the archive, reads, and closes it, so the console holds no archive lock
-between requests (a sync that finds one held for that moment reports it and can be rerun;
+Each call opens the archive, reads, and closes it (skipping the index's integrity check
+while the index is as this process left it), so the console holds no archive lock between
+requests (a sync that finds one held for that moment reports it and can be rerun;
 a read during a sync is refused with :class:`~exoimap.errors.StoreLocked`).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from exoimap.app.accounts import archive_path
 from exoimap.config import Paths, load_config
 from exoimap.errors import MessageError
-from exoimap.store.archive import ArchiveStore
+from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
 
 __all__ = ["FolderSummary", "Mailbox", "MessagePage", "MessageSummary", "Mailboxes"]
@@ -81,6 +82,9 @@ class Mailboxes:
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        # each archive's index as this process left it: while unchanged, opening it again
+        # skips the integrity check (any write by a sync changes the stamp)
+        self._stamps: dict[Path, IndexStamp | None] = {}
 
     def all(self) -> list[Mailbox]:
         """Every configured account whose archive exists, by account name."""
@@ -97,52 +101,35 @@ class Mailboxes:
 
     @asynccontextmanager
     async def _open(self, mailbox: Mailbox) -> AsyncIterator[ArchiveStore]:
-        store = ArchiveStore.open(mailbox.archive, create=False)
+        trusted = self._stamps.get(mailbox.archive)
+        store = ArchiveStore.open(mailbox.archive, create=False, trusted_index=trusted)
         try:
             yield store
         finally:
             await store.close()
+            self._stamps[mailbox.archive] = store.closed_index_stamp
 
     async def folders(self, mailbox: Mailbox) -> list[FolderSummary]:
         async with self._open(mailbox) as store:
-            found = []
-            for info in sorted(await store.list_folders(), key=lambda i: i.name):
-                if not info.selectable:
-                    continue
-                async with store.open_folder(info.name) as folder:
-                    listing = await folder.list_messages()
-                found.append(FolderSummary(info.name, len(listing.messages)))
-            return found
+            names = sorted(i.name for i in await store.list_folders() if i.selectable)
+            states = await store.folder_states(names)  # counted by the index
+            return [FolderSummary(n, states[n].exists) for n in names if n in states]
 
     async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
-        """Messages of a folder, newest first; None when there is no such folder."""
+        """Messages of a folder, the most recently archived first (highest UID: the archive
+        numbers messages as they arrive); None when there is no such folder."""
         async with self._open(mailbox) as store:
             names = {i.name for i in await store.list_folders() if i.selectable}
             if folder_name not in names:
                 return None
             async with store.open_folder(folder_name) as folder:
-                listing = await folder.list_messages(detail=True)
-                infos = sorted(
-                    listing.messages,
-                    key=lambda m: (
-                        m.internal_date or _dt.datetime.min.replace(tzinfo=_dt.UTC),
-                        m.uid,
-                    ),
-                    reverse=True,
-                )
-                chosen = infos[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-                heads = await _heads(folder.fetch([m.uid for m in chosen]))
-            summaries = [
-                MessageSummary(
-                    m.uid,
-                    m.internal_date,
-                    m.size,
-                    header_text(heads[m.uid], "subject") if m.uid in heads else "",
-                    header_text(heads[m.uid], "from") if m.uid in heads else "",
-                )
-                for m in chosen
-            ]
-            return MessagePage(folder_name, page, len(infos), summaries)
+                listing = await folder.list_messages()
+                uids = sorted((m.uid for m in listing.messages), reverse=True)
+                chosen = uids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+                summaries = await _summaries(folder.fetch(chosen))
+            by_uid = {s.uid: s for s in summaries}
+            shown = [by_uid.get(uid, MessageSummary(uid, None, None, "", "")) for uid in chosen]
+            return MessagePage(folder_name, page, len(uids), shown)
 
     async def info(self, mailbox: Mailbox, folder_name: str, uid: int) -> MessageInfo | None:
         """What the index knows of one message; None when there is no such message."""
@@ -155,27 +142,29 @@ class Mailboxes:
             return next((m for m in listing.messages if m.uid == uid), None)
 
     async def message(self, mailbox: Mailbox, folder_name: str, uid: int) -> bytes | None:
-        """The bytes of one message; None when the folder or message does not exist."""
+        """The bytes of one message; None when the folder or message does not exist (or
+        its file is missing, or it is too large to show)."""
         async with self._open(mailbox) as store:
             names = {i.name for i in await store.list_folders() if i.selectable}
             if folder_name not in names:
                 return None
             async with store.open_folder(folder_name) as folder:
-                listing = await folder.list_messages(detail=True)
-                info = next((m for m in listing.messages if m.uid == uid), None)
-                if info is None or (info.size or 0) > MAX_SHOWN_BYTES:
-                    return None
                 parts: list[bytes] = []
-                async for fetched in folder.fetch([uid]):
-                    async for chunk in fetched.chunks:
-                        parts.append(chunk)
-                return b"".join(parts)
+                try:
+                    async for fetched in folder.fetch([uid]):  # the index finds the one UID
+                        if fetched.size > MAX_SHOWN_BYTES:
+                            return None
+                        parts.extend([chunk async for chunk in fetched.chunks])
+                except MessageError:
+                    return None
+                return b"".join(parts) if parts else None
 
 
-async def _heads(fetched: AsyncIterator[FetchedMessage]) -> dict[int, EmailMessage]:
-    """The parsed headers of each fetched message (from its first chunk)."""
+async def _summaries(fetched: AsyncIterator[FetchedMessage]) -> list[MessageSummary]:
+    """Date, size, subject and sender of each fetched message (headers from its first
+    chunk); a message whose file is missing ends the list there (shown without them)."""
     parser = BytesHeaderParser(policy=policy.default)
-    heads: dict[int, EmailMessage] = {}
+    found: list[MessageSummary] = []
     try:
         async for message in fetched:
             chunks = message.chunks
@@ -183,8 +172,16 @@ async def _heads(fetched: AsyncIterator[FetchedMessage]) -> dict[int, EmailMessa
             close = getattr(chunks, "aclose", None)
             if close is not None:
                 await close()
-            parsed = parser.parsebytes(first[:_HEADER_BYTES])
-            heads[message.uid] = parsed
+            head = parser.parsebytes(first[:_HEADER_BYTES])
+            found.append(
+                MessageSummary(
+                    message.uid,
+                    message.internal_date,
+                    message.size,
+                    header_text(head, "subject"),
+                    header_text(head, "from"),
+                )
+            )
     except MessageError:
-        pass  # a message whose file is missing is listed without its headers
-    return heads
+        pass
+    return found
