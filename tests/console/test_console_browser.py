@@ -16,11 +16,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from exoimap.console.archives import Mailboxes
-from exoimap.console.server import ConsoleServer, bind
+from exoimap.console.server import ConsoleServer
 from exoimap.console.sessions import SessionStore
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.console.web import Console, build_app
+from exoimap.net.listen import listening_socket
 
 from .conftest import ConsoleWorld
 from .hostile import REMOTE
@@ -51,7 +52,7 @@ def console_url(world: ConsoleWorld, tmp_path_factory: pytest.TempPathFactory) -
     tls = world.tenant.identity.ca.issue(
         ("127.0.0.1",), folder=tmp_path_factory.mktemp("console-tls"), stem="console"
     )
-    sock = bind("127.0.0.1", 0)
+    sock = listening_socket("127.0.0.1", 0)
     url = f"https://127.0.0.1:{sock.getsockname()[1]}"
     settings = dataclasses.replace(world.settings, public_url=url)
     world.tenant.admin.add_redirect_uri(world.app_name, settings.redirect_uri)

@@ -33,7 +33,9 @@ def auditor(world: ConsoleWorld) -> TestClient:
     return client
 
 
-def _uid_of(page: str, subject_fragment: str) -> str:
+def _inbox_uid(client: TestClient, subject_fragment: str) -> str:
+    """The UID of the INBOX message whose row (in the message list) has the fragment."""
+    page = client.get("/m/other/folder", params={"name": "INBOX"}).text
     for row in re.findall(r"<tr>.*?</tr>", page, flags=re.S):
         if subject_fragment in row:
             found = re.search(r"uid=(\d+)", row)
@@ -67,8 +69,7 @@ def test_hostile_folder_name_is_escaped_in_links_and_text(auditor: TestClient) -
 def test_hostile_message_page_shows_headers_as_text_and_frames_the_body(
     auditor: TestClient,
 ) -> None:
-    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
-    uid = _uid_of(listing, "invoice")
+    uid = _inbox_uid(auditor, "invoice")
     page = auditor.get("/m/other/message", params={"folder": "INBOX", "uid": uid})
     assert page.status_code == 200
     _assert_inert(page.text)
@@ -83,8 +84,7 @@ def test_hostile_message_page_shows_headers_as_text_and_frames_the_body(
 def test_hostile_html_body_is_sanitised_and_served_under_a_sandbox_policy(
     auditor: TestClient,
 ) -> None:
-    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
-    uid = _uid_of(listing, "invoice")
+    uid = _inbox_uid(auditor, "invoice")
     body = auditor.get("/m/other/body", params={"folder": "INBOX", "uid": uid})
     assert body.status_code == 200
     assert body.headers["content-security-policy"] == BODY_CSP
@@ -96,8 +96,7 @@ def test_hostile_html_body_is_sanitised_and_served_under_a_sandbox_policy(
 
 
 def test_plain_text_body_cannot_close_its_pre(auditor: TestClient) -> None:
-    listing = auditor.get("/m/other/folder", params={"name": "INBOX"}).text
-    uid = _uid_of(listing, ">plain<")
+    uid = _inbox_uid(auditor, ">plain<")
     body = auditor.get("/m/other/body", params={"folder": "INBOX", "uid": uid}).text
     _assert_inert(body)
     assert html.escape(TEXT_BODY) in body

@@ -36,12 +36,13 @@ def console(listen: str, cert: Path | None, key: Path | None, settings_path: Pat
     reverse proxy that terminates TLS, or give --cert and --key.
     """
     from exoimap.console.archives import Mailboxes
-    from exoimap.console.server import ConsoleServer, bind, is_loopback, parse_listen
+    from exoimap.console.server import ConsoleServer, is_loopback, parse_listen
     from exoimap.console.sessions import SessionStore
     from exoimap.console.settings import load_settings, settings_file
     from exoimap.console.signin import SignIn
     from exoimap.console.trail import Trail
     from exoimap.console.web import Console, build_app
+    from exoimap.net.listen import listening_socket
 
     host, port = parse_listen(listen)
     if (cert is None) != (key is None):
@@ -58,7 +59,7 @@ def console(listen: str, cert: Path | None, key: Path | None, settings_path: Pat
     settings = load_settings(
         settings_path or settings_file(paths), public_url=f"{scheme}://{shown_host}:{port}"
     )
-    sock = bind(host, port)
+    sock = listening_socket(host, port)
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
         app = build_app(Console(settings, Mailboxes(paths), sessions, SignIn(settings), Trail()))

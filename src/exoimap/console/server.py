@@ -1,6 +1,7 @@
-"""Serving the console with uvicorn: on a socket bound before the server starts (so the
-port is known, even when 0 asked the system for one), over TLS when given a certificate
-and key. :class:`ConsoleServer` runs it in a thread, for tests and embedding."""
+"""Serving the console with uvicorn: on a socket bound before the server starts
+(:func:`exoimap.net.listen.listening_socket`: the port is known, even when 0 asked the system
+for one), over TLS when given a certificate and key. :class:`ConsoleServer` runs it in a
+thread, for tests and embedding."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp
 
 from exoimap.errors import ConfigError, NetworkError
 
-__all__ = ["ConsoleServer", "bind", "is_loopback", "parse_listen"]
+__all__ = ["ConsoleServer", "is_loopback", "parse_listen"]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -34,18 +35,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 class ConsoleServer:
