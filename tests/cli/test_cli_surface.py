@@ -65,6 +65,8 @@ SURFACE: dict[str, list[str]] = {
         "NAME", "--public", "--confidential", "--redirect-uri", "--delegated", "--application",
         "--admin-consent", "--state",
     ],
+    "sandbox app assign": ["NAME", "UPN", "ROLE", "--state"],
+    "sandbox app role": ["NAME", "VALUES", "--state"],
     "sandbox app cert": ["NAME", "--state"],
     "sandbox app grant": [
         "NAME", "--delegated", "--application", "--admin-consent", "--no-admin-consent", "--state",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exoimap.console.policy import ROLES, Action, Principal, decide
+from exoimap.console.sessions import SessionStore
 
 SCOPES = {"auditor": ("*@contoso.com",), "restore_operator": ("ann@contoso.com",)}
 
@@ -51,3 +52,20 @@ def test_admin_and_compliance_see_accounts_but_never_mail() -> None:
     assert decide(person("admin"), Action.SEE_ALL_ACCOUNTS).allowed
     assert not decide(person("auditor"), Action.SEE_ALL_ACCOUNTS).allowed
     assert not decide(person("audit_reader"), Action.LIST_MAILBOXES).allowed
+
+
+def test_ended_sessions_are_forgotten_and_sign_ins_taken_once() -> None:
+    clock = [0.0]
+    store = SessionStore(idle=10, absolute=100, clock=lambda: clock[0])
+    first = store.create(person("auditor"))
+    clock[0] = 11
+    second = store.create(person("auditor"))
+    assert len(store) == 1  # the idle one went when the next was made
+    assert store.get(first) is None
+    assert store.get(second) is not None
+    pending = store.start_sign_in({"state": "s"})
+    assert store.take_sign_in(pending) == {"state": "s"}
+    assert store.take_sign_in(pending) is None
+    late = store.start_sign_in({"state": "t"})
+    clock[0] += 601
+    assert store.take_sign_in(late) is None

@@ -100,6 +100,10 @@ EXAMPLES: dict[str, str] = {
         "--delegated https://outlook.office.com/IMAP.AccessAsUser.All --admin-consent"
     ),
     "sandbox app cert": "exoimap sandbox app cert exoimap-daemon",
+    "sandbox app role": "exoimap sandbox app role exoimap-console self auditor admin",
+    "sandbox app assign": (
+        "exoimap sandbox app assign exoimap-console alice@contoso.onmicrosoft.com self"
+    ),
     "sandbox app grant": (
         "exoimap sandbox app grant exoimap-daemon "
         "--application https://outlook.office365.com/IMAP.AccessAsApp --admin-consent"

@@ -46,13 +46,23 @@ class SessionStore:
         self._pending: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """How many sessions are held (live, or ended and not yet forgotten)."""
+        with self._lock:
+            return len(self._sessions)
+
     def create(self, principal: Principal) -> str:
         """A new session for ``principal``; returns its id (the cookie value)."""
         now = self._clock()
         session_id = secrets.token_urlsafe(32)
         with self._lock:
+            # forget the sessions that ended without a sign-out, so memory stays bounded
+            self._sessions = {k: v for k, v in self._sessions.items() if self._live(v, now)}
             self._sessions[session_id] = Session(principal, now, now)
         return session_id
+
+    def _live(self, session: Session, now: float) -> bool:
+        return now - session.last_seen <= self.idle and now - session.created <= self.absolute
 
     def get(self, session_id: str | None) -> Session | None:
         """The live session with this id (touching it), or None."""
@@ -63,7 +73,7 @@ class SessionStore:
             session = self._sessions.get(session_id)
             if session is None:
                 return None
-            if now - session.last_seen > self.idle or now - session.created > self.absolute:
+            if not self._live(session, now):
                 del self._sessions[session_id]
                 return None
             session.last_seen = now
