@@ -39,7 +39,15 @@ from exoimap.secrets import Secret
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.memory import MemoryStore
 
-from .hostile import HOSTILE_FOLDER, HTML_BODY, SCRIPT_FROM, SCRIPT_SUBJECT, TEXT_BODY, mime
+from .hostile import (
+    HOSTILE_FOLDER,
+    HTML_BODY,
+    SCRIPT_FROM,
+    SCRIPT_SUBJECT,
+    TEXT_BODY,
+    mime,
+    with_attachment,
+)
 
 PUBLIC_URL = "https://testserver"
 AUDIT_KEY = Secret(b"C" * 32)
@@ -110,6 +118,9 @@ def _archive(root: Path, owner: str) -> None:
         "INBOX",
         mime("plain", "x@example.com", None, TEXT_BODY),
         internal_date=when + dt.timedelta(hours=2),
+    )
+    source.add_message(
+        "INBOX", with_attachment("with an attachment"), internal_date=when + dt.timedelta(hours=3)
     )
     source.add_message(
         HOSTILE_FOLDER,

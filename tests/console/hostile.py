@@ -28,7 +28,24 @@ HTML_BODY = f"""<html><head>
 <object data="https://{REMOTE}/object.swf"></object>
 </body></html>"""
 
+#: An attachment that would run if the browser showed it, under a name that tries a path,
+#: a header break-out and markup.
+ATTACHMENT_NAME = '../"evil"<script>.html'
+ATTACHMENT = b"<script>alert('attachment')</script>"
+
 TEXT_BODY = "plain text </pre><script>alert('text')</script> & more"
+
+
+def with_attachment(subject: str) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = "z@example.com"
+    message["Message-ID"] = "<attachment@example.com>"
+    message.set_content("see the attachment")
+    message.add_attachment(ATTACHMENT, maintype="text", subtype="html", filename=ATTACHMENT_NAME)
+    return bytes(message)
 
 
 def mime(subject: str, sender: str, html: str | None, text: str | None) -> bytes:

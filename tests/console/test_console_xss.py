@@ -4,6 +4,8 @@ policy under which nothing runs or loads."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import html
 import re
 
@@ -14,6 +16,8 @@ from exoimap.console.mail_view import BODY_CSP, read_message, sanitise, web_text
 
 from .conftest import ConsoleWorld, TestClient
 from .hostile import (
+    ATTACHMENT,
+    ATTACHMENT_NAME,
     BIDI,
     HOSTILE_FOLDER,
     HTML_BODY,
@@ -34,8 +38,12 @@ def auditor(world: ConsoleWorld) -> TestClient:
 
 
 def _inbox_uid(client: TestClient, subject_fragment: str) -> str:
+    return _uid_in(client, "other", subject_fragment)
+
+
+def _uid_in(client: TestClient, account: str, subject_fragment: str) -> str:
     """The UID of the INBOX message whose row (in the message list) has the fragment."""
-    page = client.get("/m/other/folder", params={"name": "INBOX"}).text
+    page = client.get(f"/m/{account}/folder", params={"name": "INBOX"}).text
     for row in re.findall(r"<tr>.*?</tr>", page, flags=re.S):
         if subject_fragment in row:
             found = re.search(r"uid=(\d+)", row)
@@ -130,4 +138,49 @@ def test_read_message_survives_broken_headers_and_charsets() -> None:
     assert "caf" in shown.text_body
     assert read_message(mime(SCRIPT_SUBJECT, SCRIPT_FROM, HTML_BODY, None)).subject.endswith(
         "invoice fdp.exe"
+    )
+
+
+def test_owner_downloads_the_eml_and_a_hostile_attachment_only_as_files(
+    world: ConsoleWorld,
+) -> None:
+    owner = world.client()
+    world.sign_in(owner, "self")
+    uid = _uid_in(owner, "own", "with an attachment")
+    page = owner.get("/m/own/message", params={"folder": "INBOX", "uid": uid}).text
+    _assert_inert(page)
+    assert str(escape(ATTACHMENT_NAME)) in page  # shown as text
+    eml = owner.get("/m/own/eml", params={"folder": "INBOX", "uid": uid})
+    assert eml.status_code == 200
+    saved = email.message_from_bytes(eml.content, policy=email.policy.default)
+    assert saved["Message-ID"] == "<attachment@example.com>"
+    assert [p.get_content() for p in saved.iter_attachments()] == [ATTACHMENT.decode()]
+    assert eml.headers["content-type"] == "message/rfc822"
+    assert eml.headers["content-disposition"].startswith("attachment;")
+    part = owner.get("/m/own/attachment", params={"folder": "INBOX", "uid": uid, "part": 1})
+    assert part.status_code == 200
+    assert part.content == ATTACHMENT
+    assert part.headers["content-type"] == "application/octet-stream"
+    assert part.headers["x-content-type-options"] == "nosniff"
+    assert part.headers["content-security-policy"].startswith("sandbox")
+    disposition = part.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="__evil__script_.html"')
+    assert (
+        owner.get(
+            "/m/own/attachment", params={"folder": "INBOX", "uid": uid, "part": 2}
+        ).status_code
+        == 404
+    )
+    # an auditor may read the message, not take its files
+    auditor = world.client()
+    world.sign_in(auditor, "auditor")
+    assert (
+        "/m/own/attachment?"
+        not in auditor.get("/m/own/message", params={"folder": "INBOX", "uid": uid}).text
+    )
+    assert (
+        auditor.get(
+            "/m/own/attachment", params={"folder": "INBOX", "uid": uid, "part": 1}
+        ).status_code
+        == 404
     )

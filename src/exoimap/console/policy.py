@@ -30,13 +30,20 @@ class Action(enum.Enum):
     BROWSE_MAILBOX = "mailbox.browse"  # folders and message headers (metadata)
     READ_MESSAGE = "message.read"  # the content of a message
     RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
+    DOWNLOAD_MESSAGE = "message.download"  # the .eml or an attachment, as a file
     READ_AUDIT = "audit.read"  # the audit log
 
 
 #: The actions each role grants. Admins run jobs and never read mail (no mailbox action).
 _GRANTS: Mapping[str, frozenset[Action]] = {
     "self": frozenset(
-        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE}
+        {
+            Action.LIST_MAILBOXES,
+            Action.BROWSE_MAILBOX,
+            Action.READ_MESSAGE,
+            Action.RESTORE_MESSAGE,
+            Action.DOWNLOAD_MESSAGE,
+        }
     ),
     "restore_operator": frozenset(
         {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.RESTORE_MESSAGE}
@@ -46,7 +53,9 @@ _GRANTS: Mapping[str, frozenset[Action]] = {
     "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
     "audit_reader": frozenset({Action.READ_AUDIT}),
 }
-_MAILBOX_ACTIONS = frozenset({Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE})
+_MAILBOX_ACTIONS = frozenset(
+    {Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE, Action.DOWNLOAD_MESSAGE}
+)
 
 
 @dataclass(frozen=True)

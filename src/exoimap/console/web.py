@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from exoimap.audit.query import AuditFilter, summarize
 from exoimap.audit.query import tail as audit_tail
 from exoimap.console.archives import Mailbox, Mailboxes
+from exoimap.console.downloads import attachment_of, download
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import render
 from exoimap.console.policy import Action, Principal, decide
@@ -217,12 +218,15 @@ async def _message(console: Console, request: Request, visit: Visit) -> Response
     raw = await _raw_message(console, request, visit)
     if raw is None:
         return _error("Not found", "There is no such message.", 404, visit)
+    assert visit.mailbox is not None
+    scopes, email = console.settings.scopes, visit.mailbox.email
     context = _context(
         visit,
         mailbox=visit.mailbox,
         folder=request.query_params["folder"],
         uid=request.query_params["uid"],
         message=read_message(raw),
+        can_download=decide(visit.principal, Action.DOWNLOAD_MESSAGE, email, scopes).allowed,
     )
     return render("message.html", context)
 
@@ -283,6 +287,22 @@ async def _audit_log(console: Console, request: Request, visit: Visit) -> Respon
         for r in reversed(records)
     ]
     return render("audit.html", _context(visit, rows=rows, where=where))
+
+
+async def _eml(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    if raw is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    return download(raw, f"message-{request.query_params['uid']}.eml", "message/rfc822")
+
+
+async def _attachment(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    index = _positive(request.query_params.get("part"))
+    found = attachment_of(raw, index - 1) if raw is not None and index is not None else None
+    if found is None:
+        return _error("Not found", "There is no such attachment.", 404, visit)
+    return download(found[1], found[0])
 
 
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
@@ -401,6 +421,8 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/message", Action.READ_MESSAGE, _message, ("GET",), True),
     ("/m/{account}/body", Action.READ_MESSAGE, _body, ("GET",), True),
     ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
+    ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
+    ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
     ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
 )
 #: The routes anyone may reach: signing in, and the stylesheet.
