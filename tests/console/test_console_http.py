@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from exoimap import audit
 from exoimap.console.web import PAGE_CSP, PUBLIC_PATHS, build_app
 from exoimap.sandbox.identity import SignInRobot
 
@@ -33,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     f"/m/other/eml?{INBOX_MESSAGE}": set(),
     "/m/nonexistent": set(),
     "/audit": {"audit_reader"},
+    "/dashboard": {"admin"},
     "/audit?event=console.*&outcome=denied": {"audit_reader"},
 }
 
@@ -123,7 +125,7 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 10
+    assert len(guarded) == 11
     for path in guarded:
         concrete = path.replace("{account}", "own")
         posts = ("/signout", "/m/{account}/restore")
@@ -147,6 +149,32 @@ def test_audit_reader_sees_the_console_records_and_nothing_else(
     assert set(outcomes) == {"denied"}
     bad = reader.get("/audit", params={"outcome": "maybe"})
     assert bad.status_code == 400
+
+
+def test_admin_dashboard_shows_accounts_syncs_and_failures_without_mail(
+    world: ConsoleWorld, signed_in: dict[str, TestClient]
+) -> None:
+    world.auditor.emit(audit.AccountSynced(account="own", copied=7, folders=2))
+    world.auditor.emit(
+        audit.AccountSynced(account="other", outcome="failure", error="<b>locked</b>")
+    )
+    admin = signed_in["admin"]
+    assert 'id="nav-dashboard"' in admin.get("/").text
+    page = admin.get("/dashboard").text
+    rows = {
+        cells[0]: cells
+        for cells in (
+            re.findall(r"<td[^>]*>(.*?)</td>", row)
+            for row in re.findall(r"<tr>.*?</tr>", page, flags=re.S)
+        )
+        if cells
+    }
+    assert rows["own"][2] == "5"  # INBOX 4 + the hostile folder's 1
+    assert rows["own"][3].endswith("Z")
+    assert rows["own"][4] == "7"
+    assert rows["other"][5].endswith("Z")
+    assert rows["other"][6] == "&lt;b&gt;locked&lt;/b&gt;"
+    assert "Quarterly numbers" not in page
 
 
 def test_pages_carry_the_security_headers(signed_in: dict[str, TestClient]) -> None:

@@ -32,6 +32,7 @@ class Action(enum.Enum):
     RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
     DOWNLOAD_MESSAGE = "message.download"  # the .eml or an attachment, as a file
     READ_AUDIT = "audit.read"  # the audit log
+    VIEW_DASHBOARD = "dashboard.view"  # accounts, sync times and failures, no mail
 
 
 #: The actions each role grants. Admins run jobs and never read mail (no mailbox action).
@@ -50,7 +51,7 @@ _GRANTS: Mapping[str, frozenset[Action]] = {
     ),
     "auditor": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE}),
     "compliance_officer": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
-    "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
+    "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS, Action.VIEW_DASHBOARD}),
     "audit_reader": frozenset({Action.READ_AUDIT}),
 }
 _MAILBOX_ACTIONS = frozenset(

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from exoimap.audit.query import AuditFilter, summarize
 from exoimap.audit.query import tail as audit_tail
 from exoimap.console.archives import Mailbox, Mailboxes
+from exoimap.console.dashboard import account_rows
 from exoimap.console.downloads import attachment_of, download
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import render
@@ -155,6 +156,7 @@ def _context(visit: Visit, **extra: object) -> dict[str, object]:
         "principal": visit.principal,
         "csrf_token": visit.session.csrf_token,
         "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
+        "can_see_dashboard": decide(visit.principal, Action.VIEW_DASHBOARD).allowed,
         **extra,
     }
 
@@ -305,6 +307,13 @@ async def _attachment(console: Console, request: Request, visit: Visit) -> Respo
     return download(found[1], found[0])
 
 
+async def _dashboard(console: Console, request: Request, visit: Visit) -> Response:
+    console.trail.flush()
+    directory = console.audit_dir or console.mailboxes.paths.audit_dir
+    rows = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
+    return render("dashboard.html", _context(visit, rows=rows))
+
+
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
     console.sessions.drop(request.cookies.get(console.session_cookie))
     response = RedirectResponse("/signin", status_code=303)
@@ -424,6 +433,7 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
     ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
     ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
+    ("/dashboard", Action.VIEW_DASHBOARD, _dashboard, ("GET",), False),
 )
 #: The routes anyone may reach: signing in, and the stylesheet.
 PUBLIC_PATHS = ("/signin", "/auth/start", "/auth/callback", "/static")
