@@ -64,6 +64,15 @@ def _app(tenant: SandboxTenant, name: str) -> dict[str, Any]:
     return entry
 
 
+def _public_client(tenant: SandboxTenant) -> msal.PublicClientApplication:
+    return msal.PublicClientApplication(
+        _app(tenant, PUBLIC_APP)["client_id"],
+        authority=tenant.authority,
+        http_client=tenant.http_session(),
+        instance_discovery=False,
+    )
+
+
 def _app_token(tenant: SandboxTenant, secret: str) -> dict[str, Any]:
     client = msal.ConfidentialClientApplication(
         _app(tenant, DAEMON_APP)["client_id"],
@@ -169,12 +178,7 @@ def test_redirect_uri_added_to_an_existing_app_is_accepted_by_the_running_server
     assert sandbox("app", "redirect-uri", PUBLIC_APP, uri).code == 0  # kept once
     assert _app(tenant, PUBLIC_APP)["redirect_uris"].count(uri) == 1
 
-    client = msal.PublicClientApplication(
-        _app(tenant, PUBLIC_APP)["client_id"],
-        authority=tenant.authority,
-        http_client=tenant.http_session(),
-        instance_discovery=False,
-    )
+    client = _public_client(tenant)
     flow = client.initiate_auth_code_flow(
         ["https://outlook.office.com/IMAP.AccessAsUser.All"],
         redirect_uri=uri,
@@ -320,12 +324,7 @@ def test_app_roles_defined_and_assigned_from_the_cli_reach_the_id_token(
     assert refused.code == 2
     assert "no role 'admin'" in refused.err
 
-    client = msal.PublicClientApplication(
-        _app(tenant, PUBLIC_APP)["client_id"],
-        authority=tenant.authority,
-        http_client=tenant.http_session(),
-        instance_discovery=False,
-    )
+    client = _public_client(tenant)
     flow = client.initiate_auth_code_flow(
         [], redirect_uri="http://localhost", response_mode="form_post"
     )
