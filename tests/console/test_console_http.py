@@ -4,10 +4,12 @@ sign-out, CSRF, and the audit trail of every request."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from exoimap import audit
+from exoimap.config import Paths
 from exoimap.console.web import PAGE_CSP, PUBLIC_PATHS, build_app
 from exoimap.sandbox.identity import SignInRobot
 
@@ -285,3 +287,16 @@ def test_every_request_is_audited_with_the_person_and_decision(
     assert new[2].data["roles"] == ["admin"]
     signs = world.records()
     assert any(r.data["action"] == "sign_in" and r.outcome == "success" for r in signs)
+
+
+def test_a_broken_config_is_a_page_not_a_traceback(world: ConsoleWorld, tmp_path: Path) -> None:
+    paths = Paths(config_dir=tmp_path / "config", data_dir=tmp_path / "data")
+    paths.config_dir.mkdir()
+    paths.config_file.write_text("[accounts.x]\nemail = 3\n")
+    client = world.client(world.console(paths))
+    world.sign_in(client, "auditor")
+    for path in ("/", "/m/x"):
+        response = client.get(path)
+        assert response.status_code == 500
+        assert "accounts.x" in response.text
+        assert "Traceback" not in response.text

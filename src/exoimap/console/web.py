@@ -34,7 +34,7 @@ from exoimap.console.sessions import Session, SessionStore
 from exoimap.console.settings import ConsoleSettings
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
-from exoimap.errors import AuthError, ConfigError, StoreError, StoreLocked
+from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreError, StoreLocked
 
 __all__ = ["PAGE_CSP", "Console", "build_app"]
 
@@ -122,7 +122,10 @@ def _guarded(
                 None, action.value, resource=resource, outcome="denied", reason="not signed in"
             )
             return RedirectResponse("/signin", status_code=303)
-        target = console.mailboxes.find(request.path_params["account"]) if mailbox else None
+        try:
+            target = console.mailboxes.find(request.path_params["account"]) if mailbox else None
+        except ExoimapError as exc:  # config.toml unreadable or invalid
+            return _error("Configuration error", str(exc), 500)
         decision = decide(
             principal, action, target.email if target else None, console.settings.scopes
         )
@@ -147,6 +150,8 @@ def _guarded(
             )
         except StoreError as exc:
             return _error("Archive error", f"The archive cannot be read: {exc}", 500, visit)
+        except ExoimapError as exc:
+            return _error("Error", str(exc), 500, visit)
 
     return endpoint
 
