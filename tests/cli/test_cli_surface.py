@@ -35,6 +35,7 @@ SURFACE: dict[str, list[str]] = {
     "agent stop": ["--timeout"],
     "archive": [],
     "archive stats": ["NAMES", "--all"],
+    "console": ["--listen", "--cert", "--key", "--settings"],
     "export": [
         "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
         "--include-deleted",
@@ -64,6 +65,8 @@ SURFACE: dict[str, list[str]] = {
         "NAME", "--public", "--confidential", "--redirect-uri", "--delegated", "--application",
         "--admin-consent", "--state",
     ],
+    "sandbox app assign": ["NAME", "UPN", "ROLE", "--state"],
+    "sandbox app role": ["NAME", "VALUES", "--state"],
     "sandbox app cert": ["NAME", "--state"],
     "sandbox app grant": [
         "NAME", "--delegated", "--application", "--admin-consent", "--no-admin-consent", "--state",
@@ -129,6 +132,7 @@ DEFAULTS: dict[str, list[str]] = {
     "audit export": ["[default: jsonl]"],
     "audit report": ["[default: text]"],
     "audit tail": ["[default: 20]", "[default: table]"],
+    "console": ["[default: 127.0.0.1:8443]"],
     "login": ["[default: 300.0; x>=1]"],
     "sandbox app add": ["[default: public]"],
     "sandbox app secret": ["[default: 730]"],

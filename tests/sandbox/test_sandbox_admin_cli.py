@@ -64,6 +64,15 @@ def _app(tenant: SandboxTenant, name: str) -> dict[str, Any]:
     return entry
 
 
+def _public_client(tenant: SandboxTenant) -> msal.PublicClientApplication:
+    return msal.PublicClientApplication(
+        _app(tenant, PUBLIC_APP)["client_id"],
+        authority=tenant.authority,
+        http_client=tenant.http_session(),
+        instance_discovery=False,
+    )
+
+
 def _app_token(tenant: SandboxTenant, secret: str) -> dict[str, Any]:
     client = msal.ConfidentialClientApplication(
         _app(tenant, DAEMON_APP)["client_id"],
@@ -169,12 +178,7 @@ def test_redirect_uri_added_to_an_existing_app_is_accepted_by_the_running_server
     assert sandbox("app", "redirect-uri", PUBLIC_APP, uri).code == 0  # kept once
     assert _app(tenant, PUBLIC_APP)["redirect_uris"].count(uri) == 1
 
-    client = msal.PublicClientApplication(
-        _app(tenant, PUBLIC_APP)["client_id"],
-        authority=tenant.authority,
-        http_client=tenant.http_session(),
-        instance_discovery=False,
-    )
+    client = _public_client(tenant)
     flow = client.initiate_auth_code_flow(
         ["https://outlook.office.com/IMAP.AccessAsUser.All"],
         redirect_uri=uri,
@@ -305,3 +309,25 @@ def test_names_are_printed_with_control_characters_made_visible(
     assert added.code == 0, added.err
     assert "\x1b" not in added.out
     assert "evil\\x1b[2Japp" in added.out
+
+
+def test_app_roles_defined_and_assigned_from_the_cli_reach_the_id_token(
+    tenant: SandboxTenant, sandbox: Callable[..., Ran]
+) -> None:
+    defined = sandbox("app", "role", PUBLIC_APP, "auditor", "self")
+    assert defined.code == 0, defined.err
+    upn, password = tenant.users[0]
+    assigned = sandbox("app", "assign", PUBLIC_APP, upn, "auditor")
+    assert assigned.code == 0, assigned.err
+    assert "has the role auditor" in assigned.out
+    refused = sandbox("app", "assign", PUBLIC_APP, upn, "admin")
+    assert refused.code == 2
+    assert "no role 'admin'" in refused.err
+
+    client = _public_client(tenant)
+    flow = client.initiate_auth_code_flow(
+        [], redirect_uri="http://localhost", response_mode="form_post"
+    )
+    outcome = SignInRobot(tenant.http_session()).sign_in(flow["auth_uri"], upn, password)
+    result = client.acquire_token_by_auth_code_flow(flow, outcome.params)
+    assert result["id_token_claims"]["roles"] == ["auditor"]

@@ -38,6 +38,7 @@ __all__ = [
     "AuditResetDetected",
     "AuditSegmentStarted",
     "ConfigChanged",
+    "ConsoleAccess",
     "FolderSynced",
     "ImapAuthFailed",
     "ImapAuthenticated",
@@ -392,6 +393,18 @@ class AccessDenied(AuditEvent):
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConsoleAccess(AuditEvent):
+    """A request to ``exoimap console``, allowed or refused (the signed-in person is the
+    record's ``console_user``): sign-in, sign-out, each page, each message opened."""
+
+    name: ClassVar[str] = "console.access"
+    action: str
+    resource: str = ""
+    roles: tuple[str, ...] = ()
+    reason: str = ""
+
+
 # --- written by the audit log itself ---------------------------------------------------
 
 
@@ -454,6 +467,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ConfigChanged,
     VaultChanged,
     AccessDenied,
+    ConsoleAccess,
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,

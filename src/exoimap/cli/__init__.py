@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
+    "console": ("exoimap.cli.console_cmd", "console"),
 }
 app.lazy_commands = COMMANDS
 

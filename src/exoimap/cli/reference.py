@@ -55,6 +55,7 @@ EXIT_CODES: dict[str, tuple[int, ...]] = {
     "restore": (*_SIGNS_IN, EXIT_PARTIAL),
     "migrate": (*_SIGNS_IN, EXIT_PARTIAL),
     "export": (*_COMMON, EXIT_PARTIAL),
+    "console": _COMMON,
 }
 
 #: One example per command, as a user would type it.
@@ -94,6 +95,7 @@ EXAMPLES: dict[str, str] = {
     "agent stop": "exoimap agent stop",
     "agent status": "exoimap agent status",
     "agent serve": "exoimap agent serve",
+    "console": "exoimap console --listen 127.0.0.1:8443",
     "sandbox up": "exoimap sandbox up --state ./sandbox --messages 200",
     "sandbox info": "exoimap sandbox info --state ./sandbox",
     "sandbox approve": (
@@ -105,6 +107,10 @@ EXAMPLES: dict[str, str] = {
         "--delegated https://outlook.office.com/IMAP.AccessAsUser.All --admin-consent"
     ),
     "sandbox app cert": "exoimap sandbox app cert exoimap-daemon",
+    "sandbox app role": "exoimap sandbox app role exoimap-console self auditor admin",
+    "sandbox app assign": (
+        "exoimap sandbox app assign exoimap-console alice@contoso.onmicrosoft.com self"
+    ),
     "sandbox app grant": (
         "exoimap sandbox app grant exoimap-daemon "
         "--application https://outlook.office365.com/IMAP.AccessAsApp --admin-consent"

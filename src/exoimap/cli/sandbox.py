@@ -349,6 +349,29 @@ def app_redirect_uri(name: str, uri: str, state: Path | None) -> None:
     _done(admin, f"app {_shown(name)} redirect URIs: {_shown(' '.join(uris))}")
 
 
+@app_app.command("role")
+@click.argument("name")
+@click.argument("values", nargs=-1, required=True)
+@state_option
+def app_role(name: str, values: tuple[str, ...], state: Path | None) -> None:
+    """Define app roles (by value) on an app; assign them with `sandbox app assign`."""
+    admin = _admin(state)
+    admin.define_app_roles(name, values)
+    _done(admin, f"app {_shown(name)} roles: {_shown(' '.join(values))}")
+
+
+@app_app.command("assign")
+@click.argument("name")
+@click.argument("upn")
+@click.argument("role")
+@state_option
+def app_assign(name: str, upn: str, role: str, state: Path | None) -> None:
+    """Assign a user one of the app's roles (in the `roles` claim of their ID tokens)."""
+    admin = _admin(state)
+    admin.assign_app_role(name, upn, role)
+    _done(admin, f"{_shown(upn)} has the role {_shown(role)} on {_shown(name)}")
+
+
 @app_app.command("cert")
 @click.argument("name")
 @state_option

@@ -301,6 +301,27 @@ class SandboxAdmin:
             if admin_consent is not None:
                 registration.admin_consent = admin_consent
 
+    def define_app_roles(self, app: str, values: Iterable[str]) -> None:
+        """Add app roles (by value) to an app registration's manifest."""
+        with self.store.transaction() as directory:
+            registration = self._app(directory, app)
+            for value in values:
+                if not value or any(c.isspace() for c in value):
+                    raise ConfigError(f"not an app role value: {value!r}", key="role")
+                if value not in registration.app_roles:
+                    registration.app_roles.append(value)
+
+    def assign_app_role(self, app: str, upn: str, value: str) -> None:
+        """Assign a user one of the app's roles (Enterprise applications > Users and
+        groups); the user's next ID token for the app carries it in ``roles``."""
+        with self.store.transaction() as directory:
+            registration = self._app(directory, app)
+            if value not in registration.app_roles:
+                raise ConfigError(f"the app {registration.name} has no role {value!r}", key="role")
+            held = registration.role_assignments.setdefault(self._user(directory, upn).oid, [])
+            if value not in held:
+                held.append(value)
+
     def set_redirect_uris(self, app: str, uris: Iterable[str]) -> None:
         with self.store.transaction() as directory:
             self._app(directory, app).redirect_uris = list(uris)

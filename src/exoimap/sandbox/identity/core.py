@@ -335,6 +335,9 @@ class IdentityCore:
         }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
+        roles = grant.app.role_assignments.get(user.oid)
+        if roles:
+            claims["roles"] = list(roles)
         return self.key.sign(claims)
 
     #: Where the server is reachable (``https://127.0.0.1:PORT``), set by the server.

@@ -75,6 +75,10 @@ class AppRegistration:
     application_permissions: list[str] = field(default_factory=list)
     admin_consent: bool = False
     allow_public_client_flows: bool = True
+    # app roles the app defines (their values) and who has them: Entra puts a user's
+    # assigned values in the ``roles`` claim of the ID tokens issued to this app
+    app_roles: list[str] = field(default_factory=list)
+    role_assignments: dict[str, list[str]] = field(default_factory=dict)  # user oid -> values
 
     @property
     def type(self) -> str:

@@ -28,6 +28,7 @@ import requests
 import uvicorn
 
 from exoimap.errors import ConfigError, NetworkError
+from exoimap.net.listen import listening_socket
 from exoimap.sandbox.ca import LocalCA
 from exoimap.sandbox.identity import publish
 from exoimap.sandbox.identity.admin import SandboxAdmin
@@ -137,20 +138,7 @@ class IdentitySandbox:
     @staticmethod
     def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
         """A listening socket (port 0: the OS picks a free port)."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit this: without it, Nagle + delayed ACK add ~40 ms per
-        # response (uvicorn writes headers and body as separate TLS records).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        sock.listen(128)
-        sock.setblocking(False)
-        return sock
+        return listening_socket(host, port)
 
     def base_url_for(self, sock: socket.socket) -> str:
         host, port = sock.getsockname()[:2]

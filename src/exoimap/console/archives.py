@@ -1,0 +1,187 @@
+"""The mailboxes' archives as the console reads them: which mailboxes there are (the
+accounts of config.toml that have an archive), their folders, a page of a folder's
+messages (headers from each message's first bytes), and one message's bytes.
+
+Each call opens the archive, reads, and closes it (skipping the index's integrity check
+while the index is as this process left it), so the console holds no archive lock between
+requests (a sync that finds one held for that moment reports it and can be rerun;
+a read during a sync is refused with :class:`~exoimap.errors.StoreLocked`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+from exoimap.app.accounts import archive_path
+from exoimap.config import Paths, load_config
+from exoimap.errors import MessageError
+from exoimap.store.archive import ArchiveStore, IndexStamp
+from exoimap.store.base import FetchedMessage, MessageInfo
+
+__all__ = ["FolderSummary", "Mailbox", "MessagePage", "MessageSummary", "Mailboxes"]
+
+PAGE_SIZE = 50
+#: A message larger than this is not shown in the console (download it instead).
+MAX_SHOWN_BYTES = 25 * 1024 * 1024
+_HEADER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    account: str  # the configured account name (the URL names the mailbox by it)
+    email: str
+    archive: Path
+
+
+@dataclass(frozen=True)
+class FolderSummary:
+    name: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    uid: int
+    date: _dt.datetime | None
+    size: int | None
+    subject: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    folder: str
+    page: int
+    total: int
+    messages: list[MessageSummary]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+def header_text(message: EmailMessage, name: str) -> str:
+    """A header decoded (RFC 2047), or its raw text when it does not decode."""
+    try:
+        value = message.get(name)
+    except (ValueError, IndexError, TypeError):  # malformed structured headers
+        raw = [v for k, v in message.raw_items() if k.lower() == name.lower()]
+        return str(raw[0]) if raw else ""
+    return "" if value is None else str(value)
+
+
+class Mailboxes:
+    """The archives of one exoimap installation."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        # each archive's index as this process left it: while unchanged, opening it again
+        # skips the integrity check (any write by a sync changes the stamp)
+        self._stamps: dict[Path, IndexStamp | None] = {}
+
+    def all(self) -> list[Mailbox]:
+        """Every configured account whose archive exists, by account name."""
+        config = load_config(self.paths)
+        found = []
+        for name, account in sorted(config.accounts.items()):
+            root = archive_path(account, self.paths)
+            if (root / "index.sqlite").is_file():
+                found.append(Mailbox(name, account.email, root))
+        return found
+
+    def find(self, account: str) -> Mailbox | None:
+        return next((m for m in self.all() if m.account == account), None)
+
+    @asynccontextmanager
+    async def _open(self, mailbox: Mailbox) -> AsyncIterator[ArchiveStore]:
+        trusted = self._stamps.get(mailbox.archive)
+        store = ArchiveStore.open(mailbox.archive, create=False, trusted_index=trusted)
+        try:
+            yield store
+        finally:
+            await store.close()
+            self._stamps[mailbox.archive] = store.closed_index_stamp
+
+    async def folders(self, mailbox: Mailbox) -> list[FolderSummary]:
+        async with self._open(mailbox) as store:
+            names = sorted(i.name for i in await store.list_folders() if i.selectable)
+            states = await store.folder_states(names)  # counted by the index
+            return [FolderSummary(n, states[n].exists) for n in names if n in states]
+
+    async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
+        """Messages of a folder, the most recently archived first (highest UID: the archive
+        numbers messages as they arrive); None when there is no such folder."""
+        async with self._open(mailbox) as store:
+            names = {i.name for i in await store.list_folders() if i.selectable}
+            if folder_name not in names:
+                return None
+            async with store.open_folder(folder_name) as folder:
+                listing = await folder.list_messages()
+                uids = sorted((m.uid for m in listing.messages), reverse=True)
+                chosen = uids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+                summaries = await _summaries(folder.fetch(chosen))
+            by_uid = {s.uid: s for s in summaries}
+            shown = [by_uid.get(uid, MessageSummary(uid, None, None, "", "")) for uid in chosen]
+            return MessagePage(folder_name, page, len(uids), shown)
+
+    async def info(self, mailbox: Mailbox, folder_name: str, uid: int) -> MessageInfo | None:
+        """What the index knows of one message; None when there is no such message."""
+        async with self._open(mailbox) as store:
+            names = {i.name for i in await store.list_folders() if i.selectable}
+            if folder_name not in names:
+                return None
+            async with store.open_folder(folder_name) as folder:
+                listing = await folder.list_messages(detail=True)
+            return next((m for m in listing.messages if m.uid == uid), None)
+
+    async def message(self, mailbox: Mailbox, folder_name: str, uid: int) -> bytes | None:
+        """The bytes of one message; None when the folder or message does not exist (or
+        its file is missing, or it is too large to show)."""
+        async with self._open(mailbox) as store:
+            names = {i.name for i in await store.list_folders() if i.selectable}
+            if folder_name not in names:
+                return None
+            async with store.open_folder(folder_name) as folder:
+                parts: list[bytes] = []
+                try:
+                    async for fetched in folder.fetch([uid]):  # the index finds the one UID
+                        if fetched.size > MAX_SHOWN_BYTES:
+                            return None
+                        parts.extend([chunk async for chunk in fetched.chunks])
+                except MessageError:
+                    return None
+                return b"".join(parts) if parts else None
+
+
+async def _summaries(fetched: AsyncIterator[FetchedMessage]) -> list[MessageSummary]:
+    """Date, size, subject and sender of each fetched message (headers from its first
+    chunk); a message whose file is missing ends the list there (shown without them)."""
+    parser = BytesHeaderParser(policy=policy.default)
+    found: list[MessageSummary] = []
+    try:
+        async for message in fetched:
+            chunks = message.chunks
+            first = await anext(chunks, b"")
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+            head = parser.parsebytes(first[:_HEADER_BYTES])
+            found.append(
+                MessageSummary(
+                    message.uid,
+                    message.internal_date,
+                    message.size,
+                    header_text(head, "subject"),
+                    header_text(head, "from"),
+                )
+            )
+    except MessageError:
+        pass
+    return found

@@ -1,0 +1,134 @@
+"""The console's settings: a TOML file of its own (``console.toml`` next to config.toml).
+
+::
+
+    authority = "https://login.microsoftonline.com/<tenant id>"
+    client_id = "<application (client) id of the console's app registration>"
+    public_url = "https://console.example.com"   # optional: where browsers reach it
+    ca_file = "/etc/ssl/private-ca.pem"           # optional: a private CA for the authority
+    idle_timeout = 900                            # seconds without a request
+    absolute_timeout = 28800                      # seconds after sign-in
+
+    [scopes]                                      # mailbox address patterns per role
+    auditor = ["*@contoso.com"]
+    restore_operator = ["alice@contoso.com", "bob@contoso.com"]
+
+The client secret is never in the file: it comes from ``EXOIMAP_CONSOLE_CLIENT_SECRET``
+(without it the console signs in as a public client, with PKCE only).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exoimap.config import Paths
+from exoimap.console.policy import ROLES
+from exoimap.errors import ConfigError
+from exoimap.secrets import Secret
+
+__all__ = ["SECRET_ENV", "ConsoleSettings", "load_settings", "settings_file"]
+
+SECRET_ENV = "EXOIMAP_CONSOLE_CLIENT_SECRET"  # noqa: S105 - a variable name
+_KEYS = {
+    "authority",
+    "client_id",
+    "public_url",
+    "ca_file",
+    "idle_timeout",
+    "absolute_timeout",
+    "scopes",
+}
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """How the console signs people in and what their roles may reach."""
+
+    authority: str
+    client_id: str
+    public_url: str
+    client_secret: Secret[str] | None = None
+    ca_file: Path | None = None
+    idle_timeout: float = 900.0
+    absolute_timeout: float = 8 * 3600.0
+    scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def redirect_uri(self) -> str:
+        """The reply URL to register on the app registration (platform "Web")."""
+        return self.public_url.rstrip("/") + "/auth/callback"
+
+    @property
+    def secure_transport(self) -> bool:
+        return self.public_url.startswith("https://")
+
+
+def settings_file(paths: Paths) -> Path:
+    return paths.config_dir / "console.toml"
+
+
+def _text(document: Mapping[str, Any], key: str, where: Path) -> str:
+    value = document.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} must be a non-empty string", path=str(where), key=key)
+    return value.strip()
+
+
+def _seconds(document: Mapping[str, Any], key: str, default: float, where: Path) -> float:
+    value = document.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number of seconds", path=str(where), key=key)
+    return float(value)
+
+
+def _scopes(value: object, where: Path) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError("scopes must be a table of role = [patterns]", path=str(where))
+    scopes: dict[str, tuple[str, ...]] = {}
+    for role, patterns in value.items():
+        if role not in ROLES or role == "self":
+            known = ", ".join(r for r in ROLES if r != "self")
+            raise ConfigError(f"scopes: unknown role {role!r} (roles: {known})", path=str(where))
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            raise ConfigError(f"scopes.{role} must be a list of address patterns", path=str(where))
+        scopes[role] = tuple(patterns)
+    return scopes
+
+
+def load_settings(
+    path: Path, *, public_url: str, environ: Mapping[str, str] | None = None
+) -> ConsoleSettings:
+    """Read ``path``; ``public_url`` is the default where the file names none."""
+    env = os.environ if environ is None else environ
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no console settings at {path}: write authority and client_id there "
+            "(see docs/console.md)",
+            path=str(path),
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"the console settings cannot be read: {exc}", path=str(path)) from None
+    unknown = sorted(set(document) - _KEYS)
+    if unknown:
+        raise ConfigError(f"unknown console setting {unknown[0]!r}", path=str(path))
+    ca_file = document.get("ca_file")
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise ConfigError("ca_file must be a path", path=str(path), key="ca_file")
+    secret = env.get(SECRET_ENV)
+    return ConsoleSettings(
+        authority=_text(document, "authority", path).rstrip("/"),
+        client_id=_text(document, "client_id", path),
+        public_url=(document.get("public_url") or public_url).rstrip("/"),
+        client_secret=Secret(secret) if secret else None,
+        ca_file=Path(ca_file).expanduser() if ca_file else None,
+        idle_timeout=_seconds(document, "idle_timeout", 900.0, path),
+        absolute_timeout=_seconds(document, "absolute_timeout", 8 * 3600.0, path),
+        scopes=_scopes(document.get("scopes", {}), path),
+    )

@@ -1,0 +1,83 @@
+"""Sign-in with Entra ID: OpenID Connect authorization code flow with PKCE, through MSAL.
+
+MSAL makes the state, nonce and PKCE verifier, checks them when the code comes back, and
+redeems the code (as a confidential client when the console has a client secret). Every
+step uses a fresh MSAL application with its own token cache, so no token outlives the
+sign-in: the console keeps only who the person is and their roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msal
+import requests
+
+from exoimap.console.policy import Principal
+from exoimap.console.settings import ConsoleSettings
+from exoimap.errors import AuthError
+from exoimap.untrusted import shown
+
+__all__ = ["SignIn"]
+
+
+class SignIn:
+    """Starts and finishes sign-ins for one console (blocking: call from a thread)."""
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        self.settings = settings
+
+    def _client(self) -> msal.ClientApplication:
+        http = requests.Session()
+        http.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        if self.settings.ca_file is not None:
+            http.verify = str(self.settings.ca_file)
+        common: dict[str, Any] = {
+            "authority": self.settings.authority,
+            "http_client": http,
+            "instance_discovery": False,
+            "token_cache": msal.TokenCache(),
+        }
+        secret = self.settings.client_secret
+        if secret is not None:
+            return msal.ConfidentialClientApplication(
+                self.settings.client_id, client_credential=secret.reveal(), **common
+            )
+        return msal.PublicClientApplication(self.settings.client_id, **common)
+
+    def begin(self) -> dict[str, Any]:
+        """A new flow: ``auth_uri`` to send the browser to, and what :meth:`finish` needs."""
+        try:
+            flow: dict[str, Any] = self._client().initiate_auth_code_flow(
+                [], redirect_uri=self.settings.redirect_uri, response_mode="form_post"
+            )
+        except (ValueError, requests.RequestException) as exc:
+            raise AuthError(
+                f"the identity platform is not reachable: {type(exc).__name__}"
+            ) from None
+        return flow
+
+    def finish(self, flow: dict[str, Any], reply: Mapping[str, str]) -> Principal:
+        """Redeem the code the browser brought back; the person in the ID token."""
+        try:
+            result = self._client().acquire_token_by_auth_code_flow(flow, dict(reply))
+        except ValueError:  # state mismatch, a reply to another sign-in
+            raise AuthError("the sign-in reply does not belong to this sign-in") from None
+        except requests.RequestException as exc:
+            raise AuthError(
+                f"the identity platform is not reachable: {type(exc).__name__}"
+            ) from None
+        claims = result.get("id_token_claims")
+        if "error" in result or not isinstance(claims, dict):
+            error = shown(
+                str(result.get("error_description") or result.get("error") or "no ID token")
+            )
+            raise AuthError(f"the sign-in failed: {error.splitlines()[0] if error else 'unknown'}")
+        roles = claims.get("roles")
+        return Principal(
+            oid=str(claims.get("oid", "")),
+            upn=str(claims.get("preferred_username", "")),
+            name=str(claims.get("name", "")),
+            roles=frozenset(str(r) for r in roles) if isinstance(roles, list) else frozenset(),
+        )

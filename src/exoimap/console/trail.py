@@ -1,0 +1,54 @@
+"""Every console request's decision goes into the audit log as ``console.access``, with the
+signed-in person as the record's ``console_user`` (refusals are on disk at once)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from exoimap import audit
+from exoimap.audit import Auditor
+from exoimap.console.policy import Principal
+
+__all__ = ["Trail"]
+
+
+class Trail:
+    """Writes to ``auditor`` (default: the process's auditor at the time of the request)."""
+
+    def __init__(self, auditor: Auditor | None = None) -> None:
+        self._auditor = auditor
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        *,
+        resource: str = "",
+        outcome: audit.Outcome = "success",
+        reason: str = "",
+        account: str | None = None,
+    ) -> None:
+        event = audit.ConsoleAccess(
+            account=account,
+            outcome=outcome,
+            action=action,
+            resource=resource,
+            roles=principal.known_roles if principal else (),
+            reason=reason,
+        )
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn if principal else "(not signed in)"):
+            auditor.emit(event)
+
+    def flush(self) -> None:
+        """Put every record so far on disk (before showing the log)."""
+        (self._auditor or audit.current_auditor()).flush()
+
+    @contextlib.contextmanager
+    def acting(self, principal: Principal) -> Iterator[None]:
+        """Events the application emits in this block (a restore's ``archive.restored``) go
+        to this trail's auditor, done on behalf of ``principal``."""
+        auditor = self._auditor or audit.current_auditor()
+        with audit.use_auditor(auditor), audit.acting_as(principal.upn):
+            yield

@@ -1,0 +1,454 @@
+"""The console's web application: routes, the guard every route passes, security headers.
+
+Every route but the sign-in pages and the stylesheet is built by :func:`_guarded`, which
+finds the session, checks the CSRF token of a POST, resolves the mailbox the URL names,
+asks :func:`~exoimap.console.policy.decide`, records the decision in the audit log, and
+only then runs the page. A mailbox outside the person's scope answers like one that does
+not exist (404), so guessing URLs tells nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exoimap.audit.query import AuditFilter, summarize
+from exoimap.audit.query import tail as audit_tail
+from exoimap.console.archives import Mailbox, Mailboxes
+from exoimap.console.dashboard import account_rows
+from exoimap.console.downloads import attachment_of, download
+from exoimap.console.mail_view import BODY_CSP, body_document, read_message
+from exoimap.console.pages import render
+from exoimap.console.policy import Action, Principal, decide
+from exoimap.console.restoring import ProviderFactory, restore_message, vault_provider
+from exoimap.console.sessions import Session, SessionStore
+from exoimap.console.settings import ConsoleSettings
+from exoimap.console.signin import SignIn
+from exoimap.console.trail import Trail
+from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreError, StoreLocked
+
+__all__ = ["PAGE_CSP", "Console", "build_app"]
+
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; frame-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_STATIC = Path(__file__).with_name("static")
+
+
+@dataclass
+class Console:
+    """What the routes share."""
+
+    settings: ConsoleSettings
+    mailboxes: Mailboxes
+    sessions: SessionStore
+    sign_in: SignIn
+    trail: Trail
+    providers: ProviderFactory = vault_provider  # tokens for restoring into a mailbox
+    audit_dir: Path | None = None  # default: the installation's audit folder
+
+    @property
+    def session_cookie(self) -> str:
+        return "__Host-exoimap-console" if self.settings.secure_transport else "exoimap-console"
+
+    @property
+    def sign_in_cookie(self) -> str:
+        return "__Secure-exoimap-signin" if self.settings.secure_transport else "exoimap-signin"
+
+
+@dataclass
+class Visit:
+    """A request that passed the guard."""
+
+    principal: Principal
+    session: Session
+    mailbox: Mailbox | None
+
+
+Page = Callable[[Console, Request, Visit], Awaitable[Response]]
+
+
+def _resource(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _error(title: str, message: str, status: int, visit: Visit | None = None) -> HTMLResponse:
+    context: dict[str, object] = {"title": title, "message": message, "principal": None}
+    if visit is not None:
+        context.update(_context(visit))
+    return render("error.html", context, status)
+
+
+async def _csrf_refusal(console: Console, request: Request, session: Session | None) -> str:
+    """Why a POST is refused ("" when its origin and CSRF token are right)."""
+    origin = request.headers.get("origin")
+    expected = console.settings.public_url
+    if origin is not None and origin.rstrip("/") != expected:
+        return "the request came from another site"
+    form = await request.form()
+    token = form.get("csrf_token")
+    if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
+        return "the CSRF token is missing or wrong"
+    return ""
+
+
+def _guarded(
+    console: Console, action: Action, page: Page, *, mailbox: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        session = console.sessions.get(request.cookies.get(console.session_cookie))
+        principal = session.principal if session else None
+        resource = _resource(request)
+        if request.method == "POST":
+            refusal = await _csrf_refusal(console, request, session)
+            if refusal:
+                console.trail.record(
+                    principal, action.value, resource=resource, outcome="denied", reason=refusal
+                )
+                return _error("Refused", f"Refused: {refusal}.", 403)
+        if session is None or principal is None:
+            console.trail.record(
+                None, action.value, resource=resource, outcome="denied", reason="not signed in"
+            )
+            return RedirectResponse("/signin", status_code=303)
+        try:
+            target = console.mailboxes.find(request.path_params["account"]) if mailbox else None
+        except ExoimapError as exc:  # config.toml unreadable or invalid
+            return _error("Configuration error", str(exc), 500)
+        decision = decide(
+            principal, action, target.email if target else None, console.settings.scopes
+        )
+        console.trail.record(
+            principal,
+            action.value,
+            resource=resource,
+            outcome="success" if decision.allowed else "denied",
+            reason=decision.reason,
+            account=target.account if target and decision.allowed else None,
+        )
+        visit = Visit(principal, session, target)
+        if not decision.allowed:
+            if mailbox:
+                return _error("Not found", "There is no such mailbox.", 404, visit)
+            return _error("Not allowed", "Your roles do not allow this page.", 403, visit)
+        try:
+            return await page(console, request, visit)
+        except StoreLocked:
+            return _error(
+                "Busy", "The archive is in use (a sync is running); try again shortly.", 503, visit
+            )
+        except StoreError as exc:
+            return _error("Archive error", f"The archive cannot be read: {exc}", 500, visit)
+        except ExoimapError as exc:
+            return _error("Error", str(exc), 500, visit)
+
+    return endpoint
+
+
+def _context(visit: Visit, **extra: object) -> dict[str, object]:
+    return {
+        "principal": visit.principal,
+        "csrf_token": visit.session.csrf_token,
+        "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
+        "can_see_dashboard": decide(visit.principal, Action.VIEW_DASHBOARD).allowed,
+        **extra,
+    }
+
+
+def _positive(value: str | None, default: int | None = None) -> int | None:
+    if value is None:
+        return default
+    return int(value) if value.isdigit() and 0 < int(value) < 2**32 else None
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+async def _mailbox_list(console: Console, request: Request, visit: Visit) -> Response:
+    scopes = console.settings.scopes
+    all_accounts = decide(visit.principal, Action.SEE_ALL_ACCOUNTS).allowed
+    rows = []
+    for mailbox in await run_in_threadpool(console.mailboxes.all):
+        browsable = decide(visit.principal, Action.BROWSE_MAILBOX, mailbox.email, scopes).allowed
+        if browsable or all_accounts:
+            rows.append(
+                {"account": mailbox.account, "email": mailbox.email, "browsable": browsable}
+            )
+    return render("mailboxes.html", _context(visit, mailboxes=rows))
+
+
+async def _folders(console: Console, request: Request, visit: Visit) -> Response:
+    assert visit.mailbox is not None
+    folders = await console.mailboxes.folders(visit.mailbox)
+    return render("folders.html", _context(visit, mailbox=visit.mailbox, folders=folders))
+
+
+async def _messages(console: Console, request: Request, visit: Visit) -> Response:
+    assert visit.mailbox is not None
+    number = _positive(request.query_params.get("page"), 1)
+    folder = request.query_params.get("name", "")
+    page = await console.mailboxes.page(visit.mailbox, folder, number) if number else None
+    if page is None:
+        return _error("Not found", "There is no such folder or page.", 404, visit)
+    scopes, email = console.settings.scopes, visit.mailbox.email
+    context = _context(
+        visit,
+        mailbox=visit.mailbox,
+        page=page,
+        can_read=decide(visit.principal, Action.READ_MESSAGE, email, scopes).allowed,
+        can_restore=decide(visit.principal, Action.RESTORE_MESSAGE, email, scopes).allowed,
+    )
+    return render("messages.html", context)
+
+
+async def _raw_message(console: Console, request: Request, visit: Visit) -> bytes | None:
+    assert visit.mailbox is not None
+    uid = _positive(request.query_params.get("uid"))
+    folder = request.query_params.get("folder", "")
+    if uid is None:
+        return None
+    return await console.mailboxes.message(visit.mailbox, folder, uid)
+
+
+async def _message(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    if raw is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    assert visit.mailbox is not None
+    scopes, email = console.settings.scopes, visit.mailbox.email
+    context = _context(
+        visit,
+        mailbox=visit.mailbox,
+        folder=request.query_params["folder"],
+        uid=request.query_params["uid"],
+        message=read_message(raw),
+        can_download=decide(visit.principal, Action.DOWNLOAD_MESSAGE, email, scopes).allowed,
+    )
+    return render("message.html", context)
+
+
+async def _body(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    if raw is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    document = body_document(read_message(raw))
+    headers = {"Content-Security-Policy": BODY_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(document, headers=headers)
+
+
+async def _restore(console: Console, request: Request, visit: Visit) -> Response:
+    assert visit.mailbox is not None
+    form = await request.form()
+    folder, uid = form.get("folder"), form.get("uid")
+    number = _positive(uid if isinstance(uid, str) else None)
+    if not isinstance(folder, str) or number is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    info = await console.mailboxes.info(visit.mailbox, folder, number)
+    if info is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    if not info.message_id:
+        reason = "This message has no Message-ID; restore it with `exoimap restore`."
+        return _error("Cannot restore", reason, 409, visit)
+    with console.trail.acting(visit.principal):
+        outcome = await restore_message(
+            console.mailboxes.paths,
+            visit.mailbox.account,
+            folder,
+            info.message_id,
+            console.providers,
+        )
+    context = _context(visit, mailbox=visit.mailbox, folder=folder, outcome=outcome)
+    return render("restored.html", context, 200 if outcome.error is None else 502)
+
+
+#: How many records the audit page shows (newest first).
+AUDIT_PAGE = 200
+
+
+async def _audit_log(console: Console, request: Request, visit: Visit) -> Response:
+    params = request.query_params
+    try:
+        where = AuditFilter(
+            event=params.get("event") or None,
+            outcome=params.get("outcome") or None,
+            account=params.get("account") or None,
+        )
+    except ConfigError as exc:
+        return _error("Bad filter", str(exc), 400, visit)
+    console.trail.flush()
+    directory = console.audit_dir or console.mailboxes.paths.audit_dir
+    records = await run_in_threadpool(audit_tail, directory, AUDIT_PAGE, where)
+    rows = [
+        {"record": r, "console_user": r.actor.get("console_user") or "", "summary": summarize(r)}
+        for r in reversed(records)
+    ]
+    return render("audit.html", _context(visit, rows=rows, where=where))
+
+
+async def _eml(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    if raw is None:
+        return _error("Not found", "There is no such message.", 404, visit)
+    return download(raw, f"message-{request.query_params['uid']}.eml", "message/rfc822")
+
+
+async def _attachment(console: Console, request: Request, visit: Visit) -> Response:
+    raw = await _raw_message(console, request, visit)
+    index = _positive(request.query_params.get("part"))
+    found = attachment_of(raw, index - 1) if raw is not None and index is not None else None
+    if found is None:
+        return _error("Not found", "There is no such attachment.", 404, visit)
+    return download(found[1], found[0])
+
+
+async def _dashboard(console: Console, request: Request, visit: Visit) -> Response:
+    console.trail.flush()
+    directory = console.audit_dir or console.mailboxes.paths.audit_dir
+    rows = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
+    return render("dashboard.html", _context(visit, rows=rows))
+
+
+async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
+    console.sessions.drop(request.cookies.get(console.session_cookie))
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(
+        console.session_cookie, path="/", secure=True, httponly=True, samesite="strict"
+    )
+    return response
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+
+def _sign_in_routes(console: Console) -> list[Route]:
+    async def sign_in_page(request: Request) -> Response:
+        return render("signin.html", {"principal": None})
+
+    async def start(request: Request) -> Response:
+        try:
+            flow = await run_in_threadpool(console.sign_in.begin)
+        except AuthError as exc:
+            return _error("Sign-in unavailable", str(exc), 502)
+        response = RedirectResponse(flow["auth_uri"], status_code=303)
+        response.set_cookie(
+            console.sign_in_cookie,
+            console.sessions.start_sign_in(flow),
+            max_age=600,
+            path="/auth/callback",
+            secure=True,
+            httponly=True,
+            # it must come back with the identity platform's cross-site form post (RFC 9700
+            # prefers form_post: the code stays out of URLs, logs and the history)
+            samesite="none",
+        )
+        return response
+
+    async def callback(request: Request) -> Response:
+        flow = console.sessions.take_sign_in(request.cookies.get(console.sign_in_cookie))
+        if flow is None:
+            console.trail.record(None, "sign_in", outcome="failure", reason="no sign-in under way")
+            return _error(
+                "Sign-in failed",
+                "This sign-in has expired or was never started; sign in again.",
+                400,
+            )
+        try:
+            reply = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            principal = await run_in_threadpool(console.sign_in.finish, flow, reply)
+        except AuthError as exc:
+            console.trail.record(None, "sign_in", outcome="failure", reason=str(exc))
+            return _error("Sign-in failed", str(exc), 400)
+        console.trail.record(principal, "sign_in", resource=principal.oid)
+        response = render("signed_in.html", {})
+        response.delete_cookie(
+            console.sign_in_cookie, path="/auth/callback", secure=True, httponly=True
+        )
+        response.set_cookie(
+            console.session_cookie,
+            console.sessions.create(principal),
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    return [
+        Route("/signin", sign_in_page),
+        Route("/auth/start", start),
+        Route("/auth/callback", callback, methods=["POST"]),
+    ]
+
+
+# --- assembly -----------------------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """Adds the page policy and the other protective headers a response has not set."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app, self.hsts = app, hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _value in headers}
+                defaults = {
+                    b"content-security-policy": PAGE_CSP.encode(),
+                    b"x-content-type-options": b"nosniff",
+                    b"referrer-policy": b"no-referrer",
+                    b"x-frame-options": b"DENY",
+                    b"cache-control": b"no-store",
+                    b"cross-origin-opener-policy": b"same-origin",
+                }
+                if self.hsts:
+                    defaults[b"strict-transport-security"] = b"max-age=31536000"
+                headers += [(k, v) for k, v in defaults.items() if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+#: Every guarded route: path, action, page, methods, whether the path names a mailbox.
+_ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
+    ("/", Action.LIST_MAILBOXES, _mailbox_list, ("GET",), False),
+    ("/signout", Action.SIGNED_IN, _sign_out, ("POST",), False),
+    ("/m/{account}", Action.BROWSE_MAILBOX, _folders, ("GET",), True),
+    ("/m/{account}/folder", Action.BROWSE_MAILBOX, _messages, ("GET",), True),
+    ("/m/{account}/message", Action.READ_MESSAGE, _message, ("GET",), True),
+    ("/m/{account}/body", Action.READ_MESSAGE, _body, ("GET",), True),
+    ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
+    ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
+    ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
+    ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
+    ("/dashboard", Action.VIEW_DASHBOARD, _dashboard, ("GET",), False),
+)
+#: The routes anyone may reach: signing in, and the stylesheet.
+PUBLIC_PATHS = ("/signin", "/auth/start", "/auth/callback", "/static")
+
+
+def build_app(console: Console) -> ASGIApp:
+    routes: list[Route | Mount] = [
+        Route(path, _guarded(console, action, page, mailbox=named), methods=list(methods))
+        for path, action, page, methods, named in _ROUTES
+    ]
+    routes += _sign_in_routes(console)
+    routes.append(Mount("/static", StaticFiles(directory=_STATIC), name="static"))
+    return SecurityHeaders(Starlette(routes=routes), hsts=console.settings.secure_transport)

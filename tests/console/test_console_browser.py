@@ -1,0 +1,138 @@
+"""A real browser (Debian's chromium, driven by Playwright) signs in to the console through
+the sandbox's identity pages and reads a hostile message: the page shows the message's
+script as text, the body renders in its sandboxed frame, nothing runs (no dialog, the title
+stays), and no request leaves for a remote host."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from exoimap.console.archives import Mailboxes
+from exoimap.console.server import ConsoleServer
+from exoimap.console.sessions import SessionStore
+from exoimap.console.signin import SignIn
+from exoimap.console.trail import Trail
+from exoimap.console.web import Console, build_app
+from exoimap.net.listen import listening_socket
+
+from .conftest import ConsoleWorld
+from .hostile import REMOTE
+
+CHROMIUM = "/usr/bin/chromium"
+#: Set to a folder to keep screenshots of the main pages (docs/images/console has them).
+SCREENSHOTS = os.environ.get("EXOIMAP_CONSOLE_SCREENSHOTS")
+
+
+def _shot(page: Page, name: str, fallback: Path) -> None:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else fallback
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert shutil.which(CHROMIUM), "install Debian's chromium (tools/system-packages)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def console_url(world: ConsoleWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The console served over TLS (a certificate from the sandbox's CA) on a free port."""
+    tls = world.tenant.identity.ca.issue(
+        ("127.0.0.1",), folder=tmp_path_factory.mktemp("console-tls"), stem="console"
+    )
+    sock = listening_socket("127.0.0.1", 0)
+    url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    settings = dataclasses.replace(world.settings, public_url=url)
+    world.tenant.admin.add_redirect_uri(world.app_name, settings.redirect_uri)
+    sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
+    console = Console(
+        settings, Mailboxes(world.paths), sessions, SignIn(settings), Trail(world.auditor)
+    )
+    server = ConsoleServer(build_app(console), sock, cert=tls.cert_file, key=tls.key_file)
+    server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def _sign_in(page: Page, url: str, upn: str, password: str) -> None:
+    page.goto(url + "/")
+    assert urlsplit(page.url).path == "/signin"
+    page.click("#signin")
+    page.fill("input[name=login]", upn)
+    page.fill("input[name=passwd]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + "/")
+
+
+def test_auditor_signs_in_and_reads_a_hostile_message_safely(
+    world: ConsoleWorld, browser: Browser, console_url: str, tmp_path: Path
+) -> None:
+    context = browser.new_context(ignore_https_errors=True)  # the sandbox CA is private
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    requests: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    upn, password = world.users["auditor"]
+    _sign_in(page, console_url, upn, password)
+    assert page.text_content("#roles") == "auditor"
+    _shot(page, "mailboxes", tmp_path)
+    cookies = {c["name"]: c for c in context.cookies()}
+    session = cookies["__Host-exoimap-console"]
+    assert session["httpOnly"]
+    assert session["secure"]
+    assert session["sameSite"] == "Strict"
+
+    page.click("a[href='/m/other']")
+    _shot(page, "folders", tmp_path)
+    page.click("text=INBOX")
+    _shot(page, "messages", tmp_path)
+    page.click("text=invoice")
+    subject = page.text_content("#subject") or ""
+    assert subject.startswith("<script>alert('subject')</script> invoice")
+    body = page.frame_locator("#body")
+    expect(body.locator("p", has_text="Hello from the archive")).to_be_visible()
+    expect(body.locator("text=overlay")).to_be_visible()
+    _shot(page, "message", tmp_path)
+
+    assert dialogs == []
+    assert page.title() == "exoimap console"
+    assert [u for u in requests if REMOTE in u] == []
+    assert {urlsplit(u).netloc for u in requests} <= {
+        urlsplit(console_url).netloc,
+        urlsplit(world.tenant.identity_url).netloc,
+    }
+    context.close()
+
+
+def test_mailbox_owner_cannot_reach_another_mailbox_by_url(
+    world: ConsoleWorld, browser: Browser, console_url: str
+) -> None:
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    upn, password = world.users["self"]
+    _sign_in(page, console_url, upn, password)
+    assert page.locator("a[href='/m/own']").count() == 1
+    assert page.locator("a[href='/m/other']").count() == 0
+    response = page.goto(console_url + "/m/other/message?folder=INBOX&uid=1")
+    assert response is not None
+    assert response.status == 404
+    own = page.goto(console_url + "/m/own/message?folder=INBOX&uid=1")
+    assert own is not None
+    assert own.status == 200
+    context.close()

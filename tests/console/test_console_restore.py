@@ -1,0 +1,54 @@
+"""Restore from the console, for real: a mailbox owner signed in to the console brings a
+message of their archive back into their sandbox mailbox, and the restore is audited as
+done by them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from exoimap.cli import main
+from exoimap.config import Paths
+from exoimap.console.archives import Mailboxes
+from exoimap.sandbox.tenant import SandboxTenant
+from tests.cli.sync_helpers import isolated_home, signed_in_account
+
+from .conftest import ConsoleWorld
+
+
+def test_owner_restores_a_message_into_their_mailbox(
+    world: ConsoleWorld,
+    sandbox_tenant: SandboxTenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    upn = signed_in_account(sandbox_tenant, "mine", {"INBOX": 2})
+    assert main(["sync", "mine"]) == 0
+    sandbox_tenant.admin.assign_app_role(world.app_name, upn, "self")
+    paths = Paths.from_env()
+    client = world.client(world.console(paths))
+    world.sign_in_as(client, upn, "Sandbox-Pass-1!")
+
+    listing = client.get("/m/mine/folder", params={"name": "INBOX"}).text
+    uid = re.findall(r'name="uid" value="(\d+)"', listing)[0]
+    token = re.findall(r'name="csrf_token" value="([^"]+)"', listing)[0]
+    done = client.post("/m/mine/restore", data={"csrf_token": token, "folder": "INBOX", "uid": uid})
+    assert done.status_code == 200, done.text
+    restored = re.search(r"in the folder <strong>(Restored [^<]+/INBOX)</strong>", done.text)
+    assert restored is not None, done.text
+    assert "1 message restored" in done.text
+
+    assert main(["sync", "mine"]) == 0  # what the server now holds comes into the archive
+    mailbox = Mailboxes(paths).find("mine")
+    assert mailbox is not None
+    folders = {f.name: f.messages for f in asyncio.run(Mailboxes(paths).folders(mailbox))}
+    assert folders[restored.group(1)] == 1
+
+    records = world.records("archive.restored")
+    assert records[-1].account == "mine"
+    assert records[-1].actor["console_user"] == upn
+    assert records[-1].data["messages"] == 1
