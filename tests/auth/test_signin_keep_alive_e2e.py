@@ -4,10 +4,8 @@ poll went out on the pooled connection the server was closing. The sign-in succe
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +18,6 @@ from exoimap.auth.transport import TokenSession
 from exoimap.auth.vault import Vault
 from exoimap.sandbox.identity import IdentitySandbox, RunningIdentity
 from tests.auth.conftest import new_user, sandbox_account
-
-
-@contextlib.contextmanager
-def _serving(tmp_path: Path, *, keep_alive: int, interval: int) -> Iterator[RunningIdentity]:
-    sandbox = IdentitySandbox.open(tmp_path / "idp")
-    sandbox.admin.configure(http_keep_alive=keep_alive, device_code_interval=interval)
-    with sandbox.running() as running:
-        yield running
 
 
 class ApproveAfterPolls:
@@ -58,21 +48,28 @@ class ApproveAfterPolls:
         monkeypatch.setattr(TokenSession, "send", counting)
 
 
-def _resends(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("resending" in r.getMessage() for r in caplog.records)
+def _sign_in(
+    tmp_path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch, *, interval: int, polls: int
+) -> ApproveAfterPolls:
+    """A device sign-in against a sandbox that closes connections idle for 1 s, approved
+    after ``polls`` polls; checks the token is the user's."""
+    sandbox = IdentitySandbox.open(tmp_path / "idp")
+    sandbox.admin.configure(http_keep_alive=1, device_code_interval=interval)
+    with sandbox.running() as idp:
+        upn = new_user(idp)
+        user = ApproveAfterPolls(idp, upn, polls=polls)
+        user.watch(monkeypatch)
+        info = TokenProvider(sandbox_account(idp, upn), vault=vault, say=user.say).login()
+    assert info.claims is not None
+    assert info.claims.user == upn
+    return user
 
 
 def test_device_sign_in_polls_while_the_server_closes_idle_connections_at_the_interval(
     tmp_path: Path, vault: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with _serving(tmp_path, keep_alive=1, interval=1) as idp:
-        upn = new_user(idp)
-        user = ApproveAfterPolls(idp, upn, polls=5)
-        user.watch(monkeypatch)
-        info = TokenProvider(sandbox_account(idp, upn), vault=vault, say=user.say).login()
-        assert info.claims is not None
-        assert info.claims.user == upn
-        assert user.pending == 5
+    user = _sign_in(tmp_path, vault, monkeypatch, interval=1, polls=5)
+    assert user.pending == 5  # five polls, each racing the server's close
 
 
 def test_every_poll_on_a_connection_the_server_closed_is_resent_and_the_sign_in_succeeds(
@@ -85,12 +82,7 @@ def test_every_poll_on_a_connection_the_server_closed_is_resent_and_the_sign_in_
     # looked at the connection, so each poll after the first goes out on a closed one.
     monkeypatch.setattr(urllib3.connectionpool, "is_connection_dropped", lambda conn: False)
     caplog.set_level(logging.INFO, logger="exoimap.auth")
-    with _serving(tmp_path, keep_alive=1, interval=2) as idp:
-        upn = new_user(idp)
-        user = ApproveAfterPolls(idp, upn, polls=3)
-        user.watch(monkeypatch)
-        info = TokenProvider(sandbox_account(idp, upn), vault=vault, say=user.say).login()
-        assert info.claims is not None
-        assert info.claims.user == upn
+    _sign_in(tmp_path, vault, monkeypatch, interval=2, polls=3)
     # three polls after an idle pause twice the keep-alive: each found its connection closed
-    assert _resends(caplog) >= 1
+    resends = sum("resending" in r.getMessage() for r in caplog.records)
+    assert resends >= 1

@@ -149,7 +149,7 @@ def test_a_request_whose_response_had_started_is_never_resent(
     server = serve(lambda conn, req: ending if (conn, req) == (1, 2) else "answer")
     assert _post(session, server, "first").status_code == 200
     with pytest.raises(requests.exceptions.RequestException):
-        _post(session, server, "second").content  # noqa: B018 (reading the body is the point)
+        _post(session, server, "second")  # requests reads the whole body before returning
     assert server.seen == [(1, b"poll=first"), (1, b"poll=second")]
 
 
