@@ -125,12 +125,18 @@ def _post(session: requests.Session, server: ScriptedServer, body: str) -> reque
     return session.post(server.url, data={"poll": body})
 
 
+@pytest.mark.parametrize("proxied", [False, True])
 @pytest.mark.parametrize("ending", ["close", "reset"])
 def test_a_reused_connection_that_dies_before_any_response_is_resent_once(
-    serve: Callable[[Script], ScriptedServer], session: requests.Session, ending: str
+    serve: Callable[[Script], ScriptedServer],
+    session: requests.Session,
+    ending: str,
+    proxied: bool,
 ) -> None:
     # The first connection answers one request, then dies as the second arrives.
     server = serve(lambda conn, req: ending if (conn, req) == (1, 2) else "answer")
+    if proxied:  # the scripted server as an HTTP proxy: its connections are pooled too
+        session.proxies = {"http": server.url.removesuffix("/token")}
     assert _post(session, server, "first").status_code == 200
     assert _post(session, server, "second").status_code == 200
     assert _post(session, server, "third").status_code == 200

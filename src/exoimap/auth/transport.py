@@ -16,13 +16,12 @@ from __future__ import annotations
 import http.client
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ProtocolError
 
 from exoimap.errors import ConfigError
 
@@ -77,9 +76,17 @@ class _TlsPool(HTTPSConnectionPool):
 
 
 class _ReuseAwareAdapter(HTTPAdapter):
+    _POOLS: ClassVar = {"http": _Pool, "https": _TlsPool}
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
+        self.poolmanager.pool_classes_by_scheme = self._POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS needs its own connection classes
+            manager.pool_classes_by_scheme = self._POOLS
+        return manager
 
 
 class TokenSession(requests.Session):
@@ -98,8 +105,8 @@ class TokenSession(requests.Session):
         try:
             return super().send(request, **kwargs)
         except requests.exceptions.ConnectionError as exc:
-            if not _stale(exc):
-                raise
+            if not _stale(exc) or not isinstance(request.body, str | bytes | None):
+                raise  # (a streamed body was used up: it cannot go out again)
         logger.info("the server closed an idle connection as a request went out: resending")
         return super().send(request, **kwargs)  # on a new connection: it cannot be stale
 
@@ -111,11 +118,21 @@ class TokenSession(requests.Session):
         return response
 
 
-def _stale(exc: requests.exceptions.ConnectionError) -> bool:
-    reason = exc.args[0] if exc.args else None  # urllib3 wraps what http.client raised
-    return isinstance(reason, ProtocolError) and any(
-        isinstance(arg, StaleConnectionClosed) for arg in reason.args
-    )
+def _stale(exc: BaseException) -> bool:
+    """Whether a StaleConnectionClosed is behind ``exc``: urllib3 and requests wrap it once
+    directly, twice through a proxy (as an argument, or a MaxRetryError's reason)."""
+    behind: list[object] = [exc]
+    for _ in range(8):  # a few layers at most; never follow a cycle for ever
+        if any(isinstance(e, StaleConnectionClosed) for e in behind):
+            return True
+        behind = [
+            inner
+            for e in behind
+            if isinstance(e, BaseException)
+            for inner in (*e.args, getattr(e, "reason", None))
+            if isinstance(inner, BaseException)
+        ]
+    return False
 
 
 def token_session(ca_file: Path | None, timeout: float) -> TokenSession:
