@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench clean venv system-packages
+.PHONY: demo test lint typecheck unit stress bench clean venv system-packages
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) system-packages
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## stress: the whole suite 5 times in a row with every core busy (flakiness: 0 failures)
+stress: $(STAMP) system-packages
+	tools/stress-suite
 
 ## bench: benchmarks (see bench/README.md); results go to docs/benchmarks.md
 bench: $(BSTAMP)

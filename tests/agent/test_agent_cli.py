@@ -87,10 +87,19 @@ def _slow_mailbox(tenant: SandboxTenant, server: ExchangeControl, name: str) -> 
     server.faults.delay = 0.1
 
 
+#: ``python -m exoimap`` with Ctrl-C's default action, as in a terminal's foreground. A suite
+#: started in the background of a script (``make test &``) has SIGINT ignored, and children
+#: inherit that: a client started as is would not hear the Ctrl-C a test sends it.
+_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'exoimap'; runpy.run_module('exoimap', run_name='__main__')"
+)
+
+
 def _sync_in_agent(name: str) -> subprocess.Popen[str]:
     """``exoimap sync NAME`` started in the background; returns once the agent runs it."""
     client = subprocess.Popen(
-        [sys.executable, "-m", "exoimap", "sync", name],
+        [sys.executable, "-c", _AS_IN_A_TERMINAL, "sync", name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -48,7 +48,10 @@ class HostileServer:
     #: Each flood line carries a header literal of this many bytes (0: flags only).
     flood_literal: int = 0
     #: ``repeat-first``: every body FETCH is answered with the folder's first message, once
-    #: per UID asked for; ``unasked``: the honest answer plus a message nobody asked for.
+    #: per UID asked for; ``unasked``: the honest answer plus a message nobody asked for;
+    #: ``interleave`` (legal, RFC 3501 5.5, and what Dovecot does when its output blocks):
+    #: the first body FETCH keeps its last message and completion back until the next one's
+    #: first message is out.
     fetch_fault: str | None = None
     port: int = 0
     flood_lines_sent: int = 0
@@ -125,6 +128,9 @@ class _Session:
     writer: asyncio.StreamWriter
     conn: ServerConnection
     selected: HostileFolder | None = None
+    #: ``interleave``: the first body FETCH's held-back end (None: nothing held yet; b"":
+    #: released, answer honestly from now on)
+    held: bytes | None = None
 
     def signed_in(self, tag: str) -> None:
         # through the connection object: it must see AUTHENTICATE completed
@@ -213,6 +219,9 @@ class _Session:
         uids = _expand(command.sequence_set, folder.messages)
         bodies = any(isinstance(i, c.BodySection) and i.section == "" for i in command.items)
         headers = any(isinstance(i, c.BodySection) and i.section for i in command.items)
+        if bodies and self.server.fetch_fault == "interleave" and self.held != b"":
+            self._interleaved(tag, uids, folder)
+            return
         if bodies:
             await self._bodies(uids, folder)
         elif self.server.flood:
@@ -245,6 +254,16 @@ class _Session:
             self.server.flood_lines_sent = min(start + step - 1, self.server.flood)
             await self.writer.drain()
 
+    def _interleaved(self, tag: bytes, uids: list[int], folder: HostileFolder) -> None:
+        parts = [_body_line(uid, folder.messages[uid]) for uid in uids]
+        parts.append(tag + b" OK FETCH done\r\n")
+        if self.held is None:  # the first command: all but its last message and completion
+            self.send(b"".join(parts[:-2]))
+            self.held = b"".join(parts[-2:])
+        else:  # the next: its first message, then the first command's end, then its rest
+            self.send(parts[0] + self.held + b"".join(parts[1:]))
+            self.held = b""
+
     async def _bodies(self, uids: list[int], folder: HostileFolder) -> None:
         fault = self.server.fetch_fault
         answers = [(uid, folder.messages[uid]) for uid in uids]
@@ -254,11 +273,17 @@ class _Session:
         elif fault == "unasked":
             answers.append((max(folder.messages) + 100, b"Subject: bogus\r\n\r\nnobody asked\r\n"))
         for uid, body in answers:
-            self.send(
-                b"* 1 FETCH (UID %d FLAGS (\\Seen) INTERNALDATE %s RFC822.SIZE %d BODY[] %s)\r\n"
-                % (uid, DATE, len(body), _literal(body))
-            )
+            self.send(_body_line(uid, body))
             await self.writer.drain()
+
+
+def _body_line(uid: int, body: bytes) -> bytes:
+    return b"* 1 FETCH (UID %d FLAGS (\\Seen) INTERNALDATE %s RFC822.SIZE %d BODY[] %s)\r\n" % (
+        uid,
+        DATE,
+        len(body),
+        _literal(body),
+    )
 
 
 def _expand(sequence_set: object, messages: dict[int, bytes]) -> list[int]:

@@ -133,6 +133,29 @@ async def test_fetch_accepts_only_the_uids_asked_for_each_once(
     assert f"UID {bogus} in 'INBOX', which this UID FETCH did not ask for" in str(info.value)
 
 
+async def test_pipelined_fetch_answers_that_interleave_are_each_delivered_once(
+    tls: tuple[Path, object],
+) -> None:
+    # UID 3 (the second command's first message) comes before UID 2 and the first command's
+    # completion; it is large enough to be streamed, so its body is routed by its UID too.
+    folder = _folder(6)
+    folder.messages[3] = _message(3) + b"x" * 300_000 + b"\r\n"
+    got: dict[int, bytes] = {}
+    retry = replace(RETRY, fetch_batch=2)
+    async with (
+        _server(tls, {"INBOX": folder}, fetch_fault="interleave") as server,
+        ImapClient(_endpoint(tls, server), CREDENTIALS, retry=retry) as client,
+    ):
+        await client.select("INBOX")
+        before = (await client.session()).commands_sent
+        async for message in client.fetch("INBOX", [1, 2, 3, 4, 5, 6]):
+            assert message.uid not in got
+            got[message.uid] = b"".join([chunk async for chunk in message.chunks])
+        assert (await client.session()).commands_sent - before == 3  # one per batch, no retry
+    assert got == folder.messages
+    assert list(got) == [1, 2, 3, 4, 5, 6]
+
+
 async def _collect(uids: AsyncIterator[int], into: list[int]) -> None:
     async for uid in uids:
         into.append(uid)

@@ -253,6 +253,16 @@ def test_sequence_set_helpers() -> None:
             SequenceSet.parse(text)
 
 
+def test_sequence_set_membership() -> None:
+    ranges = SequenceSet.parse("3:1,7,10:*")
+    assert [n for n in range(13) if n in ranges] == [1, 2, 3, 7, 10, 11, 12]
+    assert 4_000_000_000 in ranges  # '*' is the largest number there is
+    assert 5 in SequenceSet.parse("*:4")
+    assert 3 not in SequenceSet.parse("*:4")
+    assert "7" not in ranges
+    assert 7 in SequenceSet.of(7)
+
+
 def test_credentials_never_show_in_repr() -> None:
     assert "hunter2" not in repr(Login("me", Secret("hunter2")))
     # not a word as the value: every Secret's value is masked in all later log lines

@@ -171,12 +171,14 @@ class Agent:
         _log_to_agent_log()
         _warm_up()
         with self._locked(), self._listening() as listener:
+            # The handlers before the acceptor: once it answers, `agent start` reports the
+            # agent up, and a SIGTERM from then on must stop it cleanly, not kill it.
+            previous_term = signal.signal(signal.SIGTERM, self._on_sigterm)
+            previous_int = signal.signal(signal.SIGINT, self._on_sigint_when_idle)
             acceptor = threading.Thread(
                 target=self._accept_loop, args=(listener,), name="agent-accept", daemon=True
             )
             acceptor.start()
-            previous_term = signal.signal(signal.SIGTERM, self._on_sigterm)
-            previous_int = signal.signal(signal.SIGINT, self._on_sigint_when_idle)
             log.info("agent %d listening on %s", os.getpid(), self.socket_path)
             try:
                 # Its own auditor between syncs (each sync opens one for itself): a kept

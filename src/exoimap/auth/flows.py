@@ -8,9 +8,10 @@ every failure to :mod:`exoimap.errors`. It never stores anything: the caller
 (:class:`~exoimap.auth.provider.TokenProvider`) owns the vault and the cross-process lock.
 
 Two details of this environment matter. ``REQUESTS_CA_BUNDLE`` overrides ``verify=`` in
-``requests``, so with a custom CA file the HTTP session is built with ``trust_env = False``.
-MSAL caches 429/5xx answers (and 400s for a minute) in its ``http_cache``; we own that dict
-and empty it before each retry, so a retry really asks the server again.
+``requests``, so with a custom CA file the HTTP session (:mod:`exoimap.auth.transport`, which
+also survives servers closing idle connections) is built with ``trust_env = False``. MSAL
+caches 429/5xx answers (and 400s for a minute) in its ``http_cache``; we own that dict and
+empty it before each retry, so a retry really asks the server again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import requests
 from exoimap.auth.aadsts import ErrorContext, error_from_response
 from exoimap.auth.loopback import REGISTERED_REDIRECT_URI, LoopbackListener
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
+from exoimap.auth.transport import token_session
 from exoimap.clouds import Cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
@@ -49,33 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("exoimap.auth")
-
-
-class _Session(requests.Session):
-    """A requests session with a default timeout that remembers the last HTTP status."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-        self.last_status: int | None = None
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._timeout)
-        self.last_status = None
-        response = super().request(method, url, *args, **kwargs)
-        self.last_status = response.status_code
-        return response
-
-
-def _http_session(ca_file: Path | None, timeout: float) -> _Session:
-    session = _Session(timeout)
-    if ca_file is not None:
-        if not ca_file.is_file():
-            raise ConfigError(f"the CA file {ca_file} does not exist", key="ca_file")
-        # REQUESTS_CA_BUNDLE would otherwise override verify= (see the module docstring).
-        session.trust_env = False
-        session.verify = str(ca_file)
-    return session
 
 
 def certificate_credential(path: Path, passphrase: Secret[str] | None) -> dict[str, str]:
@@ -169,7 +144,7 @@ class MsalAdapter:
         self.scopes = [cloud.app_scope if self.app_only else cloud.delegated_scope]
         self._credential = credential
         self._retry = retry or TokenRetryPolicy()
-        self._session = _http_session(account.ca_file, http_timeout)
+        self._session = token_session(account.ca_file, http_timeout)
         self._http_cache: dict[Any, Any] = {}
         self._say = say
         self.context = ErrorContext(

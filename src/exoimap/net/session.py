@@ -63,6 +63,7 @@ from exoimap.protocol.types import (
     RecentResponse,
     Response,
     SearchResponse,
+    SequenceSet,
     Status,
     StatusResponse,
 )
@@ -163,6 +164,8 @@ class _Pending:
     done: CommandDone | None = None
     #: For streaming fetches: FetchStart / bytes / FetchEnd / FetchResponse in arrival order.
     items: deque[object] | None = None
+    #: For a streaming UID FETCH: the UIDs it asked for (its messages are routed by UID).
+    uids: SequenceSet | None = None
     continuations: deque[ContinuationRequest] = field(default_factory=deque)
 
 
@@ -196,6 +199,8 @@ class ImapSession:
         self.refresh_at: float | None = None
         self.commands_sent = 0
         self._pending: dict[str, _Pending] = {}
+        #: the streaming fetch the FETCH response being received (a body literal) goes to
+        self._streaming: _Pending | None = None
         self._error: BaseException | None = None
         self._consecutive_bad = 0
         #: messages in the selected folder, as the latest EXISTS said (for the limits)
@@ -403,7 +408,10 @@ class ImapSession:
         self._check_usable()
         tag = self.conn.send(command)
         self.commands_sent += 1
-        self._pending[tag] = _Pending(command, items=deque() if stream else None)
+        pending = _Pending(command, items=deque() if stream else None)
+        if stream and isinstance(command, c.Fetch) and command.uid:
+            pending.uids = command.sequence_set
+        self._pending[tag] = pending
         self._flush()
         return tag
 
@@ -578,26 +586,22 @@ class ImapSession:
             self._event("disconnect", detail=str(exc))
         return self._error
 
-    def _fetch_target(self) -> _Pending | None:
-        for pending in self._pending.values():
-            if pending.items is not None and pending.done is None:
+    def _fetch_target(self, uid: int | None) -> _Pending | None:
+        """The streaming fetch a message belongs to: the one that asked for its UID, as a
+        server may interleave its answers to pipelined commands (RFC 3501 5.5; Dovecot does
+        when its output blocks), else the oldest one running, which then refuses it."""
+        running = [p for p in self._pending.values() if p.items is not None and p.done is None]
+        for pending in running:
+            if uid is not None and pending.uids is not None and uid in pending.uids:
                 return pending
-        return None
+        return running[0] if running else None
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, CommandDone):
             self._on_done(event)
             return
-        if isinstance(event, BodyChunk):
-            target = self._fetch_target()
-            if target is not None and target.items is not None:
-                # A memoryview may point into the framer's buffer: keep our own bytes.
-                target.items.append(bytes(event.data))
-            return
-        if isinstance(event, (FetchStart, FetchEnd)):
-            target = self._fetch_target()
-            if target is not None and target.items is not None:
-                target.items.append(event)
+        if isinstance(event, (BodyChunk, FetchStart, FetchEnd)):
+            self._on_body_part(event)
             return
         if isinstance(event, ContinuationRequest):
             for pending in self._pending.values():
@@ -607,6 +611,18 @@ class ImapSession:
         if isinstance(event, ConnectionClosed):
             raise ConnectionLost(f"{self.endpoint.host} closed the connection")
         self._on_response(cast(Response, event))
+
+    def _on_body_part(self, event: BodyChunk | FetchStart | FetchEnd) -> None:
+        """A part of a FETCH response with a body literal: its FetchStart picks the streaming
+        fetch, and the chunks and the FetchEnd follow it there."""
+        if isinstance(event, FetchStart) and self._streaming is None:
+            self._streaming = self._fetch_target(event.fetch.uid)
+        target = self._streaming
+        if isinstance(event, FetchEnd):
+            self._streaming = None
+        if target is not None and target.items is not None:
+            # A memoryview may point into the framer's buffer: keep our own bytes.
+            target.items.append(bytes(event.data) if isinstance(event, BodyChunk) else event)
 
     def _on_done(self, event: CommandDone) -> None:
         pending = self._pending.get(event.tag)
@@ -622,7 +638,7 @@ class ImapSession:
         """An untagged response: a streaming FETCH's message, a BYE, or data for every
         command in flight."""
         if isinstance(response, FetchResponse) and response.uid is not None:
-            target = self._fetch_target()
+            target = self._fetch_target(response.uid)
             if target is not None and target.items is not None:
                 target.items.append(response)
                 return

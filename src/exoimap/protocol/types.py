@@ -149,6 +149,16 @@ class SequenceSet:
             lo, hi = min(start, end), max(start, end)
             yield from range(lo, hi + 1)
 
+    def __contains__(self, number: object) -> bool:
+        """Whether ``number`` is in the set; ``*`` counts as the largest number there is."""
+        if not isinstance(number, int):
+            return False
+        for start, end in self.ranges:
+            lo, hi = sorted(MAX_NUMBER if n is None else n for n in (start, end))
+            if lo <= number <= hi:
+                return True
+        return False
+
 
 # --- response codes ------------------------------------------------------------------------
 
