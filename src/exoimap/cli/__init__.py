@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
+    "tenant": ("exoimap.cli.tenant_cmd", "app"),
+    "worker": ("exoimap.cli.worker_cmd", "worker"),
 }
 app.lazy_commands = COMMANDS
 
