@@ -75,3 +75,14 @@ def add_tenant(
         *extra,
     ]  # fmt: skip
     assert main(args) == 0
+
+
+def delivered(app: TenantApp, i: int, messages: int = 3) -> list[bytes]:
+    """The bytes :func:`make_mailboxes` delivered to mailbox ``i``."""
+    inbox = [sample_message(n + 1, 400 + 53 * n + i) for n in range(messages)]
+    return [*inbox, sample_message(99, 700 + i)]
+
+
+def archived(root: Path) -> list[bytes]:
+    """Every message file of an archive (every folder), in no particular order."""
+    return [p.read_bytes() for p in sorted((root / "maildir").rglob("cur/*")) if p.is_file()]

@@ -5,14 +5,19 @@ PostgreSQL (``--database`` / ``EXOIMAP_DATABASE_URL``) and the job queue in Redi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+import redis
 
-from exoimap.cli.app import PATH, Group
+from exoimap.cli.app import EXIT_PARTIAL, PATH, Group
 from exoimap.cli.output import echo
 from exoimap.config import Paths
-from exoimap.errors import ConfigError
+from exoimap.errors import ConfigError, NetworkError
 from exoimap.words import plural
+
+if TYPE_CHECKING:
+    from exoimap.tenant.model import MailboxStatus
 
 __all__ = ["DATABASE_OPTION", "REDIS_OPTION", "app"]
 
@@ -106,6 +111,63 @@ def discover(name: str, page_size: int, database: str | None) -> None:
         f" kept "
         f"({found.new} new, {found.gone} gone)"
     )
+
+
+@app.command("backup")
+@click.argument("name", help="The tenant.")
+@DATABASE_OPTION
+@REDIS_OPTION
+def backup(name: str, database: str | None, redis_url: str | None) -> None:
+    """Queue one backup job per catalogued mailbox (workers run them: `exoimap worker`)."""
+    from exoimap.tenant.catalog import open_catalog
+    from exoimap.tenant.jobs import enqueue_backups, make_broker
+
+    with open_catalog(database) as catalog:
+        upns = [m.upn for m in catalog.mailboxes(catalog.tenant(name).name)]
+    if not upns:
+        raise ConfigError(
+            f"tenant {name!r} has no mailboxes yet; run `exoimap tenant discover {name}`"
+        )
+    broker = make_broker(redis_url)
+    try:
+        enqueue_backups(broker, name, upns)
+    except redis.RedisError as exc:
+        raise NetworkError(f"cannot reach the job queue: {exc}") from None
+    finally:
+        broker.close()
+    echo(f"{plural(len(upns), 'backup job')} queued for tenant {name}")
+
+
+@app.command("status")
+@click.argument("name", help="The tenant.")
+@DATABASE_OPTION
+def status(name: str, database: str | None) -> int:
+    """Each mailbox's last success, running job, failures and why, and totals."""
+    from exoimap.tenant.catalog import open_catalog
+    from exoimap.tenant.history import tenant_status
+
+    with open_catalog(database) as catalog:
+        rows = tenant_status(catalog, catalog.tenant(name).name)
+    counts: dict[str, int] = {}
+    for row in rows:
+        state = row.latest.outcome if row.latest else "never"
+        counts[state] = counts.get(state, 0) + 1
+        echo(_status_line(row, state))
+        for failure in row.failures if state != "ok" else []:
+            echo(f"    attempt {failure.attempt} {failure.outcome}: {failure.detail}")
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    echo(f"{plural(len(rows), 'mailbox', 'mailboxes')}: {summary or 'none'}")
+    return EXIT_PARTIAL if counts.get("dead") else 0
+
+
+def _status_line(row: MailboxStatus, state: str) -> str:
+    success = row.last_success
+    last = "no success yet"
+    if success is not None and success.finished_at is not None:
+        copied = plural(success.copied, "message")
+        last = f"last success {success.finished_at:%Y-%m-%d %H:%M:%S}, {copied} new"
+    running = f" (on {row.latest.worker})" if row.latest and state == "running" else ""
+    return f"{row.mailbox.upn}  {state}{running}  {last}"
 
 
 def _text(value: object) -> str | None:

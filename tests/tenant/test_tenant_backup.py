@@ -1,0 +1,150 @@
+"""``exoimap tenant backup`` run by real ``exoimap worker`` processes over the real Redis,
+PostgreSQL and sandbox tenant: every mailbox archived once and byte-exact, a killed worker's
+job finished by another with nothing duplicated, one run per mailbox at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from exoimap.auth.vault import Vault
+from exoimap.cli import main
+from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.secrets import Secret
+from tests.cli.sync_helpers import isolated_home
+from tests.tenant.helpers import (
+    TenantApp,
+    add_tenant,
+    archived,
+    delivered,
+    make_mailboxes,
+    make_tenant_app,
+)
+from tests.tenant.workers import all_runs, wait_for, wait_until_ok, worker_pool
+
+pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow]
+
+
+@dataclass
+class Setup:
+    sandbox: SandboxTenant
+    app: TenantApp
+    database: str
+    redis_url: str
+    archives: Path
+    logs: Path
+
+    def add_and_discover(self, *extra: str) -> None:
+        add_tenant(self.sandbox, self.app, self.database, self.archives, *extra)
+        assert main(["tenant", "discover", "acme", "--database", self.database]) == 0
+
+    def backup(self) -> None:
+        args = ["tenant", "backup", "acme", "--database", self.database, "--redis", self.redis_url]
+        assert main(args) == 0
+
+
+@pytest.fixture
+def setup(
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Setup:
+    isolated_home(tmp_path, monkeypatch)
+    # the workers open this vault (made here with the tests' cheap key stretching)
+    Vault.from_paths().set_secret("created", Secret(b"by the test"))
+    (tmp_path / "logs").mkdir()
+    return Setup(
+        sandbox_tenant,
+        make_tenant_app(sandbox_tenant, tmp_path),
+        database_url,
+        redis_url,
+        tmp_path / "archives",
+        tmp_path / "logs",
+    )
+
+
+def test_two_workers_archive_every_mailbox_once_byte_exact(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upns = make_mailboxes(setup.sandbox, setup.app, 6)
+    setup.add_and_discover()
+    with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+        workers.start()
+        workers.start()
+        setup.backup()
+        wait_until_ok(setup.database, upns)
+    runs = all_runs(setup.database)
+    assert Counter(r.outcome for r in runs) == {"ok": 6}
+    assert len({r.worker for r in runs}) == 2
+    for i, upn in enumerate(upns):
+        assert sorted(archived(setup.archives / upn.lower())) == sorted(delivered(setup.app, i))
+    capsys.readouterr()
+    assert main(["tenant", "status", "acme", "--database", setup.database]) == 0
+    out = capsys.readouterr().out
+    assert "6 mailboxes: 6 ok" in out
+    assert f"{upns[0].lower()}  ok  last success" in out
+
+
+def _slow_server(setup: Setup) -> ExchangeSettings:
+    """The sandbox's IMAP settings with a port of its own, for a slowed-down server."""
+    return dataclasses.replace(setup.sandbox.server.settings, port=0)
+
+
+def test_killed_worker_job_is_redelivered_and_resumes_without_duplicates(setup: Setup) -> None:
+    messages = 40
+    upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
+    root = setup.archives / upns[0].lower()
+    with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
+        slow.faults.delay = 0.05  # every write: the backup takes seconds
+        setup.add_and_discover("--imap-port", str(slow.port))
+        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+            first = workers.start()
+            setup.backup()
+            wait_for(
+                lambda: (root / "maildir").is_dir() and len(archived(root)) >= 3,
+                "the first messages in the archive",
+                first,
+            )
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(30)
+            kept = len(archived(root))
+            workers.start()
+            wait_until_ok(setup.database, upns)
+    runs = all_runs(setup.database)
+    assert [r.outcome for r in runs] == ["abandoned", "ok"]
+    assert runs[0].message_id == runs[1].message_id  # the same job, redelivered
+    assert runs[0].worker != runs[1].worker
+    # resumed from the archive: what the dead worker had archived was not fetched again
+    assert runs[1].copied <= messages + 1 - kept
+    assert sorted(archived(root)) == sorted(delivered(setup.app, 0, messages))
+
+
+def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) -> None:
+    upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=20)
+    with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
+        slow.faults.delay = 0.05
+        setup.add_and_discover("--imap-port", str(slow.port))
+        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+            workers.start()
+            workers.start()
+            setup.backup()
+            setup.backup()
+            wait_until_ok(setup.database, upns, count=2)
+    first, second = all_runs(setup.database)
+    assert (first.outcome, second.outcome) == ("ok", "ok")
+    # each worker took one message: the second found the lease taken and waited its turn
+    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    assert "held by another worker" in log
+    assert first.finished_at is not None
+    assert second.started_at >= first.finished_at
+    assert (first.copied, second.copied) == (21, 0)
+    assert sorted(archived(setup.archives / upns[0].lower())) == sorted(delivered(setup.app, 0, 20))
