@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from exoimap.auth.vault import Vault
 from exoimap.cli import main
@@ -148,3 +149,32 @@ def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) ->
     assert second.started_at >= first.finished_at
     assert (first.copied, second.copied) == (21, 0)
     assert sorted(archived(setup.archives / upns[0].lower())) == sorted(delivered(setup.app, 0, 20))
+
+
+def test_mailbox_whose_permission_is_removed_is_dead_lettered_with_its_reason(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upns = make_mailboxes(setup.sandbox, setup.app, 3)
+    setup.add_and_discover()
+    setup.sandbox.admin.remove_mailbox_permission(upns[1], setup.app.name)
+    with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+        workers.start()
+        setup.backup()
+        wait_until_ok(setup.database, [upns[0], upns[2]])
+        wait_for(
+            lambda: any(r.outcome == "dead" for r in all_runs(setup.database)),
+            "the refused mailbox to be dead-lettered",
+        )
+    dead = [r for r in all_runs(setup.database) if r.outcome == "dead"]
+    assert [r.upn for r in dead] == [upns[1].lower()]
+    assert dead[0].attempt == 1  # a permanent refusal is not retried
+    # the message itself is in Dramatiq's dead-letter queue
+    dead_letters = redis.Redis.from_url(setup.redis_url).zcard("exoimap:exoimap-mailboxes.XQ")
+    assert dead_letters == 1
+    capsys.readouterr()
+    assert main(["tenant", "status", "acme", "--database", setup.database]) == 4
+    out = capsys.readouterr().out
+    assert f"{upns[1].lower()}  dead  no success yet" in out
+    assert "attempt 1 dead:" in out
+    assert "Add-MailboxPermission" in out  # the reason comes with its fix
+    assert "3 mailboxes: 1 dead, 2 ok" in out

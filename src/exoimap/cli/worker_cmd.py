@@ -8,12 +8,10 @@ import threading
 from types import FrameType
 
 import click
-import redis
 
 from exoimap.cli.output import echo
 from exoimap.cli.tenant_cmd import DATABASE_OPTION, REDIS_OPTION
 from exoimap.config import Paths
-from exoimap.errors import ConfigError
 
 __all__ = ["worker"]
 
@@ -51,15 +49,14 @@ def worker(
 ) -> None:
     """Back up tenant mailboxes from the job queue until stopped (SIGTERM or Ctrl-C)."""
     from exoimap.auth.vault import Vault
-    from exoimap.tenant.catalog import open_catalog
-    from exoimap.tenant.jobs import QueueSettings
+    from exoimap.tenant.catalog import open_catalog, require_database
+    from exoimap.tenant.jobs import QueueSettings, redis_client
     from exoimap.tenant.run_mailbox import WorkerContext
     from exoimap.tenant.worker import run_worker
 
-    if not database:
-        raise ConfigError(
-            "no tenant catalog database given: pass --database or set EXOIMAP_DATABASE_URL"
-        )
+    database = require_database(database)
+    vault = Vault.from_paths()
+    vault.key_source  # noqa: B018 - opens the vault now: a worker must not need a prompt
     with open_catalog(database):
         pass  # reachable, and its schema is up to date before any job runs
     settings = QueueSettings(
@@ -70,8 +67,8 @@ def worker(
     )
     context = WorkerContext(
         database_url=database,
-        redis=redis.Redis.from_url(redis_url or "redis://"),
-        vault=Vault.from_paths(),
+        redis=redis_client(redis_url),
+        vault=vault,
         paths=Paths.from_env(),
         settings=settings,
         lease_seconds=lease_seconds,

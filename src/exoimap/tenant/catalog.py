@@ -13,7 +13,7 @@ from exoimap.errors import ConfigError, NetworkError
 from exoimap.tenant.model import Mailbox, TenantRecord
 from exoimap.tenant.schema import migrate
 
-__all__ = ["Catalog", "open_catalog"]
+__all__ = ["Catalog", "open_catalog", "require_database"]
 
 _TENANT_COLUMNS = (
     "name, tenant, client_id, certificate, archive_root, cloud, authority, imap_host,"
@@ -21,14 +21,20 @@ _TENANT_COLUMNS = (
 )
 
 
-@contextlib.contextmanager
-def open_catalog(url: str | None) -> Iterator[Catalog]:
-    """Connect to the catalog database (and bring its schema up to date)."""
+def require_database(url: str | None) -> str:
+    """The catalog's URL, or a ConfigError saying how to give one."""
     if not url:
         raise ConfigError(
             "no tenant catalog database given: pass --database postgresql://... "
             "or set EXOIMAP_DATABASE_URL"
         )
+    return url
+
+
+@contextlib.contextmanager
+def open_catalog(url: str | None) -> Iterator[Catalog]:
+    """Connect to the catalog database (and bring its schema up to date)."""
+    url = require_database(url)
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=15)
     except psycopg.OperationalError as exc:

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
-from exoimap.errors import ConfigError, ExoimapError
+from exoimap.errors import ConfigError, ExoimapError, NetworkError
 from exoimap.tenant.lease import LeaseBusy
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "backup_actor",
     "enqueue_backups",
     "make_broker",
+    "redis_client",
     "should_retry",
 ]
 
@@ -51,9 +53,21 @@ class QueueSettings:
     time_limit_ms: int = 24 * 3600_000
 
 
-def make_broker(redis_url: str | None, settings: QueueSettings | None = None) -> RedisBroker:
-    if not redis_url:
+def redis_client(url: str | None) -> redis.Redis:
+    """A client of the job queue's Redis, checked to answer (else a one-line error)."""
+    if not url:
         raise ConfigError("no job queue given: pass --redis redis://... or set EXOIMAP_REDIS_URL")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=15)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise NetworkError(f"cannot reach the job queue at Redis: {exc}") from None
+    return client
+
+
+def make_broker(redis_url: str | None, settings: QueueSettings | None = None) -> RedisBroker:
+    """The broker over the job queue's Redis (checked to answer)."""
+    redis_client(redis_url).close()
     settings = settings or QueueSettings()
     broker = RedisBroker(
         url=redis_url,
