@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-__all__ = ["free_port", "running_postgres", "running_redis"]
+__all__ = ["free_port", "running_postgres", "running_redis", "stop"]
 
 _START_TIMEOUT = 60.0
 
@@ -45,14 +45,15 @@ def _wait_until(ready: Callable[[], bool], what: str, process: subprocess.Popen[
     raise RuntimeError(f"{what} did not start in {_START_TIMEOUT:.0f} s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], wait: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL when it has not ended within ``wait`` seconds."""
     if process.poll() is None:
         process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 @contextlib.contextmanager
@@ -82,7 +83,7 @@ def running_redis() -> Iterator[str]:
         _wait_until(ready, "redis-server", process)
         yield url
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -141,6 +142,6 @@ def running_postgres() -> Iterator[str]:
         _wait_until(ready, "postgres", process)
         yield url
     finally:
-        _stop(process)
+        stop(process)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)

@@ -47,3 +47,24 @@ def test_unreachable_queue_and_catalog_are_one_line_failures(
     gone = f"postgresql://postgres@127.0.0.1:{nobody}/x"
     assert main(["tenant", "status", "acme", "--database", gone]) == 1
     assert "cannot reach the tenant catalog database" in _one_line_error(capsys)
+
+
+def test_tenant_add_refuses_what_no_worker_could_sign_in_with(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    not_a_key = tmp_path / "cert.pem"
+    not_a_key.write_text("not a certificate")
+    base = ["tenant", "add", "acme", "--tenant", "contoso.com", "--client-id", "x"]
+    assert main([*base, "--certificate", str(not_a_key), "--database", database_url]) == 2
+    assert "is not a PEM file with a private key and certificate" in _one_line_error(capsys)
+    assert (
+        main([*base, "--certificate", str(tmp_path / "none.pem"), "--database", database_url]) == 2
+    )
+    assert "does not exist" in _one_line_error(capsys)
+    # nothing was stored
+    assert main(["tenant", "status", "acme", "--database", database_url]) == 2
+    assert "no tenant 'acme' in the catalog" in _one_line_error(capsys)

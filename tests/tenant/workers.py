@@ -14,6 +14,7 @@ from pathlib import Path
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import runs
 from exoimap.tenant.model import Run
+from tests.tenant.services import stop
 
 #: Short enough that the tests of dead workers finish quickly, long enough not to lapse
 #: while a loaded machine runs a job.
@@ -63,11 +64,7 @@ class Workers:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop(process, wait=60)
 
 
 @contextlib.contextmanager

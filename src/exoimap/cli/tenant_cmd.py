@@ -65,6 +65,7 @@ def add(**options: object) -> None:
     from exoimap.tenant.catalog import open_catalog
     from exoimap.tenant.discover import check_filters
     from exoimap.tenant.model import DEFAULT_GRAPH_URL, TenantRecord
+    from exoimap.tenant.signin import check_tenant
 
     name = str(options["name"])
     certificate = Path(str(options["certificate"])).expanduser().resolve()
@@ -87,6 +88,7 @@ def add(**options: object) -> None:
         include=check_filters(options["include"]),  # type: ignore[arg-type]
         exclude=check_filters(options["exclude"]),  # type: ignore[arg-type]
     )
+    check_tenant(record)
     with open_catalog(_text(options["database"])) as catalog:
         catalog.add_tenant(record)
     echo(f"tenant {name} added; archives go to {record.archive_root}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exoimap.auth.flows import MsalAdapter
+from exoimap.auth.flows import MsalAdapter, certificate_credential
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
 from exoimap.clouds import resolve_cloud
@@ -14,7 +14,7 @@ from exoimap.errors import AuthError
 from exoimap.secrets import Secret
 from exoimap.tenant.model import TenantRecord
 
-__all__ = ["GRAPH_SCOPE", "graph_token", "mailbox_account", "mailbox_provider"]
+__all__ = ["GRAPH_SCOPE", "check_tenant", "graph_token", "mailbox_account", "mailbox_provider"]
 
 #: App-only Graph access: every application permission the app was consented to.
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -48,6 +48,19 @@ def mailbox_account(tenant: TenantRecord, upn: str) -> AccountConfig:
 
 def mailbox_provider(tenant: TenantRecord, upn: str, vault: Vault) -> TokenProvider:
     return TokenProvider(mailbox_account(tenant, upn), vault=vault, say=lambda _text: None)
+
+
+def check_tenant(tenant: TenantRecord) -> None:
+    """Refuse, before anything is stored, a tenant no worker could sign in for: an unknown
+    cloud, a custom cloud without its authority, a certificate file without key and cert."""
+    account = _account(tenant, f"check@{tenant.tenant}", None)
+    resolve_cloud(
+        account.cloud,
+        authority=account.authority,
+        imap_host=account.imap_host,
+        imap_port=account.imap_port,
+    )
+    certificate_credential(tenant.certificate, None)
 
 
 def graph_token(tenant: TenantRecord, *, http_timeout: float = 30.0) -> Secret[str]:
