@@ -19,6 +19,7 @@ from exoimap.cli import main
 from exoimap.sandbox.exchange.config import ExchangeSettings
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.secrets import Secret
+from exoimap.tenant.lease import lease_key
 from tests.cli.sync_helpers import isolated_home
 from tests.tenant.helpers import (
     TenantApp,
@@ -178,3 +179,28 @@ def test_mailbox_whose_permission_is_removed_is_dead_lettered_with_its_reason(
     assert "attempt 1 dead:" in out
     assert "Add-MailboxPermission" in out  # the reason comes with its fix
     assert "3 mailboxes: 1 dead, 2 ok" in out
+
+
+def test_a_job_that_loses_its_lease_stops_and_is_retried(setup: Setup) -> None:
+    messages = 150
+    upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
+    root = setup.archives / upns[0].lower()
+    with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
+        slow.faults.delay = 0.2  # seconds of work left when the lease goes
+        setup.add_and_discover("--imap-port", str(slow.port))
+        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+            worker = workers.start()
+            setup.backup()
+            wait_for(
+                lambda: (root / "maildir").is_dir() and len(archived(root)) >= 3,
+                "the first messages in the archive",
+                worker,
+            )
+            # the lease lapses under the job (as when Redis was out of reach too long)
+            redis.Redis.from_url(setup.redis_url).delete(lease_key("acme", upns[0]))
+            wait_until_ok(setup.database, upns)
+    runs = all_runs(setup.database)
+    assert [r.outcome for r in runs] == ["failed", "ok"]
+    assert "lease was lost" in runs[0].detail
+    assert runs[1].attempt == 2
+    assert sorted(archived(root)) == sorted(delivered(setup.app, 0, messages))

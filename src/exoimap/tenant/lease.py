@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import redis
@@ -20,7 +21,7 @@ from redis.exceptions import LockError, RedisError
 
 from exoimap.errors import ExoimapError, NetworkError
 
-__all__ = ["LeaseBusy", "mailbox_lease"]
+__all__ = ["LeaseBusy", "LeaseLost", "lease_key", "mailbox_lease"]
 
 log = logging.getLogger("exoimap.tenant")
 
@@ -35,9 +36,19 @@ def lease_key(tenant: str, upn: str) -> str:
     return f"exoimap:lease:{tenant}:{upn.lower()}"
 
 
+class LeaseLost(ExoimapError):
+    """The lease lapsed while the job worked (Redis unreachable for longer than the lease,
+    or the job stalled): the job stops, as another worker may have taken the mailbox."""
+
+    retryable = True
+
+
 @contextlib.contextmanager
-def mailbox_lease(client: redis.Redis, tenant: str, upn: str, seconds: float) -> Iterator[None]:
-    """Hold the mailbox's lease for the ``with`` block (LeaseBusy when another has it)."""
+def mailbox_lease(
+    client: redis.Redis, tenant: str, upn: str, seconds: float
+) -> Iterator[threading.Event]:
+    """Hold the mailbox's lease for the ``with`` block (LeaseBusy when another has it).
+    Yields an event set when the lease is lost: the holder must stop working."""
     lock = client.lock(lease_key(tenant, upn), timeout=seconds, thread_local=False)
     try:
         taken = lock.acquire(blocking=False)
@@ -46,13 +57,13 @@ def mailbox_lease(client: redis.Redis, tenant: str, upn: str, seconds: float) ->
     if not taken:
         log.info("lease of %s held by another worker: trying again later", upn)
         raise LeaseBusy(f"{upn} is being backed up by another worker")
-    stop = threading.Event()
+    stop, lost = threading.Event(), threading.Event()
     renewer = threading.Thread(
-        target=_renew, args=(lock, seconds / 3, stop, upn), name=f"lease {upn}", daemon=True
+        target=_renew, args=(lock, seconds, stop, lost, upn), name=f"lease {upn}", daemon=True
     )
     renewer.start()
     try:
-        yield
+        yield lost
     finally:
         stop.set()
         renewer.join()
@@ -60,10 +71,23 @@ def mailbox_lease(client: redis.Redis, tenant: str, upn: str, seconds: float) ->
             lock.release()
 
 
-def _renew(lock: redis.lock.Lock, every: float, stop: threading.Event, upn: str) -> None:
-    while not stop.wait(every):
+def _renew(
+    lock: redis.lock.Lock, seconds: float, stop: threading.Event, lost: threading.Event, upn: str
+) -> None:
+    """Renew every third of the lease; a Redis error is tried again until the lease would
+    have lapsed, someone else holding it ends the lease at once."""
+    renewed = time.monotonic()
+    while not stop.wait(seconds / 3):
         try:
             lock.reacquire()
-        except (LockError, RedisError) as exc:
-            log.warning("lost the lease of %s: %s", upn, type(exc).__name__)
-            return
+            renewed = time.monotonic()
+            continue
+        except LockError as exc:  # not ours any more (lapsed, or taken over)
+            reason = type(exc).__name__
+        except RedisError as exc:
+            if time.monotonic() - renewed < seconds:
+                continue
+            reason = type(exc).__name__
+        log.warning("lost the lease of %s: %s", upn, reason)
+        lost.set()
+        return

@@ -9,8 +9,11 @@ Errors are raised again after they are recorded, so Dramatiq retries or dead-let
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
 import redis
@@ -23,10 +26,13 @@ from exoimap.errors import ConfigError, ExoimapError
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import finish_run, start_run
 from exoimap.tenant.jobs import QueueSettings, should_retry
-from exoimap.tenant.lease import mailbox_lease
+from exoimap.tenant.lease import LeaseLost, mailbox_lease
 from exoimap.tenant.signin import mailbox_account, mailbox_provider
 
 __all__ = ["PartialBackup", "WorkerContext", "run_mailbox"]
+
+#: How often a running backup looks whether its lease was lost (seconds).
+_LEASE_CHECK_SECONDS = 0.5
 
 
 class PartialBackup(ExoimapError):
@@ -67,6 +73,22 @@ def _message_state() -> tuple[str, int]:
     return message.message_id, int(message.options.get("retries", 0))
 
 
+async def _while_held(
+    lost: threading.Event, work: Coroutine[None, None, AccountResult]
+) -> AccountResult:
+    """Run ``work``, cancelled as soon as the lease is lost (the archive is crash-safe, so
+    stopping anywhere loses nothing)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=_LEASE_CHECK_SECONDS)
+        if lost.is_set() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise LeaseLost("the mailbox lease was lost while the backup ran; it stopped")
+    return task.result()
+
+
 def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
     """Back up ``upn`` of ``tenant_name`` (the actor's body)."""
     message_id, retries = _message_state()
@@ -74,7 +96,7 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
         tenant = catalog.tenant(tenant_name)
         if upn not in {m.upn for m in catalog.mailboxes(tenant_name)}:
             raise ConfigError(f"{upn} is no longer a mailbox of tenant {tenant_name!r}")
-    with mailbox_lease(context.redis, tenant_name, upn, context.lease_seconds):
+    with mailbox_lease(context.redis, tenant_name, upn, context.lease_seconds) as lost:
         with open_catalog(context.database_url) as catalog:
             run_id = start_run(
                 catalog,
@@ -87,7 +109,7 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
         try:
             account = mailbox_account(tenant, upn)
             provider = mailbox_provider(tenant, upn, context.vault)
-            result = asyncio.run(sync_account(account, provider, context.paths))
+            result = asyncio.run(_while_held(lost, sync_account(account, provider, context.paths)))
         except Exception as exc:  # recorded, then raised again for Dramatiq
             _record_failure(context, run_id, exc, retries)
             raise
