@@ -106,7 +106,7 @@ def test_killed_worker_job_is_redelivered_and_resumes_without_duplicates(setup: 
     upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
     root = setup.archives / upns[0].lower()
     with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
-        slow.faults.delay = 0.05  # every write: the backup takes seconds
+        slow.faults.delay = 0.2  # every write: the backup takes seconds
         setup.add_and_discover("--imap-port", str(slow.port))
         with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
             first = workers.start()
@@ -133,7 +133,7 @@ def test_killed_worker_job_is_redelivered_and_resumes_without_duplicates(setup: 
 def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) -> None:
     upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=20)
     with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
-        slow.faults.delay = 0.05
+        slow.faults.delay = 0.2  # long enough for the other worker to take the second job
         setup.add_and_discover("--imap-port", str(slow.port))
         with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
             workers.start()
