@@ -4,10 +4,13 @@ job finished by another with nothing duplicated, one run per mailbox at a time."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
+import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from tests.tenant.helpers import (
     make_mailboxes,
     make_tenant_app,
 )
-from tests.tenant.workers import all_runs, wait_for, wait_until_ok, worker_pool
+from tests.tenant.workers import Workers, all_runs, wait_for, wait_until_ok, worker_pool
 
 pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow]
 
@@ -101,33 +104,51 @@ def _slow_server(setup: Setup) -> ExchangeSettings:
     return dataclasses.replace(setup.sandbox.server.settings, port=0)
 
 
-def test_killed_worker_job_is_redelivered_and_resumes_without_duplicates(setup: Setup) -> None:
-    messages = 40
-    upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
-    root = setup.archives / upns[0].lower()
+@dataclass
+class HalfWay:
+    """One mailbox being backed up by one worker, its first messages already archived."""
+
+    upn: str
+    root: Path
+    workers: Workers
+    worker: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def backup_half_way(setup: Setup, messages: int) -> Iterator[HalfWay]:
+    """A mailbox of ``messages`` on a slowed-down IMAP server (every write waits 0.2 s, so
+    the backup takes seconds), one worker backing it up, past its first messages."""
+    (upn,) = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
+    root = setup.archives / upn.lower()
     with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
-        slow.faults.delay = 0.2  # every write: the backup takes seconds
+        slow.faults.delay = 0.2
         setup.add_and_discover("--imap-port", str(slow.port))
         with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
-            first = workers.start()
+            worker = workers.start()
             setup.backup()
             wait_for(
                 lambda: (root / "maildir").is_dir() and len(archived(root)) >= 3,
                 "the first messages in the archive",
-                first,
+                worker,
             )
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(30)
-            kept = len(archived(root))
-            workers.start()
-            wait_until_ok(setup.database, upns)
+            yield HalfWay(upn, root, workers, worker)
+
+
+def test_killed_worker_job_is_redelivered_and_resumes_without_duplicates(setup: Setup) -> None:
+    messages = 40
+    with backup_half_way(setup, messages) as job:
+        os.kill(job.worker.pid, signal.SIGKILL)
+        job.worker.wait(30)
+        kept = len(archived(job.root))
+        job.workers.start()
+        wait_until_ok(setup.database, [job.upn])
     runs = all_runs(setup.database)
     assert [r.outcome for r in runs] == ["abandoned", "ok"]
     assert runs[0].message_id == runs[1].message_id  # the same job, redelivered
     assert runs[0].worker != runs[1].worker
     # resumed from the archive: what the dead worker had archived was not fetched again
     assert runs[1].copied <= messages + 1 - kept
-    assert sorted(archived(root)) == sorted(delivered(setup.app, 0, messages))
+    assert sorted(archived(job.root)) == sorted(delivered(setup.app, 0, messages))
 
 
 def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) -> None:
@@ -182,25 +203,13 @@ def test_mailbox_whose_permission_is_removed_is_dead_lettered_with_its_reason(
 
 
 def test_a_job_that_loses_its_lease_stops_and_is_retried(setup: Setup) -> None:
-    messages = 150
-    upns = make_mailboxes(setup.sandbox, setup.app, 1, messages=messages)
-    root = setup.archives / upns[0].lower()
-    with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
-        slow.faults.delay = 0.2  # seconds of work left when the lease goes
-        setup.add_and_discover("--imap-port", str(slow.port))
-        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
-            worker = workers.start()
-            setup.backup()
-            wait_for(
-                lambda: (root / "maildir").is_dir() and len(archived(root)) >= 3,
-                "the first messages in the archive",
-                worker,
-            )
-            # the lease lapses under the job (as when Redis was out of reach too long)
-            redis.Redis.from_url(setup.redis_url).delete(lease_key("acme", upns[0]))
-            wait_until_ok(setup.database, upns)
+    messages = 40
+    with backup_half_way(setup, messages) as job:
+        # the lease lapses under the job (as when Redis was out of reach too long)
+        redis.Redis.from_url(setup.redis_url).delete(lease_key("acme", job.upn))
+        wait_until_ok(setup.database, [job.upn])
     runs = all_runs(setup.database)
     assert [r.outcome for r in runs] == ["failed", "ok"]
     assert "lease was lost" in runs[0].detail
     assert runs[1].attempt == 2
-    assert sorted(archived(root)) == sorted(delivered(setup.app, 0, messages))
+    assert sorted(archived(job.root)) == sorted(delivered(setup.app, 0, messages))
