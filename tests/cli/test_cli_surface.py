@@ -106,7 +106,7 @@ SURFACE: dict[str, list[str]] = {
     "tenant add": [
         "NAME", "--tenant", "--client-id", "--certificate", "--archive-root", "--cloud",
         "--authority", "--imap-host", "--imap-port", "--ca-file", "--graph-url", "--include",
-        "--exclude", "--database",
+        "--exclude", "--max-parallel", "--database",
     ],
     "tenant backup": ["NAME", "--database", "--redis"],
     "tenant discover": ["NAME", "--page-size", "--database"],

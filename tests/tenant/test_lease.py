@@ -8,7 +8,14 @@ import time
 import pytest
 import redis
 
-from exoimap.tenant.lease import LeaseBusy, lease_key, mailbox_lease
+from exoimap.tenant.lease import (
+    LeaseBusy,
+    TenantBusy,
+    lease_key,
+    mailbox_lease,
+    slot_key,
+    tenant_slot,
+)
 
 pytestmark = pytest.mark.xdist_group("tenant")
 
@@ -43,3 +50,21 @@ def test_a_lease_whose_holder_died_lapses(redis_url: str) -> None:
         with pytest.raises(redis.exceptions.LockNotOwnedError):
             dead.release()
         assert client.exists(lease_key("acme", "a@contoso.com")) == 1
+
+
+def test_tenant_slots_let_limit_holders_in_and_free_on_release(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    with (
+        tenant_slot(client, "acme", 2, seconds=3.0),
+        tenant_slot(client, "acme", 2, seconds=3.0),
+    ):
+        with pytest.raises(TenantBusy), tenant_slot(client, "acme", 2, seconds=3.0):
+            pass
+        with tenant_slot(client, "other", 2, seconds=3.0):  # per tenant
+            pass
+    with tenant_slot(client, "acme", 2, seconds=3.0):
+        assert client.exists(slot_key("acme", 0)) == 1
+    assert client.exists(slot_key("acme", 0), slot_key("acme", 1)) == 0
+    # 0: no limit, nothing held in Redis
+    with tenant_slot(client, "acme", 0, seconds=3.0):
+        assert client.dbsize() == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 import subprocess
@@ -213,3 +214,22 @@ def test_a_job_that_loses_its_lease_stops_and_is_retried(setup: Setup) -> None:
     assert "lease was lost" in runs[0].detail
     assert runs[1].attempt == 2
     assert sorted(archived(job.root)) == sorted(delivered(setup.app, 0, messages))
+
+
+def test_a_tenants_parallel_limit_holds_across_workers(setup: Setup) -> None:
+    upns = make_mailboxes(setup.sandbox, setup.app, 3)
+    with setup.sandbox.extra_server(_slow_server(setup), share_mailboxes=True) as slow:
+        slow.faults.delay = 0.2  # long enough for the other worker to try a second mailbox
+        setup.add_and_discover("--imap-port", str(slow.port), "--max-parallel", "1")
+        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+            workers.start()
+            workers.start()
+            setup.backup()
+            wait_until_ok(setup.database, upns)
+    runs = sorted(all_runs(setup.database), key=lambda r: r.started_at)
+    assert [r.outcome for r in runs] == ["ok", "ok", "ok"]
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier.finished_at is not None
+        assert later.started_at >= earlier.finished_at
+    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    assert "is at its limit (1 at once)" in log

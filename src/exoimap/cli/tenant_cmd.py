@@ -59,6 +59,12 @@ def app() -> None:
 @click.option("--graph-url", help="Microsoft Graph's base URL (custom cloud).")
 @click.option("--include", multiple=True, help="Only users matching @DOMAIN or a UPN glob.")
 @click.option("--exclude", multiple=True, help="Leave out users matching @DOMAIN or a glob.")
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(0),
+    default=0,
+    help="At most this many mailboxes at once across all workers (0: no limit).",
+)
 @DATABASE_OPTION
 def add(**options: object) -> None:
     """Add a tenant (app-only sign-in with a certificate) to the catalog."""
@@ -87,6 +93,7 @@ def add(**options: object) -> None:
         graph_url=str(options["graph_url"] or DEFAULT_GRAPH_URL),
         include=check_filters(options["include"]),  # type: ignore[arg-type]
         exclude=check_filters(options["exclude"]),  # type: ignore[arg-type]
+        max_parallel=int(str(options["max_parallel"])),
     )
     check_tenant(record)
     with open_catalog(_text(options["database"])) as catalog:

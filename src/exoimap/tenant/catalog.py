@@ -17,7 +17,7 @@ __all__ = ["Catalog", "open_catalog", "require_database"]
 
 _TENANT_COLUMNS = (
     "name, tenant, client_id, certificate, archive_root, cloud, authority, imap_host,"
-    " imap_port, ca_file, graph_url, include, exclude"
+    " imap_port, ca_file, graph_url, include, exclude, max_parallel"
 )
 
 
@@ -49,7 +49,7 @@ def open_catalog(url: str | None) -> Iterator[Catalog]:
 
 def _tenant_from(row: Sequence[object]) -> TenantRecord:
     (name, tenant, client_id, certificate, archive_root, cloud, authority, imap_host) = row[:8]
-    imap_port, ca_file, graph_url, include, exclude = row[8:]
+    imap_port, ca_file, graph_url, include, exclude, max_parallel = row[8:]
     return TenantRecord(
         name=str(name),
         tenant=str(tenant),
@@ -64,6 +64,7 @@ def _tenant_from(row: Sequence[object]) -> TenantRecord:
         graph_url=str(graph_url),
         include=tuple(include) if isinstance(include, list) else (),
         exclude=tuple(exclude) if isinstance(exclude, list) else (),
+        max_parallel=int(str(max_parallel)),
     )
 
 
@@ -78,7 +79,7 @@ class Catalog:
         try:
             self.conn.execute(
                 f"INSERT INTO tenants ({_TENANT_COLUMNS})"  # noqa: S608 - a constant list
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     tenant.name,
                     tenant.tenant,
@@ -93,6 +94,7 @@ class Catalog:
                     tenant.graph_url,
                     list(tenant.include),
                     list(tenant.exclude),
+                    tenant.max_parallel,
                 ),
             )
         except psycopg.errors.UniqueViolation:

@@ -18,7 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
 from exoimap.errors import ConfigError, ExoimapError, NetworkError
-from exoimap.tenant.lease import LeaseBusy
+from exoimap.tenant.lease import LeaseBusy, TenantBusy
 
 __all__ = [
     "ACTOR_NAME",
@@ -81,8 +81,8 @@ def make_broker(redis_url: str | None, settings: QueueSettings | None = None) ->
 
 def should_retry(retries: int, error: BaseException, max_retries: int) -> bool:
     """Whether a failed job is tried again: transient errors until ``max_retries``, a busy
-    mailbox for longer; a permanent error (mailbox gone, permission removed) never."""
-    if isinstance(error, LeaseBusy):
+    mailbox or tenant for longer; a permanent error (mailbox gone, permission removed) never."""
+    if isinstance(error, LeaseBusy | TenantBusy):
         return retries < _BUSY_TRIES
     if isinstance(error, ExoimapError) and not error.retryable:
         return False

@@ -21,7 +21,15 @@ from redis.exceptions import LockError, RedisError
 
 from exoimap.errors import ExoimapError, NetworkError
 
-__all__ = ["LeaseBusy", "LeaseLost", "lease_key", "mailbox_lease"]
+__all__ = [
+    "LeaseBusy",
+    "LeaseLost",
+    "TenantBusy",
+    "lease_key",
+    "mailbox_lease",
+    "slot_key",
+    "tenant_slot",
+]
 
 log = logging.getLogger("exoimap.tenant")
 
@@ -43,23 +51,31 @@ class LeaseLost(ExoimapError):
     retryable = True
 
 
-@contextlib.contextmanager
-def mailbox_lease(
-    client: redis.Redis, tenant: str, upn: str, seconds: float
-) -> Iterator[threading.Event]:
-    """Hold the mailbox's lease for the ``with`` block (LeaseBusy when another has it).
-    Yields an event set when the lease is lost: the holder must stop working."""
-    lock = client.lock(lease_key(tenant, upn), timeout=seconds, thread_local=False)
+class TenantBusy(ExoimapError):
+    """The tenant already runs as many mailboxes at once as it may (try again later)."""
+
+    retryable = True
+
+
+def slot_key(tenant: str, slot: int) -> str:
+    return f"exoimap:slot:{tenant}:{slot}"
+
+
+def _try_lock(client: redis.Redis, key: str, seconds: float) -> redis.lock.Lock | None:
+    lock = client.lock(key, timeout=seconds, thread_local=False)
     try:
-        taken = lock.acquire(blocking=False)
+        return lock if lock.acquire(blocking=False) else None
     except RedisError as exc:
         raise NetworkError(f"cannot reach Redis for the mailbox lease: {exc}") from None
-    if not taken:
-        log.info("lease of %s held by another worker: trying again later", upn)
-        raise LeaseBusy(f"{upn} is being backed up by another worker")
+
+
+@contextlib.contextmanager
+def _renewed(lock: redis.lock.Lock, seconds: float, what: str) -> Iterator[threading.Event]:
+    """Keep ``lock`` renewed for the ``with`` block, then release it; yields the event set
+    when it is lost."""
     stop, lost = threading.Event(), threading.Event()
     renewer = threading.Thread(
-        target=_renew, args=(lock, seconds, stop, lost, upn), name=f"lease {upn}", daemon=True
+        target=_renew, args=(lock, seconds, stop, lost, what), name=f"lease {what}", daemon=True
     )
     renewer.start()
     try:
@@ -71,8 +87,41 @@ def mailbox_lease(
             lock.release()
 
 
+@contextlib.contextmanager
+def mailbox_lease(
+    client: redis.Redis, tenant: str, upn: str, seconds: float
+) -> Iterator[threading.Event]:
+    """Hold the mailbox's lease for the ``with`` block (LeaseBusy when another has it).
+    Yields an event set when the lease is lost: the holder must stop working."""
+    lock = _try_lock(client, lease_key(tenant, upn), seconds)
+    if lock is None:
+        log.info("lease of %s held by another worker: trying again later", upn)
+        raise LeaseBusy(f"{upn} is being backed up by another worker")
+    with _renewed(lock, seconds, upn) as lost:
+        yield lost
+
+
+@contextlib.contextmanager
+def tenant_slot(
+    client: redis.Redis, tenant: str, limit: int, seconds: float
+) -> Iterator[threading.Event]:
+    """Hold one of the tenant's ``limit`` slots (a semaphore of leases, so a dead worker's
+    slot lapses too); TenantBusy when all are held. ``limit`` 0: no limit."""
+    if limit <= 0:
+        yield threading.Event()
+        return
+    for slot in range(limit):
+        lock = _try_lock(client, slot_key(tenant, slot), seconds)
+        if lock is not None:
+            with _renewed(lock, seconds, f"{tenant} slot {slot}") as lost:
+                yield lost
+            return
+    log.info("tenant %s is at its limit (%d at once): trying again later", tenant, limit)
+    raise TenantBusy(f"tenant {tenant!r} already runs {limit} mailboxes at once")
+
+
 def _renew(
-    lock: redis.lock.Lock, seconds: float, stop: threading.Event, lost: threading.Event, upn: str
+    lock: redis.lock.Lock, seconds: float, stop: threading.Event, lost: threading.Event, what: str
 ) -> None:
     """Renew every third of the lease; a Redis error is tried again until the lease would
     have lapsed, someone else holding it ends the lease at once."""
@@ -88,6 +137,6 @@ def _renew(
             if time.monotonic() - renewed < seconds:
                 continue
             reason = type(exc).__name__
-        log.warning("lost the lease of %s: %s", upn, reason)
+        log.warning("lost the lease of %s: %s", what, reason)
         lost.set()
         return

@@ -32,6 +32,9 @@ class TenantRecord:
     #: Discovery filters: glob patterns or ``@domain`` entries (see :mod:`.discover`).
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    #: At most this many of its mailboxes at once across all workers (0: no limit):
+    #: Exchange throttles an application across the whole tenant.
+    max_parallel: int = 0
 
 
 @dataclass(frozen=True, slots=True)

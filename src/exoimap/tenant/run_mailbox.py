@@ -26,7 +26,7 @@ from exoimap.errors import ConfigError, ExoimapError
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import finish_run, start_run
 from exoimap.tenant.jobs import QueueSettings, should_retry
-from exoimap.tenant.lease import LeaseLost, mailbox_lease
+from exoimap.tenant.lease import LeaseLost, mailbox_lease, tenant_slot
 from exoimap.tenant.signin import mailbox_account, mailbox_provider
 
 __all__ = ["PartialBackup", "WorkerContext", "run_mailbox"]
@@ -74,14 +74,14 @@ def _message_state() -> tuple[str, int]:
 
 
 async def _while_held(
-    lost: threading.Event, work: Coroutine[None, None, AccountResult]
+    lost: tuple[threading.Event, ...], work: Coroutine[None, None, AccountResult]
 ) -> AccountResult:
     """Run ``work``, cancelled as soon as the lease is lost (the archive is crash-safe, so
     stopping anywhere loses nothing)."""
     task = asyncio.ensure_future(work)
     while not task.done():
         await asyncio.wait({task}, timeout=_LEASE_CHECK_SECONDS)
-        if lost.is_set() and not task.done():
+        if any(event.is_set() for event in lost) and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -96,7 +96,11 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
         tenant = catalog.tenant(tenant_name)
         if upn not in {m.upn for m in catalog.mailboxes(tenant_name)}:
             raise ConfigError(f"{upn} is no longer a mailbox of tenant {tenant_name!r}")
-    with mailbox_lease(context.redis, tenant_name, upn, context.lease_seconds) as lost:
+    seconds = context.lease_seconds
+    with (
+        mailbox_lease(context.redis, tenant_name, upn, seconds) as lost_mailbox,
+        tenant_slot(context.redis, tenant_name, tenant.max_parallel, seconds) as lost_slot,
+    ):
         with open_catalog(context.database_url) as catalog:
             run_id = start_run(
                 catalog,
@@ -109,7 +113,11 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
         try:
             account = mailbox_account(tenant, upn)
             provider = mailbox_provider(tenant, upn, context.vault)
-            result = asyncio.run(_while_held(lost, sync_account(account, provider, context.paths)))
+            result = asyncio.run(
+                _while_held(
+                    (lost_mailbox, lost_slot), sync_account(account, provider, context.paths)
+                )
+            )
         except Exception as exc:  # recorded, then raised again for Dramatiq
             _record_failure(context, run_id, exc, retries)
             raise

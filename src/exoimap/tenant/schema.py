@@ -60,6 +60,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_by_mailbox ON runs (tenant, upn, id DESC);
     """,
+    # 2: at most this many mailboxes of a tenant at once, across all workers (0: no limit)
+    """
+    ALTER TABLE tenants ADD COLUMN max_parallel integer NOT NULL DEFAULT 0
+        CHECK (max_parallel >= 0);
+    """,
 )
 
 
