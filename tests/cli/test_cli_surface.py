@@ -105,6 +105,15 @@ SURFACE: dict[str, list[str]] = {
         "NAMES", "--all", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port",
         "--no-agent",
     ],
+    "tenant": [],
+    "tenant add": [
+        "NAME", "--tenant", "--client-id", "--certificate", "--archive-root", "--cloud",
+        "--authority", "--imap-host", "--imap-port", "--ca-file", "--graph-url", "--include",
+        "--exclude", "--max-parallel", "--database",
+    ],
+    "tenant backup": ["NAME", "--database", "--redis"],
+    "tenant discover": ["NAME", "--page-size", "--database"],
+    "tenant status": ["NAME", "--database"],
     "token": [],
     "token print": ["NAME", "--format", "--json", "--force", "--no-agent"],
     "token show": ["NAMES", "--all"],
@@ -120,6 +129,10 @@ SURFACE: dict[str, list[str]] = {
     "watch": [
         "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
         "--health-file", "--metrics-port",
+    ],
+    "worker": [
+        "--concurrency", "--lease-seconds", "--heartbeat-seconds", "--retry-seconds",
+        "--database", "--redis",
     ],
 }  # fmt: skip
 
@@ -138,6 +151,8 @@ DEFAULTS: dict[str, list[str]] = {
     "sandbox app secret": ["[default: 730]"],
     "sandbox fail-next": ["[default: 1]"],
     "sandbox seed-maildir": ["[default: 1000]", "[default: 0]", "[default: adele@contoso.example]"],
+    "tenant discover": ["[default: 999; 1<=x<=999]"],
+    "worker": ["[default: 2; 1<=x<=256]", "[default: 60.0; 1<=x<=3600]"],
     "sandbox up": [
         "[default: 127.0.0.1]", "[default: the last run's, else any]", "[default: 200]",
         "[default: persist]",

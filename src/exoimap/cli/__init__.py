@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
     "console": ("exoimap.cli.console_cmd", "console"),
+    "tenant": ("exoimap.cli.tenant_cmd", "app"),
+    "worker": ("exoimap.cli.worker_cmd", "worker"),
 }
 app.lazy_commands = COMMANDS
 

@@ -56,6 +56,8 @@ EXIT_CODES: dict[str, tuple[int, ...]] = {
     "migrate": (*_SIGNS_IN, EXIT_PARTIAL),
     "export": (*_COMMON, EXIT_PARTIAL),
     "console": _COMMON,
+    "tenant discover": _SIGNS_IN,
+    "tenant status": (*_COMMON, EXIT_PARTIAL),
 }
 
 #: One example per command, as a user would type it.
@@ -91,6 +93,15 @@ EXAMPLES: dict[str, str] = {
     "audit report": "exoimap audit report --since 2026-01-01",
     "audit export": "exoimap audit export --format csv --output audit.csv",
     "audit recover": "exoimap audit recover --reason 'restored the vault from a copy'",
+    "tenant add": (
+        "exoimap tenant add contoso --tenant contoso.com "
+        "--client-id 00000000-0000-0000-0000-000000000000 --certificate app.pem "
+        "--archive-root /srv/mail-archives --exclude '@test.contoso.com'"
+    ),
+    "tenant discover": "exoimap tenant discover contoso",
+    "tenant backup": "exoimap tenant backup contoso",
+    "tenant status": "exoimap tenant status contoso",
+    "worker": "exoimap worker --concurrency 4",
     "agent start": "exoimap agent start",
     "agent stop": "exoimap agent stop",
     "agent status": "exoimap agent status",

@@ -19,6 +19,7 @@ DOCUMENTED = {
     ("/{tenant}/oauth2/v2.0/token", frozenset({"POST"})),
     ("/{tenant}/oauth2/v2.0/devicecode", frozenset({"POST"})),
     ("/{tenant}/oauth2/v2.0/logout", frozenset({"GET", "HEAD", "POST"})),
+    ("/v1.0/users", frozenset({"GET", "HEAD"})),  # Microsoft Graph (graph.py)
 }
 
 

@@ -14,6 +14,7 @@ Paths (``T`` is a tenant id, a verified domain, ``common`` or ``organizations``)
     GET  /T/oauth2/v2.0/logout                        sign out
     GET  /devicelogin                                 device login page (POST: its forms)
     GET  /_sandbox/health                             liveness for scripts
+    GET  /v1.0/users                                  Microsoft Graph (see graph.py)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -147,14 +149,15 @@ def _send(outcome: Outcome) -> Response:
     return response
 
 
-def build_app(core: IdentityCore) -> Starlette:
-    """The ASGI app serving ``core``."""
+def build_app(core: IdentityCore, extra: Sequence[Route] = ()) -> Starlette:
+    """The ASGI app serving ``core`` (and ``extra`` routes: the Graph endpoint)."""
     # no two paths overlap, so the order of the groups does not matter
     routes = [
         Route("/_sandbox/health", _health),
         *_discovery_routes(core),
         *_signin_routes(core, SignIn(core)),
         *_token_routes(core),
+        *extra,
     ]
     return Starlette(routes=routes)
 

@@ -176,6 +176,10 @@ class Settings:
     #: than ``device_code_interval``, as a real service's: at uvicorn's default (5 s, the
     #: poll interval) a client's next poll raced the server closing its pooled connection.
     http_keep_alive: int = 120
+    #: Microsoft Graph requests one app may make per ``graph_budget_window`` seconds, across
+    #: all its connections; past that Graph answers 429 with ``Retry-After``.
+    graph_budget: int = 10_000
+    graph_budget_window: int = 10
 
 
 @dataclass

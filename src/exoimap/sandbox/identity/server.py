@@ -34,6 +34,7 @@ from exoimap.sandbox.identity import publish
 from exoimap.sandbox.identity.admin import SandboxAdmin
 from exoimap.sandbox.identity.core import IdentityCore
 from exoimap.sandbox.identity.endpoints import build_app
+from exoimap.sandbox.identity.graph import GraphService
 from exoimap.sandbox.identity.model import Directory, Tenant
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import AccessTokenVerifier, SigningKey
@@ -94,7 +95,8 @@ class IdentitySandbox:
         self.store = DirectoryStore(state_dir)
         self.core = IdentityCore(self.store, self.signing_key)
         self.admin = SandboxAdmin(self.store)
-        self.app = build_app(self.core)
+        self.graph = GraphService(self.store, self.signing_key)
+        self.app = build_app(self.core, self.graph.routes())
         self._server: uvicorn.Server | None = None
 
     @classmethod

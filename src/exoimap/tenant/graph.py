@@ -1,0 +1,133 @@
+"""A small Microsoft Graph client: the users of a tenant, page by page.
+
+``GET /v1.0/users`` with ``$select`` and ``$top``, following ``@odata.nextLink`` until it is
+absent. A 429 (or 503/504) is waited out for the ``Retry-After`` seconds it names (bounded),
+then the same page is asked again; other refusals end discovery with what to fix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from exoimap.errors import AuthError, InsufficientPermission, NetworkError
+from exoimap.secrets import Secret
+from exoimap.untrusted import shown
+
+__all__ = ["GraphUser", "list_users"]
+
+_RETRIED = frozenset({429, 503, 504})
+#: Longest single wait a Retry-After may impose, and how many waits one page may take.
+_MAX_WAIT = 300.0
+_MAX_WAITS = 10
+_SELECT = "id,userPrincipalName,displayName,mail,accountEnabled"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphUser:
+    object_id: str
+    upn: str
+    display_name: str
+    mail: str | None
+    enabled: bool
+
+
+def _user(item: dict[str, Any]) -> GraphUser | None:
+    oid, upn = item.get("id"), item.get("userPrincipalName")
+    if not isinstance(oid, str) or not isinstance(upn, str) or "@" not in upn:
+        return None
+    mail = item.get("mail")
+    return GraphUser(
+        object_id=oid,
+        upn=upn,
+        display_name=str(item.get("displayName") or ""),
+        mail=mail if isinstance(mail, str) else None,
+        enabled=item.get("accountEnabled") is not False,
+    )
+
+
+def _retry_after(response: requests.Response, waited: int) -> float:
+    raw = response.headers.get("Retry-After", "")
+    seconds = float(raw) if raw.isdigit() else min(2.0**waited, 60.0)
+    return min(max(seconds, 1.0), _MAX_WAIT)
+
+
+def _refusal(response: requests.Response) -> Exception:
+    try:
+        error = response.json().get("error", {})
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        code, message = "", ""
+    said = shown(f"{code}: {message}" if code else f"HTTP {response.status_code}")
+    if response.status_code == 401:
+        return AuthError(f"Microsoft Graph refused the token ({said})")
+    if response.status_code == 403:
+        return InsufficientPermission(
+            f"Microsoft Graph refused to list users ({said})",
+            fix="Grant the app the User.Read.All application permission with admin consent.",
+        )
+    return NetworkError(f"Microsoft Graph answered {response.status_code} ({said})")
+
+
+def _get(
+    session: requests.Session,
+    url: str,
+    token: Secret[str],
+    sleep: Callable[[float], None],
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
+    for waited in range(_MAX_WAITS + 1):
+        try:
+            response = session.get(url, headers=headers, params=params, timeout=60)
+        except requests.RequestException as exc:
+            raise NetworkError(f"cannot reach Microsoft Graph: {type(exc).__name__}") from None
+        if response.status_code in _RETRIED and waited < _MAX_WAITS:
+            sleep(_retry_after(response, waited))
+            continue
+        if response.status_code != 200:
+            raise _refusal(response)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise NetworkError("Microsoft Graph answered with something other than an object")
+        return body
+    raise NetworkError("Microsoft Graph kept throttling the listing")  # pragma: no cover
+
+
+def _same_service(graph_url: str, link: object) -> str:
+    """The next page's URL, refused unless it is on the Graph service asked first (the
+    token must never be sent anywhere else)."""
+    base = graph_url.rstrip("/") + "/"
+    if not isinstance(link, str) or not link.startswith(base):
+        raise NetworkError(f"Microsoft Graph sent a next page link elsewhere: {shown(str(link))}")
+    return link
+
+
+def list_users(
+    graph_url: str,
+    token: Secret[str],
+    *,
+    ca_file: Path | None = None,
+    page_size: int = 999,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[GraphUser]:
+    """Every user of the token's tenant, following ``@odata.nextLink``."""
+    with requests.Session() as session:
+        if ca_file is not None:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.verify = str(ca_file)
+        url: str | None = f"{graph_url.rstrip('/')}/v1.0/users"
+        params: dict[str, str] | None = {"$select": _SELECT, "$top": str(page_size)}
+        while url:
+            body = _get(session, url, token, sleep, params)
+            for item in body.get("value") or []:
+                user = _user(item) if isinstance(item, dict) else None
+                if user is not None:
+                    yield user
+            link = body.get("@odata.nextLink")
+            url, params = (_same_service(graph_url, link) if link else None), None

@@ -1,0 +1,88 @@
+"""A sandbox app set up as a tenant-wide backup app (certificate, IMAP.AccessAsApp and
+User.Read.All with admin consent, FullAccess on the mailboxes it is given), and mailboxes
+with mail for it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from exoimap.cli import main
+from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.store.conformance import sample_message
+
+
+@dataclass(frozen=True)
+class TenantApp:
+    name: str
+    client_id: str
+    certificate: Path
+    #: Users this test made are named ``<prefix>-N@<domain>``: discovery filters on it.
+    prefix: str
+
+
+def make_tenant_app(sandbox: SandboxTenant, folder: Path) -> TenantApp:
+    name = f"backup-{uuid.uuid4().hex[:8]}"
+    app = sandbox.admin.create_app(
+        name,
+        public=False,
+        application=["https://outlook.office365.com/IMAP.AccessAsApp", "User.Read.All"],
+        admin_consent=True,
+    )
+    files = sandbox.admin.add_certificate(name, folder / "cert")
+    pem = folder / "app.pem"
+    pem.write_bytes(files.private_key_file.read_bytes() + files.certificate_file.read_bytes())
+    pem.chmod(0o600)
+    sandbox.admin.register_exchange_principal(name)
+    return TenantApp(name, app.client_id, pem, f"t{uuid.uuid4().hex[:8]}")
+
+
+def make_mailboxes(
+    sandbox: SandboxTenant, app: TenantApp, count: int, messages: int = 3
+) -> list[str]:
+    """``count`` new users whose mailboxes hold ``messages`` messages in INBOX and one in
+    Sent Items, with FullAccess for the app."""
+    upns = []
+    for i in range(count):
+        upn = f"{app.prefix}-{i:03d}@{sandbox.tenant_domain}"
+        sandbox.admin.create_user(upn, password="Sandbox-Pass-1!")
+        for n in range(messages):
+            sandbox.exchange.deliver(upn, sample_message(n + 1, 400 + 53 * n + i))
+        sandbox.exchange.deliver(upn, sample_message(99, 700 + i), folder="Sent Items")
+        sandbox.admin.add_mailbox_permission(upn, app.name)
+        upns.append(upn)
+    return upns
+
+
+def add_tenant(
+    sandbox: SandboxTenant, app: TenantApp, database: str, archive_root: Path, *extra: str
+) -> None:
+    args = [
+        "tenant", "add", "acme",
+        "--tenant", sandbox.tenant_id,
+        "--client-id", app.client_id,
+        "--certificate", str(app.certificate),
+        "--archive-root", str(archive_root),
+        "--cloud", "custom",
+        "--authority", sandbox.authority,
+        "--imap-host", sandbox.imap_host,
+        "--imap-port", str(sandbox.imap_port),
+        "--ca-file", str(sandbox.ca_file),
+        "--graph-url", sandbox.identity_url,
+        "--include", f"{app.prefix}-*@*",
+        "--database", database,
+        *extra,
+    ]  # fmt: skip
+    assert main(args) == 0
+
+
+def delivered(app: TenantApp, i: int, messages: int = 3) -> list[bytes]:
+    """The bytes :func:`make_mailboxes` delivered to mailbox ``i``."""
+    inbox = [sample_message(n + 1, 400 + 53 * n + i) for n in range(messages)]
+    return [*inbox, sample_message(99, 700 + i)]
+
+
+def archived(root: Path) -> list[bytes]:
+    """Every message file of an archive (every folder), in no particular order."""
+    return [p.read_bytes() for p in sorted((root / "maildir").rglob("cur/*")) if p.is_file()]
