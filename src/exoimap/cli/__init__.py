@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("exoimap.cli.audit", "app"),
     "sandbox": ("exoimap.cli.sandbox", "app"),
     "agent": ("exoimap.cli.agent_cmd", "app"),
+    "proxy": ("exoimap.cli.proxy_cmd", "app"),
 }
 app.lazy_commands = COMMANDS
 

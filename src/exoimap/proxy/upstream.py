@@ -1,0 +1,97 @@
+"""The proxy's side towards Exchange: a signed-in session with XOAUTH2 from the vault.
+
+:class:`Upstreams` keeps one token provider per account (refreshes happen in-process and
+are shared by every client of that account) and opens verified-TLS sessions through the
+network layer (:mod:`exoimap.net.session`), so the audit log records each upstream
+connection and sign-in as it does for a sync. After Exchange said the token expired,
+:meth:`Upstreams.open` is asked with ``fresh_token=True``: the cached access token is
+dropped and a new one obtained before signing in again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from exoimap.config import AccountConfig
+from exoimap.errors import ConfigError
+from exoimap.net.account import AccountProvider, connection_for
+from exoimap.net.credentials import CheckedToken, OAuth2Credentials
+from exoimap.net.session import ImapSession, NetEvent
+from exoimap.secrets import Secret
+
+__all__ = ["ProviderFactory", "Upstreams"]
+
+log = logging.getLogger(__name__)
+
+ProviderFactory = Callable[[AccountConfig], AccountProvider]
+
+
+class _Tokens:
+    """The provider as a token source; ``fresh`` makes the next token a newly issued one."""
+
+    def __init__(self, provider: AccountProvider, min_validity: float, fresh: bool) -> None:
+        self._provider = provider
+        self._min_validity = math.inf if fresh else min_validity
+
+    @property
+    def expires_at(self) -> float | None:
+        value = self._provider.expires_at()
+        return value if value > 0 and math.isfinite(value) else None
+
+    async def access_token(self) -> Secret[str]:
+        return await self._provider.access_token_async(self._min_validity)
+
+    def checked_token(self) -> CheckedToken | None:
+        return self._provider.checked_token()
+
+
+def _log_event(event: NetEvent) -> None:
+    log.info("upstream %s %s:%s %s", event.kind, event.host, event.port, event.detail)
+
+
+@dataclass
+class Upstreams:
+    """Opens upstream sessions for configured accounts."""
+
+    accounts: dict[str, AccountConfig]
+    make_provider: ProviderFactory
+    #: Ask for tokens valid at least this long (a session outliving it is healed).
+    min_validity: float = 600.0
+    _providers: dict[str, AccountProvider] = field(default_factory=dict)
+
+    def account_for(self, username: str) -> AccountConfig | None:
+        """The account a client names by its configured name or its mailbox address."""
+        if username in self.accounts:
+            return self.accounts[username]
+        wanted = username.casefold()
+        return next((a for a in self.accounts.values() if a.email.casefold() == wanted), None)
+
+    def provider(self, account: AccountConfig) -> AccountProvider:
+        provider = self._providers.get(account.name)
+        if provider is None:
+            provider = self._providers[account.name] = self.make_provider(account)
+        return provider
+
+    async def open(self, account: AccountConfig, *, fresh_token: bool = False) -> ImapSession:
+        """A new signed-in session to the account's mailbox."""
+        provider = self.provider(account)
+        if provider.uses_password:
+            raise ConfigError(
+                f"account {account.name!r} signs in with a password; the proxy serves "
+                "accounts that sign in with OAuth2"
+            )
+        endpoint, credentials = connection_for(provider, ca_file=account.ca_file)
+        assert isinstance(credentials, OAuth2Credentials)
+        tokens = _Tokens(provider, self.min_validity, fresh_token)
+        session = await ImapSession.open(endpoint, _log_event, account=account.name)
+        try:
+            await session.authenticate(
+                OAuth2Credentials(credentials.user, tokens, credentials.mechanism)
+            )
+        except BaseException:
+            await session.close()
+            raise
+        return session

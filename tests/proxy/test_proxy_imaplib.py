@@ -1,0 +1,151 @@
+"""Python's imaplib through ``exoimap proxy`` against the sandbox's Exchange IMAP: signed in
+with an app password, the mailbox reads byte for byte as it does directly, APPEND and IDLE
+pass through, and an expired upstream token is healed without the client noticing."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exoimap.config import Paths
+from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.store.conformance import sample_message
+from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.proxy.proxy_helpers import RunningProxy, book, running_proxy
+
+pytestmark = pytest.mark.xdist_group("sandbox")
+
+
+@pytest.fixture
+def account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_tenant: SandboxTenant
+) -> tuple[str, str]:
+    """A signed-in account ``work`` and an app password for it: (mailbox address, password)."""
+    isolated_home(tmp_path, monkeypatch)
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 3, "Archive": 2})
+    password = book(Paths.from_env()).add("laptop", "work").reveal()
+    return upn, password
+
+
+@pytest.fixture
+def proxy(account: tuple[str, str]) -> Iterator[RunningProxy]:
+    with running_proxy(Paths.from_env()) as running:
+        yield running
+
+
+def direct(tenant: SandboxTenant, upn: str) -> imaplib.IMAP4_SSL:
+    client = imaplib.IMAP4_SSL(
+        tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context(), timeout=30
+    )
+    token = tenant.user_token(upn)
+    client.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
+    return client
+
+
+def test_login_capabilities_and_byte_exact_reads(
+    proxy: RunningProxy, account: tuple[str, str], sandbox_tenant: SandboxTenant
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    try:
+        assert "AUTH=PLAIN" in client.capabilities
+        assert not any("XOAUTH2" in cap for cap in client.capabilities)
+        status, _ = client.login(upn, password)
+        assert status == "OK"
+        status, caps = client.capability()
+        assert "XOAUTH2" not in caps[0].decode()
+        assert "IDLE" in caps[0].decode()
+        via_proxy = _read_all(client)
+    finally:
+        client.logout()
+    plain = direct(sandbox_tenant, upn)
+    try:
+        assert via_proxy == _read_all(plain)
+    finally:
+        plain.logout()
+    assert len(via_proxy["INBOX"]) == 3
+    assert len(via_proxy["Archive"]) == 2
+
+
+def _read_all(client: imaplib.IMAP4_SSL) -> dict[str, list[object]]:
+    """LIST, then every message of INBOX and Archive: raw FETCH answers as sent."""
+    status, listing = client.list()
+    assert status == "OK"
+    result: dict[str, list[object]] = {"LIST": sorted(listing)}
+    for folder in ("INBOX", "Archive"):
+        status, _ = client.select(folder, readonly=True)
+        assert status == "OK"
+        status, data = client.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[])")
+        assert status == "OK"
+        result[folder] = [item for item in data if isinstance(item, tuple)]
+    return result
+
+
+def test_authenticate_plain_append_and_fetch_back(
+    proxy: RunningProxy, account: tuple[str, str]
+) -> None:
+    upn, password = account
+    big = sample_message(77, 300_000)  # well over the streaming threshold both ways
+    client = proxy.connect()
+    try:
+        status, _ = client.authenticate("PLAIN", lambda _: f"\0{upn}\0{password}".encode())
+        assert status == "OK"
+        status, data = client.append("INBOX", "(\\Seen)", None, big)
+        assert status == "OK", data
+        uid = int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1))  # type: ignore[union-attr]
+        client.select("INBOX")
+        status, fetched = client.uid("FETCH", str(uid), "(BODY.PEEK[])")
+        assert status == "OK"
+        assert isinstance(fetched[0], tuple)
+        assert fetched[0][1] == big
+    finally:
+        client.logout()
+
+
+def test_idle_wakes_on_new_mail(
+    proxy: RunningProxy, account: tuple[str, str], sandbox_tenant: SandboxTenant
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    try:
+        client.login(upn, password)
+        client.select("INBOX")
+        tag = client._new_tag().decode()
+        client.send(f"{tag} IDLE\r\n".encode())
+        assert client.readline().startswith(b"+")
+        sandbox_tenant.exchange.deliver(upn, sample_message(90, 1_000))
+        assert re.match(rb"\* 4 EXISTS", client.readline())
+        client.send(b"DONE\r\n")
+        while not (line := client.readline()).startswith(tag.encode()):
+            assert line.startswith(b"*")
+        assert b" OK " in line
+    finally:
+        client.logout()
+
+
+def test_expired_upstream_token_is_healed(
+    proxy: RunningProxy, account: tuple[str, str], sandbox_tenant: SandboxTenant
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    advanced = 0.0
+    try:
+        client.login(upn, password)
+        client.select("INBOX", readonly=True)
+        status, before = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert status == "OK"
+        advanced = 7200.0
+        sandbox_tenant.admin.advance_clock(advanced)  # the upstream token is now expired
+        status, after = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert status == "OK"
+        assert after == before
+        assert proxy.sessions_healed() == 1
+        status, _ = client.noop()  # still in INBOX, on the new session
+        assert status == "OK"
+        client.logout()
+    finally:
+        sandbox_tenant.admin.advance_clock(-advanced)
