@@ -1,7 +1,7 @@
 """Real ``mbsync`` (isync) through ``exoimap proxy`` against the sandbox's Exchange IMAP: it
 signs in with an app password (AUTH=PLAIN), trusts the proxy's exported CA, and the whole
-mailbox arrives byte for byte (but for the
-line ends and the ``X-TUID`` header that mbsync itself changes and adds); a message added later arrives on the next run."""
+mailbox arrives byte for byte (but for the line ends and the ``X-TUID`` header that mbsync
+itself changes and adds); a message added later arrives on the next run."""
 
 from __future__ import annotations
 
