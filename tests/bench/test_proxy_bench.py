@@ -1,0 +1,24 @@
+"""``python -m bench.proxy_latency`` runs end to end with a few rounds (so it cannot rot)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_proxy_latency_bench_measures_every_command_both_ways() -> None:
+    command = [sys.executable, "-m", "bench.proxy_latency", "--rounds", "3"]
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.count(" / ") == 3]
+    assert [row.split("  ")[0].strip() for row in rows] == [
+        "NOOP",
+        "UID FETCH (FLAGS)",
+        "UID FETCH (BODY.PEEK[])",
+        "STATUS",
+    ]
