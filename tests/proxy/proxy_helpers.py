@@ -6,6 +6,7 @@ import asyncio
 import imaplib
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,12 +36,23 @@ class FakeClock:
         return self.now
 
 
+class ShiftedClock:
+    """Wall time moved ahead by ``shift`` seconds (the proxy's view of token expiry)."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
 @dataclass
 class RunningProxy:
     server: ProxyServer
     port: int
     ca_file: Path
     clock: FakeClock
+    upstream_clock: ShiftedClock
     loop: asyncio.AbstractEventLoop
 
     def client_context(self) -> ssl.SSLContext:
@@ -54,13 +66,16 @@ class RunningProxy:
     def sessions_healed(self) -> int:
         return self.server.heals
 
+    def sessions_renewed(self) -> int:
+        return self.server.renewals
+
 
 def book(paths: Paths) -> PasswordBook:
     return PasswordBook(paths.data_dir / "proxy" / "passwords.json", FAST_SCRYPT)
 
 
 @contextmanager
-def running_proxy(paths: Paths) -> Iterator[RunningProxy]:
+def running_proxy(paths: Paths, *, max_sessions: int = 16) -> Iterator[RunningProxy]:
     """The proxy on 127.0.0.1 (a free port, implicit TLS with the local CA), audited."""
     from exoimap.proxy.upstream import Upstreams
 
@@ -71,7 +86,10 @@ def running_proxy(paths: Paths) -> Iterator[RunningProxy]:
         return TokenProvider(account, vault=vault)
 
     ca = ProxyCA.load_or_create(paths.data_dir / "proxy" / "ca")
-    upstreams = Upstreams(dict(config.accounts), provider)
+    upstream_clock = ShiftedClock()
+    upstreams = Upstreams(
+        dict(config.accounts), provider, max_sessions=max_sessions, clock=upstream_clock
+    )
     clock = FakeClock()
     gate = Gate(book(paths), upstreams, FailureLimiter(clock=clock))
     server = ProxyServer("127.0.0.1", 0, ca.server_context(), gate, upstreams)
@@ -97,7 +115,7 @@ def running_proxy(paths: Paths) -> Iterator[RunningProxy]:
     thread.start()
     assert started.wait(30), "the proxy did not start"
     try:
-        yield RunningProxy(server, server.port, ca.cert_file, clock, loop)
+        yield RunningProxy(server, server.port, ca.cert_file, clock, upstream_clock, loop)
     finally:
         assert stop is not None
         loop.call_soon_threadsafe(stop.set)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,52 @@ def test_expired_upstream_token_is_healed(
         client.logout()
     finally:
         sandbox_tenant.admin.advance_clock(-advanced)
+
+
+def test_session_is_renewed_before_the_token_expires(
+    proxy: RunningProxy, account: tuple[str, str]
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    try:
+        client.login(upn, password)
+        client.select("Archive", readonly=True)
+        status, before = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        assert status == "OK"
+        proxy.upstream_clock.shift = 3600 - 200  # the token now ends within the margin
+        status, after = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        proxy.upstream_clock.shift = 0
+        assert proxy.sessions_renewed() == 1
+        assert after == before  # on the new session, Archive still selected
+        assert proxy.sessions_healed() == 0
+    finally:
+        client.logout()
+
+
+def test_connections_per_mailbox_are_limited(account: tuple[str, str]) -> None:
+    upn, password = account
+    with running_proxy(Paths.from_env(), max_sessions=2) as proxy:
+        first, second, third = proxy.connect(), proxy.connect(), proxy.connect()
+        try:
+            assert first.login(upn, password)[0] == "OK"
+            assert second.login(upn, password)[0] == "OK"
+            with pytest.raises(imaplib.IMAP4.error, match="2 proxy connections open"):
+                third.login(upn, password)
+            first.logout()
+            assert _login_when_free(third, upn, password)  # a session was given back
+        finally:
+            second.logout()
+            third.logout()
+
+
+def _login_when_free(client: imaplib.IMAP4_SSL, upn: str, password: str) -> bool:
+    """Sign in once the proxy has given back a session (it does so after the other client's
+    connection has closed, a moment after that client read its LOGOUT answer)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return client.login(upn, password)[0] == "OK"
+        except imaplib.IMAP4.error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

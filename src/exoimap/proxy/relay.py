@@ -117,6 +117,7 @@ class ClientSession:
         self._relay: _Relay | None = None
         self._ready = asyncio.Event()  # set while an upstream session is usable
         self.heals = 0
+        self.renewals = 0
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -178,6 +179,8 @@ class ClientSession:
             self._writer.close()
             await self._writer.wait_closed()
         account = self._admitted.account.name if self._admitted else None
+        if self._admitted is not None:
+            self._upstreams.release(self._admitted.account)
         audit.emit(
             audit.ImapClosed(
                 account=account,
@@ -252,9 +255,20 @@ class ClientSession:
         if isinstance(verdict, Refused):
             self._say(tag, Status.NO, verdict.text, SimpleCode(verdict.code))
             return None
+        if not self._upstreams.claim(verdict.account):
+            limit = self._upstreams.max_sessions
+            self._say(
+                tag,
+                Status.NO,
+                f"This mailbox has {limit} proxy connections open, the most allowed; "
+                "close another client's connection and try again.",
+                SimpleCode("LIMIT"),
+            )
+            return None
         try:
             session = await self._upstreams.open(verdict.account)
         except ExoimapError as exc:
+            self._upstreams.release(verdict.account)
             log.warning("upstream sign-in for %s failed: %s", verdict.account.name, exc)
             self._say(
                 tag,
@@ -284,14 +298,16 @@ class ClientSession:
     async def _run_relay(self) -> str:
         to_upstream = asyncio.create_task(self._client_to_upstream())
         to_client = asyncio.create_task(self._upstream_to_client())
-        done, pending = await asyncio.wait(
-            (to_upstream, to_client), return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        try:
+            done, _ = await asyncio.wait(
+                (to_upstream, to_client), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:  # one direction ended, or the proxy is stopping: end the other
+            for task in (to_upstream, to_client):
+                task.cancel()
+            for task in (to_upstream, to_client):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         return str(next(iter(done)).result())
 
     async def _client_to_upstream(self) -> str:
@@ -305,6 +321,8 @@ class ClientSession:
             if isinstance(event, ConnectionClosed):
                 return "client closed"
             await self._ready.wait()
+            if isinstance(event, CommandReceived) and self._renewal_due(self._current()):
+                await self._renew(self._current())
             self._forward(event)
             self._flush_upstream()
             if self._relay is not None:
@@ -316,6 +334,11 @@ class ClientSession:
                 while self._relay is not None and self._relay.up.conn.literal_held:
                     self._ready.clear()
                     await self._ready.wait()
+
+    def _current(self) -> _Relay:
+        relay = self._relay
+        assert relay is not None
+        return relay
 
     def _forward(self, event: object) -> None:
         relay = self._relay
@@ -370,6 +393,8 @@ class ClientSession:
                 data = await relay.up.transport.read()
             except ConnectionLost:
                 data = b""
+            if relay is not self._relay:
+                continue  # renewed meanwhile: the old session is logging out
             relay.up.conn.receive_data(data)
             try:
                 ended = self._relay_events(relay)
@@ -454,20 +479,10 @@ class ClientSession:
         unanswered = list(old.up.conn.in_flight.items())
         if any(isinstance(cmd, c.Append) and cmd.message is None for _, cmd in unanswered):
             return False  # the message is gone by now
-        assert self._admitted is not None
-        try:
-            await old.up.close()
-            session = await self._upstreams.open(self._admitted.account, fresh_token=True)
-            if old.selected is not None:
-                name, read_only = old.selected
-                reply = await session.command(c.Examine(name) if read_only else c.Select(name))
-                if not reply.ok:
-                    await session.close()
-                    return False
-        except ExoimapError as exc:
-            log.warning("healing the upstream session failed: %s", exc)
+        await old.up.close()
+        relay = await self._reopen(old, fresh_token=True)
+        if relay is None:
             return False
-        relay = _Relay(session, selected=old.selected, idle_tag=old.idle_tag)
         for up_tag, command in unanswered:
             client_tag = old.tags.get(up_tag)
             if client_tag is None:
@@ -476,7 +491,7 @@ class ClientSession:
                 self._say(client_tag, Status.OK, "IDLE completed.")
                 relay.idle_tag = None
                 continue
-            relay.tags[session.conn.send(command)] = client_tag
+            relay.tags[relay.up.conn.send(command)] = client_tag
             if isinstance(command, c.Idle):
                 relay.swallow_continuation = True
         self._relay = relay
@@ -485,6 +500,48 @@ class ClientSession:
         self._ready.set()
         log.info("upstream session renewed after AccessTokenExpired")
         return True
+
+    async def _reopen(self, old: _Relay, *, fresh_token: bool) -> _Relay | None:
+        """A new upstream session in the state ``old`` left: signed in, mailbox selected."""
+        assert self._admitted is not None
+        try:
+            session = await self._upstreams.open(self._admitted.account, fresh_token=fresh_token)
+            if old.selected is not None:
+                name, read_only = old.selected
+                reply = await session.command(c.Examine(name) if read_only else c.Select(name))
+                if not reply.ok:
+                    await session.close()
+                    return None
+        except ExoimapError as exc:
+            log.warning("renewing the upstream session failed: %s", exc)
+            return None
+        return _Relay(session, selected=old.selected, idle_tag=old.idle_tag)
+
+    def _renewal_due(self, relay: _Relay) -> bool:
+        """Whether the upstream token ends soon and nothing is in flight to lose."""
+        expires = relay.up.token_expires_at
+        return (
+            expires is not None
+            and not relay.up.conn.in_flight
+            and relay.streaming is None
+            and self._upstreams.clock() >= expires - self._upstreams.refresh_margin
+        )
+
+    async def _renew(self, old: _Relay) -> None:
+        """Between commands, move to a new upstream session before the token expires; the
+        old one logs out (its reader sees it retired and turns to the new one)."""
+        self._ready.clear()
+        relay = await self._reopen(old, fresh_token=False)
+        if relay is None:
+            self._ready.set()  # go on with the old session; Exchange's BYE will be healed
+            return
+        self._relay = relay
+        self.renewals += 1
+        with contextlib.suppress(ConnectionLost, LocalProtocolError):
+            old.up.send(c.Logout())
+        await old.up.close()
+        self._ready.set()
+        log.info("upstream session renewed before the access token expires")
 
 
 def _discard_append(conn: ClientConnection, command: c.Command) -> None:

@@ -71,11 +71,17 @@ class ProxyServer:
         self._clients: set[asyncio.Task[None]] = set()
         self._sessions: set[ClientSession] = set()
         self._healed_before = 0
+        self._renewed_before = 0
 
     @property
     def heals(self) -> int:
         """Upstream sessions renewed after an expired token, over all clients so far."""
         return self._healed_before + sum(s.heals for s in self._sessions)
+
+    @property
+    def renewals(self) -> int:
+        """Upstream sessions replaced before their token expired, over all clients so far."""
+        return self._renewed_before + sum(s.renewals for s in self._sessions)
 
     async def start(self) -> int:
         """Start listening; returns the port (useful with port 0)."""
@@ -99,12 +105,17 @@ class ProxyServer:
         self._sessions.add(session)
         try:
             await session.serve()
+        except asyncio.CancelledError:
+            # The proxy is stopping. Ending quietly, not as cancelled: asyncio's stream
+            # server would log a cancelled client handler as an error.
+            pass
         except Exception:  # one client's failure must not end the others
             log.exception("a proxy client session failed")
         finally:
             self._clients.discard(task)
             self._sessions.discard(session)
             self._healed_before += session.heals
+            self._renewed_before += session.renewals
 
     async def serve_forever(self) -> None:
         if self._server is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,7 +61,24 @@ class Upstreams:
     make_provider: ProviderFactory
     #: Ask for tokens valid at least this long (a session outliving it is healed).
     min_validity: float = 600.0
+    #: Move to a new session this long before the token expires (between commands).
+    refresh_margin: float = 300.0
+    #: Upstream sessions per mailbox at most (Exchange allows 20 [R]; a sync needs some).
+    max_sessions: int = 16
+    clock: Callable[[], float] = time.time
     _providers: dict[str, AccountProvider] = field(default_factory=dict)
+    _sessions: dict[str, int] = field(default_factory=dict)
+
+    def claim(self, account: AccountConfig) -> bool:
+        """Take one of the account's upstream sessions; False when all are in use."""
+        used = self._sessions.get(account.name, 0)
+        if used >= self.max_sessions:
+            return False
+        self._sessions[account.name] = used + 1
+        return True
+
+    def release(self, account: AccountConfig) -> None:
+        self._sessions[account.name] = max(0, self._sessions.get(account.name, 0) - 1)
 
     def account_for(self, username: str) -> AccountConfig | None:
         """The account a client names by its configured name or its mailbox address."""
