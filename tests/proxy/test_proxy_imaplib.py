@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from exoimap import audit
 from exoimap.config import Paths
+from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 from tests.cli.sync_helpers import isolated_home, signed_in_account
@@ -199,3 +201,36 @@ def _login_when_free(client: imaplib.IMAP4_SSL, upn: str, password: str) -> bool
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize("bye", [False, True], ids=["answer", "answer-and-bye"])
+def test_throttling_is_a_delay_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_tenant: SandboxTenant, bye: bool
+) -> None:
+    # Two messages per 2 s window, then "NO Request is throttled ... 1000 milliseconds"
+    # (and with ``bye``, Exchange's "* BYE Connection closed. 14" after it).
+    throttle = ThrottlePolicy(window_seconds=2.0, max_messages=2, backoff_ms=1000, bye=bye)
+    isolated_home(tmp_path, monkeypatch)
+    with sandbox_tenant.extra_server(ExchangeSettings.for_tests(throttle=throttle)) as server:
+        upn = signed_in_account(sandbox_tenant, "busy", {"INBOX": 4}, exchange=server)
+        password = book(Paths.from_env()).add("laptop", "busy").reveal()
+        with running_proxy(Paths.from_env()) as proxy:
+            client = proxy.connect()
+            try:
+                client.login(upn, password)
+                client.select("INBOX", readonly=True)
+                bodies = []
+                for uid in range(1, 5):
+                    status, data = client.uid("FETCH", str(uid), "(BODY.PEEK[])")
+                    assert status == "OK", data
+                    bodies.append(data[0][1])  # type: ignore[index]
+            finally:
+                client.logout()
+            # with BYE, each throttled session was replaced (once per throttling answer)
+            assert (proxy.sessions_healed() > 0) is bye
+    assert bodies == [sample_message(n, 500 + 37 * n) for n in range(1, 5)]
+    waits = [
+        r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "imap.throttled"
+    ]
+    assert waits
+    assert all(r.data["wait_s"] == 1.0 for r in waits)

@@ -28,7 +28,7 @@ from exoimap.errors import ConnectionLost, ExoimapError, LocalProtocolError, Rem
 from exoimap.net.session import ImapSession
 from exoimap.protocol import commands as c
 from exoimap.protocol import sasl
-from exoimap.protocol.answers import session_invalidated_reason
+from exoimap.protocol.answers import session_invalidated_reason, throttle_backoff
 from exoimap.protocol.client import ClientConnection
 from exoimap.protocol.events import (
     NEED_DATA,
@@ -69,8 +69,11 @@ log = logging.getLogger(__name__)
 
 GREETING = "exoimap proxy ready."
 _READ = 256 << 10
-#: The APPEND chunks the proxy takes ahead of the upstream's go-ahead (bounded memory).
+#: Zeros fed to the client side of the core for an APPEND refused before its message.
 _DISCARD_CHUNK = 1 << 20
+#: A throttled command is sent again at most this often before its NO goes to the client.
+_THROTTLE_TRIES = 5
+_RESEND_POLL = 0.2
 
 
 @dataclass
@@ -93,6 +96,8 @@ class _Relay:
     swallow_continuation: bool = False
     #: Exchange said the token expired: heal instead of closing
     token_expired: bool = False
+    #: loop time before which Exchange asked not to be asked again (throttling)
+    throttled_until: float = 0.0
 
 
 class ClientSession:
@@ -118,6 +123,7 @@ class ClientSession:
         self._ready = asyncio.Event()  # set while an upstream session is usable
         self.heals = 0
         self.renewals = 0
+        self._throttle_tries: dict[str, int] = {}
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -405,7 +411,8 @@ class ClientSession:
             self._append_go_ahead(relay)
             self._ready.set()
             await self._flush_client()
-            healed = ended and relay.token_expired and await self._heal(relay)
+            renewable = relay.token_expired or relay.throttled_until > 0
+            healed = ended and renewable and await self._heal(relay)
             if ended and not healed:
                 return self._end("the upstream session ended")
 
@@ -430,12 +437,11 @@ class ClientSession:
                 self._untagged(relay, event)  # type: ignore[arg-type]
 
     def _untagged(self, relay: _Relay, response: Response) -> None:
-        if (
-            isinstance(response, StatusResponse)
-            and session_invalidated_reason(response) == "AccessTokenExpired"
-        ):
-            relay.token_expired = True
-            return  # healed, not shown
+        if isinstance(response, StatusResponse) and response.status is Status.BYE:
+            if session_invalidated_reason(response) == "AccessTokenExpired":
+                relay.token_expired = True
+            if relay.token_expired or relay.throttled_until > 0:
+                return  # the session is renewed, the client is not told
         if isinstance(response, ContinuationRequest) and relay.swallow_continuation:
             relay.swallow_continuation = False
             return
@@ -446,6 +452,8 @@ class ClientSession:
         if client_tag is None:
             return  # one of the proxy's own commands
         command = event.command
+        if self._retry_throttled(relay, client_tag, command, event.response):
+            return
         if event.ok and isinstance(command, c.Select | c.Examine):
             relay.selected = (command.mailbox, isinstance(command, c.Examine))
         elif isinstance(command, c.Select | c.Examine | c.Close | c.Unselect):
@@ -456,6 +464,49 @@ class ClientSession:
             relay.append_waiting = None
             _discard_append(relay.up.conn, command)
         self._server.send(rewritten(replace(event.response, tag=client_tag)))
+
+    def _retry_throttled(
+        self, relay: _Relay, client_tag: str, command: c.Command, response: StatusResponse
+    ) -> bool:
+        """A throttled command is sent again after the backoff Exchange suggests, when that
+        is short enough for a client to wait: the client sees a delay, not an error."""
+        backoff = throttle_backoff(response)
+        if backoff is None or not _repeatable(command):
+            return False
+        tries = self._throttle_tries.get(client_tag, 0)
+        if backoff > self._upstreams.max_throttle_wait or tries >= _THROTTLE_TRIES:
+            return False
+        self._throttle_tries[client_tag] = tries + 1
+        loop = asyncio.get_running_loop()
+        relay.throttled_until = loop.time() + backoff
+        assert self._admitted is not None
+        audit.emit(
+            audit.ImapThrottled(
+                account=self._admitted.account.name,
+                host=relay.up.endpoint.host,
+                wait_s=backoff,
+                reason=f"held for proxy client {self.source}: {response.text}",
+            )
+        )
+        loop.call_later(backoff, self._send_again, client_tag, command)
+        return True
+
+    def _send_again(self, client_tag: str, command: c.Command) -> None:
+        relay = self._relay
+        if relay is None or not self._ready.is_set():
+            # renewing the session: try once it is back
+            asyncio.get_running_loop().call_later(
+                _RESEND_POLL, self._send_again, client_tag, command
+            )
+            return
+        try:
+            relay.tags[relay.up.conn.send(command)] = client_tag
+        except LocalProtocolError:  # an APPEND or IDLE is in progress on it: a bit later
+            asyncio.get_running_loop().call_later(
+                _RESEND_POLL, self._send_again, client_tag, command
+            )
+            return
+        self._flush_upstream()
 
     def _stream(self, relay: _Relay, event: FetchStart | BodyChunk | FetchEnd) -> None:
         server = self._server
@@ -480,7 +531,10 @@ class ClientSession:
         if any(isinstance(cmd, c.Append) and cmd.message is None for _, cmd in unanswered):
             return False  # the message is gone by now
         await old.up.close()
-        relay = await self._reopen(old, fresh_token=True)
+        wait = old.throttled_until - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)  # Exchange closed a throttled session: wait as asked
+        relay = await self._reopen(old, fresh_token=old.token_expired)
         if relay is None:
             return False
         for up_tag, command in unanswered:
@@ -498,7 +552,7 @@ class ClientSession:
         self.heals += 1
         self._flush_upstream()
         self._ready.set()
-        log.info("upstream session renewed after AccessTokenExpired")
+        log.info("upstream session renewed after Exchange ended it")
         return True
 
     async def _reopen(self, old: _Relay, *, fresh_token: bool) -> _Relay | None:
@@ -542,6 +596,14 @@ class ClientSession:
         await old.up.close()
         self._ready.set()
         log.info("upstream session renewed before the access token expires")
+
+
+def _repeatable(command: c.Command) -> bool:
+    """Whether the proxy can send ``command`` again by itself (a streamed APPEND's message
+    has passed through and is gone; IDLE and LOGOUT are the client's to repeat)."""
+    if isinstance(command, c.Append):
+        return command.message is not None
+    return not isinstance(command, c.Idle | c.Logout)
 
 
 def _discard_append(conn: ClientConnection, command: c.Command) -> None:

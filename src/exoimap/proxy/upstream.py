@@ -65,6 +65,9 @@ class Upstreams:
     refresh_margin: float = 300.0
     #: Upstream sessions per mailbox at most (Exchange allows 20 [R]; a sync needs some).
     max_sessions: int = 16
+    #: Hold a throttled command for the suggested backoff up to this long (a client's
+    #: command timeout is typically a minute or more); a longer one is answered NO.
+    max_throttle_wait: float = 30.0
     clock: Callable[[], float] = time.time
     _providers: dict[str, AccountProvider] = field(default_factory=dict)
     _sessions: dict[str, int] = field(default_factory=dict)
