@@ -75,7 +75,9 @@ def book(paths: Paths) -> PasswordBook:
 
 
 @contextmanager
-def running_proxy(paths: Paths, *, max_sessions: int = 16) -> Iterator[RunningProxy]:
+def running_proxy(
+    paths: Paths, *, max_sessions: int = 16, preauth_timeout: float = 60.0
+) -> Iterator[RunningProxy]:
     """The proxy on 127.0.0.1 (a free port, implicit TLS with the local CA), audited."""
     from exoimap.proxy.upstream import Upstreams
 
@@ -92,7 +94,9 @@ def running_proxy(paths: Paths, *, max_sessions: int = 16) -> Iterator[RunningPr
     )
     clock = FakeClock()
     gate = Gate(book(paths), upstreams, FailureLimiter(clock=clock))
-    server = ProxyServer("127.0.0.1", 0, ca.server_context(), gate, upstreams)
+    server = ProxyServer(
+        "127.0.0.1", 0, ca.server_context(), gate, upstreams, preauth_timeout=preauth_timeout
+    )
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Event | None = None

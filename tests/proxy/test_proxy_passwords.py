@@ -149,3 +149,15 @@ def test_plaintext_off_loopback_is_refused(home: Path, capsys: pytest.CaptureFix
 def test_listen_must_be_host_and_port(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["proxy", "--listen", "localhost"]) == EXIT_USAGE
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_client_that_does_not_sign_in_is_sent_away(home: Path) -> None:
+    with running_proxy(Paths.from_env(), preauth_timeout=0.5) as proxy:
+        client = proxy.connect()
+        try:
+            assert client.readline() == b"* BYE Autologout: not signed in in time.\r\n"
+            assert client.readline() == b""  # and the connection is closed
+        finally:
+            client.shutdown()
+    closed = [r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "imap.closed"]
+    assert [r.data["reason"] for r in closed] == ["not signed in in time"]

@@ -109,7 +109,10 @@ class ClientSession:
         writer: asyncio.StreamWriter,
         gate: Gate,
         upstreams: Upstreams,
+        *,
+        preauth_timeout: float = 60.0,
     ) -> None:
+        self._preauth_timeout = preauth_timeout
         self._reader = reader
         self._writer = writer
         self._gate = gate
@@ -166,7 +169,14 @@ class ClientSession:
                 StatusResponse(None, Status.OK, CapabilityCode(BEFORE_LOGIN), GREETING)
             )
             await self._flush_client()
-            if await self._sign_in():
+            try:
+                async with asyncio.timeout(self._preauth_timeout):
+                    signed_in = await self._sign_in()
+            except TimeoutError:
+                reason = "not signed in in time"
+                self._say(None, Status.BYE, "Autologout: not signed in in time.")
+                return
+            if signed_in:
                 reason = await self._run_relay()
         except RemoteProtocolError as exc:
             reason = f"client protocol error: {exc}"
@@ -273,8 +283,10 @@ class ClientSession:
             return None
         try:
             session = await self._upstreams.open(verdict.account)
-        except ExoimapError as exc:
+        except BaseException as exc:
             self._upstreams.release(verdict.account)
+            if not isinstance(exc, ExoimapError):
+                raise
             log.warning("upstream sign-in for %s failed: %s", verdict.account.name, exc)
             self._say(
                 tag,

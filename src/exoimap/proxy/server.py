@@ -63,6 +63,8 @@ class ProxyServer:
     tls: ssl.SSLContext | None
     gate: Gate
     upstreams: Upstreams
+    #: Seconds a client has to sign in before it is sent away.
+    preauth_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.tls is None:
@@ -101,7 +103,9 @@ class ProxyServer:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
-        session = ClientSession(reader, writer, self.gate, self.upstreams)
+        session = ClientSession(
+            reader, writer, self.gate, self.upstreams, preauth_timeout=self.preauth_timeout
+        )
         self._sessions.add(session)
         try:
             await session.serve()
