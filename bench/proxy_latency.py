@@ -15,6 +15,7 @@ Run: ``.venv/bin/python -m bench.proxy_latency [--rounds 500]``
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import io
 import os
@@ -118,9 +119,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def proxy_process(env: dict[str, str], port: int) -> Iterator[None]:
+def proxy_process(
+    env: dict[str, str], port: int, *options: str
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}"],
+        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -134,7 +137,7 @@ def proxy_process(env: dict[str, str], port: int) -> Iterator[None]:
                 assert process.stderr is not None
                 raise SystemExit(f"the proxy did not start: {process.stderr.read().decode()}")
             time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(30)
@@ -150,6 +153,29 @@ def measure(rounds: int, login: Callable[[Client], None], client: Client) -> dic
     }
 
 
+@contextlib.contextmanager
+def prepared(
+    root: Path, options: TenantOptions
+) -> Iterator[tuple[SandboxTenant, dict[str, str], str, str, str]]:
+    """A running tenant and a home signed in to its first user, with an app password:
+    ``(tenant, env, upn, password, CA PEM)``."""
+    home = root / "home"
+    env = {**os.environ, "EXOIMAP_HOME": str(home), "EXOIMAP_NO_KEYRING": "1"}
+    env.pop("EXOIMAP_VAULT_PASSPHRASE", None)
+    env.pop("EXOIMAP_VAULT_KEY_FILE", None)
+    create_key_file(home / "vault.key")
+    with running_tenant(root / "sandbox", options) as tenant:
+        upn = tenant.users[0][0]
+        with home_for(root, env):
+            sign_in(tenant, upn)
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(io.StringIO()):
+                assert exoimap(["proxy", "password", "add", "bench", "--account", "work"]) == 0
+                assert exoimap(["proxy", "ca"]) == 0
+            password, ca_pem = said.getvalue().split("\n", 1)
+        yield tenant, env, upn, password, ca_pem
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=500)
@@ -157,41 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print(f"exoimap proxy: added latency per command, {rounds} rounds, load {load:.1f}")
     options = TenantOptions(exchange=ExchangeSettings.for_tests(), seed_messages=5)
-    with tempfile.TemporaryDirectory(prefix="exo-proxy-", dir="/tmp") as tmp:
-        root = Path(tmp)
-        home = root / "home"
-        env = {**os.environ, "EXOIMAP_HOME": str(home), "EXOIMAP_NO_KEYRING": "1"}
-        env.pop("EXOIMAP_VAULT_PASSPHRASE", None)
-        env.pop("EXOIMAP_VAULT_KEY_FILE", None)
-        create_key_file(home / "vault.key")
-        with running_tenant(root / "sandbox", options) as tenant:
-            upn = tenant.users[0][0]
-            with home_for(root, env):
-                sign_in(tenant, upn)
-                said = io.StringIO()
-                with contextlib.redirect_stdout(said), contextlib.redirect_stderr(io.StringIO()):
-                    assert exoimap(["proxy", "password", "add", "bench", "--account", "work"]) == 0
-                    assert exoimap(["proxy", "ca"]) == 0
-                password, ca_pem = said.getvalue().split("\n", 1)
-            port = free_port()
-            with proxy_process(env, port):
-                token = tenant.user_token(upn)
+    with (
+        tempfile.TemporaryDirectory(prefix="exo-proxy-", dir="/tmp") as tmp,
+        prepared(Path(tmp), options) as (tenant, env, upn, password, ca_pem),
+    ):
+        port = free_port()
+        with proxy_process(env, port):
+            token = tenant.user_token(upn)
 
-                def direct_login(client: Client) -> None:
-                    import base64
+            def direct_login(client: Client) -> None:
+                sasl = base64.b64encode(tenant.xoauth2(upn, token))
+                client.run(b"AUTHENTICATE XOAUTH2 " + sasl)
 
-                    sasl = base64.b64encode(tenant.xoauth2(upn, token))
-                    client.run(b"AUTHENTICATE XOAUTH2 " + sasl)
+            def proxy_login(client: Client) -> None:
+                client.run(b'LOGIN "%s" "%s"' % (upn.encode(), password.encode()))
 
-                def proxy_login(client: Client) -> None:
-                    client.run(b'LOGIN "%s" "%s"' % (upn.encode(), password.encode()))
-
-                direct = measure(
-                    rounds, direct_login, Client(tenant.imap_port, tenant.ssl_context())
-                )
-                via = measure(
-                    rounds, proxy_login, Client(port, ssl.create_default_context(cadata=ca_pem))
-                )
+            direct = measure(rounds, direct_login, Client(tenant.imap_port, tenant.ssl_context()))
+            via = measure(
+                rounds, proxy_login, Client(port, ssl.create_default_context(cadata=ca_pem))
+            )
     print(
         f"{'command':26s} {'direct p50/p95 ms':>20s} {'proxy p50/p95 ms':>20s} "
         f"{'added p50/p95 ms':>20s}"

@@ -22,3 +22,13 @@ def test_proxy_latency_bench_measures_every_command_both_ways() -> None:
         "UID FETCH (BODY.PEEK[])",
         "STATUS",
     ]
+
+
+def test_proxy_idle_bench_wakes_every_client() -> None:
+    command = [sys.executable, "-m", "bench.proxy_idle", "--clients", "3"]
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "proxy RSS with   3 idle clients" in done.stdout
+    assert "clients woken by one new message        3 of 3" in done.stdout

@@ -43,13 +43,22 @@ def _book(paths: Paths) -> PasswordBook:
     is_flag=True,
     help="Accept clients without TLS (refused unless HOST is a loopback address).",
 )
+@click.option(
+    "--max-per-mailbox",
+    type=click.IntRange(1, 1000),
+    default=16,
+    show_default=True,
+    help="Upstream connections per mailbox at most (Exchange allows 20; leave some for "
+    "syncs); clients beyond are refused with a message saying so.",
+)
 @click.pass_context
-def app(
+def app(  # noqa: PLR0917 - click passes the options by keyword
     ctx: click.Context,
     listen: str,
     cert: Path | None,
     key: Path | None,
     plaintext_on_loopback: bool,
+    max_per_mailbox: int,
 ) -> None:
     """Run a local IMAP server that signs in to Exchange Online for clients that only know
     passwords: they sign in with an app password, the proxy uses the account's OAuth2
@@ -62,11 +71,15 @@ def app(
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
     paths = Paths.from_env()
-    _serve(paths, host, port, cert, key, plaintext_on_loopback)
+    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, max_per_mailbox)
 
 
-def _serve(  # noqa: PLR0917 - the command's options, passed on
-    paths: Paths, host: str, port: int, cert: Path | None, key: Path | None, plaintext: bool
+def _serve(
+    paths: Paths,
+    listen: tuple[str, int],
+    own_cert: tuple[Path | None, Path | None],
+    plaintext: bool,
+    max_per_mailbox: int,
 ) -> None:
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
@@ -75,9 +88,11 @@ def _serve(  # noqa: PLR0917 - the command's options, passed on
     from exoimap.proxy.ca import ProxyCA, server_context
     from exoimap.proxy.gate import Gate
     from exoimap.proxy.limiter import FailureLimiter
-    from exoimap.proxy.server import ProxyServer, check_plaintext
+    from exoimap.proxy.server import ProxyServer, check_plaintext, lean_tls_buffers
     from exoimap.proxy.upstream import Upstreams
 
+    host, port = listen
+    cert, key = own_cert
     if plaintext:
         check_plaintext(host)
     config = load_config(paths)
@@ -94,9 +109,10 @@ def _serve(  # noqa: PLR0917 - the command's options, passed on
         tls = server_context(cert, key)
     else:
         tls = ProxyCA.load_or_create(_folder(paths) / "ca").server_context((host,))
-    upstreams = Upstreams(dict(config.accounts), provider)
+    upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
     gate = Gate(_book(paths), upstreams, FailureLimiter())
     server = ProxyServer(host, port, tls, gate, upstreams)
+    lean_tls_buffers()
 
     async def run() -> None:
         bound = await server.start()
