@@ -32,3 +32,14 @@ def test_proxy_idle_bench_wakes_every_client() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "proxy RSS with   3 idle clients" in done.stdout
     assert "clients woken by one new message        3 of 3" in done.stdout
+
+
+def test_proxy_mbsync_bench_compares_both_paths() -> None:
+    command = [sys.executable, "-m", "bench.proxy_mbsync", "--messages", "20", "--rounds", "1"]
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "round 1 direct" in done.stdout
+    assert "round 1 proxy" in done.stdout
+    assert "best through the proxy" in done.stdout
