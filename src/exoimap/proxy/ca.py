@@ -11,7 +11,6 @@ end. EC P-256 keeps generation fast.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exoimap.errors import ConfigError
+from exoimap.net.certificates import general_name, key_pem, new_ca, new_server_certificate
 from exoimap.proxy.files import private_dir, write_private
 
 __all__ = ["LOOPBACK_NAMES", "ProxyCA", "server_context"]
@@ -30,33 +29,6 @@ LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")
 _CA_LIFETIME = dt.timedelta(days=3650)
 _CERT_LIFETIME = dt.timedelta(days=397)
 _RENEW_BEFORE = dt.timedelta(days=30)
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _signing_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 @dataclass(frozen=True)
@@ -89,25 +61,8 @@ class ProxyCA:
 
     @classmethod
     def _create(cls, folder: Path) -> ProxyCA:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exoimap proxy local CA")])
-        now = dt.datetime.now(dt.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _CA_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_signing_usage(), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        write_private(folder / "ca-key.pem", _key_pem(key))
+        certificate, key = new_ca("exoimap proxy local CA", _CA_LIFETIME)
+        write_private(folder / "ca-key.pem", key_pem(key))
         write_private(folder / "ca.pem", certificate.public_bytes(serialization.Encoding.PEM))
         return cls(folder, certificate, key)
 
@@ -137,28 +92,8 @@ class ProxyCA:
         return server_context(*self.server_files(extra_names))
 
     def _issue(self, names: tuple[str, ...], cert_path: Path, key_path: Path) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _CERT_LIFETIME)
-            .add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        write_private(key_path, _key_pem(key))
+        certificate, key = new_server_certificate(self.certificate, self.key, names, _CERT_LIFETIME)
+        write_private(key_path, key_pem(key))
         write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
 
     def _covers(self, cert_path: Path, names: tuple[str, ...]) -> bool:
@@ -170,7 +105,7 @@ class ProxyCA:
         present = set(alt.value)
         return (
             certificate.issuer == self.certificate.subject
-            and all(_general_name(n) in present for n in names)
+            and all(general_name(n) in present for n in names)
             and certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + _RENEW_BEFORE
         )
 

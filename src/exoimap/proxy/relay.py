@@ -186,14 +186,7 @@ class ClientSession:
             await self._close(reason)
 
     async def _close(self, reason: str) -> None:
-        relay, self._relay = self._relay, None
-        if relay is not None:
-            with contextlib.suppress(ExoimapError, OSError):
-                await relay.up.logout()
-        with contextlib.suppress(ConnectionError, OSError, LocalProtocolError):
-            await self._flush_client()  # a BYE saying why
-            self._writer.close()
-            await self._writer.wait_closed()
+        # Recorded before the client sees the connection end, so the record is there by then.
         account = self._admitted.account.name if self._admitted else None
         if self._admitted is not None:
             self._upstreams.release(self._admitted.account)
@@ -205,6 +198,14 @@ class ClientSession:
                 connection=self.connection_id,
             )
         )
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            with contextlib.suppress(ExoimapError, OSError):
+                await relay.up.logout()
+        with contextlib.suppress(ConnectionError, OSError, LocalProtocolError):
+            await self._flush_client()  # a BYE saying why
+            self._writer.close()
+            await self._writer.wait_closed()
 
     # --- before sign-in -------------------------------------------------------------------
 
@@ -333,6 +334,8 @@ class ClientSession:
         while True:
             event = server.next_event()
             if event is NEED_DATA:
+                # Everything the last read held is forwarded: write it out in one go.
+                await self._flush_upstream_and_wait()
                 await self._flush_client()
                 server.receive_data(await self._read_client())
                 continue
@@ -342,16 +345,20 @@ class ClientSession:
             if isinstance(event, CommandReceived) and self._renewal_due(self._current()):
                 await self._renew(self._current())
             self._forward(event)
-            self._flush_upstream()
-            if self._relay is not None:
-                with contextlib.suppress(ConnectionLost):  # noticed by the upstream's reader
-                    await self._relay.up.transport.drain()
             relay = self._relay
             if relay is not None and relay.up.conn.literal_held:
                 # The upstream has not said "+" to the APPEND yet: stop reading the client.
+                await self._flush_upstream_and_wait()
                 while self._relay is not None and self._relay.up.conn.literal_held:
                     self._ready.clear()
                     await self._ready.wait()
+
+    async def _flush_upstream_and_wait(self) -> None:
+        """Write what is queued for the upstream; wait while its socket is full."""
+        self._flush_upstream()
+        if self._relay is not None:
+            with contextlib.suppress(ConnectionLost):  # noticed by the upstream's reader
+                await self._relay.up.transport.drain()
 
     def _current(self) -> _Relay:
         relay = self._relay

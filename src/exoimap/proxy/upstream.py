@@ -18,35 +18,15 @@ from dataclasses import dataclass, field
 
 from exoimap.config import AccountConfig
 from exoimap.errors import ConfigError
-from exoimap.net.account import AccountProvider, connection_for
-from exoimap.net.credentials import CheckedToken, OAuth2Credentials
+from exoimap.net.account import AccountProvider, ProviderTokens, connection_for
+from exoimap.net.credentials import OAuth2Credentials
 from exoimap.net.session import ImapSession, NetEvent
-from exoimap.secrets import Secret
 
 __all__ = ["ProviderFactory", "Upstreams"]
 
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[AccountConfig], AccountProvider]
-
-
-class _Tokens:
-    """The provider as a token source; ``fresh`` makes the next token a newly issued one."""
-
-    def __init__(self, provider: AccountProvider, min_validity: float, fresh: bool) -> None:
-        self._provider = provider
-        self._min_validity = math.inf if fresh else min_validity
-
-    @property
-    def expires_at(self) -> float | None:
-        value = self._provider.expires_at()
-        return value if value > 0 and math.isfinite(value) else None
-
-    async def access_token(self) -> Secret[str]:
-        return await self._provider.access_token_async(self._min_validity)
-
-    def checked_token(self) -> CheckedToken | None:
-        return self._provider.checked_token()
 
 
 def _log_event(event: NetEvent) -> None:
@@ -106,7 +86,8 @@ class Upstreams:
             )
         endpoint, credentials = connection_for(provider, ca_file=account.ca_file)
         assert isinstance(credentials, OAuth2Credentials)
-        tokens = _Tokens(provider, self.min_validity, fresh_token)
+        # A fresh token: any cached one counts as too short-lived, so a new one is issued.
+        tokens = ProviderTokens(provider, math.inf if fresh_token else self.min_validity)
         session = await ImapSession.open(endpoint, _log_event, account=account.name)
         try:
             await session.authenticate(
