@@ -234,3 +234,35 @@ def test_throttling_is_a_delay_not_an_error(
     ]
     assert waits
     assert all(r.data["wait_s"] == 1.0 for r in waits)
+
+
+def test_pipelined_commands_keep_their_tags_and_garbage_is_answered_bad(
+    proxy: RunningProxy, account: tuple[str, str]
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    try:
+        client.login(upn, password)
+        # three commands in one write, with the client's own tags, then a line that is not
+        # a command the protocol core knows: each gets its answer under its own tag
+        client.send(
+            b"x1 SELECT INBOX\r\nzz9 UID FETCH 1:* (UID)\r\nq-7 NOOP\r\nbad1 GETQUOTAROOT INBOX\r\n"
+        )
+        tagged: dict[bytes, bytes] = {}
+        untagged: list[bytes] = []
+        while len(tagged) < 4:
+            line = client.readline()
+            assert line, "the proxy closed the connection"
+            if line.startswith(b"* "):
+                untagged.append(line)
+            else:
+                tag, _, rest = line.partition(b" ")
+                tagged[tag] = rest
+        assert tagged[b"x1"].startswith(b"OK [READ-WRITE]")
+        assert tagged[b"zz9"].startswith(b"OK")
+        assert tagged[b"q-7"].startswith(b"OK")
+        assert tagged[b"bad1"].startswith(b"BAD")
+        assert sum(b" FETCH (UID " in line for line in untagged) == 3
+        assert client.noop()[0] == "OK"  # the session goes on
+    finally:
+        client.logout()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from exoimap import audit
 from exoimap.errors import ConnectionLost, ExoimapError, LocalProtocolError, RemoteProtocolError
+from exoimap.logs import redact
 from exoimap.net.session import ImapSession
 from exoimap.protocol import commands as c
 from exoimap.protocol import sasl
@@ -292,7 +293,7 @@ class ClientSession:
             self._say(
                 tag,
                 Status.NO,
-                f"The mailbox cannot be opened now: {shown(str(exc))[:300]}",
+                f"The mailbox cannot be opened now: {shown(redact(str(exc)))[:300]}",
                 SimpleCode("UNAVAILABLE"),
             )
             return None
