@@ -17,6 +17,8 @@ audit event                              counts in
 ``imap.throttled``                       ``exoimap_throttle_wait_seconds``
 ``token.refreshed``                      ``exoimap_token_refreshes``
 ``token.failed`` / ``imap.auth_failed``  ``exoimap_errors{kind="token"|"imap_auth"}``
+``access.denied``                        ``exoimap_errors{kind="access_denied"}`` (e.g. a
+                                         wrong app password at ``exoimap proxy``)
 =======================================  ====================================================
 
 The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so an
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exoimap.audit.events import (
+    AccessDenied,
     AccountSynced,
     AuditEvent,
     FolderSynced,
@@ -200,6 +203,7 @@ _COUNTERS: dict[type[AuditEvent], Callable[[Any], _Update]] = {
     TokenRefreshed: _token_refreshed,
     TokenFailed: _error_of_kind("token"),
     ImapAuthFailed: _error_of_kind("imap_auth"),
+    AccessDenied: _error_of_kind("access_denied"),  # e.g. a wrong app password at the proxy
 }
 
 

@@ -54,7 +54,10 @@ SURFACE: dict[str, list[str]] = {
     "login": ["NAMES", "--all", "--timeout"],
     "logout": ["NAMES", "--all"],
     "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
-    "proxy": ["--listen", "--cert", "--key", "--plaintext-on-loopback", "--max-per-mailbox"],
+    "proxy": [
+        "--listen", "--cert", "--key", "--plaintext-on-loopback", "--max-per-mailbox",
+        "--metrics-port",
+    ],
     "proxy ca": ["--path"],
     "proxy password": [],
     "proxy password add": ["LABEL", "--account"],

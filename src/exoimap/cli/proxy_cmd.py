@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from exoimap.cli.app import PATH, Group
+from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.output import echo
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
@@ -51,6 +52,7 @@ def _book(paths: Paths) -> PasswordBook:
     help="Upstream connections per mailbox at most (Exchange allows 20; leave some for "
     "syncs); clients beyond are refused with a message saying so.",
 )
+@metrics_port_option
 @click.pass_context
 def app(  # noqa: PLR0917 - click passes the options by keyword
     ctx: click.Context,
@@ -59,6 +61,7 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     key: Path | None,
     plaintext_on_loopback: bool,
     max_per_mailbox: int,
+    metrics_port: int | None,
 ) -> None:
     """Run a local IMAP server that signs in to Exchange Online for clients that only know
     passwords: they sign in with an app password, the proxy uses the account's OAuth2
@@ -71,7 +74,7 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
     paths = Paths.from_env()
-    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, max_per_mailbox)
+    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, (max_per_mailbox, metrics_port))
 
 
 def _serve(
@@ -79,7 +82,7 @@ def _serve(
     listen: tuple[str, int],
     own_cert: tuple[Path | None, Path | None],
     plaintext: bool,
-    max_per_mailbox: int,
+    limits: tuple[int, int | None],
 ) -> None:
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
@@ -93,6 +96,7 @@ def _serve(
 
     host, port = listen
     cert, key = own_cert
+    max_per_mailbox, metrics_port = limits
     if plaintext:
         check_plaintext(host)
     config = load_config(paths)
@@ -123,7 +127,12 @@ def _serve(
         finally:
             await server.close()
 
-    with auditing(paths, config.audit, key=audit_key_for(paths)):
+    with (
+        auditing(
+            paths, config.audit, key=audit_key_for(paths), listeners=metrics_listeners(metrics_port)
+        ),
+        metrics_endpoint(metrics_port),
+    ):
         asyncio.run(run())
 
 
