@@ -266,3 +266,20 @@ def test_pipelined_commands_keep_their_tags_and_garbage_is_answered_bad(
         assert client.noop()[0] == "OK"  # the session goes on
     finally:
         client.logout()
+
+
+def test_append_refused_upstream_reaches_the_client_and_the_session_goes_on(
+    proxy: RunningProxy, account: tuple[str, str]
+) -> None:
+    upn, password = account
+    client = proxy.connect()
+    try:
+        client.login(upn, password)
+        status, data = client.append("NoSuchFolder", None, None, sample_message(5, 70_000))
+        assert status == "NO"
+        assert b"TRYCREATE" in data[0]
+        status, data = client.append("INBOX", None, None, sample_message(6, 1_000))
+        assert status == "OK", data
+        assert client.select("INBOX")[1] == [b"4"]
+    finally:
+        client.logout()

@@ -380,6 +380,9 @@ class ClientSession:
             relay.tags[tag] = event.tag
             if event.synchronizing:
                 relay.append_waiting = event.tag
+                # Written now, so that a synchronising literal upstream shows as held and
+                # the client hears "+" only once the upstream has said it.
+                self._flush_upstream()
                 self._append_go_ahead(relay)
         elif isinstance(event, AppendChunk):
             conn.send_literal_data(bytes(event.data))
