@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -21,3 +22,18 @@ def _secret_values_stay_in_their_test() -> Iterator[None]:
     secrets._KNOWN_VALUES.intersection_update(known)
     # audit redaction caches by the number of known values, assuming it only grows
     events._redact_cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_stay_in_their_test() -> Iterator[None]:
+    """A command run in-process (``main([...])``) points the ``exoimap`` logger at its home's
+    log file; that home is gone after the test. A later test on the same worker that logs a
+    warning would write there (and fail once the handler was closed). Each test ends by
+    taking off the handlers it added."""
+    logger = logging.getLogger("exoimap")
+    before = list(logger.handlers)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in before:
+            logger.removeHandler(handler)
+            handler.close()

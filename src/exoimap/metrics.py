@@ -18,6 +18,8 @@ audit event                              counts in
 ``token.refreshed``                      ``exoimap_token_refreshes``
 ``token.failed`` / ``imap.auth_failed``  ``exoimap_errors{kind="token"|"imap_auth"}``
 ``watch.state``                          ``exoimap_watch_state{account,state}`` (1: current)
+``access.denied``                        ``exoimap_errors{kind="access_denied"}`` (e.g. a
+                                         wrong app password at ``exoimap proxy``)
 =======================================  ====================================================
 
 The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so an
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exoimap.audit.events import (
+    AccessDenied,
     AccountSynced,
     AuditEvent,
     FolderSynced,
@@ -223,6 +226,7 @@ _COUNTERS: dict[type[AuditEvent], Callable[[Any], _Update]] = {
     TokenFailed: _error_of_kind("token"),
     ImapAuthFailed: _error_of_kind("imap_auth"),
     WatchStateChanged: _watch_state,
+    AccessDenied: _error_of_kind("access_denied"),  # e.g. a wrong app password at the proxy
 }
 
 

@@ -55,6 +55,15 @@ SURFACE: dict[str, list[str]] = {
     "login": ["NAMES", "--all", "--timeout"],
     "logout": ["NAMES", "--all"],
     "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
+    "proxy": [
+        "--listen", "--cert", "--key", "--plaintext-on-loopback", "--max-per-mailbox",
+        "--metrics-port",
+    ],
+    "proxy ca": ["--path"],
+    "proxy password": [],
+    "proxy password add": ["LABEL", "--account"],
+    "proxy password list": [],
+    "proxy password revoke": ["LABEL"],
     "restore": [
         "NAME", "--to", "--folder", "--exclude", "--since", "--until", "--message-id",
         "--include-deleted", "--merge", "--into", "--max-size", "--dry-run",
@@ -147,6 +156,7 @@ DEFAULTS: dict[str, list[str]] = {
     "audit tail": ["[default: 20]", "[default: table]"],
     "console": ["[default: 127.0.0.1:8443]"],
     "login": ["[default: 300.0; x>=1]"],
+    "proxy": ["[default: 127.0.0.1:1993]", "[default: 16; 1<=x<=1000]"],
     "sandbox app add": ["[default: public]"],
     "sandbox app secret": ["[default: 730]"],
     "sandbox fail-next": ["[default: 1]"],

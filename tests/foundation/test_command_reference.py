@@ -37,7 +37,7 @@ def _parses(words: list[str]) -> None:
     """Parse a command line the way the CLI would, down to the command (nothing runs)."""
     command: click.Command = app
     ctx = click.Context(app, info_name="exoimap")
-    while isinstance(command, click.Group):
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
         name, *words = words
         sub = command.get_command(ctx, name)
         assert sub is not None, name

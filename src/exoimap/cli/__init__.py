@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("exoimap.cli.console_cmd", "console"),
     "tenant": ("exoimap.cli.tenant_cmd", "app"),
     "worker": ("exoimap.cli.worker_cmd", "worker"),
+    "proxy": ("exoimap.cli.proxy_cmd", "app"),
 }
 app.lazy_commands = COMMANDS
 

@@ -107,6 +107,11 @@ EXAMPLES: dict[str, str] = {
     "agent status": "exoimap agent status",
     "agent serve": "exoimap agent serve",
     "console": "exoimap console --listen 127.0.0.1:8443",
+    "proxy": "exoimap proxy --listen 127.0.0.1:1993",
+    "proxy ca": "exoimap proxy ca",
+    "proxy password add": "exoimap proxy password add thunderbird-laptop --account work",
+    "proxy password list": "exoimap proxy password list",
+    "proxy password revoke": "exoimap proxy password revoke thunderbird-laptop",
     "sandbox up": "exoimap sandbox up --state ./sandbox --messages 200",
     "sandbox info": "exoimap sandbox info --state ./sandbox",
     "sandbox approve": (
@@ -150,7 +155,10 @@ EXAMPLES: dict[str, str] = {
 def _commands(
     command: click.Command, path: tuple[str, ...], ctx: click.Context
 ) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
-    """Every runnable command under ``command``, depth first, in the order --help lists them."""
+    """Every runnable command under ``command``, depth first, in the order --help lists them
+    (a group that also runs on its own, like ``proxy``, comes before its sub-commands)."""
+    if isinstance(command, click.Group) and command.invoke_without_command and path:
+        yield path, command, ctx
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exoimap.errors import ConfigError
+from exoimap.net.certificates import is_ip, key_pem, new_ca, new_server_certificate
 from exoimap.sandbox.state import ensure_private_dir, write_private_bytes
 
 __all__ = ["DEFAULT_SERVER_NAMES", "LocalCA", "ServerCertificate"]
@@ -42,14 +42,6 @@ _SERVER_DAYS = 825
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 class ServerCertificate(NamedTuple):
@@ -88,38 +80,8 @@ class LocalCA:
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ConfigError("the CA key is not an EC key", path=str(key_path))
             return cls(folder, certificate, key)
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = _now()
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=_CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        write_private_bytes(key_path, _pem_key(key))
+        certificate, key = new_ca(common_name, dt.timedelta(days=_CA_DAYS))
+        write_private_bytes(key_path, key_pem(key))
         write_private_bytes(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
         return cls(folder, certificate, key)
 
@@ -145,29 +107,10 @@ class LocalCA:
         into ``folder`` (default: the CA's own folder)."""
         folder = ensure_private_dir(folder or self.folder)
         cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
-        key = ec.generate_private_key(ec.SECP256R1())
-        alt_names: list[x509.GeneralName] = [
-            x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in names
-        ]
-        now = _now()
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=_SERVER_DAYS))
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
+        certificate, key = new_server_certificate(
+            self.certificate, self.key, names, dt.timedelta(days=_SERVER_DAYS)
         )
-        write_private_bytes(key_path, _pem_key(key))
+        write_private_bytes(key_path, key_pem(key))
         write_private_bytes(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
         return ServerCertificate(cert_path, key_path)
 
@@ -179,7 +122,7 @@ class LocalCA:
             return False
         present = {str(v) for v in san.value.get_values_for_type(x509.IPAddress)}
         present |= set(san.value.get_values_for_type(x509.DNSName))
-        wanted = {str(ipaddress.ip_address(n)) if _is_ip(n) else n for n in names}
+        wanted = {str(ipaddress.ip_address(n)) if is_ip(n) else n for n in names}
         return (
             certificate.issuer == self.certificate.subject
             and wanted <= present
@@ -199,11 +142,3 @@ class LocalCA:
         context = ssl.create_default_context(cafile=str(self.cert_file))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

@@ -1,0 +1,220 @@
+"""What ``exoimap proxy`` adds to each IMAP command: round trips through the proxy against
+the same round trips straight to the server, on loopback.
+
+A sandbox tenant (identity + Exchange IMAP) runs in this process; ``exoimap proxy`` runs as
+its own process, as users run it (implicit TLS with its local CA, an account signed in with
+the device-code flow, an app password). One TLS client per path sends each command
+``--rounds`` times, one at a time, and times each from its first byte written to its
+tagged answer read: NOOP, ``UID FETCH 1 (FLAGS)``, ``UID FETCH 1 (BODY.PEEK[])`` (a small
+message) and ``STATUS INBOX (MESSAGES)``. The added latency is proxy minus direct, per
+percentile.
+
+Run: ``.venv/bin/python -m bench.proxy_latency [--rounds 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench.token_print import home_for
+from exoimap.auth.vault import create_key_file
+from exoimap.cli import main as exoimap
+from exoimap.sandbox.exchange.config import ExchangeSettings
+from exoimap.sandbox.identity import PUBLIC_APP
+from exoimap.sandbox.tenant import SandboxTenant, TenantOptions, running_tenant
+
+EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
+COMMANDS = {
+    "NOOP": b"NOOP",
+    "UID FETCH (FLAGS)": b"UID FETCH 1 (FLAGS)",
+    "UID FETCH (BODY.PEEK[])": b"UID FETCH 1 (BODY.PEEK[])",
+    "STATUS": b"STATUS INBOX (MESSAGES)",
+}
+
+
+class Client:
+    """A minimal blocking IMAP client: one command at a time, answers read to the tag."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.file = self.sock.makefile("rb")
+        self.n = 0
+        self.file.readline()  # greeting
+
+    def run(self, command: bytes) -> float:
+        """Send ``command``; seconds until its tagged answer (which must be OK)."""
+        self.n += 1
+        tag = b"b%d" % self.n
+        started = time.perf_counter()
+        self.sock.sendall(tag + b" " + command + b"\r\n")
+        while True:
+            line = self.file.readline()
+            if line.endswith(b"}\r\n"):  # a literal follows
+                self.file.read(int(line[line.rindex(b"{") + 1 : -3]))
+                continue
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise SystemExit(f"{command.decode()} failed: {line!r}")
+                return time.perf_counter() - started
+            if not line:
+                raise SystemExit("the connection closed")
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def sign_in(tenant: SandboxTenant, upn: str) -> None:
+    """``account add work`` + ``login work`` in this process, approving the device code."""
+    app = next(a for a in tenant.apps if a["name"] == PUBLIC_APP)
+    args = [
+        "account", "add", "work", "--cloud", "custom", "--authority", tenant.authority,
+        "--ca-file", str(tenant.ca_file), "--imap-host", tenant.imap_host,
+        "--imap-port", str(tenant.imap_port), "--client-id", str(app["client_id"]),
+        "--email", upn, "--flow", "device",
+    ]  # fmt: skip
+    said = io.StringIO()
+
+    def approve() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pending = tenant.admin.pending_device_codes()
+            if pending:
+                tenant.admin.approve_device_code(pending[0].user_code, upn=upn)
+                return
+            time.sleep(0.05)
+
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        assert exoimap(args) == 0, said.getvalue()
+        approver = threading.Thread(target=approve)
+        approver.start()
+        code = exoimap(["login", "work"])
+        approver.join()
+        if code != 0:
+            raise SystemExit(f"login failed: {said.getvalue()}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def proxy_process(
+    env: dict[str, str], port: int, *options: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                assert process.stderr is not None
+                raise SystemExit(f"the proxy did not start: {process.stderr.read().decode()}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def measure(rounds: int, login: Callable[[Client], None], client: Client) -> dict[str, list[float]]:
+    login(client)
+    client.run(b'EXAMINE "INBOX"')
+    for command in COMMANDS.values():  # warm up both paths
+        client.run(command)
+    return {
+        name: [client.run(command) for _ in range(rounds)] for name, command in COMMANDS.items()
+    }
+
+
+@contextlib.contextmanager
+def prepared(
+    root: Path, options: TenantOptions
+) -> Iterator[tuple[SandboxTenant, dict[str, str], str, str, str]]:
+    """A running tenant and a home signed in to its first user, with an app password:
+    ``(tenant, env, upn, password, CA PEM)``."""
+    home = root / "home"
+    env = {**os.environ, "EXOIMAP_HOME": str(home), "EXOIMAP_NO_KEYRING": "1"}
+    env.pop("EXOIMAP_VAULT_PASSPHRASE", None)
+    env.pop("EXOIMAP_VAULT_KEY_FILE", None)
+    create_key_file(home / "vault.key")
+    with running_tenant(root / "sandbox", options) as tenant:
+        upn = tenant.users[0][0]
+        with home_for(root, env):
+            sign_in(tenant, upn)
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(io.StringIO()):
+                assert exoimap(["proxy", "password", "add", "bench", "--account", "work"]) == 0
+                assert exoimap(["proxy", "ca"]) == 0
+            password, ca_pem = said.getvalue().split("\n", 1)
+        yield tenant, env, upn, password, ca_pem
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=500)
+    rounds = parser.parse_args(argv).rounds
+    load = os.getloadavg()[0]
+    print(f"exoimap proxy: added latency per command, {rounds} rounds, load {load:.1f}")
+    options = TenantOptions(exchange=ExchangeSettings.for_tests(), seed_messages=5)
+    with (
+        tempfile.TemporaryDirectory(prefix="exo-proxy-", dir="/tmp") as tmp,
+        prepared(Path(tmp), options) as (tenant, env, upn, password, ca_pem),
+    ):
+        port = free_port()
+        with proxy_process(env, port):
+            token = tenant.user_token(upn)
+
+            def direct_login(client: Client) -> None:
+                sasl = base64.b64encode(tenant.xoauth2(upn, token))
+                client.run(b"AUTHENTICATE XOAUTH2 " + sasl)
+
+            def proxy_login(client: Client) -> None:
+                client.run(b'LOGIN "%s" "%s"' % (upn.encode(), password.encode()))
+
+            direct = measure(rounds, direct_login, Client(tenant.imap_port, tenant.ssl_context()))
+            via = measure(
+                rounds, proxy_login, Client(port, ssl.create_default_context(cadata=ca_pem))
+            )
+    print(
+        f"{'command':26s} {'direct p50/p95 ms':>20s} {'proxy p50/p95 ms':>20s} "
+        f"{'added p50/p95 ms':>20s}"
+    )
+    for name in COMMANDS:
+        d50, d95 = percentiles(direct[name])
+        p50, p95 = percentiles(via[name])
+        print(
+            f"{name:26s} {d50:9.2f} / {d95:7.2f}  {p50:9.2f} / {p95:7.2f}  "
+            f"{p50 - d50:9.2f} / {p95 - d95:7.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

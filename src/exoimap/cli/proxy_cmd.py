@@ -1,0 +1,204 @@
+"""``exoimap proxy``: serve mail clients that only know passwords (see docs/proxy.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from exoimap.cli.app import PATH, Group
+from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
+from exoimap.cli.output import echo
+from exoimap.config import AccountConfig, Paths, load_config
+from exoimap.errors import ConfigError
+
+if TYPE_CHECKING:
+    from exoimap.proxy.passwords import PasswordBook
+
+__all__ = ["app"]
+
+
+def _folder(paths: Paths) -> Path:
+    return paths.data_dir / "proxy"
+
+
+def _book(paths: Paths) -> PasswordBook:
+    from exoimap.proxy.passwords import PasswordBook
+
+    return PasswordBook(_folder(paths) / "passwords.json")
+
+
+@click.group("proxy", cls=Group, invoke_without_command=True)
+@click.option(
+    "--listen",
+    default="127.0.0.1:1993",
+    show_default=True,
+    help="HOST:PORT to accept IMAP clients on.",
+)
+@click.option("--cert", type=PATH, help="Serve this certificate (PEM) instead of the local CA's.")
+@click.option("--key", type=PATH, help="The private key (PEM) of --cert.")
+@click.option(
+    "--plaintext-on-loopback",
+    is_flag=True,
+    help="Accept clients without TLS (refused unless HOST is a loopback address).",
+)
+@click.option(
+    "--max-per-mailbox",
+    type=click.IntRange(1, 1000),
+    default=16,
+    show_default=True,
+    help="Upstream connections per mailbox at most (Exchange allows 20; leave some for "
+    "syncs); clients beyond are refused with a message saying so.",
+)
+@metrics_port_option
+@click.pass_context
+def app(  # noqa: PLR0917 - click passes the options by keyword
+    ctx: click.Context,
+    listen: str,
+    cert: Path | None,
+    key: Path | None,
+    plaintext_on_loopback: bool,
+    max_per_mailbox: int,
+    metrics_port: int | None,
+) -> None:
+    """Run a local IMAP server that signs in to Exchange Online for clients that only know
+    passwords: they sign in with an app password, the proxy uses the account's OAuth2
+    tokens. With a sub-command, manage its CA and app passwords instead."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from exoimap.proxy.server import parse_listen
+
+    host, port = parse_listen(listen)
+    if (cert is None) != (key is None):
+        raise ConfigError("--cert and --key go together")
+    paths = Paths.from_env()
+    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, (max_per_mailbox, metrics_port))
+
+
+def _serve(
+    paths: Paths,
+    listen: tuple[str, int],
+    own_cert: tuple[Path | None, Path | None],
+    plaintext: bool,
+    limits: tuple[int, int | None],
+) -> None:
+    from exoimap.audit import auditing
+    from exoimap.auth.audit_key import audit_key_for
+    from exoimap.auth.provider import TokenProvider
+    from exoimap.auth.vault import Vault
+    from exoimap.proxy.ca import ProxyCA, server_context
+    from exoimap.proxy.gate import Gate
+    from exoimap.proxy.limiter import FailureLimiter
+    from exoimap.proxy.server import ProxyServer, check_plaintext, lean_tls_buffers
+    from exoimap.proxy.upstream import Upstreams
+
+    host, port = listen
+    cert, key = own_cert
+    max_per_mailbox, metrics_port = limits
+    if plaintext:
+        check_plaintext(host)
+    config = load_config(paths)
+    if not config.accounts:
+        raise ConfigError("no accounts configured; add one with `exoimap account add`")
+    vault = Vault.from_paths()
+
+    def provider(account: AccountConfig) -> TokenProvider:
+        return TokenProvider(account, vault=vault)
+
+    if plaintext:
+        tls = None
+    elif cert is not None and key is not None:
+        tls = server_context(cert, key)
+    else:
+        tls = ProxyCA.load_or_create(_folder(paths) / "ca").server_context((host,))
+    upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
+    gate = Gate(_book(paths), upstreams, FailureLimiter())
+    server = ProxyServer(host, port, tls, gate, upstreams)
+    lean_tls_buffers()
+
+    async def run() -> None:
+        bound = await server.start()
+        kind = "plaintext (loopback only)" if tls is None else "implicit TLS"
+        echo(f"exoimap proxy listening on {host}:{bound} ({kind}); Ctrl-C to stop.", err=True)
+        try:
+            await server.serve_forever()
+        finally:
+            await server.close()
+
+    with (
+        auditing(
+            paths, config.audit, key=audit_key_for(paths), listeners=metrics_listeners(metrics_port)
+        ),
+        metrics_endpoint(metrics_port),
+    ):
+        asyncio.run(run())
+
+
+@app.command("ca")
+@click.option("--path", "show_path", is_flag=True, help="Print the CA file's path instead.")
+def ca(show_path: bool) -> None:
+    """Print the proxy's local CA certificate (PEM) for mail clients to trust; it is made on
+    first use and kept under the exoimap home."""
+    from exoimap.proxy.ca import ProxyCA
+
+    authority = ProxyCA.load_or_create(_folder(Paths.from_env()) / "ca")
+    if show_path:
+        echo(str(authority.cert_file))
+        return
+    click.echo(authority.pem(), nl=False)
+    echo(f"SHA-256 fingerprint: {authority.fingerprint()}", err=True)
+
+
+@app.group("password", cls=Group, no_args_is_help=True)
+def password() -> None:
+    """App passwords: one per client, each bound to one account."""
+
+
+def _audited_change(paths: Paths, label: str, account: str, action: str) -> None:
+    from exoimap import audit
+    from exoimap.auth.audit_key import audit_key_for
+
+    with audit.auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
+        audit.emit(
+            audit.ConfigChanged(account=account, key=f"proxy.password.{label}", action=action)
+        )
+
+
+@password.command("add")
+@click.argument("label")
+@click.option("--account", "account_name", required=True, help="The account it signs in to.")
+def password_add(label: str, account_name: str) -> None:
+    """Make a random app password for the client LABEL and print it once: only its scrypt
+    hash is kept, so it cannot be shown again (revoke and add to replace it)."""
+    paths = Paths.from_env()
+    account = load_config(paths).account(account_name)
+    secret = _book(paths).add(label, account.name)
+    _audited_change(paths, label, account.name, "add")
+    echo(f"App password for {label} (account {account.name}), shown only now:", err=True)
+    click.echo(secret.reveal())
+    echo(f"Sign in as {account.email} (or {account.name}) with it.", err=True)
+
+
+@password.command("list")
+def password_list() -> None:
+    """List the app passwords (labels, accounts, creation times; never a password)."""
+    entries = _book(Paths.from_env()).entries()
+    if not entries:
+        echo("No app passwords; add one with `exoimap proxy password add LABEL --account NAME`.")
+    for entry in entries:
+        echo(f"{entry.label}  account {entry.account}  created {entry.created}")
+
+
+@password.command("revoke")
+@click.argument("label")
+def password_revoke(label: str) -> None:
+    """Revoke the app password LABEL: its client can no longer sign in (sessions already
+    open go on until they end)."""
+    paths = Paths.from_env()
+    removed = _book(paths).revoke(label)
+    if removed is None:
+        raise ConfigError(f"no app password labelled {label!r}")
+    _audited_change(paths, label, removed.account, "revoke")
+    echo(f"Revoked {label} (account {removed.account}).")

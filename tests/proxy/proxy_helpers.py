@@ -1,0 +1,127 @@
+"""A proxy running in a background thread for the tests, against a signed-in sandbox account."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from exoimap import audit
+from exoimap.auth.audit_key import audit_key_for
+from exoimap.auth.provider import TokenProvider
+from exoimap.auth.vault import Vault
+from exoimap.config import AccountConfig, Paths, load_config
+from exoimap.proxy.ca import ProxyCA
+from exoimap.proxy.gate import Gate
+from exoimap.proxy.limiter import FailureLimiter
+from exoimap.proxy.passwords import PasswordBook, ScryptCost
+from exoimap.proxy.server import ProxyServer
+
+FAST_SCRYPT = ScryptCost(n=2**10, r=8, p=1)
+
+
+class FakeClock:
+    """The limiter's clock, moved by the test (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ShiftedClock:
+    """Wall time moved ahead by ``shift`` seconds (the proxy's view of token expiry)."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
+@dataclass
+class RunningProxy:
+    server: ProxyServer
+    port: int
+    ca_file: Path
+    clock: FakeClock
+    upstream_clock: ShiftedClock
+    loop: asyncio.AbstractEventLoop
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def connect(self) -> imaplib.IMAP4_SSL:
+        return imaplib.IMAP4_SSL(
+            "127.0.0.1", self.port, ssl_context=self.client_context(), timeout=30
+        )
+
+    def sessions_healed(self) -> int:
+        return self.server.heals
+
+    def sessions_renewed(self) -> int:
+        return self.server.renewals
+
+
+def book(paths: Paths) -> PasswordBook:
+    return PasswordBook(paths.data_dir / "proxy" / "passwords.json", FAST_SCRYPT)
+
+
+@contextmanager
+def running_proxy(
+    paths: Paths, *, max_sessions: int = 16, preauth_timeout: float = 60.0
+) -> Iterator[RunningProxy]:
+    """The proxy on 127.0.0.1 (a free port, implicit TLS with the local CA), audited."""
+    from exoimap.proxy.upstream import Upstreams
+
+    config = load_config(paths)
+    vault = Vault.from_paths()
+
+    def provider(account: AccountConfig) -> TokenProvider:
+        return TokenProvider(account, vault=vault)
+
+    ca = ProxyCA.load_or_create(paths.data_dir / "proxy" / "ca")
+    upstream_clock = ShiftedClock()
+    upstreams = Upstreams(
+        dict(config.accounts), provider, max_sessions=max_sessions, clock=upstream_clock
+    )
+    clock = FakeClock()
+    gate = Gate(book(paths), upstreams, FailureLimiter(clock=clock))
+    server = ProxyServer(
+        "127.0.0.1", 0, ca.server_context(), gate, upstreams, preauth_timeout=preauth_timeout
+    )
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop: asyncio.Event | None = None
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        await server.start()
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    def run() -> None:
+        with audit.auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
+            loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30), "the proxy did not start"
+    try:
+        yield RunningProxy(server, server.port, ca.cert_file, clock, upstream_clock, loop)
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()

@@ -1,0 +1,85 @@
+"""``exoimap proxy`` as users run it, a process of its own: it serves a client signed in
+with an app password, and its Prometheus metrics count a wrong app password."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from exoimap.cli import main
+from exoimap.sandbox.tenant import SandboxTenant
+from tests.cli.sync_helpers import isolated_home, signed_in_account
+
+pytestmark = pytest.mark.xdist_group("sandbox")
+
+EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def proxy_command() -> Iterator[tuple[int, int]]:
+    """``exoimap proxy`` running in this test's home: (IMAP port, metrics port)."""
+    port, metrics = free_port(), free_port()
+    process = subprocess.Popen(
+        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.1)
+        yield port, metrics
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_proxy_command_serves_and_counts_wrong_passwords(
+    sandbox_tenant: SandboxTenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
+    capsys.readouterr()
+    assert main(["proxy", "password", "add", "laptop", "--account", "work"]) == 0
+    password = capsys.readouterr().out.strip()
+    assert main(["proxy", "ca"]) == 0
+    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    with proxy_command() as (port, metrics):
+        client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=30)
+        with pytest.raises(imaplib.IMAP4.error, match="Invalid credentials"):
+            client.login(upn, "not-the-app-password")
+        assert client.login(upn, password)[0] == "OK"
+        status, data = client.select("INBOX", readonly=True)
+        assert status == "OK"
+        assert data == [b"2"]
+        client.logout()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=30) as page:
+            exposition = page.read().decode()
+    assert 'exoimap_errors_total{kind="access_denied"} 1.0' in exposition
