@@ -54,6 +54,7 @@ from exoimap.errors import (
     VaultTampered,
     disk_of,
 )
+from exoimap.private_files import private_dir, write_private
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -223,32 +224,10 @@ def _unb64(text: object, what: str, path: Path) -> bytes:
 # --- files -------------------------------------------------------------------------------
 
 
-def _ensure_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        os.chmod(path, 0o700)
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write-new, fsync, rename, fsync the folder: a crash leaves the old or the new file."""
-    _ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    private_dir(path.parent)
+    write_private(path, data)
 
 
 def _write_error(exc: OSError, path: Path, what: str) -> ExoimapError:
@@ -485,7 +464,7 @@ class Vault:
         check = nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
         header["check"] = _b64(check)
         header["mac"] = _header_mac(key, header)
-        _ensure_dir(self.directory)
+        private_dir(self.directory)
         self._write_header(header)
         self._key = Secret(key)
         self._source = str(header["key_source"])
@@ -691,8 +670,8 @@ class Vault:
     @staticmethod
     @contextlib.contextmanager
     def _file_lock(path: Path) -> Iterator[None]:
-        _ensure_dir(path.parent.parent)
-        _ensure_dir(path.parent)
+        private_dir(path.parent.parent)
+        private_dir(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

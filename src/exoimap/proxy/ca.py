@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from exoimap.errors import ConfigError
 from exoimap.net.certificates import general_name, key_pem, new_ca, new_server_certificate
-from exoimap.proxy.files import private_dir, write_private
+from exoimap.private_files import private_dir, write_private
 
 __all__ = ["LOOPBACK_NAMES", "ProxyCA", "server_context"]
 

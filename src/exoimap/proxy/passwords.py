@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exoimap.errors import ConfigError
-from exoimap.proxy.files import write_private
+from exoimap.private_files import write_private
 from exoimap.secrets import Secret
 
 __all__ = ["DEFAULT_SCRYPT", "AppPassword", "PasswordBook", "ScryptCost"]

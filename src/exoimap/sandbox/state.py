@@ -20,14 +20,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exoimap.errors import ConfigError
-from exoimap.store.archive.files import fsync_dir
+from exoimap.private_files import write_private
 
 __all__ = [
     "PORTS_JSON",
@@ -61,22 +60,9 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def write_private_bytes(path: Path, data: bytes) -> None:
-    """Durably replace ``path`` with ``data``; the file is 0600 from the first byte.
-
-    When this returns, the new content survives a crash or a power cut; before, the old
-    content (or none) is what a reader finds, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """Durably replace ``path`` with ``data``; the file is 0600 from the first byte (see
+    :func:`exoimap.private_files.write_private`)."""
+    write_private(path, data)
 
 
 def write_private_json(path: Path, document: object) -> None:
