@@ -30,7 +30,7 @@ from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import backup, plan_backup
 from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ExoimapError
+from exoimap.errors import DiskFull, ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.imap import RetryPolicy
 from exoimap.net.session import NetEvent
@@ -39,6 +39,7 @@ from exoimap.store.base import is_inbox
 from exoimap.store.remote import RemoteImapStore
 from exoimap.sync.plan import SyncPolicy
 from exoimap.sync.report import Progress, SyncReport
+from exoimap.words import byte_size, plural, sentences
 
 __all__ = [
     "AccountResult",
@@ -273,6 +274,38 @@ async def _dry_run(
         await source.close()
 
 
+#: How long a full disk's message may take to work out how much the backup still needs.
+SPACE_NEEDED_TIMEOUT = 60.0
+
+
+async def _with_space_needed(  # noqa: PLR0917 - the account's stores, as for a dry run
+    full: DiskFull,
+    account: AccountConfig,
+    provider: AccountProvider,
+    root: Path,
+    policy: SyncPolicy,
+    sink: Callable[[NetEvent], None],
+) -> DiskFull:
+    """``full`` saying how much the rest of the backup needs: what a dry run would still
+    fetch now (the archive only read; it plans from what the run did commit)."""
+    try:
+        async with asyncio.timeout(SPACE_NEEDED_TIMEOUT):
+            plan = await _dry_run(account, provider, root, policy, sink)
+    except (ExoimapError, TimeoutError):
+        needed = f"`exoimap sync {account.name} --dry-run` shows how much the backup still needs"
+    else:
+        count = sum(f.planned for f in plan.folders)
+        size = sum(f.planned_bytes for f in plan.folders)
+        if count:
+            needed = f"The rest of this backup needs at least {byte_size(size)} more for "
+            needed += plural(count, "message")
+        else:  # the index or the run journal could not grow
+            needed = "No message is left to fetch: a few MB for the archive's index are enough"
+        if not plan.ok:  # a folder could not be planned: its messages are not counted
+            needed += " (not counting folders that could not be listed)"
+    return DiskFull(sentences(str(full), needed), folder=full.folder)
+
+
 async def sync_account(
     account: AccountConfig,
     provider: AccountProvider,
@@ -307,6 +340,8 @@ async def sync_account(
         result.error = result.report.stopped_by
     except ExoimapError as exc:
         result.error = exc
+    if isinstance(result.error, DiskFull) and not options.dry_run:
+        result.error = await _with_space_needed(result.error, account, provider, root, policy, sink)
     result.seconds = time.monotonic() - started
     _record_run(result, dry_run=options.dry_run)
     return result
