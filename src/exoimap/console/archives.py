@@ -15,17 +15,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
 
 from exoimap.app.accounts import archive_path
 from exoimap.config import Paths, load_config
 from exoimap.errors import MessageError
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
+from exoimap.store.search import FolderMark, SearchIndex, header_text, index_path
 
-__all__ = ["FolderSummary", "Mailbox", "MessagePage", "MessageSummary", "Mailboxes"]
+__all__ = [
+    "FolderSummary",
+    "Mailbox",
+    "MessagePage",
+    "MessageSummary",
+    "Mailboxes",
+    "header_text",
+]
 
 PAGE_SIZE = 50
 #: A message larger than this is not shown in the console (download it instead).
@@ -67,21 +76,12 @@ class MessagePage:
         return max(1, -(-self.total // PAGE_SIZE))
 
 
-def header_text(message: EmailMessage, name: str) -> str:
-    """A header decoded (RFC 2047), or its raw text when it does not decode."""
-    try:
-        value = message.get(name)
-    except (ValueError, IndexError, TypeError):  # malformed structured headers
-        raw = [v for k, v in message.raw_items() if k.lower() == name.lower()]
-        return str(raw[0]) if raw else ""
-    return "" if value is None else str(value)
-
-
 class Mailboxes:
     """The archives of one exoimap installation."""
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self.search = SearchIndex(index_path(paths))
         # each archive's index as this process left it: while unchanged, opening it again
         # skips the integrity check (any write by a sync changes the stamp)
         self._stamps: dict[Path, IndexStamp | None] = {}
@@ -117,11 +117,28 @@ class Mailboxes:
 
     async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
         """Messages of a folder, the most recently archived first (highest UID: the archive
-        numbers messages as they arrive); None when there is no such folder."""
+        numbers messages as they arrive); None when there is no such folder. From the
+        search index when it holds the folder as the archive has it now (one indexed query),
+        else from the message files' first bytes."""
         async with self._open(mailbox) as store:
             names = {i.name for i in await store.list_folders() if i.selectable}
             if folder_name not in names:
                 return None
+            state = await store.folder_state(folder_name)
+            mark = FolderMark(state.uidvalidity, state.uidnext, state.exists)
+            indexed = await run_in_threadpool(
+                self.search.folder_page,
+                mailbox.account,
+                folder_name,
+                mark,
+                page=page,
+                size=PAGE_SIZE,
+            )
+            if indexed is not None:  # the search index holds the folder as it is now
+                shown = [
+                    MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits
+                ]
+                return MessagePage(folder_name, page, indexed.total, shown)
             async with store.open_folder(folder_name) as folder:
                 listing = await folder.list_messages()
                 uids = sorted((m.uid for m in listing.messages), reverse=True)

@@ -41,6 +41,12 @@ class Trail:
         with audit.acting_as(principal.upn if principal else "(not signed in)"):
             auditor.emit(event)
 
+    def searched(self, principal: Principal, query: str, hits: int, page: int) -> None:
+        """A search and how many messages it found (``console.search``)."""
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn):
+            auditor.emit(audit.ConsoleSearch(query=query, hits=hits, page=page))
+
     def flush(self) -> None:
         """Put every record so far on disk (before showing the log)."""
         (self._auditor or audit.current_auditor()).flush()

@@ -30,11 +30,13 @@ from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import render
 from exoimap.console.policy import Action, Principal, decide
 from exoimap.console.restoring import ProviderFactory, restore_message, vault_provider
+from exoimap.console.searching import search
 from exoimap.console.sessions import Session, SessionStore
 from exoimap.console.settings import ConsoleSettings
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreError, StoreLocked
+from exoimap.store.search import SearchSyntaxError
 
 __all__ = ["PAGE_CSP", "Console", "build_app"]
 
@@ -162,6 +164,7 @@ def _context(visit: Visit, **extra: object) -> dict[str, object]:
         "csrf_token": visit.session.csrf_token,
         "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
         "can_see_dashboard": decide(visit.principal, Action.VIEW_DASHBOARD).allowed,
+        "can_search": decide(visit.principal, Action.SEARCH).allowed,
         **extra,
     }
 
@@ -270,6 +273,28 @@ async def _restore(console: Console, request: Request, visit: Visit) -> Response
         )
     context = _context(visit, mailbox=visit.mailbox, folder=folder, outcome=outcome)
     return render("restored.html", context, 200 if outcome.error is None else 502)
+
+
+async def _search(console: Console, request: Request, visit: Visit) -> Response:
+    text = request.query_params.get("q", "").strip()
+    number = _positive(request.query_params.get("page"), 1)
+    if not text or number is None:
+        return render("search.html", _context(visit, result=None, error="", readable=set()))
+    try:
+        found = await search(
+            console.mailboxes.search, visit.principal, console.settings.scopes, text, number
+        )
+    except SearchSyntaxError as exc:
+        context = _context(visit, result=None, error=str(exc), readable=set())
+        return render("search.html", context, 400)
+    console.trail.searched(visit.principal, text, found.total, number)
+    scopes = console.settings.scopes
+    readable = {
+        mailbox
+        for mailbox in {hit.mailbox for hit in found.hits}
+        if decide(visit.principal, Action.READ_MESSAGE, mailbox, scopes).allowed
+    }
+    return render("search.html", _context(visit, result=found, error="", readable=readable))
 
 
 #: How many records the audit page shows (newest first).
@@ -437,6 +462,7 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
     ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
     ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
+    ("/search", Action.SEARCH, _search, ("GET",), False),
     ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
     ("/dashboard", Action.VIEW_DASHBOARD, _dashboard, ("GET",), False),
 )
