@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "/m/nonexistent": set(),
     "/audit": {"audit_reader"},
     "/dashboard": {"admin"},
+    "/search?q=quarterly": {"self", "restore_operator", "auditor"},
     "/audit?event=console.*&outcome=denied": {"audit_reader"},
 }
 
@@ -127,7 +128,7 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 11
+    assert len(guarded) == 12
     for path in guarded:
         concrete = path.replace("{account}", "own")
         posts = ("/signout", "/m/{account}/restore")
