@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS folders (
     messages INTEGER NOT NULL,
     PRIMARY KEY (account, folder)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes (address TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (
     id INTEGER PRIMARY KEY,
     account TEXT NOT NULL,
@@ -55,9 +56,12 @@ CREATE TABLE IF NOT EXISTS docs (
     has_attachment INTEGER NOT NULL,
     UNIQUE (account, folder, uid)
 );
-CREATE INDEX IF NOT EXISTS docs_date ON docs (date);
+CREATE INDEX IF NOT EXISTS docs_by_date ON docs (mailbox, date);
+CREATE INDEX IF NOT EXISTS docs_by_folder
+    ON docs (mailbox, folder COLLATE NOCASE, date, has_attachment);
 CREATE VIRTUAL TABLE IF NOT EXISTS docs_text USING fts5(
-    sender, recipients, copied, subject, body, tokenize = 'unicode61 remove_diacritics 2'
+    sender, recipients, copied, subject, body,
+    tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
 );
 """
 _HEADER_COLUMNS = "{sender recipients copied subject}"
@@ -143,12 +147,15 @@ def _match(query: Query, *, headers_only: bool) -> str:
     return " AND ".join(parts)
 
 
-def _within(patterns: Sequence[str]) -> tuple[str, list[object]]:
+def _within(patterns: Sequence[str], *, by_index: bool) -> tuple[str, list[object]]:
+    """``d.mailbox`` is one of the mailboxes matching ``patterns``; ``by_index``: let
+    SQLite walk the mailbox indexes (no text match to start from)."""
     if not patterns:
         return "0", []
-    return "(" + " OR ".join("d.mailbox GLOB ?" for _ in patterns) + ")", [
-        _sqlite_glob(p) for p in patterns
-    ]
+    column = "d.mailbox" if by_index else "+d.mailbox"  # "+": not through an index
+    globs = " OR ".join("address GLOB ?" for _ in patterns)
+    sql = f"{column} IN (SELECT address FROM mailboxes WHERE {globs})"  # noqa: S608 - markers only
+    return sql, [_sqlite_glob(p) for p in patterns]
 
 
 def _filters(query: Query) -> tuple[list[str], list[object]]:
@@ -172,13 +179,14 @@ def _filters(query: Query) -> tuple[list[str], list[object]]:
 def _scoped(query: Query, scope: SearchScope) -> tuple[str, list[object]]:
     """The WHERE clause of ``query`` inside ``scope``: the mailboxes open to content by
     the whole query, the others open to metadata by headers only."""
-    content_sql, content_params = _within(scope.content)
+    by_index = not query.has_text
+    content_sql, content_params = _within(scope.content, by_index=by_index)
     branches: list[str] = []
     params: list[object] = []
     for patterns, headers_only in ((scope.content, False), (scope.metadata, True)):
         if not patterns:
             continue
-        inside, inside_params = _within(patterns)
+        inside, inside_params = _within(patterns, by_index=by_index)
         clause, clause_params = [inside], list(inside_params)
         if headers_only and scope.content:  # a mailbox in both is searched as content
             clause.append(f"NOT {content_sql}")
@@ -281,6 +289,7 @@ class SearchIndex:
         ``mark``) record that the folder is indexed up to the archive's ``mark``."""
         with self._connect(f"indexing {folder!r} for search", write=True) as db:
             self._forget(db, account, folder, remove)
+            db.execute("INSERT OR IGNORE INTO mailboxes VALUES (?)", (mailbox.casefold(),))
             for doc in add:
                 cursor = db.execute(
                     "INSERT OR REPLACE INTO docs (account, mailbox, folder, uid, date, size,"
@@ -346,13 +355,18 @@ class SearchIndex:
             return Results(0, [])
         where, params = _scoped(query, scope)
         with self._connect("searching") as db:
-            total = db.execute(f"SELECT count(*) FROM docs d WHERE {where}", params).fetchone()  # noqa: S608
+            # one pass: the page, each row carrying the count of all matches
             rows = db.execute(
-                f"SELECT {_HIT_COLUMNS} FROM docs d WHERE {where} "  # noqa: S608
+                f"SELECT {_HIT_COLUMNS}, count(*) OVER () FROM docs d WHERE {where} "  # noqa: S608
                 "ORDER BY d.date DESC, d.id DESC LIMIT ? OFFSET ?",
                 [*params, size, (page - 1) * size],
             ).fetchall()
-        return Results(total[0], [_hit(r) for r in rows])
+            if rows:
+                total = rows[0][-1]
+            else:  # past the last page: count alone
+                counted = db.execute(f"SELECT count(*) FROM docs d WHERE {where}", params)  # noqa: S608
+                total = counted.fetchone()[0]
+        return Results(total, [_hit(r) for r in rows])
 
     def folder_page(
         self, account: str, folder: str, mark: FolderMark, *, page: int, size: int
