@@ -98,8 +98,8 @@ def queries(corpus: Corpus, count: int) -> list[tuple[str, str]]:
         return (START + dt.timedelta(days=rng.randrange(1000))).date().isoformat()
 
     kinds = {
-        "common word": lambda: common(),
-        "rare word": lambda: rare(),
+        "common word": common,
+        "rare word": rare,
         "two words": lambda: f"{common()} {rare()}",
         "prefix": lambda: words[rng.randrange(100, 2_000)][:4] + "*",
         "from:": lambda: f"from:{rng.choice(people)}",

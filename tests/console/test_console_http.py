@@ -128,10 +128,17 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 12
+    assert len(guarded) == 17
     for path in guarded:
         concrete = path.replace("{account}", "own")
-        posts = ("/signout", "/m/{account}/restore")
+        posts = (
+            "/signout",
+            "/m/{account}/restore",
+            "/approvals/new",
+            "/approvals/decide",
+            "/approvals/run",
+            "/holds",
+        )
         response = client.post(concrete) if path in posts else client.get(concrete)
         assert response.status_code in (303, 403), path
         if response.status_code == 303:

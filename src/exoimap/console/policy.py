@@ -32,6 +32,10 @@ class Action(enum.Enum):
     READ_MESSAGE = "message.read"  # the content of a message
     RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
     DOWNLOAD_MESSAGE = "message.download"  # the .eml or an attachment, as a file
+    EXPORT_FOLDER = "folder.export"  # a folder as a file: only through a four-eyes request
+    DELETE_MESSAGE = "message.delete"  # from the archive: only through a four-eyes request
+    MANAGE_HOLDS = "holds.manage"  # place legal holds (releasing one takes four eyes)
+    APPROVE = "approval.decide"  # approve or reject another person's request
     READ_AUDIT = "audit.read"  # the audit log
     VIEW_DASHBOARD = "dashboard.view"  # accounts, sync times and failures, no mail
 
@@ -52,14 +56,34 @@ _GRANTS: Mapping[str, frozenset[Action]] = {
         {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.SEARCH, Action.RESTORE_MESSAGE}
     ),
     "auditor": frozenset(
-        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.SEARCH, Action.READ_MESSAGE}
+        {
+            Action.LIST_MAILBOXES,
+            Action.BROWSE_MAILBOX,
+            Action.SEARCH,
+            Action.READ_MESSAGE,
+            Action.EXPORT_FOLDER,
+        }
     ),
-    "compliance_officer": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
+    "compliance_officer": frozenset(
+        {
+            Action.LIST_MAILBOXES,
+            Action.SEE_ALL_ACCOUNTS,
+            Action.DELETE_MESSAGE,
+            Action.MANAGE_HOLDS,
+            Action.APPROVE,
+        }
+    ),
     "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS, Action.VIEW_DASHBOARD}),
     "audit_reader": frozenset({Action.READ_AUDIT}),
 }
 _MAILBOX_ACTIONS = frozenset(
-    {Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE, Action.DOWNLOAD_MESSAGE}
+    {
+        Action.BROWSE_MAILBOX,
+        Action.READ_MESSAGE,
+        Action.RESTORE_MESSAGE,
+        Action.DOWNLOAD_MESSAGE,
+        Action.EXPORT_FOLDER,
+    }
 )
 
 

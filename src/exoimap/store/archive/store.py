@@ -29,6 +29,7 @@ from exoimap.store.archive.files import (
     release_lock,
     take_lock,
 )
+from exoimap.store.archive.holds import refuse_if_held
 from exoimap.store.archive.index import (
     FolderRow,
     Index,
@@ -267,6 +268,7 @@ class ArchiveStore:
         await self._worker.run(f"deleting folder {name!r}", name, self._delete_folder, name)
 
     def _delete_folder(self, name: str) -> None:
+        refuse_if_held(self.root, f"deleting folder {name!r}")
         row = self._row(name)
         if is_inbox(name):
             raise FolderError("INBOX cannot be deleted", folder=name)
@@ -420,6 +422,7 @@ class ArchiveFolder:
         self._maildir = parts.maildir
         self._journal = parts.journal
         self._commit = parts.commit
+        self._root = parts.root
         self._damaged_dir = parts.root / "damaged"
         self._id = folder_id
         self._name = name
@@ -518,6 +521,7 @@ class ArchiveFolder:
         await self._run("expunging messages", self._expunge, uids)
 
     def _expunge(self, uids: Sequence[int]) -> None:
+        refuse_if_held(self._root, f"deleting messages from {self._name!r}")
         rows = self._index.messages(self._id, uids)
         if rows:
             entries = [[r.uid, r.file] for r in rows]

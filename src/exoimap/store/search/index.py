@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS folders (
     messages INTEGER NOT NULL,
     PRIMARY KEY (account, folder)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS mailboxes (address TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS docs (
     id INTEGER PRIMARY KEY,
     account TEXT NOT NULL,
@@ -64,6 +64,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS docs_text USING fts5(
     tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
 );
 """
+_MMAP_BYTES = 1 << 30
+# A message's id: its date (seconds), its mailbox's number and a tie-breaker, so that ids
+# sort newest last and a text match knows its mailbox and date without reading the row.
+_SEQ_BITS = 8
+_MAILBOX_BITS = 14
+_DATE_SHIFT = _SEQ_BITS + _MAILBOX_BITS
+_MAILBOX_OF = f"((t.rowid >> {_SEQ_BITS}) & {(1 << _MAILBOX_BITS) - 1})"
 _HEADER_COLUMNS = "{sender recipients copied subject}"
 _HIT_COLUMNS = (
     "d.account, d.mailbox, d.folder, d.uid, d.date, d.size, d.sender, d.subject, d.has_attachment"
@@ -147,61 +154,82 @@ def _match(query: Query, *, headers_only: bool) -> str:
     return " AND ".join(parts)
 
 
-def _within(patterns: Sequence[str], *, by_index: bool) -> tuple[str, list[object]]:
-    """``d.mailbox`` is one of the mailboxes matching ``patterns``; ``by_index``: let
-    SQLite walk the mailbox indexes (no text match to start from)."""
-    if not patterns:
-        return "0", []
-    column = "d.mailbox" if by_index else "+d.mailbox"  # "+": not through an index
+def _mailbox_ids(patterns: Sequence[str]) -> tuple[str, list[object]]:
     globs = " OR ".join("address GLOB ?" for _ in patterns)
-    sql = f"{column} IN (SELECT address FROM mailboxes WHERE {globs})"  # noqa: S608 - markers only
-    return sql, [_sqlite_glob(p) for p in patterns]
+    return f"(SELECT id FROM mailboxes WHERE {globs})", [_sqlite_glob(p) for p in patterns]  # noqa: S608
 
 
-def _filters(query: Query) -> tuple[list[str], list[object]]:
-    """The SQL conditions of the folder, date and attachment parts."""
+def _addresses(patterns: Sequence[str]) -> tuple[str, list[object]]:
+    globs = " OR ".join("address GLOB ?" for _ in patterns)
+    return f"(SELECT address FROM mailboxes WHERE {globs})", [_sqlite_glob(p) for p in patterns]  # noqa: S608
+
+
+def _first_id(when: _dt.datetime) -> int:
+    return max(int(when.timestamp()), 0) << _DATE_SHIFT
+
+
+def _filters(query: Query, *, by_id: bool) -> tuple[list[str], list[object]]:
+    """The SQL conditions of the folder, date and attachment parts (dates through the
+    ids, which begin with the date, when ``by_id``)."""
     sql: list[str] = []
     params: list[object] = []
     if query.folders:
         sql.append("(" + " OR ".join("d.folder = ? COLLATE NOCASE" for _ in query.folders) + ")")
         params.extend(query.folders)
     if query.before is not None:
-        sql.append("d.date < ?")
-        params.append(int(query.before.timestamp()))
+        sql.append("t.rowid < ?" if by_id else "d.date < ?")
+        params.append(_first_id(query.before) if by_id else int(query.before.timestamp()))
     if query.after is not None:
-        sql.append("d.date >= ?")
-        params.append(int(query.after.timestamp()))
+        sql.append("t.rowid >= ?" if by_id else "d.date >= ?")
+        params.append(_first_id(query.after) if by_id else int(query.after.timestamp()))
     if query.has_attachment:
         sql.append("d.has_attachment = 1")
     return sql, params
 
 
+def _text_branch(
+    query: Query, patterns: Sequence[str], excluded: Sequence[str], *, headers_only: bool
+) -> tuple[str, list[object]]:
+    """The ids of the messages of the mailboxes ``patterns`` (less ``excluded``) that the
+    text of ``query`` matches: the mailbox is read from each match's id, so only the
+    folder and attachment filters need the message's row."""
+    inside, params = _mailbox_ids(patterns)
+    conditions = ["docs_text MATCH ?", f"{_MAILBOX_OF} IN {inside}"]
+    params = [_match(query, headers_only=headers_only), *params]
+    if excluded:
+        outside, outside_params = _mailbox_ids(excluded)
+        conditions.append(f"{_MAILBOX_OF} NOT IN {outside}")
+        params += outside_params
+    filters, filter_params = _filters(query, by_id=True)
+    join = " JOIN docs d ON d.id = t.rowid" if query.folders or query.has_attachment else ""
+    where = " AND ".join(conditions + filters)
+    return f"SELECT t.rowid AS id FROM docs_text t{join} WHERE {where}", params + filter_params  # noqa: S608
+
+
 def _scoped(query: Query, scope: SearchScope) -> tuple[str, list[object]]:
-    """The WHERE clause of ``query`` inside ``scope``: the mailboxes open to content by
-    the whole query, the others open to metadata by headers only."""
-    by_index = not query.has_text
-    content_sql, content_params = _within(scope.content, by_index=by_index)
-    branches: list[str] = []
-    params: list[object] = []
-    for patterns, headers_only in ((scope.content, False), (scope.metadata, True)):
+    """A SELECT of the ids of what ``query`` finds inside ``scope``: the mailboxes open to
+    content by the whole query, the others open to metadata by headers only."""
+    if not query.has_text:  # folder, dates, attachment: the metadata of every mailbox
+        patterns = (*scope.content, *scope.metadata)
         if not patterns:
-            continue
-        inside, inside_params = _within(patterns, by_index=by_index)
-        clause, clause_params = [inside], list(inside_params)
-        if headers_only and scope.content:  # a mailbox in both is searched as content
-            clause.append(f"NOT {content_sql}")
-            clause_params += content_params
-        match = _match(query, headers_only=headers_only)
-        if match:
-            clause.append("d.id IN (SELECT rowid FROM docs_text WHERE docs_text MATCH ?)")
-            clause_params.append(match)
-        branches.append("(" + " AND ".join(clause) + ")")
-        params += clause_params
+            return "SELECT 0 AS id WHERE 0", []
+        inside, params = _addresses(patterns)
+        filters, filter_params = _filters(query, by_id=False)
+        where = " AND ".join([f"d.mailbox IN {inside}", *filters])
+        return f"SELECT d.id AS id FROM docs d WHERE {where}", params + filter_params  # noqa: S608
+    branches: list[str] = []
+    params = []
+    if scope.content:
+        sql, branch_params = _text_branch(query, scope.content, (), headers_only=False)
+        branches.append(sql)
+        params += branch_params
+    if scope.metadata:
+        sql, branch_params = _text_branch(query, scope.metadata, scope.content, headers_only=True)
+        branches.append(sql)
+        params += branch_params
     if not branches:
-        return "0", []
-    filters, filter_params = _filters(query)
-    where = " AND ".join(["(" + " OR ".join(branches) + ")", *filters])
-    return where, params + filter_params
+        return "SELECT 0 AS id WHERE 0", []
+    return " UNION ALL ".join(branches), params
 
 
 def _hit(row: sqlite3.Row) -> Hit:
@@ -238,6 +266,9 @@ class SearchIndex:
         except OSError as exc:
             raise StoreError(f"the search index {self.path} cannot be opened: {exc}") from None
         try:
+            # map the file: each call's connection starts with an empty page cache, and
+            # reading through the map costs no copy (the OS keeps the pages between calls)
+            connection.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
             if write:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
@@ -288,13 +319,16 @@ class SearchIndex:
         """In one transaction: index ``add``, forget the UIDs ``remove``, and (with
         ``mark``) record that the folder is indexed up to the archive's ``mark``."""
         with self._connect(f"indexing {folder!r} for search", write=True) as db:
-            self._forget(db, account, folder, remove)
-            db.execute("INSERT OR IGNORE INTO mailboxes VALUES (?)", (mailbox.casefold(),))
+            # a message indexed again (a catch-up cut short) replaces its old entry
+            self._forget(db, account, folder, [*remove, *(doc.uid for doc in add)])
+            number = self._mailbox_number(db, mailbox.casefold())
             for doc in add:
-                cursor = db.execute(
-                    "INSERT OR REPLACE INTO docs (account, mailbox, folder, uid, date, size,"
-                    " sender, subject, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                doc_id = self._free_id(db, doc.date, number)
+                db.execute(
+                    "INSERT INTO docs (id, account, mailbox, folder, uid, date, size,"
+                    " sender, subject, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
+                        doc_id,
                         account,
                         mailbox.casefold(),
                         folder,
@@ -307,22 +341,41 @@ class SearchIndex:
                     ),
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO docs_text (rowid, sender, recipients, copied,"
-                    " subject, body) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        cursor.lastrowid,
-                        doc.sender,
-                        doc.recipients,
-                        doc.copied,
-                        doc.subject,
-                        doc.body,
-                    ),
+                    "INSERT INTO docs_text (rowid, sender, recipients, copied, subject, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc_id, doc.sender, doc.recipients, doc.copied, doc.subject, doc.body),
                 )
             if mark is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?)",
                     (account, folder, mark.uidvalidity, mark.uidnext, mark.messages),
                 )
+
+    @staticmethod
+    def _mailbox_number(db: sqlite3.Connection, address: str) -> int:
+        db.execute("INSERT OR IGNORE INTO mailboxes (address) VALUES (?)", (address,))
+        number = int(
+            db.execute("SELECT id FROM mailboxes WHERE address = ?", (address,)).fetchone()[0]
+        )
+        if number >= 1 << _MAILBOX_BITS:
+            raise StoreError(f"the search index holds at most {(1 << _MAILBOX_BITS) - 1} mailboxes")
+        return number
+
+    @staticmethod
+    def _free_id(db: sqlite3.Connection, when: _dt.datetime, number: int) -> int:
+        """The first free id of a message of mailbox ``number`` dated ``when`` (at most
+        256 share a second; more move on to the next second)."""
+        first = _first_id(when) | (number << _SEQ_BITS)
+        while True:
+            last = first | ((1 << _SEQ_BITS) - 1)
+            taken = db.execute(
+                "SELECT max(id) FROM docs WHERE id BETWEEN ? AND ?", (first, last)
+            ).fetchone()[0]
+            if taken is None:
+                return first
+            if taken < last:
+                return int(taken) + 1
+            first += 1 << _DATE_SHIFT
 
     @staticmethod
     def _forget(db: sqlite3.Connection, account: str, folder: str, uids: Sequence[int]) -> None:
@@ -353,20 +406,23 @@ class SearchIndex:
         """Page ``page`` (from 1) of ``size`` hits, newest first, and how many there are."""
         if not self.exists:
             return Results(0, [])
-        where, params = _scoped(query, scope)
+        found, params = _scoped(query, scope)
         with self._connect("searching") as db:
-            # one pass: the page, each row carrying the count of all matches
+            total = db.execute(f"SELECT count(*) FROM ({found})", params).fetchone()[0]  # noqa: S608
+            ids = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM ({found}) ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+                    [*params, size, (page - 1) * size],
+                )
+            ]
+            marks = ",".join("?" * len(ids))
             rows = db.execute(
-                f"SELECT {_HIT_COLUMNS}, count(*) OVER () FROM docs d WHERE {where} "  # noqa: S608
-                "ORDER BY d.date DESC, d.id DESC LIMIT ? OFFSET ?",
-                [*params, size, (page - 1) * size],
+                f"SELECT {_HIT_COLUMNS}, d.id FROM docs d WHERE d.id IN ({marks})",  # noqa: S608
+                ids,
             ).fetchall()
-            if rows:
-                total = rows[0][-1]
-            else:  # past the last page: count alone
-                counted = db.execute(f"SELECT count(*) FROM docs d WHERE {where}", params)  # noqa: S608
-                total = counted.fetchone()[0]
-        return Results(total, [_hit(r) for r in rows])
+        by_id = {row[-1]: _hit(row) for row in rows}
+        return Results(total, [by_id[i] for i in ids if i in by_id])
 
     def folder_page(
         self, account: str, folder: str, mark: FolderMark, *, page: int, size: int
