@@ -563,7 +563,7 @@ class SecurityHeaders:
                 defaults = {
                     b"content-security-policy": PAGE_CSP.encode(),
                     b"x-content-type-options": b"nosniff",
-                    b"referrer-policy": b"no-referrer",
+                    b"referrer-policy": b"same-origin",  # no-referrer: POSTs say Origin: null
                     b"x-frame-options": b"DENY",
                     b"cache-control": b"no-store",
                     b"cross-origin-opener-policy": b"same-origin",
