@@ -56,6 +56,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: How long a sync waits for the archive's lock: a reader such as the console holds it for
+#: one page; another sync holds it much longer and is reported.
+READER_GRACE = 5.0
+
 #: Builds the token provider of an account (the CLI's asks for the vault passphrase).
 ProviderFactory = Callable[[AccountConfig], AccountProvider]
 #: Progress of one account's run: (account name, progress).
@@ -170,6 +174,7 @@ async def opened_stores(
         root,
         fsync_mode=fsync_mode,
         trusted_index=kept.trusted_index(root) if kept is not None else None,
+        lock_wait=READER_GRACE,
     )
     try:
         if kept is None:

@@ -118,9 +118,11 @@ class ArchiveStore:
         crash_hook: CrashHook | None = None,
         writer: Writer = os.write,
         trusted_index: IndexStamp | None = None,
+        lock_wait: float = 0.0,
     ) -> ArchiveStore:
         """Lock, recover and open the archive at ``root`` (created when missing). This
-        blocks while recovery runs (on the archive's worker thread).
+        blocks while recovery runs (on the archive's worker thread). ``lock_wait``: how
+        long to wait for another holder of the lock (the console holds it for one page).
 
         ``trusted_index``: the :attr:`closed_index_stamp` a clean session of this process left;
         while the index file still has it, its integrity check is skipped (a resident
@@ -139,7 +141,7 @@ class ArchiveStore:
         try:
             for sub in ("journal", "damaged", "maildir/cur", "maildir/new", "maildir/tmp"):
                 make_private_dirs(base / sub)
-            lock_fd = take_lock(base / "lock")
+            lock_fd = take_lock(base / "lock", wait=lock_wait)
         except OSError as exc:
             raise map_os_error(
                 exc, f"opening the archive at {base} (it must be writable)", path=base

@@ -425,10 +425,11 @@ class SearchIndex:
         return Results(total, [by_id[i] for i in ids if i in by_id])
 
     def folder_page(
-        self, account: str, folder: str, mark: FolderMark, *, page: int, size: int
+        self, account: str, folder: str, mark: FolderMark | None, *, page: int, size: int
     ) -> Results | None:
         """A folder's messages, highest UID first, when the index holds the folder as the
-        archive has it now (``mark``); None when it does not (not indexed, or behind)."""
+        archive has it now (``mark``; None: as it was last indexed); None when it does not
+        (not indexed, or behind)."""
         if not self.exists:
             return None
         with self._connect("listing a folder") as db:
@@ -437,8 +438,9 @@ class SearchIndex:
                 " WHERE account = ? AND folder = ?",
                 (account, folder),
             ).fetchone()
-            if found is None or FolderMark(*found) != mark:
+            if found is None or (mark is not None and FolderMark(*found) != mark):
                 return None
+            mark = FolderMark(*found)
             rows = db.execute(
                 f"SELECT {_HIT_COLUMNS} FROM docs d WHERE d.account = ? AND d.folder = ?"  # noqa: S608
                 " ORDER BY d.uid DESC LIMIT ? OFFSET ?",
