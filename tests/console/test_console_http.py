@@ -185,6 +185,20 @@ def test_admin_dashboard_shows_accounts_syncs_and_failures_without_mail(
     assert rows["other"][5].endswith("Z")
     assert rows["other"][6] == "&lt;b&gt;locked&lt;/b&gt;"
     assert "Quarterly numbers" not in page
+    # today's bar of the sync-history chart: inline SVG, nothing loaded from elsewhere
+    bars = re.findall(
+        r'<g class="day" data-day="[-0-9]+" data-runs="(\d+)" data-failures="(\d+)" '
+        r'data-copied="(\d+)">',
+        page,
+    )
+    assert len(bars) == 14
+    runs, failures, copied = (int(n) for n in bars[-1])  # today
+    assert runs >= 2
+    assert failures >= 1
+    assert copied >= 7
+    assert "http" not in page.split('<svg id="history"')[1].replace(
+        "http://www.w3.org/2000/svg", ""
+    )
 
 
 def test_pages_carry_the_security_headers(signed_in: dict[str, TestClient]) -> None:

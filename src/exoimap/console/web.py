@@ -466,8 +466,8 @@ async def _attachment(console: Console, request: Request, visit: Visit) -> Respo
 async def _dashboard(console: Console, request: Request, visit: Visit) -> Response:
     console.trail.flush()
     directory = console.audit_dir or console.mailboxes.paths.audit_dir
-    rows = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
-    return render("dashboard.html", _context(visit, rows=rows))
+    rows, chart = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
+    return render("dashboard.html", _context(visit, rows=rows, chart=chart))
 
 
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
