@@ -235,3 +235,20 @@ def test_folder_page_only_when_the_index_is_current(
     behind = FolderMark(mark.uidvalidity, mark.uidnext + 1, mark.messages + 1)
     assert index.folder_page("bob", "INBOX", behind, page=1, size=1) is None
     assert index.folder_page("bob", "Nowhere", mark, page=1, size=1) is None
+
+
+def test_a_large_message_is_indexed_from_its_first_bytes(tmp_path: Path) -> None:
+    source = MemoryStore()
+    message = EmailMessage()
+    message["Subject"] = "Scanned contract"
+    message["From"] = "alice@contoso.com"
+    message.set_content("signed copy")
+    message.add_attachment(
+        b"\x00" * 900_000, maintype="application", subtype="pdf", filename="c.pdf"
+    )
+    big = bytes(message)
+    source.add_message("INBOX", big, internal_date=DAY)
+    index = SearchIndex(tmp_path / "index.sqlite")
+    asyncio.run(_archive_and_index(source, tmp_path / "bob", index))
+    (hit,) = index.search(parse_query("signed has:attachment"), ALL, page=1, size=5).hits
+    assert hit.size == len(big) > 1_000_000  # the whole message's size, not what was read

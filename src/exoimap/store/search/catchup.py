@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from exoimap.errors import MessageError
 from exoimap.store.archive import ArchiveFolder, ArchiveStore
-from exoimap.store.base import MessageInfo
+from exoimap.store.base import FetchedMessage, MessageInfo
 from exoimap.store.search.documents import Document, read_document
 from exoimap.store.search.index import FolderMark, SearchIndex
 
@@ -25,6 +25,8 @@ __all__ = ["CatchUp", "update_search"]
 
 #: Messages read and indexed per transaction.
 BATCH = 200
+#: What is read of each message: its text comes first; the rest is attachments.
+INDEXED_BYTES = 256 * 1024
 
 
 @dataclass
@@ -36,19 +38,37 @@ class CatchUp:
     unreadable: int = 0  # messages whose file could not be read (indexed by a later sync)
 
 
+async def _head(fetched: FetchedMessage) -> bytes:
+    """The first :data:`INDEXED_BYTES` of a message."""
+    parts: list[bytes] = []
+    size = 0
+    chunks = fetched.chunks
+    try:
+        async for chunk in chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= INDEXED_BYTES:
+                break
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    return b"".join(parts)[:INDEXED_BYTES]
+
+
 async def _read(folder: ArchiveFolder, infos: Sequence[MessageInfo]) -> tuple[list[bytes], int]:
-    """The bytes of ``infos``' messages in order (b"" for one that cannot be read)."""
+    """The first bytes of ``infos``' messages in order (b"" for one that cannot be read)."""
     found: dict[int, bytes] = {}
     try:
         async for fetched in folder.fetch([m.uid for m in infos]):
-            found[fetched.uid] = b"".join([chunk async for chunk in fetched.chunks])
+            found[fetched.uid] = await _head(fetched)
     except MessageError:  # a missing file ends the fetch there: the rest one by one
         for info in infos:
             if info.uid in found:
                 continue
             try:
                 async for fetched in folder.fetch([info.uid]):
-                    found[fetched.uid] = b"".join([chunk async for chunk in fetched.chunks])
+                    found[fetched.uid] = await _head(fetched)
             except MessageError:
                 continue
     return [found.get(m.uid, b"") for m in infos], sum(1 for m in infos if m.uid not in found)
@@ -56,7 +76,7 @@ async def _read(folder: ArchiveFolder, infos: Sequence[MessageInfo]) -> tuple[li
 
 def _documents(folder: str, infos: Sequence[MessageInfo], raws: Sequence[bytes]) -> list[Document]:
     return [
-        read_document(raw, folder, info.uid, info.internal_date)
+        read_document(raw, folder, info.uid, info.internal_date, info.size)
         for info, raw in zip(infos, raws, strict=True)
         if raw and info.internal_date is not None
     ]

@@ -87,15 +87,18 @@ def _body(message: Message) -> tuple[str, bool]:
     return text[:MAX_BODY_CHARS], attached
 
 
-def read_document(raw: bytes, folder: str, uid: int, date: _dt.datetime) -> Document:
-    """``raw`` (one message's bytes) as a :class:`Document`."""
+def read_document(
+    raw: bytes, folder: str, uid: int, date: _dt.datetime, size: int | None = None
+) -> Document:
+    """``raw`` (one message's bytes, or its first bytes: ``size`` is then the whole
+    message's) as a :class:`Document`."""
     message = email.message_from_bytes(raw, policy=policy.default)
     body, attached = _body(message)
     return Document(
         folder=folder,
         uid=uid,
         date=date,
-        size=len(raw),
+        size=len(raw) if size is None else size,
         sender=_all(message, "from"),
         recipients=_all(message, "to"),
         copied=_all(message, "cc"),
