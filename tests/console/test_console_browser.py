@@ -112,6 +112,15 @@ def test_auditor_signs_in_and_reads_a_hostile_message_safely(
     expect(body.locator("text=overlay")).to_be_visible()
     _shot(page, "message", tmp_path)
 
+    page.click("#nav-search")
+    page.fill("input[name=q]", "invoice has:attachment")
+    page.click("form.search button")
+    expect(page.locator("#hit-count")).to_contain_text("messages")
+    page.fill("input[name=q]", "from:attacker.example")
+    page.click("form.search button")
+    expect(page.locator("#hit-count")).to_have_text("2 messages, page 1 of 1")  # own, other
+    _shot(page, "search", tmp_path)
+
     assert dialogs == []
     assert page.title() == "exoimap console"
     assert [u for u in requests if REMOTE in u] == []
