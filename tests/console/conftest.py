@@ -200,3 +200,15 @@ def world(
         yield ConsoleWorld(
             sandbox_tenant, app_name, settings, paths, audit_dir, auditor, users, accounts
         )
+
+
+@pytest.fixture(scope="module")
+def signed_in(world: ConsoleWorld) -> dict[str, TestClient]:
+    """One signed-in client per person, shared by the module's tests (read-only use)."""
+    console = world.console()
+    clients = {}
+    for person in PEOPLE:
+        client = world.client(console)
+        world.sign_in(client, person)
+        clients[person] = client
+    return clients

@@ -42,18 +42,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def signed_in(world: ConsoleWorld) -> dict[str, TestClient]:
-    """One signed-in client per person, shared by the module's tests (read-only use)."""
-    console = world.console()
-    clients = {}
-    for person in PEOPLE:
-        client = world.client(console)
-        world.sign_in(client, person)
-        clients[person] = client
-    return clients
-
-
 @pytest.mark.parametrize("person", PEOPLE)
 def test_each_role_reaches_exactly_what_the_policy_allows(
     signed_in: dict[str, TestClient], person: str

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
-
 from exoimap.console.archives import Mailboxes
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.search import FolderMark, SearchIndex
@@ -16,17 +14,6 @@ from exoimap.store.search import FolderMark, SearchIndex
 from .conftest import PEOPLE, ConsoleWorld, TestClient
 
 SEARCHERS = {"self", "restore_operator", "auditor"}
-
-
-@pytest.fixture(scope="module")
-def signed_in(world: ConsoleWorld) -> dict[str, TestClient]:
-    console = world.console()
-    clients = {}
-    for person in PEOPLE:
-        client = world.client(console)
-        world.sign_in(client, person)
-        clients[person] = client
-    return clients
 
 
 def _mailboxes_found(client: TestClient, query: str) -> tuple[int, list[str]]:
