@@ -50,7 +50,7 @@ def _post(client: TestClient, path: str, **form: str) -> object:
 def _file(client: TestClient, **form: str) -> str:
     response = _post(client, "/approvals/new", hours="2", **form)
     assert response.status_code == 303, response.text[:400]  # type: ignore[attr-defined]
-    found = re.search(r"request\+([0-9a-f]{12})\+filed", response.headers["location"])  # type: ignore[attr-defined]
+    found = re.search(r"request=([0-9a-f]{12})$", response.headers["location"])  # type: ignore[attr-defined]
     assert found, response.headers["location"]  # type: ignore[attr-defined]
     return found[1]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -310,9 +311,27 @@ async def _search(console: Console, request: Request, visit: Visit) -> Response:
 # --- four eyes ---------------------------------------------------------------------------
 
 
-def _form_text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
+def _form_text(form: FormData, name: str) -> str:
+    value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def _notice(console: Console, params: QueryParams) -> str:
+    """What the last step did, from the book (never text taken from the URL)."""
+    hold = params.get("hold", "")
+    if hold:
+        return f"hold {hold} placed" if hold.isalnum() and len(hold) <= 16 else ""
+    found = console.book.get(params.get("request", ""))
+    if found is None:
+        return ""
+    if found.state == "pending":
+        return f"request {found.id} filed"
+    if found.state != "done":
+        return f"request {found.id} {found.state}"
+    if found.kind == "release_hold":
+        held = found.scope.get("hold", "")
+        return f"request {found.id} carried out: hold {held} on {found.account} released"
+    return f"request {found.id} carried out"
 
 
 async def _approvals(console: Console, request: Request, visit: Visit) -> Response:
@@ -331,7 +350,7 @@ async def _approvals(console: Console, request: Request, visit: Visit) -> Respon
         approver=approver,
         holds=holds,
         can_hold=decide(visit.principal, Action.MANAGE_HOLDS).allowed,
-        message=request.query_params.get("done", ""),
+        message=await run_in_threadpool(_notice, console, request.query_params),
     )
     return render("approvals.html", context)
 
@@ -367,7 +386,7 @@ async def _file_request(console: Console, request: Request, visit: Visit) -> Res
     except ApprovalError as exc:
         return _error("Cannot file", str(exc), 400, visit)
     console.trail.approval(visit.principal, "requested", filed)
-    return RedirectResponse(link("/approvals", done=f"request {filed.id} filed"), 303)
+    return RedirectResponse(link("/approvals", request=filed.id), 303)
 
 
 async def _decide_request(console: Console, request: Request, visit: Visit) -> Response:
@@ -382,7 +401,7 @@ async def _decide_request(console: Console, request: Request, visit: Visit) -> R
         console.trail.approval(visit.principal, "refused", found or request_id, reason=str(exc))
         return _error("Refused", str(exc), 409, visit)
     console.trail.approval(visit.principal, decided.state, decided)
-    return RedirectResponse(link("/approvals", done=f"request {decided.id} {decided.state}"), 303)
+    return RedirectResponse(link("/approvals", request=decided.id), 303)
 
 
 async def _run_request(console: Console, request: Request, visit: Visit) -> Response:
@@ -407,7 +426,7 @@ async def _run_request(console: Console, request: Request, visit: Visit) -> Resp
     console.trail.approval(visit.principal, "carried_out", taken, reason=carried.message)
     if carried.download is not None:
         return download(carried.download[1], carried.download[0], "application/mbox")
-    return RedirectResponse(link("/approvals", done=carried.message), 303)
+    return RedirectResponse(link("/approvals", request=taken.id), 303)
 
 
 async def _place_hold(console: Console, request: Request, visit: Visit) -> Response:
@@ -420,7 +439,7 @@ async def _place_hold(console: Console, request: Request, visit: Visit) -> Respo
     console.trail.approval(
         visit.principal, "hold_placed", hold, reason=reason, account=mailbox.account
     )
-    return RedirectResponse(link("/approvals", done=f"hold {hold.id} placed"), 303)
+    return RedirectResponse(link("/approvals", hold=hold.id), 303)
 
 
 #: How many records the audit page shows (newest first).
