@@ -103,6 +103,13 @@ class Mailboxes:
                 found.append(Mailbox(name, account.email, root))
         return found
 
+    def configured(self, account: str) -> Mailbox | None:
+        """The configured account ``account``, archived or not (a restore's target)."""
+        found = load_config(self.paths).accounts.get(account)
+        if found is None:
+            return None
+        return Mailbox(account, found.email, archive_path(found, self.paths))
+
     def find(self, account: str) -> Mailbox | None:
         return next((m for m in self.all() if m.account == account), None)
 

@@ -57,7 +57,7 @@ def may_file(
     if source is None:
         return "there is no such mailbox"
     if kind == "restore_elsewhere":
-        target = mailboxes.find(fields.get("target", ""))
+        target = mailboxes.configured(fields.get("target", ""))
         if target is None or target.account == source.account:
             return "name another mailbox to restore into"
         for mailbox in (source, target):
