@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import is_inbox
 from exoimap.store.remote import RemoteImapStore
+from exoimap.store.search import SearchIndex, index_path, update_search
 from exoimap.sync.plan import SyncPolicy
 from exoimap.sync.report import Progress, SyncReport
 from exoimap.words import byte_size, plural, sentences
@@ -52,6 +54,12 @@ __all__ = [
     "sync_account",
     "sync_accounts",
 ]
+
+log = logging.getLogger(__name__)
+
+#: How long a sync waits for the archive's lock: a reader such as the console holds it for
+#: one page; another sync holds it much longer and is reported.
+READER_GRACE = 5.0
 
 #: Builds the token provider of an account (the CLI's asks for the vault passphrase).
 ProviderFactory = Callable[[AccountConfig], AccountProvider]
@@ -167,6 +175,7 @@ async def opened_stores(
         root,
         fsync_mode=fsync_mode,
         trusted_index=kept.trusted_index(root) if kept is not None else None,
+        lock_wait=READER_GRACE,
     )
     try:
         if kept is None:
@@ -332,7 +341,15 @@ async def sync_account(
             result.report = await _dry_run(account, provider, root, policy, sink)
         else:
             result.report = await _backup(
-                account, provider, root, policy, options, sink, on_progress, kept
+                account,
+                provider,
+                root,
+                policy,
+                options,
+                sink,
+                on_progress,
+                kept,
+                search=SearchIndex(index_path(paths)),
             )
             _record(account.name, result.report, time.monotonic() - started)
         # what stopped the run (a full disk, a dead server) is the account's outcome,
@@ -356,6 +373,8 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
     sink: Callable[[NetEvent], None],
     on_progress: AccountProgress | None,
     kept: Resident | None,
+    *,
+    search: SearchIndex,
 ) -> SyncReport:
     def progress(update: Progress) -> None:
         if on_progress is not None:
@@ -371,9 +390,21 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
             progress=progress,
             events=sync_event_recorder(account.name),
         )
+        await _update_search(archive, search, account)
     if report.ok and kept is not None:
         kept.remember_index(root, archive.closed_index_stamp)
     return report
+
+
+async def _update_search(
+    archive: ArchiveStore, search: SearchIndex, account: AccountConfig
+) -> None:
+    """Index what the backup archived (a failure leaves the index behind, not the backup:
+    the next sync catches up)."""
+    try:
+        await update_search(archive, search, account=account.name, mailbox=account.email)
+    except ExoimapError as exc:
+        log.warning("%s: the search index was not updated: %s", account.name, exc)
 
 
 async def sync_accounts(

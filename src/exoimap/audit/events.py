@@ -39,6 +39,8 @@ __all__ = [
     "AuditSegmentStarted",
     "ConfigChanged",
     "ConsoleAccess",
+    "ConsoleApproval",
+    "ConsoleSearch",
     "FolderSynced",
     "ImapAuthFailed",
     "ImapAuthenticated",
@@ -405,6 +407,32 @@ class ConsoleAccess(AuditEvent):
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConsoleSearch(AuditEvent):
+    """A search in ``exoimap console``: what was asked and how many messages matched
+    within the person's scope."""
+
+    name: ClassVar[str] = "console.search"
+    query: str
+    hits: int
+    page: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleApproval(AuditEvent):
+    """A four-eyes request in ``exoimap console`` changing state: ``requested``,
+    ``approved``, ``refused`` (a self-approval, a hold), ``rejected``, ``carried_out``."""
+
+    name: ClassVar[str] = "console.approval"
+    request_id: str
+    kind: str
+    state: str
+    requester: str = ""
+    scope: str = ""
+    reason: str = ""
+    expires: str = ""
+
+
 # --- written by the audit log itself ---------------------------------------------------
 
 
@@ -468,6 +496,8 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     VaultChanged,
     AccessDenied,
     ConsoleAccess,
+    ConsoleSearch,
+    ConsoleApproval,
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,

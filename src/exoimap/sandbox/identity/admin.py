@@ -322,6 +322,19 @@ class SandboxAdmin:
             if value not in held:
                 held.append(value)
 
+    def emit_group_claims(self, app: str) -> None:
+        """Set the app's ``groupMembershipClaims`` (security groups): its ID tokens then
+        carry the ``groups`` claim."""
+        with self.store.transaction() as directory:
+            self._app(directory, app).group_claims = True
+
+    def add_to_group(self, upn: str, group_id: str) -> None:
+        """Make the user a member of the group with object id ``group_id``."""
+        with self.store.transaction() as directory:
+            held = self._user(directory, upn).groups
+            if group_id not in held:
+                held.append(group_id)
+
     def set_redirect_uris(self, app: str, uris: Iterable[str]) -> None:
         with self.store.transaction() as directory:
             self._app(directory, app).redirect_uris = list(uris)

@@ -79,6 +79,8 @@ class AppRegistration:
     # assigned values in the ``roles`` claim of the ID tokens issued to this app
     app_roles: list[str] = field(default_factory=list)
     role_assignments: dict[str, list[str]] = field(default_factory=dict)  # user oid -> values
+    # the manifest's groupMembershipClaims: ID tokens carry the user's group object ids
+    group_claims: bool = False
 
     @property
     def type(self) -> str:
@@ -97,6 +99,7 @@ class User:
     mfa_required: bool = False
     blocked_by_conditional_access: bool = False
     tokens_valid_from: float = 0.0  # "revoke sessions" moves this to now
+    groups: list[str] = field(default_factory=list)  # object ids of the groups they are in
 
 
 @dataclass
