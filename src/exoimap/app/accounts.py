@@ -400,7 +400,10 @@ async def _update_search(
     archive: ArchiveStore, search: SearchIndex, account: AccountConfig
 ) -> None:
     """Index what the backup archived (a failure leaves the index behind, not the backup:
-    the next sync catches up)."""
+    the next sync catches up). Only where a console made the index: indexing costs more
+    than the backup itself, for nothing when nobody searches."""
+    if not search.exists:
+        return
     try:
         await update_search(archive, search, account=account.name, mailbox=account.email)
     except ExoimapError as exc:

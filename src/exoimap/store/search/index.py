@@ -284,6 +284,12 @@ class SearchIndex:
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def create(self) -> None:
+        """Make the (empty) index if there is none: from then on every sync keeps it
+        current (the console does this when it starts)."""
+        with self._connect("creating the index", write=True):
+            pass
+
     # --- writing (the sync's catch-up) -------------------------------------------------
 
     def marks(self, account: str) -> dict[str, FolderMark]:
