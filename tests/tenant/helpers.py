@@ -86,3 +86,27 @@ def delivered(app: TenantApp, i: int, messages: int = 3) -> list[bytes]:
 def archived(root: Path) -> list[bytes]:
     """Every message file of an archive (every folder), in no particular order."""
     return [p.read_bytes() for p in sorted((root / "maildir").rglob("cur/*")) if p.is_file()]
+
+
+@dataclass
+class Setup:
+    """A test's sandbox tenant app, catalog, queue, archive root and worker logs."""
+
+    sandbox: SandboxTenant
+    app: TenantApp
+    database: str
+    redis_url: str
+    archives: Path
+    logs: Path
+
+    def add_and_discover(self, *extra: str) -> None:
+        add_tenant(self.sandbox, self.app, self.database, self.archives, *extra)
+        assert main(["tenant", "discover", "acme", "--database", self.database]) == 0
+
+    def backup(self) -> None:
+        args = ["tenant", "backup", "acme", "--database", self.database, "--redis", self.redis_url]
+        assert main(args) == 0
+
+    def log(self) -> str:
+        """The workers' shared log file (JSON lines)."""
+        return (self.logs.parent / "home" / "logs" / "exoimap.log").read_text()

@@ -18,64 +18,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from exoimap.auth.vault import Vault
 from exoimap.cli import main
 from exoimap.sandbox.exchange.config import ExchangeSettings
-from exoimap.sandbox.tenant import SandboxTenant
-from exoimap.secrets import Secret
 from exoimap.tenant.lease import lease_key
-from tests.cli.sync_helpers import isolated_home
-from tests.tenant.helpers import (
-    TenantApp,
-    add_tenant,
-    archived,
-    delivered,
-    make_mailboxes,
-    make_tenant_app,
-)
+from tests.tenant.helpers import Setup, archived, delivered, make_mailboxes
 from tests.tenant.workers import Workers, all_runs, wait_for, wait_until_ok, worker_pool
 
 pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow]
-
-
-@dataclass
-class Setup:
-    sandbox: SandboxTenant
-    app: TenantApp
-    database: str
-    redis_url: str
-    archives: Path
-    logs: Path
-
-    def add_and_discover(self, *extra: str) -> None:
-        add_tenant(self.sandbox, self.app, self.database, self.archives, *extra)
-        assert main(["tenant", "discover", "acme", "--database", self.database]) == 0
-
-    def backup(self) -> None:
-        args = ["tenant", "backup", "acme", "--database", self.database, "--redis", self.redis_url]
-        assert main(args) == 0
-
-
-@pytest.fixture
-def setup(
-    sandbox_tenant: SandboxTenant,
-    database_url: str,
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Setup:
-    isolated_home(tmp_path, monkeypatch)
-    # the workers open this vault (made here with the tests' cheap key stretching)
-    Vault.from_paths().set_secret("created", Secret(b"by the test"))
-    (tmp_path / "logs").mkdir()
-    return Setup(
-        sandbox_tenant,
-        make_tenant_app(sandbox_tenant, tmp_path),
-        database_url,
-        redis_url,
-        tmp_path / "archives",
-        tmp_path / "logs",
-    )
 
 
 def test_two_workers_archive_every_mailbox_once_byte_exact(
@@ -166,7 +115,7 @@ def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) ->
     first, second = all_runs(setup.database)
     assert (first.outcome, second.outcome) == ("ok", "ok")
     # each worker took one message: the second found the lease taken and waited its turn
-    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    log = setup.log()
     assert "held by another worker" in log
     assert first.finished_at is not None
     assert second.started_at >= first.finished_at
@@ -231,5 +180,5 @@ def test_a_tenants_parallel_limit_holds_across_workers(setup: Setup) -> None:
     for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at is not None
         assert later.started_at >= earlier.finished_at
-    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    log = setup.log()
     assert "is at its limit (1 at once)" in log

@@ -65,6 +65,24 @@ def app() -> None:
     default=0,
     help="At most this many mailboxes at once across all workers (0: no limit).",
 )
+@click.option(
+    "--tenant-requests",
+    type=click.IntRange(0),
+    default=0,
+    help="IMAP commands per --budget-window for the whole tenant, all workers (0: no limit).",
+)
+@click.option(
+    "--mailbox-requests",
+    type=click.IntRange(0),
+    default=0,
+    help="IMAP commands per --budget-window for each mailbox (0: no limit).",
+)
+@click.option(
+    "--budget-window",
+    type=click.FloatRange(1, 86400),
+    default=60.0,
+    help="The window of the request budgets, in seconds.",
+)
 @DATABASE_OPTION
 def add(**options: object) -> None:
     """Add a tenant (app-only sign-in with a certificate) to the catalog."""
@@ -94,6 +112,9 @@ def add(**options: object) -> None:
         include=check_filters(options["include"]),  # type: ignore[arg-type]
         exclude=check_filters(options["exclude"]),  # type: ignore[arg-type]
         max_parallel=int(str(options["max_parallel"])),
+        tenant_requests=int(str(options["tenant_requests"])),
+        mailbox_requests=int(str(options["mailbox_requests"])),
+        budget_window=float(str(options["budget_window"])),
     )
     check_tenant(record)
     with open_catalog(_text(options["database"])) as catalog:

@@ -23,10 +23,13 @@ from exoimap.app.accounts import AccountResult, sync_account
 from exoimap.auth.vault import Vault
 from exoimap.config import Paths
 from exoimap.errors import ConfigError, ExoimapError
+from exoimap.net.pacing import paced_by
+from exoimap.tenant.budget import Budget, RequestBudget
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import finish_run, start_run
 from exoimap.tenant.jobs import QueueSettings, should_retry
 from exoimap.tenant.lease import LeaseLost, mailbox_lease, tenant_slot
+from exoimap.tenant.model import TenantRecord
 from exoimap.tenant.signin import mailbox_account, mailbox_provider
 
 __all__ = ["PartialBackup", "WorkerContext", "run_mailbox"]
@@ -113,11 +116,10 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
         try:
             account = mailbox_account(tenant, upn)
             provider = mailbox_provider(tenant, upn, context.vault)
-            result = asyncio.run(
-                _while_held(
-                    (lost_mailbox, lost_slot), sync_account(account, provider, context.paths)
-                )
-            )
+            budget = RequestBudget(context.redis, tenant_name, upn, _budget(tenant))
+            work = sync_account(account, provider, context.paths, on_net_event=budget.heard)
+            with paced_by(budget):
+                result = asyncio.run(_while_held((lost_mailbox, lost_slot), work))
         except Exception as exc:  # recorded, then raised again for Dramatiq
             _record_failure(context, run_id, exc, retries)
             raise
@@ -134,6 +136,10 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
                 copied=sum(f.fetched for f in folders),
                 size=sum(f.bytes for f in folders),
             )
+
+
+def _budget(tenant: TenantRecord) -> Budget:
+    return Budget(tenant.tenant_requests, tenant.mailbox_requests, tenant.budget_window)
 
 
 def _record_failure(
