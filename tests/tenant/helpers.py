@@ -27,7 +27,11 @@ def make_tenant_app(sandbox: SandboxTenant, folder: Path) -> TenantApp:
     app = sandbox.admin.create_app(
         name,
         public=False,
-        application=["https://outlook.office365.com/IMAP.AccessAsApp", "User.Read.All"],
+        application=[
+            "https://outlook.office365.com/IMAP.AccessAsApp",
+            "User.Read.All",
+            "GroupMember.Read.All",
+        ],
         admin_consent=True,
     )
     files = sandbox.admin.add_certificate(name, folder / "cert")

@@ -125,3 +125,99 @@ def test_unknown_tenant_is_a_one_line_error(
     err = capsys.readouterr().err.strip()
     assert err.startswith("exoimap: error: no tenant 'nope' in the catalog")
     assert len(err.splitlines()) == 1
+
+
+def test_discover_includes_and_excludes_by_group_with_nested_groups(
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    app = make_tenant_app(sandbox_tenant, tmp_path)
+    upns = make_mailboxes(sandbox_tenant, app, 5, messages=0)
+    admin = sandbox_tenant.admin
+    nested = admin.create_group("sales-emea", [upns[1], upns[2]])
+    sales = admin.create_group("sales", [upns[0], nested.object_id])
+    on_leave = admin.create_group("on-leave", [upns[2], upns[4]])
+    add_tenant(
+        sandbox_tenant, app, database_url, tmp_path / "archives",
+        "--include", f"group:{sales.object_id}",
+        "--include", upns[3],  # a pattern entry beside the group
+        "--exclude", f"group:{on_leave.object_id}",
+    )  # fmt: skip
+    assert main(["tenant", "discover", "acme", "--database", database_url]) == 0
+    with open_catalog(database_url) as catalog:
+        kept = [m.upn for m in catalog.mailboxes("acme")]
+    assert kept == [upns[0].lower(), upns[1].lower(), upns[3].lower()]
+
+
+def test_a_group_filter_without_group_member_read_all_says_which_permission_is_missing(
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    app = make_tenant_app(sandbox_tenant, tmp_path)
+    group = sandbox_tenant.admin.create_group("everyone")
+    with sandbox_tenant.admin.store.transaction() as directory:
+        registration = directory.find_app(app.name)
+        assert registration is not None
+        granted = registration.application_permissions
+        groups_read = [p for p in granted if p.endswith("/GroupMember.Read.All")]
+        registration.application_permissions = [p for p in granted if p not in groups_read]
+    add_tenant(
+        sandbox_tenant, app, database_url, tmp_path / "archives",
+        "--exclude", f"group:{group.object_id}",
+    )  # fmt: skip
+    capsys.readouterr()
+    assert main(["tenant", "discover", "acme", "--database", database_url]) == 3
+    err = capsys.readouterr().err
+    assert "GroupMember.Read.All" in err
+    assert "Traceback" not in err
+    # an unknown group is named, in one line
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE tenants SET exclude = %s", (["group:no-such-group"],))
+    with sandbox_tenant.admin.store.transaction() as directory:
+        registration = directory.find_app(app.name)
+        assert registration is not None
+        registration.application_permissions += groups_read
+    assert main(["tenant", "discover", "acme", "--database", database_url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no group no-such-group" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("cloud", "graph"),
+    [
+        ("worldwide", "https://graph.microsoft.com"),
+        ("gcc", "https://graph.microsoft.com"),
+        ("gcc-high", "https://graph.microsoft.us"),
+        ("dod", "https://dod-graph.microsoft.us"),
+        ("china", "https://microsoftgraph.chinacloudapi.cn"),
+    ],
+)
+def test_a_tenant_in_a_national_cloud_is_discovered_through_that_clouds_graph(
+    cloud: str,
+    graph: str,
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    app = make_tenant_app(sandbox_tenant, tmp_path)
+    args = [
+        "tenant", "add", "gov",
+        "--tenant", sandbox_tenant.tenant_id,
+        "--client-id", app.client_id,
+        "--certificate", str(app.certificate),
+        "--cloud", cloud,
+        "--database", database_url,
+    ]  # fmt: skip
+    assert main(args) == 0
+    with open_catalog(database_url) as catalog:
+        assert catalog.tenant("gov").graph_url == graph

@@ -51,14 +51,22 @@ def app() -> None:
 @click.option(
     "--archive-root", type=PATH, help="Where the mailboxes' archives go (one folder each)."
 )
-@click.option("--cloud", default="worldwide", help="worldwide, or custom with --authority.")
+@click.option(
+    "--cloud",
+    default="worldwide",
+    help="worldwide, gcc, gcc-high, dod, china, or custom with --authority.",
+)
 @click.option("--authority", help="Authority URL (custom cloud).")
 @click.option("--imap-host", help="IMAP host (custom cloud).")
 @click.option("--imap-port", type=int, default=993, help="IMAP port.")
 @click.option("--ca-file", type=PATH, help="Trust this CA (custom cloud).")
 @click.option("--graph-url", help="Microsoft Graph's base URL (custom cloud).")
-@click.option("--include", multiple=True, help="Only users matching @DOMAIN or a UPN glob.")
-@click.option("--exclude", multiple=True, help="Leave out users matching @DOMAIN or a glob.")
+@click.option(
+    "--include", multiple=True, help="Only users matching @DOMAIN, a UPN glob or group:ID."
+)
+@click.option(
+    "--exclude", multiple=True, help="Leave out users matching @DOMAIN, a glob or group:ID."
+)
 @click.option(
     "--max-parallel",
     type=click.IntRange(0),
@@ -88,8 +96,8 @@ def add(**options: object) -> None:
     """Add a tenant (app-only sign-in with a certificate) to the catalog."""
     from exoimap.tenant.catalog import open_catalog
     from exoimap.tenant.discover import check_filters
-    from exoimap.tenant.model import DEFAULT_GRAPH_URL, TenantRecord
-    from exoimap.tenant.signin import check_tenant
+    from exoimap.tenant.model import TenantRecord
+    from exoimap.tenant.signin import check_tenant, default_graph_url
 
     name = str(options["name"])
     certificate = Path(str(options["certificate"])).expanduser().resolve()
@@ -97,18 +105,19 @@ def add(**options: object) -> None:
         raise ConfigError(f"the certificate file {certificate} does not exist")
     root = options["archive_root"] or Paths.from_env().data_dir / "tenants" / name
     ca_file = options["ca_file"]
+    cloud = str(options["cloud"])
     record = TenantRecord(
         name=name,
         tenant=str(options["tenant_id"]),
         client_id=str(options["client_id"]),
         certificate=certificate,
         archive_root=Path(str(root)).expanduser().resolve(),
-        cloud=str(options["cloud"]),
+        cloud=cloud,
         authority=str(options["authority"]) if options["authority"] else None,
         imap_host=str(options["imap_host"]) if options["imap_host"] else None,
         imap_port=int(str(options["imap_port"])),
         ca_file=Path(str(ca_file)).expanduser().resolve() if ca_file else None,
-        graph_url=str(options["graph_url"] or DEFAULT_GRAPH_URL),
+        graph_url=str(options["graph_url"] or default_graph_url(cloud)),
         include=check_filters(options["include"]),  # type: ignore[arg-type]
         exclude=check_filters(options["exclude"]),  # type: ignore[arg-type]
         max_parallel=int(str(options["max_parallel"])),
