@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from exoimap.auth.vault import Vault
+from exoimap.sandbox.services import running_postgres, running_redis
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.secrets import Secret
 from tests.cli.sync_helpers import isolated_home
 from tests.tenant.helpers import Setup, make_tenant_app
-from tests.tenant.services import running_postgres, running_redis
 
 
 @pytest.fixture(scope="session")

@@ -43,12 +43,12 @@ def make_tenant_app(sandbox: SandboxTenant, folder: Path) -> TenantApp:
 
 
 def make_mailboxes(
-    sandbox: SandboxTenant, app: TenantApp, count: int, messages: int = 3
+    sandbox: SandboxTenant, app: TenantApp, count: int, messages: int = 3, first: int = 0
 ) -> list[str]:
-    """``count`` new users whose mailboxes hold ``messages`` messages in INBOX and one in
-    Sent Items, with FullAccess for the app."""
+    """``count`` new users (numbered from ``first``) whose mailboxes hold ``messages``
+    messages in INBOX and one in Sent Items, with FullAccess for the app."""
     upns = []
-    for i in range(count):
+    for i in range(first, first + count):
         upn = f"{app.prefix}-{i:03d}@{sandbox.tenant_domain}"
         sandbox.admin.create_user(upn, password="Sandbox-Pass-1!")
         for n in range(messages):

@@ -12,7 +12,7 @@ import redis
 
 from exoimap.cli.app import EXIT_PARTIAL, PATH, Group
 from exoimap.cli.output import echo
-from exoimap.config import Paths
+from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError, NetworkError
 from exoimap.words import plural
 
@@ -175,6 +175,43 @@ def backup(name: str, database: str | None, redis_url: str | None) -> None:
     finally:
         broker.close()
     echo(f"{plural(len(upns), 'backup job')} queued for tenant {name}")
+
+
+@app.command("verify")
+@click.argument("name", help="The tenant.")
+@click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=4, help="Mailboxes checked at once."
+)
+@DATABASE_OPTION
+def verify(name: str, deep: bool, parallel: int, database: str | None) -> int:
+    """Compare every catalogued mailbox's archive with its mailbox (as `exoimap verify`)."""
+    import asyncio
+
+    from exoimap.audit import auditing
+    from exoimap.auth.audit_key import audit_key_for
+    from exoimap.auth.vault import Vault
+    from exoimap.tenant.catalog import open_catalog
+    from exoimap.tenant.verify import verify_mailboxes
+
+    with open_catalog(database) as catalog:
+        tenant = catalog.tenant(name)
+        upns = [m.upn for m in catalog.mailboxes(name)]
+    paths = Paths.from_env()
+    with auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
+        checks = asyncio.run(
+            verify_mailboxes(tenant, upns, Vault.from_paths(), paths, deep=deep, parallel=parallel)
+        )
+    for check in checks:
+        if check.problem:
+            echo(f"{check.upn}  {check.problem}")
+    bad = sum(1 for c in checks if c.problem)
+    messages = plural(sum(c.messages for c in checks), "message")
+    echo(
+        f"{plural(len(checks), 'mailbox', 'mailboxes')} verified{' deep' if deep else ''}:"
+        f" {len(checks) - bad} match ({messages}), {bad} do not"
+    )
+    return EXIT_PARTIAL if bad else 0
 
 
 @app.command("status")

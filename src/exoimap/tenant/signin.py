@@ -40,7 +40,9 @@ def _account(tenant: TenantRecord, upn: str, archive: Path | None) -> AccountCon
         imap_port=tenant.imap_port,
         ca_file=tenant.ca_file,
         archive=archive,
-        max_connections=2,
+        # one connection per mailbox: a worker's parallelism comes from running many
+        # mailboxes, and every connection costs a TLS handshake and a sign-in
+        max_connections=1,
     )
 
 

@@ -219,7 +219,7 @@ class Session:
         self.pending, self.pending_size = [], 0
         if not size:
             return
-        await self.server.faults.before_write()
+        await self.server.faults.before_write(self.mailbox.upn if self.mailbox else None)
         allowed = self.server.faults.allowed_bytes(self.sent_bytes, size)
         if allowed < size:
             self.writer.write(b"".join(pieces)[:allowed])
