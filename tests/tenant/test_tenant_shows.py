@@ -18,7 +18,7 @@ from tests.tenant.helpers import Setup, archived, delivered, make_mailboxes
 from tests.tenant.workers import all_runs, wait_for, wait_until_ok, worker_pool
 
 # minutes on a machine shared with other work; its waits are on events, not on time
-pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow, pytest.mark.timeout(1500)]
 
 MAILBOXES = 200
 #: The mailbox the killed worker is backing up: bigger, and its server connection slowed.
@@ -55,7 +55,7 @@ def test_three_workers_two_hundred_mailboxes_one_killed_one_refused(
             assert victim in {p.pid for p in processes}
             os.kill(victim, signal.SIGKILL)
             faults.mailbox_delay.clear()  # the redelivered job needs no slowing down
-            wait_until_ok(setup.database, upns[:-1], timeout=300)
+            wait_until_ok(setup.database, upns[:-1], timeout=900)
             wait_for(
                 lambda: any(r.outcome == "dead" for r in all_runs(setup.database)),
                 "the refused mailbox to be dead-lettered",
