@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 import redis
 
+from exoimap.sandbox.backup_app import BackupApp, make_backup_app, tenant_add_options
 from exoimap.sandbox.exchange.config import ThrottlePolicy
 from exoimap.sandbox.identity.model import FULL_ACCESS, MailboxPermission, User
 from exoimap.sandbox.services import running_postgres, running_redis, stop
@@ -42,21 +43,6 @@ from exoimap.store.conformance import sample_message
 __all__ = ["main"]
 
 APP = "bench-tenant-backup"
-
-
-def _app(sandbox: SandboxTenant, folder: Path) -> tuple[str, Path]:
-    app = sandbox.admin.create_app(
-        APP,
-        public=False,
-        application=["https://outlook.office365.com/IMAP.AccessAsApp", "User.Read.All"],
-        admin_consent=True,
-    )
-    files = sandbox.admin.add_certificate(APP, folder / "cert")
-    pem = folder / "app.pem"
-    pem.write_bytes(files.private_key_file.read_bytes() + files.certificate_file.read_bytes())
-    pem.chmod(0o600)
-    sandbox.admin.register_exchange_principal(APP)
-    return app.client_id, pem
 
 
 def _seed(sandbox: SandboxTenant, mailboxes: int, messages: int) -> list[str]:
@@ -181,14 +167,10 @@ def _chart(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def _tenant_args(
-    sandbox: SandboxTenant, port: int, client_id: str, pem: Path, opts: argparse.Namespace
+    sandbox: SandboxTenant, port: int, app: BackupApp, opts: argparse.Namespace
 ) -> list[str]:
     return [
-        "--tenant", sandbox.tenant_id, "--client-id", client_id,
-        "--certificate", str(pem), "--cloud", "custom",
-        "--authority", sandbox.authority, "--imap-host", sandbox.imap_host,
-        "--imap-port", str(port), "--ca-file", str(sandbox.ca_file),
-        "--graph-url", sandbox.identity_url,
+        *tenant_add_options(sandbox, app.client_id, app.certificate, port),
         "--tenant-requests", str(opts.budget), "--budget-window", str(opts.window),
         "--include", "bench-*@*",
     ]  # fmt: skip
@@ -203,7 +185,7 @@ def _measure(work: Path, opts: argparse.Namespace) -> list[dict[str, Any]]:
     ):
         policy = ThrottlePolicy(window_seconds=opts.window, max_app_requests=opts.server_limit)
         settings = dataclasses.replace(sandbox.server.settings, port=0, throttle=policy)
-        client_id, pem = _app(sandbox, work)
+        app = make_backup_app(sandbox, APP, work)
         seeding = time.monotonic()
         _seed(sandbox, opts.mailboxes, opts.messages)
         took = time.monotonic() - seeding
@@ -213,12 +195,12 @@ def _measure(work: Path, opts: argparse.Namespace) -> list[dict[str, Any]]:
                 "postgres": postgres,
                 "redis": redis_url,
                 "server": server,
-                "client_id": client_id,
+                "client_id": app.client_id,
                 "mailboxes": opts.mailboxes,
                 "messages": opts.messages,
                 "concurrency": opts.concurrency,
                 "window": opts.window,
-                "args": _tenant_args(sandbox, server.port, client_id, pem, opts),
+                "args": _tenant_args(sandbox, server.port, app, opts),
             }
             for count in (int(w) for w in opts.workers.split(",")):
                 result = _round(sandbox, setup, count, work)

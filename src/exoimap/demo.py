@@ -24,10 +24,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-__all__ = ["DemoFailed", "exoimap_command", "main", "run", "say"]
+__all__ = ["DemoFailed", "exoimap_command", "main", "run", "run_demo", "say"]
 
 DEMO_USER = "alice@contoso.onmicrosoft.com"
 DEMO_MESSAGES = 2000
@@ -306,8 +306,10 @@ def demo(work: Path) -> str:
     return f"demo ok: {messages} messages, {folders} folders, {size} bytes in {seconds:.1f} s"
 
 
-def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="exoimap-demo-"))
+def run_demo(prefix: str, demo: Callable[[Path], str]) -> int:
+    """Run ``demo`` in a new temporary folder: its ``demo ok:`` line and 0, or what failed
+    and 1 (the folder is then kept for a look)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         line = demo(work)
     except (DemoFailed, subprocess.TimeoutExpired) as exc:
@@ -321,6 +323,10 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     say("\n" + line)
     return 0
+
+
+def main() -> int:
+    return run_demo("exoimap-demo-", demo)
 
 
 if __name__ == "__main__":

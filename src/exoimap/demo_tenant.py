@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 
-from exoimap.demo import DemoFailed, exoimap_command, run, say
+from exoimap.demo import DemoFailed, exoimap_command, run, run_demo, say
+from exoimap.sandbox.backup_app import make_backup_app, tenant_add_options
 from exoimap.sandbox.services import running_postgres, running_redis, stop
 from exoimap.sandbox.tenant import SandboxTenant, running_tenant
 from exoimap.store.conformance import sample_message
@@ -35,23 +34,6 @@ MAILBOXES = 50
 MESSAGES = 8
 WORKERS = 2
 BACKUP_TIMEOUT = 600.0
-
-
-def _backup_app(sandbox: SandboxTenant, folder: Path) -> tuple[str, Path]:
-    """The tenant's backup app: its client id and its key-and-certificate PEM (0600)."""
-    name = "exoimap-tenant-backup"
-    app = sandbox.admin.create_app(
-        name,
-        public=False,
-        application=["https://outlook.office365.com/IMAP.AccessAsApp", "User.Read.All"],
-        admin_consent=True,
-    )
-    files = sandbox.admin.add_certificate(name, folder / "cert")
-    pem = folder / "backup-app.pem"
-    pem.write_bytes(files.private_key_file.read_bytes() + files.certificate_file.read_bytes())
-    pem.chmod(0o600)
-    sandbox.admin.register_exchange_principal(name)
-    return app.client_id, pem
 
 
 def _mailboxes(sandbox: SandboxTenant) -> int:
@@ -114,23 +96,15 @@ def demo(work: Path) -> str:
         redis_url = stack.enter_context(running_redis())
         database = stack.enter_context(running_postgres())
         sandbox = stack.enter_context(running_tenant(work / "sandbox"))
-        client_id, pem = _backup_app(sandbox, work)
+        app = make_backup_app(sandbox, "exoimap-tenant-backup", work)
         messages = _mailboxes(sandbox)
         say(f"  {MAILBOXES} mailboxes of {MESSAGES} messages, FullAccess for the backup app")
         common = ["--database", database]
         run(
             [
                 "tenant", "add", "demo",
-                "--tenant", sandbox.tenant_id,
-                "--client-id", client_id,
-                "--certificate", str(pem),
+                *tenant_add_options(sandbox, app.client_id, app.certificate),
                 "--archive-root", str(work / "archives"),
-                "--cloud", "custom",
-                "--authority", sandbox.authority,
-                "--imap-host", sandbox.imap_host,
-                "--imap-port", str(sandbox.imap_port),
-                "--ca-file", str(sandbox.ca_file),
-                "--graph-url", sandbox.identity_url,
                 "--include", "staff-*@*",
                 *common,
             ]
@@ -157,20 +131,7 @@ def demo(work: Path) -> str:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="exoimap-demo-tenant-"))
-    try:
-        line = demo(work)
-    except (DemoFailed, subprocess.TimeoutExpired) as exc:
-        print(f"\ndemo FAILED: {exc}", file=sys.stderr, flush=True)
-        print(f"(files kept in {work})", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        print(f"\ndemo FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        print(f"(files kept in {work})", file=sys.stderr)
-        return 1
-    shutil.rmtree(work, ignore_errors=True)
-    say("\n" + line)
-    return 0
+    return run_demo("exoimap-demo-tenant-", demo)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap.cli import main
+from exoimap.sandbox.backup_app import make_backup_app, tenant_add_options
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 
@@ -23,23 +24,13 @@ class TenantApp:
 
 
 def make_tenant_app(sandbox: SandboxTenant, folder: Path) -> TenantApp:
-    name = f"backup-{uuid.uuid4().hex[:8]}"
-    app = sandbox.admin.create_app(
-        name,
-        public=False,
-        application=[
-            "https://outlook.office365.com/IMAP.AccessAsApp",
-            "User.Read.All",
-            "GroupMember.Read.All",
-        ],
-        admin_consent=True,
+    made = make_backup_app(
+        sandbox,
+        f"backup-{uuid.uuid4().hex[:8]}",
+        folder,
+        graph=("User.Read.All", "GroupMember.Read.All"),
     )
-    files = sandbox.admin.add_certificate(name, folder / "cert")
-    pem = folder / "app.pem"
-    pem.write_bytes(files.private_key_file.read_bytes() + files.certificate_file.read_bytes())
-    pem.chmod(0o600)
-    sandbox.admin.register_exchange_principal(name)
-    return TenantApp(name, app.client_id, pem, f"t{uuid.uuid4().hex[:8]}")
+    return TenantApp(made.name, made.client_id, made.certificate, f"t{uuid.uuid4().hex[:8]}")
 
 
 def make_mailboxes(
@@ -64,16 +55,8 @@ def add_tenant(
 ) -> None:
     args = [
         "tenant", "add", "acme",
-        "--tenant", sandbox.tenant_id,
-        "--client-id", app.client_id,
-        "--certificate", str(app.certificate),
+        *tenant_add_options(sandbox, app.client_id, app.certificate),
         "--archive-root", str(archive_root),
-        "--cloud", "custom",
-        "--authority", sandbox.authority,
-        "--imap-host", sandbox.imap_host,
-        "--imap-port", str(sandbox.imap_port),
-        "--ca-file", str(sandbox.ca_file),
-        "--graph-url", sandbox.identity_url,
         "--include", f"{app.prefix}-*@*",
         "--database", database,
         *extra,

@@ -41,6 +41,14 @@ def _all_archived(setup: Setup, upns: list[str]) -> None:
         assert sorted(archived(root)) == sorted(delivered(setup.app, i))
 
 
+def _back_up_with_two_workers(setup: Setup, upns: list[str]) -> None:
+    with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
+        workers.start(concurrency=2)
+        workers.start(concurrency=2)
+        setup.backup()
+        wait_until_ok(setup.database, upns)
+
+
 def test_workers_together_stay_within_the_tenants_request_budget(setup: Setup) -> None:
     # the budget leaves the server's limit some room: a command counted by Redis when it
     # leaves reaches the server's count a little later, and not in the same order
@@ -52,11 +60,7 @@ def test_workers_together_stay_within_the_tenants_request_budget(setup: Setup) -
             "--tenant-requests", str(budget),
             "--budget-window", str(WINDOW),
         )  # fmt: skip
-        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
-            workers.start(concurrency=2)
-            workers.start(concurrency=2)
-            setup.backup()
-            wait_until_ok(setup.database, upns)
+        _back_up_with_two_workers(setup, upns)
         sent, busiest, throttled = server.app_requests(setup.app.client_id, WINDOW)
     print(f"{sent} commands, at most {busiest} in {WINDOW} s")
     assert throttled == 0
@@ -75,11 +79,7 @@ def test_a_throttling_answer_to_one_worker_holds_back_all_and_the_run_completes(
     # resumes the server has forgotten the burst that tripped it
     with _throttling_server(setup, 40, backoff_ms=2500) as server:
         setup.add_and_discover("--imap-port", str(server.port))
-        with worker_pool(setup.database, setup.redis_url, setup.logs) as workers:
-            workers.start(concurrency=2)
-            workers.start(concurrency=2)
-            setup.backup()
-            wait_until_ok(setup.database, upns)
+        _back_up_with_two_workers(setup, upns)
         _sent, _busiest, throttled = server.app_requests(setup.app.client_id, WINDOW)
     assert throttled >= 1
     log = setup.log()
