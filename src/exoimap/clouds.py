@@ -8,7 +8,9 @@ kept so each flow asks for exactly what the documentation prescribes.
 Sources and confidence (see docs/setup-microsoft-365.md): worldwide is documented by
 Microsoft; China's sign-in host is documented, its IMAP host and resource are reported by
 third-party clients; the US Government hosts are reported by third-party clients (the DoD
-delegated resource in particular is unconfirmed).
+delegated resource in particular is unconfirmed). The national Graph hosts
+(``graph.microsoft.us``, ``dod-graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn``) are
+the ones administrators' scripts use.
 
 ``custom`` is for anything else with a Microsoft-compatible identity platform, chiefly the
 offline sandbox: the authority URL and IMAP host come from the account's configuration,
@@ -49,6 +51,9 @@ class Cloud:
     imap_port: int = 993
     #: For custom clouds: the full authority URL (``https://host[:port]/<tenant>``).
     authority_url: str | None = None
+    #: Microsoft Graph of this cloud: its base URL and the resource of app-only tokens
+    #: (``<graph_url>/.default``). Custom clouds keep the worldwide resource.
+    graph_url: str = "https://graph.microsoft.com"
 
     @property
     def delegated_scope(self) -> str:
@@ -96,6 +101,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="outlook.office365.us",
         delegated_resource="https://outlook.office365.us",
         app_resource="https://outlook.office365.us",
+        graph_url="https://graph.microsoft.us",
     ),
     "dod": Cloud(
         name="dod",
@@ -103,6 +109,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="outlook-dod.office365.us",
         delegated_resource="https://outlook-dod.office365.us",
         app_resource="https://outlook-dod.office365.us",
+        graph_url="https://dod-graph.microsoft.us",
     ),
     "china": Cloud(
         name="china",
@@ -110,6 +117,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="partner.outlook.cn",
         delegated_resource="https://partner.outlook.cn",
         app_resource="https://partner.outlook.cn",
+        graph_url="https://microsoftgraph.chinacloudapi.cn",
     ),
 }
 # GCC ("moderate") runs in the worldwide cloud.

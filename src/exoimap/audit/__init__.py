@@ -61,6 +61,8 @@ from exoimap.audit.events import (
     TokenRequested,
     VaultChanged,
     WatchStateChanged,
+    WorkerJob,
+    WorkerLeaseLost,
 )
 from exoimap.audit.log import AuditLog, AuditRecord, read_records
 from exoimap.audit.verify import Problem, VerifyResult, verify_log
@@ -71,6 +73,8 @@ __all__ = [
     "AccessDenied",
     "AccountSynced",
     "WatchStateChanged",
+    "WorkerJob",
+    "WorkerLeaseLost",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",

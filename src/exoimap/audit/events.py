@@ -29,6 +29,8 @@ __all__ = [
     "AccessDenied",
     "AccountSynced",
     "WatchStateChanged",
+    "WorkerJob",
+    "WorkerLeaseLost",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -301,6 +303,37 @@ class WatchStateChanged(AuditEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkerJob(AuditEvent):
+    """``exoimap worker``: a tenant mailbox's backup job ``started``, ``finished``,
+    ``failed`` (to be tried again) or ``dead_lettered`` (a permanent failure, or retries
+    spent) on ``worker``; ``error`` says why it did not finish."""
+
+    name: ClassVar[str] = "worker.job"
+    state: str
+    tenant: str
+    mailbox: str
+    message_id: str = ""
+    attempt: int = 0
+    worker: str = ""
+    copied: int = 0
+    bytes: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerLeaseLost(AuditEvent):
+    """``exoimap worker``: the lease of the mailbox a job was backing up lapsed under it
+    (the job stopped: another worker may hold the mailbox now)."""
+
+    name: ClassVar[str] = "worker.lease_lost"
+    outcome: Outcome = "failure"
+    tenant: str
+    mailbox: str
+    message_id: str = ""
+    worker: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
@@ -488,6 +521,8 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     FolderSynced,
     AccountSynced,
     WatchStateChanged,
+    WorkerJob,
+    WorkerLeaseLost,
     ArchiveRead,
     ArchiveExported,
     ArchiveVerified,

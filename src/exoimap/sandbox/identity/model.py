@@ -26,6 +26,7 @@ __all__ = [
     "DeviceCode",
     "Directory",
     "ExchangeServicePrincipal",
+    "Group",
     "InjectedError",
     "MailboxPermission",
     "Settings",
@@ -121,6 +122,16 @@ class MailboxPermission:
 
 
 @dataclass
+class Group:
+    """A security or Microsoft 365 group: its members are user oids and group ids (nested
+    groups count their members as the group's, as Graph's ``transitiveMembers`` does)."""
+
+    object_id: str
+    display_name: str
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Tenant:
     """A tenant with its verified domain and everything in it."""
 
@@ -131,6 +142,7 @@ class Tenant:
     apps: list[AppRegistration] = field(default_factory=list)
     exchange_principals: list[ExchangeServicePrincipal] = field(default_factory=list)
     mailbox_permissions: list[MailboxPermission] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
     # "<user oid> <client id>" -> delegated permissions the user consented to
     user_consents: dict[str, list[str]] = field(default_factory=dict)
     user_consent_allowed: bool = True
