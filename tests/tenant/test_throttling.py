@@ -50,9 +50,11 @@ def _back_up_with_two_workers(setup: Setup, upns: list[str]) -> None:
 
 
 def test_workers_together_stay_within_the_tenants_request_budget(setup: Setup) -> None:
-    # the budget leaves the server's limit some room: a command counted by Redis when it
-    # leaves reaches the server's count a little later, and not in the same order
-    budget, server_limit = 60, 90
+    # the budget leaves the server's limit room: a command counted by Redis when it leaves
+    # reaches the server's count later, and on a busy machine (the suite under load) the
+    # grants of one window can arrive together with the next window's: at most twice the
+    # budget in one server window while no command waits a whole window to be sent
+    budget, server_limit = 60, 120
     upns = make_mailboxes(setup.sandbox, setup.app, 4)
     with _throttling_server(setup, server_limit, backoff_ms=3000) as server:
         setup.add_and_discover(
