@@ -1,0 +1,61 @@
+"""The archive's batch flush (``fsync_paths``): every file fsync'd, whatever the mode, and a
+failing file reported only after the others were flushed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from exoimap.store.archive import files
+
+
+def _spy_fsync(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the path behind every fd that is fsync'd (the real fsync still runs)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def _write_files(folder: Path, count: int) -> list[str]:
+    paths = []
+    for number in range(count):
+        path = folder / f"{number}.msg"
+        path.write_bytes(b"x" * number)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("mode", ["pool", "serial"])
+@pytest.mark.parametrize("count", [1, 3, 5, 200])
+def test_every_file_is_fsynced_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, count: int
+) -> None:
+    paths = _write_files(tmp_path, count)
+    synced = _spy_fsync(monkeypatch)
+    files.fsync_paths(paths, mode=mode)
+    assert sorted(synced) == sorted(paths)
+
+
+def test_a_missing_file_fails_after_the_others_are_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _write_files(tmp_path, 50)
+    missing = str(tmp_path / "gone.msg")
+    synced = _spy_fsync(monkeypatch)
+    with pytest.raises(FileNotFoundError):
+        files.fsync_paths([*paths[:10], missing, *paths[10:]], mode="pool")
+    assert sorted(synced) == sorted(paths)
+
+
+def test_no_mode_flushes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = _spy_fsync(monkeypatch)
+    files.fsync_paths(_write_files(tmp_path, 10), mode="none")
+    assert synced == []
