@@ -29,8 +29,14 @@ SURFACE: dict[str, list[str]] = {
     "account list": [],
     "account set-secret": ["NAME"],
     "agent": [],
-    "agent serve": ["--idle-timeout"],
-    "agent start": ["--idle-timeout"],
+    "agent serve": [
+        "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
+        "--full-sync-interval", "--health-file",
+    ],
+    "agent start": [
+        "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
+        "--full-sync-interval", "--health-file",
+    ],
     "agent status": [],
     "agent stop": ["--timeout"],
     "archive": [],

@@ -19,7 +19,9 @@ jitter and goes on. A folder whose server lacks IDLE, or answers it with NO, is 
 polling interval instead (IDLE is tried again each time). When the wall clock jumps ahead of
 the monotonic one (the machine slept: :class:`WatchClock` is the seam tests move), every
 connection is suspect: the idlers start afresh, the poller reconnects, a parked sync
-connection is closed, waits for a retry end, and every folder is synced at once. A sign-in that needs the user (expired or revoked consent) ends the
+connection is closed, waits for a retry end, and every folder is synced at once.
+
+A sign-in that needs the user (expired or revoked consent) ends the
 account's watch with the state ``signin_needed``. :class:`MailboxHealth` says what each
 account is doing; the front end writes it to the health file.
 """

@@ -102,7 +102,7 @@ EXAMPLES: dict[str, str] = {
     "tenant backup": "exoimap tenant backup contoso",
     "tenant status": "exoimap tenant status contoso",
     "worker": "exoimap worker --concurrency 4",
-    "agent start": "exoimap agent start",
+    "agent start": "exoimap agent start --watch work",
     "agent stop": "exoimap agent stop",
     "agent status": "exoimap agent status",
     "agent serve": "exoimap agent serve",
