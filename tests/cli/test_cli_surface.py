@@ -40,7 +40,7 @@ SURFACE: dict[str, list[str]] = {
     "agent status": [],
     "agent stop": ["--timeout"],
     "archive": [],
-    "archive stats": ["NAMES", "--all"],
+    "archive stats": ["NAMES", "--all", "--json"],
     "console": ["--listen", "--cert", "--key", "--settings"],
     "export": [
         "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
@@ -118,7 +118,7 @@ SURFACE: dict[str, list[str]] = {
     "sandbox user set": ["UPN", "--mfa", "--no-mfa", "--blocked", "--not-blocked", "--state"],
     "sync": [
         "NAMES", "--all", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port",
-        "--no-agent",
+        "--json", "--no-agent",
     ],
     "tenant": [],
     "tenant add": [
@@ -135,7 +135,7 @@ SURFACE: dict[str, list[str]] = {
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair"],
+    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair", "--json"],
     "schedule": [],
     "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
     "schedule remove": [],
