@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_the_agent_watches_runs_syncs_meanwhile_and_outlives_its_idle_timeout(
     signed_in_account(sandbox_tenant, "other", {"INBOX": 2})
     health_file = home / "health.json"
     argv = ["agent", "start", "--watch", "work", "--idle-timeout", "1", "--poll-interval", "1"]
-    assert main([*argv, "--health-file", str(health_file)]) == 0
+    assert main([*argv, "--health-file", str(health_file), "--metrics-port", "0"]) == 0
     assert "watching work" in capsys.readouterr().out
 
     eventually(lambda: archived("work") == 3, "the watch's first sync")
@@ -74,6 +75,12 @@ def test_the_agent_watches_runs_syncs_meanwhile_and_outlives_its_idle_timeout(
     assert "does not stop while it watches" in out
     assert "Watching work: watching (IDLE on INBOX, Sent Items), " in out
     assert f"Health file: {health_file}" in out
+    url = _status()["watch"]["metrics_url"]  # type: ignore[index]
+    assert f"Metrics: {url}" in out
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our loopback URL)
+        metrics = response.read().decode()
+    assert 'exoimap_watch_state{account="work",state="watching"} 1.0' in metrics
+    assert 'exoimap_messages_synced_total{account="work"} 5.0' in metrics
     document = json.loads(health_file.read_text())
     assert [m["account"] for m in document["mailboxes"]] == ["work"]
     assert document["mailboxes"][0]["messages_synced"] == 5
@@ -110,7 +117,7 @@ def test_watch_names_need_watch_and_a_running_agent_that_does_not_watch_says_so(
 ) -> None:
     signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
     assert main(["agent", "start", "work"]) == EXIT_USAGE
-    assert "account names and --all go with --watch" in capsys.readouterr().err
+    assert "account names, --all and --metrics-port go with --watch" in capsys.readouterr().err
     assert main(["agent", "start", "--watch", "nosuch"]) == EXIT_USAGE
     assert "nosuch" in capsys.readouterr().err
     assert not control.is_running(Paths.from_env())

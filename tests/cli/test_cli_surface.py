@@ -31,11 +31,11 @@ SURFACE: dict[str, list[str]] = {
     "agent": [],
     "agent serve": [
         "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
-        "--full-sync-interval", "--health-file",
+        "--full-sync-interval", "--health-file", "--metrics-port",
     ],
     "agent start": [
         "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
-        "--full-sync-interval", "--health-file",
+        "--full-sync-interval", "--health-file", "--metrics-port",
     ],
     "agent status": [],
     "agent stop": ["--timeout"],

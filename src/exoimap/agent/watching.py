@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from exoimap.app import resident
@@ -26,6 +26,7 @@ from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.logs import redact
+from exoimap.metrics import METRICS, serve_metrics
 from exoimap.net.account import AccountProvider
 
 __all__ = ["AgentWatch"]
@@ -52,6 +53,8 @@ class AgentWatch:
         accounts: Sequence[AccountConfig],
         settings: WatchSettings,
         health_file: HealthFile,
+        *,
+        metrics_port: int | None = None,
     ) -> None:
         self.paths = paths
         self.accounts = list(accounts)
@@ -69,6 +72,9 @@ class AgentWatch:
         self._thread = threading.Thread(target=self._run, name="agent-watch", daemon=True)
         self._stopping = False
         self.error = ""
+        self.metrics_port = metrics_port
+        #: Where the watch's metrics are served (once they are).
+        self.metrics_url = ""
 
     def _changed(self, health: MailboxHealth) -> None:
         with self._lock:
@@ -104,6 +110,7 @@ class AgentWatch:
             "active": self.active,
             "error": self.error,
             "health_file": str(self._service.health_file.path if self._service.health_file else ""),
+            "metrics_url": self.metrics_url,
             "mailboxes": mailboxes,
         }
 
@@ -111,8 +118,12 @@ class AgentWatch:
         log.info("watch: %s", ", ".join(a.name for a in self.accounts))
         try:
             config = load_config(self.paths)
+            listeners = [METRICS.observe_event] if self.metrics_port is not None else []
             with (
-                auditing(self.paths, config.audit, key=audit_key_for(self.paths)),
+                auditing(
+                    self.paths, config.audit, key=audit_key_for(self.paths), listeners=listeners
+                ),
+                self._metrics_served(),
                 resident.resident() as kept,
             ):
                 kept.runner.run(self._watch(kept))
@@ -122,6 +133,17 @@ class AgentWatch:
             self.error = redact(str(exc))
             log.exception("the watch failed")
         log.info("watch ended")
+
+    @contextlib.contextmanager
+    def _metrics_served(self) -> Iterator[None]:
+        """Serve the metrics the watch's audit events feed (when a port was asked for)."""
+        if self.metrics_port is None:
+            yield
+            return
+        with serve_metrics(self.metrics_port) as server:
+            self.metrics_url = server.url
+            log.info("watch: metrics on %s", server.url)
+            yield
 
     async def _watch(self, kept: resident.Resident) -> None:
         task = asyncio.create_task(

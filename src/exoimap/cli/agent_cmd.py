@@ -12,6 +12,7 @@ import click
 from exoimap.agent import control
 from exoimap.cli.account_names import account_names, select_accounts
 from exoimap.cli.app import EXIT_FAILURE, EXIT_OK, Group
+from exoimap.cli.metrics import metrics_port_option
 from exoimap.cli.output import echo
 from exoimap.cli.watch_cmd import default_health_file, watch_options, watch_settings
 from exoimap.config import AccountConfig, Config, Paths, load_config
@@ -35,12 +36,16 @@ WATCH = click.option(
 
 
 def _watched(
-    config: Config, watch: bool, names: Sequence[str], all_accounts: bool
+    config: Config,
+    watch: bool,
+    names: Sequence[str],
+    all_accounts: bool,
+    metrics_port: int | None,
 ) -> list[AccountConfig]:
     """The accounts to watch: none without ``--watch``; names need ``--watch``."""
     if not watch:
-        if names or all_accounts:
-            raise click.UsageError("account names and --all go with --watch")
+        if names or all_accounts or metrics_port is not None:
+            raise click.UsageError("account names, --all and --metrics-port go with --watch")
         return []
     return select_accounts(config, names, all_accounts)
 
@@ -56,6 +61,8 @@ def _watch_options(
         options += [f"--{name.replace('_', '-')}", f"{given[name]:g}"]
     if given["health_file"] is not None:
         options += ["--health-file", str(given["health_file"])]
+    if given["metrics_port"] is not None:
+        options += ["--metrics-port", str(given["metrics_port"])]
     return options
 
 
@@ -79,6 +86,7 @@ def app() -> None:
 @WATCH
 @account_names("watch (with --watch)")
 @watch_options
+@metrics_port_option
 def start(
     *,
     idle_timeout: float,
@@ -90,7 +98,7 @@ def start(
     """Start an agent in the background (its log: logs/agent.log)."""
     paths = Paths.from_env()
     config = load_config(paths)  # a broken config is reported now, not by the first sync
-    accounts = _watched(config, watch, names, all_accounts)
+    accounts = _watched(config, watch, names, all_accounts, given["metrics_port"])
     running = control.status(paths)
     if running is not None:
         click.echo(f"An agent is already running (pid {running['pid']}).")
@@ -177,6 +185,8 @@ def _print_watch(watch: dict[str, Any] | None) -> None:
             line += f"; last error: {box['last_error']}"
         echo(line)
     echo(f"Health file: {watch['health_file']}")
+    if watch["metrics_url"]:
+        echo(f"Metrics: {watch['metrics_url']}")
 
 
 @app.command("serve")
@@ -184,6 +194,7 @@ def _print_watch(watch: dict[str, Any] | None) -> None:
 @WATCH
 @account_names("watch (with --watch)")
 @watch_options
+@metrics_port_option
 def serve(
     *,
     idle_timeout: float,
@@ -194,6 +205,7 @@ def serve(
     poll_interval: float,
     full_sync_interval: float,
     health_file: Path | None,
+    metrics_port: int | None,
 ) -> None:
     """Run the agent in this process (for a service manager; `start` runs this detached)."""
     from exoimap.agent.server import Agent
@@ -202,12 +214,12 @@ def serve(
     from exoimap.cli import main
 
     paths = Paths.from_env()
-    accounts = _watched(load_config(paths), watch, names, all_accounts)
+    accounts = _watched(load_config(paths), watch, names, all_accounts, metrics_port)
     watching = None
     if accounts:
         settings = watch_settings(idle_interval, poll_interval, full_sync_interval)
         health = HealthFile(health_file or default_health_file(paths))
-        watching = AgentWatch(paths, accounts, settings, health)
+        watching = AgentWatch(paths, accounts, settings, health, metrics_port=metrics_port)
     Agent(
         paths,
         run=lambda argv, kept: main(argv, kept=kept),
