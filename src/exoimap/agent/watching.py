@@ -60,6 +60,7 @@ class AgentWatch:
         self.accounts = list(accounts)
         self.settings = settings
         self._health: dict[str, MailboxHealth] = {a.name: MailboxHealth(a.name) for a in accounts}
+        self._logged_states: dict[str, str] = {}
         # under systemd the agent is the service; its watch must not claim READY for it
         self._service = WatchService(
             health_file=health_file,
@@ -79,6 +80,10 @@ class AgentWatch:
     def _changed(self, health: MailboxHealth) -> None:
         with self._lock:
             self._health[health.account] = health
+            logged = self._logged_states.get(health.account)
+            self._logged_states[health.account] = health.state
+        if logged == health.state:
+            return  # other counters moved: the log has one line per change of state
         if health.state in ("signin_needed", "reconnecting"):
             log.warning("watch: %s: %s: %s", health.account, health.state, health.last_error)
         else:
