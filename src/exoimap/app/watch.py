@@ -178,13 +178,13 @@ class AccountWatch:
         self._full = True
         self._wake = asyncio.Event()
         self._wake.set()
-        self._last_full = time.monotonic()
+        self.clock = clock or WatchClock()
+        self._last_full = self.clock.monotonic()
         self._idlers: dict[str, asyncio.Task[None]] = {}
         self._seen: dict[str, tuple[int, int, int, int | None]] = {}
         self._stop = asyncio.Event()
         self._polled = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.clock = clock or WatchClock()
         #: Counts the wakes from sleep: a connection opened before the last one is suspect.
         self._generation = 0
         #: Set (and replaced) at a wake, ending every wait for a retry or the next poll.
@@ -335,7 +335,7 @@ class AccountWatch:
         if result.report is not None:
             health.messages_synced += sum(f.fetched for f in result.report.folders)
         if full and result.ok:
-            self._last_full = time.monotonic()
+            self._last_full = self.clock.monotonic()
         if result.error is None and not result.ok:
             self._note_error("sync", "; ".join(result.failures()))
         self._changed()
@@ -352,7 +352,6 @@ class AccountWatch:
 
     async def _poll(self) -> None:
         store: RemoteImapStore | None = None
-
         generation = self._generation
 
         async def step() -> None:
