@@ -77,7 +77,7 @@ def test_the_agent_watches_runs_syncs_meanwhile_and_outlives_its_idle_timeout(
     assert f"Health file: {health_file}" in out
     url = _status()["watch"]["metrics_url"]  # type: ignore[index]
     assert f"Metrics: {url}" in out
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (our loopback URL)
+    with urllib.request.urlopen(url, timeout=30) as response:
         metrics = response.read().decode()
     assert 'exoimap_watch_state{account="work",state="watching"} 1.0' in metrics
     assert 'exoimap_messages_synced_total{account="work"} 5.0' in metrics
