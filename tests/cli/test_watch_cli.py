@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -119,6 +120,25 @@ def test_the_notifier_does_nothing_outside_systemd_and_reads_the_watchdog() -> N
     # the watchdog is for another process: not ours to feed
     other = Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "5", "WATCHDOG_PID": "1"})
     assert other.watchdog_seconds is None
+
+
+def test_the_notifier_never_blocks_when_nobody_reads(tmp_path: Path) -> None:
+    """A manager whose queue is full (it does not read) costs dropped notifications, never a
+    frozen watch: the heartbeat sends from the event loop."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        sent: list[bool] = []
+        sender = threading.Thread(  # the kernel queues only a few datagrams
+            target=lambda: sent.extend(notifier.watchdog() for _ in range(500)), daemon=True
+        )
+        sender.start()
+        sender.join(30)
+        assert not sender.is_alive(), f"blocked after {len(sent)} notifications"
+        assert sent[0] is True
+        assert sent[-1] is False
+        assert sock.recv(100) == b"WATCHDOG=1"  # what was queued is intact
 
 
 def test_the_notifier_sends_to_an_abstract_socket() -> None:
