@@ -82,15 +82,19 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
-def sign_in(tenant: SandboxTenant, upn: str) -> None:
-    """``account add work`` + ``login work`` in this process, approving the device code."""
+def sign_in(
+    tenant: SandboxTenant, upn: str, name: str = "work", *, archive: Path | None = None
+) -> None:
+    """``account add NAME`` + ``login NAME`` in this process, approving the device code."""
     app = next(a for a in tenant.apps if a["name"] == PUBLIC_APP)
     args = [
-        "account", "add", "work", "--cloud", "custom", "--authority", tenant.authority,
+        "account", "add", name, "--cloud", "custom", "--authority", tenant.authority,
         "--ca-file", str(tenant.ca_file), "--imap-host", tenant.imap_host,
         "--imap-port", str(tenant.imap_port), "--client-id", str(app["client_id"]),
         "--email", upn, "--flow", "device",
     ]  # fmt: skip
+    if archive is not None:
+        args += ["--archive", str(archive)]
     said = io.StringIO()
 
     def approve() -> None:
@@ -106,7 +110,7 @@ def sign_in(tenant: SandboxTenant, upn: str) -> None:
         assert exoimap(args) == 0, said.getvalue()
         approver = threading.Thread(target=approve)
         approver.start()
-        code = exoimap(["login", "work"])
+        code = exoimap(["login", name])
         approver.join()
         if code != 0:
             raise SystemExit(f"login failed: {said.getvalue()}")

@@ -347,8 +347,9 @@ def test_status_is_json_over_the_socket(
     json.dumps(answer)  # plain data, nothing secret: the socket carries no tokens
     assert set(answer) == {
         "pid", "started", "requests", "busy", "idle_timeout", "idle_for", "data_dir",
-        "connections_kept", "connections_reused",
+        "connections_kept", "connections_reused", "watch",
     }  # fmt: skip
+    assert answer["watch"] is None  # started without --watch
 
 
 def test_the_agent_works_in_the_clients_directory_and_runs_only_sync(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exoimap.app.watch import MailboxHealth, WatchSettings
+from exoimap.app.watch import MailboxHealth, WatchClock, WatchSettings
 from exoimap.app.watch_service import WatchService, serve_watch
 from exoimap.cli import main
 from exoimap.cli.provider import account_provider
@@ -39,12 +39,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class Watching:
     """``serve_watch`` on its own thread and loop, as ``exoimap watch`` runs it."""
 
-    def __init__(self, names: list[str], settings: WatchSettings) -> None:
+    def __init__(
+        self, names: list[str], settings: WatchSettings, clock: WatchClock | None = None
+    ) -> None:
         paths = Paths.from_env()
         config = load_config(paths)
         self.accounts = [a for a in config.accounts.values() if a.name in names]
         self.paths = paths
         self.settings = settings
+        self.clock = clock
         self.health: dict[str, MailboxHealth] = {}
         self.service = WatchService(on_change=self._changed)
         self.result: list[MailboxHealth] | None = None
@@ -62,7 +65,12 @@ class Watching:
     def _run(self) -> None:
         async def go() -> list[MailboxHealth]:
             return await serve_watch(
-                self.accounts, self.paths, account_provider, self.settings, self.service
+                self.accounts,
+                self.paths,
+                account_provider,
+                self.settings,
+                self.service,
+                clock=self.clock,
             )
 
         self._task = self._loop.create_task(go())
@@ -217,5 +225,88 @@ def test_sessions_are_renewed_before_the_token_expires(
             sandbox_tenant.exchange.deliver(upn, sample_message(501, 700), folder="INBOX")
             eventually(lambda: archived(home, "work") == 2, "new mail after the expiry")
             assert watching.of("work").last_error == ""  # renewed in time, never dropped
+        assert main(["verify", "work", "--deep"]) == 0
     finally:
         sandbox_tenant.admin.configure(access_token_lifetime=3599)
+
+
+class SleepyWall:
+    """A wall clock that can jump ahead, as it does when a laptop wakes from a suspend
+    (the monotonic clock stands still meanwhile)."""
+
+    def __init__(self) -> None:
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.slept
+
+
+def test_after_the_machine_slept_the_watch_reconnects_and_catches_up_at_once(
+    sandbox_tenant: SandboxTenant, home: Path
+) -> None:
+    """Polls an hour apart and no full sync for a day (and a server that keeps silent
+    sessions for 30 minutes): only the wake can bring the mail that came to an unwatched
+    folder "during the sleep" within the minute."""
+    wall = SleepyWall()
+    settings = WatchSettings(
+        idle_interval=600.0,
+        poll_interval=3600.0,
+        full_sync_interval=86400.0,
+        retry_base=0.1,
+        retry_cap=1.0,
+        settle=0.05,
+        tick=0.2,
+    )
+    patient = ExchangeSettings.for_tests(authenticated_timeout=1800.0)
+    with sandbox_tenant.extra_server(patient) as exchange:
+        upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 1, "Notes": 1}, exchange=exchange)
+        with Watching(["work"], settings, WatchClock(wall=wall)) as watching:
+            eventually(lambda: archived(home, "work") == 2, "the first sync")
+            eventually(lambda: "INBOX" in watching.of("work").idle_folders, "IDLE on INBOX")
+            eventually(lambda: watching.of("work").state == "watching", "watching")
+            # "asleep": mail arrives in a polled folder, and two hours pass on the wall clock
+            exchange.deliver(upn, sample_message(601, 700), folder="Notes")
+            time.sleep(1.0)
+            assert archived(home, "work") == 2  # nothing would fetch it for an hour
+            wall.slept = 2 * 3600.0
+            eventually(lambda: archived(home, "work") == 3, "the mail that came meanwhile")
+            health = watching.of("work")
+            assert health.resumes == 1
+            assert health.last_resume is not None
+            assert health.last_resume > time.time() + 3600  # on the jumped wall clock
+            # the idlers started afresh, and new mail still comes in by IDLE
+            exchange.deliver(upn, sample_message(602, 700), folder="INBOX")
+            eventually(lambda: archived(home, "work") == 4, "new mail after the wake (IDLE)")
+            assert health.resumes == 1  # one sleep, noticed once
+        assert main(["verify", "work", "--deep"]) == 0
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param({"refuse_idle": True}, id="IDLE-answered-NO"),
+        pytest.param({"idle_advertised": False}, id="no-IDLE-capability"),
+    ],
+)
+def test_without_idle_the_watched_folders_are_polled(
+    sandbox_tenant: SandboxTenant, home: Path, server: dict[str, bool]
+) -> None:
+    """A server that refuses IDLE, or lacks it: INBOX and Sent are synced at the polling
+    interval instead (the STATUS poll leaves them to their idlers, so nothing else would)."""
+    settings = ExchangeSettings.for_tests(authenticated_timeout=30.0, **server)
+    with sandbox_tenant.extra_server(settings) as exchange:
+        upn = signed_in_account(
+            sandbox_tenant, "work", {"INBOX": 1, "Sent Items": 1}, exchange=exchange
+        )
+        with Watching(["work"], FAST) as watching:
+            eventually(lambda: archived(home, "work") == 2, "the first sync")
+            eventually(lambda: watching.of("work").state == "watching", "watching")
+            exchange.deliver(upn, sample_message(701, 700), folder="INBOX")
+            eventually(lambda: archived(home, "work") == 3, "new mail in INBOX (polled)")
+            exchange.deliver(upn, sample_message(702, 700), folder="Sent Items")
+            eventually(lambda: archived(home, "work") == 4, "new mail in Sent Items (polled)")
+            health = watching.of("work")
+            assert health.idle_folders == []  # neither is watched with IDLE
+            assert health.state == "watching" or health.state == "syncing"
+            assert health.last_error == ""  # a refused IDLE is no connection trouble
+        assert main(["verify", "work", "--deep"]) == 0

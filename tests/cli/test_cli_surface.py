@@ -29,12 +29,18 @@ SURFACE: dict[str, list[str]] = {
     "account list": [],
     "account set-secret": ["NAME"],
     "agent": [],
-    "agent serve": ["--idle-timeout"],
-    "agent start": ["--idle-timeout"],
+    "agent serve": [
+        "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
+        "--full-sync-interval", "--health-file", "--metrics-port",
+    ],
+    "agent start": [
+        "--idle-timeout", "--watch", "NAMES", "--all", "--idle-interval", "--poll-interval",
+        "--full-sync-interval", "--health-file", "--metrics-port",
+    ],
     "agent status": [],
     "agent stop": ["--timeout"],
     "archive": [],
-    "archive stats": ["NAMES", "--all"],
+    "archive stats": ["NAMES", "--all", "--json"],
     "console": ["--listen", "--cert", "--key", "--settings"],
     "export": [
         "NAME", "OUT", "--format", "--folder", "--exclude", "--since", "--until",
@@ -112,7 +118,7 @@ SURFACE: dict[str, list[str]] = {
     "sandbox user set": ["UPN", "--mfa", "--no-mfa", "--blocked", "--not-blocked", "--state"],
     "sync": [
         "NAMES", "--all", "--folder", "--exclude", "--dry-run", "--mirror", "--metrics-port",
-        "--no-agent",
+        "--json", "--no-agent",
     ],
     "tenant": [],
     "tenant add": [
@@ -131,7 +137,7 @@ SURFACE: dict[str, list[str]] = {
     "vault": [],
     "vault create-key-file": ["PATH"],
     "vault status": [],
-    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair"],
+    "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair", "--json"],
     "schedule": [],
     "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
     "schedule remove": [],

@@ -1,10 +1,12 @@
 """``exoimap doctor`` against the sandbox tenant: a healthy setup passes; each injected fault
-(revoked sign-in, a wrong clock, an edited audit record, a nearly full disk, a missing CA
-file, a broken config) is found and its fix printed."""
+(revoked sign-in, a wrong clock, an edited audit record, a nearly full disk, a read-only
+archive folder, a missing CA file, a broken config) is found and its fix printed."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
 
 from .sync_helpers import isolated_home, signed_in_account
+from .test_expected_failures import _tmpfs
 
 
 @pytest.fixture
@@ -107,6 +110,25 @@ def test_too_little_free_disk_is_found(synced: str, capsys: pytest.CaptureFixtur
     assert not archive["ok"]
     assert "GiB free" in archive["detail"]
     assert "free disk space" in archive["fix"]
+
+
+def test_a_read_only_archive_folder_is_found_with_its_fix(
+    synced: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real read-only mount (the tests run as root, whom no file mode stops)."""
+    with _tmpfs(tmp_path / "ro", "4m") as disk:
+        shutil.copytree(home / "archive" / "work", disk / "work")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        config = Paths.from_env().config_file
+        config.write_text(config.read_text() + f'archive = "{disk / "work"}"\n')
+        code, found = _doctor(capsys)
+    assert code == EXIT_FAILURE
+    archive = found["archive/work"]
+    assert not archive["ok"]
+    assert archive["detail"] == f"{disk / 'work'} is on a read-only file system"
+    assert f"mount -o remount,rw {disk}" in archive["fix"]
+    assert "[accounts.work]" in archive["fix"]
+    assert found["audit"]["ok"]  # the one fault, not more
 
 
 def test_a_missing_ca_file_is_found(

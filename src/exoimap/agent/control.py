@@ -15,6 +15,7 @@ from exoimap.agent import wire
 from exoimap.errors import ExoimapError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from exoimap.config import Paths
@@ -95,18 +96,21 @@ def wait_stopped(paths: Paths, timeout: float) -> bool:
     return True
 
 
-def spawn(paths: Paths, *, idle_timeout: float, verbose: bool = True) -> dict[str, Any]:
+def spawn(
+    paths: Paths, *, idle_timeout: float, verbose: bool = True, options: Sequence[str] = ()
+) -> dict[str, Any]:
     """Start an agent in its own session, wait until it answers, and return its status.
 
     Its stdout and stderr go to ``logs/agent.log`` (0600). It runs with this process's
-    environment, which is the one every command it runs will see.
+    environment, which is the one every command it runs will see. ``options`` go on its
+    ``agent serve`` command line (``--watch NAME...``).
     """
     target = log_file(paths)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.chmod(target, 0o600)
     argv = [sys.executable, "-m", "exoimap", *(["-v"] if verbose else [])]
-    argv += ["agent", "serve", "--idle-timeout", f"{idle_timeout:g}"]
+    argv += ["agent", "serve", "--idle-timeout", f"{idle_timeout:g}", *options]
     with os.fdopen(fd, "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv,

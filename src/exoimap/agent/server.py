@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from exoimap.agent import wire
 from exoimap.agent.tokens import TokenService
+from exoimap.agent.watching import AgentWatch
 from exoimap.app.resident import Resident, resident
 from exoimap.audit import Auditor, auditing
 from exoimap.auth.audit_key import audit_key_for
@@ -142,8 +143,16 @@ class _State:
 class Agent:
     """One agent for one data directory. :meth:`serve` runs it until it stops."""
 
-    def __init__(self, paths: Paths, *, run: RunCommand, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        run: RunCommand,
+        idle_timeout: float,
+        watch: AgentWatch | None = None,
+    ) -> None:
         self.paths = paths
+        self.watch = watch
         self._run_command = run
         self.idle_timeout = idle_timeout
         self.socket_path = paths.agent_socket
@@ -192,7 +201,13 @@ class Agent:
                     resident() as self._resident,
                 ):
                     self._ready.set()
-                    self._main_loop()
+                    if self.watch is not None:
+                        self.watch.start()
+                    try:
+                        self._main_loop()
+                    finally:
+                        if self.watch is not None:
+                            self.watch.stop()
             finally:
                 signal.signal(signal.SIGTERM, previous_term)
                 signal.signal(signal.SIGINT, previous_int)
@@ -283,7 +298,8 @@ class Agent:
                     return False
                 idle = time.monotonic() - self._state.last_active
                 busy = self._state.busy  # a run was accepted and is on its way here
-                if not busy and self.idle_timeout and idle >= self.idle_timeout:
+                watching = self.watch is not None and self.watch.active
+                if not (busy or watching) and self.idle_timeout and idle >= self.idle_timeout:
                     self._state.stopping = True
                     log.info("agent idle for %.0f s: stopping", idle)
                     return False
@@ -489,6 +505,7 @@ class Agent:
                 "data_dir": str(self.paths.data_dir),
                 "connections_kept": self._resident.sources.parked if self._resident else 0,
                 "connections_reused": self._resident.sources.reused if self._resident else 0,
+                "watch": self.watch.status() if self.watch is not None else None,
             }
 
     def _decline_queued(self, reason: str) -> None:

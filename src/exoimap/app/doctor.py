@@ -219,12 +219,25 @@ def check_imap(account: AccountConfig, provider: TokenProvider) -> Finding:
     return Finding("imap", True, f"{where}: TLS verified, signed in, {idle}", "", name)
 
 
+def _mount_point(path: Path) -> Path:
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_archive(account: AccountConfig, paths: Paths, settings: DoctorSettings) -> Finding:
     name = account.name
     root = archive_path(account, paths)
     existing = root
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        mount = _mount_point(existing)
+        fix = (
+            f"remount {mount} read-write (`mount -o remount,rw {mount}`) or move the "
+            f"archive (`archive = ...` under [accounts.{name}] in config.toml)"
+        )
+        return Finding("archive", False, f"{existing} is on a read-only file system", fix, name)
     if not os.access(existing, os.W_OK | os.X_OK):
         fix = f"give your user write access to {existing} (e.g. `chmod u+rwx {existing}`)"
         return Finding("archive", False, f"{existing} is not writable", fix, name)

@@ -139,6 +139,13 @@ class KeptSources:
                 del self._parked[name]
                 await kept.store.close()
 
+    async def discard(self, name: str) -> None:
+        """Close the store parked for the account ``name``, if any (after a sleep its
+        connection is likely dead)."""
+        kept = self._parked.pop(name, None)
+        if kept is not None:
+            await kept.store.close()
+
     async def close_all(self) -> None:
         parked, self._parked = self._parked, {}
         for kept in parked.values():

@@ -15,7 +15,13 @@ For each account, three kinds of task share one :class:`AccountWatch`:
   changes in unwatched folders show in no counter) and after the machine slept.
 
 Every task survives network loss and server restarts: it waits with exponential backoff and
-jitter and goes on. A sign-in that needs the user (expired or revoked consent) ends the
+jitter and goes on. A folder whose server lacks IDLE, or answers it with NO, is synced at the
+polling interval instead (IDLE is tried again each time). When the wall clock jumps ahead of
+the monotonic one (the machine slept: :class:`WatchClock` is the seam tests move), every
+connection is suspect: the idlers start afresh, the poller reconnects, a parked sync
+connection is closed, waits for a retry end, and every folder is synced at once.
+
+A sign-in that needs the user (expired or revoked consent) ends the
 account's watch with the state ``signin_needed``. :class:`MailboxHealth` says what each
 account is doing; the front end writes it to the health file.
 """
@@ -41,13 +47,15 @@ from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.idle import supports_idle, wait_for_change
 from exoimap.net.imap import ImapClient, RetryPolicy
 from exoimap.net.recovery import Backoff
-from exoimap.net.session import ImapSession, NetEvent
+from exoimap.net.session import IdleRefused, ImapSession, NetEvent
 from exoimap.store.base import SpecialUse, is_inbox
 from exoimap.store.remote import RemoteImapStore
+from exoimap.untrusted import shown
 
 __all__ = [
     "AccountWatch",
     "MailboxHealth",
+    "WatchClock",
     "WatchSettings",
     "exact_folder_pattern",
     "watch_accounts",
@@ -82,6 +90,14 @@ class WatchSettings:
     sleep_jump: float = 30.0
 
 
+@dataclass(frozen=True)
+class WatchClock:
+    """Where the watch reads the time (a test moves the wall clock to fake a sleep)."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
 @dataclass
 class MailboxHealth:
     """What one account's watch is doing (the health file holds one per account)."""
@@ -100,6 +116,9 @@ class MailboxHealth:
     #: Throttling answers met by the syncs, and the seconds waited for them.
     throttled: int = 0
     throttled_seconds: float = 0.0
+    #: Times the machine was found to have slept, and the epoch seconds of the last wake.
+    resumes: int = 0
+    last_resume: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +133,8 @@ class MailboxHealth:
             "last_error_at": self.last_error_at,
             "throttled": self.throttled,
             "throttled_seconds": round(self.throttled_seconds, 3),
+            "resumes": self.resumes,
+            "last_resume": self.last_resume,
         }
 
 
@@ -143,6 +164,7 @@ class AccountWatch:
         kept: Resident | None = None,
         on_change: Callable[[MailboxHealth], None] | None = None,
         on_sync: Callable[[AccountResult], None] | None = None,
+        clock: WatchClock | None = None,
     ) -> None:
         self.account = account
         self.provider = provider
@@ -156,12 +178,17 @@ class AccountWatch:
         self._full = True
         self._wake = asyncio.Event()
         self._wake.set()
-        self._last_full = time.monotonic()
+        self.clock = clock or WatchClock()
+        self._last_full = self.clock.monotonic()
         self._idlers: dict[str, asyncio.Task[None]] = {}
         self._seen: dict[str, tuple[int, int, int, int | None]] = {}
         self._stop = asyncio.Event()
         self._polled = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Counts the wakes from sleep: a connection opened before the last one is suspect.
+        self._generation = 0
+        #: Set (and replaced) at a wake, ending every wait for a retry or the next poll.
+        self._woken = asyncio.Event()
 
     # --- state ---------------------------------------------------------------------------
 
@@ -216,6 +243,12 @@ class AccountWatch:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the machine wakes from a sleep meanwhile."""
+        woken = self._woken
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), seconds)
+
     def _backoff(self) -> Backoff:
         s = self.settings
         return Backoff(base=s.retry_base, cap=s.retry_cap, max_attempts=_MAX_BACKOFF_STEPS + 1)
@@ -243,7 +276,7 @@ class AccountWatch:
                 self._set_state("reconnecting")
                 delay = backoff.next_delay()
             backoff.attempts = min(backoff.attempts, _MAX_BACKOFF_STEPS)
-            await asyncio.sleep(delay if delay is not None else self.settings.retry_cap)
+            await self._pause(delay if delay is not None else self.settings.retry_cap)
 
     def _give_up(self, exc: AuthError) -> None:
         self._note_error("sign-in", exc)
@@ -302,7 +335,7 @@ class AccountWatch:
         if result.report is not None:
             health.messages_synced += sum(f.fetched for f in result.report.folders)
         if full and result.ok:
-            self._last_full = time.monotonic()
+            self._last_full = self.clock.monotonic()
         if result.error is None and not result.ok:
             self._note_error("sync", "; ".join(result.failures()))
         self._changed()
@@ -319,10 +352,15 @@ class AccountWatch:
 
     async def _poll(self) -> None:
         store: RemoteImapStore | None = None
+        generation = self._generation
 
         async def step() -> None:
-            nonlocal store
+            nonlocal store, generation
+            if store is not None and generation != self._generation:
+                await store.close()  # opened before the machine slept: likely dead
+                store = None
             if store is None:
+                generation = self._generation
                 store = await self._connect_store()
             try:
                 await self._poll_once(store)
@@ -332,7 +370,7 @@ class AccountWatch:
                 raise
             finally:
                 self._polled.set()  # failed or not: the syncer must not wait for ever
-            await asyncio.sleep(self.settings.poll_interval)
+            await self._pause(self.settings.poll_interval)
 
         try:
             await self._forever("poll", step)
@@ -357,9 +395,19 @@ class AccountWatch:
 
     def _start_idler(self, folder: str) -> None:
         self._idlers[folder] = asyncio.create_task(self._idle(folder))
-        if folder not in self.health.idle_folders:
-            self.health.idle_folders.append(folder)
-            self._changed()
+        self._idling(folder, True)
+
+    def _idling(self, folder: str, idle: bool) -> bool:
+        """Record whether ``folder`` is watched with IDLE (or polled); True if that changed."""
+        listed = self.health.idle_folders
+        if idle == (folder in listed):
+            return False
+        if idle:
+            listed.append(folder)
+        else:
+            listed.remove(folder)
+        self._changed()
+        return True
 
     async def _idle(self, folder: str) -> None:
         endpoint, credentials = connection_for(self.provider, ca_file=self.account.ca_file)
@@ -380,11 +428,29 @@ class AccountWatch:
         async def step() -> None:
             await client.session()
             if not supports_idle(client):
-                # no IDLE (never on Exchange): sync the folder at the polling interval
-                await asyncio.sleep(self.settings.poll_interval)
+                # no IDLE (Exchange Online has it): sync the folder at the polling interval
+                self._idling(folder, False)
+                await self._pause(self.settings.poll_interval)
                 self.mark(folder)
                 return
-            if await wait_for_change(client, folder, self.settings.idle_interval, selected):
+            try:
+                changed = await wait_for_change(
+                    client, folder, self.settings.idle_interval, selected
+                )
+            except IdleRefused as exc:
+                if self._idling(folder, False):
+                    log.warning(
+                        "%s: %s in %s; syncing it every %g s instead",
+                        self.account.name,
+                        exc,
+                        shown(folder),
+                        self.settings.poll_interval,
+                    )
+                await self._pause(self.settings.poll_interval)
+                self.mark(folder)  # then IDLE is tried again
+                return
+            self._idling(folder, True)
+            if changed:
                 self.mark(folder)
 
         try:
@@ -393,23 +459,36 @@ class AccountWatch:
             await client.close()
 
     async def _clock(self) -> None:
-        """Full syncs on schedule, and after the machine slept (the wall clock jumped
-        ahead of the monotonic one): every connection is then suspect, so the idlers
-        start afresh."""
-        wall, mono = time.time(), time.monotonic()
+        """Full syncs on schedule, and at once after the machine slept (the wall clock
+        jumped ahead of the monotonic one, which stands still during a suspend)."""
+        clock = self.clock
+        wall, mono = clock.wall(), clock.monotonic()
         while True:
             await asyncio.sleep(self.settings.tick)
-            jump = (time.time() - wall) - (time.monotonic() - mono)
-            wall, mono = time.time(), time.monotonic()
+            now_wall, now_mono = clock.wall(), clock.monotonic()
+            jump = (now_wall - wall) - (now_mono - mono)
+            wall, mono = now_wall, now_mono
             if jump > self.settings.sleep_jump:
-                log.info("%s: the machine slept %.0f s; reconnecting", self.account.name, jump)
-                for folder, task in list(self._idlers.items()):
-                    task.cancel()
-                    self._idlers[folder] = asyncio.create_task(self._idle(folder))
-                self.mark()
+                await self._woke(jump)
             elif mono - self._last_full >= self.settings.full_sync_interval:
                 self._last_full = mono
                 self.mark()
+
+    async def _woke(self, slept: float) -> None:
+        """After a sleep every connection is suspect: start them afresh and sync everything."""
+        log.info("%s: the machine slept %.0f s; reconnecting", self.account.name, slept)
+        self.health.resumes += 1
+        self.health.last_resume = self.clock.wall()
+        self._generation += 1
+        for folder, task in list(self._idlers.items()):
+            task.cancel()
+            self._idlers[folder] = asyncio.create_task(self._idle(folder))
+        if self.kept is not None:
+            await self.kept.sources.discard(self.account.name)
+        woken, self._woken = self._woken, asyncio.Event()
+        woken.set()
+        self.mark()
+        self._changed()
 
 
 async def watch_accounts(
@@ -421,6 +500,7 @@ async def watch_accounts(
     kept: Resident | None = None,
     on_change: Callable[[MailboxHealth], None] | None = None,
     on_sync: Callable[[AccountResult], None] | None = None,
+    clock: WatchClock | None = None,
 ) -> list[MailboxHealth]:
     """Watch every account until cancelled, or until each one's sign-in needs the user;
     returns their health (the state says why each ended)."""
@@ -434,6 +514,7 @@ async def watch_accounts(
             kept=kept,
             on_change=on_change,
             on_sync=on_sync,
+            clock=clock,
         )
         for account in accounts
     ]

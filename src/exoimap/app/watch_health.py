@@ -7,7 +7,8 @@ moves at every heartbeat, so a stale file means a hung or dead watcher. Layout::
      "mailboxes": [{"account": "work", "state": "watching", "idle_folders": ["INBOX"],
                     "syncs": 3, "messages_synced": 12, "last_sync": 1764921610.9,
                     "last_sync_ok": true, "last_error": "", "last_error_at": null,
-                    "throttled": 0, "throttled_seconds": 0.0}]}
+                    "throttled": 0, "throttled_seconds": 0.0,
+                    "resumes": 0, "last_resume": null}]}
 """
 
 from __future__ import annotations

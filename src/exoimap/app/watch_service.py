@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from exoimap.app.accounts import AccountResult
 from exoimap.app.resident import Resident
 from exoimap.app.sd_notify import Notifier
-from exoimap.app.watch import MailboxHealth, WatchSettings, watch_accounts
+from exoimap.app.watch import MailboxHealth, WatchClock, WatchSettings, watch_accounts
 from exoimap.app.watch_health import HealthFile
 from exoimap.config import AccountConfig, Paths
 from exoimap.net.account import AccountProvider
@@ -73,6 +73,7 @@ async def serve_watch(
     service: WatchService,
     *,
     kept: Resident | None = None,
+    clock: WatchClock | None = None,
 ) -> list[MailboxHealth]:
     """Watch until SIGTERM, cancellation, or every account needing a sign-in."""
     loop = asyncio.get_running_loop()
@@ -90,6 +91,7 @@ async def serve_watch(
             kept=kept,
             on_change=service.changed,
             on_sync=service.on_sync,
+            clock=clock,
         )
     finally:
         beat.cancel()

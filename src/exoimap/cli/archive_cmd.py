@@ -7,12 +7,13 @@ import asyncio
 import click
 from rich.cells import cell_len
 
-from exoimap.app.checks import archive_stats
+from exoimap.app.checks import ArchiveStats, archive_stats
 from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import EXIT_OK, Group
-from exoimap.config import AccountConfig, Config, Paths, load_config
+from exoimap.cli.json_lines import JSON_OPTION, emit, reporting_failures, stats_document
+from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.untrusted import shown
 from exoimap.words import byte_size, noun, plural, sentence
 
@@ -24,23 +25,27 @@ def app() -> None:
 
 @app.command("stats")
 @account_names("look into")
-def stats(names: tuple[str, ...], all_accounts: bool) -> None:
+@JSON_OPTION
+def stats(names: tuple[str, ...], all_accounts: bool, as_json: bool) -> None:
     """Folders, messages and bytes in the account's archive (no server needed)."""
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
 
     def one(account: AccountConfig) -> int:
-        _stats(account, paths, config)
+        with auditing(paths, config.audit, key=audit_key_for(paths)):
+            result = asyncio.run(archive_stats(account, paths))
+        if as_json:
+            emit(stats_document(account.name, result))
+        else:
+            _print_stats(account.name, result)
         return EXIT_OK
 
-    raise click.exceptions.Exit(for_each_account(accounts, one))
+    action = reporting_failures("archive stats", one) if as_json else one
+    raise click.exceptions.Exit(for_each_account(accounts, action))
 
 
-def _stats(account: AccountConfig, paths: Paths, config: Config) -> None:
-    name = account.name
-    with auditing(paths, config.audit, key=audit_key_for(paths)):
-        result = asyncio.run(archive_stats(account, paths))
+def _print_stats(name: str, result: ArchiveStats) -> None:
     click.echo(f"The archive at {result.root} holds:")
     # folder names come from the server: never a control character on the terminal
     names = {f.name: shown(f.name) for f in result.folders}

@@ -67,8 +67,11 @@ class SyncDisplay:
         rich: bool | None = None,
         console: Console | None = None,
         clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
     ) -> None:
-        self._rich = sys.stdout.isatty() if rich is None else rich
+        #: Count (throttling, for the summary) but print nothing: stdout is for JSON.
+        self._quiet = quiet
+        self._rich = (sys.stdout.isatty() if rich is None else rich) and not quiet
         self._clock = clock
         self._started = clock()
         self._last_line = 0.0
@@ -121,6 +124,8 @@ class SyncDisplay:
         key = (account, update.folder)
         before = self._folder_done.get(key)
         self._folder_done[key] = (update.folder_done, update.folder_planned)
+        if self._quiet:
+            return
         if self._bars is None:
             self._plain(account, update, before)
             return
@@ -182,6 +187,8 @@ class SyncDisplay:
             return
         wait = event.wait or 0.0
         self._throttle_waits.setdefault(account, WaitClock()).add(self._clock(), wait)
+        if self._quiet:
+            return
         message = f"  {shown(account)}: the server asked us to slow down; waiting {wait:.1f} s."
         if self._bars is not None:
             self._bars.console.print(message, markup=False, highlight=False)

@@ -104,7 +104,7 @@ EXAMPLES: dict[str, str] = {
     "tenant status": "exoimap tenant status contoso",
     "tenant verify": "exoimap tenant verify contoso --deep",
     "worker": "exoimap worker --concurrency 4",
-    "agent start": "exoimap agent start",
+    "agent start": "exoimap agent start --watch work",
     "agent stop": "exoimap agent stop",
     "agent status": "exoimap agent status",
     "agent serve": "exoimap agent serve",

@@ -25,6 +25,13 @@ from exoimap.cli.app import (
     EXIT_PARTIAL,
     exit_code_for,
 )
+from exoimap.cli.json_lines import (
+    JSON_OPTION,
+    emit,
+    reporting_failures,
+    sync_document,
+    verify_document,
+)
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.output import echo
 from exoimap.cli.progress import SyncDisplay
@@ -140,6 +147,7 @@ def _exit_code(results: list[AccountResult]) -> int:
     "--mirror", is_flag=True, help="Delete from the archive what was deleted on the server."
 )
 @metrics_port_option
+@JSON_OPTION
 @click.option(
     "--no-agent",
     is_flag=True,
@@ -154,6 +162,7 @@ def sync(
     dry_run: bool,
     mirror: bool,
     metrics_port: int | None,
+    as_json: bool,
     no_agent: bool,
 ) -> None:
     """Back up accounts into their local archives (incremental; safe to interrupt).
@@ -181,7 +190,7 @@ def sync(
         metrics_endpoint(metrics_port),
     ):
         try:
-            with SyncDisplay() as display:
+            with SyncDisplay(quiet=as_json) as display:
                 results = resident.run(
                     sync_accounts(
                         accounts,
@@ -203,7 +212,12 @@ def sync(
             )
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         for result in results:
-            _print_result(result, display)
+            if as_json:
+                emit(sync_document(result, display.throttle_summary(result.account)))
+                if result.error is not None:  # the one line, as without --json
+                    echo(sentence(f"{result.account}: failed: {result.error}"), err=True)
+            else:
+                _print_result(result, display)
     code = _exit_code(results)
     if code == EXIT_PARTIAL:
         echo("Some items failed:", err=True)
@@ -274,6 +288,7 @@ def _print_repair(name: str, repaired: SyncReport) -> None:
     is_flag=True,
     help="Then fetch again what differs or is missing (differing copies are kept, marked gone).",
 )
+@JSON_OPTION
 def verify(  # click passes the options by name
     *,
     names: tuple[str, ...],
@@ -282,6 +297,7 @@ def verify(  # click passes the options by name
     restore: bool,
     to: str | None,
     repair: bool,
+    as_json: bool,
 ) -> None:
     """Compare the archive with the server (folders, UIDs, sizes, flags) and its index.
 
@@ -291,6 +307,8 @@ def verify(  # click passes the options by name
     (and with --deep, byte for byte)."""
     if restore and repair:
         raise click.UsageError("--repair fetches into the archive; it does not go with --restore")
+    if restore and as_json:
+        raise click.UsageError("--json is for the archive's verify, not with --restore")
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
@@ -304,8 +322,12 @@ def verify(  # click passes the options by name
             report = asyncio.run(
                 verify_account(account, account_provider(account), paths, deep=deep, repair=repair)
             )
-        _print_verify(account.name, report, deep)
+        if as_json:
+            emit(verify_document(account.name, report, deep=deep, repair=repair))
+        else:
+            _print_verify(account.name, report, deep)
         ok = report.ok_after_repair if repair else report.ok
         return EXIT_OK if ok else EXIT_FAILURE
 
-    raise click.exceptions.Exit(for_each_account(accounts, one))
+    action = reporting_failures("verify", one) if as_json else one
+    raise click.exceptions.Exit(for_each_account(accounts, action))

@@ -26,7 +26,7 @@ from exoimap.cli.output import echo
 from exoimap.cli.provider import account_provider
 from exoimap.config import Paths, load_config
 
-__all__ = ["default_health_file", "watch"]
+__all__ = ["default_health_file", "watch", "watch_options", "watch_settings"]
 
 _DEFAULTS = WatchSettings()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,29 +69,52 @@ def _seconds(flag: str, default: float, text: str) -> Callable[[F], F]:
     return click.option(flag, type=click.FloatRange(min=1), default=default, help=text)
 
 
+_WATCH_OPTIONS = (
+    _seconds(
+        "--idle-interval",
+        _DEFAULTS.idle_interval,
+        "Seconds before IDLE is re-issued (Exchange ends it after about 30 minutes).",
+    ),
+    _seconds(
+        "--poll-interval",
+        _DEFAULTS.poll_interval,
+        "Seconds between STATUS polls of the folders not watched with IDLE.",
+    ),
+    _seconds(
+        "--full-sync-interval",
+        _DEFAULTS.full_sync_interval,
+        "Seconds between syncs of every folder (catch flag changes anywhere).",
+    ),
+    click.option(
+        "--health-file",
+        type=PATH,
+        default=None,
+        help="Where to write the JSON health file [default: DATA_DIR/run/watch-health.json].",
+    ),
+)
+
+
+def watch_options(command: F) -> F:
+    """Add the watch's intervals and health file (as ``idle_interval``, ``poll_interval``,
+    ``full_sync_interval`` and ``health_file``): for ``watch`` and ``agent --watch``."""
+    for option in reversed(_WATCH_OPTIONS):
+        command = option(command)
+    return command
+
+
+def watch_settings(
+    idle_interval: float, poll_interval: float, full_sync_interval: float
+) -> WatchSettings:
+    return WatchSettings(
+        idle_interval=idle_interval,
+        poll_interval=poll_interval,
+        full_sync_interval=full_sync_interval,
+    )
+
+
 @click.command("watch")
 @account_names("watch")
-@_seconds(
-    "--idle-interval",
-    _DEFAULTS.idle_interval,
-    "Seconds before IDLE is re-issued (Exchange ends it after about 30 minutes).",
-)
-@_seconds(
-    "--poll-interval",
-    _DEFAULTS.poll_interval,
-    "Seconds between STATUS polls of the folders not watched with IDLE.",
-)
-@_seconds(
-    "--full-sync-interval",
-    _DEFAULTS.full_sync_interval,
-    "Seconds between syncs of every folder (catch flag changes anywhere).",
-)
-@click.option(
-    "--health-file",
-    type=PATH,
-    default=None,
-    help="Where to write the JSON health file [default: DATA_DIR/run/watch-health.json].",
-)
+@watch_options
 @metrics_port_option
 def watch(
     *,
@@ -108,11 +131,7 @@ def watch(
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
-    settings = WatchSettings(
-        idle_interval=idle_interval,
-        poll_interval=poll_interval,
-        full_sync_interval=full_sync_interval,
-    )
+    settings = watch_settings(idle_interval, poll_interval, full_sync_interval)
     service = WatchService(
         health_file=HealthFile(health_file or default_health_file(paths)),
         on_change=_print_state,

@@ -75,6 +75,7 @@ __all__ = [
     "EXCHANGE_GREETING",
     "Endpoint",
     "EventSink",
+    "IdleRefused",
     "ImapSession",
     "NetEvent",
     "Reply",
@@ -86,6 +87,10 @@ EXCHANGE_GREETING = "The Microsoft Exchange IMAP4 service is ready."
 _IDLE_WAKE = (ExistsResponse, ExpungeResponse, RecentResponse, FetchResponse)
 #: Body literals at least this long are streamed in chunks instead of buffered.
 STREAM_THRESHOLD = 32 << 10
+
+
+class IdleRefused(RemoteProtocolError):
+    """The server answered IDLE with NO or BAD; the session is good for other commands."""
 
 
 @dataclass(frozen=True)
@@ -519,7 +524,7 @@ class ImapSession:
         reply = await self.wait(tag)
         self.check_throttle(reply)
         if not reply.ok:
-            raise RemoteProtocolError(f"IDLE failed: {shown(reply.done.text)}")
+            raise IdleRefused(f"IDLE refused: {shown(reply.done.text)}")
         return reply.untagged
 
     def _literal_held(self) -> bool:

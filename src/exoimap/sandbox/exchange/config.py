@@ -189,6 +189,12 @@ class ExchangeSettings:
     mark_unseen_folders: bool = True
     #: Seed for the generated front-end name.
     seed: int = 0
+    #: IDLE in CAPABILITY (Exchange Online offers it [C]); False: not listed, and an IDLE
+    #: is answered like any unknown command (a server without IDLE).
+    idle_advertised: bool = True
+    #: Answer IDLE with ``NO IDLE failed.``, as a front end with IDLE switched off might
+    #: [U]: the spec records no such answer from Exchange Online.
+    refuse_idle: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_auth_failures", "max_bad_commands", "max_connections_per_mailbox"):
@@ -244,7 +250,10 @@ class ExchangeSettings:
 
     def capabilities(self, *, authenticated: bool) -> str:
         pre, post = self.capability_profile.lists()
-        return post if authenticated else pre
+        listed = post if authenticated else pre
+        if not self.idle_advertised:
+            listed = " ".join(word for word in listed.split(" ") if word != "IDLE")
+        return listed
 
     @property
     def basic_auth_advertised(self) -> bool:

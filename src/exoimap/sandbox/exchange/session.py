@@ -537,6 +537,12 @@ class Session:
         self._finish_auth(tag, decision, login=True)
 
     def _idle(self, tag: str, command: c.Idle) -> None:
+        if not self.settings.idle_advertised:
+            self.count_bad(tag, texts.COMMAND_ERROR_12)  # as for a command it does not know
+            return
+        if self.settings.refuse_idle:
+            self.tagged(tag, Status.NO, texts.COMMAND_FAILED.format(command="IDLE"))
+            return
         self.idle_tag = tag
         self.push_updates()
         self.send(ContinuationRequest(texts.IDLE_CONTINUATION))
