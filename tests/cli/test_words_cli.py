@@ -165,6 +165,17 @@ def test_throttling_is_one_line_per_wait_and_the_total_is_wall_time(
     assert 4.0 <= waited <= run
 
 
+def _sigint_disposition(pid: int) -> str:
+    """Whether a process ignores, blocks or catches SIGINT (``/proc/PID/status``)."""
+    masks = dict(
+        line.split(":\t", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    )
+    bit = 1 << (signal.SIGINT - 1)
+    return ", ".join(f"{k} {'yes' if int(v, 16) & bit else 'no'}" for k, v in masks.items())
+
+
 def test_ctrl_c_ends_a_running_sync_with_130(sandbox_tenant: SandboxTenant, home: Path) -> None:
     with sandbox_tenant.extra_server(ExchangeSettings.for_tests()) as slow:
         upn = signed_in_account(sandbox_tenant, "slow", {"INBOX": 0}, exchange=slow)
@@ -188,13 +199,14 @@ def test_ctrl_c_ends_a_running_sync_with_130(sandbox_tenant: SandboxTenant, home
             # slower still, so that the sync cannot finish before the Ctrl-C arrives, however
             # late a busy machine runs this process again
             slow.faults.delay = 5.0
+            sigint = _sigint_disposition(sync.pid)
             sync.send_signal(signal.SIGINT)
             out, err = sync.communicate(timeout=60)
         finally:
             slow.faults.clear()
             if sync.poll() is None:
                 sync.kill()
-        assert sync.returncode == 130, out + err
+        assert sync.returncode == 130, f"SIGINT in the child: {sigint}\n{out}{err}"
         assert err.splitlines()[-1] == (
             "exoimap: interrupted; what was stored is kept. Run the same command again to go on."
         )
