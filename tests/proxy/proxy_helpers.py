@@ -22,6 +22,7 @@ from exoimap.proxy.gate import Gate
 from exoimap.proxy.limiter import FailureLimiter
 from exoimap.proxy.passwords import PasswordBook, ScryptCost
 from exoimap.proxy.server import ProxyServer
+from exoimap.sandbox.tenant import SandboxTenant
 
 FAST_SCRYPT = ScryptCost(n=2**10, r=8, p=1)
 
@@ -50,6 +51,9 @@ class ShiftedClock:
 class RunningProxy:
     server: ProxyServer
     port: int
+    #: SMTP submission: STARTTLS, and implicit TLS
+    smtp_port: int
+    smtps_port: int
     ca_file: Path
     clock: FakeClock
     upstream_clock: ShiftedClock
@@ -70,6 +74,19 @@ class RunningProxy:
         return self.server.renewals
 
 
+def mailbox_folder(tenant: SandboxTenant, upn: str, folder: str) -> list[bytes]:
+    """Every message of ``folder`` read straight from the sandbox (not through the proxy)."""
+    token = tenant.user_token(upn)
+    imap = imaplib.IMAP4_SSL(tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context())
+    try:
+        imap.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
+        imap.select(f'"{folder}"', readonly=True)
+        _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        return [part[1] for part in data if isinstance(part, tuple)]
+    finally:
+        imap.logout()
+
+
 def book(paths: Paths) -> PasswordBook:
     return PasswordBook(paths.data_dir / "proxy" / "passwords.json", FAST_SCRYPT)
 
@@ -87,6 +104,9 @@ def running_proxy(
     def provider(account: AccountConfig) -> TokenProvider:
         return TokenProvider(account, vault=vault)
 
+    from exoimap.proxy.smtp_upstream import Relay
+    from exoimap.proxy.submission import SubmissionServer
+
     ca = ProxyCA.load_or_create(paths.data_dir / "proxy" / "ca")
     upstream_clock = ShiftedClock()
     upstreams = Upstreams(
@@ -97,6 +117,10 @@ def running_proxy(
     server = ProxyServer(
         "127.0.0.1", 0, ca.server_context(), gate, upstreams, preauth_timeout=preauth_timeout
     )
+    submissions = [
+        SubmissionServer("127.0.0.1", 0, ca.server_context(), mode, gate, Relay(upstreams))
+        for mode in ("starttls", "implicit")
+    ]
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Event | None = None
@@ -105,11 +129,15 @@ def running_proxy(
         nonlocal stop
         stop = asyncio.Event()
         await server.start()
+        for submission in submissions:
+            await submission.start()
         started.set()
         try:
             await stop.wait()
         finally:
             await server.close()
+            for submission in submissions:
+                await submission.close()
 
     def run() -> None:
         with audit.auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
@@ -119,7 +147,16 @@ def running_proxy(
     thread.start()
     assert started.wait(30), "the proxy did not start"
     try:
-        yield RunningProxy(server, server.port, ca.cert_file, clock, upstream_clock, loop)
+        yield RunningProxy(
+            server,
+            server.port,
+            submissions[0].port,
+            submissions[1].port,
+            ca.cert_file,
+            clock,
+            upstream_clock,
+            loop,
+        )
     finally:
         assert stop is not None
         loop.call_soon_threadsafe(stop.set)

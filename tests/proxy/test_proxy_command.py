@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import os
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 
 from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.cli.sync_helpers import isolated_home, new_mailbox, signed_in_account
+from tests.proxy.proxy_helpers import mailbox_folder
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
@@ -33,11 +35,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def proxy_command() -> Iterator[tuple[int, int]]:
+def proxy_command(*extra: str) -> Iterator[tuple[int, int]]:
     """``exoimap proxy`` running in this test's home: (IMAP port, metrics port)."""
     port, metrics = free_port(), free_port()
+    command = [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)]
     process = subprocess.Popen(
-        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)],
+        [*command, *extra],
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -83,3 +86,42 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=30) as page:
             exposition = page.read().decode()
     assert 'exoimap_errors_total{kind="access_denied"} 1.0' in exposition
+
+
+def test_the_proxy_command_relays_smtp_submission_over_implicit_tls(
+    sandbox_tenant: SandboxTenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    upn = signed_in_account(sandbox_tenant, "work", {})
+    recipient = new_mailbox(sandbox_tenant, {})
+    capsys.readouterr()
+    assert main(["proxy", "password", "add", "printer", "--account", "work"]) == 0
+    password = capsys.readouterr().out.strip()
+    assert main(["proxy", "ca"]) == 0
+    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    smtp_port = free_port()
+    mail = b"Subject: scan\r\n\r\nA scanned page.\r\n"
+    with (
+        proxy_command("--smtp-listen", f"127.0.0.1:{smtp_port}", "--smtp-tls", "implicit"),
+        smtplib.SMTP_SSL("127.0.0.1", smtp_port, context=context, timeout=60) as client,
+    ):
+        client.login(upn, password)
+        assert client.sendmail(upn, [recipient], mail) == {}
+    assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [mail]
+
+
+def test_plaintext_smtp_off_loopback_is_refused_at_start_up(
+    sandbox_tenant: SandboxTenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    signed_in_account(sandbox_tenant, "work", {})
+    capsys.readouterr()
+    args = ["proxy", "--plaintext-on-loopback", "--smtp-listen", "0.0.0.0:1587"]
+    assert main(args) == 2
+    assert "refusing to listen without TLS on 0.0.0.0" in capsys.readouterr().err

@@ -15,7 +15,12 @@ from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
 
 if TYPE_CHECKING:
+    import ssl
+
+    from exoimap.proxy.gate import Gate
     from exoimap.proxy.passwords import PasswordBook
+    from exoimap.proxy.submission import SubmissionServer, TlsMode
+    from exoimap.proxy.upstream import Upstreams
 
 __all__ = ["app"]
 
@@ -52,6 +57,19 @@ def _book(paths: Paths) -> PasswordBook:
     help="Upstream connections per mailbox at most (Exchange allows 20; leave some for "
     "syncs); clients beyond are refused with a message saying so.",
 )
+@click.option(
+    "--smtp-listen",
+    metavar="HOST:PORT",
+    help="Also accept SMTP submission on HOST:PORT (e.g. 127.0.0.1:1587) with the same app "
+    "passwords, relayed to Exchange Online with XOAUTH2.",
+)
+@click.option(
+    "--smtp-tls",
+    type=click.Choice(["starttls", "implicit"]),
+    default="starttls",
+    show_default=True,
+    help="SMTP: STARTTLS before AUTH (port 587 style) or implicit TLS (port 465 style).",
+)
 @metrics_port_option
 @click.pass_context
 def app(  # noqa: PLR0917 - click passes the options by keyword
@@ -61,6 +79,8 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     key: Path | None,
     plaintext_on_loopback: bool,
     max_per_mailbox: int,
+    smtp_listen: str | None,
+    smtp_tls: str,
     metrics_port: int | None,
 ) -> None:
     """Run a local IMAP server that signs in to Exchange Online for clients that only know
@@ -71,10 +91,21 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     from exoimap.proxy.server import parse_listen
 
     host, port = parse_listen(listen)
+    smtp = None
+    if smtp_listen is not None:
+        mode = "none" if plaintext_on_loopback else smtp_tls
+        smtp = (*parse_listen(smtp_listen, option="--smtp-listen"), mode)
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
     paths = Paths.from_env()
-    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, (max_per_mailbox, metrics_port))
+    _serve(
+        paths,
+        (host, port),
+        (cert, key),
+        plaintext_on_loopback,
+        (max_per_mailbox, metrics_port),
+        smtp=smtp,
+    )
 
 
 def _serve(
@@ -83,6 +114,8 @@ def _serve(
     own_cert: tuple[Path | None, Path | None],
     plaintext: bool,
     limits: tuple[int, int | None],
+    *,
+    smtp: tuple[str, int, str] | None,
 ) -> None:
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
@@ -99,6 +132,8 @@ def _serve(
     max_per_mailbox, metrics_port = limits
     if plaintext:
         check_plaintext(host)
+        if smtp is not None:
+            check_plaintext(smtp[0])
     config = load_config(paths)
     if not config.accounts:
         raise ConfigError("no accounts configured; add one with `exoimap account add`")
@@ -112,13 +147,19 @@ def _serve(
     elif cert is not None and key is not None:
         tls = server_context(cert, key)
     else:
-        tls = ProxyCA.load_or_create(_folder(paths) / "ca").server_context((host,))
+        names = (host,) if smtp is None else (host, smtp[0])
+        tls = ProxyCA.load_or_create(_folder(paths) / "ca").server_context(names)
     upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
     gate = Gate(_book(paths), upstreams, FailureLimiter())
     server = ProxyServer(host, port, tls, gate, upstreams)
+    submission = _submission(smtp, tls, gate, upstreams)
     lean_tls_buffers()
 
     async def run() -> None:
+        # SMTP first: once the IMAP port answers, both are up (scripts wait for one port).
+        if submission is not None:
+            smtp_port = await submission.start()
+            echo(f"SMTP submission on {submission.host}:{smtp_port} ({submission.mode}).", err=True)
         bound = await server.start()
         kind = "plaintext (loopback only)" if tls is None else "implicit TLS"
         echo(f"exoimap proxy listening on {host}:{bound} ({kind}); Ctrl-C to stop.", err=True)
@@ -126,6 +167,8 @@ def _serve(
             await server.serve_forever()
         finally:
             await server.close()
+            if submission is not None:
+                await submission.close()
 
     with (
         auditing(
@@ -134,6 +177,19 @@ def _serve(
         metrics_endpoint(metrics_port),
     ):
         asyncio.run(run())
+
+
+def _submission(
+    smtp: tuple[str, int, str] | None, tls: ssl.SSLContext | None, gate: Gate, upstreams: Upstreams
+) -> SubmissionServer | None:
+    from exoimap.proxy.smtp_upstream import Relay
+    from exoimap.proxy.submission import SubmissionServer
+
+    if smtp is None:
+        return None
+    host, port, chosen = smtp
+    modes: dict[str, TlsMode] = {"starttls": "starttls", "implicit": "implicit", "none": "none"}
+    return SubmissionServer(host, port, tls, modes[chosen], gate, Relay(upstreams))
 
 
 @app.command("ca")

@@ -40,12 +40,12 @@ def lean_tls_buffers() -> None:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, *, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a host and a port."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen wants HOST:PORT (like {DEFAULT_LISTEN}), not {value!r}")
+        raise ConfigError(f"{option} wants HOST:PORT (like {DEFAULT_LISTEN}), not {value!r}")
     return host, int(port)
 
 

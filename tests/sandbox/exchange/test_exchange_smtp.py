@@ -4,13 +4,13 @@ sender's Sent Items (read back over IMAP), and Exchange's refusals."""
 
 from __future__ import annotations
 
-import imaplib
 import smtplib
 
 import pytest
 
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import new_mailbox
+from tests.proxy.proxy_helpers import mailbox_folder
 from tests.sandbox.exchange.conftest import user_token
 
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -36,27 +36,14 @@ def signed_in(tenant: SandboxTenant, upn: str) -> smtplib.SMTP:
     return client
 
 
-def bodies(tenant: SandboxTenant, upn: str, folder: str) -> list[bytes]:
-    """Every message of ``folder`` as IMAP gives it (``BODY.PEEK[]``)."""
-    token = user_token(tenant, upn)
-    imap = imaplib.IMAP4_SSL(tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context())
-    try:
-        imap.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
-        imap.select(f'"{folder}"', readonly=True)
-        _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
-        return [part[1] for part in data if isinstance(part, tuple)]
-    finally:
-        imap.logout()
-
-
 def test_a_submitted_message_reaches_the_inbox_and_sent_items(tenant: SandboxTenant) -> None:
     sender, recipient = new_mailbox(tenant, {}), new_mailbox(tenant, {})
     with signed_in(tenant, sender) as client:
         refused = client.sendmail(sender, [recipient.upper()], MESSAGE)
     assert refused == {}
-    assert bodies(tenant, recipient, "INBOX") == [MESSAGE]
-    assert bodies(tenant, sender, "Sent Items") == [MESSAGE]
-    assert bodies(tenant, sender, "INBOX") == []
+    assert mailbox_folder(tenant, recipient, "INBOX") == [MESSAGE]
+    assert mailbox_folder(tenant, sender, "Sent Items") == [MESSAGE]
+    assert mailbox_folder(tenant, sender, "INBOX") == []
 
 
 def test_auth_is_offered_only_after_starttls_and_only_xoauth2(tenant: SandboxTenant) -> None:
@@ -88,4 +75,4 @@ def test_sending_as_another_mailbox_or_to_nobody_is_refused(tenant: SandboxTenan
         code, text = client.docmd(f"RCPT TO:<nobody@{tenant.tenant_domain}>")
         assert code == 550
         assert text.startswith(b"5.1.10 RESOLVER.ADR.RecipientNotFound")
-    assert bodies(tenant, other, "INBOX") == []
+    assert mailbox_folder(tenant, other, "INBOX") == []
