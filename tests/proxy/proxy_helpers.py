@@ -51,6 +51,8 @@ class ShiftedClock:
 class RunningProxy:
     server: ProxyServer
     port: int
+    #: IMAP with STARTTLS
+    starttls_port: int
     #: SMTP submission: STARTTLS, and implicit TLS
     smtp_port: int
     smtps_port: int
@@ -117,6 +119,9 @@ def running_proxy(
     server = ProxyServer(
         "127.0.0.1", 0, ca.server_context(), gate, upstreams, preauth_timeout=preauth_timeout
     )
+    upgrading = ProxyServer(
+        "127.0.0.1", 0, None, gate, upstreams, starttls=ca.server_context(), preauth_timeout=60
+    )
     submissions = [
         SubmissionServer("127.0.0.1", 0, ca.server_context(), mode, gate, Relay(upstreams))
         for mode in ("starttls", "implicit")
@@ -129,6 +134,7 @@ def running_proxy(
         nonlocal stop
         stop = asyncio.Event()
         await server.start()
+        await upgrading.start()
         for submission in submissions:
             await submission.start()
         started.set()
@@ -136,6 +142,7 @@ def running_proxy(
             await stop.wait()
         finally:
             await server.close()
+            await upgrading.close()
             for submission in submissions:
                 await submission.close()
 
@@ -150,6 +157,7 @@ def running_proxy(
         yield RunningProxy(
             server,
             server.port,
+            upgrading.port,
             submissions[0].port,
             submissions[1].port,
             ca.cert_file,

@@ -88,7 +88,7 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
     assert 'exoimap_errors_total{kind="access_denied"} 1.0' in exposition
 
 
-def test_the_proxy_command_relays_smtp_submission_over_implicit_tls(
+def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(
     sandbox_tenant: SandboxTenant,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -102,14 +102,18 @@ def test_the_proxy_command_relays_smtp_submission_over_implicit_tls(
     password = capsys.readouterr().out.strip()
     assert main(["proxy", "ca"]) == 0
     context = ssl.create_default_context(cadata=capsys.readouterr().out)
-    smtp_port = free_port()
+    smtp_port, starttls_port = free_port(), free_port()
     mail = b"Subject: scan\r\n\r\nA scanned page.\r\n"
+    listeners = ["--smtp-listen", f"127.0.0.1:{smtp_port}", "--smtp-tls", "implicit"]
     with (
-        proxy_command("--smtp-listen", f"127.0.0.1:{smtp_port}", "--smtp-tls", "implicit"),
+        proxy_command(*listeners, "--starttls-listen", f"127.0.0.1:{starttls_port}"),
         smtplib.SMTP_SSL("127.0.0.1", smtp_port, context=context, timeout=60) as client,
+        imaplib.IMAP4("127.0.0.1", starttls_port, timeout=30) as imap,
     ):
         client.login(upn, password)
         assert client.sendmail(upn, [recipient], mail) == {}
+        imap.starttls(ssl_context=context)
+        assert imap.login(upn, password)[0] == "OK"
     assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [mail]
 
 
