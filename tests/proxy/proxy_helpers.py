@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +76,25 @@ class RunningProxy:
 
     def sessions_renewed(self) -> int:
         return self.server.renewals
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until ``port`` accepts connections; fails when ``process`` ends first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.1)
 
 
 def mailbox_folder(tenant: SandboxTenant, upn: str, folder: str) -> list[bytes]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import imaplib
 import os
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,17 +19,11 @@ import pytest
 from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import isolated_home, new_mailbox, signed_in_account
-from tests.proxy.proxy_helpers import mailbox_folder
+from tests.proxy.proxy_helpers import free_port, mailbox_folder, wait_for_port
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
 EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -46,15 +38,7 @@ def proxy_command(*extra: str) -> Iterator[tuple[int, int]]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the proxy did not start"
-                time.sleep(0.1)
+        wait_for_port(process, port)
         yield port, metrics
     finally:
         process.terminate()
