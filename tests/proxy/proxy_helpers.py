@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from exoimap import audit
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.auth.provider import TokenProvider
@@ -95,6 +97,20 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the proxy did not start"
             time.sleep(0.1)
+
+
+def cli_password_and_ca(
+    label: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, ssl.SSLContext]:
+    """``exoimap proxy password add LABEL --account work`` and ``exoimap proxy ca`` as a user
+    runs them: the printed app password, and a client context trusting the printed CA."""
+    from exoimap.cli import main
+
+    capsys.readouterr()
+    assert main(["proxy", "password", "add", label, "--account", "work"]) == 0
+    password = capsys.readouterr().out.strip()
+    assert main(["proxy", "ca"]) == 0
+    return password, ssl.create_default_context(cadata=capsys.readouterr().out)
 
 
 def mailbox_folder(tenant: SandboxTenant, upn: str, folder: str) -> list[bytes]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import imaplib
 import os
 import smtplib
-import ssl
 import subprocess
 import sys
 import urllib.request
@@ -19,7 +18,7 @@ import pytest
 from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import isolated_home, new_mailbox, signed_in_account
-from tests.proxy.proxy_helpers import free_port, mailbox_folder, wait_for_port
+from tests.proxy.proxy_helpers import cli_password_and_ca, free_port, mailbox_folder, wait_for_port
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
@@ -53,11 +52,7 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
 ) -> None:
     isolated_home(tmp_path, monkeypatch)
     upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
-    capsys.readouterr()
-    assert main(["proxy", "password", "add", "laptop", "--account", "work"]) == 0
-    password = capsys.readouterr().out.strip()
-    assert main(["proxy", "ca"]) == 0
-    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    password, context = cli_password_and_ca("laptop", capsys)
     with proxy_command() as (port, metrics):
         client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=30)
         with pytest.raises(imaplib.IMAP4.error, match="Invalid credentials"):
@@ -81,11 +76,7 @@ def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(
     isolated_home(tmp_path, monkeypatch)
     upn = signed_in_account(sandbox_tenant, "work", {})
     recipient = new_mailbox(sandbox_tenant, {})
-    capsys.readouterr()
-    assert main(["proxy", "password", "add", "printer", "--account", "work"]) == 0
-    password = capsys.readouterr().out.strip()
-    assert main(["proxy", "ca"]) == 0
-    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    password, context = cli_password_and_ca("printer", capsys)
     smtp_port, starttls_port = free_port(), free_port()
     mail = b"Subject: scan\r\n\r\nA scanned page.\r\n"
     listeners = ["--smtp-listen", f"127.0.0.1:{smtp_port}", "--smtp-tls", "implicit"]

@@ -11,17 +11,15 @@ import shlex
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import isolated_home, signed_in_account
-from tests.proxy.proxy_helpers import free_port, wait_for_port
+from tests.proxy.proxy_helpers import cli_password_and_ca, free_port, wait_for_port
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
@@ -64,11 +62,7 @@ def test_the_units_command_serves_a_client_and_stops_on_sigterm(
 ) -> None:
     isolated_home(tmp_path, monkeypatch)
     upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
-    capsys.readouterr()
-    assert main(["proxy", "password", "add", "service", "--account", "work"]) == 0
-    password = capsys.readouterr().out.strip()
-    assert main(["proxy", "ca"]) == 0
-    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    password, context = cli_password_and_ca("service", capsys)
     (line,) = (x for x in documented_unit().splitlines() if x.startswith("ExecStart="))
     imap, smtp = free_port(), free_port()
     command = line.removeprefix("ExecStart=").replace("%h/.local/bin/exoimap", EXOIMAP)

@@ -54,6 +54,7 @@ __all__ = [
     "Piece",
     "enc",
     "fetch_head",
+    "fetch_next",
     "fetch_tail",
     "serialize_response",
     "serialize_response_pieces",
@@ -281,6 +282,18 @@ def fetch_head(fetch: FetchResponse, body: BodyData, size: int) -> bytes:
         raise LocalProtocolError("a negative literal size")
     items.append(_body_name(body) + b" {%d}\r\n" % size)
     return b"* %d FETCH (" % fetch.seq + b" ".join(items)
+
+
+def fetch_next(between: FetchResponse, body: BodyData, size: int) -> bytes:
+    """After a streamed body, the next one of the same FETCH response: the items that came
+    between the two (``seq`` is ignored), then ``BODY[section] {size}`` CRLF."""
+    items, big = _fetch_items(between)
+    if big:
+        raise LocalProtocolError("only small items may come between streamed bodies")
+    if size < 0:
+        raise LocalProtocolError("a negative literal size")
+    items.append(_body_name(body) + b" {%d}\r\n" % size)
+    return b"".join(b" " + item for item in items)
 
 
 def fetch_tail(trailing: FetchResponse | None = None) -> bytes:

@@ -564,10 +564,12 @@ class ClientSession:
     def _stream(self, relay: _Relay, event: FetchStart | BodyChunk | FetchEnd) -> None:
         server = self._server
         if isinstance(event, FetchStart):
-            if relay.streaming is not None:
-                raise LocalProtocolError("a FETCH with two large bodies cannot be relayed")
-            relay.streaming = event
-            server.send_fetch_start(event.fetch, event.body, event.body.size or 0)
+            size = event.body.size or 0
+            previous, relay.streaming = relay.streaming, event
+            if previous is None:
+                server.send_fetch_start(event.fetch, event.body, size)
+            else:  # another large body of the same response: what came between, then it
+                server.send_fetch_next(_after_body(previous, event.fetch), event.body, size)
         elif isinstance(event, BodyChunk):
             server.send_body_data(bytes(event.data))
         else:
@@ -672,8 +674,9 @@ def _discard_append(conn: ClientConnection, command: c.Command) -> None:
             left -= step
 
 
-def _after_body(start: FetchStart, end: FetchResponse) -> FetchResponse | None:
-    """The items of ``end`` that came after the streamed body (those before were sent)."""
+def _after_body(start: FetchStart, end: FetchResponse) -> FetchResponse:
+    """The items of ``end`` that came after the streamed body of ``start`` (those before
+    were sent); ``end`` is the whole response or the part before the next streamed body."""
     before = start.fetch
     trailing = FetchResponse(
         seq=end.seq,
