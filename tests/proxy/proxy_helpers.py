@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -97,6 +99,41 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the proxy did not start"
             time.sleep(0.1)
+
+
+EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
+CURL = "/usr/bin/curl"
+
+
+def curl_tls(proxy: RunningProxy, user: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``curl --ssl-reqd`` trusting the proxy's CA, signed in as ``user`` (``name:password``)."""
+    command = [CURL, "--silent", "--show-error", "--ssl-reqd", "--cacert", str(proxy.ca_file)]
+    return subprocess.run(
+        [*command, "--user", user, *args], capture_output=True, timeout=60, check=False
+    )
+
+
+@dataclass
+class ProxyProcess:
+    process: subprocess.Popen[bytes]
+    #: what it wrote to stderr, once it has ended
+    errors: bytes = b""
+
+
+@contextmanager
+def proxy_process(command: list[str], port: int) -> Iterator[ProxyProcess]:
+    """``command`` (an ``exoimap proxy`` line) as a process of its own in this test's home,
+    from when ``port`` answers; ended with SIGTERM (as systemd and Ctrl-C do) afterwards."""
+    process = subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    running = ProxyProcess(process)
+    try:
+        wait_for_port(process, port)
+        yield running
+    finally:
+        process.terminate()
+        running.errors = process.communicate(timeout=30)[1]
 
 
 def cli_password_and_ca(

@@ -4,25 +4,26 @@ with an app password, and its Prometheus metrics count a wrong app password."""
 from __future__ import annotations
 
 import imaplib
-import os
 import smtplib
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, new_mailbox, signed_in_account
-from tests.proxy.proxy_helpers import cli_password_and_ca, free_port, mailbox_folder, wait_for_port
+from tests.cli.sync_helpers import new_mailbox
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import (
+    EXOIMAP,
+    cli_password_and_ca,
+    free_port,
+    mailbox_folder,
+    proxy_process,
+)
 
 pytestmark = pytest.mark.xdist_group("sandbox")
-
-EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
 
 
 @contextmanager
@@ -30,28 +31,15 @@ def proxy_command(*extra: str) -> Iterator[tuple[int, int]]:
     """``exoimap proxy`` running in this test's home: (IMAP port, metrics port)."""
     port, metrics = free_port(), free_port()
     command = [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)]
-    process = subprocess.Popen(
-        [*command, *extra],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(process, port)
+    with proxy_process([*command, *extra], port):
         yield port, metrics
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_the_proxy_command_serves_and_counts_wrong_passwords(
-    sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    work_account: WorkAccount,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
+    upn = work_account({"INBOX": 2})
     password, context = cli_password_and_ca("laptop", capsys)
     with proxy_command() as (port, metrics):
         client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=30)
@@ -68,13 +56,11 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
 
 
 def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(
+    work_account: WorkAccount,
     sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {})
+    upn = work_account({})
     recipient = new_mailbox(sandbox_tenant, {})
     password, context = cli_password_and_ca("printer", capsys)
     smtp_port, starttls_port = free_port(), free_port()
@@ -93,13 +79,10 @@ def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(
 
 
 def test_plaintext_smtp_off_loopback_is_refused_at_start_up(
-    sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    work_account: WorkAccount,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    signed_in_account(sandbox_tenant, "work", {})
+    work_account({})
     capsys.readouterr()
     args = ["proxy", "--plaintext-on-loopback", "--smtp-listen", "0.0.0.0:1587"]
     assert main(args) == 2

@@ -5,20 +5,16 @@ memory (VmHWM) grows by less than one body while they pass."""
 from __future__ import annotations
 
 import imaplib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, signed_in_account
-from tests.proxy.proxy_helpers import cli_password_and_ca, free_port, wait_for_port
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import EXOIMAP, cli_password_and_ca, free_port, proxy_process
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
-EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
 TEXT_SIZE = 12 << 20
 
 
@@ -38,36 +34,27 @@ def peak_rss(pid: int) -> int:
 
 
 def test_two_large_bodies_in_one_fetch_are_streamed(
+    work_account: WorkAccount,
     sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {})
+    upn = work_account({})
     message = big_message()
     sandbox_tenant.exchange.deliver(upn, message)
     password, context = cli_password_and_ca("big", capsys)
     port = free_port()
-    process = subprocess.Popen(
-        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}"],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(process, port)
-        with imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=120) as client:
-            client.login(upn, password)
-            client.select("INBOX", readonly=True)
-            client.noop()
-            before = peak_rss(process.pid)
-            status, data = client.uid("FETCH", "1", "(BODY.PEEK[] UID BODY.PEEK[TEXT] FLAGS)")
-            after = peak_rss(process.pid)
-            client.noop()  # the session goes on after the response
-    finally:
-        process.terminate()
-        process.wait(30)
+    command = [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}"]
+    with (
+        proxy_process(command, port) as proxy,
+        imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=120) as client,
+    ):
+        client.login(upn, password)
+        client.select("INBOX", readonly=True)
+        client.noop()
+        before = peak_rss(proxy.process.pid)
+        status, data = client.uid("FETCH", "1", "(BODY.PEEK[] UID BODY.PEEK[TEXT] FLAGS)")
+        after = peak_rss(proxy.process.pid)
+        client.noop()  # the session goes on after the response
     assert status == "OK"
     # imaplib splits the response at each literal: (head, BODY[]), (middle, BODY[TEXT]), tail
     (first_head, whole), (middle, text), tail = data

@@ -12,19 +12,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, signed_in_account
-from tests.proxy.proxy_helpers import cli_password_and_ca, free_port, wait_for_port
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import EXOIMAP, cli_password_and_ca, free_port, proxy_process
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "proxy.md"
-EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
 
 
 def documented_unit() -> str:
@@ -55,33 +52,20 @@ def test_systemd_accepts_the_documented_unit(tmp_path: Path) -> None:
 
 
 def test_the_units_command_serves_a_client_and_stops_on_sigterm(
-    sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    work_account: WorkAccount,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    upn = work_account({"INBOX": 1})
     password, context = cli_password_and_ca("service", capsys)
     (line,) = (x for x in documented_unit().splitlines() if x.startswith("ExecStart="))
     imap, smtp = free_port(), free_port()
     command = line.removeprefix("ExecStart=").replace("%h/.local/bin/exoimap", EXOIMAP)
     command = command.replace(":1993", f":{imap}").replace(":1587", f":{smtp}")
-    process = subprocess.Popen(
-        shlex.split(command),
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(process, imap)
+    with proxy_process(shlex.split(command), imap) as proxy:
         socket.create_connection(("127.0.0.1", smtp), timeout=5).close()  # SMTP is up too
         with imaplib.IMAP4_SSL("127.0.0.1", imap, ssl_context=context, timeout=30) as client:
             assert client.login(upn, password)[0] == "OK"
             assert client.select("INBOX", readonly=True) == ("OK", [b"1"])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, errors = process.communicate(timeout=30)
     # systemd counts an end by SIGTERM as a clean stop
-    assert process.returncode == -signal.SIGTERM
-    assert b"Traceback" not in errors
+    assert proxy.process.returncode == -signal.SIGTERM
+    assert b"Traceback" not in proxy.errors

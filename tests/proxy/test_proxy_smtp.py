@@ -7,19 +7,17 @@ proxy relays with the account's OAuth2 token; the message arrives in the recipie
 from __future__ import annotations
 
 import smtplib
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, new_mailbox, signed_in_account
-from tests.proxy.proxy_helpers import RunningProxy, book, mailbox_folder, running_proxy
+from tests.cli.sync_helpers import new_mailbox
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import RunningProxy, book, curl_tls, mailbox_folder, running_proxy
 
 pytestmark = pytest.mark.xdist_group("sandbox")
-
-CURL = "/usr/bin/curl"
 
 
 def message(subject: str) -> bytes:
@@ -40,12 +38,9 @@ def folder_bodies(proxy: RunningProxy, user: str, password: str, folder: str) ->
 
 
 @pytest.fixture
-def sender(
-    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[str, str]:
+def sender(work_account: WorkAccount) -> tuple[str, str]:
     """A signed-in account ``work`` with an app password: (mailbox address, password)."""
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {})
+    upn = work_account({})
     return upn, book(Paths.from_env()).add("scanner", "work").reveal()
 
 
@@ -107,19 +102,11 @@ def test_curl_sends_a_mail_through_the_proxy(
     mail = tmp_path / "mail.eml"
     mail.write_bytes(message("from curl"))
     with running_proxy(Paths.from_env()) as proxy:
-        command = [
-            CURL, "--silent", "--show-error", "--ssl-reqd",
-            "--cacert", str(proxy.ca_file),
-            "--user", f"{upn}:{password}",
-            "--mail-from", upn, "--mail-rcpt", recipient,
-            "--upload-file", str(mail),
+        done = curl_tls(
+            proxy,
+            f"{upn}:{password}",
+            *("--mail-from", upn, "--mail-rcpt", recipient, "--upload-file", str(mail)),
             f"smtp://127.0.0.1:{proxy.smtp_port}",
-        ]  # fmt: skip
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=60,
-            check=False,
         )
     assert done.returncode == 0, done.stderr
     assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [message("from curl")]

@@ -5,27 +5,21 @@ mail; before the upgrade the proxy offers no sign-in and takes no password."""
 from __future__ import annotations
 
 import imaplib
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from exoimap.config import Paths
-from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
-from tests.cli.sync_helpers import isolated_home, signed_in_account
-from tests.proxy.proxy_helpers import book, running_proxy
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import book, curl_tls, running_proxy
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
-CURL = "/usr/bin/curl"
-
 
 def test_imaplib_upgrades_with_starttls_then_signs_in(
-    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    work_account: WorkAccount,
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 3})
+    upn = work_account({"INBOX": 3})
     password = book(Paths.from_env()).add("old-client", "work").reveal()
     with running_proxy(Paths.from_env()) as proxy:
         with imaplib.IMAP4("127.0.0.1", proxy.starttls_port, timeout=30) as clear:
@@ -47,22 +41,12 @@ def test_imaplib_upgrades_with_starttls_then_signs_in(
 
 
 def test_curl_requires_and_gets_tls_on_the_starttls_port(
-    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    work_account: WorkAccount,
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
+    upn = work_account({"INBOX": 2})
     password = book(Paths.from_env()).add("curl", "work").reveal()
     with running_proxy(Paths.from_env()) as proxy:
-        command = [
-            CURL, "--silent", "--show-error", "--ssl-reqd", "--cacert", str(proxy.ca_file),
-            "--user", f"{upn}:{password}",
-            f"imap://127.0.0.1:{proxy.starttls_port}/INBOX;UID=1",
-        ]  # fmt: skip
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        url = f"imap://127.0.0.1:{proxy.starttls_port}/INBOX;UID=1"
+        done = curl_tls(proxy, f"{upn}:{password}", url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == sample_message(1, 500 + 37)
