@@ -54,7 +54,7 @@ def test_vocabulary_is_closed() -> None:
         "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
         "console.access", "audit.recovered", "audit.reset_detected", "audit.segment_started",
-        "watch.state",
+        "watch.state", "smtp.submitted",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed
     assert audit.TokenFailed(flow="x").outcome == "failure"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from exoimap import audit
 from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import new_mailbox
@@ -70,6 +71,16 @@ def test_smtplib_sends_through_the_proxy_with_starttls_and_implicit_tls(
         message("second"),
     ]
     assert sent == [message("first"), message("second")]
+    submitted = [
+        r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "smtp.submitted"
+    ]
+    assert [(r.outcome, r.data["reply"], r.data["recipients"]) for r in submitted] == [
+        ("success", 250, 1),
+        ("success", 250, 1),
+    ]
+    assert submitted[0].data["size"] == len(message("first"))
+    assert submitted[0].data["username"] == "scanner"
+    assert all(recipient not in str(r.data) and upn not in str(r.data) for r in submitted)
 
 
 def test_exchange_refusals_reach_the_client_and_a_wrong_password_sends_nothing(

@@ -22,6 +22,7 @@ from typing import Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from exoimap import audit
 from exoimap.errors import ConfigError
 from exoimap.proxy.gate import Admitted, Gate
 from exoimap.proxy.server import check_plaintext
@@ -98,11 +99,22 @@ class _Handler:
     ) -> str:
         admitted: object = session.auth_data  # aiosmtpd types it as None
         assert isinstance(admitted, Admitted)  # auth_required: no MAIL before AUTH
+        content = envelope.original_content or b""
+        recipients = list(envelope.rcpt_tos)
         reply = await self._relay.send(
-            admitted.account,
-            envelope.mail_from or "",
-            list(envelope.rcpt_tos),
-            envelope.original_content or b"",
+            admitted.account, envelope.mail_from or "", recipients, content
+        )
+        peer = session.peer
+        audit.emit(
+            audit.MailSubmitted(
+                account=admitted.account.name,
+                outcome="success" if 200 <= reply.code < 300 else "failure",
+                client=f"client {peer[0] if isinstance(peer, tuple) else peer}",
+                username=admitted.password.label,
+                recipients=len(recipients),
+                size=len(content),
+                reply=reply.code,
+            )
         )
         return reply.line()
 
