@@ -121,3 +121,24 @@ def test_curl_sends_a_mail_through_the_proxy(
         )
     assert done.returncode == 0, done.stderr
     assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [message("from curl")]
+
+
+def test_a_token_exchange_refuses_is_replaced_and_the_message_still_goes(
+    sandbox_tenant: SandboxTenant, sender: tuple[str, str]
+) -> None:
+    upn, password = sender
+    recipient = new_mailbox(sandbox_tenant, {})
+    moved = 3600.0 + 60.0  # past the lifetime of the token the vault holds
+    with running_proxy(Paths.from_env()) as proxy:
+        sandbox_tenant.admin.advance_clock(moved)
+        try:
+            with smtplib.SMTP_SSL(
+                "127.0.0.1", proxy.smtps_port, context=proxy.client_context(), timeout=60
+            ) as client:
+                client.login(upn, password)
+                assert client.sendmail(upn, [recipient], message("after expiry")) == {}
+        finally:
+            sandbox_tenant.admin.advance_clock(-moved)  # other tests share the tenant
+    assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [message("after expiry")]
+    events = [r.event for r in audit.read_records(Paths.from_env().audit_dir)]
+    assert "token.refreshed" in events[: events.index("smtp.submitted")]
