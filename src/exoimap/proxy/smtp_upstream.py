@@ -41,7 +41,8 @@ class SmtpReply:
     text: str
 
     def line(self) -> str:
-        return f"{self.code} {self.text}"
+        """One reply line: no CR or LF can reach the client from any text in it."""
+        return f"{self.code} {' '.join(self.text.split())}"
 
 
 def smtp_endpoint(account: AccountConfig) -> tuple[str, int]:
