@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit stress bench clean venv system-packages
+.PHONY: demo demo-tenant test lint typecheck unit stress bench clean venv system-packages
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ $(BSTAMP): $(STAMP) requirements/bench.lock
 ## demo: the end-to-end demo against an offline sandbox tenant
 demo: $(STAMP)
 	$(BIN)/python -m exoimap.demo
+
+## demo-tenant: a sandbox tenant of 50 mailboxes backed up by 2 workers (Redis, PostgreSQL)
+demo-tenant: $(STAMP)
+	$(BIN)/python -m exoimap.demo_tenant
 
 ## test: lint (ruff + import contracts), type-check, and the whole test suite (what CI runs)
 test: system-packages lint typecheck unit

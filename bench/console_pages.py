@@ -13,6 +13,7 @@ reads and closes it, as the console does.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import tempfile
@@ -31,6 +32,8 @@ from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.console.web import Console, build_app
 from exoimap.secrets import Secret
+from exoimap.store.archive import ArchiveStore
+from exoimap.store.search import SearchIndex, index_path, update_search
 
 with warnings.catch_warnings():  # Starlette asks for httpx2, which is not packaged yet
     warnings.simplefilter("ignore")
@@ -45,7 +48,11 @@ PAGES = (
     "/m/bench/folder?name=INBOX&page={last}",
     "/m/bench/message?folder=INBOX&uid=1",
     "/m/bench/body?folder=INBOX&uid=1",
+    "/search?q=synthetic",
+    "/search?q=from%3Asender7%40example.com",
+    "/search?q=folder%3AINBOX&page=3",
     "/audit",
+    "/dashboard",
 )
 
 
@@ -63,12 +70,22 @@ def _client(home: Path, archive: Path, auditor: audit.Auditor) -> TestClient:
     )
     sessions = SessionStore(idle=3600, absolute=3600)
     person = Principal(
-        "oid", "reader@contoso.com", "Reader", frozenset({"auditor", "audit_reader"})
+        "oid", "reader@contoso.com", "Reader", frozenset({"auditor", "audit_reader", "admin"})
     )
     console = Console(settings, Mailboxes(paths), sessions, SignIn(settings), Trail(auditor))
     client = TestClient(build_app(console), base_url=URL)
     client.cookies.set(console.session_cookie, sessions.create(person))
     return client
+
+
+async def _index(archive: Path, home: Path) -> int:
+    store = ArchiveStore.open(archive, create=False)
+    try:
+        index = SearchIndex(index_path(Paths(config_dir=home / "config", data_dir=home / "data")))
+        done = await update_search(store, index, account="bench", mailbox="bench@contoso.com")
+        return done.indexed
+    finally:
+        await store.close()
 
 
 def main() -> None:
@@ -85,6 +102,9 @@ def main() -> None:
         log = audit.AuditLog(Path(home) / "data" / "audit", Secret(b"B" * 32), run="bench")
         auditor = audit.Auditor(log)
         client = _client(Path(home), archive, auditor)
+        started = time.perf_counter()
+        indexed = asyncio.run(_index(archive, Path(home)))
+        print(f"search index: {indexed} messages in {time.perf_counter() - started:.1f} s")
         folders = client.get("/m/bench").text.count("/m/bench/folder?")
         print(f"archive: {args.messages} messages; INBOX page 1 and the last page (~{last})")
         worst = 0.0

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print(f"mbsync direct vs through exoimap proxy, {args.messages} messages, load {load:.1f}")
     options = TenantOptions(
-        exchange=ExchangeSettings.for_tests(authenticated_timeout=600.0),
+        # generous: mbsync signs in through `exoimap token print`, slow on a busy machine
+        exchange=ExchangeSettings.for_tests(authenticated_timeout=600.0, preauth_timeout=600.0),
         seed_messages=args.messages,
     )
     times: dict[str, list[float]] = {"direct": [], "proxy": []}

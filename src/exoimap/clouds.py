@@ -9,10 +9,12 @@ documentation prescribes.
 Sources and confidence (see docs/setup-microsoft-365.md): worldwide is documented by
 Microsoft; China's sign-in host is documented, its IMAP host and resource are reported by
 third-party clients; the US Government hosts are reported by third-party clients (the DoD
-delegated resource in particular is unconfirmed). SMTP submission is on port 587 with
-STARTTLS: ``smtp.office365.com`` worldwide is documented by Microsoft; the other clouds'
-hosts (``smtp.office365.us``, ``outlook-dod.office365.us``, ``partner.outlook.cn``) are
-the ones EmailEngine uses.
+delegated resource in particular is unconfirmed). The national Graph hosts
+(``graph.microsoft.us``, ``dod-graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn``) are
+the ones administrators' scripts use. SMTP submission is on port 587 with STARTTLS:
+``smtp.office365.com`` worldwide is documented by Microsoft; the other clouds' hosts
+(``smtp.office365.us``, ``outlook-dod.office365.us``, ``partner.outlook.cn``) are the ones
+EmailEngine uses.
 
 ``custom`` is for anything else with a Microsoft-compatible identity platform, chiefly the
 offline sandbox: the authority URL and IMAP host come from the account's configuration,
@@ -56,6 +58,9 @@ class Cloud:
     smtp_port: int = 587
     #: For custom clouds: the full authority URL (``https://host[:port]/<tenant>``).
     authority_url: str | None = None
+    #: Microsoft Graph of this cloud: its base URL and the resource of app-only tokens
+    #: (``<graph_url>/.default``). Custom clouds keep the worldwide resource.
+    graph_url: str = "https://graph.microsoft.com"
 
     @property
     def delegated_scope(self) -> str:
@@ -104,6 +109,7 @@ _KNOWN: dict[str, Cloud] = {
         delegated_resource="https://outlook.office365.us",
         app_resource="https://outlook.office365.us",
         smtp_host="smtp.office365.us",
+        graph_url="https://graph.microsoft.us",
     ),
     "dod": Cloud(
         name="dod",
@@ -112,6 +118,7 @@ _KNOWN: dict[str, Cloud] = {
         delegated_resource="https://outlook-dod.office365.us",
         app_resource="https://outlook-dod.office365.us",
         smtp_host="outlook-dod.office365.us",
+        graph_url="https://dod-graph.microsoft.us",
     ),
     "china": Cloud(
         name="china",
@@ -120,6 +127,7 @@ _KNOWN: dict[str, Cloud] = {
         delegated_resource="https://partner.outlook.cn",
         app_resource="https://partner.outlook.cn",
         smtp_host="partner.outlook.cn",
+        graph_url="https://microsoftgraph.chinacloudapi.cn",
     ),
 }
 # GCC ("moderate") runs in the worldwide cloud.

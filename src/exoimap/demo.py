@@ -24,10 +24,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-__all__ = ["DemoFailed", "main"]
+__all__ = ["DemoFailed", "exoimap_command", "main", "run", "run_demo", "say"]
 
 DEMO_USER = "alice@contoso.onmicrosoft.com"
 DEMO_MESSAGES = 2000
@@ -41,19 +41,19 @@ class DemoFailed(Exception):
     """A demo step failed (the message says which and why)."""
 
 
-def _exoimap() -> list[str]:
+def exoimap_command() -> list[str]:
     script = Path(sys.executable).with_name("exoimap")
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from exoimap.cli import main; sys.exit(main())"]
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, flush=True)
 
 
 def _show(args: Sequence[str]) -> None:
-    _say("\n$ exoimap " + " ".join(_quote(a) for a in args))
+    say("\n$ exoimap " + " ".join(_quote(a) for a in args))
 
 
 def _quote(arg: str) -> str:
@@ -65,7 +65,7 @@ def run(args: Sequence[str], *, expect: int = 0) -> str:
     _show(args)
     started = time.monotonic()
     done = subprocess.run(  # noqa: S603 - our own CLI, fixed argv, no shell
-        [*_exoimap(), *args],
+        [*exoimap_command(), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -73,8 +73,8 @@ def run(args: Sequence[str], *, expect: int = 0) -> str:
         check=False,
     )
     for line in done.stdout.splitlines():
-        _say("  " + line)
-    _say(f"  (exit code {done.returncode}, {time.monotonic() - started:.1f} s)")
+        say("  " + line)
+    say(f"  (exit code {done.returncode}, {time.monotonic() - started:.1f} s)")
     if done.returncode != expect:
         raise DemoFailed(
             f"`exoimap {' '.join(args)}` exited with {done.returncode} (expected {expect})"
@@ -93,10 +93,13 @@ def start_sandbox(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict
     args = ["sandbox", "up", "--state", str(state), "--messages", str(DEMO_MESSAGES)]
     args.append("--no-persist")
     _show(args)
-    _say(f"  (in the background; its output goes to {log})")
+    say(f"  (in the background; its output goes to {log})")
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
-            [*_exoimap(), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [*exoimap_command(), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT
     details = state / "sandbox.json"
@@ -107,7 +110,7 @@ def start_sandbox(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict
             raise DemoFailed(f"the sandbox did not start within {START_TIMEOUT:.0f} s")
         time.sleep(0.2)
     document: dict[str, object] = json.loads(details.read_text())
-    _say(f"  sandbox ready: identity at {document['authority']}, IMAP port {document['imap_port']}")
+    say(f"  sandbox ready: identity at {document['authority']}, IMAP port {document['imap_port']}")
     return process, document
 
 
@@ -123,7 +126,7 @@ def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
         raise DemoFailed("the sandbox did not stop on Ctrl-C within 30 s") from None
     if process.returncode != 0:
         raise DemoFailed(f"the sandbox exited with {process.returncode} on Ctrl-C")
-    _say("  sandbox stopped")
+    say("  sandbox stopped")
 
 
 def sign_in(state: Path) -> None:
@@ -131,7 +134,7 @@ def sign_in(state: Path) -> None:
     args = ["login", "demo"]
     _show(args)
     process = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
-        [*_exoimap(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*exoimap_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert process.stdout is not None
     output: list[str] = []
@@ -142,7 +145,7 @@ def sign_in(state: Path) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
-            _say("  " + line.rstrip())
+            say("  " + line.rstrip())
             match = re.search(r"enter the code ([A-Z0-9]+)", line)
             if match and not code:
                 code.append(match.group(1))
@@ -154,7 +157,7 @@ def sign_in(state: Path) -> None:
     if not code_seen.wait(60) or not code:
         process.kill()
         raise DemoFailed("`exoimap login demo` showed no device code")
-    _say("  (the demo plays the user: it approves the code in the sandbox instead of a browser)")
+    say("  (the demo plays the user: it approves the code in the sandbox instead of a browser)")
     run(["sandbox", "approve", code[0], "--as", DEMO_USER, "--state", str(state)])
     try:
         returncode = process.wait(timeout=120)
@@ -224,7 +227,7 @@ def lose_and_restore_folder(stats: str) -> None:
     if match is None:
         raise DemoFailed(f"the archive should hold the folder {RESTORED_FOLDER}")
     held = int(match.group(1))
-    _say(
+    say(
         f"\n# Disaster: someone deletes the folder {RESTORED_FOLDER} ({held} messages) on the "
         "server. The next backup keeps it in the archive; a restore brings it back."
     )
@@ -239,7 +242,7 @@ def lose_and_restore_folder(stats: str) -> None:
 
 
 def change_mailbox() -> None:
-    _say(
+    say(
         "\n# Meanwhile, in the mailbox (over IMAP, as alice's phone would): "
         "one new message arrives in INBOX, one message gets flagged, one is deleted."
     )
@@ -253,8 +256,8 @@ def demo(work: Path) -> str:
     os.environ["EXOIMAP_HOME"] = str(home)
     os.environ["EXOIMAP_VAULT_PASSPHRASE"] = secrets.token_urlsafe(16)
     os.environ["EXOIMAP_NO_KEYRING"] = "1"
-    _say(f"exoimap demo: everything happens in {work} (EXOIMAP_HOME={home});")
-    _say(
+    say(f"exoimap demo: everything happens in {work} (EXOIMAP_HOME={home});")
+    say(
         "your own configuration is not touched. The vault passphrase comes from "
         "EXOIMAP_VAULT_PASSPHRASE, which the demo set to a random value."
     )
@@ -297,14 +300,16 @@ def demo(work: Path) -> str:
         lose_and_restore_folder(stats)
         run(["audit", "verify"])
     finally:
-        _say("\n# Stopping the sandbox (Ctrl-C)")
+        say("\n# Stopping the sandbox (Ctrl-C)")
         stop_sandbox(process)
     seconds = time.monotonic() - started
     return f"demo ok: {messages} messages, {folders} folders, {size} bytes in {seconds:.1f} s"
 
 
-def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="exoimap-demo-"))
+def run_demo(prefix: str, demo: Callable[[Path], str]) -> int:
+    """Run ``demo`` in a new temporary folder: its ``demo ok:`` line and 0, or what failed
+    and 1 (the folder is then kept for a look)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         line = demo(work)
     except (DemoFailed, subprocess.TimeoutExpired) as exc:
@@ -316,8 +321,12 @@ def main() -> int:
         print(f"(files kept in {work})", file=sys.stderr)
         return 1
     shutil.rmtree(work, ignore_errors=True)
-    _say("\n" + line)
+    say("\n" + line)
     return 0
+
+
+def main() -> int:
+    return run_demo("exoimap-demo-", demo)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ import enum
 import os
 import time
 
-from exoimap.words import sentences
+from exoimap.words import byte_size, sentences
 
 __all__ = [
     "AppMisconfigured",
@@ -393,18 +393,9 @@ def disk_of(path: str | os.PathLike[str] | None) -> str:
             mount = parent
     except OSError:
         return f"the disk of {where}"
-    free = _size(usage.f_bavail * usage.f_frsize)
-    total = _size(usage.f_blocks * usage.f_frsize)
+    free = byte_size(usage.f_bavail * usage.f_frsize)
+    total = byte_size(usage.f_blocks * usage.f_frsize)
     return f"the disk of {where} (mounted at {mount}: {free} free of {total})"
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- integrity ---------------------------------------------------------------------------

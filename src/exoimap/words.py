@@ -1,4 +1,4 @@
-"""Words for people: counts with the right plural, and sentences joined with full stops.
+"""Words for people: counts with the right plural, sizes, and sentences joined with full stops.
 
 Every line exoimap prints is built from pieces (a message and the fix, a count and its
 noun). The two rules live here so that each caller cannot get them wrong on its own:
@@ -8,7 +8,7 @@ noun). The two rules live here so that each caller cannot get them wrong on its 
 
 from __future__ import annotations
 
-__all__ = ["noun", "plural", "sentence", "sentences"]
+__all__ = ["byte_size", "noun", "plural", "sentence", "sentences"]
 
 #: What may already end a sentence (a colon introduces what follows on the next line).
 _ENDINGS = (".", "!", "?", ":")
@@ -23,6 +23,15 @@ def noun(count: int, word: str, many: str | None = None) -> str:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """``count`` and the noun in the right number: "1 message", "0 messages", "2 folders"."""
     return f"{count} {noun(count, word, many)}"
+
+
+def byte_size(count: float) -> str:
+    """A number of bytes as people read it: "512 B", "1.5 KB", "3.2 GB" (steps of 1024)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
 
 def sentence(text: str) -> str:

@@ -53,8 +53,9 @@ def test_vocabulary_is_closed() -> None:
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
         "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
-        "console.access", "audit.recovered", "audit.reset_detected", "audit.segment_started",
-        "watch.state", "smtp.submitted",
+        "console.access", "console.search", "console.approval", "audit.recovered",
+        "audit.reset_detected", "audit.segment_started",
+        "watch.state", "worker.job", "worker.lease_lost", "smtp.submitted",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed
     assert audit.TokenFailed(flow="x").outcome == "failure"

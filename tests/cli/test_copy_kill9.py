@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +115,10 @@ async def _kill_loop(dovecot: DovecotServer, user: str, args: list[str], seed: i
             # somewhere in the first half of what is left, so that every kill but the
             # last few has copying left to interrupt
             threshold = rng.randint(stored + 1, stored + max(1, (total - stored) // 2))
-            deadline = time.monotonic() + rng.uniform(0.5, 6.0)
+            # in CPU seconds of the process, not wall time: on a busy machine its start
+            # alone can take longer than any wall-clock delay, and every kill would land
+            # before the copy began
+            deadline = rng.uniform(0.5, 6.0)
             process = await asyncio.create_subprocess_exec(
                 *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
@@ -135,16 +138,27 @@ async def _run_until(
     rng: random.Random,
 ) -> None:
     """Let ``process`` run in short random slices and SIGKILL it once the target holds
-    ``threshold`` messages or ``deadline`` passed. It is stopped (SIGSTOP) while the target
-    is counted, so a fast copy cannot finish between looking and killing."""
+    ``threshold`` messages or it used ``deadline`` seconds of CPU. It is stopped (SIGSTOP)
+    while the target is counted, so a fast copy cannot finish between looking and killing."""
     with contextlib.suppress(ProcessLookupError):  # it may end on its own first
         while process.returncode is None:
             await asyncio.sleep(rng.uniform(0.002, 0.02))
             process.send_signal(signal.SIGSTOP)
-            if await _count(store) >= threshold or time.monotonic() >= deadline:
+            if await _count(store) >= threshold or _cpu_seconds(process.pid) >= deadline:
                 process.send_signal(signal.SIGKILL)
                 return
             process.send_signal(signal.SIGCONT)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads (``/proc/PID/stat``); a
+    process that has gone counts as having used all it will."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("inf")
+    # after the ")" that ends the command name: utime and stime are the 12th and 13th
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _killed_then_finished(dovecot: DovecotServer, user: str, args: list[str], seed: int) -> None:

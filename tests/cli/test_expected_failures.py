@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -127,14 +128,25 @@ def test_a_full_disk_says_which_disk_and_loses_nothing(
     assert f"(mounted at {small_disk}: " in line
     assert "free of 6.0 MB" in line
     assert "everything stored before is intact" in line
+    # how much is needed: what is still to fetch after what this run did commit
+    needed = re.search(
+        r"The rest of this backup needs at least ([\d.]+) KB more for (\d+) messages", line
+    )
+    assert needed is not None, line
+    assert 0 < int(needed[2]) <= 100  # Sent Items: some may have fitted before the disk filled
+    planned = exoimap("sync", "work", "--dry-run")
+    assert f"would fetch {needed[2]} messages" in planned.out, planned.out
 
     export = exoimap("export", "work", "--format", "mbox", str(small_disk / "export"))
     assert export.code == EXIT_FAILURE
     assert f"no space left on the disk of {small_disk / 'export'}" in export.message
     assert "the archive is untouched" in export.message
+    export_size = re.search(r"the export needs about ([\d.]+ [KM]B);", export.message)
+    assert export_size is not None, export.message
 
     stats = exoimap("archive", "stats", "work")  # reading works on a full disk
     assert stats.code == EXIT_OK, stats.err
+    assert f"({export_size[1]})" in stats.out  # the export needs what the archive holds
 
     # not a byte left: the vault could not store a sign-in, so none starts (no device code
     # for the user to approve in vain)

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from exoimap.cli.progress import SyncDisplay, human_bytes
+from exoimap.cli.progress import SyncDisplay
 from exoimap.net.session import NetEvent
 from exoimap.sync.report import Progress
 
@@ -53,12 +53,6 @@ def test_plain_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> 
     assert "work/INBOX: 2 messages, 4.0 KB" in out
     assert "work: the server asked us to slow down; waiting 1.5 s." in out
     assert "\x1b[" not in out  # no terminal control codes
-
-
-def test_human_bytes() -> None:
-    assert human_bytes(512) == "512 B"
-    assert human_bytes(2048) == "2.0 KB"
-    assert human_bytes(5 * 1024**3) == "5.0 GB"
 
 
 HOSTILE = ["evil\x1b[2J\x1b]0;owned\x07", "[blink red]party[/blink red]", "[/bold]x", "a\u202eb"]

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,17 +31,39 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolated_home(tmp_path, monkeypatch)
 
 
-def _datagrams(sock: socket.socket, until: set[str], timeout: float = PATIENCE) -> list[str]:
-    """Every notification received until each of ``until`` was seen."""
-    got: list[str] = []
-    deadline = time.monotonic() + timeout
-    while not until <= {line for message in got for line in message.splitlines()}:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"not received within {timeout:g} s: {until}; got {got}")
-        sock.settimeout(remaining)
-        got.append(sock.recv(4096).decode())
-    return got
+class _Manager:
+    """The service manager's side of ``NOTIFY_SOCKET``: reads every notification as it
+    comes (as systemd does; a reader that stops reading makes the notifier drop them)."""
+
+    def __init__(self, path: Path) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
+        self.received: list[str] = []
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self.received.append(self._sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def wait_for(self, until: set[str], *, after: int = 0) -> list[str]:
+        """The notifications from number ``after`` on, once each of ``until`` is among them."""
+        deadline = time.monotonic() + PATIENCE
+        while not until <= {line for m in self.received[after:] for line in m.splitlines()}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not received: {until}; got {self.received[after:]}")
+            time.sleep(0.02)
+        return self.received[after:]
+
+    def close(self) -> None:
+        self._closing.set()
+        self._reader.join()
+        self._sock.close()
 
 
 def _health(path: Path) -> dict[str, object]:
@@ -75,8 +98,8 @@ def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
         sys.executable, "-m", "exoimap", "watch", "work",
         "--health-file", str(health_path), "--metrics-port", str(port),
     ]  # fmt: skip
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(notify_path))
+    manager = _Manager(notify_path)
+    try:
         env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="400000")
         process = subprocess.Popen(
             command,
@@ -87,17 +110,19 @@ def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
             text=True,
         )
         try:
-            got = _datagrams(sock, {"READY=1", "WATCHDOG=1"})
+            got = manager.wait_for({"READY=1", "WATCHDOG=1"})
             health = _health(health_path)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
                 metrics = r.read().decode()
             # the watchdog keeps coming while the watch runs
-            _datagrams(sock, {"WATCHDOG=1"})
+            manager.wait_for({"WATCHDOG=1"}, after=len(manager.received))
         finally:
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=PATIENCE)
         assert process.returncode == 0, err
-        stopping = _datagrams(sock, {"STOPPING=1"}, timeout=5)
+        stopping = manager.wait_for({"STOPPING=1"})
+    finally:
+        manager.close()
     assert any(line.startswith("STATUS=work: ") for m in got for line in m.splitlines())
     assert stopping
     assert health["pid"] == process.pid
@@ -147,3 +172,23 @@ def test_watch_exits_3_when_the_sign_in_needs_the_user(
     assert mailbox["state"] == "signin_needed"
     assert mailbox["syncs"] == 0
     assert mailbox["last_error"].startswith("sign-in: ")
+
+
+def test_a_manager_that_does_not_read_never_stalls_the_notifier(tmp_path: Path) -> None:
+    """The receiver's queue fills (nobody reads): each notification is dropped at once
+    instead of blocking the watch's event loop until the manager reads."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        results: list[bool] = []
+        sender = threading.Thread(
+            target=lambda: results.extend(notifier.watchdog() for _ in range(500)), daemon=True
+        )
+        sender.start()
+        sender.join(timeout=PATIENCE)
+        stalled = sender.is_alive()
+    sender.join(timeout=PATIENCE)  # closing the socket ends a blocked send
+    assert not stalled
+    assert results[0] is True  # the queue took the first ones
+    assert results[-1] is False  # and then it was full: dropped, not waited for

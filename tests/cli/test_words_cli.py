@@ -168,9 +168,9 @@ def test_throttling_is_one_line_per_wait_and_the_total_is_wall_time(
 def test_ctrl_c_ends_a_running_sync_with_130(sandbox_tenant: SandboxTenant, home: Path) -> None:
     with sandbox_tenant.extra_server(ExchangeSettings.for_tests()) as slow:
         upn = signed_in_account(sandbox_tenant, "slow", {"INBOX": 0}, exchange=slow)
-        for n in range(30):  # 300 KB each: one server write per message, each 0.1 s late
+        for n in range(30):  # 300 KB each: one server write per message, each 0.2 s late
             slow.deliver(upn, sample_message(n, 300_000), folder="INBOX")
-        slow.faults.delay = 0.1
+        slow.faults.delay = 0.2
         sync = subprocess.Popen(
             [sys.executable, "-m", "exoimap", "sync", "slow"],
             stdout=subprocess.PIPE,
@@ -185,6 +185,9 @@ def test_ctrl_c_ends_a_running_sync_with_130(sandbox_tenant: SandboxTenant, home
                 assert sync.poll() is None, sync.communicate()
                 assert time.monotonic() < deadline, "the sync never started fetching"
                 time.sleep(0.05)
+            # slower still, so that the sync cannot finish before the Ctrl-C arrives, however
+            # late a busy machine runs this process again
+            slow.faults.delay = 5.0
             sync.send_signal(signal.SIGINT)
             out, err = sync.communicate(timeout=60)
         finally:

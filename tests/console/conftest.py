@@ -38,6 +38,7 @@ from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.secrets import Secret
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.memory import MemoryStore
+from exoimap.store.search import SearchIndex, index_path, update_search
 
 from .hostile import (
     HOSTILE_FOLDER,
@@ -102,7 +103,9 @@ class ConsoleWorld:
         return [r for r in audit.read_records(self.audit_dir) if r.event == event]
 
 
-def _archive(root: Path, owner: str) -> None:
+def _archive(paths: Paths, account: str, email: str) -> None:
+    """The account's archive of the hostile corpus, indexed for search as ``sync`` does."""
+    root, owner = paths.archive_dir(account), email.split("@")[1]
     source = MemoryStore()
     source.create_folder_now(HOSTILE_FOLDER)
     when = dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC)
@@ -133,6 +136,8 @@ def _archive(root: Path, owner: str) -> None:
         try:
             report = await backup(source, archive)
             assert report.ok, report.errors
+            index = SearchIndex(index_path(paths))
+            await update_search(archive, index, account=account, mailbox=email)
         finally:
             await archive.close()
 
@@ -180,7 +185,7 @@ def world(
         )
     )
     for name, email in accounts.items():
-        _archive(paths.archive_dir(name), email.split("@")[1])
+        _archive(paths, name, email)
     settings = ConsoleSettings(
         authority=sandbox_tenant.authority,
         client_id=registration.client_id,
@@ -195,3 +200,15 @@ def world(
         yield ConsoleWorld(
             sandbox_tenant, app_name, settings, paths, audit_dir, auditor, users, accounts
         )
+
+
+@pytest.fixture(scope="module")
+def signed_in(world: ConsoleWorld) -> dict[str, TestClient]:
+    """One signed-in client per person, shared by the module's tests (read-only use)."""
+    console = world.console()
+    clients = {}
+    for person in PEOPLE:
+        client = world.client(console)
+        world.sign_in(client, person)
+        clients[person] = client
+    return clients

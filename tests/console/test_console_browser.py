@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.console.web import Console, build_app
 from exoimap.net.listen import listening_socket
+from exoimap.store.archive import active_holds
 
 from .conftest import ConsoleWorld
 from .hostile import REMOTE
@@ -110,6 +112,15 @@ def test_auditor_signs_in_and_reads_a_hostile_message_safely(
     expect(body.locator("text=overlay")).to_be_visible()
     _shot(page, "message", tmp_path)
 
+    page.click("#nav-search")
+    page.fill("input[name=q]", "invoice has:attachment")
+    page.click("form.search button")
+    expect(page.locator("#hit-count")).to_contain_text("messages")
+    page.fill("input[name=q]", "from:attacker.example")
+    page.click("form.search button")
+    expect(page.locator("#hit-count")).to_have_text("2 messages, page 1 of 1")  # own, other
+    _shot(page, "search", tmp_path)
+
     assert dialogs == []
     assert page.title() == "exoimap console"
     assert [u for u in requests if REMOTE in u] == []
@@ -136,3 +147,55 @@ def test_mailbox_owner_cannot_reach_another_mailbox_by_url(
     assert own is not None
     assert own.status == 200
     context.close()
+
+
+def test_four_eyes_with_two_officers_in_two_browsers(
+    world: ConsoleWorld, browser: Browser, console_url: str, tmp_path: Path
+) -> None:
+    """One officer places a hold and asks to release it, cannot approve that herself; a
+    second officer approves; the first carries it out."""
+    admin = world.tenant.admin
+    password = f"Pw-{uuid.uuid4().hex}"
+    second = admin.create_user(
+        f"officer-b-{uuid.uuid4().hex[:6]}@{world.tenant.tenant_domain}", password=password
+    )
+    admin.assign_app_role(world.app_name, second.upn, "compliance_officer")
+    first_context = browser.new_context(ignore_https_errors=True)
+    second_context = browser.new_context(ignore_https_errors=True)
+    first, other = first_context.new_page(), second_context.new_page()
+    for page in (first, other):
+        page.set_default_timeout(15_000)
+    _sign_in(first, console_url, *world.users["compliance_officer"])
+    _sign_in(other, console_url, second.upn, password)
+
+    first.click("#nav-approvals")
+    first.fill("#new-hold input[name=account]", "own")
+    first.fill("#new-hold input[name=reason]", "litigation hold, case 17")
+    first.click("#new-hold button")
+    expect(first.locator("#notice")).to_contain_text("placed")
+    hold = (first.text_content("#holds tbody td") or "").strip()
+    first.select_option("#new-request select[name=kind]", "release_hold")
+    first.fill("#new-request input[name=account]", "own")
+    first.fill("#new-request input[name=hold]", hold)
+    first.fill("#new-request input[name=reason]", "the case is closed")
+    first.click("#new-request button")
+    expect(first.locator("#notice")).to_contain_text("filed")
+    request_id = (first.text_content("#notice") or "").split()[1]
+    row = f"#request-{request_id}"
+    first.click(f"{row} button.approve")  # her own: refused
+    expect(first.locator("main")).to_contain_text("you cannot approve your own request")
+
+    other.goto(console_url + "/approvals")
+    expect(other.locator(f"{row} .state")).to_have_text("pending")
+    _shot(other, "approvals", tmp_path)
+    other.click(f"{row} button.approve")
+    expect(other.locator(f"{row} .state")).to_contain_text("approved")
+    expect(other.locator(f"{row} button.run")).to_have_count(0)  # not hers to carry out
+
+    first.goto(console_url + "/approvals")
+    first.click(f"{row} button.run")
+    expect(first.locator("#notice")).to_contain_text(f"hold {hold} on")
+    expect(first.locator("#notice")).to_contain_text("released")
+    assert active_holds(world.paths.archive_dir("own")) == []
+    first_context.close()
+    second_context.close()

@@ -37,20 +37,9 @@ ALLOWED: dict[str, set[str]] = {
     "/m/nonexistent": set(),
     "/audit": {"audit_reader"},
     "/dashboard": {"admin"},
+    "/search?q=quarterly": {"self", "restore_operator", "auditor"},
     "/audit?event=console.*&outcome=denied": {"audit_reader"},
 }
-
-
-@pytest.fixture(scope="module")
-def signed_in(world: ConsoleWorld) -> dict[str, TestClient]:
-    """One signed-in client per person, shared by the module's tests (read-only use)."""
-    console = world.console()
-    clients = {}
-    for person in PEOPLE:
-        client = world.client(console)
-        world.sign_in(client, person)
-        clients[person] = client
-    return clients
 
 
 @pytest.mark.parametrize("person", PEOPLE)
@@ -127,10 +116,17 @@ def test_every_route_but_the_sign_in_pages_is_guarded(world: ConsoleWorld) -> No
     starlette = app.app  # type: ignore[attr-defined]
     paths = [route.path for route in starlette.routes]
     guarded = [p for p in paths if not p.startswith(PUBLIC_PATHS)]
-    assert len(guarded) == 11
+    assert len(guarded) == 17
     for path in guarded:
         concrete = path.replace("{account}", "own")
-        posts = ("/signout", "/m/{account}/restore")
+        posts = (
+            "/signout",
+            "/m/{account}/restore",
+            "/approvals/new",
+            "/approvals/decide",
+            "/approvals/run",
+            "/holds",
+        )
         response = client.post(concrete) if path in posts else client.get(concrete)
         assert response.status_code in (303, 403), path
         if response.status_code == 303:
@@ -177,6 +173,20 @@ def test_admin_dashboard_shows_accounts_syncs_and_failures_without_mail(
     assert rows["other"][5].endswith("Z")
     assert rows["other"][6] == "&lt;b&gt;locked&lt;/b&gt;"
     assert "Quarterly numbers" not in page
+    # today's bar of the sync-history chart: inline SVG, nothing loaded from elsewhere
+    bars = re.findall(
+        r'<g class="day" data-day="[-0-9]+" data-runs="(\d+)" data-failures="(\d+)" '
+        r'data-copied="(\d+)">',
+        page,
+    )
+    assert len(bars) == 14
+    runs, failures, copied = (int(n) for n in bars[-1])  # today
+    assert runs >= 2
+    assert failures >= 1
+    assert copied >= 7
+    assert "http" not in page.split('<svg id="history"')[1].replace(
+        "http://www.w3.org/2000/svg", ""
+    )
 
 
 def test_pages_carry_the_security_headers(signed_in: dict[str, TestClient]) -> None:

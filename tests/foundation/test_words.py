@@ -18,7 +18,7 @@ from exoimap.config import parse_config
 from exoimap.errors import AuthError, ConfigError, ImapAuthenticationFailed, TokenExpiredOrRevoked
 from exoimap.logs import redact, setup_logging
 from exoimap.net.session import NetEvent
-from exoimap.words import noun, plural, sentences
+from exoimap.words import byte_size, noun, plural, sentences
 
 
 def test_plural_and_sentences() -> None:
@@ -175,3 +175,10 @@ def exoimap_root() -> Path:
     import exoimap
 
     return Path(exoimap.__file__).parent
+
+
+def test_sizes_read_as_people_read_them() -> None:
+    assert byte_size(512) == "512 B"
+    assert byte_size(2048) == "2.0 KB"
+    assert byte_size(5 * 1024**3) == "5.0 GB"
+    assert byte_size(3 * 1024**4) == "3.0 TB"  # a disk's size, not "3072.0 GB"

@@ -28,6 +28,8 @@ class ExchangeLike:
     #: Answer this many UID FETCH commands with a throttling NO first.
     throttle_fetches: int = 0
     throttle_ms: int = 20
+    #: Answer this many sign-ins (AUTHENTICATE) with a throttling NO first.
+    throttle_signins: int = 0
     #: Per connection: after this many FETCH responses, BYE AccessTokenExpired mid-batch.
     expire_after_messages: int | None = None
     port: int = 0
@@ -103,7 +105,13 @@ class ExchangeLike:
                         await writer.drain()
                         blob = (await reader.readline()).rstrip(b"\r\n")
                     self.auth_lines.append(blob)
-                    if self._token_ok(blob):
+                    if self.throttle_signins > 0:
+                        self.throttle_signins -= 1
+                        reply(
+                            tag + b" NO Request is throttled. Suggested Backoff Time: %d "
+                            b"milliseconds\r\n" % self.throttle_ms
+                        )
+                    elif self._token_ok(blob):
                         authed = True
                         reply(tag + b" OK AUTHENTICATE completed.\r\n")
                     else:

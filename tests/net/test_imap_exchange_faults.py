@@ -124,6 +124,25 @@ async def test_throttling_waits_the_suggested_backoff_and_continues(
     assert "Suggested Backoff Time: 1500 milliseconds" in throttled[0].detail
 
 
+async def test_a_throttled_sign_in_is_waited_out_like_a_throttled_command(
+    tls: tuple[Path, object],
+) -> None:
+    events: list[NetEvent] = []
+    waits: list[float] = []
+    async with _server(tls, throttle_signins=2, throttle_ms=1500) as server:
+        client = _client(tls, server.port, RotatingTokens(), events)
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        client._sleep = sleep
+        async with client:
+            assert (await client.select("INBOX")).uidvalidity == 14
+    assert waits == [1.5, 1.5]
+    assert len(server.auth_lines) == 3
+    assert [e.wait for e in events if e.kind == "throttled"] == [1.5, 1.5]
+
+
 async def test_token_expiry_bye_resumes_without_losing_or_repeating(
     tls: tuple[Path, object],
 ) -> None:

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
-from tests.tenant.services import running_postgres, running_redis
+from exoimap.auth.vault import Vault
+from exoimap.sandbox.services import running_postgres, running_redis
+from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.secrets import Secret
+from tests.cli.sync_helpers import isolated_home
+from tests.tenant.helpers import Setup, make_tenant_app
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +47,26 @@ def database_url(postgres_server: str) -> Iterator[str]:
     yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def setup(
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Setup:
+    """A tenant app in the sandbox, an empty catalog and queue, and this test's home."""
+    isolated_home(tmp_path, monkeypatch)
+    # the workers open this vault (made here with the tests' cheap key stretching)
+    Vault.from_paths().set_secret("created", Secret(b"by the test"))
+    (tmp_path / "logs").mkdir()
+    return Setup(
+        sandbox_tenant,
+        make_tenant_app(sandbox_tenant, tmp_path),
+        database_url,
+        redis_url,
+        tmp_path / "archives",
+        tmp_path / "logs",
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap.cli import main
+from exoimap.sandbox.backup_app import make_backup_app, tenant_add_options
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 
@@ -23,28 +24,22 @@ class TenantApp:
 
 
 def make_tenant_app(sandbox: SandboxTenant, folder: Path) -> TenantApp:
-    name = f"backup-{uuid.uuid4().hex[:8]}"
-    app = sandbox.admin.create_app(
-        name,
-        public=False,
-        application=["https://outlook.office365.com/IMAP.AccessAsApp", "User.Read.All"],
-        admin_consent=True,
+    made = make_backup_app(
+        sandbox,
+        f"backup-{uuid.uuid4().hex[:8]}",
+        folder,
+        graph=("User.Read.All", "GroupMember.Read.All"),
     )
-    files = sandbox.admin.add_certificate(name, folder / "cert")
-    pem = folder / "app.pem"
-    pem.write_bytes(files.private_key_file.read_bytes() + files.certificate_file.read_bytes())
-    pem.chmod(0o600)
-    sandbox.admin.register_exchange_principal(name)
-    return TenantApp(name, app.client_id, pem, f"t{uuid.uuid4().hex[:8]}")
+    return TenantApp(made.name, made.client_id, made.certificate, f"t{uuid.uuid4().hex[:8]}")
 
 
 def make_mailboxes(
-    sandbox: SandboxTenant, app: TenantApp, count: int, messages: int = 3
+    sandbox: SandboxTenant, app: TenantApp, count: int, messages: int = 3, first: int = 0
 ) -> list[str]:
-    """``count`` new users whose mailboxes hold ``messages`` messages in INBOX and one in
-    Sent Items, with FullAccess for the app."""
+    """``count`` new users (numbered from ``first``) whose mailboxes hold ``messages``
+    messages in INBOX and one in Sent Items, with FullAccess for the app."""
     upns = []
-    for i in range(count):
+    for i in range(first, first + count):
         upn = f"{app.prefix}-{i:03d}@{sandbox.tenant_domain}"
         sandbox.admin.create_user(upn, password="Sandbox-Pass-1!")
         for n in range(messages):
@@ -60,16 +55,8 @@ def add_tenant(
 ) -> None:
     args = [
         "tenant", "add", "acme",
-        "--tenant", sandbox.tenant_id,
-        "--client-id", app.client_id,
-        "--certificate", str(app.certificate),
+        *tenant_add_options(sandbox, app.client_id, app.certificate),
         "--archive-root", str(archive_root),
-        "--cloud", "custom",
-        "--authority", sandbox.authority,
-        "--imap-host", sandbox.imap_host,
-        "--imap-port", str(sandbox.imap_port),
-        "--ca-file", str(sandbox.ca_file),
-        "--graph-url", sandbox.identity_url,
         "--include", f"{app.prefix}-*@*",
         "--database", database,
         *extra,
@@ -86,3 +73,27 @@ def delivered(app: TenantApp, i: int, messages: int = 3) -> list[bytes]:
 def archived(root: Path) -> list[bytes]:
     """Every message file of an archive (every folder), in no particular order."""
     return [p.read_bytes() for p in sorted((root / "maildir").rglob("cur/*")) if p.is_file()]
+
+
+@dataclass
+class Setup:
+    """A test's sandbox tenant app, catalog, queue, archive root and worker logs."""
+
+    sandbox: SandboxTenant
+    app: TenantApp
+    database: str
+    redis_url: str
+    archives: Path
+    logs: Path
+
+    def add_and_discover(self, *extra: str) -> None:
+        add_tenant(self.sandbox, self.app, self.database, self.archives, *extra)
+        assert main(["tenant", "discover", "acme", "--database", self.database]) == 0
+
+    def backup(self) -> None:
+        args = ["tenant", "backup", "acme", "--database", self.database, "--redis", self.redis_url]
+        assert main(args) == 0
+
+    def log(self) -> str:
+        """The workers' shared log file (JSON lines)."""
+        return (self.logs.parent / "home" / "logs" / "exoimap.log").read_text()

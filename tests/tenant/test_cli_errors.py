@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from exoimap.cli import main
+from exoimap.sandbox.services import free_port
 from tests.cli.sync_helpers import isolated_home
-from tests.tenant.services import free_port
 
 pytestmark = pytest.mark.xdist_group("tenant")
 

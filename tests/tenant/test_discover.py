@@ -12,7 +12,7 @@ from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.tenant.catalog import open_catalog
 from tests.cli.sync_helpers import isolated_home
-from tests.tenant.helpers import add_tenant, make_mailboxes, make_tenant_app
+from tests.tenant.helpers import Setup, add_tenant, make_mailboxes, make_tenant_app
 
 pytestmark = pytest.mark.xdist_group("tenant")
 
@@ -125,3 +125,91 @@ def test_unknown_tenant_is_a_one_line_error(
     err = capsys.readouterr().err.strip()
     assert err.startswith("exoimap: error: no tenant 'nope' in the catalog")
     assert len(err.splitlines()) == 1
+
+
+def test_discover_includes_and_excludes_by_group_with_nested_groups(setup: Setup) -> None:
+    upns = make_mailboxes(setup.sandbox, setup.app, 5, messages=0)
+    admin = setup.sandbox.admin
+    nested = admin.create_group("sales-emea", [upns[1], upns[2]])
+    sales = admin.create_group("sales", [upns[0], nested.object_id])
+    on_leave = admin.create_group("on-leave", [upns[2], upns[4]])
+    setup.add_and_discover(
+        "--include", f"group:{sales.object_id}",
+        "--include", upns[3],  # a pattern entry beside the group
+        "--exclude", f"group:{on_leave.object_id}",
+    )  # fmt: skip
+    with open_catalog(setup.database) as catalog:
+        kept = [m.upn for m in catalog.mailboxes("acme")]
+    assert kept == [upns[0].lower(), upns[1].lower(), upns[3].lower()]
+
+
+def _group_permission(setup: Setup, granted: list[str] | None = None) -> list[str]:
+    """Take the app's GroupMember.Read.All away (returned), or give ``granted`` back."""
+    with setup.sandbox.admin.store.transaction() as directory:
+        registration = directory.find_app(setup.app.name)
+        assert registration is not None
+        if granted is not None:
+            registration.application_permissions += granted
+            return granted
+        held = registration.application_permissions
+        taken = [p for p in held if p.endswith("/GroupMember.Read.All")]
+        registration.application_permissions = [p for p in held if p not in taken]
+        return taken
+
+
+def test_a_group_filter_without_group_member_read_all_says_which_permission_is_missing(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = setup.sandbox.admin.create_group("everyone")
+    taken = _group_permission(setup)
+    add_tenant(
+        setup.sandbox, setup.app, setup.database, setup.archives,
+        "--exclude", f"group:{group.object_id}",
+    )  # fmt: skip
+    capsys.readouterr()
+    discover = ["tenant", "discover", "acme", "--database", setup.database]
+    assert main(discover) == 3
+    err = capsys.readouterr().err
+    assert "GroupMember.Read.All" in err
+    assert "Traceback" not in err
+    # an unknown group is named, in one line
+    with psycopg.connect(setup.database, autocommit=True) as conn:
+        conn.execute("UPDATE tenants SET exclude = %s", (["group:no-such-group"],))
+    _group_permission(setup, taken)
+    assert main(discover) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no group no-such-group" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("cloud", "graph"),
+    [
+        ("worldwide", "https://graph.microsoft.com"),
+        ("gcc", "https://graph.microsoft.com"),
+        ("gcc-high", "https://graph.microsoft.us"),
+        ("dod", "https://dod-graph.microsoft.us"),
+        ("china", "https://microsoftgraph.chinacloudapi.cn"),
+    ],
+)
+def test_a_tenant_in_a_national_cloud_is_discovered_through_that_clouds_graph(
+    cloud: str,
+    graph: str,
+    sandbox_tenant: SandboxTenant,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    app = make_tenant_app(sandbox_tenant, tmp_path)
+    args = [
+        "tenant", "add", "gov",
+        "--tenant", sandbox_tenant.tenant_id,
+        "--client-id", app.client_id,
+        "--certificate", str(app.certificate),
+        "--cloud", cloud,
+        "--database", database_url,
+    ]  # fmt: skip
+    assert main(args) == 0
+    with open_catalog(database_url) as catalog:
+        assert catalog.tenant("gov").graph_url == graph

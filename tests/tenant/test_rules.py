@@ -28,7 +28,23 @@ def test_filters(upn: str, include: list[str], exclude: list[str], kept: bool) -
     assert matches(upn, include, exclude) is kept
 
 
-@pytest.mark.parametrize("entry", ["", " ", "@"])
+@pytest.mark.parametrize(
+    ("upn", "include", "exclude", "kept"),
+    [
+        ("a@contoso.com", ["group:g1"], [], True),
+        ("B@contoso.com", ["group:g1"], [], True),  # members are compared in lower case
+        ("c@contoso.com", ["group:g1"], [], False),
+        ("c@contoso.com", ["group:g1", "c@*"], [], True),
+        ("a@contoso.com", [], ["GROUP:g1"], False),  # the prefix in any case
+        ("a@contoso.com", ["group:unknown"], [], False),
+    ],
+)
+def test_group_filters(upn: str, include: list[str], exclude: list[str], kept: bool) -> None:
+    groups = {"g1": frozenset({"a@contoso.com", "b@contoso.com"})}
+    assert matches(upn, include, exclude, groups) is kept
+
+
+@pytest.mark.parametrize("entry", ["", " ", "@", "group:"])
 def test_empty_filter_entries_are_refused(entry: str) -> None:
     with pytest.raises(ConfigError, match="empty filter entry"):
         check_filters([entry])

@@ -73,3 +73,36 @@ def test_budget_is_per_app_and_answers_429_with_retry_after(
             assert other.get(users, headers=bearer, timeout=30).status_code == 200
     finally:
         sandbox_tenant.admin.configure(graph_budget=10_000, graph_budget_window=10)
+
+
+def test_transitive_members_pages_users_of_nested_groups_and_404s_unknown_groups(
+    sandbox_tenant: SandboxTenant, tmp_path: Path
+) -> None:
+    app = make_tenant_app(sandbox_tenant, tmp_path)
+    a, b, c = (f"{app.prefix}-{n}@{sandbox_tenant.tenant_domain}" for n in "abc")
+    for upn in (a, b, c):
+        sandbox_tenant.admin.create_user(upn)
+    inner = sandbox_tenant.admin.create_group("inner", [b])
+    outer = sandbox_tenant.admin.create_group("outer", [a, inner.object_id])
+    sandbox_tenant.admin.add_group_member(inner.object_id, outer.object_id)  # a cycle is fine
+    graph = {"Authorization": f"Bearer {sandbox_tenant.app_token(app.name, scope=GRAPH)}"}
+    base = f"{sandbox_tenant.identity_url}/v1.0/groups/{outer.object_id}/transitiveMembers"
+    with sandbox_tenant.http_session() as http:
+        url: str | None = f"{base}/microsoft.graph.user?$top=1&$select=id,userPrincipalName"
+        seen = []
+        while url:
+            body = http.get(url, headers=graph, timeout=30).json()
+            assert len(body["value"]) == 1
+            assert body["value"][0]["@odata.type"] == "#microsoft.graph.user"
+            seen.append(body["value"][0]["userPrincipalName"])
+            url = body.get("@odata.nextLink")
+        assert sorted(seen) == sorted([a, b])
+        # without the cast, the nested group is a member too
+        every = http.get(base, headers=graph, timeout=30).json()["value"]
+        kinds = sorted(item["@odata.type"] for item in every)
+        assert kinds == ["#microsoft.graph.group", "#microsoft.graph.user", "#microsoft.graph.user"]
+        missing = http.get(
+            base.replace(outer.object_id, "no-such-group"), headers=graph, timeout=30
+        )
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "Request_ResourceNotFound"

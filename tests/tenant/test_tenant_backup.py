@@ -18,64 +18,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from exoimap.auth.vault import Vault
+from exoimap import audit
 from exoimap.cli import main
+from exoimap.config import Paths
 from exoimap.sandbox.exchange.config import ExchangeSettings
-from exoimap.sandbox.tenant import SandboxTenant
-from exoimap.secrets import Secret
 from exoimap.tenant.lease import lease_key
-from tests.cli.sync_helpers import isolated_home
-from tests.tenant.helpers import (
-    TenantApp,
-    add_tenant,
-    archived,
-    delivered,
-    make_mailboxes,
-    make_tenant_app,
-)
+from tests.tenant.helpers import Setup, archived, delivered, make_mailboxes
 from tests.tenant.workers import Workers, all_runs, wait_for, wait_until_ok, worker_pool
 
 pytestmark = [pytest.mark.xdist_group("tenant"), pytest.mark.slow]
-
-
-@dataclass
-class Setup:
-    sandbox: SandboxTenant
-    app: TenantApp
-    database: str
-    redis_url: str
-    archives: Path
-    logs: Path
-
-    def add_and_discover(self, *extra: str) -> None:
-        add_tenant(self.sandbox, self.app, self.database, self.archives, *extra)
-        assert main(["tenant", "discover", "acme", "--database", self.database]) == 0
-
-    def backup(self) -> None:
-        args = ["tenant", "backup", "acme", "--database", self.database, "--redis", self.redis_url]
-        assert main(args) == 0
-
-
-@pytest.fixture
-def setup(
-    sandbox_tenant: SandboxTenant,
-    database_url: str,
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Setup:
-    isolated_home(tmp_path, monkeypatch)
-    # the workers open this vault (made here with the tests' cheap key stretching)
-    Vault.from_paths().set_secret("created", Secret(b"by the test"))
-    (tmp_path / "logs").mkdir()
-    return Setup(
-        sandbox_tenant,
-        make_tenant_app(sandbox_tenant, tmp_path),
-        database_url,
-        redis_url,
-        tmp_path / "archives",
-        tmp_path / "logs",
-    )
 
 
 def test_two_workers_archive_every_mailbox_once_byte_exact(
@@ -93,11 +44,22 @@ def test_two_workers_archive_every_mailbox_once_byte_exact(
     assert len({r.worker for r in runs}) == 2
     for i, upn in enumerate(upns):
         assert sorted(archived(setup.archives / upn.lower())) == sorted(delivered(setup.app, i))
+    # each job's start and end in the audit log, one hash chain over both worker processes
+    assert sorted(r.data["mailbox"] for r in _jobs("finished")) == [u.lower() for u in upns]
+    assert len(_jobs("started")) == 6
+    assert {r.account for r in _jobs()} == {"tenant-acme"}
+    assert main(["audit", "verify"]) == 0
     capsys.readouterr()
     assert main(["tenant", "status", "acme", "--database", setup.database]) == 0
     out = capsys.readouterr().out
     assert "6 mailboxes: 6 ok" in out
     assert f"{upns[0].lower()}  ok  last success" in out
+
+
+def _jobs(state: str | None = None) -> list[audit.AuditRecord]:
+    """The workers' ``worker.job`` audit records (in the test's home), of one state."""
+    records = audit.read_records(Paths.from_env().audit_dir)
+    return [r for r in records if r.event == "worker.job" and state in (None, r.data["state"])]
 
 
 def _slow_server(setup: Setup) -> ExchangeSettings:
@@ -166,7 +128,7 @@ def test_the_same_mailbox_queued_twice_never_runs_twice_at_once(setup: Setup) ->
     first, second = all_runs(setup.database)
     assert (first.outcome, second.outcome) == ("ok", "ok")
     # each worker took one message: the second found the lease taken and waited its turn
-    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    log = setup.log()
     assert "held by another worker" in log
     assert first.finished_at is not None
     assert second.started_at >= first.finished_at
@@ -190,6 +152,10 @@ def test_mailbox_whose_permission_is_removed_is_dead_lettered_with_its_reason(
         )
     dead = [r for r in all_runs(setup.database) if r.outcome == "dead"]
     assert [r.upn for r in dead] == [upns[1].lower()]
+    (dead_lettered,) = _jobs("dead_lettered")
+    assert dead_lettered.data["mailbox"] == upns[1].lower()
+    assert dead_lettered.outcome == "failure"
+    assert "Add-MailboxPermission" in dead_lettered.data["error"]
     assert dead[0].attempt == 1  # a permanent refusal is not retried
     # the message itself is in Dramatiq's dead-letter queue
     dead_letters = redis.Redis.from_url(setup.redis_url).zcard("exoimap:exoimap-mailboxes.XQ")
@@ -212,6 +178,11 @@ def test_a_job_that_loses_its_lease_stops_and_is_retried(setup: Setup) -> None:
     runs = all_runs(setup.database)
     assert [r.outcome for r in runs] == ["failed", "ok"]
     assert "lease was lost" in runs[0].detail
+    lost = [
+        r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "worker.lease_lost"
+    ]
+    assert [r.data["mailbox"] for r in lost] == [job.upn.lower()]
+    assert [r.data["state"] for r in _jobs()] == ["started", "failed", "started", "finished"]
     assert runs[1].attempt == 2
     assert sorted(archived(job.root)) == sorted(delivered(setup.app, 0, messages))
 
@@ -231,5 +202,5 @@ def test_a_tenants_parallel_limit_holds_across_workers(setup: Setup) -> None:
     for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at is not None
         assert later.started_at >= earlier.finished_at
-    log = (setup.logs.parent / "home" / "logs" / "exoimap.log").read_text()
+    log = setup.log()
     assert "is at its limit (1 at once)" in log

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from exoimap.sandbox.services import stop
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import runs
 from exoimap.tenant.model import Run
-from tests.tenant.services import stop
 
 #: Short enough that the tests of dead workers finish quickly, long enough not to lapse
 #: while a loaded machine runs a job.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -30,15 +31,17 @@ from exoimap.app.audit_events import sync_event_recorder
 from exoimap.app.operations import backup, plan_backup
 from exoimap.app.resident import Resident
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ExoimapError
+from exoimap.errors import DiskFull, ExoimapError
 from exoimap.net.account import AccountProvider, connection_for
 from exoimap.net.imap import RetryPolicy
 from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import is_inbox
 from exoimap.store.remote import RemoteImapStore
+from exoimap.store.search import SearchIndex, index_path, update_search
 from exoimap.sync.plan import SyncPolicy
 from exoimap.sync.report import Progress, SyncReport
+from exoimap.words import byte_size, plural, sentences
 
 __all__ = [
     "AccountResult",
@@ -51,6 +54,12 @@ __all__ = [
     "sync_account",
     "sync_accounts",
 ]
+
+log = logging.getLogger(__name__)
+
+#: How long a sync waits for the archive's lock: a reader such as the console holds it for
+#: one page; another sync holds it much longer and is reported.
+READER_GRACE = 5.0
 
 #: Builds the token provider of an account (the CLI's asks for the vault passphrase).
 ProviderFactory = Callable[[AccountConfig], AccountProvider]
@@ -166,6 +175,7 @@ async def opened_stores(
         root,
         fsync_mode=fsync_mode,
         trusted_index=kept.trusted_index(root) if kept is not None else None,
+        lock_wait=READER_GRACE,
     )
     try:
         if kept is None:
@@ -273,6 +283,38 @@ async def _dry_run(
         await source.close()
 
 
+#: How long a full disk's message may take to work out how much the backup still needs.
+SPACE_NEEDED_TIMEOUT = 60.0
+
+
+async def _with_space_needed(  # noqa: PLR0917 - the account's stores, as for a dry run
+    full: DiskFull,
+    account: AccountConfig,
+    provider: AccountProvider,
+    root: Path,
+    policy: SyncPolicy,
+    sink: Callable[[NetEvent], None],
+) -> DiskFull:
+    """``full`` saying how much the rest of the backup needs: what a dry run would still
+    fetch now (the archive only read; it plans from what the run did commit)."""
+    try:
+        async with asyncio.timeout(SPACE_NEEDED_TIMEOUT):
+            plan = await _dry_run(account, provider, root, policy, sink)
+    except (ExoimapError, TimeoutError):
+        needed = f"`exoimap sync {account.name} --dry-run` shows how much the backup still needs"
+    else:
+        count = sum(f.planned for f in plan.folders)
+        size = sum(f.planned_bytes for f in plan.folders)
+        if count:
+            needed = f"The rest of this backup needs at least {byte_size(size)} more for "
+            needed += plural(count, "message")
+        else:  # the index or the run journal could not grow
+            needed = "No message is left to fetch: a few MB for the archive's index are enough"
+        if not plan.ok:  # a folder could not be planned: its messages are not counted
+            needed += " (not counting folders that could not be listed)"
+    return DiskFull(sentences(str(full), needed), folder=full.folder)
+
+
 async def sync_account(
     account: AccountConfig,
     provider: AccountProvider,
@@ -299,7 +341,15 @@ async def sync_account(
             result.report = await _dry_run(account, provider, root, policy, sink)
         else:
             result.report = await _backup(
-                account, provider, root, policy, options, sink, on_progress, kept
+                account,
+                provider,
+                root,
+                policy,
+                options,
+                sink,
+                on_progress,
+                kept,
+                search=SearchIndex(index_path(paths)),
             )
             _record(account.name, result.report, time.monotonic() - started)
         # what stopped the run (a full disk, a dead server) is the account's outcome,
@@ -307,6 +357,8 @@ async def sync_account(
         result.error = result.report.stopped_by
     except ExoimapError as exc:
         result.error = exc
+    if isinstance(result.error, DiskFull) and not options.dry_run:
+        result.error = await _with_space_needed(result.error, account, provider, root, policy, sink)
     result.seconds = time.monotonic() - started
     _record_run(result, dry_run=options.dry_run)
     return result
@@ -321,6 +373,8 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
     sink: Callable[[NetEvent], None],
     on_progress: AccountProgress | None,
     kept: Resident | None,
+    *,
+    search: SearchIndex,
 ) -> SyncReport:
     def progress(update: Progress) -> None:
         if on_progress is not None:
@@ -336,9 +390,24 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
             progress=progress,
             events=sync_event_recorder(account.name),
         )
+        await _update_search(archive, search, account)
     if report.ok and kept is not None:
         kept.remember_index(root, archive.closed_index_stamp)
     return report
+
+
+async def _update_search(
+    archive: ArchiveStore, search: SearchIndex, account: AccountConfig
+) -> None:
+    """Index what the backup archived (a failure leaves the index behind, not the backup:
+    the next sync catches up). Only where a console made the index: indexing costs more
+    than the backup itself, for nothing when nobody searches."""
+    if not search.exists:
+        return
+    try:
+        await update_search(archive, search, account=account.name, mailbox=account.email)
+    except ExoimapError as exc:
+        log.warning("%s: the search index was not updated: %s", account.name, exc)
 
 
 async def sync_accounts(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import errno
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from exoimap.app.accounts import archive_path, folder_filter
 from exoimap.app.export_output import ExportOutput, os_error
 from exoimap.app.export_writers import FORMATS, ExportWriter, MessageHead, new_writer
 from exoimap.config import AccountConfig, Paths
-from exoimap.errors import ConfigError, MessageError, StoreError
+from exoimap.errors import ConfigError, ExoimapError, MessageError, StoreError
 from exoimap.store.archive import ArchiveFolder, ArchiveStore
 from exoimap.store.base import FetchedMessage, FolderInfo, MessageInfo
 
@@ -139,13 +140,27 @@ async def export_archive(
     except OSError as exc:
         if writer is not None:
             writer.abort()
-        raise os_error(exc, output.out) from exc
+        needed = await _export_size(store, options) if exc.errno == errno.ENOSPC else None
+        raise os_error(exc, output.out, needed=needed) from exc
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     await asyncio.to_thread(output.commit)
     return exported
+
+
+async def _export_size(store: ArchiveStore, options: ExportOptions) -> int | None:
+    """The bytes of every message the export selects (None when the index cannot say)."""
+    total = 0
+    try:
+        for info in _selected(await store.list_folders(), options):
+            async with store.open_folder(info.name) as folder:
+                listing = await folder.list_messages(detail=True)
+            total += sum(m.size or 0 for m in listing.messages if options.wants(m))
+    except ExoimapError:
+        return None
+    return total
 
 
 def _selected(folders: list[FolderInfo], options: ExportOptions) -> list[FolderInfo]:

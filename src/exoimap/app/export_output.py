@@ -17,15 +17,18 @@ from pathlib import Path
 
 from exoimap.errors import ConfigError, DiskFull, StoreError, disk_of
 from exoimap.store.archive.files import fsync_dir, fsync_paths
+from exoimap.words import byte_size
 
 __all__ = ["ExportOutput", "os_error"]
 
 
-def os_error(exc: OSError, out: Path) -> StoreError:
-    """One line for a failed write to the export (a full disk says so)."""
+def os_error(exc: OSError, out: Path, *, needed: int | None = None) -> StoreError:
+    """One line for a failed write to the export (a full disk says so, and how much the
+    whole export needs when ``needed`` is known: the selected messages' bytes)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        size = "" if needed is None else f"the export needs about {byte_size(needed)}; "
         return DiskFull(
-            f"no space left on {disk_of(out)} while exporting to {out}; "
+            f"no space left on {disk_of(out)} while exporting to {out}; {size}"
             "the partial export was removed and the archive is untouched"
         )
     return StoreError(f"exporting to {out} failed: {exc.strerror or exc}")

@@ -46,10 +46,16 @@ class Notifier:
         message = "\n".join(
             f"{key}={value.replace(chr(10), ' ')}" for key, value in fields.items()
         ).encode()
+        # Non-blocking: a manager that does not read (its queue is full) must never stall
+        # the watch's event loop; that notification is dropped.
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, kind) as sock:
                 sock.connect(self._address)
-                sock.sendall(message)
+                sock.send(message)
+        except BlockingIOError:
+            log.debug("sd_notify to %r dropped: the service manager's queue is full", self._address)
+            return False
         except OSError as exc:
             log.warning("sd_notify to %r failed: %s", self._address, exc)
             return False

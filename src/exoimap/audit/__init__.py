@@ -45,6 +45,8 @@ from exoimap.audit.events import (
     AuditRecovered,
     ConfigChanged,
     ConsoleAccess,
+    ConsoleApproval,
+    ConsoleSearch,
     FolderSynced,
     ImapAuthenticated,
     ImapAuthFailed,
@@ -60,6 +62,8 @@ from exoimap.audit.events import (
     TokenRequested,
     VaultChanged,
     WatchStateChanged,
+    WorkerJob,
+    WorkerLeaseLost,
 )
 from exoimap.audit.log import AuditLog, AuditRecord, read_records
 from exoimap.audit.verify import Problem, VerifyResult, verify_log
@@ -70,6 +74,8 @@ __all__ = [
     "AccessDenied",
     "AccountSynced",
     "WatchStateChanged",
+    "WorkerJob",
+    "WorkerLeaseLost",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -82,6 +88,8 @@ __all__ = [
     "Auditor",
     "ConfigChanged",
     "ConsoleAccess",
+    "ConsoleApproval",
+    "ConsoleSearch",
     "FolderSynced",
     "SyncChange",
     "ImapAuthFailed",

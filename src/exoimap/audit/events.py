@@ -29,6 +29,8 @@ __all__ = [
     "AccessDenied",
     "AccountSynced",
     "WatchStateChanged",
+    "WorkerJob",
+    "WorkerLeaseLost",
     "ArchiveExported",
     "ArchiveRead",
     "ArchiveRestored",
@@ -39,6 +41,8 @@ __all__ = [
     "AuditSegmentStarted",
     "ConfigChanged",
     "ConsoleAccess",
+    "ConsoleApproval",
+    "ConsoleSearch",
     "FolderSynced",
     "ImapAuthFailed",
     "ImapAuthenticated",
@@ -314,6 +318,37 @@ class WatchStateChanged(AuditEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkerJob(AuditEvent):
+    """``exoimap worker``: a tenant mailbox's backup job ``started``, ``finished``,
+    ``failed`` (to be tried again) or ``dead_lettered`` (a permanent failure, or retries
+    spent) on ``worker``; ``error`` says why it did not finish."""
+
+    name: ClassVar[str] = "worker.job"
+    state: str
+    tenant: str
+    mailbox: str
+    message_id: str = ""
+    attempt: int = 0
+    worker: str = ""
+    copied: int = 0
+    bytes: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerLeaseLost(AuditEvent):
+    """``exoimap worker``: the lease of the mailbox a job was backing up lapsed under it
+    (the job stopped: another worker may hold the mailbox now)."""
+
+    name: ClassVar[str] = "worker.lease_lost"
+    outcome: Outcome = "failure"
+    tenant: str
+    mailbox: str
+    message_id: str = ""
+    worker: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
@@ -420,6 +455,32 @@ class ConsoleAccess(AuditEvent):
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConsoleSearch(AuditEvent):
+    """A search in ``exoimap console``: what was asked and how many messages matched
+    within the person's scope."""
+
+    name: ClassVar[str] = "console.search"
+    query: str
+    hits: int
+    page: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleApproval(AuditEvent):
+    """A four-eyes request in ``exoimap console`` changing state: ``requested``,
+    ``approved``, ``refused`` (a self-approval, a hold), ``rejected``, ``carried_out``."""
+
+    name: ClassVar[str] = "console.approval"
+    request_id: str
+    kind: str
+    state: str
+    requester: str = ""
+    scope: str = ""
+    reason: str = ""
+    expires: str = ""
+
+
 # --- written by the audit log itself ---------------------------------------------------
 
 
@@ -475,6 +536,8 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     FolderSynced,
     AccountSynced,
     WatchStateChanged,
+    WorkerJob,
+    WorkerLeaseLost,
     ArchiveRead,
     ArchiveExported,
     ArchiveVerified,
@@ -483,6 +546,8 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     VaultChanged,
     AccessDenied,
     ConsoleAccess,
+    ConsoleSearch,
+    ConsoleApproval,
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,

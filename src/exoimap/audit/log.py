@@ -325,8 +325,8 @@ def _fsync_dir(directory: Path) -> None:
 def _os_error(exc: OSError, what: str, directory: Path) -> Exception:
     if exc.errno == errno.ENOSPC:
         return DiskFull(
-            f"no space left on {disk_of(directory)} while {what}; the audit log kept every "
-            "earlier record. Free some space and run again."
+            f"no space left on {disk_of(directory)} while {what}; everything stored before "
+            "is intact (the audit log kept every earlier record). Free some space and run again."
         )
     return StoreUnavailable(f"audit log: {what} failed: {exc.strerror}", retryable=False)
 

@@ -27,6 +27,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from exoimap.audit.log import AuditRecord
+from exoimap.words import byte_size
 
 __all__ = ["Flag", "Report", "ReportPolicy", "build_report", "format_report"]
 
@@ -302,19 +303,11 @@ def _volume_flags(
                             "unusual_volume",
                             account,
                             day.isoformat(),
-                            f"{_size(moved)} moved on {day}, typical day {_size(int(typical))}",
+                            f"{byte_size(moved)} moved on {day}, "
+                            f"typical day {byte_size(int(typical))}",
                         )
                     )
             history.append(moved)
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def format_report(report: Report) -> str:
@@ -340,7 +333,7 @@ def format_report(report: Report) -> str:
     out.append("Data moved")
     for account, counts in report.data_moved.items():
         parts = [
-            f"{k.replace('_', ' ')} {_size(v) if k.startswith('bytes') else v}"
+            f"{k.replace('_', ' ')} {byte_size(v) if k.startswith('bytes') else v}"
             for k, v in counts.items()
         ]
         out.append(f"  {account}: " + ", ".join(parts))

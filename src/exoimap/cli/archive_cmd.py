@@ -12,10 +12,9 @@ from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import EXIT_OK, Group
-from exoimap.cli.progress import human_bytes
 from exoimap.config import AccountConfig, Config, Paths, load_config
 from exoimap.untrusted import shown
-from exoimap.words import noun, plural, sentence
+from exoimap.words import byte_size, noun, plural, sentence
 
 
 @click.group("archive", cls=Group, no_args_is_help=True)
@@ -58,11 +57,11 @@ def _stats(account: AccountConfig, paths: Paths, config: Config) -> None:
         padding = " " * (width - cell_len(label))
         click.echo(
             f"  {label}{padding}  {folder.messages:>8} {noun(folder.messages, 'message'):<8}  "
-            f"{human_bytes(folder.bytes):>10}{extra}"
+            f"{byte_size(folder.bytes):>10}{extra}"
         )
     for note in result.recovery_notes:
         click.echo(sentence(f"repaired on opening: {shown(note)}"))
     click.echo(
         f"{name}: {plural(result.messages, 'message')}, {plural(len(result.folders), 'folder')}, "
-        f"{plural(result.bytes, 'byte')} ({human_bytes(result.bytes)})."
+        f"{plural(result.bytes, 'byte')} ({byte_size(result.bytes)})."
     )

@@ -62,7 +62,9 @@ def console(listen: str, cert: Path | None, key: Path | None, settings_path: Pat
     sock = listening_socket(host, port)
     with auditing(paths, config.audit, key=audit_key_for(paths)):
         sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
-        app = build_app(Console(settings, Mailboxes(paths), sessions, SignIn(settings), Trail()))
+        mailboxes = Mailboxes(paths)
+        mailboxes.search.create()  # from now on every sync keeps it current
+        app = build_app(Console(settings, mailboxes, sessions, SignIn(settings), Trail()))
         click.echo(f"exoimap console at {settings.public_url} (Ctrl-C stops it)")
         click.echo(f"reply URL to register on the app: {settings.redirect_uri}")
         ConsoleServer(app, sock, cert=cert, key=key).run()

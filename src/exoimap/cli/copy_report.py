@@ -8,10 +8,9 @@ import click
 from exoimap.app.accounts import AccountResult
 from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, exit_code_for
 from exoimap.cli.output import echo
-from exoimap.cli.progress import human_bytes
 from exoimap.errors import MessageError
 from exoimap.sync.report import SyncReport
-from exoimap.words import plural, sentence
+from exoimap.words import byte_size, plural, sentence
 
 __all__ = ["copy_exit_code", "print_copy"]
 
@@ -41,7 +40,7 @@ def print_copy(name: str, what: str, destination: str, report: SyncReport, secon
     flags = sum(f.flags_changed for f in report.folders)
     created = f", {plural(len(report.created), 'folder')} created" if report.created else ""
     click.echo(
-        f"{name}: {verb} {plural(count, 'message')} ({human_bytes(size)}) to {destination}, "
+        f"{name}: {verb} {plural(count, 'message')} ({byte_size(size)}) to {destination}, "
         f"{plural(flags, 'flag change')}{created} in {seconds:.1f} s."
     )
     for note in report.recovery_notes:

@@ -13,9 +13,8 @@ from exoimap.audit import auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.cli.app import EXIT_OK, EXIT_PARTIAL, PATH
 from exoimap.cli.output import echo
-from exoimap.cli.progress import human_bytes
 from exoimap.config import Paths, load_config
-from exoimap.words import plural
+from exoimap.words import byte_size, plural
 
 _DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -71,7 +70,7 @@ def export(  # noqa: PLR0917 - click passes one argument per option
         echo(f"skipped: {line}", err=True)
     click.echo(
         f"{name}: exported {plural(result.messages, 'message')} from "
-        f"{plural(result.folders, 'folder')}, {human_bytes(result.bytes)}, as {result.format} "
+        f"{plural(result.folders, 'folder')}, {byte_size(result.bytes)}, as {result.format} "
         f"to {result.out}."
     )
     raise click.exceptions.Exit(EXIT_OK if result.ok else EXIT_PARTIAL)

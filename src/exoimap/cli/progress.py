@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from exoimap.untrusted import shown
-from exoimap.words import plural
+from exoimap.words import byte_size, plural
 
 if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
     from types import TracebackType
@@ -29,15 +29,7 @@ if TYPE_CHECKING:  # rich is imported only when bars are shown (a terminal)
     from exoimap.net.session import NetEvent
     from exoimap.sync.report import Progress as SyncProgress
 
-__all__ = ["SyncDisplay", "WaitClock", "human_bytes"]
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(count) < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"  # pragma: no cover - the loop always returns
+__all__ = ["SyncDisplay", "WaitClock"]
 
 
 class WaitClock:
@@ -123,7 +115,7 @@ class SyncDisplay:
 
     def _rate(self, count: int) -> str:
         elapsed = max(self._clock() - self._started, 1e-3)
-        return f"{human_bytes(count / elapsed)}/s"
+        return f"{byte_size(count / elapsed)}/s"
 
     def progress(self, account: str, update: SyncProgress) -> None:
         key = (account, update.folder)
@@ -143,7 +135,7 @@ class SyncDisplay:
             total,
             completed=update.total_done,
             total=max(update.total_planned, update.total_done),
-            size=human_bytes(update.total_bytes),
+            size=byte_size(update.total_bytes),
             rate=self._rate(update.total_bytes),
             waits=waits,
         )
@@ -156,7 +148,7 @@ class SyncDisplay:
             task,
             completed=update.folder_done,
             total=update.folder_planned,
-            size=human_bytes(update.folder_bytes),
+            size=byte_size(update.folder_bytes),
             rate="",
         )
 
@@ -168,14 +160,14 @@ class SyncDisplay:
         if finished:
             print(
                 f"  {shown(account)}/{shown(update.folder)}: "
-                f"{plural(update.folder_done, 'message')}, {human_bytes(update.folder_bytes)}",
+                f"{plural(update.folder_done, 'message')}, {byte_size(update.folder_bytes)}",
                 flush=True,
             )
         elif now - self._last_line >= 1.0:
             self._last_line = now
             print(
                 f"  {shown(account)}: {update.total_done}/{update.total_planned} messages, "
-                f"{human_bytes(update.total_bytes)}, {self._rate(update.total_bytes)}",
+                f"{byte_size(update.total_bytes)}, {self._rate(update.total_bytes)}",
                 flush=True,
             )
 

@@ -58,6 +58,7 @@ EXIT_CODES: dict[str, tuple[int, ...]] = {
     "console": _COMMON,
     "tenant discover": _SIGNS_IN,
     "tenant status": (*_COMMON, EXIT_PARTIAL),
+    "tenant verify": (*_SIGNS_IN, EXIT_PARTIAL),
 }
 
 #: One example per command, as a user would type it.
@@ -101,6 +102,7 @@ EXAMPLES: dict[str, str] = {
     "tenant discover": "exoimap tenant discover contoso",
     "tenant backup": "exoimap tenant backup contoso",
     "tenant status": "exoimap tenant status contoso",
+    "tenant verify": "exoimap tenant verify contoso --deep",
     "worker": "exoimap worker --concurrency 4",
     "agent start": "exoimap agent start",
     "agent stop": "exoimap agent stop",

@@ -27,12 +27,12 @@ from exoimap.cli.app import (
 )
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.output import echo
-from exoimap.cli.progress import SyncDisplay, human_bytes
+from exoimap.cli.progress import SyncDisplay
 from exoimap.cli.provider import account_provider
 from exoimap.cli.restore_check import check_restore
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
-from exoimap.words import plural, sentence
+from exoimap.words import byte_size, plural, sentence
 
 if TYPE_CHECKING:
     from exoimap.app.operations import ArchiveCheck
@@ -55,7 +55,7 @@ def _print_preview(result: AccountResult) -> None:
         new = " (new folder)" if p.new_folder else ""
         deleted = f"mark {p.gone} gone" if not p.expunged else f"delete {p.expunged}"
         echo(
-            f"  would sync {p.source}{new}: fetch {p.planned} ({human_bytes(p.planned_bytes)}), "
+            f"  would sync {p.source}{new}: fetch {p.planned} ({byte_size(p.planned_bytes)}), "
             f"update flags of {p.flags_changed}, {deleted}"
         )
     for p in report.folders:
@@ -64,7 +64,7 @@ def _print_preview(result: AccountResult) -> None:
     fetch = sum(p.planned for p in report.folders)
     size = sum(p.planned_bytes for p in report.folders)
     echo(
-        f"{result.account}: would fetch {plural(fetch, 'message')} ({human_bytes(size)}) "
+        f"{result.account}: would fetch {plural(fetch, 'message')} ({byte_size(size)}) "
         f"in {plural(len(report.folders), 'folder')}."
     )
 
@@ -83,7 +83,7 @@ def _print_result(result: AccountResult, display: SyncDisplay) -> None:
     throttled = f", throttled {plural(waits, 'time')} ({waited:.1f} s waited)" if waits else ""
     echo(
         f"{result.account}: fetched {plural(summary['fetched'], 'message')} "
-        f"({human_bytes(summary['bytes'])}) in {plural(summary['folders'], 'folder')}, "
+        f"({byte_size(summary['bytes'])}) in {plural(summary['folders'], 'folder')}, "
         f"{plural(summary['flags_changed'], 'flag change')}, "
         f"{summary['gone'] + summary['expunged']} deleted on the server, "
         f"{plural(summary['failed_folders'], 'failed folder')} "
@@ -256,7 +256,7 @@ def _print_repair(name: str, repaired: SyncReport) -> None:
     summary = repaired.summary()
     echo(
         f"{name}: repair: fetched {plural(summary['fetched'], 'message')} again "
-        f"({human_bytes(summary['bytes'])}); copies that differed are kept in the archive, "
+        f"({byte_size(summary['bytes'])}); copies that differed are kept in the archive, "
         "marked gone."
     )
     for f in repaired.folders:

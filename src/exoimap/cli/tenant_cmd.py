@@ -12,7 +12,7 @@ import redis
 
 from exoimap.cli.app import EXIT_PARTIAL, PATH, Group
 from exoimap.cli.output import echo
-from exoimap.config import Paths
+from exoimap.config import Paths, load_config
 from exoimap.errors import ConfigError, NetworkError
 from exoimap.words import plural
 
@@ -51,27 +51,53 @@ def app() -> None:
 @click.option(
     "--archive-root", type=PATH, help="Where the mailboxes' archives go (one folder each)."
 )
-@click.option("--cloud", default="worldwide", help="worldwide, or custom with --authority.")
+@click.option(
+    "--cloud",
+    default="worldwide",
+    help="worldwide, gcc, gcc-high, dod, china, or custom with --authority.",
+)
 @click.option("--authority", help="Authority URL (custom cloud).")
 @click.option("--imap-host", help="IMAP host (custom cloud).")
 @click.option("--imap-port", type=int, default=993, help="IMAP port.")
 @click.option("--ca-file", type=PATH, help="Trust this CA (custom cloud).")
 @click.option("--graph-url", help="Microsoft Graph's base URL (custom cloud).")
-@click.option("--include", multiple=True, help="Only users matching @DOMAIN or a UPN glob.")
-@click.option("--exclude", multiple=True, help="Leave out users matching @DOMAIN or a glob.")
+@click.option(
+    "--include", multiple=True, help="Only users matching @DOMAIN, a UPN glob or group:ID."
+)
+@click.option(
+    "--exclude", multiple=True, help="Leave out users matching @DOMAIN, a glob or group:ID."
+)
 @click.option(
     "--max-parallel",
     type=click.IntRange(0),
     default=0,
     help="At most this many mailboxes at once across all workers (0: no limit).",
 )
+@click.option(
+    "--tenant-requests",
+    type=click.IntRange(0),
+    default=0,
+    help="IMAP commands per --budget-window for the whole tenant, all workers (0: no limit).",
+)
+@click.option(
+    "--mailbox-requests",
+    type=click.IntRange(0),
+    default=0,
+    help="IMAP commands per --budget-window for each mailbox (0: no limit).",
+)
+@click.option(
+    "--budget-window",
+    type=click.FloatRange(1, 86400),
+    default=60.0,
+    help="The window of the request budgets, in seconds.",
+)
 @DATABASE_OPTION
 def add(**options: object) -> None:
     """Add a tenant (app-only sign-in with a certificate) to the catalog."""
     from exoimap.tenant.catalog import open_catalog
     from exoimap.tenant.discover import check_filters
-    from exoimap.tenant.model import DEFAULT_GRAPH_URL, TenantRecord
-    from exoimap.tenant.signin import check_tenant
+    from exoimap.tenant.model import TenantRecord
+    from exoimap.tenant.signin import check_tenant, default_graph_url
 
     name = str(options["name"])
     certificate = Path(str(options["certificate"])).expanduser().resolve()
@@ -79,21 +105,25 @@ def add(**options: object) -> None:
         raise ConfigError(f"the certificate file {certificate} does not exist")
     root = options["archive_root"] or Paths.from_env().data_dir / "tenants" / name
     ca_file = options["ca_file"]
+    cloud = str(options["cloud"])
     record = TenantRecord(
         name=name,
         tenant=str(options["tenant_id"]),
         client_id=str(options["client_id"]),
         certificate=certificate,
         archive_root=Path(str(root)).expanduser().resolve(),
-        cloud=str(options["cloud"]),
+        cloud=cloud,
         authority=str(options["authority"]) if options["authority"] else None,
         imap_host=str(options["imap_host"]) if options["imap_host"] else None,
         imap_port=int(str(options["imap_port"])),
         ca_file=Path(str(ca_file)).expanduser().resolve() if ca_file else None,
-        graph_url=str(options["graph_url"] or DEFAULT_GRAPH_URL),
+        graph_url=str(options["graph_url"] or default_graph_url(cloud)),
         include=check_filters(options["include"]),  # type: ignore[arg-type]
         exclude=check_filters(options["exclude"]),  # type: ignore[arg-type]
         max_parallel=int(str(options["max_parallel"])),
+        tenant_requests=int(str(options["tenant_requests"])),
+        mailbox_requests=int(str(options["mailbox_requests"])),
+        budget_window=float(str(options["budget_window"])),
     )
     check_tenant(record)
     with open_catalog(_text(options["database"])) as catalog:
@@ -145,6 +175,43 @@ def backup(name: str, database: str | None, redis_url: str | None) -> None:
     finally:
         broker.close()
     echo(f"{plural(len(upns), 'backup job')} queued for tenant {name}")
+
+
+@app.command("verify")
+@click.argument("name", help="The tenant.")
+@click.option("--deep", is_flag=True, help="Also compare the SHA-256 of every message.")
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=4, help="Mailboxes checked at once."
+)
+@DATABASE_OPTION
+def verify(name: str, deep: bool, parallel: int, database: str | None) -> int:
+    """Compare every catalogued mailbox's archive with its mailbox (as `exoimap verify`)."""
+    import asyncio
+
+    from exoimap.audit import auditing
+    from exoimap.auth.audit_key import audit_key_for
+    from exoimap.auth.vault import Vault
+    from exoimap.tenant.catalog import open_catalog
+    from exoimap.tenant.verify import verify_mailboxes
+
+    with open_catalog(database) as catalog:
+        tenant = catalog.tenant(name)
+        upns = [m.upn for m in catalog.mailboxes(name)]
+    paths = Paths.from_env()
+    with auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
+        checks = asyncio.run(
+            verify_mailboxes(tenant, upns, Vault.from_paths(), paths, deep=deep, parallel=parallel)
+        )
+    for check in checks:
+        if check.problem:
+            echo(f"{check.upn}  {check.problem}")
+    bad = sum(1 for c in checks if c.problem)
+    messages = plural(sum(c.messages for c in checks), "message")
+    echo(
+        f"{plural(len(checks), 'mailbox', 'mailboxes')} verified{' deep' if deep else ''}:"
+        f" {len(checks) - bad} match ({messages}), {bad} do not"
+    )
+    return EXIT_PARTIAL if bad else 0
 
 
 @app.command("status")

@@ -11,7 +11,7 @@ import click
 
 from exoimap.cli.output import echo
 from exoimap.cli.tenant_cmd import DATABASE_OPTION, REDIS_OPTION
-from exoimap.config import Paths
+from exoimap.config import Paths, load_config
 
 __all__ = ["worker"]
 
@@ -48,6 +48,8 @@ def worker(
     redis_url: str | None,
 ) -> None:
     """Back up tenant mailboxes from the job queue until stopped (SIGTERM or Ctrl-C)."""
+    from exoimap.audit import auditing
+    from exoimap.auth.audit_key import audit_key_for
     from exoimap.auth.vault import Vault
     from exoimap.tenant.catalog import open_catalog, require_database
     from exoimap.tenant.jobs import QueueSettings, redis_client
@@ -80,6 +82,8 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    echo(f"worker {context.worker_id}: {concurrency} at once; stop with Ctrl-C or SIGTERM")
-    run_worker(context, redis_url, stop, concurrency=concurrency, settings=settings)
+    paths = context.paths
+    with auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
+        echo(f"worker {context.worker_id}: {concurrency} at once; stop with Ctrl-C or SIGTERM")
+        run_worker(context, redis_url, stop, concurrency=concurrency, settings=settings)
     echo(f"worker {context.worker_id}: stopped")

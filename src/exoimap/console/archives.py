@@ -3,29 +3,42 @@ accounts of config.toml that have an archive), their folders, a page of a folder
 messages (headers from each message's first bytes), and one message's bytes.
 
 Each call opens the archive, reads, and closes it (skipping the index's integrity check
-while the index is as this process left it), so the console holds no archive lock between
-requests (a sync that finds one held for that moment reports it and can be rerun;
-a read during a sync is refused with :class:`~exoimap.errors.StoreLocked`).
+while the index is as this process left it), so the console holds the archive's lock only
+for one page: its own requests for one archive take turns (an asyncio lock per archive),
+and a sync starting meanwhile waits for the page to finish. While a sync holds the archive,
+message lists come from the search index as last indexed (one consistent SQLite snapshot,
+marked as such); what needs the message files is refused with
+:class:`~exoimap.errors.StoreLocked` (the console answers 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
+
 from exoimap.app.accounts import archive_path
 from exoimap.config import Paths, load_config
-from exoimap.errors import MessageError
+from exoimap.errors import MessageError, StoreLocked
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
+from exoimap.store.search import FolderMark, SearchIndex, header_text, index_path
 
-__all__ = ["FolderSummary", "Mailbox", "MessagePage", "MessageSummary", "Mailboxes"]
+__all__ = [
+    "FolderSummary",
+    "Mailbox",
+    "MessagePage",
+    "MessageSummary",
+    "Mailboxes",
+    "header_text",
+]
 
 PAGE_SIZE = 50
 #: A message larger than this is not shown in the console (download it instead).
@@ -61,20 +74,12 @@ class MessagePage:
     page: int
     total: int
     messages: list[MessageSummary]
+    #: True when a sync holds the archive and the list is the search index's last view.
+    behind: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
-
-
-def header_text(message: EmailMessage, name: str) -> str:
-    """A header decoded (RFC 2047), or its raw text when it does not decode."""
-    try:
-        value = message.get(name)
-    except (ValueError, IndexError, TypeError):  # malformed structured headers
-        raw = [v for k, v in message.raw_items() if k.lower() == name.lower()]
-        return str(raw[0]) if raw else ""
-    return "" if value is None else str(value)
 
 
 class Mailboxes:
@@ -82,9 +87,11 @@ class Mailboxes:
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self.search = SearchIndex(index_path(paths))
         # each archive's index as this process left it: while unchanged, opening it again
         # skips the integrity check (any write by a sync changes the stamp)
         self._stamps: dict[Path, IndexStamp | None] = {}
+        self._turns: dict[Path, asyncio.Lock] = {}
 
     def all(self) -> list[Mailbox]:
         """Every configured account whose archive exists, by account name."""
@@ -96,18 +103,26 @@ class Mailboxes:
                 found.append(Mailbox(name, account.email, root))
         return found
 
+    def configured(self, account: str) -> Mailbox | None:
+        """The configured account ``account``, archived or not (a restore's target)."""
+        found = load_config(self.paths).accounts.get(account)
+        if found is None:
+            return None
+        return Mailbox(account, found.email, archive_path(found, self.paths))
+
     def find(self, account: str) -> Mailbox | None:
         return next((m for m in self.all() if m.account == account), None)
 
     @asynccontextmanager
     async def _open(self, mailbox: Mailbox) -> AsyncIterator[ArchiveStore]:
-        trusted = self._stamps.get(mailbox.archive)
-        store = ArchiveStore.open(mailbox.archive, create=False, trusted_index=trusted)
-        try:
-            yield store
-        finally:
-            await store.close()
-            self._stamps[mailbox.archive] = store.closed_index_stamp
+        async with self._turns.setdefault(mailbox.archive, asyncio.Lock()):
+            trusted = self._stamps.get(mailbox.archive)
+            store = ArchiveStore.open(mailbox.archive, create=False, trusted_index=trusted)
+            try:
+                yield store
+            finally:
+                await store.close()
+                self._stamps[mailbox.archive] = store.closed_index_stamp
 
     async def folders(self, mailbox: Mailbox) -> list[FolderSummary]:
         async with self._open(mailbox) as store:
@@ -116,12 +131,48 @@ class Mailboxes:
             return [FolderSummary(n, states[n].exists) for n in names if n in states]
 
     async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
+        try:
+            return await self._page(mailbox, folder_name, page)
+        except StoreLocked:  # a sync is writing: the index's last consistent view
+            indexed = await run_in_threadpool(
+                self.search.folder_page,
+                mailbox.account,
+                folder_name,
+                None,
+                page=page,
+                size=PAGE_SIZE,
+            )
+            if indexed is None:
+                raise
+            shown = [
+                MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits
+            ]
+            return MessagePage(folder_name, page, indexed.total, shown, behind=True)
+
+    async def _page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
         """Messages of a folder, the most recently archived first (highest UID: the archive
-        numbers messages as they arrive); None when there is no such folder."""
+        numbers messages as they arrive); None when there is no such folder. From the
+        search index when it holds the folder as the archive has it now (one indexed query),
+        else from the message files' first bytes."""
         async with self._open(mailbox) as store:
             names = {i.name for i in await store.list_folders() if i.selectable}
             if folder_name not in names:
                 return None
+            state = await store.folder_state(folder_name)
+            mark = FolderMark(state.uidvalidity, state.uidnext, state.exists)
+            indexed = await run_in_threadpool(
+                self.search.folder_page,
+                mailbox.account,
+                folder_name,
+                mark,
+                page=page,
+                size=PAGE_SIZE,
+            )
+            if indexed is not None:  # the search index holds the folder as it is now
+                shown = [
+                    MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits
+                ]
+                return MessagePage(folder_name, page, indexed.total, shown)
             async with store.open_folder(folder_name) as folder:
                 listing = await folder.list_messages()
                 uids = sorted((m.uid for m in listing.messages), reverse=True)

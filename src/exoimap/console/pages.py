@@ -35,13 +35,17 @@ def _when(value: _dt.datetime | None) -> str:
     return value.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
+def _epoch(value: float | None) -> str:
+    return _when(_dt.datetime.fromtimestamp(value, _dt.UTC)) if value is not None else ""
+
+
 def _size(value: int | None) -> str:
     if value is None:
         return ""
     return f"{value / 1024:.0f} KB" if value >= 1024 else f"{value} B"
 
 
-_ENV.filters.update(text=web_text, when=_when, size=_size)
+_ENV.filters.update(text=web_text, when=_when, size=_size, epoch=_epoch)
 _ENV.globals.update(link=link)
 
 

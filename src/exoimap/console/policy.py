@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ROLES", "Action", "Decision", "Principal", "decide"]
+__all__ = ["ROLES", "Action", "Decision", "Principal", "decide", "scope_patterns"]
 
 #: Every role the console knows (the app role values to define in Entra ID).
 ROLES = ("self", "restore_operator", "auditor", "compliance_officer", "admin", "audit_reader")
@@ -28,9 +28,14 @@ class Action(enum.Enum):
     LIST_MAILBOXES = "mailboxes.list"
     SEE_ALL_ACCOUNTS = "accounts.list"  # every configured account by name, no mail
     BROWSE_MAILBOX = "mailbox.browse"  # folders and message headers (metadata)
+    SEARCH = "search"  # headers in the mailboxes one may browse, text in those one may read
     READ_MESSAGE = "message.read"  # the content of a message
     RESTORE_MESSAGE = "message.restore"  # back into its own mailbox
     DOWNLOAD_MESSAGE = "message.download"  # the .eml or an attachment, as a file
+    EXPORT_FOLDER = "folder.export"  # a folder as a file: only through a four-eyes request
+    DELETE_MESSAGE = "message.delete"  # from the archive: only through a four-eyes request
+    MANAGE_HOLDS = "holds.manage"  # place legal holds (releasing one takes four eyes)
+    APPROVE = "approval.decide"  # approve or reject another person's request
     READ_AUDIT = "audit.read"  # the audit log
     VIEW_DASHBOARD = "dashboard.view"  # accounts, sync times and failures, no mail
 
@@ -41,21 +46,44 @@ _GRANTS: Mapping[str, frozenset[Action]] = {
         {
             Action.LIST_MAILBOXES,
             Action.BROWSE_MAILBOX,
+            Action.SEARCH,
             Action.READ_MESSAGE,
             Action.RESTORE_MESSAGE,
             Action.DOWNLOAD_MESSAGE,
         }
     ),
     "restore_operator": frozenset(
-        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.RESTORE_MESSAGE}
+        {Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.SEARCH, Action.RESTORE_MESSAGE}
     ),
-    "auditor": frozenset({Action.LIST_MAILBOXES, Action.BROWSE_MAILBOX, Action.READ_MESSAGE}),
-    "compliance_officer": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS}),
+    "auditor": frozenset(
+        {
+            Action.LIST_MAILBOXES,
+            Action.BROWSE_MAILBOX,
+            Action.SEARCH,
+            Action.READ_MESSAGE,
+            Action.EXPORT_FOLDER,
+        }
+    ),
+    "compliance_officer": frozenset(
+        {
+            Action.LIST_MAILBOXES,
+            Action.SEE_ALL_ACCOUNTS,
+            Action.DELETE_MESSAGE,
+            Action.MANAGE_HOLDS,
+            Action.APPROVE,
+        }
+    ),
     "admin": frozenset({Action.LIST_MAILBOXES, Action.SEE_ALL_ACCOUNTS, Action.VIEW_DASHBOARD}),
     "audit_reader": frozenset({Action.READ_AUDIT}),
 }
 _MAILBOX_ACTIONS = frozenset(
-    {Action.BROWSE_MAILBOX, Action.READ_MESSAGE, Action.RESTORE_MESSAGE, Action.DOWNLOAD_MESSAGE}
+    {
+        Action.BROWSE_MAILBOX,
+        Action.READ_MESSAGE,
+        Action.RESTORE_MESSAGE,
+        Action.DOWNLOAD_MESSAGE,
+        Action.EXPORT_FOLDER,
+    }
 )
 
 
@@ -86,6 +114,28 @@ def _in_scope(
     if role == "self":
         return bool(principal.upn) and address == principal.upn.casefold()
     return any(fnmatch.fnmatchcase(address, p.casefold()) for p in scopes.get(role, ()))
+
+
+def _glob_literal(address: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in address)
+
+
+def scope_patterns(
+    principal: Principal, action: Action, scopes: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The address patterns of the mailboxes where ``principal`` may do ``action`` (a
+    mailbox action): what a search puts into its SQL, matching exactly what
+    :func:`decide` allows mailbox by mailbox."""
+    patterns: list[str] = []
+    for role in principal.known_roles:
+        if action not in _GRANTS[role]:
+            continue
+        if role == "self":
+            if principal.upn:
+                patterns.append(_glob_literal(principal.upn))
+        else:
+            patterns.extend(scopes.get(role, ()))
+    return tuple(dict.fromkeys(patterns))
 
 
 def decide(

@@ -41,11 +41,21 @@ def vault_provider(paths: Paths, account: AccountConfig) -> AccountProvider:
 
 
 async def restore_message(
-    paths: Paths, account_name: str, folder: str, message_id: str, providers: ProviderFactory
+    paths: Paths,
+    account_name: str,
+    folder: str,
+    message_id: str,
+    providers: ProviderFactory,
+    *,
+    target: str | None = None,
 ) -> RestoreOutcome:
-    account = load_config(paths).account(account_name)
+    """Restore one message into its own mailbox, or (four eyes, approved) into the
+    account ``target``'s."""
+    config = load_config(paths)
+    account = config.account(account_name)
+    into = config.account(target) if target else account
     options = RestoreOptions(folders=(glob.escape(folder),), message_ids=(message_id,))
-    request = RestoreRequest(account, account, providers(paths, account), paths, options)
+    request = RestoreRequest(account, into, providers(paths, into), paths, options)
     result = await restore_account(request)
     if result.error is not None:
         return RestoreOutcome(0, None, shown(str(result.error)))

@@ -13,6 +13,9 @@
     auditor = ["*@contoso.com"]
     restore_operator = ["alice@contoso.com", "bob@contoso.com"]
 
+    [groups]                                      # Entra group object id -> roles
+    "0b6a5d3e-1c2f-4e8a-9d7b-2f3e4a5b6c7d" = ["auditor"]
+
 The client secret is never in the file: it comes from ``EXOIMAP_CONSOLE_CLIENT_SECRET``
 (without it the console signs in as a public client, with PKCE only).
 """
@@ -42,6 +45,7 @@ _KEYS = {
     "idle_timeout",
     "absolute_timeout",
     "scopes",
+    "groups",
 }
 
 
@@ -57,6 +61,8 @@ class ConsoleSettings:
     idle_timeout: float = 900.0
     absolute_timeout: float = 8 * 3600.0
     scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Roles granted through membership of an Entra group (object id -> roles).
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def redirect_uri(self) -> str:
@@ -100,6 +106,23 @@ def _scopes(value: object, where: Path) -> dict[str, tuple[str, ...]]:
     return scopes
 
 
+def _groups(value: object, where: Path) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError('groups must be a table of "group object id" = [roles]', path=str(where))
+    groups: dict[str, tuple[str, ...]] = {}
+    for group, roles in value.items():
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise ConfigError(f"groups.{group} must be a list of roles", path=str(where))
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown:
+            known = ", ".join(ROLES)
+            raise ConfigError(
+                f"groups.{group}: unknown role {unknown[0]!r} (roles: {known})", path=str(where)
+            )
+        groups[group.strip().lower()] = tuple(roles)
+    return groups
+
+
 def load_settings(
     path: Path, *, public_url: str, environ: Mapping[str, str] | None = None
 ) -> ConsoleSettings:
@@ -131,4 +154,5 @@ def load_settings(
         idle_timeout=_seconds(document, "idle_timeout", 900.0, path),
         absolute_timeout=_seconds(document, "absolute_timeout", 8 * 3600.0, path),
         scopes=_scopes(document.get("scopes", {}), path),
+        groups=_groups(document.get("groups", {}), path),
     )

@@ -74,10 +74,27 @@ class SignIn:
                 str(result.get("error_description") or result.get("error") or "no ID token")
             )
             raise AuthError(f"the sign-in failed: {error.splitlines()[0] if error else 'unknown'}")
-        roles = claims.get("roles")
         return Principal(
             oid=str(claims.get("oid", "")),
             upn=str(claims.get("preferred_username", "")),
             name=str(claims.get("name", "")),
-            roles=frozenset(str(r) for r in roles) if isinstance(roles, list) else frozenset(),
+            roles=self._roles(claims),
         )
+
+    def _roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
+        """The app roles of the ID token, and those the settings give its groups. A token
+        that could not name all the person's groups (``_claim_names``: the overage of
+        more than 200) grants its app roles only; with none, the sign-in is refused."""
+        app_roles = claims.get("roles")
+        roles = {str(r) for r in app_roles} if isinstance(app_roles, list) else set()
+        groups = claims.get("groups")
+        if isinstance(groups, list):
+            for group in groups:
+                roles.update(self.settings.groups.get(str(group).lower(), ()))
+        names = claims.get("_claim_names")
+        if isinstance(names, dict) and "groups" in names and self.settings.groups and not roles:
+            raise AuthError(
+                "you are in too many groups for the sign-in to name them, so no role can be "
+                "given through a group; ask for a console role to be assigned to you directly"
+            )
+        return frozenset(roles)

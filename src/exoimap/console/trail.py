@@ -4,11 +4,14 @@ signed-in person as the record's ``console_user`` (refusals are on disk at once)
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 from collections.abc import Iterator
 
 from exoimap import audit
 from exoimap.audit import Auditor
+from exoimap.console.approvals import ApprovalRequest
 from exoimap.console.policy import Principal
+from exoimap.store.archive import Hold
 
 __all__ = ["Trail"]
 
@@ -39,6 +42,46 @@ class Trail:
         )
         auditor = self._auditor or audit.current_auditor()
         with audit.acting_as(principal.upn if principal else "(not signed in)"):
+            auditor.emit(event)
+
+    def searched(self, principal: Principal, query: str, hits: int, page: int) -> None:
+        """A search and how many messages it found (``console.search``)."""
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn):
+            auditor.emit(audit.ConsoleSearch(query=query, hits=hits, page=page))
+
+    def approval(
+        self,
+        principal: Principal,
+        state: str,
+        subject: ApprovalRequest | Hold | str,
+        *,
+        reason: str = "",
+        account: str | None = None,
+    ) -> None:
+        """A four-eyes request (or a hold) changing state (``console.approval``)."""
+        if isinstance(subject, ApprovalRequest):
+            event = audit.ConsoleApproval(
+                account=subject.account,
+                outcome="denied" if state == "refused" else "success",
+                request_id=subject.id,
+                kind=subject.kind,
+                state=state,
+                requester=subject.requester,
+                scope=subject.scope_text,
+                reason=reason or subject.reason,
+                expires=_dt.datetime.fromtimestamp(subject.expires, _dt.UTC).isoformat(),
+            )
+        elif isinstance(subject, Hold):
+            event = audit.ConsoleApproval(
+                account=account, request_id=subject.id, kind="hold", state=state, reason=reason
+            )
+        else:
+            event = audit.ConsoleApproval(
+                outcome="denied", request_id=subject, kind="", state=state, reason=reason
+            )
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn):
             auditor.emit(event)
 
     def flush(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -23,18 +24,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exoimap.audit.query import AuditFilter, summarize
 from exoimap.audit.query import tail as audit_tail
+from exoimap.console.approvals import KINDS, ApprovalBook, ApprovalError, book_path
 from exoimap.console.archives import Mailbox, Mailboxes
 from exoimap.console.dashboard import account_rows
 from exoimap.console.downloads import attachment_of, download
+from exoimap.console.four_eyes import carry_out, may_file
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
-from exoimap.console.pages import render
+from exoimap.console.pages import link, render
 from exoimap.console.policy import Action, Principal, decide
 from exoimap.console.restoring import ProviderFactory, restore_message, vault_provider
+from exoimap.console.searching import search
 from exoimap.console.sessions import Session, SessionStore
 from exoimap.console.settings import ConsoleSettings
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreError, StoreLocked
+from exoimap.store.archive import ArchiveHeld, active_holds, place_hold
+from exoimap.store.search import SearchSyntaxError
 
 __all__ = ["PAGE_CSP", "Console", "build_app"]
 
@@ -56,6 +62,13 @@ class Console:
     trail: Trail
     providers: ProviderFactory = vault_provider  # tokens for restoring into a mailbox
     audit_dir: Path | None = None  # default: the installation's audit folder
+    approvals: ApprovalBook | None = None  # default: the installation's approval book
+
+    @property
+    def book(self) -> ApprovalBook:
+        if self.approvals is None:
+            self.approvals = ApprovalBook(book_path(self.mailboxes.paths))
+        return self.approvals
 
     @property
     def session_cookie(self) -> str:
@@ -162,6 +175,7 @@ def _context(visit: Visit, **extra: object) -> dict[str, object]:
         "csrf_token": visit.session.csrf_token,
         "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
         "can_see_dashboard": decide(visit.principal, Action.VIEW_DASHBOARD).allowed,
+        "can_search": decide(visit.principal, Action.SEARCH).allowed,
         **extra,
     }
 
@@ -272,6 +286,162 @@ async def _restore(console: Console, request: Request, visit: Visit) -> Response
     return render("restored.html", context, 200 if outcome.error is None else 502)
 
 
+async def _search(console: Console, request: Request, visit: Visit) -> Response:
+    text = request.query_params.get("q", "").strip()
+    number = _positive(request.query_params.get("page"), 1)
+    if not text or number is None:
+        return render("search.html", _context(visit, result=None, error="", readable=set()))
+    try:
+        found = await search(
+            console.mailboxes.search, visit.principal, console.settings.scopes, text, number
+        )
+    except SearchSyntaxError as exc:
+        context = _context(visit, result=None, error=str(exc), readable=set())
+        return render("search.html", context, 400)
+    console.trail.searched(visit.principal, text, found.total, number)
+    scopes = console.settings.scopes
+    readable = {
+        mailbox
+        for mailbox in {hit.mailbox for hit in found.hits}
+        if decide(visit.principal, Action.READ_MESSAGE, mailbox, scopes).allowed
+    }
+    return render("search.html", _context(visit, result=found, error="", readable=readable))
+
+
+# --- four eyes ---------------------------------------------------------------------------
+
+
+def _form_text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _notice(console: Console, params: QueryParams) -> str:
+    """What the last step did, from the book (never text taken from the URL)."""
+    hold = params.get("hold", "")
+    if hold:
+        return f"hold {hold} placed" if hold.isalnum() and len(hold) <= 16 else ""
+    found = console.book.get(params.get("request", ""))
+    if found is None:
+        return ""
+    if found.state == "pending":
+        return f"request {found.id} filed"
+    if found.state != "done":
+        return f"request {found.id} {found.state}"
+    if found.kind == "release_hold":
+        held = found.scope.get("hold", "")
+        return f"request {found.id} carried out: hold {held} on {found.account} released"
+    return f"request {found.id} carried out"
+
+
+async def _approvals(console: Console, request: Request, visit: Visit) -> Response:
+    approver = decide(visit.principal, Action.APPROVE).allowed
+    requests = await run_in_threadpool(console.book.recent)
+    if not approver:  # one's own requests only
+        requests = [r for r in requests if r.requester_oid == visit.principal.oid]
+    holds = []
+    if decide(visit.principal, Action.MANAGE_HOLDS).allowed:
+        for mailbox in await run_in_threadpool(console.mailboxes.all):
+            holds += [(mailbox, h) for h in active_holds(mailbox.archive)]
+    context = _context(
+        visit,
+        requests=requests,
+        kinds=KINDS,
+        approver=approver,
+        holds=holds,
+        can_hold=decide(visit.principal, Action.MANAGE_HOLDS).allowed,
+        message=await run_in_threadpool(_notice, console, request.query_params),
+    )
+    return render("approvals.html", context)
+
+
+async def _file_request(console: Console, request: Request, visit: Visit) -> Response:
+    form = await request.form()
+    kind, account = _form_text(form, "kind"), _form_text(form, "account")
+    scope = {
+        k: _form_text(form, k)
+        for k in ("folder", "uid", "message_id", "target", "hold")
+        if _form_text(form, k)
+    }
+    refusal = may_file(
+        visit.principal,
+        {"kind": kind, "account": account, **scope},
+        console.mailboxes,
+        console.settings.scopes,
+    )
+    if refusal:
+        return _error("Refused", f"This request cannot be filed: {refusal}.", 403, visit)
+    hours = _positive(_form_text(form, "hours") or None, 24) or 0
+    try:
+        filed = await run_in_threadpool(
+            lambda: console.book.file(
+                kind,
+                visit.principal,
+                account=account,
+                scope=scope,
+                reason=_form_text(form, "reason"),
+                hours=hours,
+            )
+        )
+    except ApprovalError as exc:
+        return _error("Cannot file", str(exc), 400, visit)
+    console.trail.approval(visit.principal, "requested", filed)
+    return RedirectResponse(link("/approvals", request=filed.id), 303)
+
+
+async def _decide_request(console: Console, request: Request, visit: Visit) -> Response:
+    form = await request.form()
+    request_id, decision = _form_text(form, "id"), _form_text(form, "decision")
+    try:
+        decided = await run_in_threadpool(
+            lambda: console.book.decide(request_id, visit.principal, approve=decision == "approve")
+        )
+    except ApprovalError as exc:
+        found = await run_in_threadpool(console.book.get, request_id)
+        console.trail.approval(visit.principal, "refused", found or request_id, reason=str(exc))
+        return _error("Refused", str(exc), 409, visit)
+    console.trail.approval(visit.principal, decided.state, decided)
+    return RedirectResponse(link("/approvals", request=decided.id), 303)
+
+
+async def _run_request(console: Console, request: Request, visit: Visit) -> Response:
+    form = await request.form()
+    request_id = _form_text(form, "id")
+    found = await run_in_threadpool(console.book.get, request_id)
+    refusal = (
+        may_file(visit.principal, found, console.mailboxes, console.settings.scopes)
+        if found
+        else "there is no such request"
+    )
+    if refusal:
+        console.trail.approval(visit.principal, "refused", found or request_id, reason=refusal)
+        return _error("Refused", f"This request cannot be carried out: {refusal}.", 403, visit)
+    try:
+        taken = await run_in_threadpool(console.book.take, request_id, visit.principal)
+        with console.trail.acting(visit.principal):
+            carried = await carry_out(taken, console.mailboxes, console.providers)
+    except (ApprovalError, ArchiveHeld) as exc:
+        console.trail.approval(visit.principal, "refused", found or request_id, reason=str(exc))
+        return _error("Refused", str(exc), 409, visit)
+    console.trail.approval(visit.principal, "carried_out", taken, reason=carried.message)
+    if carried.download is not None:
+        return download(carried.download[1], carried.download[0], "application/mbox")
+    return RedirectResponse(link("/approvals", request=taken.id), 303)
+
+
+async def _place_hold(console: Console, request: Request, visit: Visit) -> Response:
+    form = await request.form()
+    mailbox = console.mailboxes.find(_form_text(form, "account"))
+    reason = " ".join(_form_text(form, "reason").split())
+    if mailbox is None or not reason:
+        return _error("Cannot place the hold", "Name a mailbox and give a reason.", 400, visit)
+    hold = await run_in_threadpool(place_hold, mailbox.archive, reason, visit.principal.upn)
+    console.trail.approval(
+        visit.principal, "hold_placed", hold, reason=reason, account=mailbox.account
+    )
+    return RedirectResponse(link("/approvals", hold=hold.id), 303)
+
+
 #: How many records the audit page shows (newest first).
 AUDIT_PAGE = 200
 
@@ -315,8 +485,8 @@ async def _attachment(console: Console, request: Request, visit: Visit) -> Respo
 async def _dashboard(console: Console, request: Request, visit: Visit) -> Response:
     console.trail.flush()
     directory = console.audit_dir or console.mailboxes.paths.audit_dir
-    rows = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
-    return render("dashboard.html", _context(visit, rows=rows))
+    rows, chart = await account_rows(console.mailboxes.paths, console.mailboxes, directory)
+    return render("dashboard.html", _context(visit, rows=rows, chart=chart))
 
 
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
@@ -412,7 +582,7 @@ class SecurityHeaders:
                 defaults = {
                     b"content-security-policy": PAGE_CSP.encode(),
                     b"x-content-type-options": b"nosniff",
-                    b"referrer-policy": b"no-referrer",
+                    b"referrer-policy": b"same-origin",  # no-referrer: POSTs say Origin: null
                     b"x-frame-options": b"DENY",
                     b"cache-control": b"no-store",
                     b"cross-origin-opener-policy": b"same-origin",
@@ -437,6 +607,12 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
     ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
     ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
+    ("/search", Action.SEARCH, _search, ("GET",), False),
+    ("/approvals", Action.SIGNED_IN, _approvals, ("GET",), False),
+    ("/approvals/new", Action.SIGNED_IN, _file_request, ("POST",), False),
+    ("/approvals/decide", Action.APPROVE, _decide_request, ("POST",), False),
+    ("/approvals/run", Action.SIGNED_IN, _run_request, ("POST",), False),
+    ("/holds", Action.MANAGE_HOLDS, _place_hold, ("POST",), False),
     ("/audit", Action.READ_AUDIT, _audit_log, ("GET",), False),
     ("/dashboard", Action.VIEW_DASHBOARD, _dashboard, ("GET",), False),
 )

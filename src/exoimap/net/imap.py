@@ -248,12 +248,16 @@ class ImapClient:
             self._session = None
             await current.close()
         backoff = self._backoff()
+        throttles = 0
         while True:
             try:
                 self._session = await self._connect()
             except ConnectionLost as exc:
                 first = self.reachability.connect_failed(exc)
                 await self._wait_reconnect(backoff, exc, first=first)
+            except Throttled as exc:  # the sign-in itself was throttled
+                throttles += 1
+                await self._wait_throttle(exc, throttles)
             else:
                 self.reachability.connected()
                 return self._session
@@ -450,7 +454,7 @@ class ImapClient:
 
         sent = 0
 
-        def send_more() -> None:
+        async def send_more() -> None:
             nonlocal sent
             while waiting and len(in_flight) < self.retry.fetch_depth:
                 if sent and self._refresh_due(session):
@@ -458,11 +462,11 @@ class ImapClient:
                 sent += 1
                 batch = waiting.popleft()
                 cmd = c.Fetch(SequenceSet.of(*batch), items, uid=True)
-                tag = session.send(cmd, stream=True)
+                tag = await session.send_paced(cmd, stream=True)
                 in_flight.append(tag)
                 asked[tag] = set(batch)
 
-        send_more()
+        await send_more()
         while in_flight:
             tag = in_flight[0]
             while (item := await session.next_fetch_item(tag)) is not None:
@@ -487,7 +491,7 @@ class ImapClient:
                 raise FolderError(
                     f"UID FETCH in {folder!r} failed: {shown(reply.done.text)}", folder=folder
                 )
-            send_more()
+            await send_more()
         if waiting:
             raise _Rotate()
 
@@ -578,7 +582,7 @@ class ImapClient:
                     await self._select(session, folder, read_only=False)
                 self._note("resume", f"message {uid}: continuing at byte {offset} of {size}")
                 part = c.BodySection(peek=True, partial=(offset, size - offset))
-                tag = session.send(
+                tag = await session.send_paced(
                     c.Fetch(SequenceSet.of(uid), ("UID", part), uid=True), stream=True
                 )
                 while (item := await session.next_fetch_item(tag)) is not None:

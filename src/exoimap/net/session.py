@@ -40,6 +40,7 @@ from exoimap.net.credentials import (
     expiry_seconds,
 )
 from exoimap.net.explain import explain_auth_failure, is_not_connected
+from exoimap.net.pacing import pace
 from exoimap.net.tls import TLSPolicy
 from exoimap.net.transport import Transport, open_transport
 from exoimap.protocol import commands as c
@@ -415,6 +416,11 @@ class ImapSession:
         self._flush()
         return tag
 
+    async def send_paced(self, command: c.Command, *, stream: bool = False) -> str:
+        """:meth:`send`, once the pacer (:mod:`exoimap.net.pacing`) lets it go."""
+        await pace()
+        return self.send(command, stream=stream)
+
     async def wait(self, tag: str) -> Reply:
         """Wait for the command ``tag`` to complete (its untagged responses included)."""
         pending = self._pending[tag]
@@ -426,7 +432,7 @@ class ImapSession:
     async def command(self, command: c.Command) -> Reply:
         """Send one command and wait for it. NO/BAD are returned, not raised, except
         throttling (:class:`~exoimap.errors.Throttled`)."""
-        reply = await self.wait(self.send(command))
+        reply = await self.wait(await self.send_paced(command))
         self.check_throttle(reply)
         return reply
 
@@ -454,7 +460,7 @@ class ImapSession:
         ``chunks``, with flow control; returns the tag (see :meth:`wait`). Raises
         :class:`MessageError` and closes the session if the chunks do not add up to the
         announced size (the connection is then out of step)."""
-        tag = self.send(command)
+        tag = await self.send_paced(command)
         pending = self._pending[tag]
         if self._literal_held():
             # A synchronising literal (or one queued behind another's): wait for the
@@ -493,7 +499,7 @@ class ImapSession:
         server reports a change (EXISTS, EXPUNGE, RECENT, FETCH); then DONE. Returns the
         untagged responses seen. Waits longer than the endpoint's read timeout are fine:
         silence is expected while idling."""
-        tag = self.send(c.Idle())
+        tag = await self.send_paced(c.Idle())
         pending = self._pending[tag]
         await self._pump(lambda: pending.done is not None or bool(pending.continuations))
         if pending.done is None:

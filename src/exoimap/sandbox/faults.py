@@ -40,6 +40,9 @@ class Faults:
     delay: float = 0.0
     #: Seed of the random drops (reproducible failures).
     seed: int = 0
+    #: Seconds to wait before each write to a connection signed in to one of these
+    #: mailboxes (UPN, lower case), on top of ``delay``: one slow mailbox among fast ones.
+    mailbox_delay: dict[str, float] = field(default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,7 +59,8 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return self.drop_after_bytes is not None or self.drop_probability > 0 or self.delay > 0
+        slowed = self.delay > 0 or any(d > 0 for d in self.mailbox_delay.values())
+        return self.drop_after_bytes is not None or self.drop_probability > 0 or slowed
 
     def describe(self) -> str:
         """One line for a person: ``drop after 100 bytes, delay 0.5 s`` or ``none``."""
@@ -67,6 +71,8 @@ class Faults:
             parts.append(f"drop at random ({self.drop_probability:g} per write, seed {self.seed})")
         if self.delay > 0:
             parts.append(f"delay {self.delay:g} s before each write")
+        for upn, seconds in sorted(self.mailbox_delay.items()):
+            parts.append(f"delay {seconds:g} s before each write to {upn}")
         return ", ".join(parts) or "none"
 
     def take(self, other: Faults) -> None:
@@ -80,10 +86,12 @@ class Faults:
         self.drop_after_bytes = None
         self.drop_probability = 0.0
         self.delay = 0.0
+        self.mailbox_delay.clear()
 
-    async def before_write(self) -> None:
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
+    async def before_write(self, mailbox: str | None = None) -> None:
+        wait = self.delay + (self.mailbox_delay.get(mailbox, 0.0) if mailbox else 0.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     def allowed_bytes(self, sent: int, size: int) -> int:
         """How much of a ``size``-byte write may go out before the connection drops."""

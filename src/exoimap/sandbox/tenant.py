@@ -198,7 +198,11 @@ class SandboxTenant:
             raise NetworkError("the sandbox tenant is not running")
         mailboxes = self.server.mailboxes if share_mailboxes else Mailboxes(settings)
         server = ExchangeImapServer(
-            self.identity, settings, ssl_context=self.server.ssl_context, mailboxes=mailboxes
+            self.identity,
+            settings,
+            ssl_context=self.server.ssl_context,
+            mailboxes=mailboxes,
+            app_requests=self.server.app_requests if share_mailboxes else None,
         )
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
         try:

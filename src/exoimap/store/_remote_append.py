@@ -160,7 +160,7 @@ class Appender:
     async def _send_group(self) -> None:
         group, self._group, self._group_bytes = self._group, [], 0
         if len(group) == 1:
-            self._send_buffered(group[0])
+            await self._send_buffered(group[0])
         elif group:
             command = c.MultiAppend(
                 self._folder,
@@ -169,14 +169,14 @@ class Appender:
                     for m in group
                 ),
             )
-            self._in_flight.append(_Sent(self._session.send(command), group))
+            self._in_flight.append(_Sent(await self._session.send_paced(command), group))
             await self._session.drain()
         await self._settle(_GROUP_WINDOW)
 
-    def _send_buffered(self, message: _Message) -> None:
+    async def _send_buffered(self, message: _Message) -> None:
         item = message.item
         command = c.Append(self._folder, message.data, _flags(item), item.internal_date)
-        self._in_flight.append(_Sent(self._session.send(command), [message]))
+        self._in_flight.append(_Sent(await self._session.send_paced(command), [message]))
 
     async def _send_streamed(self, message: _Message) -> None:
         item = message.item
@@ -200,7 +200,7 @@ class Appender:
             elif len(sent.messages) > 1:
                 # the group was refused as a whole: each alone, so only the bad one fails
                 for message in sent.messages:
-                    self._send_buffered(message)
+                    await self._send_buffered(message)
             else:
                 self._refuse(sent.messages[0], f"the server refused it: {shown(reply.done.text)}")
 

@@ -38,14 +38,14 @@ def canonical(name: str) -> str:
     return "INBOX" if is_inbox(name) else name
 
 
-def _before_status(s: ImapSession, *, keep_selected: bool) -> str | None:
+async def _before_status(s: ImapSession, *, keep_selected: bool) -> str | None:
     """Leave the selected mailbox, or catch it up (see above); the tag to wait for."""
     if s.selected is None:
         return None
     if not keep_selected and "UNSELECT" in s.capabilities:
         s.selected = None
-        return s.send(c.Unselect())
-    return s.send(c.Noop())
+        return await s.send_paced(c.Unselect())
+    return await s.send_paced(c.Noop())
 
 
 async def _replies(
@@ -55,8 +55,8 @@ async def _replies(
     commands = [(n, c.StatusCommand(canonical(n), _items(condstore))) for n in names]
 
     async def go(s: ImapSession) -> list[tuple[str, Reply]]:
-        first = _before_status(s, keep_selected=keep_selected)
-        tags = [(name, s.send(command)) for name, command in commands]
+        first = await _before_status(s, keep_selected=keep_selected)
+        tags = [(name, await s.send_paced(command)) for name, command in commands]
         if first is not None:
             await s.wait(first)
         replies = [(name, await s.wait(tag)) for name, tag in tags]

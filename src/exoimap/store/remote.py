@@ -460,7 +460,7 @@ class RemoteFolder:
         once (a response arriving while several commands are in flight goes to each)."""
 
         async def go(s: ImapSession) -> list[object]:
-            tags = [s.send(command) for command in commands]
+            tags = [await s.send_paced(command) for command in commands]
             seen: set[int] = set()
             untagged: list[object] = []
             for tag in tags:

@@ -17,7 +17,8 @@ __all__ = ["Catalog", "open_catalog", "require_database"]
 
 _TENANT_COLUMNS = (
     "name, tenant, client_id, certificate, archive_root, cloud, authority, imap_host,"
-    " imap_port, ca_file, graph_url, include, exclude, max_parallel"
+    " imap_port, ca_file, graph_url, include, exclude, max_parallel, tenant_requests,"
+    " mailbox_requests, budget_window"
 )
 
 
@@ -49,7 +50,8 @@ def open_catalog(url: str | None) -> Iterator[Catalog]:
 
 def _tenant_from(row: Sequence[object]) -> TenantRecord:
     (name, tenant, client_id, certificate, archive_root, cloud, authority, imap_host) = row[:8]
-    imap_port, ca_file, graph_url, include, exclude, max_parallel = row[8:]
+    imap_port, ca_file, graph_url, include, exclude, max_parallel = row[8:14]
+    tenant_requests, mailbox_requests, budget_window = row[14:]
     return TenantRecord(
         name=str(name),
         tenant=str(tenant),
@@ -65,6 +67,9 @@ def _tenant_from(row: Sequence[object]) -> TenantRecord:
         include=tuple(include) if isinstance(include, list) else (),
         exclude=tuple(exclude) if isinstance(exclude, list) else (),
         max_parallel=int(str(max_parallel)),
+        tenant_requests=int(str(tenant_requests)),
+        mailbox_requests=int(str(mailbox_requests)),
+        budget_window=float(str(budget_window)),
     )
 
 
@@ -79,7 +84,7 @@ class Catalog:
         try:
             self.conn.execute(
                 f"INSERT INTO tenants ({_TENANT_COLUMNS})"  # noqa: S608 - a constant list
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     tenant.name,
                     tenant.tenant,
@@ -95,6 +100,9 @@ class Catalog:
                     list(tenant.include),
                     list(tenant.exclude),
                     tenant.max_parallel,
+                    tenant.tenant_requests,
+                    tenant.mailbox_requests,
+                    tenant.budget_window,
                 ),
             )
         except psycopg.errors.UniqueViolation:

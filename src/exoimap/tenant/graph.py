@@ -1,8 +1,11 @@
-"""A small Microsoft Graph client: the users of a tenant, page by page.
+"""A small Microsoft Graph client: the users of a tenant, and the users in a group (nested
+groups included), page by page.
 
-``GET /v1.0/users`` with ``$select`` and ``$top``, following ``@odata.nextLink`` until it is
-absent. A 429 (or 503/504) is waited out for the ``Retry-After`` seconds it names (bounded),
-then the same page is asked again; other refusals end discovery with what to fix.
+``GET /v1.0/users`` (``User.Read.All``) and ``GET /v1.0/groups/{id}/transitiveMembers/
+microsoft.graph.user`` (``GroupMember.Read.All``) with ``$select`` and ``$top``, following
+``@odata.nextLink`` until it is absent. A 429 (or 503/504) is waited out for the
+``Retry-After`` seconds it names (bounded), then the same page is asked again; other
+refusals end discovery with what to fix.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
-from exoimap.errors import AuthError, InsufficientPermission, NetworkError
+from exoimap.errors import AuthError, ConfigError, InsufficientPermission, NetworkError
 from exoimap.secrets import Secret
 from exoimap.untrusted import shown
 
-__all__ = ["GraphUser", "list_users"]
+__all__ = ["GraphUser", "group_members", "list_users"]
 
 _RETRIED = frozenset({429, 503, 504})
 #: Longest single wait a Retry-After may impose, and how many waits one page may take.
@@ -57,7 +61,7 @@ def _retry_after(response: requests.Response, waited: int) -> float:
     return min(max(seconds, 1.0), _MAX_WAIT)
 
 
-def _refusal(response: requests.Response) -> Exception:
+def _refusal(response: requests.Response, listing: _Listing) -> Exception:
     try:
         error = response.json().get("error", {})
         code, message = str(error.get("code", "")), str(error.get("message", ""))
@@ -68,10 +72,21 @@ def _refusal(response: requests.Response) -> Exception:
         return AuthError(f"Microsoft Graph refused the token ({said})")
     if response.status_code == 403:
         return InsufficientPermission(
-            f"Microsoft Graph refused to list users ({said})",
-            fix="Grant the app the User.Read.All application permission with admin consent.",
+            f"Microsoft Graph refused to list {listing.what} ({said})",
+            fix=f"Grant the app the {listing.permission} application permission with admin"
+            " consent.",
         )
+    if response.status_code == 404:
+        return ConfigError(f"Microsoft Graph has no {listing.what} ({said})")
     return NetworkError(f"Microsoft Graph answered {response.status_code} ({said})")
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """What is listed (for errors) and the permission it needs."""
+
+    what: str
+    permission: str
 
 
 def _get(
@@ -79,7 +94,9 @@ def _get(
     url: str,
     token: Secret[str],
     sleep: Callable[[float], None],
-    params: dict[str, str] | None = None,
+    *,
+    params: dict[str, str] | None,
+    listing: _Listing,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
     for waited in range(_MAX_WAITS + 1):
@@ -91,7 +108,7 @@ def _get(
             sleep(_retry_after(response, waited))
             continue
         if response.status_code != 200:
-            raise _refusal(response)
+            raise _refusal(response, listing)
         body = response.json()
         if not isinstance(body, dict):
             raise NetworkError("Microsoft Graph answered with something other than an object")
@@ -108,6 +125,30 @@ def _same_service(graph_url: str, link: object) -> str:
     return link
 
 
+def _items(
+    graph_url: str,
+    path: str,
+    token: Secret[str],
+    listing: _Listing,
+    *,
+    ca_file: Path | None,
+    page_size: int,
+    sleep: Callable[[float], None],
+) -> Iterator[dict[str, Any]]:
+    """Every item of a listing, following ``@odata.nextLink``."""
+    with requests.Session() as session:
+        if ca_file is not None:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.verify = str(ca_file)
+        url: str | None = f"{graph_url.rstrip('/')}{path}"
+        params: dict[str, str] | None = {"$select": _SELECT, "$top": str(page_size)}
+        while url:
+            body = _get(session, url, token, sleep, params=params, listing=listing)
+            yield from (item for item in body.get("value") or [] if isinstance(item, dict))
+            link = body.get("@odata.nextLink")
+            url, params = (_same_service(graph_url, link) if link else None), None
+
+
 def list_users(
     graph_url: str,
     token: Secret[str],
@@ -116,18 +157,31 @@ def list_users(
     page_size: int = 999,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[GraphUser]:
-    """Every user of the token's tenant, following ``@odata.nextLink``."""
-    with requests.Session() as session:
-        if ca_file is not None:
-            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-            session.verify = str(ca_file)
-        url: str | None = f"{graph_url.rstrip('/')}/v1.0/users"
-        params: dict[str, str] | None = {"$select": _SELECT, "$top": str(page_size)}
-        while url:
-            body = _get(session, url, token, sleep, params)
-            for item in body.get("value") or []:
-                user = _user(item) if isinstance(item, dict) else None
-                if user is not None:
-                    yield user
-            link = body.get("@odata.nextLink")
-            url, params = (_same_service(graph_url, link) if link else None), None
+    """Every user of the token's tenant."""
+    listing = _Listing("users", "User.Read.All")
+    for item in _items(
+        graph_url, "/v1.0/users", token, listing, ca_file=ca_file, page_size=page_size, sleep=sleep
+    ):
+        user = _user(item)
+        if user is not None:
+            yield user
+
+
+def group_members(
+    graph_url: str,
+    token: Secret[str],
+    group_id: str,
+    *,
+    ca_file: Path | None = None,
+    page_size: int = 999,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[GraphUser]:
+    """Every user in the group ``group_id``, directly or through nested groups."""
+    path = f"/v1.0/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+    listing = _Listing(f"group {shown(group_id)}", "GroupMember.Read.All")
+    for item in _items(
+        graph_url, path, token, listing, ca_file=ca_file, page_size=page_size, sleep=sleep
+    ):
+        user = _user(item)
+        if user is not None:
+            yield user

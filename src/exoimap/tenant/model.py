@@ -35,6 +35,11 @@ class TenantRecord:
     #: At most this many of its mailboxes at once across all workers (0: no limit):
     #: Exchange throttles an application across the whole tenant.
     max_parallel: int = 0
+    #: Requests (IMAP commands) per ``budget_window`` seconds for the whole tenant and for
+    #: each mailbox, across all workers (0: no limit); see :mod:`.budget`.
+    tenant_requests: int = 0
+    mailbox_requests: int = 0
+    budget_window: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

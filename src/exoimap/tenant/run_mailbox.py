@@ -19,14 +19,18 @@ from dataclasses import dataclass, field
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from exoimap import audit
 from exoimap.app.accounts import AccountResult, sync_account
 from exoimap.auth.vault import Vault
 from exoimap.config import Paths
 from exoimap.errors import ConfigError, ExoimapError
+from exoimap.net.pacing import paced_by
+from exoimap.tenant.budget import Budget, RequestBudget
 from exoimap.tenant.catalog import open_catalog
 from exoimap.tenant.history import finish_run, start_run
 from exoimap.tenant.jobs import QueueSettings, should_retry
 from exoimap.tenant.lease import LeaseLost, mailbox_lease, tenant_slot
+from exoimap.tenant.model import TenantRecord
 from exoimap.tenant.signin import mailbox_account, mailbox_provider
 
 __all__ = ["PartialBackup", "WorkerContext", "run_mailbox"]
@@ -89,13 +93,62 @@ async def _while_held(
     return task.result()
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One delivery of one mailbox's backup message, for the catalog and the audit log."""
+
+    context: WorkerContext
+    tenant: str
+    upn: str
+    message_id: str
+    retries: int
+
+    def audit(self, state: str, *, copied: int = 0, size: int = 0, error: str = "") -> None:
+        audit.emit(
+            audit.WorkerJob(
+                account=f"tenant-{self.tenant}",
+                outcome="success" if state in ("started", "finished") else "failure",
+                state=state,
+                tenant=self.tenant,
+                mailbox=self.upn,
+                message_id=self.message_id,
+                attempt=self.retries + 1,
+                worker=self.context.worker_id,
+                copied=copied,
+                bytes=size,
+                error=error,
+            )
+        )
+
+    def failed(self, run_id: int | None, error: BaseException) -> None:
+        """Record ``error``: ``failed`` when Dramatiq will try again, ``dead`` (and
+        dead-lettered) when not; a lost lease is its own audit event too."""
+        final = not should_retry(self.retries, error, self.context.settings.max_retries)
+        if run_id is not None:
+            with open_catalog(self.context.database_url) as catalog:
+                finish_run(catalog, run_id, "dead" if final else "failed", detail=str(error))
+        if isinstance(error, LeaseLost):
+            audit.emit(
+                audit.WorkerLeaseLost(
+                    account=f"tenant-{self.tenant}",
+                    tenant=self.tenant,
+                    mailbox=self.upn,
+                    message_id=self.message_id,
+                    worker=self.context.worker_id,
+                )
+            )
+        self.audit("dead_lettered" if final else "failed", error=str(error))
+
+
 def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
     """Back up ``upn`` of ``tenant_name`` (the actor's body)."""
-    message_id, retries = _message_state()
+    job = _Job(context, tenant_name, upn, *_message_state())
     with open_catalog(context.database_url) as catalog:
         tenant = catalog.tenant(tenant_name)
         if upn not in {m.upn for m in catalog.mailboxes(tenant_name)}:
-            raise ConfigError(f"{upn} is no longer a mailbox of tenant {tenant_name!r}")
+            gone = ConfigError(f"{upn} is no longer a mailbox of tenant {tenant_name!r}")
+            job.failed(None, gone)
+            raise gone
     seconds = context.lease_seconds
     with (
         mailbox_lease(context.redis, tenant_name, upn, seconds) as lost_mailbox,
@@ -106,40 +159,31 @@ def run_mailbox(context: WorkerContext, tenant_name: str, upn: str) -> None:
                 catalog,
                 tenant_name,
                 upn,
-                message_id=message_id,
-                attempt=retries + 1,
+                message_id=job.message_id,
+                attempt=job.retries + 1,
                 worker=context.worker_id,
             )
+        job.audit("started")
         try:
             account = mailbox_account(tenant, upn)
             provider = mailbox_provider(tenant, upn, context.vault)
-            result = asyncio.run(
-                _while_held(
-                    (lost_mailbox, lost_slot), sync_account(account, provider, context.paths)
-                )
-            )
+            budget = RequestBudget(context.redis, tenant_name, upn, _budget(tenant))
+            work = sync_account(account, provider, context.paths, on_net_event=budget.heard)
+            with paced_by(budget):
+                result = asyncio.run(_while_held((lost_mailbox, lost_slot), work))
         except Exception as exc:  # recorded, then raised again for Dramatiq
-            _record_failure(context, run_id, exc, retries)
+            job.failed(run_id, exc)
             raise
         error = _failure(result)
         if error is not None:
-            _record_failure(context, run_id, error, retries)
+            job.failed(run_id, error)
             raise error
         folders = result.report.folders if result.report is not None else []
+        copied, size = sum(f.fetched for f in folders), sum(f.bytes for f in folders)
         with open_catalog(context.database_url) as catalog:
-            finish_run(
-                catalog,
-                run_id,
-                "ok",
-                copied=sum(f.fetched for f in folders),
-                size=sum(f.bytes for f in folders),
-            )
+            finish_run(catalog, run_id, "ok", copied=copied, size=size)
+        job.audit("finished", copied=copied, size=size)
 
 
-def _record_failure(
-    context: WorkerContext, run_id: int, error: BaseException, retries: int
-) -> None:
-    """``failed`` when Dramatiq will try again, ``dead`` when the message is dead-lettered."""
-    final = not should_retry(retries, error, context.settings.max_retries)
-    with open_catalog(context.database_url) as catalog:
-        finish_run(catalog, run_id, "dead" if final else "failed", detail=str(error))
+def _budget(tenant: TenantRecord) -> Budget:
+    return Budget(tenant.tenant_requests, tenant.mailbox_requests, tenant.budget_window)

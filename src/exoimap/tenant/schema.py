@@ -65,6 +65,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tenants ADD COLUMN max_parallel integer NOT NULL DEFAULT 0
         CHECK (max_parallel >= 0);
     """,
+    # 3: the request budget of the tenant and of each mailbox, shared by all workers
+    """
+    ALTER TABLE tenants
+        ADD COLUMN tenant_requests integer NOT NULL DEFAULT 0 CHECK (tenant_requests >= 0),
+        ADD COLUMN mailbox_requests integer NOT NULL DEFAULT 0 CHECK (mailbox_requests >= 0),
+        ADD COLUMN budget_window double precision NOT NULL DEFAULT 60 CHECK (budget_window > 0);
+    """,
 )
 
 

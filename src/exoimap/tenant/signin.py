@@ -8,16 +8,19 @@ from pathlib import Path
 from exoimap.auth.flows import MsalAdapter, certificate_credential
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
-from exoimap.clouds import resolve_cloud
+from exoimap.clouds import get_cloud, resolve_cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import AuthError
 from exoimap.secrets import Secret
-from exoimap.tenant.model import TenantRecord
+from exoimap.tenant.model import DEFAULT_GRAPH_URL, TenantRecord
 
-__all__ = ["GRAPH_SCOPE", "check_tenant", "graph_token", "mailbox_account", "mailbox_provider"]
-
-#: App-only Graph access: every application permission the app was consented to.
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+__all__ = [
+    "check_tenant",
+    "default_graph_url",
+    "graph_token",
+    "mailbox_account",
+    "mailbox_provider",
+]
 
 
 def _account(tenant: TenantRecord, upn: str, archive: Path | None) -> AccountConfig:
@@ -37,7 +40,9 @@ def _account(tenant: TenantRecord, upn: str, archive: Path | None) -> AccountCon
         imap_port=tenant.imap_port,
         ca_file=tenant.ca_file,
         archive=archive,
-        max_connections=2,
+        # one connection per mailbox: a worker's parallelism comes from running many
+        # mailboxes, and every connection costs a TLS handshake and a sign-in
+        max_connections=1,
     )
 
 
@@ -63,6 +68,11 @@ def check_tenant(tenant: TenantRecord) -> None:
     certificate_credential(tenant.certificate, None)
 
 
+def default_graph_url(cloud: str) -> str:
+    """Microsoft Graph's base URL in ``cloud`` (a custom cloud: the worldwide one)."""
+    return get_cloud(cloud).graph_url if cloud != "custom" else DEFAULT_GRAPH_URL
+
+
 def graph_token(tenant: TenantRecord, *, http_timeout: float = 30.0) -> Secret[str]:
     """An app-only access token for Microsoft Graph (``User.Read.All`` for discovery)."""
     import msal
@@ -75,7 +85,8 @@ def graph_token(tenant: TenantRecord, *, http_timeout: float = 30.0) -> Secret[s
         imap_port=account.imap_port,
     )
     adapter = MsalAdapter(account, cloud, http_timeout=http_timeout, say=lambda _text: None)
-    adapter.scopes = [GRAPH_SCOPE]
+    # app-only Graph access: every application permission the app was consented to
+    adapter.scopes = [f"{cloud.graph_url}/.default"]
     result = adapter.client_token(adapter.build(msal.SerializableTokenCache()))
     token = result.get("access_token")
     if not isinstance(token, str):

@@ -20,6 +20,8 @@ DOCUMENTED = {
     ("/{tenant}/oauth2/v2.0/devicecode", frozenset({"POST"})),
     ("/{tenant}/oauth2/v2.0/logout", frozenset({"GET", "HEAD", "POST"})),
     ("/v1.0/users", frozenset({"GET", "HEAD"})),  # Microsoft Graph (graph.py)
+    ("/v1.0/groups/{group_id}/transitiveMembers", frozenset({"GET", "HEAD"})),
+    ("/v1.0/groups/{group_id}/transitiveMembers/microsoft.graph.user", frozenset({"GET", "HEAD"})),
 }
 
 

@@ -57,6 +57,8 @@ class AuthDecision:
     cause: Cause
     mailbox: str | None = None
     expires_at: float | None = None
+    #: The application id of an app-only sign-in (Exchange throttles per application).
+    app: str | None = None
 
     @classmethod
     def refused(cls, cause: Cause) -> AuthDecision:
@@ -147,7 +149,8 @@ class Authorizer:
                 return self._outcome(
                     failures.delegated_without_mailbox_access, Cause.NO_MAILBOX_ACCESS, mailbox
                 )
-        return AuthDecision(True, True, Cause.OK, owner.upn.lower(), claims.expires_at)
+        app = claims.app_id if claims.app_only else None
+        return AuthDecision(True, True, Cause.OK, owner.upn.lower(), claims.expires_at, app)
 
     def password(self, user: str, password: Secret[str]) -> AuthDecision:
         """PLAIN / LOGIN against the sandbox user's password (only when enabled)."""

@@ -112,6 +112,9 @@ class ThrottlePolicy:
     status: str = "NO"
     #: Follow the throttled answer with ``* BYE Connection closed. 14`` and close [C].
     bye: bool = False
+    #: Commands one application (app-only sign-in) may send in ``window_seconds`` across
+    #: every connection and mailbox [U]: Exchange throttles an app tenant-wide.
+    max_app_requests: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("NO", "BAD"):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from exoimap.errors import NetworkError
+from exoimap.sandbox.exchange.app_requests import AppRequests
 from exoimap.sandbox.exchange.auth import Authorizer, IdentityView
 from exoimap.sandbox.exchange.config import ExchangeSettings, check_receive_size
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
@@ -52,12 +53,15 @@ class ExchangeImapServer:
         mailboxes: Mailboxes | None = None,
         state_folder: Path | None = None,
         faults: Faults | None = None,
+        app_requests: AppRequests | None = None,
     ) -> None:
         self.identity = identity
         self.settings = settings or ExchangeSettings()
         self.ssl_context = ssl_context
         self.mailboxes = mailboxes or Mailboxes(self.settings, state_folder)
         self.faults = faults or Faults()
+        #: Commands per app-only client: shared with servers that share the mailboxes.
+        self.app_requests = app_requests or AppRequests()
         self.authorizer = Authorizer(identity, self.settings)
         #: SMTP submission (STARTTLS, XOAUTH2) beside IMAP, on the same mailboxes.
         self.smtp = ExchangeSmtpServer(
@@ -200,6 +204,12 @@ class ExchangeControl:
 
     def drop_connections(self) -> None:
         self._call(self.server.drop_connections)
+
+    def app_requests(self, app: str, window: float) -> tuple[int, int, int]:
+        """Commands ``app`` sent (app-only), the most within any ``window`` seconds, and
+        how many were refused as throttled."""
+        log = self.server.app_requests
+        return self._call(lambda: (log.count(app), log.busiest(app, window), log.throttled[app]))
 
     def deliver(
         self,

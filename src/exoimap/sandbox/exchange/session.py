@@ -39,6 +39,7 @@ from exoimap.protocol.types import (
     StatusResponse,
 )
 from exoimap.sandbox.exchange import handlers, texts
+from exoimap.sandbox.exchange.app_requests import AppRequests
 from exoimap.sandbox.exchange.auth import AuthDecision, Authorizer, Cause, IdentityView
 from exoimap.sandbox.exchange.config import AuthOutcome, ExchangeSettings
 from exoimap.sandbox.exchange.mailboxes import Mailbox, Mailboxes
@@ -125,6 +126,9 @@ class SessionServer(Protocol):
     @property
     def mailboxes(self) -> Mailboxes: ...
 
+    @property
+    def app_requests(self) -> AppRequests: ...
+
 
 class Session:
     """State and I/O of one connection (see the module docstring)."""
@@ -149,6 +153,8 @@ class Session:
         self.state = SessionState.NOT_AUTHENTICATED
         self.mailbox: Mailbox | None = None
         self.expires_at: float | None = None
+        #: The application signed in app-only (its commands count against its budget).
+        self.app: str | None = None
         self.bad_commands = 0
         self.auth_failures = 0
         self.closing = False
@@ -213,7 +219,7 @@ class Session:
         self.pending, self.pending_size = [], 0
         if not size:
             return
-        await self.server.faults.before_write()
+        await self.server.faults.before_write(self.mailbox.upn if self.mailbox else None)
         allowed = self.server.faults.allowed_bytes(self.sent_bytes, size)
         if allowed < size:
             self.writer.write(b"".join(pieces)[:allowed])
@@ -459,7 +465,7 @@ class Session:
         )
 
     async def _command(self, tag: str, command: c.Command) -> None:
-        if not self._admitted(tag, command):
+        if not self._admitted(tag, command) or not self._app_admitted(tag, command):
             return
         self.bad_commands = 0
         answer = _SESSION_COMMANDS.get(type(command))
@@ -482,6 +488,17 @@ class Session:
             self.count_bad(tag, texts.INVALID_STATE)
             return False
         return True
+
+    def _app_admitted(self, tag: str, command: c.Command) -> bool:
+        """Whether the signed-in app is within its tenant-wide command budget; if not, the
+        command has been answered as throttled."""
+        if self.app is None or isinstance(command, c.Logout):
+            return True
+        policy = self.settings.throttle
+        if self.server.app_requests.admit(self.app, policy.max_app_requests, policy.window_seconds):
+            return True
+        self.tagged(tag, Status(policy.status), texts.throttled(policy.backoff_ms))
+        return False
 
     def _valid_in_state(self, command: c.Command) -> bool:
         if isinstance(command, _ANY_STATE):
@@ -563,6 +580,7 @@ class Session:
                 box.connections += 1
                 self.mailbox = box
                 self.expires_at = decision.expires_at
+                self.app = decision.app
                 self.state = SessionState.AUTHENTICATED
                 self._remove_listener = box.store.add_listener(self._on_store_event)
                 log.info("sandbox IMAP: %s signed in to %s", command, box.upn)

@@ -33,6 +33,7 @@ from exoimap.sandbox.identity.model import (
     DeviceCode,
     Directory,
     ExchangeServicePrincipal,
+    Group,
     InjectedError,
     MailboxPermission,
     Settings,
@@ -322,6 +323,19 @@ class SandboxAdmin:
             if value not in held:
                 held.append(value)
 
+    def emit_group_claims(self, app: str) -> None:
+        """Set the app's ``groupMembershipClaims`` (security groups): its ID tokens then
+        carry the ``groups`` claim."""
+        with self.store.transaction() as directory:
+            self._app(directory, app).group_claims = True
+
+    def add_to_group(self, upn: str, group_id: str) -> None:
+        """Make the user a member of the group with object id ``group_id``."""
+        with self.store.transaction() as directory:
+            held = self._user(directory, upn).groups
+            if group_id not in held:
+                held.append(group_id)
+
     def set_redirect_uris(self, app: str, uris: Iterable[str]) -> None:
         with self.store.transaction() as directory:
             self._app(directory, app).redirect_uris = list(uris)
@@ -386,6 +400,38 @@ class SandboxAdmin:
                 for p in tenant.mailbox_permissions
                 if (p.mailbox, p.principal_id) != (owner.upn.lower(), principal_id)
             ]
+
+    # --- groups ---------------------------------------------------------------------------
+
+    def create_group(
+        self, display_name: str, members: Iterable[str] = (), *, tenant: str | None = None
+    ) -> Group:
+        """A group of ``members``: UPNs, or the object ids of groups nested in it."""
+        with self.store.transaction() as directory:
+            owner = self._tenant(directory, tenant)
+            group = Group(str(uuid.uuid4()), display_name)
+            group.members = [self._member_id(directory, owner, m) for m in members]
+            owner.groups.append(group)
+        return group
+
+    def add_group_member(self, group_id: str, member: str) -> None:
+        """Add a user (UPN) or a group (object id) to the group ``group_id``."""
+        with self.store.transaction() as directory:
+            for tenant in directory.tenants:
+                group = next((g for g in tenant.groups if g.object_id == group_id), None)
+                if group is not None:
+                    group.members.append(self._member_id(directory, tenant, member))
+                    return
+        raise ConfigError(f"no group {group_id!r}", key="group")
+
+    @staticmethod
+    def _member_id(directory: Directory, tenant: Tenant, member: str) -> str:
+        if any(g.object_id == member for g in tenant.groups):
+            return member
+        user = directory.find_user(member)
+        if user is None or user.tenant_id != tenant.tenant_id:
+            raise ConfigError(f"no user or group {member!r} in the tenant", key="member")
+        return user.oid
 
     # --- tests and automation -------------------------------------------------------------
 

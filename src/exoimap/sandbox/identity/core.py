@@ -19,6 +19,9 @@ from exoimap.sandbox.identity.tokens import SigningKey, client_info, pairwise_su
 __all__ = ["MULTI_TENANT_SEGMENTS", "AuthCode", "IdentityCore", "UserGrant"]
 
 MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations", "consumers"})
+#: Groups an ID token (a JWT) names at most; with more, Entra points to Graph instead.
+GROUPS_IN_TOKEN = 200
+GRAPH = "https://graph.microsoft.com"
 
 
 @dataclass
@@ -338,6 +341,14 @@ class IdentityCore:
         roles = grant.app.role_assignments.get(user.oid)
         if roles:
             claims["roles"] = list(roles)
+        if grant.app.group_claims and user.groups:
+            if len(user.groups) > GROUPS_IN_TOKEN:  # overage: a pointer to Graph instead
+                claims["_claim_names"] = {"groups": "src1"}
+                claims["_claim_sources"] = {
+                    "src1": {"endpoint": f"{GRAPH}/v1.0/users/{user.oid}/getMemberObjects"}
+                }
+            else:
+                claims["groups"] = list(user.groups)
         return self.key.sign(claims)
 
     #: Where the server is reachable (``https://127.0.0.1:PORT``), set by the server.

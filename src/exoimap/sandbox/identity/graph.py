@@ -1,4 +1,6 @@
-"""An offline Microsoft Graph, as far as mailbox discovery uses it: ``GET /v1.0/users``.
+"""An offline Microsoft Graph, as far as mailbox discovery uses it: ``GET /v1.0/users`` and
+``GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (nested groups' members
+included; ``GroupMember.Read.All`` or ``Group.Read.All``; 404 ``Request_ResourceNotFound``).
 
 What it keeps from the real service: a bearer token for the Graph audience with the
 ``User.Read.All`` application role (401 ``InvalidAuthenticationToken`` / 403
@@ -22,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -54,6 +57,9 @@ _DEFAULT_PROPERTIES = (
     "id",
 )
 _SELECTABLE = frozenset({*_DEFAULT_PROPERTIES, "accountEnabled", "userType"})
+#: The application roles (or delegated scopes) each listing needs.
+_USER_ROLES = frozenset({"User.Read.All"})
+_GROUP_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All"})
 
 
 class _GraphError(Exception):
@@ -161,16 +167,26 @@ class GraphService:
         self.throttled: Counter[str] = Counter()
 
     def routes(self) -> list[Route]:
-        return [Route("/v1.0/users", self._users_endpoint)]
+        members = "/v1.0/groups/{group_id}/transitiveMembers"
+        return [
+            Route("/v1.0/users", self._endpoint(self.users)),
+            Route(members, self._endpoint(self.group_members)),
+            Route(members + "/microsoft.graph.user", self._endpoint(self.group_members)),
+        ]
 
-    async def _users_endpoint(self, request: Request) -> Response:
-        try:
-            body = await run_in_threadpool(self.users, request)
-        except _GraphError as exc:
-            return _error(request, exc)
-        return _response(request, body, 200)
+    def _endpoint(
+        self, answer: Callable[[Request], dict[str, Any]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await run_in_threadpool(answer, request)
+            except _GraphError as exc:
+                return _error(request, exc)
+            return _response(request, body, 200)
 
-    def _caller(self, request: Request) -> str:
+        return endpoint
+
+    def _caller(self, request: Request, roles: frozenset[str] = _USER_ROLES) -> str:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             raise _GraphError(
@@ -195,7 +211,7 @@ class GraphService:
                 retry_after=wait,
             )
         self.served[claims.app_id] += 1
-        if "User.Read.All" not in claims.roles and "User.Read.All" not in claims.scopes:
+        if not roles & (set(claims.roles) | set(claims.scopes)):
             raise _GraphError(
                 403,
                 "Authorization_RequestDenied",
@@ -206,28 +222,74 @@ class GraphService:
     def users(self, request: Request) -> dict[str, Any]:
         """One page of the caller's tenant's users."""
         tenant_id = self._caller(request)
-        query = request.query_params
-        top, select = _top(query.get("$top")), _select(query.get("$select"))
-        enabled = _enabled_filter(query.get("$filter"))
+        enabled = _enabled_filter(request.query_params.get("$filter"))
         tenant = self.store.current().tenant_by_id(tenant_id)
-        users = sorted(tenant.users if tenant else [], key=lambda u: u.oid)
-        if "$skiptoken" in query:
-            after = _after(query["$skiptoken"])
-            users = [u for u in users if u.oid > after]
-        rows = [_user_properties(u) for u in users]
+        rows = [_user_properties(u) for u in (tenant.users if tenant else [])]
         if enabled is not None:
             rows = [r for r in rows if r["accountEnabled"] is enabled]
-        page = rows[:top]
-        body: dict[str, Any] = {
-            "@odata.context": f"{_base(request)}/v1.0/$metadata#users",
-            "value": [{name: row[name] for name in select} for row in page],
-        }
-        if len(rows) > top:
-            params = dict(query)
-            params["$skiptoken"] = _skiptoken(str(page[-1]["id"]))
-            link = urlencode(params, safe="$,", quote_via=quote)
-            body["@odata.nextLink"] = f"{_base(request)}/v1.0/users?{link}"
-        return body
+        return _page(request, rows, "users")
+
+    def group_members(self, request: Request) -> dict[str, Any]:
+        """One page of a group's members, nested groups' members included (the
+        ``microsoft.graph.user`` cast keeps the users only)."""
+        tenant_id = self._caller(request, _GROUP_ROLES)
+        tenant = self.store.current().tenant_by_id(tenant_id)
+        groups = {g.object_id: g for g in (tenant.groups if tenant else [])}
+        wanted = str(request.path_params["group_id"])
+        if wanted not in groups:
+            raise _GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{wanted}' does not exist or one of its queried reference-property"
+                " objects are not present.",
+            )
+        seen, todo, users = {wanted}, [wanted], set()
+        while todo:
+            for member in groups[todo.pop()].members:
+                if member in groups and member not in seen:
+                    seen.add(member)
+                    todo.append(member)
+                elif member not in groups:
+                    users.add(member)
+        users_only = request.url.path.endswith("/microsoft.graph.user")
+        rows = [
+            {"@odata.type": "#microsoft.graph.user", **_user_properties(u)}
+            for u in (tenant.users if tenant else [])
+            if u.oid in users
+        ]
+        if not users_only:
+            rows += [
+                {
+                    "@odata.type": "#microsoft.graph.group",
+                    "id": g,
+                    "displayName": groups[g].display_name,
+                }
+                for g in seen - {wanted}
+            ]
+        return _page(request, rows, "directoryObjects")
+
+
+def _page(request: Request, rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The page of ``rows`` (by id) that ``$top`` and ``$skiptoken`` ask for, with
+    ``$select`` applied and a next link while more are left."""
+    query = request.query_params
+    top, select = _top(query.get("$top")), _select(query.get("$select"))
+    rows = sorted(rows, key=lambda r: str(r["id"]))
+    if "$skiptoken" in query:
+        after = _after(query["$skiptoken"])
+        rows = [r for r in rows if str(r["id"]) > after]
+    page = rows[:top]
+    keep = ("@odata.type", *select)
+    body: dict[str, Any] = {
+        "@odata.context": f"{_base(request)}/v1.0/$metadata#{kind}",
+        "value": [{name: row[name] for name in keep if name in row} for row in page],
+    }
+    if len(rows) > top:
+        params = dict(query)
+        params["$skiptoken"] = _skiptoken(str(page[-1]["id"]))
+        link = urlencode(params, safe="$,", quote_via=quote)
+        body["@odata.nextLink"] = f"{_base(request)}{request.url.path}?{link}"
+    return body
 
 
 def _base(request: Request) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "DeviceCode",
     "Directory",
     "ExchangeServicePrincipal",
+    "Group",
     "InjectedError",
     "MailboxPermission",
     "Settings",
@@ -79,6 +80,8 @@ class AppRegistration:
     # assigned values in the ``roles`` claim of the ID tokens issued to this app
     app_roles: list[str] = field(default_factory=list)
     role_assignments: dict[str, list[str]] = field(default_factory=dict)  # user oid -> values
+    # the manifest's groupMembershipClaims: ID tokens carry the user's group object ids
+    group_claims: bool = False
 
     @property
     def type(self) -> str:
@@ -97,6 +100,7 @@ class User:
     mfa_required: bool = False
     blocked_by_conditional_access: bool = False
     tokens_valid_from: float = 0.0  # "revoke sessions" moves this to now
+    groups: list[str] = field(default_factory=list)  # object ids of the groups they are in
 
 
 @dataclass
@@ -118,6 +122,16 @@ class MailboxPermission:
 
 
 @dataclass
+class Group:
+    """A security or Microsoft 365 group: its members are user oids and group ids (nested
+    groups count their members as the group's, as Graph's ``transitiveMembers`` does)."""
+
+    object_id: str
+    display_name: str
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Tenant:
     """A tenant with its verified domain and everything in it."""
 
@@ -128,6 +142,7 @@ class Tenant:
     apps: list[AppRegistration] = field(default_factory=list)
     exchange_principals: list[ExchangeServicePrincipal] = field(default_factory=list)
     mailbox_permissions: list[MailboxPermission] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
     # "<user oid> <client id>" -> delegated permissions the user consented to
     user_consents: dict[str, list[str]] = field(default_factory=dict)
     user_consent_allowed: bool = True

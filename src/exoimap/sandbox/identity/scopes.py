@@ -79,7 +79,15 @@ RESOURCES: tuple[Resource, ...] = (
                 "Mail.ReadWrite",
             }
         ),
-        frozenset({"Mail.Read", "Mail.ReadWrite", "User.Read.All"}),
+        frozenset(
+            {
+                "Mail.Read",
+                "Mail.ReadWrite",
+                "User.Read.All",
+                "GroupMember.Read.All",
+                "Group.Read.All",
+            }
+        ),
     ),
 )
 

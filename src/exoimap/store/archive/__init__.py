@@ -58,6 +58,8 @@ Modules, each with one job (none imports this package or one that imports it bac
     Files stamps: knowing without a listing that no file was touched.
 ``runs``
     The run journal (``runs/``).
+``holds``
+    Legal holds (``holds.json``): while one is active nothing is deleted.
 ``state``
     The archive's SyncState.
 ``store``
@@ -65,6 +67,7 @@ Modules, each with one job (none imports this package or one that imports it bac
 """
 
 from exoimap.store.archive.append import Writer
+from exoimap.store.archive.holds import ArchiveHeld, Hold, active_holds, place_hold, release_hold
 from exoimap.store.archive.index import FolderRow, IndexStamp
 from exoimap.store.archive.journal import CrashHook
 from exoimap.store.archive.repair import FileReport
@@ -74,12 +77,17 @@ from exoimap.store.archive.store import ArchiveFolder, ArchiveStore
 
 __all__ = [
     "ArchiveFolder",
+    "ArchiveHeld",
     "ArchiveStore",
     "ArchiveSyncState",
     "CrashHook",
     "FileReport",
     "FolderRow",
+    "Hold",
     "IndexStamp",
     "RunJournal",
     "Writer",
+    "active_holds",
+    "place_hold",
+    "release_hold",
 ]

@@ -51,6 +51,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -348,11 +349,26 @@ def make_private_dirs(path: Path) -> None:
 # --- the lock ----------------------------------------------------------------------------
 
 
-def take_lock(path: Path) -> int:
-    """Hold ``path`` (flock) for this process, with our pid in it for the error others get."""
+def _flock(fd: int, wait: float) -> None:
+    """Lock ``fd``, trying again for up to ``wait`` seconds (BlockingIOError after)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def take_lock(path: Path, *, wait: float = 0.0) -> int:
+    """Hold ``path`` (flock) for this process, with our pid in it for the error others get;
+    ``wait``: how long to wait for a holder that is expected to finish soon (the console
+    holds the lock for one page)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock(fd, wait)
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)

@@ -29,6 +29,7 @@ from exoimap.store.archive.files import (
     release_lock,
     take_lock,
 )
+from exoimap.store.archive.holds import refuse_if_held
 from exoimap.store.archive.index import (
     FolderRow,
     Index,
@@ -117,9 +118,11 @@ class ArchiveStore:
         crash_hook: CrashHook | None = None,
         writer: Writer = os.write,
         trusted_index: IndexStamp | None = None,
+        lock_wait: float = 0.0,
     ) -> ArchiveStore:
         """Lock, recover and open the archive at ``root`` (created when missing). This
-        blocks while recovery runs (on the archive's worker thread).
+        blocks while recovery runs (on the archive's worker thread). ``lock_wait``: how
+        long to wait for another holder of the lock (the console holds it for one page).
 
         ``trusted_index``: the :attr:`closed_index_stamp` a clean session of this process left;
         while the index file still has it, its integrity check is skipped (a resident
@@ -138,7 +141,7 @@ class ArchiveStore:
         try:
             for sub in ("journal", "damaged", "maildir/cur", "maildir/new", "maildir/tmp"):
                 make_private_dirs(base / sub)
-            lock_fd = take_lock(base / "lock")
+            lock_fd = take_lock(base / "lock", wait=lock_wait)
         except OSError as exc:
             raise map_os_error(
                 exc, f"opening the archive at {base} (it must be writable)", path=base
@@ -267,6 +270,7 @@ class ArchiveStore:
         await self._worker.run(f"deleting folder {name!r}", name, self._delete_folder, name)
 
     def _delete_folder(self, name: str) -> None:
+        refuse_if_held(self.root, f"deleting folder {name!r}")
         row = self._row(name)
         if is_inbox(name):
             raise FolderError("INBOX cannot be deleted", folder=name)
@@ -420,6 +424,7 @@ class ArchiveFolder:
         self._maildir = parts.maildir
         self._journal = parts.journal
         self._commit = parts.commit
+        self._root = parts.root
         self._damaged_dir = parts.root / "damaged"
         self._id = folder_id
         self._name = name
@@ -518,6 +523,7 @@ class ArchiveFolder:
         await self._run("expunging messages", self._expunge, uids)
 
     def _expunge(self, uids: Sequence[int]) -> None:
+        refuse_if_held(self._root, f"deleting messages from {self._name!r}")
         rows = self._index.messages(self._id, uids)
         if rows:
             entries = [[r.uid, r.file] for r in rows]

@@ -1,5 +1,6 @@
-"""Private Redis and PostgreSQL servers for the tenant tests: Debian's own binaries, started
-in temporary folders on free loopback ports, stopped (and their folders removed) after.
+"""Private Redis and PostgreSQL servers for the tenant tests and ``make demo-tenant``:
+Debian's own binaries, started in temporary folders on free loopback ports, stopped (and
+their folders removed) after.
 
 PostgreSQL refuses to run as root; as root the cluster belongs to the unprivileged
 ``postgres`` user that Debian's package creates (``runuser``), in a folder under the system
@@ -70,7 +71,7 @@ def running_redis() -> Iterator[str]:
         "--appendonly", "no",
         "--logfile", str(folder / "redis.log"),
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: S603 - fixed argv
     url = f"redis://127.0.0.1:{port}/0"
 
     def ready() -> bool:
@@ -114,7 +115,7 @@ def running_postgres() -> Iterator[str]:
     if owner is not None:
         os.chown(folder, owner, -1)
     data = folder / "data"
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - Debian's initdb, fixed argv
         [*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
          "--auth=trust", "--encoding=UTF8", "--no-sync"],
         check=True,
@@ -128,7 +129,9 @@ def running_postgres() -> Iterator[str]:
         "-c", "fsync=off", "-c", "max_connections=100",
     ]  # fmt: skip
     log = (folder / "postgres.log").open("wb")
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    process = subprocess.Popen(  # noqa: S603 - Debian's postgres, fixed argv
+        command, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+    )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def ready() -> bool:

@@ -1,0 +1,55 @@
+"""Commands per application across every connection of the service (app-only sign-ins).
+
+Exchange throttles an application across the whole tenant, not per connection: this log
+keeps the time of every command each app-only client sent, so the service can refuse the
+ones past ``ThrottlePolicy.max_app_requests`` per window, and a test or benchmark can check
+afterwards that a client's own request budget kept it under a limit (:meth:`busiest`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter
+
+__all__ = ["AppRequests"]
+
+
+class AppRequests:
+    """The commands each app sent (admitted ones) and how many were refused as throttled.
+
+    Used on the service's event loop only (no locking); times are ``time.monotonic()``.
+    """
+
+    def __init__(self) -> None:
+        self._admitted: dict[str, list[float]] = {}
+        self.throttled: Counter[str] = Counter()
+
+    def admit(self, app: str, limit: int | None, window: float) -> bool:
+        """Record one command of ``app``; False (and counted as throttled) when the app
+        already sent ``limit`` in the last ``window`` seconds."""
+        now = time.monotonic()
+        times = self._admitted.setdefault(app, [])
+        if limit is not None and len(times) - bisect.bisect_right(times, now - window) >= limit:
+            self.throttled[app] += 1
+            return False
+        times.append(now)
+        return True
+
+    def count(self, app: str) -> int:
+        """Commands admitted for ``app`` so far."""
+        return len(self._admitted.get(app, ()))
+
+    def busiest(self, app: str, window: float) -> int:
+        """The most commands ``app`` sent within any ``window`` seconds."""
+        times = self._admitted.get(app, [])
+        most, start = 0, 0
+        for end, at in enumerate(times):
+            while times[start] <= at - window:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
+    def reset(self) -> None:
+        self._admitted.clear()
+        self.throttled.clear()

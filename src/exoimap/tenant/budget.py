@@ -1,0 +1,152 @@
+"""The request budget of a tenant and of each of its mailboxes, shared by every worker.
+
+Exchange throttles an application across the whole tenant: the workers of one tenant, on
+any number of machines, must together stay under one budget, and a backoff one of them is
+told ("Request is throttled. Suggested Backoff Time: N milliseconds", or a 429 with
+``Retry-After``) must slow all of them. Both live in Redis:
+
+* each budget is a sliding log of the last window's requests (a sorted set scored by
+  Redis's own clock, so the workers' clocks need not agree); one script checks the
+  tenant's and the mailbox's log and records the request in both, or in neither, at once;
+* a backoff is a "paused until" time per tenant that only ever moves later; every request
+  of every worker waits it out first.
+
+Dramatiq's ``WindowRateLimiter`` was not used: it counts with each machine's clock, takes
+one limit per call (a request refused by the mailbox's budget would still spend the
+tenant's), and cannot say how long to wait, so waiters would poll Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import RedisError
+
+from exoimap.errors import NetworkError
+from exoimap.net.session import NetEvent
+
+__all__ = ["Budget", "RequestBudget", "budget_key", "pause_key"]
+
+log = logging.getLogger("exoimap.tenant")
+
+#: Longest single sleep of a waiting request: a pause set meanwhile is seen this soon.
+_MAX_NAP = 5.0
+
+# KEYS: the pause, then the budget logs; ARGV: window (ms), a limit per log (0: none), an id.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
+if paused > now then return paused - now end
+local window = tonumber(ARGV[1])
+local wait = 0
+for i = 2, #KEYS do
+  if tonumber(ARGV[i]) > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+    if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i]) then
+      local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+      wait = math.max(wait, tonumber(oldest[2]) + window - now)
+    end
+  end
+end
+if wait > 0 then return wait end
+for i = 2, #KEYS do
+  if tonumber(ARGV[i]) > 0 then
+    redis.call('ZADD', KEYS[i], now, ARGV[#ARGV])
+    redis.call('PEXPIRE', KEYS[i], window)
+  end
+end
+return 0
+"""
+
+# KEYS: the pause; ARGV: how long (ms). Returns the ms left of the (possibly longer) pause.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wanted = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if wanted > current then
+  redis.call('SET', KEYS[1], wanted, 'PX', tonumber(ARGV[1]))
+  return tonumber(ARGV[1])
+end
+return current - now
+"""
+
+
+def budget_key(tenant: str, upn: str | None = None) -> str:
+    return f"exoimap:budget:{tenant}" + (f":{upn.lower()}" if upn else "")
+
+
+def pause_key(tenant: str) -> str:
+    return f"exoimap:pause:{tenant}"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many requests a tenant, and each of its mailboxes, may send per window (0: no
+    limit)."""
+
+    tenant_requests: int = 0
+    mailbox_requests: int = 0
+    window_seconds: float = 60.0
+
+
+class RequestBudget:
+    """One mailbox's view of its tenant's budget and pause (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, tenant: str, upn: str, budget: Budget) -> None:
+        self.tenant, self.upn, self.budget = tenant, upn, budget
+        self._take = client.register_script(_TAKE)
+        self._pause = client.register_script(_PAUSE)
+        self._keys = [pause_key(tenant), budget_key(tenant), budget_key(tenant, upn)]
+        self._limits = [budget.tenant_requests, budget.mailbox_requests]
+        #: Seconds this mailbox's requests waited for the budget or a pause.
+        self.waited = 0.0
+
+    def try_take(self) -> float:
+        """Record one request when the budget and any pause allow it now (0.0), else the
+        seconds to wait before asking again (nothing recorded)."""
+        window_ms = max(1, int(self.budget.window_seconds * 1000))
+        try:
+            waiting_ms = self._take(
+                keys=self._keys, args=[window_ms, *self._limits, uuid.uuid4().hex]
+            )
+        except RedisError as exc:
+            raise NetworkError(f"cannot reach Redis for the request budget: {exc}") from None
+        return int(waiting_ms) / 1000
+
+    async def __call__(self) -> None:
+        """Wait until one more request may go (a :data:`exoimap.net.pacing.Pacer`)."""
+        told = False
+        while (wait := self.try_take()) > 0:
+            if not told and wait >= 1:
+                log.info("%s waits %.1f s for the tenant's request budget", self.upn, wait)
+                told = True
+            nap = min(wait, _MAX_NAP)
+            self.waited += nap
+            await asyncio.sleep(nap)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the tenant, on every worker, for ``seconds`` (or the
+        longer pause already set)."""
+        milliseconds = max(1, int(seconds * 1000))
+        try:
+            self._pause(keys=self._keys[:1], args=[milliseconds])
+        except RedisError as exc:
+            log.warning("could not share a backoff of %.1f s through Redis: %s", seconds, exc)
+            return
+        log.warning(
+            "tenant %s throttled (seen on %s): every worker holds back %.1f s",
+            self.tenant,
+            self.upn,
+            seconds,
+        )
+
+    def heard(self, _account: str, event: NetEvent) -> None:
+        """A connection event of the mailbox's backup: a throttling answer pauses all."""
+        if event.kind == "throttled" and event.wait:
+            self.pause(event.wait)
