@@ -1,16 +1,20 @@
 """Endpoints per Microsoft cloud: the user names a cloud, never URLs.
 
-Each cloud brings its Entra sign-in host, its Exchange Online IMAP host and the resource
-that prefixes the IMAP scopes. Delegated and app-only scopes use different resource names
-in Microsoft's documentation (``outlook.office.com`` and ``outlook.office365.com``); both are
-kept so each flow asks for exactly what the documentation prescribes.
+Each cloud brings its Entra sign-in host, its Exchange Online IMAP and SMTP submission
+hosts and the resource that prefixes the IMAP scopes. Delegated and app-only scopes use
+different resource names in Microsoft's documentation (``outlook.office.com`` and
+``outlook.office365.com``); both are kept so each flow asks for exactly what the
+documentation prescribes.
 
 Sources and confidence (see docs/setup-microsoft-365.md): worldwide is documented by
 Microsoft; China's sign-in host is documented, its IMAP host and resource are reported by
 third-party clients; the US Government hosts are reported by third-party clients (the DoD
 delegated resource in particular is unconfirmed). The national Graph hosts
 (``graph.microsoft.us``, ``dod-graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn``) are
-the ones administrators' scripts use.
+the ones administrators' scripts use. SMTP submission is on port 587 with STARTTLS:
+``smtp.office365.com`` worldwide is documented by Microsoft; the other clouds' hosts
+(``smtp.office365.us``, ``outlook-dod.office365.us``, ``partner.outlook.cn``) are the ones
+EmailEngine uses.
 
 ``custom`` is for anything else with a Microsoft-compatible identity platform, chiefly the
 offline sandbox: the authority URL and IMAP host come from the account's configuration,
@@ -49,6 +53,9 @@ class Cloud:
     #: Resource for app-only scopes: ``<resource>/.default``.
     app_resource: str
     imap_port: int = 993
+    #: SMTP submission (STARTTLS on :attr:`smtp_port`); a custom cloud's defaults to its IMAP host.
+    smtp_host: str = "smtp.office365.com"
+    smtp_port: int = 587
     #: For custom clouds: the full authority URL (``https://host[:port]/<tenant>``).
     authority_url: str | None = None
     #: Microsoft Graph of this cloud: its base URL and the resource of app-only tokens
@@ -101,6 +108,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="outlook.office365.us",
         delegated_resource="https://outlook.office365.us",
         app_resource="https://outlook.office365.us",
+        smtp_host="smtp.office365.us",
         graph_url="https://graph.microsoft.us",
     ),
     "dod": Cloud(
@@ -109,6 +117,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="outlook-dod.office365.us",
         delegated_resource="https://outlook-dod.office365.us",
         app_resource="https://outlook-dod.office365.us",
+        smtp_host="outlook-dod.office365.us",
         graph_url="https://dod-graph.microsoft.us",
     ),
     "china": Cloud(
@@ -117,6 +126,7 @@ _KNOWN: dict[str, Cloud] = {
         imap_host="partner.outlook.cn",
         delegated_resource="https://partner.outlook.cn",
         app_resource="https://partner.outlook.cn",
+        smtp_host="partner.outlook.cn",
         graph_url="https://microsoftgraph.chinacloudapi.cn",
     ),
 }
@@ -143,17 +153,21 @@ def resolve_cloud(
     authority: str | None = None,
     imap_host: str | None = None,
     imap_port: int | None = None,
+    smtp_host: str | None = None,
+    smtp_port: int | None = None,
 ) -> Cloud:
     """The cloud for an account: a named cloud, optionally with a different IMAP host or
     port, or a ``custom`` cloud built from an authority URL and an IMAP host."""
     if name != "custom":
         cloud = get_cloud(name)
-        if imap_host or imap_port:
+        if imap_host or imap_port or smtp_host or smtp_port:
             cloud = Cloud(
                 **{
                     **cloud.__dict__,
                     "imap_host": imap_host or cloud.imap_host,
                     "imap_port": imap_port or cloud.imap_port,
+                    "smtp_host": smtp_host or cloud.smtp_host,
+                    "smtp_port": smtp_port or cloud.smtp_port,
                 }
             )
         return cloud
@@ -174,6 +188,8 @@ def resolve_cloud(
         authority_host=host,
         imap_host=imap_host,
         imap_port=imap_port or 993,
+        smtp_host=smtp_host or imap_host,
+        smtp_port=smtp_port or 587,
         delegated_resource=worldwide.delegated_resource,
         app_resource=worldwide.app_resource,
         authority_url=authority,

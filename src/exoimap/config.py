@@ -226,6 +226,9 @@ class AccountConfig:
     authority: str | None = None
     imap_host: str | None = None
     imap_port: int = 993
+    #: SMTP submission for ``exoimap proxy`` (default: the cloud's, port 587 with STARTTLS).
+    smtp_host: str | None = None
+    smtp_port: int = 587
     ca_file: Path | None = None
     archive: Path | None = None
     username: str | None = None
@@ -247,6 +250,8 @@ _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
     "authority": _https_url,
     "imap_host": _string,
     "imap_port": _port,
+    "smtp_host": _string,
+    "smtp_port": _port,
     "ca_file": _path,
     "archive": _path,
     "username": _string,

@@ -55,7 +55,7 @@ def test_vocabulary_is_closed() -> None:
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
         "console.access", "console.search", "console.approval", "audit.recovered",
         "audit.reset_detected", "audit.segment_started",
-        "watch.state", "worker.job", "worker.lease_lost",
+        "watch.state", "worker.job", "worker.lease_lost", "smtp.submitted",
     }  # fmt: skip
     assert events.event_class("imap.closed") is audit.ImapClosed
     assert audit.TokenFailed(flow="x").outcome == "failure"

@@ -89,3 +89,29 @@ def test_custom_cloud_errors(kwargs: dict[str, str], key: str) -> None:
 def test_unknown_cloud() -> None:
     with pytest.raises(ConfigError, match="unknown cloud 'mars'"):
         get_cloud("mars")
+
+
+@pytest.mark.parametrize(
+    ("name", "smtp"),
+    [
+        ("worldwide", "smtp.office365.com"),
+        ("gcc", "smtp.office365.com"),
+        ("gcc-high", "smtp.office365.us"),
+        ("dod", "outlook-dod.office365.us"),
+        ("china", "partner.outlook.cn"),
+    ],
+)
+def test_smtp_submission_per_cloud(name: str, smtp: str) -> None:
+    cloud = get_cloud(name)
+    assert (cloud.smtp_host, cloud.smtp_port) == (smtp, 587)
+
+
+def test_smtp_submission_of_a_custom_cloud_and_an_override() -> None:
+    custom = resolve_cloud("custom", imap_host="127.0.0.1", smtp_port=2525)
+    assert (custom.smtp_host, custom.smtp_port) == ("127.0.0.1", 2525)
+    relay = resolve_cloud("worldwide", smtp_host="relay.example.com")
+    assert (relay.smtp_host, relay.smtp_port, relay.imap_host) == (
+        "relay.example.com",
+        587,
+        "outlook.office365.com",
+    )

@@ -72,6 +72,7 @@ def add_account(
         "--ca-file", str(tenant.ca_file),
         "--imap-host", tenant.imap_host,
         "--imap-port", str(imap_port or tenant.imap_port),
+        "--smtp-port", str(tenant.smtp_port),
         "--client-id", public_client_id(tenant),
         "--email", upn,
         "--flow", "device",

@@ -22,7 +22,8 @@ SURFACE: dict[str, list[str]] = {
     "account": [],
     "account add": [
         "NAME", "--email", "--flow", "--cloud", "--tenant", "--client-id", "--certificate",
-        "--token-command", "--authority", "--imap-host", "--imap-port", "--ca-file", "--archive",
+        "--token-command", "--authority", "--imap-host", "--imap-port", "--smtp-host",
+        "--smtp-port", "--ca-file", "--archive",
         "--username", "--mechanism", "--starttls", "--no-starttls", "--max-connections",
         "--replace", "--no-replace",
     ],
@@ -63,7 +64,7 @@ SURFACE: dict[str, list[str]] = {
     "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
     "proxy": [
         "--listen", "--cert", "--key", "--plaintext-on-loopback", "--max-per-mailbox",
-        "--metrics-port",
+        "--starttls-listen", "--smtp-listen", "--smtp-tls", "--metrics-port",
     ],
     "proxy ca": ["--path"],
     "proxy password": [],

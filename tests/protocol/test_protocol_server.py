@@ -20,6 +20,7 @@ from exoimap.protocol import (
     AuthenticateResponse,
     BadCommand,
     BareResponseCode,
+    BodyChunk,
     BodyData,
     ClientConnection,
     CommandDone,
@@ -30,6 +31,7 @@ from exoimap.protocol import (
     Done,
     ExistsResponse,
     FetchResponse,
+    FetchStart,
     Greeting,
     Idle,
     IdleDone,
@@ -378,6 +380,32 @@ def test_streamed_fetch_from_the_server_reaches_a_client() -> None:
     assert b"".join(bytes(e.data) for e in events[2:-1]) == body
     assert events[-1].fetch.flags == ("\\Seen",)
     assert events[-1].fetch.body().size == len(body)
+
+
+def test_two_streamed_bodies_in_one_fetch_reach_a_client() -> None:
+    whole = b"Subject: two\r\n\r\n" + b"w" * 100_000
+    text = whole.split(b"\r\n\r\n", 1)[1]
+    server = ServerConnection()
+    server.send(StatusResponse(None, Status.OK, None, "ready"))
+    server.send_fetch_start(FetchResponse(2), BodyData("", None), len(whole))
+    with pytest.raises(LocalProtocolError):  # the first body is not complete
+        server.send_fetch_next(FetchResponse(2, uid=7), BodyData("TEXT", None), len(text))
+    server.send_body_data(whole)
+    server.send_fetch_next(FetchResponse(2, uid=7), BodyData("TEXT", None), len(text))
+    server.send_body_data(text)
+    server.send_fetch_end(FetchResponse(2, flags=("\\Seen",)))
+    wire = server.data_to_send()
+    assert b" UID 7 BODY[TEXT] {100000}\r\n" in wire
+    client = ClientConnection()
+    client.receive_data(wire)
+    events = drain(client)
+    starts = [e for e in events if isinstance(e, FetchStart)]
+    assert [s.body.section for s in starts] == ["", "TEXT"]
+    chunks = b"".join(bytes(e.data) for e in events if isinstance(e, BodyChunk))
+    assert chunks == whole + text
+    end = events[-1].fetch
+    assert (end.uid, end.flags) == (7, ("\\Seen",))
+    assert [b.size for b in end.bodies] == [len(whole), len(text)]
 
 
 def test_append_with_the_mailbox_in_a_literal() -> None:

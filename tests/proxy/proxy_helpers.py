@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import os
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from exoimap import audit
 from exoimap.auth.audit_key import audit_key_for
@@ -22,6 +28,7 @@ from exoimap.proxy.gate import Gate
 from exoimap.proxy.limiter import FailureLimiter
 from exoimap.proxy.passwords import PasswordBook, ScryptCost
 from exoimap.proxy.server import ProxyServer
+from exoimap.sandbox.tenant import SandboxTenant
 
 FAST_SCRYPT = ScryptCost(n=2**10, r=8, p=1)
 
@@ -50,6 +57,11 @@ class ShiftedClock:
 class RunningProxy:
     server: ProxyServer
     port: int
+    #: IMAP with STARTTLS
+    starttls_port: int
+    #: SMTP submission: STARTTLS, and implicit TLS
+    smtp_port: int
+    smtps_port: int
     ca_file: Path
     clock: FakeClock
     upstream_clock: ShiftedClock
@@ -70,6 +82,87 @@ class RunningProxy:
         return self.server.renewals
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until ``port`` accepts connections; fails when ``process`` ends first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.1)
+
+
+EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
+CURL = "/usr/bin/curl"
+
+
+def curl_tls(proxy: RunningProxy, user: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``curl --ssl-reqd`` trusting the proxy's CA, signed in as ``user`` (``name:password``)."""
+    command = [CURL, "--silent", "--show-error", "--ssl-reqd", "--cacert", str(proxy.ca_file)]
+    return subprocess.run(
+        [*command, "--user", user, *args], capture_output=True, timeout=60, check=False
+    )
+
+
+@dataclass
+class ProxyProcess:
+    process: subprocess.Popen[bytes]
+    #: what it wrote to stderr, once it has ended
+    errors: bytes = b""
+
+
+@contextmanager
+def proxy_process(command: list[str], port: int) -> Iterator[ProxyProcess]:
+    """``command`` (an ``exoimap proxy`` line) as a process of its own in this test's home,
+    from when ``port`` answers; ended with SIGTERM (as systemd and Ctrl-C do) afterwards."""
+    process = subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    running = ProxyProcess(process)
+    try:
+        wait_for_port(process, port)
+        yield running
+    finally:
+        process.terminate()
+        running.errors = process.communicate(timeout=30)[1]
+
+
+def cli_password_and_ca(
+    label: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, ssl.SSLContext]:
+    """``exoimap proxy password add LABEL --account work`` and ``exoimap proxy ca`` as a user
+    runs them: the printed app password, and a client context trusting the printed CA."""
+    from exoimap.cli import main
+
+    capsys.readouterr()
+    assert main(["proxy", "password", "add", label, "--account", "work"]) == 0
+    password = capsys.readouterr().out.strip()
+    assert main(["proxy", "ca"]) == 0
+    return password, ssl.create_default_context(cadata=capsys.readouterr().out)
+
+
+def mailbox_folder(tenant: SandboxTenant, upn: str, folder: str) -> list[bytes]:
+    """Every message of ``folder`` read straight from the sandbox (not through the proxy)."""
+    token = tenant.user_token(upn)
+    imap = imaplib.IMAP4_SSL(tenant.imap_host, tenant.imap_port, ssl_context=tenant.ssl_context())
+    try:
+        imap.authenticate("XOAUTH2", lambda _: tenant.xoauth2(upn, token))
+        imap.select(f'"{folder}"', readonly=True)
+        _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        return [part[1] for part in data if isinstance(part, tuple)]
+    finally:
+        imap.logout()
+
+
 def book(paths: Paths) -> PasswordBook:
     return PasswordBook(paths.data_dir / "proxy" / "passwords.json", FAST_SCRYPT)
 
@@ -87,6 +180,9 @@ def running_proxy(
     def provider(account: AccountConfig) -> TokenProvider:
         return TokenProvider(account, vault=vault)
 
+    from exoimap.proxy.smtp_upstream import Relay
+    from exoimap.proxy.submission import SubmissionServer
+
     ca = ProxyCA.load_or_create(paths.data_dir / "proxy" / "ca")
     upstream_clock = ShiftedClock()
     upstreams = Upstreams(
@@ -97,6 +193,13 @@ def running_proxy(
     server = ProxyServer(
         "127.0.0.1", 0, ca.server_context(), gate, upstreams, preauth_timeout=preauth_timeout
     )
+    upgrading = ProxyServer(
+        "127.0.0.1", 0, None, gate, upstreams, starttls=ca.server_context(), preauth_timeout=60
+    )
+    submissions = [
+        SubmissionServer("127.0.0.1", 0, ca.server_context(), mode, gate, Relay(upstreams))
+        for mode in ("starttls", "implicit")
+    ]
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop: asyncio.Event | None = None
@@ -105,11 +208,17 @@ def running_proxy(
         nonlocal stop
         stop = asyncio.Event()
         await server.start()
+        await upgrading.start()
+        for submission in submissions:
+            await submission.start()
         started.set()
         try:
             await stop.wait()
         finally:
             await server.close()
+            await upgrading.close()
+            for submission in submissions:
+                await submission.close()
 
     def run() -> None:
         with audit.auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
@@ -119,7 +228,17 @@ def running_proxy(
     thread.start()
     assert started.wait(30), "the proxy did not start"
     try:
-        yield RunningProxy(server, server.port, ca.cert_file, clock, upstream_clock, loop)
+        yield RunningProxy(
+            server,
+            server.port,
+            upgrading.port,
+            submissions[0].port,
+            submissions[1].port,
+            ca.cert_file,
+            clock,
+            upstream_clock,
+            loop,
+        )
     finally:
         assert stop is not None
         loop.call_soon_threadsafe(stop.set)

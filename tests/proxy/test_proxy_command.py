@@ -4,73 +4,43 @@ with an app password, and its Prometheus metrics count a wrong app password."""
 from __future__ import annotations
 
 import imaplib
-import os
-import socket
-import ssl
-import subprocess
-import sys
-import time
+import smtplib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from exoimap.cli import main
 from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.cli.sync_helpers import new_mailbox
+from tests.proxy.conftest import WorkAccount
+from tests.proxy.proxy_helpers import (
+    EXOIMAP,
+    cli_password_and_ca,
+    free_port,
+    mailbox_folder,
+    proxy_process,
+)
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
-EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @contextmanager
-def proxy_command() -> Iterator[tuple[int, int]]:
+def proxy_command(*extra: str) -> Iterator[tuple[int, int]]:
     """``exoimap proxy`` running in this test's home: (IMAP port, metrics port)."""
     port, metrics = free_port(), free_port()
-    process = subprocess.Popen(
-        [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the proxy did not start"
-                time.sleep(0.1)
+    command = [EXOIMAP, "proxy", "--listen", f"127.0.0.1:{port}", "--metrics-port", str(metrics)]
+    with proxy_process([*command, *extra], port):
         yield port, metrics
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_the_proxy_command_serves_and_counts_wrong_passwords(
-    sandbox_tenant: SandboxTenant,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    work_account: WorkAccount,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
-    capsys.readouterr()
-    assert main(["proxy", "password", "add", "laptop", "--account", "work"]) == 0
-    password = capsys.readouterr().out.strip()
-    assert main(["proxy", "ca"]) == 0
-    context = ssl.create_default_context(cadata=capsys.readouterr().out)
+    upn = work_account({"INBOX": 2})
+    password, context = cli_password_and_ca("laptop", capsys)
     with proxy_command() as (port, metrics):
         client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=30)
         with pytest.raises(imaplib.IMAP4.error, match="Invalid credentials"):
@@ -83,3 +53,37 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=30) as page:
             exposition = page.read().decode()
     assert 'exoimap_errors_total{kind="access_denied"} 1.0' in exposition
+
+
+def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(
+    work_account: WorkAccount,
+    sandbox_tenant: SandboxTenant,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    upn = work_account({})
+    recipient = new_mailbox(sandbox_tenant, {})
+    password, context = cli_password_and_ca("printer", capsys)
+    smtp_port, starttls_port = free_port(), free_port()
+    mail = b"Subject: scan\r\n\r\nA scanned page.\r\n"
+    listeners = ["--smtp-listen", f"127.0.0.1:{smtp_port}", "--smtp-tls", "implicit"]
+    with (
+        proxy_command(*listeners, "--starttls-listen", f"127.0.0.1:{starttls_port}"),
+        smtplib.SMTP_SSL("127.0.0.1", smtp_port, context=context, timeout=60) as client,
+        imaplib.IMAP4("127.0.0.1", starttls_port, timeout=30) as imap,
+    ):
+        client.login(upn, password)
+        assert client.sendmail(upn, [recipient], mail) == {}
+        imap.starttls(ssl_context=context)
+        assert imap.login(upn, password)[0] == "OK"
+    assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [mail]
+
+
+def test_plaintext_smtp_off_loopback_is_refused_at_start_up(
+    work_account: WorkAccount,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    work_account({})
+    capsys.readouterr()
+    args = ["proxy", "--plaintext-on-loopback", "--smtp-listen", "0.0.0.0:1587"]
+    assert main(args) == 2
+    assert "refusing to listen without TLS on 0.0.0.0" in capsys.readouterr().err

@@ -52,6 +52,7 @@ __all__ = [
     "Outcome",
     "TokenFailed",
     "TokenHandedOut",
+    "MailSubmitted",
     "TokenRefreshed",
     "TokenRequested",
     "VaultChanged",
@@ -189,6 +190,20 @@ class TokenHandedOut(AuditEvent):
     format: str = "token"
     expires_in: int | None = None
     error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailSubmitted(AuditEvent):
+    """A client submitted a message through ``exoimap proxy``'s SMTP listener; ``reply`` is
+    the SMTP code Exchange answered (or the proxy, when Exchange could not be asked). The
+    addresses and the message are never recorded, only how many and how large."""
+
+    name: ClassVar[str] = "smtp.submitted"
+    client: str
+    username: str | None = None
+    recipients: int = 0
+    size: int = 0
+    reply: int = 0
 
 
 # --- IMAP connections ------------------------------------------------------------------
@@ -536,6 +551,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,
+    MailSubmitted,
 )
 _BY_NAME: Final[dict[str, type[AuditEvent]]] = {cls.name: cls for cls in _CLASSES}
 

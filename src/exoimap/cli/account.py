@@ -56,6 +56,8 @@ def _ask(values: dict[str, Any], key: str, text: str, *, default: str | None = N
 @click.option("--authority", help="Authority URL https://host/tenant (cloud custom).")
 @click.option("--imap-host", help="IMAP server (default: the cloud's).")
 @click.option("--imap-port", type=int, help="IMAP port (default 993).")
+@click.option("--smtp-host", help="SMTP submission server for the proxy (default: the cloud's).")
+@click.option("--smtp-port", type=int, help="SMTP submission port, STARTTLS (default 587).")
 @click.option("--ca-file", type=PATH, help="CA bundle to trust (custom clouds).")
 @click.option("--archive", type=PATH, help="Where this account's archive goes.")
 @click.option("--username", help="IMAP user name when it differs from the address.")
@@ -76,6 +78,8 @@ def add(
     authority: str | None,
     imap_host: str | None,
     imap_port: int | None,
+    smtp_host: str | None,
+    smtp_port: int | None,
     ca_file: Path | None,
     archive: Path | None,
     username: str | None,
@@ -97,6 +101,8 @@ def add(
         "authority": authority,
         "imap_host": imap_host,
         "imap_port": imap_port,
+        "smtp_host": smtp_host,
+        "smtp_port": smtp_port,
         "ca_file": str(ca_file) if ca_file else None,
         "archive": str(archive) if archive else None,
         "username": username,

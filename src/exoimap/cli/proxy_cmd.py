@@ -15,7 +15,13 @@ from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ConfigError
 
 if TYPE_CHECKING:
+    import ssl
+
+    from exoimap.proxy.gate import Gate
     from exoimap.proxy.passwords import PasswordBook
+    from exoimap.proxy.server import ProxyServer
+    from exoimap.proxy.submission import SubmissionServer, TlsMode
+    from exoimap.proxy.upstream import Upstreams
 
 __all__ = ["app"]
 
@@ -52,6 +58,25 @@ def _book(paths: Paths) -> PasswordBook:
     help="Upstream connections per mailbox at most (Exchange allows 20; leave some for "
     "syncs); clients beyond are refused with a message saying so.",
 )
+@click.option(
+    "--starttls-listen",
+    metavar="HOST:PORT",
+    help="Also accept IMAP clients that start in the clear and upgrade with STARTTLS "
+    "(port 143 style, e.g. 127.0.0.1:1143); no password is taken before TLS.",
+)
+@click.option(
+    "--smtp-listen",
+    metavar="HOST:PORT",
+    help="Also accept SMTP submission on HOST:PORT (e.g. 127.0.0.1:1587) with the same app "
+    "passwords, relayed to Exchange Online with XOAUTH2.",
+)
+@click.option(
+    "--smtp-tls",
+    type=click.Choice(["starttls", "implicit"]),
+    default="starttls",
+    show_default=True,
+    help="SMTP: STARTTLS before AUTH (port 587 style) or implicit TLS (port 465 style).",
+)
 @metrics_port_option
 @click.pass_context
 def app(  # noqa: PLR0917 - click passes the options by keyword
@@ -61,6 +86,9 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     key: Path | None,
     plaintext_on_loopback: bool,
     max_per_mailbox: int,
+    starttls_listen: str | None,
+    smtp_listen: str | None,
+    smtp_tls: str,
     metrics_port: int | None,
 ) -> None:
     """Run a local IMAP server that signs in to Exchange Online for clients that only know
@@ -71,10 +99,29 @@ def app(  # noqa: PLR0917 - click passes the options by keyword
     from exoimap.proxy.server import parse_listen
 
     host, port = parse_listen(listen)
+    starttls = (
+        None
+        if starttls_listen is None
+        else parse_listen(starttls_listen, option="--starttls-listen")
+    )
+    if starttls is not None and plaintext_on_loopback:
+        raise ConfigError("--starttls-listen needs TLS: not with --plaintext-on-loopback")
+    smtp = None
+    if smtp_listen is not None:
+        mode = "none" if plaintext_on_loopback else smtp_tls
+        smtp = (*parse_listen(smtp_listen, option="--smtp-listen"), mode)
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
     paths = Paths.from_env()
-    _serve(paths, (host, port), (cert, key), plaintext_on_loopback, (max_per_mailbox, metrics_port))
+    _serve(
+        paths,
+        (host, port),
+        (cert, key),
+        plaintext_on_loopback,
+        (max_per_mailbox, metrics_port),
+        smtp=smtp,
+        starttls=starttls,
+    )
 
 
 def _serve(
@@ -83,19 +130,20 @@ def _serve(
     own_cert: tuple[Path | None, Path | None],
     plaintext: bool,
     limits: tuple[int, int | None],
+    *,
+    smtp: tuple[str, int, str] | None,
+    starttls: tuple[str, int] | None,
 ) -> None:
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
     from exoimap.auth.provider import TokenProvider
     from exoimap.auth.vault import Vault
-    from exoimap.proxy.ca import ProxyCA, server_context
     from exoimap.proxy.gate import Gate
     from exoimap.proxy.limiter import FailureLimiter
     from exoimap.proxy.server import ProxyServer, check_plaintext, lean_tls_buffers
     from exoimap.proxy.upstream import Upstreams
 
     host, port = listen
-    cert, key = own_cert
     max_per_mailbox, metrics_port = limits
     if plaintext:
         check_plaintext(host)
@@ -107,33 +155,70 @@ def _serve(
     def provider(account: AccountConfig) -> TokenProvider:
         return TokenProvider(account, vault=vault)
 
-    if plaintext:
-        tls = None
-    elif cert is not None and key is not None:
-        tls = server_context(cert, key)
-    else:
-        tls = ProxyCA.load_or_create(_folder(paths) / "ca").server_context((host,))
+    names = (host, *(x[0] for x in (smtp, starttls) if x is not None))
+    tls = None if plaintext else _server_tls(paths, own_cert, names)
     upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
     gate = Gate(_book(paths), upstreams, FailureLimiter())
     server = ProxyServer(host, port, tls, gate, upstreams)
+    extras: list[ProxyServer | SubmissionServer] = []
+    if starttls is not None:
+        extras.append(ProxyServer(*starttls, None, gate, upstreams, starttls=tls))
+    if smtp is not None:
+        extras.append(_submission(smtp, tls, gate, upstreams))
     lean_tls_buffers()
-
-    async def run() -> None:
-        bound = await server.start()
-        kind = "plaintext (loopback only)" if tls is None else "implicit TLS"
-        echo(f"exoimap proxy listening on {host}:{bound} ({kind}); Ctrl-C to stop.", err=True)
-        try:
-            await server.serve_forever()
-        finally:
-            await server.close()
-
     with (
         auditing(
             paths, config.audit, key=audit_key_for(paths), listeners=metrics_listeners(metrics_port)
         ),
         metrics_endpoint(metrics_port),
     ):
-        asyncio.run(run())
+        asyncio.run(_run(server, extras))
+
+
+def _server_tls(
+    paths: Paths, own_cert: tuple[Path | None, Path | None], names: tuple[str, ...]
+) -> ssl.SSLContext:
+    from exoimap.proxy.ca import ProxyCA, server_context
+
+    cert, key = own_cert
+    if cert is not None and key is not None:
+        return server_context(cert, key)
+    return ProxyCA.load_or_create(_folder(paths) / "ca").server_context(names)
+
+
+async def _run(server: ProxyServer, extras: list[ProxyServer | SubmissionServer]) -> None:
+    from exoimap.proxy.submission import SubmissionServer
+
+    # The other listeners first: once the main IMAP port answers, all are up (scripts
+    # wait for that one).
+    for extra in extras:
+        bound = await extra.start()
+        what = (
+            f"SMTP submission ({extra.mode})"
+            if isinstance(extra, SubmissionServer)
+            else "IMAP with STARTTLS"
+        )
+        echo(f"{what} on {extra.host}:{bound}.", err=True)
+    bound = await server.start()
+    kind = "plaintext (loopback only)" if server.tls is None else "implicit TLS"
+    echo(f"exoimap proxy listening on {server.host}:{bound} ({kind}); Ctrl-C to stop.", err=True)
+    try:
+        await server.serve_forever()
+    finally:
+        await server.close()
+        for extra in extras:
+            await extra.close()
+
+
+def _submission(
+    smtp: tuple[str, int, str], tls: ssl.SSLContext | None, gate: Gate, upstreams: Upstreams
+) -> SubmissionServer:
+    from exoimap.proxy.smtp_upstream import Relay
+    from exoimap.proxy.submission import SubmissionServer
+
+    host, port, chosen = smtp
+    modes: dict[str, TlsMode] = {"starttls": "starttls", "implicit": "implicit", "none": "none"}
+    return SubmissionServer(host, port, tls, modes[chosen], gate, Relay(upstreams))
 
 
 @app.command("ca")

@@ -164,6 +164,7 @@ def up(
     def ready(tenant: SandboxTenant) -> None:
         click.echo(f"exoimap sandbox: identity at {tenant.authority}")
         click.echo(f"exoimap sandbox: IMAP at {tenant.imap_host}:{tenant.imap_port} (TLS)")
+        click.echo(f"exoimap sandbox: SMTP at {tenant.imap_host}:{tenant.smtp_port} (STARTTLS)")
         if tenant.server.faults.active:
             click.echo(f"IMAP faults (from faults.json): {tenant.server.faults.describe()}")
         click.echo(f"CA file: {tenant.ca_file}")

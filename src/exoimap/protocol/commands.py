@@ -52,6 +52,7 @@ __all__ = [
     "StoreFlags",
     "StoreMode",
     "Subscribe",
+    "StartTls",
     "TaggedCommand",
     "UidExpunge",
     "Unselect",
@@ -72,6 +73,11 @@ class Noop:
 @dataclass(frozen=True, slots=True)
 class Logout:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    """RFC 3501 6.2.1: TLS on a plaintext connection, before sign-in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +362,7 @@ Command = (
     Capability
     | Noop
     | Logout
+    | StartTls
     | Namespace
     | Close
     | Unselect

@@ -43,6 +43,7 @@ _NO_ARGS: dict[bytes, type] = {
     b"CAPABILITY": c.Capability,
     b"NOOP": c.Noop,
     b"LOGOUT": c.Logout,
+    b"STARTTLS": c.StartTls,
     b"NAMESPACE": c.Namespace,
     b"CLOSE": c.Close,
     b"UNSELECT": c.Unselect,

@@ -54,6 +54,7 @@ __all__ = [
     "Piece",
     "enc",
     "fetch_head",
+    "fetch_next",
     "fetch_tail",
     "serialize_response",
     "serialize_response_pieces",
@@ -274,13 +275,23 @@ def fetch_head(fetch: FetchResponse, body: BodyData, size: int) -> bytes:
     """The start of a FETCH response whose ``body`` literal of ``size`` bytes is sent next:
     ``* seq FETCH (<fetch's items> BODY[section] {size}`` CRLF. Finish with the body data
     and :func:`fetch_tail`."""
+    return b"* %d FETCH (" % fetch.seq + b" ".join(_items_and_literal(fetch, body, size))
+
+
+def fetch_next(between: FetchResponse, body: BodyData, size: int) -> bytes:
+    """After a streamed body, the next one of the same FETCH response: the items that came
+    between the two (``seq`` is ignored), then ``BODY[section] {size}`` CRLF."""
+    return b"".join(b" " + item for item in _items_and_literal(between, body, size))
+
+
+def _items_and_literal(fetch: FetchResponse, body: BodyData, size: int) -> list[bytes]:
     items, big = _fetch_items(fetch)
     if big:
         raise LocalProtocolError("only small items may come before a streamed body")
     if size < 0:
         raise LocalProtocolError("a negative literal size")
     items.append(_body_name(body) + b" {%d}\r\n" % size)
-    return b"* %d FETCH (" % fetch.seq + b" ".join(items)
+    return items
 
 
 def fetch_tail(trailing: FetchResponse | None = None) -> bytes:

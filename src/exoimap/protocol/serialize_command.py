@@ -325,6 +325,7 @@ _SIMPLE_NAMES: dict[type, bytes] = {
     c.Capability: b"CAPABILITY",
     c.Noop: b"NOOP",
     c.Logout: b"LOGOUT",
+    c.StartTls: b"STARTTLS",
     c.Namespace: b"NAMESPACE",
     c.Close: b"CLOSE",
     c.Unselect: b"UNSELECT",

@@ -39,6 +39,7 @@ from exoimap.protocol.parse_command import (
 from exoimap.protocol.reader import StreamedLiteral
 from exoimap.protocol.serialize import (
     fetch_head,
+    fetch_next,
     fetch_tail,
     serialize_response,
     serialize_response_pieces,
@@ -126,6 +127,14 @@ class ServerConnection:
         if self._body_left is not None:
             raise LocalProtocolError("a streamed FETCH body is already being sent")
         self._out.append(fetch_head(fetch, body, size))
+        self._body_left = size
+
+    def send_fetch_next(self, between: FetchResponse, body: BodyData, size: int) -> None:
+        """Once a streamed body is complete, start the next body literal of the same FETCH
+        response (``between``: the items that came between the two)."""
+        if self._body_left != 0:
+            raise LocalProtocolError("the streamed FETCH body is not complete")
+        self._out.append(fetch_next(between, body, size))
         self._body_left = size
 
     def send_body_data(self, data: bytes) -> None:

@@ -15,10 +15,12 @@ from exoimap.protocol.types import (
     StatusResponse,
 )
 
-__all__ = ["BEFORE_LOGIN", "for_client", "rewritten"]
+__all__ = ["BEFORE_LOGIN", "BEFORE_STARTTLS", "for_client", "rewritten"]
 
 #: Before sign-in (LOGIN needs no capability: IMAP4rev1 has it unless LOGINDISABLED).
 BEFORE_LOGIN = ("IMAP4", "IMAP4rev1", "AUTH=PLAIN", "SASL-IR", "LITERAL+", "ID")
+#: On a STARTTLS port before TLS: no password may be sent yet (RFC 3501 7.2.1).
+BEFORE_STARTTLS = ("IMAP4", "IMAP4rev1", "STARTTLS", "LOGINDISABLED", "LITERAL+", "ID")
 _DROPPED = ("AUTH=", "LOGINDISABLED", "STARTTLS")
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 from dataclasses import dataclass, field, replace
 
 from exoimap import audit
@@ -58,7 +59,7 @@ from exoimap.protocol.types import (
     Status,
     StatusResponse,
 )
-from exoimap.proxy.capabilities import BEFORE_LOGIN, for_client, rewritten
+from exoimap.proxy.capabilities import BEFORE_LOGIN, BEFORE_STARTTLS, for_client, rewritten
 from exoimap.proxy.gate import Admitted, Gate, Refused
 from exoimap.proxy.upstream import Upstreams
 from exoimap.secrets import Secret
@@ -112,8 +113,11 @@ class ClientSession:
         upstreams: Upstreams,
         *,
         preauth_timeout: float = 60.0,
+        starttls: ssl.SSLContext | None = None,
     ) -> None:
         self._preauth_timeout = preauth_timeout
+        #: On a STARTTLS port: the context to upgrade with; None once TLS is on (or never).
+        self._starttls = starttls
         self._reader = reader
         self._writer = writer
         self._gate = gate
@@ -167,7 +171,7 @@ class ClientSession:
         reason = "client closed"
         try:
             self._server.send(
-                StatusResponse(None, Status.OK, CapabilityCode(BEFORE_LOGIN), GREETING)
+                StatusResponse(None, Status.OK, CapabilityCode(self._before_login_caps), GREETING)
             )
             await self._flush_client()
             try:
@@ -224,6 +228,22 @@ class ClientSession:
             if done is not None:
                 return done
 
+    @property
+    def _before_login_caps(self) -> tuple[str, ...]:
+        return BEFORE_STARTTLS if self._starttls is not None else BEFORE_LOGIN
+
+    async def _start_tls(self, tag: str) -> None:
+        """Answer OK, then upgrade the connection; anything the client sent after the
+        command in the clear is discarded with the old parser (RFC 3501 6.2.1)."""
+        context, self._starttls = self._starttls, None
+        if context is None:
+            self._say(tag, Status.BAD, "TLS is already active.")
+            return
+        self._say(tag, Status.OK, "Begin TLS negotiation now.")
+        await self._flush_client()
+        await self._writer.start_tls(context)
+        self._server = ServerConnection()
+
     async def _before_login(self, event: object) -> bool | None:
         if isinstance(event, BadCommand):
             self._say(event.tag, Status.BAD, "Command Error. 12")
@@ -233,8 +253,12 @@ class ClientSession:
         if not isinstance(event, CommandReceived):
             raise RemoteProtocolError("unexpected data before sign-in")
         tag, command = event.tag, event.command
-        if isinstance(command, c.Capability):
-            self._server.send(CapabilityResponse(BEFORE_LOGIN))
+        if isinstance(command, c.StartTls):
+            await self._start_tls(tag)
+        elif isinstance(command, c.Login | c.Authenticate):
+            return await self._credentials(tag, command)
+        elif isinstance(command, c.Capability):
+            self._server.send(CapabilityResponse(self._before_login_caps))
             self._say(tag, Status.OK, "CAPABILITY completed.")
         elif isinstance(command, c.Noop | c.Id):
             self._say(tag, Status.OK, f"{type(command).__name__.upper()} completed.")
@@ -242,17 +266,23 @@ class ClientSession:
             self._say(None, Status.BYE, "exoimap proxy logging out.")
             self._say(tag, Status.OK, "LOGOUT completed.")
             return False
-        elif isinstance(command, c.Login):
-            return await self._admit(tag, command.username, command.password, "LOGIN")
-        elif isinstance(command, c.Authenticate):
-            if command.mechanism != "PLAIN":
-                self._say(tag, Status.NO, "Only AUTH=PLAIN with an app password is offered.")
-            elif command.initial_response is None:
-                self._server.send(ContinuationRequest(""))
-            else:
-                return await self._plain(tag, command.initial_response)
         else:
             self._say(tag, Status.BAD, "Command received in Invalid state.")
+        return None
+
+    async def _credentials(self, tag: str, command: c.Login | c.Authenticate) -> bool | None:
+        if self._starttls is not None:
+            self._say(
+                tag, Status.NO, "Use STARTTLS before signing in.", SimpleCode("PRIVACYREQUIRED")
+            )
+        elif isinstance(command, c.Login):
+            return await self._admit(tag, command.username, command.password, "LOGIN")
+        elif command.mechanism != "PLAIN":
+            self._say(tag, Status.NO, "Only AUTH=PLAIN with an app password is offered.")
+        elif command.initial_response is None:
+            self._server.send(ContinuationRequest(""))
+        else:
+            return await self._plain(tag, command.initial_response)
         return None
 
     async def _plain(self, tag: str, data: Secret[bytes] | None) -> bool | None:
@@ -534,10 +564,12 @@ class ClientSession:
     def _stream(self, relay: _Relay, event: FetchStart | BodyChunk | FetchEnd) -> None:
         server = self._server
         if isinstance(event, FetchStart):
-            if relay.streaming is not None:
-                raise LocalProtocolError("a FETCH with two large bodies cannot be relayed")
-            relay.streaming = event
-            server.send_fetch_start(event.fetch, event.body, event.body.size or 0)
+            size = event.body.size or 0
+            previous, relay.streaming = relay.streaming, event
+            if previous is None:
+                server.send_fetch_start(event.fetch, event.body, size)
+            else:  # another large body of the same response: what came between, then it
+                server.send_fetch_next(_after_body(previous, event.fetch), event.body, size)
         elif isinstance(event, BodyChunk):
             server.send_body_data(bytes(event.data))
         else:
@@ -642,8 +674,9 @@ def _discard_append(conn: ClientConnection, command: c.Command) -> None:
             left -= step
 
 
-def _after_body(start: FetchStart, end: FetchResponse) -> FetchResponse | None:
-    """The items of ``end`` that came after the streamed body (those before were sent)."""
+def _after_body(start: FetchStart, end: FetchResponse) -> FetchResponse:
+    """The items of ``end`` that came after the streamed body of ``start`` (those before
+    were sent); ``end`` is the whole response or the part before the next streamed body."""
     before = start.fetch
     trailing = FetchResponse(
         seq=end.seq,

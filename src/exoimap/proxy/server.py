@@ -40,12 +40,12 @@ def lean_tls_buffers() -> None:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, *, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a host and a port."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen wants HOST:PORT (like {DEFAULT_LISTEN}), not {value!r}")
+        raise ConfigError(f"{option} wants HOST:PORT (like {DEFAULT_LISTEN}), not {value!r}")
     return host, int(port)
 
 
@@ -78,9 +78,13 @@ class ProxyServer:
     upstreams: Upstreams
     #: Seconds a client has to sign in before it is sent away.
     preauth_timeout: float = 60.0
+    #: A STARTTLS port (``tls`` is None then): clients upgrade with this before signing in.
+    starttls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
-        if self.tls is None:
+        if self.tls is not None and self.starttls is not None:
+            raise ConfigError("a listener has implicit TLS or STARTTLS, not both")
+        if self.tls is None and self.starttls is None:
             check_plaintext(self.host)
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -117,7 +121,12 @@ class ProxyServer:
         assert task is not None
         self._clients.add(task)
         session = ClientSession(
-            reader, writer, self.gate, self.upstreams, preauth_timeout=self.preauth_timeout
+            reader,
+            writer,
+            self.gate,
+            self.upstreams,
+            preauth_timeout=self.preauth_timeout,
+            starttls=self.starttls,
         )
         self._sessions.add(session)
         try:

@@ -114,6 +114,11 @@ class SandboxTenant:
         return self.server.port
 
     @property
+    def smtp_port(self) -> int:
+        """SMTP submission (STARTTLS first, then AUTH XOAUTH2), on :attr:`imap_host`."""
+        return self.server.smtp.port
+
+    @property
     def users(self) -> list[tuple[str, str]]:
         """(UPN, password) of every user of the default tenant."""
         return [(u.upn, u.password) for u in self.identity.default_tenant().users]
@@ -312,6 +317,8 @@ def sandbox_json_extra(tenant: SandboxTenant) -> dict[str, Any]:
         "imap_port": tenant.imap_port,
         "imap_server_name": tenant.server.settings.server_name,
         "imap_tls": "implicit",
+        "smtp_port": tenant.smtp_port,
+        "smtp_tls": "starttls",
         "mailboxes": tenant.mailbox_summary(),
     }
 

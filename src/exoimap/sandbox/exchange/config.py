@@ -134,6 +134,8 @@ class ExchangeSettings:
     host: str = "127.0.0.1"
     #: 0 lets the OS choose (tests, parallel runs); real Exchange listens on 993.
     port: int = 0
+    #: SMTP submission with STARTTLS (real Exchange: smtp.office365.com:587); 0: any free port.
+    smtp_port: int = 0
     #: The name clients connect to (in the TLS certificate).
     server_name: str = "outlook.office365.com"
     #: Front-end FQDN shown (base64 UTF-16LE) in the greeting; generated when None.

@@ -31,6 +31,7 @@ from exoimap.sandbox.exchange.auth import Authorizer, IdentityView
 from exoimap.sandbox.exchange.config import ExchangeSettings, check_receive_size
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
 from exoimap.sandbox.exchange.session import Session
+from exoimap.sandbox.exchange.smtp import ExchangeSmtpServer
 from exoimap.sandbox.faults import Faults
 from exoimap.store.memory import MemoryStore
 
@@ -62,6 +63,16 @@ class ExchangeImapServer:
         #: Commands per app-only client: shared with servers that share the mailboxes.
         self.app_requests = app_requests or AppRequests()
         self.authorizer = Authorizer(identity, self.settings)
+        #: SMTP submission (STARTTLS, XOAUTH2) beside IMAP, on the same mailboxes.
+        self.smtp = ExchangeSmtpServer(
+            self.authorizer,
+            identity,
+            self.mailboxes,
+            ssl_context,
+            host=self.settings.host,
+            port=self.settings.smtp_port,
+            max_size=self.settings.max_receive_size,
+        )
         self._server: asyncio.Server | None = None
         self._sessions: set[Session] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,6 +99,11 @@ class ExchangeImapServer:
         sockname = self._server.sockets[0].getsockname()
         self.port = int(sockname[1])
         log.info("sandbox Exchange IMAP listening on %s:%d", self.host, self.port)
+        try:
+            await self.smtp.start()
+        except BaseException:
+            self._server.close()
+            raise
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(self, reader, writer)
@@ -120,6 +136,7 @@ class ExchangeImapServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
+        await self.smtp.stop()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         self.mailboxes.save()
