@@ -86,6 +86,11 @@ class Paths:
         return self.data_dir / "archive" / account
 
     @property
+    def search_index(self) -> Path:
+        """The console's search index over every archive (:mod:`exoimap.store.search`)."""
+        return self.data_dir / "search" / "index.sqlite"
+
+    @property
     def agent_socket(self) -> Path:
         """Where a running ``exoimap agent`` listens."""
         return self.data_dir / AGENT_SOCKET

@@ -38,7 +38,6 @@ from exoimap.net.session import NetEvent
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.base import is_inbox
 from exoimap.store.remote import RemoteImapStore
-from exoimap.store.search import SearchIndex, index_path, update_search
 from exoimap.sync.plan import SyncPolicy
 from exoimap.sync.report import Progress, SyncReport
 from exoimap.words import byte_size, plural, sentences
@@ -349,7 +348,7 @@ async def sync_account(
                 sink,
                 on_progress,
                 kept,
-                search=SearchIndex(index_path(paths)),
+                search_index=paths.search_index,
             )
             _record(account.name, result.report, time.monotonic() - started)
         # what stopped the run (a full disk, a dead server) is the account's outcome,
@@ -374,7 +373,7 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
     on_progress: AccountProgress | None,
     kept: Resident | None,
     *,
-    search: SearchIndex,
+    search_index: Path,
 ) -> SyncReport:
     def progress(update: Progress) -> None:
         if on_progress is not None:
@@ -390,22 +389,26 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
             progress=progress,
             events=sync_event_recorder(account.name),
         )
-        await _update_search(archive, search, account)
+        await _update_search(archive, search_index, account)
     if report.ok and kept is not None:
         kept.remember_index(root, archive.closed_index_stamp)
     return report
 
 
-async def _update_search(
-    archive: ArchiveStore, search: SearchIndex, account: AccountConfig
-) -> None:
+async def _update_search(archive: ArchiveStore, search_index: Path, account: AccountConfig) -> None:
     """Index what the backup archived (a failure leaves the index behind, not the backup:
     the next sync catches up). Only where a console made the index: indexing costs more
     than the backup itself, for nothing when nobody searches."""
-    if not search.exists:
+    if not search_index.is_file():
         return
+    # imported here, not above: the indexer's mail parser (``email``, ``html``) costs every
+    # sync's start about 7 ms, and most installations have no console
+    from exoimap.store.search import SearchIndex, update_search
+
     try:
-        await update_search(archive, search, account=account.name, mailbox=account.email)
+        await update_search(
+            archive, SearchIndex(search_index), account=account.name, mailbox=account.email
+        )
     except ExoimapError as exc:
         log.warning("%s: the search index was not updated: %s", account.name, exc)
 

@@ -79,7 +79,7 @@ _HIT_COLUMNS = (
 
 def index_path(paths: Paths) -> Path:
     """Where an installation's search index lives."""
-    return paths.data_dir / "search" / "index.sqlite"
+    return paths.search_index
 
 
 def _store_error(exc: sqlite3.Error, what: str) -> StoreError:
