@@ -26,6 +26,7 @@ from exoimap.sandbox.exchange.server import ExchangeControl
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 from tests.cli.sync_helpers import isolated_home, signed_in_account
+from tests.foreground import exoimap_command
 
 
 @pytest.fixture
@@ -87,19 +88,10 @@ def _slow_mailbox(tenant: SandboxTenant, server: ExchangeControl, name: str) -> 
     server.faults.delay = 0.1
 
 
-#: ``python -m exoimap`` with Ctrl-C's default action, as in a terminal's foreground. A suite
-#: started in the background of a script (``make test &``) has SIGINT ignored, and children
-#: inherit that: a client started as is would not hear the Ctrl-C a test sends it.
-_AS_IN_A_TERMINAL = (
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'exoimap'; runpy.run_module('exoimap', run_name='__main__')"
-)
-
-
 def _sync_in_agent(name: str) -> subprocess.Popen[str]:
     """``exoimap sync NAME`` started in the background; returns once the agent runs it."""
     client = subprocess.Popen(
-        [sys.executable, "-c", _AS_IN_A_TERMINAL, "sync", name],
+        exoimap_command("sync", name),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

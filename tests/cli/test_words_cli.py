@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from exoimap.errors import TokenExpiredOrRevoked
 from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
+from tests.foreground import exoimap_command
 
 from .sync_helpers import (
     add_account,
@@ -183,7 +183,7 @@ def test_ctrl_c_ends_a_running_sync_with_130(sandbox_tenant: SandboxTenant, home
             slow.deliver(upn, sample_message(n, 300_000), folder="INBOX")
         slow.faults.delay = 0.2
         sync = subprocess.Popen(
-            [sys.executable, "-m", "exoimap", "sync", "slow"],
+            exoimap_command("sync", "slow"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
