@@ -86,7 +86,11 @@ def test_the_agent_watches_runs_syncs_meanwhile_and_outlives_its_idle_timeout(
             return str(response.read().decode())
 
     synced = 'exoimap_messages_synced_total{account="work"} 5.0'
-    eventually(lambda: synced in served(), "the metrics counting every message")
+    try:
+        eventually(lambda: synced in served(), "the metrics counting every message")
+    except AssertionError:
+        counted = [line for line in served().splitlines() if "messages_synced" in line]
+        raise AssertionError(f"expected {synced!r}; served {counted}") from None
     metrics = served()
     current = [line for line in metrics.splitlines() if line.endswith("} 1.0")]
     states = [line for line in current if line.startswith("exoimap_watch_state{")]

@@ -22,7 +22,7 @@ from exoimap.app.sd_notify import Notifier
 from exoimap.app.watch import MailboxHealth, WatchSettings
 from exoimap.app.watch_health import HealthFile
 from exoimap.app.watch_service import WatchService, serve_watch
-from exoimap.audit import auditing
+from exoimap.audit import open_auditor, use_auditor
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.logs import redact
@@ -123,15 +123,21 @@ class AgentWatch:
         log.info("watch: %s", ", ".join(a.name for a in self.accounts))
         try:
             config = load_config(self.paths)
-            listeners = [METRICS.observe_event] if self.metrics_port is not None else []
-            with (
-                auditing(
-                    self.paths, config.audit, key=audit_key_for(self.paths), listeners=listeners
-                ),
-                self._metrics_served(),
-                resident.resident() as kept,
-            ):
-                kept.runner.run(self._watch(kept))
+            # this thread's own auditor, in its context: the process-wide one is swapped
+            # by every `exoimap sync` the agent runs meanwhile, and the watch's events went
+            # to that sync's auditor (its metrics missed them)
+            auditor = open_auditor(self.paths, config.audit, key=audit_key_for(self.paths))
+            if self.metrics_port is not None:
+                auditor.add_listener(METRICS.observe_event)
+            try:
+                with (
+                    use_auditor(auditor),
+                    self._metrics_served(),
+                    resident.resident() as kept,
+                ):
+                    kept.runner.run(self._watch(kept))
+            finally:
+                auditor.close()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # logged and shown by `agent status`; the agent goes on
