@@ -25,12 +25,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench.token_print import home_for
+from bench.token_print import device_login, home_for
 from exoimap.auth.vault import create_key_file
 from exoimap.cli import main as exoimap
 from exoimap.sandbox.exchange.config import ExchangeSettings
@@ -95,25 +94,7 @@ def sign_in(
     ]  # fmt: skip
     if archive is not None:
         args += ["--archive", str(archive)]
-    said = io.StringIO()
-
-    def approve() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pending = tenant.admin.pending_device_codes()
-            if pending:
-                tenant.admin.approve_device_code(pending[0].user_code, upn=upn)
-                return
-            time.sleep(0.05)
-
-    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-        assert exoimap(args) == 0, said.getvalue()
-        approver = threading.Thread(target=approve)
-        approver.start()
-        code = exoimap(["login", name])
-        approver.join()
-        if code != 0:
-            raise SystemExit(f"login failed: {said.getvalue()}")
+    device_login(tenant.admin, args, name, upn)
 
 
 def free_port() -> int:

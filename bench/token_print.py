@@ -33,6 +33,7 @@ from pathlib import Path
 from exoimap.auth.vault import create_key_file
 from exoimap.cli import main as exoimap
 from exoimap.sandbox.identity import PUBLIC_APP, IdentitySandbox, RunningIdentity
+from exoimap.sandbox.identity.admin import SandboxAdmin
 
 EXOIMAP = str(Path(sys.executable).with_name("exoimap"))
 
@@ -71,6 +72,30 @@ def home_for(root: Path, env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def device_login(admin: SandboxAdmin, add_args: list[str], name: str, upn: str) -> None:
+    """Run ``exoimap ADD_ARGS`` (an ``account add``) and ``login NAME`` in this process,
+    approving the device code as ``upn`` from another thread."""
+    said = io.StringIO()
+
+    def approve() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pending = admin.pending_device_codes()
+            if pending:
+                admin.approve_device_code(pending[0].user_code, upn=upn)
+                return
+            time.sleep(0.05)
+
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        assert exoimap(add_args) == 0, said.getvalue()
+        approver = threading.Thread(target=approve)
+        approver.start()
+        code = exoimap(["login", name])
+        approver.join()
+    if code != 0:
+        raise SystemExit(f"login failed: {said.getvalue()}")
+
+
 def sign_in(idp: RunningIdentity, upn: str, name: str = "b") -> None:
     """``account add NAME`` + ``login NAME`` in this process (the home of ``EXOIMAP_HOME``),
     approving the device code as ``upn``."""
@@ -81,25 +106,7 @@ def sign_in(idp: RunningIdentity, upn: str, name: str = "b") -> None:
         "--ca-file", str(idp.ca_file), "--imap-host", "127.0.0.1",
         "--client-id", registration.client_id, "--email", upn, "--flow", "device",
     ]  # fmt: skip
-    said = io.StringIO()
-
-    def approve() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pending = idp.admin.pending_device_codes()
-            if pending:
-                idp.admin.approve_device_code(pending[0].user_code, upn=upn)
-                return
-            time.sleep(0.05)
-
-    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-        assert exoimap(args) == 0, said.getvalue()
-        approver = threading.Thread(target=approve)
-        approver.start()
-        code = exoimap(["login", name])
-        approver.join()
-    if code != 0:
-        raise SystemExit(f"login failed: {said.getvalue()}")
+    device_login(idp.admin, args, name, upn)
 
 
 def prepared_home(
