@@ -8,7 +8,7 @@ noun). The two rules live here so that each caller cannot get them wrong on its 
 
 from __future__ import annotations
 
-__all__ = ["byte_size", "noun", "plural", "sentence", "sentences"]
+__all__ = ["byte_size", "first_few", "noun", "plural", "sentence", "sentences"]
 
 #: What may already end a sentence (a colon introduces what follows on the next line).
 _ENDINGS = (".", "!", "?", ":")
@@ -46,3 +46,8 @@ def sentences(*parts: str | None) -> str:
     """The non-empty ``parts`` as sentences, each ended with a full stop, one space between:
     ``sentences("account 'work' is not signed in", "Sign in with ...")``."""
     return " ".join(sentence(part) for part in parts if part and part.strip())
+
+
+def first_few(numbers: list[int], shown: int = 10) -> str:
+    """The first ``shown`` numbers, comma-separated, with " ..." when there are more."""
+    return ", ".join(str(n) for n in numbers[:shown]) + (" ..." if len(numbers) > shown else "")

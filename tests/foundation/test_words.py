@@ -18,7 +18,7 @@ from exoimap.config import parse_config
 from exoimap.errors import AuthError, ConfigError, ImapAuthenticationFailed, TokenExpiredOrRevoked
 from exoimap.logs import redact, setup_logging
 from exoimap.net.session import NetEvent
-from exoimap.words import byte_size, noun, plural, sentences
+from exoimap.words import byte_size, first_few, noun, plural, sentences
 
 
 def test_plural_and_sentences() -> None:
@@ -28,6 +28,13 @@ def test_plural_and_sentences() -> None:
     assert sentences("a is wrong", "Do b.") == "a is wrong. Do b."
     assert sentences("a is wrong.", None, "", "Run `x`") == "a is wrong. Run `x`."
     assert sentences("see the list:") == "see the list:"
+
+
+def test_first_few_numbers_say_when_there_are_more() -> None:
+    assert first_few([3, 1, 2]) == "3, 1, 2"
+    assert first_few(list(range(1, 11))) == "1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
+    assert first_few(list(range(1, 12))) == "1, 2, 3, 4, 5, 6, 7, 8, 9, 10 ..."
+    assert first_few([5, 6, 7], shown=2) == "5, 6 ..."
 
 
 def test_an_error_and_its_fix_are_two_sentences() -> None:

@@ -59,3 +59,14 @@ def test_no_mode_flushes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     synced = _spy_fsync(monkeypatch)
     files.fsync_paths(_write_files(tmp_path, 10), mode="none")
     assert synced == []
+
+
+def test_syncfs_mode_flushes_with_one_syncfs_and_no_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Linux the C library's syncfs is found in the running program (no per-file fsync);
+    # if it were not found, the mode would fall back to an fsync per file.
+    paths = _write_files(tmp_path, 5)
+    synced = _spy_fsync(monkeypatch)
+    files.fsync_paths(paths, mode="syncfs")
+    assert synced == []

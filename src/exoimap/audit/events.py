@@ -9,6 +9,10 @@ Each event is a frozen dataclass with a fixed ``name`` (``token.requested``,
 * every string goes through :func:`exoimap.logs.redact`, so a token or password pasted into
   a free-text field (an error message, a folder name) is stored as ``***``.
 
+Events compare by identity (each is one occurrence) and share one ``__repr__``: the
+dataclass decorator does not generate ``__eq__``, ``__hash__`` and ``__repr__`` for each of
+the 30-odd classes, which would cost about 5 ms of every start.
+
 The envelope that every record gets (time, actor, run id, sequence number, hash chain) is
 added by the writer in :mod:`exoimap.audit.log`; events carry only what happened.
 """
@@ -66,7 +70,7 @@ OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 FieldValue = str | int | float | bool | None | tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditEvent:
     """Base of every audit event. Subclasses set ``name`` and add typed fields."""
 
@@ -86,6 +90,10 @@ class AuditEvent:
             checked = _checked(owner, name, value)
             if checked is not value:
                 object.__setattr__(self, name, checked)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _field_names(type(self)))
+        return f"{type(self).__name__}({fields})"
 
     def data(self) -> dict[str, FieldValue]:
         """The event's own fields (everything except ``account`` and ``outcome``)."""
@@ -137,7 +145,7 @@ def _checked(owner: str, name: str, value: object) -> Any:
 # --- sign-in ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TokenRequested(AuditEvent):
     """A token was obtained from the identity platform (interactively or not)."""
 
@@ -149,7 +157,7 @@ class TokenRequested(AuditEvent):
     from_cache: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TokenRefreshed(AuditEvent):
     """An access token was renewed with a refresh token."""
 
@@ -161,7 +169,7 @@ class TokenRefreshed(AuditEvent):
     expires_in: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TokenFailed(AuditEvent):
     """Getting or renewing a token failed; ``aadsts`` is Microsoft's code when given."""
 
@@ -175,7 +183,7 @@ class TokenFailed(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class TokenHandedOut(AuditEvent):
     """An access token was given to another program (``exoimap token print``).
 
@@ -192,7 +200,7 @@ class TokenHandedOut(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class MailSubmitted(AuditEvent):
     """A client submitted a message through ``exoimap proxy``'s SMTP listener; ``reply`` is
     the SMTP code Exchange answered (or the proxy, when Exchange could not be asked). The
@@ -209,7 +217,7 @@ class MailSubmitted(AuditEvent):
 # --- IMAP connections ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ImapConnected(AuditEvent):
     """A TCP+TLS connection to an IMAP server was established."""
 
@@ -220,7 +228,7 @@ class ImapConnected(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ImapAuthenticated(AuditEvent):
     """The IMAP server accepted our credentials."""
 
@@ -231,7 +239,7 @@ class ImapAuthenticated(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ImapAuthFailed(AuditEvent):
     """The IMAP server refused our credentials."""
 
@@ -244,7 +252,7 @@ class ImapAuthFailed(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ImapClosed(AuditEvent):
     """A connection ended; ``bytes_sent``/``bytes_received`` count what crossed the wire."""
 
@@ -256,7 +264,7 @@ class ImapClosed(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ImapThrottled(AuditEvent):
     """The server throttled us and asked us to wait ``wait_s`` seconds before trying again."""
 
@@ -269,7 +277,7 @@ class ImapThrottled(AuditEvent):
 # --- data transfer ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class FolderSynced(AuditEvent):
     """One folder was synchronised between two stores."""
 
@@ -287,7 +295,7 @@ class FolderSynced(AuditEvent):
     error_kinds: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AccountSynced(AuditEvent):
     """One account's sync run ended: what it moved in all, and how long it took. A run that
     stopped early (sign-in, a locked archive) has outcome ``failure`` and says why."""
@@ -306,7 +314,7 @@ class AccountSynced(AuditEvent):
     error_kind: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class WatchStateChanged(AuditEvent):
     """``exoimap watch``: an account's watch changed state (``starting``, ``syncing``,
     ``watching``, ``reconnecting``, ``signin_needed``); ``error`` says why it left
@@ -317,7 +325,7 @@ class WatchStateChanged(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class WorkerJob(AuditEvent):
     """``exoimap worker``: a tenant mailbox's backup job ``started``, ``finished``,
     ``failed`` (to be tried again) or ``dead_lettered`` (a permanent failure, or retries
@@ -335,7 +343,7 @@ class WorkerJob(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class WorkerLeaseLost(AuditEvent):
     """``exoimap worker``: the lease of the mailbox a job was backing up lapsed under it
     (the job stopped: another worker may hold the mailbox now)."""
@@ -348,7 +356,7 @@ class WorkerLeaseLost(AuditEvent):
     worker: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
@@ -367,7 +375,7 @@ class SyncChange(AuditEvent):
 # --- archive ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ArchiveRead(AuditEvent):
     """Messages were read out of the local archive."""
 
@@ -378,7 +386,7 @@ class ArchiveRead(AuditEvent):
     purpose: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ArchiveExported(AuditEvent):
     """Messages left the archive to a file or another program."""
 
@@ -390,7 +398,7 @@ class ArchiveExported(AuditEvent):
     bytes: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ArchiveVerified(AuditEvent):
     """The archive was checked against its recorded hashes."""
 
@@ -400,7 +408,7 @@ class ArchiveVerified(AuditEvent):
     missing: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ArchiveRestored(AuditEvent):
     """Messages were restored from the archive to a mailbox."""
 
@@ -414,7 +422,7 @@ class ArchiveRestored(AuditEvent):
 # --- administration --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConfigChanged(AuditEvent):
     """The configuration changed (``key`` is dotted, the value itself is not recorded)."""
 
@@ -423,7 +431,7 @@ class ConfigChanged(AuditEvent):
     action: str = "set"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class VaultChanged(AuditEvent):
     """Something in the encrypted vault was added, replaced or removed."""
 
@@ -432,7 +440,7 @@ class VaultChanged(AuditEvent):
     action: str = "set"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AccessDenied(AuditEvent):
     """An operation was refused (policy, role, scope, lock)."""
 
@@ -443,7 +451,7 @@ class AccessDenied(AuditEvent):
     reason: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConsoleAccess(AuditEvent):
     """A request to ``exoimap console``, allowed or refused (the signed-in person is the
     record's ``console_user``): sign-in, sign-out, each page, each message opened."""
@@ -455,7 +463,7 @@ class ConsoleAccess(AuditEvent):
     reason: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConsoleSearch(AuditEvent):
     """A search in ``exoimap console``: what was asked and how many messages matched
     within the person's scope."""
@@ -466,7 +474,7 @@ class ConsoleSearch(AuditEvent):
     page: int = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConsoleApproval(AuditEvent):
     """A four-eyes request in ``exoimap console`` changing state: ``requested``,
     ``approved``, ``refused`` (a self-approval, a hold), ``rejected``, ``carried_out``."""
@@ -484,7 +492,7 @@ class ConsoleApproval(AuditEvent):
 # --- written by the audit log itself ---------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditRecovered(AuditEvent):
     """The writer found a torn last line (a crash mid-write) and set it aside."""
 
@@ -495,7 +503,7 @@ class AuditRecovered(AuditEvent):
     file: str = field(default="")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditResetDetected(AuditEvent):
     """The writer found that the log no longer holds the record the anchor in the vault
     names: the folder was deleted, cut or replaced. Written as the next record, so the
@@ -509,7 +517,7 @@ class AuditResetDetected(AuditEvent):
     problem: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class AuditSegmentStarted(AuditEvent):
     """``exoimap audit recover``: the old chain was kept, sealed in ``segment``, and this
     first record of the new one links to its last good record and says why."""

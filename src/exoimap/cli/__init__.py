@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("exoimap.cli.watch_cmd", "watch"),
     "doctor": ("exoimap.cli.doctor_cmd", "doctor"),
     "schedule": ("exoimap.cli.schedule_cmd", "app"),
-    "verify": ("exoimap.cli.sync_cmd", "verify"),
+    "verify": ("exoimap.cli.verify_cmd", "verify"),
     "restore": ("exoimap.cli.restore_cmd", "restore"),
     "migrate": ("exoimap.cli.migrate_cmd", "migrate"),
     "archive": ("exoimap.cli.archive_cmd", "app"),

@@ -46,7 +46,6 @@ import collections
 import concurrent.futures
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -241,10 +240,9 @@ def _syncfs(fd: int) -> bool:
     if not hasattr(os, "sched_getaffinity"):  # not Linux
         return False
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        if name is None:
-            return False
-        _libc = ctypes.CDLL(name, use_errno=True)
+        # The running program's own symbols include the C library's; finding it by name
+        # (ctypes.util) would cost ~10 ms of imports at every start and an ldconfig run.
+        _libc = ctypes.CDLL(None, use_errno=True)
     syncfs = getattr(_libc, "syncfs", None)
     if syncfs is None:
         return False

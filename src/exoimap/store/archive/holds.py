@@ -8,7 +8,7 @@ there); the file is replaced whole, atomically, 0600.
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,7 +82,7 @@ def _write(root: Path, holds: list[Hold]) -> None:
 
 
 def place_hold(root: Path, reason: str, placed_by: str) -> Hold:
-    hold = Hold(secrets.token_hex(4), reason, placed_by, time.time())
+    hold = Hold(os.urandom(4).hex(), reason, placed_by, time.time())
     _write(root, [*read_holds(root), hold])
     return hold
 
