@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import ssl
 
     from exoimap.proxy.gate import Gate
+    from exoimap.proxy.meter import ProxyMeter
     from exoimap.proxy.passwords import PasswordBook
     from exoimap.proxy.server import ProxyServer
     from exoimap.proxy.submission import SubmissionServer, TlsMode
@@ -157,7 +158,9 @@ def _serve(
 
     names = (host, *(x[0] for x in (smtp, starttls) if x is not None))
     tls = None if plaintext else _server_tls(paths, own_cert, names)
-    upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
+    upstreams = Upstreams(
+        dict(config.accounts), provider, max_sessions=max_per_mailbox, meter=_meter(metrics_port)
+    )
     gate = Gate(_book(paths), upstreams, FailureLimiter())
     server = ProxyServer(host, port, tls, gate, upstreams)
     extras: list[ProxyServer | SubmissionServer] = []
@@ -173,6 +176,18 @@ def _serve(
         metrics_endpoint(metrics_port),
     ):
         asyncio.run(_run(server, extras))
+
+
+def _meter(metrics_port: int | None) -> ProxyMeter:
+    """What the proxy counts: into the served metrics (beside the audit-fed ones), or
+    nothing when none are served."""
+    from exoimap.proxy.meter import PrometheusMeter, ProxyMeter
+
+    if metrics_port is None:
+        return ProxyMeter()
+    from exoimap.metrics import METRICS
+
+    return PrometheusMeter(METRICS.registry)
 
 
 def _server_tls(

@@ -138,7 +138,12 @@ class Relay:
         try:
             sasl = await self._sasl(account, fresh=fresh)
             context = TLSPolicy(ca_file=account.ca_file).context()
-            return await asyncio.to_thread(_submit, endpoint, context, sasl, envelope, content)
+            meter = self.upstreams.meter
+            meter.upstream_opened("smtp")
+            try:
+                return await asyncio.to_thread(_submit, endpoint, context, sasl, envelope, content)
+            finally:
+                meter.upstream_closed("smtp")
         except _Refused as exc:
             log.info("upstream SMTP refused a message of %s: %d", account.name, exc.code)
             return SmtpReply(exc.code, exc.text)
