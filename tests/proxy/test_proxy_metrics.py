@@ -34,7 +34,7 @@ def account(
 ) -> tuple[str, str]:
     """A signed-in account ``work`` (SMTP.Send too) with an app password: (address, password)."""
     isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2})
+    upn = signed_in_account(sandbox_tenant, "work", {"INBOX": 2}, smtp=True)
     return upn, book(Paths.from_env()).add("laptop", "work").reveal()
 
 

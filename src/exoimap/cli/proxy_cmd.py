@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,6 +169,7 @@ def _serve(
         extras.append(ProxyServer(*starttls, None, gate, upstreams, starttls=tls))
     if smtp is not None:
         extras.append(_submission(smtp, tls, gate, upstreams))
+        _warn_without_smtp_send(config.accounts.values())
     lean_tls_buffers()
     with (
         auditing(
@@ -176,6 +178,19 @@ def _serve(
         metrics_endpoint(metrics_port),
     ):
         asyncio.run(_run(server, extras))
+
+
+def _warn_without_smtp_send(accounts: Iterable[AccountConfig]) -> None:
+    """Name the accounts whose sign-in leaves out SMTP.Send: Exchange refuses their mail."""
+    from exoimap.auth.policy import DELEGATED_FLOWS
+
+    for account in accounts:
+        if account.flow in DELEGATED_FLOWS and not account.smtp_send:
+            echo(
+                f"warning: {account.name} signs in without SMTP.Send, so Exchange refuses "
+                f"mail relayed for it; run `exoimap login {account.name} --smtp` first.",
+                err=True,
+            )
 
 
 def _meter(metrics_port: int | None) -> ProxyMeter:
