@@ -665,6 +665,7 @@ class ClientSession:
     async def _reopen(self, old: _Relay, *, fresh_token: bool) -> _Relay | None:
         """A new upstream session in the state ``old`` left: signed in, mailbox selected."""
         assert self._admitted is not None
+        session = None
         try:
             session = await self._upstreams.open(self._admitted.account, fresh_token=fresh_token)
             if old.selected is not None:
@@ -675,6 +676,8 @@ class ClientSession:
                     return None
         except ExoimapError as exc:
             log.warning("renewing the upstream session failed: %s", exc)
+            if session is not None:  # signed in, but the mailbox could not be selected
+                await self._upstreams.close(session)
             return None
         return _Relay(session, selected=old.selected, idle_tag=old.idle_tag)
 
