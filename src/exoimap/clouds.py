@@ -67,8 +67,21 @@ class Cloud:
         return f"{self.delegated_resource}/IMAP.AccessAsUser.All"
 
     @property
+    def smtp_scope(self) -> str:
+        """SMTP submission's delegated scope (Exchange refuses SMTP AUTH without it)."""
+        return f"{self.delegated_resource}/SMTP.Send"
+
+    @property
     def app_scope(self) -> str:
         return f"{self.app_resource}/.default"
+
+    def sign_in_scopes(self, *, app_only: bool, smtp: bool) -> tuple[str, ...]:
+        """What exoimap's sign-in asks for: IMAP, plus SMTP.Send only when ``smtp`` (the
+        proxy relays the account's mail; least privilege otherwise). App-only tokens carry
+        the roles granted to the app (``.default``): SMTP.SendAsApp is granted, not asked."""
+        if app_only:
+            return (self.app_scope,)
+        return (self.delegated_scope, self.smtp_scope) if smtp else (self.delegated_scope,)
 
     @property
     def accepted_audiences(self) -> frozenset[str]:

@@ -234,6 +234,8 @@ class AccountConfig:
     #: SMTP submission for ``exoimap proxy`` (default: the cloud's, port 587 with STARTTLS).
     smtp_host: str | None = None
     smtp_port: int = 587
+    #: Sign in for SMTP.Send too (``exoimap login NAME --smtp``): the proxy relays mail.
+    smtp_send: bool = False
     ca_file: Path | None = None
     archive: Path | None = None
     username: str | None = None
@@ -257,6 +259,7 @@ _ACCOUNT_KEYS: dict[str, Callable[[object], Any]] = {
     "imap_port": _port,
     "smtp_host": _string,
     "smtp_port": _port,
+    "smtp_send": _boolean,
     "ca_file": _path,
     "archive": _path,
     "username": _string,

@@ -23,8 +23,10 @@ audit event                              counts in
 =======================================  ====================================================
 
 The metrics live in exoimap's own registry (never ``prometheus_client``'s global one, so an
-application embedding exoimap keeps its own). ``serve_metrics(port)`` exposes ``/metrics``
-over HTTP on 127.0.0.1 (port 0: the OS picks).
+application embedding exoimap keeps its own). One exception to "fed by audit events":
+``exoimap proxy`` counts its per-command traffic (:mod:`exoimap.proxy.meter`) straight
+into this registry, since an audit record per command would cost more than the command.
+``serve_metrics(port)`` exposes ``/metrics`` over HTTP on 127.0.0.1 (port 0: the OS picks).
 """
 
 from __future__ import annotations

@@ -115,3 +115,15 @@ def test_smtp_submission_of_a_custom_cloud_and_an_override() -> None:
         587,
         "outlook.office365.com",
     )
+
+
+def test_sign_in_asks_for_smtp_send_only_when_the_proxy_relays_mail() -> None:
+    cloud = get_cloud("gcc-high")
+    imap = "https://outlook.office365.us/IMAP.AccessAsUser.All"
+    assert cloud.sign_in_scopes(app_only=False, smtp=False) == (imap,)
+    assert cloud.sign_in_scopes(app_only=False, smtp=True) == (
+        imap,
+        "https://outlook.office365.us/SMTP.Send",
+    )
+    # app-only tokens carry the roles granted to the app, whatever is asked
+    assert cloud.sign_in_scopes(app_only=True, smtp=True) == (cloud.app_scope,)

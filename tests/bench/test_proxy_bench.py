@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_proxy_latency_bench_measures_every_command_both_ways() -> None:
-    command = [sys.executable, "-m", "bench.proxy_latency", "--rounds", "3"]
+    command = [sys.executable, "-m", "bench.proxy_latency", "--rounds", "3", "--metrics"]
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, check=False, timeout=300
     )
@@ -22,6 +22,10 @@ def test_proxy_latency_bench_measures_every_command_both_ways() -> None:
         "UID FETCH (BODY.PEEK[])",
         "STATUS",
     ]
+    # and the proxy's own histogram, read from its metrics endpoint
+    own = done.stdout.split("the proxy's own added latency", 1)[1].splitlines()[1:]
+    assert [line.rsplit(" ", 1)[0].strip() for line in own] == ["NOOP", "UID FETCH", "STATUS"]
+    assert all(float(line.rsplit(" ", 1)[1]) > 0 for line in own)
 
 
 def test_proxy_idle_bench_wakes_every_client() -> None:

@@ -111,12 +111,12 @@ def approve_next_code(tenant: SandboxTenant, upn: str, timeout: float = 30.0) ->
     raise AssertionError("no device code appeared")
 
 
-def login(tenant: SandboxTenant, name: str, upn: str) -> None:
-    """``exoimap login NAME`` (device code), approved through the sandbox."""
+def login(tenant: SandboxTenant, name: str, upn: str, *options: str) -> None:
+    """``exoimap login NAME [OPTIONS]`` (device code), approved through the sandbox."""
     approver = threading.Thread(target=approve_next_code, args=(tenant, upn))
     approver.start()
     try:
-        assert main(["login", name]) == 0
+        assert main(["login", name, *options]) == 0
     finally:
         approver.join()
 
@@ -127,10 +127,13 @@ def signed_in_account(
     folders: dict[str, int],
     *,
     exchange: ExchangeControl | None = None,
+    smtp: bool = False,
 ) -> str:
+    """A new mailbox holding ``folders``, added as account ``name`` and signed in (with
+    SMTP.Send too when ``smtp``, as the proxy's SMTP relay needs); returns its address."""
     upn = new_mailbox(tenant, folders, exchange)
     add_account(tenant, name, upn, imap_port=exchange.port if exchange else None)
-    login(tenant, name, upn)
+    login(tenant, name, upn, *(["--smtp"] if smtp else []))
     return upn
 
 

@@ -59,7 +59,7 @@ SURFACE: dict[str, list[str]] = {
     "config": [],
     "config path": [],
     "config show": [],
-    "login": ["NAMES", "--all", "--timeout"],
+    "login": ["NAMES", "--all", "--timeout", "--smtp", "--no-smtp"],
     "logout": ["NAMES", "--all"],
     "migrate": ["SOURCE", "TARGET", "--folder", "--exclude", "--map", "--dry-run"],
     "proxy": [

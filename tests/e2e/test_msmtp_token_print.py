@@ -48,7 +48,7 @@ def test_msmtp_sends_with_a_token_from_token_print(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     isolated_home(tmp_path, monkeypatch)
-    upn = signed_in_account(sandbox_tenant, "work", {})
+    upn = signed_in_account(sandbox_tenant, "work", {}, smtp=True)
     recipient = new_mailbox(sandbox_tenant, {})
     config = tmp_path / "msmtprc"
     config.write_text(msmtp_config(sandbox_tenant, upn))

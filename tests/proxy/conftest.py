@@ -18,7 +18,8 @@ WorkAccount = Callable[[dict[str, int]], str]
 def work_account(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> WorkAccount:
-    """In an isolated exoimap home, the sandbox account ``work`` signed in (device code),
-    its new mailbox holding the messages asked for per folder."""
+    """In an isolated exoimap home, the sandbox account ``work`` signed in (device code,
+    with SMTP.Send as the proxy's SMTP relay needs), its new mailbox holding the messages
+    asked for per folder."""
     isolated_home(tmp_path, monkeypatch)
-    return lambda folders: signed_in_account(sandbox_tenant, "work", folders)
+    return lambda folders: signed_in_account(sandbox_tenant, "work", folders, smtp=True)

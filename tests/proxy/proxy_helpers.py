@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.proxy.ca import ProxyCA
 from exoimap.proxy.gate import Gate
 from exoimap.proxy.limiter import FailureLimiter
+from exoimap.proxy.meter import ProxyMeter
 from exoimap.proxy.passwords import PasswordBook, ScryptCost
 from exoimap.proxy.server import ProxyServer
 from exoimap.sandbox.tenant import SandboxTenant
@@ -169,9 +171,14 @@ def book(paths: Paths) -> PasswordBook:
 
 @contextmanager
 def running_proxy(
-    paths: Paths, *, max_sessions: int = 16, preauth_timeout: float = 60.0
+    paths: Paths,
+    *,
+    max_sessions: int = 16,
+    preauth_timeout: float = 60.0,
+    meter: ProxyMeter | None = None,
 ) -> Iterator[RunningProxy]:
-    """The proxy on 127.0.0.1 (a free port, implicit TLS with the local CA), audited."""
+    """The proxy on 127.0.0.1 (a free port, implicit TLS with the local CA), audited,
+    counting into ``meter`` (by default nothing)."""
     from exoimap.proxy.upstream import Upstreams
 
     config = load_config(paths)
@@ -186,7 +193,11 @@ def running_proxy(
     ca = ProxyCA.load_or_create(paths.data_dir / "proxy" / "ca")
     upstream_clock = ShiftedClock()
     upstreams = Upstreams(
-        dict(config.accounts), provider, max_sessions=max_sessions, clock=upstream_clock
+        dict(config.accounts),
+        provider,
+        max_sessions=max_sessions,
+        clock=upstream_clock,
+        meter=meter or ProxyMeter(),
     )
     clock = FakeClock()
     gate = Gate(book(paths), upstreams, FailureLimiter(clock=clock))
@@ -244,3 +255,61 @@ def running_proxy(
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
         loop.close()
+
+
+#: A scraped sample: (name, sorted labels) -> value
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@dataclass
+class MetricsPage:
+    """The proxy's ``/metrics`` endpoint, scraped over HTTP as Prometheus does."""
+
+    url: str
+
+    def scrape(self) -> Samples:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.url, timeout=30) as page:
+            text = page.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.scrape().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def wait_for(self, name: str, wanted: float, **labels: str) -> None:
+        """Until the sample reads ``wanted`` (a closing connection is counted a moment
+        after the client saw its end); fails after 30 s."""
+        deadline = time.monotonic() + 30
+        while (value := self.value(name, **labels)) != wanted:
+            assert time.monotonic() < deadline, f"{name}{labels} is {value}, not {wanted}"
+            time.sleep(0.05)
+
+
+def moved(before: Samples, after: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """How much each labelled sample of ``name`` moved between two scrapes (moved ones only)."""
+    changes = {
+        labels: value - before.get((sample, labels), 0.0)
+        for (sample, labels), value in after.items()
+        if sample == name
+    }
+    return {labels: change for labels, change in changes.items() if change}
+
+
+@contextmanager
+def metered_proxy(paths: Paths) -> Iterator[tuple[RunningProxy, MetricsPage]]:
+    """:func:`running_proxy` counting into metrics of its own, served on a free port."""
+    from exoimap.metrics import Metrics, serve_metrics
+    from exoimap.proxy.meter import PrometheusMeter
+
+    metrics = Metrics()
+    meter = PrometheusMeter(metrics.registry)
+    with (
+        serve_metrics(0, metrics=metrics) as endpoint,
+        running_proxy(paths, meter=meter) as proxy,
+    ):
+        yield proxy, MetricsPage(endpoint.url)

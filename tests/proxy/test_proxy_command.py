@@ -53,6 +53,10 @@ def test_the_proxy_command_serves_and_counts_wrong_passwords(
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=30) as page:
             exposition = page.read().decode()
     assert 'exoimap_errors_total{kind="access_denied"} 1.0' in exposition
+    # the proxy's own metrics, on the same endpoint
+    assert "exoimap_proxy_auth_failures_total 1.0" in exposition
+    assert 'exoimap_proxy_commands_total{command="EXAMINE"} 1.0' in exposition
+    assert 'exoimap_proxy_added_latency_seconds_count{command="EXAMINE"} 1.0' in exposition
 
 
 def test_the_proxy_command_relays_smtp_and_serves_a_starttls_port(

@@ -18,7 +18,7 @@ from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.tenant import SandboxTenant
 from exoimap.store.conformance import sample_message
 from tests.cli.sync_helpers import isolated_home, signed_in_account
-from tests.proxy.proxy_helpers import RunningProxy, book, running_proxy
+from tests.proxy.proxy_helpers import RunningProxy, book, metered_proxy, running_proxy
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
@@ -214,7 +214,7 @@ def test_throttling_is_a_delay_not_an_error(
     with sandbox_tenant.extra_server(ExchangeSettings.for_tests(throttle=throttle)) as server:
         upn = signed_in_account(sandbox_tenant, "busy", {"INBOX": 4}, exchange=server)
         password = book(Paths.from_env()).add("laptop", "busy").reveal()
-        with running_proxy(Paths.from_env()) as proxy:
+        with metered_proxy(Paths.from_env()) as (proxy, page):
             client = proxy.connect()
             try:
                 client.login(upn, password)
@@ -228,12 +228,16 @@ def test_throttling_is_a_delay_not_an_error(
                 client.logout()
             # with BYE, each throttled session was replaced (once per throttling answer)
             assert (proxy.sessions_healed() > 0) is bye
+            retries = page.value("exoimap_proxy_throttle_retries_total")
+            healed = page.value("exoimap_proxy_sessions_healed_total", reason="throttled")
+            assert healed == proxy.sessions_healed()
     assert bodies == [sample_message(n, 500 + 37 * n) for n in range(1, 5)]
     waits = [
         r for r in audit.read_records(Paths.from_env().audit_dir) if r.event == "imap.throttled"
     ]
     assert waits
     assert all(r.data["wait_s"] == 1.0 for r in waits)
+    assert retries == len(waits)  # each held command counted once
 
 
 def test_pipelined_commands_keep_their_tags_and_garbage_is_answered_bad(

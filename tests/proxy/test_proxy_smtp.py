@@ -7,16 +7,29 @@ proxy relays with the account's OAuth2 token; the message arrives in the recipie
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from exoimap import audit
-from exoimap.config import Paths
-from exoimap.sandbox.tenant import SandboxTenant
-from tests.cli.sync_helpers import new_mailbox
+from exoimap.auth.claims import TokenClaims
+from exoimap.config import AccountConfig, Paths, load_config
+from exoimap.proxy.smtp_upstream import missing_smtp_permission
+from exoimap.sandbox.tenant import DELEGATED_SCOPE, SandboxTenant
+from tests.cli.sync_helpers import isolated_home, login, new_mailbox, signed_in_account
 from tests.proxy.conftest import WorkAccount
-from tests.proxy.proxy_helpers import RunningProxy, book, curl_tls, mailbox_folder, running_proxy
+from tests.proxy.proxy_helpers import (
+    EXOIMAP,
+    RunningProxy,
+    book,
+    curl_tls,
+    free_port,
+    mailbox_folder,
+    proxy_process,
+    running_proxy,
+)
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
@@ -142,3 +155,75 @@ def test_a_token_exchange_refuses_is_replaced_and_the_message_still_goes(
     assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [message("after expiry")]
     events = [r.event for r in audit.read_records(Paths.from_env().audit_dir)]
     assert "token.refreshed" in events[: events.index("smtp.submitted")]
+
+
+def test_an_account_signed_in_without_smtp_send_is_told_how_to_fix_it(
+    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    upn = signed_in_account(sandbox_tenant, "work", {})  # IMAP only: least privilege
+    password = book(Paths.from_env()).add("scanner", "work").reveal()
+    recipient = new_mailbox(sandbox_tenant, {})
+    with (
+        running_proxy(Paths.from_env()) as proxy,
+        submitted(proxy, upn, password) as client,
+        pytest.raises(smtplib.SMTPDataError) as refused,
+    ):
+        client.sendmail(upn, [recipient], message("refused"))
+    assert refused.value.smtp_code == 535
+    assert b"lacks SMTP.Send; run `exoimap login work --smtp`" in refused.value.smtp_error
+    assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == []
+
+    login(sandbox_tenant, "work", upn, "--smtp")  # the fix it named, then a new proxy
+    assert load_config().account("work").smtp_send
+    with running_proxy(Paths.from_env()) as proxy, submitted(proxy, upn, password) as client:
+        assert client.sendmail(upn, [recipient], message("sent")) == {}
+    assert mailbox_folder(sandbox_tenant, recipient, "INBOX") == [message("sent")]
+    asked = [
+        r.data["scopes"]
+        for r in audit.read_records(Paths.from_env().audit_dir)
+        if r.event == "token.requested"
+    ]
+    imap, smtp = DELEGATED_SCOPE, "https://outlook.office.com/SMTP.Send"
+    assert asked == [[imap], [imap, smtp]]  # SMTP.Send only once asked for
+
+
+@contextmanager
+def submitted(proxy: RunningProxy, user: str, password: str) -> Iterator[smtplib.SMTP]:
+    """An SMTP client of the proxy, signed in with an app password."""
+    with smtplib.SMTP("127.0.0.1", proxy.smtp_port, timeout=60) as client:
+        client.starttls(context=proxy.client_context())
+        client.login(user, password)
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("flow", "scopes", "roles", "fix"),
+    [
+        ("device", ("IMAP.AccessAsUser.All",), (), "run `exoimap login work --smtp`"),
+        ("device", ("IMAP.AccessAsUser.All", "SMTP.Send"), (), None),
+        ("client-secret", (), ("IMAP.AccessAsApp",), "grant that application permission"),
+        ("client-secret", (), ("IMAP.AccessAsApp", "SMTP.SendAsApp"), None),
+    ],
+)
+def test_the_fix_named_for_a_token_without_smtp_permission(
+    flow: str, scopes: tuple[str, ...], roles: tuple[str, ...], fix: str | None
+) -> None:
+    account = AccountConfig(name="work", email="work@example.test", flow=flow)
+    claims = TokenClaims(audience="https://outlook.office.com", scopes=scopes, roles=roles)
+    told = missing_smtp_permission(account, claims)
+    assert told is None if fix is None else fix in (told or "")
+    assert missing_smtp_permission(account, None) is None  # an opaque token: nothing to say
+
+
+def test_the_proxy_warns_at_start_up_of_accounts_without_smtp_send(
+    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolated_home(tmp_path, monkeypatch)
+    signed_in_account(sandbox_tenant, "work", {})
+    imap, smtp = free_port(), free_port()
+    listen = ["--listen", f"127.0.0.1:{imap}", "--smtp-listen", f"127.0.0.1:{smtp}"]
+    with proxy_process([EXOIMAP, "proxy", *listen], imap) as running:
+        pass
+    assert b"warning: work signs in without SMTP.Send" in running.errors
+    assert b"exoimap login work --smtp" in running.errors

@@ -141,7 +141,7 @@ class MsalAdapter:
         self.account = account
         self.cloud = cloud
         self.app_only = account.flow in APP_ONLY_FLOWS
-        self.scopes = [cloud.app_scope if self.app_only else cloud.delegated_scope]
+        self.scopes = list(cloud.sign_in_scopes(app_only=self.app_only, smtp=account.smtp_send))
         self._credential = credential
         self._retry = retry or TokenRetryPolicy()
         self._session = token_session(account.ca_file, http_timeout)

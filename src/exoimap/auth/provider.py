@@ -290,7 +290,11 @@ class TokenProvider:
         """Record every token obtained from the issuer (never a cache hit) and every failure
         in the audit log: flow, client id, scope, tenant and AADSTS code; never the token."""
         account = self.account
-        scopes = () if account.flow == "token-command" else (self._scope(),)
+        scopes = (
+            ()
+            if account.flow == "token-command"
+            else self.cloud.sign_in_scopes(app_only=self.app_only, smtp=account.smtp_send)
+        )
         common: dict[str, Any] = {
             "account": self.name,
             "flow": account.flow,
@@ -320,9 +324,6 @@ class TokenProvider:
             if explained is exc:
                 raise
             raise explained from exc
-
-    def _scope(self) -> str:
-        return self.cloud.app_scope if self.app_only else self.cloud.delegated_scope
 
     def logout(self) -> bool:
         """Remove this account's stored tokens; True when there were some."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import ssl
 
     from exoimap.proxy.gate import Gate
+    from exoimap.proxy.meter import ProxyMeter
     from exoimap.proxy.passwords import PasswordBook
     from exoimap.proxy.server import ProxyServer
     from exoimap.proxy.submission import SubmissionServer, TlsMode
@@ -157,7 +159,9 @@ def _serve(
 
     names = (host, *(x[0] for x in (smtp, starttls) if x is not None))
     tls = None if plaintext else _server_tls(paths, own_cert, names)
-    upstreams = Upstreams(dict(config.accounts), provider, max_sessions=max_per_mailbox)
+    upstreams = Upstreams(
+        dict(config.accounts), provider, max_sessions=max_per_mailbox, meter=_meter(metrics_port)
+    )
     gate = Gate(_book(paths), upstreams, FailureLimiter())
     server = ProxyServer(host, port, tls, gate, upstreams)
     extras: list[ProxyServer | SubmissionServer] = []
@@ -165,6 +169,7 @@ def _serve(
         extras.append(ProxyServer(*starttls, None, gate, upstreams, starttls=tls))
     if smtp is not None:
         extras.append(_submission(smtp, tls, gate, upstreams))
+        _warn_without_smtp_send(config.accounts.values())
     lean_tls_buffers()
     with (
         auditing(
@@ -173,6 +178,31 @@ def _serve(
         metrics_endpoint(metrics_port),
     ):
         asyncio.run(_run(server, extras))
+
+
+def _warn_without_smtp_send(accounts: Iterable[AccountConfig]) -> None:
+    """Name the accounts whose sign-in leaves out SMTP.Send: Exchange refuses their mail."""
+    from exoimap.auth.policy import DELEGATED_FLOWS
+
+    for account in accounts:
+        if account.flow in DELEGATED_FLOWS and not account.smtp_send:
+            echo(
+                f"warning: {account.name} signs in without SMTP.Send, so Exchange refuses "
+                f"mail relayed for it; run `exoimap login {account.name} --smtp` first.",
+                err=True,
+            )
+
+
+def _meter(metrics_port: int | None) -> ProxyMeter:
+    """What the proxy counts: into the served metrics (beside the audit-fed ones), or
+    nothing when none are served."""
+    from exoimap.proxy.meter import PrometheusMeter, ProxyMeter
+
+    if metrics_port is None:
+        return ProxyMeter()
+    from exoimap.metrics import METRICS
+
+    return PrometheusMeter(METRICS.registry)
 
 
 def _server_tls(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import click
@@ -14,7 +15,7 @@ from exoimap.auth.provider import TokenInfo, TokenProvider
 from exoimap.auth.vault import Vault, terminal_prompt
 from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import EXIT_OK
-from exoimap.config import AccountConfig, Paths, load_config
+from exoimap.config import AccountConfig, Paths, load_config, write_account
 
 
 def provider_for(name: str) -> TokenProvider:
@@ -39,7 +40,13 @@ def describe_expiry(info: TokenInfo) -> str:
     default=300.0,
     help="Seconds to wait for the browser sign-in (flow browser) to come back.",
 )
-def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
+@click.option(
+    "--smtp/--no-smtp",
+    default=None,
+    help="Also ask for SMTP.Send, so `exoimap proxy --smtp-listen` can relay the account's "
+    "mail (or stop asking); kept in the account's config (smtp_send).",
+)
+def login(names: tuple[str, ...], all_accounts: bool, timeout: float, smtp: bool | None) -> None:
     """Sign in (device code, browser, or app-only credentials) and store the tokens encrypted.
 
     App-only accounts (client-secret, client-certificate) then sign in to IMAP once, so a
@@ -67,6 +74,8 @@ def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
     paths = Paths.from_env()
     config = load_config(paths)
     accounts = select_accounts(config, names, all_accounts)
+    if smtp is not None:
+        accounts = [_with_smtp(account, smtp, paths) for account in accounts]
     vault = Vault.from_paths(prompt=terminal_prompt())
     if any(account.flow != "token-command" for account in accounts):
         # before the audit key (kept in the vault) and before anyone approves a sign-in
@@ -91,6 +100,15 @@ def login(names: tuple[str, ...], all_accounts: bool, timeout: float) -> None:
         return EXIT_OK
 
     raise click.exceptions.Exit(for_each_account(accounts, one))
+
+
+def _with_smtp(account: AccountConfig, smtp: bool, paths: Paths) -> AccountConfig:
+    """The account asking (or not) for SMTP.Send from now on, saved in the config."""
+    if account.smtp_send == smtp:
+        return account
+    changed = dataclasses.replace(account, smtp_send=smtp)
+    write_account(changed, paths, replace=True)
+    return changed
 
 
 @click.command("logout")

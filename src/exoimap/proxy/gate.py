@@ -46,6 +46,7 @@ class Gate:
         """Admit ``username`` (an account name or its mailbox address) with ``password``."""
         wait = self.limiter.wait(source)
         if wait > 0:
+            self.upstreams.meter.rate_limited()
             self._deny(None, source, "rate limited: too many wrong app passwords")
             return Refused(
                 "UNAVAILABLE",
@@ -57,6 +58,7 @@ class Gate:
             entry = await asyncio.to_thread(self.book.check, account.name, password)
         if account is None or entry is None:
             failures = self.limiter.failed(source)
+            self.upstreams.meter.auth_failed()
             self._deny(
                 account.name if account else None,
                 source,

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field, replace
 
 from exoimap import audit
@@ -61,6 +62,7 @@ from exoimap.protocol.types import (
 )
 from exoimap.proxy.capabilities import BEFORE_LOGIN, BEFORE_STARTTLS, for_client, rewritten
 from exoimap.proxy.gate import Admitted, Gate, Refused
+from exoimap.proxy.meter import command_name
 from exoimap.proxy.upstream import Upstreams
 from exoimap.secrets import Secret
 from exoimap.untrusted import shown
@@ -132,6 +134,14 @@ class ClientSession:
         self.heals = 0
         self.renewals = 0
         self._throttle_tries: dict[str, int] = {}
+        self._meter = upstreams.meter
+        # The added latency of each relayed command: when the client's bytes were read, the
+        # commands they held (client tag, name) not yet written upstream, the proxy's time
+        # so far on each command in flight, and the commands answered in this upstream read.
+        self._read_at = time.perf_counter()
+        self._unsent: list[tuple[str, str]] = []
+        self._inbound: dict[str, tuple[str, float]] = {}
+        self._answered: list[tuple[str, float]] = []
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -158,9 +168,36 @@ class ClientSession:
 
     async def _read_client(self) -> bytes:
         try:
-            return await self._reader.read(_READ)
+            data = await self._reader.read(_READ)
         except (ConnectionError, OSError):
             return b""
+        self._read_at = time.perf_counter()
+        return data
+
+    def _count(self, event: object) -> None:
+        """Count a command the client sent (its name only: the label set is fixed)."""
+        if isinstance(event, CommandReceived):
+            self._meter.command(command_name(event.command))
+        elif isinstance(event, AppendStart):
+            self._meter.command("APPEND")
+        elif isinstance(event, BadCommand):
+            self._meter.command("other")
+
+    def _written_upstream(self) -> None:
+        """The commands of the last client read are on their way upstream: note the
+        proxy's time on them so far."""
+        took = time.perf_counter() - self._read_at
+        for tag, name in self._unsent:
+            self._inbound[tag] = (name, took)
+        self._unsent.clear()
+
+    def _written_to_client(self, read_at: float) -> None:
+        """The answers of the last upstream read reached the client: each answered
+        command's added latency is its time in the proxy both ways."""
+        took = time.perf_counter() - read_at
+        for name, inbound in self._answered:
+            self._meter.added_latency(name, inbound + took)
+        self._answered.clear()
 
     # --- the session ----------------------------------------------------------------------
 
@@ -206,7 +243,7 @@ class ClientSession:
         relay, self._relay = self._relay, None
         if relay is not None:
             with contextlib.suppress(ExoimapError, OSError):
-                await relay.up.logout()
+                await self._upstreams.close(relay.up, logout=True)
         with contextlib.suppress(ConnectionError, OSError, LocalProtocolError):
             await self._flush_client()  # a BYE saying why
             self._writer.close()
@@ -223,6 +260,7 @@ class ClientSession:
                 continue
             if isinstance(event, ConnectionClosed):
                 return False
+            self._count(event)
             done = await self._before_login(event)
             await self._flush_client()
             if done is not None:
@@ -367,11 +405,15 @@ class ClientSession:
             if event is NEED_DATA:
                 # Everything the last read held is forwarded: write it out in one go.
                 await self._flush_upstream_and_wait()
+                self._written_upstream()
                 await self._flush_client()
-                server.receive_data(await self._read_client())
+                data = await self._read_client()
+                self._meter.relayed("imap", "to_upstream", len(data))
+                server.receive_data(data)
                 continue
             if isinstance(event, ConnectionClosed):
                 return "client closed"
+            self._count(event)
             await self._ready.wait()
             if isinstance(event, CommandReceived) and self._renewal_due(self._current()):
                 await self._renew(self._current())
@@ -408,6 +450,7 @@ class ClientSession:
                 c.Append(command.mailbox, None, command.flags, command.date, command.size)
             )
             relay.tags[tag] = event.tag
+            self._unsent.append((event.tag, "APPEND"))
             if event.synchronizing:
                 relay.append_waiting = event.tag
                 # Written now, so that a synchronising literal upstream shows as held and
@@ -437,6 +480,7 @@ class ClientSession:
         if isinstance(command, c.Idle):
             relay.idle_tag, relay.idle_done = tag, False
         relay.tags[relay.up.conn.send(command)] = tag
+        self._unsent.append((tag, command_name(command)))
 
     def _append_go_ahead(self, relay: _Relay) -> None:
         """Tell the client to send its APPEND message once the upstream takes it."""
@@ -452,6 +496,8 @@ class ClientSession:
                 data = await relay.up.transport.read()
             except ConnectionLost:
                 data = b""
+            read_at = time.perf_counter()
+            self._meter.relayed("imap", "to_client", len(data))
             if relay is not self._relay:
                 continue  # renewed meanwhile: the old session is logging out
             relay.up.conn.receive_data(data)
@@ -464,6 +510,7 @@ class ClientSession:
             self._append_go_ahead(relay)
             self._ready.set()
             await self._flush_client()
+            self._written_to_client(read_at)
             renewable = relay.token_expired or relay.throttled_until > 0
             healed = ended and renewable and await self._heal(relay)
             if ended and not healed:
@@ -507,6 +554,9 @@ class ClientSession:
         command = event.command
         if self._retry_throttled(relay, client_tag, command, event.response):
             return
+        timing = self._inbound.pop(client_tag, None)
+        if timing is not None:
+            self._answered.append(timing)
         if event.ok and isinstance(command, c.Select | c.Examine):
             relay.selected = (command.mailbox, isinstance(command, c.Examine))
         elif isinstance(command, c.Select | c.Examine | c.Close | c.Unselect):
@@ -530,6 +580,7 @@ class ClientSession:
         if backoff > self._upstreams.max_throttle_wait or tries >= _THROTTLE_TRIES:
             return False
         self._throttle_tries[client_tag] = tries + 1
+        self._meter.throttle_retry()
         loop = asyncio.get_running_loop()
         relay.throttled_until = loop.time() + backoff
         assert self._admitted is not None
@@ -585,7 +636,7 @@ class ClientSession:
         unanswered = list(old.up.conn.in_flight.items())
         if any(isinstance(cmd, c.Append) and cmd.message is None for _, cmd in unanswered):
             return False  # the message is gone by now
-        await old.up.close()
+        await self._upstreams.close(old.up)
         wait = old.throttled_until - asyncio.get_running_loop().time()
         if wait > 0:
             await asyncio.sleep(wait)  # Exchange closed a throttled session: wait as asked
@@ -605,6 +656,7 @@ class ClientSession:
                 relay.swallow_continuation = True
         self._relay = relay
         self.heals += 1
+        self._meter.session_healed("token_expired" if old.token_expired else "throttled")
         self._flush_upstream()
         self._ready.set()
         log.info("upstream session renewed after Exchange ended it")
@@ -613,16 +665,19 @@ class ClientSession:
     async def _reopen(self, old: _Relay, *, fresh_token: bool) -> _Relay | None:
         """A new upstream session in the state ``old`` left: signed in, mailbox selected."""
         assert self._admitted is not None
+        session = None
         try:
             session = await self._upstreams.open(self._admitted.account, fresh_token=fresh_token)
             if old.selected is not None:
                 name, read_only = old.selected
                 reply = await session.command(c.Examine(name) if read_only else c.Select(name))
                 if not reply.ok:
-                    await session.close()
+                    await self._upstreams.close(session)
                     return None
         except ExoimapError as exc:
             log.warning("renewing the upstream session failed: %s", exc)
+            if session is not None:  # signed in, but the mailbox could not be selected
+                await self._upstreams.close(session)
             return None
         return _Relay(session, selected=old.selected, idle_tag=old.idle_tag)
 
@@ -646,9 +701,10 @@ class ClientSession:
             return
         self._relay = relay
         self.renewals += 1
+        self._meter.session_healed("renewed")
         with contextlib.suppress(ConnectionLost, LocalProtocolError):
             old.up.send(c.Logout())
-        await old.up.close()
+        await self._upstreams.close(old.up)
         self._ready.set()
         log.info("upstream session renewed before the access token expires")
 

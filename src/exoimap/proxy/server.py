@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from exoimap.errors import ConfigError
 from exoimap.proxy.gate import Gate
+from exoimap.proxy.meter import Listener
 from exoimap.proxy.relay import ClientSession
 from exoimap.proxy.upstream import Upstreams
 
@@ -93,6 +94,13 @@ class ProxyServer:
         self._renewed_before = 0
 
     @property
+    def listener(self) -> Listener:
+        """What the metrics call this listener."""
+        if self.starttls is not None:
+            return "starttls"
+        return "imap" if self.tls is None else "imaps"
+
+    @property
     def heals(self) -> int:
         """Upstream sessions renewed after an expired token, over all clients so far."""
         return self._healed_before + sum(s.heals for s in self._sessions)
@@ -129,6 +137,8 @@ class ProxyServer:
             starttls=self.starttls,
         )
         self._sessions.add(session)
+        meter = self.upstreams.meter
+        meter.client_opened(self.listener)
         try:
             await session.serve()
         except asyncio.CancelledError:
@@ -138,6 +148,7 @@ class ProxyServer:
         except Exception:  # one client's failure must not end the others
             log.exception("a proxy client session failed")
         finally:
+            meter.client_closed(self.listener)
             self._clients.discard(task)
             self._sessions.discard(session)
             self._healed_before += session.heals

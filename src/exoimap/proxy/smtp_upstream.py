@@ -17,6 +17,8 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 
+from exoimap.auth.claims import TokenClaims, read_claims
+from exoimap.auth.policy import APP_ONLY_FLOWS
 from exoimap.clouds import resolve_cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import ConfigError, ExoimapError
@@ -25,12 +27,14 @@ from exoimap.proxy.upstream import Upstreams
 from exoimap.secrets import Secret
 from exoimap.untrusted import shown
 
-__all__ = ["Relay", "SmtpReply", "smtp_endpoint"]
+__all__ = ["Relay", "SmtpReply", "missing_smtp_permission", "smtp_endpoint"]
 
 log = logging.getLogger(__name__)
 
 _TIMEOUT = 120.0
 _AUTH_REFUSED = 535
+SMTP_DELEGATED_SCOPE = "SMTP.Send"
+SMTP_APP_ROLE = "SMTP.SendAsApp"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,27 @@ def smtp_endpoint(account: AccountConfig) -> tuple[str, int]:
         smtp_port=account.smtp_port,
     )
     return cloud.smtp_host, cloud.smtp_port
+
+
+def missing_smtp_permission(account: AccountConfig, claims: TokenClaims | None) -> str | None:
+    """What to do when the account's token (its claims, when readable) lacks SMTP.Send
+    (SMTP.SendAsApp app-only), which Exchange's SMTP AUTH requires; None when it has it."""
+    if claims is None:
+        return None
+    if account.flow in APP_ONLY_FLOWS:
+        if SMTP_APP_ROLE in claims.roles:
+            return None
+        return (
+            f"the app's token for {account.name} lacks {SMTP_APP_ROLE}; grant that "
+            "application permission of Office 365 Exchange Online to the app (with admin "
+            "consent), then restart exoimap proxy"
+        )
+    if SMTP_DELEGATED_SCOPE in claims.scopes:
+        return None
+    return (
+        f"the token of {account.name} lacks {SMTP_DELEGATED_SCOPE}; run "
+        f"`exoimap login {account.name} --smtp`, then restart exoimap proxy"
+    )
 
 
 def _server_text(error: bytes | str) -> str:
@@ -124,7 +149,24 @@ class Relay:
         reply = await self._attempt(account, endpoint, envelope, content, fresh=False)
         if reply.code == _AUTH_REFUSED:
             reply = await self._attempt(account, endpoint, envelope, content, fresh=True)
+        if reply.code == _AUTH_REFUSED:
+            reply = await self._explained(account, reply)
         return reply
+
+    async def _explained(self, account: AccountConfig, reply: SmtpReply) -> SmtpReply:
+        """Exchange refused even a new token, saying only "Authentication unsuccessful":
+        when the token shows it lacks SMTP's permission, say so and how to fix it."""
+        try:
+            token = await self.upstreams.provider(account).access_token_async(
+                self.upstreams.min_validity
+            )
+        except ExoimapError:
+            return reply
+        fix = missing_smtp_permission(account, read_claims(token))
+        if fix is None:
+            return reply  # e.g. SMTP AUTH turned off for the mailbox: Exchange's words
+        log.warning("Exchange refused to relay mail of %s: %s", account.name, fix)
+        return SmtpReply(_AUTH_REFUSED, f"5.7.3 Authentication unsuccessful: {fix}")
 
     async def _attempt(
         self,
@@ -138,7 +180,12 @@ class Relay:
         try:
             sasl = await self._sasl(account, fresh=fresh)
             context = TLSPolicy(ca_file=account.ca_file).context()
-            return await asyncio.to_thread(_submit, endpoint, context, sasl, envelope, content)
+            meter = self.upstreams.meter
+            meter.upstream_opened("smtp")
+            try:
+                return await asyncio.to_thread(_submit, endpoint, context, sasl, envelope, content)
+            finally:
+                meter.upstream_closed("smtp")
         except _Refused as exc:
             log.info("upstream SMTP refused a message of %s: %d", account.name, exc.code)
             return SmtpReply(exc.code, exc.text)

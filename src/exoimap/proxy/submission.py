@@ -18,13 +18,14 @@ import ssl
 import warnings
 from base64 import b64decode
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from exoimap import audit
 from exoimap.errors import ConfigError
 from exoimap.proxy.gate import Admitted, Gate
+from exoimap.proxy.meter import ProxyMeter
 from exoimap.proxy.server import check_plaintext
 from exoimap.proxy.smtp_upstream import Relay
 
@@ -104,6 +105,9 @@ class _Handler:
         reply = await self._relay.send(
             admitted.account, envelope.mail_from or "", recipients, content
         )
+        meter = self._gate.upstreams.meter
+        meter.relayed("smtp", "to_upstream", len(content))
+        meter.message_submitted("success" if 200 <= reply.code < 300 else "failure")
         peer = session.peer
         audit.emit(
             audit.MailSubmitted(
@@ -117,6 +121,28 @@ class _Handler:
             )
         )
         return reply.line()
+
+
+class _Metered(SMTP):
+    """aiosmtpd's protocol, its connections counted (once each: STARTTLS makes a second
+    ``connection_made`` on the same connection)."""
+
+    def __init__(self, meter: ProxyMeter, handler: _Handler, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self._meter = meter
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:
+            self._counted = True
+            self._meter.client_opened("smtp")
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self._meter.client_closed("smtp")
+        super().connection_lost(error)
 
 
 @dataclass
@@ -148,7 +174,8 @@ class SubmissionServer:
             return self._smtp(starttls)
 
     def _smtp(self, starttls: bool) -> SMTP:
-        return SMTP(
+        return _Metered(
+            self.gate.upstreams.meter,
             self._handler,
             hostname="exoimap-proxy",
             ident="exoimap proxy SMTP submission",

@@ -21,6 +21,7 @@ from exoimap.errors import ConfigError
 from exoimap.net.account import AccountProvider, ProviderTokens, connection_for
 from exoimap.net.credentials import OAuth2Credentials
 from exoimap.net.session import ImapSession, NetEvent
+from exoimap.proxy.meter import ProxyMeter
 
 __all__ = ["ProviderFactory", "Upstreams"]
 
@@ -49,8 +50,12 @@ class Upstreams:
     #: command timeout is typically a minute or more); a longer one is answered NO.
     max_throttle_wait: float = 30.0
     clock: Callable[[], float] = time.time
+    #: What the proxy counts (nothing unless metrics are served); every part of it uses this.
+    meter: ProxyMeter = field(default_factory=ProxyMeter)
     _providers: dict[str, AccountProvider] = field(default_factory=dict)
     _sessions: dict[str, int] = field(default_factory=dict)
+    #: The sessions :meth:`open` made and :meth:`close` has not closed yet.
+    _live: set[ImapSession] = field(default_factory=set)
 
     def claim(self, account: AccountConfig) -> bool:
         """Take one of the account's upstream sessions; False when all are in use."""
@@ -96,4 +101,17 @@ class Upstreams:
         except BaseException:
             await session.close()
             raise
+        self._live.add(session)
+        self.meter.upstream_opened("imap")
         return session
+
+    async def close(self, session: ImapSession, *, logout: bool = False) -> None:
+        """Close (after a polite LOGOUT when asked) a session :meth:`open` made; closing
+        one twice is harmless."""
+        if session in self._live:
+            self._live.discard(session)
+            self.meter.upstream_closed("imap")
+        if logout:
+            await session.logout()
+        else:
+            await session.close()

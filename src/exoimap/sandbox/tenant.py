@@ -163,7 +163,8 @@ class SandboxTenant:
         self, upn: str, scope: str = DELEGATED_SCOPE, app: str = "exoimap-public"
     ) -> str:
         """A delegated access token for ``upn`` through real MSAL: the device code flow,
-        approved as that user through the admin API (no browser)."""
+        approved as that user through the admin API (no browser). ``scope``: one or more,
+        space-separated."""
         import msal
 
         registration = self.identity.directory.find_app(app)
@@ -175,7 +176,7 @@ class SandboxTenant:
             http_client=self.http_session(),
             instance_discovery=False,
         )
-        flow = client.initiate_device_flow(scopes=[scope])
+        flow = client.initiate_device_flow(scopes=scope.split())
         if "user_code" not in flow:
             raise AuthError(f"the sandbox refused the device code request: {flow.get('error')}")
         self.admin.approve_device_code(flow["user_code"], upn=upn)

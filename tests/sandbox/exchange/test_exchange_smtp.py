@@ -8,12 +8,16 @@ import smtplib
 
 import pytest
 
-from exoimap.sandbox.tenant import SandboxTenant
+from exoimap.sandbox.tenant import DELEGATED_SCOPE, SandboxTenant
 from tests.cli.sync_helpers import new_mailbox
 from tests.proxy.proxy_helpers import mailbox_folder
-from tests.sandbox.exchange.conftest import user_token
+from tests.sandbox.exchange.conftest import app_token, new_daemon, user_token
 
 pytestmark = pytest.mark.xdist_group("sandbox")
+
+SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
+#: what a client that reads and sends asks for
+SEND_SCOPES = f"{DELEGATED_SCOPE} {SMTP_SCOPE}"
 
 MESSAGE = (
     b"From: sender\r\nTo: recipient\r\nSubject: through the sandbox SMTP\r\n"
@@ -29,11 +33,22 @@ def submission(tenant: SandboxTenant) -> smtplib.SMTP:
     return client
 
 
-def signed_in(tenant: SandboxTenant, upn: str) -> smtplib.SMTP:
+def signed_in(tenant: SandboxTenant, upn: str, scope: str = SEND_SCOPES) -> smtplib.SMTP:
     client = submission(tenant)
-    token = user_token(tenant, upn)
+    token = user_token(tenant, upn, scope)
     client.auth("XOAUTH2", lambda _=None: f"user={upn}\x01auth=Bearer {token}\x01\x01")
     return client
+
+
+def test_a_token_without_smtp_send_is_refused_as_exchange_does(tenant: SandboxTenant) -> None:
+    sender = new_mailbox(tenant, {})
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        signed_in(tenant, sender, DELEGATED_SCOPE)  # IMAP only: enough for IMAP, not SMTP
+    assert refused.value.smtp_code == 535
+    assert refused.value.smtp_error.startswith(b"5.7.3 Authentication unsuccessful")
+    # SMTP.Send alone is what SMTP needs
+    with signed_in(tenant, sender, SMTP_SCOPE) as client:
+        assert client.sendmail(sender, [sender], MESSAGE) == {}
 
 
 def test_a_submitted_message_reaches_the_inbox_and_sent_items(tenant: SandboxTenant) -> None:
@@ -76,3 +91,31 @@ def test_sending_as_another_mailbox_or_to_nobody_is_refused(tenant: SandboxTenan
         assert code == 550
         assert text.startswith(b"5.1.10 RESOLVER.ADR.RecipientNotFound")
     assert mailbox_folder(tenant, other, "INBOX") == []
+
+
+def test_an_app_needs_smtp_send_as_app_to_submit(tenant: SandboxTenant) -> None:
+    mailbox = new_mailbox(tenant, {})
+    imap_role = "https://outlook.office365.com/IMAP.AccessAsApp"
+    reader = new_daemon(tenant, permissions=(imap_role,), grant=(mailbox,))
+    sender = new_daemon(
+        tenant,
+        permissions=(imap_role, "https://outlook.office365.com/SMTP.SendAsApp"),
+        grant=(mailbox,),
+    )
+    with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        signed_in_as_app(tenant, reader, mailbox)
+    assert refused.value.smtp_code == 535
+    with signed_in_as_app(tenant, sender, mailbox) as client:
+        assert client.sendmail(mailbox, [mailbox], MESSAGE) == {}
+    assert mailbox_folder(tenant, mailbox, "INBOX") == [MESSAGE]
+
+
+def signed_in_as_app(tenant: SandboxTenant, app: str, mailbox: str) -> smtplib.SMTP:
+    client = submission(tenant)
+    token = app_token(tenant, app)
+    try:
+        client.auth("XOAUTH2", lambda _=None: f"user={mailbox}\x01auth=Bearer {token}\x01\x01")
+    except smtplib.SMTPException:
+        client.close()
+        raise
+    return client

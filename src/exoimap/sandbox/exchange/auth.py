@@ -12,10 +12,29 @@ from exoimap.sandbox.exchange.config import AuthOutcome, ExchangeSettings
 from exoimap.sandbox.identity import AccessTokenVerifier, Directory, InvalidAccessToken
 from exoimap.secrets import Secret
 
-__all__ = ["AuthDecision", "Authorizer", "Cause", "IdentityView", "parse_xoauth2"]
+__all__ = [
+    "IMAP_PERMISSIONS",
+    "SMTP_PERMISSIONS",
+    "AuthDecision",
+    "Authorizer",
+    "Cause",
+    "IdentityView",
+    "Permissions",
+    "parse_xoauth2",
+]
 
-DELEGATED_PERMISSION = "IMAP.AccessAsUser.All"
-APP_PERMISSION = "IMAP.AccessAsApp"
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """What a token must carry for one protocol: a delegated scope (``scp``) or an
+    application role (``roles``) of Office 365 Exchange Online (spec 3.x [C])."""
+
+    delegated: str
+    application: str
+
+
+IMAP_PERMISSIONS = Permissions("IMAP.AccessAsUser.All", "IMAP.AccessAsApp")
+SMTP_PERMISSIONS = Permissions("SMTP.Send", "SMTP.SendAsApp")
 
 
 class Cause(enum.Enum):
@@ -26,7 +45,7 @@ class Cause(enum.Enum):
     BAD_TOKEN = "bad signature or not a sandbox token"  # noqa: S105 (a reason)
     EXPIRED = "token expired"
     WRONG_AUDIENCE = "audience is not Exchange Online"
-    MISSING_PERMISSION = "token lacks IMAP.AccessAsUser.All / IMAP.AccessAsApp"
+    MISSING_PERMISSION = "token lacks the protocol's permission (e.g. IMAP.AccessAsUser.All)"
     NO_SERVICE_PRINCIPAL = "app has no Exchange service principal"
     WRONG_OBJECT_ID = "service principal registered with another object id"
     NO_MAILBOX_ACCESS = "principal has no FullAccess on the mailbox"
@@ -103,14 +122,17 @@ class Authorizer:
             return AuthDecision(True, False, cause, mailbox)
         return AuthDecision.refused(cause)
 
-    def xoauth2(self, raw: bytes) -> AuthDecision:
+    def xoauth2(self, raw: bytes, needs: Permissions = IMAP_PERMISSIONS) -> AuthDecision:
         parsed = parse_xoauth2(raw)
         if parsed is None:
             return AuthDecision.refused(Cause.MALFORMED)
         user, token = parsed
-        return self.bearer(user, token)
+        return self.bearer(user, token, needs)
 
-    def bearer(self, user: str, token: Secret[str]) -> AuthDecision:
+    def bearer(
+        self, user: str, token: Secret[str], needs: Permissions = IMAP_PERMISSIONS
+    ) -> AuthDecision:
+        """Check a token for ``needs`` (IMAP's permissions, or SMTP's for submission)."""
         identity = self._identity
         failures = self._settings.failures
         try:
@@ -124,7 +146,7 @@ class Authorizer:
         mailbox = user.strip().lower()
         owner = directory.find_user(mailbox)
         if claims.app_only:
-            if APP_PERMISSION not in claims.roles:
+            if needs.application not in claims.roles:
                 return AuthDecision.refused(Cause.MISSING_PERMISSION)
             principal = directory.exchange_principal(claims.app_id, claims.tenant_id)
             if principal is None:
@@ -141,7 +163,7 @@ class Authorizer:
                     failures.app_without_mailbox_access, Cause.NO_MAILBOX_ACCESS, mailbox
                 )
         else:
-            if DELEGATED_PERMISSION not in claims.scopes:
+            if needs.delegated not in claims.scopes:
                 return AuthDecision.refused(Cause.MISSING_PERMISSION)
             if owner is None:
                 return self._outcome(failures.unknown_mailbox, Cause.UNKNOWN_MAILBOX, mailbox)

@@ -1,7 +1,8 @@
 """The sandbox's SMTP submission endpoint, as Exchange Online's ``smtp.office365.com:587``.
 
 STARTTLS first (nothing else but EHLO, NOOP and QUIT before it), then ``AUTH XOAUTH2`` with
-a token checked exactly as the IMAP half checks it (:class:`~.auth.Authorizer`); the sender
+a token checked as the IMAP half checks it (:class:`~.auth.Authorizer`), but for SMTP's
+permission: ``SMTP.Send`` delegated, ``SMTP.SendAsApp`` app-only; the sender
 must be the signed-in mailbox and every recipient a sandbox mailbox. A submitted message is
 put into each recipient's INBOX and a copy into the sender's ``Sent Items`` (Exchange keeps
 the copy itself, so clients must not APPEND one: spec 1.11). Built on aiosmtpd, on the
@@ -21,7 +22,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from exoimap.errors import NetworkError
-from exoimap.sandbox.exchange.auth import Authorizer, IdentityView
+from exoimap.sandbox.exchange.auth import SMTP_PERMISSIONS, Authorizer, IdentityView
 from exoimap.sandbox.exchange.mailboxes import Mailboxes
 
 __all__ = ["ExchangeSmtpServer", "SENT_FOLDER"]
@@ -61,7 +62,8 @@ class _Submission:
             if not isinstance(answer, bytes):  # the client gave up ("*") or sent no base64
                 return AuthResult(success=False, handled=True)
             raw = answer
-        decision = self._authorizer.xoauth2(raw)
+        # A token without SMTP.Send (SMTP.SendAsApp app-only) is refused like a bad one.
+        decision = self._authorizer.xoauth2(raw, SMTP_PERMISSIONS)
         if not (decision.accepted and decision.connected and decision.mailbox):
             log.info("SMTP sign-in refused: %s", decision.cause.value)
             return AuthResult(success=False, handled=False, message=AUTH_FAILED)
