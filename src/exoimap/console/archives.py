@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email import policy
@@ -29,7 +29,7 @@ from exoimap.config import Paths, load_config
 from exoimap.errors import MessageError, StoreLocked
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
-from exoimap.store.search import FolderMark, SearchIndex, header_text, index_path
+from exoimap.store.search import FolderMark, Reach, SearchIndex, header_text, index_path
 
 __all__ = [
     "FolderSummary",
@@ -130,24 +130,39 @@ class Mailboxes:
             states = await store.folder_states(names)  # counted by the index
             return [FolderSummary(n, states[n].exists) for n in names if n in states]
 
-    async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
+    async def page(
+        self, mailbox: Mailbox, folder_name: str, page: int, within: Sequence[Reach] = ()
+    ) -> MessagePage | None:
+        """``within``: the reaches of the person's scope; one with a date window lists
+        from the search index alone (the window is part of its SQL)."""
+        if any(r.after or r.before for r in within):
+            return await self._indexed(mailbox, folder_name, page, within, behind=False)
         try:
             return await self._page(mailbox, folder_name, page)
         except StoreLocked:  # a sync is writing: the index's last consistent view
-            indexed = await run_in_threadpool(
-                self.search.folder_page,
-                mailbox.account,
-                folder_name,
-                None,
-                page=page,
-                size=PAGE_SIZE,
-            )
-            if indexed is None:
+            found = await self._indexed(mailbox, folder_name, page, None, behind=True)
+            if found is None:
                 raise
-            shown = [
-                MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits
-            ]
-            return MessagePage(folder_name, page, indexed.total, shown, behind=True)
+            return found
+
+    async def _indexed(
+        self,
+        mailbox: Mailbox,
+        folder_name: str,
+        page: int,
+        within: Sequence[Reach] | None,
+        *,
+        behind: bool,
+    ) -> MessagePage | None:
+        indexed = await run_in_threadpool(
+            lambda: self.search.folder_page(
+                mailbox.account, folder_name, None, page=page, size=PAGE_SIZE, within=within
+            )
+        )
+        if indexed is None:
+            return None
+        shown = [MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits]
+        return MessagePage(folder_name, page, indexed.total, shown, behind=behind)
 
     async def _page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
         """Messages of a folder, the most recently archived first (highest UID: the archive
