@@ -118,10 +118,11 @@ def _patterns(role: str, value: object, where: Path) -> tuple[str, ...]:
 def _day(role: str, key: str, value: object, where: Path) -> _dt.date | None:
     if value is None or (isinstance(value, _dt.date) and not isinstance(value, _dt.datetime)):
         return value
-    try:
-        return _dt.date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        pass
+    if isinstance(value, str) and len(value) == len("2024-01-31"):
+        try:
+            return _dt.date.fromisoformat(value)
+        except ValueError:
+            pass
     raise ConfigError(
         f"scopes.{role}.{key} must be a date such as 2024-01-31, not {str(value)[:40]!r}",
         path=str(where),
@@ -145,7 +146,7 @@ def _scope_table(
     before = _day(role, "before", table.get("before"), where)
     if after is not None and before is not None and after >= before:
         raise ConfigError(
-            f"scopes.{role}: after ({after}) must be before before ({before})", path=str(where)
+            f"scopes.{role}: after ({after}) must be earlier than before ({before})", path=str(where)
         )
     return patterns, DateRange(after, before) if after or before else None
 
