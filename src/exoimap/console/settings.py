@@ -146,7 +146,8 @@ def _scope_table(
     before = _day(role, "before", table.get("before"), where)
     if after is not None and before is not None and after >= before:
         raise ConfigError(
-            f"scopes.{role}: after ({after}) must be earlier than before ({before})", path=str(where)
+            f"scopes.{role}: after ({after}) must be earlier than before ({before})",
+            path=str(where),
         )
     return patterns, DateRange(after, before) if after or before else None
 
