@@ -94,6 +94,8 @@ def test_search_finds_only_what_lies_inside_the_window(dated: Dated) -> None:
 def test_the_folder_lists_only_what_lies_inside_the_window(dated: Dated) -> None:
     page = dated.client["auditor"].get("/m/dated/folder", params={"name": "INBOX"}).text
     assert _subjects(page) == INSIDE
+    folders = dated.client["auditor"].get("/m/dated").text
+    assert re.search(r">INBOX</a>\s*</td>\s*<td>2</td>", folders), folders
 
 
 @pytest.mark.parametrize("route", ["message", "body"])

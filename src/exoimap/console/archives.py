@@ -124,9 +124,15 @@ class Mailboxes:
                 await store.close()
                 self._stamps[mailbox.archive] = store.closed_index_stamp
 
-    async def folders(self, mailbox: Mailbox) -> list[FolderSummary]:
+    async def folders(self, mailbox: Mailbox, within: Sequence[Reach] = ()) -> list[FolderSummary]:
+        """``within``: as for :meth:`page` (a date window counts in the search index)."""
         async with self._open(mailbox) as store:
             names = sorted(i.name for i in await store.list_folders() if i.selectable)
+            if _windowed(within):
+                counted = await run_in_threadpool(
+                    self.search.folder_counts, mailbox.account, within
+                )
+                return [FolderSummary(n, counted.get(n, 0)) for n in names]
             states = await store.folder_states(names)  # counted by the index
             return [FolderSummary(n, states[n].exists) for n in names if n in states]
 
@@ -135,7 +141,7 @@ class Mailboxes:
     ) -> MessagePage | None:
         """``within``: the reaches of the person's scope; one with a date window lists
         from the search index alone (the window is part of its SQL)."""
-        if any(r.after or r.before for r in within):
+        if _windowed(within):
             return await self._indexed(mailbox, folder_name, page, within, behind=False)
         try:
             return await self._page(mailbox, folder_name, page)
@@ -224,6 +230,10 @@ class Mailboxes:
                 except MessageError:
                     return None
                 return b"".join(parts) if parts else None
+
+
+def _windowed(within: Sequence[Reach]) -> bool:
+    return any(r.after or r.before for r in within)
 
 
 async def _summaries(fetched: AsyncIterator[FetchedMessage]) -> list[MessageSummary]:

@@ -252,7 +252,8 @@ async def _mailbox_list(console: Console, request: Request, visit: Visit) -> Res
 
 async def _folders(console: Console, request: Request, visit: Visit) -> Response:
     assert visit.mailbox is not None
-    folders = await console.mailboxes.folders(visit.mailbox)
+    within = _reaches(console, visit, Action.BROWSE_MAILBOX)
+    folders = await console.mailboxes.folders(visit.mailbox, within)
     return render("folders.html", _context(visit, mailbox=visit.mailbox, folders=folders))
 
 

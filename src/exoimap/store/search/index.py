@@ -484,6 +484,19 @@ class SearchIndex:
             ).fetchone()
         return found is not None
 
+    def folder_counts(self, account: str, within: Sequence[Reach]) -> dict[str, int]:
+        """How many indexed messages of each of ``account``'s folders lie inside ``within``."""
+        if not self.exists:
+            return {}
+        inside, params = _inside(within, by_id=False)
+        with self._connect("counting a mailbox's messages") as db:
+            rows = db.execute(
+                f"SELECT d.folder, count(*) FROM docs d WHERE d.account = ? AND {inside}"  # noqa: S608
+                " GROUP BY d.folder",
+                [account, *params],
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
     def folder_page(
         self,
         account: str,
