@@ -490,7 +490,7 @@ class ConsoleApproval(AuditEvent):
     expires: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
 class ConsoleBreakGlass(AuditEvent):
     """An administrator's break-glass access to a mailbox's content in ``exoimap console``:
     ``asked`` (reason given), ``started`` (signed in again), ``refused``, ``ended`` (early,
