@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import mailbox
 import re
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +23,7 @@ from exoimap.store.search import SearchIndex, SearchScope, index_path, parse_que
 
 from .conftest import ConsoleWorld, TestClient
 from .hostile import mime
+from .test_console_four_eyes import _file, _post
 
 YEAR_2024 = DateRange(dt.date(2024, 1, 1), dt.date(2025, 1, 1))
 #: subject -> archive date: the last second of 2023, 2024's first and last, 2025's first.
@@ -71,7 +74,7 @@ def dated(world: ConsoleWorld, tmp_path_factory: pytest.TempPathFactory) -> Date
     ranges = {"auditor": YEAR_2024, "restore_operator": YEAR_2024}
     console.settings = dataclasses.replace(world.settings, date_ranges=ranges)
     clients = {}
-    for person in ("auditor", "restore_operator"):
+    for person in ("auditor", "restore_operator", "compliance_officer"):
         clients[person] = world.client(console)
         world.sign_in(clients[person], person)
     return Dated(clients, uids)
@@ -128,3 +131,17 @@ def test_a_restore_outside_the_window_is_not_found_like_no_message(dated: Dated)
     assert missing[0] == 404
     assert restore(dated.uids["zebra before"]) == missing
     assert restore(dated.uids["zebra after"]) == missing
+
+
+def test_an_export_selects_only_the_days_inside_the_window(dated: Dated, tmp_path: Path) -> None:
+    auditor = dated.client["auditor"]
+    export = _file(auditor, kind="export", account="dated", folder="INBOX", reason="case 18")
+    approved = _post(
+        dated.client["compliance_officer"], "/approvals/decide", id=export, decision="approve"
+    )
+    assert approved.status_code == 303  # type: ignore[attr-defined]
+    handed = _post(auditor, "/approvals/run", id=export)
+    assert handed.status_code == 200  # type: ignore[attr-defined]
+    target = tmp_path / "exported.mbox"
+    target.write_bytes(handed.content)  # type: ignore[attr-defined]
+    assert {str(m["subject"]) for m in mailbox.mbox(target)} == INSIDE
