@@ -8,8 +8,9 @@ drawn from a 20,000-word vocabulary with Zipf frequencies (common words match te
 thousands of messages, rare ones a few), written through :meth:`SearchIndex.update_folder`
 as ``sync``'s catch-up writes it, and cached under ``bench/work/search/``. Then a seeded mix
 of queries (common and rare words, two words, prefixes, ``from:``, ``to:``, ``subject:``,
-``folder:``, ``has:attachment``, date ranges), each under four scopes (everything; a
-domain-wide auditor; one's own mailbox; a domain-wide restore operator, headers only),
+``folder:``, ``has:attachment``, date ranges), each under five scopes (everything; a
+domain-wide auditor; one's own mailbox; a domain-wide restore operator, headers only; a
+domain-wide auditor limited to one year),
 page 1 and page 3, through :meth:`SearchIndex.search` as the console calls it: count and
 page in one read transaction. Reports p50/p95/max per query kind and overall.
 """
@@ -25,11 +26,17 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from exoimap.store.search import Document, SearchIndex, SearchScope, parse_query
+from exoimap.store.search import Document, Reach, SearchIndex, SearchScope, parse_query
 
 TARGET_MS = 100.0
 FOLDERS = ("INBOX", "Sent Items", "Archive", "Projects")
 START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+#: An auditor of *@contoso.com whose scope is limited to 2024 (a date window in the SQL).
+AUDITOR_2024 = Reach(
+    ("*@contoso.com",),
+    dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+)
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "an", "el", "or", "us")
 
 
@@ -138,6 +145,7 @@ def main() -> None:
         "auditor *@contoso.com": SearchScope(content=("*@contoso.com",)),
         "self": SearchScope(content=(own,)),
         "operator, headers only": SearchScope(metadata=("*@contoso.com",)),
+        "auditor, one year": SearchScope(content=(AUDITOR_2024,)),
     }
     timings: dict[str, list[float]] = defaultdict(list)
     hits: dict[str, list[int]] = defaultdict(list)

@@ -53,7 +53,8 @@ def test_vocabulary_is_closed() -> None:
         "imap.connected", "imap.authenticated", "imap.auth_failed", "imap.closed",
         "imap.throttled", "sync.folder", "sync.account", "archive.read", "archive.exported",
         "archive.verified", "archive.restored", "config.changed", "vault.changed", "access.denied",
-        "console.access", "console.search", "console.approval", "audit.recovered",
+        "console.access", "console.search", "console.approval", "console.break_glass",
+        "audit.recovered",
         "audit.reset_detected", "audit.segment_started",
         "watch.state", "worker.job", "worker.lease_lost", "smtp.submitted",
     }  # fmt: skip

@@ -56,7 +56,8 @@ def console_url(world: ConsoleWorld, tmp_path_factory: pytest.TempPathFactory) -
     )
     sock = listening_socket("127.0.0.1", 0)
     url = f"https://127.0.0.1:{sock.getsockname()[1]}"
-    settings = dataclasses.replace(world.settings, public_url=url)
+    admin_scope = {**world.settings.scopes, "admin": (f"*@{world.tenant.tenant_domain}",)}
+    settings = dataclasses.replace(world.settings, public_url=url, scopes=admin_scope)
     world.tenant.admin.add_redirect_uri(world.app_name, settings.redirect_uri)
     sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
     console = Console(
@@ -199,3 +200,58 @@ def test_four_eyes_with_two_officers_in_two_browsers(
     assert active_holds(world.paths.archive_dir("own")) == []
     first_context.close()
     second_context.close()
+
+
+def test_admin_breaks_the_glass_for_one_mailbox_and_ends_it(
+    world: ConsoleWorld, browser: Browser, console_url: str, tmp_path: Path
+) -> None:
+    """No content without it; a reason, the password again at the identity platform, a
+    banner on every page while it lasts, one mailbox only, and ended by a click."""
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    upn, password = world.users["admin"]
+    _sign_in(page, console_url, upn, password)
+    message = console_url + "/m/other/message?folder=INBOX&uid=1"
+    refused = page.goto(message)
+    assert refused is not None
+    assert refused.status == 404
+
+    page.goto(console_url + "/")
+    assert page.locator("a[href='/m/other']").count() == 0
+    row = page.locator("#mailboxes tr", has_text=world.accounts["other"])
+    row.locator("input[name=reason]").fill("<b>Incident 9</b>: account takeover")
+    row.locator("button").click()
+    page.wait_for_url(lambda url: "prompt=login" in url)  # the identity platform asks again
+    page.fill("input[name=login]", upn)
+    page.fill("input[name=passwd]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(console_url + "/")
+
+    banner = page.locator("#break-glass")
+    expect(banner).to_contain_text(world.accounts["other"])
+    expect(banner).to_contain_text("<b>Incident 9</b>: account takeover")  # shown as text
+    _shot(page, "break-glass", tmp_path)
+    page.click("a[href='/m/other']")
+    expect(page.locator("#break-glass")).to_be_visible()
+    opened = page.goto(message)
+    assert opened is not None
+    assert opened.status == 200
+    expect(page.locator("#subject")).to_have_text("Quarterly numbers")
+    expect(page.locator("#break-glass")).to_be_visible()
+    own = page.goto(console_url + "/m/own/message?folder=INBOX&uid=1")
+    assert own is not None
+    assert own.status == 404  # the other mailboxes stay closed
+
+    page.goto(console_url + "/")
+    page.click("#end-break-glass")
+    expect(page.locator("#break-glass")).to_have_count(0)
+    ended = page.goto(message)
+    assert ended is not None
+    assert ended.status == 404
+    assert dialogs == []
+    states = [r.data["state"] for r in world.records("console.break_glass")]
+    assert states[-3:] == ["asked", "started", "ended"]
+    context.close()

@@ -27,9 +27,10 @@ def test_owner_restores_a_message_into_their_mailbox(
 ) -> None:
     isolated_home(tmp_path, monkeypatch)
     upn = signed_in_account(sandbox_tenant, "mine", {"INBOX": 2})
+    paths = Paths.from_env()
+    Mailboxes(paths).search.create()  # as the console does when it starts: syncs index
     assert main(["sync", "mine"]) == 0
     sandbox_tenant.admin.assign_app_role(world.app_name, upn, "self")
-    paths = Paths.from_env()
     client = world.client(world.console(paths))
     world.sign_in_as(client, upn, "Sandbox-Pass-1!")
 

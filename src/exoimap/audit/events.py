@@ -46,6 +46,7 @@ __all__ = [
     "ConfigChanged",
     "ConsoleAccess",
     "ConsoleApproval",
+    "ConsoleBreakGlass",
     "ConsoleSearch",
     "FolderSynced",
     "ImapAuthFailed",
@@ -489,6 +490,19 @@ class ConsoleApproval(AuditEvent):
     expires: str = ""
 
 
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class ConsoleBreakGlass(AuditEvent):
+    """An administrator's break-glass access to a mailbox's content in ``exoimap console``:
+    ``asked`` (reason given), ``started`` (signed in again), ``refused``, ``ended`` (early,
+    by the administrator) or ``expired``."""
+
+    name: ClassVar[str] = "console.break_glass"
+    state: str
+    mailbox: str
+    reason: str = ""
+    expires: str = ""
+
+
 # --- written by the audit log itself ---------------------------------------------------
 
 
@@ -556,6 +570,7 @@ _CLASSES: Final[tuple[type[AuditEvent], ...]] = (
     ConsoleAccess,
     ConsoleSearch,
     ConsoleApproval,
+    ConsoleBreakGlass,
     AuditRecovered,
     AuditResetDetected,
     AuditSegmentStarted,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email import policy
@@ -29,7 +29,7 @@ from exoimap.config import Paths, load_config
 from exoimap.errors import MessageError, StoreLocked
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
-from exoimap.store.search import FolderMark, SearchIndex, header_text, index_path
+from exoimap.store.search import FolderMark, Reach, SearchIndex, header_text, index_path
 
 __all__ = [
     "FolderSummary",
@@ -124,30 +124,51 @@ class Mailboxes:
                 await store.close()
                 self._stamps[mailbox.archive] = store.closed_index_stamp
 
-    async def folders(self, mailbox: Mailbox) -> list[FolderSummary]:
+    async def folders(self, mailbox: Mailbox, within: Sequence[Reach] = ()) -> list[FolderSummary]:
+        """``within``: as for :meth:`page` (a date window counts in the search index)."""
         async with self._open(mailbox) as store:
             names = sorted(i.name for i in await store.list_folders() if i.selectable)
+            if _windowed(within):
+                counted = await run_in_threadpool(
+                    self.search.folder_counts, mailbox.account, within
+                )
+                return [FolderSummary(n, counted.get(n, 0)) for n in names]
             states = await store.folder_states(names)  # counted by the index
             return [FolderSummary(n, states[n].exists) for n in names if n in states]
 
-    async def page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
+    async def page(
+        self, mailbox: Mailbox, folder_name: str, page: int, within: Sequence[Reach] = ()
+    ) -> MessagePage | None:
+        """``within``: the reaches of the person's scope; one with a date window lists
+        from the search index alone (the window is part of its SQL)."""
+        if _windowed(within):
+            return await self._indexed(mailbox, folder_name, page, within, behind=False)
         try:
             return await self._page(mailbox, folder_name, page)
         except StoreLocked:  # a sync is writing: the index's last consistent view
-            indexed = await run_in_threadpool(
-                self.search.folder_page,
-                mailbox.account,
-                folder_name,
-                None,
-                page=page,
-                size=PAGE_SIZE,
-            )
-            if indexed is None:
+            found = await self._indexed(mailbox, folder_name, page, None, behind=True)
+            if found is None:
                 raise
-            shown = [
-                MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits
-            ]
-            return MessagePage(folder_name, page, indexed.total, shown, behind=True)
+            return found
+
+    async def _indexed(
+        self,
+        mailbox: Mailbox,
+        folder_name: str,
+        page: int,
+        within: Sequence[Reach] | None,
+        *,
+        behind: bool,
+    ) -> MessagePage | None:
+        indexed = await run_in_threadpool(
+            lambda: self.search.folder_page(
+                mailbox.account, folder_name, None, page=page, size=PAGE_SIZE, within=within
+            )
+        )
+        if indexed is None:
+            return None
+        shown = [MessageSummary(h.uid, h.date, h.size, h.subject, h.sender) for h in indexed.hits]
+        return MessagePage(folder_name, page, indexed.total, shown, behind=behind)
 
     async def _page(self, mailbox: Mailbox, folder_name: str, page: int) -> MessagePage | None:
         """Messages of a folder, the most recently archived first (highest UID: the archive
@@ -209,6 +230,10 @@ class Mailboxes:
                 except MessageError:
                     return None
                 return b"".join(parts) if parts else None
+
+
+def _windowed(within: Sequence[Reach]) -> bool:
+    return any(r.after or r.before for r in within)
 
 
 async def _summaries(fetched: AsyncIterator[FetchedMessage]) -> list[MessageSummary]:

@@ -18,6 +18,7 @@ Approving is ``compliance_officer``'s, and never for one's own request
 
 from __future__ import annotations
 
+import datetime as _dt
 import glob
 import tempfile
 from collections.abc import Mapping
@@ -84,9 +85,13 @@ def _fields(request: ApprovalRequest | Mapping[str, str]) -> dict[str, str]:
 
 
 async def carry_out(
-    request: ApprovalRequest, mailboxes: Mailboxes, providers: ProviderFactory
+    request: ApprovalRequest,
+    mailboxes: Mailboxes,
+    providers: ProviderFactory,
+    days: tuple[_dt.date | None, _dt.date | None] = (None, None),
 ) -> Carried:
-    """Do what the (approved, taken) request says."""
+    """Do what the (approved, taken) request says; an export or restore selects only
+    messages archived within ``days`` (both included: the date window of the scope)."""
     source = mailboxes.find(request.account)
     if source is None:
         raise ApprovalError("the mailbox of this request no longer exists")
@@ -106,11 +111,12 @@ async def carry_out(
             scope.get("message_id", ""),
             providers,
             target=scope.get("target"),
+            days=days,
         )
         if outcome.error:
             raise ApprovalError(f"the restore failed: {outcome.error}")
         return Carried(f"restored into {scope.get('target')}, folder {outcome.folder}")
-    return await _export(mailboxes, source, scope.get("folder", ""))
+    return await _export(mailboxes, source, scope.get("folder", ""), days)
 
 
 def _uid(scope: Mapping[str, str]) -> int:
@@ -134,9 +140,16 @@ async def _delete(mailboxes: Mailboxes, source: Mailbox, folder: str, uid: int) 
     return Carried(f"message {uid} of {folder} deleted from the archive of {source.email}")
 
 
-async def _export(mailboxes: Mailboxes, source: Mailbox, folder: str) -> Carried:
+async def _export(
+    mailboxes: Mailboxes,
+    source: Mailbox,
+    folder: str,
+    days: tuple[_dt.date | None, _dt.date | None],
+) -> Carried:
     account = load_config(mailboxes.paths).account(source.account)
-    options = ExportOptions(format="mbox", folders=(glob.escape(folder),))
+    options = ExportOptions(
+        format="mbox", folders=(glob.escape(folder),), since=days[0], until=days[1]
+    )
     with tempfile.TemporaryDirectory(prefix="exoimap-console-export-") as scratch:
         result = await export_account(account, mailboxes.paths, Path(scratch) / "out", options)
         files = sorted(Path(result.out).rglob("*.mbox")) if result.messages else []

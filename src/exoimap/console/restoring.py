@@ -9,6 +9,7 @@ message without a Message-ID cannot be restored from here.
 
 from __future__ import annotations
 
+import datetime as _dt
 import glob
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,13 +49,17 @@ async def restore_message(
     providers: ProviderFactory,
     *,
     target: str | None = None,
+    days: tuple[_dt.date | None, _dt.date | None] = (None, None),
 ) -> RestoreOutcome:
     """Restore one message into its own mailbox, or (four eyes, approved) into the
-    account ``target``'s."""
+    account ``target``'s; ``days``: only a message archived within these days (UTC,
+    both included), as the scope allows."""
     config = load_config(paths)
     account = config.account(account_name)
     into = config.account(target) if target else account
-    options = RestoreOptions(folders=(glob.escape(folder),), message_ids=(message_id,))
+    options = RestoreOptions(
+        folders=(glob.escape(folder),), message_ids=(message_id,), since=days[0], until=days[1]
+    )
     request = RestoreRequest(account, into, providers(paths, into), paths, options)
     result = await restore_account(request)
     if result.error is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from exoimap.console.policy import Action, Principal, scope_patterns
+from exoimap.console.policy import Action, DateRange, Principal, reaches
 from exoimap.store.search import Hit, SearchIndex, SearchScope, parse_query
 
 __all__ = ["RESULTS_PAGE", "SearchPage", "search"]
@@ -34,10 +34,14 @@ class SearchPage:
         return max(1, -(-self.total // RESULTS_PAGE))
 
 
-def person_scope(principal: Principal, scopes: Mapping[str, tuple[str, ...]]) -> SearchScope:
+def person_scope(
+    principal: Principal,
+    scopes: Mapping[str, tuple[str, ...]],
+    ranges: Mapping[str, DateRange] | None = None,
+) -> SearchScope:
     return SearchScope(
-        content=scope_patterns(principal, Action.READ_MESSAGE, scopes),
-        metadata=scope_patterns(principal, Action.BROWSE_MAILBOX, scopes),
+        content=reaches(principal, Action.READ_MESSAGE, scopes, ranges),
+        metadata=reaches(principal, Action.BROWSE_MAILBOX, scopes, ranges),
     )
 
 
@@ -47,11 +51,13 @@ async def search(
     scopes: Mapping[str, tuple[str, ...]],
     text: str,
     page: int,
+    *,
+    ranges: Mapping[str, DateRange] | None = None,
 ) -> SearchPage:
     """Page ``page`` of what ``text`` finds for ``principal`` (a
     :class:`~exoimap.store.search.SearchSyntaxError` for a malformed query)."""
     query = parse_query(text)
     results = await run_in_threadpool(
-        index.search, query, person_scope(principal, scopes), page=page, size=RESULTS_PAGE
+        index.search, query, person_scope(principal, scopes, ranges), page=page, size=RESULTS_PAGE
     )
     return SearchPage(text, page, results.total, results.hits)

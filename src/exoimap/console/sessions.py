@@ -3,7 +3,8 @@ roles stay here. A session ends after ``idle`` seconds without a request, ``abso
 seconds after sign-in, or at sign-out; a new id is issued at every sign-in (no fixation).
 
 Sign-ins under way (the MSAL flow: state, nonce, PKCE verifier) are kept the same way under
-an id of their own, for a few minutes, and can be taken once.
+an id of their own, for a few minutes, and can be taken once; a sign-in again for
+break-glass carries the :class:`~exoimap.console.break_glass.Ask` it confirms.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from exoimap.console.break_glass import Ask, Grant
 from exoimap.console.policy import Principal
 
 __all__ = ["Session", "SessionStore"]
@@ -30,6 +32,7 @@ class Session:
     created: float
     last_seen: float
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    break_glass: Grant | None = None
 
     def csrf_ok(self, given: str | None) -> bool:
         return bool(given) and hmac.compare_digest(self.csrf_token.encode(), str(given).encode())
@@ -44,6 +47,7 @@ class SessionStore:
         self.idle, self.absolute, self._clock = idle, absolute, clock
         self._sessions: dict[str, Session] = {}
         self._pending: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._asks: dict[str, Ask] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -83,15 +87,23 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(session_id or "", None)
 
-    def start_sign_in(self, flow: dict[str, Any]) -> str:
+    def start_sign_in(self, flow: dict[str, Any], ask: Ask | None = None) -> str:
         pending_id = secrets.token_urlsafe(32)
         now = self._clock()
         with self._lock:
             self._pending = {
                 k: v for k, v in self._pending.items() if now - v[0] < _SIGN_IN_SECONDS
             }
+            self._asks = {k: v for k, v in self._asks.items() if k in self._pending}
             self._pending[pending_id] = (now, flow)
+            if ask is not None:
+                self._asks[pending_id] = ask
         return pending_id
+
+    def take_ask(self, pending_id: str | None) -> Ask | None:
+        """The break-glass the sign-in ``pending_id`` confirms (once), if any."""
+        with self._lock:
+            return self._asks.pop(pending_id or "", None)
 
     def take_sign_in(self, pending_id: str | None) -> dict[str, Any] | None:
         with self._lock:

@@ -9,9 +9,17 @@
     idle_timeout = 900                            # seconds without a request
     absolute_timeout = 28800                      # seconds after sign-in
 
+    break_glass_minutes = 30                      # how long an admin's break-glass lasts
+
     [scopes]                                      # mailbox address patterns per role
     auditor = ["*@contoso.com"]
     restore_operator = ["alice@contoso.com", "bob@contoso.com"]
+
+    [scopes.admin]                                # or a table: mailboxes, domains, dates
+    mailboxes = ["alice@contoso.com"]
+    domains = ["fabrikam.com"]                    # every mailbox of the domain
+    after = "2024-01-01"                          # archived on or after this day (UTC)
+    before = "2025-01-01"                         # ... and before this day (excluded)
 
     [groups]                                      # Entra group object id -> roles
     "0b6a5d3e-1c2f-4e8a-9d7b-2f3e4a5b6c7d" = ["auditor"]
@@ -22,6 +30,7 @@ The client secret is never in the file: it comes from ``EXOIMAP_CONSOLE_CLIENT_S
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.config import Paths
-from exoimap.console.policy import ROLES
+from exoimap.console.policy import ROLES, DateRange
 from exoimap.errors import ConfigError
 from exoimap.secrets import Secret
 
@@ -46,7 +55,9 @@ _KEYS = {
     "absolute_timeout",
     "scopes",
     "groups",
+    "break_glass_minutes",
 }
+_SCOPE_KEYS = {"mailboxes", "domains", "after", "before"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,10 @@ class ConsoleSettings:
     scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Roles granted through membership of an Entra group (object id -> roles).
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The window of archive dates each role's scope is limited to (no entry: none).
+    date_ranges: Mapping[str, DateRange] = field(default_factory=dict)
+    #: How long a break-glass grant lasts.
+    break_glass_minutes: float = 30.0
 
     @property
     def redirect_uri(self) -> str:
@@ -85,25 +100,74 @@ def _text(document: Mapping[str, Any], key: str, where: Path) -> str:
     return value.strip()
 
 
-def _seconds(document: Mapping[str, Any], key: str, default: float, where: Path) -> float:
+def _seconds(
+    document: Mapping[str, Any], key: str, default: float, where: Path, unit: str = "seconds"
+) -> float:
     value = document.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{key} must be a positive number of seconds", path=str(where), key=key)
+        raise ConfigError(f"{key} must be a positive number of {unit}", path=str(where), key=key)
     return float(value)
 
 
-def _scopes(value: object, where: Path) -> dict[str, tuple[str, ...]]:
+def _patterns(role: str, value: object, where: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f"scopes.{role} must be a list of address patterns", path=str(where))
+    return tuple(value)
+
+
+def _day(role: str, key: str, value: object, where: Path) -> _dt.date | None:
+    if value is None or (isinstance(value, _dt.date) and not isinstance(value, _dt.datetime)):
+        return value
+    if isinstance(value, str) and len(value) == len("2024-01-31"):
+        try:
+            return _dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(
+        f"scopes.{role}.{key} must be a date such as 2024-01-31, not {str(value)[:40]!r}",
+        path=str(where),
+    )
+
+
+def _scope_table(
+    role: str, table: Mapping[str, Any], where: Path
+) -> tuple[tuple[str, ...], DateRange | None]:
+    """``[scopes.role]``: mailboxes, domains, and the date window."""
+    unknown = sorted(set(table) - _SCOPE_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_SCOPE_KEYS))
+        raise ConfigError(f"scopes.{role}: unknown key {unknown[0]!r} ({known})", path=str(where))
+    domains = _patterns(f"{role}.domains", table.get("domains", []), where)
+    patterns = (
+        *_patterns(f"{role}.mailboxes", table.get("mailboxes", []), where),
+        *("*@" + "".join(f"[{c}]" if c in "*?[]" else c for c in d.lstrip("@")) for d in domains),
+    )
+    after = _day(role, "after", table.get("after"), where)
+    before = _day(role, "before", table.get("before"), where)
+    if after is not None and before is not None and after >= before:
+        raise ConfigError(
+            f"scopes.{role}: after ({after}) must be earlier than before ({before})",
+            path=str(where),
+        )
+    return patterns, DateRange(after, before) if after or before else None
+
+
+def _scopes(value: object, where: Path) -> tuple[dict[str, tuple[str, ...]], dict[str, DateRange]]:
     if not isinstance(value, dict):
         raise ConfigError("scopes must be a table of role = [patterns]", path=str(where))
     scopes: dict[str, tuple[str, ...]] = {}
+    ranges: dict[str, DateRange] = {}
     for role, patterns in value.items():
         if role not in ROLES or role == "self":
             known = ", ".join(r for r in ROLES if r != "self")
             raise ConfigError(f"scopes: unknown role {role!r} (roles: {known})", path=str(where))
-        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-            raise ConfigError(f"scopes.{role} must be a list of address patterns", path=str(where))
-        scopes[role] = tuple(patterns)
-    return scopes
+        if isinstance(patterns, dict):
+            scopes[role], window = _scope_table(role, patterns, where)
+            if window is not None:
+                ranges[role] = window
+        else:
+            scopes[role] = _patterns(role, patterns, where)
+    return scopes, ranges
 
 
 def _groups(value: object, where: Path) -> dict[str, tuple[str, ...]]:
@@ -145,6 +209,7 @@ def load_settings(
     if ca_file is not None and not isinstance(ca_file, str):
         raise ConfigError("ca_file must be a path", path=str(path), key="ca_file")
     secret = env.get(SECRET_ENV)
+    scopes, ranges = _scopes(document.get("scopes", {}), path)
     return ConsoleSettings(
         authority=_text(document, "authority", path).rstrip("/"),
         client_id=_text(document, "client_id", path),
@@ -153,6 +218,8 @@ def load_settings(
         ca_file=Path(ca_file).expanduser() if ca_file else None,
         idle_timeout=_seconds(document, "idle_timeout", 900.0, path),
         absolute_timeout=_seconds(document, "absolute_timeout", 8 * 3600.0, path),
-        scopes=_scopes(document.get("scopes", {}), path),
+        scopes=scopes,
         groups=_groups(document.get("groups", {}), path),
+        date_ranges=ranges,
+        break_glass_minutes=_seconds(document, "break_glass_minutes", 30.0, path, "minutes"),
     )

@@ -46,11 +46,14 @@ class SignIn:
             )
         return msal.PublicClientApplication(self.settings.client_id, **common)
 
-    def begin(self) -> dict[str, Any]:
-        """A new flow: ``auth_uri`` to send the browser to, and what :meth:`finish` needs."""
+    def begin(self, *, again_as: str | None = None) -> dict[str, Any]:
+        """A new flow: ``auth_uri`` to send the browser to, and what :meth:`finish` needs.
+        ``again_as``: a sign-in again by this person (``prompt=login``: the identity
+        platform asks for the password even where it has a sign-in session)."""
+        extra: dict[str, Any] = {"prompt": "login", "login_hint": again_as} if again_as else {}
         try:
             flow: dict[str, Any] = self._client().initiate_auth_code_flow(
-                [], redirect_uri=self.settings.redirect_uri, response_mode="form_post"
+                [], redirect_uri=self.settings.redirect_uri, response_mode="form_post", **extra
             )
         except (ValueError, requests.RequestException) as exc:
             raise AuthError(

@@ -84,6 +84,30 @@ class Trail:
         with audit.acting_as(principal.upn):
             auditor.emit(event)
 
+    def break_glass(
+        self,
+        principal: Principal,
+        state: str,
+        account: str,
+        mailbox: str,
+        *,
+        reason: str = "",
+        expires: float | None = None,
+    ) -> None:
+        """A step of an administrator's break-glass (``console.break_glass``)."""
+        event = audit.ConsoleBreakGlass(
+            account=account,
+            outcome="denied" if state == "refused" else "success",
+            state=state,
+            mailbox=mailbox,
+            reason=reason,
+            expires=_dt.datetime.fromtimestamp(expires, _dt.UTC).isoformat() if expires else "",
+        )
+        auditor = self._auditor or audit.current_auditor()
+        with audit.acting_as(principal.upn):
+            auditor.emit(event)
+        auditor.flush()  # on disk before the content opens
+
     def flush(self) -> None:
         """Put every record so far on disk (before showing the log)."""
         (self._auditor or audit.current_auditor()).flush()

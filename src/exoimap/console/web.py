@@ -9,9 +9,12 @@ not exist (404), so guessing URLs tells nothing.
 
 from __future__ import annotations
 
+import datetime as _dt
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +27,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exoimap.audit.query import AuditFilter, summarize
 from exoimap.audit.query import tail as audit_tail
-from exoimap.console.approvals import KINDS, ApprovalBook, ApprovalError, book_path
+from exoimap.console.approvals import (
+    KINDS,
+    ApprovalBook,
+    ApprovalError,
+    ApprovalRequest,
+    book_path,
+)
 from exoimap.console.archives import Mailbox, Mailboxes
+from exoimap.console.break_glass import (
+    MAX_REASON,
+    REAUTH_SECONDS,
+    Ask,
+    Grant,
+    normal_reason,
+    opened_to,
+    reason_refusal,
+)
 from exoimap.console.dashboard import account_rows
 from exoimap.console.downloads import attachment_of, download
 from exoimap.console.four_eyes import carry_out, may_file
 from exoimap.console.mail_view import BODY_CSP, body_document, read_message
 from exoimap.console.pages import link, render
-from exoimap.console.policy import Action, Principal, decide
+from exoimap.console.policy import Action, Principal, decide, reaches, window
 from exoimap.console.restoring import ProviderFactory, restore_message, vault_provider
 from exoimap.console.searching import search
 from exoimap.console.sessions import Session, SessionStore
@@ -40,7 +58,7 @@ from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.errors import AuthError, ConfigError, ExoimapError, StoreError, StoreLocked
 from exoimap.store.archive import ArchiveHeld, active_holds, place_hold
-from exoimap.store.search import SearchSyntaxError
+from exoimap.store.search import Reach, SearchSyntaxError
 
 __all__ = ["PAGE_CSP", "Console", "build_app"]
 
@@ -63,6 +81,7 @@ class Console:
     providers: ProviderFactory = vault_provider  # tokens for restoring into a mailbox
     audit_dir: Path | None = None  # default: the installation's audit folder
     approvals: ApprovalBook | None = None  # default: the installation's approval book
+    wall_clock: Callable[[], float] = time.time  # break-glass expiry (epoch seconds)
 
     @property
     def book(self) -> ApprovalBook:
@@ -83,9 +102,10 @@ class Console:
 class Visit:
     """A request that passed the guard."""
 
-    principal: Principal
+    principal: Principal  # with the mailbox of an active break-glass
     session: Session
     mailbox: Mailbox | None
+    action: Action
 
 
 Page = Callable[[Console, Request, Visit], Awaitable[Response]]
@@ -135,6 +155,7 @@ def _guarded(
                 None, action.value, resource=resource, outcome="denied", reason="not signed in"
             )
             return RedirectResponse("/signin", status_code=303)
+        principal = _break_glass_checked(console, session)
         try:
             target = console.mailboxes.find(request.path_params["account"]) if mailbox else None
         except ExoimapError as exc:  # config.toml unreadable or invalid
@@ -150,7 +171,7 @@ def _guarded(
             reason=decision.reason,
             account=target.account if target and decision.allowed else None,
         )
-        visit = Visit(principal, session, target)
+        visit = Visit(principal, session, target, action)
         if not decision.allowed:
             if mailbox:
                 return _error("Not found", "There is no such mailbox.", 404, visit)
@@ -169,10 +190,23 @@ def _guarded(
     return endpoint
 
 
+def _break_glass_checked(console: Console, session: Session) -> Principal:
+    """The session's person for this request: with the mailbox of their break-glass while
+    it lasts; the first request after it ran out records that it expired."""
+    grant, now = session.break_glass, console.wall_clock()
+    if grant is not None and not grant.active(now):
+        session.break_glass = None
+        console.trail.break_glass(
+            session.principal, "expired", grant.account, grant.email, expires=grant.expires
+        )
+    return opened_to(session.principal, session.break_glass, now)
+
+
 def _context(visit: Visit, **extra: object) -> dict[str, object]:
     return {
         "principal": visit.principal,
         "csrf_token": visit.session.csrf_token,
+        "break_glass": visit.session.break_glass if visit.principal.break_glass else None,
         "can_see_audit": decide(visit.principal, Action.READ_AUDIT).allowed,
         "can_see_dashboard": decide(visit.principal, Action.VIEW_DASHBOARD).allowed,
         "can_search": decide(visit.principal, Action.SEARCH).allowed,
@@ -196,15 +230,30 @@ async def _mailbox_list(console: Console, request: Request, visit: Visit) -> Res
     for mailbox in await run_in_threadpool(console.mailboxes.all):
         browsable = decide(visit.principal, Action.BROWSE_MAILBOX, mailbox.email, scopes).allowed
         if browsable or all_accounts:
+            glass = decide(visit.principal, Action.BREAK_GLASS, mailbox.email, scopes).allowed
             rows.append(
-                {"account": mailbox.account, "email": mailbox.email, "browsable": browsable}
+                {
+                    "account": mailbox.account,
+                    "email": mailbox.email,
+                    "browsable": browsable,
+                    "break_glass": glass,
+                }
             )
-    return render("mailboxes.html", _context(visit, mailboxes=rows))
+    glass = any(row["break_glass"] for row in rows)
+    context = _context(visit, mailboxes=rows, can_break_glass=glass, max_reason=MAX_REASON)
+    response = render("mailboxes.html", context)
+    if glass:  # the break-glass form's answer sends the browser to the identity platform
+        platform = urlsplit(console.settings.authority)
+        response.headers["Content-Security-Policy"] = PAGE_CSP.replace(
+            "form-action 'self'", f"form-action 'self' {platform.scheme}://{platform.netloc}"
+        )
+    return response
 
 
 async def _folders(console: Console, request: Request, visit: Visit) -> Response:
     assert visit.mailbox is not None
-    folders = await console.mailboxes.folders(visit.mailbox)
+    within = _reaches(console, visit, Action.BROWSE_MAILBOX)
+    folders = await console.mailboxes.folders(visit.mailbox, within)
     return render("folders.html", _context(visit, mailbox=visit.mailbox, folders=folders))
 
 
@@ -212,7 +261,8 @@ async def _messages(console: Console, request: Request, visit: Visit) -> Respons
     assert visit.mailbox is not None
     number = _positive(request.query_params.get("page"), 1)
     folder = request.query_params.get("name", "")
-    page = await console.mailboxes.page(visit.mailbox, folder, number) if number else None
+    within = _reaches(console, visit, Action.BROWSE_MAILBOX)
+    page = await console.mailboxes.page(visit.mailbox, folder, number, within) if number else None
     if page is None:
         return _error("Not found", "There is no such folder or page.", 404, visit)
     scopes, email = console.settings.scopes, visit.mailbox.email
@@ -226,11 +276,24 @@ async def _messages(console: Console, request: Request, visit: Visit) -> Respons
     return render("messages.html", context)
 
 
+def _reaches(console: Console, visit: Visit, action: Action) -> tuple[Reach, ...]:
+    settings = console.settings
+    return reaches(visit.principal, action, settings.scopes, settings.date_ranges)
+
+
+async def _in_scope(console: Console, visit: Visit, folder: str, uid: int) -> bool:
+    """The check by id: the message is inside the person's scope for the page's action,
+    asked of the search index with the scope (mailboxes, dates) in the SQL."""
+    assert visit.mailbox is not None
+    account, within = visit.mailbox.account, _reaches(console, visit, visit.action)
+    return await run_in_threadpool(console.mailboxes.search.reachable, account, folder, uid, within)
+
+
 async def _raw_message(console: Console, request: Request, visit: Visit) -> bytes | None:
     assert visit.mailbox is not None
     uid = _positive(request.query_params.get("uid"))
     folder = request.query_params.get("folder", "")
-    if uid is None:
+    if uid is None or not await _in_scope(console, visit, folder, uid):
         return None
     return await console.mailboxes.message(visit.mailbox, folder, uid)
 
@@ -268,7 +331,8 @@ async def _restore(console: Console, request: Request, visit: Visit) -> Response
     number = _positive(uid if isinstance(uid, str) else None)
     if not isinstance(folder, str) or number is None:
         return _error("Not found", "There is no such message.", 404, visit)
-    info = await console.mailboxes.info(visit.mailbox, folder, number)
+    in_scope = await _in_scope(console, visit, folder, number)
+    info = await console.mailboxes.info(visit.mailbox, folder, number) if in_scope else None
     if info is None:
         return _error("Not found", "There is no such message.", 404, visit)
     if not info.message_id:
@@ -281,9 +345,17 @@ async def _restore(console: Console, request: Request, visit: Visit) -> Response
             folder,
             info.message_id,
             console.providers,
+            days=_day_of(info.internal_date),
         )
     context = _context(visit, mailbox=visit.mailbox, folder=folder, outcome=outcome)
     return render("restored.html", context, 200 if outcome.error is None else 502)
+
+
+def _day_of(when: _dt.datetime | None) -> tuple[_dt.date | None, _dt.date | None]:
+    """The restore's selection: the day of the message checked by id (the restore selects
+    by Message-ID, which another message of another day may share)."""
+    day = when.astimezone(_dt.UTC).date() if when is not None else None
+    return day, day
 
 
 async def _search(console: Console, request: Request, visit: Visit) -> Response:
@@ -293,7 +365,12 @@ async def _search(console: Console, request: Request, visit: Visit) -> Response:
         return render("search.html", _context(visit, result=None, error="", readable=set()))
     try:
         found = await search(
-            console.mailboxes.search, visit.principal, console.settings.scopes, text, number
+            console.mailboxes.search,
+            visit.principal,
+            console.settings.scopes,
+            text,
+            number,
+            ranges=console.settings.date_ranges,
         )
     except SearchSyntaxError as exc:
         context = _context(visit, result=None, error=str(exc), readable=set())
@@ -418,8 +495,9 @@ async def _run_request(console: Console, request: Request, visit: Visit) -> Resp
         return _error("Refused", f"This request cannot be carried out: {refusal}.", 403, visit)
     try:
         taken = await run_in_threadpool(console.book.take, request_id, visit.principal)
+        days = _request_days(console, visit.principal, taken)
         with console.trail.acting(visit.principal):
-            carried = await carry_out(taken, console.mailboxes, console.providers)
+            carried = await carry_out(taken, console.mailboxes, console.providers, days)
     except (ApprovalError, ArchiveHeld) as exc:
         console.trail.approval(visit.principal, "refused", found or request_id, reason=str(exc))
         return _error("Refused", str(exc), 409, visit)
@@ -427,6 +505,18 @@ async def _run_request(console: Console, request: Request, visit: Visit) -> Resp
     if carried.download is not None:
         return download(carried.download[1], carried.download[0], "application/mbox")
     return RedirectResponse(link("/approvals", request=taken.id), 303)
+
+
+def _request_days(
+    console: Console, principal: Principal, request: ApprovalRequest
+) -> tuple[_dt.date | None, _dt.date | None]:
+    """The days an export or restore may select: the date window of the requester's scope."""
+    source = console.mailboxes.find(request.account)
+    if source is None:
+        return None, None
+    action = Action.EXPORT_FOLDER if request.kind == "export" else Action.RESTORE_MESSAGE
+    settings = console.settings
+    return window(principal, action, source.email, settings.scopes, settings.date_ranges).days
 
 
 async def _place_hold(console: Console, request: Request, visit: Visit) -> Response:
@@ -489,6 +579,72 @@ async def _dashboard(console: Console, request: Request, visit: Visit) -> Respon
     return render("dashboard.html", _context(visit, rows=rows, chart=chart))
 
 
+# --- break-glass -------------------------------------------------------------------------
+
+
+async def _break_glass(console: Console, request: Request, visit: Visit) -> Response:
+    """Asks for the mailbox's content: the reason, then a sign-in again."""
+    assert visit.mailbox is not None
+    account, email = visit.mailbox.account, visit.mailbox.email
+    reason = normal_reason(_form_text(await request.form(), "reason"))
+    refusal = reason_refusal(reason)
+    if refusal:
+        console.trail.break_glass(
+            visit.principal, "refused", account, email, reason=refusal + ": " + reason[:MAX_REASON]
+        )
+        return _error("Break-glass refused", f"Break-glass refused: {refusal}.", 400, visit)
+    try:
+        flow = await run_in_threadpool(
+            lambda: console.sign_in.begin(again_as=visit.session.principal.upn)
+        )
+    except AuthError as exc:
+        return _error("Sign-in unavailable", str(exc), 502, visit)
+    ask = Ask(
+        session_id=request.cookies.get(console.session_cookie, ""),
+        oid=visit.session.principal.oid,
+        account=account,
+        email=email,
+        reason=reason,
+        asked=console.wall_clock(),
+    )
+    console.trail.break_glass(visit.principal, "asked", account, email, reason=reason)
+    return _to_identity_platform(console, flow, ask)
+
+
+async def _end_break_glass(console: Console, request: Request, visit: Visit) -> Response:
+    grant = visit.session.break_glass
+    if grant is not None:
+        visit.session.break_glass = None
+        console.trail.break_glass(
+            visit.session.principal, "ended", grant.account, grant.email, expires=grant.expires
+        )
+    return RedirectResponse("/", status_code=303)
+
+
+def _break_glass_confirmed(console: Console, ask: Ask, principal: Principal) -> Response:
+    """The sign-in again for ``ask`` succeeded as ``principal``: open the mailbox to the
+    session that asked, if it is the same administrator, still in scope, in time."""
+    session, now = console.sessions.get(ask.session_id), console.wall_clock()
+    refusal = ""
+    if session is None or session.principal.oid != ask.oid or principal.oid != ask.oid:
+        refusal = "the second sign-in was not by the administrator who asked"
+    elif now - ask.asked > REAUTH_SECONDS:
+        refusal = "the second sign-in came too late"
+    elif not decide(principal, Action.BREAK_GLASS, ask.email, console.settings.scopes).allowed:
+        refusal = "the mailbox is not within your scope"
+    if session is None or refusal:
+        console.trail.break_glass(principal, "refused", ask.account, ask.email, reason=refusal)
+        return _error("Break-glass refused", f"Break-glass refused: {refusal}.", 403)
+    grant = Grant(
+        ask.account, ask.email, ask.reason, now, now + console.settings.break_glass_minutes * 60
+    )
+    session.break_glass = grant
+    console.trail.break_glass(
+        principal, "started", ask.account, ask.email, reason=ask.reason, expires=grant.expires
+    )
+    return render("signed_in.html", {})
+
+
 async def _sign_out(console: Console, request: Request, visit: Visit) -> Response:
     console.sessions.drop(request.cookies.get(console.session_cookie))
     response = RedirectResponse("/signin", status_code=303)
@@ -501,6 +657,23 @@ async def _sign_out(console: Console, request: Request, visit: Visit) -> Respons
 # --- signing in -----------------------------------------------------------------------------
 
 
+def _to_identity_platform(console: Console, flow: dict[str, object], ask: Ask | None) -> Response:
+    """Sends the browser to sign in, with a cookie naming the sign-in under way."""
+    response = RedirectResponse(str(flow["auth_uri"]), status_code=303)
+    response.set_cookie(
+        console.sign_in_cookie,
+        console.sessions.start_sign_in(dict(flow), ask),
+        max_age=600,
+        path="/auth/callback",
+        secure=True,
+        httponly=True,
+        # it must come back with the identity platform's cross-site form post (RFC 9700
+        # prefers form_post: the code stays out of URLs, logs and the history)
+        samesite="none",
+    )
+    return response
+
+
 def _sign_in_routes(console: Console) -> list[Route]:
     async def sign_in_page(request: Request) -> Response:
         return render("signin.html", {"principal": None})
@@ -510,22 +683,11 @@ def _sign_in_routes(console: Console) -> list[Route]:
             flow = await run_in_threadpool(console.sign_in.begin)
         except AuthError as exc:
             return _error("Sign-in unavailable", str(exc), 502)
-        response = RedirectResponse(flow["auth_uri"], status_code=303)
-        response.set_cookie(
-            console.sign_in_cookie,
-            console.sessions.start_sign_in(flow),
-            max_age=600,
-            path="/auth/callback",
-            secure=True,
-            httponly=True,
-            # it must come back with the identity platform's cross-site form post (RFC 9700
-            # prefers form_post: the code stays out of URLs, logs and the history)
-            samesite="none",
-        )
-        return response
+        return _to_identity_platform(console, flow, None)
 
     async def callback(request: Request) -> Response:
-        flow = console.sessions.take_sign_in(request.cookies.get(console.sign_in_cookie))
+        pending = request.cookies.get(console.sign_in_cookie)
+        flow, ask = console.sessions.take_sign_in(pending), console.sessions.take_ask(pending)
         if flow is None:
             console.trail.record(None, "sign_in", outcome="failure", reason="no sign-in under way")
             return _error(
@@ -540,6 +702,12 @@ def _sign_in_routes(console: Console) -> list[Route]:
             console.trail.record(None, "sign_in", outcome="failure", reason=str(exc))
             return _error("Sign-in failed", str(exc), 400)
         console.trail.record(principal, "sign_in", resource=principal.oid)
+        if ask is not None:
+            response = _break_glass_confirmed(console, ask, principal)
+            response.delete_cookie(
+                console.sign_in_cookie, path="/auth/callback", secure=True, httponly=True
+            )
+            return response
         response = render("signed_in.html", {})
         response.delete_cookie(
             console.sign_in_cookie, path="/auth/callback", secure=True, httponly=True
@@ -607,6 +775,8 @@ _ROUTES: tuple[tuple[str, Action, Page, tuple[str, ...], bool], ...] = (
     ("/m/{account}/restore", Action.RESTORE_MESSAGE, _restore, ("POST",), True),
     ("/m/{account}/eml", Action.DOWNLOAD_MESSAGE, _eml, ("GET",), True),
     ("/m/{account}/attachment", Action.DOWNLOAD_MESSAGE, _attachment, ("GET",), True),
+    ("/m/{account}/breakglass", Action.BREAK_GLASS, _break_glass, ("POST",), True),
+    ("/breakglass/end", Action.SIGNED_IN, _end_break_glass, ("POST",), False),
     ("/search", Action.SEARCH, _search, ("GET",), False),
     ("/approvals", Action.SIGNED_IN, _approvals, ("GET",), False),
     ("/approvals/new", Action.SIGNED_IN, _file_request, ("POST",), False),

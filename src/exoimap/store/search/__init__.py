@@ -16,6 +16,7 @@ from exoimap.store.search.documents import Document, header_text, read_document
 from exoimap.store.search.index import (
     FolderMark,
     Hit,
+    Reach,
     Results,
     SearchIndex,
     SearchScope,
@@ -29,6 +30,7 @@ __all__ = [
     "FolderMark",
     "Hit",
     "Query",
+    "Reach",
     "Results",
     "SearchIndex",
     "SearchScope",

@@ -27,6 +27,7 @@ from exoimap.store.search.query import Query
 __all__ = [
     "FolderMark",
     "Hit",
+    "Reach",
     "Results",
     "SearchIndex",
     "SearchScope",
@@ -118,13 +119,31 @@ class Results:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchScope:
-    """The mailboxes (address glob patterns, ``*`` ``?`` ``[...]``, matched without regard
-    to case) a person may search: in ``content`` by everything including the message text,
-    in ``metadata`` by headers only."""
+class Reach:
+    """Mailboxes (address glob patterns, ``*`` ``?`` ``[...]``, matched without regard to
+    case) and, optionally, a window of archive dates: from ``after`` (included) to
+    ``before`` (excluded)."""
 
-    content: tuple[str, ...] = ()
-    metadata: tuple[str, ...] = ()
+    patterns: tuple[str, ...]
+    after: _dt.datetime | None = None
+    before: _dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """What a person may search: in ``content`` by everything including the message text,
+    in ``metadata`` by headers only. Each is a list of :class:`Reach`, or of bare address
+    patterns (a reach without a date window)."""
+
+    content: tuple[str | Reach, ...] = ()
+    metadata: tuple[str | Reach, ...] = ()
+
+
+def _reaches(items: Sequence[str | Reach]) -> list[Reach]:
+    """``items`` as reaches: bare patterns share one reach without a date window."""
+    bare = tuple(i for i in items if isinstance(i, str))
+    reaches = [i for i in items if isinstance(i, Reach) and i.patterns]
+    return ([Reach(bare)] if bare else []) + reaches
 
 
 def _sqlite_glob(pattern: str) -> str:
@@ -164,6 +183,27 @@ def _addresses(patterns: Sequence[str]) -> tuple[str, list[object]]:
     return f"(SELECT address FROM mailboxes WHERE {globs})", [_sqlite_glob(p) for p in patterns]  # noqa: S608
 
 
+def _inside(reaches: Sequence[Reach], *, by_id: bool) -> tuple[str, list[object]]:
+    """One SQL condition: the message is inside one of ``reaches`` (its mailbox and date
+    read from its id when ``by_id``, else from its row ``d``)."""
+    terms: list[str] = []
+    params: list[object] = []
+    for reach in reaches:
+        if by_id:
+            mailboxes, term_params = _mailbox_ids(reach.patterns)
+            conditions = [f"{_MAILBOX_OF} IN {mailboxes}"]
+        else:
+            mailboxes, term_params = _addresses(reach.patterns)
+            conditions = [f"d.mailbox IN {mailboxes}"]
+        for bound, operator in ((reach.after, ">="), (reach.before, "<")):
+            if bound is not None:
+                conditions.append(f"t.rowid {operator} ?" if by_id else f"d.date {operator} ?")
+                term_params.append(_first_id(bound) if by_id else int(bound.timestamp()))
+        terms.append("(" + " AND ".join(conditions) + ")")
+        params += term_params
+    return "(" + (" OR ".join(terms) or "0") + ")", params
+
+
 def _first_id(when: _dt.datetime) -> int:
     return max(int(when.timestamp()), 0) << _DATE_SHIFT
 
@@ -188,17 +228,17 @@ def _filters(query: Query, *, by_id: bool) -> tuple[list[str], list[object]]:
 
 
 def _text_branch(
-    query: Query, patterns: Sequence[str], excluded: Sequence[str], *, headers_only: bool
+    query: Query, reaches: Sequence[Reach], excluded: Sequence[Reach], *, headers_only: bool
 ) -> tuple[str, list[object]]:
-    """The ids of the messages of the mailboxes ``patterns`` (less ``excluded``) that the
-    text of ``query`` matches: the mailbox is read from each match's id, so only the
-    folder and attachment filters need the message's row."""
-    inside, params = _mailbox_ids(patterns)
-    conditions = ["docs_text MATCH ?", f"{_MAILBOX_OF} IN {inside}"]
+    """The ids of the messages inside ``reaches`` (and outside ``excluded``) that the
+    text of ``query`` matches: the mailbox and date are read from each match's id, so only
+    the folder and attachment filters need the message's row."""
+    inside, params = _inside(reaches, by_id=True)
+    conditions = ["docs_text MATCH ?", inside]
     params = [_match(query, headers_only=headers_only), *params]
     if excluded:
-        outside, outside_params = _mailbox_ids(excluded)
-        conditions.append(f"{_MAILBOX_OF} NOT IN {outside}")
+        outside, outside_params = _inside(excluded, by_id=True)
+        conditions.append(f"NOT {outside}")
         params += outside_params
     filters, filter_params = _filters(query, by_id=True)
     join = " JOIN docs d ON d.id = t.rowid" if query.folders or query.has_attachment else ""
@@ -207,24 +247,24 @@ def _text_branch(
 
 
 def _scoped(query: Query, scope: SearchScope) -> tuple[str, list[object]]:
-    """A SELECT of the ids of what ``query`` finds inside ``scope``: the mailboxes open to
+    """A SELECT of the ids of what ``query`` finds inside ``scope``: the reaches open to
     content by the whole query, the others open to metadata by headers only."""
+    content, metadata = _reaches(scope.content), _reaches(scope.metadata)
     if not query.has_text:  # folder, dates, attachment: the metadata of every mailbox
-        patterns = (*scope.content, *scope.metadata)
-        if not patterns:
+        if not content and not metadata:
             return "SELECT 0 AS id WHERE 0", []
-        inside, params = _addresses(patterns)
+        inside, params = _inside([*content, *metadata], by_id=False)
         filters, filter_params = _filters(query, by_id=False)
-        where = " AND ".join([f"d.mailbox IN {inside}", *filters])
+        where = " AND ".join([inside, *filters])
         return f"SELECT d.id AS id FROM docs d WHERE {where}", params + filter_params  # noqa: S608
     branches: list[str] = []
     params = []
-    if scope.content:
-        sql, branch_params = _text_branch(query, scope.content, (), headers_only=False)
+    if content:
+        sql, branch_params = _text_branch(query, content, (), headers_only=False)
         branches.append(sql)
         params += branch_params
-    if scope.metadata:
-        sql, branch_params = _text_branch(query, scope.metadata, scope.content, headers_only=True)
+    if metadata:
+        sql, branch_params = _text_branch(query, metadata, content, headers_only=True)
         branches.append(sql)
         params += branch_params
     if not branches:
@@ -430,14 +470,49 @@ class SearchIndex:
         by_id = {row[-1]: _hit(row) for row in rows}
         return Results(total, [by_id[i] for i in ids if i in by_id])
 
+    def reachable(self, account: str, folder: str, uid: int, reaches: Sequence[Reach]) -> bool:
+        """Whether message ``uid`` of ``account``'s ``folder`` is indexed inside one of
+        ``reaches``: the check by id of every request for one message."""
+        if not reaches or not self.exists:
+            return False
+        inside, params = _inside(reaches, by_id=False)
+        with self._connect("checking a message's scope") as db:
+            found = db.execute(
+                "SELECT 1 FROM docs d WHERE d.account = ? AND d.folder = ? AND d.uid = ?"  # noqa: S608
+                f" AND {inside}",
+                [account, folder, uid, *params],
+            ).fetchone()
+        return found is not None
+
+    def folder_counts(self, account: str, within: Sequence[Reach]) -> dict[str, int]:
+        """How many indexed messages of each of ``account``'s folders lie inside ``within``."""
+        if not self.exists:
+            return {}
+        inside, params = _inside(within, by_id=False)
+        with self._connect("counting a mailbox's messages") as db:
+            rows = db.execute(
+                f"SELECT d.folder, count(*) FROM docs d WHERE d.account = ? AND {inside}"  # noqa: S608
+                " GROUP BY d.folder",
+                [account, *params],
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
     def folder_page(
-        self, account: str, folder: str, mark: FolderMark | None, *, page: int, size: int
+        self,
+        account: str,
+        folder: str,
+        mark: FolderMark | None,
+        *,
+        page: int,
+        size: int,
+        within: Sequence[Reach] | None = None,
     ) -> Results | None:
         """A folder's messages, highest UID first, when the index holds the folder as the
         archive has it now (``mark``; None: as it was last indexed); None when it does not
-        (not indexed, or behind)."""
+        (not indexed, or behind). ``within``: only the messages inside these reaches."""
         if not self.exists:
             return None
+        inside, params = _inside(within, by_id=False) if within is not None else ("1", [])
         with self._connect("listing a folder") as db:
             found = db.execute(
                 "SELECT uidvalidity, uidnext, messages FROM folders"
@@ -446,10 +521,16 @@ class SearchIndex:
             ).fetchone()
             if found is None or (mark is not None and FolderMark(*found) != mark):
                 return None
-            mark = FolderMark(*found)
+            where = f"d.account = ? AND d.folder = ? AND {inside}"
+            total = FolderMark(*found).messages
+            if within is not None:
+                total = db.execute(
+                    f"SELECT count(*) FROM docs d WHERE {where}",  # noqa: S608
+                    [account, folder, *params],
+                ).fetchone()[0]
             rows = db.execute(
-                f"SELECT {_HIT_COLUMNS} FROM docs d WHERE d.account = ? AND d.folder = ?"  # noqa: S608
+                f"SELECT {_HIT_COLUMNS} FROM docs d WHERE {where}"  # noqa: S608
                 " ORDER BY d.uid DESC LIMIT ? OFFSET ?",
-                (account, folder, size, (page - 1) * size),
+                [account, folder, *params, size, (page - 1) * size],
             ).fetchall()
-        return Results(mark.messages, [_hit(r) for r in rows])
+        return Results(total, [_hit(r) for r in rows])
