@@ -64,7 +64,10 @@ def console(listen: str, cert: Path | None, key: Path | None, settings_path: Pat
         sessions = SessionStore(idle=settings.idle_timeout, absolute=settings.absolute_timeout)
         mailboxes = Mailboxes(paths)
         mailboxes.search.create()  # from now on every sync keeps it current
-        app = build_app(Console(settings, mailboxes, sessions, SignIn(settings), Trail()))
+        console = Console(
+            settings, mailboxes, sessions, SignIn(settings), Trail(), index_at_start=True
+        )
+        app = build_app(console)
         click.echo(f"exoimap console at {settings.public_url} (Ctrl-C stops it)")
         click.echo(f"reply URL to register on the app: {settings.redirect_uri}")
         ConsoleServer(app, sock, cert=cert, key=key).run()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,10 +27,20 @@ from starlette.concurrency import run_in_threadpool
 
 from exoimap.app.accounts import archive_path
 from exoimap.config import Paths, load_config
-from exoimap.errors import MessageError, StoreLocked
+from exoimap.errors import ExoimapError, MessageError, StoreLocked
 from exoimap.store.archive import ArchiveStore, IndexStamp
 from exoimap.store.base import FetchedMessage, MessageInfo
-from exoimap.store.search import FolderMark, Reach, SearchIndex, header_text, index_path
+from exoimap.store.search import (
+    FolderMark,
+    Reach,
+    SearchIndex,
+    header_text,
+    index_path,
+    update_search,
+)
+from exoimap.untrusted import shown
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "FolderSummary",
@@ -109,6 +120,44 @@ class Mailboxes:
         if found is None:
             return None
         return Mailbox(account, found.email, archive_path(found, self.paths))
+
+    async def index_all(self, *, attempts: int = 30, pause: float = 1.0) -> int:
+        """Bring the search index up to date with every archive, one at a time, as a sync
+        would: what a console does at start, so archives backed up before it first ran can
+        be searched and opened without waiting for their next sync. While an archive is
+        indexed the console's pages of it read as during a sync (the index's last view);
+        an archive that stays busy (``attempts`` tries, ``pause`` seconds apart) is left to
+        its next sync, and a failure is logged and the next archive goes on. Returns the
+        number of messages indexed."""
+        indexed = 0
+        for mailbox in self.all():
+            indexed += await self._index_one(mailbox, attempts, pause)
+        return indexed
+
+    async def _index_one(self, mailbox: Mailbox, attempts: int, pause: float) -> int:
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(pause)
+            try:
+                store = ArchiveStore.open(mailbox.archive, create=False)
+            except StoreLocked:  # a sync (which indexes it too) or a page being served
+                continue
+            except ExoimapError as exc:
+                _log.warning("search index: %s not indexed: %s", mailbox.account, shown(str(exc)))
+                return 0
+            try:
+                done = await update_search(
+                    store, self.search, account=mailbox.account, mailbox=mailbox.email
+                )
+            except ExoimapError as exc:
+                _log.warning("search index: %s not indexed: %s", mailbox.account, shown(str(exc)))
+                return 0
+            finally:
+                await store.close()
+            if done.indexed:
+                _log.info("search index: %s: %d messages indexed", mailbox.account, done.indexed)
+            return done.indexed
+        return 0
 
     def find(self, account: str) -> Mailbox | None:
         return next((m for m in self.all() if m.account == account), None)

@@ -9,9 +9,11 @@ not exist (404), so guessing URLs tells nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as _dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -82,6 +84,8 @@ class Console:
     audit_dir: Path | None = None  # default: the installation's audit folder
     approvals: ApprovalBook | None = None  # default: the installation's approval book
     wall_clock: Callable[[], float] = time.time  # break-glass expiry (epoch seconds)
+    #: Index every archive in the background while serving (``exoimap console`` does).
+    index_at_start: bool = False
 
     @property
     def book(self) -> ApprovalBook:
@@ -797,4 +801,21 @@ def build_app(console: Console) -> ASGIApp:
     ]
     routes += _sign_in_routes(console)
     routes.append(Mount("/static", StaticFiles(directory=_STATIC), name="static"))
-    return SecurityHeaders(Starlette(routes=routes), hsts=console.settings.secure_transport)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # archives backed up before the console first ran are indexed while it serves;
+        # stopping the console stops the indexing (the next start or sync finishes it)
+        task = (
+            asyncio.create_task(console.mailboxes.index_all()) if console.index_at_start else None
+        )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return SecurityHeaders(app, hsts=console.settings.secure_transport)
