@@ -143,7 +143,7 @@ SURFACE: dict[str, list[str]] = {
     "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
     "schedule remove": [],
     "schedule status": [],
-    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
+    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free", "--min-free-days"],
     "watch": [
         "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
         "--health-file", "--metrics-port",
