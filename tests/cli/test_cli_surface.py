@@ -140,7 +140,7 @@ SURFACE: dict[str, list[str]] = {
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair", "--json"],
     "schedule": [],
-    "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
+    "schedule install": ["NAMES", "--all", "--every", "--watch", "--agent", "--print"],
     "schedule remove": [],
     "schedule status": [],
     "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free", "--min-free-days"],
