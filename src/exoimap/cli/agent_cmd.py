@@ -217,6 +217,9 @@ def serve(
     accounts = _watched(load_config(paths), watch, names, all_accounts, metrics_port)
     watching = None
     if accounts:
+        from exoimap.net.tls import lean_tls_buffers
+
+        lean_tls_buffers()  # about three idle TLS connections a watched mailbox
         settings = watch_settings(idle_interval, poll_interval, full_sync_interval)
         health = HealthFile(health_file or default_health_file(paths))
         watching = AgentWatch(paths, accounts, settings, health, metrics_port=metrics_port)
