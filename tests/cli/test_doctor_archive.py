@@ -6,7 +6,6 @@ within days. Each is found, its fix printed, and the exit code says whether it f
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import shutil
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import pytest
 from exoimap.cli import EXIT_FAILURE, main
 from exoimap.config import Paths
 from exoimap.sandbox.tenant import SandboxTenant
-from exoimap.store.archive import RunJournal
 
-from ..store.test_archive_inspect import holding_lock
+from ..store.test_archive_inspect import holding_lock, recorded_runs
 from .sync_helpers import isolated_home, signed_in_account
+from .test_doctor_cli import _doctor
 from .test_expected_failures import _tmpfs
 
 
@@ -29,14 +28,6 @@ def archive(sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.M
     signed_in_account(sandbox_tenant, "work", {"INBOX": 3})
     assert main(["sync", "work"]) == 0
     return home / "archive" / "work"
-
-
-def _doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, dict]]:
-    capsys.readouterr()
-    code = main(["doctor", "--json", *args])
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    by_check = {x["check"] + (f"/{x['account']}" if x["account"] else ""): x for x in lines}
-    return code, by_check
 
 
 def _text(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -178,19 +169,6 @@ def test_a_file_of_another_size_is_found_and_repair_fetches_it(
     assert found["archive-files/work"]["ok"]  # the damaged copy is fetched again
 
 
-def _runs_back_to(archive: Path, days_ago: list[float], fetched: int) -> None:
-    """Runs recorded by the run journal, then dated ``days_ago``."""
-    now = _dt.datetime.now(_dt.UTC)
-    for ago in days_ago:
-        journal = RunJournal(archive / "runs", durable=False)
-        journal.begin({"mirror": False})
-        journal.finish({"bytes": fetched, "fetched": 1})
-        path = archive / "runs" / f"{journal.run_id}.json"
-        record = json.loads(path.read_text())
-        record["finished"] = (now - _dt.timedelta(days=ago)).isoformat()
-        path.write_text(json.dumps(record))
-
-
 def test_free_space_that_the_growth_fills_within_days_is_found(
     archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,7 +176,9 @@ def test_free_space_that_the_growth_fills_within_days_is_found(
     assert "growth not known yet (1 finished run recorded" in found["archive-growth/work"]["detail"]
     with _tmpfs(tmp_path / "small", "8m") as disk:
         shutil.copytree(archive, disk / "work")
-        _runs_back_to(disk / "work", [3.0, 2.0, 1.0], 2 << 20)  # 2 MiB a day
+        now = _dt.datetime.now(_dt.UTC)
+        runs = [(now - _dt.timedelta(days=ago), 2 << 20) for ago in (3, 2, 1)]  # 2 MiB a day
+        recorded_runs(disk / "work" / "runs", runs)
         config = Paths.from_env().config_file
         config.write_text(config.read_text() + f'archive = "{disk / "work"}"\n')
         code, found = _doctor(capsys, "--min-free", "0")

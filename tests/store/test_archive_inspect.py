@@ -118,7 +118,7 @@ def test_a_missing_index_is_not_created(tmp_path: Path) -> None:
     assert not (tmp_path / "index.sqlite").exists()
 
 
-def _runs(directory: Path, finished: list[tuple[_dt.datetime, int]]) -> None:
+def recorded_runs(directory: Path, finished: list[tuple[_dt.datetime, int]]) -> None:
     """Runs recorded by the run journal itself, then dated back to ``finished``."""
     for when, fetched in finished:
         journal = RunJournal(directory, durable=False)
@@ -133,7 +133,7 @@ def _runs(directory: Path, finished: list[tuple[_dt.datetime, int]]) -> None:
 def test_the_growth_rate_comes_from_the_runs_after_the_first(tmp_path: Path) -> None:
     now = _dt.datetime.now(_dt.UTC)
     day = _dt.timedelta(days=1)
-    _runs(
+    recorded_runs(
         tmp_path / "runs",
         [(now - 4 * day, 900 << 20), (now - 2 * day, 3 << 20), (now - day, 1 << 20), (now, 0)],
     )
