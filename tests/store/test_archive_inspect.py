@@ -17,13 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from exoimap.app.doctor_archive import check_index, growth_per_day
+from exoimap.app import backup
+from exoimap.app.doctor_archive import check_files, check_index, growth_per_day
 from exoimap.app.doctor_findings import DoctorSettings
 from exoimap.errors import StoreLocked
 from exoimap.store.archive import ArchiveStore, RunJournal
 from exoimap.store.archive.files import release_lock, take_lock
 from exoimap.store.archive.index import Index
 from exoimap.store.archive.inspect import ArchiveInspection, LockState
+from exoimap.store.conformance import sample_message
+from exoimap.store.memory import MemoryStore
+from exoimap.sync import SyncPolicy
 
 _HOLDER = (
     "import sys; from pathlib import Path; from exoimap.store.archive.files import take_lock\n"
@@ -168,3 +172,52 @@ def test_damage_quick_check_names_is_reported_on_one_line(tmp_path: Path) -> Non
     assert "On tree page 3" in finding.detail
     assert "\n" not in finding.detail
     assert finding.fix.startswith("run `exoimap verify work`")
+
+
+def test_files_a_crashed_run_left_point_to_the_next_sync_and_a_busy_archive_only_warns(
+    tmp_path: Path,
+) -> None:
+    """A run killed after renaming its batch into cur/ and before the index commit leaves
+    files the index does not know and a journal record; the doctor says the next sync
+    finishes that work (and, while someone holds the archive, only warns)."""
+    source = MemoryStore()
+    for n in range(3):
+        source.add_message("INBOX", sample_message(n))
+
+    class Killed(Exception):
+        pass
+
+    def kill(point: str) -> None:
+        if point == "append.renamed":
+            raise Killed(point)
+
+    async def crash() -> None:
+        archive = ArchiveStore.open(tmp_path, crash_hook=kill)
+        try:
+            with pytest.raises((Killed, ExceptionGroup)):
+                await backup(source, archive, SyncPolicy(max_parallel_folders=1))
+        finally:
+            await archive.close()
+
+    asyncio.run(crash())
+    archive = ArchiveInspection(tmp_path)
+    assert archive.pending_records() >= 1
+    report = archive.compare_files()
+    assert len(report.unindexed) == 3
+    finding = check_files("work", archive, busy=False)
+    assert not finding.ok
+    assert "3 not in the index" in finding.detail
+    assert finding.fix.startswith("a run that crashed left 1 journal record: the next `exoimap")
+
+    busy = check_files("work", archive, busy=True)
+    assert busy.ok
+    assert busy.warning
+    assert "run doctor again when it ends" in busy.fix
+
+    async def reopen() -> None:  # the fix: opening it rolls the batch forward
+        store = ArchiveStore.open(tmp_path)
+        await store.close()
+
+    asyncio.run(reopen())
+    assert archive.pending_records() == 0
+    assert check_files("work", archive, busy=False).ok
