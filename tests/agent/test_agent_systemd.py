@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from exoimap.agent import control
 from exoimap.cli import EXIT_SIGN_IN, main
 from exoimap.config import Paths
@@ -19,7 +21,8 @@ from exoimap.sandbox.tenant import SandboxTenant
 from tests.cli.sync_helpers import signed_in_account
 from tests.cli.test_watch_cli import PATIENCE, _Manager
 
-from .test_agent_cli import home
+from .test_agent_cli import _status, home
+from .test_agent_watch import _watch_state, eventually
 
 __all__ = ["home"]  # the fixture, shared with the agent's other tests
 
@@ -85,3 +88,25 @@ def test_a_watching_agent_whose_sign_in_needs_the_user_stops_with_code_3(
     assert "STATUS=work: signin_needed" in everything
     assert "watch: work: signin_needed" in err  # its log: stderr, the journal's
     assert "the watch ended: stopping (the agent runs as a watch service)" in err
+
+
+def test_an_agent_started_in_the_background_is_no_service_and_never_notifies(
+    sandbox_tenant: SandboxTenant, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agent start` from inside a service (its NOTIFY_SOCKET in the environment): the
+    detached agent is not that service's main process, so it gets none of systemd's
+    variables and says nothing to the manager."""
+    signed_in_account(sandbox_tenant, "work", {"INBOX": 1})
+    manager = _Manager(home.parent / "notify.sock")
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(home.parent / "notify.sock"))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        assert main(["agent", "start", "--watch", "work"]) == 0
+        pid = int(str(_status()["pid"]))
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith((b"NOTIFY_SOCKET=", b"WATCHDOG_"))]
+        eventually(lambda: _watch_state("work") == "watching", "the account watched")
+        assert main(["agent", "stop"]) == 0
+    finally:
+        manager.close()
+    assert manager.received == []
