@@ -140,10 +140,10 @@ SURFACE: dict[str, list[str]] = {
     "vault status": [],
     "verify": ["NAMES", "--all", "--deep", "--restore", "--to", "--repair", "--json"],
     "schedule": [],
-    "schedule install": ["NAMES", "--all", "--every", "--watch", "--print"],
+    "schedule install": ["NAMES", "--all", "--every", "--watch", "--agent", "--print"],
     "schedule remove": [],
     "schedule status": [],
-    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free"],
+    "doctor": ["NAMES", "--all", "--json", "--max-clock-skew", "--min-free", "--min-free-days"],
     "watch": [
         "NAMES", "--all", "--idle-interval", "--poll-interval", "--full-sync-interval",
         "--health-file", "--metrics-port",

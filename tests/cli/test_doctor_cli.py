@@ -52,10 +52,14 @@ def test_a_healthy_setup_passes_every_check(
     code, found = _doctor(capsys)
     assert code == 0
     assert list(found) == [
-        "config", "vault", "sign-in/work", "clock/work", "imap/work", "archive/work", "audit",
-        "versions",
+        "config", "vault", "sign-in/work", "clock/work", "imap/work", "archive/work",
+        "archive-lock/work", "archive-index/work", "archive-files/work", "archive-growth/work",
+        "audit", "versions",
     ]  # fmt: skip
     assert "token refreshed" in found["sign-in/work"]["detail"]
+    assert "quick_check ok" in found["archive-index/work"]["detail"]
+    assert "2 message files match the index" in found["archive-files/work"]["detail"]
+    assert not any(f["warning"] for f in found.values())
     assert "TLS verified, signed in, IDLE" in found["imap/work"]["detail"]
     assert all(f["ok"] for f in found.values())
 

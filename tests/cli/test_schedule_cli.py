@@ -80,6 +80,23 @@ def test_the_watch_unit_is_a_notify_service_with_a_watchdog(tmp_path: Path) -> N
     _verify(tmp_path / "units", contents, tmp_path)
 
 
+def test_the_agent_watch_unit_is_the_same_notify_service_running_the_agent(
+    tmp_path: Path,
+) -> None:
+    contents = units(Schedule(("work",), every=None, agent=True), ENV)
+    assert list(contents) == [WATCH_SERVICE]
+    service = contents[WATCH_SERVICE]
+    assert "Description=exoimap agent watch: keep mail archives current" in service
+    assert "Type=notify" in service
+    assert "NotifyAccess=main" in service  # the agent itself notifies, not a child
+    assert "WatchdogSec=120" in service
+    command = f"{sys.executable} -m exoimap agent serve --idle-timeout 0 --watch work"
+    assert f"ExecStart={command}" in service
+    assert "RestartPreventExitStatus=3" in service  # what the agent exits with, as watch does
+    assert cron_line(Schedule(("work",), agent=True), {}) == f"@reboot {command}"
+    _verify(tmp_path / "units", contents, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("every", "times"),
     [
@@ -159,3 +176,7 @@ def test_install_print_shows_units_and_checks_the_names(
     assert "nobody" in capsys.readouterr().err
     assert main(["schedule", "install", "--watch", "--every", "1h", "work"]) == EXIT_USAGE
     assert "not both" in capsys.readouterr().err
+    assert main(["schedule", "install", "--agent", "work"]) == EXIT_USAGE
+    assert "--agent goes with --watch" in capsys.readouterr().err
+    assert main(["schedule", "install", "--watch", "--agent", "--print", "work"]) == 0
+    assert "-m exoimap agent serve --idle-timeout 0 --watch work" in capsys.readouterr().out

@@ -96,14 +96,20 @@ def wait_stopped(paths: Paths, timeout: float) -> bool:
     return True
 
 
+#: What systemd tells the main process of a service (see exoimap.app.sd_notify).
+_SERVICE_MANAGER_VARIABLES = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
 def spawn(
     paths: Paths, *, idle_timeout: float, verbose: bool = True, options: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Start an agent in its own session, wait until it answers, and return its status.
 
     Its stdout and stderr go to ``logs/agent.log`` (0600). It runs with this process's
-    environment, which is the one every command it runs will see. ``options`` go on its
-    ``agent serve`` command line (``--watch NAME...``).
+    environment, which is the one every command it runs will see, less systemd's
+    notification variables (a detached agent is no service's main process: it must not
+    say READY or stop with its watch for one). ``options`` go on its ``agent serve``
+    command line (``--watch NAME...``).
     """
     target = log_file(paths)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -119,6 +125,7 @@ def spawn(
             stderr=log,
             start_new_session=True,  # not in the terminal's process group: Ctrl-C is not for it
             close_fds=True,
+            env={k: v for k, v in os.environ.items() if k not in _SERVICE_MANAGER_VARIABLES},
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

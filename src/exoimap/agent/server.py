@@ -36,6 +36,7 @@ from exoimap.agent import wire
 from exoimap.agent.tokens import TokenService
 from exoimap.agent.watching import AgentWatch
 from exoimap.app.resident import Resident, resident
+from exoimap.app.sd_notify import Notifier
 from exoimap.audit import Auditor, auditing
 from exoimap.auth.audit_key import audit_key_for
 from exoimap.config import Paths, load_config
@@ -167,6 +168,9 @@ class Agent:
         self._ready = threading.Event()  # the auditor is open: token requests may be answered
         self._client_gone = False  # the running command's client left: SIGINT was ours
         self._last_expiry = time.monotonic()
+        #: systemd's notifications (nothing outside systemd): READY once the agent serves
+        #: and watches, STOPPING when it stops; its watch feeds the watchdog.
+        self._notifier = Notifier()
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -203,9 +207,11 @@ class Agent:
                     self._ready.set()
                     if self.watch is not None:
                         self.watch.start()
+                    self._notifier.ready(self._serving())
                     try:
                         self._main_loop()
                     finally:
+                        self._notifier.notify(STOPPING="1")
                         if self.watch is not None:
                             self.watch.stop()
             finally:
@@ -216,6 +222,12 @@ class Agent:
                 acceptor.join()
                 self._decline_queued("the agent stopped")
         log.info("agent %d stopped after %d requests", os.getpid(), self._state.requests)
+
+    def _serving(self) -> str:
+        watching = ""
+        if self.watch is not None:
+            watching = ", watching " + ", ".join(a.name for a in self.watch.accounts)
+        return f"serving on {self.socket_path}{watching}"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -288,6 +300,16 @@ class Agent:
             except KeyboardInterrupt:  # an interrupt meant for a command that just ended
                 continue
 
+    def _watch_service_ended(self, *, busy: bool) -> bool:
+        """Under systemd a watching agent is the watch service: once its watch has ended
+        (every account needs a sign-in, or it failed), it stops as ``exoimap watch`` would,
+        so that the service manager sees it (its exit code: ``agent serve``)."""
+        if busy or self.watch is None or self.watch.active or not self._notifier.enabled:
+            return False
+        self._state.stopping = True
+        log.info("the watch ended: stopping (the agent runs as a watch service)")
+        return True
+
     def _next(self) -> bool:
         """Run the next request, if one comes within a tick; False when it is time to stop."""
         try:
@@ -302,6 +324,8 @@ class Agent:
                 if not (busy or watching) and self.idle_timeout and idle >= self.idle_timeout:
                     self._state.stopping = True
                     log.info("agent idle for %.0f s: stopping", idle)
+                    return False
+                if self._watch_service_ended(busy=busy):
                     return False
             if not busy and time.monotonic() - self._last_expiry >= EXPIRY_INTERVAL:
                 self._last_expiry = time.monotonic()

@@ -61,11 +61,13 @@ class AgentWatch:
         self.settings = settings
         self._health: dict[str, MailboxHealth] = {a.name: MailboxHealth(a.name) for a in accounts}
         self._logged_states: dict[str, str] = {}
-        # under systemd the agent is the service; its watch must not claim READY for it
+        # under systemd the agent is the service: it says READY and STOPPING; the watch's
+        # heartbeat feeds the watchdog (its event loop is what must not hang)
         self._service = WatchService(
             health_file=health_file,
-            notifier=Notifier(environ={}),
+            notifier=Notifier(),
             on_change=self._changed,
+            owns_service=False,
         )
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,6 +75,8 @@ class AgentWatch:
         self._thread = threading.Thread(target=self._run, name="agent-watch", daemon=True)
         self._stopping = False
         self.error = ""
+        #: The watch ended because every account needs the user to sign in.
+        self.needs_signin = False
         self.metrics_port = metrics_port
         #: Where the watch's metrics are served (once they are).
         self.metrics_url = ""
@@ -166,4 +170,5 @@ class AgentWatch:
             self._loop, self._task = asyncio.get_running_loop(), task
             if self._stopping:  # stop() came before there was a task to cancel
                 task.cancel()
-        await task
+        ended = await task
+        self.needs_signin = bool(ended) and all(h.state == "signin_needed" for h in ended)

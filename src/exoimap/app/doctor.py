@@ -5,24 +5,23 @@ Checks, in order (a check whose ground is missing is skipped, e.g. no sign-in wi
 valid config): the config; the vault (unlocks without a prompt, private, writable); per
 account the sign-in (a token refresh through the identity platform right now), the clock
 against the token's issue time (token validation breaks beyond a few minutes of skew), the
-IMAP server (DNS, verified TLS, sign-in, IDLE); the archive (folder writable, free disk
-space); then the audit chain; and the Python and library versions.
+IMAP server (DNS, verified TLS, sign-in, IDLE); the archive (folder writable, lock, index,
+files against the index, free space against growth: :mod:`exoimap.app.doctor_archive`);
+then the audit chain; and the Python and library versions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from exoimap.app.accounts import archive_path
+from exoimap.app.doctor_archive import archive_findings
+from exoimap.app.doctor_findings import DoctorSettings, Finding
 from exoimap.audit.verify import verify_log
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.vault import Vault
@@ -47,34 +46,6 @@ MINIMUM_VERSIONS: dict[str, tuple[int, ...]] = {
     "msal": (1, 31),
     "cryptography": (43,),
 }
-
-
-@dataclass(frozen=True)
-class DoctorSettings:
-    #: Seconds of clock difference with the identity platform still accepted.
-    max_clock_skew: float = 120.0
-    #: Free bytes the archive's disk must keep.
-    min_free_bytes: int = 1 << 30
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict: what was found, and when it failed, the one thing to do."""
-
-    check: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    account: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "account": self.account,
-            "ok": self.ok,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -219,37 +190,6 @@ def check_imap(account: AccountConfig, provider: TokenProvider) -> Finding:
     return Finding("imap", True, f"{where}: TLS verified, signed in, {idle}", "", name)
 
 
-def _mount_point(path: Path) -> Path:
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_archive(account: AccountConfig, paths: Paths, settings: DoctorSettings) -> Finding:
-    name = account.name
-    root = archive_path(account, paths)
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if os.statvfs(existing).f_flag & os.ST_RDONLY:
-        mount = _mount_point(existing)
-        fix = (
-            f"remount {mount} read-write (`mount -o remount,rw {mount}`) or move the "
-            f"archive (`archive = ...` under [accounts.{name}] in config.toml)"
-        )
-        return Finding("archive", False, f"{existing} is on a read-only file system", fix, name)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        fix = f"give your user write access to {existing} (e.g. `chmod u+rwx {existing}`)"
-        return Finding("archive", False, f"{existing} is not writable", fix, name)
-    free = shutil.disk_usage(existing).free
-    gib = free / (1 << 30)
-    if free < settings.min_free_bytes:
-        need = settings.min_free_bytes / (1 << 30)
-        fix = f"free disk space (at least {need:.1f} GiB) or move the archive (--archive)"
-        return Finding("archive", False, f"{root}: only {gib:.2f} GiB free", fix, name)
-    return Finding("archive", True, f"{root}: writable, {gib:.1f} GiB free", "", name)
-
-
 def check_audit(paths: Paths, key: Secret[bytes] | None) -> Finding:
     try:
         result = verify_log(paths.audit_dir, key, anchor=paths.audit_anchor)
@@ -291,7 +231,8 @@ def run_doctor(
                 add(finding)
             if signed_in[0].ok:
                 add(check_imap(account, provider))
-            add(check_archive(account, paths, settings))
+            for finding in archive_findings(account, paths, settings):
+                add(finding)
         try:
             key = audit_key()
         except ExoimapError:

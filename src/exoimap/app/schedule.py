@@ -2,10 +2,12 @@
 
 Two modes: periodic (``exoimap-sync.timer`` starting the oneshot ``exoimap-sync.service``)
 and watch (``exoimap-watch.service``, ``Type=notify`` with a watchdog: see
-:mod:`exoimap.app.watch_service`). The units run this very Python (``sys.executable -m
-exoimap``) with the home and vault key file of the installing shell; a vault passphrase is
-never written into a unit (a unit file is not a place for a secret): unattended runs use a
-key file. Exit code 3 (the sign-in needs the user) is not restarted in a loop.
+:mod:`exoimap.app.watch_service`), running ``exoimap watch`` or, with ``agent``, the
+resident agent with its watch (``agent serve --watch``, which notifies the same way).
+The units run this very Python (``sys.executable -m exoimap``) with the home and vault
+key file of the installing shell; a vault passphrase is never written into a unit (a unit
+file is not a place for a secret): unattended runs use a key file. Exit code 3 (the
+sign-in needs the user) is not restarted in a loop.
 
 Without a user systemd (containers, macOS, BSD) the caller prints :func:`cron_line`.
 """
@@ -69,14 +71,21 @@ class Schedule:
     names: tuple[str, ...]
     every: int | None = None
     python: str = sys.executable
+    #: Watch mode inside the resident agent (``agent serve --watch``), which also runs
+    #: ``exoimap sync`` and answers ``token print`` for mail clients.
+    agent: bool = False
 
     @property
     def watch(self) -> bool:
         return self.every is None
 
     def command(self) -> list[str]:
+        accounts = self.names or ("--all",)
+        if self.watch and self.agent:
+            return [self.python, "-m", "exoimap", "agent", "serve", "--idle-timeout", "0",
+                    "--watch", *accounts]  # fmt: skip
         verb = "watch" if self.watch else "sync"
-        return [self.python, "-m", "exoimap", verb, *(self.names or ("--all",))]
+        return [self.python, "-m", "exoimap", verb, *accounts]
 
 
 def _environment(environ: Mapping[str, str]) -> list[str]:
@@ -105,7 +114,8 @@ def units(
     if schedule.watch:
         service = [
             "[Unit]",
-            "Description=exoimap watch: keep mail archives current",
+            f"Description=exoimap {'agent ' if schedule.agent else ''}watch: keep mail "
+            "archives current",
             "Wants=network-online.target",
             "After=network-online.target",
             "",

@@ -35,6 +35,9 @@ class WatchService:
 
     health_file: HealthFile | None = None
     notifier: Notifier = field(default_factory=Notifier)
+    #: Whether the watch is the systemd service itself (``exoimap watch``: it says READY and
+    #: STOPPING) or runs inside one that says them (the agent); both feed the watchdog.
+    owns_service: bool = True
     on_change: Callable[[MailboxHealth], None] | None = None
     on_sync: Callable[[AccountResult], None] | None = None
     mailboxes: dict[str, MailboxHealth] = field(default_factory=dict)
@@ -46,7 +49,7 @@ class WatchService:
         if self.on_change is not None:
             self.on_change(health)
         states = ", ".join(f"{h.account}: {h.state}" for h in self.mailboxes.values())
-        if first:
+        if first and self.owns_service:
             self.notifier.ready(states)
         else:
             self.notifier.status(states)
@@ -97,6 +100,7 @@ async def serve_watch(
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
-        service.notifier.notify(STOPPING="1")
+        if service.owns_service:
+            service.notifier.notify(STOPPING="1")
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)

@@ -11,7 +11,7 @@ import click
 
 from exoimap.agent import control
 from exoimap.cli.account_names import account_names, select_accounts
-from exoimap.cli.app import EXIT_FAILURE, EXIT_OK, Group
+from exoimap.cli.app import EXIT_FAILURE, EXIT_OK, EXIT_SIGN_IN, Group
 from exoimap.cli.metrics import metrics_port_option
 from exoimap.cli.output import echo
 from exoimap.cli.watch_cmd import default_health_file, watch_options, watch_settings
@@ -217,6 +217,9 @@ def serve(
     accounts = _watched(load_config(paths), watch, names, all_accounts, metrics_port)
     watching = None
     if accounts:
+        from exoimap.net.tls import lean_tls_buffers
+
+        lean_tls_buffers()  # about three idle TLS connections a watched mailbox
         settings = watch_settings(idle_interval, poll_interval, full_sync_interval)
         health = HealthFile(health_file or default_health_file(paths))
         watching = AgentWatch(paths, accounts, settings, health, metrics_port=metrics_port)
@@ -226,3 +229,9 @@ def serve(
         idle_timeout=idle_timeout,
         watch=watching,
     ).serve()
+    # as `exoimap watch` exits: 3 when the watch ended for want of a sign-in (a service
+    # manager must not restart it in a loop), 1 when it failed
+    if watching is not None and watching.needs_signin:
+        raise click.exceptions.Exit(EXIT_SIGN_IN)
+    if watching is not None and watching.error:
+        raise click.exceptions.Exit(EXIT_FAILURE)

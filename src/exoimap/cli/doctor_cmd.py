@@ -23,9 +23,9 @@ _DEFAULTS = DoctorSettings()
 
 def _print(finding: Finding) -> None:
     who = f" {finding.account}" if finding.account else ""
-    mark = "ok  " if finding.ok else "FAIL"
+    mark = "FAIL" if not finding.ok else "warn" if finding.warning else "ok  "
     echo(f"{mark} {finding.check}{who}: {finding.detail}")
-    if not finding.ok:
+    if finding.fix and (finding.warning or not finding.ok):
         echo(f"     fix: {finding.fix}")
 
 
@@ -48,6 +48,12 @@ def _print_json(finding: Finding) -> None:
     default=_DEFAULTS.min_free_bytes / (1 << 30),
     help="GiB the archive's disk must keep free.",
 )
+@click.option(
+    "--min-free-days",
+    type=click.FloatRange(min=0),
+    default=_DEFAULTS.min_free_days,
+    help="Days the free space must last at the archive's growth rate.",
+)
 def doctor(
     *,
     names: tuple[str, ...],
@@ -55,9 +61,11 @@ def doctor(
     as_json: bool,
     max_clock_skew: float,
     min_free: float,
+    min_free_days: float,
 ) -> None:
-    """Check the config, vault, sign-in, clock, IMAP server, archive, audit chain and
-    versions; print the fix for each problem. Exit code 0 only when all pass."""
+    """Check the config, vault, sign-in, clock, IMAP server, archive (lock, index, files,
+    free space against growth), audit chain and versions; print the fix for each problem.
+    Exit code 0 only when all pass (warnings pass)."""
     paths = Paths.from_env()
 
     def select(config: Config, wanted: Sequence[str]) -> Sequence[AccountConfig]:
@@ -67,7 +75,9 @@ def doctor(
         return load_audit_key(paths, create=False)
 
     settings = DoctorSettings(
-        max_clock_skew=max_clock_skew, min_free_bytes=int(min_free * (1 << 30))
+        max_clock_skew=max_clock_skew,
+        min_free_bytes=int(min_free * (1 << 30)),
+        min_free_days=min_free_days,
     )
     findings = run_doctor(
         paths,
@@ -81,5 +91,8 @@ def doctor(
     if not as_json:
         plural = "" if len(failed) == 1 else "s"
         verdict = f"{len(failed)} problem{plural} found" if failed else "all checks passed"
+        warned = sum(1 for f in findings if f.ok and f.warning)
+        if warned:
+            verdict += f" ({warned} warning{'' if warned == 1 else 's'})"
         echo(f"doctor: {verdict}")
     raise click.exceptions.Exit(EXIT_FAILURE if failed else EXIT_OK)

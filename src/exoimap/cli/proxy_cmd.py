@@ -140,9 +140,10 @@ def _serve(
     from exoimap.auth.audit_key import audit_key_for
     from exoimap.auth.provider import TokenProvider
     from exoimap.auth.vault import Vault
+    from exoimap.net.tls import lean_tls_buffers
     from exoimap.proxy.gate import Gate
     from exoimap.proxy.limiter import FailureLimiter
-    from exoimap.proxy.server import ProxyServer, check_plaintext, lean_tls_buffers
+    from exoimap.proxy.server import ProxyServer, check_plaintext
     from exoimap.proxy.upstream import Upstreams
 
     host, port = listen

@@ -54,6 +54,12 @@ def _systemctl(*args: str) -> None:
 @click.option("--every", default=None, help="Sync at this interval: 30m, 1h, 1d ... [default: 1h]")
 @click.option("--watch", "watch_mode", is_flag=True, help="Run `exoimap watch` as a service.")
 @click.option(
+    "--agent",
+    "in_agent",
+    is_flag=True,
+    help="With --watch: run the watch inside the resident agent (`agent serve --watch`).",
+)
+@click.option(
     "--print", "print_only", is_flag=True, help="Show the units and the cron line; install nothing."
 )
 def install(
@@ -62,14 +68,21 @@ def install(
     all_accounts: bool,
     every: str | None,
     watch_mode: bool,
+    in_agent: bool,
     print_only: bool,
 ) -> None:
     """Install (or replace) the schedule: a timer for periodic syncs, or a watch service."""
     if every is not None and watch_mode:
         raise ConfigError("give --every or --watch, not both")
+    if in_agent and not watch_mode:
+        raise ConfigError("--agent goes with --watch")
     paths = Paths.from_env()
     select_accounts(load_config(paths), names, all_accounts)  # the names must exist
-    plan = s.Schedule(names=names, every=None if watch_mode else s.parse_every(every or "1h"))
+    plan = s.Schedule(
+        names=names,
+        every=None if watch_mode else s.parse_every(every or "1h"),
+        agent=in_agent,
+    )
     contents = s.units(plan, env_file=env_file(paths))
     _warn_about_passphrase(paths)
     if print_only:

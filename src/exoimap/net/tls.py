@@ -18,7 +18,7 @@ from pathlib import Path
 
 from exoimap.errors import ConfigError, TLSRefused
 
-__all__ = ["TLSPolicy", "map_ssl_error", "tls_version_name"]
+__all__ = ["TLSPolicy", "lean_tls_buffers", "map_ssl_error", "tls_version_name"]
 
 _ENV_VARS = ("SSL_CERT_FILE",)
 _CONTEXTS: dict[tuple[Path | None, float | None], ssl.SSLContext] = {}
@@ -78,6 +78,22 @@ class TLSPolicy:
                     key="ca_file",
                 ) from None
         return ctx
+
+
+#: Bytes asyncio's TLS layer reads at once, per connection (its default is 256 KiB).
+TLS_READ_BUFFER = 32 << 10
+
+
+def lean_tls_buffers() -> None:
+    """Make every later TLS connection of this process take a 32 KiB read buffer instead of
+    asyncio's 256 KiB, for the long-running processes that hold many idle connections (the
+    proxy: two a client; the watch: about three a mailbox). A TLS record is at most 16 KiB,
+    so reads stay whole records. (It changes asyncio's class attribute: call it only in a
+    process of its own, never from a library.)"""
+    from asyncio import sslproto
+
+    if hasattr(sslproto.SSLProtocol, "max_size"):
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 def tls_version_name(obj: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

@@ -21,24 +21,11 @@ from exoimap.proxy.meter import Listener
 from exoimap.proxy.relay import ClientSession
 from exoimap.proxy.upstream import Upstreams
 
-__all__ = ["DEFAULT_LISTEN", "ProxyServer", "check_plaintext", "lean_tls_buffers", "parse_listen"]
+__all__ = ["DEFAULT_LISTEN", "ProxyServer", "check_plaintext", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:1993"
-#: Bytes asyncio's TLS layer reads at once, per connection (its default is 256 KiB).
-TLS_READ_BUFFER = 32 << 10
-
-
-def lean_tls_buffers() -> None:
-    """Make every later TLS connection of this process take a 32 KiB read buffer instead of
-    asyncio's 256 KiB: a proxy client has two TLS connections, so 100 idle clients hold
-    6 MB instead of 50 MB. A TLS record is at most 16 KiB, so reads stay whole records.
-    (For the proxy's own process only: it changes asyncio's class attribute.)"""
-    from asyncio import sslproto
-
-    if hasattr(sslproto.SSLProtocol, "max_size"):
-        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 def parse_listen(value: str, *, option: str = "--listen") -> tuple[str, int]:

@@ -19,6 +19,7 @@ import datetime as _dt
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -336,6 +337,22 @@ class Index:
         self._execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self._execute("PRAGMA busy_timeout=2000")
 
+    @classmethod
+    def open_read_only(cls, path: Path) -> Index:
+        """The index at ``path`` opened to read only, for looking at an archive another
+        process may hold (``exoimap doctor``): nothing is written, a missing file is not
+        created (StoreError)."""
+        index = cls.__new__(cls)
+        index.path = path
+        try:
+            index._db = sqlite3.connect(
+                f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            index._execute("PRAGMA busy_timeout=2000")
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc, "opening the archive index to read", path=path) from exc
+        return index
+
     # --- every statement goes through these two ----------------------------------------
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -366,11 +383,11 @@ class Index:
         upgrade the tables. ``quick_check=False`` skips the integrity check, for a file
         known to be the one a clean session closed (see :func:`index_stamp`)."""
         if quick_check:
-            result = self._execute("PRAGMA quick_check").fetchone()
-            if result is None or result[0] != "ok":
+            answer = self._quick_check()
+            if answer != "ok":
                 raise IndexDamaged(
                     f"the archive index {self.path} failed its integrity check "
-                    f"(quick_check: {result[0] if result else 'no answer'})"
+                    f"(quick_check: {answer})"
                 )
         version = self._execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
@@ -393,6 +410,25 @@ class Index:
             raise map_sqlite_error(
                 exc, f"upgrading the index to schema {SCHEMA_VERSION}", path=self.path
             ) from exc
+
+    def _quick_check(self) -> str:
+        result = self._execute("PRAGMA quick_check").fetchone()
+        return str(result[0]) if result else "no answer"
+
+    @_mapped("checking the archive index")
+    def quick_check(self, *, time_limit: float) -> str | None:
+        """SQLite's ``quick_check`` answer (``"ok"`` for a sound file), or None when it
+        takes longer than ``time_limit`` seconds (a large index on a slow disk)."""
+        deadline = time.monotonic() + time_limit
+        self._db.set_progress_handler(lambda: time.monotonic() > deadline, 100)
+        try:
+            return self._quick_check()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                return None
+            raise
+        finally:
+            self._db.set_progress_handler(None, 0)
 
     @_mapped("reading the archive index")
     def initialized(self) -> bool:

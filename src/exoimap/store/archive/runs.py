@@ -28,7 +28,7 @@ from typing import Any
 from exoimap.errors import StoreError
 from exoimap.store.archive.files import atomic_write, map_os_error
 
-__all__ = ["RunJournal"]
+__all__ = ["RunJournal", "finished_runs"]
 
 _KEEP_RUNS = 50
 
@@ -89,3 +89,25 @@ class RunJournal:
         runs = sorted(self.directory.glob("*.json"))
         for path in runs[:-_KEEP_RUNS]:
             path.unlink()
+
+
+def finished_runs(directory: Path) -> list[tuple[_dt.datetime, int]]:
+    """When each recorded run finished and the bytes it fetched, oldest first (read only;
+    records that are unreadable or of runs that never finished are left out)."""
+    found: list[tuple[_dt.datetime, int]] = []
+    try:
+        paths = sorted(directory.glob("*.json"))
+    except OSError:
+        return found
+    for path in paths:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            finished = _dt.datetime.fromisoformat(record["finished"])
+            fetched = int(record["summary"]["bytes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if finished.tzinfo is None:  # not written by this module
+            continue
+        found.append((finished, fetched))
+    found.sort()
+    return found
