@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.tenant_scale [--mailboxes 1000] [--messages 200]
         [--workers 1,2,4] [--concurrency 2] [--budget 600] [--server-limit 900]
         [--window 10] [--out bench/work/tenant-scale.json] [--chart docs/tenant-scale.png]
+        [--seed-only]
 
 One sandbox tenant (in this process) holds ``--mailboxes`` mailboxes of ``--messages``
 messages each (seeded straight into the sandbox's stores). For each worker count, on a fresh
@@ -190,6 +191,8 @@ def _measure(work: Path, opts: argparse.Namespace) -> list[dict[str, Any]]:
         _seed(sandbox, opts.mailboxes, opts.messages)
         took = time.monotonic() - seeding
         print(f"seeded {opts.mailboxes} x {opts.messages} in {took:.1f} s", flush=True)
+        if opts.seed_only:
+            return results
         with sandbox.extra_server(settings, share_mailboxes=True) as server:
             setup = {
                 "postgres": postgres,
@@ -218,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=600)
     parser.add_argument("--server-limit", type=int, default=900)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--seed-only", action="store_true", help="Time the seeding only.")
     parser.add_argument("--out", type=Path, default=Path("bench/work/tenant-scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("docs/tenant-scale.png"))
     opts = parser.parse_args(argv)
@@ -227,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["EXOIMAP_VAULT_PASSPHRASE"] = secrets.token_urlsafe(16)
         os.environ["EXOIMAP_NO_KEYRING"] = "1"
         results = _measure(work, opts)
+    if opts.seed_only:
+        return 0
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     document = {"settings": {k: str(v) for k, v in vars(opts).items()}, "results": results}
     opts.out.write_text(json.dumps(document, indent=2))
