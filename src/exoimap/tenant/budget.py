@@ -8,8 +8,10 @@ told ("Request is throttled. Suggested Backoff Time: N milliseconds", or a 429 w
 * each budget is a sliding log of the last window's requests (a sorted set scored by
   Redis's own clock, so the workers' clocks need not agree); one script checks the
   tenant's and the mailbox's log and records the request in both, or in neither, at once;
-* a backoff is a "paused until" time per tenant that only ever moves later; every request
-  of every worker waits it out first.
+* a backoff is a "paused until" time per tenant that only ever moves later
+  (:class:`TenantPause`): whoever is told to back off, a worker's IMAP connection or
+  discovery's Microsoft Graph listing, sets it, and every request of every worker and of
+  discovery waits it out first.
 
 Dramatiq's ``WindowRateLimiter`` was not used: it counts with each machine's clock, takes
 one limit per call (a request refused by the mailbox's budget would still spend the
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -29,7 +33,7 @@ from redis.exceptions import RedisError
 from exoimap.errors import NetworkError
 from exoimap.net.session import NetEvent
 
-__all__ = ["Budget", "RequestBudget", "budget_key", "pause_key"]
+__all__ = ["Budget", "RequestBudget", "TenantPause", "budget_key", "pause_key"]
 
 log = logging.getLogger("exoimap.tenant")
 
@@ -95,13 +99,66 @@ class Budget:
     window_seconds: float = 60.0
 
 
+class TenantPause:
+    """The tenant's shared "not before" time, as one requester sees it (``seen_on`` names
+    it in the log: a mailbox, or discovery)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        tenant: str,
+        seen_on: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tenant, self.seen_on = tenant, seen_on
+        self._client, self._sleep = client, sleep
+        self._pause = client.register_script(_PAUSE)
+        #: Seconds :meth:`wait` slept.
+        self.waited = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the tenant, on every worker, for ``seconds`` (or the
+        longer pause already set)."""
+        milliseconds = max(1, int(seconds * 1000))
+        try:
+            self._pause(keys=[pause_key(self.tenant)], args=[milliseconds])
+        except RedisError as exc:
+            log.warning("could not share a backoff of %.1f s through Redis: %s", seconds, exc)
+            return
+        log.warning(
+            "tenant %s throttled (seen on %s): every worker holds back %.1f s",
+            self.tenant,
+            self.seen_on,
+            seconds,
+        )
+
+    def remaining(self) -> float:
+        """Seconds left of the pause (0.0: none); the key lives exactly as long as it."""
+        try:
+            left_ms = int(self._client.pttl(pause_key(self.tenant)))
+        except RedisError as exc:
+            raise NetworkError(f"cannot reach Redis for the tenant's backoff: {exc}") from None
+        return max(left_ms, 0) / 1000
+
+    def wait(self) -> None:
+        """Block until the pause is over (at once when there is none)."""
+        told = False
+        while (left := self.remaining()) > 0:
+            if not told and left >= 1:
+                log.info("%s waits %.1f s for the tenant's backoff", self.seen_on, left)
+                told = True
+            nap = min(left, _MAX_NAP)
+            self.waited += nap
+            self._sleep(nap)
+
+
 class RequestBudget:
     """One mailbox's view of its tenant's budget and pause (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, tenant: str, upn: str, budget: Budget) -> None:
         self.tenant, self.upn, self.budget = tenant, upn, budget
         self._take = client.register_script(_TAKE)
-        self._pause = client.register_script(_PAUSE)
+        self._shared_pause = TenantPause(client, tenant, upn)
         self._keys = [pause_key(tenant), budget_key(tenant), budget_key(tenant, upn)]
         self._limits = [budget.tenant_requests, budget.mailbox_requests]
         #: Seconds this mailbox's requests waited for the budget or a pause.
@@ -131,20 +188,8 @@ class RequestBudget:
             await asyncio.sleep(nap)
 
     def pause(self, seconds: float) -> None:
-        """Hold every request of the tenant, on every worker, for ``seconds`` (or the
-        longer pause already set)."""
-        milliseconds = max(1, int(seconds * 1000))
-        try:
-            self._pause(keys=self._keys[:1], args=[milliseconds])
-        except RedisError as exc:
-            log.warning("could not share a backoff of %.1f s through Redis: %s", seconds, exc)
-            return
-        log.warning(
-            "tenant %s throttled (seen on %s): every worker holds back %.1f s",
-            self.tenant,
-            self.upn,
-            seconds,
-        )
+        """Hold every request of the tenant, on every worker, for ``seconds``."""
+        self._shared_pause.pause(seconds)
 
     def heard(self, _account: str, event: NetEvent) -> None:
         """A connection event of the mailbox's backup: a throttling answer pauses all."""

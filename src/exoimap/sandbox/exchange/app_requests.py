@@ -36,6 +36,10 @@ class AppRequests:
         times.append(now)
         return True
 
+    def times(self, app: str) -> list[float]:
+        """When each admitted command of ``app`` arrived (``time.monotonic()``)."""
+        return list(self._admitted.get(app, ()))
+
     def count(self, app: str) -> int:
         """Commands admitted for ``app`` so far."""
         return len(self._admitted.get(app, ()))

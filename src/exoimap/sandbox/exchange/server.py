@@ -211,6 +211,10 @@ class ExchangeControl:
         log = self.server.app_requests
         return self._call(lambda: (log.count(app), log.busiest(app, window), log.throttled[app]))
 
+    def app_request_times(self, app: str) -> list[float]:
+        """When each command ``app`` sent (app-only, admitted) arrived (``time.monotonic()``)."""
+        return self._call(lambda: self.server.app_requests.times(app))
+
     def deliver(
         self,
         mailbox: str,
