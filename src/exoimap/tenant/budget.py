@@ -7,7 +7,9 @@ told ("Request is throttled. Suggested Backoff Time: N milliseconds", or a 429 w
 
 * each budget is a sliding log of the last window's requests (a sorted set scored by
   Redis's own clock, so the workers' clocks need not agree); one script checks the
-  tenant's and the mailbox's log and records the request in both, or in neither, at once;
+  tenant's and the mailbox's log and records the request in both, or in neither, at once,
+  and counts it in the tenant's total (:func:`requests_sent`: every IMAP command a job
+  sends is paced, so this is what Exchange was sent);
 * a backoff is a "paused until" time per tenant that only ever moves later
   (:class:`TenantPause`): whoever is told to back off, a worker's IMAP connection or
   discovery's Microsoft Graph listing, sets it, and every request of every worker and of
@@ -33,14 +35,23 @@ from redis.exceptions import RedisError
 from exoimap.errors import NetworkError
 from exoimap.net.session import NetEvent
 
-__all__ = ["Budget", "RequestBudget", "TenantPause", "budget_key", "pause_key"]
+__all__ = [
+    "Budget",
+    "RequestBudget",
+    "TenantPause",
+    "budget_key",
+    "pause_key",
+    "requests_sent",
+    "sent_key",
+]
 
 log = logging.getLogger("exoimap.tenant")
 
 #: Longest single sleep of a waiting request: a pause set meanwhile is seen this soon.
 _MAX_NAP = 5.0
 
-# KEYS: the pause, then the budget logs; ARGV: window (ms), a limit per log (0: none), an id.
+# KEYS: the pause, the budget logs, the count of requests sent; ARGV: window (ms), a limit
+# per log (0: none), an id.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -48,7 +59,7 @@ local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if paused > now then return paused - now end
 local window = tonumber(ARGV[1])
 local wait = 0
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   if tonumber(ARGV[i]) > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
     if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i]) then
@@ -58,7 +69,8 @@ for i = 2, #KEYS do
   end
 end
 if wait > 0 then return wait end
-for i = 2, #KEYS do
+redis.call('INCR', KEYS[#KEYS])
+for i = 2, #KEYS - 1 do
   if tonumber(ARGV[i]) > 0 then
     redis.call('ZADD', KEYS[i], now, ARGV[#ARGV])
     redis.call('PEXPIRE', KEYS[i], window)
@@ -87,6 +99,19 @@ def budget_key(tenant: str, upn: str | None = None) -> str:
 
 def pause_key(tenant: str) -> str:
     return f"exoimap:pause:{tenant}"
+
+
+def sent_key(tenant: str) -> str:
+    return f"exoimap:sent:{tenant}"
+
+
+def requests_sent(client: redis.Redis, tenant: str) -> int:
+    """How many requests the tenant's budget let go, ever, by every worker."""
+    try:
+        raw = client.get(sent_key(tenant))
+    except RedisError as exc:
+        raise NetworkError(f"cannot reach Redis for the request count: {exc}") from None
+    return int(raw or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +184,12 @@ class RequestBudget:
         self.tenant, self.upn, self.budget = tenant, upn, budget
         self._take = client.register_script(_TAKE)
         self._shared_pause = TenantPause(client, tenant, upn)
-        self._keys = [pause_key(tenant), budget_key(tenant), budget_key(tenant, upn)]
+        self._keys = [
+            pause_key(tenant),
+            budget_key(tenant),
+            budget_key(tenant, upn),
+            sent_key(tenant),
+        ]
         self._limits = [budget.tenant_requests, budget.mailbox_requests]
         #: Seconds this mailbox's requests waited for the budget or a pause.
         self.waited = 0.0

@@ -3,7 +3,10 @@
 Exchange throttles an application across the whole tenant, not per connection: this log
 keeps the time of every command each app-only client sent, so the service can refuse the
 ones past ``ThrottlePolicy.max_app_requests`` per window, and a test or benchmark can check
-afterwards that a client's own request budget kept it under a limit (:meth:`busiest`).
+afterwards that a client's own request budget kept it under a limit (:meth:`busiest`) and
+counted what it sent (:meth:`count` plus :attr:`throttled`). Which commands Exchange counts
+is not documented [U]: here every command of an app-only connection counts, those before
+its sign-in (CAPABILITY, AUTHENTICATE) when it signs in, and LOGOUT.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class AppRequests:
     def times(self, app: str) -> list[float]:
         """When each admitted command of ``app`` arrived (``time.monotonic()``)."""
         return list(self._admitted.get(app, ()))
+
+    def record(self, app: str, commands: int) -> None:
+        """Count ``commands`` of ``app`` sent now, whatever the limit (already answered)."""
+        now = time.monotonic()
+        self._admitted.setdefault(app, []).extend([now] * commands)
 
     def count(self, app: str) -> int:
         """Commands admitted for ``app`` so far."""
