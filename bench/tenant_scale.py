@@ -12,7 +12,8 @@ budget of ``--budget`` IMAP commands per ``--window`` seconds for the whole tena
 ``tenant discover``, the workers, ``tenant backup``, and the time until every mailbox has a
 successful run. The sandbox's IMAP server throttles the app past ``--server-limit`` commands
 per window and counts what it was sent, so the table shows the budget held: the most
-commands in any window, and how many were refused (0 when the budget held).
+commands in any window, and how many were refused (0 when the budget held); and the
+budget's own count of the commands it let go, which must equal the sandbox's.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from exoimap.sandbox.identity.model import FULL_ACCESS, MailboxPermission, User
 from exoimap.sandbox.services import running_postgres, running_redis, stop
 from exoimap.sandbox.tenant import SandboxTenant, running_tenant
 from exoimap.store.conformance import sample_message
+from exoimap.tenant.budget import requests_sent
 
 __all__ = ["main"]
 
@@ -104,7 +106,7 @@ def _round(
         "--archive-root", str(work / f"archives-{workers}"),
         "--database", database,
     )  # fmt: skip
-    _cli("tenant", "discover", "bench", "--database", database)
+    _cli("tenant", "discover", "bench", "--database", database, "--redis", setup["redis"])
     logs = [(work / f"worker-{workers}-{n}.log").open("wb") for n in range(workers)]
     command = [
         sys.executable, "-m", "exoimap", "worker",
@@ -129,7 +131,9 @@ def _round(
             stop(process, wait=60)
         for log in logs:
             log.close()
-    sent, busiest, throttled = server.app_requests(setup["client_id"], setup["window"])
+    sent, busiest, throttled = server.app_requests(setup["client_id"], setup["window"], started)
+    counted = requests_sent(redis.Redis.from_url(setup["redis"]), "bench")
+    commands, refused = sent - before[0], throttled - before[2]
     mailboxes, messages = setup["mailboxes"], setup["mailboxes"] * setup["messages"]
     return {
         "workers": workers,
@@ -139,9 +143,11 @@ def _round(
         "seconds": round(seconds, 1),
         "mailboxes_per_s": round(mailboxes / seconds, 2),
         "messages_per_s": round(messages / seconds, 1),
-        "commands": sent - before[0],
+        "commands": commands,
+        "budget_counted": counted,
+        "counts_agree": counted == commands + refused,
         "busiest_window": busiest,
-        "refused": throttled - before[2],
+        "refused": refused,
     }
 
 

@@ -52,9 +52,10 @@ class AppRequests:
         """Commands admitted for ``app`` so far."""
         return len(self._admitted.get(app, ()))
 
-    def busiest(self, app: str, window: float) -> int:
-        """The most commands ``app`` sent within any ``window`` seconds."""
-        times = self._admitted.get(app, [])
+    def busiest(self, app: str, window: float, since: float = 0.0) -> int:
+        """The most commands ``app`` sent within any ``window`` seconds (from ``since``)."""
+        every = self._admitted.get(app, [])
+        times = every[bisect.bisect_left(every, since) :]
         most, start = 0, 0
         for end, at in enumerate(times):
             while times[start] <= at - window:
