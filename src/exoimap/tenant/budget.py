@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -124,6 +124,17 @@ class Budget:
     window_seconds: float = 60.0
 
 
+def _naps(left: Callable[[], float], who: str, what: str) -> Iterator[float]:
+    """The sleeps of one waiter until ``left()`` says none is left; a long wait is logged
+    once."""
+    told = False
+    while (wait := left()) > 0:
+        if not told and wait >= 1:
+            log.info("%s waits %.1f s for the tenant's %s", who, wait, what)
+            told = True
+        yield min(wait, _MAX_NAP)
+
+
 class TenantPause:
     """The tenant's shared "not before" time, as one requester sees it (``seen_on`` names
     it in the log: a mailbox, or discovery)."""
@@ -167,12 +178,7 @@ class TenantPause:
 
     def wait(self) -> None:
         """Block until the pause is over (at once when there is none)."""
-        told = False
-        while (left := self.remaining()) > 0:
-            if not told and left >= 1:
-                log.info("%s waits %.1f s for the tenant's backoff", self.seen_on, left)
-                told = True
-            nap = min(left, _MAX_NAP)
+        for nap in _naps(self.remaining, self.seen_on, "backoff"):
             self.waited += nap
             self._sleep(nap)
 
@@ -208,12 +214,7 @@ class RequestBudget:
 
     async def __call__(self) -> None:
         """Wait until one more request may go (a :data:`exoimap.net.pacing.Pacer`)."""
-        told = False
-        while (wait := self.try_take()) > 0:
-            if not told and wait >= 1:
-                log.info("%s waits %.1f s for the tenant's request budget", self.upn, wait)
-                told = True
-            nap = min(wait, _MAX_NAP)
+        for nap in _naps(self.try_take, self.upn, "request budget"):
             self.waited += nap
             await asyncio.sleep(nap)
 
