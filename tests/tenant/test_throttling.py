@@ -56,7 +56,7 @@ def test_workers_together_stay_within_the_tenants_request_budget(setup: Setup) -
     # reaches the server's count later, and on a busy machine (the suite under load) the
     # grants of one window can arrive together with the next window's: at most twice the
     # budget in one server window while no command waits a whole window to be sent
-    budget, server_limit = 60, 120
+    budget, server_limit = 40, 80
     upns = make_mailboxes(setup.sandbox, setup.app, 4)
     with _throttling_server(setup, server_limit, backoff_ms=3000) as server:
         setup.add_and_discover(
@@ -71,6 +71,7 @@ def test_workers_together_stay_within_the_tenants_request_budget(setup: Setup) -
     assert requests_sent(redis.Redis.from_url(setup.redis_url), "acme") == sent
     assert busiest <= server_limit
     assert sent > 2 * budget  # the run needed several windows: the budget held it back
+    # every job's first wait is logged (a short one at debug level): the budget held back
     assert "for the tenant's request budget" in setup.log()
     assert {r.outcome for r in all_runs(setup.database)} == {"ok"}
     _all_archived(setup, upns)

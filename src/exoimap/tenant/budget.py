@@ -125,12 +125,13 @@ class Budget:
 
 
 def _naps(left: Callable[[], float], who: str, what: str) -> Iterator[float]:
-    """The sleeps of one waiter until ``left()`` says none is left; a long wait is logged
-    once."""
+    """The sleeps of one waiter until ``left()`` says none is left; its first wait is
+    logged (a short one at debug level)."""
     told = False
     while (wait := left()) > 0:
-        if not told and wait >= 1:
-            log.info("%s waits %.1f s for the tenant's %s", who, wait, what)
+        if not told:
+            level = logging.INFO if wait >= 1 else logging.DEBUG
+            log.log(level, "%s waits %.1f s for the tenant's %s", who, wait, what)
             told = True
         yield min(wait, _MAX_NAP)
 
