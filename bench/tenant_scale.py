@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.tenant_scale [--mailboxes 1000] [--messages 200]
         [--workers 1,2,4] [--concurrency 2] [--budget 600] [--server-limit 900]
         [--window 10] [--out bench/work/tenant-scale.json] [--chart docs/tenant-scale.png]
+        [--seed-only]
 
 One sandbox tenant (in this process) holds ``--mailboxes`` mailboxes of ``--messages``
 messages each (seeded straight into the sandbox's stores). For each worker count, on a fresh
@@ -11,7 +12,8 @@ budget of ``--budget`` IMAP commands per ``--window`` seconds for the whole tena
 ``tenant discover``, the workers, ``tenant backup``, and the time until every mailbox has a
 successful run. The sandbox's IMAP server throttles the app past ``--server-limit`` commands
 per window and counts what it was sent, so the table shows the budget held: the most
-commands in any window, and how many were refused (0 when the budget held).
+commands in any window, and how many were refused (0 when the budget held); and the
+budget's own count of the commands it let go, which must equal the sandbox's.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from exoimap.sandbox.identity.model import FULL_ACCESS, MailboxPermission, User
 from exoimap.sandbox.services import running_postgres, running_redis, stop
 from exoimap.sandbox.tenant import SandboxTenant, running_tenant
 from exoimap.store.conformance import sample_message
+from exoimap.tenant.budget import requests_sent
 
 __all__ = ["main"]
 
@@ -103,7 +106,7 @@ def _round(
         "--archive-root", str(work / f"archives-{workers}"),
         "--database", database,
     )  # fmt: skip
-    _cli("tenant", "discover", "bench", "--database", database)
+    _cli("tenant", "discover", "bench", "--database", database, "--redis", setup["redis"])
     logs = [(work / f"worker-{workers}-{n}.log").open("wb") for n in range(workers)]
     command = [
         sys.executable, "-m", "exoimap", "worker",
@@ -128,7 +131,9 @@ def _round(
             stop(process, wait=60)
         for log in logs:
             log.close()
-    sent, busiest, throttled = server.app_requests(setup["client_id"], setup["window"])
+    sent, busiest, throttled = server.app_requests(setup["client_id"], setup["window"], started)
+    counted = requests_sent(redis.Redis.from_url(setup["redis"]), "bench")
+    commands, refused = sent - before[0], throttled - before[2]
     mailboxes, messages = setup["mailboxes"], setup["mailboxes"] * setup["messages"]
     return {
         "workers": workers,
@@ -138,9 +143,11 @@ def _round(
         "seconds": round(seconds, 1),
         "mailboxes_per_s": round(mailboxes / seconds, 2),
         "messages_per_s": round(messages / seconds, 1),
-        "commands": sent - before[0],
+        "commands": commands,
+        "budget_counted": counted,
+        "counts_agree": counted == commands + refused,
         "busiest_window": busiest,
-        "refused": throttled - before[2],
+        "refused": refused,
     }
 
 
@@ -190,6 +197,8 @@ def _measure(work: Path, opts: argparse.Namespace) -> list[dict[str, Any]]:
         _seed(sandbox, opts.mailboxes, opts.messages)
         took = time.monotonic() - seeding
         print(f"seeded {opts.mailboxes} x {opts.messages} in {took:.1f} s", flush=True)
+        if opts.seed_only:
+            return results
         with sandbox.extra_server(settings, share_mailboxes=True) as server:
             setup = {
                 "postgres": postgres,
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=600)
     parser.add_argument("--server-limit", type=int, default=900)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--seed-only", action="store_true", help="Time the seeding only.")
     parser.add_argument("--out", type=Path, default=Path("bench/work/tenant-scale.json"))
     parser.add_argument("--chart", type=Path, default=Path("docs/tenant-scale.png"))
     opts = parser.parse_args(argv)
@@ -227,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["EXOIMAP_VAULT_PASSPHRASE"] = secrets.token_urlsafe(16)
         os.environ["EXOIMAP_NO_KEYRING"] = "1"
         results = _measure(work, opts)
+    if opts.seed_only:
+        return 0
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     document = {"settings": {k: str(v) for k, v in vars(opts).items()}, "results": results}
     opts.out.write_text(json.dumps(document, indent=2))

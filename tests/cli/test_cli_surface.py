@@ -129,7 +129,7 @@ SURFACE: dict[str, list[str]] = {
         "--budget-window", "--database",
     ],
     "tenant backup": ["NAME", "--database", "--redis"],
-    "tenant discover": ["NAME", "--page-size", "--database"],
+    "tenant discover": ["NAME", "--page-size", "--database", "--redis"],
     "tenant status": ["NAME", "--database"],
     "tenant verify": ["NAME", "--deep", "--parallel", "--database"],
     "token": [],

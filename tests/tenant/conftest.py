@@ -4,7 +4,7 @@ process (session scope), a fresh database and an empty Redis for each test."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -70,3 +70,12 @@ def setup(
         tmp_path / "archives",
         tmp_path / "logs",
     )
+
+
+@pytest.fixture
+def graph_budget(sandbox_tenant: SandboxTenant) -> Iterator[Callable[..., object]]:
+    """Lets a test tighten the sandbox Graph's budget; puts it back after."""
+    before = sandbox_tenant.admin.directory.settings
+    saved = (before.graph_budget, before.graph_budget_window)
+    yield sandbox_tenant.admin.configure
+    sandbox_tenant.admin.configure(graph_budget=saved[0], graph_budget_window=saved[1])

@@ -17,15 +17,6 @@ from tests.tenant.helpers import Setup, add_tenant, make_mailboxes, make_tenant_
 pytestmark = pytest.mark.xdist_group("tenant")
 
 
-@pytest.fixture
-def graph_budget(sandbox_tenant: SandboxTenant):
-    """Lets a test tighten the Graph budget; puts the default back after."""
-    before = sandbox_tenant.admin.directory.settings
-    saved = (before.graph_budget, before.graph_budget_window)
-    yield sandbox_tenant.admin.configure
-    sandbox_tenant.admin.configure(graph_budget=saved[0], graph_budget_window=saved[1])
-
-
 def test_discover_pages_through_users_waits_out_429_and_applies_filters(
     sandbox_tenant: SandboxTenant,
     database_url: str,

@@ -136,13 +136,25 @@ def add(**options: object) -> None:
 @click.argument("name", help="The tenant.")
 @click.option("--page-size", type=click.IntRange(1, 999), default=999, help="Users per page.")
 @DATABASE_OPTION
-def discover(name: str, page_size: int, database: str | None) -> None:
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="EXOIMAP_REDIS_URL",
+    metavar="URL",
+    help="Share throttling backoffs with the tenant's workers through this Redis"
+    " (or EXOIMAP_REDIS_URL).",
+)
+def discover(name: str, page_size: int, database: str | None, redis_url: str | None) -> None:
     """List the tenant's mailboxes through Microsoft Graph and record them in the catalog."""
+    from exoimap.tenant.budget import TenantPause
     from exoimap.tenant.catalog import open_catalog
     from exoimap.tenant.discover import discover as run_discovery
+    from exoimap.tenant.jobs import redis_client
 
     with open_catalog(database) as catalog:
-        found = run_discovery(catalog, catalog.tenant(name), page_size=page_size)
+        tenant = catalog.tenant(name)
+        backoff = TenantPause(redis_client(redis_url), name, "discovery") if redis_url else None
+        found = run_discovery(catalog, tenant, page_size=page_size, backoff=backoff)
     for box in found.kept:
         echo(f"  {box.upn}")
     echo(

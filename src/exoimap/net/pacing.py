@@ -2,7 +2,9 @@
 
 A tenant worker shares one request budget per tenant and per mailbox with every other
 worker (in Redis); the IMAP code knows nothing of that. It awaits :func:`pace` before each
-command it sends, which does nothing unless the code around it installed a pacer with
+command it sends (every one, the sign-in and LOGOUT included, in
+:meth:`exoimap.net.session.ImapSession.send_paced`: a pacer's count is what the server was
+sent), which does nothing unless the code around it installed a pacer with
 :func:`paced_by` (a context variable: each job's event loop, and each task it starts, sees
 the pacer of the job that started it).
 """

@@ -364,7 +364,7 @@ class ImapSession:
         else:
             message = sasl.plain(credentials.user, credentials.password)
         inline = "SASL-IR" in caps
-        tag = self.send(c.Authenticate(mechanism, message if inline else None))
+        tag = await self.send_paced(c.Authenticate(mechanism, message if inline else None))
         pending = self._pending[tag]
         sent = inline
         while True:
@@ -410,7 +410,11 @@ class ImapSession:
     # --- commands -------------------------------------------------------------------------
 
     def send(self, command: c.Command, *, stream: bool = False) -> str:
-        """Queue a command and write it out; returns its tag (see :meth:`wait`)."""
+        """Queue a command and write it out at once; returns its tag (see :meth:`wait`).
+
+        Unpaced: every command of this class goes through :meth:`send_paced`, so a pacer
+        (a tenant's request budget) counts each one; only a relay passing on its own
+        client's commands calls this directly."""
         self._check_usable()
         tag = self.conn.send(command)
         self.commands_sent += 1
@@ -690,7 +694,7 @@ class ImapSession:
         if self._error is None and not self.transport.closed:
             try:
                 async with asyncio.timeout(5):
-                    tag = self.send(c.Logout())
+                    tag = await self.send_paced(c.Logout())
                     await self.wait(tag)
             except (ConnectionLost, TimeoutError, RemoteProtocolError, LocalProtocolError):
                 pass

@@ -7,9 +7,13 @@ told ("Request is throttled. Suggested Backoff Time: N milliseconds", or a 429 w
 
 * each budget is a sliding log of the last window's requests (a sorted set scored by
   Redis's own clock, so the workers' clocks need not agree); one script checks the
-  tenant's and the mailbox's log and records the request in both, or in neither, at once;
-* a backoff is a "paused until" time per tenant that only ever moves later; every request
-  of every worker waits it out first.
+  tenant's and the mailbox's log and records the request in both, or in neither, at once,
+  and counts it in the tenant's total (:func:`requests_sent`: every IMAP command a job
+  sends is paced, so this is what Exchange was sent);
+* a backoff is a "paused until" time per tenant that only ever moves later
+  (:class:`TenantPause`): whoever is told to back off, a worker's IMAP connection or
+  discovery's Microsoft Graph listing, sets it, and every request of every worker and of
+  discovery waits it out first.
 
 Dramatiq's ``WindowRateLimiter`` was not used: it counts with each machine's clock, takes
 one limit per call (a request refused by the mailbox's budget would still spend the
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -29,14 +35,23 @@ from redis.exceptions import RedisError
 from exoimap.errors import NetworkError
 from exoimap.net.session import NetEvent
 
-__all__ = ["Budget", "RequestBudget", "budget_key", "pause_key"]
+__all__ = [
+    "Budget",
+    "RequestBudget",
+    "TenantPause",
+    "budget_key",
+    "pause_key",
+    "requests_sent",
+    "sent_key",
+]
 
 log = logging.getLogger("exoimap.tenant")
 
 #: Longest single sleep of a waiting request: a pause set meanwhile is seen this soon.
 _MAX_NAP = 5.0
 
-# KEYS: the pause, then the budget logs; ARGV: window (ms), a limit per log (0: none), an id.
+# KEYS: the pause, the budget logs, the count of requests sent; ARGV: window (ms), a limit
+# per log (0: none), an id.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,7 +59,7 @@ local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if paused > now then return paused - now end
 local window = tonumber(ARGV[1])
 local wait = 0
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   if tonumber(ARGV[i]) > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
     if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i]) then
@@ -54,7 +69,8 @@ for i = 2, #KEYS do
   end
 end
 if wait > 0 then return wait end
-for i = 2, #KEYS do
+redis.call('INCR', KEYS[#KEYS])
+for i = 2, #KEYS - 1 do
   if tonumber(ARGV[i]) > 0 then
     redis.call('ZADD', KEYS[i], now, ARGV[#ARGV])
     redis.call('PEXPIRE', KEYS[i], window)
@@ -85,6 +101,19 @@ def pause_key(tenant: str) -> str:
     return f"exoimap:pause:{tenant}"
 
 
+def sent_key(tenant: str) -> str:
+    return f"exoimap:sent:{tenant}"
+
+
+def requests_sent(client: redis.Redis, tenant: str) -> int:
+    """How many requests the tenant's budget let go, ever, by every worker."""
+    try:
+        raw = client.get(sent_key(tenant))
+    except RedisError as exc:
+        raise NetworkError(f"cannot reach Redis for the request count: {exc}") from None
+    return int(raw or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """How many requests a tenant, and each of its mailboxes, may send per window (0: no
@@ -95,14 +124,79 @@ class Budget:
     window_seconds: float = 60.0
 
 
+def _naps(left: Callable[[], float], who: str, what: str) -> Iterator[float]:
+    """The sleeps of one waiter until ``left()`` says none is left; its first wait is
+    logged (a short one at debug level)."""
+    told = False
+    while (wait := left()) > 0:
+        if not told:
+            level = logging.INFO if wait >= 1 else logging.DEBUG
+            log.log(level, "%s waits %.1f s for the tenant's %s", who, wait, what)
+            told = True
+        yield min(wait, _MAX_NAP)
+
+
+class TenantPause:
+    """The tenant's shared "not before" time, as one requester sees it (``seen_on`` names
+    it in the log: a mailbox, or discovery)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        tenant: str,
+        seen_on: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tenant, self.seen_on = tenant, seen_on
+        self._client, self._sleep = client, sleep
+        self._pause = client.register_script(_PAUSE)
+        #: Seconds :meth:`wait` slept.
+        self.waited = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the tenant, on every worker, for ``seconds`` (or the
+        longer pause already set)."""
+        milliseconds = max(1, int(seconds * 1000))
+        try:
+            self._pause(keys=[pause_key(self.tenant)], args=[milliseconds])
+        except RedisError as exc:
+            log.warning("could not share a backoff of %.1f s through Redis: %s", seconds, exc)
+            return
+        log.warning(
+            "tenant %s throttled (seen on %s): every worker holds back %.1f s",
+            self.tenant,
+            self.seen_on,
+            seconds,
+        )
+
+    def remaining(self) -> float:
+        """Seconds left of the pause (0.0: none); the key lives exactly as long as it."""
+        try:
+            left_ms = int(self._client.pttl(pause_key(self.tenant)))
+        except RedisError as exc:
+            raise NetworkError(f"cannot reach Redis for the tenant's backoff: {exc}") from None
+        return max(left_ms, 0) / 1000
+
+    def wait(self) -> None:
+        """Block until the pause is over (at once when there is none)."""
+        for nap in _naps(self.remaining, self.seen_on, "backoff"):
+            self.waited += nap
+            self._sleep(nap)
+
+
 class RequestBudget:
     """One mailbox's view of its tenant's budget and pause (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, tenant: str, upn: str, budget: Budget) -> None:
         self.tenant, self.upn, self.budget = tenant, upn, budget
         self._take = client.register_script(_TAKE)
-        self._pause = client.register_script(_PAUSE)
-        self._keys = [pause_key(tenant), budget_key(tenant), budget_key(tenant, upn)]
+        self._shared_pause = TenantPause(client, tenant, upn)
+        self._keys = [
+            pause_key(tenant),
+            budget_key(tenant),
+            budget_key(tenant, upn),
+            sent_key(tenant),
+        ]
         self._limits = [budget.tenant_requests, budget.mailbox_requests]
         #: Seconds this mailbox's requests waited for the budget or a pause.
         self.waited = 0.0
@@ -121,30 +215,13 @@ class RequestBudget:
 
     async def __call__(self) -> None:
         """Wait until one more request may go (a :data:`exoimap.net.pacing.Pacer`)."""
-        told = False
-        while (wait := self.try_take()) > 0:
-            if not told and wait >= 1:
-                log.info("%s waits %.1f s for the tenant's request budget", self.upn, wait)
-                told = True
-            nap = min(wait, _MAX_NAP)
+        for nap in _naps(self.try_take, self.upn, "request budget"):
             self.waited += nap
             await asyncio.sleep(nap)
 
     def pause(self, seconds: float) -> None:
-        """Hold every request of the tenant, on every worker, for ``seconds`` (or the
-        longer pause already set)."""
-        milliseconds = max(1, int(seconds * 1000))
-        try:
-            self._pause(keys=self._keys[:1], args=[milliseconds])
-        except RedisError as exc:
-            log.warning("could not share a backoff of %.1f s through Redis: %s", seconds, exc)
-            return
-        log.warning(
-            "tenant %s throttled (seen on %s): every worker holds back %.1f s",
-            self.tenant,
-            self.upn,
-            seconds,
-        )
+        """Hold every request of the tenant, on every worker, for ``seconds``."""
+        self._shared_pause.pause(seconds)
 
     def heard(self, _account: str, event: NetEvent) -> None:
         """A connection event of the mailbox's backup: a throttling answer pauses all."""

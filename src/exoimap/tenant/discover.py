@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from exoimap.errors import ConfigError
 from exoimap.secrets import Secret
 from exoimap.tenant.catalog import Catalog
-from exoimap.tenant.graph import GraphUser, group_members, list_users
+from exoimap.tenant.graph import Backoff, GraphUser, LocalBackoff, group_members, list_users
 from exoimap.tenant.model import Mailbox, TenantRecord
 from exoimap.tenant.signin import graph_token
 
@@ -81,11 +81,12 @@ def discover(
     *,
     token: Callable[[TenantRecord], Secret[str]] = graph_token,
     page_size: int = 999,
-    sleep: Callable[[float], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> Discovery:
-    """List the tenant's users through Graph and record the mailboxes the filters keep."""
+    """List the tenant's users through Graph and record the mailboxes the filters keep;
+    throttling answers go to ``backoff`` (one for the whole discovery)."""
     access = token(tenant)
-    paced = {"sleep": sleep} if sleep is not None else {}
+    paced = {"backoff": backoff or LocalBackoff()}
 
     def members(group: str) -> frozenset[str]:
         found = group_members(

@@ -3,9 +3,11 @@ groups included), page by page.
 
 ``GET /v1.0/users`` (``User.Read.All``) and ``GET /v1.0/groups/{id}/transitiveMembers/
 microsoft.graph.user`` (``GroupMember.Read.All``) with ``$select`` and ``$top``, following
-``@odata.nextLink`` until it is absent. A 429 (or 503/504) is waited out for the
-``Retry-After`` seconds it names (bounded), then the same page is asked again; other
-refusals end discovery with what to fix.
+``@odata.nextLink`` until it is absent. A 429 (or 503/504) is handed to a :class:`Backoff`
+with the ``Retry-After`` seconds it names (bounded), which every request waits out before
+it goes, then the same page is asked again; other refusals end discovery with what to fix.
+A tenant's discovery given :class:`exoimap.tenant.budget.TenantPause` as its backoff shares
+it with the tenant's workers, both ways.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -23,13 +25,41 @@ from exoimap.errors import AuthError, ConfigError, InsufficientPermission, Netwo
 from exoimap.secrets import Secret
 from exoimap.untrusted import shown
 
-__all__ = ["GraphUser", "group_members", "list_users"]
+__all__ = ["Backoff", "GraphUser", "LocalBackoff", "group_members", "list_users"]
 
 _RETRIED = frozenset({429, 503, 504})
 #: Longest single wait a Retry-After may impose, and how many waits one page may take.
 _MAX_WAIT = 300.0
 _MAX_WAITS = 10
 _SELECT = "id,userPrincipalName,displayName,mail,accountEnabled"
+
+
+class Backoff(Protocol):
+    """Where a throttling answer's wait is recorded, and waited out before each request."""
+
+    def wait(self) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
+class LocalBackoff:
+    """A :class:`Backoff` for this process only."""
+
+    def __init__(
+        self,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep, self._clock = sleep, clock
+        self._not_before = 0.0
+
+    def wait(self) -> None:
+        left = self._not_before - self._clock()
+        if left > 0:
+            self._sleep(left)
+
+    def pause(self, seconds: float) -> None:
+        self._not_before = max(self._not_before, self._clock() + seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +123,20 @@ def _get(
     session: requests.Session,
     url: str,
     token: Secret[str],
-    sleep: Callable[[float], None],
+    backoff: Backoff,
     *,
     params: dict[str, str] | None,
     listing: _Listing,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
     for waited in range(_MAX_WAITS + 1):
+        backoff.wait()
         try:
             response = session.get(url, headers=headers, params=params, timeout=60)
         except requests.RequestException as exc:
             raise NetworkError(f"cannot reach Microsoft Graph: {type(exc).__name__}") from None
         if response.status_code in _RETRIED and waited < _MAX_WAITS:
-            sleep(_retry_after(response, waited))
+            backoff.pause(_retry_after(response, waited))
             continue
         if response.status_code != 200:
             raise _refusal(response, listing)
@@ -133,9 +164,10 @@ def _items(
     *,
     ca_file: Path | None,
     page_size: int,
-    sleep: Callable[[float], None],
+    backoff: Backoff | None,
 ) -> Iterator[dict[str, Any]]:
     """Every item of a listing, following ``@odata.nextLink``."""
+    backoff = backoff or LocalBackoff()
     with requests.Session() as session:
         if ca_file is not None:
             session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
@@ -143,7 +175,7 @@ def _items(
         url: str | None = f"{graph_url.rstrip('/')}{path}"
         params: dict[str, str] | None = {"$select": _SELECT, "$top": str(page_size)}
         while url:
-            body = _get(session, url, token, sleep, params=params, listing=listing)
+            body = _get(session, url, token, backoff, params=params, listing=listing)
             yield from (item for item in body.get("value") or [] if isinstance(item, dict))
             link = body.get("@odata.nextLink")
             url, params = (_same_service(graph_url, link) if link else None), None
@@ -155,12 +187,18 @@ def list_users(
     *,
     ca_file: Path | None = None,
     page_size: int = 999,
-    sleep: Callable[[float], None] = time.sleep,
+    backoff: Backoff | None = None,
 ) -> Iterator[GraphUser]:
     """Every user of the token's tenant."""
     listing = _Listing("users", "User.Read.All")
     for item in _items(
-        graph_url, "/v1.0/users", token, listing, ca_file=ca_file, page_size=page_size, sleep=sleep
+        graph_url,
+        "/v1.0/users",
+        token,
+        listing,
+        ca_file=ca_file,
+        page_size=page_size,
+        backoff=backoff,
     ):
         user = _user(item)
         if user is not None:
@@ -174,13 +212,13 @@ def group_members(
     *,
     ca_file: Path | None = None,
     page_size: int = 999,
-    sleep: Callable[[float], None] = time.sleep,
+    backoff: Backoff | None = None,
 ) -> Iterator[GraphUser]:
     """Every user in the group ``group_id``, directly or through nested groups."""
     path = f"/v1.0/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
     listing = _Listing(f"group {shown(group_id)}", "GroupMember.Read.All")
     for item in _items(
-        graph_url, path, token, listing, ca_file=ca_file, page_size=page_size, sleep=sleep
+        graph_url, path, token, listing, ca_file=ca_file, page_size=page_size, backoff=backoff
     ):
         user = _user(item)
         if user is not None:

@@ -3,7 +3,10 @@
 Exchange throttles an application across the whole tenant, not per connection: this log
 keeps the time of every command each app-only client sent, so the service can refuse the
 ones past ``ThrottlePolicy.max_app_requests`` per window, and a test or benchmark can check
-afterwards that a client's own request budget kept it under a limit (:meth:`busiest`).
+afterwards that a client's own request budget kept it under a limit (:meth:`busiest`) and
+counted what it sent (:meth:`count` plus :attr:`throttled`). Which commands Exchange counts
+is not documented [U]: here every command of an app-only connection counts, those before
+its sign-in (CAPABILITY, AUTHENTICATE) when it signs in, and LOGOUT.
 """
 
 from __future__ import annotations
@@ -36,13 +39,23 @@ class AppRequests:
         times.append(now)
         return True
 
+    def times(self, app: str) -> list[float]:
+        """When each admitted command of ``app`` arrived (``time.monotonic()``)."""
+        return list(self._admitted.get(app, ()))
+
+    def record(self, app: str, commands: int) -> None:
+        """Count ``commands`` of ``app`` sent now, whatever the limit (already answered)."""
+        now = time.monotonic()
+        self._admitted.setdefault(app, []).extend([now] * commands)
+
     def count(self, app: str) -> int:
         """Commands admitted for ``app`` so far."""
         return len(self._admitted.get(app, ()))
 
-    def busiest(self, app: str, window: float) -> int:
-        """The most commands ``app`` sent within any ``window`` seconds."""
-        times = self._admitted.get(app, [])
+    def busiest(self, app: str, window: float, since: float = 0.0) -> int:
+        """The most commands ``app`` sent within any ``window`` seconds (from ``since``)."""
+        every = self._admitted.get(app, [])
+        times = every[bisect.bisect_left(every, since) :]
         most, start = 0, 0
         for end, at in enumerate(times):
             while times[start] <= at - window:

@@ -205,11 +205,17 @@ class ExchangeControl:
     def drop_connections(self) -> None:
         self._call(self.server.drop_connections)
 
-    def app_requests(self, app: str, window: float) -> tuple[int, int, int]:
-        """Commands ``app`` sent (app-only), the most within any ``window`` seconds, and
-        how many were refused as throttled."""
+    def app_requests(self, app: str, window: float, since: float = 0.0) -> tuple[int, int, int]:
+        """Commands ``app`` sent (app-only), the most within any ``window`` seconds (from
+        ``since``, a ``time.monotonic()``), and how many were refused as throttled."""
         log = self.server.app_requests
-        return self._call(lambda: (log.count(app), log.busiest(app, window), log.throttled[app]))
+        return self._call(
+            lambda: (log.count(app), log.busiest(app, window, since), log.throttled[app])
+        )
+
+    def app_request_times(self, app: str) -> list[float]:
+        """When each command ``app`` sent (app-only, admitted) arrived (``time.monotonic()``)."""
+        return self._call(lambda: self.server.app_requests.times(app))
 
     def deliver(
         self,

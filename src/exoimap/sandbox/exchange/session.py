@@ -155,6 +155,8 @@ class Session:
         self.expires_at: float | None = None
         #: The application signed in app-only (its commands count against its budget).
         self.app: str | None = None
+        #: Commands before the sign-in: they count for the app that signs in [U].
+        self._before_signin = 0
         self.bad_commands = 0
         self.auth_failures = 0
         self.closing = False
@@ -492,10 +494,13 @@ class Session:
     def _app_admitted(self, tag: str, command: c.Command) -> bool:
         """Whether the signed-in app is within its tenant-wide command budget; if not, the
         command has been answered as throttled."""
-        if self.app is None or isinstance(command, c.Logout):
-            return True
         policy = self.settings.throttle
-        if self.server.app_requests.admit(self.app, policy.max_app_requests, policy.window_seconds):
+        if self.app is None:
+            self._before_signin += 1
+            return True
+        # LOGOUT counts but is never refused: a throttled client may always leave
+        limit = None if isinstance(command, c.Logout) else policy.max_app_requests
+        if self.server.app_requests.admit(self.app, limit, policy.window_seconds):
             return True
         self.tagged(tag, Status(policy.status), texts.throttled(policy.backoff_ms))
         return False
@@ -587,6 +592,8 @@ class Session:
                 self.mailbox = box
                 self.expires_at = decision.expires_at
                 self.app = decision.app
+                if self.app is not None:
+                    self.server.app_requests.record(self.app, self._before_signin)
                 self.state = SessionState.AUTHENTICATED
                 self._remove_listener = box.store.add_listener(self._on_store_event)
                 log.info("sandbox IMAP: %s signed in to %s", command, box.upn)

@@ -10,7 +10,8 @@ true|false`` only (anything else: 400 ``Request_UnsupportedQuery``), and throttl
 application across every connection: past the budget (``Settings.graph_budget`` requests per
 ``graph_budget_window`` seconds) a request gets 429 ``TooManyRequests`` with ``Retry-After``
 in whole seconds. :attr:`GraphService.served` and :attr:`GraphService.throttled` count what
-each app was given, so tests can check that no client ignored a ``Retry-After``.
+each app was given, and :attr:`GraphService.answers` says when (``time.monotonic()``), so
+tests can check that no client ignored a ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +39,7 @@ from exoimap.sandbox.identity.scopes import GRAPH_APP_ID
 from exoimap.sandbox.identity.store import DirectoryStore
 from exoimap.sandbox.identity.tokens import AccessTokenVerifier, InvalidAccessToken, SigningKey
 
-__all__ = ["GRAPH_AUDIENCES", "GraphService"]
+__all__ = ["GRAPH_AUDIENCES", "GraphAnswer", "GraphService"]
 
 GRAPH_AUDIENCES = frozenset({"https://graph.microsoft.com", GRAPH_APP_ID})
 _DEFAULT_TOP, _MAX_TOP = 100, 999
@@ -135,6 +136,15 @@ def _enabled_filter(raw: str | None) -> bool | None:
     raise _GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
 
 
+class GraphAnswer(NamedTuple):
+    """When an app was answered (``time.monotonic()``), and the ``Retry-After`` of a 429
+    (0: served)."""
+
+    app_id: str
+    at: float
+    retry_after: int
+
+
 class _Budget:
     """Requests per app in a sliding window, shared by every connection."""
 
@@ -165,6 +175,8 @@ class GraphService:
         #: Requests answered (any status but 429) and 429s, per app id.
         self.served: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
+        #: The latest answers, oldest first.
+        self.answers: deque[GraphAnswer] = deque(maxlen=100_000)
 
     def routes(self) -> list[Route]:
         members = "/v1.0/groups/{group_id}/transitiveMembers"
@@ -202,6 +214,7 @@ class GraphService:
             ) from None
         settings = self.store.current().settings
         wait = self.budget.take(claims.app_id, settings.graph_budget, settings.graph_budget_window)
+        self.answers.append(GraphAnswer(claims.app_id, time.monotonic(), wait))
         if wait:
             self.throttled[claims.app_id] += 1
             raise _GraphError(
