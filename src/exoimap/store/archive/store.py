@@ -12,7 +12,7 @@ import asyncio
 import datetime as _dt
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -64,6 +64,8 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 _READ_CHUNK = 256 * 1024
+#: Bytes a fetch reads ahead in one hop to the worker thread (first chunks of messages).
+_READ_AHEAD = 4 * 1024 * 1024
 _FSYNC_MODES = ("pool", "syncfs", "serial", "none")
 
 
@@ -465,21 +467,27 @@ class ArchiveFolder:
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
         found = await self._run("finding messages", self._locate, uids)
-        for row, path in found:
-            if path is None:
-                raise MessageError(
-                    f"the archive file of UID {row.uid} in {self._name!r} is missing; "
-                    "the next backup fetches it again",
-                    folder=self._name,
+        position = 0
+        while position < len(found):
+            # one hop to the worker thread reads the first chunk of the next messages (most
+            # messages are a single chunk) instead of one hop per message
+            firsts = await self._run("reading messages", _read_ahead, found, position)
+            for (row, path), first in zip(found[position:], firsts, strict=False):
+                if path is None:
+                    raise MessageError(
+                        f"the archive file of UID {row.uid} in {self._name!r} is missing; "
+                        "the next backup fetches it again",
+                        folder=self._name,
+                        uid=row.uid,
+                    )
+                yield FetchedMessage(
                     uid=row.uid,
+                    flags=row.flags,
+                    internal_date=_dt.datetime.fromisoformat(row.internal_date),
+                    size=row.size,
+                    chunks=self._chunks(path, row.uid, first),
                 )
-            yield FetchedMessage(
-                uid=row.uid,
-                flags=row.flags,
-                internal_date=_dt.datetime.fromisoformat(row.internal_date),
-                size=row.size,
-                chunks=self._chunks(path, row.uid),
-            )
+            position += len(firsts)
 
     def _locate(self, uids: Sequence[int]) -> list[tuple[MessageRow, Path | None]]:
         dirname = self._index.folder_by_id(self._id).dirname
@@ -488,8 +496,16 @@ class ArchiveFolder:
             for row in self._index.messages(self._id, uids)
         ]
 
-    async def _chunks(self, path: Path, uid: int) -> AsyncIterator[bytes]:
+    async def _chunks(self, path: Path, uid: int, first: bytes | None) -> AsyncIterator[bytes]:
+        """The file's bytes in chunks; ``first``: its first chunk when already read."""
         offset = 0
+        if first is not None:
+            if not first:
+                return
+            offset = len(first)
+            yield first
+            if len(first) < _READ_CHUNK:
+                return
         while chunk := await self._run("reading a message", _read_chunk, path, offset, uid):
             offset += len(chunk)
             yield chunk
@@ -642,6 +658,24 @@ def _state_of(row: FolderRow, exists: int) -> FolderState:
 def _missing_files(index: Index, maildir: Maildir, row: FolderRow) -> list[int]:
     bases = maildir.bases(row.dirname)
     return [uid for uid, base in index.files(row.id) if base not in bases]
+
+
+def _read_ahead(found: Sequence[tuple[MessageRow, Path | None]], start: int) -> list[bytes | None]:
+    """The first chunk of the files of ``found[start:]``, until about ``_READ_AHEAD`` bytes
+    are read (at least one entry). ``None`` for a missing file, and for one that cannot be
+    read now: its reader tries again and reports the error with the message it belongs to."""
+    firsts: list[bytes | None] = []
+    total = 0
+    for _row, path in found[start:]:
+        if total >= _READ_AHEAD:
+            break
+        first = None
+        if path is not None:
+            with suppress(OSError), open(path, "rb") as handle:
+                first = handle.read(_READ_CHUNK)
+                total += len(first)
+        firsts.append(first)
+    return firsts
 
 
 def _read_chunk(path: Path, offset: int, uid: int) -> bytes:
