@@ -26,6 +26,9 @@ from exoimap.untrusted import shown
 
 __all__ = ["SignIn"]
 
+#: The errors of a sign-in whose permissions nobody consented to (AADSTS65001).
+_NO_CONSENT = frozenset({"consent_required", "invalid_grant"})
+
 
 class SignIn:
     """Starts and finishes sign-ins for one console (blocking: call from a thread)."""
@@ -89,11 +92,8 @@ class SignIn:
                 str(result.get("error_description") or result.get("error") or "no ID token")
             )
             first = error.splitlines()[0] if error else "unknown"
-            consent = self._scopes() and result.get("error") in (
-                "consent_required",
-                "invalid_grant",
-            )
-            hint = f"; {CONSENT_HINT}" if consent else ""
+            asked_graph = bool(self._scopes())
+            hint = f"; {CONSENT_HINT}" if asked_graph and result.get("error") in _NO_CONSENT else ""
             raise AuthError(f"the sign-in failed: {first}{hint}")
         return Principal(
             oid=str(claims.get("oid", "")),
