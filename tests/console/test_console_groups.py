@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+import warnings
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+with warnings.catch_warnings():  # Starlette asks for httpx2, which is not packaged yet
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
 from exoimap.console.archives import Mailboxes
+from exoimap.console.membership import member_groups
 from exoimap.console.sessions import SessionStore
 from exoimap.console.settings import load_settings
 from exoimap.console.signin import SignIn
 from exoimap.console.trail import Trail
 from exoimap.console.web import Console
-from exoimap.errors import ConfigError
+from exoimap.errors import AuthError, ConfigError
 from exoimap.sandbox.identity import SignInRobot
 
 from .conftest import ConsoleWorld
@@ -39,8 +46,23 @@ def test_groups_in_the_settings_file_are_checked(tmp_path: Path) -> None:
         load_settings(path, public_url="https://c.example", environ={})
 
 
+def test_graph_url_in_the_settings_file_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text('authority = "a"\nclient_id = "c"\n')
+    default = load_settings(path, public_url="https://c.example", environ={})
+    assert default.graph_url == "https://graph.microsoft.com"
+    path.write_text('authority = "a"\nclient_id = "c"\ngraph_url = "https://graph.microsoft.us/"\n')
+    us = load_settings(path, public_url="https://c.example", environ={})
+    assert us.graph_url == "https://graph.microsoft.us"
+    path.write_text('authority = "a"\nclient_id = "c"\ngraph_url = "http://graph.example"\n')
+    with pytest.raises(ConfigError, match="graph_url must be an https:// URL"):
+        load_settings(path, public_url="https://c.example", environ={})
+
+
 def _console(world: ConsoleWorld) -> Console:
-    settings = dataclasses.replace(world.settings, groups={AUDITORS: ("auditor",)})
+    settings = dataclasses.replace(
+        world.settings, groups={AUDITORS: ("auditor",)}, graph_url=world.tenant.identity_url
+    )
     return Console(
         settings,
         Mailboxes(world.paths),
@@ -77,16 +99,73 @@ def test_a_mapped_group_gives_its_roles(world: ConsoleWorld) -> None:
     assert other.get("/").status_code == 403  # an unmapped group grants nothing
 
 
-def test_too_many_groups_for_the_token_is_a_clear_refusal(world: ConsoleWorld) -> None:
+def _asked_scopes(client: TestClient) -> set[str]:
+    start = client.get("/auth/start")
+    assert start.status_code == 303, start.text
+    return set(parse_qs(urlsplit(start.headers["location"]).query)["scope"][0].split())
+
+
+def test_the_graph_scope_is_asked_only_when_groups_give_roles(world: ConsoleWorld) -> None:
+    without = _asked_scopes(world.client(world.console()))
+    assert not any("graph.microsoft.com" in s or "GroupMember" in s for s in without)
+    assert "openid" in without
+    with_groups = _asked_scopes(world.client(_console(world)))
+    assert with_groups == without | {"https://graph.microsoft.com/GroupMember.Read.All"}
+
+
+def _too_many(world: ConsoleWorld) -> tuple[str, str]:
+    """A person in 250 groups, one of them mapped to ``auditor``."""
+    return _member(
+        world,
+        [
+            *(str(uuid.uuid4()) for _ in range(125)),
+            AUDITORS.upper(),
+            *(str(uuid.uuid4()) for _ in range(124)),
+        ],
+    )
+
+
+def test_too_many_groups_for_the_token_are_asked_of_graph(world: ConsoleWorld) -> None:
     world.tenant.admin.emit_group_claims(world.app_name)
     console = _console(world)
-    upn, password = _member(world, [AUDITORS, *(str(uuid.uuid4()) for _ in range(200))])
     client = world.client(console)
-    start = client.get("/auth/start")
-    outcome = SignInRobot(world.identity_http()).sign_in(start.headers["location"], upn, password)
+    world.sign_in_as(client, *_too_many(world))
+    assert 'roles: <span id="roles">auditor</span>' in client.get("/").text
+    assert client.get("/m/other/message?folder=INBOX&uid=1").status_code == 200
+    assert client.get("/audit").status_code == 403
+
+
+def test_without_consent_to_the_graph_permission_the_refusal_names_it(
+    world: ConsoleWorld,
+) -> None:
+    world.tenant.admin.emit_group_claims(world.app_name)
+    client = world.client(_console(world))
+    upn, password = _too_many(world)
+    world.tenant.admin.set_tenant_policy(user_consent_allowed=False)
+    try:
+        start = client.get("/auth/start")
+        robot = SignInRobot(world.identity_http())
+        outcome = robot.sign_in(start.headers["location"], upn, password)
+    finally:
+        world.tenant.admin.set_tenant_policy(user_consent_allowed=True)
     done = client.post("/auth/callback", data=outcome.params)
     assert done.status_code == 400
-    assert "too many groups" in done.text
-    assert "assigned to you directly" in done.text
+    assert "GroupMember.Read.All" in done.text
+    assert "admin consent" in done.text
     failures = [r for r in world.records() if r.outcome == "failure"]
-    assert any("too many groups" in r.data["reason"] for r in failures)
+    assert any("GroupMember.Read.All" in r.data["reason"] for r in failures)
+
+
+def test_a_token_without_the_graph_permission_is_a_clear_refusal(world: ConsoleWorld) -> None:
+    upn, _ = _too_many(world)
+    token = world.tenant.user_token(upn, scope="https://graph.microsoft.com/User.Read")
+    with pytest.raises(AuthError) as refused:
+        member_groups(world.tenant.identity_url, token, ca_file=world.tenant.ca_file)
+    message = str(refused.value)
+    assert "Authorization_RequestDenied" in message
+    assert "GroupMember.Read.All" in message
+    assert "\n" not in message
+    granted = world.tenant.user_token(upn, scope="https://graph.microsoft.com/GroupMember.Read.All")
+    groups = member_groups(world.tenant.identity_url, granted, ca_file=world.tenant.ca_file)
+    assert len(groups) == 250
+    assert AUDITORS in groups  # lower case, as the settings keep them

@@ -6,6 +6,7 @@
     client_id = "<application (client) id of the console's app registration>"
     public_url = "https://console.example.com"   # optional: where browsers reach it
     ca_file = "/etc/ssl/private-ca.pem"           # optional: a private CA for the authority
+    graph_url = "https://graph.microsoft.com"     # optional: where [groups] asks for groups
     idle_timeout = 900                            # seconds without a request
     absolute_timeout = 28800                      # seconds after sign-in
 
@@ -56,6 +57,7 @@ _KEYS = {
     "scopes",
     "groups",
     "break_glass_minutes",
+    "graph_url",
 }
 _SCOPE_KEYS = {"mailboxes", "domains", "after", "before"}
 
@@ -78,6 +80,8 @@ class ConsoleSettings:
     date_ranges: Mapping[str, DateRange] = field(default_factory=dict)
     #: How long a break-glass grant lasts.
     break_glass_minutes: float = 30.0
+    #: The Microsoft Graph asked for the groups of a person in too many for the ID token.
+    graph_url: str = "https://graph.microsoft.com"
 
     @property
     def redirect_uri(self) -> str:
@@ -222,4 +226,14 @@ def load_settings(
         groups=_groups(document.get("groups", {}), path),
         date_ranges=ranges,
         break_glass_minutes=_seconds(document, "break_glass_minutes", 30.0, path, "minutes"),
+        graph_url=_graph_url(document, path),
     )
+
+
+def _graph_url(document: Mapping[str, Any], where: Path) -> str:
+    if "graph_url" not in document:
+        return ConsoleSettings.graph_url
+    url = _text(document, "graph_url", where).rstrip("/")
+    if not url.startswith("https://"):
+        raise ConfigError("graph_url must be an https:// URL", path=str(where), key="graph_url")
+    return url

@@ -4,6 +4,10 @@ MSAL makes the state, nonce and PKCE verifier, checks them when the code comes b
 redeems the code (as a confidential client when the console has a client secret). Every
 step uses a fresh MSAL application with its own token cache, so no token outlives the
 sign-in: the console keeps only who the person is and their roles.
+
+Only when the settings map groups to roles does the sign-in ask for a Graph permission
+(``GroupMember.Read.All``, delegated), and only to learn the groups of a person in too many
+for the ID token to name (more than 200, the groups overage).
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from typing import Any
 import msal
 import requests
 
+from exoimap.console.membership import CONSENT_HINT, GRAPH_SCOPE, member_groups
 from exoimap.console.policy import Principal
 from exoimap.console.settings import ConsoleSettings
 from exoimap.errors import AuthError
 from exoimap.untrusted import shown
 
 __all__ = ["SignIn"]
+
+#: The errors of a sign-in whose permissions nobody consented to (AADSTS65001).
+_NO_CONSENT = frozenset({"consent_required", "invalid_grant"})
 
 
 class SignIn:
@@ -53,13 +61,20 @@ class SignIn:
         extra: dict[str, Any] = {"prompt": "login", "login_hint": again_as} if again_as else {}
         try:
             flow: dict[str, Any] = self._client().initiate_auth_code_flow(
-                [], redirect_uri=self.settings.redirect_uri, response_mode="form_post", **extra
+                self._scopes(),
+                redirect_uri=self.settings.redirect_uri,
+                response_mode="form_post",
+                **extra,
             )
         except (ValueError, requests.RequestException) as exc:
             raise AuthError(
                 f"the identity platform is not reachable: {type(exc).__name__}"
             ) from None
         return flow
+
+    def _scopes(self) -> list[str]:
+        """Least privilege: the Graph permission only when groups can give roles."""
+        return [GRAPH_SCOPE] if self.settings.groups else []
 
     def finish(self, flow: dict[str, Any], reply: Mapping[str, str]) -> Principal:
         """Redeem the code the browser brought back; the person in the ID token."""
@@ -76,28 +91,30 @@ class SignIn:
             error = shown(
                 str(result.get("error_description") or result.get("error") or "no ID token")
             )
-            raise AuthError(f"the sign-in failed: {error.splitlines()[0] if error else 'unknown'}")
+            first = error.splitlines()[0] if error else "unknown"
+            asked_graph = bool(self._scopes())
+            hint = f"; {CONSENT_HINT}" if asked_graph and result.get("error") in _NO_CONSENT else ""
+            raise AuthError(f"the sign-in failed: {first}{hint}")
         return Principal(
             oid=str(claims.get("oid", "")),
             upn=str(claims.get("preferred_username", "")),
             name=str(claims.get("name", "")),
-            roles=self._roles(claims),
+            roles=self._roles(claims, str(result.get("access_token") or "")),
         )
 
-    def _roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
+    def _roles(self, claims: Mapping[str, Any], access_token: str) -> frozenset[str]:
         """The app roles of the ID token, and those the settings give its groups. A token
         that could not name all the person's groups (``_claim_names``: the overage of
-        more than 200) grants its app roles only; with none, the sign-in is refused."""
+        more than 200) has them asked of Microsoft Graph with the sign-in's access token."""
         app_roles = claims.get("roles")
         roles = {str(r) for r in app_roles} if isinstance(app_roles, list) else set()
         groups = claims.get("groups")
-        if isinstance(groups, list):
-            for group in groups:
-                roles.update(self.settings.groups.get(str(group).lower(), ()))
+        held = {str(g).lower() for g in groups} if isinstance(groups, list) else set()
         names = claims.get("_claim_names")
-        if isinstance(names, dict) and "groups" in names and self.settings.groups and not roles:
-            raise AuthError(
-                "you are in too many groups for the sign-in to name them, so no role can be "
-                "given through a group; ask for a console role to be assigned to you directly"
+        if isinstance(names, dict) and "groups" in names and self.settings.groups:
+            held |= member_groups(
+                self.settings.graph_url, access_token, ca_file=self.settings.ca_file
             )
+        for group in held:
+            roles.update(self.settings.groups.get(group, ()))
         return frozenset(roles)

@@ -22,6 +22,8 @@ DOCUMENTED = {
     ("/v1.0/users", frozenset({"GET", "HEAD"})),  # Microsoft Graph (graph.py)
     ("/v1.0/groups/{group_id}/transitiveMembers", frozenset({"GET", "HEAD"})),
     ("/v1.0/groups/{group_id}/transitiveMembers/microsoft.graph.user", frozenset({"GET", "HEAD"})),
+    ("/v1.0/users/{user_id}/getMemberObjects", frozenset({"POST"})),
+    ("/v1.0/me/getMemberObjects", frozenset({"POST"})),
 }
 
 

@@ -1,6 +1,10 @@
-"""An offline Microsoft Graph, as far as mailbox discovery uses it: ``GET /v1.0/users`` and
-``GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (nested groups' members
-included; ``GroupMember.Read.All`` or ``Group.Read.All``; 404 ``Request_ResourceNotFound``).
+"""An offline Microsoft Graph, as far as mailbox discovery and the console use it: ``GET
+/v1.0/users``, ``GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (nested
+groups' members included; ``GroupMember.Read.All`` or ``Group.Read.All``; 404
+``Request_ResourceNotFound``), and ``POST /v1.0/users/{id}/getMemberObjects`` and ``POST
+/v1.0/me/getMemberObjects`` (every group the user is in, nested ones included;
+``GroupMember.Read.All`` or ``Directory.Read.All``; a delegated token may ask about its own
+user only, which is stricter than Graph and what the console needs).
 
 What it keeps from the real service: a bearer token for the Graph audience with the
 ``User.Read.All`` application role (401 ``InvalidAuthenticationToken`` / 403
@@ -37,7 +41,12 @@ from starlette.routing import Route
 from exoimap.sandbox.identity.model import User
 from exoimap.sandbox.identity.scopes import GRAPH_APP_ID
 from exoimap.sandbox.identity.store import DirectoryStore
-from exoimap.sandbox.identity.tokens import AccessTokenVerifier, InvalidAccessToken, SigningKey
+from exoimap.sandbox.identity.tokens import (
+    AccessTokenClaims,
+    AccessTokenVerifier,
+    InvalidAccessToken,
+    SigningKey,
+)
 
 __all__ = ["GRAPH_AUDIENCES", "GraphAnswer", "GraphService"]
 
@@ -61,6 +70,7 @@ _SELECTABLE = frozenset({*_DEFAULT_PROPERTIES, "accountEnabled", "userType"})
 #: The application roles (or delegated scopes) each listing needs.
 _USER_ROLES = frozenset({"User.Read.All"})
 _GROUP_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All"})
+_MEMBERSHIP_ROLES = frozenset({"GroupMember.Read.All", "Directory.Read.All"})
 
 
 class _GraphError(Exception):
@@ -184,13 +194,25 @@ class GraphService:
             Route("/v1.0/users", self._endpoint(self.users)),
             Route(members, self._endpoint(self.group_members)),
             Route(members + "/microsoft.graph.user", self._endpoint(self.group_members)),
+            Route(
+                "/v1.0/users/{user_id}/getMemberObjects",
+                self._endpoint(self.member_objects, posted=True),
+                methods=["POST"],
+            ),
+            Route(
+                "/v1.0/me/getMemberObjects",
+                self._endpoint(self.member_objects, posted=True),
+                methods=["POST"],
+            ),
         ]
 
     def _endpoint(
-        self, answer: Callable[[Request], dict[str, Any]]
+        self, answer: Callable[[Request], dict[str, Any]], *, posted: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
+                if posted:
+                    request.state.body = await request.body()
                 body = await run_in_threadpool(answer, request)
             except _GraphError as exc:
                 return _error(request, exc)
@@ -198,7 +220,7 @@ class GraphService:
 
         return endpoint
 
-    def _caller(self, request: Request, roles: frozenset[str] = _USER_ROLES) -> str:
+    def _caller(self, request: Request, roles: frozenset[str] = _USER_ROLES) -> AccessTokenClaims:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             raise _GraphError(
@@ -230,11 +252,11 @@ class GraphService:
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.",
             )
-        return claims.tenant_id
+        return claims
 
     def users(self, request: Request) -> dict[str, Any]:
         """One page of the caller's tenant's users."""
-        tenant_id = self._caller(request)
+        tenant_id = self._caller(request).tenant_id
         enabled = _enabled_filter(request.query_params.get("$filter"))
         tenant = self.store.current().tenant_by_id(tenant_id)
         rows = [_user_properties(u) for u in (tenant.users if tenant else [])]
@@ -245,7 +267,7 @@ class GraphService:
     def group_members(self, request: Request) -> dict[str, Any]:
         """One page of a group's members, nested groups' members included (the
         ``microsoft.graph.user`` cast keeps the users only)."""
-        tenant_id = self._caller(request, _GROUP_ROLES)
+        tenant_id = self._caller(request, _GROUP_ROLES).tenant_id
         tenant = self.store.current().tenant_by_id(tenant_id)
         groups = {g.object_id: g for g in (tenant.groups if tenant else [])}
         wanted = str(request.path_params["group_id"])
@@ -280,6 +302,64 @@ class GraphService:
                 for g in seen - {wanted}
             ]
         return _page(request, rows, "directoryObjects")
+
+    def member_objects(self, request: Request) -> dict[str, Any]:
+        """Every group (by object id) the user is in, directly or through nested groups."""
+        claims = self._caller(request, _MEMBERSHIP_ROLES)
+        _security_enabled_only(request.state.body)
+        wanted = request.path_params.get("user_id")
+        if wanted is None and claims.app_only:
+            raise _GraphError(
+                400,
+                "BadRequest",
+                "/me request is only valid with delegated authentication flow.",
+            )
+        tenant = self.store.current().tenant_by_id(claims.tenant_id)
+        key = str(wanted or claims.object_id).lower()
+        user = next(
+            (u for u in (tenant.users if tenant else []) if key in (u.oid.lower(), u.upn.lower())),
+            None,
+        )
+        if user is None:
+            raise _GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{wanted}' does not exist or one of its queried reference-property"
+                " objects are not present.",
+            )
+        if not claims.app_only and user.oid != claims.object_id:
+            raise _GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        held = set(user.groups)
+        nested = [g for g in (tenant.groups if tenant else []) if g.members]
+        grown = True
+        while grown:  # groups holding the user or a group they are in, until none is new
+            found = {g.object_id for g in nested if {user.oid, *held} & set(g.members)}
+            grown = not found <= held
+            held |= found
+        return {
+            "@odata.context": f"{_base(request)}/v1.0/$metadata#Collection(Edm.String)",
+            "value": sorted(held),
+        }
+
+
+def _security_enabled_only(body: bytes) -> bool:
+    """The one parameter of ``getMemberObjects`` (every sandbox group is a security group)."""
+    try:
+        parsed = json.loads(body or b"null")
+    except ValueError:
+        parsed = None
+    flag = parsed.get("securityEnabledOnly") if isinstance(parsed, dict) else None
+    if not isinstance(flag, bool):
+        raise _GraphError(
+            400,
+            "Request_BadRequest",
+            "The request body must be an object with a boolean 'securityEnabledOnly'.",
+        )
+    return flag
 
 
 def _page(request: Request, rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -77,6 +77,8 @@ RESOURCES: tuple[Resource, ...] = (
                 "SMTP.Send",
                 "Mail.Read",
                 "Mail.ReadWrite",
+                "GroupMember.Read.All",
+                "Directory.Read.All",
             }
         ),
         frozenset(
@@ -86,6 +88,7 @@ RESOURCES: tuple[Resource, ...] = (
                 "User.Read.All",
                 "GroupMember.Read.All",
                 "Group.Read.All",
+                "Directory.Read.All",
             }
         ),
     ),
