@@ -4,6 +4,7 @@ the ID token's ``groups`` claim to console roles (signing in through the sandbox
 from __future__ import annotations
 
 import dataclasses
+import socket
 import uuid
 import warnings
 from pathlib import Path
@@ -169,3 +170,34 @@ def test_a_token_without_the_graph_permission_is_a_clear_refusal(world: ConsoleW
     groups = member_groups(world.tenant.identity_url, granted, ca_file=world.tenant.ca_file)
     assert len(groups) == 250
     assert AUDITORS in groups  # lower case, as the settings keep them
+
+
+def test_when_graph_cannot_be_asked_direct_app_roles_still_hold(world: ConsoleWorld) -> None:
+    world.tenant.admin.emit_group_claims(world.app_name)
+    unreachable = dataclasses.replace(
+        _console(world).settings, graph_url=f"https://127.0.0.1:{_closed_port()}"
+    )
+    console = dataclasses.replace(
+        _console(world), settings=unreachable, sign_in=SignIn(unreachable)
+    )
+    with_role = _too_many(world)
+    world.tenant.admin.assign_app_role(world.app_name, with_role[0], "audit_reader")
+    client = world.client(console)
+    world.sign_in_as(client, *with_role)
+    # the direct role holds; the group's (auditor) could not be learnt, so it is not given
+    assert 'roles: <span id="roles">audit_reader</span>' in client.get("/").text
+
+    without_role = world.client(console)
+    start = without_role.get("/auth/start")
+    outcome = SignInRobot(world.identity_http()).sign_in(
+        start.headers["location"], *_too_many(world)
+    )
+    refused = without_role.post("/auth/callback", data=outcome.params)
+    assert refused.status_code == 400
+    assert "Microsoft Graph is not reachable to name your groups" in refused.text
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # nothing listens there once it is closed

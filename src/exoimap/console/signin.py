@@ -12,6 +12,7 @@ for the ID token to name (more than 200, the groups overage).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,13 @@ __all__ = ["SignIn"]
 
 #: The errors of a sign-in whose permissions nobody consented to (AADSTS65001).
 _NO_CONSENT = frozenset({"consent_required", "invalid_grant"})
+
+
+_log = logging.getLogger(__name__)
+
+
+def _who(claims: Mapping[str, Any]) -> str:
+    return shown(str(claims.get("preferred_username") or claims.get("oid") or "someone"))
 
 
 class SignIn:
@@ -112,9 +120,15 @@ class SignIn:
         held = {str(g).lower() for g in groups} if isinstance(groups, list) else set()
         names = claims.get("_claim_names")
         if isinstance(names, dict) and "groups" in names and self.settings.groups:
-            held |= member_groups(
-                self.settings.graph_url, access_token, ca_file=self.settings.ca_file
-            )
+            try:
+                held |= member_groups(
+                    self.settings.graph_url, access_token, ca_file=self.settings.ca_file
+                )
+            except AuthError as exc:
+                if not roles:
+                    raise
+                # the roles given directly still hold; only those through groups are missing
+                _log.warning("%s signs in with their app roles only: %s", _who(claims), exc)
         for group in held:
             roles.update(self.settings.groups.get(group, ()))
         return frozenset(roles)
