@@ -3,6 +3,7 @@ client, the sandbox tenant as the server (device-code sign-in, IMAP over TLS).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -35,10 +36,25 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     short = Path(tempfile.mkdtemp(prefix="exo-", dir="/tmp"))
     isolated_home(short, monkeypatch)
     yield short / "home"
-    pid = _agent_pid(Paths.from_env())
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
+    _kill_agents_of(short / "home")
     shutil.rmtree(short, ignore_errors=True)
+
+
+def _kill_agents_of(home: Path) -> None:
+    """Every process started for ``home`` (its ``EXOIMAP_HOME``): an agent a test's sync
+    started may still be starting when the test ends, before it holds its lock, and would
+    otherwise outlive the test (by its hour of idle timeout)."""
+    wanted = f"EXOIMAP_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone already, or not ours to read
+            continue
+        if wanted in environ:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _agent_pid(paths: Paths) -> int | None:
