@@ -98,3 +98,14 @@ def test_the_console_indexes_at_start_and_the_owner_opens_a_message(
             time.sleep(0.05)
             message = client.get("/m/mine/message", params={"folder": "INBOX", "uid": uids[0]})
         assert message.status_code == 200, message.text
+
+
+def test_a_config_broken_while_serving_stops_the_indexing_not_the_console(
+    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, paths = _archived_before_any_console(sandbox_tenant, tmp_path, monkeypatch, "edited")
+    mailboxes = Mailboxes(paths)
+    mailboxes.search.create()
+    paths.config_file.write_text("[accounts.edited\n")  # no longer TOML
+    assert asyncio.run(mailboxes.index_all()) == 0
+    assert mailboxes.search.marks("edited") == {}

@@ -129,8 +129,13 @@ class Mailboxes:
         an archive that stays busy (``attempts`` tries, ``pause`` seconds apart) is left to
         its next sync, and a failure is logged and the next archive goes on. Returns the
         number of messages indexed."""
+        try:
+            mailboxes = self.all()
+        except ExoimapError as exc:  # the config was made unreadable since the start
+            _log.warning("search index: archives not indexed: %s", shown(str(exc)))
+            return 0
         indexed = 0
-        for mailbox in self.all():
+        for mailbox in mailboxes:
             indexed += await self._index_one(mailbox, attempts, pause)
         return indexed
 
@@ -139,25 +144,25 @@ class Mailboxes:
             if attempt:
                 await asyncio.sleep(pause)
             try:
-                store = ArchiveStore.open(mailbox.archive, create=False)
+                return await self._index_archive(mailbox)
             except StoreLocked:  # a sync (which indexes it too) or a page being served
                 continue
             except ExoimapError as exc:
                 _log.warning("search index: %s not indexed: %s", mailbox.account, shown(str(exc)))
                 return 0
-            try:
-                done = await update_search(
-                    store, self.search, account=mailbox.account, mailbox=mailbox.email
-                )
-            except ExoimapError as exc:
-                _log.warning("search index: %s not indexed: %s", mailbox.account, shown(str(exc)))
-                return 0
-            finally:
-                await store.close()
-            if done.indexed:
-                _log.info("search index: %s: %d messages indexed", mailbox.account, done.indexed)
-            return done.indexed
         return 0
+
+    async def _index_archive(self, mailbox: Mailbox) -> int:
+        store = ArchiveStore.open(mailbox.archive, create=False)
+        try:
+            done = await update_search(
+                store, self.search, account=mailbox.account, mailbox=mailbox.email
+            )
+        finally:
+            await store.close()
+        if done.indexed:
+            _log.info("search index: %s: %d messages indexed", mailbox.account, done.indexed)
+        return done.indexed
 
     def find(self, account: str) -> Mailbox | None:
         return next((m for m in self.all() if m.account == account), None)
