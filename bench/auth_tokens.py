@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from exoimap.auth import TokenProvider, Vault
 from exoimap.auth import vault as vault_module
+from exoimap.auth.provider import TokenProvider
+from exoimap.auth.vault import Vault
 from exoimap.config import parse_config
 from exoimap.sandbox.identity import PUBLIC_APP, IdentitySandbox
 from exoimap.secrets import Secret

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from exoimap import secrets
-from exoimap.audit import events
 
 
 @pytest.fixture(autouse=True)
@@ -17,11 +16,9 @@ def _secret_values_stay_in_their_test() -> Iterator[None]:
     it appears. A test worker runs many tests in one process, so a value one test made
     (``Secret("secret")``) would blank that word in the output of whichever test ran next
     on that worker. Each test starts with what the process knew before it."""
-    known = set(secrets._KNOWN_VALUES)
+    known = frozenset(secrets.known_secret_values())
     yield
-    secrets._KNOWN_VALUES.intersection_update(known)
-    # audit redaction caches by the number of known values, assuming it only grows
-    events._redact_cached.cache_clear()
+    secrets.forget_secret_values_except(known)
 
 
 @pytest.fixture(autouse=True)

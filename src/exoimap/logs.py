@@ -13,7 +13,6 @@ control sequence from a server. The JSON lines keep the raw text (JSON escapes i
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -81,14 +80,34 @@ def _mask_keyed(match: re.Match[str]) -> str:
     return match.group(0) if sentence_follows else separator + MASK
 
 
-@functools.lru_cache(maxsize=4)
-def _known_values_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
-    """The known secret values, each only as a whole token: a secret that happens to be a
-    word ("secret") must not blank that word inside another one ("secrets") in prose."""
-    if not values:
-        return None
-    alternatives = "|".join(re.escape(value) for value in values)  # longest first
-    return re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+def _is_word_character(text: str, at: int) -> bool:
+    return 0 <= at < len(text) and text[at].isascii() and text[at].isalnum()
+
+
+def _mask_whole(text: str, value: str) -> str:
+    """``text`` with ``value`` masked wherever it stands as a whole token: a secret that
+    happens to be a word ("secret") must not blank that word inside another ("secrets")."""
+    pieces: list[str] = []
+    start = 0
+    at = text.find(value)
+    while at != -1:
+        end = at + len(value)
+        if _is_word_character(text, at - 1) or _is_word_character(text, end):
+            at = text.find(value, at + 1)
+            continue
+        pieces += (text[start:at], MASK)
+        start = end
+        at = text.find(value, end)
+    return "".join(pieces) + text[start:] if pieces else text
+
+
+def _mask_known_values(text: str) -> str:
+    # A substring search per value, not one regex of them all: that regex would be compiled
+    # anew (and kept in re's cache) every time a long-running process made a new token.
+    for value in known_secret_values():  # longest first
+        if value in text:
+            text = _mask_whole(text, value)
+    return text
 
 
 def redact(text: str) -> str:
@@ -98,9 +117,7 @@ def redact(text: str) -> str:
     # keyed values first: a known secret that is also a word of a key ("secret") must not
     # garble the key ("client_***") before its value is masked
     text = _KEYED.sub(_mask_keyed, text)
-    known = _known_values_pattern(known_secret_values())
-    if known is not None:
-        text = known.sub(MASK, text)
+    text = _mask_known_values(text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + MASK, text)
     return text

@@ -14,22 +14,71 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 from exoimap.errors import ExoimapError
 
-__all__ = ["MASK", "RedactedSecretError", "Secret", "known_secret_values"]
+__all__ = [
+    "MASK",
+    "RedactedSecretError",
+    "Secret",
+    "forget_secret_values_except",
+    "known_secret_values",
+    "known_secrets_generation",
+]
 
 T = TypeVar("T")
 
 MASK = "***"
 
-# Values of every Secret made in this process, so log redaction can scrub them even when a
-# bug passes a revealed value to a logger. Short values are left out: they would blank
-# ordinary words.
-_KNOWN_VALUES: set[str] = set()
 _MIN_SCRUB_LENGTH = 6
 
 
+class _KnownValues:
+    """Values of the Secrets made in this process, so log redaction can scrub them even
+    when a bug passes a revealed value to a logger. Short values are left out: they would
+    blank ordinary words. Only the newest ``limit`` are kept: a watch or an agent makes new
+    tokens every hour for as long as it runs, and the oldest of them expired long ago."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.values: dict[str, None] = {}  # oldest first
+        #: Counts every change, so caches of redacted text can tell they are stale.
+        self.generation = 0
+        self._sorted: tuple[int, tuple[str, ...]] = (0, ())
+
+    def add(self, value: str) -> None:
+        if value in self.values:
+            return
+        self.values[value] = None
+        while len(self.values) > self.limit:
+            del self.values[next(iter(self.values))]
+        self.generation += 1
+
+    def keep_only(self, kept: frozenset[str]) -> None:
+        for value in [v for v in self.values if v not in kept]:
+            del self.values[value]
+        self.generation += 1
+
+    def longest_first(self) -> tuple[str, ...]:
+        if self._sorted[0] != self.generation:
+            ordered = tuple(sorted(self.values, key=len, reverse=True))
+            self._sorted = (self.generation, ordered)
+        return self._sorted[1]
+
+
+_KNOWN = _KnownValues(limit=512)
+
+
 def known_secret_values() -> tuple[str, ...]:
-    """The text of every secret wrapped so far (longest first, for replacement)."""
-    return tuple(sorted(_KNOWN_VALUES, key=len, reverse=True))
+    """The text of the newest secrets wrapped so far (longest first, for replacement)."""
+    return _KNOWN.longest_first()
+
+
+def known_secrets_generation() -> int:
+    """A number that changes whenever :func:`known_secret_values` does."""
+    return _KNOWN.generation
+
+
+def forget_secret_values_except(kept: frozenset[str]) -> None:
+    """Forget every remembered value not in ``kept`` (a test's values, once it ended)."""
+    _KNOWN.keep_only(kept)
 
 
 def _remember(value: object) -> None:
@@ -39,7 +88,7 @@ def _remember(value: object) -> None:
         except UnicodeDecodeError:
             return
     if isinstance(value, str) and len(value) >= _MIN_SCRUB_LENGTH:
-        _KNOWN_VALUES.add(value)
+        _KNOWN.add(value)
 
 
 class RedactedSecretError(ExoimapError):

@@ -24,7 +24,8 @@ from .conftest import TEST_PASSPHRASE, DeviceApprover, sandbox_account
 CHILD = """
 import json, sys
 from pathlib import Path
-from exoimap.auth import TokenProvider, Vault
+from exoimap.auth.provider import TokenProvider
+from exoimap.auth.vault import Vault
 from exoimap.config import parse_config
 
 table, vault_dir, rounds = json.loads(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

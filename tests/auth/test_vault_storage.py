@@ -334,17 +334,13 @@ def test_passphrase_is_stretched_once_per_process(
     vault.save_token_cache("work", Secret(CACHE))
     vault_module._DERIVED.clear()
     calls: list[int] = []
-    real = vault_module.Scrypt
+    real = vault_module._scrypt
 
-    class CountingScrypt:
-        def __init__(self, **kwargs: int | bytes) -> None:
-            self._kdf = real(**kwargs)  # type: ignore[arg-type]
+    def counting_scrypt(secret: bytes, salt: bytes, params: ScryptParams) -> bytes:
+        calls.append(1)
+        return real(secret, salt, params)
 
-        def derive(self, key_material: bytes) -> bytes:
-            calls.append(1)
-            return self._kdf.derive(key_material)
-
-    monkeypatch.setattr(vault_module, "Scrypt", CountingScrypt)
+    monkeypatch.setattr(vault_module, "_scrypt", counting_scrypt)
     for _ in range(3):
         cache = Vault(vault.directory).load_token_cache("work")
         assert cache is not None
@@ -370,9 +366,7 @@ def test_scrypt_costs_out_of_bounds_are_refused_before_deriving(
 ) -> None:
     vault.save_token_cache("work", Secret(CACHE))
     derived: list[ScryptParams] = []
-    monkeypatch.setattr(
-        vault_module.Scrypt, "__init__", lambda *_a, **_k: derived.append(ScryptParams())
-    )
+    monkeypatch.setattr(vault_module, "_scrypt", lambda *_a: derived.append(ScryptParams()))
     header = json.loads(vault.header_path.read_text())
     for n, r, p in [(2**24, 8, 1), (2**30, 1, 1), (3 * 2**10, 8, 1), (2**20, 8, 1), (2**12, 8, 99)]:
         header["kdf"].update(n=n, r=r, p=p)

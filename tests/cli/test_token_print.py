@@ -133,6 +133,29 @@ def test_refreshes_a_token_that_expires_within_five_minutes(
     assert len(records_of("token.refreshed")) == 3
 
 
+def test_min_validity_asks_for_a_token_that_lives_longer(
+    sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox_tenant.admin.configure(access_token_lifetime=1000)
+    try:
+        signed_in_account(sandbox_tenant, "work", {"INBOX": 1})  # its token lives 1000 s
+        capsys.readouterr()
+        first = digest(token_print(capsys, "work")[1])
+        assert digest(token_print(capsys, "work", "--min-validity", "900")[1]) == first
+        second = digest(token_print(capsys, "work", "--min-validity", "1200")[1])
+        assert second != first  # 1000 s is too short: refreshed (and still 1000 s)
+        sandbox_tenant.admin.configure(access_token_lifetime=3599)
+        third = digest(token_print(capsys, "work", "--min-validity", "1200")[1])
+    finally:
+        sandbox_tenant.admin.configure(access_token_lifetime=3599)  # the tenant is shared
+    assert third not in (first, second)
+    assert digest(token_print(capsys, "work", "--min-validity", "1200")[1]) == third
+    assert len(records_of("token.refreshed")) == 2
+    code, _, err = token_print(capsys, "work", "--min-validity", "4000")
+    assert code == 2
+    assert "--min-validity" in err
+
+
 def test_exit_code_3_with_one_line_when_a_sign_in_is_needed(
     sandbox_tenant: SandboxTenant, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

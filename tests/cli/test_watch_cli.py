@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from exoimap import audit
 from exoimap.app.sd_notify import Notifier
 from exoimap.cli import main
 from exoimap.config import Paths
@@ -133,6 +134,13 @@ def test_watch_under_systemd_notifies_writes_health_and_stops_on_sigterm(
     assert 'exoimap_watch_state{account="work",state="starting"} 0.0' in metrics
     audit_log = "".join(p.read_text() for p in Paths.from_env().audit_dir.glob("*.jsonl"))
     assert '"event":"watch.state"' in audit_log
+    # the watch's token came from a short-lived `exoimap token print` it started, so the
+    # watch itself never loads MSAL (see exoimap.auth.token_child)
+    records = audit.read_records(Paths.from_env().audit_dir)
+    handed_out = [r for r in records if r.event == "token.handed_out"]
+    assert handed_out
+    assert all(r.outcome == "success" for r in handed_out)
+    assert all(r.data["requested_by"][0].endswith(f"[{process.pid}]") for r in handed_out)
 
 
 def test_the_notifier_does_nothing_outside_systemd_and_reads_the_watchdog() -> None:

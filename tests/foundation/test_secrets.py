@@ -8,7 +8,16 @@ import pickle
 
 import pytest
 
-from exoimap.secrets import MASK, RedactedSecretError, Secret, known_secret_values
+from exoimap import secrets
+from exoimap.logs import redact
+from exoimap.secrets import (
+    MASK,
+    RedactedSecretError,
+    Secret,
+    forget_secret_values_except,
+    known_secret_values,
+    known_secrets_generation,
+)
 
 VALUE = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.very-secret-token-value"
 
@@ -85,3 +94,30 @@ def test_values_are_remembered_for_redaction() -> None:
 def test_truthiness() -> None:
     assert Secret("x")
     assert not Secret("")
+
+
+def test_only_the_newest_values_are_kept_and_every_change_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a watch makes new tokens every hour for weeks: what redaction remembers stays bounded
+    monkeypatch.setattr(secrets._KNOWN, "limit", 3)
+    before = known_secrets_generation()
+    for n in range(5):
+        Secret(f"hourly-token-{n}")
+    known = known_secret_values()
+    assert known_secrets_generation() == before + 5
+    assert {"hourly-token-3", "hourly-token-4"} <= set(known)
+    assert "hourly-token-0" not in known
+    assert "hourly-token-1" not in known
+    assert len(known) <= 3
+    Secret("hourly-token-4")  # known already: nothing changes
+    assert known_secrets_generation() == before + 5
+
+
+def test_a_forgotten_value_is_no_longer_masked_and_a_new_one_is() -> None:
+    Secret("first-secret-value")
+    assert redact("a first-secret-value b") == "a *** b"
+    forget_secret_values_except(frozenset(known_secret_values()) - {"first-secret-value"})
+    assert redact("a first-secret-value b") == "a first-secret-value b"
+    Secret("second-secret-value")
+    assert redact("x second-secret-value,second-secret-values") == "x ***,second-secret-values"

@@ -24,6 +24,7 @@ from exoimap.app.watch_health import HealthFile
 from exoimap.app.watch_service import WatchService, serve_watch
 from exoimap.audit import open_auditor, use_auditor
 from exoimap.auth.audit_key import audit_key_for
+from exoimap.auth.token_child import token_provider_for
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.logs import redact
 from exoimap.metrics import METRICS, serve_metrics
@@ -38,10 +39,8 @@ STOP_TIMEOUT = 30.0
 
 
 def _provider(account: AccountConfig) -> AccountProvider:
-    from exoimap.auth.provider import TokenProvider
-    from exoimap.auth.vault import Vault
-
-    return TokenProvider(account, vault=Vault.from_paths())  # no prompt: no terminal
+    # tokens from a child process (the watch then never holds MSAL); no prompt: no terminal
+    return token_provider_for(account, Paths.from_env())
 
 
 class AgentWatch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 from collections.abc import Callable
 
 __all__ = ["release_freed_memory"]
@@ -26,6 +27,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 def release_freed_memory() -> bool:
     """Return free heap pages to the OS; False where the C library cannot."""
+    gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False

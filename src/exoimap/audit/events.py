@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal, get_args
 
 from exoimap.logs import redact
-from exoimap.secrets import Secret, known_secret_values
+from exoimap.secrets import Secret, known_secrets_generation
 
 __all__ = [
     "EVENT_NAMES",
@@ -115,13 +115,13 @@ def _field_names(cls: type[AuditEvent]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _redact_cached(text: str, known_secrets: int) -> str:
-    # The number of known secret values is part of the key: it only grows, so an entry
-    # made before a new Secret existed is never reused after.
+    # The known secrets' generation is part of the key: an entry made before a new Secret
+    # existed is never reused after.
     return redact(text)
 
 
 def _redacted(text: str) -> str:
-    return _redact_cached(text, len(known_secret_values()))
+    return _redact_cached(text, known_secrets_generation())
 
 
 def _checked(owner: str, name: str, value: object) -> Any:

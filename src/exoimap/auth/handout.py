@@ -60,13 +60,20 @@ class TokenDesk:
         self._account_locks: dict[str, threading.Lock] = {}
 
     def hand_out(
-        self, name: str, *, requested_by: tuple[str, ...], via: str, fmt: str
+        self,
+        name: str,
+        *,
+        requested_by: tuple[str, ...],
+        via: str,
+        fmt: str,
+        min_validity: float = MIN_VALIDITY,
     ) -> tuple[TokenInfo, str]:
-        """The account's token (with the user name it goes with), audited; raises what the
-        provider raises when a sign-in is needed, after recording the failure."""
+        """The account's token (with the user name it goes with), valid for at least
+        ``min_validity`` seconds, audited; raises what the provider raises when a sign-in
+        is needed, after recording the failure."""
         try:
             account = load_config(self._paths).account(name)
-            info = self._token(account)
+            info = self._token(account, min_validity)
         except ExoimapError as exc:
             audit.emit(
                 audit.TokenHandedOut(
@@ -91,7 +98,7 @@ class TokenDesk:
         )
         return info, account.username or account.email
 
-    def _token(self, account: AccountConfig) -> TokenInfo:
+    def _token(self, account: AccountConfig, min_validity: float) -> TokenInfo:
         name = account.name
         with self._mutex:
             lock = self._account_locks.setdefault(name, threading.Lock())
@@ -106,14 +113,14 @@ class TokenDesk:
                 and kept.account == account
                 and kept.version == version
                 and math.isfinite(kept.info.expires_at)  # a token command's opaque token
-                and kept.info.expires_at - time.time() >= MIN_VALIDITY
+                and kept.info.expires_at - time.time() >= min_validity
             ):
                 return kept.info
             with self._mutex:
                 provider = self._providers.get(name)
                 if provider is None or provider.account != account:
                     provider = self._providers[name] = TokenProvider(account, vault=self._vault)
-            info = provider.token_info(min_validity=MIN_VALIDITY)
+            info = provider.token_info(min_validity=min_validity)
             # Read after the provider wrote what it refreshed: the version this token is in.
             kept = _Kept(account, info, self._vault.token_cache_version(name))
             with self._mutex:

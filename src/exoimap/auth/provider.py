@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from exoimap import audit
 from exoimap.auth import refresh_status
+from exoimap.auth.account_server import AccountServer
 from exoimap.auth.claims import TokenClaims, check_token, read_claims
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS, TokenRetryPolicy
 from exoimap.auth.token_command import run_token_command
 from exoimap.auth.vault import Vault
-from exoimap.clouds import Cloud, resolve_cloud
 from exoimap.config import AccountConfig
 from exoimap.errors import (
     AuthError,
@@ -95,7 +95,7 @@ def open_system_browser(url: str, environ: Mapping[str, str] | None = None) -> b
         return False
 
 
-class TokenProvider:
+class TokenProvider(AccountServer):
     """Access tokens (and the server to use them on) for one configured account."""
 
     def __init__(
@@ -110,13 +110,7 @@ class TokenProvider:
         browser_timeout: float = 300.0,
         command_timeout: float = 120.0,
     ) -> None:
-        self.account = account
-        self.cloud: Cloud = resolve_cloud(
-            account.cloud,
-            authority=account.authority,
-            imap_host=account.imap_host,
-            imap_port=account.imap_port,
-        )
+        super().__init__(account)
         self._vault = vault
         self._say = say
         self._retry = retry
@@ -127,33 +121,6 @@ class TokenProvider:
         self._adapter: MsalAdapter | None = None
         self._last: TokenInfo | None = None
         self._mutex = threading.Lock()
-
-    # -- what the IMAP layer needs besides the token --
-
-    @property
-    def name(self) -> str:
-        return self.account.name
-
-    @property
-    def imap_host(self) -> str:
-        return self.cloud.imap_host
-
-    @property
-    def imap_port(self) -> int:
-        return self.cloud.imap_port
-
-    @property
-    def username(self) -> str:
-        """The user name sent with the token (``user=`` in XOAUTH2) or the password."""
-        return self.account.username or self.account.email
-
-    @property
-    def mechanism(self) -> str:
-        return self.account.mechanism
-
-    @property
-    def starttls(self) -> bool:
-        return self.account.starttls
 
     @property
     def app_only(self) -> bool:

@@ -30,7 +30,13 @@ from exoimap.errors import AuthError, ConfigError
 from exoimap.logs import redact
 from exoimap.secrets import MASK, Secret
 
-__all__ = ["CommandToken", "run_token_command"]
+__all__ = [
+    "CommandOutput",
+    "CommandToken",
+    "run_captured",
+    "run_token_command",
+    "shown_stderr",
+]
 
 #: Output larger than this is not a token.
 _MAX_OUTPUT = 64 * 1024
@@ -89,7 +95,9 @@ def _parse_output(stdout: str, now: float) -> tuple[str, float | None]:
     return "", None
 
 
-def _run(argv: Sequence[str], timeout: float, environ: Mapping[str, str] | None) -> _Output:
+def run_captured(
+    argv: Sequence[str], timeout: float, environ: Mapping[str, str] | None = None
+) -> CommandOutput:
     """Run the command in its own process group (session), so that on a timeout the whole
     group goes, helpers it started included, not only the process we know."""
     proc = subprocess.Popen(  # noqa: S603 - the user's own configured command, no shell
@@ -105,7 +113,7 @@ def _run(argv: Sequence[str], timeout: float, environ: Mapping[str, str] | None)
     except BaseException:  # the timeout, or an interrupt: leave no process behind
         _kill_group(proc)
         raise
-    return _Output(proc.returncode, stdout, stderr)
+    return CommandOutput(proc.returncode, stdout, stderr)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -116,13 +124,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 @dataclass(frozen=True)
-class _Output:
+class CommandOutput:
     returncode: int
     stdout: bytes
     stderr: bytes
 
 
-def _shown_stderr(stderr: bytes, stdout: bytes) -> str:
+def shown_stderr(stderr: bytes, stdout: bytes) -> str:
     """What the command said on stderr, safe to show: whatever stdout printed (a token it
     may echo) and anything that looks like a secret masked, control characters escaped, and
     at most :data:`_STDERR_SHOWN` characters on one line."""
@@ -150,7 +158,7 @@ def run_token_command(
     """Run the command and return its token (never logged, never stored)."""
     fix = f"Run the command yourself to see what it prints; it is set in [accounts.{account}]."
     try:
-        proc = _run(argv, timeout, environ)
+        proc = run_captured(argv, timeout, environ)
     except FileNotFoundError:
         raise ConfigError(
             f"the token command {argv[0]!r} was not found", key=f"accounts.{account}.token_command"
@@ -167,7 +175,7 @@ def run_token_command(
             fix=fix,
         ) from None
     if proc.returncode != 0:
-        said = _shown_stderr(proc.stderr, proc.stdout)
+        said = shown_stderr(proc.stderr, proc.stdout)
         raise AuthError(
             f"account {account!r}: the token command failed with exit status {proc.returncode}"
             + (f": {said}" if said else ""),

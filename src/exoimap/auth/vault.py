@@ -40,10 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from exoimap.config import Paths
 from exoimap.errors import (
     ConfigError,
@@ -92,6 +88,36 @@ _MAX_SCRYPT_N = 2**20
 _MAX_SCRYPT_R = 32
 _MAX_SCRYPT_P = 16
 _MAX_SCRYPT_MEMORY = 512 * 2**20
+
+
+# cryptography is imported by the three functions below, when a vault is first opened: a
+# command whose account signs in with a token command, and whose audit key is in
+# audit.key, never opens one and would pay 12-16 ms of start-up for the import.
+
+
+def _seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM encryption: the ciphertext with its tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _unseal(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+    """What :func:`_seal` sealed; None when the key, the AAD or the data differ."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, aad)
+    except InvalidTag:
+        return None
+
+
+def _scrypt(secret: bytes, salt: bytes, params: ScryptParams) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    kdf = Scrypt(salt=salt, length=_KEY_LEN, n=params.n, r=params.r, p=params.p)
+    return kdf.derive(secret)
 
 
 @dataclass(frozen=True)
@@ -162,7 +188,7 @@ def keyring_usable(environ: Mapping[str, str] | None = None) -> bool:
 def create_key_file(path: Path) -> None:
     """Create a new random vault key file (0600); refuses to overwrite an existing one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = AESGCM.generate_key(bit_length=256)
+    key = os.urandom(_KEY_LEN)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -341,8 +367,7 @@ class Vault:
         slot = hmac.new(_SLOT_KEY, label + salt + b"\0" + secret, "sha256").digest()
         cached = _DERIVED.get(slot)
         if cached is None:
-            kdf = Scrypt(salt=salt, length=_KEY_LEN, n=params.n, r=params.r, p=params.p)
-            cached = _DERIVED[slot] = Secret(kdf.derive(secret))
+            cached = _DERIVED[slot] = Secret(_scrypt(secret, salt, params))
         return cached.reveal()
 
     def _keyring_user(self) -> str:
@@ -376,10 +401,8 @@ class Vault:
             wrong = f"the key file {path} does not open this vault"
         else:
             raise VaultTampered(f"{self.header_path}: unknown key source {source!r}")
-        try:
-            AESGCM(key).decrypt(check[:_NONCE_LEN], check[_NONCE_LEN:], _CHECK_AAD)
-        except InvalidTag:
-            raise VaultKeyError(wrong) from None
+        if _unseal(key, check[:_NONCE_LEN], check[_NONCE_LEN:], _CHECK_AAD) is None:
+            raise VaultKeyError(wrong)
         self._check_header_mac(header, key)
         self._key = Secret(key)
         self._source = source
@@ -431,7 +454,7 @@ class Vault:
     def _create(self) -> bytes:
         header: dict[str, Any] = {"format": "exoimap-vault", "version": 1}
         if keyring_usable(self._env):
-            key = AESGCM.generate_key(bit_length=256)
+            key = os.urandom(_KEY_LEN)
             self._keyring_set(key)
             header["key_source"] = "keyring"
         else:
@@ -461,7 +484,7 @@ class Vault:
                     "with `exoimap vault create-key-file`."
                 )
         nonce = os.urandom(_NONCE_LEN)
-        check = nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
+        check = nonce + _seal(key, nonce, _CHECK_PLAINTEXT, _CHECK_AAD)
         header["check"] = _b64(check)
         header["mac"] = _header_mac(key, header)
         private_dir(self.directory)
@@ -522,21 +545,19 @@ class Vault:
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _NONCE_LEN + 16:
             raise VaultTampered(f"{path}: not a vault entry (truncated or replaced)")
         nonce = blob[len(_MAGIC) : len(_MAGIC) + _NONCE_LEN]
-        try:
-            return AESGCM(key).decrypt(
-                nonce, blob[len(_MAGIC) + _NONCE_LEN :], self._aad(kind, name)
-            )
-        except InvalidTag:
+        plaintext = _unseal(key, nonce, blob[len(_MAGIC) + _NONCE_LEN :], self._aad(kind, name))
+        if plaintext is None:
             raise VaultTampered(
                 f"{path} failed authentication: it was modified, or it belongs to another "
                 "entry or vault. Nothing was overwritten; remove it and sign in again."
-            ) from None
+            )
+        return plaintext
 
     def _write(self, kind: str, name: str, plaintext: bytes) -> None:
         path = self._entry_path(kind, name)
         key = self._ensure_key()
         nonce = os.urandom(_NONCE_LEN)
-        blob = _MAGIC + nonce + AESGCM(key).encrypt(nonce, plaintext, self._aad(kind, name))
+        blob = _MAGIC + nonce + _seal(key, nonce, plaintext, self._aad(kind, name))
         try:
             _atomic_write(path, blob)
         except OSError as exc:

@@ -15,6 +15,9 @@ from exoimap.cli.signin import describe_expiry, provider_for
 from exoimap.config import load_config
 from exoimap.words import plural
 
+#: Microsoft's access tokens live 60 to 90 minutes: no refresh can promise more than this.
+MAX_MIN_VALIDITY = 3000
+
 
 @click.group("token", cls=Group, no_args_is_help=True)
 def app() -> None:
@@ -70,13 +73,22 @@ def _show(name: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with the token and its expiry.")
 @click.option("--force", is_flag=True, help="Print even when stdout is a terminal.")
 @click.option("--no-agent", is_flag=True, help="Read the vault here even when an agent runs.")
-def print_token(name: str, fmt: str, as_json: bool, force: bool, no_agent: bool) -> None:
+@click.option(
+    "--min-validity",
+    type=click.IntRange(min=60, max=MAX_MIN_VALIDITY),
+    default=300,
+    show_default=True,
+    help="Seconds the token must stay valid; refreshed first otherwise.",
+)
+def print_token(
+    *, name: str, fmt: str, as_json: bool, force: bool, no_agent: bool, min_validity: int
+) -> None:
     """Print the account's access token on stdout and nothing else, for a mail client
     (mbsync PassCmd, neomutt, msmtp passwordeval: see docs/clients.md).
 
-    The token is valid for at least five more minutes (refreshed first otherwise). Exit
-    code 3 when a sign-in is needed. Every call is in the audit log (never the token).
-    A running `exoimap agent` answers it without start-up costs.
+    The token is valid for at least five more minutes (--min-validity), refreshed first
+    otherwise. Exit code 3 when a sign-in is needed. Every call is in the audit log (never
+    the token). A running `exoimap agent` answers it without start-up costs.
     """
     from exoimap.audit import auditing
     from exoimap.auth.audit_key import audit_key_for
@@ -96,7 +108,11 @@ def print_token(name: str, fmt: str, as_json: bool, force: bool, no_agent: bool)
     with auditing(paths, load_config(paths).audit, key=audit_key_for(paths)):
         desk = TokenDesk(paths, prompt=terminal_prompt())
         info, username = desk.hand_out(
-            name, requested_by=asking_programs(os.getpid()), via="command", fmt=fmt
+            name,
+            requested_by=asking_programs(os.getpid()),
+            via="command",
+            fmt=fmt,
+            min_validity=min_validity,
         )
     text = render(name, info, username, fmt=fmt, as_json=as_json, now=time.time())
     sys.stdout.write(text)

@@ -23,7 +23,7 @@ from exoimap.cli.account_names import account_names, select_accounts
 from exoimap.cli.app import EXIT_OK, EXIT_SIGN_IN, PATH
 from exoimap.cli.metrics import metrics_endpoint, metrics_listeners, metrics_port_option
 from exoimap.cli.output import echo
-from exoimap.cli.provider import account_provider
+from exoimap.cli.provider import watch_provider
 from exoimap.config import Paths, load_config
 from exoimap.net.tls import lean_tls_buffers
 
@@ -149,7 +149,7 @@ def watch(
     ):
         try:
             healths = kept.runner.run(
-                serve_watch(accounts, paths, account_provider, settings, service, kept=kept)
+                serve_watch(accounts, paths, watch_provider, settings, service, kept=kept)
             )
         except (KeyboardInterrupt, asyncio.CancelledError):
             echo("watch stopped", err=True)
