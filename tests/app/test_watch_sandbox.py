@@ -15,7 +15,7 @@ import pytest
 from exoimap.app.watch import MailboxHealth, WatchClock, WatchSettings
 from exoimap.app.watch_service import WatchService, serve_watch
 from exoimap.cli import main
-from exoimap.cli.provider import account_provider
+from exoimap.cli.provider import watch_provider
 from exoimap.config import Paths, load_config
 from exoimap.sandbox.exchange.config import ExchangeSettings, ThrottlePolicy
 from exoimap.sandbox.exchange.server import ExchangeControl
@@ -67,7 +67,7 @@ class Watching:
             return await serve_watch(
                 self.accounts,
                 self.paths,
-                account_provider,
+                watch_provider,  # as `exoimap watch`: tokens from `token print` children
                 self.settings,
                 self.service,
                 clock=self.clock,

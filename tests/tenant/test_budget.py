@@ -12,7 +12,13 @@ import redis
 
 from exoimap.net.pacing import pace, paced_by
 from exoimap.net.session import NetEvent
-from exoimap.tenant.budget import Budget, RequestBudget, budget_key, pause_key
+from exoimap.tenant.budget import (
+    ARRIVAL_GUARD,
+    Budget,
+    RequestBudget,
+    budget_key,
+    pause_key,
+)
 
 pytestmark = pytest.mark.xdist_group("tenant")
 
@@ -29,11 +35,21 @@ def test_a_tenants_budget_is_shared_by_its_mailboxes_and_frees_up_after_the_wind
     assert [first.try_take() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert [second.try_take() for _ in range(2)] == [0.0, 0.0]
     wait = second.try_take()
-    assert 0 < wait <= 3.0
+    assert 0 < wait <= 3.0 + 0.3  # the window and its arrival guard (a tenth of it)
     assert first.try_take() > 0  # the same budget for every mailbox of the tenant
     assert redis.Redis.from_url(redis_url).zcard(budget_key("acme")) == 5  # refusals not kept
     time.sleep(wait + 0.05)
     assert first.try_take() == 0.0
+
+
+def test_a_request_counts_for_a_guard_longer_than_the_window(redis_url: str) -> None:
+    """Requests reach the server a little after the budget counted them: each one is kept
+    ARRIVAL_GUARD (at most a tenth of the window) longer, so that a window of the server's,
+    counted on arrival, never holds more than the limit."""
+    budget = Budget(tenant_requests=2, window_seconds=30.0)
+    mailbox = _budget(redis_url, "a@x.test", budget)
+    assert [mailbox.try_take(), mailbox.try_take()] == [0.0, 0.0]
+    assert 30.0 < mailbox.try_take() <= 30.0 + ARRIVAL_GUARD
 
 
 def test_a_mailbox_over_its_own_budget_does_not_spend_the_tenants(redis_url: str) -> None:

@@ -36,6 +36,7 @@ from exoimap.errors import NetworkError
 from exoimap.net.session import NetEvent
 
 __all__ = [
+    "ARRIVAL_GUARD",
     "Budget",
     "RequestBudget",
     "TenantPause",
@@ -49,6 +50,11 @@ log = logging.getLogger("exoimap.tenant")
 
 #: Longest single sleep of a waiting request: a pause set meanwhile is seen this soon.
 _MAX_NAP = 5.0
+#: A request is counted when its worker takes it and reaches the server a little later
+#: (the worker's event loop, the network). The logs keep each request this much longer
+#: than the window (at most a tenth of it), so that in any window the server counts, on
+#: arrival, no more than the limit arrive while those delays stay under it.
+ARRIVAL_GUARD = 1.0
 
 # KEYS: the pause, the budget logs, the count of requests sent; ARGV: window (ms), a limit
 # per log (0: none), an id.
@@ -204,7 +210,8 @@ class RequestBudget:
     def try_take(self) -> float:
         """Record one request when the budget and any pause allow it now (0.0), else the
         seconds to wait before asking again (nothing recorded)."""
-        window_ms = max(1, int(self.budget.window_seconds * 1000))
+        window = self.budget.window_seconds
+        window_ms = max(1, int((window + min(ARRIVAL_GUARD, window / 10)) * 1000))
         try:
             waiting_ms = self._take(
                 keys=self._keys, args=[window_ms, *self._limits, uuid.uuid4().hex]
