@@ -106,6 +106,8 @@ def test_the_child_is_exoimap_token_print_never_answered_by_an_agent() -> None:
     assert command[3:] == [
         "token", "print", "work", "--json", "--no-agent", "--min-validity", "600",
     ]  # fmt: skip
+    assert token_child_command("work", 5000)[-1] == "3000"  # what `token print` can promise
+    assert token_child_command("work", 1)[-1] == "60"
 
 
 def test_a_child_is_used_only_where_the_vault_opens_unattended(

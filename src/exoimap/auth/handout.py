@@ -30,10 +30,20 @@ from exoimap.auth.vault import Vault
 from exoimap.config import AccountConfig, Paths, load_config
 from exoimap.errors import ExoimapError
 
-__all__ = ["FORMATS", "MIN_VALIDITY", "TokenDesk", "asking_programs", "render", "xoauth2_string"]
+__all__ = [
+    "FORMATS",
+    "MAX_MIN_VALIDITY",
+    "MIN_VALIDITY",
+    "TokenDesk",
+    "asking_programs",
+    "render",
+    "xoauth2_string",
+]
 
 #: A token handed out is valid for at least this long (seconds); else it is refreshed first.
 MIN_VALIDITY = 300.0
+#: Microsoft's access tokens live 60 to 90 minutes: no refresh can promise more than this.
+MAX_MIN_VALIDITY = 3000
 #: ``token``: the bare access token; ``xoauth2``: the base64 SASL XOAUTH2 initial response.
 FORMATS = ("token", "xoauth2")
 #: How many generations of asking programs the audit record names.

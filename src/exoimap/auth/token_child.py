@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from exoimap.auth.account_server import AccountServer
 from exoimap.auth.claims import TokenClaims, read_claims
+from exoimap.auth.handout import MAX_MIN_VALIDITY
 from exoimap.auth.policy import APP_ONLY_FLOWS, DELEGATED_FLOWS
 from exoimap.auth.provider import TokenProvider
 from exoimap.auth.token_command import CommandOutput, run_captured, shown_stderr
@@ -49,7 +50,8 @@ def token_child_command(name: str, min_validity: float) -> list[str]:
     answered by an agent (the agent may be the one asking)."""
     return [
         sys.executable, "-m", "exoimap", "token", "print", name,
-        "--json", "--no-agent", "--min-validity", str(max(60, round(min_validity))),
+        "--json", "--no-agent", "--min-validity",
+        str(min(max(60, round(min_validity)), MAX_MIN_VALIDITY)),
     ]  # fmt: skip
 
 

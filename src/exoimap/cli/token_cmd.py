@@ -9,14 +9,12 @@ import time
 
 import click
 
+from exoimap.auth.handout import MAX_MIN_VALIDITY
 from exoimap.cli.account_names import account_names, for_each_account, select_accounts
 from exoimap.cli.app import EXIT_OK, EXIT_USAGE, Group
 from exoimap.cli.signin import describe_expiry, provider_for
 from exoimap.config import load_config
 from exoimap.words import plural
-
-#: Microsoft's access tokens live 60 to 90 minutes: no refresh can promise more than this.
-MAX_MIN_VALIDITY = 3000
 
 
 @click.group("token", cls=Group, no_args_is_help=True)
