@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from exoimap.errors import LocalProtocolError
 from exoimap.protocol.types import SequenceSet
+from exoimap.protocol.values import value_class
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -60,63 +61,63 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Capability:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Noop:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Logout:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StartTls:
     """RFC 3501 6.2.1: TLS on a plaintext connection, before sign-in."""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Namespace:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Close:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Unselect:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Expunge:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Idle:
     """IDLE; end it with :class:`Done` after the server's continuation request."""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Done:
     """The ``DONE`` line that ends IDLE (not a tagged command)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Login:
     username: str
     password: Secret[str]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Authenticate:
     """``AUTHENTICATE mechanism [initial-response]``.
 
@@ -132,7 +133,7 @@ class Authenticate:
         object.__setattr__(self, "mechanism", self.mechanism.upper())
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AuthenticateResponse:
     """The client's answer to a ``+`` challenge during AUTHENTICATE: raw SASL bytes (sent
     base64), or ``data=None`` to cancel (``*``)."""
@@ -140,7 +141,7 @@ class AuthenticateResponse:
     data: Secret[bytes] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class QResync:
     """``QRESYNC (uidvalidity modseq [known-uids])`` for SELECT/EXAMINE (RFC 7162)."""
 
@@ -149,7 +150,7 @@ class QResync:
     known_uids: SequenceSet | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Select:
     """``SELECT mailbox [(CONDSTORE) | (QRESYNC (...))]``."""
 
@@ -158,52 +159,52 @@ class Select:
     qresync: QResync | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Examine:
     mailbox: str
     condstore: bool = False
     qresync: QResync | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Create:
     mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Delete:
     mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Rename:
     mailbox: str
     new_name: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Subscribe:
     mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Unsubscribe:
     mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class List:
     reference: str
     pattern: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Lsub:
     reference: str
     pattern: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StatusCommand:
     """``STATUS mailbox (MESSAGES UIDNEXT ...)``."""
 
@@ -211,7 +212,7 @@ class StatusCommand:
     items: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BodySection:
     """``BODY[section]<start.length>``, ``BODY.PEEK[...]`` or ``BINARY[.PEEK][...]``."""
 
@@ -226,7 +227,7 @@ class BodySection:
 FetchItem = str | BodySection
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Fetch:
     sequence_set: SequenceSet
     items: tuple[FetchItem, ...]
@@ -244,7 +245,7 @@ class Fetch:
 SearchKey = str | tuple["SearchKey", ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Search:
     """``[UID] SEARCH [CHARSET x] criteria``; ``criteria`` are the tokens as written, e.g.
     ``("UID", "5:*")`` or ``("HEADER", "Message-ID", "<x@y>")``."""
@@ -260,7 +261,7 @@ class StoreMode(enum.Enum):
     REMOVE = "-"
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StoreFlags:
     """STORE: set, add or remove flags (named apart from :class:`exoimap.store.base.Store`)."""
 
@@ -272,26 +273,26 @@ class StoreFlags:
     unchanged_since: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Copy:
     sequence_set: SequenceSet
     mailbox: str
     uid: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Move:
     sequence_set: SequenceSet
     mailbox: str
     uid: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class UidExpunge:
     sequence_set: SequenceSet
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Append:
     """``APPEND mailbox [(flags)] [date] {size}``.
 
@@ -319,19 +320,19 @@ class Append:
             raise LocalProtocolError("APPEND dates must be timezone-aware")
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Enable:
     capabilities: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Id:
     """``ID ("name" "value" ...)``, or ``ID NIL`` when ``params`` is None."""
 
     params: tuple[tuple[str, str | None], ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AppendMessage:
     """One message of a :class:`MultiAppend`: its bytes, flags and INTERNALDATE (aware)."""
 
@@ -344,7 +345,7 @@ class AppendMessage:
             raise LocalProtocolError("APPEND dates must be timezone-aware")
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class MultiAppend:
     """``APPEND mailbox (flags) date {size}... (flags) date {size}`` (RFC 3502
     MULTIAPPEND, only where the server offers it): the server stores every message or
@@ -393,7 +394,7 @@ Command = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class TaggedCommand:
     """A command with its tag, as the server parser returns it."""
 

@@ -3,7 +3,7 @@ return, besides the plain response types of :mod:`.types`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from exoimap.protocol.commands import Append, Command
 from exoimap.protocol.types import (
@@ -13,6 +13,7 @@ from exoimap.protocol.types import (
     Status,
     StatusResponse,
 )
+from exoimap.protocol.values import value_class
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -46,7 +47,7 @@ class NeedData:
 NEED_DATA = NeedData()
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ConnectionClosed:
     """The peer closed the connection (``receive_data(b"")``) between messages."""
 
@@ -54,14 +55,14 @@ class ConnectionClosed:
 # --- client side ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Greeting:
     """The server's first line: untagged OK, PREAUTH or BYE."""
 
     response: StatusResponse
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class CommandDone:
     """The tagged OK/NO/BAD that completes the command sent with ``tag``."""
 
@@ -86,7 +87,7 @@ class CommandDone:
         return self.response.text
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class FetchStart:
     """A FETCH response reached a body literal that will arrive as :class:`BodyChunk` events.
 
@@ -107,7 +108,7 @@ class FetchStart:
         return self.fetch.uid
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BodyChunk:
     """A piece of the body literal announced by the last :class:`FetchStart`. ``data`` may
     be a ``memoryview`` of the received bytes: write it out (or copy it) before the next
@@ -116,7 +117,7 @@ class BodyChunk:
     data: bytes | memoryview = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class FetchEnd:
     """The FETCH response is complete; streamed bodies have ``data=None`` and their size."""
 
@@ -126,13 +127,13 @@ class FetchEnd:
 # --- server side ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class CommandReceived:
     tag: str
     command: Command
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BadCommand:
     """A command line that could not be parsed. ``tag`` is None when even the tag was
     unreadable; answer with ``tag BAD ...`` (or ``* BAD ...``). The connection goes on.
@@ -145,7 +146,7 @@ class BadCommand:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AuthenticateData:
     """The client's answer to a ``+`` during AUTHENTICATE: decoded bytes, or None when the
     client cancelled with ``*``."""
@@ -154,14 +155,14 @@ class AuthenticateData:
     data: Secret[bytes] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class IdleDone:
     """The client sent ``DONE`` to end the IDLE command ``tag``."""
 
     tag: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AppendStart:
     """An APPEND announced its message (``command.size`` bytes, ``command.message`` None).
 
@@ -175,7 +176,7 @@ class AppendStart:
     synchronizing: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AppendChunk:
     """A piece of the message announced by the last :class:`AppendStart` (bytes or a
     ``memoryview`` of received bytes)."""
@@ -183,7 +184,7 @@ class AppendChunk:
     data: bytes | memoryview = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AppendEnd:
     """The APPEND's message is complete; answer the command ``tag``."""
 

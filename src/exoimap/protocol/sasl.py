@@ -12,9 +12,9 @@ XOAUTH2 follows Microsoft's documented encoding exactly:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from exoimap.errors import LocalProtocolError, RemoteProtocolError
+from exoimap.protocol.values import value_class
 from exoimap.secrets import Secret
 
 __all__ = [
@@ -89,13 +89,13 @@ def oauthbearer_error_challenge(
 # --- server side ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class XOAuth2:
     user: str
     token: Secret[str]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class OAuthBearer:
     user: str | None
     token: Secret[str]
@@ -103,7 +103,7 @@ class OAuthBearer:
     port: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Plain:
     authzid: str
     user: str

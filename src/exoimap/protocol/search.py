@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.commands import SearchKey
+from exoimap.protocol.values import value_class
 
 __all__ = ["SearchAnd", "SearchKeyword", "SearchNode", "SearchNot", "SearchOr", "search_tree"]
 
@@ -73,7 +73,7 @@ _SEQUENCE = re.compile(r"[0-9*:,]+\Z")
 _MAX_DEPTH = 64
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SearchKeyword:
     """One search key with its arguments, e.g. ``("UID", ("5:*",))``; the name is upper
     case, arguments as sent."""
@@ -82,18 +82,18 @@ class SearchKeyword:
     args: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SearchNot:
     term: SearchNode
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SearchOr:
     left: SearchNode
     right: SearchNode
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SearchAnd:
     """All of ``terms`` (the top level, and each parenthesised group)."""
 

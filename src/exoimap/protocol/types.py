@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from exoimap.errors import LocalProtocolError, RemoteProtocolError
+from exoimap.protocol.values import value_class
 
 __all__ = [
     "Address",
@@ -69,7 +70,7 @@ MAX_NUMBER = 0xFFFFFFFF
 # --- sequence sets -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SequenceSet:
     """A set of message numbers or UIDs, e.g. ``1:5,7,10:*``.
 
@@ -163,7 +164,7 @@ class SequenceSet:
 # --- response codes ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SimpleCode:
     """A response code without arguments: ALERT, READ-ONLY, READ-WRITE, TRYCREATE,
     AUTHENTICATIONFAILED, CLOSED, PARSE, ..."""
@@ -171,7 +172,7 @@ class SimpleCode:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class NumberCode:
     """UIDVALIDITY, UIDNEXT, UNSEEN or HIGHESTMODSEQ with its number."""
 
@@ -179,30 +180,30 @@ class NumberCode:
     value: int
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class PermanentFlagsCode:
     flags: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class CapabilityCode:
     capabilities: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AppendUidCode:
     uidvalidity: int
     uids: SequenceSet
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class CopyUidCode:
     uidvalidity: int
     source_uids: SequenceSet
     destination_uids: SequenceSet
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class OtherCode:
     """A code we do not interpret, kept as sent: ``[name args]`` (``args`` None if absent)."""
 
@@ -266,7 +267,7 @@ class Status(enum.Enum):
     BYE = "BYE"
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StatusResponse:
     """``tag OK|NO|BAD [code] text`` or untagged (``tag=None``) OK/NO/BAD/PREAUTH/BYE."""
 
@@ -276,14 +277,14 @@ class StatusResponse:
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ContinuationRequest:
     """``+ text``. ``text=None`` is a bare ``+`` (Exchange sends this); ``""`` is ``+ ``."""
 
     text: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BareResponseCode:
     """Exchange's line holding only a response code, e.g. ``[COPYUID 55 31 6]``."""
 
@@ -291,37 +292,37 @@ class BareResponseCode:
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class CapabilityResponse:
     capabilities: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class EnabledResponse:
     capabilities: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ExistsResponse:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class RecentResponse:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ExpungeResponse:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class FlagsResponse:
     flags: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ListResponse:
     """``* LIST (attributes) delimiter name`` (or LSUB). ``name`` is decoded from modified
     UTF-7 when it is valid modified UTF-7, else kept as sent."""
@@ -332,7 +333,7 @@ class ListResponse:
     lsub: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StatusData:
     """``* STATUS mailbox (MESSAGES 3 UIDNEXT 7 ...)``. ``trailing_space`` records (and
     reproduces) Exchange's space at the end of the line."""
@@ -349,13 +350,13 @@ class StatusData:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SearchResponse:
     numbers: tuple[int, ...]
     modseq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class ESearchResponse:
     tag: str | None = None
     uid: bool = False
@@ -366,13 +367,13 @@ class ESearchResponse:
     modseq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class VanishedResponse:
     uids: SequenceSet
     earlier: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class IdResponse:
     """``* ID ("name" "value" ...)`` or ``* ID NIL`` (``params=None``)."""
 
@@ -382,7 +383,7 @@ class IdResponse:
 NamespaceList = tuple[tuple[str, str | None], ...] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class NamespaceResponse:
     """Each namespace is a tuple of ``(prefix, delimiter)`` pairs, or None for NIL."""
 
@@ -391,7 +392,7 @@ class NamespaceResponse:
     shared: NamespaceList
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class UnknownResponse:
     """An untagged response we do not interpret, kept whole (without the final CRLF)."""
 
@@ -401,7 +402,7 @@ class UnknownResponse:
 # --- fetch ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Address:
     name: bytes | None
     adl: bytes | None
@@ -409,7 +410,7 @@ class Address:
     host: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Envelope:
     date: bytes | None = None
     subject: bytes | None = None
@@ -423,13 +424,13 @@ class Envelope:
     message_id: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Disposition:
     type: str
     params: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BodyPart:
     """A single (non-multipart) body part of a BODYSTRUCTURE."""
 
@@ -450,7 +451,7 @@ class BodyPart:
     body: BodyStructure | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Multipart:
     parts: tuple[BodyStructure, ...]
     subtype: str
@@ -463,7 +464,7 @@ class Multipart:
 BodyStructure = BodyPart | Multipart
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class BodyData:
     """One ``BODY[section]<origin>`` (or ``BINARY[...]``, ``RFC822``...) item of a FETCH.
 
