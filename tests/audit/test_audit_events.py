@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -32,6 +33,29 @@ def test_wrong_types_are_rejected() -> None:
         audit.ArchiveRead(outcome="maybe")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="abstract"):
         audit.AuditEvent()
+
+
+def test_events_take_keywords_only_and_never_change() -> None:
+    event = audit.TokenRequested(flow="device", scopes=("IMAP.AccessAsUser.All",))
+    assert (event.flow, event.client_id, event.scopes) == (
+        "device",
+        None,
+        ("IMAP.AccessAsUser.All",),
+    )
+    assert event.data()["from_cache"] is False  # the default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.flow = "browser"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del event.flow  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing keyword argument 'flow'"):
+        audit.TokenRequested()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'flows'"):
+        audit.TokenRequested(flow="device", flows="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        audit.TokenRequested("device")  # type: ignore[misc]
+    copy = dataclasses.replace(event, flow="browser")
+    assert (copy.flow, event.flow) == ("browser", "device")
+    assert repr(event).startswith("TokenRequested(account=None, outcome='success', flow='device'")
 
 
 def test_strings_are_redacted() -> None:

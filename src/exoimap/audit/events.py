@@ -9,9 +9,11 @@ Each event is a frozen dataclass with a fixed ``name`` (``token.requested``,
 * every string goes through :func:`exoimap.logs.redact`, so a token or password pasted into
   a free-text field (an error message, a folder name) is stored as ``***``.
 
-Events compare by identity (each is one occurrence) and share one ``__repr__``: the
-dataclass decorator does not generate ``__eq__``, ``__hash__`` and ``__repr__`` for each of
-the 30-odd classes, which would cost about 5 ms of every start.
+Events compare by identity (each is one occurrence) and share one ``__repr__``, one
+keyword-only ``__init__`` and one ``__setattr__`` that refuses changes (:func:`_event`): the
+dataclass decorator would compile ``__init__``, ``__setattr__``, ``__delattr__``,
+``__eq__``, ``__hash__`` and ``__repr__`` from generated source for each of the 30-odd
+classes, which cost about 5 ms of every start.
 
 The envelope that every record gets (time, actor, run id, sequence number, hash chain) is
 added by the writer in :mod:`exoimap.audit.log`; events carry only what happened.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal, TypeVar, dataclass_transform, get_args
 
 from exoimap.logs import redact
 from exoimap.secrets import Secret, known_secrets_generation
@@ -66,16 +68,56 @@ __all__ = [
 
 Outcome = Literal["success", "failure", "denied"]
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+_E = TypeVar("_E")
 
 # A JSON scalar or a list of strings: the only shapes an event field may have.
 FieldValue = str | int | float | bool | None | tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+def _init(self: AuditEvent, **given: Any) -> None:
+    cls = type(self)
+    for name, default, factory in cls._event_fields:
+        if name in given:
+            value = given.pop(name)
+        elif default is not dataclasses.MISSING:
+            value = default
+        elif factory is not dataclasses.MISSING:
+            value = factory()
+        else:
+            raise TypeError(f"{cls.__name__}() missing keyword argument {name!r}")
+        object.__setattr__(self, name, value)
+    if given:
+        raise TypeError(
+            f"{cls.__name__}() got an unexpected keyword argument {next(iter(given))!r}"
+        )
+    self.__post_init__()
+
+
+def _refuse_change(self: AuditEvent, name: str, *_value: object) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot change field {name!r} of an audit event")
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, eq_default=False)
+def _event(cls: type[_E]) -> type[_E]:
+    """A frozen, keyword-only dataclass whose ``__init__`` and ``__setattr__`` are shared
+    (see the module docstring); ``__post_init__`` checks the fields."""
+    made: Any = dataclass(kw_only=True, init=False, eq=False, repr=False)(cls)
+    made._event_fields = tuple(
+        (f.name, f.default, f.default_factory) for f in dataclasses.fields(made)
+    )
+    made.__init__ = _init
+    made.__setattr__ = _refuse_change
+    made.__delattr__ = _refuse_change
+    return made  # type: ignore[no-any-return]
+
+
+@_event
 class AuditEvent:
     """Base of every audit event. Subclasses set ``name`` and add typed fields."""
 
     name: ClassVar[str] = ""
+    #: ``(name, default, default_factory)`` of each field, for the shared ``__init__``.
+    _event_fields: ClassVar[tuple[tuple[str, Any, Any], ...]] = ()
     #: The configured account name (``[accounts.NAME]``) the event concerns, if any.
     account: str | None = None
     outcome: Outcome = "success"
@@ -146,7 +188,7 @@ def _checked(owner: str, name: str, value: object) -> Any:
 # --- sign-in ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class TokenRequested(AuditEvent):
     """A token was obtained from the identity platform (interactively or not)."""
 
@@ -158,7 +200,7 @@ class TokenRequested(AuditEvent):
     from_cache: bool = False
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class TokenRefreshed(AuditEvent):
     """An access token was renewed with a refresh token."""
 
@@ -170,7 +212,7 @@ class TokenRefreshed(AuditEvent):
     expires_in: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class TokenFailed(AuditEvent):
     """Getting or renewing a token failed; ``aadsts`` is Microsoft's code when given."""
 
@@ -184,7 +226,7 @@ class TokenFailed(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class TokenHandedOut(AuditEvent):
     """An access token was given to another program (``exoimap token print``).
 
@@ -201,7 +243,7 @@ class TokenHandedOut(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class MailSubmitted(AuditEvent):
     """A client submitted a message through ``exoimap proxy``'s SMTP listener; ``reply`` is
     the SMTP code Exchange answered (or the proxy, when Exchange could not be asked). The
@@ -218,7 +260,7 @@ class MailSubmitted(AuditEvent):
 # --- IMAP connections ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ImapConnected(AuditEvent):
     """A TCP+TLS connection to an IMAP server was established."""
 
@@ -229,7 +271,7 @@ class ImapConnected(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ImapAuthenticated(AuditEvent):
     """The IMAP server accepted our credentials."""
 
@@ -240,7 +282,7 @@ class ImapAuthenticated(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ImapAuthFailed(AuditEvent):
     """The IMAP server refused our credentials."""
 
@@ -253,7 +295,7 @@ class ImapAuthFailed(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ImapClosed(AuditEvent):
     """A connection ended; ``bytes_sent``/``bytes_received`` count what crossed the wire."""
 
@@ -265,7 +307,7 @@ class ImapClosed(AuditEvent):
     connection: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ImapThrottled(AuditEvent):
     """The server throttled us and asked us to wait ``wait_s`` seconds before trying again."""
 
@@ -278,7 +320,7 @@ class ImapThrottled(AuditEvent):
 # --- data transfer ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class FolderSynced(AuditEvent):
     """One folder was synchronised between two stores."""
 
@@ -296,7 +338,7 @@ class FolderSynced(AuditEvent):
     error_kinds: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class AccountSynced(AuditEvent):
     """One account's sync run ended: what it moved in all, and how long it took. A run that
     stopped early (sign-in, a locked archive) has outcome ``failure`` and says why."""
@@ -315,7 +357,7 @@ class AccountSynced(AuditEvent):
     error_kind: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class WatchStateChanged(AuditEvent):
     """``exoimap watch``: an account's watch changed state (``starting``, ``syncing``,
     ``watching``, ``reconnecting``, ``signin_needed``); ``error`` says why it left
@@ -326,7 +368,7 @@ class WatchStateChanged(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class WorkerJob(AuditEvent):
     """``exoimap worker``: a tenant mailbox's backup job ``started``, ``finished``,
     ``failed`` (to be tried again) or ``dead_lettered`` (a permanent failure, or retries
@@ -344,7 +386,7 @@ class WorkerJob(AuditEvent):
     error: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class WorkerLeaseLost(AuditEvent):
     """``exoimap worker``: the lease of the mailbox a job was backing up lapsed under it
     (the job stopped: another worker may hold the mailbox now)."""
@@ -357,7 +399,7 @@ class WorkerLeaseLost(AuditEvent):
     worker: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class SyncChange(AuditEvent):
     """A sync changed the shape of the target or its memory: a folder created, renamed,
     marked gone or deleted; messages marked gone, expunged, re-matched or fetched again
@@ -376,7 +418,7 @@ class SyncChange(AuditEvent):
 # --- archive ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ArchiveRead(AuditEvent):
     """Messages were read out of the local archive."""
 
@@ -387,7 +429,7 @@ class ArchiveRead(AuditEvent):
     purpose: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ArchiveExported(AuditEvent):
     """Messages left the archive to a file or another program."""
 
@@ -399,7 +441,7 @@ class ArchiveExported(AuditEvent):
     bytes: int = 0
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ArchiveVerified(AuditEvent):
     """The archive was checked against its recorded hashes."""
 
@@ -409,7 +451,7 @@ class ArchiveVerified(AuditEvent):
     missing: int = 0
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ArchiveRestored(AuditEvent):
     """Messages were restored from the archive to a mailbox."""
 
@@ -423,7 +465,7 @@ class ArchiveRestored(AuditEvent):
 # --- administration --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ConfigChanged(AuditEvent):
     """The configuration changed (``key`` is dotted, the value itself is not recorded)."""
 
@@ -432,7 +474,7 @@ class ConfigChanged(AuditEvent):
     action: str = "set"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class VaultChanged(AuditEvent):
     """Something in the encrypted vault was added, replaced or removed."""
 
@@ -441,7 +483,7 @@ class VaultChanged(AuditEvent):
     action: str = "set"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class AccessDenied(AuditEvent):
     """An operation was refused (policy, role, scope, lock)."""
 
@@ -452,7 +494,7 @@ class AccessDenied(AuditEvent):
     reason: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ConsoleAccess(AuditEvent):
     """A request to ``exoimap console``, allowed or refused (the signed-in person is the
     record's ``console_user``): sign-in, sign-out, each page, each message opened."""
@@ -464,7 +506,7 @@ class ConsoleAccess(AuditEvent):
     reason: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ConsoleSearch(AuditEvent):
     """A search in ``exoimap console``: what was asked and how many messages matched
     within the person's scope."""
@@ -475,7 +517,7 @@ class ConsoleSearch(AuditEvent):
     page: int = 1
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ConsoleApproval(AuditEvent):
     """A four-eyes request in ``exoimap console`` changing state: ``requested``,
     ``approved``, ``refused`` (a self-approval, a hold), ``rejected``, ``carried_out``."""
@@ -490,7 +532,7 @@ class ConsoleApproval(AuditEvent):
     expires: str = ""
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class ConsoleBreakGlass(AuditEvent):
     """An administrator's break-glass access to a mailbox's content in ``exoimap console``:
     ``asked`` (reason given), ``started`` (signed in again), ``refused``, ``ended`` (early,
@@ -506,7 +548,7 @@ class ConsoleBreakGlass(AuditEvent):
 # --- written by the audit log itself ---------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class AuditRecovered(AuditEvent):
     """The writer found a torn last line (a crash mid-write) and set it aside."""
 
@@ -517,7 +559,7 @@ class AuditRecovered(AuditEvent):
     file: str = field(default="")
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class AuditResetDetected(AuditEvent):
     """The writer found that the log no longer holds the record the anchor in the vault
     names: the folder was deleted, cut or replaced. Written as the next record, so the
@@ -531,7 +573,7 @@ class AuditResetDetected(AuditEvent):
     problem: str
 
 
-@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+@_event
 class AuditSegmentStarted(AuditEvent):
     """``exoimap audit recover``: the old chain was kept, sealed in ``segment``, and this
     first record of the new one links to its last good record and says why."""
