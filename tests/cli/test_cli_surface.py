@@ -133,7 +133,7 @@ SURFACE: dict[str, list[str]] = {
     "tenant status": ["NAME", "--database"],
     "tenant verify": ["NAME", "--deep", "--parallel", "--database"],
     "token": [],
-    "token print": ["NAME", "--format", "--json", "--force", "--no-agent"],
+    "token print": ["NAME", "--format", "--json", "--force", "--no-agent", "--min-validity"],
     "token show": ["NAMES", "--all"],
     "vault": [],
     "vault create-key-file": ["PATH"],
