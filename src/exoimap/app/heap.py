@@ -26,7 +26,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_freed_memory() -> bool:
-    """Return free heap pages to the OS; False where the C library cannot."""
+    """Return free heap pages to the OS; False where the C library cannot. Unreachable
+    cycles (a closed connection's protocol objects) are collected first, so their memory
+    is among what is returned."""
     gc.collect()
     trim = _malloc_trim()
     if trim is None:
