@@ -13,6 +13,7 @@ from exoimap.errors import ConfigError, RemoteProtocolError
 from exoimap.protocol.commands import BodySection
 from exoimap.protocol.types import SequenceSet
 from exoimap.sandbox.exchange import texts
+from exoimap.sandbox.exchange.app_requests import AppRequests
 from exoimap.sandbox.exchange.auth import parse_xoauth2
 from exoimap.sandbox.exchange.config import (
     AuthOutcome,
@@ -200,3 +201,15 @@ def test_throttle_window_slides() -> None:
     window.charge(2.0, 1, 60)
     assert window.over_limit(3.0)
     assert not window.over_limit(10.5)  # the first charge left the window
+
+
+def test_commands_before_the_sign_in_count_when_they_came() -> None:
+    """A CAPABILITY sent before the app signed in counts for the app at its arrival, not
+    at the sign-in: counted late, it would crowd a later window than the one it was in."""
+    log = AppRequests()
+    assert log.admit("app", None, 10.0)
+    signed_in = log.times("app")[0]
+    log.record("app", [signed_in - 9.5, signed_in - 9.0])
+    assert log.times("app") == [signed_in - 9.5, signed_in - 9.0, signed_in]
+    assert log.count("app") == 3
+    assert log.busiest("app", 1.0) == 2  # the two early ones, not three at the sign-in

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 __all__ = ["AppRequests"]
 
@@ -43,10 +44,12 @@ class AppRequests:
         """When each admitted command of ``app`` arrived (``time.monotonic()``)."""
         return list(self._admitted.get(app, ()))
 
-    def record(self, app: str, commands: int) -> None:
-        """Count ``commands`` of ``app`` sent now, whatever the limit (already answered)."""
-        now = time.monotonic()
-        self._admitted.setdefault(app, []).extend([now] * commands)
+    def record(self, app: str, arrived: Sequence[float]) -> None:
+        """Count commands of ``app`` that arrived at ``arrived`` (``time.monotonic()``,
+        before now), whatever the limit: they were answered before the app was known."""
+        admitted = self._admitted.setdefault(app, [])
+        for at in arrived:
+            bisect.insort(admitted, at)
 
     def count(self, app: str) -> int:
         """Commands admitted for ``app`` so far."""

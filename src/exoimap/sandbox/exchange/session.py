@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -155,8 +156,9 @@ class Session:
         self.expires_at: float | None = None
         #: The application signed in app-only (its commands count against its budget).
         self.app: str | None = None
-        #: Commands before the sign-in: they count for the app that signs in [U].
-        self._before_signin = 0
+        #: When each command before the sign-in arrived (``time.monotonic()``): they count
+        #: for the app that signs in [U], at the times they came.
+        self._before_signin: list[float] = []
         self.bad_commands = 0
         self.auth_failures = 0
         self.closing = False
@@ -496,7 +498,7 @@ class Session:
         command has been answered as throttled."""
         policy = self.settings.throttle
         if self.app is None:
-            self._before_signin += 1
+            self._before_signin.append(time.monotonic())
             return True
         # LOGOUT counts but is never refused: a throttled client may always leave
         limit = None if isinstance(command, c.Logout) else policy.max_app_requests
