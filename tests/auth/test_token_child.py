@@ -100,6 +100,20 @@ def test_a_child_that_prints_no_token_is_a_transient_failure(tmp_path: Path, pri
         ChildTokenProvider(ACCOUNT, command=_child(tmp_path, printed)).access_token()
 
 
+def test_a_child_that_hangs_is_stopped_and_a_transient_failure(tmp_path: Path) -> None:
+    command = _child(tmp_path, "time.sleep(60)")
+    started = time.monotonic()
+    with pytest.raises(TransientAuthError, match=r"did not finish within 0\.5 s"):
+        ChildTokenProvider(ACCOUNT, command=command, timeout=0.5).access_token()
+    assert time.monotonic() - started < 30
+
+
+def test_a_child_that_cannot_start_is_a_transient_failure() -> None:
+    missing = ChildTokenProvider(ACCOUNT, command=lambda *_: ["/nonexistent/exoimap"])
+    with pytest.raises(TransientAuthError, match="could not start"):
+        missing.access_token()
+
+
 def test_the_child_is_exoimap_token_print_never_answered_by_an_agent() -> None:
     command = token_child_command("work", 600.4)
     assert command[:3] == [sys.executable, "-m", "exoimap"]

@@ -4,7 +4,7 @@ A watch holds its mailboxes for weeks but needs a new token about once an hour p
 mailbox. Refreshing in its own process would keep MSAL, requests and their two hundred
 modules (about 10 MB) resident for good. A child ``exoimap token print --json`` refreshes
 under the vault's per-account lock like every other command, writes its own audit record,
-prints the token and exits: half a second of CPU an hour per mailbox.
+prints the token and exits: about a quarter of a second of CPU an hour per mailbox.
 
 The child opens the vault without a prompt (no terminal, stdin closed), so this provider is
 for vaults whose key needs no one at a keyboard: :func:`token_provider_for` falls back to
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -97,12 +98,23 @@ class ChildTokenProvider(AccountServer):
         with self._mutex:
             if self._token is not None and self._expires_at - time.time() >= min_validity:
                 return self._token
-            output = run_captured(
-                self._command(self.account.name, min_validity), self._timeout, self._environ
-            )
-            self._token, self._expires_at = self._read(output)
+            self._token, self._expires_at = self._read(self._run(min_validity))
             self._claims = read_claims(self._token)
             return self._token
+
+    def _run(self, min_validity: float) -> CommandOutput:
+        name = self.account.name
+        try:
+            return run_captured(self._command(name, min_validity), self._timeout, self._environ)
+        except subprocess.TimeoutExpired:
+            raise TransientAuthError(
+                f"account {name!r}: `exoimap token print` did not finish within "
+                f"{self._timeout:g} s (it was stopped)"
+            ) from None
+        except OSError as exc:
+            raise TransientAuthError(
+                f"account {name!r}: `exoimap token print` could not start: {exc.strerror}"
+            ) from None
 
     def _read(self, output: CommandOutput) -> tuple[Secret[str], float]:
         name = self.account.name
