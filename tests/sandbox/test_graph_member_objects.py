@@ -6,10 +6,29 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import requests
+
 from exoimap.sandbox.backup_app import make_backup_app
 from exoimap.sandbox.tenant import SandboxTenant
 
 GRAPH = "https://graph.microsoft.com"
+
+
+def _member_objects(
+    http: requests.Session,
+    sandbox: SandboxTenant,
+    who: str,
+    token: str | None,
+    body: dict[str, object] | None = None,
+) -> requests.Response:
+    """``POST /v1.0/{who}/getMemberObjects`` (``who``: ``me`` or ``users/ID``)."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return http.post(
+        f"{sandbox.identity_url}/v1.0/{who}/getMemberObjects",
+        json={"securityEnabledOnly": False} if body is None else body,
+        headers=headers,
+        timeout=30,
+    )
 
 
 def _user(sandbox: SandboxTenant, groups: int) -> tuple[str, str, list[str]]:
@@ -28,36 +47,17 @@ def test_delegated_token_gets_every_group_of_its_own_user(sandbox_tenant: Sandbo
     outer = sandbox_tenant.admin.create_group("outer", [inner.object_id])
     _, other_oid, _ = _user(sandbox_tenant, 1)
     token = sandbox_tenant.user_token(upn, scope=f"{GRAPH}/GroupMember.Read.All")
-    bearer = {"Authorization": f"Bearer {token}"}
-    base = sandbox_tenant.identity_url
     with sandbox_tenant.http_session() as http:
-        me = http.post(
-            f"{base}/v1.0/me/getMemberObjects",
-            json={"securityEnabledOnly": True},
-            headers=bearer,
-            timeout=30,
-        )
+        me = _member_objects(http, sandbox_tenant, "me", token, {"securityEnabledOnly": True})
         assert me.status_code == 200, me.text
         assert sorted(me.json()["value"]) == sorted([*direct, inner.object_id, outer.object_id])
-        own = http.post(
-            f"{base}/v1.0/users/{oid.upper()}/getMemberObjects",
-            json={"securityEnabledOnly": False},
-            headers=bearer,
-            timeout=30,
-        )
+        own = _member_objects(http, sandbox_tenant, f"users/{oid.upper()}", token)
         assert sorted(own.json()["value"]) == sorted(me.json()["value"])
         # a delegated token asks about its own user only
-        other = http.post(
-            f"{base}/v1.0/users/{other_oid}/getMemberObjects",
-            json={"securityEnabledOnly": False},
-            headers=bearer,
-            timeout=30,
-        )
+        other = _member_objects(http, sandbox_tenant, f"users/{other_oid}", token)
         assert other.status_code == 403
         assert other.json()["error"]["code"] == "Authorization_RequestDenied"
-        odd = http.post(
-            f"{base}/v1.0/me/getMemberObjects", json={"x": 1}, headers=bearer, timeout=30
-        )
+        odd = _member_objects(http, sandbox_tenant, "me", token, {"x": 1})
         assert odd.status_code == 400
         assert odd.json()["error"]["code"] == "Request_BadRequest"
 
@@ -68,17 +68,8 @@ def test_a_token_without_the_permission_is_refused_graph_style(
     upn, _, _ = _user(sandbox_tenant, 3)
     token = sandbox_tenant.user_token(upn, scope=f"{GRAPH}/User.Read")
     with sandbox_tenant.http_session() as http:
-        refused = http.post(
-            f"{sandbox_tenant.identity_url}/v1.0/me/getMemberObjects",
-            json={"securityEnabledOnly": False},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        anonymous = http.post(
-            f"{sandbox_tenant.identity_url}/v1.0/me/getMemberObjects",
-            json={"securityEnabledOnly": False},
-            timeout=30,
-        )
+        refused = _member_objects(http, sandbox_tenant, "me", token)
+        anonymous = _member_objects(http, sandbox_tenant, "me", None)
     assert refused.status_code == 403
     error = refused.json()["error"]
     assert error["code"] == "Authorization_RequestDenied"
@@ -96,29 +87,15 @@ def test_an_app_only_token_may_ask_about_any_user_but_not_me(
     )
     upn, _, direct = _user(sandbox_tenant, 2)
     token = sandbox_tenant.app_token(app.name, scope=f"{GRAPH}/.default")
-    bearer = {"Authorization": f"Bearer {token}"}
-    base = sandbox_tenant.identity_url
+    security_only = {"securityEnabledOnly": True}
     with sandbox_tenant.http_session() as http:
-        by_upn = http.post(
-            f"{base}/v1.0/users/{upn}/getMemberObjects",
-            json={"securityEnabledOnly": True},
-            headers=bearer,
-            timeout=30,
-        )
+        by_upn = _member_objects(http, sandbox_tenant, f"users/{upn}", token, security_only)
         assert by_upn.status_code == 200, by_upn.text
         assert sorted(by_upn.json()["value"]) == sorted(direct)
-        nobody = http.post(
-            f"{base}/v1.0/users/{uuid.uuid4()}/getMemberObjects",
-            json={"securityEnabledOnly": True},
-            headers=bearer,
-            timeout=30,
+        nobody = _member_objects(
+            http, sandbox_tenant, f"users/{uuid.uuid4()}", token, security_only
         )
         assert nobody.status_code == 404
         assert nobody.json()["error"]["code"] == "Request_ResourceNotFound"
-        me = http.post(
-            f"{base}/v1.0/me/getMemberObjects",
-            json={"securityEnabledOnly": True},
-            headers=bearer,
-            timeout=30,
-        )
+        me = _member_objects(http, sandbox_tenant, "me", token, security_only)
         assert me.status_code == 400
