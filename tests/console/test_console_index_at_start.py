@@ -39,12 +39,20 @@ def _archived_before_any_console(
     return upn, paths
 
 
+def _mailboxes_with_an_empty_index(
+    sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> Mailboxes:
+    """``name`` archived before any console, and the search index the console creates."""
+    _, paths = _archived_before_any_console(sandbox_tenant, tmp_path, monkeypatch, name)
+    mailboxes = Mailboxes(paths)
+    mailboxes.search.create()
+    return mailboxes
+
+
 def test_index_all_indexes_each_archive_once(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, paths = _archived_before_any_console(sandbox_tenant, tmp_path, monkeypatch, "early")
-    mailboxes = Mailboxes(paths)
-    mailboxes.search.create()
+    mailboxes = _mailboxes_with_an_empty_index(sandbox_tenant, tmp_path, monkeypatch, "early")
     assert mailboxes.search.marks("early") == {}
     assert asyncio.run(mailboxes.index_all()) == 3
     assert mailboxes.search.marks("early")["INBOX"].messages == 3
@@ -54,9 +62,7 @@ def test_index_all_indexes_each_archive_once(
 def test_an_archive_a_sync_holds_is_left_to_that_sync(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, paths = _archived_before_any_console(sandbox_tenant, tmp_path, monkeypatch, "busy")
-    mailboxes = Mailboxes(paths)
-    mailboxes.search.create()
+    mailboxes = _mailboxes_with_an_empty_index(sandbox_tenant, tmp_path, monkeypatch, "busy")
     mailbox = mailboxes.find("busy")
     assert mailbox is not None
 
@@ -103,9 +109,7 @@ def test_the_console_indexes_at_start_and_the_owner_opens_a_message(
 def test_a_config_broken_while_serving_stops_the_indexing_not_the_console(
     sandbox_tenant: SandboxTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, paths = _archived_before_any_console(sandbox_tenant, tmp_path, monkeypatch, "edited")
-    mailboxes = Mailboxes(paths)
-    mailboxes.search.create()
-    paths.config_file.write_text("[accounts.edited\n")  # no longer TOML
+    mailboxes = _mailboxes_with_an_empty_index(sandbox_tenant, tmp_path, monkeypatch, "edited")
+    mailboxes.paths.config_file.write_text("[accounts.edited\n")  # no longer TOML
     assert asyncio.run(mailboxes.index_all()) == 0
     assert mailboxes.search.marks("edited") == {}
