@@ -25,6 +25,7 @@ from exoimap.console.trail import Trail
 from exoimap.console.web import Console
 from exoimap.errors import AuthError, ConfigError
 from exoimap.sandbox.identity import SignInRobot
+from exoimap.secrets import Secret
 
 from .conftest import ConsoleWorld
 
@@ -161,13 +162,13 @@ def test_a_token_without_the_graph_permission_is_a_clear_refusal(world: ConsoleW
     upn, _ = _too_many(world)
     token = world.tenant.user_token(upn, scope="https://graph.microsoft.com/User.Read")
     with pytest.raises(AuthError) as refused:
-        member_groups(world.tenant.identity_url, token, ca_file=world.tenant.ca_file)
+        member_groups(world.tenant.identity_url, Secret(token), ca_file=world.tenant.ca_file)
     message = str(refused.value)
     assert "Authorization_RequestDenied" in message
     assert "GroupMember.Read.All" in message
     assert "\n" not in message
     granted = world.tenant.user_token(upn, scope="https://graph.microsoft.com/GroupMember.Read.All")
-    groups = member_groups(world.tenant.identity_url, granted, ca_file=world.tenant.ca_file)
+    groups = member_groups(world.tenant.identity_url, Secret(granted), ca_file=world.tenant.ca_file)
     assert len(groups) == 250
     assert AUDITORS in groups  # lower case, as the settings keep them
 

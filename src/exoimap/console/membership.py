@@ -13,7 +13,9 @@ from pathlib import Path
 
 import requests
 
+from exoimap.auth.transport import token_session
 from exoimap.errors import AuthError
+from exoimap.secrets import Secret
 from exoimap.untrusted import shown
 
 __all__ = ["CONSENT_HINT", "GRAPH_SCOPE", "member_groups"]
@@ -28,19 +30,14 @@ CONSENT_HINT = (
 
 
 def member_groups(
-    graph_url: str, access_token: str, *, ca_file: Path | None, timeout: float = 30.0
+    graph_url: str, access_token: Secret[str], *, ca_file: Path | None, timeout: float = 30.0
 ) -> frozenset[str]:
     """The object ids (lower case) of every group the token's user is in."""
     url = f"{graph_url.rstrip('/')}/v1.0/me/getMemberObjects"
-    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-    with requests.Session() as http:
-        http.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        if ca_file is not None:
-            http.verify = str(ca_file)
+    headers = {"Authorization": f"Bearer {access_token.reveal()}", "Accept": "application/json"}
+    with token_session(ca_file, timeout) as http:
         try:
-            response = http.post(
-                url, json={"securityEnabledOnly": False}, headers=headers, timeout=timeout
-            )
+            response = http.post(url, json={"securityEnabledOnly": False}, headers=headers)
         except requests.RequestException as exc:
             raise AuthError(
                 f"Microsoft Graph is not reachable to name your groups: {type(exc).__name__}"

@@ -19,10 +19,12 @@ from typing import Any
 import msal
 import requests
 
+from exoimap.auth.transport import token_session
 from exoimap.console.membership import CONSENT_HINT, GRAPH_SCOPE, member_groups
 from exoimap.console.policy import Principal
 from exoimap.console.settings import ConsoleSettings
 from exoimap.errors import AuthError
+from exoimap.secrets import Secret
 from exoimap.untrusted import shown
 
 __all__ = ["SignIn"]
@@ -32,6 +34,8 @@ _NO_CONSENT = frozenset({"consent_required", "invalid_grant"})
 
 
 _log = logging.getLogger(__name__)
+#: Seconds one request to the identity platform or Graph may take.
+_HTTP_TIMEOUT = 30.0
 
 
 def _who(claims: Mapping[str, Any]) -> str:
@@ -45,10 +49,7 @@ class SignIn:
         self.settings = settings
 
     def _client(self) -> msal.ClientApplication:
-        http = requests.Session()
-        http.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        if self.settings.ca_file is not None:
-            http.verify = str(self.settings.ca_file)
+        http = token_session(self.settings.ca_file, _HTTP_TIMEOUT)
         common: dict[str, Any] = {
             "authority": self.settings.authority,
             "http_client": http,
@@ -107,10 +108,10 @@ class SignIn:
             oid=str(claims.get("oid", "")),
             upn=str(claims.get("preferred_username", "")),
             name=str(claims.get("name", "")),
-            roles=self._roles(claims, str(result.get("access_token") or "")),
+            roles=self._roles(claims, Secret(str(result.get("access_token") or ""))),
         )
 
-    def _roles(self, claims: Mapping[str, Any], access_token: str) -> frozenset[str]:
+    def _roles(self, claims: Mapping[str, Any], access_token: Secret[str]) -> frozenset[str]:
         """The app roles of the ID token, and those the settings give its groups. A token
         that could not name all the person's groups (``_claim_names``: the overage of
         more than 200) has them asked of Microsoft Graph with the sign-in's access token."""
