@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +112,13 @@ def test_missing_files_lists_nothing_while_the_stamp_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listings: list[str] = []
-    bases = Maildir.bases
+    entries = Maildir.entries
 
-    def counted(self: Maildir, dirname: str) -> set[str]:
+    def counted(self: Maildir, dirname: str) -> Iterator[tuple[str, str]]:
         listings.append(dirname)
-        return bases(self, dirname)
+        return entries(self, dirname)
 
-    monkeypatch.setattr(Maildir, "bases", counted)
+    monkeypatch.setattr(Maildir, "entries", counted)
 
     async def main() -> None:
         archive = ArchiveStore.open(tmp_path, fsync_mode="none")

@@ -21,11 +21,12 @@ from exoimap.store.base import (
     MessageInfo,
     MessageListing,
     MessageRef,
+    UidRange,
 )
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
 from exoimap.sync import SyncEvent, SyncPolicy
-from exoimap.sync.engine import CONTENT_SAMPLE
+from exoimap.sync.listings import CONTENT_SAMPLE
 from exoimap.sync.plan import MessageRules, plan_messages
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -305,10 +306,11 @@ class _CountingFolder(MemoryFolder):
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         self.asked.append(size_and_date)
         return await super().list_messages(
-            changed_since=changed_since, detail=detail, size_and_date=size_and_date
+            changed_since=changed_since, detail=detail, size_and_date=size_and_date, uids=uids
         )
 
 

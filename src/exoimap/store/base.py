@@ -114,6 +114,8 @@ __all__ = [
     "SpecialUse",
     "Store",
     "SyncState",
+    "UidRange",
+    "WindowedState",
     "chunks_of",
     "folder_states_one_by_one",
     "is_inbox",
@@ -161,6 +163,17 @@ class MessageRef:
 
     uidvalidity: int
     uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class UidRange:
+    """The UIDs ``first`` to ``last`` of a folder (``last`` ``None``: to the newest)."""
+
+    first: int
+    last: int | None = None
+
+    def __contains__(self, uid: int) -> bool:
+        return uid >= self.first and (self.last is None or uid <= self.last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +307,13 @@ class Folder(Protocol):
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         """Flags of every message (or those changed since ``changed_since``); with
         ``size_and_date`` also their size and internal date (``True``: of every message;
-        a set of UIDs: at least of those), with ``detail`` also size, date and Message-ID."""
+        a set of UIDs: at least of those), with ``detail`` also size, date and Message-ID.
+        With ``uids`` only the messages in that range, and ``complete`` and ``vanished``
+        speak of that range only."""
         ...
 
     def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
@@ -371,6 +387,32 @@ class ContentMatching(Protocol):
     twice: that message is re-pointed at the item's origin and its UID returned."""
 
     async def append_matching(self, items: AsyncIterable[AppendItem]) -> list[int]: ...
+
+
+@runtime_checkable
+class WindowedState(Protocol):
+    """An optional :class:`SyncState` ability (the archive, from its index): answer for a
+    range of source UIDs, so a sync or a verify holds one window of a large folder in
+    memory at a time instead of the whole folder."""
+
+    async def anchored_messages(
+        self,
+        folder: Folder,
+        source_uidvalidity: int,
+        uids: UidRange,
+        *,
+        detail: bool = False,
+        size_and_date: bool = False,
+    ) -> list[MessageInfo]:
+        """The messages of the open target ``folder`` whose origin is a UID in ``uids``
+        under ``source_uidvalidity``, ordered by target UID, filled in as
+        :meth:`SyncState.messages` fills them."""
+        ...
+
+    async def has_unanchored(self, folder: Folder, source_uidvalidity: int) -> bool:
+        """Whether a live message of ``folder`` has no origin under ``source_uidvalidity``
+        (then the folder is matched by Message-ID, as a whole)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

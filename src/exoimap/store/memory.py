@@ -42,6 +42,7 @@ from exoimap.store.base import (
     MessageInfo,
     MessageListing,
     SpecialUse,
+    UidRange,
     chunks_of,
     folder_states_one_by_one,
     is_inbox,
@@ -543,6 +544,7 @@ class MemoryFolder:
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         store = self._store
         folder = store._get(self._name)
@@ -551,6 +553,8 @@ class MemoryFolder:
         infos: list[MessageInfo] = []
         for uid, message in sorted(folder.messages.items()):
             if incremental and changed_since is not None and message.modseq <= changed_since:
+                continue
+            if uids is not None and uid not in uids:
                 continue
             info = MessageInfo(
                 uid=uid,
@@ -565,7 +569,11 @@ class MemoryFolder:
             infos.append(info)
         vanished: frozenset[int] | None = None
         if incremental and caps.qresync and changed_since is not None:
-            vanished = frozenset(uid for seq, uid in folder.expunged if seq > changed_since)
+            vanished = frozenset(
+                uid
+                for seq, uid in folder.expunged
+                if seq > changed_since and (uids is None or uid in uids)
+            )
         return MessageListing(
             state=store._state(folder),
             messages=infos,

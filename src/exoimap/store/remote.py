@@ -53,6 +53,7 @@ from exoimap.store.base import (
     MessageInfo,
     MessageListing,
     SpecialUse,
+    UidRange,
     is_inbox,
     normalize_flags,
 )
@@ -400,6 +401,7 @@ class RemoteFolder:
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         caps = self._store.capabilities
         sized = detail or size_and_date is True
@@ -418,18 +420,17 @@ class RemoteFolder:
         if detail:
             items.append(c.BodySection("HEADER.FIELDS (MESSAGE-ID)", peek=True))
         vanished = since is not None and caps.qresync
-        commands = [
-            c.Fetch(
-                SequenceSet.all(), tuple(items), uid=True, changed_since=since, vanished=vanished
-            )
-        ]
+        window = uids or UidRange(1)
+        listed = SequenceSet.range(window.first, window.last)
+        commands = [c.Fetch(listed, tuple(items), uid=True, changed_since=since, vanished=vanished)]
         if sample:  # the sample's sizes and dates in the same round trip
             stamps: tuple[c.FetchItem, ...] = ("UID", "RFC822.SIZE", "INTERNALDATE")
             commands.append(c.Fetch(SequenceSet.of(*sorted(sample)), stamps, uid=True))
         untagged = await self._client.in_folder(self._name, self._pipelined(commands))
         messages: list[MessageInfo] = []
         for r in untagged:
-            if not isinstance(r, FetchResponse) or r.uid is None:
+            # "n:*" also answers with the newest message when all UIDs are below n
+            if not isinstance(r, FetchResponse) or r.uid is None or r.uid not in window:
                 continue
             if sample and r.flags is None and r.rfc822_size is not None:
                 continue  # the sample's answer, added below
@@ -454,6 +455,7 @@ class RemoteFolder:
                 for r in untagged
                 if isinstance(r, VanishedResponse) and r.earlier
                 for uid in r.uids
+                if uid in window
             )
         return MessageListing(state, messages, complete=since is None, vanished=gone)
 

@@ -25,37 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import random
 from collections.abc import Callable, Mapping
 
 from exoimap.errors import ErrorScope, ExoimapError, NetworkError, StoreError
 from exoimap.store.base import (
     Folder,
+    FolderState,
     FolderSyncRecord,
-    MessageInfo,
     MessageListing,
     Store,
     SyncState,
 )
 from exoimap.sync.folders import FolderPlanner
-from exoimap.sync.plan import (
-    MessagePlan,
-    MessageRules,
-    SyncPolicy,
-    needs_rematch,
-    plan_messages,
-)
+from exoimap.sync.listings import TargetSide, plan_windows
+from exoimap.sync.plan import MessagePlan, SyncPolicy
 from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncReport
 from exoimap.sync.run import Run
 from exoimap.sync.transfer import Transfer
 
-__all__ = ["CONTENT_SAMPLE", "sync"]
-
-#: How many of a folder's newest copies, and how many more at random, a resync over a
-#: complete listing checks for content changed under the same UID.
-CONTENT_SAMPLE = 16
-# not for secrets: which messages a resync looks at more closely
-_random = random.SystemRandom()
+__all__ = ["sync"]
 
 Clock = Callable[[], _dt.datetime]
 
@@ -227,30 +215,53 @@ def _stops_the_run(exc: ExoimapError) -> str | None:
 
 async def _plan_folder(run: Run, report: FolderReport, planner: FolderPlanner) -> None:
     """Plan-only: what :func:`_sync_folder` would do, reading but changing nothing."""
-    stored: list[MessageInfo] = []
     current = planner.current_name(report.target)
-    if current is not None:
-        async with run.target.open_folder(current) as target_folder:
-            lost = await run.state.content_lost(current)
-            report.refetched_missing = len(lost)
-            stored = [
-                m for m in await run.state.messages(target_folder, detail=True) if m.uid not in lost
-            ]
-    async with run.source.open_folder(report.source) as source_folder:
-        listing = await source_folder.list_messages(detail=True)
-    plan = _plan(run, listing, stored)
-    sizes = {m.uid: m.size or 0 for m in listing.messages}
-    report.planned = len(plan.fetch)
-    report.planned_bytes = sum(sizes.get(uid, 0) for uid in plan.fetch)
-    report.flags_changed = len(plan.flags)
-    report.rematched = len(plan.origins)
-    report.content_changed = sorted(plan.replaced.values())
-    if run.policy.mirror:
-        report.expunged = len(plan.gone)
+    if current is None:
+        async with run.source.open_folder(report.source) as source_folder:
+            await _plan_windows_only(run, report, source_folder, None)
+        return
+    async with (
+        run.source.open_folder(report.source) as source_folder,
+        run.target.open_folder(current) as target_folder,
+    ):
+        lost = await run.state.content_lost(current)
+        report.refetched_missing = len(lost)
+        await _plan_windows_only(run, report, source_folder, (target_folder, frozenset(lost)))
+
+
+async def _plan_windows_only(
+    run: Run, report: FolderReport, source: Folder, target: tuple[Folder, frozenset[int]] | None
+) -> None:
+    """Add up each window's plan into ``report`` (``target``: the open target folder and
+    the UIDs to leave out, ``None`` when the folder is still to be created)."""
+    folder_state = await source.state()
+    if target is None:
+        side = TargetSide.empty(run.state, source, folder_state.uidvalidity)
     else:
-        report.gone = len(plan.gone)
-    report.gone_unless_adopted = len(plan.gone_unless_adopted)
-    report.skipped = sorted(plan.skipped.items())
+        side = await TargetSide.read(
+            run.state,
+            target[0],
+            folder_state.uidvalidity,
+            per_window=run.policy.window_messages,
+            detail=True,
+            sized=run.policy.follow_content,
+            left_out=target[1],
+        )
+    async for listing, plan in plan_windows(
+        run, source, side, folder_state, since=None, detail=True
+    ):
+        sizes = {m.uid: m.size or 0 for m in listing.messages}
+        report.planned += len(plan.fetch)
+        report.planned_bytes += sum(sizes.get(uid, 0) for uid in plan.fetch)
+        report.flags_changed += len(plan.flags)
+        report.rematched += len(plan.origins)
+        report.content_changed += sorted(plan.replaced.values())
+        if run.policy.mirror:
+            report.expunged += len(plan.gone)
+        else:
+            report.gone += len(plan.gone)
+        report.gone_unless_adopted += len(plan.gone_unless_adopted)
+        report.skipped += sorted(plan.skipped.items())
 
 
 async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord | None) -> None:
@@ -264,84 +275,64 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             await state.forget(report.target, lost)
             report.refetched_missing = len(lost)
             run.emit("lost_content_refetched", report.target, count=len(lost))
-        stored = await state.messages(target_folder, size_and_date=run.policy.follow_content)
         folder_state = await source_folder.state()
-        rematch = needs_rematch(stored, folder_state.uidvalidity)
-        if rematch:  # matching needs Message-IDs, sizes and dates
-            stored = await state.messages(target_folder, detail=True)
+        side = await TargetSide.read(
+            state,
+            target_folder,
+            folder_state.uidvalidity,
+            per_window=run.policy.window_messages,
+            sized=run.policy.follow_content,
+        )
         since: int | None = None
-        if _incremental(run, record, folder_state.uidvalidity) and not (rematch or lost):
+        if _incremental(run, record, folder_state.uidvalidity) and not (side.rematch or lost):
             assert record is not None  # checked by _incremental
             if folder_state.highest_modseq == record.source_modseq:
                 return
             since = record.source_modseq
-        listing, plan = await _list_and_plan(
+        first: FolderState | None = None
+        windows = plan_windows(
             run,
             source_folder,
-            stored,
-            since,
-            uidvalidity=folder_state.uidvalidity,
-            detail=rematch or _needs_detail(run),
+            side,
+            folder_state,
+            since=since,
+            detail=side.rematch or _needs_detail(run),
         )
-        report.planned = len(plan.fetch)
-        report.skipped = sorted(plan.skipped.items())
-        run.total_planned += len(plan.fetch)
-        await _apply_metadata(run, report, target_folder, plan)
-        await _set_aside_replaced(run, report, plan)
-        uidvalidity = listing.state.uidvalidity
-        transfer = Transfer(run, report, source_folder, target_folder, uidvalidity, listing)
-        await transfer.copy(plan)
-        await _apply_gone(run, report, target_folder, plan, uidvalidity)
-        if run.policy.mirror and plan.replaced:
-            await target_folder.expunge(list(plan.replaced))
-            await state.forget(report.target, list(plan.replaced))
+        async for listing, plan in windows:
+            # the first window's counters: every change after them is seen by the next run
+            first = first or listing.state
+            await _apply(run, report, listing, plan, source=source_folder, target=target_folder)
+        assert first is not None  # there is always a window
         await state.folder_synced(
             report.target,
-            uidvalidity=uidvalidity,
-            uidnext=listing.state.uidnext,
+            uidvalidity=first.uidvalidity,
+            uidnext=first.uidnext,
             # after a failed message, the next run must list everything again to retry it
-            modseq=listing.state.highest_modseq if report.ok else None,
+            modseq=first.highest_modseq if report.ok else None,
         )
 
 
-async def _list_and_plan(
+async def _apply(
     run: Run,
-    folder: Folder,
-    stored: list[MessageInfo],
-    since: int | None,
+    report: FolderReport,
+    listing: MessageListing,
+    plan: MessagePlan,
     *,
-    uidvalidity: int,
-    detail: bool,
-) -> tuple[MessageListing, MessagePlan]:
-    """List the source folder and plan. Content changes: a changes-only listing (CONDSTORE)
-    carries every listed message's size and date; a complete one only a sample's, and
-    every message's once the sample found a change (see :func:`_content_sample`)."""
-    stamps: bool | frozenset[int] = False
-    if run.policy.follow_content and stored and not detail:
-        stamps = True if since is not None else _content_sample(stored, uidvalidity)
-    listing = await folder.list_messages(changed_since=since, detail=detail, size_and_date=stamps)
-    plan = _plan(run, listing, stored)
-    if plan.replaced and isinstance(stamps, frozenset):
-        listing = await folder.list_messages(changed_since=since, size_and_date=True)
-        plan = _plan(run, listing, stored)
-    return listing, plan
-
-
-def _content_sample(stored: list[MessageInfo], uidvalidity: int) -> frozenset[int]:
-    """The source UIDs whose size and date a complete listing also asks: the newest copies
-    and as many at random (listing them all costs about as much again as the flags, on
-    every resync of a server without CONDSTORE). A server that lost its store and refilled
-    it shows in any sample; a single message changed under its UID is caught by a later
-    sample or by ``verify --deep``."""
-    anchored = sorted(
-        m.origin.uid
-        for m in stored
-        if m.origin is not None and m.origin.uidvalidity == uidvalidity and m.gone_at is None
-    )
-    if len(anchored) <= 2 * CONTENT_SAMPLE:
-        return frozenset(anchored)
-    older = anchored[:-CONTENT_SAMPLE]
-    return frozenset(anchored[-CONTENT_SAMPLE:] + _random.sample(older, CONTENT_SAMPLE))
+    source: Folder,
+    target: Folder,
+) -> None:
+    """Carry out one window's plan."""
+    report.planned += len(plan.fetch)
+    report.skipped += sorted(plan.skipped.items())
+    run.total_planned += len(plan.fetch)
+    await _apply_metadata(run, report, target, plan)
+    await _set_aside_replaced(run, report, plan)
+    uidvalidity = listing.state.uidvalidity
+    await Transfer(run, report, source, target, uidvalidity, listing).copy(plan)
+    await _apply_gone(run, report, target, plan, uidvalidity)
+    if run.policy.mirror and plan.replaced:
+        await target.expunge(list(plan.replaced))
+        await run.state.forget(report.target, list(plan.replaced))
 
 
 def _incremental(run: Run, record: FolderSyncRecord | None, uidvalidity: int) -> bool:
@@ -368,31 +359,16 @@ def _needs_detail(run: Run) -> bool:
     )
 
 
-def _plan(run: Run, listing: MessageListing, stored: list[MessageInfo]) -> MessagePlan:
-    caps, policy = run.target.capabilities, run.policy
-    exact_sizes = run.source.capabilities.exact_sizes
-    rules = MessageRules(
-        exact_sizes=exact_sizes,
-        keep_flags=None if caps.custom_keywords else caps.permanent_flags,
-        select=policy.select,
-        max_size=policy.max_message_size or caps.max_message_size,
-        track_deletions=policy.track_deletions,
-        follow_content=policy.follow_content,
-        sizes_comparable=exact_sizes and caps.exact_sizes,
-    )
-    return plan_messages(listing.state.uidvalidity, listing, stored, rules)
-
-
 async def _apply_metadata(
     run: Run, report: FolderReport, folder: Folder, plan: MessagePlan
 ) -> None:
     if plan.origins:
         await run.state.set_origins(report.target, plan.origins)
-        report.rematched = len(plan.origins)
+        report.rematched += len(plan.origins)
         run.emit("messages_rematched", report.target, count=len(plan.origins))
     if plan.flags:
         await folder.set_flags(plan.flags)
-        report.flags_changed = len(plan.flags)
+        report.flags_changed += len(plan.flags)
         run.emit("flags_changed", report.target, count=len(plan.flags))
 
 
@@ -402,13 +378,9 @@ async def _set_aside_replaced(run: Run, report: FolderReport, plan: MessagePlan)
     to be fetched by the next run, and never two copies claiming one source UID."""
     if not plan.replaced:
         return
-    report.content_changed = sorted(plan.replaced.values())
-    run.emit(
-        "content_changed",
-        report.target,
-        count=len(plan.replaced),
-        uids=report.content_changed,
-    )
+    changed = sorted(plan.replaced.values())
+    report.content_changed += changed
+    run.emit("content_changed", report.target, count=len(changed), uids=changed)
     await run.state.content_replaced(report.target, list(plan.replaced), run.clock())
 
 
@@ -424,15 +396,15 @@ async def _apply_gone(
                 message.origin is None or message.origin.uidvalidity != uidvalidity
             ):
                 gone.append(uid)
-        report.adopted = len(plan.gone_unless_adopted) - (len(gone) - len(plan.gone))
+        report.adopted += len(plan.gone_unless_adopted) - (len(gone) - len(plan.gone))
     if not gone:
         return
     if run.policy.mirror:
         await folder.expunge(gone)
         await run.state.forget(report.target, gone)
-        report.expunged = len(gone)
+        report.expunged += len(gone)
         run.emit("messages_expunged", report.target, count=len(gone))
     else:
         await run.state.mark_gone(report.target, gone, run.clock())
-        report.gone = len(gone)
+        report.gone += len(gone)
         run.emit("messages_gone", report.target, count=len(gone))

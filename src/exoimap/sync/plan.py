@@ -54,6 +54,7 @@ from exoimap.store.base import (
     SpecialUse,
     is_inbox,
 )
+from exoimap.sync.windows import WINDOW_MESSAGES
 
 __all__ = [
     "FolderPlan",
@@ -80,6 +81,9 @@ class SyncPolicy:
     mirror: bool = False
     #: Messages per group commit (one fsync round and one index transaction).
     batch_messages: int = 500
+    #: About how many messages of a folder are listed and planned at once (see
+    #: :mod:`exoimap.sync.windows`): memory stays flat however large the folder.
+    window_messages: int = WINDOW_MESSAGES
     #: How many folders are worked on at once (also capped by the stores' capabilities).
     max_parallel_folders: int = 4
     #: Which source folders to back up (``None``: all selectable ones).

@@ -16,7 +16,15 @@ import hashlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-from exoimap.store.base import FetchedMessage, Folder, MessageInfo, Store, SyncState
+from exoimap.store.base import (
+    FetchedMessage,
+    Folder,
+    MessageInfo,
+    MessageListing,
+    Store,
+    SyncState,
+)
+from exoimap.sync.listings import TargetSide
 from exoimap.sync.plan import SyncPolicy
 
 __all__ = ["FolderCheck", "VerifyReport", "verify"]
@@ -121,9 +129,34 @@ class _Pair:
     async def check(
         self, check: FolderCheck, source_folder: Folder, target_folder: Folder, *, deep: bool
     ) -> None:
-        listing = await source_folder.list_messages(detail=True)
+        """Check the folder pair one window of source UIDs at a time."""
+        folder_state = await source_folder.state()
+        side = await TargetSide.read(
+            self.state,
+            target_folder,
+            folder_state.uidvalidity,
+            per_window=self.policy.window_messages,
+            detail=True,
+            matching=False,
+        )
+        windows = side.windows(folder_state)
+        whole = side.whole is not None
+        for window in windows:
+            listing = await source_folder.list_messages(detail=True, uids=None if whole else window)
+            stored = await side.window(window)
+            windows.held(max(len(listing.messages), len(stored)))
+            folders = (source_folder, target_folder) if deep else None
+            await self._check_window(check, listing, stored, folders)
+
+    async def _check_window(
+        self,
+        check: FolderCheck,
+        listing: MessageListing,
+        stored: list[MessageInfo],
+        folders: tuple[Folder, Folder] | None,
+    ) -> None:
+        """One window; ``folders`` (source, target): also compare every message's hash."""
         uidvalidity = listing.state.uidvalidity
-        stored = await self.state.messages(target_folder, detail=True)
         by_origin: dict[int, MessageInfo] = {}
         for m in stored:
             if m.origin is not None and m.origin.uidvalidity == uidvalidity:
@@ -132,19 +165,14 @@ class _Pair:
                 by_origin[m.origin.uid] = m
         present = {m.uid for m in listing.messages}
         if self.policy.track_deletions:
-            check.not_marked_gone = sorted(
+            check.not_marked_gone += sorted(
                 uid for uid, m in by_origin.items() if uid not in present and m.gone_at is None
             )
         for message in listing.messages:
             self._compare(check, message, by_origin.get(message.uid))
-        if deep:
+        if folders is not None:
             wanted = sorted(u for u in present if u in by_origin)
-            theirs = await _stored_hashes(target_folder, [by_origin[u] for u in wanted])
-            async for fetched in source_folder.fetch(wanted):
-                mine = by_origin[fetched.uid].uid
-                if await _sha256(fetched) != theirs.get(mine):
-                    check.hash_mismatch.append(fetched.uid)
-                    check.differing[fetched.uid] = mine
+            await _compare_hashes(check, folders, wanted, by_origin)
 
     def _compare(self, check: FolderCheck, message: MessageInfo, mine: MessageInfo | None) -> None:
         if mine is None:
@@ -171,6 +199,22 @@ class _Pair:
         ):
             check.date_mismatch.append(message.uid)
             check.differing[message.uid] = mine.uid  # what a backup counts as other content
+
+
+async def _compare_hashes(
+    check: FolderCheck,
+    folders: tuple[Folder, Folder],
+    wanted: list[int],
+    by_origin: Mapping[int, MessageInfo],
+) -> None:
+    """Fetch the source UIDs ``wanted`` and compare each one's SHA-256 with its copy's."""
+    source_folder, target_folder = folders
+    theirs = await _stored_hashes(target_folder, [by_origin[u] for u in wanted])
+    async for fetched in source_folder.fetch(wanted):
+        mine = by_origin[fetched.uid].uid
+        if await _sha256(fetched) != theirs.get(mine):
+            check.hash_mismatch.append(fetched.uid)
+            check.differing[fetched.uid] = mine
 
 
 async def _stored_hashes(folder: Folder, messages: list[MessageInfo]) -> Mapping[int, str]:

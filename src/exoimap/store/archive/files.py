@@ -53,7 +53,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -490,22 +490,16 @@ class Maildir:
             return path
         return self.find(dirname, base)
 
-    def files(self, dirname: str) -> dict[str, Path]:
-        """Every message file of a folder, by base."""
-        found: dict[str, Path] = {}
-        for sub in ("cur", "new"):
-            path = self.root / dirname / sub
-            if path.is_dir():
-                for entry in os.scandir(path):
-                    found[split_name(entry.name)[0]] = Path(entry.path)
-        return found
-
-    def bases(self, dirname: str) -> set[str]:
-        """The bases of every file in ``cur/`` and ``new/`` (one listing each)."""
+    def entries(self, dirname: str) -> Iterator[tuple[str, str]]:
+        """``(base, "cur/NAME" or "new/NAME")`` of every message file of a folder, as the
+        directory listing goes: never every name in memory at once."""
         directory = self.root / dirname
-        return {
-            name.partition(":")[0] for sub in ("cur", "new") for name in os.listdir(directory / sub)
-        }
+        for sub in ("cur", "new"):
+            path = directory / sub
+            if path.is_dir():
+                with os.scandir(path) as found:
+                    for entry in found:
+                        yield split_name(entry.name)[0], f"{sub}/{entry.name}"
 
     def rename_flags(self, dirname: str, base: str, letters: str) -> None:
         """Give the file of ``base`` the flag letters ``letters`` (done already: nothing)."""

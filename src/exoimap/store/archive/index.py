@@ -34,7 +34,7 @@ from exoimap.errors import (
     StoreUnavailable,
     disk_of,
 )
-from exoimap.store.base import MessageInfo, MessageRef
+from exoimap.store.base import MessageInfo, MessageRef, UidRange
 
 __all__ = [
     "FolderRow",
@@ -43,6 +43,7 @@ __all__ = [
     "IndexStamp",
     "MessageRow",
     "RebuiltFolder",
+    "Rows",
     "index_stamp",
     "map_sqlite_error",
     "storable",
@@ -247,14 +248,47 @@ _MSG_COLUMNS = (
     "origin_uidvalidity, origin_uid, state, gone_at"
 )
 #: The lean listing (the no-change resync reads it for every message), without and with
-#: size and internal date.
-_LEAN = (
-    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, NULL, NULL FROM messages "
-    "WHERE folder_id=? ORDER BY uid"
-)
+#: size and internal date, and the detailed one; each followed by a :class:`Rows` filter.
+_LEAN = "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, NULL, NULL FROM messages"
 _LEAN_SIZED = (
-    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, size, internal_date "
-    "FROM messages WHERE folder_id=? ORDER BY uid"
+    "SELECT uid, flags, origin_uidvalidity, origin_uid, gone_at, size, internal_date FROM messages"
+)
+_DETAILED = (
+    "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
+    "origin_uid, gone_at, sha256 FROM messages"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Which messages of a folder a listing reads: all, a range of archive UIDs, or those
+    whose origin is a range of source UIDs under one source UIDVALIDITY."""
+
+    uids: UidRange | None = None
+    origin_uidvalidity: int | None = None
+    origins: UidRange | None = None
+
+    def where(self, folder_id: int) -> tuple[str, tuple[int, ...]]:
+        """The ``WHERE ... ORDER BY uid`` clause and its parameters."""
+        sql, params = " WHERE folder_id=?", [folder_id]
+        for column, window in (("uid", self.uids), ("origin_uid", self.origins)):
+            if window is not None:
+                sql += f" AND {column}>=?"
+                params.append(window.first)
+                if window.last is not None:
+                    sql += f" AND {column}<=?"
+                    params.append(window.last)
+        if self.origins is not None:
+            sql += " AND origin_uidvalidity=?"
+            params.append(self.origin_uidvalidity or 0)
+        return sql + " ORDER BY uid", tuple(params)
+
+
+#: Where :meth:`Index.files_on_disk` compares a folder's files with its rows.
+_FILE_TABLES = (
+    "CREATE TEMP TABLE IF NOT EXISTS on_disk (base TEXT PRIMARY KEY, path TEXT NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TEMP TABLE IF NOT EXISTS indexed (base TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 _FOLDER_COLUMNS = (
     "id, name, dirname, role, uidvalidity, uidnext, source_uidvalidity, "
@@ -362,9 +396,10 @@ class Index:
         self._db.executemany(sql, rows)
 
     @contextmanager
-    def tx(self) -> Iterator[None]:
-        """One transaction; committed (durably) on exit, rolled back on error."""
-        self._execute("BEGIN IMMEDIATE")
+    def tx(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        """One transaction; committed (durably) on exit, rolled back on error. ``begin``:
+        ``"BEGIN"`` for one that writes only temporary tables (no lock on the index)."""
+        self._execute(begin)
         try:
             yield
             self._execute("COMMIT")
@@ -564,23 +599,25 @@ class Index:
 
     @_mapped("listing a folder's messages", _FOLDER)
     def infos(
-        self, folder_id: int, *, detail: bool = True, size_and_date: bool = False
+        self,
+        folder_id: int,
+        *,
+        detail: bool = True,
+        size_and_date: bool = False,
+        rows: Rows = Rows(),  # frozen: one shared default is safe
     ) -> list[MessageInfo]:
-        """Every message of a folder as the Store protocol shows it (the no-change resync
-        reads this for every message, so it builds the objects directly; without
-        ``detail`` only UID, flags, origin and gone are filled in, and with
-        ``size_and_date`` also size and internal date)."""
+        """The messages of a folder (``rows``: some of them) as the Store protocol shows
+        them (the no-change resync reads this for every message, so it builds the objects
+        directly; without ``detail`` only UID, flags, origin and gone are filled in, and
+        with ``size_and_date`` also size and internal date)."""
+        where, params = rows.where(folder_id)
         if not detail:
-            return self._lean_infos(folder_id, size_and_date=size_and_date)
-        rows = self._execute(
-            "SELECT uid, flags, size, internal_date, message_id, origin_uidvalidity, "
-            "origin_uid, gone_at, sha256 FROM messages WHERE folder_id=? ORDER BY uid",
-            (folder_id,),
-        )
+            return self._lean_infos((_LEAN_SIZED if size_and_date else _LEAN) + where, params)
+        found = self._execute(_DETAILED + where, params)
         parse = _dt.datetime.fromisoformat
         flag_sets = _FlagSets()
         out = []
-        for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in rows:
+        for uid, flags, size, date, message_id, origin_uv, origin_uid, gone_at, sha in found:
             out.append(
                 MessageInfo(
                     uid,
@@ -596,11 +633,8 @@ class Index:
             )
         return out
 
-    def _lean_infos(self, folder_id: int, *, size_and_date: bool) -> list[MessageInfo]:
-        rows = self._execute(
-            _LEAN_SIZED if size_and_date else _LEAN,
-            (folder_id,),
-        )
+    def _lean_infos(self, sql: str, params: tuple[int, ...]) -> list[MessageInfo]:
+        rows = self._execute(sql, params)
         parse = _dt.datetime.fromisoformat
         flag_sets = _FlagSets()
         out = []
@@ -617,12 +651,85 @@ class Index:
             out.append(info)
         return out
 
-    @_mapped("listing a folder's files", _FOLDER)
-    def files(self, folder_id: int) -> list[tuple[int, str]]:
-        """``(uid, file base)`` of every message in a folder."""
-        cursor = self._execute("SELECT uid, file FROM messages WHERE folder_id=?", (folder_id,))
-        rows: list[tuple[int, str]] = cursor.fetchall()
-        return rows
+    @_mapped("reading a folder's origins", _FOLDER)
+    def has_unanchored(self, folder_id: int, source_uidvalidity: int) -> bool:
+        """Whether a live message has no origin, or one under another UIDVALIDITY (each
+        term of the ``OR`` is a range of the origin index)."""
+        row = self._execute(
+            "SELECT 1 FROM messages WHERE folder_id=? AND gone_at IS NULL AND ("
+            "origin_uidvalidity IS NULL OR origin_uidvalidity<? OR origin_uidvalidity>? "
+            "OR origin_uid IS NULL) LIMIT 1",
+            (folder_id, source_uidvalidity, source_uidvalidity),
+        ).fetchone()
+        return row is not None
+
+    # --- a folder's files against its rows, inside SQLite ------------------------------
+
+    @contextmanager
+    def files_on_disk(self, folder_id: int, on_disk: Iterable[tuple[str, str]]) -> Iterator[None]:
+        """Within the block, a folder's files (``(base, path in the folder)`` pairs) and its
+        rows' file bases sit in temporary tables for :meth:`missing_files`,
+        :meth:`rows_with_files` and :meth:`unindexed_files`: the comparison runs in SQLite's
+        bounded page cache, however many files the folder holds."""
+        self._load_files_on_disk(folder_id, on_disk)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(StoreError):  # the error in flight is the one to report
+                self._clear_files_on_disk()
+            raise
+        self._clear_files_on_disk()
+
+    @_mapped("comparing a folder's files with the index", _FOLDER)
+    def _clear_files_on_disk(self) -> None:
+        for table in _FILE_TABLES:
+            self._execute(table)
+        self._execute("DELETE FROM temp.on_disk")
+        self._execute("DELETE FROM temp.indexed")
+
+    @_mapped("comparing a folder's files with the index", _FOLDER)
+    def _load_files_on_disk(self, folder_id: int, on_disk: Iterable[tuple[str, str]]) -> None:
+        self._clear_files_on_disk()
+        with self.tx("BEGIN"):
+            self._executemany("INSERT OR REPLACE INTO temp.on_disk VALUES (?, ?)", on_disk)
+            self._execute(
+                "INSERT OR IGNORE INTO temp.indexed SELECT file FROM messages WHERE folder_id=?",
+                (folder_id,),
+            )
+
+    @_mapped("comparing a folder's files with the index", _FOLDER)
+    def missing_files(self, folder_id: int) -> list[int]:
+        """UIDs whose file is not on disk (inside :meth:`files_on_disk`)."""
+        rows = self._execute(
+            "SELECT uid FROM messages WHERE folder_id=? "
+            "AND file NOT IN (SELECT base FROM temp.on_disk) ORDER BY uid",
+            (folder_id,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def rows_with_files(self, folder_id: int) -> Iterator[tuple[MessageRow, str | None]]:
+        """Every row of the folder with the path of its file, ``None`` when it has none
+        (inside :meth:`files_on_disk`); read as they are consumed."""
+        try:
+            cursor = self._execute(
+                f"SELECT {_MSG_COLUMNS}, on_disk.path FROM messages "  # noqa: S608 - constant columns
+                "LEFT JOIN temp.on_disk ON on_disk.base = messages.file "
+                "WHERE folder_id=? ORDER BY uid",
+                (folder_id,),
+            )
+            for row in cursor:
+                yield _message_row(row), row[-1]
+        except sqlite3.Error as exc:
+            raise map_sqlite_error(exc, "reading a folder's files", path=self.path) from exc
+
+    @_mapped("comparing a folder's files with the index", _FOLDER)
+    def unindexed_files(self) -> list[str]:
+        """Bases of files no row names (inside :meth:`files_on_disk`)."""
+        rows = self._execute(
+            "SELECT base FROM temp.on_disk WHERE base NOT IN (SELECT base FROM temp.indexed) "
+            "ORDER BY base"
+        ).fetchall()
+        return [row[0] for row in rows]
 
     @_mapped("counting a folder's messages", _FOLDER)
     def count(self, folder_id: int) -> int:

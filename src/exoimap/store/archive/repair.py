@@ -191,18 +191,18 @@ def verify_files(index: Index, maildir: Maildir, *, deep: bool) -> FileReport:
     """Compare every folder's files with its index rows (``deep``: re-hash every file)."""
     report = FileReport()
     for folder in index.folders():
-        names = maildir.files(folder.dirname)
-        rows = index.messages(folder.id)
-        indexed = {r.file for r in rows}
-        for row in rows:
-            report.checked += 1
-            path = names.get(row.file)
-            if path is None:
-                report.missing.append((folder.name, row.uid))
-                continue
-            if split_name(path.name)[1] != letters_for(row.flags):
-                report.misnamed.append((folder.name, row.uid))
-            if path.stat().st_size != row.size or (deep and sha256_of(path) != row.sha256):
-                report.corrupt.append((folder.name, row.uid))
-        report.unindexed += [(folder.name, base) for base in names if base not in indexed]
+        directory = maildir.folder_dir(folder.dirname)
+        with index.files_on_disk(folder.id, maildir.entries(folder.dirname)):
+            for row, found in index.rows_with_files(folder.id):
+                report.checked += 1
+                if found is None:
+                    report.missing.append((folder.name, row.uid))
+                    continue
+                path = directory / found
+                if split_name(path.name)[1] != letters_for(row.flags):
+                    report.misnamed.append((folder.name, row.uid))
+                if path.stat().st_size != row.size or (deep and sha256_of(path) != row.sha256):
+                    report.corrupt.append((folder.name, row.uid))
+            unindexed = index.unindexed_files()
+        report.unindexed += [(folder.name, base) for base in unindexed]
     return report

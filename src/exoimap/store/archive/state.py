@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from exoimap.store.archive.index import FolderRow
-from exoimap.store.base import Folder, FolderSyncRecord, MessageInfo, MessageRef
+from exoimap.store.base import Folder, FolderSyncRecord, MessageInfo, MessageRef, UidRange
 
 __all__ = ["ArchiveFolderOperations", "ArchiveOperations", "ArchiveSyncState"]
 
@@ -34,6 +34,12 @@ class ArchiveFolderOperations(Protocol):
     async def supersede(self, uids: Sequence[int], when: _dt.datetime) -> None: ...
 
     async def missing_files(self) -> list[int]: ...
+
+    async def anchored(
+        self, source_uidvalidity: int, origins: UidRange, *, detail: bool, size_and_date: bool
+    ) -> list[MessageInfo]: ...
+
+    async def has_unanchored(self, source_uidvalidity: int) -> bool: ...
 
 
 class ArchiveOperations(Protocol):
@@ -115,6 +121,26 @@ class ArchiveSyncState:
     ) -> list[MessageInfo]:
         """The archive folder's own listing: origins and gone markers are in its index."""
         return (await folder.list_messages(detail=detail, size_and_date=size_and_date)).messages
+
+    async def anchored_messages(
+        self,
+        folder: Folder,
+        source_uidvalidity: int,
+        uids: UidRange,
+        *,
+        detail: bool = False,
+        size_and_date: bool = False,
+    ) -> list[MessageInfo]:
+        """:class:`~exoimap.store.base.WindowedState`: one range of origins, from the
+        index's origin key."""
+        async with self._archive.open_folder(folder.name) as opened:
+            return await opened.anchored(
+                source_uidvalidity, uids, detail=detail, size_and_date=size_and_date
+            )
+
+    async def has_unanchored(self, folder: Folder, source_uidvalidity: int) -> bool:
+        async with self._archive.open_folder(folder.name) as opened:
+            return await opened.has_unanchored(source_uidvalidity)
 
     async def will_append(
         self, folder: str, uidnext: int, source_uidvalidity: int, messages: Sequence[MessageInfo]

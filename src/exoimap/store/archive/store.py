@@ -35,6 +35,7 @@ from exoimap.store.archive.index import (
     Index,
     IndexStamp,
     MessageRow,
+    Rows,
     index_stamp,
     storable,
 )
@@ -54,6 +55,7 @@ from exoimap.store.base import (
     MessageListing,
     MessageRef,
     SpecialUse,
+    UidRange,
     is_inbox,
     normalize_flags,
 )
@@ -454,15 +456,36 @@ class ArchiveFolder:
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         # a sample costs as much as all here: the index has them at hand
-        sized = bool(size_and_date)
-        state, messages = await self._run("listing messages", self._listing, detail, sized)
+        rows = Rows(uids=uids)
+        state, messages = await self._run(
+            "listing messages", self._listing, rows, detail, bool(size_and_date)
+        )
         return MessageListing(state=state, messages=messages, complete=True)
 
-    def _listing(self, detail: bool, size_and_date: bool) -> tuple[FolderState, list[MessageInfo]]:
+    async def anchored(
+        self, source_uidvalidity: int, origins: UidRange, *, detail: bool, size_and_date: bool
+    ) -> list[MessageInfo]:
+        """The messages copied from source UIDs in ``origins`` under ``source_uidvalidity``."""
+        rows = Rows(origin_uidvalidity=source_uidvalidity, origins=origins)
+        _state, messages = await self._run(
+            "listing messages", self._listing, rows, detail, size_and_date
+        )
+        return messages
+
+    async def has_unanchored(self, source_uidvalidity: int) -> bool:
+        """See :meth:`~exoimap.store.base.WindowedState.has_unanchored`."""
+        return await self._run(
+            "reading origins", self._index.has_unanchored, self._id, source_uidvalidity
+        )
+
+    def _listing(
+        self, rows: Rows, detail: bool, size_and_date: bool
+    ) -> tuple[FolderState, list[MessageInfo]]:
         return self._state(), self._index.infos(
-            self._id, detail=detail, size_and_date=size_and_date
+            self._id, detail=detail, size_and_date=size_and_date, rows=rows
         )
 
     async def fetch(self, uids: Sequence[int]) -> AsyncIterator[FetchedMessage]:
@@ -656,8 +679,8 @@ def _state_of(row: FolderRow, exists: int) -> FolderState:
 
 
 def _missing_files(index: Index, maildir: Maildir, row: FolderRow) -> list[int]:
-    bases = maildir.bases(row.dirname)
-    return [uid for uid, base in index.files(row.id) if base not in bases]
+    with index.files_on_disk(row.id, maildir.entries(row.dirname)):
+        return index.missing_files(row.id)
 
 
 def _read_ahead(found: Sequence[tuple[MessageRow, Path | None]], start: int) -> list[bytes | None]:
