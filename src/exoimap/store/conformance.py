@@ -32,6 +32,7 @@ from exoimap.store.base import (
     FetchedMessage,
     Folder,
     Store,
+    UidRange,
     chunks_of,
     is_inbox,
 )
@@ -295,6 +296,30 @@ async def check_changed_since(store: Store) -> None:
             _expect(listing.vanished == frozenset({uids[2]}), f"vanished {listing.vanished}")
 
 
+async def check_uid_ranges(store: Store) -> None:
+    """A listing of a UID range holds exactly that range; an open-ended range past the
+    newest UID is empty (IMAP's ``n:*`` also answers with the newest message)."""
+    async with store.open_folder("INBOX") as folder:
+        uids = await _append(folder, [sample_message(n) for n in range(5)])
+        await folder.expunge([uids[2]])
+        middle = await folder.list_messages(uids=UidRange(uids[1], uids[3]))
+        _expect(middle.complete, "a range listing is complete for its range")
+        got = [m.uid for m in middle.messages]
+        _expect(got == [uids[1], uids[3]], f"range {uids[1]}:{uids[3]} listed {got}")
+        tail = await folder.list_messages(uids=UidRange(uids[3]), detail=True)
+        got = [m.uid for m in tail.messages]
+        _expect(got == [uids[3], uids[4]], f"open range listed {got}")
+        _expect(all(m.size for m in tail.messages), "a range listing with detail has sizes")
+        past = await folder.list_messages(uids=UidRange(uids[4] + 1))
+        got = [m.uid for m in past.messages]
+        _expect(got == [], f"a range past the newest UID listed {got}")
+        if store.capabilities.qresync:
+            mark = (await folder.state()).highest_modseq or 0
+            await folder.expunge([uids[0], uids[4]])
+            changes = await folder.list_messages(changed_since=mark, uids=UidRange(uids[3]))
+            _expect(changes.vanished == frozenset({uids[4]}), f"vanished {changes.vanished}")
+
+
 COUNTED = "Zähler"
 
 
@@ -382,6 +407,7 @@ CHECKS: list[Check] = [
     check_expunge_never_reuses_uids,
     check_listing_detail,
     check_changed_since,
+    check_uid_ranges,
     check_folder_states,
     check_rename_keeps_uids,
     check_append_size_mismatch,

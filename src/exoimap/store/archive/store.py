@@ -470,10 +470,14 @@ class ArchiveFolder:
     ) -> list[MessageInfo]:
         """The messages copied from source UIDs in ``origins`` under ``source_uidvalidity``."""
         rows = Rows(origin_uidvalidity=source_uidvalidity, origins=origins)
-        _state, messages = await self._run(
-            "listing messages", self._listing, rows, detail, size_and_date
+        return await self._run(
+            "listing messages",
+            self._index.infos,
+            self._id,
+            detail=detail,
+            size_and_date=size_and_date,
+            rows=rows,
         )
-        return messages
 
     async def has_unanchored(self, source_uidvalidity: int) -> bool:
         """See :meth:`~exoimap.store.base.WindowedState.has_unanchored`."""
