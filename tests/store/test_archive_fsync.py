@@ -70,3 +70,24 @@ def test_syncfs_mode_flushes_with_one_syncfs_and_no_fsync(
     synced = _spy_fsync(monkeypatch)
     files.fsync_paths(paths, mode="syncfs")
     assert synced == []
+
+
+def test_auto_mode_is_one_syncfs_where_the_kernel_reports_its_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _write_files(tmp_path, 20)
+    synced = _spy_fsync(monkeypatch)
+    monkeypatch.setattr(files, "syncfs_reports_errors", lambda: True)
+    files.fsync_paths(paths, mode="auto")
+    assert synced == []
+    monkeypatch.setattr(files, "syncfs_reports_errors", lambda: False)
+    files.fsync_paths(paths, mode="auto")
+    assert sorted(synced) == sorted(paths)  # an older kernel: an fsync per file
+
+
+@pytest.mark.parametrize(
+    ("release", "trusted"),
+    [("5.7.19", False), ("5.8.0", True), ("6.18.44-fc-v1272", True), ("4.19.0-23-amd64", False)],
+)
+def test_syncfs_is_trusted_from_linux_5_8(release: str, trusted: bool) -> None:
+    assert files.syncfs_reports_errors(release) is trusted

@@ -139,7 +139,7 @@ def run_backup(
     policy: SyncPolicy,
     hook: CrashHook | None = None,
     *,
-    fsync_mode: str = "pool",
+    fsync_mode: str = "auto",
 ) -> SyncReport:
     async def main() -> SyncReport:
         archive = ArchiveStore.open(root, crash_hook=hook, fsync_mode=fsync_mode)

@@ -81,7 +81,7 @@ class SyncOptions:
     #: Delete from the archive what was deleted on the server (default: keep, mark gone).
     mirror: bool = False
     #: The archive's fsync mode (see :meth:`ArchiveStore.open`).
-    fsync_mode: str = "pool"
+    fsync_mode: str = "auto"
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
@@ -163,7 +163,7 @@ async def opened_stores(
     provider: AccountProvider,
     root: Path,
     *,
-    fsync_mode: str = "pool",
+    fsync_mode: str = "auto",
     on_event: Callable[[NetEvent], None] | None = None,
     kept: Resident | None = None,
 ) -> AsyncIterator[tuple[RemoteImapStore, ArchiveStore]]:

@@ -286,11 +286,29 @@ def _fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
-def fsync_paths(paths: Sequence[str | Path], *, mode: str = "pool") -> None:
-    """Make the contents of ``paths`` durable: ``syncfs`` once, or ``fsync`` each."""
+#: Since Linux 5.8, ``syncfs(2)`` reports the file system's writeback errors; before, a
+#: write that failed on the way to the disk could pass unnoticed.
+_SYNCFS_REPORTS_ERRORS = (5, 8)
+
+
+def syncfs_reports_errors(release: str | None = None) -> bool:
+    """Whether this kernel's ``syncfs`` (``release``: a ``uname -r``) reports write errors."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux
+        return False
+    found = re.match(r"(\d+)\.(\d+)", release if release is not None else os.uname().release)
+    return found is not None and (int(found[1]), int(found[2])) >= _SYNCFS_REPORTS_ERRORS
+
+
+def fsync_paths(paths: Sequence[str | Path], *, mode: str = "auto") -> None:
+    """Make the contents of ``paths`` durable: ``syncfs`` once, or ``fsync`` each.
+
+    ``auto``: one ``syncfs`` where it reports write errors (Linux 5.8 and later), else
+    ``pool``; ``syncfs``: one ``syncfs`` wherever it exists; ``pool``: an ``fsync`` per
+    file from a few threads (the journal commits concurrent ones together); ``serial``:
+    one after the other; ``none``: nothing."""
     if not paths or mode == "none":
         return
-    if mode == "syncfs":
+    if mode == "syncfs" or (mode == "auto" and syncfs_reports_errors()):
         fd = os.open(os.path.dirname(paths[0]), os.O_RDONLY)
         try:
             if _syncfs(fd):

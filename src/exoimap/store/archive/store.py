@@ -68,7 +68,7 @@ _T = TypeVar("_T")
 _READ_CHUNK = 256 * 1024
 #: Bytes a fetch reads ahead in one hop to the worker thread (first chunks of messages).
 _READ_AHEAD = 4 * 1024 * 1024
-_FSYNC_MODES = ("pool", "syncfs", "serial", "none")
+_FSYNC_MODES = ("auto", "pool", "syncfs", "serial", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ class ArchiveStore:
         root: str | os.PathLike[str],
         *,
         create: bool = True,
-        fsync_mode: str = "pool",
+        fsync_mode: str = "auto",
         crash_hook: CrashHook | None = None,
         writer: Writer = os.write,
         trusted_index: IndexStamp | None = None,
@@ -132,10 +132,12 @@ class ArchiveStore:
         while the index file still has it, its integrity check is skipped (a resident
         process's next sync; any write to the file by anyone changes the stamp).
 
-        ``fsync_mode`` is ``pool`` (fsync files from a thread pool), ``syncfs`` (one
-        ``syncfs(2)`` per batch, Linux), ``serial``, or ``none``: no fsync at all and
-        SQLite ``synchronous=OFF``, which survives a killed process but NOT a power loss
-        or kernel crash (for tests and scratch archives only).
+        ``fsync_mode`` is ``auto`` (one ``syncfs(2)`` per batch where the kernel reports
+        its write errors, Linux 5.8 and later; else ``pool``), ``pool`` (fsync each file
+        from a thread pool), ``syncfs`` (one ``syncfs(2)`` per batch wherever it exists),
+        ``serial``, or ``none``: no fsync at all and SQLite ``synchronous=OFF``, which
+        survives a killed process but NOT a power loss or kernel crash (for tests and
+        scratch archives only). See docs/architecture.md, "Durability".
         """
         if fsync_mode not in _FSYNC_MODES:
             raise StoreError(f"unknown fsync mode {fsync_mode!r}")
