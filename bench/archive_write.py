@@ -1,6 +1,6 @@
 """Benchmark: durable backup of N synthetic messages into the archive, then a no-change resync.
 
-Run: ``.venv/bin/python -m bench.archive_write [--messages 20000] [--fsync-mode pool]``
+Run: ``.venv/bin/python -m bench.archive_write [--messages 20000] [--fsync-mode auto]``
 
 The source is a synthetic in-process store that generates message bodies on the fly
 (median ~10 KB, p99 ~50 KB, 0.5% of 1-5 MB; ~620 MB for 20,000 messages) so that neither
@@ -34,6 +34,7 @@ from exoimap.store.base import (
     MessageInfo,
     MessageListing,
     SpecialUse,
+    UidRange,
     folder_states_one_by_one,
 )
 from exoimap.sync import SyncPolicy
@@ -75,6 +76,7 @@ class SyntheticFolder:
         changed_since: int | None = None,
         detail: bool = False,
         size_and_date: bool | frozenset[int] = False,
+        uids: UidRange | None = None,
     ) -> MessageListing:
         if self._listing is None:  # the source's own cost is not what this measures
             seen, unseen = frozenset({"\\Seen"}), frozenset()
@@ -82,7 +84,11 @@ class SyntheticFolder:
                 MessageInfo(uid=uid, flags=seen if uid % 3 else unseen)
                 for uid in range(1, len(self.sizes) + 1)
             ]
-        return MessageListing(state=await self.state(), messages=self._listing)
+        listed = self._listing
+        if uids is not None:
+            last = uids.last or len(listed)
+            listed = listed[uids.first - 1 : last]
+        return MessageListing(state=await self.state(), messages=listed)
 
     def _header(self, uid: int) -> bytes:
         return (
@@ -226,7 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument(
-        "--fsync-mode", default="pool", choices=["pool", "syncfs", "serial", "none"]
+        "--fsync-mode", default="auto", choices=["auto", "pool", "syncfs", "serial", "none"]
     )
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--parallel", type=int, default=4)
