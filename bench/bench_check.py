@@ -21,11 +21,18 @@ from pathlib import Path
 from bench.bench_raw import ServerMessage, normalise
 from exoimap.protocol.utf7 import decode_mailbox_lenient
 
-__all__ = ["Check", "Target", "check", "command"]
+__all__ = ["MAILDIR_LETTERS", "Check", "Target", "check", "command", "maildir_folders"]
 
 TOOLS = ("exoimap", "mbsync", "offlineimap3", "exoimap-lib")
-_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
-_SYSTEM = frozenset(_LETTERS.values())
+#: Maildir info letters and the IMAP flags they stand for.
+MAILDIR_LETTERS = {
+    "D": "\\Draft",
+    "F": "\\Flagged",
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "T": "\\Deleted",
+}
+_SYSTEM = frozenset(MAILDIR_LETTERS.values())
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ class Check:
 
 def _flags_from_name(name: str) -> frozenset[str]:
     info = name.rsplit(":2,", 1)[1] if ":2," in name else ""
-    return frozenset(_LETTERS[c] for c in info if c in _LETTERS)
+    return frozenset(MAILDIR_LETTERS[c] for c in info if c in MAILDIR_LETTERS)
 
 
 def _folder_key(name: str) -> str:
@@ -139,7 +146,7 @@ def _folder_key(name: str) -> str:
     return "INBOX" if decoded.upper() == "INBOX" else decoded
 
 
-def _maildir_folders(root: Path) -> dict[str, list[Path]]:
+def maildir_folders(root: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for top, dirs, _files in os.walk(root):
         here = Path(top)
@@ -176,7 +183,7 @@ def check(tool: str, store: Path, server: dict[str, dict[int, ServerMessage]]) -
                 if hashlib.sha256(path.read_bytes()).hexdigest() == message.sha256:
                     result.byte_exact += 1
         return result
-    local = _maildir_folders(store)
+    local = maildir_folders(store)
     for name, box in expected.items():
         files = local.get(name, [])
         exact = {m.sha256: m for m in box.values()}
