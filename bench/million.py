@@ -163,8 +163,9 @@ def _show(run: Run) -> None:
     )
 
 
-def measure(args: argparse.Namespace) -> dict[str, object]:
-    """Seed, warm, run every tool's phases for every round; returns the results."""
+def measure(args: argparse.Namespace) -> list[Run]:
+    """Seed, warm, run every tool's phases for every round; saves the results as JSON
+    (after each tool, so that a long run cut short keeps what it measured)."""
     ensure_tools()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = sorted(set(tools) - set(TOOLS))
@@ -225,7 +226,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     results["partial"] = False
     save()
     print(f"results: {out}")
-    return {**results, "runs": [asdict(r) for r in runs]}
+    return runs
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -247,13 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.messages < 10:
         parser.error("--messages must be at least 10")
-    results = measure(args)
+    runs = measure(args)
     if not args.no_report:
         from bench.bench_million_report import write_million_report
 
         write_million_report(WORK / f"million-{args.messages}.json")
-    failed = [r for r in results["runs"] if not r["complete"]]  # type: ignore[attr-defined]
-    return 1 if failed else 0
+    return 0 if all(r.complete for r in runs) else 1
 
 
 if __name__ == "__main__":
