@@ -18,7 +18,7 @@ from typing import Any
 from bench.bench_server import WORK
 from bench.report import COLOURS, DOCS, RSS_LIMIT_MB, median_range, splice_section, summarise
 
-__all__ = ["write_million_report"]
+__all__ = ["BASELINE", "scaling", "write_million_report"]
 
 BEGIN = "<!-- BEGIN bench.million -->"
 END = "<!-- END bench.million -->"
@@ -31,8 +31,11 @@ CHART = "benchmarks-million.png"
 def _rows(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
     table = summarise(results)
     small = summarise(baseline) if baseline else {}
-    head = "| tool | phase | wall s | msg/s | MB/s | peak RSS MB | client CPU s | counts equal |"
-    rule = "|---|---|---|---|---|---|---|---|"
+    head = (
+        "| tool | phase | wall s | msg/s | MB/s | peak RSS MB | client CPU s | counts equal "
+        "| load avg (1 min) |"
+    )
+    rule = "|---|---|---|---|---|---|---|---|---|"
     if baseline:
         head += f" msg/s at {BASELINE:,} |"
         rule += "---|"
@@ -46,7 +49,7 @@ def _rows(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]
                 f"| {tool} | {phase} | {median_range(row['wall'])} | "
                 f"{median_range(row['msgs'], '{:.0f}')} | {median_range(row['mbs'], '{:.1f}')} | "
                 f"{median_range(row['rss'], '{:.0f}')} | {median_range(row['cpu'])} | "
-                f"{int(sum(row['ok']))}/{len(row['ok'])} |"
+                f"{int(sum(row['ok']))}/{len(row['ok'])} | {median_range(row['load'], '{:.1f}')} |"
             )
             if baseline:
                 base = small.get((tool, phase))
@@ -55,7 +58,7 @@ def _rows(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]
     return lines
 
 
-def _scaling(results: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+def scaling(results: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
     """One line per (tool, phase): the throughput here against the 20,000-message run's."""
     table, small = summarise(results), summarise(baseline)
     lines = []
@@ -110,12 +113,13 @@ def _section(results: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         *_rows(results, baseline),
     ]
     if baseline:
-        lines += ["", *_scaling(results, baseline)]
+        lines += ["", *scaling(results, baseline)]
     lines += [
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, "
         f"Linux {machine['kernel']}, Python {machine['python']}; Dovecot {machine['dovecot']}, "
-        f"{machine['mbsync']}.",
+        f"{machine['mbsync']}. Wall times rise with the load column (other work on the "
+        "machine); the CPU column is less sensitive to it.",
         "",
         f"Command: `{results['command']}`.",
         "",

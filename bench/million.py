@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.bench_check import Target, command, maildir_folders
+from bench.bench_million_report import BASELINE, scaling, write_million_report
 from bench.bench_million_seed import million_root
 from bench.bench_raw import folder_counts
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
@@ -173,6 +174,8 @@ def measure(args: argparse.Namespace) -> list[Run]:
         raise SystemExit(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
     WORK.mkdir(parents=True, exist_ok=True)
     root, seeded = million_root(args.messages, args.seed)
+    if seeded.get("cached"):
+        print(f"using the seeded mailbox in {root} (seeding took {seeded['seconds']} s)")
     out = WORK / f"million-{args.messages}.json"
     log = WORK / f"million-{args.messages}.log"
     log.write_text("")
@@ -229,6 +232,15 @@ def measure(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
+def _print_scaling(results_path: Path) -> None:
+    """The throughput against the 20,000-message run's, when that run's results exist."""
+    base_path = WORK / f"million-{BASELINE}.json"
+    results = json.loads(results_path.read_text())
+    if base_path.exists() and results["messages"] != BASELINE:
+        for line in scaling(results, json.loads(base_path.read_text())):
+            print(line.removeprefix("- "))
+
+
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")  # runs the finally blocks: Dovecot stops
 
@@ -249,9 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 10:
         parser.error("--messages must be at least 10")
     runs = measure(args)
+    _print_scaling(WORK / f"million-{args.messages}.json")
     if not args.no_report:
-        from bench.bench_million_report import write_million_report
-
         write_million_report(WORK / f"million-{args.messages}.json")
     return 0 if all(r.complete for r in runs) else 1
 
