@@ -140,21 +140,9 @@ def _chart(results: dict[str, Any], path: Path) -> None:
     for i, tool in enumerate(results["tools"]):
         phases = [p for p in PHASES if (tool, p) in table]
         xs = [PHASES.index(p) + i * width for p in phases]
-        colour = COLOURS.get(tool, "tab:green")
-        walls.bar(
-            xs,
-            [statistics.median(table[(tool, p)]["wall"]) for p in phases],
-            width,
-            label=tool,
-            color=colour,
-        )
-        rss.bar(
-            xs,
-            [statistics.median(table[(tool, p)]["rss"]) for p in phases],
-            width,
-            label=tool,
-            color=colour,
-        )
+        for ax, key in ((walls, "wall"), (rss, "rss")):
+            values = [statistics.median(table[(tool, p)][key]) for p in phases]
+            ax.bar(xs, values, width, label=tool, color=COLOURS.get(tool, "tab:green"))
     for ax in (walls, rss):
         ax.set_xticks([k + width * (len(results["tools"]) - 1) / 2 for k in range(len(PHASES))])
         ax.set_xticklabels(PHASES)

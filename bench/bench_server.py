@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.bench_check import Target
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.sandbox.seed import SeedOptions, write_maildir
 
@@ -139,6 +140,21 @@ class SeededServer:
         server = DovecotServer(root=root, users=users, spare_users=0)
         server.start()
         return cls(server, info)
+
+    def target(
+        self,
+        user: str = BENCH_USER,
+        password: str = BENCH_PASSWORD,
+        token_lifetime_s: int = 4 * 3600,
+    ) -> Target:
+        """How the tools reach ``user`` here (PLAIN, or XOAUTH2 with a token minted now)."""
+        return Target(
+            self.port,
+            self.ca_file,
+            user,
+            password,
+            mint_token=lambda: self.server.mint_token(user, token_lifetime_s).reveal(),
+        )
 
     @property
     def port(self) -> int:

@@ -40,7 +40,7 @@ from bench import bench_raw
 from bench.bench_check import TOOLS, Check, Target, check, command
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
 
-__all__ = ["Run", "compile_bytecode", "machine_info", "main", "timed"]
+__all__ = ["Run", "compile_bytecode", "machine_info", "main", "stop_on_sigterm", "timed"]
 
 TIMEOUT = {
     "python": 60,
@@ -361,12 +361,12 @@ def _show(run: Run) -> None:
     )
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")  # runs the finally blocks: Dovecot stops
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)

@@ -41,7 +41,7 @@ from bench.bench_million_report import BASELINE, scaling, write_million_report
 from bench.bench_million_seed import million_root
 from bench.bench_raw import folder_counts
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
-from bench.compare import Run, compile_bytecode, machine_info, timed
+from bench.compare import Run, compile_bytecode, machine_info, stop_on_sigterm, timed
 from exoimap.protocol.utf7 import decode_mailbox_lenient
 from exoimap.sandbox.dovecot import DovecotServer
 
@@ -81,9 +81,7 @@ def _read_every_file(maildir: Path) -> int:
     return total
 
 
-def _warm(
-    server: SeededServer, root: Path, target: Target
-) -> tuple[dict[str, int], dict[str, float]]:
+def _warm(root: Path, target: Target) -> tuple[dict[str, int], dict[str, float]]:
     """Untimed warm-up; returns the server's messages per folder and how long it took."""
     started = time.monotonic()
     read = _read_every_file(root / "mail" / BENCH_USER / "Maildir")
@@ -203,14 +201,8 @@ def measure(args: argparse.Namespace) -> list[Run]:
 
     server.server.start()
     try:
-        target = Target(
-            server.port,
-            server.ca_file,
-            BENCH_USER,
-            BENCH_PASSWORD,
-            mint_token=lambda: server.server.mint_token(BENCH_USER, _TOKEN_LIFETIME_S).reveal(),
-        )
-        expected, results["warm_up"] = _warm(server, root, target)
+        target = server.target(token_lifetime_s=_TOKEN_LIFETIME_S)
+        expected, results["warm_up"] = _warm(root, target)
         results["server_folders"] = expected
         compile_bytecode()
         scratch = Path(tempfile.mkdtemp(prefix="exoimap-million-", dir=args.scratch))
@@ -241,12 +233,8 @@ def _print_scaling(results_path: Path) -> None:
             print(line.removeprefix("- "))
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(f"stopped by signal {signum}")  # runs the finally blocks: Dovecot stops
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
