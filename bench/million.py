@@ -36,13 +36,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.bench_check import Target, command, maildir_folders
+from bench.bench_check import Target, command, folder_key, maildir_folders
 from bench.bench_million_report import BASELINE, scaling, write_million_report
 from bench.bench_million_seed import million_root
 from bench.bench_raw import folder_counts
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
 from bench.compare import Run, compile_bytecode, machine_info, stop_on_sigterm, timed
-from exoimap.protocol.utf7 import decode_mailbox_lenient
 from exoimap.sandbox.dovecot import DovecotServer
 
 __all__ = ["main"]
@@ -52,12 +51,6 @@ TOOLS = ("exoimap", "mbsync")
 _WARM_ITEMS = b"UID FLAGS RFC822.SIZE INTERNALDATE"
 #: Tokens outlive the longest run (Dovecot checks their expiry at each sign-in).
 _TOKEN_LIFETIME_S = 48 * 3600
-
-
-def _folder_name(name: str) -> str:
-    """One spelling for a folder whether the server (modified UTF-7) or exoimap named it."""
-    decoded = decode_mailbox_lenient(name.encode()) if "&" in name else name
-    return "INBOX" if decoded.upper() == "INBOX" else decoded
 
 
 def _differences(expected: dict[str, int], stored: dict[str, int]) -> dict[str, list[int]]:
@@ -94,7 +87,7 @@ def _warm(root: Path, target: Target) -> tuple[dict[str, int], dict[str, float]]
         flush=True,
     )
     timing = {"page_cache_s": round(cached - started, 1), "index_s": round(done - cached, 1)}
-    return {_folder_name(n): c for n, c in counts.items()}, timing
+    return {folder_key(n): c for n, c in counts.items()}, timing
 
 
 def _archive_counts(sync_argv: list[str]) -> dict[str, int]:
@@ -109,7 +102,7 @@ def _archive_counts(sync_argv: list[str]) -> dict[str, int]:
     if done.returncode:
         return {}
     stats = json.loads(done.stdout.splitlines()[0])
-    return {_folder_name(f["folder"]): f["messages"] for f in stats["folders"]}
+    return {folder_key(f["folder"]): f["messages"] for f in stats["folders"]}
 
 
 def _mbsync_counts(store: Path) -> dict[str, int]:

@@ -10,10 +10,11 @@ from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
+from bench.bench_check import folder_key
 from bench.bench_million_report import BEGIN, END, write_million_report
 from bench.bench_million_seed import _write_messages
 from bench.bench_server import _to_fs_layout
-from bench.million import _differences, _folder_name
+from bench.million import _differences
 
 _NAME = re.compile(r"^(\d+)\.M\d+P\d+\.bench,S=(\d+),W=(\d+):2,([DFRST]*)$")
 
@@ -53,7 +54,7 @@ def test_seeded_files_are_named_as_dovecot_names_them_and_follow_the_shares(
 
 
 def test_counts_compare_across_folder_name_spellings() -> None:
-    server = {_folder_name("&AMk-quipe"): 4, _folder_name("INBOX"): 12, "Trash": 0}
+    server = {folder_key("&AMk-quipe"): 4, folder_key("INBOX"): 12, "Trash": 0}
     assert _differences(server, {"Équipe": 4, "INBOX": 12}) == {}
     assert _differences(server, {"Équipe": 3, "INBOX": 12, "Extra": 1}) == {
         "Extra": [0, 1],
