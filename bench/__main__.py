@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Modules that are not micro-benchmarks: the comparison and its helpers.
-NOT_MICRO = {"compare", "report"}
+#: Modules that are not micro-benchmarks: the comparisons (hours at full size) and helpers.
+NOT_MICRO = {"compare", "report", "million"}
 
 
 def micro_names() -> list[str]:

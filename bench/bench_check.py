@@ -21,11 +21,26 @@ from pathlib import Path
 from bench.bench_raw import ServerMessage, normalise
 from exoimap.protocol.utf7 import decode_mailbox_lenient
 
-__all__ = ["Check", "Target", "check", "command"]
+__all__ = [
+    "MAILDIR_LETTERS",
+    "Check",
+    "Target",
+    "check",
+    "command",
+    "folder_key",
+    "maildir_folders",
+]
 
 TOOLS = ("exoimap", "mbsync", "offlineimap3", "exoimap-lib")
-_LETTERS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
-_SYSTEM = frozenset(_LETTERS.values())
+#: Maildir info letters and the IMAP flags they stand for.
+MAILDIR_LETTERS = {
+    "D": "\\Draft",
+    "F": "\\Flagged",
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "T": "\\Deleted",
+}
+_SYSTEM = frozenset(MAILDIR_LETTERS.values())
 
 
 @dataclass(frozen=True)
@@ -131,22 +146,23 @@ class Check:
 
 def _flags_from_name(name: str) -> frozenset[str]:
     info = name.rsplit(":2,", 1)[1] if ":2," in name else ""
-    return frozenset(_LETTERS[c] for c in info if c in _LETTERS)
+    return frozenset(MAILDIR_LETTERS[c] for c in info if c in MAILDIR_LETTERS)
 
 
-def _folder_key(name: str) -> str:
+def folder_key(name: str) -> str:
+    """One spelling for a folder, whether in modified UTF-7 (as servers send it) or not."""
     decoded = decode_mailbox_lenient(name.encode()) if "&" in name else name
     return "INBOX" if decoded.upper() == "INBOX" else decoded
 
 
-def _maildir_folders(root: Path) -> dict[str, list[Path]]:
+def maildir_folders(root: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for top, dirs, _files in os.walk(root):
         here = Path(top)
         if "cur" in dirs and "new" in dirs:
             rel = here.relative_to(root).as_posix()
             files = [p for sub in ("cur", "new") for p in (here / sub).iterdir() if p.is_file()]
-            found[_folder_key(rel or "INBOX")] = files
+            found[folder_key(rel or "INBOX")] = files
         dirs[:] = [d for d in dirs if d not in ("cur", "new", "tmp") and not d.startswith(".")]
     return found
 
@@ -154,7 +170,7 @@ def _maildir_folders(root: Path) -> dict[str, list[Path]]:
 def check(tool: str, store: Path, server: dict[str, dict[int, ServerMessage]]) -> Check:
     """Compare a tool's copy with the server: counts, flags and bytes, folder by folder."""
     result = Check()
-    expected = {_folder_key(name): box for name, box in server.items()}
+    expected = {folder_key(name): box for name, box in server.items()}
     result.messages = sum(len(box) for box in expected.values())
     if tool.startswith("exoimap"):
         stored = _exoimap_folders(store)
@@ -176,7 +192,7 @@ def check(tool: str, store: Path, server: dict[str, dict[int, ServerMessage]]) -
                 if hashlib.sha256(path.read_bytes()).hexdigest() == message.sha256:
                     result.byte_exact += 1
         return result
-    local = _maildir_folders(store)
+    local = maildir_folders(store)
     for name, box in expected.items():
         files = local.get(name, [])
         exact = {m.sha256: m for m in box.values()}
@@ -216,7 +232,7 @@ def _exoimap_folders(store: Path) -> dict[str, dict[int, tuple[Path, frozenset[s
             )
         }
         out: dict[str, dict[int, tuple[Path, frozenset[str]]]] = {
-            _folder_key(name): {} for name, _d in folders.values()
+            folder_key(name): {} for name, _d in folders.values()
         }
         rows = db.execute(
             "SELECT folder_id, origin_uid, flags, file FROM messages WHERE gone_at IS NULL"
@@ -235,7 +251,7 @@ def _exoimap_folders(store: Path) -> dict[str, dict[int, tuple[Path, frozenset[s
                 continue
             name, dirname = folders[fid]
             path = on_disk[fid].get(file, store / "maildir" / dirname / "cur" / file)
-            out[_folder_key(name)][uid] = (path, frozenset(flags.split()))
+            out[folder_key(name)][uid] = (path, frozenset(flags.split()))
         return out
     finally:
         db.close()

@@ -10,8 +10,10 @@ The seed writes Maildir++ (``.Sub.Folder``) while the Dovecot harness uses ``LAY
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -19,10 +21,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.bench_check import Target
 from exoimap.sandbox.dovecot import DovecotServer
 from exoimap.sandbox.seed import SeedOptions, write_maildir
 
-__all__ = ["BENCH_PASSWORD", "BENCH_USER", "WORK", "SeededServer", "ensure_tools", "seeded_root"]
+__all__ = [
+    "BENCH_PASSWORD",
+    "BENCH_USER",
+    "WORK",
+    "SeededServer",
+    "ensure_tools",
+    "give_to_mail_user",
+    "seeded_root",
+]
 
 WORK = Path(__file__).parent / "work"
 BENCH_USER = "alice@lab.test"
@@ -71,6 +82,22 @@ def _to_fs_layout(maildir: Path) -> None:
         sub.unlink()
 
 
+def give_to_mail_user(root: Path) -> None:
+    """As root: hand ``root/mail`` to the user Dovecot reads mail as (nobody) and let it
+    walk down to ``root``. The ids are looked up once: a million files are chowned."""
+    if os.geteuid() != 0:
+        return
+    uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    for top, _dirs, files in os.walk(root / "mail"):
+        os.chown(top, uid, gid)
+        for name in files:
+            os.chown(os.path.join(top, name), uid, gid)
+    for path in (root, *root.parents):
+        if path == WORK.parent:
+            break
+        path.chmod(path.stat().st_mode | 0o755)
+
+
 def seeded_root(messages: int, seed: int) -> tuple[Path, dict[str, object]]:
     """A Dovecot root under ``bench/work`` whose user holds the seeded mailbox (cached)."""
     root = WORK / f"dovecot-{messages}-{seed}"
@@ -84,15 +111,7 @@ def seeded_root(messages: int, seed: int) -> tuple[Path, dict[str, object]]:
     started = time.monotonic()
     report = write_maildir(maildir, SeedOptions(messages=messages, seed=seed))
     _to_fs_layout(maildir)
-    if os.geteuid() == 0:
-        for top, _dirs, files in os.walk(root / "mail"):
-            shutil.chown(top, "nobody", "nogroup")
-            for name in files:
-                shutil.chown(os.path.join(top, name), "nobody", "nogroup")
-        for path in (root, *root.parents):
-            if path == WORK.parent:
-                break
-            path.chmod(path.stat().st_mode | 0o755)
+    give_to_mail_user(root)
     info: dict[str, object] = {
         "messages": report.messages,
         "bytes": report.bytes,
@@ -121,6 +140,21 @@ class SeededServer:
         server = DovecotServer(root=root, users=users, spare_users=0)
         server.start()
         return cls(server, info)
+
+    def target(
+        self,
+        user: str = BENCH_USER,
+        password: str = BENCH_PASSWORD,
+        token_lifetime_s: int = 4 * 3600,
+    ) -> Target:
+        """How the tools reach ``user`` here (PLAIN, or XOAUTH2 with a token minted now)."""
+        return Target(
+            self.port,
+            self.ca_file,
+            user,
+            password,
+            mint_token=lambda: self.server.mint_token(user, token_lifetime_s).reveal(),
+        )
 
     @property
     def port(self) -> int:

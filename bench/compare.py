@@ -40,7 +40,7 @@ from bench import bench_raw
 from bench.bench_check import TOOLS, Check, Target, check, command
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
 
-__all__ = ["Run", "main", "timed"]
+__all__ = ["Run", "compile_bytecode", "machine_info", "main", "stop_on_sigterm", "timed"]
 
 TIMEOUT = {
     "python": 60,
@@ -98,8 +98,17 @@ def _parse_time_v(text: str) -> dict[str, float]:
     return out
 
 
-def timed(tool: str, phase: str, rnd: int, argv: list[str], cwd: Path, log: Path) -> Run:
-    """Run ``argv`` under ``/usr/bin/time -v`` (and ``timeout``); parse what it reports."""
+def timed(
+    tool: str,
+    phase: str,
+    rnd: int,
+    argv: list[str],
+    cwd: Path,
+    log: Path,
+    timeout: int | None = None,
+) -> Run:
+    """Run ``argv`` under ``/usr/bin/time -v`` (and ``timeout``: ``TIMEOUT[tool]`` seconds
+    unless given); parse what it reports."""
     stats = cwd / f"time-{phase}.txt"
     full = [
         "/usr/bin/time",
@@ -107,7 +116,7 @@ def timed(tool: str, phase: str, rnd: int, argv: list[str], cwd: Path, log: Path
         "-o",
         str(stats),
         "timeout",
-        str(TIMEOUT.get(tool, 1800)),
+        str(timeout or TIMEOUT.get(tool, 1800)),
         *argv,
     ]
     os.sync()  # the previous run's dirty pages are written now, not during this run
@@ -168,7 +177,7 @@ def _record_check(run: Run, result: Check, total_bytes: int) -> None:
     }
 
 
-def _machine() -> dict[str, object]:
+def machine_info() -> dict[str, object]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -254,7 +263,7 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
         _show(run)
         out.write_text(json.dumps(results(partial=True), indent=1))
 
-    machine = _machine()
+    machine = machine_info()
     try:
         target = Target(
             server.port,
@@ -352,12 +361,12 @@ def _show(run: Run) -> None:
     )
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")  # runs the finally blocks: Dovecot stops
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
