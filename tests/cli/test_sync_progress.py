@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -88,3 +89,15 @@ def test_plain_lines_show_hostile_folder_names_escaped(
     assert "work/\\x1b" not in out
     assert "work/evil\\x1b[2J\\x1b]0;owned\\x07: 2 messages" in out
     assert "work/[/bold]x: 2 messages" in out
+
+
+def test_a_folder_planned_in_windows_is_finished_only_after_its_last_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with SyncDisplay(rich=False) as display:
+        first_window = dataclasses.replace(_update(2, planned=2), folder_plan_final=False)
+        display.progress("work", first_window)
+        display.progress("work", _update(4, planned=4))
+    out = capsys.readouterr().out
+    assert "work/INBOX: 2 messages" not in out  # more windows were still to come
+    assert "work/INBOX: 4 messages, 8.0 KB" in out

@@ -159,8 +159,10 @@ class SyncDisplay:
 
     def _plain(self, account: str, update: SyncProgress, before: tuple[int, int] | None) -> None:
         now = self._clock()
-        finished = update.folder_done >= update.folder_planned and (
-            before is None or before[0] < update.folder_planned
+        finished = (
+            update.folder_plan_final
+            and update.folder_done >= update.folder_planned
+            and (before is None or before[0] < update.folder_planned)
         )
         if finished:
             print(

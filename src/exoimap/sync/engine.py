@@ -32,12 +32,11 @@ from exoimap.store.base import (
     Folder,
     FolderState,
     FolderSyncRecord,
-    MessageListing,
     Store,
     SyncState,
 )
 from exoimap.sync.folders import FolderPlanner
-from exoimap.sync.listings import TargetSide, plan_windows
+from exoimap.sync.listings import TargetSide, WindowPlan, plan_windows
 from exoimap.sync.plan import MessagePlan, SyncPolicy
 from exoimap.sync.report import EventHook, FolderReport, ProgressCallback, SyncReport
 from exoimap.sync.run import Run
@@ -247,9 +246,8 @@ async def _plan_windows_only(
             sized=run.policy.follow_content,
             left_out=target[1],
         )
-    async for listing, plan in plan_windows(
-        run, source, side, folder_state, since=None, detail=True
-    ):
+    async for window in plan_windows(run, source, side, folder_state, since=None, detail=True):
+        listing, plan = window.listing, window.plan
         sizes = {m.uid: m.size or 0 for m in listing.messages}
         report.planned += len(plan.fetch)
         report.planned_bytes += sum(sizes.get(uid, 0) for uid in plan.fetch)
@@ -298,10 +296,10 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
             since=since,
             detail=side.rematch or _needs_detail(run),
         )
-        async for listing, plan in windows:
+        async for window in windows:
             # the first window's counters: every change after them is seen by the next run
-            first = first or listing.state
-            await _apply(run, report, listing, plan, source=source_folder, target=target_folder)
+            first = first or window.listing.state
+            await _apply(run, report, window, source=source_folder, target=target_folder)
         assert first is not None  # there is always a window
         await state.folder_synced(
             report.target,
@@ -313,22 +311,17 @@ async def _sync_folder(run: Run, report: FolderReport, record: FolderSyncRecord 
 
 
 async def _apply(
-    run: Run,
-    report: FolderReport,
-    listing: MessageListing,
-    plan: MessagePlan,
-    *,
-    source: Folder,
-    target: Folder,
+    run: Run, report: FolderReport, window: WindowPlan, *, source: Folder, target: Folder
 ) -> None:
     """Carry out one window's plan."""
+    listing, plan = window.listing, window.plan
     report.planned += len(plan.fetch)
     report.skipped += sorted(plan.skipped.items())
     run.total_planned += len(plan.fetch)
     await _apply_metadata(run, report, target, plan)
     await _set_aside_replaced(run, report, plan)
     uidvalidity = listing.state.uidvalidity
-    await Transfer(run, report, source, target, uidvalidity, listing).copy(plan)
+    await Transfer(run, report, source, target, uidvalidity, listing, window.final).copy(plan)
     await _apply_gone(run, report, target, plan, uidvalidity)
     if run.policy.mirror and plan.replaced:
         await target.expunge(list(plan.replaced))

@@ -29,13 +29,22 @@ from exoimap.sync.plan import MessagePlan, MessageRules, needs_rematch, plan_mes
 from exoimap.sync.run import Run
 from exoimap.sync.windows import UidWindows
 
-__all__ = ["CONTENT_SAMPLE", "TargetSide", "plan_windows"]
+__all__ = ["CONTENT_SAMPLE", "TargetSide", "WindowPlan", "plan_windows"]
 
 #: How many of a window's newest copies, and how many more at random, a resync over a
 #: complete listing checks for content changed under the same UID.
 CONTENT_SAMPLE = 16
 # not for secrets: which messages a resync looks at more closely
 _random = random.SystemRandom()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """One window's source listing and plan; ``final`` for the folder's last window."""
+
+    listing: MessageListing
+    plan: MessagePlan
+    final: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +151,7 @@ async def plan_windows(
     *,
     since: int | None,
     detail: bool,
-) -> AsyncIterator[tuple[MessageListing, MessagePlan]]:
+) -> AsyncIterator[WindowPlan]:
     """Each window's source listing and plan, in UID order. Raises :class:`StoreError`
     when the source folder's UIDVALIDITY changes between windows."""
     windows = target.windows(folder_state)
@@ -166,7 +175,7 @@ async def plan_windows(
                 folder=source.name,
             )
         windows.held(max(len(listing.messages), len(stored)))
-        yield listing, plan
+        yield WindowPlan(listing, plan, final=window.last is None)
 
 
 async def _list_and_plan(

@@ -122,7 +122,9 @@ class SyncReport:
 class Progress:
     """A progress update: the current folder's and the whole run's numbers so far.
 
-    ``total_planned`` grows while folders are planned; a bar can use it as its total."""
+    ``total_planned`` grows while folders are planned; a bar can use it as its total. A
+    large folder is planned one window of UIDs at a time: ``folder_planned`` grows too, and
+    is final once ``folder_plan_final``."""
 
     folder: str
     folder_done: int
@@ -131,6 +133,7 @@ class Progress:
     total_done: int
     total_planned: int
     total_bytes: int
+    folder_plan_final: bool = True
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -46,6 +46,8 @@ class Transfer:
     uidvalidity: int
     #: The source listing the plan came from (sizes and Message-IDs for the state).
     listing: MessageListing
+    #: The plan covers the rest of the folder (no more windows to come).
+    final: bool = True
 
     async def copy(self, plan: MessagePlan) -> None:
         """Copy ``plan.fetch`` in batches of the policy's size."""
@@ -64,7 +66,8 @@ class Transfer:
         if not run.target.capabilities.records_origin:
             await self._announce(uids)
         batch = _Batch()
-        items = _items(run, report, self.source.fetch(uids), self.uidvalidity, batch)
+        fetched = self.source.fetch(uids)
+        items = _items(run, report, fetched, self.uidvalidity, batch, final=self.final)
         try:
             if matching and isinstance(target, ContentMatching):
                 stored = await target.append_matching(items)
@@ -144,6 +147,8 @@ async def _items(
     fetched: AsyncIterator[FetchedMessage],
     uidvalidity: int,
     batch: _Batch,
+    *,
+    final: bool,
 ) -> AsyncIterator[AppendItem]:
     """Source messages as target items; a message counts as read when the target asks
     for the next one."""
@@ -158,10 +163,10 @@ async def _items(
         except BaseException:
             # asking for the next message means the previous one was consumed whole
             if previous is not None:
-                _read_one(run, report, previous, batch)
+                _read_one(run, report, previous, batch, final=final)
             raise
         if previous is not None:
-            _read_one(run, report, previous, batch)
+            _read_one(run, report, previous, batch, final=final)
         previous = message
         if keep is not None and (dropped := message.flags - keep):
             report.keywords_dropped.append((message.uid, tuple(sorted(dropped))))
@@ -173,10 +178,12 @@ async def _items(
             origin=MessageRef(uidvalidity, message.uid),
         )
     if previous is not None:
-        _read_one(run, report, previous, batch)
+        _read_one(run, report, previous, batch, final=final)
 
 
-def _read_one(run: Run, report: FolderReport, message: FetchedMessage, batch: _Batch) -> None:
+def _read_one(
+    run: Run, report: FolderReport, message: FetchedMessage, batch: _Batch, *, final: bool
+) -> None:
     batch.read.append((message.uid, message.size))
     batch.flags[message.uid] = message.flags
     run.total_done += 1
@@ -192,5 +199,6 @@ def _read_one(run: Run, report: FolderReport, message: FetchedMessage, batch: _B
                 total_done=run.total_done,
                 total_planned=run.total_planned,
                 total_bytes=run.total_bytes,
+                folder_plan_final=final,
             )
         )
