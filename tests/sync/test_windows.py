@@ -26,7 +26,7 @@ from exoimap.store.base import (
 )
 from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
-from exoimap.sync import SyncPolicy, SyncReport, sync, verify
+from exoimap.sync import Progress, SyncPolicy, SyncReport, sync, verify
 from exoimap.sync.windows import UidWindows
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -297,3 +297,18 @@ def test_a_uidvalidity_change_between_windows_fails_the_folder_and_the_next_run_
         assert healed.summary()["fetched"] + report.summary()["fetched"] >= 40
     finally:
         asyncio.run(archive.close())
+
+
+def test_progress_says_when_a_folder_s_plan_is_final(tmp_path: Path) -> None:
+    source = _mailbox(None)
+    archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+    updates: list[Progress] = []
+    try:
+        asyncio.run(sync(source, archive, archive.sync_state(), SMALL, progress=updates.append))
+    finally:
+        asyncio.run(archive.close())
+    inbox = [u for u in updates if u.folder == "INBOX"]
+    assert len(inbox) == 52
+    assert not inbox[0].folder_plan_final  # more windows to come
+    assert inbox[-1].folder_plan_final
+    assert inbox[-1].folder_done == inbox[-1].folder_planned == 52
