@@ -467,3 +467,44 @@ def test_a_failing_file_step_is_a_store_error_and_rolled_forward(
 
 async def _one(data: bytes) -> AsyncIterator[AppendItem]:
     yield AppendItem(chunks=chunks_of(data), size=len(data))
+
+
+def test_a_sound_session_lets_the_next_process_skip_the_check_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    checks: list[bool] = []
+    original = Index.check_and_init
+
+    def recording(self: Index, *, quick_check: bool = True) -> None:
+        checks.append(quick_check)
+        original(self, quick_check=quick_check)
+
+    monkeypatch.setattr(Index, "check_and_init", recording)
+    note = tmp_path / "index.sqlite.trusted"
+
+    async def open_close(*, trust: bool) -> None:
+        archive = ArchiveStore.open(tmp_path)
+        if trust:
+            archive.trust_index_when_closed()
+        await archive.close()
+
+    asyncio.run(open_close(trust=True))
+    assert note.stat().st_mode & 0o777 == 0o600
+    asyncio.run(open_close(trust=False))
+    assert not note.exists()  # taken at open: a session that does not vouch leaves none
+    asyncio.run(open_close(trust=True))
+    assert checks == [True, False, True]
+
+    # written by someone else after the stamp was left: checked again
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute("PRAGMA user_version=2")
+    checks.clear()
+    asyncio.run(open_close(trust=False))
+    assert checks == [True]
+
+    note.write_text("not a stamp")  # whatever is in the note, it only ever adds a check
+    asyncio.run(open_close(trust=False))
+    assert checks == [True, True]
+    assert not note.exists()

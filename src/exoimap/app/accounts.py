@@ -389,6 +389,8 @@ async def _backup(  # noqa: PLR0917 - the account's run, spelled out
             progress=progress,
             events=sync_event_recorder(account.name),
         )
+        if report.ok:
+            archive.trust_index_when_closed()
         await _update_search(archive, search_index, account)
     if report.ok and kept is not None:
         kept.remember_index(root, archive.closed_index_stamp)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -45,8 +46,10 @@ __all__ = [
     "RebuiltFolder",
     "Rows",
     "index_stamp",
+    "leave_trusted_stamp",
     "map_sqlite_error",
     "storable",
+    "take_trusted_stamp",
 ]
 
 SCHEMA_VERSION = 2
@@ -224,6 +227,37 @@ def index_stamp(path: Path) -> IndexStamp | None:
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def leave_trusted_stamp(path: Path, stamp: IndexStamp) -> None:
+    """Record, beside the index at ``path``, the stamp a sound session left it with, for
+    :func:`take_trusted_stamp` in the next process that opens the archive."""
+    note = Path(f"{path}.trusted")
+    tmp = Path(f"{note}.tmp")
+    tmp.write_text(json.dumps(list(stamp)), encoding="utf-8")
+    tmp.chmod(0o600)
+    os.replace(tmp, note)
+
+
+def take_trusted_stamp(path: Path) -> IndexStamp | None:
+    """The stamp :func:`leave_trusted_stamp` recorded, removed as it is read (a session
+    that crashes, or ends with an error, leaves none behind). ``None`` when there is
+    none or it is not one."""
+    note = Path(f"{path}.trusted")
+    try:
+        text = note.read_text(encoding="utf-8")
+        note.unlink()
+    except FileNotFoundError:
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(values, list) and len(values) == 5):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    return (values[0], values[1], values[2], values[3], values[4])
 
 
 def _flags_text(flags: Iterable[str]) -> str:

@@ -37,7 +37,9 @@ from exoimap.store.archive.index import (
     MessageRow,
     Rows,
     index_stamp,
+    leave_trusted_stamp,
     storable,
+    take_trusted_stamp,
 )
 from exoimap.store.archive.journal import CrashHook, Journal
 from exoimap.store.archive.repair import FileReport, open_index, verify_files
@@ -100,6 +102,7 @@ class ArchiveStore:
         self.recovery_notes: list[str] = notes
         #: The index file's stamp after :meth:`close` (None before, or if it has no stamp).
         self.closed_index_stamp: IndexStamp | None = None
+        self._trust_at_close = False
         self._caps = Capabilities(
             condstore=False,
             uidplus=True,
@@ -148,6 +151,7 @@ class ArchiveStore:
             for sub in ("journal", "damaged", "maildir/cur", "maildir/new", "maildir/tmp"):
                 make_private_dirs(base / sub)
             lock_fd = take_lock(base / "lock", wait=lock_wait)
+            left = take_trusted_stamp(base / "index.sqlite")
         except OSError as exc:
             raise map_os_error(
                 exc, f"opening the archive at {base} (it must be writable)", path=base
@@ -162,7 +166,7 @@ class ArchiveStore:
                 fsync_mode=fsync_mode,
                 crash_hook=crash_hook,
                 writer=writer,
-                trusted=trusted_index,
+                trusted=trusted_index or left,
             )
         except BaseException:
             worker.close()
@@ -294,10 +298,22 @@ class ArchiveStore:
             release_lock(self._lock_fd)
             self._lock_fd = None
 
+    def trust_index_when_closed(self) -> None:
+        """After a session without errors: the next open of this archive, by any process,
+        skips the index's integrity check (``PRAGMA quick_check``, which reads the whole
+        file) while the file still has the stamp this close leaves. Any write to it, by
+        anyone, changes the stamp; a crash leaves no stamp (it is taken at open)."""
+        self._trust_at_close = True
+
     def _close_index(self) -> IndexStamp | None:
         self._index.close()
         # taken while the lock is still held: nobody can have written since the close
-        return index_stamp(self.root / "index.sqlite")
+        path = self.root / "index.sqlite"
+        stamp = index_stamp(path)
+        if stamp is not None and self._trust_at_close:
+            with suppress(OSError):  # only saves the next open some reading
+                leave_trusted_stamp(path, stamp)
+        return stamp
 
     def _row(self, name: str) -> FolderRow:
         row = self._index.folder(name)
