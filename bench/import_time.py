@@ -135,10 +135,10 @@ def summarise(argv: list[str], runs: list[ImportRun]) -> Summary:
     origins: dict[str, list[float]] = {}
     for run in runs:
         split: dict[str, float] = {}
-        for name, (micros, _) in run.modules.items():
-            split[_origin(name)] = split.get(_origin(name), 0.0) + micros
-        for origin, micros in split.items():
-            origins.setdefault(origin, []).append(micros)
+        for name, (own_us, _) in run.modules.items():
+            split[_origin(name)] = split.get(_origin(name), 0.0) + own_us
+        for origin, summed in split.items():
+            origins.setdefault(origin, []).append(summed)
     totals = [r.total_us for r in runs]
     return Summary(
         argv=argv,
