@@ -14,7 +14,7 @@ profiler included) and the profile: own time (tottime) summed by area of the cod
 default) profiles each thread's CPU time, so the areas add up to about the process's CPU
 time, blocking (fsync, waiting for the server) does not count; ``--timer wall`` profiles
 elapsed time, so the areas add up to wall time times the number of busy threads and waits
-show as "event loop poll" and "threads waiting on locks". cProfile slows pure-Python code
+show as "epoll wait" and "lock waits". cProfile slows pure-Python code
 down much more than C code: read the areas as shares, not as what a run without the
 profiler spends; ``--no-profile`` gives the wall and CPU of the same backup unprofiled.
 """
@@ -103,10 +103,10 @@ def _print(run: Backup, areas: dict[str, float] | None, top: list[dict[str, obje
     if areas is None:
         return
     total = sum(areas.values()) or 1.0
-    print(f"\n{'area':<52} {'seconds':>8} {'share':>6}")
+    print(f"\n{'area':<16} {'seconds':>8} {'share':>6}")
     for area in AREAS:
-        print(f"{area:<52} {areas[area]:>8.2f} {areas[area] / total:>6.1%}")
-    print(f"{'profiled total':<52} {total:>8.2f}")
+        print(f"{area:<16} {areas[area]:>8.2f} {areas[area] / total:>6.1%}")
+    print(f"{'profiled total':<16} {total:>8.2f}")
     print(f"\n{'function (top by own time)':<70} {'calls':>9} {'own s':>7} {'cum s':>7}  area")
     for row in top:
         print(
