@@ -13,8 +13,9 @@ everything else. Built-in functions have no file; the ones with an obvious area
 name, and every other built-in's time goes to the areas of the functions that called it,
 in proportion to the time spent under each caller (a ``posix.write`` called from the
 archive's writer is archive writing). *epoll wait* is ``select.epoll.poll`` (the event loop
-waiting for the server) and *lock waits* ``_thread.lock.acquire`` (threads waiting for
-work or for each other): both are near zero with a CPU timer.
+waiting for the server) and *thread waits* ``_thread.lock.acquire`` and
+``_queue.SimpleQueue.get`` (threads waiting for work or for each other): both are near zero
+with a CPU timer. :data:`WAITS` are those two.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AREAS", "Profiles", "area_of", "by_area", "profiling", "top_functions"]
+__all__ = ["AREAS", "WAITS", "Profiles", "area_of", "by_area", "profiling", "top_functions"]
 
 Func = tuple[str, int, str]
 
@@ -40,9 +41,10 @@ TLS = "TLS"
 HASHING = "hashing"
 ASYNCIO = "asyncio"
 POLL = "epoll wait"
-LOCKS = "lock waits"
+LOCKS = "thread waits"
 EXOIMAP = "other exoimap"
 OTHER = "other"
+WAITS = (POLL, LOCKS)
 AREAS = (PARSING, SESSION, ARCHIVE, INDEX, TLS, HASHING, ASYNCIO, POLL, LOCKS, EXOIMAP, OTHER)
 
 _ARCHIVE_WRITING = ("files.py", "append.py", "writer.py", "journal.py")
@@ -55,6 +57,7 @@ _BUILTIN_AREAS = (
     ("sqlite3.", INDEX),
     ("select.epoll", POLL),
     ("_thread.lock", LOCKS),
+    ("_queue.SimpleQueue", LOCKS),
     ("_thread.RLock", LOCKS),
 )
 
