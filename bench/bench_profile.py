@@ -29,7 +29,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AREAS", "WAITS", "Profiles", "area_of", "by_area", "profiling", "top_functions"]
+__all__ = [
+    "AREAS",
+    "WAITS",
+    "Profiles",
+    "area_of",
+    "by_area",
+    "by_thread",
+    "profiling",
+    "top_functions",
+]
 
 Func = tuple[str, int, str]
 
@@ -164,6 +173,18 @@ class Profiles:
             else:
                 merged.add(profile)
         return merged, running
+
+
+def by_thread(profiles: Profiles) -> dict[str, float]:
+    """Own time per kind of thread (its name less a trailing number: ``fsync_3`` is
+    ``fsync``), the main thread as ``main``; threads still running are left out."""
+    totals = {"main": pstats.Stats(profiles.main).total_tt}  # type: ignore[attr-defined]
+    for thread, profile in profiles.threads:
+        if not thread.is_alive():
+            kind = re.sub(r"[-_]?\d+$", "", thread.name) or thread.name
+            total: float = pstats.Stats(profile).total_tt  # type: ignore[attr-defined]
+            totals[kind] = totals.get(kind, 0.0) + total
+    return totals
 
 
 @contextmanager

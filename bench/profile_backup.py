@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.bench_profile import AREAS, WAITS, by_area, profiling, top_functions
+from bench.bench_profile import AREAS, WAITS, by_area, by_thread, profiling, top_functions
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, SeededServer, ensure_tools
 from exoimap.app import backup
 from exoimap.net.credentials import PasswordCredentials
@@ -143,12 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         areas: dict[str, float] | None = None
         top: list[dict[str, object]] = []
         running = 0
+        threads: dict[str, float] = {}
         if args.no_profile:
             run = timed_backup(server, archive_dir, args.connections)
         else:
             with profiling(TIMERS[args.timer]) as profiles:
                 run = timed_backup(server, archive_dir, args.connections)
             stats, running = profiles.stats()
+            threads = {kind: round(seconds, 3) for kind, seconds in by_thread(profiles).items()}
             areas = {area: round(seconds, 3) for area, seconds in by_area(stats).items()}
             top = [asdict(row) for row in top_functions(stats, args.top)]
             if args.pstats:
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(archive_dir, ignore_errors=True)
         server.stop()
     _print(run, areas, top)
+    if threads:
+        print("\nown time by thread: " + ", ".join(f"{k} {v:.2f} s" for k, v in threads.items()))
     if running:
         print(f"({running} thread(s) still running at the end are not in the profile)")
     print(f"\nload average (1 min): {load_before:.2f} before, {load_after:.2f} after")
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": run.summary,
             "areas_s": areas,
             "top": top,
+            "threads_s": threads,
             "threads_not_profiled": running,
             "load_before": round(load_before, 2),
             "load_after": round(load_after, 2),

@@ -125,4 +125,5 @@ def test_profile_backup_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert result["areas_s"][PARSING] > 0
     assert result["areas_s"][ARCHIVE] > 0
     assert len(result["top"]) == 20
+    assert result["threads_s"]["main"] > 0
     assert pstats.Stats(str(tmp_path / "p.pstats")).total_tt > 0  # type: ignore[attr-defined]
