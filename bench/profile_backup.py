@@ -100,8 +100,9 @@ def timed_backup(server: SeededServer, archive_dir: Path, connections: int) -> B
 
 def _print(run: Backup, areas: dict[str, float] | None, top: list[dict[str, object]]) -> None:
     s = run.summary
+    size = s["bytes"] if isinstance(s["bytes"], int) else 0
     print(
-        f"backed up {s['fetched']} messages ({int(s['bytes']) / 1e6:.0f} MB) in {s['folders']} "  # type: ignore[call-overload]
+        f"backed up {s['fetched']} messages ({size / 1e6:.0f} MB) in {s['folders']} "
         f"folders, fsync mode {run.fsync_mode}: wall {run.wall_s:.1f} s, CPU {run.cpu_s:.1f} s "
         f"(user {run.user_s:.1f}, sys {run.sys_s:.1f})"
     )
