@@ -23,6 +23,7 @@ from exoimap.store.base import (
     FolderSyncRecord,
     MessageRef,
     SyncState,
+    UidRange,
     chunks_of,
 )
 from exoimap.store.conformance import sample_message
@@ -268,3 +269,28 @@ def test_sqlite_runs_only_on_the_archive_worker_thread(
     asyncio.run(main())
     assert threads
     assert all(name.startswith("exoimap-archive") for name in threads), threads
+
+
+def test_unanchored_means_a_live_message_without_an_origin_under_this_uidvalidity(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        archive = ArchiveStore.open(tmp_path, fsync_mode="none")
+        try:
+            state = archive.sync_state()
+            async with archive.open_folder("INBOX") as folder:
+                await folder.append(_items([_item(n, MessageRef(7, n)) for n in (1, 2, 3)]))
+                assert not await state.has_unanchored(folder, 7)
+                assert await state.has_unanchored(folder, 6)  # stale: an older UIDVALIDITY
+                assert await state.has_unanchored(folder, 8)
+                [orphan] = await folder.append(_items([_item(4, None)]))
+                assert await state.has_unanchored(folder, 7)  # no origin at all
+                await state.mark_gone("INBOX", [orphan], WHEN)
+                assert not await state.has_unanchored(folder, 7)  # gone: nothing to match
+                window = await state.anchored_messages(folder, 7, UidRange(2, 3))
+                assert [m.origin for m in window] == [MessageRef(7, 2), MessageRef(7, 3)]
+                assert await state.anchored_messages(folder, 6, UidRange(1)) == []
+        finally:
+            await archive.close()
+
+    asyncio.run(main())
