@@ -24,7 +24,7 @@ BEGIN = "<!-- BEGIN bench.million -->"
 END = "<!-- END bench.million -->"
 #: The small run of the same shape that a large one is compared with.
 BASELINE = 20_000
-PHASES = ("initial", "resync", "verify")
+PHASES = ("initial", "resync", "resync-listed", "verify")
 CHART = "benchmarks-million.png"
 
 
@@ -98,8 +98,11 @@ def _section(results: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         f"{results['seeding']['mean_size'] / 1000:.1f} KB ({results['bytes'] / 1e6:,.0f} MB) in "
         f"{results['folders']} folders (INBOX 30 %, seven others 10 % each), Dovecot on "
         "127.0.0.1 with implicit TLS. exoimap: `exoimap sync` in a temporary `EXOIMAP_HOME` "
-        "(durable archive, XOAUTH2 as in the comparison above), then a no-change resync and "
-        "`exoimap verify` (shallow: folders, UIDs, sizes, flags, the index). mbsync: "
+        "(durable archive, XOAUTH2 as in the comparison above), then a no-change resync, "
+        "`resync-listed` (the same resync through the library with CONDSTORE and QRESYNC "
+        "left unused, as against Exchange: every folder's flags listed and compared window "
+        "by window) and `exoimap verify` (shallow: folders, UIDs, sizes, flags, the index). "
+        "mbsync: "
         f"`FSync yes`, initial sync and no-change resync. Rounds: {results['rounds']}, each "
         "run under `/usr/bin/time -v`; msg/s is the mailbox's messages over the wall time "
         "(for a no-change resync and verify: the messages it covered, not transferred). "
