@@ -358,11 +358,8 @@ def test_an_upgrade_that_cannot_write_is_an_error_not_damage(tmp_path: Path) -> 
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
-def test_a_trusted_index_stamp_skips_the_check_only_while_the_file_is_unchanged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    src = _source(3)
-    _run(lambda: _backup(src, tmp_path))
+def _recorded_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each open of an index ran its integrity check, in order."""
     checks: list[bool] = []
     original = Index.check_and_init
 
@@ -371,6 +368,15 @@ def test_a_trusted_index_stamp_skips_the_check_only_while_the_file_is_unchanged(
         original(self, quick_check=quick_check)
 
     monkeypatch.setattr(Index, "check_and_init", recording)
+    return checks
+
+
+def test_a_trusted_index_stamp_skips_the_check_only_while_the_file_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _source(3)
+    _run(lambda: _backup(src, tmp_path))
+    checks = _recorded_checks(monkeypatch)
 
     async def open_close(trusted: IndexStamp | None) -> ArchiveStore:
         archive = ArchiveStore.open(tmp_path, trusted_index=trusted)
@@ -474,14 +480,7 @@ def test_a_sound_session_lets_the_next_process_skip_the_check_until_the_file_cha
 ) -> None:
     src = _source(3)
     _run(lambda: _backup(src, tmp_path))
-    checks: list[bool] = []
-    original = Index.check_and_init
-
-    def recording(self: Index, *, quick_check: bool = True) -> None:
-        checks.append(quick_check)
-        original(self, quick_check=quick_check)
-
-    monkeypatch.setattr(Index, "check_and_init", recording)
+    checks = _recorded_checks(monkeypatch)
     note = tmp_path / "index.sqlite.trusted"
 
     async def open_close(*, trust: bool) -> None:

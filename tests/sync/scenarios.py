@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from exoimap.app import backup
 from exoimap.app import verify_archive as verify
 from exoimap.store.archive import ArchiveStore, CrashHook
 from exoimap.store.base import Capabilities, SpecialUse
 from exoimap.store.conformance import sample_message
-from exoimap.store.memory import MemoryStore
+from exoimap.store.memory import MemoryFolder, MemoryStore
 from exoimap.sync import SyncPolicy, SyncReport
 
 Step = Callable[[MemoryStore], None]
@@ -259,3 +260,17 @@ def in_child(body: Callable[[], None]) -> int:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+class WrappedStore(MemoryStore):
+    """A MemoryStore whose open folders are ``folder_class`` (to watch or fail calls)."""
+
+    folder_class: ClassVar[type[MemoryFolder]] = MemoryFolder
+
+    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
+        return self._wrapped(name)
+
+    @asynccontextmanager
+    async def _wrapped(self, name: str) -> AsyncIterator[MemoryFolder]:
+        async with super().open_folder(name) as folder:
+            yield self.folder_class(self, folder.name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +27,7 @@ from exoimap.store.memory import MemoryFolder, MemoryStore
 from exoimap.sync import SyncEvent, SyncPolicy
 from exoimap.sync.listings import CONTENT_SAMPLE
 from exoimap.sync.plan import MessageRules, plan_messages
+from tests.sync.scenarios import WrappedStore
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2025, 6, 1, 12, 30, tzinfo=dt.UTC)
@@ -314,21 +314,7 @@ class _CountingFolder(MemoryFolder):
         )
 
 
-class _WrappedStore(MemoryStore):
-    """A MemoryStore whose open folders are ``folder_class`` (to watch or fail calls)."""
-
-    folder_class: ClassVar[type[MemoryFolder]] = MemoryFolder
-
-    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
-        return self._wrapped(name)
-
-    @asynccontextmanager
-    async def _wrapped(self, name: str) -> AsyncIterator[MemoryFolder]:
-        async with super().open_folder(name) as folder:
-            yield self.folder_class(self, folder.name)
-
-
-class _CountingStore(_WrappedStore):
+class _CountingStore(WrappedStore):
     """Records what each listing of a folder asked for."""
 
     folder_class = _CountingFolder
@@ -404,7 +390,7 @@ class _FailingOnce(MemoryFolder):
             yield message
 
 
-class _FailingStore(_WrappedStore):
+class _FailingStore(WrappedStore):
     folder_class = _FailingOnce
 
 

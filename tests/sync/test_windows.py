@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,7 +16,6 @@ from exoimap.errors import StoreError
 from exoimap.store.archive import ArchiveStore
 from exoimap.store.archive.state import ArchiveSyncState
 from exoimap.store.base import (
-    SYSTEM_FLAGS,
     Capabilities,
     Folder,
     MessageInfo,
@@ -28,21 +26,15 @@ from exoimap.store.conformance import sample_message
 from exoimap.store.memory import MemoryFolder, MemoryStore
 from exoimap.sync import Progress, SyncPolicy, SyncReport, sync, verify
 from exoimap.sync.windows import UidWindows
+from tests.sync.scenarios import EXCHANGE_CAPS, WrappedStore
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 T1 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 SMALL = SyncPolicy(window_messages=4)
 WHOLE = SyncPolicy(window_messages=10**9)
-EXCHANGE_LIKE = Capabilities(
-    condstore=False,
-    qresync=False,
-    custom_keywords=False,
-    permanent_flags=SYSTEM_FLAGS,
-    exact_sizes=False,
-)
 CAPABILITIES = {
     "condstore": None,  # the memory store's default: CONDSTORE and QRESYNC
-    "exchange": EXCHANGE_LIKE,
+    "exchange": EXCHANGE_CAPS,
 }
 
 
@@ -264,16 +256,9 @@ class _RenumberingFolder(MemoryFolder):
         return listing
 
 
-class _RenumberingStore(MemoryStore):
+class _RenumberingStore(WrappedStore):
     armed: ClassVar[bool] = False
-
-    def open_folder(self, name: str) -> AbstractAsyncContextManager[MemoryFolder]:
-        return self._renumbering(name)
-
-    @asynccontextmanager
-    async def _renumbering(self, name: str) -> AsyncIterator[MemoryFolder]:
-        async with super().open_folder(name) as folder:
-            yield _RenumberingFolder(self, folder.name)
+    folder_class = _RenumberingFolder
 
 
 def test_a_uidvalidity_change_between_windows_fails_the_folder_and_the_next_run_heals(

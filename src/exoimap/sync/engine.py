@@ -12,7 +12,9 @@ Folders are synced concurrently (an :class:`asyncio.TaskGroup`, at most
 ``min(policy.max_parallel_folders, both stores' connection limits)`` at once); one failing
 folder is recorded in the report and does not stop the others, except that an error that
 cannot heal (a full disk, a server unreachable past its deadline) stops the folders not yet
-started. Messages move in
+started. A folder is
+listed, planned and carried out one window of source UIDs at a time
+(:mod:`exoimap.sync.listings`), so memory stays flat however large it is. Messages move in
 batches: one large fetch from the source streams straight into one append on the target
 (:mod:`exoimap.sync.transfer`).
 
@@ -235,7 +237,7 @@ async def _plan_windows_only(
     the UIDs to leave out, ``None`` when the folder is still to be created)."""
     folder_state = await source.state()
     if target is None:
-        side = TargetSide.empty(run.state, source, folder_state.uidvalidity)
+        side = TargetSide.empty(run.state, folder_state.uidvalidity)
     else:
         side = await TargetSide.read(
             run.state,

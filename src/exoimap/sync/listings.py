@@ -53,7 +53,8 @@ class TargetSide:
     once (``whole``), or one window at a time from a :class:`WindowedState`."""
 
     state: SyncState
-    folder: Folder
+    #: The open target folder (``None``: it does not exist yet).
+    folder: Folder | None
     source_uidvalidity: int
     #: How many messages the target folder holds.
     count: int
@@ -118,9 +119,9 @@ class TargetSide:
         )
 
     @classmethod
-    def empty(cls, state: SyncState, folder: Folder, source_uidvalidity: int) -> TargetSide:
+    def empty(cls, state: SyncState, source_uidvalidity: int) -> TargetSide:
         """A target folder that does not exist yet."""
-        return cls(state, folder, source_uidvalidity, 0, False, [], 1, True)
+        return cls(state, None, source_uidvalidity, 0, False, [], 1, True)
 
     def windows(self, source: FolderState) -> UidWindows:
         """The windows that cover the source folder ``source`` and this target folder."""
@@ -131,10 +132,12 @@ class TargetSide:
         """The target messages anchored to source UIDs in ``uids`` (``whole``: all)."""
         if self.whole is not None:
             return self.whole
-        state = self.state
-        assert isinstance(state, WindowedState)  # no whole listing only for these
+        state, folder = self.state, self.folder
+        # no whole listing only for an existing folder of a windowed state
+        assert isinstance(state, WindowedState)
+        assert folder is not None
         found = await state.anchored_messages(
-            self.folder,
+            folder,
             self.source_uidvalidity,
             uids,
             detail=self.detail,

@@ -35,6 +35,7 @@ from exoimap.errors import (
     StoreUnavailable,
     disk_of,
 )
+from exoimap.store.archive.files import atomic_write
 from exoimap.store.base import MessageInfo, MessageRef, UidRange
 
 __all__ = [
@@ -232,11 +233,8 @@ def index_stamp(path: Path) -> IndexStamp | None:
 def leave_trusted_stamp(path: Path, stamp: IndexStamp) -> None:
     """Record, beside the index at ``path``, the stamp a sound session left it with, for
     :func:`take_trusted_stamp` in the next process that opens the archive."""
-    note = Path(f"{path}.trusted")
-    tmp = Path(f"{note}.tmp")
-    tmp.write_text(json.dumps(list(stamp)), encoding="utf-8")
-    tmp.chmod(0o600)
-    os.replace(tmp, note)
+    # not flushed: a note lost to a power cut only costs the next open its check
+    atomic_write(Path(f"{path}.trusted"), json.dumps(list(stamp)).encode(), durable=False)
 
 
 def take_trusted_stamp(path: Path) -> IndexStamp | None:
