@@ -8,13 +8,19 @@ Two uses:
   EXAMINE + ``UID FETCH 1:* (BODY.PEEK[])`` for every folder in one pipelined write and
   reads the replies to nowhere (``recv_into`` a reused buffer). It is what the server, TLS
   and the machine can do with no parsing and no storing; the harness runs it under
-  ``/usr/bin/time -v`` like the tools.
+  ``/usr/bin/time -v`` like the tools;
+* the *storing limit* (``--store DIR``): the same pipelined fetch, each message written to a
+  file of its own and the file system flushed once at the end (``syncfs``). It is the least
+  any tool keeping one file per message (Maildir) must add to the limit: no index, no
+  hashing, no flags, no per-batch flushes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
+import os
 import re
 import socket
 import ssl
@@ -190,15 +196,74 @@ def limit_fetch(port: int, ca_file: Path, user: str, password: str) -> int:
     return total
 
 
+def store_fetch(port: int, ca_file: Path, user: str, password: str, into: Path) -> int:
+    """The pipelined fetch of :func:`limit_fetch`, each ``BODY[]`` written to a file of its
+    own under ``into`` (a directory per folder), then one flush of the file system; returns
+    the bytes stored."""
+    conn = _Conn(port, ca_file, user, password)
+    names = _folders(conn)
+    conn.sock.sendall(
+        b"".join(
+            b"x%d EXAMINE %s\r\ny%d UID FETCH 1:* (BODY.PEEK[])\r\n" % (i, _quote(n).encode(), i)
+            for i, n in enumerate(names)
+        )
+    )
+    total = 0
+    for i in range(len(names)):
+        folder = into / str(i)
+        folder.mkdir(parents=True)
+        done = b"y%d " % i
+        count = 0
+        while not (line := conn.file.readline()).startswith(done):
+            match = _LITERAL.search(line)
+            if match is None:
+                continue
+            body = conn.file.read(int(match.group(1)))
+            count += 1
+            fd = os.open(folder / str(count), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, body)
+            finally:
+                os.close(fd)
+            total += len(body)
+    _flush_file_system(into)
+    conn.close()
+    return total
+
+
+def _flush_file_system(path: Path) -> None:
+    """``syncfs(2)`` on the file system holding ``path`` (``sync(2)`` where libc lacks it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed")
+    finally:
+        os.close(fd)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="pipelined raw fetch to nowhere (the limit)")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", type=Path, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="write each message to a file under this new directory",
+    )
     args = parser.parse_args()
-    total = limit_fetch(args.port, args.ca, args.user, args.password)
-    print(f"received {total} bytes")
+    if args.store is None:
+        total = limit_fetch(args.port, args.ca, args.user, args.password)
+        print(f"received {total} bytes")
+    else:
+        total = store_fetch(args.port, args.ca, args.user, args.password, args.store)
+        print(f"stored {total} bytes")
 
 
 if __name__ == "__main__":

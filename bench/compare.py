@@ -12,7 +12,11 @@ round then starts ``exoimap agent`` and times two more no-change resyncs through
 ``resync-agent-first`` (the agent's first sync: code loaded, no connection yet) and
 ``resync-agent`` (the next one, reusing the connection the first left, as a scheduled sync
 finds it); the agent's own peak RSS is recorded. Each round also runs the *limit*: a
-pipelined raw fetch of every folder to nowhere. The results go to
+pipelined raw fetch of every folder to nowhere, and the *storing limit*: the same fetch
+writing each message to a file of its own and flushing once at the end (what one file per
+message costs on this disk, with nothing else a backup does). The tools' stores are kept
+until the end of the run (deleting one makes the next tool's file creation slow on ext4
+without a journal; docs/benchmarks.md, "Deleting between runs"). The results go to
 ``bench/work/compare-<messages>.json`` and, unless ``--no-report``, into
 ``docs/benchmarks.md`` and ``docs/benchmarks-compare.png`` (see :mod:`bench.report`).
 
@@ -57,7 +61,9 @@ BIG_PASSWORD = "big-pass"
 @dataclass
 class Run:
     tool: str
-    phase: str  # initial | resync | resync-agent-first | resync-agent | limit | big | floor
+    # initial | resync | resync-agent-first | resync-agent | limit | limit-store | big |
+    # floor | floor-ssl
+    phase: str
     round: int
     wall_s: float
     user_s: float
@@ -106,10 +112,14 @@ def timed(
     cwd: Path,
     log: Path,
     timeout: int | None = None,
+    store: bool = False,
 ) -> Run:
     """Run ``argv`` under ``/usr/bin/time -v`` (and ``timeout``: ``TIMEOUT[tool]`` seconds
-    unless given); parse what it reports."""
+    unless given); parse what it reports. ``store``: the raw reader's storing limit, into a
+    new directory under ``cwd``."""
     stats = cwd / f"time-{phase}.txt"
+    if store:
+        argv = [*argv, "--store", str(cwd / f"stored-{rnd}")]
     full = [
         "/usr/bin/time",
         "-v",
@@ -144,9 +154,36 @@ def timed(
     )
 
 
-#: The least any Python IMAP client pays per run on this machine: an interpreter that loads
-#: what a TLS + SQLite + asyncio program must, and exits (measured, not subtracted).
-FLOOR_ARGV = [sys.executable, "-c", "import asyncio, ssl, sqlite3"]
+#: The least any Python IMAP client pays per run on this machine (measured, not
+#: subtracted): an interpreter that loads what a TLS + SQLite + asyncio program must, and
+#: exits; and one that loads only ``ssl``, which no IMAP client over TLS can do without.
+FLOORS = {
+    "floor": [sys.executable, "-c", "import asyncio, ssl, sqlite3"],
+    "floor-ssl": [sys.executable, "-c", "import ssl"],
+}
+#: Launches averaged for a floor (``/usr/bin/time`` reports wall time in 10 ms steps).
+FLOOR_LAUNCHES = 20
+
+
+def floor_run(phase: str, rnd: int) -> Run:
+    """The mean wall time of :data:`FLOOR_LAUNCHES` launches of the floor ``phase``."""
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    codes = [subprocess.run(FLOORS[phase], check=False).returncode for _ in range(FLOOR_LAUNCHES)]
+    wall = (time.perf_counter() - started) / FLOOR_LAUNCHES
+    return Run(
+        tool="python",
+        phase=phase,
+        round=rnd,
+        wall_s=round(wall, 4),
+        user_s=0.0,
+        sys_s=0.0,
+        peak_rss_mb=0.0,
+        exit_code=max(codes),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        complete=not any(codes),
+    )
 
 
 def compile_bytecode() -> None:
@@ -288,9 +325,12 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
             lim = timed("limit", "limit", rnd, limit_argv, scratch, log)
             lim.messages, lim.bytes, lim.complete = count, total, lim.exit_code == 0
             keep(lim)
-            floor = timed("python", "floor", rnd, FLOOR_ARGV, scratch, log)
-            floor.complete = floor.exit_code == 0
-            keep(floor)
+            stored = timed("limit", "limit-store", rnd, limit_argv, scratch, log, store=True)
+            stored.messages, stored.bytes = count, total
+            stored.complete = stored.exit_code == 0
+            keep(stored)
+            for phase in FLOORS:
+                keep(floor_run(phase, rnd))
             for tool in order:
                 if tool in args.once and rnd > 1:
                     continue
@@ -307,7 +347,9 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                             run = timed(tool, phase, rnd, argv, home, log)
                             _record_check(run, check(tool, home / "store", reference), total)
                             keep(run)
-                shutil.rmtree(home, ignore_errors=True)
+                # The tools' stores stay until the end: deleting 20,000 files makes every
+                # file created in the same inode groups for minutes after slow on ext4
+                # without a journal (docs/benchmarks.md, "Deleting between runs").
         if args.big_mb and "exoimap" in tools:
             _big_mailbox(server, args.big_mb)
             big = Target(

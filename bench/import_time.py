@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.compare import FLOOR_ARGV, compile_bytecode
+from bench.compare import FLOORS, compile_bytecode
 
 __all__ = ["ImportRun", "main", "parse_importtime"]
 
@@ -73,7 +73,7 @@ def sync_argv() -> list[str]:
 
 
 def floor_argv() -> list[str]:
-    return [FLOOR_ARGV[0], "-X", "importtime", *FLOOR_ARGV[1:]]
+    return [FLOORS["floor"][0], "-X", "importtime", *FLOORS["floor"][1:]]
 
 
 def run_once(argv: list[str], home: Path) -> ImportRun:

@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--no-profile", action="store_true", help="time the backup only")
     parser.add_argument("--scratch", type=Path, help="where the archive goes (default: temp)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the archive (deleting 20,000 files slows the next run's file creation "
+        "on ext4 without a journal)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--pstats", type=Path, help="save the merged profile (pstats file)")
     args = parser.parse_args(argv)
@@ -158,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 stats.dump_stats(args.pstats)
         load_after = os.getloadavg()[0]
     finally:
-        shutil.rmtree(archive_dir, ignore_errors=True)
+        if args.keep:
+            print(f"archive kept: {archive_dir}")
+        else:
+            shutil.rmtree(archive_dir, ignore_errors=True)
         server.stop()
     _print(run, areas, top)
     if threads:

@@ -113,6 +113,10 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
             _run("exoimap", "initial", 2, 6.0),
             _run("mbsync", "initial", 2, 10.0),
             _run("limit", "limit", 1, 2.0),
+            _run("limit", "limit-store", 1, 3.0),
+            _run("limit", "limit", 2, 4.0),
+            _run("python", "floor", 1, 0.05),
+            _run("python", "floor-ssl", 1, 0.025),
             _run("mbsync", "resync", 1, 0.20),
             _run("exoimap", "resync", 1, 0.50),
             _run("exoimap", "resync-agent-first", 1, 0.12),
@@ -132,10 +136,19 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert text.count(BEGIN) == 1
     assert text.count(END) == 1
     assert "## protocol parse\n\nkept" in text
-    assert "- vs mbsync, initial: 0.40, 0.60 (median 0.50: meets the 0.8x target)" in text
-    assert "- vs mbsync, resync: 2.50 (median 2.50: MISSES the 0.5x target)" in text
+    assert "- vs mbsync, initial: 0.40, 0.60 (median 0.50: meets the 0.5x target)" in text
+    assert "- vs mbsync, resync: 2.50 (median 2.50: MISSES the 0.3x target)" in text
     assert "- vs mbsync, resync, the agent's first sync: 0.60 (median 0.60: MISSES" in text
-    assert "- vs mbsync, resync through the agent: 0.40 (median 0.40: meets the 0.5x" in text
+    assert "- vs mbsync, resync through the agent: 0.40 (median 0.40: MISSES the 0.3x" in text
+    # against the limit round by round (4.0 / 2.0 and 6.0 / 4.0), and the storing limit
+    assert "(the limit), per round: 2.00, 1.50 (median 1.75: MISSES the 1.3x target)" in text
+    assert "storing a file per message (limit-store), per round: 1.33 (median 1.33)" in text
+    assert "| limit | limit-store | 3.00 |" in text
+    assert (
+        "asyncio, ssl and sqlite3, then exits; mean of each round's launches): 50.0 ms, 0.25x"
+        in text
+    )
+    assert "(one that imports only ssl; mean of each round's launches): 25.0 ms, 0.12x" in text
     assert "| exoimap | resync-agent | 0.08 |" in text
     assert "the agent process's peak RSS: 61 MB" in text
     assert "- mbsync: LF line ends" in text
