@@ -12,20 +12,33 @@ programs call) never exits the process.
 
 A ``sync`` is first offered to a running ``exoimap agent`` (:mod:`exoimap.agent.client`);
 only when none takes it is the CLI imported and run here.
+
+The cyclic garbage collector runs far less often in this process than Python's default
+(:data:`GC_THRESHOLDS`): a backup allocates a few dozen container objects per message,
+almost all freed by reference counting, yet with the default thresholds the collector ran
+about 350 times in a 20,000-message backup and took 0.15-0.23 s of CPU (3-5 % of it), most
+of it walking the long-lived objects the imports made. Memory held in reference cycles is
+still freed, a little later. The library leaves the collector alone: it belongs to the
+program that embeds it.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
 from typing import NoReturn
 
-__all__ = ["run"]
+__all__ = ["GC_THRESHOLDS", "run"]
+
+#: Collector thresholds for a CLI process (Python's default: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def run() -> NoReturn:
+    gc.set_threshold(*GC_THRESHOLDS)
     # The agent client first, and the CLI (click, asyncio, the toolkit) only if the command
     # runs here: a sync handed to a running agent costs this process almost no imports.
     try:

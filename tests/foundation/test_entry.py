@@ -68,3 +68,17 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("exoimap ")
+
+
+def test_the_command_runs_with_the_cli_collector_thresholds(tmp_path: Path) -> None:
+    done = _run(
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('thresholds', gc.get_threshold()))\n"
+        "sys.argv = ['exoimap', 'config', 'path']\n"
+        "from exoimap.entry import GC_THRESHOLDS, run\n"
+        "assert gc.get_threshold() != GC_THRESHOLDS  # Python's default until the CLI runs\n"
+        "run()\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "thresholds (10000, 10, 10)" in done.stdout
