@@ -16,7 +16,7 @@ only when none takes it is the CLI imported and run here.
 The cyclic garbage collector runs far less often in this process than Python's default
 (:data:`GC_THRESHOLDS`): a backup allocates a few dozen container objects per message,
 almost all freed by reference counting, yet with the default thresholds the collector ran
-about 350 times in a 20,000-message backup and took 0.15-0.23 s of CPU (3-5 % of it), most
+about 350 times in a 20,000-message backup and took 0.15-0.23 s (2-4 % of its CPU), most
 of it walking the long-lived objects the imports made. Memory held in reference cycles is
 still freed, a little later. The library leaves the collector alone: it belongs to the
 program that embeds it.

@@ -6,7 +6,7 @@ the files, all of which release the GIL. The hand-over is in groups of operation
 threads then trade the GIL far more often than the work needs. For the same reason the
 chunks of one file that arrive in one group are written with one ``write`` and hashed with
 one ``update``: every call that releases the GIL lets the other thread take it, and a
-message arrives in as many chunks as the server's TLS records (a few KB each). Memory stays
+message spanning several network reads arrives in as many chunks. Memory stays
 bounded: when more than :data:`PENDING_LIMIT` bytes wait, the producer awaits until the
 thread catches up. One writer serves one append batch (see
 :mod:`exoimap.store.archive.append`).
