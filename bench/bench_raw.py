@@ -222,7 +222,9 @@ def store_fetch(port: int, ca_file: Path, user: str, password: str, into: Path) 
             count += 1
             fd = os.open(folder / str(count), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                os.write(fd, body)
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             total += len(body)
