@@ -507,3 +507,13 @@ def test_a_sound_session_lets_the_next_process_skip_the_check_until_the_file_cha
     asyncio.run(open_close(trust=False))
     assert checks == [True, True]
     assert not note.exists()
+
+    note.write_bytes(b"\xff\xfe[1")  # not even text
+    asyncio.run(open_close(trust=False))
+    assert checks == [True, True, True]
+    assert not note.exists()
+
+    note.mkdir()  # a note that cannot be read: the archive opens, and checks
+    asyncio.run(open_close(trust=False))
+    asyncio.run(open_close(trust=False))  # the lock was released: it opens again
+    assert checks == [True] * 5

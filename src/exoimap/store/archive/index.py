@@ -240,12 +240,13 @@ def leave_trusted_stamp(path: Path, stamp: IndexStamp) -> None:
 def take_trusted_stamp(path: Path) -> IndexStamp | None:
     """The stamp :func:`leave_trusted_stamp` recorded, removed as it is read (a session
     that crashes, or ends with an error, leaves none behind). ``None`` when there is
-    none or it is not one."""
+    none, it is not one, or it cannot be read and removed: the open then checks the index,
+    as without a note."""
     note = Path(f"{path}.trusted")
     try:
-        text = note.read_text(encoding="utf-8")
+        text = note.read_bytes()
         note.unlink()
-    except FileNotFoundError:
+    except OSError:
         return None
     try:
         values = json.loads(text)
