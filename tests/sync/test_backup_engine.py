@@ -313,3 +313,48 @@ def test_rename_that_changes_uidvalidity_is_found_by_content(tmp_path: Path) -> 
             await archive.close()
 
     asyncio.run(main())
+
+
+def _folders_in_start_order(updates: Sequence[Progress]) -> list[str]:
+    order: list[str] = []
+    for update in updates:
+        if update.folder not in order:
+            order.append(update.folder)
+    return order
+
+
+def test_largest_folders_copied_whole_start_first(tmp_path: Path) -> None:
+    """One folder at a time: the folders copied whole start by size (the biggest must not
+    be the last to start), folders synced before follow in the listed order, and the
+    report keeps the listed order."""
+    src = MemoryStore()
+    for name, count in (("Alpha", 1), ("Beta", 5), ("Gamma", 3), ("INBOX", 2)):
+        if name != "INBOX":
+            src.create_folder_now(name)
+        for n in range(count):
+            src.add_message(name, sample_message(len(name) * 100 + n))
+
+    async def run(updates: list[Progress]) -> list[str]:
+        archive = ArchiveStore.open(tmp_path)
+        try:
+            report = await backup(
+                src, archive, SyncPolicy(max_parallel_folders=1), progress=updates.append
+            )
+            assert report.ok
+            return [folder.source for folder in report.folders]
+        finally:
+            await archive.close()
+
+    first: list[Progress] = []
+    listed = asyncio.run(run(first))
+    assert _folders_in_start_order(first) == ["Beta", "Gamma", "INBOX", "Alpha"]
+    assert listed == ["Alpha", "Beta", "Gamma", "INBOX"]  # as the source lists them
+
+    src.create_folder_now("Delta")
+    for n in range(4):
+        src.add_message("Delta", sample_message(900 + n))
+    for name in ("Alpha", "Gamma"):
+        src.add_message(name, sample_message(len(name) * 100 + 50))
+    again: list[Progress] = []
+    asyncio.run(run(again))
+    assert _folders_in_start_order(again) == ["Delta", "Alpha", "Gamma"]

@@ -117,19 +117,17 @@ async def _sync_folders(
     """Every folder pair at once, within the stores' connection limits."""
     caps = (run.source.capabilities, run.target.capabilities)
     limit = min(run.policy.max_parallel_folders, *(c.max_connections for c in caps))
-    gate = asyncio.Semaphore(max(1, limit))
+    gate = asyncio.Semaphore(max(1, limit))  # first come, first served
+    reports = [
+        FolderReport(source=source, target=target, new_folder=planner.is_new(target))
+        for source, target in pairs
+    ]
+    run.report.folders.extend(reports)  # the report keeps the listed order
     async with asyncio.TaskGroup() as group:
-        for source_name, target_name_ in pairs:
-            report = FolderReport(
-                source=source_name,
-                target=target_name_,
-                new_folder=planner.is_new(target_name_),
-            )
-            run.report.folders.append(report)
-            if source_name not in unchanged:
-                group.create_task(
-                    _folder_task(run, gate, report, records.get(target_name_), planner)
-                )
+        for report in sorted(reports, key=lambda r: planner.start_rank(r.source)):
+            if report.source not in unchanged:
+                record = records.get(report.target)
+                group.create_task(_folder_task(run, gate, report, record, planner))
 
 
 async def _finish(run: Run, synced: list[str]) -> None:

@@ -21,6 +21,8 @@ class FolderPlanner:
         self._existing: set[str] = set()
         #: What the state knew when the plan was made (still true if nothing was applied).
         self.records: list[FolderSyncRecord] = []
+        #: Source folders never synced before -> how many messages they hold.
+        self.first_sync_sizes: dict[str, int] = {}
         #: Target folders that could not be created, and why (each fails alone).
         self.failed: dict[str, StoreError] = {}
 
@@ -31,18 +33,22 @@ class FolderPlanner:
         records = self.records = await run.state.folders()
         self._existing = {info.name for info in await run.target.list_folders()}
         known = {r.name for r in records} | self._existing
+        synced = {r.name for r in records if r.source_uidvalidity is not None}
         delimiter = run.target.delimiter
-        fresh = [
-            info.name
+        targets = {
+            info.name: name
             for info in listed
-            if info.selectable
-            and (name := run.policy.target_folder(info, delimiter)) is not None
-            and name not in known
-        ]
-        uidvalidity = {
-            name: state.uidvalidity
-            for name, state in (await run.source.folder_states(fresh)).items()
+            if info.selectable and (name := run.policy.target_folder(info, delimiter)) is not None
         }
+        # one pipelined STATUS: the UIDVALIDITY of new folders (to spot renames) and the
+        # size of every folder that is copied whole (to start the largest first)
+        states = await run.source.folder_states(
+            [source for source, target in targets.items() if target not in synced]
+        )
+        uidvalidity = {
+            name: state.uidvalidity for name, state in states.items() if targets[name] not in known
+        }
+        self.first_sync_sizes = {name: state.exists for name, state in states.items()}
         self._plan = plan_folders(
             listed,
             uidvalidity,
@@ -64,6 +70,12 @@ class FolderPlanner:
             report.folders_deleted = list(self._plan.deletes)
         else:
             report.folders_gone = list(self._plan.gone)
+
+    def start_rank(self, source_name: str) -> int:
+        """Sort key for starting folder syncs: the largest folders copied whole first, so
+        that the biggest is not the last to start and the run does not end waiting for it
+        alone; the others (small changes, as a rule) after them, in the listed order."""
+        return -self.first_sync_sizes.get(source_name, 0)
 
     def is_new(self, name: str) -> bool:
         """The target folder does not exist yet (before :meth:`apply`)."""
