@@ -45,6 +45,9 @@ from exoimap.protocol import (
     session_invalidated_reason,
     throttle_backoff,
 )
+from exoimap.protocol.framing import split_message
+from exoimap.protocol.parse_fetch import fast_fetch, fast_fetch_with_body, parse_fetch
+from exoimap.protocol.reader import Reader
 
 from .protocol_helpers import both_ways
 
@@ -239,6 +242,45 @@ def test_fetch_body_sections() -> None:
     assert f.body("nope") is None
     echoed = one(b"* 2 FETCH (UID 3 BODY.PEEK[HEADER] {2}\r\nab)")
     assert echoed.body("HEADER") == BodyData("HEADER", None, b"ab", "BODY", False, 2)
+
+
+def _general_parse(data: bytes) -> FetchResponse:
+    """``data`` (one FETCH, literals inline) through the general item parser only."""
+    parts, literals = split_message(data)
+    r = Reader(parts, literals)
+    r.expect(b"* ")
+    seq = r.nz_number()
+    r.expect(b" FETCH ")
+    return parse_fetch(r, seq)
+
+
+@pytest.mark.parametrize(
+    ("data", "fast"),
+    [
+        (b"* 12 FETCH (UID 40 FLAGS (\\Seen $Forwarded) MODSEQ (917))", True),
+        (b"* 12 FETCH (FLAGS () UID 40 MODSEQ (1))", True),
+        (b"* 12 FETCH (UID 40 FLAGS (\\Seen))", True),
+        (b"* 12 FETCH (UID 40 MODSEQ (917) FLAGS (\\Seen))", False),
+        (
+            b'* 3 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
+            b"RFC822.SIZE 5 BODY[] {5}\r\nhello)",
+            True,
+        ),
+        (b"* 3 FETCH (UID 7 BODY[HEADER]<10> {2}\r\nab)", True),
+        (b"* 3 FETCH (UID 7 BINARY[] ~{3}\r\n\x00\x01\x02)", True),
+        (b"* 3 FETCH (UID 7 BODY[] {5}\r\nhello MODSEQ (4))", False),
+        (b"* 3 FETCH (UID 7 BODY[] {5}\r\nhello BODY[TEXT] {1}\r\nx)", False),
+    ],
+)
+def test_fetch_fast_paths_agree_with_the_general_parser(data: bytes, fast: bool) -> None:
+    """The flags listing of a CONDSTORE server and a message read whole take the fast
+    paths; whatever the path, the response is what the general parser makes of it."""
+    parts, literals = split_message(data)
+    taken = fast_fetch(parts[0]) if len(parts) == 1 else fast_fetch_with_body(parts, literals)
+    assert (taken is not None) == fast
+    if taken is not None:
+        assert taken == _general_parse(data)
+    assert one(data) == _general_parse(data)
 
 
 def test_fetch_envelope_with_literals_and_nil() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from exoimap.errors import RemoteProtocolError
 from exoimap.protocol.framing import split_message
-from exoimap.protocol.parse_fetch import fast_fetch, parse_fetch
+from exoimap.protocol.parse_fetch import fast_fetch, fast_fetch_with_body, parse_fetch
 from exoimap.protocol.reader import Reader, StreamedLiteral, dec
 from exoimap.protocol.types import (
     KNOWN_CODES,
@@ -354,10 +354,9 @@ def _join_raw(parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]) -
 def parse_response(parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]) -> Response:
     """One response from its framed parts (lines without CRLF, and literals)."""
     line = parts[0]
-    if len(parts) == 1:
-        fast = fast_fetch(line)
-        if fast is not None:
-            return fast
+    fast = fast_fetch(line) if len(parts) == 1 else fast_fetch_with_body(parts, literals)
+    if fast is not None:
+        return fast
     r = Reader(parts, literals)
     c = r.peek()
     if c == 0x2A:  # "*"

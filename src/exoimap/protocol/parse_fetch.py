@@ -17,6 +17,7 @@ __all__ = [
     "FetchPrefix",
     "fast_fetch",
     "fast_fetch_match",
+    "fast_fetch_with_body",
     "finish_fetch",
     "parse_fetch",
     "parse_fetch_prefix",
@@ -42,10 +43,11 @@ _FAST_PREFIX = re.compile(
     + rb')*)?)\)|INTERNALDATE "([^"\\\r\n]*)"|RFC822\.SIZE (\d{1,20})) )*'
     rb"(BODY|BINARY)\[([^\]\r\n]*)\](?:<(\d{1,20})>)? ~?\{(\d{1,20})\}"
 )
-#: ``* n FETCH (UID u FLAGS (...))`` or with FLAGS first (the flags are checked separately).
+#: ``* n FETCH (UID u FLAGS (...))`` or with FLAGS first (the flags are checked separately),
+#: and ``MODSEQ (m)`` after them (a CONDSTORE server's flags listing).
 FAST_FETCH = re.compile(
     rb"\* ([1-9]\d{0,9}) FETCH \((?:UID ([1-9]\d{0,9}) FLAGS \(([^()]*)\)"
-    rb"|FLAGS \(([^()]*)\) UID ([1-9]\d{0,9}))\)"
+    rb"|FLAGS \(([^()]*)\) UID ([1-9]\d{0,9}))(?: MODSEQ \((\d{1,20})\))?\)"
 )
 
 
@@ -222,7 +224,16 @@ _ITEM_READERS: dict[str, Callable[[Reader, dict[str, object]], None]] = {
 
 
 def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
-    seq, uid, flags, date, size, name, section, origin, literal_size = m.groups()
+    builder = _FetchBuilder(0)
+    builder.fields = fields = _fast_fields(m)
+    item = _fast_body(m, None)
+    builder.bodies.append(item)
+    return FetchPrefix(fetch_response_from(dict(fields)), item, builder)
+
+
+def _fast_fields(m: re.Match[bytes]) -> dict[str, object]:
+    """The items of a :data:`_FAST_PREFIX` match before its body."""
+    seq, uid, flags, date, size = m.group(1, 2, 3, 4, 5)
     fields: dict[str, object] = {"seq": int(seq)}
     if uid is not None:
         fields["uid"] = int(uid)
@@ -237,18 +248,37 @@ def _fast_prefix(m: re.Match[bytes]) -> FetchPrefix:
         fields["internal_date"] = parse_date_time(dec(date))
     if size is not None:
         fields["rfc822_size"] = int(size)
-    item = BodyData(
+    return fields
+
+
+def _fast_body(m: re.Match[bytes], data: bytes | None) -> BodyData:
+    """The body item of a :data:`_FAST_PREFIX` match: streamed, or ``data`` read whole."""
+    name, section, origin, literal_size = m.group(6, 7, 8, 9)
+    return BodyData(
         dec(section),
         None if origin is None else int(origin),
-        None,
+        data,
         name.decode("ascii"),
-        True,
+        data is None,
         int(literal_size),
     )
-    builder = _FetchBuilder(0)
-    builder.fields = fields
-    builder.bodies.append(item)
-    return FetchPrefix(fetch_response_from(dict(fields)), item, builder)
+
+
+def fast_fetch_with_body(
+    parts: list[bytes], literals: Sequence[bytes | StreamedLiteral]
+) -> FetchResponse | None:
+    """The usual FETCH of a message small enough to be read whole (``* n FETCH (UID u ...
+    BODY[] {size}``, the literal, then ``)``) without the general parser; None for any
+    other shape."""
+    if len(parts) != 2 or parts[1] != b")":
+        return None
+    data = literals[0]
+    m = _FAST_PREFIX.fullmatch(parts[0])
+    if m is None or isinstance(data, StreamedLiteral):
+        return None
+    fields = _fast_fields(m)
+    fields["bodies"] = (_fast_body(m, data),)
+    return fetch_response_from(fields)
 
 
 def parse_fetch(r: Reader, seq: int) -> FetchResponse:
@@ -315,7 +345,7 @@ def fast_fetch(line: bytes) -> FetchResponse | None:
 def fast_fetch_match(m: re.Match[bytes]) -> FetchResponse | None:
     """The response for a :data:`FAST_FETCH` match; None if its flags are unusual (then
     the general parser must read the line)."""
-    seq, uid, flags, flags_first, uid_last = m.groups()
+    seq, uid, flags, flags_first, uid_last, modseq = m.groups()
     if uid is None:
         uid, flags = uid_last, flags_first
     flag_tuple = _FLAGS_CACHE.get(flags)
@@ -330,6 +360,8 @@ def fast_fetch_match(m: re.Match[bytes]) -> FetchResponse | None:
     state["seq"] = int(seq)
     state["uid"] = int(uid)
     state["flags"] = flag_tuple
+    if modseq is not None:
+        state["modseq"] = int(modseq)
     return response
 
 

@@ -130,15 +130,26 @@ SYSTEM_FLAGS: frozenset[str] = frozenset(
 _CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS}
 
 
+#: Flag sets already normalized: a mailbox has few distinct ones, and every message passes
+#: through here (bounded, for a server that sends endless keyword combinations).
+_NORMALIZED: dict[tuple[str, ...] | frozenset[str], frozenset[str]] = {}
+
+
 def normalize_flags(flags: Sequence[str] | frozenset[str] | set[str]) -> frozenset[str]:
     """Spell system flags canonically (IMAP flags are case-insensitive) and drop ``\\Recent``."""
+    key = flags if isinstance(flags, (tuple, frozenset)) else None
+    if key is not None and (known := _NORMALIZED.get(key)) is not None:
+        return known
     out: set[str] = set()
     for flag in flags:
         low = flag.lower()
         if low == "\\recent":
             continue
         out.add(_CANONICAL.get(low, flag))
-    return frozenset(out)
+    normalized = frozenset(out)
+    if key is not None and len(_NORMALIZED) < 4096:
+        _NORMALIZED[key] = normalized
+    return normalized
 
 
 def is_inbox(name: str) -> bool:
