@@ -55,11 +55,14 @@ def test_message_id_whole(data: bytes, expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(("data", "expected"), CASES, ids=[_ids(c) for c in CASES])
-@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
-def test_message_id_in_chunks(data: bytes, expected: str | None, size: int) -> None:
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096, HEADER_SCAN_LIMIT + 1])
+@pytest.mark.parametrize("kind", [bytes, memoryview])
+def test_message_id_in_chunks(
+    data: bytes, expected: str | None, size: int, kind: type[bytes] | type[memoryview]
+) -> None:
     collector = HeaderCollector()
     for i in range(0, len(data), size):
-        collector.feed(data[i : i + size])
+        collector.feed(kind(data[i : i + size]))
     assert collector.message_id() == expected
 
 

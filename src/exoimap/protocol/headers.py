@@ -193,11 +193,18 @@ class HeaderCollector:
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         if self.complete:
             return
-        searched_to = max(0, len(self._data) - 2)  # an empty line may straddle chunks
-        self._data += chunk[: HEADER_SCAN_LIMIT - len(self._data)]
-        self.complete = (
-            len(self._data) >= HEADER_SCAN_LIMIT or header_end(self._data, searched_to) >= 0
-        )
+        data = self._data
+        piece = chunk[: HEADER_SCAN_LIMIT - len(data)]
+        if not data and not isinstance(piece, memoryview):
+            # the usual case, a header ending in the first chunk: keep it without the body
+            end = header_end(piece)
+            if end >= 0:
+                data += piece[:end]
+                self.complete = True
+                return
+        searched_to = max(0, len(data) - 2)  # an empty line may straddle chunks
+        data += piece
+        self.complete = len(data) >= HEADER_SCAN_LIMIT or header_end(data, searched_to) >= 0
 
     def header(self) -> bytes:
         """The header block seen so far (all of it once ``complete``)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from exoimap.errors import MessageError, StoreError
-from exoimap.protocol.headers import parse_message_id
+from exoimap.protocol.headers import HeaderCollector
 from exoimap.store.archive.files import (
     Maildir,
     file_base,
@@ -203,15 +203,15 @@ async def _stage(
     if date.tzinfo is None:
         raise MessageError("internal date must be timezone-aware", folder=row.name)
     tmp = f"{tmp_dir}/{uid}.{os.getpid()}.exoimap"
-    head = bytearray()
+    header = None if item.message_id else HeaderCollector()
     size = 0
     origin_uid = item.origin.uid if item.origin else None
     token = writer.open(tmp)
     try:
         async for chunk in item.chunks:
             writer.write(token, chunk)
-            if size < 65536:
-                head += chunk[: 65536 - size]
+            if header is not None:
+                header.feed(chunk)
             size += len(chunk)
             if writer.congested:
                 await writer.wait_for_room()
@@ -240,7 +240,7 @@ async def _stage(
         uid=uid,
         sha256="",  # filled in when the writer is done
         size=size,
-        message_id=item.message_id or parse_message_id(bytes(head)),
+        message_id=item.message_id if header is None else header.message_id(),
         internal_date=date.isoformat(),
         flags=flags,
         file=base,
