@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from exoimap.protocol.headers import (
     HEADER_SCAN_LIMIT,
     HeaderCollector,
+    header_block,
     header_end,
     header_field,
     header_fields,
@@ -153,6 +154,7 @@ def test_whole_and_chunked_agree(
     collector.feed(data[pos:])
     whole = parse_message_id(data)
     assert collector.message_id() == whole
+    assert collector.header() == header_block(data)
     assert whole is None or (whole.startswith("<") and whole.endswith(">") and " " not in whole)
 
 

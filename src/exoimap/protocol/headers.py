@@ -183,10 +183,12 @@ class HeaderCollector:
     (True, '<a@b>')
     """
 
-    __slots__ = ("_data", "complete")
+    __slots__ = ("_data", "_header", "complete")
 
     def __init__(self) -> None:
         self._data = bytearray()
+        #: The header, when it ended in the first chunk (kept as is, no copy of the body).
+        self._header: bytes | None = None
         #: Whether more chunks can no longer change the header (it ended, or the limit).
         self.complete = False
 
@@ -199,7 +201,7 @@ class HeaderCollector:
             # the usual case, a header ending in the first chunk: keep it without the body
             end = header_end(piece)
             if end >= 0:
-                data += piece[:end]
+                self._header = bytes(piece[:end])
                 self.complete = True
                 return
         searched_to = max(0, len(data) - 2)  # an empty line may straddle chunks
@@ -208,6 +210,8 @@ class HeaderCollector:
 
     def header(self) -> bytes:
         """The header block seen so far (all of it once ``complete``)."""
+        if self._header is not None:
+            return self._header
         return header_block(bytes(self._data))
 
     def message_id(self) -> str | None:

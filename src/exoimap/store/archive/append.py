@@ -115,11 +115,12 @@ class GroupCommit:
         """Hand every item to the writer; a failing source ends the batch with what arrived
         whole (returned as the failure to raise after the commit)."""
         tmp_dir = self._maildir.tmp_dir(row.dirname)
+        tmp_suffix = f".{os.getpid()}.exoimap"  # once per batch: getpid is a system call
         staged: list[_Staged] = []
         next_uid = row.uidnext
         try:
             async for item in items:
-                staged.append(await _stage(writer, tmp_dir, row, next_uid, item))
+                staged.append(await _stage(writer, (tmp_dir, tmp_suffix), row, next_uid, item))
                 next_uid += 1
         except (asyncio.CancelledError, KeyboardInterrupt, StoreError) as exc:
             if not isinstance(exc, MessageError):
@@ -197,12 +198,15 @@ class GroupCommit:
 
 
 async def _stage(
-    writer: FileWriter, tmp_dir: str, row: FolderRow, uid: int, item: AppendItem
+    writer: FileWriter, tmp_name: tuple[str, str], row: FolderRow, uid: int, item: AppendItem
 ) -> _Staged:
+    """Stream ``item`` into ``<dir>/<uid><suffix>`` (``tmp_name`` is the pair) and describe
+    it as the row the batch commits."""
     date = item.internal_date or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     if date.tzinfo is None:
         raise MessageError("internal date must be timezone-aware", folder=row.name)
-    tmp = f"{tmp_dir}/{uid}.{os.getpid()}.exoimap"
+    tmp_dir, tmp_suffix = tmp_name
+    tmp = f"{tmp_dir}/{uid}{tmp_suffix}"
     header = None if item.message_id else HeaderCollector()
     size = 0
     origin_uid = item.origin.uid if item.origin else None
