@@ -364,8 +364,8 @@ class Store(Protocol):
         ...
 
     async def folder_states(self, names: Sequence[str]) -> dict[str, FolderState]:
-        """The counters of many folders at once (IMAP: pipelined STATUS, one round trip).
-        A folder that does not exist is left out of the result."""
+        """The counters of many folders at once (IMAP: pipelined STATUS, one round trip),
+        keyed by the names asked for. A folder that does not exist is left out."""
         ...
 
     def open_folder(self, name: str) -> AbstractAsyncContextManager[Folder]:
