@@ -120,7 +120,11 @@ class GroupCommit:
         next_uid = row.uidnext
         try:
             async for item in items:
-                staged.append(await _stage(writer, (tmp_dir, tmp_suffix), row, next_uid, item))
+                staged.append(
+                    await _stage(
+                        writer, row, next_uid, item, tmp_dir=tmp_dir, tmp_suffix=tmp_suffix
+                    )
+                )
                 next_uid += 1
         except (asyncio.CancelledError, KeyboardInterrupt, StoreError) as exc:
             if not isinstance(exc, MessageError):
@@ -198,14 +202,19 @@ class GroupCommit:
 
 
 async def _stage(
-    writer: FileWriter, tmp_name: tuple[str, str], row: FolderRow, uid: int, item: AppendItem
+    writer: FileWriter,
+    row: FolderRow,
+    uid: int,
+    item: AppendItem,
+    *,
+    tmp_dir: str,
+    tmp_suffix: str,
 ) -> _Staged:
-    """Stream ``item`` into ``<dir>/<uid><suffix>`` (``tmp_name`` is the pair) and describe
-    it as the row the batch commits."""
+    """Stream ``item`` into ``<tmp_dir>/<uid><tmp_suffix>`` and describe it as the row the
+    batch commits."""
     date = item.internal_date or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     if date.tzinfo is None:
         raise MessageError("internal date must be timezone-aware", folder=row.name)
-    tmp_dir, tmp_suffix = tmp_name
     tmp = f"{tmp_dir}/{uid}{tmp_suffix}"
     header = None if item.message_id else HeaderCollector()
     size = 0
