@@ -43,6 +43,7 @@ from pathlib import Path
 from bench import bench_raw
 from bench.bench_check import TOOLS, Check, Target, check, command
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, WORK, SeededServer, ensure_tools
+from bench.process_cpu import tree_cpu_seconds
 
 __all__ = ["Run", "compile_bytecode", "machine_info", "main", "stop_on_sigterm", "timed"]
 
@@ -54,6 +55,8 @@ TIMEOUT = {
     "offlineimap3": 3600,
     "limit": 1800,
 }
+#: How long after a run its server processes get to end before their CPU is read.
+SERVER_SETTLE_S = 0.2
 BIG_USER = "big@lab.test"
 BIG_PASSWORD = "big-pass"
 
@@ -77,6 +80,8 @@ class Run:
     complete: bool = False
     byte_exact: bool = False
     check: dict[str, object] = field(default_factory=dict)
+    #: CPU of the server's processes during the run (None: not measured)
+    server_cpu_s: float | None = None
 
     @property
     def cpu_s(self) -> float:
@@ -113,10 +118,12 @@ def timed(
     log: Path,
     timeout: int | None = None,
     store: bool = False,
+    server_pid: int | None = None,
 ) -> Run:
     """Run ``argv`` under ``/usr/bin/time -v`` (and ``timeout``: ``TIMEOUT[tool]`` seconds
     unless given); parse what it reports. ``store``: the raw reader's storing limit, into a
-    new directory under ``cwd``."""
+    new directory under ``cwd``. ``server_pid``: the server's master process, whose CPU
+    (with every process it started) is measured over the run."""
     stats = cwd / f"time-{phase}.txt"
     if store:
         argv = [*argv, "--store", str(cwd / f"stored-{rnd}")]
@@ -131,6 +138,7 @@ def timed(
     ]
     os.sync()  # the previous run's dirty pages are written now, not during this run
     load_before = os.getloadavg()[0]
+    server_before = tree_cpu_seconds(server_pid) if server_pid else None
     with open(log, "ab") as out:
         out.write(f"\n== {tool} {phase} round {rnd}: {' '.join(argv)}\n".encode())
         out.flush()
@@ -139,6 +147,10 @@ def timed(
             full, cwd=Path(__file__).parent.parent, stdout=out, stderr=out, check=False
         )
         elapsed = time.monotonic() - started
+    server_cpu = None
+    if server_pid and server_before is not None:
+        time.sleep(SERVER_SETTLE_S)  # the client's imap processes end and are reaped
+        server_cpu = round(tree_cpu_seconds(server_pid) - server_before, 2)
     parsed = _parse_time_v(stats.read_text()) if stats.exists() else {}
     return Run(
         tool=tool,
@@ -151,6 +163,7 @@ def timed(
         exit_code=proc.returncode,
         load_before=round(load_before, 2),
         load_after=round(os.getloadavg()[0], 2),
+        server_cpu_s=server_cpu,
     )
 
 
@@ -322,10 +335,13 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
         ]
         for rnd in range(1, args.rounds + 1):
             order = tools[(rnd - 1) % len(tools) :] + tools[: (rnd - 1) % len(tools)]
-            lim = timed("limit", "limit", rnd, limit_argv, scratch, log)
+            pid = server.server.pid
+            lim = timed("limit", "limit", rnd, limit_argv, scratch, log, server_pid=pid)
             lim.messages, lim.bytes, lim.complete = count, total, lim.exit_code == 0
             keep(lim)
-            stored = timed("limit", "limit-store", rnd, limit_argv, scratch, log, store=True)
+            stored = timed(
+                "limit", "limit-store", rnd, limit_argv, scratch, log, store=True, server_pid=pid
+            )
             stored.messages, stored.bytes = count, total
             stored.complete = stored.exit_code == 0
             keep(stored)
@@ -338,13 +354,13 @@ def compare(args: argparse.Namespace) -> dict[str, object]:
                 home.mkdir()
                 argv = command(tool, target, home)
                 for phase in ("initial", "resync"):
-                    run = timed(tool, phase, rnd, argv, home, log)
+                    run = timed(tool, phase, rnd, argv, home, log, server_pid=pid)
                     _record_check(run, check(tool, home / "store", reference), total)
                     keep(run)
                 if tool == "exoimap" and args.agent:
                     with _agent(argv, agent_rss):
                         for phase in ("resync-agent-first", "resync-agent"):
-                            run = timed(tool, phase, rnd, argv, home, log)
+                            run = timed(tool, phase, rnd, argv, home, log, server_pid=pid)
                             _record_check(run, check(tool, home / "store", reference), total)
                             keep(run)
                 # The tools' stores stay until the end: deleting 20,000 files makes every

@@ -142,8 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pstats", type=Path, help="save the merged profile (pstats file)")
     args = parser.parse_args(argv)
     ensure_tools()
-    server = SeededServer.start(args.messages, args.seed)
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
     archive_dir = Path(tempfile.mkdtemp(prefix="exoimap-profile-", dir=args.scratch))
+    try:
+        server = SeededServer.start(args.messages, args.seed)
+    except BaseException:
+        archive_dir.rmdir()
+        raise
     try:
         os.sync()  # earlier runs' dirty pages are written now, not during this one
         load_before = os.getloadavg()[0]

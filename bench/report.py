@@ -51,6 +51,9 @@ def summarise(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, list[f
         row.setdefault("mbs", []).append(results["bytes"] / 1e6 / wall)
         row.setdefault("rss", []).append(run["peak_rss_mb"])
         row.setdefault("cpu", []).append(run["cpu_s"])
+        if run.get("server_cpu_s") is not None:
+            row.setdefault("server", []).append(run["server_cpu_s"])
+            row.setdefault("cores", []).append((run["cpu_s"] + run["server_cpu_s"]) / wall)
         row.setdefault("load", []).append(run["load_after"])
         row.setdefault("ok", []).append(1.0 if run["complete"] else 0.0)
         row.setdefault("exact", []).append(1.0 if run["byte_exact"] else 0.0)
@@ -149,7 +152,10 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
         + ". Each run under `/usr/bin/time -v`. Figures: median (min-max) over the rounds; "
         "the limit is a raw pipelined fetch of every folder to nowhere; `limit-store` is the "
         "same fetch writing each message to a file of its own and flushing the file system "
-        "once at the end (no index, hashing, flags or per-batch flushes). The stores are kept "
+        "once at the end (no index, hashing, flags or per-batch flushes). `server CPU s` is "
+        "the CPU of Dovecot's processes over the run (its master and every process it "
+        "started); `cores busy` is client plus server CPU over the wall time, of the "
+        "machine's cores. The stores are kept "
         "until the end of the run: deleting 20,000 files slows later file creation on ext4 "
         "without a journal. "
         "`resync-agent-first` and `resync-agent` are the same `exoimap sync` command with an "
@@ -158,9 +164,9 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
         "",
         f"![comparison chart]({chart_name})",
         "",
-        "| tool | phase | wall s | msg/s | MB/s | peak RSS MB | client CPU s | all present, "
-        "flags equal | byte-exact | load avg (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tool | phase | wall s | msg/s | MB/s | peak RSS MB | client CPU s | server CPU s "
+        "| cores busy | all present, flags equal | byte-exact | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = ["limit", *results["tools"]]
     for tool in order:
@@ -174,6 +180,8 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
                 f"| {tool} | {phase} | {median_range(row['wall'])} | "
                 f"{median_range(row['msgs'], '{:.0f}')} | {median_range(row['mbs'], '{:.1f}')}"
                 f" | {median_range(row['rss'], '{:.0f}')} | {median_range(row['cpu'])} | "
+                f"{median_range(row.get('server', []))} | "
+                f"{median_range(row.get('cores', []), '{:.2f}')} | "
                 f"{ok} | {exact} | {median_range(row['load'], '{:.1f}')} |"
             )
     lines += [

@@ -36,14 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.process_cpu import process_cpu_seconds
 from exoimap.app.watch import WatchSettings, watch_accounts
 from exoimap.config import AccountConfig, Paths
 from exoimap.net.account import AccountProvider
 from exoimap.secrets import Secret
 
 __all__ = ["watch_bench"]
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 #: The targets of issue 19: p95 delivery to archive, idle CPU (% of a core), idle RSS.
 TARGETS = {"latency_p95_s": 5.0, "idle_cpu_percent": 1.0, "idle_rss_mb": 60.0}
@@ -104,11 +103,6 @@ def _wait_for(root: Path, count: int, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{root}: {count} messages not archived in {timeout:g} s")
         time.sleep(0.005)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
 
 def _rss_mb(pid: int) -> float:
@@ -191,9 +185,9 @@ def watch_bench(
             for box in boxes:
                 _wait_for(Path(box["archive"]), 5)
             time.sleep(2)  # the first syncs' connections settle into IDLE
-            cpu_before, started = _cpu_seconds(child.pid), time.monotonic()
+            cpu_before, started = process_cpu_seconds(child.pid), time.monotonic()
             time.sleep(idle)
-            idle_cpu = (_cpu_seconds(child.pid) - cpu_before) / (time.monotonic() - started)
+            idle_cpu = (process_cpu_seconds(child.pid) - cpu_before) / (time.monotonic() - started)
             idle_rss = _rss_mb(child.pid)
             latencies = []
             for n in range(deliveries):

@@ -79,8 +79,11 @@ def test_maildirplusplus_becomes_fs_layout(tmp_path: Path) -> None:
     assert not (tmp_path / "subscriptions").exists()
 
 
-def _run(tool: str, phase: str, rnd: int, wall: float) -> dict[str, object]:
+def _run(
+    tool: str, phase: str, rnd: int, wall: float, server_cpu: float | None = None
+) -> dict[str, object]:
     return {
+        "server_cpu_s": server_cpu,
         "tool": tool,
         "phase": phase,
         "round": rnd,
@@ -108,9 +111,9 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
             **{"offlineimap3": "x", "cores": 2, "memory_gb": 4},
         },
         "runs": [
-            _run("exoimap", "initial", 1, 4.0),
+            _run("exoimap", "initial", 1, 4.0, server_cpu=2.0),
             _run("mbsync", "initial", 1, 10.0),
-            _run("exoimap", "initial", 2, 6.0),
+            _run("exoimap", "initial", 2, 6.0, server_cpu=1.0),
             _run("mbsync", "initial", 2, 10.0),
             _run("limit", "limit", 1, 2.0),
             _run("limit", "limit-store", 1, 3.0),
@@ -144,6 +147,10 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert "(the limit), per round: 2.00, 1.50 (median 1.75: MISSES the 1.3x target)" in text
     assert "storing a file per message (limit-store), per round: 1.33 (median 1.33)" in text
     assert "| limit | limit-store | 3.00 |" in text
+    # server CPU when measured (medians of 2.0 and 1.0), and client + server CPU over wall:
+    # (2.0 + 2.0) / 4.0 and (3.0 + 1.0) / 6.0; a run without it shows "-"
+    assert "| 2.50 (2.00-3.00) | 1.50 (1.00-2.00) | 0.83 (0.67-1.00) | 2/2 |" in text
+    assert "| 30 (30-30) | 5.00 (5.00-5.00) | - | - | 2/2 | 0/2 |" in text  # mbsync's
     assert (
         "asyncio, ssl and sqlite3, then exits; mean of each round's launches): 50.0 ms, 0.25x"
         in text

@@ -206,6 +206,13 @@ class DovecotServer:
 
     # --- life cycle -------------------------------------------------------------------
 
+    @property
+    def pid(self) -> int | None:
+        """The Dovecot master process while the server runs (benchmarks measure the CPU of
+        it and of the processes it starts)."""
+        proc = self._process
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def start(self) -> DovecotServer:
         """Write the configuration and start Dovecot; returns when both ports accept."""
         for attempt in range(3):
