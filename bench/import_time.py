@@ -14,7 +14,9 @@ TLS + SQLite + asyncio program pays; the same floor as :mod:`bench.compare`).
 Prints, over the runs: the median total import time (the sum of every module's own time),
 the module count, the median wall time of the whole process, how the total splits between
 exoimap, third-party packages and the standard library, and the 15 modules with the
-largest median self time. One warm-up run of each command is left out.
+largest median self time. One warm-up run of each command is left out. Then, without
+``-X importtime``, how long the same imports take and how much of that goes to defining
+dataclasses (generating their methods from source is most of a dataclass definition's cost).
 """
 
 from __future__ import annotations
@@ -85,6 +87,55 @@ def run_once(argv: list[str], home: Path) -> ImportRun:
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr[-500:]}")
     return ImportRun(parse_importtime(done.stderr), wall_ms)
+
+
+#: Run in a fresh interpreter: import the CLI root and the ``sync`` command's module (the
+#: cold path) and time every dataclass definition on the way. It wraps a private function of
+#: the standard library's ``dataclasses``, as a measurement may; the toolkit never does.
+DATACLASS_PROBE = """
+import dataclasses, json, time
+define = dataclasses._process_class
+spent = [0.0, 0]
+def timed(cls, *args, **kwargs):
+    started = time.perf_counter()
+    try:
+        return define(cls, *args, **kwargs)
+    finally:
+        spent[0] += time.perf_counter() - started
+        spent[1] += 1
+dataclasses._process_class = timed
+started = time.perf_counter()
+import exoimap.cli, exoimap.cli.sync_cmd
+took = time.perf_counter() - started
+print(json.dumps({"classes": spent[1], "dataclass_ms": spent[0] * 1e3, "import_ms": took * 1e3}))
+"""
+
+
+@dataclass
+class DataclassCost:
+    """Medians over the runs: how much of the cold path's imports defines dataclasses."""
+
+    runs: int
+    classes: int
+    dataclass_ms: float
+    import_ms: float
+
+
+def dataclass_cost(runs: int, home: Path) -> DataclassCost:
+    env = {**os.environ, "EXOIMAP_HOME": str(home)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    argv = [sys.executable, "-c", DATACLASS_PROBE]
+    results = []
+    for _ in range(runs + 1):  # the first is the warm-up
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout))
+    kept = results[1:]
+    return DataclassCost(
+        runs=len(kept),
+        classes=int(statistics.median(r["classes"] for r in kept)),
+        dataclass_ms=round(statistics.median(r["dataclass_ms"] for r in kept), 1),
+        import_ms=round(statistics.median(r["import_ms"] for r in kept), 1),
+    )
 
 
 def measure(argv: list[str], runs: int, home: Path) -> list[ImportRun]:
@@ -183,9 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         floor = floor_argv()
         cold = summarise(sync, measure(sync, args.runs, Path(home)))
         bare = summarise(floor, measure(floor, args.runs, Path(home)))
+        classes = dataclass_cost(args.runs, Path(home))
     load_after = os.getloadavg()[0]
     show("exoimap sync, cold, before any work", cold)
     show("floor", bare)
+    print(
+        f"\ndataclass definitions on the cold path: {classes.classes} classes, "
+        f"{classes.dataclass_ms:.1f} ms of the {classes.import_ms:.1f} ms its imports take "
+        f"without -X importtime (medians of {classes.runs} runs)"
+    )
     print(f"\nload average (1 min): {load_before:.2f} before, {load_after:.2f} after")
     data = {
         "python": sys.version.split()[0],
@@ -193,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_after": round(load_after, 2),
         "sync": asdict(cold),
         "floor": asdict(bare),
+        "dataclasses": asdict(classes),
     }
     if args.json:
         args.json.write_text(json.dumps(data, indent=1) + "\n")

@@ -74,6 +74,16 @@ def _ratios(
     return [r["exoimap"] / r["peer"] for _, r in sorted(by_round.items()) if len(r) == 2]
 
 
+def _interpreter(machine: dict[str, Any]) -> str:
+    """Which interpreter ran exoimap, and how fast it runs Python (older results: nothing)."""
+    if "python_executable" not in machine:
+        return ""
+    return (
+        f" (`{machine['python_executable']}`, {machine['python_speed_ns']} ns for "
+        "`sum(range(100))`)"
+    )
+
+
 def _once(results: dict[str, Any]) -> bool:
     return "--once" in str(results.get("command", ""))
 
@@ -288,7 +298,8 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
         "",
         "Machine: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, Linux "
-        f"{machine['kernel']}, Python {machine['python']}; Dovecot {machine['dovecot']}, "
+        f"{machine['kernel']}, Python {machine['python']}{_interpreter(machine)}; Dovecot "
+        f"{machine['dovecot']}, "
         f"{machine['mbsync']}, offlineimap3 {machine['offlineimap3']}. The machine was shared "
         "with other test suites (see the load column): wall times are inflated for every tool; "
         "compare within a round, and the CPU column is less sensitive to load.",

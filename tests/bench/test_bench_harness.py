@@ -109,6 +109,7 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
         "machine": {
             **dict.fromkeys(("cpu", "kernel", "python", "dovecot", "mbsync"), "x"),
             **{"offlineimap3": "x", "cores": 2, "memory_gb": 4},
+            **{"python_executable": "/usr/bin/python3.11", "python_speed_ns": 460},
         },
         "runs": [
             _run("exoimap", "initial", 1, 4.0, server_cpu=2.0),
@@ -160,3 +161,4 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert "the agent process's peak RSS: 61 MB" in text
     assert "- mbsync: LF line ends" in text
     assert "![comparison chart](benchmarks-compare.png)" in text
+    assert "Python x (`/usr/bin/python3.11`, 460 ns for `sum(range(100))`); Dovecot x" in text

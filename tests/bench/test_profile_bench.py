@@ -106,6 +106,12 @@ def test_import_time_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert "exoimap" not in result["floor"]["by_origin_ms"]
     assert len(result["sync"]["top"]) == 15
     assert "exoimap sync, cold" in done.stdout
+    # the dataclasses the cold path defines (the protocol's, the config's, the store's ...)
+    # and the share of its import time they take
+    classes = result["dataclasses"]
+    assert classes["classes"] > 100
+    assert 0 < classes["dataclass_ms"] < classes["import_ms"]
+    assert f"dataclass definitions on the cold path: {classes['classes']} classes" in done.stdout
 
 
 def test_profile_backup_bench_runs_end_to_end(tmp_path: Path) -> None:
