@@ -230,9 +230,8 @@ def _record_check(run: Run, result: Check, total_bytes: int) -> None:
 
 def interpreter_speed_ns() -> int:
     """Nanoseconds this interpreter takes for ``sum(range(100))`` (best of 5): how fast it
-    runs Python code. Builds of one version differ (Debian's python3.11, built with
-    profile-guided optimisation, took 460 ns on a machine where a plain source build took
-    790), and so does exoimap's share of a backup's CPU, which is mostly Python."""
+    runs Python code on this machine. Machines and builds differ: Debian's python3.11 took
+    460 ns where a plain source build of 3.11 took 790 on the same machine."""
     timer = timeit.Timer("sum(range(100))")
     return round(min(timer.repeat(repeat=5, number=100_000)) / 100_000 * 1e9)
 
