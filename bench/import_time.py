@@ -122,6 +122,7 @@ class DataclassCost:
 
 
 def dataclass_cost(runs: int, home: Path) -> DataclassCost:
+    """Run :data:`DATACLASS_PROBE` ``runs`` times after one warm-up; the medians."""
     env = {**os.environ, "EXOIMAP_HOME": str(home)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     argv = [sys.executable, "-c", DATACLASS_PROBE]

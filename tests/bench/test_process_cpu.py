@@ -48,11 +48,11 @@ def test_tree_cpu_counts_live_descendants_and_reaped_children() -> None:
         tree = tree_cpu_seconds(parent.pid)
     finally:
         parent.communicate("", timeout=30)
-    # the reaped child's burn shows only with its parent's cutime/cstime; the live one's
-    # only in the tree (the parent itself is an idle interpreter)
+    # the reaped child's burn shows only with its parent's cutime/cstime, the live one's
+    # only in the tree; the parent itself did little more than start an interpreter
+    assert own < BURN_S
     assert with_reaped - own >= BURN_S - 0.03
     assert tree - with_reaped >= BURN_S - 0.05
-    assert own < tree - 2 * BURN_S + 0.1
 
 
 def test_timed_measures_the_servers_cpu_over_a_run(tmp_path: Path) -> None:
