@@ -9,8 +9,9 @@ this process, backs the mailbox up through the library as :mod:`bench.bench_exoi
 fresh durable archive in its default fsync mode, with every thread under cProfile.
 
 Reports the wall time, the process CPU time (user + system from ``getrusage``, all threads,
-profiler included) and the profile: own time (tottime) summed by area of the code (see
-:mod:`bench.bench_profile`) and the top functions by own time.
+profiler included), how the event-loop thread was scheduled (:mod:`bench.thread_schedule`:
+on a CPU, waiting for one, blocked) and the profile: own time (tottime) summed by area of
+the code (see :mod:`bench.bench_profile`) and the top functions by own time.
 
 ``--timer wall`` (the default) profiles elapsed time with ``time.perf_counter``: cheap
 (the backup takes about 1.4 times as long as unprofiled), but a thread's time includes
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from bench.bench_profile import AREAS, WAITS, by_area, by_thread, profiling, top_functions
 from bench.bench_server import BENCH_PASSWORD, BENCH_USER, SeededServer, ensure_tools
+from bench.thread_schedule import ThreadSchedule, thread_schedule
 from exoimap.app import backup
 from exoimap.net.credentials import PasswordCredentials
 from exoimap.net.session import Endpoint
@@ -61,6 +63,8 @@ class Backup:
     wall_s: float
     user_s: float
     sys_s: float
+    #: how the event-loop thread (this one: asyncio.run runs the loop here) was scheduled
+    event_loop: ThreadSchedule
 
     @property
     def cpu_s(self) -> float:
@@ -85,9 +89,11 @@ async def _backup(
 def timed_backup(server: SeededServer, archive_dir: Path, connections: int) -> Backup:
     """One backup in this process: wall and the process's CPU (every thread) around it."""
     before = resource.getrusage(resource.RUSAGE_SELF)
+    scheduled_before = thread_schedule()
     started = time.perf_counter()
     summary, fsync_mode = asyncio.run(_backup(server, archive_dir, connections))
     wall = time.perf_counter() - started
+    scheduled = thread_schedule() - scheduled_before
     after = resource.getrusage(resource.RUSAGE_SELF)
     return Backup(
         summary,
@@ -95,6 +101,7 @@ def timed_backup(server: SeededServer, archive_dir: Path, connections: int) -> B
         wall,
         after.ru_utime - before.ru_utime,
         after.ru_stime - before.ru_stime,
+        scheduled,
     )
 
 
@@ -106,6 +113,7 @@ def _print(run: Backup, areas: dict[str, float] | None, top: list[dict[str, obje
         f"folders, fsync mode {run.fsync_mode}: wall {run.wall_s:.1f} s, CPU {run.cpu_s:.1f} s "
         f"(user {run.user_s:.1f}, sys {run.sys_s:.1f})"
     )
+    print(f"event-loop thread: {run.event_loop.describe(run.wall_s)}")
     if areas is None:
         return
     total = sum(areas.values()) or 1.0
@@ -192,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "user_s": round(run.user_s, 2),
             "sys_s": round(run.sys_s, 2),
             "cpu_s": round(run.cpu_s, 2),
+            "event_loop": asdict(run.event_loop),
             "summary": run.summary,
             "areas_s": areas,
             "top": top,

@@ -133,3 +133,9 @@ def test_profile_backup_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert len(result["top"]) == 20
     assert result["threads_s"]["main"] > 0
     assert pstats.Stats(str(tmp_path / "p.pstats")).total_tt > 0  # type: ignore[attr-defined]
+    # the event loop ran in the calling thread: it was on a CPU for part of the wall time
+    # and gave the CPU up while it waited for the server
+    loop = result["event_loop"]
+    assert 0 < loop["on_cpu_s"] <= result["wall_s"] + 0.05
+    assert loop["voluntary_switches"] > 0
+    assert "event-loop thread: on a CPU" in done.stdout
