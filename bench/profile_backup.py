@@ -87,7 +87,8 @@ async def _backup(
 
 
 def timed_backup(server: SeededServer, archive_dir: Path, connections: int) -> Backup:
-    """One backup in this process: wall and the process's CPU (every thread) around it."""
+    """One backup in this process: wall and the process's CPU (every thread) around it, and
+    how the kernel scheduled this thread, which runs the event loop."""
     before = resource.getrusage(resource.RUSAGE_SELF)
     scheduled_before = thread_schedule()
     started = time.perf_counter()
