@@ -37,6 +37,8 @@ class ThreadSchedule:
         )
 
     def describe(self, wall_s: float) -> str:
+        """One line for a report; ``blocked`` is what is left of ``wall_s`` (the thread was
+        neither running nor runnable: waiting for data, the GIL, the disk)."""
         blocked = max(0.0, wall_s - self.on_cpu_s - self.waiting_for_cpu_s)
         switches = self.voluntary_switches + self.involuntary_switches
         per_switch_ms = 1000 * self.waiting_for_cpu_s / max(1, switches)
