@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from bench.thread_schedule import ThreadSchedule, thread_schedule
 
@@ -20,13 +21,13 @@ def _burn(seconds: float) -> None:
         pass
 
 
-def _in_thread(work: object) -> ThreadSchedule:
+def _in_thread(work: Callable[[], object]) -> ThreadSchedule:
     """Run ``work`` in a new thread and return how that thread was scheduled meanwhile."""
     result: list[ThreadSchedule] = []
 
     def run() -> None:
         before = thread_schedule()
-        work()  # type: ignore[operator]
+        work()
         result.append(thread_schedule() - before)
 
     thread = threading.Thread(target=run)
