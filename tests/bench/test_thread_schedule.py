@@ -53,10 +53,11 @@ def test_a_sleeping_thread_switches_voluntarily_and_stays_off_the_cpu() -> None:
 
 def test_a_thread_sharing_its_core_with_a_busy_process_waits_for_the_cpu() -> None:
     core = min(os.sched_getaffinity(0))
-    spin = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"
-    rival = subprocess.Popen([sys.executable, "-c", spin])
+    spin = f"import os\nos.sched_setaffinity(0, {{{core}}})\nprint(flush=True)\nwhile True: pass"
+    rival = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
     try:
-        time.sleep(0.2)  # the rival runs on that core now
+        assert rival.stdout is not None
+        rival.stdout.readline()  # the rival runs on that core now
 
         def burn_on_the_same_core() -> None:
             os.sched_setaffinity(0, {core})  # this thread only
