@@ -156,7 +156,7 @@ def normalize_message_id(value: str | None) -> str | None:
     """A Message-ID field value in its one canonical form (see the module docstring)."""
     if value is None:
         return None
-    text = _without_comments(value)
+    text = _without_comments(value) if "(" in value else value
     start = text.find("<")
     if start >= 0:
         end = text.find(">", start)

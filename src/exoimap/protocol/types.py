@@ -154,9 +154,10 @@ class SequenceSet:
         """Whether ``number`` is in the set; ``*`` counts as the largest number there is."""
         if not isinstance(number, int):
             return False
-        for start, end in self.ranges:
-            lo, hi = sorted(MAX_NUMBER if n is None else n for n in (start, end))
-            if lo <= number <= hi:
+        for start, end in self.ranges:  # a streamed FETCH asks this of every message
+            lo = MAX_NUMBER if start is None else start
+            hi = MAX_NUMBER if end is None else end
+            if lo <= number <= hi or hi <= number <= lo:
                 return True
         return False
 

@@ -19,7 +19,7 @@ import contextlib
 import datetime as _dt
 import os
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,23 @@ Writer = Callable[[int, bytes | memoryview], int]
 
 @dataclass(slots=True)
 class _Staged:
-    row: MessageRow
+    """A message streamed into ``tmp/``: the fields of the index row it becomes (its
+    journal entry, :class:`~exoimap.store.archive.journal.EntryFields`), kept flat rather
+    than as a frozen :class:`MessageRow` because the digest arrives later and copying a
+    frozen row per message costs the event loop more than the rest of the staging."""
+
+    uid: int
+    size: int
+    message_id: str | None
+    internal_date: str
+    flags: frozenset[str]
+    file: str
+    origin_uidvalidity: int | None
+    origin_uid: int | None
     tmp: str  # a path (str: this is the hot path, pathlib costs)
     final_name: str
     token: int  # the FileWriter's handle
+    sha256: str = ""  # filled in when the writer is done
     adopt_uid: int | None = None  # matched an unanchored message: no new file
 
 
@@ -92,8 +105,9 @@ class GroupCommit:
         except BaseException:
             await self._worker.run("removing unfinished messages", row.name, writer.remove_all)
             raise
+        digests = writer.digests
         for done in staged:
-            done.row = replace(done.row, sha256=writer.digests[done.token])
+            done.sha256 = digests[done.token]
         if staged:
             try:
                 await self._commit(row, staged, adopt_unanchored)
@@ -103,7 +117,7 @@ class GroupCommit:
                 raise
         if failure is not None:
             raise failure
-        return [s.adopt_uid if s.adopt_uid is not None else s.row.uid for s in staged]
+        return [s.adopt_uid if s.adopt_uid is not None else s.uid for s in staged]
 
     def _start(self, folder_id: int) -> FolderRow:
         self._journal.check_usable()
@@ -174,12 +188,10 @@ class GroupCommit:
             "op": "append",
             "folder_id": row.id,
             "dir": row.dirname,
-            "uidnext": max(s.row.uid for s in staged) + 1,
-            "entries": [
-                row_to_json(s.row, os.path.basename(s.tmp), s.final_name) for s in new_files
-            ],
+            "uidnext": max(s.uid for s in staged) + 1,
+            "entries": [row_to_json(s, os.path.basename(s.tmp), s.final_name) for s in new_files],
             "adopt": [
-                [s.adopt_uid, s.row.origin_uidvalidity, s.row.origin_uid, sorted(s.row.flags)]
+                [s.adopt_uid, s.origin_uidvalidity, s.origin_uid, sorted(s.flags)]
                 for s in staged
                 if s.adopt_uid is not None
             ],
@@ -192,12 +204,12 @@ class GroupCommit:
         for existing in self._index.messages(folder_id):
             pool.setdefault((existing.sha256, existing.size), []).append(existing)
         for item in staged:
-            if item.row.origin_uid is None:
+            if item.origin_uid is None:
                 continue
-            for candidate in pool.get((item.row.sha256, item.row.size), []):
-                if candidate.origin_uidvalidity != item.row.origin_uidvalidity:
+            for candidate in pool.get((item.sha256, item.size), []):
+                if candidate.origin_uidvalidity != item.origin_uidvalidity:
                     item.adopt_uid = candidate.uid
-                    pool[(item.row.sha256, item.row.size)].remove(candidate)
+                    pool[(item.sha256, item.size)].remove(candidate)
                     break
 
 
@@ -249,9 +261,8 @@ async def _stage(
     writer.close(token, epoch)  # mtime = INTERNALDATE, as Maildir readers expect
     flags = normalize_flags(item.flags)
     base = file_base(epoch, row.uidvalidity, uid, size)
-    message_row = MessageRow(
+    return _Staged(
         uid=uid,
-        sha256="",  # filled in when the writer is done
         size=size,
         message_id=item.message_id if header is None else header.message_id(),
         internal_date=date.isoformat(),
@@ -259,11 +270,9 @@ async def _stage(
         file=base,
         origin_uidvalidity=item.origin.uidvalidity if item.origin else None,
         origin_uid=origin_uid,
-        state="stored",
-        gone_at=None,
-    )
-    return _Staged(
-        row=message_row, tmp=tmp, final_name=f"{base}:2,{letters_for(flags)}", token=token
+        tmp=tmp,
+        final_name=f"{base}:2,{letters_for(flags)}",
+        token=token,
     )
 
 

@@ -199,8 +199,19 @@ def parse_base(base: str) -> tuple[int, int, int, int] | None:
     return date, uidvalidity, uid, size
 
 
+#: Letters of flag sets already seen: a mailbox has few distinct ones, and every stored
+#: message's file name needs them (bounded, like ``normalize_flags``'s cache).
+_LETTERS: dict[frozenset[str], str] = {}
+
+
 def letters_for(flags: Iterable[str]) -> str:
-    return "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
+    key = flags if isinstance(flags, frozenset) else None
+    if key is not None and (known := _LETTERS.get(key)) is not None:
+        return known
+    letters = "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
+    if key is not None and len(_LETTERS) < 4096:
+        _LETTERS[key] = letters
+    return letters
 
 
 def flags_from_letters(letters: str) -> frozenset[str]:

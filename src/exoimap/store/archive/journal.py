@@ -22,19 +22,43 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from exoimap.errors import StoreError, StoreUnavailable
 from exoimap.store.archive.files import Maildir, atomic_write, letters_for, sha256_of
 from exoimap.store.archive.index import Index, MessageRow
 
-__all__ = ["CrashHook", "Journal", "row_from_json", "row_to_json"]
+__all__ = ["CrashHook", "EntryFields", "Journal", "row_from_json", "row_to_json"]
 
 #: Called with the name of each crash point (tests make the process die there).
 CrashHook = Callable[[str], None]
 
 
-def row_to_json(row: MessageRow, tmp_name: str, final_name: str) -> dict[str, Any]:
+class EntryFields(Protocol):
+    """What an append entry records of a message: its index row's fields but the state (a
+    :class:`MessageRow`, or a message still being staged, so the hot path need not build one)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def internal_date(self) -> str: ...
+    @property
+    def flags(self) -> frozenset[str]: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def origin_uidvalidity(self) -> int | None: ...
+    @property
+    def origin_uid(self) -> int | None: ...
+
+
+def row_to_json(row: EntryFields, tmp_name: str, final_name: str) -> dict[str, Any]:
     return {
         "uid": row.uid,
         "sha256": row.sha256,
