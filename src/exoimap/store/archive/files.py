@@ -48,6 +48,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -199,19 +200,15 @@ def parse_base(base: str) -> tuple[int, int, int, int] | None:
     return date, uidvalidity, uid, size
 
 
-#: Letters of flag sets already seen: a mailbox has few distinct ones, and every stored
-#: message's file name needs them (bounded, like ``normalize_flags``'s cache).
-_LETTERS: dict[frozenset[str], str] = {}
-
-
 def letters_for(flags: Iterable[str]) -> str:
-    key = flags if isinstance(flags, frozenset) else None
-    if key is not None and (known := _LETTERS.get(key)) is not None:
-        return known
-    letters = "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
-    if key is not None and len(_LETTERS) < 4096:
-        _LETTERS[key] = letters
-    return letters
+    return _letters_of_set(flags if isinstance(flags, frozenset) else frozenset(flags))
+
+
+#: A mailbox has few distinct flag sets, and every stored message's file name needs their
+#: letters: remembered per set (bounded).
+@functools.lru_cache(maxsize=4096)
+def _letters_of_set(flags: frozenset[str]) -> str:
+    return "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
 
 
 def flags_from_letters(letters: str) -> frozenset[str]:
