@@ -17,6 +17,7 @@ folders belong to ``nobody:nogroup``, the user the mail processes run as.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -414,9 +415,13 @@ class DovecotServer:
             return
         top = self.root / "mail" / user.lower()
         for dirpath, _dirnames, filenames in os.walk(top):
-            shutil.chown(dirpath, "nobody", "nogroup")
+            # a running Dovecot creates and removes lock files (dovecot-uidlist.lock)
+            # between the listing and the chown: one that is gone needs no owner
+            with contextlib.suppress(FileNotFoundError):
+                shutil.chown(dirpath, "nobody", "nogroup")
             for f in filenames:
-                shutil.chown(os.path.join(dirpath, f), "nobody", "nogroup")
+                with contextlib.suppress(FileNotFoundError):
+                    shutil.chown(os.path.join(dirpath, f), "nobody", "nogroup")
 
 
 def _current_ids() -> tuple[str, str]:
