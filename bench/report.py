@@ -74,6 +74,28 @@ def _ratios(
     return [r["exoimap"] / r["peer"] for _, r in sorted(by_round.items()) if len(r) == 2]
 
 
+def _cpu_against_limit(results: dict[str, Any], cores: int) -> list[tuple[float, float, float]]:
+    """Per round with the server's CPU measured: (exoimap initial's client plus server CPU
+    spread evenly over ``cores``, over the raw fetch's wall time; the client CPU that the
+    raw-fetch target leaves once the server's is paid; the client CPU it used)."""
+    by_round: dict[int, dict[str, Any]] = {}
+    for run in results["runs"]:
+        if run["tool"] == "limit" and run["phase"] == "limit":
+            by_round.setdefault(run["round"], {})["limit"] = run
+        elif run["tool"] == "exoimap" and run["phase"] == "initial":
+            by_round.setdefault(run["round"], {})["exoimap"] = run
+    out = []
+    for _, pair in sorted(by_round.items()):
+        exoimap, limit = pair.get("exoimap"), pair.get("limit")
+        if exoimap is None or limit is None or exoimap.get("server_cpu_s") is None:
+            continue
+        limit_wall = max(limit["wall_s"], 1e-3)
+        server, client = exoimap["server_cpu_s"], exoimap["cpu_s"]
+        budget = cores * LIMIT_TARGET * limit_wall - server
+        out.append(((client + server) / cores / limit_wall, budget, client))
+    return out
+
+
 def _interpreter(machine: dict[str, Any]) -> str:
     """Which interpreter ran exoimap, and how fast it runs Python (older results: nothing)."""
     if "python_executable" not in machine:
@@ -239,6 +261,18 @@ def _section(results: dict[str, Any], chart_name: str) -> str:
                 f"{', '.join(f'{r:.2f}' for r in ratios)} (median {med:.2f}"
                 + (f": {verdict} the {LIMIT_TARGET}x target)" if phase == "limit" else ")")
             )
+    cores = int(machine.get("cores") or 1)
+    bounds = _cpu_against_limit(results, cores)
+    if bounds:
+        least = [b[0] for b in bounds]
+        lines.append(
+            "- the least exoimap initial / raw fetch that its CPU allows (its client and "
+            f"server CPU spread evenly over the {cores} cores, over the raw fetch's wall "
+            f"time), per round: {', '.join(f'{r:.2f}' for r in least)} (median "
+            f"{statistics.median(least):.2f}); the {LIMIT_TARGET}x target leaves its client "
+            f"at most {', '.join(f'{b[1]:.2f}' for b in bounds)} s of CPU once the server's "
+            f"is paid (it used {', '.join(f'{b[2]:.2f}' for b in bounds)} s)"
+        )
     resync = table.get(("mbsync", "resync"))
     for phase, what in (
         ("floor", "an interpreter that imports asyncio, ssl and sqlite3, then exits"),

@@ -148,6 +148,14 @@ def test_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert "(the limit), per round: 2.00, 1.50 (median 1.75: MISSES the 1.3x target)" in text
     assert "storing a file per message (limit-store), per round: 1.33 (median 1.33)" in text
     assert "| limit | limit-store | 3.00 |" in text
+    # exoimap's client + server CPU over the 2 cores, against the raw fetch's wall:
+    # (2.0 + 2.0) / 2 / 2.0 and (3.0 + 1.0) / 2 / 4.0; the client CPU the 1.3x target
+    # leaves: 2 * 1.3 * 2.0 - 2.0 and 2 * 1.3 * 4.0 - 1.0
+    assert (
+        "over the raw fetch's wall time), per round: 1.00, 0.50 (median 0.75); the 1.3x "
+        "target leaves its client at most 3.20, 9.40 s of CPU once the server's is paid "
+        "(it used 2.00, 3.00 s)" in text
+    )
     # server CPU when measured (medians of 2.0 and 1.0), and client + server CPU over wall:
     # (2.0 + 2.0) / 4.0 and (3.0 + 1.0) / 6.0; a run without it shows "-"
     assert "| 2.50 (2.00-3.00) | 1.50 (1.00-2.00) | 0.83 (0.67-1.00) | 2/2 |" in text
