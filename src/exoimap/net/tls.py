@@ -3,7 +3,8 @@
 There is deliberately no switch that turns verification off. A private or test CA is
 trusted by naming its file (``ca_file``); it is loaded *in addition to* the system store,
 so a machine-wide ``SSL_CERT_FILE`` never hides the system roots and a per-account CA file
-never replaces them.
+never replaces them. Where the system store is, and which of its files need loading, is
+:mod:`exoimap.net.trust_store`'s job.
 
 :func:`map_ssl_error` turns what :mod:`ssl` raises during a handshake into
 :class:`~exoimap.errors.TLSRefused` with a sentence that says what went wrong.
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoimap.errors import ConfigError, TLSRefused
+from exoimap.net.trust_store import trust_locations
 
 __all__ = ["TLSPolicy", "lean_tls_buffers", "map_ssl_error", "tls_version_name"]
 
-_ENV_VARS = ("SSL_CERT_FILE",)
 _CONTEXTS: dict[tuple[Path | None, float | None], ssl.SSLContext] = {}
 
 
@@ -44,8 +45,8 @@ class TLSPolicy:
     starttls: bool = False
 
     def context(self) -> ssl.SSLContext:
-        """A client context enforcing the policy (built once per CA file version: loading
-        the system store costs about 0.1 s, and a context is safe to share)."""
+        """A client context enforcing the policy (built once per CA file version: a context
+        is safe to share, and loading a CA file is not free)."""
         key = (self.ca_file, _mtime(self.ca_file))
         ctx = _CONTEXTS.get(key)
         if ctx is None:
@@ -58,15 +59,18 @@ class TLSPolicy:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = True
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        # load_default_certs honours SSL_CERT_FILE/SSL_CERT_DIR when set, which may point at a
-        # single private bundle; load the distribution's store as well so public roots stay.
-        paths = ssl.get_default_verify_paths()
-        loaded = {os.path.realpath(os.environ[v]) for v in _ENV_VARS if os.environ.get(v)}
-        for cafile in (paths.openssl_cafile, paths.cafile):
-            if cafile and Path(cafile).is_file() and os.path.realpath(cafile) not in loaded:
-                loaded.add(os.path.realpath(cafile))
-                ctx.load_verify_locations(cafile=cafile)
+        bundles, directories = trust_locations(os.environ, ssl.get_default_verify_paths())
+        for directory in directories:
+            ctx.load_verify_locations(capath=directory)
+        for bundle in bundles:
+            try:
+                ctx.load_verify_locations(cafile=bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load the system's CA bundle ({exc.__class__.__name__}): repair "
+                    "it, or point SSL_CERT_FILE at a readable PEM file of CA certificates",
+                    path=bundle,
+                ) from None
         if self.ca_file is not None:
             try:
                 ctx.load_verify_locations(cafile=str(self.ca_file))
