@@ -4,6 +4,7 @@ which OpenSSL reads during verification; every other bundle is loaded whole."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -124,40 +125,45 @@ def _client(port: int) -> ImapClient:
     )
 
 
+def _as_the_system_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(store.bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(store.directory))
+    monkeypatch.setattr(tls, "_CONTEXTS", {})  # no context built for another store
+
+
+def _server_of(ca: LocalCA, folder: Path) -> ssl.SSLContext:
+    good = ca.issue(("127.0.0.1",), folder=folder, stem="good")
+    return server_context(str(good.cert_file), str(good.key_file))
+
+
+def _ca_names(context: ssl.SSLContext) -> list[str]:
+    """The common names of the CA certificates the context holds in memory."""
+    return [dict(item[0] for item in ca["subject"])["commonName"] for ca in context.get_ca_certs()]
+
+
 async def test_a_server_is_verified_through_the_hashed_directory_alone(
     tmp_path: Path, cas: tuple[LocalCA, LocalCA], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = _store(tmp_path / "certs", cas[0])
-    monkeypatch.setenv("SSL_CERT_FILE", str(store.bundle))
-    monkeypatch.setenv("SSL_CERT_DIR", str(store.directory))
-    monkeypatch.setattr(tls, "_CONTEXTS", {})
-    good = cas[0].issue(("127.0.0.1",), folder=tmp_path / "server", stem="good")
+    _as_the_system_store(_store(tmp_path / "certs", cas[0]), monkeypatch)
     context = TLSPolicy().context()
-    # the bundle was not loaded: the test CA is not in the store before it is looked up
-    subjects = [dict(item[0] for item in c["subject"]) for c in context.get_ca_certs()]
-    assert {"commonName": "trust store test CA one"} not in subjects
-    tls_context = server_context(str(good.cert_file), str(good.key_file))
-    async with RecordingServer(tls=tls_context, capabilities="IMAP4rev1 AUTH=PLAIN") as server:
+    # the bundle was not loaded: the test CA is not in memory before it is looked up
+    assert "trust store test CA one" not in _ca_names(context)
+    server_tls = _server_of(cas[0], tmp_path / "server")
+    async with RecordingServer(tls=server_tls, capabilities="IMAP4rev1 AUTH=PLAIN") as server:
         client = _client(server.port)
         session = await client.session()
         assert session.transport.tls_version in ("TLSv1.2", "TLSv1.3")
         await client.close()
     # verification found the CA under its hashed name and kept it
-    subjects = [dict(item[0] for item in c["subject"]) for c in context.get_ca_certs()]
-    assert {"commonName": "trust store test CA one"} in subjects
+    assert "trust store test CA one" in _ca_names(context)
 
 
 async def test_a_server_whose_ca_is_in_no_store_is_still_refused(
     tmp_path: Path, cas: tuple[LocalCA, LocalCA], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The control: the same server certificate, with the CA's store holding only the other CA.
-    store = _store(tmp_path / "certs", cas[1])
-    monkeypatch.setenv("SSL_CERT_FILE", str(store.bundle))
-    monkeypatch.setenv("SSL_CERT_DIR", str(store.directory))
-    monkeypatch.setattr(tls, "_CONTEXTS", {})
-    good = cas[0].issue(("127.0.0.1",), folder=tmp_path / "server", stem="good")
-    tls_context = server_context(str(good.cert_file), str(good.key_file))
-    async with RecordingServer(tls=tls_context) as server:
+    # The control: the same server certificate, with the store holding only the other CA.
+    _as_the_system_store(_store(tmp_path / "certs", cas[1]), monkeypatch)
+    async with RecordingServer(tls=_server_of(cas[0], tmp_path / "server")) as server:
         with pytest.raises(TLSRefused, match="not trusted"):
             await _client(server.port).session()
     assert server.received == b""
