@@ -60,34 +60,36 @@ def summarise(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, list[f
     return table
 
 
+def _paired(
+    results: dict[str, Any], peer: str, phase: str, exoimap_phase: str
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(the peer's run in ``phase``, exoimap's in ``exoimap_phase``) for each round that has
+    both, in round order."""
+    by_round: dict[int, dict[str, dict[str, Any]]] = {}
+    for run in results["runs"]:
+        if run["tool"] == peer and run["phase"] == phase:
+            by_round.setdefault(run["round"], {})["peer"] = run
+        elif run["tool"] == "exoimap" and run["phase"] == exoimap_phase:
+            by_round.setdefault(run["round"], {})["exoimap"] = run
+    return [(r["peer"], r["exoimap"]) for _, r in sorted(by_round.items()) if len(r) == 2]
+
+
 def _ratios(
     results: dict[str, Any], peer: str, phase: str, exoimap_phase: str | None = None
 ) -> list[float]:
     """exoimap's wall time in ``exoimap_phase`` (default: the same phase) over the peer's
     in ``phase``, round by round."""
-    by_round: dict[int, dict[str, float]] = {}
-    for run in results["runs"]:
-        if run["tool"] == peer and run["phase"] == phase:
-            by_round.setdefault(run["round"], {})["peer"] = run["wall_s"]
-        elif run["tool"] == "exoimap" and run["phase"] == (exoimap_phase or phase):
-            by_round.setdefault(run["round"], {})["exoimap"] = run["wall_s"]
-    return [r["exoimap"] / r["peer"] for _, r in sorted(by_round.items()) if len(r) == 2]
+    pairs = _paired(results, peer, phase, exoimap_phase or phase)
+    return [exoimap["wall_s"] / peer_run["wall_s"] for peer_run, exoimap in pairs]
 
 
 def _cpu_against_limit(results: dict[str, Any], cores: int) -> list[tuple[float, float, float]]:
     """Per round with the server's CPU measured: (exoimap initial's client plus server CPU
     spread evenly over ``cores``, over the raw fetch's wall time; the client CPU that the
     raw-fetch target leaves once the server's is paid; the client CPU it used)."""
-    by_round: dict[int, dict[str, Any]] = {}
-    for run in results["runs"]:
-        if run["tool"] == "limit" and run["phase"] == "limit":
-            by_round.setdefault(run["round"], {})["limit"] = run
-        elif run["tool"] == "exoimap" and run["phase"] == "initial":
-            by_round.setdefault(run["round"], {})["exoimap"] = run
     out = []
-    for _, pair in sorted(by_round.items()):
-        exoimap, limit = pair.get("exoimap"), pair.get("limit")
-        if exoimap is None or limit is None or exoimap.get("server_cpu_s") is None:
+    for limit, exoimap in _paired(results, "limit", "limit", "initial"):
+        if exoimap.get("server_cpu_s") is None:
             continue
         limit_wall = max(limit["wall_s"], 1e-3)
         server, client = exoimap["server_cpu_s"], exoimap["cpu_s"]
